@@ -1,0 +1,147 @@
+/**
+ * A small declarative argument parser: long options (`--name value`, `--name=value`), short flags,
+ * positionals, and an optional remainder (everything after the first positional of a command, or
+ * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
+ */
+import { UserError } from "../errors.ts";
+
+export interface OptionSpec {
+  name: string;
+  short?: string;
+  /** Absent for boolean flags. */
+  value?: "string" | "number";
+  metavar?: string;
+  help: string;
+  /** Allowed values for a string option. */
+  choices?: readonly string[];
+}
+
+export interface CommandSpec {
+  name: string;
+  summary: string;
+  /** Usage line after the program name, e.g. `start --run-key KEY [-d] FLOW_FILE`. */
+  usage: string;
+  options: readonly OptionSpec[];
+  /** Positional names; a trailing `?` marks one optional. */
+  positionals?: readonly string[];
+  /** When set, the first positional and everything after it is kept verbatim (orchesjob's `-- CMD…`). */
+  remainder?: string;
+  hidden?: boolean;
+  /** Extra help text after the options. */
+  notes?: string;
+}
+
+export type OptionValue = string | number | boolean;
+
+export interface ParsedArgs {
+  options: Record<string, OptionValue | undefined>;
+  positionals: string[];
+  remainder: string[];
+  help: boolean;
+}
+
+/** Parses `argv` against `spec`. `--help`/`-h` anywhere before a remainder sets `help`. */
+export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
+  const parsed: ParsedArgs = { options: {}, positionals: [], remainder: [], help: false };
+  const byLong = new Map(spec.options.map((o) => [o.name, o]));
+  const byShort = new Map(spec.options.filter((o) => o.short).map((o) => [o.short!, o]));
+  const where = spec.name ? `${spec.name}: ` : "";
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      if (spec.remainder) parsed.remainder = argv.slice(i + 1);
+      else parsed.positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg === "--help" || arg === "-h") {
+      parsed.help = true;
+      continue;
+    }
+    if (arg.startsWith("-") && arg !== "-") {
+      const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+      const key = eq >= 0 ? arg.slice(2, eq) : arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
+      const option = arg.startsWith("--") ? byLong.get(key) : byShort.get(key);
+      if (!option) throw new UserError(`${where}unknown option ${eq >= 0 ? arg.slice(0, eq) : arg}`);
+      if (!option.value) {
+        if (eq >= 0) throw new UserError(`${where}option --${option.name} takes no value`);
+        parsed.options[option.name] = true;
+        continue;
+      }
+      let raw: string;
+      if (eq >= 0) raw = arg.slice(eq + 1);
+      else {
+        if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
+        raw = argv[++i];
+      }
+      parsed.options[option.name] = convert(option, raw, where);
+      continue;
+    }
+    if (spec.remainder) {
+      parsed.remainder = argv.slice(i);
+      break;
+    }
+    parsed.positionals.push(arg);
+  }
+  if (parsed.help) return parsed;
+  const names = spec.positionals ?? [];
+  const required = names.filter((n) => !n.endsWith("?")).length;
+  if (parsed.positionals.length < required) {
+    throw new UserError(`${where}missing ${names[parsed.positionals.length].replace(/\?$/, "")}`);
+  }
+  if (parsed.positionals.length > names.length) {
+    throw new UserError(`${where}unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
+  }
+  return parsed;
+}
+
+function convert(option: OptionSpec, raw: string, where: string): OptionValue {
+  if (option.value === "number") {
+    const value = Number(raw);
+    if (raw.trim() === "" || !Number.isFinite(value)) {
+      throw new UserError(`${where}option --${option.name} needs a number, got ${JSON.stringify(raw)}`);
+    }
+    return value;
+  }
+  if (option.choices && !option.choices.includes(raw)) {
+    throw new UserError(
+      `${where}option --${option.name} must be one of ${option.choices.join(", ")}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return raw;
+}
+
+/** Help text for one command. */
+export function formatHelp(program: string, spec: CommandSpec): string {
+  const lines = [`Usage: ${program} ${spec.usage}`, "", spec.summary];
+  if (spec.options.length > 0) {
+    lines.push("", "Options:");
+    const rows = spec.options.map((o) => {
+      const flag = `${o.short ? `-${o.short}, ` : "    "}--${o.name}${
+        o.value ? ` ${o.metavar ?? o.name.toUpperCase()}` : ""
+      }`;
+      return [flag, o.help] as const;
+    });
+    rows.push(["-h, --help", "Show this help."]);
+    const width = Math.max(...rows.map(([flag]) => flag.length));
+    for (const [flag, help] of rows) lines.push(`  ${flag.padEnd(width)}  ${help}`);
+  }
+  if (spec.notes) lines.push("", spec.notes.trimEnd());
+  return lines.join("\n") + "\n";
+}
+
+/** Reads a number option that must be >= min (or > min when `exclusive`). */
+export function numberOption(
+  parsed: ParsedArgs,
+  name: string,
+  fallback: number,
+  min = 0,
+  exclusive = false,
+): number {
+  const value = parsed.options[name];
+  if (value === undefined) return fallback;
+  const n = value as number;
+  if (exclusive ? n <= min : n < min) {
+    throw new UserError(`option --${name} must be ${exclusive ? ">" : ">="} ${min}, got ${n}`);
+  }
+  return n;
+}

@@ -1,0 +1,16 @@
+import type { Command } from "../command.ts";
+import { EXAMPLE_FLOW } from "../example_flow.ts";
+import { writeStdout } from "../output.ts";
+
+export const exampleCommand: Command = {
+  spec: {
+    name: "example",
+    summary: "Print an example flow (YAML) to stdout: orchesjob-flow example > flow.yaml",
+    usage: "example",
+    options: [],
+  },
+  run() {
+    writeStdout(EXAMPLE_FLOW);
+    return 0;
+  },
+};

@@ -1,0 +1,39 @@
+/** The one place that writes to the terminal. Renderers elsewhere return strings. */
+const encoder = new TextEncoder();
+
+function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  const bytes = encoder.encode(text);
+  let written = 0;
+  while (written < bytes.length) {
+    try {
+      written += file.writeSync(bytes.subarray(written));
+    } catch (error) {
+      // A closed pipe (`| head`) or a gone terminal: nobody is reading, so stop writing.
+      if (error instanceof Deno.errors.BrokenPipe) return;
+      throw error;
+    }
+  }
+}
+
+export function writeStdout(text: string): void {
+  writeAll(Deno.stdout, text);
+}
+
+export function writeStderr(text: string): void {
+  writeAll(Deno.stderr, text);
+}
+
+/** Pretty JSON on stdout: the machine-readable answer of most commands. */
+export function printJson(value: unknown): void {
+  writeStdout(JSON.stringify(value, null, 2) + "\n");
+}
+
+/** The single-line JSON error every failure prints on stderr. */
+export function printError(message: string, extra: Record<string, unknown> = {}): void {
+  writeStderr(JSON.stringify({ error: message, ...extra }) + "\n");
+}
+
+/** True when stdout is a terminal and colour is wanted (NO_COLOR unset or empty). */
+export function useColor(): boolean {
+  return Deno.stdout.isTerminal() && !(Deno.env.get("NO_COLOR") ?? "");
+}

@@ -1,0 +1,66 @@
+/** The dependency graph of a flow: what each step waits for, unknown ids and cycles. Pure. */
+import type { FlowDefinition } from "./model.ts";
+import { referencedIds, type WhenExpr } from "./when.ts";
+
+/** depends_on ∪ ids referenced by the condition, in order of first mention. */
+export function effectiveWaits(dependsOn: readonly string[], condition: WhenExpr | null): string[] {
+  return [...new Set([...dependsOn, ...(condition ? referencedIds(condition) : [])])];
+}
+
+export interface GraphProblem {
+  stepId?: string;
+  /** Which field of the step the problem is in, so the caller can point at it. */
+  field?: "when" | "depends_on";
+  reason: string;
+}
+
+/** The first problem with the graph, or null: unknown ids, self-references, then cycles. */
+export function checkGraph(flow: FlowDefinition): GraphProblem | null {
+  const ids = new Set(flow.steps.map((step) => step.id));
+  for (const step of flow.steps) {
+    for (const dep of step.dependsOn) {
+      if (dep === step.id) {
+        return { stepId: step.id, field: "depends_on", reason: `step "${step.id}" depends on itself` };
+      }
+      if (!ids.has(dep)) {
+        return { stepId: step.id, field: "depends_on", reason: `depends_on names unknown step "${dep}"` };
+      }
+    }
+    for (const ref of step.condition ? referencedIds(step.condition) : []) {
+      if (ref === step.id) {
+        return { stepId: step.id, field: "when", reason: `step "${step.id}" refers to itself in when` };
+      }
+      if (!ids.has(ref)) return { stepId: step.id, field: "when", reason: `when refers to unknown step "${ref}"` };
+    }
+  }
+  const cycle = findCycle(flow);
+  return cycle ? { stepId: cycle[0], reason: `dependency cycle detected: ${cycle.join(" -> ")}` } : null;
+}
+
+/** One cycle as a path that starts and ends at the same step, following "waits for" edges. */
+export function findCycle(flow: FlowDefinition): string[] | null {
+  const waits = new Map(flow.steps.map((step) => [step.id, step.waitsFor]));
+  const state = new Map<string, "visiting" | "done">();
+  const path: string[] = [];
+  const visit = (id: string): string[] | null => {
+    state.set(id, "visiting");
+    path.push(id);
+    for (const dep of waits.get(id) ?? []) {
+      if (state.get(dep) === "visiting") return [...path.slice(path.indexOf(dep)), dep];
+      if (state.get(dep) === undefined) {
+        const found = visit(dep);
+        if (found) return found;
+      }
+    }
+    path.pop();
+    state.set(id, "done");
+    return null;
+  };
+  for (const step of flow.steps) {
+    if (state.get(step.id) === undefined) {
+      const found = visit(step.id);
+      if (found) return found;
+    }
+  }
+  return null;
+}

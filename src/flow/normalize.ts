@@ -1,0 +1,65 @@
+/** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
+import { createHash } from "node:crypto";
+import type { FlowDefinition } from "./model.ts";
+import { formatWhen, parseWhen } from "./when.ts";
+
+/** The normalized step as stored and printed; field names follow the flow file's. */
+export interface NormalizedStep {
+  id: string;
+  command: string[];
+  when: string | null;
+  depends_on: string[];
+  waits_for: string[];
+  retries: number;
+  retry_delay_sec: number;
+  timeout_sec: number | null;
+  strict: boolean;
+  start_timeout_sec: number | null;
+}
+
+export interface NormalizedFlow {
+  flow_id: string;
+  steps: NormalizedStep[];
+}
+
+export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
+  return {
+    flow_id: flow.flowId,
+    steps: flow.steps.map((step) => ({
+      id: step.id,
+      command: step.command,
+      when: step.condition ? formatWhen(step.condition) : null,
+      depends_on: step.dependsOn,
+      waits_for: step.waitsFor,
+      retries: step.retries,
+      retry_delay_sec: step.retryDelaySec,
+      timeout_sec: step.timeoutSec,
+      strict: step.strict,
+      start_timeout_sec: step.startTimeoutSec,
+    })),
+  };
+}
+
+/** Rebuilds the definition from its stored form (the inverse of {@link normalizeFlow}). */
+export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
+  return {
+    flowId: stored.flow_id,
+    steps: stored.steps.map((step) => ({
+      id: step.id,
+      command: step.command,
+      condition: step.when === null ? null : parseWhen(step.when),
+      dependsOn: step.depends_on,
+      waitsFor: step.waits_for,
+      retries: step.retries,
+      retryDelaySec: step.retry_delay_sec,
+      timeoutSec: step.timeout_sec,
+      strict: step.strict,
+      startTimeoutSec: step.start_timeout_sec,
+    })),
+  };
+}
+
+/** sha256 over the normalized definition: equal for files that mean the same flow. */
+export function definitionHash(flow: FlowDefinition): string {
+  return "sha256:" + createHash("sha256").update(JSON.stringify(normalizeFlow(flow))).digest("hex");
+}

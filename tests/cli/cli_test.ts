@@ -1,0 +1,97 @@
+/** The CLI skeleton through the real entry point: help, version, example, validate, and usage errors. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, errorLine, REPO, tempDir, writeFile } from "../helpers.ts";
+
+Deno.test("--version prints the version from deno.json", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const result = await cli(["--version"]);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout, `orchesjob-flow ${config.version}\n`);
+});
+
+Deno.test("--help lists the visible commands and global options", async () => {
+  const result = await cli(["--help"]);
+  assert.equal(result.code, 0);
+  for (const word of ["example", "validate", "--db", "--orchesjob-bin", "--poll-interval", "--executor"]) {
+    assert.ok(result.stdout.includes(word), word);
+  }
+});
+
+Deno.test("every command has --help", async () => {
+  for (const command of ["example", "validate"]) {
+    const result = await cli([command, "--help"]);
+    assert.equal(result.code, 0, command);
+    assert.match(result.stdout, new RegExp(`^Usage: orchesjob-flow ${command}`), command);
+  }
+});
+
+Deno.test("example prints examples/daily-import.yaml, which validates", async () => {
+  const result = await cli(["example"]);
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout, Deno.readTextFileSync(join(REPO, "examples/daily-import.yaml")));
+  using dir = tempDir();
+  const file = writeFile(dir.path, "flow.yaml", result.stdout);
+  const validated = await cli(["validate", file]);
+  assert.equal(validated.code, 0, validated.stderr);
+  const flow = JSON.parse(validated.stdout);
+  assert.equal(flow.flow_id, "daily-import");
+  assert.equal(flow.steps.at(-1).when, "!download || !validate || !import");
+});
+
+Deno.test("validate prints the normalized flow with waits_for, the parsed condition and a hash", async () => {
+  for (
+    const name of [
+      "daily-import",
+      "branching-hello-flow",
+      "branching-hello-failure-flow",
+      "branching-hello-parens-flow",
+    ]
+  ) {
+    const result = await cli(["validate", `examples/${name}.yaml`]);
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    const flow = JSON.parse(result.stdout);
+    assert.equal(flow.valid, true);
+    assert.match(flow.definition_hash, /^sha256:[0-9a-f]{64}$/);
+    for (const step of flow.steps) assert.ok(Array.isArray(step.waits_for), name);
+  }
+  const parens = JSON.parse((await cli(["validate", "examples/branching-hello-parens-flow.yaml"])).stdout);
+  const d = parens.steps.find((s: { id: string }) => s.id === "D");
+  assert.equal(d.when, "B && F || !C");
+  assert.deepEqual(d.waits_for, ["B", "F", "C"]);
+  assert.deepEqual(d.condition, {
+    kind: "or",
+    left: { kind: "and", left: { kind: "ref", id: "B" }, right: { kind: "ref", id: "F" } },
+    right: { kind: "not", operand: { kind: "ref", id: "C" } },
+  });
+});
+
+Deno.test("usage and validation errors are one JSON line on stderr with exit 2", async () => {
+  using dir = tempDir();
+  const cycle = writeFile(
+    dir.path,
+    "cycle.yaml",
+    "flow_id: c\nsteps:\n  - {id: A, when: C, command: [a]}\n  - {id: B, when: A, command: [a]}\n  - {id: C, when: B, command: [a]}\n",
+  );
+  const cases: [string[], RegExp][] = [
+    [[], /^missing command/],
+    [["frobnicate"], /^unknown command "frobnicate"/],
+    [["--bogus", "example"], /^unknown option --bogus/],
+    [["--poll-interval", "abc", "example"], /^option --poll-interval needs a number, got "abc"/],
+    [["--poll-interval", "0", "example"], /^option --poll-interval must be > 0, got 0/],
+    [["--executor", "docker", "example"], /^option --executor must be one of auto, orchesjob, builtin/],
+    [["--db"], /^option --db needs a value/],
+    [["validate"], /^validate: missing FLOW_FILE/],
+    [["validate", "a", "b"], /^validate: unexpected argument "b"/],
+    [["validate", "--strict", "x"], /^validate: unknown option --strict/],
+    [["validate", join(dir.path, "missing.yaml")], /^cannot read flow file .*missing\.yaml: no such file/],
+    [["validate", dir.path], /^cannot read flow file .*: is a directory/],
+    [["validate", cycle], /cycle\.yaml:3:\d+: step "A": dependency cycle detected: A -> C -> B -> A$/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = await cli(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern, args.join(" "));
+    assert.ok(!result.stderr.includes("    at "), `stack trace for ${args.join(" ")}`);
+  }
+});

@@ -1,0 +1,273 @@
+import assert from "node:assert/strict";
+import { FlowError, loadFlow } from "../../src/flow/load.ts";
+import { normalizeFlow } from "../../src/flow/normalize.ts";
+import { formatWhen } from "../../src/flow/when.ts";
+import { thrown } from "../helpers.ts";
+
+/** A one-step flow whose step carries `extra` (YAML lines, indented as step fields). */
+function oneStep(extra: string): string {
+  return `flow_id: f\nsteps:\n  - id: A\n    command: [echo, hi]\n${extra}`;
+}
+
+function error(text: string, file = "flow.yaml"): string {
+  return thrown(() => loadFlow(text, file), FlowError).message;
+}
+
+function whenOf(text: string, stepId: string): string | null {
+  const step = loadFlow(text, "flow.yaml").steps.find((s) => s.id === stepId)!;
+  return step.condition ? formatWhen(step.condition) : null;
+}
+
+Deno.test("a minimal flow loads with the documented defaults", () => {
+  const flow = loadFlow(oneStep(""), "flow.yaml");
+  assert.deepEqual(normalizeFlow(flow), {
+    flow_id: "f",
+    steps: [{
+      id: "A",
+      command: ["echo", "hi"],
+      when: null,
+      depends_on: [],
+      waits_for: [],
+      retries: 0,
+      retry_delay_sec: 0,
+      timeout_sec: null,
+      strict: true,
+      start_timeout_sec: null,
+    }],
+  });
+});
+
+Deno.test("every optional field is read when valid", () => {
+  const text = `flow_id: f
+steps:
+  - id: A
+    command: [a]
+  - id: B
+    command: "echo $HOME | tr a-z A-Z"
+    when: A
+    depends_on: [A]
+    retries: 2
+    retry_delay_sec: 1.5
+    timeout_sec: 30
+    strict: false
+    start_timeout_sec: 2
+`;
+  const b = normalizeFlow(loadFlow(text, "flow.yaml")).steps[1];
+  assert.deepEqual(b, {
+    id: "B",
+    command: ["/bin/sh", "-c", "echo $HOME | tr a-z A-Z"],
+    when: "A",
+    depends_on: ["A"],
+    waits_for: ["A"],
+    retries: 2,
+    retry_delay_sec: 1.5,
+    timeout_sec: 30,
+    strict: false,
+    start_timeout_sec: 2,
+  });
+});
+
+Deno.test("each field rejects bad values with the file, line, column and step", () => {
+  const cases: [string, string][] = [
+    ["    retries: -1\n", 'flow.yaml:5:14: step "A": retries must be an integer >= 0, got -1'],
+    ["    retries: 1.5\n", 'flow.yaml:5:14: step "A": retries must be an integer >= 0, got 1.5'],
+    ["    retries: two\n", 'flow.yaml:5:14: step "A": retries must be an integer >= 0, got "two"'],
+    ["    retry_delay_sec: -0.5\n", 'flow.yaml:5:22: step "A": retry_delay_sec must be a number >= 0, got -0.5'],
+    ["    timeout_sec: 0\n", 'flow.yaml:5:18: step "A": timeout_sec must be a number > 0, got 0'],
+    ["    start_timeout_sec: -1\n", 'flow.yaml:5:24: step "A": start_timeout_sec must be a number > 0, got -1'],
+    ["    strict: yes\n", 'flow.yaml:5:13: step "A": strict must be true or false, got "yes"'],
+    ["    when: 3\n", 'flow.yaml:5:11: step "A": when must be a non-empty string expression'],
+    ["    when: ''\n", 'flow.yaml:5:11: step "A": when must be a non-empty string expression'],
+    ["    depends_on: A\n", 'flow.yaml:5:17: step "A": depends_on must be a list of step ids'],
+    ["    depends_on: [1]\n", 'flow.yaml:5:17: step "A": depends_on must be a list of step ids'],
+    ["    depend_on: [B]\n", 'flow.yaml:5:5: unknown field "depend_on" in step "A"; did you mean "depends_on"?'],
+    ["    retrys: 1\n", 'flow.yaml:5:5: unknown field "retrys" in step "A"; did you mean "retries"?'],
+    [
+      "    zzz: 1\n",
+      'flow.yaml:5:5: unknown field "zzz" in step "A"; expected one of id, command, when, depends_on, retries, retry_delay_sec, timeout_sec, strict, start_timeout_sec',
+    ],
+  ];
+  for (const [extra, message] of cases) assert.equal(error(oneStep(extra)), message, extra);
+});
+
+Deno.test("flow-level fields are required and checked", () => {
+  assert.equal(error("steps: []\n"), 'flow.yaml:1:1: missing required field "flow_id"');
+  assert.equal(
+    error("flow_id: ''\nsteps: [{id: A, command: [a]}]\n"),
+    "flow.yaml:1:10: flow_id must be a non-empty string",
+  );
+  assert.equal(error("flow_id: f\n"), 'flow.yaml:1:1: missing required field "steps"');
+  assert.equal(error("flow_id: f\nsteps: []\n"), "flow.yaml:2:8: steps must be a non-empty list");
+  assert.equal(error("flow_id: f\nstep: []\n"), 'flow.yaml:2:1: unknown field "step"; did you mean "steps"?');
+  assert.equal(error("- a\n"), "flow.yaml:1:1: a flow must be a mapping with flow_id and steps");
+  assert.equal(error("flow_id: f\nsteps: [3]\n"), "flow.yaml:2:9: each step must be a mapping with id and command");
+});
+
+Deno.test("ids and commands are checked", () => {
+  assert.equal(error("flow_id: f\nsteps:\n  - command: [a]\n"), 'flow.yaml:3:5: step is missing required field "id"');
+  assert.match(
+    error("flow_id: f\nsteps:\n  - id: 'a:b'\n    command: [a]\n"),
+    /^flow\.yaml:3:9: invalid step id "a:b"/,
+  );
+  assert.match(error("flow_id: f\nsteps:\n  - id: -a\n    command: [a]\n"), /invalid step id "-a"/);
+  assert.equal(error("flow_id: f\nsteps:\n  - id: A\n"), 'flow.yaml:3:5: step "A": missing required field "command"');
+  assert.equal(
+    error("flow_id: f\nsteps:\n  - id: A\n    command: []\n"),
+    'flow.yaml:4:14: step "A": command must be a non-empty list of strings, or a string run by /bin/sh -c',
+  );
+  assert.equal(
+    error("flow_id: f\nsteps:\n  - id: A\n    command: [a, 1]\n"),
+    'flow.yaml:4:14: step "A": command[1] must be a string, got 1',
+  );
+  assert.equal(
+    error("flow_id: f\nsteps:\n  - id: A\n    command: '  '\n"),
+    'flow.yaml:4:14: step "A": command must not be empty',
+  );
+  assert.equal(
+    error("flow_id: f\nsteps:\n  - id: A\n    command: [a]\n  - id: A\n    command: [b]\n"),
+    'flow.yaml:5:9: step "A": duplicate step id "A" (first defined at line 3)',
+  );
+  // Numeric ids are kept as their text.
+  assert.equal(loadFlow("flow_id: f\nsteps:\n  - id: 7\n    command: [a]\n", "f.yaml").steps[0].id, "7");
+});
+
+Deno.test("unquoted `when: !…` loads as exactly the expression written (the YAML tag trap)", () => {
+  const text = `flow_id: f
+steps:
+  - id: download
+    command: [a]
+  - id: validate
+    command: [a]
+  - id: import
+    command: [a]
+  - id: E
+    when: !download
+    command: [a]
+  - id: F
+    when: !download && validate
+    command: [a]
+  - id: G
+    when: !download || !validate || !import
+    command: [a]
+  - id: H
+    when: !download || !validate   # a comment stays a comment
+    command: [a]
+  - {id: I, when: !download && import, command: [a]}
+  - {id: J, when: "!download", command: [a]}
+  - id: K
+    when: '!download && !import'
+    command: [a]
+  - id: L
+    when: (download && validate) || !import
+    command: [a]
+  - id: M
+    when: "!(download)"
+    command: ["echo", "when: !download"]
+`;
+  const expected: Record<string, string> = {
+    E: "!download",
+    F: "!download && validate",
+    G: "!download || !validate || !import",
+    H: "!download || !validate",
+    I: "!download && import",
+    J: "!download",
+    K: "!download && !import",
+    L: "download && validate || !import",
+    M: "!download",
+  };
+  for (const [id, when] of Object.entries(expected)) assert.equal(whenOf(text, id), when, id);
+  const m = loadFlow(text, "flow.yaml").steps.find((s) => s.id === "M")!;
+  assert.deepEqual(m.command, ["echo", "when: !download"]);
+});
+
+Deno.test("when errors point at the when value and give the expression column", () => {
+  assert.equal(
+    error(oneStep("    when: 'A &&'\n")),
+    'flow.yaml:5:11: step "A": invalid when expression "A &&": unexpected end of expression at column 5',
+  );
+  assert.equal(
+    error(oneStep("    when: !B &&\n")),
+    'flow.yaml:5:11: step "A": invalid when expression "!B &&": unexpected end of expression at column 6',
+  );
+});
+
+Deno.test("depends_on without when is a success chain; with when it only waits", () => {
+  const text = `flow_id: f
+steps:
+  - {id: A, command: [a]}
+  - {id: B, command: [a]}
+  - {id: cleanup, command: [a]}
+  - {id: C, depends_on: [A, B], command: [a]}
+  - {id: D, depends_on: [cleanup], when: A || B, command: [a]}
+`;
+  const flow = normalizeFlow(loadFlow(text, "flow.yaml"));
+  const c = flow.steps.find((s) => s.id === "C")!;
+  const d = flow.steps.find((s) => s.id === "D")!;
+  assert.equal(c.when, "A && B");
+  assert.deepEqual(c.waits_for, ["A", "B"]);
+  assert.equal(d.when, "A || B");
+  assert.deepEqual(d.waits_for, ["cleanup", "A", "B"]);
+});
+
+Deno.test("unknown ids, self references and cycles are rejected with a cycle path", () => {
+  const steps = (lines: string) => `flow_id: f\nsteps:\n${lines}`;
+  assert.equal(
+    error(
+      steps(
+        "  - id: A\n    when: C\n    command: [a]\n  - id: B\n    when: A\n    command: [a]\n  - id: C\n    when: B\n    command: [a]\n",
+      ),
+    ),
+    'flow.yaml:3:9: step "A": dependency cycle detected: A -> C -> B -> A',
+  );
+  assert.equal(
+    error(
+      steps(
+        "  - id: A\n    command: [a]\n  - id: B\n    depends_on: [C]\n    command: [a]\n  - id: C\n    when: B || A\n    command: [a]\n",
+      ),
+    ),
+    'flow.yaml:5:9: step "B": dependency cycle detected: B -> C -> B',
+  );
+  assert.equal(
+    error(steps("  - id: A\n    when: Z\n    command: [a]\n")),
+    'flow.yaml:4:11: step "A": when refers to unknown step "Z"',
+  );
+  assert.equal(
+    error(steps("  - id: A\n    when: '!A'\n    command: [a]\n")),
+    'flow.yaml:4:11: step "A": step "A" refers to itself in when',
+  );
+  assert.equal(
+    error(steps("  - id: A\n    depends_on: [A]\n    command: [a]\n")),
+    'flow.yaml:4:17: step "A": step "A" depends on itself',
+  );
+  assert.equal(
+    error(steps("  - id: A\n    depends_on: [Q]\n    command: [a]\n")),
+    'flow.yaml:4:17: step "A": depends_on names unknown step "Q"',
+  );
+});
+
+Deno.test("JSON flows load, and JSON syntax errors give a position", () => {
+  const json = JSON.stringify(
+    {
+      flow_id: "j",
+      steps: [{ id: "A", command: ["a"] }, { id: "B", when: "!A", command: "echo b" }],
+    },
+    null,
+    2,
+  );
+  const flow = normalizeFlow(loadFlow(json, "flow.json"));
+  assert.equal(flow.steps[1].when, "!A");
+  assert.deepEqual(flow.steps[1].command, ["/bin/sh", "-c", "echo b"]);
+  assert.match(error('{\n  "flow_id": "j",\n  "steps": [}\n', "flow.json"), /^flow\.json:3:\d+: invalid JSON: /);
+  assert.match(
+    error('{"flow_id": "j", "steps": [{"id": "A", "commnd": ["a"]}]}', "flow.json"),
+    /flow\.json:1:\d+: unknown field "commnd" in step "A"; did you mean "command"\?/,
+  );
+});
+
+Deno.test("YAML syntax errors and duplicate keys give a position", () => {
+  assert.match(error("flow_id: f\nsteps: [\n"), /^flow\.yaml:\d+:\d+: invalid YAML: /);
+  assert.match(
+    error("flow_id: f\nflow_id: g\nsteps: [{id: A, command: [a]}]\n"),
+    /^flow\.yaml:2:1: invalid YAML: .*[Uu]nique/,
+  );
+});

@@ -1,0 +1,78 @@
+/** Test helpers: run the real CLI as a subprocess, and give each test its own temporary directory. */
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO = fileURLToPath(new URL("..", import.meta.url));
+export const MAIN = join(REPO, "main.ts");
+export const CONFIG = join(REPO, "deno.json");
+
+/** The argv that runs the CLI under this Deno: `deno run -A --config deno.json main.ts`. */
+export const CLI = [Deno.execPath(), "run", "--allow-all", "--no-prompt", "--config", CONFIG, MAIN];
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  stdin?: string;
+}
+
+/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited, plus `env`. */
+export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const child = new Deno.Command(CLI[0], {
+    args: [...CLI.slice(1), ...args],
+    cwd: options.cwd ?? REPO,
+    env: { NO_COLOR: "1", ...options.env },
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(options.stdin));
+    await writer.close();
+  }
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** Parses the single JSON error line a failing command must print on stderr. */
+export function errorLine(result: CliResult): { error: string } {
+  const lines = result.stderr.split("\n").filter((line) => line !== "");
+  if (lines.length !== 1) throw new Error(`expected one stderr line, got ${JSON.stringify(result.stderr)}`);
+  return JSON.parse(lines[0]);
+}
+
+/** A fresh temporary directory, removed when the returned disposable is disposed. */
+export function tempDir(prefix = "ojf-test-"): { path: string } & Disposable {
+  const path = Deno.makeTempDirSync({ prefix });
+  return {
+    path,
+    [Symbol.dispose]() {
+      Deno.removeSync(path, { recursive: true });
+    },
+  };
+}
+
+/** Writes `text` to `dir/name` and returns the path. */
+export function writeFile(dir: string, name: string, text: string): string {
+  const path = join(dir, name);
+  Deno.writeTextFileSync(path, text);
+  return path;
+}
+
+/** Runs `fn`, which must throw an instance of `type`, and returns what it threw. */
+export function thrown<T extends Error>(fn: () => unknown, type: new (...args: never[]) => T): T {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof type) return error;
+    throw new Error(`expected ${type.name}, got ${error}`);
+  }
+  throw new Error(`expected ${type.name}, nothing was thrown`);
+}
