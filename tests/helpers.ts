@@ -76,3 +76,40 @@ export function thrown<T extends Error>(fn: () => unknown, type: new (...args: n
   }
   throw new Error(`expected ${type.name}, nothing was thrown`);
 }
+
+/**
+ * A two-line script that makes `orchesjob-flow job` an orchesjob binary, exactly as an operator would
+ * write it for ORCHESJOB_BIN. Returns its path.
+ */
+export function writeJobWrapper(dir: string): string {
+  const quoted = CLI.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+  const path = join(dir, "orchesjob-wrapper");
+  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${quoted} job "$@"\n`);
+  Deno.chmodSync(path, 0o755);
+  return path;
+}
+
+/** True while `pid` is a live process (zombies count as gone: PID 1 may not reap them here). */
+export function processAlive(pid: number): boolean {
+  if (Deno.build.os === "linux") {
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+    } catch {
+      return false;
+    }
+  }
+  const out = new Deno.Command("ps", { args: ["-o", "stat=", "-p", String(pid)] }).outputSync();
+  const state = new TextDecoder().decode(out.stdout).trim();
+  return out.success && state !== "" && !state.startsWith("Z");
+}
+
+/** Waits until `check` holds, polling; throws with `what` if it does not within `seconds`. */
+export async function eventually(what: string, check: () => boolean | Promise<boolean>, seconds = 15): Promise<void> {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}

@@ -4,13 +4,14 @@ import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
 import type { Command, ExecutorChoice, GlobalOptions } from "./command.ts";
 import { exampleCommand } from "./commands/example.ts";
+import { jobCommand } from "./commands/job.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { printError, writeStdout } from "./output.ts";
 
 export const PROGRAM = "orchesjob-flow";
 export const VERSION: string = denoConfig.version;
 
-const COMMANDS: readonly Command[] = [exampleCommand, validateCommand];
+const COMMANDS: readonly Command[] = [exampleCommand, validateCommand, jobCommand];
 
 const GLOBAL_SPEC: CommandSpec = {
   name: "",

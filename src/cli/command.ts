@@ -1,7 +1,8 @@
 /** What every CLI command is: a spec for its arguments and a function that returns the exit code. */
 import type { CommandSpec, ParsedArgs } from "./args.ts";
 
-export type ExecutorChoice = "auto" | "orchesjob" | "builtin";
+import type { ExecutorChoice } from "../executor/select.ts";
+export type { ExecutorChoice };
 
 /** Options given before the subcommand. */
 export interface GlobalOptions {

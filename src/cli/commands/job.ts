@@ -1,0 +1,303 @@
+/**
+ * `orchesjob-flow job …`: the built-in runner's own CLI, compatible with orchesjob 1.1 in flags, JSON
+ * fields and exit codes, so `exec orchesjob-flow job "$@"` can stand in for `orchesjob`.
+ */
+import { UserError } from "../../errors.ts";
+import { BuiltinRunner, JobExit, jobsDirectory, toJob } from "../../executor/builtin/runner.ts";
+import type { JobRow } from "../../store/jobs.ts";
+import { openDatabase } from "../../store/db.ts";
+import { resolveDbPath } from "../../store/paths.ts";
+import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
+import type { Command, CommandContext } from "../command.ts";
+import { printJson, writeStdout } from "../output.ts";
+
+const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
+const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id." } as const;
+const startTimeout = {
+  name: "start-timeout",
+  value: "number",
+  metavar: "SECS",
+  help: "Seconds an async start waits for the command to be running (default 10).",
+} as const;
+const sync = { name: "sync", help: "Wait until the job has finished." } as const;
+
+const SUBCOMMANDS: Record<string, CommandSpec> = {
+  start: {
+    name: "job start",
+    summary: "Start a job, or return the run key's active job (with --strict: its finished job too).",
+    usage: "job start --run-key KEY [--sync] [--strict] [--start-timeout SECS] [--] COMMAND [ARGS...]",
+    options: [runKey, sync, { name: "strict", help: "One execution per run key, unless unlocked." }, startTimeout],
+    remainder: "COMMAND",
+  },
+  status: {
+    name: "job status",
+    summary: "Print a job as JSON: the run key's current job, a job by id, every running job, or a key's history.",
+    usage: "job status (--run-key KEY | --job-id ID | --running) [--all]",
+    options: [runKey, jobId, { name: "running", help: "All STARTING or RUNNING jobs." }, {
+      name: "all",
+      help: "Every job of the run key, newest attempt first.",
+    }],
+  },
+  logs: {
+    name: "job logs",
+    summary: "Print a job's stdout or stderr file.",
+    usage: "job logs (--run-key KEY | --job-id ID) [--stream stdout|stderr]",
+    options: [runKey, jobId, {
+      name: "stream",
+      value: "string",
+      choices: ["stdout", "stderr"],
+      help: "Which stream (default stdout).",
+    }],
+  },
+  abort: {
+    name: "job abort",
+    summary: "Stop a running job: SIGTERM to its process group, SIGKILL after the grace period.",
+    usage: "job abort (--run-key KEY | --job-id ID) [--reason TEXT] [--grace-seconds SECS]",
+    options: [runKey, jobId, { name: "reason", value: "string", metavar: "TEXT", help: "Stored as abort_reason." }, {
+      name: "grace-seconds",
+      value: "number",
+      metavar: "SECS",
+      help: "Seconds between SIGTERM and SIGKILL (default 5).",
+    }],
+  },
+  rerun: {
+    name: "job rerun",
+    summary: "Run a finished job's command again under its run key, whatever strict says.",
+    usage: "job rerun (--run-key KEY | --job-id ID) [--sync] [--start-timeout SECS] [--reason TEXT]",
+    options: [runKey, jobId, sync, startTimeout, {
+      name: "reason",
+      value: "string",
+      metavar: "TEXT",
+      help: "Stored as rerun_reason.",
+    }],
+  },
+  unlock: {
+    name: "job unlock",
+    summary: "Let the next `start --strict` of a finished run key run once more.",
+    usage: "job unlock --run-key KEY [--reason TEXT] [--ttl DURATION]",
+    options: [runKey, { name: "reason", value: "string", metavar: "TEXT", help: "Why." }, {
+      name: "ttl",
+      value: "string",
+      metavar: "DURATION",
+      help: "Expiry: seconds, or a number with s, m, h or d.",
+    }],
+  },
+  clean: {
+    name: "job clean",
+    summary: "Delete finished jobs and their log files.",
+    usage: "job clean (--before DT | --after DT | --all | --job-id ID) [--run-key KEY] [--dry-run]",
+    options: [
+      {
+        name: "before",
+        value: "string",
+        metavar: "DT",
+        help: "Finished strictly before (ISO 8601; local if no offset).",
+      },
+      { name: "after", value: "string", metavar: "DT", help: "Finished at or after." },
+      { name: "all", help: "Every finished job." },
+      jobId,
+      runKey,
+      { name: "dry-run", help: "Report, change nothing." },
+    ],
+  },
+};
+
+const JOB_SPEC: CommandSpec = {
+  name: "job",
+  summary: 'The built-in job runner, with orchesjob\'s CLI (use `exec orchesjob-flow job "$@"` as ORCHESJOB_BIN).',
+  usage: "job {start|status|logs|abort|rerun|unlock|clean} ...",
+  options: [],
+  remainder: "SUBCOMMAND",
+  notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
+};
+
+export function openRunner(context: CommandContext): BuiltinRunner {
+  const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
+  return new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
+}
+
+export const jobCommand: Command = {
+  spec: JOB_SPEC,
+  async run(context, args) {
+    const [name, ...rest] = args.remainder;
+    const spec = name === undefined ? undefined : SUBCOMMANDS[name];
+    if (!spec) {
+      if (name === undefined) {
+        writeStdout(formatHelp(context.program, JOB_SPEC));
+        throw new UserError("job: missing subcommand");
+      }
+      throw new UserError(`job: unknown subcommand ${JSON.stringify(name)}`);
+    }
+    const parsed = parseArgs(spec, rest);
+    if (parsed.help) {
+      writeStdout(formatHelp(context.program, spec));
+      return 0;
+    }
+    const runner = openRunner(context);
+    try {
+      return await HANDLERS[name](runner, parsed);
+    } finally {
+      runner.db.close();
+    }
+  },
+};
+
+type Handler = (runner: BuiltinRunner, args: ParsedArgs) => Promise<number> | number;
+
+const str = (args: ParsedArgs, name: string) => args.options[name] as string | undefined;
+
+/** The job named by --run-key or --job-id (exactly one), reconciled. */
+function selectJob(runner: BuiltinRunner, args: ParsedArgs, command: string): JobRow {
+  const key = str(args, "run-key");
+  const id = str(args, "job-id");
+  if ((key === undefined) === (id === undefined)) {
+    throw new UserError(`${command}: exactly one of --run-key or --job-id is required`, JobExit.usage);
+  }
+  if (id !== undefined) {
+    if (/[/\\]/.test(id)) throw new UserError("Invalid job_id: contains path separator", JobExit.usage);
+    const row = runner.jobRow(id);
+    if (!row) throw new UserError(`Job not found: ${id}`, JobExit.notFound);
+    return row;
+  }
+  if (key === "") throw new UserError("Either --run-key or --job-id is required", JobExit.usage);
+  const row = runner.currentRow(key!);
+  if (!row) throw new UserError("run_key not found", JobExit.notFound);
+  return row;
+}
+
+const HANDLERS: Record<string, Handler> = {
+  async start(runner, args) {
+    const key = str(args, "run-key");
+    if (key === undefined) throw new UserError("job start: --run-key is required", JobExit.usage);
+    if (args.remainder.length === 0) throw new UserError("command is required (provide it after --)", JobExit.usage);
+    printJson(
+      await runner.start(key, args.remainder, {
+        strict: args.options.strict === true,
+        sync: args.options.sync === true,
+        startTimeoutSec: numberOption(args, "start-timeout", 10),
+      }),
+    );
+    return 0;
+  },
+
+  async status(runner, args) {
+    if (args.options.running) {
+      if (str(args, "run-key") !== undefined || str(args, "job-id") !== undefined) {
+        throw new UserError("status: --running cannot be combined with --run-key or --job-id", JobExit.usage);
+      }
+      printJson(await runner.running());
+      return 0;
+    }
+    if (args.options.all) {
+      const key = str(args, "run-key");
+      if (key === undefined) throw new UserError("status --all requires --run-key", JobExit.usage);
+      if (str(args, "job-id") !== undefined) throw new UserError("status --all requires --run-key", JobExit.usage);
+      const jobs = runner.history(key);
+      if (jobs.length === 0) throw new UserError(`No jobs found for run_key: ${key}`, JobExit.notFound);
+      printJson(jobs);
+      return 0;
+    }
+    printJson(toJob(selectJob(runner, args, "status")));
+    return 0;
+  },
+
+  logs(runner, args) {
+    const row = selectJob(runner, args, "logs");
+    const path = str(args, "stream") === "stderr" ? row.stderr_file : row.stdout_file;
+    let bytes: Uint8Array;
+    try {
+      bytes = Deno.readFileSync(path);
+    } catch {
+      throw new UserError(`Log file not found: ${path}`, JobExit.notFound);
+    }
+    Deno.stdout.writeSync(bytes);
+    return 0;
+  },
+
+  async abort(runner, args) {
+    const row = selectJob(runner, args, "abort");
+    if (row.status !== "STARTING" && row.status !== "RUNNING") {
+      throw new UserError(`Job is not running: ${row.job_id} status=${row.status}`, JobExit.invalidState);
+    }
+    printJson(
+      await runner.abortJob(row, { graceSeconds: numberOption(args, "grace-seconds", 5), reason: str(args, "reason") }),
+    );
+    return 0;
+  },
+
+  async rerun(runner, args) {
+    const source = selectJob(runner, args, "rerun");
+    printJson(
+      await runner.rerun(source, {
+        sync: args.options.sync === true,
+        startTimeoutSec: numberOption(args, "start-timeout", 10),
+        reason: str(args, "reason"),
+      }),
+    );
+    return 0;
+  },
+
+  unlock(runner, args) {
+    const key = str(args, "run-key");
+    if (key === undefined) throw new UserError("job unlock: --run-key is required", JobExit.usage);
+    const ttl = str(args, "ttl");
+    printJson(runner.unlock(key, str(args, "reason") ?? null, ttl === undefined ? null : parseTtl(ttl)));
+    return 0;
+  },
+
+  clean(runner, args) {
+    const before = str(args, "before");
+    const after = str(args, "after");
+    const all = args.options.all === true;
+    const id = str(args, "job-id");
+    if (before === undefined && after === undefined && !all && id === undefined) {
+      throw new UserError("clean: one of --before, --after, --all, or --job-id is required", JobExit.usage);
+    }
+    if (
+      id !== undefined && (before !== undefined || after !== undefined || all || str(args, "run-key") !== undefined)
+    ) {
+      throw new UserError(
+        "clean: --job-id cannot be combined with --before, --after, --all, or --run-key",
+        JobExit.usage,
+      );
+    }
+    if (all && (before !== undefined || after !== undefined)) {
+      throw new UserError("clean: --all cannot be combined with --before or --after", JobExit.usage);
+    }
+    const beforeAt = before === undefined ? undefined : parseDateTime(before, "--before");
+    const afterAt = after === undefined ? undefined : parseDateTime(after, "--after");
+    const select = (row: JobRow) => {
+      if (id !== undefined) return row.job_id === id;
+      const at = row.finished_at ?? row.started_at;
+      return (beforeAt === undefined || at < beforeAt) && (afterAt === undefined || at >= afterAt);
+    };
+    printJson(runner.clean(select, str(args, "run-key"), args.options["dry-run"] === true));
+    return 0;
+  },
+};
+
+/** orchesjob's TTL: whole seconds, or a whole number with s, m, h or d. */
+export function parseTtl(text: string): number {
+  if (text.trim() === "") throw new UserError("Invalid ttl: empty", JobExit.usage);
+  const match = /^(\d+)([smhd]?)$/i.exec(text.trim());
+  if (!match) throw new UserError(`Invalid ttl: '${text}'. Use seconds or suffix s/m/h/d`, JobExit.usage);
+  const seconds = Number(match[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2].toLowerCase()] ?? 1);
+  if (seconds <= 0) throw new UserError("ttl must be positive", JobExit.usage);
+  return seconds;
+}
+
+/** ISO 8601 date or date-time to epoch seconds; without an offset it is local time. */
+export function parseDateTime(text: string, option: string): number {
+  let value = text.trim().replace(" ", "T");
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) value += "T00:00:00";
+  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
+    ? Date.parse(value)
+    : NaN;
+  if (Number.isNaN(ms)) {
+    throw new UserError(
+      `Invalid ${option}: '${text}'. Use ISO 8601 format, e.g. 2026-01-01 or 2026-01-01T12:00:00+09:00`,
+      JobExit.usage,
+    );
+  }
+  return Math.floor(ms / 1000);
+}

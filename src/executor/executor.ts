@@ -1,0 +1,44 @@
+/** The one interface through which the flow engine runs steps: orchesjob's start, status, abort. */
+import type { Job, StartResult } from "./job.ts";
+
+export interface StartOptions {
+  strict: boolean;
+  /** orchesjob's `--start-timeout` (seconds to wait for the command to be running); default 10. */
+  startTimeoutSec?: number;
+}
+
+export interface AbortOptions {
+  graceSeconds: number;
+  reason?: string;
+}
+
+export type ExecutorKind = "builtin" | "orchesjob";
+
+export interface Executor {
+  readonly kind: ExecutorKind;
+  /** Starts `command` under `runKey`, or returns the job already there (idempotent by run key). */
+  start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult>;
+  /** The run key's current job; null when nothing was ever started under it. */
+  status(runKey: string): Promise<Job | null>;
+  /** Every active (STARTING or RUNNING) job, after dead supervisors are turned LOST. */
+  running(): Promise<Job[]>;
+  /**
+   * Aborts the run key's job if it is active and returns the job as it is afterwards (possibly already
+   * finished: a job that ends as the abort arrives is not an error). Null when nothing was started.
+   */
+  abort(runKey: string, options: AbortOptions): Promise<Job | null>;
+  close(): void;
+}
+
+/** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */
+export class ExecutorError extends Error {
+  override name = "ExecutorError";
+  constructor(
+    message: string,
+    readonly kind: "missing" | "exit" | "output" | "timeout",
+    readonly exitCode: number | null = null,
+    readonly stderrTail = "",
+  ) {
+    super(message);
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * The external orchesjob, driven through its CLI (`orchesjob start|status|abort`). No shell: argv is
+ * passed as is. Each call has a time limit; failures become {@link ExecutorError}s carrying the exit
+ * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
+ */
+import { type AbortOptions, type Executor, ExecutorError, type StartOptions } from "./executor.ts";
+import type { Job, StartResult } from "./job.ts";
+
+const NOT_FOUND = 3;
+const INVALID_STATE = 4;
+
+export class ExternalExecutor implements Executor {
+  readonly kind = "orchesjob";
+
+  constructor(readonly bin: string, readonly callTimeoutSec = 60) {}
+
+  close(): void {}
+
+  async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {
+    const args = ["start", "--run-key", runKey];
+    if (options.strict) args.push("--strict");
+    if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
+    return (await this.call([...args, "--", ...command])).json as StartResult;
+  }
+
+  async status(runKey: string): Promise<Job | null> {
+    const result = await this.call(["status", "--run-key", runKey], [NOT_FOUND]);
+    return result.code === NOT_FOUND ? null : result.json as Job;
+  }
+
+  async running(): Promise<Job[]> {
+    const { json } = await this.call(["status", "--running"]);
+    if (!Array.isArray(json)) throw new ExecutorError(`${this.bin} status --running: expected a JSON array`, "output");
+    return json as Job[];
+  }
+
+  async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
+    const args = ["abort", "--run-key", runKey, "--grace-seconds", String(options.graceSeconds)];
+    if (options.reason !== undefined) args.push("--reason", options.reason);
+    const result = await this.call(args, [NOT_FOUND, INVALID_STATE]);
+    if (result.code === NOT_FOUND) return null;
+    // Exit 4: it is no longer running (it just finished); its final status is the answer.
+    if (result.code === INVALID_STATE) return await this.status(runKey);
+    return result.json as Job;
+  }
+
+  /** Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. */
+  private async call(args: string[], expected: number[] = []): Promise<{ code: number; json: unknown }> {
+    const what = `${this.bin} ${args[0]}`;
+    let output: Deno.CommandOutput;
+    try {
+      output = await new Deno.Command(this.bin, {
+        args,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(this.callTimeoutSec * 1000),
+      }).output();
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
+      if (error instanceof Deno.errors.PermissionDenied) {
+        throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
+      }
+      if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
+        throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
+      }
+      throw error;
+    }
+    const stderr = new TextDecoder().decode(output.stderr);
+    const tail = stderr.trim().slice(-500);
+    if (output.signal !== null) {
+      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout", null, tail);
+    }
+    if (output.code !== 0 && !expected.includes(output.code)) {
+      throw new ExecutorError(
+        `${what} exited ${output.code}: ${tail.split("\n").at(-1) ?? ""}`,
+        "exit",
+        output.code,
+        tail,
+      );
+    }
+    if (output.code !== 0) return { code: output.code, json: null };
+    const stdout = new TextDecoder().decode(output.stdout);
+    try {
+      return { code: 0, json: JSON.parse(stdout) };
+    } catch {
+      throw new ExecutorError(`${what} printed no JSON: ${stdout.trim().slice(0, 200)}`, "output", 0, tail);
+    }
+  }
+}

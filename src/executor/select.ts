@@ -1,0 +1,54 @@
+/** Which executor runs steps: an external orchesjob, or the built-in runner. */
+import { join } from "node:path";
+import { UserError } from "../errors.ts";
+import { ExternalExecutor } from "./external.ts";
+import type { Executor, ExecutorKind } from "./executor.ts";
+import { BuiltinRunner } from "./builtin/runner.ts";
+import type { Database } from "../store/db.ts";
+
+export type ExecutorChoice = "auto" | "orchesjob" | "builtin";
+
+/** A chosen executor in storable form, so a resumed run keeps the executor it started with. */
+export interface ExecutorSpec {
+  kind: ExecutorKind;
+  /** The orchesjob binary, for kind "orchesjob". */
+  bin?: string;
+}
+
+/**
+ * `--executor builtin` → built-in. `--executor orchesjob` → `--orchesjob-bin`, `$ORCHESJOB_BIN` or
+ * `orchesjob` on PATH. `auto` → an explicit binary if given, else `orchesjob` on PATH, else built-in.
+ */
+export function chooseExecutor(
+  choice: ExecutorChoice,
+  explicitBin: string | undefined,
+  env: (name: string) => string | undefined,
+): ExecutorSpec {
+  if (choice === "builtin") return { kind: "builtin" };
+  const bin = explicitBin || env("ORCHESJOB_BIN") || findOnPath("orchesjob", env("PATH") ?? "");
+  if (bin) return { kind: "orchesjob", bin };
+  if (choice === "orchesjob") {
+    throw new UserError(
+      "--executor orchesjob: no orchesjob found (set --orchesjob-bin or ORCHESJOB_BIN, or put it on PATH)",
+    );
+  }
+  return { kind: "builtin" };
+}
+
+/** The first executable file called `name` in the PATH directories. */
+export function findOnPath(name: string, path: string): string | undefined {
+  for (const dir of path.split(":")) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      const info = Deno.statSync(candidate);
+      if (info.isFile && ((info.mode ?? 0) & 0o111) !== 0) return candidate;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
+export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string): Executor {
+  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!) : new BuiltinRunner(db, jobsDir);
+}

@@ -1,0 +1,137 @@
+/** SQL for the built-in job runner's tables (jobs, job_keys, job_unlocks). No process control here. */
+import type { Database } from "./db.ts";
+
+export interface JobRow {
+  job_id: string;
+  run_key: string;
+  command: string;
+  worker_pid: number | null;
+  target_pid: number | null;
+  status: string;
+  exit_code: number | null;
+  stdout_file: string;
+  stderr_file: string;
+  attempt_no: number;
+  rerun_of_job_id: string | null;
+  rerun_reason: string | null;
+  abort_reason: string | null;
+  started_at: number;
+  finished_at: number | null;
+  updated_at: number | null;
+  aborted_at: number | null;
+}
+
+export interface UnlockRow {
+  run_key: string;
+  allowed_at: number;
+  used_at: number | null;
+  reason: string | null;
+  expires_at: number | null;
+}
+
+const ACTIVE = "('STARTING', 'RUNNING')";
+
+export class JobStore {
+  constructor(readonly db: Database) {}
+
+  currentJob(runKey: string): JobRow | undefined {
+    return this.db.prepare("SELECT jobs.* FROM job_keys JOIN jobs USING (job_id) WHERE job_keys.run_key = ?")
+      .get(runKey) as JobRow | undefined;
+  }
+
+  job(jobId: string): JobRow | undefined {
+    return this.db.prepare("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as JobRow | undefined;
+  }
+
+  jobsOfKey(runKey: string): JobRow[] {
+    return this.db.prepare("SELECT * FROM jobs WHERE run_key = ? ORDER BY attempt_no DESC, started_at DESC")
+      .all(runKey) as unknown as JobRow[];
+  }
+
+  activeJobs(): JobRow[] {
+    return this.db.prepare(`SELECT * FROM jobs WHERE status IN ${ACTIVE} ORDER BY started_at, rowid`)
+      .all() as unknown as JobRow[];
+  }
+
+  maxAttempt(runKey: string): number {
+    const row = this.db.prepare("SELECT MAX(attempt_no) AS n FROM jobs WHERE run_key = ?").get(runKey) as {
+      n: number | null;
+    };
+    return row.n ?? 0;
+  }
+
+  insertJob(row: JobRow): void {
+    this.db.prepare(
+      `INSERT INTO jobs (job_id, run_key, command, worker_pid, target_pid, status, exit_code, stdout_file, stderr_file,
+        attempt_no, rerun_of_job_id, rerun_reason, abort_reason, started_at, finished_at, updated_at, aborted_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      row.job_id,
+      row.run_key,
+      row.command,
+      row.worker_pid,
+      row.target_pid,
+      row.status,
+      row.exit_code,
+      row.stdout_file,
+      row.stderr_file,
+      row.attempt_no,
+      row.rerun_of_job_id,
+      row.rerun_reason,
+      row.abort_reason,
+      row.started_at,
+      row.finished_at,
+      row.updated_at,
+      row.aborted_at,
+    );
+    this.db.prepare(
+      "INSERT INTO job_keys (run_key, job_id, created_at) VALUES (?, ?, ?) ON CONFLICT (run_key) DO UPDATE SET job_id = excluded.job_id",
+    ).run(row.run_key, row.job_id, row.started_at);
+  }
+
+  /**
+   * Updates a job only while it is still active, so a late writer never overwrites ABORTED, LOST or a
+   * result. Returns whether the row changed.
+   */
+  updateActive(jobId: string, fields: Partial<Omit<JobRow, "job_id">>): boolean {
+    const names = Object.keys(fields);
+    if (names.length === 0) return false;
+    const sets = names.map((name) => `${name} = ?`).join(", ");
+    const values = names.map((name) => (fields as Record<string, string | number | null>)[name]);
+    const result = this.db.prepare(`UPDATE jobs SET ${sets} WHERE job_id = ? AND status IN ${ACTIVE}`).run(
+      ...values,
+      jobId,
+    );
+    return Number(result.changes) > 0;
+  }
+
+  unlock(runKey: string): UnlockRow | undefined {
+    return this.db.prepare("SELECT * FROM job_unlocks WHERE run_key = ?").get(runKey) as UnlockRow | undefined;
+  }
+
+  putUnlock(row: UnlockRow): void {
+    this.db.prepare(
+      `INSERT INTO job_unlocks (run_key, allowed_at, used_at, reason, expires_at) VALUES (?, ?, NULL, ?, ?)
+       ON CONFLICT (run_key) DO UPDATE SET allowed_at = excluded.allowed_at, used_at = NULL,
+         reason = excluded.reason, expires_at = excluded.expires_at`,
+    ).run(row.run_key, row.allowed_at, row.reason, row.expires_at);
+  }
+
+  markUnlockUsed(runKey: string, at: number): void {
+    this.db.prepare("UPDATE job_unlocks SET used_at = ? WHERE run_key = ?").run(at, runKey);
+  }
+
+  /** Terminal jobs, oldest first, for `clean`. The selection time is finished_at, else started_at. */
+  terminalJobs(runKey: string | undefined): JobRow[] {
+    const where = runKey === undefined ? "" : "AND run_key = ?";
+    const args = runKey === undefined ? [] : [runKey];
+    return this.db.prepare(`SELECT * FROM jobs WHERE status NOT IN ${ACTIVE} ${where} ORDER BY started_at, rowid`)
+      .all(...args) as unknown as JobRow[];
+  }
+
+  /** Deletes a job row, and its run key's pointer when it was the key's current job. */
+  deleteJob(job: JobRow): void {
+    this.db.prepare("DELETE FROM job_keys WHERE run_key = ? AND job_id = ?").run(job.run_key, job.job_id);
+    this.db.prepare("DELETE FROM jobs WHERE job_id = ?").run(job.job_id);
+  }
+}

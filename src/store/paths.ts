@@ -1,0 +1,29 @@
+/** Where state lives: the SQLite file and the directories beside it. */
+import { dirname, join } from "node:path";
+
+export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
+
+/**
+ * The state file, in this order: `--db PATH`; `$ORCHESJOB_FLOW_HOME/…`; `$ORCHESJOB_HOME/…`;
+ * `~/.local/share/orchesjob-flow/…`.
+ */
+export function resolveDbPath(explicit: string | undefined, env: (name: string) => string | undefined): string {
+  if (explicit) return explicit;
+  const flowHome = env("ORCHESJOB_FLOW_HOME");
+  if (flowHome) return join(flowHome, DB_FILE_NAME);
+  const jobHome = env("ORCHESJOB_HOME");
+  if (jobHome) return join(jobHome, DB_FILE_NAME);
+  const home = env("HOME") ?? "/tmp";
+  return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
+}
+
+/** Directory of the state file: detached-run logs, per-run locks and built-in job files go under it. */
+export function stateHome(dbPath: string): string {
+  return dirname(dbPath);
+}
+
+/** A run key as a file name: anything outside [A-Za-z0-9_-] becomes `%` and its hex code, so no `/` or `..` survives. */
+export function safeFileName(key: string): string {
+  const escaped = key.replace(/[^A-Za-z0-9_-]|^\./g, (ch) => `%${ch.codePointAt(0)!.toString(16)}`);
+  return escaped.length > 0 ? escaped : "%";
+}

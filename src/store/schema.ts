@@ -1,0 +1,35 @@
+/** Schema migrations, applied in order; `schema_meta.schema_version` counts how many ran. Never edit one that shipped. */
+export const MIGRATIONS: readonly string[] = [
+  // 1: the built-in job runner (orchesjob's model: jobs, the current job of each run key, strict unlocks).
+  `
+  CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    command TEXT NOT NULL,
+    worker_pid INTEGER,
+    target_pid INTEGER,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    stdout_file TEXT NOT NULL,
+    stderr_file TEXT NOT NULL,
+    attempt_no INTEGER NOT NULL,
+    rerun_of_job_id TEXT,
+    rerun_reason TEXT,
+    abort_reason TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    updated_at INTEGER,
+    aborted_at INTEGER
+  );
+  CREATE INDEX jobs_by_run_key ON jobs (run_key, attempt_no);
+  CREATE INDEX jobs_active ON jobs (status) WHERE status IN ('STARTING', 'RUNNING');
+  CREATE TABLE job_keys (run_key TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+  CREATE TABLE job_unlocks (
+    run_key TEXT PRIMARY KEY,
+    allowed_at INTEGER NOT NULL,
+    used_at INTEGER,
+    reason TEXT,
+    expires_at INTEGER
+  );
+  `,
+];
