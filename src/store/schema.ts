@@ -32,4 +32,32 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER
   );
   `,
+  // 2: flow runs, bound to their normalized definition and executor, and the state of each step.
+  `
+  CREATE TABLE flow_runs (
+    run_key TEXT PRIMARY KEY,
+    flow_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    definition_hash TEXT NOT NULL,
+    flow_file TEXT,
+    executor TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT
+  );
+  CREATE TABLE flow_steps (
+    run_key TEXT NOT NULL REFERENCES flow_runs (run_key) ON DELETE CASCADE,
+    step_id TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attempt_no INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    orchesjob_status TEXT,
+    PRIMARY KEY (run_key, step_id)
+  );
+  `,
 ];

@@ -1,0 +1,114 @@
+/** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
+import { ExitCode, UserError } from "../../errors.ts";
+import { chooseExecutor } from "../../executor/select.ts";
+import { definitionHash } from "../../flow/normalize.ts";
+import { tryDriverLock } from "../../store/locks.ts";
+import { safeFileName, stateHome } from "../../store/paths.ts";
+import type { Command } from "../command.ts";
+import { readFlowFile } from "../flow_file.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { printJson } from "../output.ts";
+import { runJson } from "../render/run_json.ts";
+import { selfCommand } from "../self.ts";
+import { checkRunKey, Session } from "../session.ts";
+import { waitUntilFinished } from "./watch.ts";
+
+export const startCommand: Command = {
+  spec: {
+    name: "start",
+    summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
+    usage: "start --run-key KEY [-d|--detach] FLOW_FILE",
+    options: [
+      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+    ],
+    positionals: ["FLOW_FILE"],
+    notes: "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
+      "With -d: 0 once the background process is launched (or the run is already being driven).",
+  },
+  async run(context, args) {
+    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const file = args.positionals[0];
+    const flow = readFlowFile(file);
+    const hash = definitionHash(flow);
+    using session = new Session(context);
+    const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
+    const { record } = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
+    if (record.definitionHash !== hash) {
+      throw new UserError(
+        `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
+          "a run never continues from an edited file (use a new run key)",
+      );
+    }
+    if (isTerminalRun(record.state.status)) {
+      printJson(runJson(record));
+      return runExitCode(record.state.status);
+    }
+
+    if (args.options.detach) {
+      {
+        using lock = await tryDriverLock(session.dbPath, runKey);
+        if (!lock) {
+          printJson({ ...runJson(session.run(runKey)), detached: false, driver: "already running" });
+          return ExitCode.ok;
+        }
+      }
+      const launched = launchDetached(session.dbPath, runKey, context.globals.pollInterval);
+      printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
+      return ExitCode.ok;
+    }
+
+    using interrupt = listenForInterrupt();
+    using lock = await tryDriverLock(session.dbPath, runKey);
+    if (!lock) {
+      // Someone else drives it: wait like `watch` and answer with the run's outcome.
+      const final = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested);
+      printJson(runJson(final));
+      return interrupt.requested() ? ExitCode.interrupted : runExitCode(final.state.status);
+    }
+    const state = await session.driver(record, interrupt.requested).drive();
+    printJson(runJson(session.run(runKey)));
+    return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+  },
+};
+
+/** Log files of a detached driver, named after the run key made safe for a file name. */
+export function detachedLogs(dbPath: string, runKey: string) {
+  const dir = join(stateHome(dbPath), "logs");
+  const base = join(dir, `orchesjob-flow-${safeFileName(runKey)}`);
+  return { dir, stdout: `${base}.stdout.log`, stderr: `${base}.stderr.log` };
+}
+
+/**
+ * Starts `orchesjob-flow _drive` in a new session (it outlives the SSH session or terminal that ran
+ * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
+ * redirection and then `exec`s, so the PID reported is the driver's own.
+ */
+function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
+  const logs = detachedLogs(dbPath, runKey);
+  mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
+  const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
+  const child = new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
+      "orchesjob-flow-detach",
+      logs.stdout,
+      logs.stderr,
+      ...driver,
+      "_drive",
+      "--run-key",
+      runKey,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+    detached: true,
+  }).spawn();
+  child.status.catch(() => {});
+  child.unref();
+  return { pid: child.pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
+}

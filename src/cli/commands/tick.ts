@@ -1,0 +1,60 @@
+/** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
+import { isTerminalRun, runExitCode } from "../../engine/state.ts";
+import { ExitCode } from "../../errors.ts";
+import { tryDriverLock } from "../../store/locks.ts";
+import type { Command } from "../command.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { printJson } from "../output.ts";
+import { runJson } from "../render/run_json.ts";
+import { checkRunKey, Session } from "../session.ts";
+
+const runKeyOption = {
+  name: "run-key",
+  value: "string",
+  metavar: "KEY",
+  help: "The flow run's key (required).",
+} as const;
+
+export const tickCommand: Command = {
+  spec: {
+    name: "tick",
+    summary: "Advance the run once (poll, decide, act) and print its state. For tests, recovery and external drivers.",
+    usage: "tick --run-key KEY",
+    options: [runKeyOption],
+    hidden: true,
+    notes: "If another process is driving the run, nothing is advanced; the state is printed all the same.",
+  },
+  async run(context, args) {
+    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    using session = new Session(context);
+    const record = session.run(runKey);
+    {
+      using lock = await tryDriverLock(session.dbPath, runKey);
+      if (lock && !isTerminalRun(record.state.status)) await session.driver(record).tick();
+    }
+    printJson(runJson(session.run(runKey)));
+    return 0;
+  },
+};
+
+export const driveCommand: Command = {
+  spec: {
+    name: "_drive",
+    summary: "Drive a stored run to its end (what `start -d` runs in the background).",
+    usage: "_drive --run-key KEY",
+    options: [runKeyOption],
+    hidden: true,
+  },
+  async run(context, args) {
+    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    using session = new Session(context);
+    const record = session.run(runKey);
+    using lock = await tryDriverLock(session.dbPath, runKey);
+    // Another driver holds the run (a concurrent `start -d`): it will finish the job.
+    if (!lock) return ExitCode.ok;
+    using interrupt = listenForInterrupt();
+    const state = await session.driver(record, interrupt.requested).drive();
+    printJson(runJson(session.run(runKey)));
+    return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+  },
+};

@@ -1,0 +1,81 @@
+/** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
+import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
+import { ExitCode } from "../../errors.ts";
+import { tryDriverLock } from "../../store/locks.ts";
+import type { RunRecord } from "../../store/runs.ts";
+import { numberOption } from "../args.ts";
+import type { Command } from "../command.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { useColor, writeStdout } from "../output.ts";
+import { renderRunTable } from "../render/run_table.ts";
+import { checkRunKey, Session } from "../session.ts";
+
+const CLEAR_SCREEN = "\x1b[H\x1b[2J";
+
+const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+
+/** Sleeps in short slices so an interrupt is noticed promptly. */
+async function pause(seconds: number, interrupted: () => boolean): Promise<void> {
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until && !interrupted()) {
+    await sleep(Math.min(0.25, (until - performance.now()) / 1000));
+  }
+}
+
+/** Polls the stored run until it ends (or an interrupt); returns the last record read. */
+export async function waitUntilFinished(
+  session: Session,
+  runKey: string,
+  interval: number,
+  interrupted: () => boolean,
+  onRefresh?: (record: RunRecord) => void | Promise<void>,
+): Promise<RunRecord> {
+  for (;;) {
+    const record = session.run(runKey);
+    await onRefresh?.(record);
+    if (isTerminalRun(record.state.status) || interrupted()) return record;
+    await pause(interval, interrupted);
+  }
+}
+
+export const watchCommand: Command = {
+  spec: {
+    name: "watch",
+    summary: "Show the run's table until the run ends; exit with its outcome (0, 1 FAILED, 4 CANCELLED).",
+    usage: "watch --run-key KEY [--interval SECONDS] [--mode screen|append] [--advance]",
+    options: [
+      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      { name: "interval", value: "number", metavar: "SECONDS", help: "Refresh interval (default 2.0)." },
+      {
+        name: "mode",
+        value: "string",
+        choices: ["screen", "append"],
+        help: "screen: redraw in place (default); append: print a table each interval (CI logs).",
+      },
+      { name: "advance", help: "Also drive the run, once per refresh, when no other process drives it." },
+    ],
+  },
+  async run(context, args) {
+    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const interval = numberOption(args, "interval", 2.0, 0, true);
+    const screen = (args.options.mode ?? "screen") === "screen";
+    using session = new Session(context);
+    const first = session.run(runKey);
+    using interrupt = listenForInterrupt();
+    using lock = args.options.advance && !isTerminalRun(first.state.status)
+      ? await tryDriverLock(session.dbPath, runKey)
+      : null;
+    const driver = lock ? session.driver(first, interrupt.requested) : null;
+    const color = useColor();
+    const show = (record: RunRecord) => {
+      const table = renderRunTable(record.state, epochNow(), color);
+      writeStdout(screen ? CLEAR_SCREEN + table : table + "\n");
+    };
+    const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, async (record) => {
+      show(record);
+      if (driver && !isTerminalRun(record.state.status)) await driver.tick();
+    });
+    // The final table was the last refresh.
+    return interrupt.requested() ? ExitCode.interrupted : runExitCode(final.state.status);
+  },
+};

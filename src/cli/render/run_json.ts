@@ -1,0 +1,29 @@
+/** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
+import { stepDefinition, stepRunKey } from "../../engine/state.ts";
+import type { RunRecord } from "../../store/runs.ts";
+
+export function runJson(record: RunRecord) {
+  const run = record.state;
+  return {
+    run_key: run.runKey,
+    flow_id: run.flow.flowId,
+    status: run.status,
+    started_at: run.startedAt,
+    finished_at: run.finishedAt,
+    error: run.error,
+    steps: run.steps.map((step) => ({
+      id: step.id,
+      run_key: stepRunKey(run.runKey, step.id, step.attemptNo),
+      status: step.status,
+      attempt_no: step.attemptNo,
+      max_retries: stepDefinition(run, step.id).retries,
+      next_attempt_at: step.nextAttemptAt,
+      started_at: step.startedAt,
+      finished_at: step.finishedAt,
+      error: step.error,
+      orchesjob_status: step.job,
+    })),
+    definition_hash: record.definitionHash,
+    executor: record.executor,
+  };
+}

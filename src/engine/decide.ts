@@ -1,0 +1,128 @@
+/**
+ * The scheduler: what to do next, as a pure function of the run's recorded state, the latest
+ * observations of running jobs, and the time. The loop applies the actions; nothing here does I/O.
+ */
+import { isActiveJobStatus, type Job } from "../executor/job.ts";
+import { evaluateWhen } from "../flow/when.ts";
+import type { StepDefinition } from "../flow/model.ts";
+import { isTerminalStep, type RunState, type RunStatus, stepDefinition, type StepState } from "./state.ts";
+
+export type Action =
+  /** The loop has begun: PENDING → RUNNING. */
+  | { kind: "begin" }
+  /** Start attempt `attemptNo` (a new one, or the same one again when its start never reached orchesjob). */
+  | { kind: "start"; stepId: string; attemptNo: number; resume: boolean }
+  /** A running job's latest status, with no change of step status. */
+  | { kind: "observe"; stepId: string; job: Job }
+  | { kind: "succeed"; stepId: string; job: Job }
+  /** A failed attempt with retries left: DELAYED until `nextAttemptAt`, or PENDING when it is null. */
+  | { kind: "retry"; stepId: string; job: Job | null; error: string; nextAttemptAt: number | null }
+  | { kind: "fail"; stepId: string; job: Job | null; error: string }
+  /** The attempt ran past timeout_sec: abort it; the attempt then fails (and may be retried). */
+  | { kind: "timeout"; stepId: string; error: string }
+  | { kind: "skip"; stepId: string }
+  | { kind: "finish"; status: Extract<RunStatus, "SUCCEEDED" | "FAILED"> };
+
+/**
+ * What one poll found for a RUNNING step: the job, or null when orchesjob has no job under the step's
+ * run key (its start never happened). Steps that were not polled are absent from the map.
+ */
+export type Observations = ReadonlyMap<string, Job | null>;
+
+/** The actions that move `run` forward at time `now` (epoch seconds). */
+export function decide(run: RunState, observations: Observations, now: number): Action[] {
+  if (run.status !== "PENDING" && run.status !== "RUNNING") return [];
+  const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
+  const byId = new Map(run.steps.map((step) => [step.id, step]));
+  const succeeded = new Set(run.steps.filter((s) => s.status === "SUCCEEDED").map((s) => s.id));
+
+  for (const step of run.steps) {
+    const definition = stepDefinition(run, step.id);
+    switch (step.status) {
+      case "RUNNING": {
+        const action = decideRunning(step, definition, observations, now);
+        if (action) actions.push(action);
+        break;
+      }
+      case "PENDING": {
+        const waited = definition.waitsFor.map((id) => byId.get(id)!);
+        if (!waited.every((dep) => isTerminalStep(dep.status))) break;
+        const runs = definition.condition === null || evaluateWhen(definition.condition, succeeded);
+        actions.push(
+          runs ? { kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false } : {
+            kind: "skip",
+            stepId: step.id,
+          },
+        );
+        break;
+      }
+      case "DELAYED":
+        if (step.nextAttemptAt === null || now >= step.nextAttemptAt) {
+          actions.push({ kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false });
+        }
+        break;
+    }
+  }
+
+  if (run.steps.every((step) => isTerminalStep(step.status))) {
+    actions.push({ kind: "finish", status: run.steps.some((s) => s.status === "FAILED") ? "FAILED" : "SUCCEEDED" });
+  }
+  return actions;
+}
+
+function decideRunning(step: StepState, definition: StepDefinition, observations: Observations, now: number) {
+  if (!observations.has(step.id)) return null;
+  const job = observations.get(step.id)!;
+  if (job === null) return { kind: "start" as const, stepId: step.id, attemptNo: step.attemptNo, resume: true };
+  if (job.status === "SUCCEEDED") return { kind: "succeed" as const, stepId: step.id, job };
+  if (!isActiveJobStatus(job.status)) {
+    // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
+    const error = step.error ?? jobFailure(job);
+    return failedAttempt(step, definition, job, error, now);
+  }
+  const timeout = definition.timeoutSec;
+  if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
+    return { kind: "timeout" as const, stepId: step.id, error: `timed out after ${timeout} s` };
+  }
+  return sameJob(step.job, job) ? null : { kind: "observe" as const, stepId: step.id, job };
+}
+
+/** The retry-or-fail decision after an attempt failed. */
+export function failedAttempt(
+  step: StepState,
+  definition: StepDefinition,
+  job: Job | null,
+  error: string,
+  now: number,
+): Action {
+  if (step.attemptNo <= definition.retries) {
+    const nextAttemptAt = definition.retryDelaySec > 0 ? now + definition.retryDelaySec : null;
+    return { kind: "retry", stepId: step.id, job, error, nextAttemptAt };
+  }
+  return { kind: "fail", stepId: step.id, job, error };
+}
+
+function jobFailure(job: Job): string {
+  return job.exit_code === null
+    ? `orchesjob status ${job.status}`
+    : `orchesjob status ${job.status} (exit code ${job.exit_code})`;
+}
+
+function sameJob(a: Job | null, b: Job): boolean {
+  return a !== null && a.job_id === b.job_id && a.status === b.status && a.updated_at === b.updated_at &&
+    a.target_pid === b.target_pid;
+}
+
+/** The earliest time something is due without any job changing (a delayed retry or a timeout), or null. */
+export function nextDue(run: RunState): number | null {
+  let due: number | null = null;
+  const consider = (at: number) => {
+    due = due === null ? at : Math.min(due, at);
+  };
+  for (const step of run.steps) {
+    if (step.status === "DELAYED" && step.nextAttemptAt !== null) consider(step.nextAttemptAt);
+    const timeout = stepDefinition(run, step.id).timeoutSec;
+    if (step.status === "RUNNING" && timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
+  }
+  return due;
+}

@@ -1,0 +1,37 @@
+/**
+ * Per-run file locks (flock), which the OS releases when the holder dies, however it dies.
+ * - The driver lock: held by the one process driving a run (foreground start, detached child,
+ *   watch --advance, tick) for as long as it drives.
+ * - The start gate: held briefly around "check the run is live, then start a job" and around
+ *   "commit the cancel", so no job can start after a cancel is committed.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { safeFileName, stateHome } from "./paths.ts";
+
+function lockPath(dbPath: string, runKey: string, kind: "driver" | "gate"): string {
+  const dir = join(stateHome(dbPath), "locks");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
+}
+
+/** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
+export async function tryDriverLock(dbPath: string, runKey: string): Promise<Disposable | null> {
+  const file = await Deno.open(lockPath(dbPath, runKey, "driver"), { create: true, write: true });
+  if (!(await file.tryLock(true))) {
+    file.close();
+    return null;
+  }
+  return { [Symbol.dispose]: () => file.close() };
+}
+
+/** Runs `fn` holding the run's start gate (waiting for it if needed). */
+export async function withStartGate<T>(dbPath: string, runKey: string, fn: () => Promise<T> | T): Promise<T> {
+  const file = await Deno.open(lockPath(dbPath, runKey, "gate"), { create: true, write: true });
+  try {
+    await file.lock(true);
+    return await fn();
+  } finally {
+    file.close();
+  }
+}
