@@ -58,7 +58,8 @@ export class Session implements Disposable {
 /** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */
 export function checkRunKey(runKey: string | undefined): string {
   if (runKey === undefined) throw new UserError("--run-key is required");
-  if (runKey.trim() === "" || runKey.length > 256 || /[\x00-\x1f\x7f]/.test(runKey)) {
+  const control = [...runKey].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
+  if (runKey.trim() === "" || runKey.length > 256 || control) {
     throw new UserError(`invalid run key ${JSON.stringify(runKey)}: use 1-256 printable characters`);
   }
   return runKey;

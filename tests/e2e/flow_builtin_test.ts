@@ -1,0 +1,3 @@
+import { registerFlowSuite } from "./flow_suite.ts";
+
+registerFlowSuite("builtin");
