@@ -1,5 +1,5 @@
 /** Which executor runs steps: an external orchesjob, or the built-in runner. */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { ExternalExecutor } from "./external.ts";
 import type { Executor, ExecutorKind } from "./executor.ts";
@@ -26,7 +26,8 @@ export function chooseExecutor(
 ): ExecutorSpec {
   if (choice === "builtin") return { kind: "builtin" };
   const bin = explicitBin || env("ORCHESJOB_BIN") || findOnPath("orchesjob", env("PATH") ?? "");
-  if (bin) return { kind: "orchesjob", bin };
+  // A relative path is made absolute now, so a detached driver in another directory finds the same file.
+  if (bin) return { kind: "orchesjob", bin: bin.includes("/") ? resolve(bin) : bin };
   if (choice === "orchesjob") {
     throw new UserError(
       "--executor orchesjob: no orchesjob found (set --orchesjob-bin or ORCHESJOB_BIN, or put it on PATH)",

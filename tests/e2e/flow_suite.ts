@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { eventually, processAlive } from "../helpers.ts";
-import { type ExecutorMode, flowTest, type Json, statuses, step } from "./flow_env.ts";
+import { type ExecutorMode, flowTest, statuses, step } from "./flow_env.ts";
 
 /** A step command that appends its id to `log` (so a test can count executions), then runs `then`. */
 function logged(log: string, id: string, then = "true"): string {

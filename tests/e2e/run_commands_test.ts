@@ -1,0 +1,200 @@
+/** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, errorLine, eventually } from "../helpers.ts";
+import { flowTest, statuses, step } from "./flow_env.ts";
+
+const builtin = ["builtin"] as const;
+
+const TWO_STEPS = `flow_id: two
+steps:
+  - {id: a, command: ["true"]}
+  - {id: b, when: a, command: ["true"]}
+`;
+
+flowTest(
+  builtin,
+  "a run is bound to its definition: a changed file is refused on resume, naming both hashes",
+  async (env) => {
+    const file = env.flow("flow.yaml", TWO_STEPS);
+    const first = await env.json(["start", "--run-key", "bound", file]);
+    env.flow("flow.yaml", TWO_STEPS.replace('["true"]}\n  - {id: b', '["false"]}\n  - {id: b'));
+    const refused = await env.run(["start", "--run-key", "bound", file]);
+    assert.equal(refused.code, 2);
+    const message = errorLine(refused).error;
+    assert.match(
+      message,
+      /^run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
+    );
+    assert.ok(message.includes(first.definition_hash));
+    // Formatting or comments alone do not change the definition.
+    env.flow("flow.yaml", "# same flow, new comment\n" + TWO_STEPS.replaceAll(", ", ",  "));
+    assert.equal((await env.run(["start", "--run-key", "bound", file])).code, 0);
+    assert.deepEqual(await env.status("bound"), first);
+  },
+);
+
+flowTest(
+  builtin,
+  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, then ~/.local/share",
+  async (env) => {
+    const file = env.flow("flow.yaml", TWO_STEPS);
+    const cases: [string[], Record<string, string>, string][] = [
+      [
+        ["--db", join(env.home, "explicit", "my.sqlite3")],
+        { ORCHESJOB_FLOW_HOME: join(env.home, "ignored") },
+        join(env.home, "explicit", "my.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: join(env.home, "flowhome"), ORCHESJOB_HOME: join(env.home, "ignored") },
+        join(env.home, "flowhome", "orchesjob-flow.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: join(env.home, "jobhome") },
+        join(env.home, "jobhome", "orchesjob-flow.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", HOME: join(env.home, "user") },
+        join(env.home, "user", ".local", "share", "orchesjob-flow", "orchesjob-flow.sqlite3"),
+      ],
+    ];
+    for (const [globals, vars, expected] of cases) {
+      const result = await cli([...globals, "--poll-interval", "0.1", "start", "--run-key", "where", file], {
+        env: vars,
+      });
+      assert.equal(result.code, 0, result.stderr);
+      const info = Deno.statSync(expected);
+      assert.ok(info.isFile, expected);
+      assert.equal((Deno.statSync(join(expected, "..")).mode ?? 0) & 0o777, 0o700, `directory of ${expected}`);
+      const again = await cli([...globals, "status", "--run-key", "where"], { env: vars });
+      assert.equal(JSON.parse(again.stdout).status, "SUCCEEDED");
+    }
+  },
+);
+
+flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run command", async (env) => {
+  for (const args of [["status"], ["watch"], ["cancel"], ["tick"], ["status", "--format", "table"]]) {
+    const result = await env.run([...args, "--run-key", "nope"]);
+    assert.equal(result.code, 3, args.join(" "));
+    assert.equal(errorLine(result).error, "run not found: nope");
+  }
+});
+
+flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and loses no state", async (env) => {
+  const file = env.flow("flow.yaml", TWO_STEPS);
+  await env.json(["start", "--run-key", "keep", file]);
+  const before = await env.status("keep");
+  const bad = env.flow("bad.yaml", "flow_id: x\nsteps:\n  - {id: a, command: [a], when: b}\n");
+  const cases: [string[], RegExp][] = [
+    [["start", file], /--run-key is required/],
+    [["start", "--run-key", "keep"], /start: missing FLOW_FILE/],
+    [["start", "--run-key", "", file], /invalid run key ""/],
+    [["start", "--run-key", "keep", bad], /bad\.yaml:3:\d+: step "a": when refers to unknown step "b"/],
+    [["start", "--run-key", "keep", join(env.home, "missing.yaml")], /cannot read flow file/],
+    [["status", "--run-key", "keep", "--format", "xml"], /--format must be one of json, table/],
+    [["watch", "--run-key", "keep", "--mode", "tv"], /--mode must be one of screen, append/],
+    [["watch", "--run-key", "keep", "--interval", "0"], /--interval must be > 0/],
+    [["cancel", "--run-key", "keep", "--grace-seconds", "-1"], /--grace-seconds must be >= 0/],
+    [["--executor", "orchesjob", "start", "--run-key", "other", file], /no orchesjob found/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = await env.run(args, { PATH: "/usr/bin:/bin" });
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern, args.join(" "));
+  }
+  assert.deepEqual(await env.status("keep"), before);
+  assert.equal((await env.run(["status", "--run-key", "other"])).code, 3, "a refused start creates nothing");
+});
+
+flowTest(builtin, "a missing orchesjob binary fails the step with the reason, not the program", async (env) => {
+  const file = env.flow("flow.yaml", TWO_STEPS);
+  const run = await env.json(
+    ["--orchesjob-bin", join(env.home, "no-such-orchesjob"), "start", "--run-key", "m", file],
+    1,
+  );
+  assert.equal(run.status, "FAILED");
+  assert.match(step(run, "a").error, /^start failed: orchesjob not found: .*no-such-orchesjob$/);
+  assert.equal(step(run, "b").status, "SKIPPED");
+});
+
+flowTest(builtin, "SIGINT stops a foreground start with exit 130; start again resumes and finishes", async (env) => {
+  const log = join(env.home, "ran");
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: interrupted
+steps:
+  - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; sleep 1`)}}
+  - {id: b, when: a, command: ${JSON.stringify(`echo b >> '${log}'`)}}
+`,
+  );
+  const child = env.spawn(["start", "--run-key", "int", file]);
+  await env.waitFor("int", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  child.kill("SIGINT");
+  const output = await child.output();
+  assert.equal(output.code, 130);
+  const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
+  assert.equal(stopped.status, "RUNNING", "the run is left resumable");
+  const resumed = await env.json(["start", "--run-key", "int", file]);
+  assert.deepEqual(statuses(resumed), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  assert.equal(Deno.readTextFileSync(log), "a\nb\n");
+});
+
+flowTest(builtin, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: wait\nsteps:\n  - {id: a, command: "sleep 0.5; exit 1"}\n`,
+  );
+  await env.json(["start", "-d", "--run-key", "wt", file]);
+  await env.waitFor("wt", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  const waited = await env.run(["start", "--run-key", "wt", file]);
+  assert.equal(waited.code, 1, waited.stderr);
+  assert.equal(JSON.parse(waited.stdout).status, "FAILED");
+  // A finished run: start prints it and exits with its code; cancel leaves it as it is.
+  assert.equal((await env.run(["start", "--run-key", "wt", file])).code, 1);
+  const cancel = await env.json(["cancel", "--run-key", "wt"]);
+  assert.equal(cancel.status, "FAILED");
+});
+
+flowTest(builtin, "status --format table shows the header, counts and a row per step", async (env) => {
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: table
+steps:
+  - {id: download, command: ["true"]}
+  - {id: validate, when: download, retries: 1, command: "exit 4"}
+  - {id: notify, when: "!validate", command: ["true"]}
+  - {id: never, when: validate, command: ["true"]}
+`,
+  );
+  await env.run(["start", "--run-key", "tbl", file]);
+  const table = (await env.run(["status", "--run-key", "tbl", "--format", "table"])).stdout;
+  const lines = table.split("\n");
+  assert.equal(lines[0], "Flow: table  Run: tbl");
+  assert.equal(lines[1], "Status: X FAILED  Steps: 4/4 done, 0 running, 1 failed");
+  assert.match(
+    lines[2],
+    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d$/,
+  );
+  assert.equal(lines[3], "");
+  assert.match(lines[4], /^Step +Status +Attempt +Elapsed +orchesjob +Run key +Error$/);
+  assert.match(lines[5], /^-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+$/);
+  assert.match(lines[6], /^download +OK SUCCEEDED +1\/0 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
+  assert.match(
+    lines[7],
+    /^validate +X FAILED +2\/1 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
+  );
+  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/0 /);
+  assert.match(lines[9], /^never +- SKIPPED +0\/0 +- +- +tbl:never:1$/);
+  assert.ok(!table.includes("\x1b["), "no colour when stdout is not a terminal");
+});
+
+flowTest(builtin, "a run key is made safe for log file names: no path traversal", async (env) => {
+  const file = env.flow("flow.yaml", TWO_STEPS);
+  const detached = await env.json(["start", "-d", "--run-key", "../../etc/x y", file]);
+  assert.equal(detached.stdout_log, join(env.home, "logs", "orchesjob-flow-%2e%2e%2f%2e%2e%2fetc%2fx%20y.stdout.log"));
+  await eventually("the run to finish", async () => (await env.status("../../etc/x y")).status === "SUCCEEDED");
+  assert.ok(Deno.statSync(detached.stdout_log).isFile);
+});

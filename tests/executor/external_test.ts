@@ -1,0 +1,84 @@
+/**
+ * The external adapter's failure paths, with small real programs that misbehave the ways a broken
+ * orchesjob can (the real runner, through the wrapper, covers the working paths in the e2e suite).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ExecutorError } from "../../src/executor/executor.ts";
+import { ExternalExecutor } from "../../src/executor/external.ts";
+import { chooseExecutor, findOnPath } from "../../src/executor/select.ts";
+import { tempDir } from "../helpers.ts";
+
+function script(dir: string, name: string, body: string): string {
+  const path = join(dir, name);
+  Deno.writeTextFileSync(path, `#!/bin/sh\n${body}\n`);
+  Deno.chmodSync(path, 0o755);
+  return path;
+}
+
+async function failure(promise: Promise<unknown>): Promise<ExecutorError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ExecutorError) return error;
+    throw error;
+  }
+  throw new Error("expected an ExecutorError");
+}
+
+Deno.test("a missing binary, a non-zero exit, non-JSON output and a timeout are typed errors", async () => {
+  using dir = tempDir();
+  const missing = await failure(new ExternalExecutor(join(dir.path, "absent")).status("k"));
+  assert.equal(missing.kind, "missing");
+
+  const crash = script(dir.path, "crash", 'echo "Traceback: database is locked" >&2; exit 1');
+  const exited = await failure(new ExternalExecutor(crash).status("k"));
+  assert.equal(exited.kind, "exit");
+  assert.equal(exited.exitCode, 1);
+  assert.equal(exited.stderrTail, "Traceback: database is locked");
+
+  const chatty = script(dir.path, "chatty", "echo 'not json'");
+  const output = await failure(new ExternalExecutor(chatty).running());
+  assert.equal(output.kind, "output");
+
+  const slow = script(dir.path, "slow", "exec sleep 10");
+  // Had it not been cut off, sleep would have exited 0 with no output: an "output" error instead.
+  const timeout = await failure(new ExternalExecutor(slow, 0.3).status("k"));
+  assert.equal(timeout.kind, "timeout");
+});
+
+Deno.test("races are answers, not errors: status exit 3 is 'never started'; abort exit 4 is 'already finished'", async () => {
+  using dir = tempDir();
+  const notFound = script(dir.path, "nf", 'echo "orchesjob: run_key not found" >&2; exit 3');
+  assert.equal(await new ExternalExecutor(notFound).status("k"), null);
+  assert.equal(await new ExternalExecutor(notFound).abort("k", { graceSeconds: 1 }), null);
+  const finished = script(
+    dir.path,
+    "fin",
+    `case $1 in abort) echo "orchesjob: Job is not running" >&2; exit 4 ;; status) echo '{"status": "SUCCEEDED", "run_key": "k"}' ;; esac`,
+  );
+  assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), {
+    status: "SUCCEEDED",
+    run_key: "k",
+  });
+});
+
+Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else built in", () => {
+  using dir = tempDir();
+  const onPath = script(dir.path, "orchesjob", "exit 0");
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  assert.deepEqual(chooseExecutor("auto", "/opt/oj", env({ ORCHESJOB_BIN: "/x" })), {
+    kind: "orchesjob",
+    bin: "/opt/oj",
+  });
+  assert.deepEqual(chooseExecutor("auto", undefined, env({ ORCHESJOB_BIN: "/x" })), { kind: "orchesjob", bin: "/x" });
+  assert.deepEqual(chooseExecutor("auto", undefined, env({ PATH: `/nonexistent:${dir.path}` })), {
+    kind: "orchesjob",
+    bin: onPath,
+  });
+  assert.deepEqual(chooseExecutor("auto", undefined, env({ PATH: "/nonexistent" })), { kind: "builtin" });
+  assert.deepEqual(chooseExecutor("builtin", "/opt/oj", env({})), { kind: "builtin" });
+  assert.throws(() => chooseExecutor("orchesjob", undefined, env({ PATH: "" })), /no orchesjob found/);
+  Deno.chmodSync(onPath, 0o644);
+  assert.equal(findOnPath("orchesjob", dir.path), undefined, "a file that is not executable does not count");
+});
