@@ -111,6 +111,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       printError(error.message);
       return error.exitCode;
     }
-    throw error;
+    // A bug or an environment failure (a disk error, a lock held past the busy timeout): still one
+    // JSON line, with the stack only on request.
+    const message = error instanceof Error ? error.message : String(error);
+    const debug = Deno.env.get("ORCHESJOB_FLOW_DEBUG")
+      ? { stack: error instanceof Error ? error.stack : undefined }
+      : {};
+    printError(`internal error: ${message}`, debug);
+    return ExitCode.flowFailed;
   }
 }

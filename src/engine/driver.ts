@@ -11,8 +11,11 @@ import { epochNow, isTerminalRun, type RunState, stepDefinition, stepRunKey } fr
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
-/** The first pause after something happened; it doubles up to the poll interval. */
-const FIRST_PAUSE_SECONDS = 0.1;
+/**
+ * The first pause after something happened; it doubles up to the poll interval. Polling the built-in
+ * runner is an in-process read; polling an external orchesjob costs a process (~170 ms), so it starts later.
+ */
+const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 
@@ -65,16 +68,17 @@ export class Driver {
   /** Drives the run until it ends, or until interrupted. Returns the last state seen. */
   async drive(): Promise<RunState> {
     const ceiling = this.options.pollIntervalSec;
-    let pause = Math.min(FIRST_PAUSE_SECONDS, ceiling);
+    const first = Math.min(FIRST_PAUSE_SECONDS[this.options.executor.kind], ceiling);
+    let pause = first;
     for (;;) {
       if (this.options.interrupted?.()) return this.load();
       const { state, progressed, started } = await this.tick();
       if (isTerminalRun(state.status)) return state;
       if (progressed) {
-        pause = Math.min(FIRST_PAUSE_SECONDS, ceiling);
+        pause = first;
         continue;
       }
-      if (started) pause = Math.min(FIRST_PAUSE_SECONDS, ceiling);
+      if (started) pause = first;
       const due = nextDue(state);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - epochNow()));
       await this.pause(wait);

@@ -12,22 +12,24 @@ export type Database = DatabaseSync;
 
 /** Opens (creating if needed) the state file and brings its schema up to date. */
 export function openDatabase(path: string): Database {
-  let db: DatabaseSync;
+  let db: DatabaseSync | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     db = new DatabaseSync(path);
+    db.exec("PRAGMA busy_timeout = 15000");
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = NORMAL");
+    db.exec("PRAGMA foreign_keys = ON");
+    try {
+      chmodSync(path, 0o600);
+    } catch { /* not ours to change (another user's file we can still use) */ }
+    migrate(db);
+    return db;
   } catch (error) {
+    db?.close();
+    if (error instanceof UserError) throw error;
     throw new UserError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
   }
-  db.exec("PRAGMA busy_timeout = 15000");
-  db.exec("PRAGMA journal_mode = WAL");
-  db.exec("PRAGMA synchronous = NORMAL");
-  db.exec("PRAGMA foreign_keys = ON");
-  try {
-    chmodSync(path, 0o600);
-  } catch { /* not ours to change (another user's file we can still use) */ }
-  migrate(db);
-  return db;
 }
 
 function migrate(db: DatabaseSync): void {

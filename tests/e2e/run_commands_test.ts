@@ -198,3 +198,39 @@ flowTest(builtin, "a run key is made safe for log file names: no path traversal"
   await eventually("the run to finish", async () => (await env.status("../../etc/x y")).status === "SUCCEEDED");
   assert.ok(Deno.statSync(detached.stdout_log).isFile);
 });
+
+flowTest(builtin, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
+  const file = env.flow("flow.yaml", TWO_STEPS);
+  {
+    // Create the run without a driver: while the lock is held, `start -d` launches none.
+    using _lock = await env.holdDriverLock("adv");
+    assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
+  }
+  const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
+  assert.equal(watched.code, 0, watched.stderr);
+  assert.ok(watched.stdout.startsWith("\x1b[H\x1b[2J"), "screen mode clears and redraws");
+  assert.match(watched.stdout, /Status: OK SUCCEEDED/);
+  assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+});
+
+flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not a crash", async (env) => {
+  const notDb = env.flow(
+    "not-a-db.sqlite3",
+    "this is not SQLite, just text that is long enough to be read as a header\n".repeat(20),
+  );
+  const result = await env.run(["--db", notDb, "status", "--run-key", "x"]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /^cannot open state database .*not-a-db\.sqlite3: /);
+  const dirAsDb = await env.run(["--db", env.home, "status", "--run-key", "x"]);
+  assert.equal(dirAsDb.code, 2);
+  assert.match(errorLine(dirAsDb).error, /^cannot open state database /);
+  // A database written by a newer orchesjob-flow is refused rather than misread.
+  const newer = join(env.home, "newer.sqlite3");
+  await env.run(["--db", newer, "status", "--run-key", "x"]);
+  const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
+  sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
+  sqlite.close();
+  const refused = await env.run(["--db", newer, "status", "--run-key", "x"]);
+  assert.equal(refused.code, 2);
+  assert.match(errorLine(refused).error, /schema version 999 is newer than this orchesjob-flow understands/);
+});
