@@ -156,21 +156,17 @@ export class Driver {
         }, { attemptNo: attemptOf(run, action.stepId) });
         return;
       case "retry":
+      case "fail": {
+        // A failed attempt: DELAYED or PENDING for the next one, or FAILED when none is left.
+        const status = action.kind === "fail" ? "FAILED" : action.nextAttemptAt === null ? "PENDING" : "DELAYED";
         store.updateStep(key, action.stepId, ["RUNNING"], {
-          status: action.nextAttemptAt === null ? "PENDING" : "DELAYED",
-          next_attempt_at: action.nextAttemptAt,
+          status,
+          ...(action.kind === "fail" ? { finished_at: now } : { next_attempt_at: action.nextAttemptAt }),
           error: action.error,
           ...(action.job ? { orchesjob_status: action.job } : {}),
         }, { attemptNo: attemptOf(run, action.stepId) });
         return;
-      case "fail":
-        store.updateStep(key, action.stepId, ["RUNNING"], {
-          status: "FAILED",
-          finished_at: now,
-          error: action.error,
-          ...(action.job ? { orchesjob_status: action.job } : {}),
-        }, { attemptNo: attemptOf(run, action.stepId) });
-        return;
+      }
       case "timeout":
         return await this.timeout(run, action.stepId, action.error);
       case "skip":

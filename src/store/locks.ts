@@ -25,6 +25,19 @@ export async function tryDriverLock(dbPath: string, runKey: string): Promise<Dis
   return { [Symbol.dispose]: () => file.close() };
 }
 
+/**
+ * Tries for the driver lock a few times: a holder may be only a passing `tick` or another `start -d`
+ * checking whether the run is driven.
+ */
+export async function waitForDriverLock(dbPath: string, runKey: string, seconds: number): Promise<Disposable | null> {
+  const deadline = performance.now() + seconds * 1000;
+  for (;;) {
+    const lock = await tryDriverLock(dbPath, runKey);
+    if (lock || performance.now() >= deadline) return lock;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 /** Runs `fn` holding the run's start gate (waiting for it if needed). */
 export async function withStartGate<T>(dbPath: string, runKey: string, fn: () => Promise<T> | T): Promise<T> {
   const file = await Deno.open(lockPath(dbPath, runKey, "gate"), { create: true, write: true });

@@ -234,3 +234,14 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.equal(refused.code, 2);
   assert.match(errorLine(refused).error, /schema version 999 is newer than this orchesjob-flow understands/);
 });
+
+flowTest(builtin, "a waiting foreground start takes over when the other driver goes away unfinished", async (env) => {
+  const file = env.flow("flow.yaml", TWO_STEPS);
+  const lock = await env.holdDriverLock("take");
+  const waiting = env.spawn(["start", "--run-key", "take", file]);
+  await env.waitFor("take", "the run to exist", (run) => run.status === "PENDING");
+  lock[Symbol.dispose]();
+  const output = await waiting.output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.deepEqual(statuses(await env.status("take")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+});

@@ -62,16 +62,24 @@ export const startCommand: Command = {
     }
 
     using interrupt = listenForInterrupt();
-    using lock = await tryDriverLock(session.dbPath, runKey);
-    if (!lock) {
-      // Someone else drives it: wait like `watch` and answer with the run's outcome.
-      const final = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested);
-      printJson(runJson(final));
-      return interrupt.requested() ? ExitCode.interrupted : runExitCode(final.state.status);
+    for (;;) {
+      {
+        using lock = await tryDriverLock(session.dbPath, runKey);
+        if (lock) {
+          const state = await session.driver(record, interrupt.requested).drive();
+          printJson(runJson(session.run(runKey)));
+          return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+        }
+      }
+      // Someone else drives it: wait like `watch`, taking over if that driver goes away unfinished.
+      const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
+        rounds: 1,
+      });
+      if (interrupt.requested() || isTerminalRun(seen.state.status)) {
+        printJson(runJson(seen));
+        return interrupt.requested() ? ExitCode.interrupted : runExitCode(seen.state.status);
+      }
     }
-    const state = await session.driver(record, interrupt.requested).drive();
-    printJson(runJson(session.run(runKey)));
-    return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
   },
 };
 

@@ -1,7 +1,7 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
 import { isTerminalRun, runExitCode } from "../../engine/state.ts";
 import { ExitCode } from "../../errors.ts";
-import { tryDriverLock } from "../../store/locks.ts";
+import { tryDriverLock, waitForDriverLock } from "../../store/locks.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
@@ -49,7 +49,7 @@ export const driveCommand: Command = {
     const runKey = checkRunKey(args.options["run-key"] as string | undefined);
     using session = new Session(context);
     const record = session.run(runKey);
-    using lock = await tryDriverLock(session.dbPath, runKey);
+    using lock = await waitForDriverLock(session.dbPath, runKey, 2);
     // Another driver holds the run (a concurrent `start -d`): it will finish the job.
     if (!lock) return ExitCode.ok;
     using interrupt = listenForInterrupt();

@@ -22,18 +22,21 @@ async function pause(seconds: number, interrupted: () => boolean): Promise<void>
   }
 }
 
-/** Polls the stored run until it ends (or an interrupt); returns the last record read. */
+/**
+ * Polls the stored run until it ends (or an interrupt, or after `rounds` pauses); returns the last
+ * record read.
+ */
 export async function waitUntilFinished(
   session: Session,
   runKey: string,
   interval: number,
   interrupted: () => boolean,
-  onRefresh?: (record: RunRecord) => void | Promise<void>,
+  options: { onRefresh?: (record: RunRecord) => void | Promise<void>; rounds?: number } = {},
 ): Promise<RunRecord> {
-  for (;;) {
+  for (let round = 0;; round++) {
     const record = session.run(runKey);
-    await onRefresh?.(record);
-    if (isTerminalRun(record.state.status) || interrupted()) return record;
+    await options.onRefresh?.(record);
+    if (isTerminalRun(record.state.status) || interrupted() || round === options.rounds) return record;
     await pause(interval, interrupted);
   }
 }
@@ -71,9 +74,11 @@ export const watchCommand: Command = {
       const table = renderRunTable(record.state, epochNow(), color);
       writeStdout(screen ? CLEAR_SCREEN + table : table + "\n");
     };
-    const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, async (record) => {
-      show(record);
-      if (driver && !isTerminalRun(record.state.status)) await driver.tick();
+    const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, {
+      async onRefresh(record) {
+        show(record);
+        if (driver && !isTerminalRun(record.state.status)) await driver.tick();
+      },
     });
     // The final table was the last refresh.
     return interrupt.requested() ? ExitCode.interrupted : runExitCode(final.state.status);
