@@ -1,8 +1,8 @@
 /** The one place that writes to the terminal. Renderers elsewhere return strings. */
 const encoder = new TextEncoder();
 
-function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
-  const bytes = encoder.encode(text);
+function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string | Uint8Array): void {
+  const bytes = typeof text === "string" ? encoder.encode(text) : text;
   let written = 0;
   while (written < bytes.length) {
     try {
@@ -17,6 +17,11 @@ function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string): 
 
 export function writeStdout(text: string): void {
   writeAll(Deno.stdout, text);
+}
+
+/** Raw bytes on stdout (a job's log, verbatim). */
+export function writeBytes(bytes: Uint8Array): void {
+  writeAll(Deno.stdout, bytes);
 }
 
 export function writeStderr(text: string): void {

@@ -5,6 +5,8 @@ export interface StartOptions {
   strict: boolean;
   /** orchesjob's `--start-timeout` (seconds to wait for the command to be running); default 10. */
   startTimeoutSec?: number;
+  /** Variables added to the command's environment (it inherits the rest). */
+  env?: Record<string, string>;
 }
 
 export interface AbortOptions {
@@ -27,6 +29,8 @@ export interface Executor {
    * finished: a job that ends as the abort arrives is not an error). Null when nothing was started.
    */
   abort(runKey: string, options: AbortOptions): Promise<Job | null>;
+  /** The bytes the run key's current job wrote so far to `stream`; null when there is no such job or file. */
+  logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
   close(): void;
 }
 

@@ -20,7 +20,7 @@ export class ExternalExecutor implements Executor {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    return (await this.call([...args, "--", ...command])).json as StartResult;
+    return (await this.call([...args, "--", ...command], [], options.env)).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -44,13 +44,27 @@ export class ExternalExecutor implements Executor {
     return result.json as Job;
   }
 
-  /** Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. */
-  private async call(args: string[], expected: number[] = []): Promise<{ code: number; json: unknown }> {
+  async logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+    const result = await this.call(["logs", "--run-key", runKey, "--stream", stream], [NOT_FOUND], undefined, true);
+    return result.code === NOT_FOUND ? null : result.bytes;
+  }
+
+  /**
+   * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `env` is
+   * added to orchesjob's environment, which the job inherits. `raw` skips JSON parsing (logs).
+   */
+  private async call(
+    args: string[],
+    expected: number[] = [],
+    env?: Record<string, string>,
+    raw = false,
+  ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
     let output: Deno.CommandOutput;
     try {
       output = await new Deno.Command(this.bin, {
         args,
+        env,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -79,10 +93,10 @@ export class ExternalExecutor implements Executor {
         tail,
       );
     }
-    if (output.code !== 0) return { code: output.code, json: null };
+    if (output.code !== 0 || raw) return { code: output.code, json: null, bytes: output.stdout };
     const stdout = new TextDecoder().decode(output.stdout);
     try {
-      return { code: 0, json: JSON.parse(stdout) };
+      return { code: 0, json: JSON.parse(stdout), bytes: output.stdout };
     } catch {
       throw new ExecutorError(`${what} printed no JSON: ${stdout.trim().slice(0, 200)}`, "output", 0, tail);
     }

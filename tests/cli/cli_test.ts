@@ -19,11 +19,20 @@ Deno.test("--help lists the visible commands and global options", async () => {
 });
 
 Deno.test("every command has --help", async () => {
-  for (const command of ["example", "validate"]) {
+  const commands = ["start", "status", "watch", "cancel", "example", "validate", "job", "tick", "_drive"];
+  for (const command of commands) {
     const result = await cli([command, "--help"]);
     assert.equal(result.code, 0, command);
     assert.match(result.stdout, new RegExp(`^Usage: orchesjob-flow ${command}`), command);
   }
+  for (const sub of ["start", "status", "logs", "abort", "rerun", "unlock", "clean"]) {
+    const result = await cli(["job", sub, "--help"]);
+    assert.equal(result.code, 0, sub);
+    assert.match(result.stdout, new RegExp(`^Usage: orchesjob-flow job ${sub}`), sub);
+  }
+  // Hidden commands stay out of the top-level help.
+  const top = (await cli(["--help"])).stdout;
+  assert.ok(!top.includes("tick") && !top.includes("_drive"));
 });
 
 Deno.test("example prints examples/daily-import.yaml, which validates", async () => {

@@ -1,10 +1,11 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, errorLine, eventually } from "../helpers.ts";
-import { flowTest, statuses, step } from "./flow_env.ts";
+import { CLI, cli, errorLine, eventually } from "../helpers.ts";
+import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
+const both = ["builtin", "external"] as const;
 
 const TWO_STEPS = `flow_id: two
 steps:
@@ -120,29 +121,31 @@ flowTest(builtin, "a missing orchesjob binary fails the step with the reason, no
   assert.equal(step(run, "b").status, "SKIPPED");
 });
 
-flowTest(builtin, "SIGINT stops a foreground start with exit 130; start again resumes and finishes", async (env) => {
-  const log = join(env.home, "ran");
-  const file = env.flow(
-    "flow.yaml",
-    `flow_id: interrupted
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  flowTest(both, `${signal} stops a foreground start with exit 130; start again resumes and finishes`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow(
+      "flow.yaml",
+      `flow_id: interrupted
 steps:
   - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; sleep 1`)}}
   - {id: b, when: a, command: ${JSON.stringify(`echo b >> '${log}'`)}}
 `,
-  );
-  const child = env.spawn(["start", "--run-key", "int", file]);
-  await env.waitFor("int", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
-  child.kill("SIGINT");
-  const output = await child.output();
-  assert.equal(output.code, 130);
-  const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
-  assert.equal(stopped.status, "RUNNING", "the run is left resumable");
-  const resumed = await env.json(["start", "--run-key", "int", file]);
-  assert.deepEqual(statuses(resumed), { a: "SUCCEEDED", b: "SUCCEEDED" });
-  assert.equal(Deno.readTextFileSync(log), "a\nb\n");
-});
+    );
+    const child = env.spawn(["start", "--run-key", "int", file]);
+    await env.waitFor("int", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+    child.kill(signal);
+    const output = await child.output();
+    assert.equal(output.code, 130);
+    const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
+    assert.equal(stopped.status, "RUNNING", "the run is left resumable");
+    const resumed = await env.json(["start", "--run-key", "int", file]);
+    assert.deepEqual(statuses(resumed), { a: "SUCCEEDED", b: "SUCCEEDED" });
+    assert.equal(Deno.readTextFileSync(log), "a\nb\n");
+  });
+}
 
-flowTest(builtin, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
+flowTest(both, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
   const file = env.flow(
     "flow.yaml",
     `flow_id: wait\nsteps:\n  - {id: a, command: "sleep 0.5; exit 1"}\n`,
@@ -158,7 +161,7 @@ flowTest(builtin, "a second foreground start waits for the driving one and exits
   assert.equal(cancel.status, "FAILED");
 });
 
-flowTest(builtin, "status --format table shows the header, counts and a row per step", async (env) => {
+flowTest(both, "status --format table shows the header, counts and a row per step", async (env) => {
   const file = env.flow(
     "flow.yaml",
     `flow_id: table
@@ -199,7 +202,7 @@ flowTest(builtin, "a run key is made safe for log file names: no path traversal"
   assert.ok(Deno.statSync(detached.stdout_log).isFile);
 });
 
-flowTest(builtin, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
+flowTest(both, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
   const file = env.flow("flow.yaml", TWO_STEPS);
   {
     // Create the run without a driver: while the lock is held, `start -d` launches none.
@@ -235,7 +238,7 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.match(errorLine(refused).error, /schema version 999 is newer than this orchesjob-flow understands/);
 });
 
-flowTest(builtin, "a waiting foreground start takes over when the other driver goes away unfinished", async (env) => {
+flowTest(both, "a waiting foreground start takes over when the other driver goes away unfinished", async (env) => {
   const file = env.flow("flow.yaml", TWO_STEPS);
   const lock = await env.holdDriverLock("take");
   const waiting = env.spawn(["start", "--run-key", "take", file]);
@@ -244,4 +247,41 @@ flowTest(builtin, "a waiting foreground start takes over when the other driver g
   const output = await waiting.output();
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   assert.deepEqual(statuses(await env.status("take")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+});
+
+const setsid = ["/usr/bin/setsid", "/bin/setsid"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
+Deno.test({
+  name: "[builtin] start -d survives the end of the session that started it (as when an SSH session closes)",
+  ignore: setsid === undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const file = env.flow(
+      "flow.yaml",
+      'flow_id: s\nsteps:\n  - {id: a, command: "sleep 1"}\n  - {id: b, when: a, command: ["true"]}\n',
+    );
+    // A login-like session: its own session and process group, which is then hung up and killed whole.
+    const quoted = [...CLI, ...env.globals(), "start", "-d", "--run-key", "ssh", file].map((a) => `'${a}'`).join(" ");
+    const session = new Deno.Command(setsid!, {
+      args: ["/bin/sh", "-c", `${quoted} > /dev/null; sleep 60`],
+      cwd: env.home,
+      env: env.env(),
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await env.waitFor("ssh", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+    Deno.kill(-session.pid, "SIGHUP");
+    Deno.kill(-session.pid, "SIGKILL");
+    await session.status;
+    const run = await env.waitFor("ssh", "the run to finish", (r) => r.status !== "RUNNING");
+    assert.equal(run.status, "SUCCEEDED");
+  },
 });

@@ -9,7 +9,7 @@ import { openDatabase } from "../../store/db.ts";
 import { resolveDbPath } from "../../store/paths.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
-import { printJson, writeStdout } from "../output.ts";
+import { printJson, writeBytes, writeStdout } from "../output.ts";
 
 const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
 const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id." } as const;
@@ -210,7 +210,7 @@ const HANDLERS: Record<string, Handler> = {
     } catch {
       throw new UserError(`Log file not found: ${path}`, JobExit.notFound);
     }
-    Deno.stdout.writeSync(bytes);
+    writeBytes(bytes);
     return 0;
   },
 

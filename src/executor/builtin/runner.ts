@@ -113,6 +113,16 @@ export class BuiltinRunner implements Executor {
     return Promise.resolve(this.runningNow());
   }
 
+  logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+    const row = this.currentRow(runKey);
+    if (!row) return Promise.resolve(null);
+    try {
+      return Promise.resolve(Deno.readFileSync(stream === "stdout" ? row.stdout_file : row.stderr_file));
+    } catch {
+      return Promise.resolve(null);
+    }
+  }
+
   runningNow(): Job[] {
     return this.store.activeJobs().map((row) => this.reconcile(row)).filter((row) => isActiveJobStatus(row.status))
       .map(toJob);
@@ -186,7 +196,7 @@ export class BuiltinRunner implements Executor {
     if (decision.accepted) {
       // Intent before action: the STARTING row is committed before the supervisor exists, so a crash
       // here leaves a job that readers turn LOST, never a process nobody knows about.
-      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command));
+      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
       this.store.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
       row = { ...row, worker_pid: pid };
     }

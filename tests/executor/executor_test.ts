@@ -1,0 +1,65 @@
+/**
+ * The Executor interface the engine uses, against both implementations: the built-in runner in
+ * process, and the external adapter driving the `orchesjob-flow job` wrapper.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { BuiltinRunner, jobsDirectory } from "../../src/executor/builtin/runner.ts";
+import type { Executor } from "../../src/executor/executor.ts";
+import { ExternalExecutor } from "../../src/executor/external.ts";
+import { openDatabase } from "../../src/store/db.ts";
+import { eventually, writeJobWrapper } from "../helpers.ts";
+
+const IMPLEMENTATIONS: [string, (home: string) => { executor: Executor; close(): void }][] = [
+  ["built-in", (home) => {
+    const dbPath = join(home, "state.sqlite3");
+    const db = openDatabase(dbPath);
+    return { executor: new BuiltinRunner(db, jobsDirectory(dbPath)), close: () => db.close() };
+  }],
+  ["external via the job wrapper", (home) => {
+    Deno.env.set("ORCHESJOB_FLOW_HOME", home);
+    return {
+      executor: new ExternalExecutor(writeJobWrapper(home)),
+      close: () => Deno.env.delete("ORCHESJOB_FLOW_HOME"),
+    };
+  }],
+];
+
+for (const [name, open] of IMPLEMENTATIONS) {
+  Deno.test({
+    name: `${name}: start with env, status, running, logs, abort (also of a finished job), unknown keys`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const home = Deno.makeTempDirSync({ prefix: "ojf-executor-" });
+      const { executor, close } = open(home);
+      try {
+        assert.equal(await executor.status("unknown"), null);
+        assert.equal(await executor.abort("unknown", { graceSeconds: 1 }), null);
+        assert.equal(await executor.logs("unknown", "stdout"), null);
+
+        const started = await executor.start("greet", ["sh", "-c", 'echo "$GREETING"; echo oops >&2'], {
+          strict: true,
+          env: { GREETING: "hello from env" },
+        });
+        assert.equal(started.accepted, true);
+        await eventually("greet to succeed", async () => (await executor.status("greet"))?.status === "SUCCEEDED");
+        assert.equal(new TextDecoder().decode((await executor.logs("greet", "stdout"))!), "hello from env\n");
+        assert.equal(new TextDecoder().decode((await executor.logs("greet", "stderr"))!), "oops\n");
+        // Aborting a job that has already finished is an answer (its final state), not an error.
+        assert.equal((await executor.abort("greet", { graceSeconds: 1 }))?.status, "SUCCEEDED");
+
+        const long = await executor.start("long", ["sleep", "30"], { strict: true, startTimeoutSec: 5 });
+        assert.equal(long.status, "RUNNING");
+        assert.deepEqual((await executor.running()).map((job) => job.run_key), ["long"]);
+        const aborted = await executor.abort("long", { graceSeconds: 1, reason: "test" });
+        assert.equal(aborted?.status, "ABORTED");
+        assert.deepEqual(await executor.running(), []);
+      } finally {
+        executor.close();
+        close();
+        Deno.removeSync(home, { recursive: true });
+      }
+    },
+  });
+}
