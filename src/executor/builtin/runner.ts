@@ -221,7 +221,8 @@ export class BuiltinRunner implements Executor {
     let current = this.reconcile(row);
     for (let pause = 1; !done(current) && performance.now() < deadline; pause = Math.min(pause * 2, 50)) {
       await sleep(Math.min(pause, Math.max(0, deadline - performance.now())));
-      if (!isActiveJobStatus(current.status) || fileExists(files.target) || fileExists(files.exit) || pause >= 50) {
+      // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
+      if (fileExists(files.target) || fileExists(files.exit) || pause >= 50) {
         current = this.jobRow(row.job_id) ?? current;
       }
     }
