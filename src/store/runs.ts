@@ -53,7 +53,19 @@ export type StepFields = Partial<{
 }>;
 
 export class RunStore {
+  /** A run's definition never changes, so each stored text is parsed once per process. */
+  private definitions = new Map<string, FlowDefinition>();
+
   constructor(readonly db: Database) {}
+
+  private definition(text: string): FlowDefinition {
+    let flow = this.definitions.get(text);
+    if (!flow) {
+      flow = denormalizeFlow(JSON.parse(text) as NormalizedFlow);
+      this.definitions.set(text, flow);
+    }
+    return flow;
+  }
 
   /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored record either way. */
   createOrGet(
@@ -88,7 +100,7 @@ export class RunStore {
     return {
       state: {
         runKey: run.run_key,
-        flow: denormalizeFlow(JSON.parse(run.definition) as NormalizedFlow),
+        flow: this.definition(run.definition),
         status: run.status,
         startedAt: run.started_at,
         finishedAt: run.finished_at,

@@ -111,7 +111,7 @@ const JOB_SPEC: CommandSpec = {
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
 
-export function openRunner(context: CommandContext): BuiltinRunner {
+function openRunner(context: CommandContext): BuiltinRunner {
   const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
   return new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
 }

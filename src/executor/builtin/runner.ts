@@ -130,7 +130,7 @@ export class BuiltinRunner implements Executor {
 
   // ---- starting ----
 
-  start(runKey: string, command: readonly string[], options: StartOptions & { sync?: boolean }): Promise<StartResult> {
+  start(runKey: string, command: readonly string[], options: RunOptions): Promise<StartResult> {
     return this.run(runKey, { kind: "start", command }, options);
   }
 
