@@ -2,7 +2,8 @@
 import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
-import type { Command, ExecutorChoice, GlobalOptions } from "./command.ts";
+import type { ExecutorChoice } from "../executor/select.ts";
+import type { Command, GlobalOptions } from "./command.ts";
 import { exampleCommand } from "./commands/example.ts";
 import { jobCommand } from "./commands/job.ts";
 import { cancelCommand } from "./commands/cancel.ts";

@@ -1,8 +1,6 @@
 /** What every CLI command is: a spec for its arguments and a function that returns the exit code. */
-import type { CommandSpec, ParsedArgs } from "./args.ts";
-
 import type { ExecutorChoice } from "../executor/select.ts";
-export type { ExecutorChoice };
+import type { CommandSpec, ParsedArgs } from "./args.ts";
 
 /** Options given before the subcommand. */
 export interface GlobalOptions {

@@ -5,6 +5,7 @@
 import { type Executor, ExecutorError } from "../executor/executor.ts";
 import type { Job } from "../executor/job.ts";
 import type { RunStore } from "../store/runs.ts";
+import { sleepUnless } from "../sleep.ts";
 import { withStartGate } from "../store/locks.ts";
 import { type Action, decide, failedAttempt, nextDue, type Observations } from "./decide.ts";
 import { epochNow, isTerminalRun, type RunState, stepDefinition, stepRunKey } from "./state.ts";
@@ -36,8 +37,6 @@ export interface TickResult {
   /** A job was started: poll it soon. */
   started: boolean;
 }
-
-const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
 export class Driver {
   constructor(readonly options: DriverOptions, readonly runKey: string) {}
@@ -87,14 +86,12 @@ export class Driver {
   }
 
   /** Sleeps `seconds`, waking early if the run ends (a cancel) or the driver is interrupted. */
-  private async pause(seconds: number): Promise<void> {
-    const until = performance.now() + seconds * 1000;
-    while (performance.now() < until) {
-      await sleep(Math.min(SLICE_SECONDS, (until - performance.now()) / 1000));
-      if (this.options.interrupted?.()) return;
+  private pause(seconds: number): Promise<void> {
+    return sleepUnless(seconds, () => {
+      if (this.options.interrupted?.()) return true;
       const status = this.options.store.runStatus(this.runKey);
-      if (status === undefined || isTerminalRun(status)) return;
-    }
+      return status === undefined || isTerminalRun(status);
+    }, SLICE_SECONDS);
   }
 
   /**

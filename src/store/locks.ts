@@ -7,6 +7,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { sleep } from "../sleep.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 function lockPath(dbPath: string, runKey: string, kind: "driver" | "gate"): string {
@@ -34,7 +35,7 @@ export async function waitForDriverLock(dbPath: string, runKey: string, seconds:
   for (;;) {
     const lock = await tryDriverLock(dbPath, runKey);
     if (lock || performance.now() >= deadline) return lock;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(0.1);
   }
 }
 

@@ -75,10 +75,10 @@ export class RunStore {
     flowFile: string,
     executor: ExecutorSpec,
     now: number,
-  ): { record: RunRecord; created: boolean } {
+  ): RunRecord {
     return transaction(this.db, () => {
       const existing = this.get(runKey);
-      if (existing) return { record: existing, created: false };
+      if (existing) return existing;
       this.db.prepare(
         `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
          VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
@@ -87,7 +87,7 @@ export class RunStore {
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
       flow.steps.forEach((step, position) => insert.run(runKey, step.id, position));
-      return { record: this.get(runKey)!, created: true };
+      return this.get(runKey)!;
     });
   }
 

@@ -36,7 +36,7 @@ export const startCommand: Command = {
     const hash = definitionHash(flow);
     using session = new Session(context);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const { record } = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
+    const record = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +

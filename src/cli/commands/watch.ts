@@ -1,6 +1,7 @@
 /** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
 import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
 import { ExitCode } from "../../errors.ts";
+import { sleepUnless } from "../../sleep.ts";
 import { tryDriverLock } from "../../store/locks.ts";
 import type { RunRecord } from "../../store/runs.ts";
 import { numberOption } from "../args.ts";
@@ -11,16 +12,6 @@ import { renderRunTable } from "../render/run_table.ts";
 import { checkRunKey, Session } from "../session.ts";
 
 const CLEAR_SCREEN = "\x1b[H\x1b[2J";
-
-const sleep = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-
-/** Sleeps in short slices so an interrupt is noticed promptly. */
-async function pause(seconds: number, interrupted: () => boolean): Promise<void> {
-  const until = performance.now() + seconds * 1000;
-  while (performance.now() < until && !interrupted()) {
-    await sleep(Math.min(0.25, (until - performance.now()) / 1000));
-  }
-}
 
 /**
  * Polls the stored run until it ends (or an interrupt, or after `rounds` pauses); returns the last
@@ -37,7 +28,7 @@ export async function waitUntilFinished(
     const record = session.run(runKey);
     await options.onRefresh?.(record);
     if (isTerminalRun(record.state.status) || interrupted() || round === options.rounds) return record;
-    await pause(interval, interrupted);
+    await sleepUnless(interval, interrupted);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { sleep } from "../../sleep.ts";
 import { transaction } from "../../store/db.ts";
 import type { Database } from "../../store/db.ts";
 import { type JobRow, JobStore } from "../../store/jobs.ts";
@@ -28,8 +29,6 @@ export const JobExit = { usage: 2, notFound: 3, invalidState: 4 } as const;
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function jobsDirectory(dbPath: string): string {
   return join(stateHome(dbPath), "jobs");
@@ -220,7 +219,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     let current = this.reconcile(row);
     for (let pause = 1; !done(current) && performance.now() < deadline; pause = Math.min(pause * 2, 50)) {
-      await sleep(Math.min(pause, Math.max(0, deadline - performance.now())));
+      await sleep(Math.min(pause, deadline - performance.now()) / 1000);
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
       if (fileExists(files.target) || fileExists(files.exit) || pause >= 50) {
         current = this.jobRow(row.job_id) ?? current;
@@ -275,12 +274,12 @@ export class BuiltinRunner implements Executor {
       flags.sent_term_target = target !== null && signal(-worker, "SIGTERM");
       flags.sent_term_worker = signal(worker, "SIGTERM");
       const deadline = performance.now() + options.graceSeconds * 1000;
-      while (isGroupAlive(worker) && performance.now() < deadline) await sleep(50);
+      while (isGroupAlive(worker) && performance.now() < deadline) await sleep(0.05);
       if (isGroupAlive(worker)) {
         flags.sent_kill_target = target !== null && signal(-worker, "SIGKILL");
         flags.sent_kill_worker = signal(worker, "SIGKILL");
         const killDeadline = performance.now() + 2000;
-        while (isGroupAlive(worker) && performance.now() < killDeadline) await sleep(20);
+        while (isGroupAlive(worker) && performance.now() < killDeadline) await sleep(0.02);
       }
     }
     const after = this.store.job(row.job_id) ?? row;

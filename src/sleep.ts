@@ -1,0 +1,13 @@
+/** Waiting, in seconds. Long waits are cut into slices so a stop condition is noticed promptly. */
+
+export function sleep(seconds: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, seconds) * 1000));
+}
+
+/** Sleeps `seconds`, returning early once `stop()` holds (checked every `slice` seconds). */
+export async function sleepUnless(seconds: number, stop: () => boolean, slice = 0.25): Promise<void> {
+  const until = performance.now() + seconds * 1000;
+  while (performance.now() < until && !stop()) {
+    await sleep(Math.min(slice, (until - performance.now()) / 1000));
+  }
+}
