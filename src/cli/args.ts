@@ -14,6 +14,8 @@ export interface OptionSpec {
   help: string;
   /** Allowed values for a string option. */
   choices?: readonly string[];
+  /** Repeatable: every value is kept, in order, as a string[]. */
+  multiple?: boolean;
 }
 
 export interface CommandSpec {
@@ -31,7 +33,7 @@ export interface CommandSpec {
   notes?: string;
 }
 
-export type OptionValue = string | number | boolean;
+export type OptionValue = string | number | boolean | string[];
 
 export interface ParsedArgs {
   options: Record<string, OptionValue | undefined>;
@@ -73,7 +75,10 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
         if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
         raw = argv[++i];
       }
-      parsed.options[option.name] = convert(option, raw, where);
+      const value = convert(option, raw, where);
+      parsed.options[option.name] = option.multiple
+        ? [...(parsed.options[option.name] as string[] | undefined ?? []), String(value)]
+        : value;
       continue;
     }
     if (spec.remainder) {

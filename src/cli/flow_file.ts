@@ -1,7 +1,10 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
+import { dirname, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { loadFlow } from "../flow/load.ts";
 import type { FlowDefinition } from "../flow/model.ts";
+import { bindFlow, parseParamArgument } from "../flow/params.ts";
+import type { OptionSpec, ParsedArgs } from "./args.ts";
 
 export function readFlowFile(path: string): FlowDefinition {
   let text: string;
@@ -18,4 +21,33 @@ export function readFlowFile(path: string): FlowDefinition {
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
   return loadFlow(text, path);
+}
+
+/** `--param NAME=VALUE`, repeatable (start, validate). */
+export const PARAM_OPTION: OptionSpec = {
+  name: "param",
+  value: "string",
+  metavar: "NAME=VALUE",
+  multiple: true,
+  help: "Set a run parameter declared under params (repeatable).",
+};
+
+/** The `--param` values given on the command line; a name given twice keeps the last value. */
+export function givenParams(args: ParsedArgs): Record<string, string> {
+  const given: Record<string, string> = {};
+  for (const argument of (args.options.param as string[] | undefined) ?? []) {
+    const [name, value] = parseParamArgument(argument);
+    given[name] = value;
+  }
+  return given;
+}
+
+/** The flow file's directory, absolute: a relative `cwd` in the file is relative to it. */
+export function flowDirectory(path: string): string {
+  return dirname(resolve(path));
+}
+
+/** The flow as a run executes it: parameters substituted, directories absolute. */
+export function bindFlowFile(flow: FlowDefinition, path: string, given: Record<string, string>): FlowDefinition {
+  return bindFlow(flow, given, flowDirectory(path));
 }

@@ -4,6 +4,7 @@
  */
 import { isActiveJobStatus, type Job } from "../executor/job.ts";
 import { evaluateWhen } from "../flow/when.ts";
+import { retryDelay } from "./backoff.ts";
 import type { StepDefinition } from "../flow/model.ts";
 import { isTerminalStep, type RunState, type RunStatus, stepDefinition, type StepState } from "./state.ts";
 
@@ -15,8 +16,11 @@ export type Action =
   /** A running job's latest status, with no change of step status. */
   | { kind: "observe"; stepId: string; job: Job }
   | { kind: "succeed"; stepId: string; job: Job }
-  /** A failed attempt with retries left: DELAYED until `nextAttemptAt`, or PENDING when it is null. */
-  | { kind: "retry"; stepId: string; job: Job | null; error: string; nextAttemptAt: number | null }
+  /**
+   * A failed attempt with retries left: DELAYED until `nextAttemptAt`, or PENDING when it is null.
+   * `delaySec` is the drawn delay; it is stored with the attempt, so a resume never draws again.
+   */
+  | { kind: "retry"; stepId: string; job: Job | null; error: string; nextAttemptAt: number | null; delaySec: number }
   | { kind: "fail"; stepId: string; job: Job | null; error: string }
   /** The attempt ran past timeout_sec: abort it; the attempt then fails (and may be retried). */
   | { kind: "timeout"; stepId: string; error: string }
@@ -29,18 +33,29 @@ export type Action =
  */
 export type Observations = ReadonlyMap<string, Job | null>;
 
-/** The actions that move `run` forward at time `now` (epoch seconds). */
-export function decide(run: RunState, observations: Observations, now: number): Action[] {
+/**
+ * The actions that move `run` forward at time `now` (epoch seconds). `random` (values in [0, 1))
+ * draws retry jitter; tests pass a fixed one.
+ */
+export function decide(
+  run: RunState,
+  observations: Observations,
+  now: number,
+  random: () => number = Math.random,
+): Action[] {
   if (run.status !== "PENDING" && run.status !== "RUNNING") return [];
   const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
   const byId = new Map(run.steps.map((step) => [step.id, step]));
   const succeeded = new Set(run.steps.filter((s) => s.status === "SUCCEEDED").map((s) => s.id));
+  // max_parallel: starts are granted in file order while slots remain.
+  const running = run.steps.filter((s) => s.status === "RUNNING").length;
+  let slots = run.flow.maxParallel === null ? Infinity : run.flow.maxParallel - running;
 
   for (const step of run.steps) {
     const definition = stepDefinition(run, step.id);
     switch (step.status) {
       case "RUNNING": {
-        const action = decideRunning(step, definition, observations, now);
+        const action = decideRunning(step, definition, observations, now, random);
         if (action) actions.push(action);
         break;
       }
@@ -48,16 +63,16 @@ export function decide(run: RunState, observations: Observations, now: number): 
         const waited = definition.waitsFor.map((id) => byId.get(id)!);
         if (!waited.every((dep) => isTerminalStep(dep.status))) break;
         const runs = definition.condition === null || evaluateWhen(definition.condition, succeeded);
-        actions.push(
-          runs ? { kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false } : {
-            kind: "skip",
-            stepId: step.id,
-          },
-        );
+        if (!runs) actions.push({ kind: "skip", stepId: step.id });
+        else if (slots > 0) {
+          slots--;
+          actions.push({ kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false });
+        }
         break;
       }
       case "DELAYED":
-        if (step.nextAttemptAt === null || now >= step.nextAttemptAt) {
+        if ((step.nextAttemptAt === null || now >= step.nextAttemptAt) && slots > 0) {
+          slots--;
           actions.push({ kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false });
         }
         break;
@@ -70,7 +85,13 @@ export function decide(run: RunState, observations: Observations, now: number): 
   return actions;
 }
 
-function decideRunning(step: StepState, definition: StepDefinition, observations: Observations, now: number) {
+function decideRunning(
+  step: StepState,
+  definition: StepDefinition,
+  observations: Observations,
+  now: number,
+  random: () => number,
+) {
   if (!observations.has(step.id)) return null;
   const job = observations.get(step.id)!;
   if (job === null) return { kind: "start" as const, stepId: step.id, attemptNo: step.attemptNo, resume: true };
@@ -78,7 +99,7 @@ function decideRunning(step: StepState, definition: StepDefinition, observations
   if (!isActiveJobStatus(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
-    return failedAttempt(step, definition, job, error, now);
+    return failedAttempt(step, definition, job, error, now, random);
   }
   const timeout = definition.timeoutSec;
   if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
@@ -87,17 +108,37 @@ function decideRunning(step: StepState, definition: StepDefinition, observations
   return sameJob(step.job, job) ? null : { kind: "observe" as const, stepId: step.id, job };
 }
 
-/** The retry-or-fail decision after an attempt failed. */
+/**
+ * The retry-or-fail decision after an attempt failed. With `retry_on_exit_codes`, an attempt whose
+ * command exited with another code fails at once; failures without an exit code of the command's
+ * own (could not start, LOST, aborted after a timeout) are retried as usual.
+ */
 export function failedAttempt(
   step: StepState,
   definition: StepDefinition,
   job: Job | null,
   error: string,
   now: number,
+  random: () => number = Math.random,
 ): Action {
+  const codes = definition.retryOnExitCodes;
+  const exitCode = job?.status === "FAILED" ? job.exit_code : null;
+  if (codes !== null && exitCode !== null && !codes.includes(exitCode)) {
+    return { kind: "fail", stepId: step.id, job, error: `${error}; not retried: exit code not in retry_on_exit_codes` };
+  }
   if (step.attemptNo <= definition.retries) {
-    const nextAttemptAt = definition.retryDelaySec > 0 ? now + definition.retryDelaySec : null;
-    return { kind: "retry", stepId: step.id, job, error, nextAttemptAt };
+    const delaySec = retryDelay(
+      {
+        backoff: definition.retryBackoff,
+        delaySec: definition.retryDelaySec,
+        maxDelaySec: definition.retryMaxDelaySec,
+        jitter: definition.retryJitter,
+      },
+      step.attemptNo,
+      random(),
+    );
+    const nextAttemptAt = delaySec > 0 ? Math.round((now + delaySec) * 1000) / 1000 : null;
+    return { kind: "retry", stepId: step.id, job, error, nextAttemptAt, delaySec };
   }
   return { kind: "fail", stepId: step.id, job, error };
 }

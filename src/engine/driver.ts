@@ -8,6 +8,7 @@ import type { RunStore } from "../store/runs.ts";
 import { sleepUnless } from "../sleep.ts";
 import { withStartGate } from "../store/locks.ts";
 import { type Action, decide, failedAttempt, nextDue, type Observations } from "./decide.ts";
+import { stepLaunch } from "./launch.ts";
 import { epochNow, isTerminalRun, type RunState, stepDefinition, stepRunKey } from "./state.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
@@ -156,9 +157,24 @@ export class Driver {
       case "fail": {
         // A failed attempt: DELAYED or PENDING for the next one, or FAILED when none is left.
         const status = action.kind === "fail" ? "FAILED" : action.nextAttemptAt === null ? "PENDING" : "DELAYED";
+        const step = run.steps.find((s) => s.id === action.stepId)!;
+        // The drawn delay is stored in the same write as DELAYED, so a resume never draws again.
+        const retried = action.kind === "retry"
+          ? {
+            next_attempt_at: action.nextAttemptAt,
+            retry_history: [...step.retryHistory, {
+              attempt_no: step.attemptNo,
+              started_at: step.startedAt,
+              failed_at: now,
+              error: action.error,
+              delay_sec: action.delaySec,
+              next_attempt_at: action.nextAttemptAt,
+            }],
+          }
+          : { finished_at: now };
         store.updateStep(key, action.stepId, ["RUNNING"], {
           status,
-          ...(action.kind === "fail" ? { finished_at: now } : { next_attempt_at: action.nextAttemptAt }),
+          ...retried,
           error: action.error,
           ...(action.job ? { orchesjob_status: action.job } : {}),
         }, { attemptNo: attemptOf(run, action.stepId) });
@@ -201,8 +217,11 @@ export class Driver {
       if (status === undefined || isTerminalRun(status)) return;
       let job: Job;
       try {
-        job = await executor.start(jobKey, definition.command, {
+        const launch = stepLaunch(run, definition, attemptNo);
+        job = await executor.start(jobKey, launch.command, {
           strict: definition.strict,
+          env: launch.env,
+          ...(launch.cwd === null ? {} : { cwd: launch.cwd }),
           ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
         });
       } catch (error) {

@@ -2,7 +2,7 @@
 import type { Job } from "../executor/job.ts";
 import type { FlowDefinition, StepDefinition } from "../flow/model.ts";
 
-export type RunStatus = "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+export type RunStatus = "SCHEDULED" | "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
 export type StepStatus = "PENDING" | "DELAYED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
 
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
@@ -28,6 +28,18 @@ export interface StepState {
   error: string | null;
   /** The last job object orchesjob returned for the current attempt. */
   job: Job | null;
+  /** One record per earlier attempt that failed and was retried, oldest first. */
+  retryHistory: RetryRecord[];
+}
+
+/** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). */
+export interface RetryRecord {
+  attempt_no: number;
+  started_at: number | null;
+  failed_at: number;
+  error: string;
+  delay_sec: number;
+  next_attempt_at: number | null;
 }
 
 export interface RunState {
@@ -35,6 +47,8 @@ export interface RunState {
   flow: FlowDefinition;
   status: RunStatus;
   startedAt: number;
+  /** A deferred run (SCHEDULED) begins no earlier than this; null when it was not deferred. */
+  notBefore: number | null;
   finishedAt: number | null;
   error: string | null;
   steps: StepState[];

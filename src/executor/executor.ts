@@ -7,6 +7,8 @@ export interface StartOptions {
   startTimeoutSec?: number;
   /** Variables added to the command's environment (it inherits the rest). */
   env?: Record<string, string>;
+  /** Absolute working directory of the command; absent: the caller's. */
+  cwd?: string;
 }
 
 export interface AbortOptions {

@@ -5,6 +5,7 @@
  */
 import { type AbortOptions, type Executor, ExecutorError, type StartOptions } from "./executor.ts";
 import type { Job, StartResult } from "./job.ts";
+import { envSupportsChdir, wrapCommand } from "./wrap.ts";
 
 const NOT_FOUND = 3;
 const INVALID_STATE = 4;
@@ -20,7 +21,12 @@ export class ExternalExecutor implements Executor {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    return (await this.call([...args, "--", ...command], [], options.env)).json as StartResult;
+    // orchesjob takes no env or directory: they travel inside the command (see wrap.ts), which also
+    // keeps them in orchesjob's durable record of the job.
+    const wrapped = options.env || options.cwd
+      ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
+      : command;
+    return (await this.call([...args, "--", ...wrapped])).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -45,18 +51,17 @@ export class ExternalExecutor implements Executor {
   }
 
   async logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
-    const result = await this.call(["logs", "--run-key", runKey, "--stream", stream], [NOT_FOUND], undefined, true);
+    const result = await this.call(["logs", "--run-key", runKey, "--stream", stream], [NOT_FOUND], true);
     return result.code === NOT_FOUND ? null : result.bytes;
   }
 
   /**
-   * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `env` is
-   * added to orchesjob's environment, which the job inherits. `raw` skips JSON parsing (logs).
+   * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `raw`
+   * skips JSON parsing (logs).
    */
   private async call(
     args: string[],
     expected: number[] = [],
-    env?: Record<string, string>,
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
@@ -64,7 +69,6 @@ export class ExternalExecutor implements Executor {
     try {
       output = await new Deno.Command(this.bin, {
         args,
-        env,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

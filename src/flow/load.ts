@@ -5,7 +5,9 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
-import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition } from "./model.ts";
+import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
+import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition } from "./model.ts";
+import { paramReferences } from "./params.ts";
 import { closestName } from "./suggest.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, type WhenExpr, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
@@ -62,6 +64,22 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
     throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
   }
 
+  const flowField = (name: string) =>
+    readField(root, fieldSpec(FLOW_FIELD_TABLE, name), (node, reason) => {
+      throw new FlowError(at(node), reason);
+    });
+  const paramsValue = flowField("params") as Record<string, string | null> | undefined;
+  const params: ParamSpec[] = Object.entries(paramsValue ?? {}).map(([name, value]) => ({ name, default: value }));
+  const defaults: StepDefaults = {
+    env: (flowField("env") as Record<string, string> | undefined) ?? {},
+    cwd: (flowField("cwd") as string | undefined) ?? null,
+    params: new Set(params.map((param) => param.name)),
+  };
+  checkTemplates(root, defaults.params, (node, reason) => {
+    throw new FlowError(at(node), reason);
+  });
+  const maxParallel = (flowField("max_parallel") as number | undefined) ?? null;
+
   const stepsNode = root.get("steps", true) as Node | undefined;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
@@ -72,7 +90,7 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   const steps: StepDefinition[] = [];
   const placeOfStep = new Map<string, { when?: Place; dependsOn?: Place; step: Place }>();
   for (const item of stepsNode.items as Node[]) {
-    const step = readStep(item, at);
+    const step = readStep(item, at, defaults);
     const previous = seen.get(step.definition.id);
     if (previous) {
       throw new FlowError(
@@ -89,7 +107,7 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
     steps.push(step.definition);
   }
 
-  const flow: FlowDefinition = { flowId, steps };
+  const flow: FlowDefinition = { flowId, steps, params, paramValues: null, maxParallel };
   const problem = checkGraph(flow);
   if (problem) {
     const places = problem.stepId === undefined ? undefined : placeOfStep.get(problem.stepId);
@@ -143,7 +161,57 @@ interface ReadStep {
   places: { id: Place; when?: Place; dependsOn?: Place };
 }
 
-function readStep(item: Node, at: At): ReadStep {
+/** What steps inherit from the flow level, and the declared parameter names. */
+interface StepDefaults {
+  env: Record<string, string>;
+  cwd: string | null;
+  params: ReadonlySet<string>;
+}
+
+/** A field's plain value checked against its entry in the field table; undefined when absent. */
+function readField(
+  map: YAMLMap,
+  spec: Parameters<typeof checkFieldValue>[0],
+  fail: (node: Node, reason: string) => never,
+): unknown {
+  const node = map.get(spec.name, true) as Node | undefined;
+  if (node === undefined) return undefined;
+  const value = scalarValue(node);
+  const reason = checkFieldValue(spec, value);
+  if (reason !== null) fail(node, reason);
+  return value;
+}
+
+/** Every `${params.NAME}` in the map's env values and cwd (and a step's command) names a declared parameter. */
+function checkTemplates(map: YAMLMap, declared: ReadonlySet<string>, fail: (node: Node, reason: string) => never) {
+  for (const name of ["command", "env", "cwd"]) {
+    const node = map.get(name, true) as Node | undefined;
+    if (node === undefined) continue;
+    const value = scalarValue(node);
+    const texts = typeof value === "string"
+      ? [value]
+      : Array.isArray(value)
+      ? value
+      : value && typeof value === "object"
+      ? Object.values(value)
+      : [];
+    for (const text of texts) {
+      if (typeof text !== "string") continue;
+      let names: string[];
+      try {
+        names = paramReferences(text);
+      } catch (error) {
+        fail(node, `${name}: ${(error as Error).message}`);
+      }
+      const unknown = names!.find((n) => !declared.has(n));
+      if (unknown !== undefined) {
+        fail(node, `${name} refers to undeclared parameter "${unknown}" (declare it under params)`);
+      }
+    }
+  }
+}
+
+function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
   if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
   const idNode = item.get("id", true) as Node | undefined;
   if (idNode === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
@@ -183,31 +251,23 @@ function readStep(item: Node, at: At): ReadStep {
   const dependsNode = field("depends_on");
   let dependsOn: string[] = [];
   if (dependsNode !== undefined) {
-    const value = scalarValue(dependsNode);
-    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
-      fail(dependsNode, "depends_on must be a list of step ids");
-    }
-    dependsOn = [...new Set(value as string[])];
+    dependsOn = [...new Set(stepFieldValue(item, "depends_on", fail) as string[])];
   }
 
-  const number = (name: string, ok: (n: number) => boolean, rule: string, integer = false): number | undefined => {
-    const node = field(name);
-    if (node === undefined) return undefined;
-    const value = scalarValue(node);
-    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
-      fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
-    }
-    return value as number;
-  };
-  const retries = number("retries", (n) => n >= 0, "an integer >= 0", true) ?? 0;
-  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0") ?? 0;
-  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0") ?? null;
-  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0") ?? null;
-  const strictNode = field("strict");
-  const strictValue = strictNode === undefined ? true : scalarValue(strictNode);
-  if (typeof strictValue !== "boolean") {
-    fail(strictNode, `strict must be true or false, got ${JSON.stringify(strictValue)}`);
-  }
+  const stepField = (name: string) => stepFieldValue(item, name, fail);
+  checkTemplates(item, defaults.params, fail);
+  const retries = (stepField("retries") as number | undefined) ?? 0;
+  const retryDelaySec = (stepField("retry_delay_sec") as number | undefined) ?? 0;
+  const timeoutSec = (stepField("timeout_sec") as number | undefined) ?? null;
+  const startTimeoutSec = (stepField("start_timeout_sec") as number | undefined) ?? null;
+  const strict = (stepField("strict") as boolean | undefined) ?? true;
+  const env = { ...defaults.env, ...(stepField("env") as Record<string, string> | undefined) };
+  const cwd = (stepField("cwd") as string | undefined) ?? defaults.cwd;
+  const retryBackoff = (stepField("retry_backoff") as RetryBackoff | undefined) ?? "fixed";
+  const retryMaxDelaySec = (stepField("retry_max_delay_sec") as number | undefined) ?? null;
+  const retryJitter = (stepField("retry_jitter") as number | undefined) ?? 0;
+  const exitCodes = stepField("retry_on_exit_codes") as number[] | undefined;
+  const retryOnExitCodes = exitCodes === undefined ? null : [...new Set(exitCodes)];
 
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
@@ -216,10 +276,16 @@ function readStep(item: Node, at: At): ReadStep {
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
+    env,
+    cwd,
     retries,
     retryDelaySec,
+    retryBackoff,
+    retryMaxDelaySec,
+    retryJitter,
+    retryOnExitCodes,
     timeoutSec,
-    strict: strictValue as boolean,
+    strict,
     startTimeoutSec,
   };
   return {
@@ -230,6 +296,10 @@ function readStep(item: Node, at: At): ReadStep {
       dependsOn: dependsNode ? at(dependsNode, id) : undefined,
     },
   };
+}
+
+function stepFieldValue(item: YAMLMap, name: string, fail: (node: Node, reason: string) => never): unknown {
+  return readField(item, fieldSpec(STEP_FIELD_TABLE, name), fail);
 }
 
 function readCommand(node: Node, fail: (node: Node | undefined, reason: string) => never): string[] {

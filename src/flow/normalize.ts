@@ -1,17 +1,27 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
 import { createHash } from "node:crypto";
-import type { FlowDefinition } from "./model.ts";
+import type { FlowDefinition, RetryBackoff } from "./model.ts";
 import { formatWhen, parseWhen } from "./when.ts";
 
-/** The normalized step as stored and printed; field names follow the flow file's. */
+/**
+ * The normalized step as stored and printed; field names follow the flow file's. Fields added after
+ * the first release appear only when they differ from their defaults, so a flow that does not use
+ * them keeps its definition hash (runs started by an older version still resume).
+ */
 export interface NormalizedStep {
   id: string;
   command: string[];
   when: string | null;
   depends_on: string[];
   waits_for: string[];
+  env?: Record<string, string>;
+  cwd?: string;
   retries: number;
   retry_delay_sec: number;
+  retry_backoff?: RetryBackoff;
+  retry_max_delay_sec?: number;
+  retry_jitter?: number;
+  retry_on_exit_codes?: number[];
   timeout_sec: number | null;
   strict: boolean;
   start_timeout_sec: number | null;
@@ -19,20 +29,34 @@ export interface NormalizedStep {
 
 export interface NormalizedFlow {
   flow_id: string;
+  /** Declared parameters: name → default (null: required). */
+  params?: Record<string, string | null>;
+  /** The values a run was started with. */
+  param_values?: Record<string, string>;
+  max_parallel?: number;
   steps: NormalizedStep[];
 }
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   return {
     flow_id: flow.flowId,
+    ...(flow.params.length ? { params: Object.fromEntries(flow.params.map((p) => [p.name, p.default])) } : {}),
+    ...(flow.paramValues && flow.params.length ? { param_values: flow.paramValues } : {}),
+    ...(flow.maxParallel === null ? {} : { max_parallel: flow.maxParallel }),
     steps: flow.steps.map((step) => ({
       id: step.id,
       command: step.command,
       when: step.condition ? formatWhen(step.condition) : null,
       depends_on: step.dependsOn,
       waits_for: step.waitsFor,
+      ...(Object.keys(step.env).length ? { env: step.env } : {}),
+      ...(step.cwd === null ? {} : { cwd: step.cwd }),
       retries: step.retries,
       retry_delay_sec: step.retryDelaySec,
+      ...(step.retryBackoff === "fixed" ? {} : { retry_backoff: step.retryBackoff }),
+      ...(step.retryMaxDelaySec === null ? {} : { retry_max_delay_sec: step.retryMaxDelaySec }),
+      ...(step.retryJitter === 0 ? {} : { retry_jitter: step.retryJitter }),
+      ...(step.retryOnExitCodes === null ? {} : { retry_on_exit_codes: step.retryOnExitCodes }),
       timeout_sec: step.timeoutSec,
       strict: step.strict,
       start_timeout_sec: step.startTimeoutSec,
@@ -42,16 +66,26 @@ export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
 
 /** Rebuilds the definition from its stored form (the inverse of {@link normalizeFlow}). */
 export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
+  const params = Object.entries(stored.params ?? {}).map(([name, value]) => ({ name, default: value }));
   return {
     flowId: stored.flow_id,
+    params,
+    paramValues: stored.param_values ?? (params.length ? null : {}),
+    maxParallel: stored.max_parallel ?? null,
     steps: stored.steps.map((step) => ({
       id: step.id,
       command: step.command,
       condition: step.when === null ? null : parseWhen(step.when),
       dependsOn: step.depends_on,
       waitsFor: step.waits_for,
+      env: step.env ?? {},
+      cwd: step.cwd ?? null,
       retries: step.retries,
       retryDelaySec: step.retry_delay_sec,
+      retryBackoff: step.retry_backoff ?? "fixed",
+      retryMaxDelaySec: step.retry_max_delay_sec ?? null,
+      retryJitter: step.retry_jitter ?? 0,
+      retryOnExitCodes: step.retry_on_exit_codes ?? null,
       timeoutSec: step.timeout_sec,
       strict: step.strict,
       startTimeoutSec: step.start_timeout_sec,

@@ -7,7 +7,7 @@ import type { Job } from "../executor/job.ts";
 import type { ExecutorSpec } from "../executor/select.ts";
 import type { FlowDefinition } from "../flow/model.ts";
 import { denormalizeFlow, type NormalizedFlow, normalizeFlow } from "../flow/normalize.ts";
-import type { RunState, RunStatus, StepState, StepStatus } from "../engine/state.ts";
+import type { RetryRecord, RunState, RunStatus, StepState, StepStatus } from "../engine/state.ts";
 import { type Database, transaction } from "./db.ts";
 
 interface RunRow {
@@ -19,6 +19,7 @@ interface RunRow {
   flow_file: string | null;
   executor: string;
   started_at: number;
+  not_before: number | null;
   finished_at: number | null;
   error: string | null;
 }
@@ -32,6 +33,7 @@ interface StepRow {
   finished_at: number | null;
   error: string | null;
   orchesjob_status: string | null;
+  retry_history: string | null;
 }
 
 /** A run as stored: its state, and what it is bound to. */
@@ -50,6 +52,7 @@ export type StepFields = Partial<{
   finished_at: number | null;
   error: string | null;
   orchesjob_status: Job | null;
+  retry_history: RetryRecord[];
 }>;
 
 export class RunStore {
@@ -103,6 +106,7 @@ export class RunStore {
         flow: this.definition(run.definition),
         status: run.status,
         startedAt: run.started_at,
+        notBefore: run.not_before,
         finishedAt: run.finished_at,
         error: run.error,
         steps: steps.map(toStepState),
@@ -150,7 +154,8 @@ export class RunStore {
     const names = Object.keys(fields) as (keyof StepFields)[];
     const values = names.map((name) => {
       const value = fields[name];
-      return name === "orchesjob_status" ? (value === null ? null : JSON.stringify(value)) : value ?? null;
+      if (name === "orchesjob_status" || name === "retry_history") return value === null ? null : JSON.stringify(value);
+      return value ?? null;
     });
     const conditions = [`run_key = ?`, `step_id = ?`, `status IN (${from.map(() => "?").join(", ")})`];
     const args: (string | number | null)[] = [runKey, stepId, ...from];
@@ -202,5 +207,6 @@ function toStepState(row: StepRow): StepState {
     finishedAt: row.finished_at,
     error: row.error,
     job: row.orchesjob_status === null ? null : JSON.parse(row.orchesjob_status) as Job,
+    retryHistory: row.retry_history === null ? [] : JSON.parse(row.retry_history) as RetryRecord[],
   };
 }

@@ -60,4 +60,9 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, step_id)
   );
   `,
+  // 3: deferred starts (start --not-before) and the retry delays drawn for each failed attempt.
+  `
+  ALTER TABLE flow_runs ADD COLUMN not_before REAL;
+  ALTER TABLE flow_steps ADD COLUMN retry_history TEXT;
+  `,
 ];

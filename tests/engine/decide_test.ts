@@ -27,6 +27,7 @@ function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {
     finishedAt: null,
     error: null,
     job: null,
+    retryHistory: [],
     ...extra,
   };
 }
@@ -37,6 +38,7 @@ function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial
     flow: FLOW,
     status: "RUNNING",
     startedAt: 1000,
+    notBefore: null,
     finishedAt: null,
     error: null,
     steps: FLOW.steps.map((s) => stepState(s.id, statuses[s.id] ?? "PENDING", extra[s.id])),
@@ -88,6 +90,7 @@ Deno.test("observations: success, failure with retries left (delayed), failure w
       job: job("FAILED", 2),
       error: "orchesjob status FAILED (exit code 2)",
       nextAttemptAt: 1020,
+      delaySec: 10,
     },
   ]);
   for (const status of ["LOST", "ABORTED", "CANCELLED"] as const) {
@@ -133,4 +136,71 @@ Deno.test("the run finishes when every step is terminal: FAILED if any step fail
     status: "FAILED",
   }]);
   assert.deepEqual(decide({ ...run(all("SUCCEEDED")), status: "CANCELLED" }, new Map(), 1), []);
+});
+
+Deno.test("max_parallel: starts are granted in file order while slots remain; retries wait for a slot too", () => {
+  const flow = loadFlow(
+    `flow_id: f
+max_parallel: 2
+steps:
+  - {id: a, command: [x]}
+  - {id: b, command: [x]}
+  - {id: c, command: [x]}
+  - {id: d, command: [x]}
+`,
+    "f.yaml",
+  );
+  const state = (statuses: StepStatus[], extra: Partial<StepState> = {}): RunState => ({
+    ...run({}),
+    flow,
+    steps: flow.steps.map((s, i) => stepState(s.id, statuses[i], i === 0 ? extra : {})),
+  });
+  const starts = (actions: ReturnType<typeof decide>) => actions.filter((a) => a.kind === "start").map((a) => a.stepId);
+  assert.deepEqual(starts(decide(state(["PENDING", "PENDING", "PENDING", "PENDING"]), new Map(), 1000)), ["a", "b"]);
+  assert.deepEqual(starts(decide(state(["RUNNING", "PENDING", "PENDING", "PENDING"]), new Map(), 1000)), ["b"]);
+  assert.deepEqual(starts(decide(state(["RUNNING", "RUNNING", "PENDING", "PENDING"]), new Map(), 1000)), []);
+  assert.deepEqual(starts(decide(state(["SUCCEEDED", "RUNNING", "PENDING", "PENDING"]), new Map(), 1000)), ["c"]);
+  // A due retry of an earlier step comes first in file order.
+  const delayed = state(["DELAYED", "RUNNING", "PENDING", "PENDING"], { nextAttemptAt: 999 });
+  assert.deepEqual(starts(decide(delayed, new Map(), 1000)), ["a"]);
+});
+
+Deno.test("backoff: the drawn delay is in the action; retry_on_exit_codes fails other codes at once", () => {
+  const flow = loadFlow(
+    `flow_id: f
+steps:
+  - id: a
+    command: [x]
+    retries: 5
+    retry_delay_sec: 2
+    retry_backoff: exponential
+    retry_max_delay_sec: 5
+    retry_jitter: 0.5
+    retry_on_exit_codes: [75]
+`,
+    "f.yaml",
+  );
+  const state = (attemptNo: number): RunState => ({
+    ...run({}),
+    flow,
+    steps: [stepState("a", "RUNNING", { attemptNo })],
+  });
+  const failed = (attemptNo: number, exitCode: number, random: number) =>
+    decide(state(attemptNo), new Map([["a", job("FAILED", exitCode)]]), 1000, () => random)[0];
+  assert.deepEqual(failed(1, 75, 0), {
+    kind: "retry",
+    stepId: "a",
+    job: job("FAILED", 75),
+    error: "orchesjob status FAILED (exit code 75)",
+    nextAttemptAt: 1002,
+    delaySec: 2,
+  });
+  assert.equal((failed(2, 75, 0.5) as { delaySec: number }).delaySec, 3); // 4 less a quarter
+  assert.equal((failed(3, 75, 0) as { delaySec: number }).delaySec, 5); // 8 capped at 5
+  const other = failed(1, 1, 0);
+  assert.equal(other.kind, "fail");
+  assert.match((other as { error: string }).error, /exit code 1\); not retried: exit code not in retry_on_exit_codes/);
+  // Without an exit code of the command's own (LOST), the retry still happens.
+  const lost = decide(state(1), new Map([["a", job("LOST")]]), 1000, () => 0)[0];
+  assert.equal(lost.kind, "retry");
 });

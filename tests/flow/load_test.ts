@@ -84,7 +84,7 @@ Deno.test("each field rejects bad values with the file, line, column and step", 
     ["    retrys: 1\n", 'flow.yaml:5:5: unknown field "retrys" in step "A"; did you mean "retries"?'],
     [
       "    zzz: 1\n",
-      'flow.yaml:5:5: unknown field "zzz" in step "A"; expected one of id, command, when, depends_on, retries, retry_delay_sec, timeout_sec, strict, start_timeout_sec',
+      'flow.yaml:5:5: unknown field "zzz" in step "A"; expected one of id, command, when, depends_on, env, cwd, retries, retry_delay_sec, retry_backoff, retry_max_delay_sec, retry_jitter, retry_on_exit_codes, timeout_sec, strict, start_timeout_sec',
     ],
   ];
   for (const [extra, message] of cases) assert.equal(error(oneStep(extra)), message, extra);

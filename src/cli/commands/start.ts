@@ -8,7 +8,7 @@ import { definitionHash } from "../../flow/normalize.ts";
 import { tryDriverLock } from "../../store/locks.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
-import { readFlowFile } from "../flow_file.ts";
+import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/run_json.ts";
@@ -20,10 +20,11 @@ export const startCommand: Command = {
   spec: {
     name: "start",
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
-    usage: "start --run-key KEY [-d|--detach] FLOW_FILE",
+    usage: "start --run-key KEY [-d|--detach] [--param NAME=VALUE]... FLOW_FILE",
     options: [
       { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+      PARAM_OPTION,
     ],
     positionals: ["FLOW_FILE"],
     notes: "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
@@ -32,9 +33,13 @@ export const startCommand: Command = {
   async run(context, args) {
     const runKey = checkRunKey(args.options["run-key"] as string | undefined);
     const file = args.positionals[0];
-    const flow = readFlowFile(file);
-    const hash = definitionHash(flow);
+    const loaded = readFlowFile(file);
+    const given = givenParams(args);
     using session = new Session(context);
+    // Resuming needs no --param again: without any, the run's stored values are used.
+    const stored = Object.keys(given).length === 0 ? session.store.get(runKey)?.state.flow.paramValues : undefined;
+    const flow = bindFlowFile(loaded, file, stored ?? given);
+    const hash = definitionHash(flow);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
     const record = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
     if (record.definitionHash !== hash) {

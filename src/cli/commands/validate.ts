@@ -1,22 +1,45 @@
 import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
 import type { Command } from "../command.ts";
-import { readFlowFile } from "../flow_file.ts";
-import { printJson } from "../output.ts";
+import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
+import { printJson, writeStderr } from "../output.ts";
 
 export const validateCommand: Command = {
   spec: {
     name: "validate",
     summary:
       "Check a flow file and print it normalized as JSON: each step's effective condition (when) and every step it waits for (waits_for).",
-    usage: "validate FLOW_FILE",
-    options: [],
+    usage: "validate [--param NAME=VALUE]... FLOW_FILE",
+    options: [PARAM_OPTION],
     positionals: ["FLOW_FILE"],
+    notes: "Warnings about likely mistakes go to stderr, one JSON line each; they do not fail the command.\n" +
+      "Parameters are substituted as `start` would; a required one not given is left as written (with a warning).",
   },
   run(_context, args) {
-    const flow = readFlowFile(args.positionals[0]);
+    const file = args.positionals[0];
+    const loaded = readFlowFile(file);
+    const given = givenParams(args);
+    const missing = loaded.params.filter((p) => p.default === null && given[p.name] === undefined).map((p) => p.name);
+    const warnings: string[] = missing.map((name) =>
+      `parameter "${name}" has no default: start needs --param ${name}=VALUE`
+    );
+    // Unknown --param names are an error here too; with required ones missing, the file is shown unbound.
+    const flow = missing.length === 0 ? bindFlowFile(loaded, file, given) : loaded;
+    if (missing.length > 0) {
+      bindFlowFile(loaded, file, { ...given, ...Object.fromEntries(missing.map((n) => [n, ""])) });
+    }
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
-    printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
+    for (const warning of warnings) writeStderr(JSON.stringify({ warning: `${file}: ${warning}` }) + "\n");
+    printJson({
+      valid: true,
+      flow_id: normalized.flow_id,
+      definition_hash: missing.length === 0 ? definitionHash(flow) : null,
+      ...(normalized.params ? { params: normalized.params } : {}),
+      ...(normalized.param_values ? { param_values: normalized.param_values } : {}),
+      ...(normalized.max_parallel ? { max_parallel: normalized.max_parallel } : {}),
+      steps,
+      warnings,
+    });
     return 0;
   },
 };

@@ -22,8 +22,11 @@ export function runJson(record: RunRecord) {
       finished_at: step.finishedAt,
       error: step.error,
       orchesjob_status: step.job,
+      retry_history: step.retryHistory,
     })),
     definition_hash: record.definitionHash,
     executor: record.executor,
+    params: run.flow.paramValues ?? {},
+    not_before: run.notBefore,
   };
 }

@@ -12,24 +12,27 @@
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
  */
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
 const SCRIPT = `
-job=$1 dir=$2
-shift 2
+job=$1 dir=$2 cwd=$3
+shift 3
 put() { printf '%s\\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; }
 put worker "$$"
 trap 'terminated=1' TERM
-case $1 in
-  */*) [ -f "$1" ] && [ -x "$1" ] ;;
-  *) command -v "$1" > /dev/null 2>&1 ;;
-esac || {
-  printf '%s\\n' "orchesjob-flow: cannot execute '$1': not found or not executable" > "$dir/$job.stderr"
+fail() {
+  printf '%s\\n' "orchesjob-flow: $1" > "$dir/$job.stderr"
   : > "$dir/$job.stdout"
   put exit -1
   exit 0
 }
+if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
+case $1 in
+  */*) [ -f "$1" ] && [ -x "$1" ] ;;
+  *) command -v "$1" > /dev/null 2>&1 ;;
+esac || fail "cannot execute '$1': not found or not executable"
 (trap - INT QUIT TERM; exec "$@") < /dev/null > "$dir/$job.stdout" 2> "$dir/$job.stderr" &
 pid=$!
 put target "$pid"
@@ -66,9 +69,11 @@ export function launchSupervisor(
   jobId: string,
   command: readonly string[],
   env?: Record<string, string>,
+  cwd?: string,
 ): number {
+  // The jobs directory must be absolute: the script may change directory before writing its files.
   const child = new Deno.Command(shell(), {
-    args: ["-c", SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command],
+    args: ["-c", SCRIPT, SUPERVISOR_NAME, jobId, resolve(dir), cwd ?? "", ...command],
     stdin: "null",
     stdout: "null",
     stderr: "null",

@@ -1,0 +1,207 @@
+/**
+ * The one table of flow-file fields: their names, types, limits and meaning. The loader checks values
+ * against it and `schema` generates the JSON Schema from it, so the two cannot drift. Pure data and
+ * pure checks.
+ */
+
+/** Names of run parameters and environment variables: what a shell accepts as a variable name. */
+export const VARIABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export type FieldKind =
+  /** A scalar string; `nonBlank` refuses "" and whitespace. */
+  | { type: "string"; nonBlank?: boolean; pattern?: RegExp; patternHint?: string }
+  | { type: "number" | "integer"; minimum?: number; exclusiveMinimum?: number; maximum?: number }
+  | { type: "boolean" }
+  | { type: "enum"; values: readonly string[] }
+  /** A list of integers (exit codes). */
+  | { type: "integer-list" }
+  /** A list of step ids. */
+  | { type: "id-list" }
+  /** Variable name → string (`env`). */
+  | { type: "string-map" }
+  /** Parameter name → default string, or null for a required parameter (`params`). */
+  | { type: "params" }
+  /** argv list, or a string run by /bin/sh -c. */
+  | { type: "command" }
+  /** A `when` expression (checked by the `when` parser). */
+  | { type: "when" }
+  /** A step id (checked against the id rule). */
+  | { type: "step-id" }
+  /** The list of steps. */
+  | { type: "steps" };
+
+export interface FieldSpec {
+  name: string;
+  kind: FieldKind;
+  required?: boolean;
+  /** The default as the README states it (documentation and the schema's `default`). */
+  default?: unknown;
+  description: string;
+}
+
+export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
+  { name: "flow_id", kind: { type: "string", nonBlank: true }, required: true, description: "Name of the flow." },
+  { name: "steps", kind: { type: "steps" }, required: true, description: "Non-empty list of steps." },
+  {
+    name: "params",
+    kind: { type: "params" },
+    description: "Run parameters: name → default, or null when `start --param NAME=VALUE` must give it.",
+  },
+  {
+    name: "env",
+    kind: { type: "string-map" },
+    description: "Environment variables for every step (a step's own env wins).",
+  },
+  {
+    name: "cwd",
+    kind: { type: "string", nonBlank: true },
+    description: "Working directory of every step: absolute, or relative to the flow file's directory.",
+  },
+  {
+    name: "max_parallel",
+    kind: { type: "integer", minimum: 1 },
+    description: "At most this many steps RUNNING at once; ready steps start in file order.",
+  },
+];
+
+export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
+  { name: "id", kind: { type: "step-id" }, required: true, description: "Unique step id." },
+  { name: "command", kind: { type: "command" }, required: true, description: "argv list, or a /bin/sh -c string." },
+  { name: "when", kind: { type: "when" }, description: "Condition over step ids with !, &&, || and parentheses." },
+  { name: "depends_on", kind: { type: "id-list" }, description: "Step ids to wait for." },
+  { name: "env", kind: { type: "string-map" }, description: "Environment variables of this step." },
+  {
+    name: "cwd",
+    kind: { type: "string", nonBlank: true },
+    description: "Working directory: absolute, or relative to the flow file's directory.",
+  },
+  {
+    name: "retries",
+    kind: { type: "integer", minimum: 0 },
+    default: 0,
+    description: "Retries after a failed attempt.",
+  },
+  {
+    name: "retry_delay_sec",
+    kind: { type: "number", minimum: 0 },
+    default: 0,
+    description: "Seconds before the first retry.",
+  },
+  {
+    name: "retry_backoff",
+    kind: { type: "enum", values: ["fixed", "exponential"] },
+    default: "fixed",
+    description: "fixed: every retry waits retry_delay_sec; exponential: the delay doubles per retry.",
+  },
+  {
+    name: "retry_max_delay_sec",
+    kind: { type: "number", minimum: 0 },
+    description: "Ceiling of a retry delay.",
+  },
+  {
+    name: "retry_jitter",
+    kind: { type: "number", minimum: 0, maximum: 1 },
+    default: 0,
+    description: "Fraction of the delay drawn off at random per retry (0..1).",
+  },
+  {
+    name: "retry_on_exit_codes",
+    kind: { type: "integer-list" },
+    description: "Retry only attempts that exited with one of these codes.",
+  },
+  { name: "timeout_sec", kind: { type: "number", exclusiveMinimum: 0 }, description: "Runtime limit of an attempt." },
+  { name: "strict", kind: { type: "boolean" }, default: true, description: "Start with orchesjob's --strict." },
+  {
+    name: "start_timeout_sec",
+    kind: { type: "number", exclusiveMinimum: 0 },
+    description: "Passed to orchesjob as --start-timeout.",
+  },
+];
+
+/** Names of the fields a flow file may contain, as written in the file. */
+export const FLOW_FIELDS: readonly string[] = FLOW_FIELD_TABLE.map((field) => field.name);
+export const STEP_FIELDS: readonly string[] = STEP_FIELD_TABLE.map((field) => field.name);
+
+export function fieldSpec(table: readonly FieldSpec[], name: string): FieldSpec {
+  const spec = table.find((field) => field.name === name);
+  if (!spec) throw new Error(`no field ${name}`);
+  return spec;
+}
+
+/** The rule a numeric field states in its error message, e.g. "an integer >= 0". */
+export function numberRule(kind: Extract<FieldKind, { type: "number" | "integer" }>): string {
+  const parts: string[] = [];
+  if (kind.minimum !== undefined) parts.push(`>= ${kind.minimum}`);
+  if (kind.exclusiveMinimum !== undefined) parts.push(`> ${kind.exclusiveMinimum}`);
+  if (kind.maximum !== undefined) parts.push(`<= ${kind.maximum}`);
+  return `${kind.type === "integer" ? "an integer" : "a number"}${parts.length ? " " + parts.join(" and ") : ""}`;
+}
+
+/**
+ * Checks a plain value (already read from YAML or JSON) against a field of the simple kinds. Returns
+ * the reason it is wrong, or null. Kinds with their own readers (command, when, id, steps) return null.
+ */
+export function checkFieldValue(spec: FieldSpec, value: unknown): string | null {
+  const { kind, name } = spec;
+  const got = `got ${JSON.stringify(value) ?? String(value)}`;
+  switch (kind.type) {
+    case "string": {
+      if (typeof value !== "string" || (kind.nonBlank && value.trim() === "")) {
+        return `${name} must be a non-empty string, ${got}`;
+      }
+      if (kind.pattern && !kind.pattern.test(value)) return `${name} must be ${kind.patternHint}, ${got}`;
+      return null;
+    }
+    case "number":
+    case "integer": {
+      const ok = typeof value === "number" && Number.isFinite(value) &&
+        (kind.type === "number" || Number.isInteger(value)) &&
+        (kind.minimum === undefined || value >= kind.minimum) &&
+        (kind.exclusiveMinimum === undefined || value > kind.exclusiveMinimum) &&
+        (kind.maximum === undefined || value <= kind.maximum);
+      return ok ? null : `${name} must be ${numberRule(kind)}, ${got}`;
+    }
+    case "boolean":
+      return typeof value === "boolean" ? null : `${name} must be true or false, ${got}`;
+    case "enum":
+      return typeof value === "string" && kind.values.includes(value)
+        ? null
+        : `${name} must be one of ${kind.values.join(", ")}, ${got}`;
+    case "integer-list":
+      return Array.isArray(value) && value.length > 0 && value.every((v) => Number.isInteger(v))
+        ? null
+        : `${name} must be a non-empty list of integers, ${got}`;
+    case "id-list":
+      return Array.isArray(value) && value.every((v) => typeof v === "string" && v !== "")
+        ? null
+        : `${name} must be a list of step ids`;
+    case "string-map":
+    case "params":
+      return checkMap(spec, value);
+    default:
+      return null;
+  }
+}
+
+function checkMap(spec: FieldSpec, value: unknown): string | null {
+  const what = spec.kind.type === "params" ? "parameter" : "variable";
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return `${spec.name} must be a mapping of ${what} names to ${
+      spec.kind.type === "params" ? "default strings (or null)" : "strings"
+    }`;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (!VARIABLE_NAME_PATTERN.test(key)) {
+      return `${spec.name}: invalid ${what} name ${
+        JSON.stringify(key)
+      } (letters, digits and _, not starting with a digit)`;
+    }
+    const ok = typeof item === "string" || (spec.kind.type === "params" && item === null);
+    if (!ok) {
+      return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${
+        JSON.stringify(item)
+      }; quote it ("${String(item)}")`;
+    }
+  }
+  return null;
+}

@@ -1,0 +1,99 @@
+/**
+ * Run parameters: `${params.NAME}` in a step's command, env and cwd, and binding a loaded flow to the
+ * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
+ * other variables). Pure.
+ */
+import { isAbsolute, join, normalize } from "node:path";
+import { UserError } from "../errors.ts";
+import { VARIABLE_NAME_PATTERN } from "./fields.ts";
+import type { FlowDefinition, StepDefinition } from "./model.ts";
+
+const REFERENCE_START = "${params.";
+const REFERENCE = /\$\{params\.([^}]*)\}/g;
+
+/** The parameter names `text` refers to; throws the reason when a reference is malformed. */
+export function paramReferences(text: string): string[] {
+  const names: string[] = [];
+  let from = 0;
+  for (;;) {
+    const start = text.indexOf(REFERENCE_START, from);
+    if (start < 0) return names;
+    const end = text.indexOf("}", start);
+    const name = end < 0 ? "" : text.slice(start + REFERENCE_START.length, end);
+    if (end < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
+      const shown = end < 0 ? text.slice(start) : text.slice(start, end + 1);
+      throw new Error(`invalid parameter reference ${JSON.stringify(shown)}: write \${params.NAME}`);
+    }
+    names.push(name);
+    from = end + 1;
+  }
+}
+
+/** `text` with every `${params.NAME}` replaced by its value (names were checked when loading). */
+export function substituteParams(text: string, values: Readonly<Record<string, string>>): string {
+  return text.replace(REFERENCE, (whole, name: string) => values[name] ?? whole);
+}
+
+/** Parses `NAME=VALUE` (as given to `--param`). */
+export function parseParamArgument(argument: string): [string, string] {
+  const eq = argument.indexOf("=");
+  const name = eq < 0 ? argument : argument.slice(0, eq);
+  if (eq < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
+    throw new UserError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
+  }
+  return [name, argument.slice(eq + 1)];
+}
+
+/**
+ * The run's values: the given ones over the declared defaults. An unknown name or a required
+ * parameter without a value is a usage error (exit 2).
+ */
+export function resolveParamValues(
+  flow: FlowDefinition,
+  given: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const declared = new Map(flow.params.map((param) => [param.name, param]));
+  const unknown = Object.keys(given).filter((name) => !declared.has(name));
+  if (unknown.length > 0) {
+    const known = flow.params.length ? flow.params.map((p) => p.name).join(", ") : "none";
+    throw new UserError(`unknown parameter ${unknown.map((n) => JSON.stringify(n)).join(", ")} (declared: ${known})`);
+  }
+  const values: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const param of flow.params) {
+    const value = given[param.name] ?? param.default;
+    if (value === null) missing.push(param.name);
+    else values[param.name] = value;
+  }
+  if (missing.length > 0) {
+    throw new UserError(
+      `missing required parameter ${missing.map((n) => JSON.stringify(n)).join(", ")}: give --param ${
+        missing[0]
+      }=VALUE`,
+    );
+  }
+  return values;
+}
+
+/**
+ * The flow as one run executes it: parameters substituted into commands, env and cwd, and a relative
+ * cwd made absolute against `flowDir` (the flow file's directory, absolute). The definition hash is
+ * taken over this form, so it covers the values.
+ */
+export function bindFlow(
+  flow: FlowDefinition,
+  given: Readonly<Record<string, string>>,
+  flowDir: string,
+): FlowDefinition {
+  const values = resolveParamValues(flow, given);
+  const bindStep = (step: StepDefinition): StepDefinition => {
+    const cwd = step.cwd === null ? null : substituteParams(step.cwd, values);
+    return {
+      ...step,
+      command: step.command.map((arg) => substituteParams(arg, values)),
+      env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
+      cwd: cwd === null ? null : normalize(isAbsolute(cwd) ? cwd : join(flowDir, cwd)),
+    };
+  };
+  return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
+}

@@ -1,0 +1,3 @@
+import { registerAuthoringSuite } from "./authoring_suite.ts";
+
+registerAuthoringSuite("builtin");
