@@ -6,7 +6,8 @@ import type { Executor } from "../executor/executor.ts";
 import { createExecutor } from "../executor/select.ts";
 import { type Database, openDatabase } from "../store/db.ts";
 import { resolveDbPath } from "../store/paths.ts";
-import { type RunRecord, RunStore } from "../store/runs.ts";
+import type { RunRecord } from "../domain/mod.ts";
+import { RunStore } from "../store/runs.ts";
 import type { CommandContext } from "./command.ts";
 
 export class Session implements Disposable {

@@ -2,7 +2,8 @@
 import type { Executor } from "../executor/executor.ts";
 import { withStartGate } from "../store/locks.ts";
 import type { RunStore } from "../store/runs.ts";
-import { epochNow, type RunState, stepRunKey } from "./state.ts";
+import { type RunState, stepRunKey } from "../domain/mod.ts";
+import { epochNow } from "../shared/time.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 

@@ -3,12 +3,12 @@
  * One driver per run at a time (the caller holds the run's driver lock).
  */
 import { type Executor, ExecutorError } from "../executor/executor.ts";
-import type { Job } from "../executor/job.ts";
 import type { RunStore } from "../store/runs.ts";
 import { sleepUnless } from "../sleep.ts";
 import { withStartGate } from "../store/locks.ts";
 import { type Action, decide, failedAttempt, nextDue, type Observations } from "./decide.ts";
-import { epochNow, isTerminalRun, type RunState, stepDefinition, stepRunKey } from "./state.ts";
+import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
+import { epochNow } from "../shared/time.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;

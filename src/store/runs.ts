@@ -3,12 +3,21 @@
  * the step is still RUNNING on attempt n"), so two writers racing (a loop and a cancel) cannot undo
  * each other; a write that lost the race changes nothing and reports false.
  */
-import type { Job } from "../executor/job.ts";
-import type { ExecutorSpec } from "../executor/select.ts";
-import type { FlowDefinition } from "../flow/model.ts";
-import { denormalizeFlow, type NormalizedFlow, normalizeFlow } from "../flow/normalize.ts";
-import type { RunState, RunStatus, StepState, StepStatus } from "../engine/state.ts";
+import {
+  type ExecutorSpec,
+  type FlowDefinition,
+  type Job,
+  LIVE_RUN_STATUSES,
+  type NormalizedFlow,
+  type RunRecord,
+  type RunStatus,
+  type StepState,
+  type StepStatus,
+  WAITING_STEP_STATUSES,
+} from "../domain/mod.ts";
+import { denormalizeFlow, normalizeFlow } from "../flow/normalize.ts";
 import { type Database, transaction } from "./db.ts";
+import { changed, sqlList } from "./sql.ts";
 
 interface RunRow {
   run_key: string;
@@ -34,13 +43,7 @@ interface StepRow {
   orchesjob_status: string | null;
 }
 
-/** A run as stored: its state, and what it is bound to. */
-export interface RunRecord {
-  state: RunState;
-  definitionHash: string;
-  flowFile: string | null;
-  executor: ExecutorSpec;
-}
+const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
 
 export type StepFields = Partial<{
   status: StepStatus;
@@ -131,7 +134,7 @@ export class RunStore {
   finish(runKey: string, status: RunStatus, now: number, error: string | null = null): boolean {
     return changed(
       this.db.prepare(
-        "UPDATE flow_runs SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ('PENDING', 'RUNNING')",
+        `UPDATE flow_runs SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${LIVE_RUNS}`,
       ).run(status, now, error, runKey),
     );
   }
@@ -160,7 +163,7 @@ export class RunStore {
     }
     if (!options.evenIfRunEnded) {
       conditions.push(
-        "(SELECT status FROM flow_runs r WHERE r.run_key = flow_steps.run_key) IN ('PENDING', 'RUNNING')",
+        `(SELECT status FROM flow_runs r WHERE r.run_key = flow_steps.run_key) IN ${LIVE_RUNS}`,
       );
     }
     const sql = `UPDATE flow_steps SET ${names.map((n) => `${n} = ?`).join(", ")} WHERE ${conditions.join(" AND ")}`;
@@ -181,15 +184,11 @@ export class RunStore {
         .run(now, runKey);
       this.db.prepare(
         `UPDATE flow_steps SET status = 'CANCELLED', finished_at = ?, error = 'flow cancelled'
-         WHERE run_key = ? AND status IN ('PENDING', 'DELAYED')`,
+         WHERE run_key = ? AND status IN ${sqlList(WAITING_STEP_STATUSES)}`,
       ).run(now, runKey);
       return true;
     });
   }
-}
-
-function changed(result: { changes: number | bigint }): boolean {
-  return Number(result.changes) > 0;
 }
 
 function toStepState(row: StepRow): StepState {

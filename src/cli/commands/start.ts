@@ -1,8 +1,9 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode, UserError } from "../../errors.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { epochNow } from "../../shared/time.ts";
+import { ExitCode, runExitCode, UserError } from "../../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
 import { tryDriverLock } from "../../store/locks.ts";
@@ -75,9 +76,10 @@ export const startCommand: Command = {
       const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
         rounds: 1,
       });
-      if (interrupt.requested() || isTerminalRun(seen.state.status)) {
+      const status = seen.state.status;
+      if (interrupt.requested() || isTerminalRun(status)) {
         printJson(runJson(seen));
-        return interrupt.requested() ? ExitCode.interrupted : runExitCode(seen.state.status);
+        return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
       }
     }
   },

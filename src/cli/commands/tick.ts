@@ -1,6 +1,6 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
-import { isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode } from "../../errors.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { ExitCode, runExitCode } from "../../errors.ts";
 import { tryDriverLock, waitForDriverLock } from "../../store/locks.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
