@@ -2,11 +2,11 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isTerminalRun } from "../../domain/mod.ts";
+import { createRun } from "../../engine/runs.ts";
 import { epochNow } from "../../shared/time.ts";
 import { ExitCode, runExitCode, UserError } from "../../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
-import { tryDriverLock } from "../../store/locks.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
@@ -37,7 +37,13 @@ export const startCommand: Command = {
     const hash = definitionHash(flow);
     using session = new Session(context);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
+    const record = createRun(session.runs, {
+      runKey,
+      flow,
+      definitionHash: hash,
+      flowFile: resolve(file),
+      executor,
+    }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
@@ -51,7 +57,7 @@ export const startCommand: Command = {
 
     if (args.options.detach) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (!lock) {
           printJson({ ...runJson(session.run(runKey)), detached: false, driver: "already running" });
           return ExitCode.ok;
@@ -65,7 +71,7 @@ export const startCommand: Command = {
     using interrupt = listenForInterrupt();
     for (;;) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (lock) {
           const state = await session.driver(record, interrupt.requested).drive();
           printJson(runJson(session.run(runKey)));

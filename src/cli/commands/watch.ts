@@ -3,7 +3,6 @@ import { isTerminalRun } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/time.ts";
 import { ExitCode, runExitCode } from "../../errors.ts";
 import { sleepUnless } from "../../sleep.ts";
-import { tryDriverLock } from "../../store/locks.ts";
 import type { RunRecord } from "../../domain/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -58,7 +57,7 @@ export const watchCommand: Command = {
     const first = session.run(runKey);
     using interrupt = listenForInterrupt();
     using lock = args.options.advance && !isTerminalRun(first.state.status)
-      ? await tryDriverLock(session.dbPath, runKey)
+      ? await session.locks.tryDriverLock(runKey)
       : null;
     const driver = lock ? session.driver(first, interrupt.requested) : null;
     const color = useColor();
