@@ -2,7 +2,7 @@
 import { dirname, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { loadFlow } from "../flow/load.ts";
-import type { FlowDefinition } from "../flow/model.ts";
+import type { FlowDefinition } from "../domain/mod.ts";
 import { bindFlow, parseParamArgument } from "../flow/params.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 

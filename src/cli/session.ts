@@ -1,29 +1,36 @@
-/** What the run commands share: the state file, the run store, and the executor a run is bound to. */
+/** What the run commands share: the state file, the run repository and locks, and each run's executor. */
+import type { RunRecord } from "../domain/mod.ts";
 import { Driver } from "../engine/driver.ts";
+import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
+import { loadRun } from "../engine/runs.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { jobsDirectory } from "../executor/builtin/runner.ts";
 import type { Executor } from "../executor/executor.ts";
 import { createExecutor } from "../executor/select.ts";
 import { type Database, openDatabase } from "../store/db.ts";
+import { FileLocks } from "../store/locks.ts";
 import { resolveDbPath } from "../store/paths.ts";
-import { type RunRecord, RunStore } from "../store/runs.ts";
+import { RunStore } from "../store/runs.ts";
 import type { CommandContext } from "./command.ts";
 
 export class Session implements Disposable {
   readonly dbPath: string;
   readonly db: Database;
-  readonly store: RunStore;
+  /** The engine's ports, wired to SQLite and the file locks. */
+  readonly runs: RunRepository;
+  readonly locks: DriverLock & StartGate;
   private executors = new Map<string, Executor>();
 
   constructor(readonly context: CommandContext) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     this.db = openDatabase(this.dbPath);
-    this.store = new RunStore(this.db);
+    this.runs = new RunStore(this.db);
+    this.locks = new FileLocks(this.dbPath);
   }
 
   /** The stored run, or exit code 3 when there is none. */
   run(runKey: string): RunRecord {
-    const record = this.store.get(runKey);
+    const record = loadRun(this.runs, runKey);
     if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
     return record;
   }
@@ -41,9 +48,9 @@ export class Session implements Disposable {
 
   driver(record: RunRecord, interrupted?: () => boolean): Driver {
     return new Driver({
-      store: this.store,
+      runs: this.runs,
+      gate: this.locks,
       executor: this.executorFor(record),
-      dbPath: this.dbPath,
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
     }, record.state.runKey);

@@ -1,5 +1,5 @@
 /** How long a failed attempt waits before its retry. Pure: the random draw is an argument. */
-import type { RetryBackoff } from "../flow/model.ts";
+import type { RetryBackoff } from "../domain/mod.ts";
 
 export interface BackoffPolicy {
   backoff: RetryBackoff;

@@ -2,8 +2,7 @@
  * What one attempt of a step is started with: its argv, the environment variables added for it, and
  * its working directory. The one place where a step's launch defaults are decided. Pure.
  */
-import type { StepDefinition } from "../flow/model.ts";
-import type { RunState } from "./state.ts";
+import type { RunState, StepDefinition } from "../domain/mod.ts";
 
 export interface StepLaunch {
   command: string[];

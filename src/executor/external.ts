@@ -4,11 +4,8 @@
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
 import { type AbortOptions, type Executor, ExecutorError, type StartOptions } from "./executor.ts";
-import type { Job, StartResult } from "./job.ts";
+import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 import { envSupportsChdir, wrapCommand } from "./wrap.ts";
-
-const NOT_FOUND = 3;
-const INVALID_STATE = 4;
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
@@ -30,8 +27,8 @@ export class ExternalExecutor implements Executor {
   }
 
   async status(runKey: string): Promise<Job | null> {
-    const result = await this.call(["status", "--run-key", runKey], [NOT_FOUND]);
-    return result.code === NOT_FOUND ? null : result.json as Job;
+    const result = await this.call(["status", "--run-key", runKey], [JobExit.notFound]);
+    return result.code === JobExit.notFound ? null : result.json as Job;
   }
 
   async running(): Promise<Job[]> {
@@ -43,25 +40,31 @@ export class ExternalExecutor implements Executor {
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     const args = ["abort", "--run-key", runKey, "--grace-seconds", String(options.graceSeconds)];
     if (options.reason !== undefined) args.push("--reason", options.reason);
-    const result = await this.call(args, [NOT_FOUND, INVALID_STATE]);
-    if (result.code === NOT_FOUND) return null;
+    const result = await this.call(args, [JobExit.notFound, JobExit.invalidState]);
+    if (result.code === JobExit.notFound) return null;
     // Exit 4: it is no longer running (it just finished); its final status is the answer.
-    if (result.code === INVALID_STATE) return await this.status(runKey);
+    if (result.code === JobExit.invalidState) return await this.status(runKey);
     return result.json as Job;
   }
 
   async logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
-    const result = await this.call(["logs", "--run-key", runKey, "--stream", stream], [NOT_FOUND], true);
-    return result.code === NOT_FOUND ? null : result.bytes;
+    const result = await this.call(
+      ["logs", "--run-key", runKey, "--stream", stream],
+      [JobExit.notFound],
+      undefined,
+      true,
+    );
+    return result.code === JobExit.notFound ? null : result.bytes;
   }
 
   /**
-   * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `raw`
-   * skips JSON parsing (logs).
+   * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `env` is
+   * added to orchesjob's environment, which the job inherits. `raw` skips JSON parsing (logs).
    */
   private async call(
     args: string[],
     expected: number[] = [],
+    env?: Record<string, string>,
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
@@ -69,6 +72,7 @@ export class ExternalExecutor implements Executor {
     try {
       output = await new Deno.Command(this.bin, {
         args,
+        env,
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

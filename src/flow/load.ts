@@ -6,10 +6,10 @@ import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Sca
 import { UserError } from "../errors.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
-import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition } from "./model.ts";
+import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr } from "../domain/mod.ts";
 import { paramReferences } from "./params.ts";
 import { closestName } from "./suggest.ts";
-import { allSucceeded, parseWhen, STEP_ID_PATTERN, type WhenExpr, WhenSyntaxError } from "./when.ts";
+import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
 
 /** Where an error points: file, 1-based line and column when known, and the step it concerns. */

@@ -1,41 +1,7 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
 import { createHash } from "node:crypto";
-import type { FlowDefinition, RetryBackoff } from "./model.ts";
+import type { FlowDefinition, NormalizedFlow } from "../domain/mod.ts";
 import { formatWhen, parseWhen } from "./when.ts";
-
-/**
- * The normalized step as stored and printed; field names follow the flow file's. Fields added after
- * the first release appear only when they differ from their defaults, so a flow that does not use
- * them keeps its definition hash (runs started by an older version still resume).
- */
-export interface NormalizedStep {
-  id: string;
-  command: string[];
-  when: string | null;
-  depends_on: string[];
-  waits_for: string[];
-  env?: Record<string, string>;
-  cwd?: string;
-  retries: number;
-  retry_delay_sec: number;
-  retry_backoff?: RetryBackoff;
-  retry_max_delay_sec?: number;
-  retry_jitter?: number;
-  retry_on_exit_codes?: number[];
-  timeout_sec: number | null;
-  strict: boolean;
-  start_timeout_sec: number | null;
-}
-
-export interface NormalizedFlow {
-  flow_id: string;
-  /** Declared parameters: name → default (null: required). */
-  params?: Record<string, string | null>;
-  /** The values a run was started with. */
-  param_values?: Record<string, string>;
-  max_parallel?: number;
-  steps: NormalizedStep[];
-}
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   return {

@@ -6,7 +6,7 @@
 import { isAbsolute, join, normalize } from "node:path";
 import { UserError } from "../errors.ts";
 import { VARIABLE_NAME_PATTERN } from "./fields.ts";
-import type { FlowDefinition, StepDefinition } from "./model.ts";
+import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
 const REFERENCE_START = "${params.";
 const REFERENCE = /\$\{params\.([^}]*)\}/g;

@@ -1,11 +1,12 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode, UserError } from "../../errors.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { createRun } from "../../engine/runs.ts";
+import { epochNow } from "../../shared/time.ts";
+import { ExitCode, runExitCode, UserError } from "../../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
-import { tryDriverLock } from "../../store/locks.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
@@ -37,11 +38,17 @@ export const startCommand: Command = {
     const given = givenParams(args);
     using session = new Session(context);
     // Resuming needs no --param again: without any, the run's stored values are used.
-    const stored = Object.keys(given).length === 0 ? session.store.get(runKey)?.state.flow.paramValues : undefined;
+    const stored = Object.keys(given).length === 0 ? session.runs.load(runKey)?.definition.param_values : undefined;
     const flow = bindFlowFile(loaded, file, stored ?? given);
     const hash = definitionHash(flow);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
+    const record = createRun(session.runs, {
+      runKey,
+      flow,
+      definitionHash: hash,
+      flowFile: resolve(file),
+      executor,
+    }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
@@ -55,7 +62,7 @@ export const startCommand: Command = {
 
     if (args.options.detach) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (!lock) {
           printJson({ ...runJson(session.run(runKey)), detached: false, driver: "already running" });
           return ExitCode.ok;
@@ -69,7 +76,7 @@ export const startCommand: Command = {
     using interrupt = listenForInterrupt();
     for (;;) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (lock) {
           const state = await session.driver(record, interrupt.requested).drive();
           printJson(runJson(session.run(runKey)));
@@ -80,9 +87,10 @@ export const startCommand: Command = {
       const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
         rounds: 1,
       });
-      if (interrupt.requested() || isTerminalRun(seen.state.status)) {
+      const status = seen.state.status;
+      if (interrupt.requested() || isTerminalRun(status)) {
         printJson(runJson(seen));
-        return interrupt.requested() ? ExitCode.interrupted : runExitCode(seen.state.status);
+        return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
       }
     }
   },

@@ -1,5 +1,11 @@
-/** The validated, normalized flow definition: what a run is bound to. Pure data. */
-import type { WhenExpr } from "./when.ts";
+/** The validated flow definition a run is bound to, and its stored (normalized JSON) form. Pure data. */
+
+/** A parsed `when` condition over step ids (the language is in src/flow/when.ts). */
+export type WhenExpr =
+  | { kind: "ref"; id: string }
+  | { kind: "not"; operand: WhenExpr }
+  | { kind: "and"; left: WhenExpr; right: WhenExpr }
+  | { kind: "or"; left: WhenExpr; right: WhenExpr };
 
 export type RetryBackoff = "fixed" | "exponential";
 
@@ -43,4 +49,39 @@ export interface FlowDefinition {
   paramValues: Record<string, string> | null;
   /** At most this many steps RUNNING at once; null for no limit. */
   maxParallel: number | null;
+}
+
+/**
+ * The definition as stored with a run and printed by `validate`; field names follow the flow file's.
+ * Persisted: a run started by an older build must still read back. Fields added after the first
+ * release appear only when they differ from their defaults, so a flow that does not use them keeps
+ * its definition hash (runs started by an older build still resume).
+ */
+export interface NormalizedStep {
+  id: string;
+  command: string[];
+  when: string | null;
+  depends_on: string[];
+  waits_for: string[];
+  env?: Record<string, string>;
+  cwd?: string;
+  retries: number;
+  retry_delay_sec: number;
+  retry_backoff?: RetryBackoff;
+  retry_max_delay_sec?: number;
+  retry_jitter?: number;
+  retry_on_exit_codes?: number[];
+  timeout_sec: number | null;
+  strict: boolean;
+  start_timeout_sec: number | null;
+}
+
+export interface NormalizedFlow {
+  flow_id: string;
+  /** Declared parameters: name → default (null: required). */
+  params?: Record<string, string | null>;
+  /** The values a run was started with. */
+  param_values?: Record<string, string>;
+  max_parallel?: number;
+  steps: NormalizedStep[];
 }

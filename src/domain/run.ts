@@ -1,20 +1,7 @@
-/** The state of a flow run and its steps, as the engine sees it. Pure data and helpers. */
-import type { Job } from "../executor/job.ts";
-import type { FlowDefinition, StepDefinition } from "../flow/model.ts";
-
-export type RunStatus = "SCHEDULED" | "PENDING" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
-export type StepStatus = "PENDING" | "DELAYED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "SKIPPED" | "CANCELLED";
-
-export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
-export const TERMINAL_STEP_STATUSES: readonly StepStatus[] = ["SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"];
-
-export function isTerminalRun(status: RunStatus): boolean {
-  return TERMINAL_RUN_STATUSES.includes(status);
-}
-
-export function isTerminalStep(status: StepStatus): boolean {
-  return TERMINAL_STEP_STATUSES.includes(status);
-}
+/** The state of a flow run and its steps, and what a run is bound to. Pure data and helpers. */
+import type { FlowDefinition, NormalizedFlow, StepDefinition } from "./flow.ts";
+import type { Job } from "./job.ts";
+import type { RunStatus, StepStatus } from "./status.ts";
 
 /** Times are Unix epoch seconds with millisecond precision. */
 export interface StepState {
@@ -32,7 +19,7 @@ export interface StepState {
   retryHistory: RetryRecord[];
 }
 
-/** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). */
+/** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). Persisted. */
 export interface RetryRecord {
   attempt_no: number;
   started_at: number | null;
@@ -54,6 +41,38 @@ export interface RunState {
   steps: StepState[];
 }
 
+export type ExecutorKind = "builtin" | "orchesjob";
+
+/** A chosen executor in storable form, so a resumed run keeps the executor it started with. */
+export interface ExecutorSpec {
+  kind: ExecutorKind;
+  /** The orchesjob binary, for kind "orchesjob". */
+  bin?: string;
+}
+
+/** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
+export interface StoredRun {
+  runKey: string;
+  status: RunStatus;
+  definition: NormalizedFlow;
+  definitionHash: string;
+  flowFile: string | null;
+  executor: ExecutorSpec;
+  startedAt: number;
+  notBefore: number | null;
+  finishedAt: number | null;
+  error: string | null;
+  steps: StepState[];
+}
+
+/** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */
+export interface RunRecord {
+  state: RunState;
+  definitionHash: string;
+  flowFile: string | null;
+  executor: ExecutorSpec;
+}
+
 /** orchesjob run key of a step's attempt: `<flow-run-key>:<step-id>:<attempt>`. */
 export function stepRunKey(runKey: string, stepId: string, attemptNo: number): string {
   return `${runKey}:${stepId}:${Math.max(attemptNo, 1)}`;
@@ -63,13 +82,4 @@ export function stepDefinition(run: RunState, stepId: string): StepDefinition {
   const step = run.flow.steps.find((s) => s.id === stepId);
   if (!step) throw new Error(`step ${stepId} is not in flow ${run.flow.flowId}`);
   return step;
-}
-
-/** Exit code for a finished (or unfinished) run: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED. */
-export function runExitCode(status: RunStatus): number {
-  return status === "SUCCEEDED" ? 0 : status === "CANCELLED" ? 4 : status === "FAILED" ? 1 : 0;
-}
-
-export function epochNow(): number {
-  return Math.round(Date.now()) / 1000;
 }
