@@ -12,6 +12,7 @@ import { statusCommand } from "./commands/status.ts";
 import { driveCommand, tickCommand } from "./commands/tick.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { validateCommand } from "./commands/validate.ts";
+import { graphCommand } from "./commands/graph.ts";
 import { printError, writeStdout } from "./output.ts";
 
 export const PROGRAM = "orchesjob-flow";
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   cancelCommand,
   exampleCommand,
   validateCommand,
+  graphCommand,
   jobCommand,
   tickCommand,
   driveCommand,

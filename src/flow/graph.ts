@@ -1,6 +1,6 @@
 /** The dependency graph of a flow: what each step waits for, unknown ids and cycles. Pure. */
 import type { FlowDefinition, WhenExpr } from "../domain/mod.ts";
-import { referencedIds } from "./when.ts";
+import { formatWhen, referencedIds } from "./when.ts";
 
 /** depends_on ∪ ids referenced by the condition, in order of first mention. */
 export function effectiveWaits(dependsOn: readonly string[], condition: WhenExpr | null): string[] {
@@ -63,4 +63,28 @@ export function findCycle(flow: FlowDefinition): string[] | null {
     }
   }
   return null;
+}
+
+/** One "waits for" edge of the picture: `from` must end before `to` is decided. */
+export interface GraphEdge {
+  from: string;
+  to: string;
+  /** The `to` step's effective `when` text, or null for a wait-only edge. */
+  when: string | null;
+  /** A `depends_on` entry the condition does not mention: waited for, but not part of the condition. */
+  waitOnly: boolean;
+}
+
+/** The edges of the flow, in file order of their target step, then in `waitsFor` order. */
+export function graphEdges(flow: FlowDefinition): GraphEdge[] {
+  const edges: GraphEdge[] = [];
+  for (const step of flow.steps) {
+    const inCondition = new Set(step.condition ? referencedIds(step.condition) : []);
+    const when = step.condition ? formatWhen(step.condition) : null;
+    for (const from of step.waitsFor) {
+      const waitOnly = !inCondition.has(from);
+      edges.push({ from, to: step.id, when: waitOnly ? null : when, waitOnly });
+    }
+  }
+  return edges;
 }

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually } from "../helpers.ts";
+import { CLI, type CliResult, eventually, REPO } from "../helpers.ts";
 import { type ExecutorMode, type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 
 /** Runs the CLI in `cwd` (the e2e helpers always use the repository root). */
@@ -210,6 +210,14 @@ steps:
     assert.equal(picky.attempt_no, 2, "exit 75 was retried, exit 3 was not");
     assert.equal(picky.orchesjob_status.exit_code, 3);
     assert.match(picky.error, /not retried: exit code not in retry_on_exit_codes/);
+  });
+
+  flowTest(modes, "status --format mermaid: the graph coloured by step status (golden file)", async (env) => {
+    await env.json(["start", "--run-key", "gm", "examples/branching-hello-failure-flow.yaml"], 1);
+    const result = await env.run(["status", "--run-key", "gm", "--format", "mermaid"]);
+    assert.equal(result.code, 0, result.stderr);
+    const golden = join(REPO, "tests", "fixtures", "graph", "branching-hello-failure-flow.status.mmd");
+    assert.equal(result.stdout, Deno.readTextFileSync(golden));
   });
 }
 
