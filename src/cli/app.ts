@@ -13,6 +13,7 @@ import { driveCommand, tickCommand } from "./commands/tick.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { graphCommand } from "./commands/graph.ts";
+import { schemaCommand } from "./commands/schema.ts";
 import { printError, writeStdout } from "./output.ts";
 
 export const PROGRAM = "orchesjob-flow";
@@ -26,6 +27,7 @@ const COMMANDS: readonly Command[] = [
   exampleCommand,
   validateCommand,
   graphCommand,
+  schemaCommand,
   jobCommand,
   tickCommand,
   driveCommand,

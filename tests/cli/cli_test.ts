@@ -19,7 +19,19 @@ Deno.test("--help lists the visible commands and global options", async () => {
 });
 
 Deno.test("every command has --help", async () => {
-  const commands = ["start", "status", "watch", "cancel", "example", "validate", "job", "tick", "_drive"];
+  const commands = [
+    "start",
+    "status",
+    "watch",
+    "cancel",
+    "example",
+    "validate",
+    "graph",
+    "schema",
+    "job",
+    "tick",
+    "_drive",
+  ];
   for (const command of commands) {
     const result = await cli([command, "--help"]);
     assert.equal(result.code, 0, command);

@@ -1,0 +1,119 @@
+/**
+ * The generated JSON Schema, checked with a real validator (ajv, draft 2020-12): it accepts every
+ * example, it is what `examples/flow.schema.json` holds, and it agrees with the loader field by field.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { parse } from "yaml";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { loadFlow } from "../../src/flow/load.ts";
+import { type FieldSpec, FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "../../src/flow/fields.ts";
+import { flowSchema } from "../../src/flow/schema.ts";
+import { quoteBangWhenValues } from "../../src/flow/yaml_bang.ts";
+import { REPO } from "../helpers.ts";
+
+// strictTuples is ajv's style advice (a one-item prefixItems), not a rule of draft 2020-12.
+const validate = new Ajv2020({ allErrors: true, strict: true, strictTuples: false }).compile(flowSchema());
+
+function schemaAccepts(data: unknown): boolean {
+  return validate(data) as boolean;
+}
+
+function loaderAccepts(data: unknown): boolean {
+  try {
+    loadFlow(JSON.stringify(data), "flow.json");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test("every example flow is valid against the schema", () => {
+  const examples = [...Deno.readDirSync(join(REPO, "examples"))].filter((e) => e.name.endsWith(".yaml"));
+  assert.ok(examples.length >= 6, "the examples were found");
+  for (const example of examples) {
+    const text = Deno.readTextFileSync(join(REPO, "examples", example.name));
+    // The file as the loader reads it (unquoted `when: !A` is the expression, not a YAML tag).
+    const data = parse(quoteBangWhenValues(text));
+    assert.ok(schemaAccepts(data), `${example.name}: ${JSON.stringify(validate.errors)}`);
+    assert.ok(loaderAccepts(data), example.name);
+  }
+});
+
+Deno.test("examples/flow.schema.json is the output of `schema`", () => {
+  const committed = JSON.parse(Deno.readTextFileSync(join(REPO, "examples", "flow.schema.json")));
+  assert.deepEqual(committed, flowSchema());
+});
+
+/** Values each field must accept and refuse, derived from its entry in the table. */
+function samples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
+  const { kind } = spec;
+  switch (kind.type) {
+    case "string":
+      return { good: ["x", "/a b"], bad: ["", "  ", 3, null, ["x"]] };
+    case "number":
+    case "integer": {
+      const low = kind.minimum ?? kind.exclusiveMinimum ?? 0;
+      const good = [kind.exclusiveMinimum === undefined ? low : low + 1, low + 1];
+      const bad: unknown[] = ["1", true, null];
+      if (kind.minimum !== undefined) bad.push(kind.minimum - 1);
+      if (kind.exclusiveMinimum !== undefined) bad.push(kind.exclusiveMinimum);
+      if (kind.maximum !== undefined) bad.push(kind.maximum + 0.5);
+      if (kind.type === "integer") bad.push(low + 1.5);
+      else good.push(low + 0.5 <= (kind.maximum ?? Infinity) ? low + 0.5 : low);
+      return { good, bad };
+    }
+    case "boolean":
+      return { good: [true, false], bad: ["yes", 1, null] };
+    case "enum":
+      return { good: [...kind.values], bad: ["nope", 1] };
+    case "integer-list":
+      return { good: [[1], [0, -1, 75]], bad: [[], [1.5], ["1"], 1] };
+    case "id-list":
+      return { good: [[], ["other"]], bad: ["other", [1], [""]] };
+    case "string-map":
+      return { good: [{}, { A: "x", _b2: "" }], bad: [{ A: 1 }, { "1A": "x" }, { "A-B": "x" }, ["A"], "A=x"] };
+    case "params":
+      return { good: [{}, { A: "x", B: null }], bad: [{ A: 1 }, { "1A": "x" }, ["A"]] };
+    case "command":
+      return { good: ["echo hi", ["echo", "hi"]], bad: ["", " ", [], [""], ["echo", 1], 3] };
+    case "when":
+      return { good: ["other", "!other"], bad: ["", 3] };
+    case "step-id":
+      return { good: ["a", "A_1.b-c"], bad: ["", "-a", "a:b", "x".repeat(129)] };
+    case "steps":
+      return { good: [], bad: [[], "x"] };
+  }
+}
+
+Deno.test("the schema and the loader accept and refuse the same values, field by field", () => {
+  const base = () => ({
+    flow_id: "f",
+    steps: [{ id: "other", command: ["true"] }, { id: "s", command: ["true"] }] as Record<string, unknown>[],
+  });
+  let checked = 0;
+  for (const [table, level] of [[FLOW_FIELD_TABLE, "flow"], [STEP_FIELD_TABLE, "step"]] as const) {
+    for (const spec of table) {
+      const { good, bad } = samples(spec);
+      for (const [value, expected] of [...good.map((v) => [v, true]), ...bad.map((v) => [v, false])] as const) {
+        const data = base() as Record<string, unknown>;
+        if (level === "flow") data[spec.name] = value;
+        else (data.steps as Record<string, unknown>[])[1][spec.name] = value;
+        const what = `${level} ${spec.name} = ${JSON.stringify(value)}`;
+        assert.equal(schemaAccepts(data), expected, `schema: ${what} ${JSON.stringify(validate.errors)}`);
+        assert.equal(loaderAccepts(data), expected, `loader: ${what}`);
+        checked++;
+      }
+    }
+  }
+  assert.ok(checked > 80, `${checked} cases`);
+  // Unknown fields and missing required ones, at both levels.
+  for (const data of [{ ...base(), extra: 1 }, { flow_id: "f" }, { steps: base().steps }]) {
+    assert.equal(schemaAccepts(data), false);
+    assert.equal(loaderAccepts(data), false);
+  }
+  const missingCommand = base();
+  missingCommand.steps[1] = { id: "s" };
+  assert.equal(schemaAccepts(missingCommand), false);
+  assert.equal(loaderAccepts(missingCommand), false);
+});
