@@ -1,6 +1,6 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
 import denoConfig from "../../deno.json" with { type: "json" };
-import { ExitCode, UserError } from "../errors.ts";
+import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
 import type { ExecutorChoice } from "../executor/select.ts";
 import type { Command, GlobalOptions } from "./command.ts";
@@ -112,9 +112,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     };
     return await found.run({ program: PROGRAM, globals }, args);
   } catch (error) {
-    if (error instanceof UserError) {
-      printError(error.message);
-      return error.exitCode;
+    const code = exitCodeFor(error);
+    if (code !== null) {
+      printError((error as Error).message);
+      return code;
     }
     // A bug or an environment failure (a disk error, a lock held past the busy timeout): still one
     // JSON line, with the stack only on request.

@@ -3,7 +3,7 @@
  * positionals, and an optional remainder (everything after the first positional of a command, or
  * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
  */
-import { UserError } from "../errors.ts";
+import { UserError } from "./errors.ts";
 
 export interface OptionSpec {
   name: string;

@@ -1,9 +1,8 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { dirname, resolve } from "node:path";
-import { UserError } from "../errors.ts";
-import { loadFlow } from "../flow/load.ts";
+import { UserError } from "./errors.ts";
+import { bindFlow, loadFlow, parseParamArgument } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
-import { bindFlow, parseParamArgument } from "../flow/params.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
 export function readFlowFile(path: string): FlowDefinition {

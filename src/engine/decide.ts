@@ -1,6 +1,8 @@
 /**
  * The scheduler: what to do next, as a pure function of the run's recorded state, the latest
  * observations of running jobs, and the time. The loop applies the actions; nothing here does I/O.
+ * This is the only place that decides whether a failed attempt is retried or fails the step, and
+ * whether a retry waits (DELAYED) or not (PENDING): the driver only records what happened.
  */
 import { evaluateWhen } from "../flow/when.ts";
 import { retryDelay } from "./backoff.ts";
@@ -24,13 +26,24 @@ export type Action =
   | { kind: "observe"; stepId: string; job: Job }
   | { kind: "succeed"; stepId: string; job: Job }
   /**
-   * A failed attempt with retries left: DELAYED until `nextAttemptAt`, or PENDING when it is null.
+   * A failed attempt with retries left: `next` is DELAYED until `nextAttemptAt`, or PENDING (no delay).
    * `delaySec` is the drawn delay; it is stored with the attempt, so a resume never draws again.
    */
-  | { kind: "retry"; stepId: string; job: Job | null; error: string; nextAttemptAt: number | null; delaySec: number }
+  | {
+    kind: "retry";
+    stepId: string;
+    job: Job | null;
+    error: string;
+    next: "PENDING" | "DELAYED";
+    nextAttemptAt: number | null;
+    delaySec: number;
+  }
   | { kind: "fail"; stepId: string; job: Job | null; error: string }
-  /** The attempt ran past timeout_sec: abort it; the attempt then fails (and may be retried). */
-  | { kind: "timeout"; stepId: string; error: string }
+  /**
+   * The attempt ran past timeout_sec: record why, with the job last seen, and abort it. A timed-out
+   * attempt counts as failed: once its job is seen ended, it is retried if retries remain.
+   */
+  | { kind: "timeout"; stepId: string; job: Job; error: string }
   | { kind: "skip"; stepId: string }
   | { kind: "finish"; status: Extract<RunStatus, "SUCCEEDED" | "FAILED"> };
 
@@ -92,17 +105,29 @@ export function decide(
   return actions;
 }
 
+/**
+ * A start that orchesjob refused (a missing binary, an error exit) is recorded as an error on an
+ * attempt that has no job. A timeout records its error together with the job, so it never looks so.
+ */
+export function startRefused(step: StepState): boolean {
+  return step.status === "RUNNING" && step.job === null && step.error !== null;
+}
+
 function decideRunning(
   step: StepState,
   definition: StepDefinition,
   observations: Observations,
   now: number,
   random: () => number,
-) {
-  if (!observations.has(step.id)) return null;
-  const job = observations.get(step.id)!;
-  if (job === null) return { kind: "start" as const, stepId: step.id, attemptNo: step.attemptNo, resume: true };
-  if (job.status === "SUCCEEDED") return { kind: "succeed" as const, stepId: step.id, job };
+): Action | null {
+  const job = observations.get(step.id);
+  if (!job) {
+    if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now, random);
+    // orchesjob never heard of the run key: the start after the intent never reached it.
+    if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
+    return null; // not observed this round
+  }
+  if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
   if (!isActiveJob(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
@@ -110,23 +135,24 @@ function decideRunning(
   }
   const timeout = definition.timeoutSec;
   if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
-    return { kind: "timeout" as const, stepId: step.id, error: `timed out after ${timeout} s` };
+    return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
   }
-  return sameJob(step.job, job) ? null : { kind: "observe" as const, stepId: step.id, job };
+  return sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job };
 }
 
 /**
- * The retry-or-fail decision after an attempt failed. With `retry_on_exit_codes`, an attempt whose
- * command exited with another code fails at once; failures without an exit code of the command's
- * own (could not start, LOST, aborted after a timeout) are retried as usual.
+ * The retry-or-fail decision after an attempt failed, and for a retry whether it waits and how long
+ * (backoff.ts). With `retry_on_exit_codes`, an attempt whose command exited with another code fails at
+ * once; failures without an exit code of the command's own (could not start, LOST, aborted after a
+ * timeout) are retried as usual.
  */
-export function failedAttempt(
+function failedAttempt(
   step: StepState,
   definition: StepDefinition,
   job: Job | null,
   error: string,
   now: number,
-  random: () => number = Math.random,
+  random: () => number,
 ): Action {
   const codes = definition.retryOnExitCodes;
   const exitCode = job?.status === "FAILED" ? job.exit_code : null;
@@ -144,8 +170,11 @@ export function failedAttempt(
       step.attemptNo,
       random(),
     );
-    const nextAttemptAt = delaySec > 0 ? Math.round((now + delaySec) * 1000) / 1000 : null;
-    return { kind: "retry", stepId: step.id, job, error, nextAttemptAt, delaySec };
+    if (delaySec > 0) {
+      const nextAttemptAt = Math.round((now + delaySec) * 1000) / 1000;
+      return { kind: "retry", stepId: step.id, job, error, next: "DELAYED", nextAttemptAt, delaySec };
+    }
+    return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0 };
   }
   return { kind: "fail", stepId: step.id, job, error };
 }

@@ -4,9 +4,13 @@
  * other variables). Pure.
  */
 import { isAbsolute, join, normalize } from "node:path";
-import { UserError } from "../errors.ts";
 import { VARIABLE_NAME_PATTERN } from "./fields.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
+
+/** Parameters given to a run that the flow cannot take (unknown, missing, malformed): a usage error. */
+export class ParamError extends Error {
+  override name = "ParamError";
+}
 
 const REFERENCE_START = "${params.";
 const REFERENCE = /\$\{params\.([^}]*)\}/g;
@@ -39,7 +43,7 @@ export function parseParamArgument(argument: string): [string, string] {
   const eq = argument.indexOf("=");
   const name = eq < 0 ? argument : argument.slice(0, eq);
   if (eq < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
-    throw new UserError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
+    throw new ParamError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
   }
   return [name, argument.slice(eq + 1)];
 }
@@ -56,7 +60,7 @@ export function resolveParamValues(
   const unknown = Object.keys(given).filter((name) => !declared.has(name));
   if (unknown.length > 0) {
     const known = flow.params.length ? flow.params.map((p) => p.name).join(", ") : "none";
-    throw new UserError(`unknown parameter ${unknown.map((n) => JSON.stringify(n)).join(", ")} (declared: ${known})`);
+    throw new ParamError(`unknown parameter ${unknown.map((n) => JSON.stringify(n)).join(", ")} (declared: ${known})`);
   }
   const values: Record<string, string> = {};
   const missing: string[] = [];
@@ -66,7 +70,7 @@ export function resolveParamValues(
     else values[param.name] = value;
   }
   if (missing.length > 0) {
-    throw new UserError(
+    throw new ParamError(
       `missing required parameter ${missing.map((n) => JSON.stringify(n)).join(", ")}: give --param ${
         missing[0]
       }=VALUE`,

@@ -4,12 +4,13 @@ import { FlowError, loadFlow } from "../../src/flow/load.ts";
 import { definitionHash, denormalizeFlow, normalizeFlow } from "../../src/flow/normalize.ts";
 import {
   bindFlow,
+  ParamError,
   paramReferences,
   parseParamArgument,
   resolveParamValues,
   substituteParams,
 } from "../../src/flow/params.ts";
-import { UserError } from "../../src/errors.ts";
+
 import { thrown } from "../helpers.ts";
 
 const FLOW = `flow_id: f
@@ -103,17 +104,17 @@ Deno.test("a flow using none of the new fields keeps its normalized form (and so
 Deno.test("missing, unknown and malformed parameters are usage errors", () => {
   const flow = loadFlow(FLOW, "flow.yaml");
   assert.equal(
-    thrown(() => resolveParamValues(flow, {}), UserError).message,
+    thrown(() => resolveParamValues(flow, {}), ParamError).message,
     'missing required parameter "DAY": give --param DAY=VALUE',
   );
   assert.equal(
-    thrown(() => resolveParamValues(flow, { DAY: "x", DAYS: "y" }), UserError).message,
+    thrown(() => resolveParamValues(flow, { DAY: "x", DAYS: "y" }), ParamError).message,
     'unknown parameter "DAYS" (declared: DAY, REGION)',
   );
   assert.deepEqual(resolveParamValues(flow, { DAY: "", REGION: "us" }), { DAY: "", REGION: "us" });
   assert.deepEqual(parseParamArgument("DAY=a=b"), ["DAY", "a=b"]);
   assert.deepEqual(parseParamArgument("DAY="), ["DAY", ""]);
-  for (const bad of ["DAY", "=x", "1X=y", "A-B=c"]) thrown(() => parseParamArgument(bad), UserError);
+  for (const bad of ["DAY", "=x", "1X=y", "A-B=c"]) thrown(() => parseParamArgument(bad), ParamError);
 });
 
 Deno.test("parameter references: exact syntax, declared names only", () => {
