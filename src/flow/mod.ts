@@ -17,3 +17,4 @@ export {
 } from "./params.ts";
 export { FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "./fields.ts";
 export { flowSchema } from "./schema.ts";
+export { type FlowWarning, lintFlow, satisfiable } from "./lint.ts";

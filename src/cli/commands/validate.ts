@@ -1,4 +1,4 @@
-import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
+import { definitionHash, lintFlow, normalizeFlow } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
 import { printJson, writeStderr } from "../output.ts";
@@ -19,9 +19,10 @@ export const validateCommand: Command = {
     const loaded = readFlowFile(file);
     const given = givenParams(args);
     const missing = loaded.params.filter((p) => p.default === null && given[p.name] === undefined).map((p) => p.name);
-    const warnings: string[] = missing.map((name) =>
-      `parameter "${name}" has no default: start needs --param ${name}=VALUE`
-    );
+    const warnings: string[] = [
+      ...lintFlow(loaded).map((warning) => `step "${warning.stepId}": ${warning.message}`),
+      ...missing.map((name) => `parameter "${name}" has no default: start needs --param ${name}=VALUE`),
+    ];
     // Unknown --param names are an error here too; with required ones missing, the file is shown unbound.
     const flow = missing.length === 0 ? bindFlowFile(loaded, file, given) : loaded;
     if (missing.length > 0) {

@@ -1,0 +1,59 @@
+/** `validate` through the CLI: warnings on stderr without failing, and parameters. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, tempDir, writeFile } from "../helpers.ts";
+
+Deno.test("validate warns on stderr (one JSON line each) and still exits 0 with the warnings in its output", async () => {
+  using dir = tempDir();
+  const file = writeFile(
+    dir.path,
+    "lint.yaml",
+    `flow_id: l
+steps:
+  - {id: A, command: [x], timeout_sec: 1, start_timeout_sec: 5}
+  - {id: B, when: A && !A, command: [x]}
+  - {id: C, when: B || A, depends_on: [B], command: [x]}
+  - {id: D, when: B, command: [x]}
+`,
+  );
+  const result = await cli(["validate", file]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stderr.trim().split("\n").map((line) => JSON.parse(line).warning);
+  assert.equal(lines.length, 4);
+  assert.match(lines[0], /lint\.yaml: step "A": timeout_sec \(1\) is shorter than start_timeout_sec \(5\)/);
+  assert.match(lines[1], /step "B": when "A && !A" can never be true/);
+  assert.match(lines[2], /step "C": depends_on "B" is already implied by its when "B \|\| A"/);
+  assert.match(lines[3], /step "D": unreachable/);
+  const output = JSON.parse(result.stdout);
+  assert.equal(output.valid, true);
+  assert.equal(output.warnings.length, 4);
+});
+
+Deno.test("validate binds --param like start; a missing required one is a warning, an unknown one an error", async () => {
+  using dir = tempDir();
+  const file = writeFile(
+    dir.path,
+    "p.yaml",
+    "flow_id: p\nparams: {DAY: null}\ncwd: sub\nsteps:\n  - {id: A, command: [echo, '${params.DAY}']}\n",
+  );
+  const bound = await cli(["validate", "--param", "DAY=mon", file]);
+  assert.equal(bound.code, 0, bound.stderr);
+  assert.equal(bound.stderr, "");
+  const output = JSON.parse(bound.stdout);
+  assert.deepEqual(output.steps[0].command, ["echo", "mon"]);
+  assert.equal(
+    output.steps[0].cwd,
+    join(dir.path, "sub"),
+  );
+  assert.deepEqual(output.param_values, { DAY: "mon" });
+  assert.match(output.definition_hash, /^sha256:/);
+
+  const unbound = await cli(["validate", file]);
+  assert.equal(unbound.code, 0);
+  assert.match(JSON.parse(unbound.stderr).warning, /parameter "DAY" has no default: start needs --param DAY=VALUE/);
+  assert.equal(JSON.parse(unbound.stdout).definition_hash, null);
+
+  const unknown = await cli(["validate", "--param", "DAYS=x", file]);
+  assert.equal(unknown.code, 2);
+  assert.match(JSON.parse(unknown.stderr).error, /unknown parameter "DAYS"/);
+});

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { loadFlow } from "../../src/flow/load.ts";
+import { lintFlow, satisfiable } from "../../src/flow/lint.ts";
+import { parseWhen } from "../../src/flow/when.ts";
+
+function lint(steps: string): string[] {
+  return lintFlow(loadFlow(`flow_id: f\nsteps:\n${steps}`, "f.yaml")).map((w) => `${w.stepId}: ${w.message}`);
+}
+
+Deno.test("satisfiable: enumerates the free step ids, with some fixed as never succeeding", () => {
+  assert.equal(satisfiable(parseWhen("A && !A")), false);
+  assert.equal(satisfiable(parseWhen("(A || B) && !A && !B")), false);
+  assert.equal(satisfiable(parseWhen("A || !A")), true);
+  assert.equal(satisfiable(parseWhen("A && B")), true);
+  assert.equal(satisfiable(parseWhen("A && B"), new Set(["B"])), false);
+  assert.equal(satisfiable(parseWhen("A || !B"), new Set(["B"])), true);
+});
+
+Deno.test("a when that can never be true, and the steps that then never run, are warned about", () => {
+  assert.deepEqual(
+    lint(`  - {id: A, command: [x]}
+  - {id: B, when: A && !A, command: [x]}
+  - {id: C, when: B, command: [x]}
+  - {id: D, depends_on: [C], command: [x]}
+  - {id: E, when: "!C", command: [x]}
+`),
+    [
+      'B: when "A && !A" can never be true: the step is always SKIPPED',
+      'C: unreachable: its when "B" needs "B" to succeed, which can never run',
+      'D: unreachable: its when "C" needs "C" to succeed, which can never run',
+    ],
+  );
+});
+
+Deno.test("depends_on entries a when already waits for are warned about; depends_on alone is not", () => {
+  assert.deepEqual(
+    lint(`  - {id: A, command: [x]}
+  - {id: B, command: [x]}
+  - {id: C, depends_on: [A, B], command: [x]}
+  - {id: D, depends_on: [A, B], when: A || C, command: [x]}
+`),
+    ['D: depends_on "A" is already implied by its when "A || C" (a step waits for every step its when names)'],
+  );
+});
+
+Deno.test("timeout_sec shorter than start_timeout_sec is warned about; the examples are clean", () => {
+  assert.deepEqual(lint("  - {id: A, command: [x], timeout_sec: 2, start_timeout_sec: 10}\n"), [
+    "A: timeout_sec (2) is shorter than start_timeout_sec (10): the attempt may time out before it has started",
+  ]);
+  assert.deepEqual(lint("  - {id: A, command: [x], timeout_sec: 10, start_timeout_sec: 10}\n"), []);
+  for (const entry of Deno.readDirSync("examples")) {
+    if (!entry.name.endsWith(".yaml")) continue;
+    const flow = loadFlow(Deno.readTextFileSync(`examples/${entry.name}`), entry.name);
+    assert.deepEqual(lintFlow(flow), [], entry.name);
+  }
+});
