@@ -63,8 +63,10 @@ export function decide(
   now: number,
   random: () => number = Math.random,
 ): Action[] {
-  if (run.status !== "PENDING" && run.status !== "RUNNING") return [];
-  const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
+  if (run.status !== "SCHEDULED" && run.status !== "PENDING" && run.status !== "RUNNING") return [];
+  // A deferred run does nothing before its time; then it begins like a created one.
+  if (run.status === "SCHEDULED" && run.notBefore !== null && now < run.notBefore) return [];
+  const actions: Action[] = run.status === "RUNNING" ? [] : [{ kind: "begin" }];
   const byId = new Map(run.steps.map((step) => [step.id, step]));
   const succeeded = new Set(run.steps.filter((s) => s.status === "SUCCEEDED").map((s) => s.id));
   // max_parallel: starts are granted in file order while slots remain.
@@ -190,12 +192,16 @@ function sameJob(a: Job | null, b: Job): boolean {
     a.target_pid === b.target_pid;
 }
 
-/** The earliest time something is due without any job changing (a delayed retry or a timeout), or null. */
+/**
+ * The earliest time something is due without any job changing (a deferred run's start, a delayed
+ * retry or a timeout), or null.
+ */
 export function nextDue(run: RunState): number | null {
   let due: number | null = null;
   const consider = (at: number) => {
     due = due === null ? at : Math.min(due, at);
   };
+  if (run.status === "SCHEDULED" && run.notBefore !== null) consider(run.notBefore);
   for (const step of run.steps) {
     if (step.status === "DELAYED" && step.nextAttemptAt !== null) consider(step.nextAttemptAt);
     const timeout = stepDefinition(run, step.id).timeoutSec;

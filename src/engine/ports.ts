@@ -14,6 +14,8 @@ export interface NewRun {
   definitionHash: string;
   flowFile: string | null;
   executor: StoredRun["executor"];
+  /** Set for a deferred start: the run is created SCHEDULED and begins no earlier than this. */
+  notBefore?: number | null;
 }
 
 /**

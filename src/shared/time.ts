@@ -45,3 +45,30 @@ export function localDateTime(epochSeconds: number | null): string {
   const { date, time } = localParts(epochSeconds);
   return `${date} ${time}`;
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const ISO_DATE_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * A point in time as an operator writes it, in epoch seconds: ISO 8601 (`2026-11-23T02:00:00+09:00`;
+ * without an offset it is local time, and a date alone is local midnight), `+DURATION` from `now`
+ * (`+90`, `+90s`, `+15m`, `+1h30m`, `+2d`), or epoch seconds. Null when `text` is none of these.
+ */
+export function parseTimeArgument(text: string, now: number): number | null {
+  const trimmed = text.trim();
+  if (trimmed.startsWith("+")) {
+    const body = trimmed.slice(1);
+    if (/^\d+(\.\d+)?$/.test(body)) return now + Number(body);
+    const parts = [...body.matchAll(/(\d+(?:\.\d+)?)([smhd])/g)];
+    if (parts.length === 0 || parts.map((p) => p[0]).join("") !== body) return null;
+    return now + parts.reduce((sum, [, value, unit]) => sum + Number(value) * DURATION_UNITS[unit], 0);
+  }
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Number(trimmed);
+  const match = ISO_DATE_TIME.exec(trimmed);
+  if (!match) return null;
+  const [, date, time, zone] = match;
+  // JavaScript reads a date without a time as UTC; an operator means the local day.
+  const offset = zone === undefined ? "" : zone === "Z" ? "Z" : zone.replace(/^([+-]\d{2})(\d{2})$/, "$1:$2");
+  const millis = Date.parse(`${date}T${time ?? "00:00"}${offset}`);
+  return Number.isNaN(millis) ? null : millis / 1000;
+}

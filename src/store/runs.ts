@@ -72,6 +72,7 @@ export class RunStore {
       definitionHash: string;
       flowFile: string | null;
       executor: ExecutorSpec;
+      notBefore?: number | null;
     },
     now: number,
   ): StoredRun {
@@ -79,16 +80,19 @@ export class RunStore {
       const existing = this.load(run.runKey);
       if (existing) return existing;
       this.db.prepare(
-        `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
+        `INSERT INTO flow_runs
+           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, not_before)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         run.runKey,
         run.definition.flow_id,
+        run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
         JSON.stringify(run.definition),
         run.definitionHash,
         run.flowFile,
         JSON.stringify(run.executor),
         now,
+        run.notBefore ?? null,
       );
       const insert = this.db.prepare(
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",

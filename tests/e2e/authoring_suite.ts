@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually, REPO } from "../helpers.ts";
+import { CLI, type CliResult, eventually, processAlive, REPO } from "../helpers.ts";
 import { type ExecutorMode, type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 
 /** Runs the CLI in `cwd` (the e2e helpers always use the repository root). */
@@ -218,6 +218,57 @@ steps:
     assert.equal(result.code, 0, result.stderr);
     const golden = join(REPO, "tests", "fixtures", "graph", "branching-hello-failure-flow.status.mmd");
     assert.equal(result.stdout, Deno.readTextFileSync(golden));
+  });
+
+  flowTest(
+    modes,
+    "--not-before: SCHEDULED until the time, then runs; in the foreground (ISO) and detached (+DURATION)",
+    async (env) => {
+      const marks = join(env.home, "marks");
+      const file = env.flow(
+        "later.yaml",
+        `flow_id: later\nsteps:\n  - id: s\n    command: ${JSON.stringify(`date +%s >> '${marks}'`)}\n`,
+      );
+      const bad = await env.run(["start", "--run-key", "nb0", "--not-before", "soon", file]);
+      assert.equal(bad.code, 2);
+      assert.match(JSON.parse(bad.stderr).error, /--not-before needs an ISO 8601 time/);
+      assert.equal((await env.run(["status", "--run-key", "nb0"])).code, 3, "nothing was stored");
+
+      // Detached, 2 s from now: SCHEDULED at once, with its time; the step starts no earlier.
+      const detached = await env.json(["start", "--run-key", "nb1", "-d", "--not-before", "+2s", file]);
+      assert.equal(detached.status, "SCHEDULED");
+      assert.equal(detached.detached, true);
+      const notBefore: number = detached.not_before;
+      assert.ok(Math.abs(notBefore - (detached.started_at + 2)) < 0.5, JSON.stringify(detached));
+      const table = await env.run(["status", "--run-key", "nb1", "--format", "table"]);
+      assert.match(table.stdout, /SCHEDULED .*Begins: \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
+      const done = await env.waitFor("nb1", "finished", (run) => run.status === "SUCCEEDED");
+      assert.ok(step(done, "s").started_at >= notBefore, "the step started no earlier than asked");
+      assert.ok(step(done, "s").orchesjob_status.started_at >= Math.floor(notBefore));
+      assert.ok(Number(Deno.readTextFileSync(marks).trim()) >= Math.floor(notBefore), "the step's own mark");
+
+      // Foreground, with an ISO 8601 time with offset 1.5 s ahead.
+      const at = new Date(Date.now() + 1500);
+      const iso = at.toISOString().replace("Z", "+00:00");
+      const run = await env.json(["start", "--run-key", "nb2", "--not-before", iso, file]);
+      assert.equal(run.status, "SUCCEEDED");
+      assert.ok(Math.abs(run.not_before - at.getTime() / 1000) < 0.002);
+      assert.ok(step(run, "s").started_at >= run.not_before);
+    },
+  );
+
+  flowTest(modes, "--not-before: cancel while SCHEDULED; nothing ever starts and the driver exits", async (env) => {
+    const file = env.flow("never.yaml", 'flow_id: never\nsteps:\n  - {id: s, command: ["true"]}\n');
+    const detached = await env.json(["start", "--run-key", "nb3", "-d", "--not-before", "+1h", file]);
+    assert.equal(detached.status, "SCHEDULED");
+    const cancelled = await env.json(["cancel", "--run-key", "nb3"]);
+    assert.equal(cancelled.status, "CANCELLED");
+    assert.deepEqual(statuses(cancelled), { s: "CANCELLED" });
+    await eventually("the detached driver exits", () => !processAlive(detached.pid), 30);
+    assert.deepEqual(await env.jobs("nb3:s:1"), [], "no job was started");
+    // A second start of the cancelled run reports it, with the cancelled exit code.
+    const again = await env.run(["start", "--run-key", "nb3", file]);
+    assert.equal(again.code, 4);
   });
 }
 

@@ -236,3 +236,13 @@ steps:
   const lost = decide(state(1), new Map([["a", job("LOST")]]), 1000, () => 0)[0];
   assert.equal(lost.kind, "retry");
 });
+
+Deno.test("a SCHEDULED run does nothing before its time, then begins like a created one", () => {
+  const scheduled: RunState = { ...run({}), status: "SCHEDULED", notBefore: 2000 };
+  assert.deepEqual(decide(scheduled, new Map(), 1999.999), []);
+  assert.equal(nextDue(scheduled), 2000);
+  assert.deepEqual(decide(scheduled, new Map(), 2000), [
+    { kind: "begin" },
+    { kind: "start", stepId: "A", attemptNo: 1, resume: false },
+  ]);
+});

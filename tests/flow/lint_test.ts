@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { loadFlow } from "../../src/flow/load.ts";
 import { lintFlow, satisfiable } from "../../src/flow/lint.ts";
 import { parseWhen } from "../../src/flow/when.ts";
+import { join } from "node:path";
+import { REPO } from "../helpers.ts";
 
 function lint(steps: string): string[] {
   return lintFlow(loadFlow(`flow_id: f\nsteps:\n${steps}`, "f.yaml")).map((w) => `${w.stepId}: ${w.message}`);
@@ -48,9 +50,9 @@ Deno.test("timeout_sec shorter than start_timeout_sec is warned about; the examp
     "A: timeout_sec (2) is shorter than start_timeout_sec (10): the attempt may time out before it has started",
   ]);
   assert.deepEqual(lint("  - {id: A, command: [x], timeout_sec: 10, start_timeout_sec: 10}\n"), []);
-  for (const entry of Deno.readDirSync("examples")) {
+  for (const entry of Deno.readDirSync(join(REPO, "examples"))) {
     if (!entry.name.endsWith(".yaml")) continue;
-    const flow = loadFlow(Deno.readTextFileSync(`examples/${entry.name}`), entry.name);
+    const flow = loadFlow(Deno.readTextFileSync(join(REPO, "examples", entry.name)), entry.name);
     assert.deepEqual(lintFlow(flow), [], entry.name);
   }
 });

@@ -3,7 +3,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isTerminalRun } from "../../domain/mod.ts";
 import { createRun } from "../../engine/runs.ts";
-import { epochNow } from "../../shared/time.ts";
+import { epochNow, parseTimeArgument } from "../../shared/time.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
@@ -21,11 +21,17 @@ export const startCommand: Command = {
   spec: {
     name: "start",
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
-    usage: "start --run-key KEY [-d|--detach] [--param NAME=VALUE]... FLOW_FILE",
+    usage: "start --run-key KEY [-d|--detach] [--param NAME=VALUE]... [--not-before TIME] FLOW_FILE",
     options: [
       { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
       PARAM_OPTION,
+      {
+        name: "not-before",
+        value: "string",
+        metavar: "TIME",
+        help: "Create the run SCHEDULED; it begins no earlier than TIME (ISO 8601, +DURATION such as +15m, or epoch).",
+      },
     ],
     positionals: ["FLOW_FILE"],
     notes: "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
@@ -36,6 +42,8 @@ export const startCommand: Command = {
     const file = args.positionals[0];
     const loaded = readFlowFile(file);
     const given = givenParams(args);
+    const now = epochNow();
+    const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
     using session = new Session(context);
     // Resuming needs no --param again: without any, the run's stored values are used.
     const stored = Object.keys(given).length === 0 ? session.runs.load(runKey)?.definition.param_values : undefined;
@@ -48,7 +56,8 @@ export const startCommand: Command = {
       definitionHash: hash,
       flowFile: resolve(file),
       executor,
-    }, epochNow());
+      notBefore,
+    }, now);
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
@@ -95,6 +104,19 @@ export const startCommand: Command = {
     }
   },
 };
+
+/** `--not-before`, checked before anything is stored; it applies when the run is created. */
+function notBeforeOption(text: string | undefined, now: number): number | null {
+  if (text === undefined) return null;
+  const at = parseTimeArgument(text, now);
+  if (at === null) {
+    throw new UserError(
+      `--not-before needs an ISO 8601 time (2026-11-23T02:00:00+01:00), +DURATION (+90s, +15m, +1h30m) ` +
+        `or epoch seconds, got ${JSON.stringify(text)}`,
+    );
+  }
+  return at;
+}
 
 /** Log files of a detached driver, named after the run key made safe for a file name. */
 export function detachedLogs(dbPath: string, runKey: string) {

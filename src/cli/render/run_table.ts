@@ -42,7 +42,9 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
     `Flow: ${run.flow.flowId}  Run: ${run.runKey}`,
     `Status: ${
       paint(`${runMarker} ${run.status}`, run.status, color)
-    }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed`,
+    }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed${
+      run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : ""
+    }`,
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }`,
