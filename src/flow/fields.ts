@@ -150,6 +150,7 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
         return `${name} must be a non-empty string, ${got}`;
       }
       if (kind.pattern && !kind.pattern.test(value)) return `${name} must be ${kind.patternHint}, ${got}`;
+      if (value.includes("\0")) return `${name} must not contain NUL characters`;
       return null;
     }
     case "number":
@@ -196,6 +197,8 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
         JSON.stringify(key)
       } (letters, digits and _, not starting with a digit)`;
     }
+    // NUL cannot be passed in an environment variable or a path.
+    if (typeof item === "string" && item.includes("\0")) return `${spec.name}.${key} must not contain NUL characters`;
     const ok = typeof item === "string" || (spec.kind.type === "params" && item === null);
     if (!ok) {
       return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${

@@ -62,6 +62,8 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   if (typeof flowId !== "string" || flowId.trim() === "") {
     throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
   }
+  const flowIdProblem = checkFieldValue(fieldSpec(FLOW_FIELD_TABLE, "flow_id"), flowId);
+  if (flowIdProblem !== null) throw new FlowError(at(flowIdNode), flowIdProblem);
 
   const flowField = (name: string) =>
     readField(root, fieldSpec(FLOW_FIELD_TABLE, name), (node, reason) => {

@@ -8,12 +8,15 @@ import { STEP_ID_PATTERN } from "./when.ts";
 type Schema = Record<string, unknown>;
 
 const NON_BLANK = "\\S";
+/** Not blank, and no NUL (which no path or environment variable can hold). */
+const NON_BLANK_NO_NUL = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$";
+const NO_NUL = "^[^\\u0000]*$";
 
 function kindSchema(spec: FieldSpec): Schema {
   const { kind } = spec;
   switch (kind.type) {
     case "string":
-      return { type: "string", ...(kind.nonBlank ? { pattern: NON_BLANK } : {}) };
+      return { type: "string", pattern: kind.nonBlank ? NON_BLANK_NO_NUL : NO_NUL };
     case "number":
     case "integer": {
       const { type, ...limits } = kind;
@@ -31,13 +34,13 @@ function kindSchema(spec: FieldSpec): Schema {
       return {
         type: "object",
         propertyNames: { pattern: VARIABLE_NAME_PATTERN.source },
-        additionalProperties: { type: "string" },
+        additionalProperties: { type: "string", pattern: NO_NUL },
       };
     case "params":
       return {
         type: "object",
         propertyNames: { pattern: VARIABLE_NAME_PATTERN.source },
-        additionalProperties: { type: ["string", "null"] },
+        additionalProperties: { type: ["string", "null"], pattern: NO_NUL },
       };
     case "command":
       return {

@@ -90,6 +90,24 @@ steps:
     }
   });
 
+  flowTest(
+    modes,
+    "a cwd that does not exist fails the attempt with the reason; the command never runs",
+    async (env) => {
+      const ran = join(env.home, "ran");
+      const file = env.flow(
+        "nocwd.yaml",
+        `flow_id: nocwd\nsteps:\n  - id: s\n    cwd: missing/dir\n    command: ${JSON.stringify(`touch '${ran}'`)}\n`,
+      );
+      const run = await env.json(["start", "--run-key", "nc", file], 1);
+      const s = step(run, "s");
+      assert.equal(s.status, "FAILED");
+      assert.equal(exists(ran), false, "the command did not run somewhere else");
+      const stderr = await env.run(["job", "logs", "--run-key", "nc:s:1", "--stream", "stderr"]);
+      assert.match(stderr.stdout, /change directory to '?[^ ]*missing\/dir/);
+    },
+  );
+
   flowTest(modes, "a parameter in a command; refused when missing or unknown, and nothing is stored", async (env) => {
     const file = env.flow(
       "params.yaml",
@@ -169,12 +187,21 @@ steps:
     command: ${JSON.stringify(`echo x >> '${counter}'; [ $(wc -l < '${counter}') -ge 3 ]`)}
 `,
       );
-      // Kill the driver while the first retry waits, then resume: the stored delay stands.
-      const driver = env.spawn(["start", "--run-key", "bo", file]);
-      const delayed = await env.waitFor("bo", "first retry delayed", (run) => step(run, "flaky").status === "DELAYED");
-      driver.kill("SIGKILL");
-      await driver.output();
+      // Create the run without a driver (the lock is held), then advance it one round per process
+      // with `tick` until the first retry is DELAYED: no race with a running driver.
+      {
+        using _lock = await env.holdDriverLock("bo");
+        assert.equal((await env.json(["start", "--run-key", "bo", "-d", file])).detached, false);
+      }
+      let delayed: Json = null;
+      await eventually("the first retry is drawn", async () => {
+        delayed = await env.json(["tick", "--run-key", "bo"]);
+        return step(delayed, "flaky").retry_history.length === 1;
+      }, 60);
       const firstRecord = step(delayed, "flaky").retry_history[0];
+      // Another process advances it again (the retry may or may not be due yet): nothing is drawn again.
+      const again = await env.json(["tick", "--run-key", "bo"]);
+      assert.deepEqual(step(again, "flaky").retry_history[0], firstRecord);
       const run = await env.json(["start", "--run-key", "bo", file]);
       assert.equal(run.status, "SUCCEEDED");
       const flaky = step(run, "flaky");
@@ -240,8 +267,6 @@ steps:
       assert.equal(detached.detached, true);
       const notBefore: number = detached.not_before;
       assert.ok(Math.abs(notBefore - (detached.started_at + 2)) < 0.5, JSON.stringify(detached));
-      const table = await env.run(["status", "--run-key", "nb1", "--format", "table"]);
-      assert.match(table.stdout, /SCHEDULED .*Begins: \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
       const done = await env.waitFor("nb1", "finished", (run) => run.status === "SUCCEEDED");
       assert.ok(step(done, "s").started_at >= notBefore, "the step started no earlier than asked");
       assert.ok(step(done, "s").orchesjob_status.started_at >= Math.floor(notBefore));
@@ -261,6 +286,8 @@ steps:
     const file = env.flow("never.yaml", 'flow_id: never\nsteps:\n  - {id: s, command: ["true"]}\n');
     const detached = await env.json(["start", "--run-key", "nb3", "-d", "--not-before", "+1h", file]);
     assert.equal(detached.status, "SCHEDULED");
+    const table = await env.run(["status", "--run-key", "nb3", "--format", "table"]);
+    assert.match(table.stdout, /SCHEDULED .*Begins: \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}/);
     const cancelled = await env.json(["cancel", "--run-key", "nb3"]);
     assert.equal(cancelled.status, "CANCELLED");
     assert.deepEqual(statuses(cancelled), { s: "CANCELLED" });

@@ -50,7 +50,7 @@ function samples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
   const { kind } = spec;
   switch (kind.type) {
     case "string":
-      return { good: ["x", "/a b"], bad: ["", "  ", 3, null, ["x"]] };
+      return { good: ["x", "/a b", " x "], bad: ["", "  ", "a\u0000b", "\u0000", 3, null, ["x"]] };
     case "number":
     case "integer": {
       const low = kind.minimum ?? kind.exclusiveMinimum ?? 0;
@@ -72,9 +72,12 @@ function samples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
     case "id-list":
       return { good: [[], ["other"]], bad: ["other", [1], [""]] };
     case "string-map":
-      return { good: [{}, { A: "x", _b2: "" }], bad: [{ A: 1 }, { "1A": "x" }, { "A-B": "x" }, ["A"], "A=x"] };
+      return {
+        good: [{}, { A: "x", _b2: "" }],
+        bad: [{ A: 1 }, { "1A": "x" }, { "A-B": "x" }, { A: "a\u0000" }, ["A"], "A=x"],
+      };
     case "params":
-      return { good: [{}, { A: "x", B: null }], bad: [{ A: 1 }, { "1A": "x" }, ["A"]] };
+      return { good: [{}, { A: "x", B: null }], bad: [{ A: 1 }, { "1A": "x" }, { A: "\u0000" }, ["A"]] };
     case "command":
       return { good: ["echo hi", ["echo", "hi"]], bad: ["", " ", [], [""], ["echo", 1], 3] };
     case "when":
