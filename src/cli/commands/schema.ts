@@ -1,5 +1,5 @@
 /** `schema`: the JSON Schema of flow files, for editors (yaml-language-server) and CI checks. */
-import { flowSchema } from "../../flow/schema.ts";
+import { flowSchema } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
 import { printJson } from "../output.ts";
 

@@ -3,7 +3,7 @@
  * text. Edges carry the target step's `when`; wait-only `depends_on` edges are dashed. Returns strings.
  */
 import type { FlowDefinition, StepStatus } from "../../domain/mod.ts";
-import { graphEdges } from "../../flow/graph.ts";
+import { graphEdges } from "../../flow/mod.ts";
 
 export const GRAPH_FORMATS = ["mermaid", "dot", "text"] as const;
 export type GraphFormat = typeof GRAPH_FORMATS[number];
