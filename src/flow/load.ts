@@ -65,21 +65,7 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   const flowIdProblem = checkFieldValue(fieldSpec(FLOW_FIELD_TABLE, "flow_id"), flowId);
   if (flowIdProblem !== null) throw new FlowError(at(flowIdNode), flowIdProblem);
 
-  const flowField = (name: string) =>
-    readField(root, fieldSpec(FLOW_FIELD_TABLE, name), (node, reason) => {
-      throw new FlowError(at(node), reason);
-    });
-  const paramsValue = flowField("params") as Record<string, string | null> | undefined;
-  const params: ParamSpec[] = Object.entries(paramsValue ?? {}).map(([name, value]) => ({ name, default: value }));
-  const defaults: StepDefaults = {
-    env: (flowField("env") as Record<string, string> | undefined) ?? {},
-    cwd: (flowField("cwd") as string | undefined) ?? null,
-    params: new Set(params.map((param) => param.name)),
-  };
-  checkTemplates(root, defaults.params, (node, reason) => {
-    throw new FlowError(at(node), reason);
-  });
-  const maxParallel = (flowField("max_parallel") as number | undefined) ?? null;
+  const { params, maxParallel, defaults } = readFlowSettings(root, at);
 
   const stepsNode = root.get("steps", true) as Node | undefined;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
@@ -160,6 +146,23 @@ function checkFieldNames(map: YAMLMap, allowed: readonly string[], what: string,
 interface ReadStep {
   definition: StepDefinition;
   places: { id: Place; when?: Place; dependsOn?: Place };
+}
+
+/** The flow-level fields besides flow_id and steps: parameters, max_parallel, and what steps inherit. */
+function readFlowSettings(root: YAMLMap, at: At) {
+  const fail = (node: Node, reason: string): never => {
+    throw new FlowError(at(node), reason);
+  };
+  const value = (name: string) => readField(root, fieldSpec(FLOW_FIELD_TABLE, name), fail);
+  const declared = value("params") as Record<string, string | null> | undefined;
+  const params: ParamSpec[] = Object.entries(declared ?? {}).map(([name, value]) => ({ name, default: value }));
+  const defaults: StepDefaults = {
+    env: (value("env") as Record<string, string> | undefined) ?? {},
+    cwd: (value("cwd") as string | undefined) ?? null,
+    params: new Set(params.map((param) => param.name)),
+  };
+  checkTemplates(root, defaults.params, fail);
+  return { params, maxParallel: (value("max_parallel") as number | undefined) ?? null, defaults };
 }
 
 /** What steps inherit from the flow level, and the declared parameter names. */
@@ -255,21 +258,7 @@ function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
     dependsOn = [...new Set(stepFieldValue(item, "depends_on", fail) as string[])];
   }
 
-  const stepField = (name: string) => stepFieldValue(item, name, fail);
   checkTemplates(item, defaults.params, fail);
-  const retries = (stepField("retries") as number | undefined) ?? 0;
-  const retryDelaySec = (stepField("retry_delay_sec") as number | undefined) ?? 0;
-  const timeoutSec = (stepField("timeout_sec") as number | undefined) ?? null;
-  const startTimeoutSec = (stepField("start_timeout_sec") as number | undefined) ?? null;
-  const strict = (stepField("strict") as boolean | undefined) ?? true;
-  const env = { ...defaults.env, ...(stepField("env") as Record<string, string> | undefined) };
-  const cwd = (stepField("cwd") as string | undefined) ?? defaults.cwd;
-  const retryBackoff = (stepField("retry_backoff") as RetryBackoff | undefined) ?? "fixed";
-  const retryMaxDelaySec = (stepField("retry_max_delay_sec") as number | undefined) ?? null;
-  const retryJitter = (stepField("retry_jitter") as number | undefined) ?? 0;
-  const exitCodes = stepField("retry_on_exit_codes") as number[] | undefined;
-  const retryOnExitCodes = exitCodes === undefined ? null : [...new Set(exitCodes)];
-
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -277,17 +266,7 @@ function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    env,
-    cwd,
-    retries,
-    retryDelaySec,
-    retryBackoff,
-    retryMaxDelaySec,
-    retryJitter,
-    retryOnExitCodes,
-    timeoutSec,
-    strict,
-    startTimeoutSec,
+    ...readStepSettings(item, defaults, fail),
   };
   return {
     definition,
@@ -301,6 +280,31 @@ function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
 
 function stepFieldValue(item: YAMLMap, name: string, fail: (node: Node, reason: string) => never): unknown {
   return readField(item, fieldSpec(STEP_FIELD_TABLE, name), fail);
+}
+
+type StepSettings = Omit<StepDefinition, "id" | "command" | "condition" | "dependsOn" | "waitsFor">;
+
+/** The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in. */
+function readStepSettings(
+  item: YAMLMap,
+  defaults: StepDefaults,
+  fail: (node: Node, reason: string) => never,
+): StepSettings {
+  const value = (name: string) => stepFieldValue(item, name, fail);
+  const exitCodes = value("retry_on_exit_codes") as number[] | undefined;
+  return {
+    env: { ...defaults.env, ...(value("env") as Record<string, string> | undefined) },
+    cwd: (value("cwd") as string | undefined) ?? defaults.cwd,
+    retries: (value("retries") as number | undefined) ?? 0,
+    retryDelaySec: (value("retry_delay_sec") as number | undefined) ?? 0,
+    retryBackoff: (value("retry_backoff") as RetryBackoff | undefined) ?? "fixed",
+    retryMaxDelaySec: (value("retry_max_delay_sec") as number | undefined) ?? null,
+    retryJitter: (value("retry_jitter") as number | undefined) ?? 0,
+    retryOnExitCodes: exitCodes === undefined ? null : [...new Set(exitCodes)],
+    timeoutSec: (value("timeout_sec") as number | undefined) ?? null,
+    strict: (value("strict") as boolean | undefined) ?? true,
+    startTimeoutSec: (value("start_timeout_sec") as number | undefined) ?? null,
+  };
 }
 
 function readCommand(node: Node, fail: (node: Node | undefined, reason: string) => never): string[] {
