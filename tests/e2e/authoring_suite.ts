@@ -143,9 +143,13 @@ steps:
     async (env) => {
       const log = join(env.home, "marks");
       const ids = Array.from({ length: 10 }, (_, i) => `s${i}`);
-      const steps = ids.map((id) =>
+      // The first two steps wait (up to 10 s) until both have started, so the limit is surely
+      // reached; the others just take a moment.
+      const barrier =
+        `n=0; while [ "$(grep -c '^+' '${log}')" -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done`;
+      const steps = ids.map((id, i) =>
         `  - id: ${id}\n    depends_on: [root]\n    command: ${
-          JSON.stringify(`echo "+ ${id}" >> '${log}'; sleep 0.2; echo "- ${id}" >> '${log}'`)
+          JSON.stringify(`echo "+ ${id}" >> '${log}'; ${i < 2 ? barrier : "sleep 0.1"}; echo "- ${id}" >> '${log}'`)
         }\n`
       ).join("");
       const file = env.flow(
@@ -164,6 +168,17 @@ steps:
         most = Math.max(most, running);
       }
       assert.equal(most, 2, "two steps did run at once (the limit was reached, not just respected)");
+      // The runner's own record, independent of how long the commands take: no instant had more than
+      // two steps between started_at and finished_at.
+      const edges = ids.flatMap((id) => [
+        [step(run, id).started_at as number, 1],
+        [step(run, id).finished_at as number, -1],
+      ]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      let recorded = 0;
+      for (const [, delta] of edges) {
+        recorded += delta;
+        assert.ok(recorded <= 2, "at most two steps RUNNING at once in the run's state");
+      }
       const started = ids.map((id) => step(run, id).started_at as number);
       for (let i = 1; i < started.length; i++) assert.ok(started[i] >= started[i - 1], `file order at ${ids[i]}`);
     },
