@@ -1,4 +1,4 @@
-import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
+import { definitionHash, normalizeFlow } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { printJson } from "../output.ts";

@@ -12,6 +12,7 @@
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
  */
 import { existsSync } from "node:fs";
+import { spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
@@ -67,18 +68,7 @@ export function launchSupervisor(
   command: readonly string[],
   env?: Record<string, string>,
 ): number {
-  const child = new Deno.Command(shell(), {
-    args: ["-c", SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env,
-    detached: true,
-  }).spawn();
-  // Reap it if it ends while we live, and do not let it keep this process alive.
-  child.status.catch(() => {});
-  child.unref();
-  return child.pid;
+  return spawnDetached([shell(), "-c", SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command], { env });
 }
 
 /** Reads a one-line integer file the supervisor wrote, or null if it is not there (yet). */
