@@ -4,8 +4,7 @@
  */
 import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
-import { nextPause, sleepUnless } from "../shared/mod.ts";
-import { type Clock, systemClock } from "../shared/mod.ts";
+import { type Clock, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";

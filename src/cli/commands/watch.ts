@@ -1,8 +1,7 @@
 /** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
-import { isTerminalRun } from "../../domain/mod.ts";
+import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
-import type { RunRecord } from "../../domain/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";

@@ -5,13 +5,12 @@
  */
 import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, nextPause, nowSeconds } from "../../shared/mod.ts";
+import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, type Executor, JobError, type JobRef, type StartOptions } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
-import { sleep } from "../../shared/mod.ts";
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
