@@ -2,6 +2,7 @@
 import { cancelRun } from "../../engine/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
@@ -30,6 +31,6 @@ export const cancelCommand: Command = {
     const record = session.run(runKey);
     await cancelRun({ runs: session.runs, gate: session.locks, executor: session.executorFor(record) }, runKey, grace);
     printJson(runJson(session.run(runKey)));
-    return 0;
+    return ExitCode.ok;
   },
 };

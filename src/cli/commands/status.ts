@@ -1,6 +1,7 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
 import { epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
 import { renderRunTable, runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
@@ -21,6 +22,6 @@ export const statusCommand: Command = {
     const record = session.run(runKey);
     if (args.options.format === "table") writeStdout(renderRunTable(record.state, epochNow(), useColor()));
     else printJson(runJson(record));
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -25,7 +25,7 @@ export const tickCommand: Command = {
       if (lock && !isTerminalRun(record.state.status)) await session.driver(record).tick();
     }
     printJson(runJson(session.run(runKey)));
-    return 0;
+    return ExitCode.ok;
   },
 };
 
