@@ -4,8 +4,8 @@
  * This is the only place that decides whether a failed attempt is retried or fails the step, and
  * whether a retry waits (DELAYED) or not (PENDING): the driver only records what happened.
  */
-import { evaluateWhen } from "../flow/when.ts";
-import { retryDelay } from "./backoff.ts";
+import { evaluateWhen } from "../flow/mod.ts";
+import { retryDelay } from "./retry_delay.ts";
 import {
   isActiveJob,
   isTerminalStep,
@@ -144,7 +144,7 @@ function decideRunning(
 
 /**
  * The retry-or-fail decision after an attempt failed, and for a retry whether it waits and how long
- * (backoff.ts). With `retry_on_exit_codes`, an attempt whose command exited with another code fails at
+ * (retry_delay.ts). With `retry_on_exit_codes`, an attempt whose command exited with another code fails at
  * once; failures without an exit code of the command's own (could not start, LOST, aborted after a
  * timeout) are retried as usual.
  */

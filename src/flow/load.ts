@@ -4,8 +4,8 @@
  */
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
 import { checkGraph, effectiveWaits } from "./graph.ts";
-import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
 import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr } from "../domain/mod.ts";
+import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
 import { paramReferences } from "./params.ts";
 import { closestName } from "./suggest.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
@@ -35,6 +35,25 @@ export class FlowError extends Error {
 
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
 export function loadFlow(text: string, fileName: string): FlowDefinition {
+  const { root, at } = parseRoot(text, fileName);
+  checkFieldNames(root, FLOW_FIELDS, "field", at);
+  const flowIdNode = root.get("flow_id", true) as Node | undefined;
+  if (flowIdNode === undefined) throw new FlowError(at(root), 'missing required field "flow_id"');
+  const flowId = scalarValue(flowIdNode);
+  if (typeof flowId !== "string" || flowId.trim() === "") {
+    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
+  }
+  const flowIdProblem = checkFieldValue(fieldSpec(FLOW_FIELD_TABLE, "flow_id"), flowId);
+  if (flowIdProblem !== null) throw new FlowError(at(flowIdNode), flowIdProblem);
+  const { params, maxParallel, defaults } = readFlowSettings(root, at);
+  const { steps, places } = readSteps(root, at, defaults);
+  const flow: FlowDefinition = { flowId, steps, params, paramValues: null, maxParallel };
+  checkFlowGraph(flow, places, fileName);
+  return flow;
+}
+
+/** The document's root mapping, and how to name a node's place; syntax errors become FlowErrors. */
+function parseRoot(text: string, fileName: string): { root: YAMLMap; at: At } {
   const isJson = fileName.toLowerCase().endsWith(".json");
   const lineCounter = new LineCounter();
   const source = isJson ? text : quoteBangWhenValues(text);
@@ -54,58 +73,43 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   }
   const root = doc.contents;
   if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
-  checkFieldNames(root, FLOW_FIELDS, "field", at);
+  return { root, at };
+}
 
-  const flowIdNode = root.get("flow_id", true) as Node | undefined;
-  if (flowIdNode === undefined) throw new FlowError(at(root), 'missing required field "flow_id"');
-  const flowId = scalarValue(flowIdNode);
-  if (typeof flowId !== "string" || flowId.trim() === "") {
-    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
-  }
-  const flowIdProblem = checkFieldValue(fieldSpec(FLOW_FIELD_TABLE, "flow_id"), flowId);
-  if (flowIdProblem !== null) throw new FlowError(at(flowIdNode), flowIdProblem);
+/** Where each step's id, `when` and `depends_on` are, so graph problems can point at them. */
+type StepPlaces = Map<string, ReadStep["places"]>;
 
-  const { params, maxParallel, defaults } = readFlowSettings(root, at);
-
+/** The steps, in order, refusing a duplicate id. */
+function readSteps(root: YAMLMap, at: At, defaults: StepDefaults): { steps: StepDefinition[]; places: StepPlaces } {
   const stepsNode = root.get("steps", true) as Node | undefined;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
     throw new FlowError(at(stepsNode), "steps must be a non-empty list");
   }
-
-  const seen = new Map<string, Place>();
   const steps: StepDefinition[] = [];
-  const placeOfStep = new Map<string, { when?: Place; dependsOn?: Place; step: Place }>();
+  const places: StepPlaces = new Map();
   for (const item of stepsNode.items as Node[]) {
     const step = readStep(item, at, defaults);
-    const previous = seen.get(step.definition.id);
+    const previous = places.get(step.definition.id);
     if (previous) {
       throw new FlowError(
         step.places.id,
-        `duplicate step id "${step.definition.id}" (first defined at line ${previous.line})`,
+        `duplicate step id "${step.definition.id}" (first defined at line ${previous.id.line})`,
       );
     }
-    seen.set(step.definition.id, step.places.id);
-    placeOfStep.set(step.definition.id, {
-      when: step.places.when,
-      dependsOn: step.places.dependsOn,
-      step: step.places.id,
-    });
+    places.set(step.definition.id, step.places);
     steps.push(step.definition);
   }
+  return { steps, places };
+}
 
-  const flow: FlowDefinition = { flowId, steps, params, paramValues: null, maxParallel };
+/** Unknown ids, self references and cycles, reported at the field that causes them. */
+function checkFlowGraph(flow: FlowDefinition, places: StepPlaces, fileName: string): void {
   const problem = checkGraph(flow);
-  if (problem) {
-    const places = problem.stepId === undefined ? undefined : placeOfStep.get(problem.stepId);
-    const place = problem.field === "when"
-      ? places?.when
-      : problem.field === "depends_on"
-      ? places?.dependsOn
-      : places?.step;
-    throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
-  }
-  return flow;
+  if (!problem) return;
+  const step = problem.stepId === undefined ? undefined : places.get(problem.stepId);
+  const place = problem.field === "when" ? step?.when : problem.field === "depends_on" ? step?.dependsOn : step?.id;
+  throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
 }
 
 /** JSON files are held to JSON's own grammar (YAML would accept more). */
@@ -146,6 +150,83 @@ function checkFieldNames(map: YAMLMap, allowed: readonly string[], what: string,
 interface ReadStep {
   definition: StepDefinition;
   places: { id: Place; when?: Place; dependsOn?: Place };
+}
+
+function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
+  if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
+  const idNode = item.get("id", true) as Node | undefined;
+  if (idNode === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
+  const rawId = scalarValue(idNode);
+  const id = typeof rawId === "number" ? String(rawId) : rawId;
+  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > 128) {
+    throw new FlowError(
+      at(idNode),
+      `invalid step id ${
+        JSON.stringify(rawId)
+      }: use 1-128 letters, digits, "_", "-" or "." starting with a letter, digit or "_"`,
+    );
+  }
+  checkFieldNames(item, STEP_FIELDS, "field", at, id);
+  const fields: StepFields = {
+    get: (name) => item.get(name, true) as Node | undefined,
+    fail: (node, reason) => {
+      throw new FlowError(at(node ?? item, id), reason);
+    },
+  };
+  const commandNode = fields.get("command");
+  if (commandNode === undefined) fields.fail(item, 'missing required field "command"');
+  const command = readCommand(commandNode!, fields.fail);
+  const when = readWhen(fields);
+  const dependsOn = readDependsOn(fields);
+  checkTemplates(item, defaults.params, fields.fail);
+  const condition = when ?? allSucceeded(dependsOn);
+  const definition: StepDefinition = {
+    id,
+    command,
+    condition,
+    dependsOn,
+    waitsFor: effectiveWaits(dependsOn, condition),
+    ...readStepSettings(item, defaults, fields.fail),
+  };
+  const whenNode = fields.get("when");
+  const dependsNode = fields.get("depends_on");
+  return {
+    definition,
+    places: {
+      id: at(idNode, id),
+      when: whenNode ? at(whenNode, id) : undefined,
+      dependsOn: dependsNode ? at(dependsNode, id) : undefined,
+    },
+  };
+}
+
+/** A step's fields by name, and how to refuse one (naming the file, place and step). */
+interface StepFields {
+  get(name: string): Node | undefined;
+  fail(node: Node | undefined, reason: string): never;
+}
+
+function readWhen(fields: StepFields): WhenExpr | null {
+  const node = fields.get("when");
+  if (node === undefined) return null;
+  const text = scalarValue(node);
+  if (typeof text !== "string" || text.trim() === "") fields.fail(node, "when must be a non-empty string expression");
+  try {
+    return parseWhen(text as string);
+  } catch (error) {
+    if (!(error instanceof WhenSyntaxError)) throw error;
+    return fields.fail(node, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
+  }
+}
+
+function readDependsOn(fields: StepFields): string[] {
+  const node = fields.get("depends_on");
+  if (node === undefined) return [];
+  const value = scalarValue(node);
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+    fields.fail(node, "depends_on must be a list of step ids");
+  }
+  return [...new Set(value as string[])];
 }
 
 /** The flow-level fields besides flow_id and steps: parameters, max_parallel, and what steps inherit. */
@@ -213,69 +294,6 @@ function checkTemplates(map: YAMLMap, declared: ReadonlySet<string>, fail: (node
       }
     }
   }
-}
-
-function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
-  if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
-  const idNode = item.get("id", true) as Node | undefined;
-  if (idNode === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
-  const rawId = scalarValue(idNode);
-  const id = typeof rawId === "number" ? String(rawId) : rawId;
-  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > 128) {
-    throw new FlowError(
-      at(idNode),
-      `invalid step id ${
-        JSON.stringify(rawId)
-      }: use 1-128 letters, digits, "_", "-" or "." starting with a letter, digit or "_"`,
-    );
-  }
-  checkFieldNames(item, STEP_FIELDS, "field", at, id);
-  const field = (name: string) => item.get(name, true) as Node | undefined;
-  const fail = (node: Node | undefined, reason: string): never => {
-    throw new FlowError(at(node ?? item, id), reason);
-  };
-
-  const commandNode = field("command");
-  if (commandNode === undefined) fail(item, 'missing required field "command"');
-  const command = readCommand(commandNode!, fail);
-
-  const whenNode = field("when");
-  let when: WhenExpr | null = null;
-  if (whenNode !== undefined) {
-    const text = scalarValue(whenNode);
-    if (typeof text !== "string" || text.trim() === "") fail(whenNode, "when must be a non-empty string expression");
-    try {
-      when = parseWhen(text as string);
-    } catch (error) {
-      if (!(error instanceof WhenSyntaxError)) throw error;
-      fail(whenNode, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
-    }
-  }
-
-  const dependsNode = field("depends_on");
-  let dependsOn: string[] = [];
-  if (dependsNode !== undefined) {
-    dependsOn = [...new Set(stepFieldValue(item, "depends_on", fail) as string[])];
-  }
-
-  checkTemplates(item, defaults.params, fail);
-  const condition = when ?? allSucceeded(dependsOn);
-  const definition: StepDefinition = {
-    id,
-    command,
-    condition,
-    dependsOn,
-    waitsFor: effectiveWaits(dependsOn, condition),
-    ...readStepSettings(item, defaults, fail),
-  };
-  return {
-    definition,
-    places: {
-      id: at(idNode, id),
-      when: whenNode ? at(whenNode, id) : undefined,
-      dependsOn: dependsNode ? at(dependsNode, id) : undefined,
-    },
-  };
 }
 
 function stepFieldValue(item: YAMLMap, name: string, fail: (node: Node, reason: string) => never): unknown {

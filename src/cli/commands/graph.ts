@@ -2,7 +2,7 @@
 import type { Command } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { writeStdout } from "../output.ts";
-import { GRAPH_FORMATS, type GraphFormat, renderGraph } from "../render/graph.ts";
+import { GRAPH_FORMATS, type GraphFormat, renderGraph } from "../render/mod.ts";
 
 export const graphCommand: Command = {
   spec: {

@@ -1,21 +1,21 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { isTerminalRun } from "../../domain/mod.ts";
-import { createRun } from "../../engine/runs.ts";
-import { epochNow, parseTimeArgument } from "../../shared/time.ts";
+import { type FlowDefinition, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
+import { createRun } from "../../engine/mod.ts";
+import { epochNow, parseTimeArgument, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/select.ts";
-import { definitionHash } from "../../flow/normalize.ts";
-import { safeFileName, stateHome } from "../../store/paths.ts";
-import type { Command } from "../command.ts";
+import { chooseExecutor } from "../../executor/mod.ts";
+import { definitionHash } from "../../flow/mod.ts";
+import { safeFileName, stateHome } from "../../store/mod.ts";
+import type { Command, CommandContext } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
-import { runJson } from "../render/run_json.ts";
+import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
-import { checkRunKey, Session } from "../session.ts";
-import { waitUntilFinished } from "./watch.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
   spec: {
@@ -23,7 +23,7 @@ export const startCommand: Command = {
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
     usage: "start --run-key KEY [-d|--detach] [--param NAME=VALUE]... [--not-before TIME] FLOW_FILE",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
       PARAM_OPTION,
       {
@@ -38,32 +38,14 @@ export const startCommand: Command = {
       "With -d: 0 once the background process is launched (or the run is already being driven).",
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const file = args.positionals[0];
     const loaded = readFlowFile(file);
     const given = givenParams(args);
     const now = epochNow();
     const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
     using session = new Session(context);
-    // Resuming needs no --param again: without any, the run's stored values are used.
-    const stored = Object.keys(given).length === 0 ? session.runs.load(runKey)?.definition.param_values : undefined;
-    const flow = bindFlowFile(loaded, file, stored ?? given);
-    const hash = definitionHash(flow);
-    const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = createRun(session.runs, {
-      runKey,
-      flow,
-      definitionHash: hash,
-      flowFile: resolve(file),
-      executor,
-      notBefore,
-    }, now);
-    if (record.definitionHash !== hash) {
-      throw new UserError(
-        `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
-          "a run never continues from an edited file (use a new run key)",
-      );
-    }
+    const record = createOrFind(session, context, { runKey, file, loaded, given, notBefore, now });
     if (isTerminalRun(record.state.status)) {
       printJson(runJson(record));
       return runExitCode(record.state.status);
@@ -105,6 +87,45 @@ export const startCommand: Command = {
   },
 };
 
+/**
+ * The flow bound to this run (parameters, directories) and the run created with it, or the existing
+ * run, which must be bound to the same definition. A resumed start needs no --param again: without
+ * any, the run's stored values are used.
+ */
+function createOrFind(
+  session: Session,
+  context: CommandContext,
+  start: {
+    runKey: string;
+    file: string;
+    loaded: FlowDefinition;
+    given: Record<string, string>;
+    notBefore: number | null;
+    now: number;
+  },
+): RunRecord {
+  const { runKey, file, given } = start;
+  const stored = Object.keys(given).length === 0 ? session.runs.load(runKey)?.definition.param_values : undefined;
+  const flow = bindFlowFile(start.loaded, file, stored ?? given);
+  const hash = definitionHash(flow);
+  const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
+  const record = createRun(session.runs, {
+    runKey,
+    flow,
+    definitionHash: hash,
+    flowFile: resolve(file),
+    executor,
+    notBefore: start.notBefore,
+  }, start.now);
+  if (record.definitionHash !== hash) {
+    throw new UserError(
+      `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
+        "a run never continues from an edited file (use a new run key)",
+    );
+  }
+  return record;
+}
+
 /** `--not-before`, checked before anything is stored; it applies when the run is created. */
 function notBeforeOption(text: string | undefined, now: number): number | null {
   if (text === undefined) return null;
@@ -134,24 +155,17 @@ function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
   mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
-  const child = new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
-      "orchesjob-flow-detach",
-      logs.stdout,
-      logs.stderr,
-      ...driver,
-      "_drive",
-      "--run-key",
-      runKey,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  child.status.catch(() => {});
-  child.unref();
-  return { pid: child.pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
+  const pid = spawnDetached([
+    "/bin/sh",
+    "-c",
+    'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
+    "orchesjob-flow-detach",
+    logs.stdout,
+    logs.stderr,
+    ...driver,
+    "_drive",
+    "--run-key",
+    runKey,
+  ]);
+  return { pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
 }

@@ -1,11 +1,10 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
-import { epochNow } from "../../shared/time.ts";
+import { epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
-import { runJson } from "../render/run_json.ts";
-import { renderRunTable } from "../render/run_table.ts";
-import { renderGraph } from "../render/graph.ts";
-import { checkRunKey, Session } from "../session.ts";
+import { renderGraph, renderRunTable, runJson } from "../render/mod.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 export const statusCommand: Command = {
   spec: {
@@ -13,7 +12,7 @@ export const statusCommand: Command = {
     summary: "Print the run's state: JSON (default) or a table. Exit 0 if the run exists, 3 if not.",
     usage: "status --run-key KEY [--format json|table|mermaid]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       {
         name: "format",
         value: "string",
@@ -23,7 +22,7 @@ export const statusCommand: Command = {
     ],
   },
   run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     using session = new Session(context);
     const record = session.run(runKey);
     const state = record.state;
@@ -31,6 +30,6 @@ export const statusCommand: Command = {
     else if (args.options.format === "mermaid") {
       writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
     } else printJson(runJson(record));
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,6 +1,7 @@
 import { definitionHash, lintFlow, normalizeFlow } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
+import { ExitCode } from "../errors.ts";
 import { printJson, writeStderr } from "../output.ts";
 
 export const validateCommand: Command = {
@@ -41,6 +42,6 @@ export const validateCommand: Command = {
       steps,
       warnings,
     });
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type BackoffPolicy, retryDelay } from "../../src/engine/backoff.ts";
+import { type BackoffPolicy, retryDelay } from "../../src/engine/retry_delay.ts";
 
 const fixed: BackoffPolicy = { backoff: "fixed", delaySec: 3, maxDelaySec: null, jitter: 0 };
 const exponential: BackoffPolicy = { backoff: "exponential", delaySec: 1, maxDelaySec: null, jitter: 0 };
