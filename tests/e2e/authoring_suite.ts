@@ -108,6 +108,24 @@ steps:
     },
   );
 
+  flowTest(modes, "a PATH in a step's env finds the step's program and does not break the runner", async (env) => {
+    const bin = join(env.home, "tools");
+    Deno.mkdirSync(bin);
+    Deno.writeTextFileSync(join(bin, "hello-tool"), '#!/bin/sh\necho "hello from $0" > "$1"\n');
+    Deno.chmodSync(join(bin, "hello-tool"), 0o755);
+    const out = join(env.home, "out.txt");
+    // Only the tools directory: no /bin, so nothing of the runner's own may depend on this PATH.
+    const file = env.flow(
+      "path.yaml",
+      `flow_id: path\nsteps:\n  - id: s\n    env: {PATH: ${JSON.stringify(bin)}}\n    command: [hello-tool, ${
+        JSON.stringify(out)
+      }]\n`,
+    );
+    const run = await env.json(["start", "--run-key", "pt", file]);
+    assert.equal(step(run, "s").status, "SUCCEEDED", JSON.stringify(step(run, "s")));
+    assert.match(Deno.readTextFileSync(out), /hello from .*hello-tool/);
+  });
+
   flowTest(modes, "a parameter in a command; refused when missing or unknown, and nothing is stored", async (env) => {
     const file = env.flow(
       "params.yaml",

@@ -3,8 +3,10 @@
  * costs ~45 MiB; a shell ~1-4 MiB). It is launched in a new session, so it outlives whoever started
  * it (an SSH session, a flow loop), and it
  *   1. writes its own PID to `<job>.worker`,
- *   2. checks the program can be executed (else: reason in the job's stderr file, exit status -1),
- *   3. starts the command with stdin /dev/null and stdout/stderr to the job's files,
+ *   2. changes to the step's directory and checks the program can be executed (else: reason in the
+ *      job's stderr file, exit status -1),
+ *   3. starts the command, with the step's environment variables (the supervisor keeps its own),
+ *      stdin /dev/null and stdout/stderr to the job's files,
  *   4. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
  * Every file is written to a temporary name and renamed, so a reader sees all of it or none of it.
  * SQLite is never touched here: the next status read reconciles these files into the database.
@@ -18,13 +20,15 @@ import { spawnDetached } from "../../shared/mod.ts";
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
 /**
- * The script, run as `sh -c SCRIPT orchesjob-flow-supervisor JOB_ID JOBS_DIR CWD COMMAND...` (CWD
- * empty: stay where started; JOBS_DIR is absolute, as the script may change directory). Written
- * with String.raw so it reads here exactly as the shell sees it.
+ * The script, run as
+ * `sh -c SCRIPT orchesjob-flow-supervisor JOB_ID JOBS_DIR CWD STEP_PATH [K=V...] -- COMMAND...`
+ * (CWD empty: stay where started; JOBS_DIR is absolute, as the script may change directory; the K=V
+ * words are the step's environment variables, STEP_PATH its PATH among them or empty). Written with
+ * String.raw so it reads here exactly as the shell sees it.
  */
 export const SUPERVISOR_SCRIPT = String.raw`
-job=$1 dir=$2 cwd=$3
-shift 3
+job=$1 dir=$2 cwd=$3 path=$4
+shift 4
 # Writes one file whole: to a temporary name, then renamed, so readers never see half of it.
 put() { printf '%s\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; }
 put worker "$$"
@@ -41,14 +45,29 @@ fail() {
 }
 # The step's working directory (a relative program path below is then relative to it).
 if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
+# The step's environment is the K=V words before "--". Only the command gets it (below), so a step
+# that sets PATH cannot break this script; the program is still looked up with the step's PATH.
+[ -n "$path" ] || path=$PATH
+found=
+for word in "$@"; do
+  if [ -n "$found" ]; then program=$word; break; fi
+  [ "$word" = -- ] && found=1
+done
 # Can the program be executed at all?
-case $1 in
-  */*) [ -f "$1" ] && [ -x "$1" ] ;;
-  *) command -v "$1" > /dev/null 2>&1 ;;
-esac || fail "cannot execute '$1': not found or not executable"
+case $program in
+  */*) [ -f "$program" ] && [ -x "$program" ] ;;
+  *) (PATH=$path; command -v "$program" > /dev/null 2>&1) ;;
+esac || fail "cannot execute '$program': not found or not executable"
 # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
 # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
-(trap - INT QUIT TERM; exec "$@") < /dev/null > "$dir/$job.stdout" 2> "$dir/$job.stderr" &
+# It takes the step's environment there, in its own subshell.
+(
+  trap - INT QUIT TERM
+  # shellcheck disable=SC2163 # each word is NAME=VALUE: exporting it sets NAME
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
+  shift
+  exec "$@"
+) < /dev/null > "$dir/$job.stdout" 2> "$dir/$job.stderr" &
 pid=$!
 put target "$pid"
 # A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
@@ -89,8 +108,10 @@ export function launchSupervisor(
   env?: Record<string, string>,
   cwd?: string,
 ): number {
-  const args = [SUPERVISOR_NAME, jobId, resolve(dir), cwd ?? "", ...command];
-  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, ...args], { env });
+  const assignments = Object.entries(env ?? {}).map(([name, value]) => `${name}=${value}`);
+  const stepPath = env?.PATH ?? "";
+  const args = [SUPERVISOR_NAME, jobId, resolve(dir), cwd ?? "", stepPath, ...assignments, "--", ...command];
+  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, ...args]);
 }
 
 /** Reads a one-line integer file the supervisor wrote, or null if it is not there (yet). */
