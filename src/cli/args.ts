@@ -4,6 +4,7 @@
  * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
  */
 import { UserError } from "../errors.ts";
+import { closestName } from "../flow/suggest.ts";
 
 export interface OptionSpec {
   name: string;
@@ -40,11 +41,15 @@ export interface ParsedArgs {
   help: boolean;
 }
 
-/** Parses `argv` against `spec`. `--help`/`-h` anywhere before a remainder sets `help`. */
-export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
+/**
+ * Parses `argv` against `spec`. `--help`/`-h` anywhere before a remainder sets `help`. `extra` options
+ * are accepted as well but not shown in the command's help (global options given after the command).
+ */
+export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: readonly OptionSpec[] = []): ParsedArgs {
   const parsed: ParsedArgs = { options: {}, positionals: [], remainder: [], help: false };
-  const byLong = new Map(spec.options.map((o) => [o.name, o]));
-  const byShort = new Map(spec.options.filter((o) => o.short).map((o) => [o.short!, o]));
+  const all = [...spec.options, ...extra];
+  const byLong = new Map(all.map((o) => [o.name, o]));
+  const byShort = new Map(all.filter((o) => o.short).map((o) => [o.short!, o]));
   const where = spec.name ? `${spec.name}: ` : "";
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -61,7 +66,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
       const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
       const key = eq >= 0 ? arg.slice(2, eq) : arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
       const option = arg.startsWith("--") ? byLong.get(key) : byShort.get(key);
-      if (!option) throw new UserError(`${where}unknown option ${eq >= 0 ? arg.slice(0, eq) : arg}`);
+      if (!option) {
+        const written = eq >= 0 ? arg.slice(0, eq) : arg;
+        const near = suggestName(written.replace(/^-+/, ""), all.map((o) => o.name));
+        throw new UserError(`${where}unknown option ${written}${near ? `; did you mean --${near}?` : ""}`);
+      }
       if (!option.value) {
         if (eq >= 0) throw new UserError(`${where}option --${option.name} takes no value`);
         parsed.options[option.name] = true;
@@ -92,6 +101,17 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     throw new UserError(`${where}unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
   }
   return parsed;
+}
+
+/**
+ * The name the user most likely meant: the only candidate that `name` is a prefix of (`stat` →
+ * `status`), else the nearest by edit distance when it is a plausible typo (`runkey` → `run-key`).
+ */
+export function suggestName(name: string, candidates: readonly string[]): string | undefined {
+  if (name === "") return undefined;
+  const extending = candidates.filter((c) => c.startsWith(name.toLowerCase()));
+  if (extending.length === 1) return extending[0];
+  return closestName(name, candidates);
 }
 
 function convert(option: OptionSpec, raw: string, where: string): OptionValue {

@@ -25,7 +25,7 @@ flowTest(
     const message = errorLine(refused).error;
     assert.match(
       message,
-      /^run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
+      /^start: run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
     );
     assert.ok(message.includes(first.definition_hash));
     // Formatting or comments alone do not change the definition.
@@ -80,7 +80,7 @@ flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run
   for (const args of [["status"], ["watch"], ["cancel"], ["tick"], ["status", "--format", "table"]]) {
     const result = await env.run([...args, "--run-key", "nope"]);
     assert.equal(result.code, 3, args.join(" "));
-    assert.equal(errorLine(result).error, "run not found: nope");
+    assert.equal(errorLine(result).error, `${args[0]}: run not found: nope`);
   }
 });
 
@@ -223,10 +223,10 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   );
   const result = await env.run(["--db", notDb, "status", "--run-key", "x"]);
   assert.equal(result.code, 2);
-  assert.match(errorLine(result).error, /^cannot open state database .*not-a-db\.sqlite3: /);
+  assert.match(errorLine(result).error, /^status: cannot open state database .*not-a-db\.sqlite3: /);
   const dirAsDb = await env.run(["--db", env.home, "status", "--run-key", "x"]);
   assert.equal(dirAsDb.code, 2);
-  assert.match(errorLine(dirAsDb).error, /^cannot open state database /);
+  assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
   await env.run(["--db", newer, "status", "--run-key", "x"]);

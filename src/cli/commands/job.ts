@@ -8,7 +8,8 @@ import type { JobRow } from "../../store/jobs.ts";
 import { openDatabase } from "../../store/db.ts";
 import { resolveDbPath } from "../../store/paths.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
-import type { Command, CommandContext } from "../command.ts";
+import type { Command } from "../command.ts";
+import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
 
 const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
@@ -111,8 +112,8 @@ const JOB_SPEC: CommandSpec = {
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
 
-function openRunner(context: CommandContext): BuiltinRunner {
-  const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
+function openRunner(db: string | undefined): BuiltinRunner {
+  const dbPath = resolveDbPath(db, (name) => Deno.env.get(name));
   return new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
 }
 
@@ -128,12 +129,12 @@ export const jobCommand: Command = {
       }
       throw new UserError(`job: unknown subcommand ${JSON.stringify(name)}`);
     }
-    const parsed = parseArgs(spec, rest);
+    const parsed = parseArgs(spec, rest, GLOBALS_AFTER_COMMAND);
     if (parsed.help) {
       writeStdout(formatHelp(context.program, spec));
       return 0;
     }
-    const runner = openRunner(context);
+    const runner = openRunner((parsed.options.db as string | undefined) ?? context.globals.db);
     try {
       return await HANDLERS[name](runner, parsed);
     } finally {

@@ -8,7 +8,7 @@ import { definitionHash } from "../../flow/normalize.ts";
 import { tryDriverLock } from "../../store/locks.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
-import { readFlowFile } from "../flow_file.ts";
+import { readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/run_json.ts";
@@ -26,7 +26,8 @@ export const startCommand: Command = {
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
     ],
     positionals: ["FLOW_FILE"],
-    notes: "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
+    notes: "FLOW_FILE - reads the flow from standard input.\n" +
+      "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
       "With -d: 0 once the background process is launched (or the run is already being driven).",
   },
   async run(context, args) {
@@ -36,7 +37,14 @@ export const startCommand: Command = {
     const hash = definitionHash(flow);
     using session = new Session(context);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = session.store.createOrGet(runKey, flow, hash, resolve(file), executor, epochNow());
+    const record = session.store.createOrGet(
+      runKey,
+      flow,
+      hash,
+      file === "-" ? STDIN_NAME : resolve(file),
+      executor,
+      epochNow(),
+    );
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
