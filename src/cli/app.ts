@@ -6,6 +6,7 @@ import type { Command } from "./command.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
 import { exampleCommand } from "./commands/example.ts";
 import { jobCommand } from "./commands/job.ts";
+import { listCommand } from "./commands/list.ts";
 import { cancelCommand } from "./commands/cancel.ts";
 import { startCommand } from "./commands/start.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -43,6 +44,7 @@ const helpCommand: Command = {
 const COMMANDS: readonly Command[] = [
   startCommand,
   statusCommand,
+  listCommand,
   watchCommand,
   cancelCommand,
   exampleCommand,

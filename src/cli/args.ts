@@ -15,6 +15,8 @@ export interface OptionSpec {
   help: string;
   /** Allowed values for a string option. */
   choices?: readonly string[];
+  /** A string option that may be repeated (and takes comma-separated lists); its value is a string[]. */
+  multiple?: boolean;
 }
 
 export interface CommandSpec {
@@ -32,7 +34,7 @@ export interface CommandSpec {
   notes?: string;
 }
 
-export type OptionValue = string | number | boolean;
+export type OptionValue = string | number | boolean | string[];
 
 export interface ParsedArgs {
   options: Record<string, OptionValue | undefined>;
@@ -82,7 +84,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
         if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
         raw = argv[++i];
       }
-      parsed.options[option.name] = convert(option, raw, where);
+      if (option.multiple) {
+        const values = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
+        for (const value of values) convert(option, value, where);
+        parsed.options[option.name] = [...(parsed.options[option.name] as string[] | undefined ?? []), ...values];
+      } else parsed.options[option.name] = convert(option, raw, where);
       continue;
     }
     if (spec.remainder) {
@@ -109,9 +115,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
  */
 export function suggestName(name: string, candidates: readonly string[]): string | undefined {
   if (name === "") return undefined;
-  const extending = candidates.filter((c) => c.startsWith(name.toLowerCase()));
+  const lower = name.toLowerCase();
+  const extending = candidates.filter((c) => c.toLowerCase().startsWith(lower));
   if (extending.length === 1) return extending[0];
-  return closestName(name, candidates);
+  const near = closestName(lower, candidates.map((c) => c.toLowerCase()));
+  return near === undefined ? undefined : candidates.find((c) => c.toLowerCase() === near);
 }
 
 function convert(option: OptionSpec, raw: string, where: string): OptionValue {
@@ -123,8 +131,10 @@ function convert(option: OptionSpec, raw: string, where: string): OptionValue {
     return value;
   }
   if (option.choices && !option.choices.includes(raw)) {
+    const near = suggestName(raw, option.choices);
     throw new UserError(
-      `${where}option --${option.name} must be one of ${option.choices.join(", ")}, got ${JSON.stringify(raw)}`,
+      `${where}option --${option.name} must be one of ${option.choices.join(", ")}, got ${JSON.stringify(raw)}` +
+        (near ? `; did you mean ${near}?` : ""),
     );
   }
   return raw;

@@ -49,3 +49,28 @@ export async function withStartGate<T>(dbPath: string, runKey: string, fn: () =>
     file.close();
   }
 }
+
+/** The path of a run's driver lock file, without creating anything. */
+export function driverLockPath(dbPath: string, runKey: string): string {
+  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.driver.lock`);
+}
+
+/**
+ * Whether some process holds the run's driver lock right now. A probe: it takes the lock for an instant
+ * when nobody holds it, so a driver checking at that very moment may see it taken (the detached
+ * driver retries for two seconds). Creates no file: a run that never had a lock file has no driver.
+ */
+export async function isDriverHeld(dbPath: string, runKey: string): Promise<boolean> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(driverLockPath(dbPath, runKey), { write: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+  try {
+    return !(await file.tryLock(true));
+  } finally {
+    file.close();
+  }
+}

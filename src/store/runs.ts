@@ -42,6 +42,18 @@ export interface RunRecord {
   executor: ExecutorSpec;
 }
 
+/** Which runs `list` and `clean` select; every field narrows the selection. */
+export interface RunFilter {
+  statuses?: readonly RunStatus[];
+  flowId?: string;
+  /** Started at or after (epoch seconds). */
+  startedSince?: number;
+  /** Finished before (epoch seconds); unfinished runs never match. */
+  finishedBefore?: number;
+  /** At most this many, newest first. */
+  limit?: number;
+}
+
 export type StepFields = Partial<{
   status: StepStatus;
   attempt_no: number;
@@ -111,6 +123,33 @@ export class RunStore {
       flowFile: run.flow_file,
       executor: JSON.parse(run.executor) as ExecutorSpec,
     };
+  }
+
+  /** The runs that match `filter`, newest first (by start time). */
+  list(filter: RunFilter = {}): RunRecord[] {
+    const conditions: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.statuses && filter.statuses.length > 0) {
+      conditions.push(`status IN (${filter.statuses.map(() => "?").join(", ")})`);
+      args.push(...filter.statuses);
+    }
+    if (filter.flowId !== undefined) {
+      conditions.push("flow_id = ?");
+      args.push(filter.flowId);
+    }
+    if (filter.startedSince !== undefined) {
+      conditions.push("started_at >= ?");
+      args.push(filter.startedSince);
+    }
+    if (filter.finishedBefore !== undefined) {
+      conditions.push("finished_at IS NOT NULL AND finished_at < ?");
+      args.push(filter.finishedBefore);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
+    const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
+    const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+      .all(...args) as { run_key: string }[];
+    return keys.map((row) => this.get(row.run_key)).filter((record) => record !== undefined);
   }
 
   runStatus(runKey: string): RunStatus | undefined {

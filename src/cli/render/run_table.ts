@@ -34,6 +34,15 @@ export function localTime(epoch: number | null): string {
   }`;
 }
 
+/** The local time zone as the tables name it once in their header: `Europe/Paris (UTC+01:00)`. */
+export function zoneLabel(at: number): string {
+  const offset = -new Date(at * 1000).getTimezoneOffset();
+  const p = (n: number) => String(Math.abs(n)).padStart(2, "0");
+  const utc = `UTC${offset >= 0 ? "+" : "-"}${p(Math.trunc(offset / 60))}:${p(offset % 60)}`;
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return name && name !== "UTC" ? `${name} (${utc})` : utc;
+}
+
 /** A duration as `HH:MM:SS`, or `-`. */
 export function duration(seconds: number | null): string {
   if (seconds === null || seconds < 0) return "-";
