@@ -7,6 +7,7 @@ import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts
 import { exampleCommand } from "./commands/example.ts";
 import { jobCommand } from "./commands/job.ts";
 import { listCommand } from "./commands/list.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { cancelCommand } from "./commands/cancel.ts";
 import { startCommand } from "./commands/start.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -45,6 +46,7 @@ const COMMANDS: readonly Command[] = [
   startCommand,
   statusCommand,
   listCommand,
+  logsCommand,
   watchCommand,
   cancelCommand,
   exampleCommand,

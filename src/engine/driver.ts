@@ -156,10 +156,14 @@ export class Driver {
       case "fail": {
         // A failed attempt: DELAYED or PENDING for the next one, or FAILED when none is left.
         const status = action.kind === "fail" ? "FAILED" : action.nextAttemptAt === null ? "PENDING" : "DELAYED";
+        // The reason people look for is usually the job's last words on stderr: show it with the status.
+        const said = action.job
+          ? await this.lastStderrLine(stepRunKey(key, action.stepId, attemptOf(run, action.stepId)))
+          : null;
         store.updateStep(key, action.stepId, ["RUNNING"], {
           status,
           ...(action.kind === "fail" ? { finished_at: now } : { next_attempt_at: action.nextAttemptAt }),
-          error: action.error,
+          error: said && !action.error.endsWith(said) ? `${action.error}: ${said}` : action.error,
           ...(action.job ? { orchesjob_status: action.job } : {}),
         }, { attemptNo: attemptOf(run, action.stepId) });
         return;
@@ -173,6 +177,21 @@ export class Driver {
         store.finish(key, action.status, now);
         return;
     }
+  }
+
+  /** The last non-empty line a job wrote to stderr (at most 300 characters), or null. */
+  private async lastStderrLine(jobKey: string): Promise<string | null> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.options.executor.logs(jobKey, "stderr");
+    } catch (error) {
+      if (error instanceof ExecutorError) return null;
+      throw error;
+    }
+    if (!bytes) return null;
+    const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    return line === undefined ? null : line.length > 300 ? `${line.slice(0, 297)}...` : line;
   }
 
   private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<void> {
