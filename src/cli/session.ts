@@ -1,17 +1,25 @@
-/** What the run commands share: the state file, the run store, and the executor a run is bound to. */
+/** What the run commands share: the state file, the run repository and locks, and each run's executor. */
+import type { RunRecord } from "../domain/mod.ts";
 import { Driver } from "../engine/driver.ts";
+import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
+import { loadRun, toRecord } from "../engine/runs.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { jobsDirectory } from "../executor/builtin/runner.ts";
 import type { Executor } from "../executor/executor.ts";
 import { createExecutor } from "../executor/select.ts";
 import { type Database, openDatabase } from "../store/db.ts";
+import { FileLocks } from "../store/locks.ts";
 import { resolveDbPath } from "../store/paths.ts";
-import { type RunRecord, RunStore } from "../store/runs.ts";
+import { type RunFilter, RunStore } from "../store/runs.ts";
 import type { CommandContext } from "./command.ts";
 
 export class Session implements Disposable {
   readonly dbPath: string;
   readonly db: Database;
+  /** The engine's ports, wired to SQLite and the file locks. */
+  readonly runs: RunRepository;
+  readonly locks: DriverLock & StartGate;
+  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
@@ -19,13 +27,20 @@ export class Session implements Disposable {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     this.db = openDatabase(this.dbPath);
     this.store = new RunStore(this.db);
+    this.runs = this.store;
+    this.locks = new FileLocks(this.dbPath);
   }
 
   /** The stored run, or exit code 3 when there is none. */
   run(runKey: string): RunRecord {
-    const record = this.store.get(runKey);
+    const record = loadRun(this.runs, runKey);
     if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
     return record;
+  }
+
+  /** The runs `filter` selects, newest first. */
+  list(filter: RunFilter): RunRecord[] {
+    return this.store.list(filter).map(toRecord);
   }
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */
@@ -41,9 +56,9 @@ export class Session implements Disposable {
 
   driver(record: RunRecord, interrupted?: () => boolean): Driver {
     return new Driver({
-      store: this.store,
+      runs: this.runs,
+      gate: this.locks,
       executor: this.executorFor(record),
-      dbPath: this.dbPath,
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
     }, record.state.runKey);

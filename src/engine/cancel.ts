@@ -1,8 +1,10 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
+import { type RunState, stepRunKey } from "../domain/mod.ts";
 import type { Executor } from "../executor/executor.ts";
-import { withStartGate } from "../store/locks.ts";
-import type { RunStore } from "../store/runs.ts";
-import { epochNow, type RunState, stepRunKey } from "./state.ts";
+import { type Clock, systemClock } from "../shared/time.ts";
+import type { RunRepository, StartGate } from "./ports.ts";
+import { loadRun } from "./runs.ts";
+import { moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 
@@ -11,16 +13,20 @@ export const CANCEL_REASON = "flow cancelled";
  * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING.
  */
 export async function cancelRun(
-  store: RunStore,
-  executor: Executor,
-  dbPath: string,
+  ports: { runs: RunRepository; gate: StartGate; executor: Executor; clock?: Clock },
   runKey: string,
   graceSeconds: number,
 ): Promise<RunState> {
+  const { runs, gate, executor } = ports;
+  const clock = ports.clock ?? systemClock;
+  const transitions = {
+    run: { from: RUN_TRANSITIONS.cancel.from, to: "CANCELLED" },
+    steps: { from: STEP_TRANSITIONS.cancelWaiting.from, to: "CANCELLED" },
+  } as const;
   // Committed under the start gate: once this commit is visible, no driver can start a job for the
   // run (the driver checks the run under the same gate before every start).
-  await withStartGate(dbPath, runKey, () => store.cancel(runKey, epochNow()));
-  const run = store.get(runKey)!.state;
+  await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
+  const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING").map(async (step) => {
@@ -29,13 +35,13 @@ export async function cancelRun(
         reason: CANCEL_REASON,
       });
       const succeeded = job?.status === "SUCCEEDED";
-      store.updateStep(runKey, step.id, ["RUNNING"], {
-        status: succeeded ? "SUCCEEDED" : "CANCELLED",
-        finished_at: epochNow(),
+      const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
+      moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
+        finishedAt: clock.now(),
         error: succeeded ? null : CANCEL_REASON,
-        orchesjob_status: job ?? step.job,
-      }, { attemptNo: step.attemptNo, evenIfRunEnded: true });
+        job: job ?? step.job,
+      });
     }),
   );
-  return store.get(runKey)!.state;
+  return loadRun(runs, runKey)!.state;
 }

@@ -2,10 +2,17 @@
  * The scheduler: what to do next, as a pure function of the run's recorded state, the latest
  * observations of running jobs, and the time. The loop applies the actions; nothing here does I/O.
  */
-import { isActiveJobStatus, type Job } from "../executor/job.ts";
 import { evaluateWhen } from "../flow/when.ts";
-import type { StepDefinition } from "../flow/model.ts";
-import { isTerminalStep, type RunState, type RunStatus, stepDefinition, type StepState } from "./state.ts";
+import {
+  isActiveJob,
+  isTerminalStep,
+  type Job,
+  type RunState,
+  type RunStatus,
+  type StepDefinition,
+  stepDefinition,
+  type StepState,
+} from "../domain/mod.ts";
 
 export type Action =
   /** The loop has begun: PENDING → RUNNING. */
@@ -75,7 +82,7 @@ function decideRunning(step: StepState, definition: StepDefinition, observations
   const job = observations.get(step.id)!;
   if (job === null) return { kind: "start" as const, stepId: step.id, attemptNo: step.attemptNo, resume: true };
   if (job.status === "SUCCEEDED") return { kind: "succeed" as const, stepId: step.id, job };
-  if (!isActiveJobStatus(job.status)) {
+  if (!isActiveJob(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
     return failedAttempt(step, definition, job, error, now);

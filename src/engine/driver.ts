@@ -3,12 +3,13 @@
  * One driver per run at a time (the caller holds the run's driver lock).
  */
 import { type Executor, ExecutorError } from "../executor/executor.ts";
-import type { Job } from "../executor/job.ts";
-import type { RunStore } from "../store/runs.ts";
+import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
 import { sleepUnless } from "../sleep.ts";
-import { withStartGate } from "../store/locks.ts";
+import { type Clock, systemClock } from "../shared/time.ts";
 import { type Action, decide, failedAttempt, nextDue, type Observations } from "./decide.ts";
-import { epochNow, isTerminalRun, type RunState, stepDefinition, stepRunKey } from "./state.ts";
+import type { RunRepository, StartGate, StepChange } from "./ports.ts";
+import { loadRun } from "./runs.ts";
+import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
@@ -21,9 +22,11 @@ const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
 const SLICE_SECONDS = 0.25;
 
 export interface DriverOptions {
-  store: RunStore;
+  runs: RunRepository;
+  gate: StartGate;
   executor: Executor;
-  dbPath: string;
+  /** The time; tests pass their own. */
+  clock?: Clock;
   /** The longest pause between polls (--poll-interval). */
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
@@ -39,10 +42,14 @@ export interface TickResult {
 }
 
 export class Driver {
-  constructor(readonly options: DriverOptions, readonly runKey: string) {}
+  private readonly clock: Clock;
+
+  constructor(readonly options: DriverOptions, readonly runKey: string) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   private load(): RunState {
-    const record = this.options.store.get(this.runKey);
+    const record = loadRun(this.options.runs, this.runKey);
     if (!record) throw new Error(`run ${this.runKey} disappeared`);
     return record.state;
   }
@@ -52,7 +59,7 @@ export class Driver {
     const before = this.load();
     if (isTerminalRun(before.status)) return { state: before, progressed: false, started: false };
     const observations = await this.observe(before);
-    const actions = decide(before, observations, epochNow());
+    const actions = decide(before, observations, this.clock.now());
     let progressed = false;
     let started = false;
     for (const action of actions) {
@@ -79,7 +86,7 @@ export class Driver {
       }
       if (started) pause = first;
       const due = nextDue(state);
-      const wait = due === null ? pause : Math.max(0, Math.min(pause, due - epochNow()));
+      const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
       pause = Math.min(pause * 2, ceiling);
     }
@@ -89,7 +96,7 @@ export class Driver {
   private pause(seconds: number): Promise<void> {
     return sleepUnless(seconds, () => {
       if (this.options.interrupted?.()) return true;
-      const status = this.options.store.runStatus(this.runKey);
+      const status = this.options.runs.runStatus(this.runKey);
       return status === undefined || isTerminalRun(status);
     }, SLICE_SECONDS);
   }
@@ -131,52 +138,69 @@ export class Driver {
   }
 
   private async apply(run: RunState, action: Action): Promise<void> {
-    const { store } = this.options;
-    const now = epochNow();
-    const key = this.runKey;
+    const { runs } = this.options;
+    const now = this.clock.now();
+    const runKey = this.runKey;
     switch (action.kind) {
       case "begin":
-        store.begin(key);
+        moveRun(runs, runKey, RUN_TRANSITIONS.begin, "RUNNING");
         return;
       case "start":
         return await this.start(run, action.stepId, action.attemptNo, action.resume);
       case "observe":
-        store.updateStep(key, action.stepId, ["RUNNING"], { orchesjob_status: action.job }, {
-          attemptNo: attemptOf(run, action.stepId),
-        });
+        this.record(run, action.stepId, { job: action.job });
         return;
       case "succeed":
-        store.updateStep(key, action.stepId, ["RUNNING"], {
-          status: "SUCCEEDED",
-          finished_at: now,
-          orchesjob_status: action.job,
-        }, { attemptNo: attemptOf(run, action.stepId) });
+        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
+          finishedAt: now,
+          job: action.job,
+        });
         return;
       case "retry":
       case "fail": {
         // A failed attempt: DELAYED or PENDING for the next one, or FAILED when none is left.
-        const status = action.kind === "fail" ? "FAILED" : action.nextAttemptAt === null ? "PENDING" : "DELAYED";
+        const job = action.job ? { job: action.job } : {};
+        const where = this.attempt(run, action.stepId);
         // The reason people look for is usually the job's last words on stderr: show it with the status.
-        const said = action.job
-          ? await this.lastStderrLine(stepRunKey(key, action.stepId, attemptOf(run, action.stepId)))
-          : null;
-        store.updateStep(key, action.stepId, ["RUNNING"], {
-          status,
-          ...(action.kind === "fail" ? { finished_at: now } : { next_attempt_at: action.nextAttemptAt }),
-          error: said && !action.error.endsWith(said) ? `${action.error}: ${said}` : action.error,
-          ...(action.job ? { orchesjob_status: action.job } : {}),
-        }, { attemptNo: attemptOf(run, action.stepId) });
+        const said = action.job ? await this.lastStderrLine(stepRunKey(runKey, action.stepId, where.attemptNo)) : null;
+        const error = said && !action.error.endsWith(said) ? `${action.error}: ${said}` : action.error;
+        if (action.kind === "fail") {
+          moveStep(runs, where, STEP_TRANSITIONS.fail, "FAILED", { finishedAt: now, error, ...job });
+        } else {
+          const to = action.nextAttemptAt === null ? "PENDING" : "DELAYED";
+          moveStep(runs, where, STEP_TRANSITIONS.retry, to, {
+            nextAttemptAt: action.nextAttemptAt,
+            error,
+            ...job,
+          });
+        }
         return;
       }
       case "timeout":
         return await this.timeout(run, action.stepId, action.error);
       case "skip":
-        store.updateStep(key, action.stepId, ["PENDING"], { status: "SKIPPED", finished_at: now });
+        moveStep(runs, { runKey, stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
         return;
       case "finish":
-        store.finish(key, action.status, now);
+        moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt: now, error: null });
         return;
     }
+  }
+
+  /** The guard of a write about a step's current attempt. */
+  private attempt(run: RunState, stepId: string, attemptNo = attemptOf(run, stepId)) {
+    return { runKey: this.runKey, stepId, attemptNo };
+  }
+
+  /** Records what happened to a RUNNING step's current attempt, without changing its status. */
+  private record(run: RunState, stepId: string, change: StepChange, attemptNo?: number): boolean {
+    return moveStep(
+      this.options.runs,
+      this.attempt(run, stepId, attemptNo),
+      STEP_TRANSITIONS.record,
+      "RUNNING",
+      change,
+    );
   }
 
   /** The last non-empty line a job wrote to stderr (at most 300 characters), or null. */
@@ -195,28 +219,27 @@ export class Driver {
   }
 
   private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<void> {
-    const { store, executor } = this.options;
+    const { runs, executor } = this.options;
     const definition = stepDefinition(run, stepId);
     const jobKey = stepRunKey(this.runKey, stepId, attemptNo);
     if (!resume) {
       // Intent before action: the step is RUNNING on attempt n (and so on run key :n) before
       // orchesjob hears of it. After a crash from here on, the loop polls that key and starts it
       // again only if orchesjob never saw it; orchesjob's idempotency by run key does the rest.
-      const recorded = store.updateStep(this.runKey, stepId, ["PENDING", "DELAYED"], {
-        status: "RUNNING",
-        attempt_no: attemptNo,
-        started_at: epochNow(),
-        finished_at: null,
-        next_attempt_at: null,
+      const recorded = moveStep(runs, { runKey: this.runKey, stepId }, STEP_TRANSITIONS.start, "RUNNING", {
+        attemptNo,
+        startedAt: this.clock.now(),
+        finishedAt: null,
+        nextAttemptAt: null,
         error: null,
-        orchesjob_status: null,
+        job: null,
       });
       if (!recorded) return;
     }
     // Under the start gate, and only while the run is live: a cancel commits under the same gate,
     // so no job starts once a cancel is committed.
-    await withStartGate(this.options.dbPath, this.runKey, async () => {
-      const status = store.runStatus(this.runKey);
+    await this.options.gate.withStartGate(this.runKey, async () => {
+      const status = runs.runStatus(this.runKey);
       if (status === undefined || isTerminalRun(status)) return;
       let job: Job;
       try {
@@ -230,19 +253,19 @@ export class Driver {
         // finds out. A missing binary or a refusal means it did not: the attempt failed.
         if (error.kind === "timeout" || error.kind === "output") return;
         const step = { ...run.steps.find((s) => s.id === stepId)!, attemptNo };
-        const outcome = failedAttempt(step, definition, null, `start failed: ${error.message}`, epochNow());
+        const outcome = failedAttempt(step, definition, null, `start failed: ${error.message}`, this.clock.now());
         await this.apply({ ...run, steps: run.steps.map((s) => (s.id === stepId ? step : s)) }, outcome);
         return;
       }
-      store.updateStep(this.runKey, stepId, ["RUNNING"], { orchesjob_status: job }, { attemptNo });
+      this.record(run, stepId, { job }, attemptNo);
     });
   }
 
   private async timeout(run: RunState, stepId: string, error: string): Promise<void> {
-    const { store, executor } = this.options;
+    const { executor } = this.options;
     const step = run.steps.find((s) => s.id === stepId)!;
     // The reason is recorded before the abort, so a crash between the two still reports the timeout.
-    if (!store.updateStep(this.runKey, stepId, ["RUNNING"], { error }, { attemptNo: step.attemptNo })) return;
+    if (!this.record(run, stepId, { error })) return;
     let job: Job | null;
     try {
       job = await executor.abort(stepRunKey(this.runKey, stepId, step.attemptNo), {
@@ -255,10 +278,10 @@ export class Driver {
     }
     if (job?.status === "SUCCEEDED") {
       // It finished just as its time ran out.
-      store.updateStep(this.runKey, stepId, ["RUNNING"], { error: null }, { attemptNo: step.attemptNo });
+      this.record(run, stepId, { error: null });
       return await this.apply(run, { kind: "succeed", stepId, job });
     }
-    await this.apply(run, failedAttempt(step, stepDefinition(run, stepId), job, error, epochNow()));
+    await this.apply(run, failedAttempt(step, stepDefinition(run, stepId), job, error, this.clock.now()));
   }
 }
 

@@ -1,5 +1,5 @@
 /** The one interface through which the flow engine runs steps: orchesjob's start, status, abort. */
-import type { Job, StartResult } from "./job.ts";
+import type { ExecutorKind, Job, StartResult } from "../domain/mod.ts";
 
 export interface StartOptions {
   strict: boolean;
@@ -13,8 +13,6 @@ export interface AbortOptions {
   graceSeconds: number;
   reason?: string;
 }
-
-export type ExecutorKind = "builtin" | "orchesjob";
 
 export interface Executor {
   readonly kind: ExecutorKind;

@@ -4,10 +4,7 @@
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
 import { type AbortOptions, type Executor, ExecutorError, type StartOptions } from "./executor.ts";
-import type { Job, StartResult } from "./job.ts";
-
-const NOT_FOUND = 3;
-const INVALID_STATE = 4;
+import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
@@ -24,8 +21,8 @@ export class ExternalExecutor implements Executor {
   }
 
   async status(runKey: string): Promise<Job | null> {
-    const result = await this.call(["status", "--run-key", runKey], [NOT_FOUND]);
-    return result.code === NOT_FOUND ? null : result.json as Job;
+    const result = await this.call(["status", "--run-key", runKey], [JobExit.notFound]);
+    return result.code === JobExit.notFound ? null : result.json as Job;
   }
 
   async running(): Promise<Job[]> {
@@ -37,16 +34,21 @@ export class ExternalExecutor implements Executor {
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     const args = ["abort", "--run-key", runKey, "--grace-seconds", String(options.graceSeconds)];
     if (options.reason !== undefined) args.push("--reason", options.reason);
-    const result = await this.call(args, [NOT_FOUND, INVALID_STATE]);
-    if (result.code === NOT_FOUND) return null;
+    const result = await this.call(args, [JobExit.notFound, JobExit.invalidState]);
+    if (result.code === JobExit.notFound) return null;
     // Exit 4: it is no longer running (it just finished); its final status is the answer.
-    if (result.code === INVALID_STATE) return await this.status(runKey);
+    if (result.code === JobExit.invalidState) return await this.status(runKey);
     return result.json as Job;
   }
 
   async logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
-    const result = await this.call(["logs", "--run-key", runKey, "--stream", stream], [NOT_FOUND], undefined, true);
-    return result.code === NOT_FOUND ? null : result.bytes;
+    const result = await this.call(
+      ["logs", "--run-key", runKey, "--stream", stream],
+      [JobExit.notFound],
+      undefined,
+      true,
+    );
+    return result.code === JobExit.notFound ? null : result.bytes;
   }
 
   /**

@@ -2,18 +2,12 @@
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.ts";
 import { ExternalExecutor } from "./external.ts";
-import type { Executor, ExecutorKind } from "./executor.ts";
+import type { Executor } from "./executor.ts";
+import type { ExecutorSpec } from "../domain/mod.ts";
 import { BuiltinRunner } from "./builtin/runner.ts";
 import type { Database } from "../store/db.ts";
 
 export type ExecutorChoice = "auto" | "orchesjob" | "builtin";
-
-/** A chosen executor in storable form, so a resumed run keeps the executor it started with. */
-export interface ExecutorSpec {
-  kind: ExecutorKind;
-  /** The orchesjob binary, for kind "orchesjob". */
-  bin?: string;
-}
 
 /**
  * `--executor builtin` → built-in. `--executor orchesjob` → `--orchesjob-bin`, `$ORCHESJOB_BIN` or

@@ -1,6 +1,6 @@
 /** The dependency graph of a flow: what each step waits for, unknown ids and cycles. Pure. */
-import type { FlowDefinition } from "./model.ts";
-import { referencedIds, type WhenExpr } from "./when.ts";
+import type { FlowDefinition, WhenExpr } from "../domain/mod.ts";
+import { referencedIds } from "./when.ts";
 
 /** depends_on ∪ ids referenced by the condition, in order of first mention. */
 export function effectiveWaits(dependsOn: readonly string[], condition: WhenExpr | null): string[] {

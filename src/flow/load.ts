@@ -5,9 +5,9 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
 import { UserError } from "../errors.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
-import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition } from "./model.ts";
+import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition, type WhenExpr } from "../domain/mod.ts";
 import { closestName } from "./suggest.ts";
-import { allSucceeded, parseWhen, STEP_ID_PATTERN, type WhenExpr, WhenSyntaxError } from "./when.ts";
+import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
 
 /** Where an error points: file, 1-based line and column when known, and the step it concerns. */

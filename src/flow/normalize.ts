@@ -1,26 +1,7 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
 import { createHash } from "node:crypto";
-import type { FlowDefinition } from "./model.ts";
+import type { FlowDefinition, NormalizedFlow } from "../domain/mod.ts";
 import { formatWhen, parseWhen } from "./when.ts";
-
-/** The normalized step as stored and printed; field names follow the flow file's. */
-export interface NormalizedStep {
-  id: string;
-  command: string[];
-  when: string | null;
-  depends_on: string[];
-  waits_for: string[];
-  retries: number;
-  retry_delay_sec: number;
-  timeout_sec: number | null;
-  strict: boolean;
-  start_timeout_sec: number | null;
-}
-
-export interface NormalizedFlow {
-  flow_id: string;
-  steps: NormalizedStep[];
-}
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   return {

@@ -9,6 +9,7 @@
  * evaluateWhen(expr, new Set(["A", "B"])); // true
  * ```
  */
+import type { WhenExpr } from "../domain/mod.ts";
 
 /** Characters a step id may contain; the first must be a letter, digit or `_`. */
 export const STEP_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -16,12 +17,6 @@ const ID_CHAR = /[A-Za-z0-9_.-]/;
 
 /** Deeper nesting than this is refused rather than risking the call stack. */
 export const MAX_NESTING = 64;
-
-export type WhenExpr =
-  | { kind: "ref"; id: string }
-  | { kind: "not"; operand: WhenExpr }
-  | { kind: "and"; left: WhenExpr; right: WhenExpr }
-  | { kind: "or"; left: WhenExpr; right: WhenExpr };
 
 /** A syntax error; `column` is 1-based within the expression text. */
 export class WhenSyntaxError extends Error {

@@ -1,5 +1,7 @@
 /** SQL for the built-in job runner's tables (jobs, job_keys, job_unlocks). No process control here. */
+import { ACTIVE_JOB_STATUSES } from "../domain/mod.ts";
 import type { Database } from "./db.ts";
+import { changed, sqlList } from "./sql.ts";
 
 export interface JobRow {
   job_id: string;
@@ -29,7 +31,7 @@ export interface UnlockRow {
   expires_at: number | null;
 }
 
-const ACTIVE = "('STARTING', 'RUNNING')";
+const ACTIVE = sqlList(ACTIVE_JOB_STATUSES);
 
 export class JobStore {
   constructor(readonly db: Database) {}
@@ -98,11 +100,9 @@ export class JobStore {
     if (names.length === 0) return false;
     const sets = names.map((name) => `${name} = ?`).join(", ");
     const values = names.map((name) => (fields as Record<string, string | number | null>)[name]);
-    const result = this.db.prepare(`UPDATE jobs SET ${sets} WHERE job_id = ? AND status IN ${ACTIVE}`).run(
-      ...values,
-      jobId,
+    return changed(
+      this.db.prepare(`UPDATE jobs SET ${sets} WHERE job_id = ? AND status IN ${ACTIVE}`).run(...values, jobId),
     );
-    return Number(result.changes) > 0;
   }
 
   unlock(runKey: string): UnlockRow | undefined {

@@ -1,5 +1,6 @@
 /**
- * Per-run file locks (flock), which the OS releases when the holder dies, however it dies.
+ * Per-run file locks (flock), which the OS releases when the holder dies, however it dies; the
+ * engine's DriverLock and StartGate.
  * - The driver lock: held by the one process driving a run (foreground start, detached child,
  *   watch --advance, tick) for as long as it drives.
  * - The start gate: held briefly around "check the run is live, then start a job" and around
@@ -10,43 +11,47 @@ import { join } from "node:path";
 import { sleep } from "../sleep.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
-function lockPath(dbPath: string, runKey: string, kind: "driver" | "gate"): string {
-  const dir = join(stateHome(dbPath), "locks");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
-}
+export class FileLocks {
+  constructor(readonly dbPath: string) {}
 
-/** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
-export async function tryDriverLock(dbPath: string, runKey: string): Promise<Disposable | null> {
-  const file = await Deno.open(lockPath(dbPath, runKey, "driver"), { create: true, write: true });
-  if (!(await file.tryLock(true))) {
-    file.close();
-    return null;
+  private path(runKey: string, kind: "driver" | "gate"): string {
+    const dir = join(stateHome(this.dbPath), "locks");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
   }
-  return { [Symbol.dispose]: () => file.close() };
-}
 
-/**
- * Tries for the driver lock a few times: a holder may be only a passing `tick` or another `start -d`
- * checking whether the run is driven.
- */
-export async function waitForDriverLock(dbPath: string, runKey: string, seconds: number): Promise<Disposable | null> {
-  const deadline = performance.now() + seconds * 1000;
-  for (;;) {
-    const lock = await tryDriverLock(dbPath, runKey);
-    if (lock || performance.now() >= deadline) return lock;
-    await sleep(0.1);
+  /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
+  async tryDriverLock(runKey: string): Promise<Disposable | null> {
+    const file = await Deno.open(this.path(runKey, "driver"), { create: true, write: true });
+    if (!(await file.tryLock(true))) {
+      file.close();
+      return null;
+    }
+    return { [Symbol.dispose]: () => file.close() };
   }
-}
 
-/** Runs `fn` holding the run's start gate (waiting for it if needed). */
-export async function withStartGate<T>(dbPath: string, runKey: string, fn: () => Promise<T> | T): Promise<T> {
-  const file = await Deno.open(lockPath(dbPath, runKey, "gate"), { create: true, write: true });
-  try {
-    await file.lock(true);
-    return await fn();
-  } finally {
-    file.close();
+  /**
+   * Tries for the driver lock a few times: a holder may be only a passing `tick` or another `start -d`
+   * checking whether the run is driven.
+   */
+  async waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null> {
+    const deadline = performance.now() + seconds * 1000;
+    for (;;) {
+      const lock = await this.tryDriverLock(runKey);
+      if (lock || performance.now() >= deadline) return lock;
+      await sleep(0.1);
+    }
+  }
+
+  /** Runs `fn` holding the run's start gate (waiting for it if needed). */
+  async withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    const file = await Deno.open(this.path(runKey, "gate"), { create: true, write: true });
+    try {
+      await file.lock(true);
+      return await fn();
+    } finally {
+      file.close();
+    }
   }
 }
 

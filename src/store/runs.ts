@@ -1,14 +1,21 @@
 /**
- * SQL for flow runs and their steps. Every write is guarded by the state it expects (e.g. "only if
- * the step is still RUNNING on attempt n"), so two writers racing (a loop and a cancel) cannot undo
- * each other; a write that lost the race changes nothing and reports false.
+ * SQL for flow runs and their steps (the engine's RunRepository). Every write is guarded by the state
+ * it expects (e.g. "only if the step is still RUNNING on attempt n"), so two writers racing (a loop
+ * and a cancel) cannot undo each other; a write that lost the race changes nothing and reports false.
+ * A run's definition is stored as the normalized JSON it is handed and returned as data, unparsed.
  */
-import type { Job } from "../executor/job.ts";
-import type { ExecutorSpec } from "../executor/select.ts";
-import type { FlowDefinition } from "../flow/model.ts";
-import { denormalizeFlow, type NormalizedFlow, normalizeFlow } from "../flow/normalize.ts";
-import type { RunState, RunStatus, StepState, StepStatus } from "../engine/state.ts";
+import {
+  type ExecutorSpec,
+  type Job,
+  LIVE_RUN_STATUSES,
+  type NormalizedFlow,
+  type RunStatus,
+  type StepState,
+  type StepStatus,
+  type StoredRun,
+} from "../domain/mod.ts";
 import { type Database, transaction } from "./db.ts";
+import { changed, sqlList } from "./sql.ts";
 
 interface RunRow {
   run_key: string;
@@ -34,13 +41,7 @@ interface StepRow {
   orchesjob_status: string | null;
 }
 
-/** A run as stored: its state, and what it is bound to. */
-export interface RunRecord {
-  state: RunState;
-  definitionHash: string;
-  flowFile: string | null;
-  executor: ExecutorSpec;
-}
+type Value = string | number | null;
 
 /** Which runs `list` and `clean` select; every field narrows the selection. */
 export interface RunFilter {
@@ -54,79 +55,78 @@ export interface RunFilter {
   limit?: number;
 }
 
-export type StepFields = Partial<{
-  status: StepStatus;
-  attempt_no: number;
-  next_attempt_at: number | null;
-  started_at: number | null;
-  finished_at: number | null;
-  error: string | null;
-  orchesjob_status: Job | null;
-}>;
+/** Step state fields and their columns. */
+const STEP_COLUMNS = {
+  status: "status",
+  attemptNo: "attempt_no",
+  nextAttemptAt: "next_attempt_at",
+  startedAt: "started_at",
+  finishedAt: "finished_at",
+  error: "error",
+  job: "orchesjob_status",
+} as const satisfies Record<keyof Omit<StepState, "id">, string>;
+
+const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
 
 export class RunStore {
-  /** A run's definition never changes, so each stored text is parsed once per process. */
-  private definitions = new Map<string, FlowDefinition>();
-
   constructor(readonly db: Database) {}
 
-  private definition(text: string): FlowDefinition {
-    let flow = this.definitions.get(text);
-    if (!flow) {
-      flow = denormalizeFlow(JSON.parse(text) as NormalizedFlow);
-      this.definitions.set(text, flow);
-    }
-    return flow;
-  }
-
-  /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored record either way. */
-  createOrGet(
-    runKey: string,
-    flow: FlowDefinition,
-    hash: string,
-    flowFile: string,
-    executor: ExecutorSpec,
+  /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored run either way. */
+  create(
+    run: {
+      runKey: string;
+      definition: NormalizedFlow;
+      definitionHash: string;
+      flowFile: string | null;
+      executor: ExecutorSpec;
+    },
     now: number,
-  ): RunRecord {
+  ): StoredRun {
     return transaction(this.db, () => {
-      const existing = this.get(runKey);
+      const existing = this.load(run.runKey);
       if (existing) return existing;
       this.db.prepare(
         `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
          VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
-      ).run(runKey, flow.flowId, JSON.stringify(normalizeFlow(flow)), hash, flowFile, JSON.stringify(executor), now);
+      ).run(
+        run.runKey,
+        run.definition.flow_id,
+        JSON.stringify(run.definition),
+        run.definitionHash,
+        run.flowFile,
+        JSON.stringify(run.executor),
+        now,
+      );
       const insert = this.db.prepare(
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
-      flow.steps.forEach((step, position) => insert.run(runKey, step.id, position));
-      return this.get(runKey)!;
+      run.definition.steps.forEach((step, position) => insert.run(run.runKey, step.id, position));
+      return this.load(run.runKey)!;
     });
   }
 
-  get(runKey: string): RunRecord | undefined {
+  load(runKey: string): StoredRun | undefined {
     const run = this.db.prepare("SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
     if (!run) return undefined;
     const steps = this.db.prepare("SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
       runKey,
     ) as unknown as StepRow[];
     return {
-      state: {
-        runKey: run.run_key,
-        flow: this.definition(run.definition),
-        status: run.status,
-        startedAt: run.started_at,
-        finishedAt: run.finished_at,
-        error: run.error,
-        steps: steps.map(toStepState),
-      },
+      runKey: run.run_key,
+      status: run.status,
+      definition: JSON.parse(run.definition) as NormalizedFlow,
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
       executor: JSON.parse(run.executor) as ExecutorSpec,
+      startedAt: run.started_at,
+      finishedAt: run.finished_at,
+      error: run.error,
+      steps: steps.map(toStepState),
     };
   }
 
   /** The runs that match `filter`, newest first (by start time). */
-  list(filter: RunFilter = {}): RunRecord[] {
+  list(filter: RunFilter = {}): StoredRun[] {
     const conditions: string[] = [];
     const args: (string | number)[] = [];
     if (filter.statuses && filter.statuses.length > 0) {
@@ -149,7 +149,7 @@ export class RunStore {
     const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
     const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
       .all(...args) as { run_key: string }[];
-    return keys.map((row) => this.get(row.run_key)).filter((record) => record !== undefined);
+    return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
   runStatus(runKey: string): RunStatus | undefined {
@@ -159,76 +159,78 @@ export class RunStore {
     return row?.status;
   }
 
-  /** PENDING → RUNNING. */
-  begin(runKey: string): boolean {
+  updateRun(
+    runKey: string,
+    guard: { from: readonly RunStatus[] },
+    change: { status: RunStatus; finishedAt?: number; error?: string | null },
+  ): boolean {
+    const sets: string[] = ["status = ?"];
+    const values: Value[] = [change.status];
+    if (change.finishedAt !== undefined) sets.push("finished_at = ?"), values.push(change.finishedAt);
+    if (change.error !== undefined) sets.push("error = ?"), values.push(change.error);
     return changed(
-      this.db.prepare("UPDATE flow_runs SET status = 'RUNNING' WHERE run_key = ? AND status = 'PENDING'").run(runKey),
+      this.db.prepare(`UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`)
+        .run(...values, runKey),
     );
   }
 
-  /** Ends a live run (PENDING or RUNNING) with `status`. */
-  finish(runKey: string, status: RunStatus, now: number, error: string | null = null): boolean {
-    return changed(
-      this.db.prepare(
-        "UPDATE flow_runs SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ('PENDING', 'RUNNING')",
-      ).run(status, now, error, runKey),
-    );
-  }
-
-  /**
-   * Updates a step only if it is in one of `from` (and, when given, on attempt `attemptNo`) and its
-   * run is still live (or `evenIfRunEnded`). Returns whether it changed.
-   */
   updateStep(
     runKey: string,
     stepId: string,
-    from: readonly StepStatus[],
-    fields: StepFields,
-    options: { attemptNo?: number; evenIfRunEnded?: boolean } = {},
+    guard: { from: readonly StepStatus[]; attemptNo?: number; evenIfRunEnded?: boolean },
+    change: Partial<Omit<StepState, "id">>,
   ): boolean {
-    const names = Object.keys(fields) as (keyof StepFields)[];
-    const values = names.map((name) => {
-      const value = fields[name];
-      return name === "orchesjob_status" ? (value === null ? null : JSON.stringify(value)) : value ?? null;
+    const names = Object.keys(change) as (keyof typeof STEP_COLUMNS)[];
+    if (names.length === 0) return false;
+    const values = names.map((name): Value => {
+      const value = change[name];
+      return name === "job" ? (value === null ? null : JSON.stringify(value)) : (value as Value | undefined) ?? null;
     });
-    const conditions = [`run_key = ?`, `step_id = ?`, `status IN (${from.map(() => "?").join(", ")})`];
-    const args: (string | number | null)[] = [runKey, stepId, ...from];
-    if (options.attemptNo !== undefined) {
+    const conditions = ["run_key = ?", "step_id = ?", `status IN ${sqlList(guard.from)}`];
+    const args: Value[] = [runKey, stepId];
+    if (guard.attemptNo !== undefined) {
       conditions.push("attempt_no = ?");
-      args.push(options.attemptNo);
+      args.push(guard.attemptNo);
     }
-    if (!options.evenIfRunEnded) {
-      conditions.push(
-        "(SELECT status FROM flow_runs r WHERE r.run_key = flow_steps.run_key) IN ('PENDING', 'RUNNING')",
-      );
+    if (!guard.evenIfRunEnded) {
+      conditions.push(`(SELECT status FROM flow_runs r WHERE r.run_key = flow_steps.run_key) IN ${LIVE_RUNS}`);
     }
-    const sql = `UPDATE flow_steps SET ${names.map((n) => `${n} = ?`).join(", ")} WHERE ${conditions.join(" AND ")}`;
-    return changed(this.db.prepare(sql).run(...(values as (string | number | null)[]), ...args));
+    const sets = names.map((name) => `${STEP_COLUMNS[name]} = ?`).join(", ");
+    return changed(
+      this.db.prepare(`UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
+    );
   }
 
   /**
-   * Cancels the run: the run and every PENDING or DELAYED step become CANCELLED in one transaction.
-   * Returns false when the run had already ended otherwise (SUCCEEDED or FAILED).
+   * In one transaction: the run from `run.from` to `run.to` (keeping an earlier end time), and its
+   * steps in `steps.from` to `steps.to` with `reason`. Returns whether the run was in `run.from`.
    */
-  cancel(runKey: string, now: number): boolean {
+  cancel(
+    runKey: string,
+    transitions: {
+      run: { from: readonly RunStatus[]; to: RunStatus };
+      steps: { from: readonly StepStatus[]; to: StepStatus };
+    },
+    at: number,
+    reason: string,
+  ): boolean {
+    const { run, steps } = transitions;
     return transaction(this.db, () => {
-      const status = this.runStatus(runKey);
-      if (status === "SUCCEEDED" || status === "FAILED") return false;
+      const moved = changed(
+        this.db.prepare(
+          `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?)
+           WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
+        ).run(run.to, at, runKey),
+      );
+      if (!moved) return false;
       this.db.prepare(
-        "UPDATE flow_runs SET status = 'CANCELLED', finished_at = COALESCE(finished_at, ?) WHERE run_key = ?",
-      )
-        .run(now, runKey);
-      this.db.prepare(
-        `UPDATE flow_steps SET status = 'CANCELLED', finished_at = ?, error = 'flow cancelled'
-         WHERE run_key = ? AND status IN ('PENDING', 'DELAYED')`,
-      ).run(now, runKey);
+        `UPDATE flow_steps SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${
+          sqlList(steps.from)
+        }`,
+      ).run(steps.to, at, reason, runKey);
       return true;
     });
   }
-}
-
-function changed(result: { changes: number | bigint }): boolean {
-  return Number(result.changes) > 0;
 }
 
 function toStepState(row: StepRow): StepState {

@@ -22,6 +22,7 @@ export const MIGRATIONS: readonly string[] = [
     aborted_at INTEGER
   );
   CREATE INDEX jobs_by_run_key ON jobs (run_key, attempt_no);
+  -- The active job statuses (ACTIVE_JOB_STATUSES) as they were when this shipped.
   CREATE INDEX jobs_active ON jobs (status) WHERE status IN ('STARTING', 'RUNNING');
   CREATE TABLE job_keys (run_key TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL);
   CREATE TABLE job_unlocks (

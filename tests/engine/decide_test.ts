@@ -1,8 +1,8 @@
 /** decide() as a pure function of recorded state, observations and time. */
 import assert from "node:assert/strict";
 import { decide, nextDue } from "../../src/engine/decide.ts";
-import type { RunState, StepState, StepStatus } from "../../src/engine/state.ts";
-import type { Job, JobStatus } from "../../src/executor/job.ts";
+import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
+import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
 
 const FLOW = loadFlow(

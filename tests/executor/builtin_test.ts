@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { BuiltinRunner, jobsDirectory } from "../../src/executor/builtin/runner.ts";
-import { nowSeconds } from "../../src/executor/job.ts";
+import { nowSeconds } from "../../src/shared/time.ts";
 import { openDatabase } from "../../src/store/db.ts";
 import type { JobRow } from "../../src/store/jobs.ts";
 import { tempDir } from "../helpers.ts";

@@ -28,7 +28,7 @@ export const cancelCommand: Command = {
     const grace = numberOption(args, "grace-seconds", 5);
     using session = new Session(context);
     const record = session.run(runKey);
-    await cancelRun(session.store, session.executorFor(record), session.dbPath, runKey, grace);
+    await cancelRun({ runs: session.runs, gate: session.locks, executor: session.executorFor(record) }, runKey, grace);
     printJson(runJson(session.run(runKey)));
     return 0;
   },

@@ -3,7 +3,8 @@
  * fields and exit codes, so `exec orchesjob-flow job "$@"` can stand in for `orchesjob`.
  */
 import { UserError } from "../../errors.ts";
-import { BuiltinRunner, JobExit, jobsDirectory, toJob } from "../../executor/builtin/runner.ts";
+import { isActiveJob, JobExit } from "../../domain/mod.ts";
+import { BuiltinRunner, jobsDirectory, toJob } from "../../executor/builtin/runner.ts";
 import type { JobRow } from "../../store/jobs.ts";
 import { openDatabase } from "../../store/db.ts";
 import { resolveDbPath } from "../../store/paths.ts";
@@ -217,7 +218,7 @@ const HANDLERS: Record<string, Handler> = {
 
   async abort(runner, args) {
     const row = selectJob(runner, args, "abort");
-    if (row.status !== "STARTING" && row.status !== "RUNNING") {
+    if (!isActiveJob(row.status)) {
       throw new UserError(`Job is not running: ${row.job_id} status=${row.status}`, JobExit.invalidState);
     }
     printJson(

@@ -1,6 +1,7 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
 import { existsSync } from "node:fs";
-import { epochNow, type RunStatus } from "../../engine/state.ts";
+import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
+import { epochNow } from "../../shared/time.ts";
 import { isDriverHeld } from "../../store/locks.ts";
 import { resolveDbPath } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
@@ -10,8 +11,6 @@ import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { numberOption } from "../args.ts";
 import { UserError } from "../../errors.ts";
-
-export const RUN_STATUS_CHOICES: readonly RunStatus[] = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
 
 export const listCommand: Command = {
   spec: {
@@ -24,7 +23,7 @@ export const listCommand: Command = {
         value: "string",
         metavar: "S",
         multiple: true,
-        choices: RUN_STATUS_CHOICES,
+        choices: RUN_STATUSES,
         help: "Only runs in this status (repeatable, or comma-separated).",
       },
       { name: "flow", value: "string", metavar: "ID", help: "Only runs of this flow_id." },
@@ -54,7 +53,7 @@ export const listCommand: Command = {
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     if (existsSync(dbPath)) {
       using session = new Session(context);
-      const records = session.store.list({
+      const records = session.list({
         statuses: args.options.status as RunStatus[] | undefined,
         flowId: args.options.flow as string | undefined,
         startedSince: since,

@@ -1,8 +1,7 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
-import { isTerminalRun, type RunState, stepRunKey } from "../../engine/state.ts";
+import { isActiveJob, isTerminalRun, type Job, type RunState, stepRunKey } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/executor.ts";
-import { isActiveJobStatus, type Job } from "../../executor/job.ts";
 import { sleepUnless } from "../../sleep.ts";
 import { numberOption, suggestName } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -79,7 +78,7 @@ export const logsCommand: Command = {
         if (bytes.length > from) write(bytes.subarray(from));
         offsets[stream] = Math.max(from, bytes.length);
       }
-      if (!follow || ended(job, session.store.runStatus(runKey))) return ExitCode.ok;
+      if (!follow || ended(job, session.runs.runStatus(runKey))) return ExitCode.ok;
       await sleepUnless(interval, interrupt.requested);
       if (interrupt.requested()) return ExitCode.interrupted;
     }
@@ -102,7 +101,7 @@ function wholeNumber(n: number, option: string): number {
 
 /** The attempt is over: its job ended, or it never got a job and the run is over. */
 function ended(job: Job | null, runStatus: string | undefined): boolean {
-  if (job) return !isActiveJobStatus(job.status);
+  if (job) return !isActiveJob(job.status);
   return runStatus === undefined || isTerminalRun(runStatus as never);
 }
 

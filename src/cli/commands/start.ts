@@ -1,11 +1,12 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode, UserError } from "../../errors.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { createRun } from "../../engine/runs.ts";
+import { epochNow } from "../../shared/time.ts";
+import { ExitCode, runExitCode, UserError } from "../../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
-import { tryDriverLock } from "../../store/locks.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile, STDIN_NAME } from "../flow_file.ts";
@@ -37,14 +38,13 @@ export const startCommand: Command = {
     const hash = definitionHash(flow);
     using session = new Session(context);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = session.store.createOrGet(
+    const record = createRun(session.runs, {
       runKey,
       flow,
-      hash,
-      file === "-" ? STDIN_NAME : resolve(file),
+      definitionHash: hash,
+      flowFile: file === "-" ? STDIN_NAME : resolve(file),
       executor,
-      epochNow(),
-    );
+    }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
         `run ${runKey} is bound to another definition: stored ${record.definitionHash}, ${file} is ${hash}; ` +
@@ -58,7 +58,7 @@ export const startCommand: Command = {
 
     if (args.options.detach) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (!lock) {
           printJson({ ...runJson(session.run(runKey)), detached: false, driver: "already running" });
           return ExitCode.ok;
@@ -72,7 +72,7 @@ export const startCommand: Command = {
     using interrupt = listenForInterrupt();
     for (;;) {
       {
-        using lock = await tryDriverLock(session.dbPath, runKey);
+        using lock = await session.locks.tryDriverLock(runKey);
         if (lock) {
           const state = await session.driver(record, interrupt.requested).drive();
           printJson(runJson(session.run(runKey)));
@@ -83,9 +83,10 @@ export const startCommand: Command = {
       const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
         rounds: 1,
       });
-      if (interrupt.requested() || isTerminalRun(seen.state.status)) {
+      const status = seen.state.status;
+      if (interrupt.requested() || isTerminalRun(status)) {
         printJson(runJson(seen));
-        return interrupt.requested() ? ExitCode.interrupted : runExitCode(seen.state.status);
+        return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
       }
     }
   },

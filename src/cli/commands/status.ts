@@ -1,5 +1,5 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
-import { epochNow } from "../../engine/state.ts";
+import { epochNow } from "../../shared/time.ts";
 import type { Command } from "../command.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
 import { runJson } from "../render/run_json.ts";

@@ -1,7 +1,6 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
-import { isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode } from "../../errors.ts";
-import { tryDriverLock, waitForDriverLock } from "../../store/locks.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { ExitCode, runExitCode } from "../../errors.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
@@ -29,7 +28,7 @@ export const tickCommand: Command = {
     using session = new Session(context);
     const record = session.run(runKey);
     {
-      using lock = await tryDriverLock(session.dbPath, runKey);
+      using lock = await session.locks.tryDriverLock(runKey);
       if (lock && !isTerminalRun(record.state.status)) await session.driver(record).tick();
     }
     printJson(runJson(session.run(runKey)));
@@ -49,7 +48,7 @@ export const driveCommand: Command = {
     const runKey = checkRunKey(args.options["run-key"] as string | undefined);
     using session = new Session(context);
     const record = session.run(runKey);
-    using lock = await waitForDriverLock(session.dbPath, runKey, 2);
+    using lock = await session.locks.waitForDriverLock(runKey, 2);
     // Another driver holds the run (a concurrent `start -d`): it will finish the job.
     if (!lock) return ExitCode.ok;
     using interrupt = listenForInterrupt();

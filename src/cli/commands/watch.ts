@@ -1,9 +1,9 @@
 /** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
-import { epochNow, isTerminalRun, runExitCode } from "../../engine/state.ts";
-import { ExitCode } from "../../errors.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
+import { epochNow } from "../../shared/time.ts";
+import { ExitCode, runExitCode } from "../../errors.ts";
 import { sleepUnless } from "../../sleep.ts";
-import { tryDriverLock } from "../../store/locks.ts";
-import type { RunRecord } from "../../store/runs.ts";
+import type { RunRecord } from "../../domain/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -57,7 +57,7 @@ export const watchCommand: Command = {
     const first = session.run(runKey);
     using interrupt = listenForInterrupt();
     using lock = args.options.advance && !isTerminalRun(first.state.status)
-      ? await tryDriverLock(session.dbPath, runKey)
+      ? await session.locks.tryDriverLock(runKey)
       : null;
     const driver = lock ? session.driver(first, interrupt.requested) : null;
     const color = useColor();
@@ -72,6 +72,7 @@ export const watchCommand: Command = {
       },
     });
     // The final table was the last refresh.
-    return interrupt.requested() ? ExitCode.interrupted : runExitCode(final.state.status);
+    const status = final.state.status;
+    return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
   },
 };

@@ -1,8 +1,8 @@
 /** `list`: runs as JSON objects (status's, steps optional) or as one table line each. Pure. */
-import { isTerminalStep } from "../../engine/state.ts";
-import type { RunRecord } from "../../store/runs.ts";
+import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
+import { localDateTime, localZoneLabel } from "../../shared/time.ts";
 import { runJson } from "./run_json.ts";
-import { duration, localTime, zoneLabel } from "./run_table.ts";
+import { duration } from "./run_table.ts";
 
 export interface ListedRun {
   record: RunRecord;
@@ -41,7 +41,7 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
       run.runKey,
       run.flow.flowId,
       run.status,
-      localTime(run.startedAt),
+      localDateTime(run.startedAt),
       duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,
       String(counts.failed),
@@ -51,7 +51,7 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   const lines = [
-    `Runs: ${runs.length}  Times: ${zoneLabel(now)}`,
+    `Runs: ${runs.length}  Times: ${localZoneLabel(now)}`,
     "",
     line(header),
     line(widths.map((w) => "-".repeat(w))),

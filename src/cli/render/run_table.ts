@@ -1,5 +1,6 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
-import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../engine/state.ts";
+import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
+import { localDateTime } from "../../shared/time.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",
@@ -24,25 +25,6 @@ function paint(text: string, status: string, color: boolean): string {
   return color && COLORS[status] ? `${COLORS[status]}${text}\x1b[0m` : text;
 }
 
-/** Local time as `YYYY-MM-DD HH:MM:SS`, or `-`. */
-export function localTime(epoch: number | null): string {
-  if (epoch === null) return "-";
-  const d = new Date(epoch * 1000);
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${
-    p(d.getSeconds())
-  }`;
-}
-
-/** The local time zone as the tables name it once in their header: `Europe/Paris (UTC+01:00)`. */
-export function zoneLabel(at: number): string {
-  const offset = -new Date(at * 1000).getTimezoneOffset();
-  const p = (n: number) => String(Math.abs(n)).padStart(2, "0");
-  const utc = `UTC${offset >= 0 ? "+" : "-"}${p(Math.trunc(offset / 60))}:${p(offset % 60)}`;
-  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return name && name !== "UTC" ? `${name} (${utc})` : utc;
-}
-
 /** A duration as `HH:MM:SS`, or `-`. */
 export function duration(seconds: number | null): string {
   if (seconds === null || seconds < 0) return "-";
@@ -61,7 +43,7 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
     `Status: ${
       paint(`${runMarker} ${run.status}`, run.status, color)
     }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed`,
-    `Started: ${localTime(run.startedAt)}  Finished: ${localTime(run.finishedAt)}  Elapsed: ${
+    `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }`,
     "",

@@ -14,18 +14,15 @@ import { UserError } from "../../errors.ts";
 import type { AbortOptions, Executor, StartOptions } from "../executor.ts";
 import {
   type AbortResult,
-  isActiveJobStatus,
-  isoLocal,
+  isActiveJob,
   type Job,
+  JobExit,
   type JobStatus,
-  nowSeconds,
   type StartResult,
-} from "../job.ts";
+} from "../../domain/mod.ts";
+import { isoLocal, nowSeconds } from "../../shared/time.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
-
-/** orchesjob's exit codes for job errors. */
-export const JobExit = { usage: 2, notFound: 3, invalidState: 4 } as const;
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
@@ -54,7 +51,7 @@ export class BuiltinRunner implements Executor {
 
   /** Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. */
   reconcile(row: JobRow): JobRow {
-    if (!isActiveJobStatus(row.status)) return row;
+    if (!isActiveJob(row.status)) return row;
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
@@ -123,7 +120,7 @@ export class BuiltinRunner implements Executor {
   }
 
   runningNow(): Job[] {
-    return this.store.activeJobs().map((row) => this.reconcile(row)).filter((row) => isActiveJobStatus(row.status))
+    return this.store.activeJobs().map((row) => this.reconcile(row)).filter((row) => isActiveJob(row.status))
       .map(toJob);
   }
 
@@ -135,7 +132,7 @@ export class BuiltinRunner implements Executor {
 
   /** `rerun`: a new job with the source's command under the source's run key, strict ignored. */
   rerun(source: JobRow, options: RunOptions & { reason?: string }): Promise<StartResult> {
-    if (isActiveJobStatus(source.status)) {
+    if (isActiveJob(source.status)) {
       throw new UserError(`Cannot rerun active job: status=${source.status}`, JobExit.invalidState);
     }
     return this.run(source.run_key, { kind: "rerun", source, reason: options.reason ?? null }, {
@@ -155,7 +152,7 @@ export class BuiltinRunner implements Executor {
       let overrideUsed = false;
       let rerunReason: string | null = what.kind === "rerun" ? what.reason : null;
       if (what.kind === "start" && current) {
-        if (isActiveJobStatus(current.status)) return { row: current, accepted: false, overrideUsed };
+        if (isActiveJob(current.status)) return { row: current, accepted: false, overrideUsed };
         if (strict) {
           const unlock = this.store.unlock(runKey);
           const valid = unlock && unlock.used_at === null &&
@@ -200,7 +197,7 @@ export class BuiltinRunner implements Executor {
       row = { ...row, worker_pid: pid };
     }
     row = options.sync
-      ? await this.waitFor(row, (r) => !isActiveJobStatus(r.status), Infinity)
+      ? await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity)
       : await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
     return {
       ...toJob(row),
@@ -233,7 +230,7 @@ export class BuiltinRunner implements Executor {
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     const row = this.currentRow(runKey);
     if (!row) return null;
-    if (!isActiveJobStatus(row.status)) return toJob(row);
+    if (!isActiveJob(row.status)) return toJob(row);
     try {
       return await this.abortJob(row, options);
     } catch (error) {
@@ -291,7 +288,7 @@ export class BuiltinRunner implements Executor {
   unlock(runKey: string, reason: string | null, ttlSeconds: number | null) {
     const current = this.currentRow(runKey);
     if (!current) throw new UserError("run_key not found", JobExit.notFound);
-    if (isActiveJobStatus(current.status)) {
+    if (isActiveJob(current.status)) {
       throw new UserError(`Cannot unlock active job: status=${current.status}`, JobExit.invalidState);
     }
     const now = nowSeconds();

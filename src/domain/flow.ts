@@ -1,5 +1,11 @@
-/** The validated, normalized flow definition: what a run is bound to. Pure data. */
-import type { WhenExpr } from "./when.ts";
+/** The validated flow definition a run is bound to, and its stored (normalized JSON) form. Pure data. */
+
+/** A parsed `when` condition over step ids (the language is in src/flow/when.ts). */
+export type WhenExpr =
+  | { kind: "ref"; id: string }
+  | { kind: "not"; operand: WhenExpr }
+  | { kind: "and"; left: WhenExpr; right: WhenExpr }
+  | { kind: "or"; left: WhenExpr; right: WhenExpr };
 
 export interface StepDefinition {
   id: string;
@@ -21,6 +27,28 @@ export interface StepDefinition {
 export interface FlowDefinition {
   flowId: string;
   steps: StepDefinition[];
+}
+
+/**
+ * The definition as stored with a run and printed by `validate`; field names follow the flow file's.
+ * Persisted: a run started by an older build must still read back.
+ */
+export interface NormalizedStep {
+  id: string;
+  command: string[];
+  when: string | null;
+  depends_on: string[];
+  waits_for: string[];
+  retries: number;
+  retry_delay_sec: number;
+  timeout_sec: number | null;
+  strict: boolean;
+  start_timeout_sec: number | null;
+}
+
+export interface NormalizedFlow {
+  flow_id: string;
+  steps: NormalizedStep[];
 }
 
 /** Names of the fields a flow file may contain, as written in the file. */

@@ -1,0 +1,70 @@
+/** The state of a flow run and its steps, and what a run is bound to. Pure data and helpers. */
+import type { FlowDefinition, NormalizedFlow, StepDefinition } from "./flow.ts";
+import type { Job } from "./job.ts";
+import type { RunStatus, StepStatus } from "./status.ts";
+
+/** Times are Unix epoch seconds with millisecond precision. */
+export interface StepState {
+  id: string;
+  status: StepStatus;
+  /** Attempts started so far (the current one included). */
+  attemptNo: number;
+  nextAttemptAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+  /** The last job object orchesjob returned for the current attempt. */
+  job: Job | null;
+}
+
+export interface RunState {
+  runKey: string;
+  flow: FlowDefinition;
+  status: RunStatus;
+  startedAt: number;
+  finishedAt: number | null;
+  error: string | null;
+  steps: StepState[];
+}
+
+export type ExecutorKind = "builtin" | "orchesjob";
+
+/** A chosen executor in storable form, so a resumed run keeps the executor it started with. */
+export interface ExecutorSpec {
+  kind: ExecutorKind;
+  /** The orchesjob binary, for kind "orchesjob". */
+  bin?: string;
+}
+
+/** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
+export interface StoredRun {
+  runKey: string;
+  status: RunStatus;
+  definition: NormalizedFlow;
+  definitionHash: string;
+  flowFile: string | null;
+  executor: ExecutorSpec;
+  startedAt: number;
+  finishedAt: number | null;
+  error: string | null;
+  steps: StepState[];
+}
+
+/** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */
+export interface RunRecord {
+  state: RunState;
+  definitionHash: string;
+  flowFile: string | null;
+  executor: ExecutorSpec;
+}
+
+/** orchesjob run key of a step's attempt: `<flow-run-key>:<step-id>:<attempt>`. */
+export function stepRunKey(runKey: string, stepId: string, attemptNo: number): string {
+  return `${runKey}:${stepId}:${Math.max(attemptNo, 1)}`;
+}
+
+export function stepDefinition(run: RunState, stepId: string): StepDefinition {
+  const step = run.flow.steps.find((s) => s.id === stepId);
+  if (!step) throw new Error(`step ${stepId} is not in flow ${run.flow.flowId}`);
+  return step;
+}

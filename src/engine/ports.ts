@@ -1,0 +1,73 @@
+/**
+ * What the engine needs from the outside, as interfaces it owns. src/store/ implements them (SQLite,
+ * file locks); the CLI wires an implementation in. The engine never imports a store module.
+ */
+import type { NormalizedFlow, RunStatus, StepState, StepStatus, StoredRun } from "../domain/mod.ts";
+
+/** The fields of a step a guarded write may set. */
+export type StepChange = Partial<Omit<StepState, "id">>;
+
+/** A run to create: its definition already normalized (the store keeps it as the data it is handed). */
+export interface NewRun {
+  runKey: string;
+  definition: NormalizedFlow;
+  definitionHash: string;
+  flowFile: string | null;
+  executor: StoredRun["executor"];
+}
+
+/**
+ * Durable runs. Every write is guarded by the state it expects, so two writers racing (a driver and
+ * a cancel) cannot undo each other: a write that lost the race changes nothing and returns false.
+ */
+export interface RunRepository {
+  load(runKey: string): StoredRun | undefined;
+  /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored run either way. */
+  create(run: NewRun, now: number): StoredRun;
+  runStatus(runKey: string): RunStatus | undefined;
+  /** Sets the run's status (and end time and error, when given) if it is in one of `from`. */
+  updateRun(
+    runKey: string,
+    guard: { from: readonly RunStatus[] },
+    change: { status: RunStatus; finishedAt?: number; error?: string | null },
+  ): boolean;
+  /**
+   * Changes a step if it is in one of `from`, on attempt `attemptNo` when given, and its run is
+   * still live (PENDING or RUNNING) unless `evenIfRunEnded`.
+   */
+  updateStep(
+    runKey: string,
+    stepId: string,
+    guard: { from: readonly StepStatus[]; attemptNo?: number; evenIfRunEnded?: boolean },
+    change: StepChange,
+  ): boolean;
+  /**
+   * In one transaction: if the run is in `run.from` it becomes `run.to`, and each of its steps in
+   * `steps.from` becomes `steps.to` with `reason` as its error. Returns whether the run changed.
+   */
+  cancel(
+    runKey: string,
+    transitions: {
+      run: { from: readonly RunStatus[]; to: RunStatus };
+      steps: { from: readonly StepStatus[]; to: StepStatus };
+    },
+    at: number,
+    reason: string,
+  ): boolean;
+}
+
+/**
+ * A run's start gate: held briefly around "check the run is live, then start a job" and around
+ * "commit the cancel", so no job can start after a cancel is committed.
+ */
+export interface StartGate {
+  withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T>;
+}
+
+/** The driver lock: held by the one process driving a run, for as long as it drives. */
+export interface DriverLock {
+  /** The lock if nobody holds it; null when another process (or handle) drives the run. */
+  tryDriverLock(runKey: string): Promise<Disposable | null>;
+  /** Tries for `seconds`: a holder may be only a passing `tick` or a `start -d` checking the run. */
+  waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null>;
+}
