@@ -9,6 +9,7 @@ import { jobCommand } from "./commands/job.ts";
 import { listCommand } from "./commands/list.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { cancelCommand } from "./commands/cancel.ts";
+import { retryCommand } from "./commands/retry.ts";
 import { startCommand } from "./commands/start.ts";
 import { statusCommand } from "./commands/status.ts";
 import { driveCommand, tickCommand } from "./commands/tick.ts";
@@ -47,6 +48,7 @@ const COMMANDS: readonly Command[] = [
   statusCommand,
   listCommand,
   logsCommand,
+  retryCommand,
   watchCommand,
   cancelCommand,
   exampleCommand,

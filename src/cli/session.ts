@@ -1,5 +1,6 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
-import type { RunRecord } from "../domain/mod.ts";
+import type { RunRecord, StepState } from "../domain/mod.ts";
+import { suggestName } from "./args.ts";
 import { Driver } from "../engine/driver.ts";
 import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
 import { loadRun, toRecord } from "../engine/runs.ts";
@@ -68,6 +69,17 @@ export class Session implements Disposable {
     for (const executor of this.executors.values()) executor.close();
     this.db.close();
   }
+}
+
+/** The run's step called `stepId`, or a usage error that suggests the nearest id. */
+export function stepOf(record: RunRecord, stepId: string): StepState {
+  const step = record.state.steps.find((s) => s.id === stepId);
+  if (step) return step;
+  const near = suggestName(stepId, record.state.steps.map((s) => s.id));
+  throw new UserError(
+    `run ${record.state.runKey} has no step ${JSON.stringify(stepId)}` +
+      (near ? `; did you mean ${JSON.stringify(near)}?` : ""),
+  );
 }
 
 /** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */

@@ -102,7 +102,8 @@ export function failedAttempt(
   error: string,
   now: number,
 ): Action {
-  if (step.attemptNo <= definition.retries) {
+  // The budget counts the attempts of this round only: a retried run gets its retries afresh.
+  if (step.attemptNo - step.attemptBase <= definition.retries) {
     const nextAttemptAt = definition.retryDelaySec > 0 ? now + definition.retryDelaySec : null;
     return { kind: "retry", stepId: step.id, job, error, nextAttemptAt };
   }

@@ -9,6 +9,7 @@ import {
   type Job,
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
+  type RetryRound,
   type RunStatus,
   type StepState,
   type StepStatus,
@@ -34,6 +35,7 @@ interface StepRow {
   step_id: string;
   status: StepStatus;
   attempt_no: number;
+  attempt_base: number;
   next_attempt_at: number | null;
   started_at: number | null;
   finished_at: number | null;
@@ -59,6 +61,7 @@ export interface RunFilter {
 const STEP_COLUMNS = {
   status: "status",
   attemptNo: "attempt_no",
+  attemptBase: "attempt_base",
   nextAttemptAt: "next_attempt_at",
   startedAt: "started_at",
   finishedAt: "finished_at",
@@ -122,7 +125,14 @@ export class RunStore {
       finishedAt: run.finished_at,
       error: run.error,
       steps: steps.map(toStepState),
+      rounds: this.rounds(runKey),
     };
+  }
+
+  private rounds(runKey: string): RetryRound[] {
+    const rows = this.db.prepare("SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
+      .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
+    return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
   }
 
   /** The runs that match `filter`, newest first (by start time). */
@@ -231,6 +241,68 @@ export class RunStore {
       return true;
     });
   }
+
+  /**
+   * In one transaction: the run from `run.from` back to `run.to` (no end time, no error), each of
+   * `stepIds` from `steps.from` to `steps.to` with a new round of attempts beginning after its last
+   * one, and the round recorded. Returns the round, or null (nothing changed) when the run or one of
+   * the steps was not where the transition starts.
+   */
+  reopen(
+    runKey: string,
+    transitions: {
+      run: { from: readonly RunStatus[]; to: RunStatus };
+      steps: { from: readonly StepStatus[]; to: StepStatus };
+    },
+    stepIds: readonly string[],
+    at: number,
+    user: string | null,
+  ): RetryRound | null {
+    const { run, steps } = transitions;
+    /** Thrown inside the transaction to roll it back when a step was not where it should be. */
+    const stale = new Error("a step moved meanwhile");
+    try {
+      return this.reopenIn(runKey, run, steps, stepIds, at, user, stale);
+    } catch (error) {
+      if (error === stale) return null;
+      throw error;
+    }
+  }
+
+  private reopenIn(
+    runKey: string,
+    run: { from: readonly RunStatus[]; to: RunStatus },
+    steps: { from: readonly StepStatus[]; to: StepStatus },
+    stepIds: readonly string[],
+    at: number,
+    user: string | null,
+    stale: Error,
+  ): RetryRound | null {
+    return transaction(this.db, () => {
+      const moved = changed(
+        this.db.prepare(
+          `UPDATE flow_runs SET status = ?, finished_at = NULL, error = NULL
+           WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
+        ).run(run.to, runKey),
+      );
+      if (!moved) return null;
+      const reopenStep = this.db.prepare(
+        `UPDATE flow_steps SET status = ?, attempt_base = attempt_no, next_attempt_at = NULL, started_at = NULL,
+           finished_at = NULL, error = NULL, orchesjob_status = NULL
+         WHERE run_key = ? AND step_id = ? AND status IN ${sqlList(steps.from)}`,
+      );
+      for (const stepId of stepIds) {
+        if (!changed(reopenStep.run(steps.to, runKey, stepId))) throw stale;
+      }
+      const last = this.db.prepare("SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
+        n: number | null;
+      };
+      const round: RetryRound = { round: (last.n ?? 1) + 1, at, steps: [...stepIds], user };
+      this.db.prepare("INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
+        .run(runKey, round.round, at, JSON.stringify(round.steps), user);
+      return round;
+    });
+  }
 }
 
 function toStepState(row: StepRow): StepState {
@@ -238,6 +310,7 @@ function toStepState(row: StepRow): StepState {
     id: row.step_id,
     status: row.status,
     attemptNo: row.attempt_no,
+    attemptBase: row.attempt_base,
     nextAttemptAt: row.next_attempt_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,

@@ -179,18 +179,18 @@ steps:
   assert.equal(lines[1], "Status: X FAILED  Steps: 4/4 done, 0 running, 1 failed");
   assert.match(
     lines[2],
-    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d$/,
+    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d {2}Times: (UTC[+-]\d\d:\d\d|\S+ \(UTC[+-]\d\d:\d\d\))$/,
   );
   assert.equal(lines[3], "");
   assert.match(lines[4], /^Step +Status +Attempt +Elapsed +orchesjob +Run key +Error$/);
   assert.match(lines[5], /^-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+$/);
-  assert.match(lines[6], /^download +OK SUCCEEDED +1\/0 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
+  assert.match(lines[6], /^download +OK SUCCEEDED +1\/1 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
   assert.match(
     lines[7],
-    /^validate +X FAILED +2\/1 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
+    /^validate +X FAILED +2\/2 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
   );
-  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/0 /);
-  assert.match(lines[9], /^never +- SKIPPED +0\/0 +- +- +tbl:never:1$/);
+  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/1 /);
+  assert.match(lines[9], /^never +- SKIPPED +0\/1 +- +- +-$/, "a step that never started has no run key");
   assert.ok(!table.includes("\x1b["), "no colour when stdout is not a terminal");
 });
 

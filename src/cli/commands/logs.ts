@@ -1,13 +1,13 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
-import { isActiveJob, isTerminalRun, type Job, type RunState, stepRunKey } from "../../domain/mod.ts";
+import { isActiveJob, isTerminalRun, type Job, stepRunKey } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/executor.ts";
 import { sleepUnless } from "../../sleep.ts";
-import { numberOption, suggestName } from "../args.ts";
+import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { writeBytes, writeStderrBytes } from "../output.ts";
-import { checkRunKey, Session } from "../session.ts";
+import { checkRunKey, Session, stepOf } from "../session.ts";
 
 type Stream = "stdout" | "stderr";
 
@@ -42,7 +42,7 @@ export const logsCommand: Command = {
     const follow = args.options.follow === true;
     using session = new Session(context);
     let record = session.run(runKey);
-    const step = findStep(record.state, stepId);
+    const step = stepOf(record, stepId);
     let attempt: number;
     if (args.options.attempt !== undefined) {
       attempt = wholeNumber(numberOption(args, "attempt", 1, 1), "--attempt");
@@ -62,7 +62,7 @@ export const logsCommand: Command = {
       await sleepUnless(interval, interrupt.requested);
       if (interrupt.requested()) return ExitCode.interrupted;
       record = session.run(runKey);
-      attempt = findStep(record.state, stepId).attemptNo;
+      attempt = stepOf(record, stepId).attemptNo;
     }
     const jobKey = stepRunKey(runKey, stepId, attempt);
     const executor = session.executorFor(record);
@@ -84,15 +84,6 @@ export const logsCommand: Command = {
     }
   },
 };
-
-function findStep(run: RunState, stepId: string) {
-  const step = run.steps.find((s) => s.id === stepId);
-  if (step) return step;
-  const near = suggestName(stepId, run.steps.map((s) => s.id));
-  throw new UserError(
-    `run ${run.runKey} has no step ${JSON.stringify(stepId)}${near ? `; did you mean ${JSON.stringify(near)}?` : ""}`,
-  );
-}
 
 function wholeNumber(n: number, option: string): number {
   if (!Number.isInteger(n)) throw new UserError(`option ${option} must be a whole number, got ${n}`);

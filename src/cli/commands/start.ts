@@ -104,7 +104,7 @@ export function detachedLogs(dbPath: string, runKey: string) {
  * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
  * redirection and then `exec`s, so the PID reported is the driver's own.
  */
-function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
+export function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
   mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];

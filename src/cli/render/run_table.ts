@@ -1,6 +1,6 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
 import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
-import { localDateTime } from "../../shared/time.ts";
+import { localDateTime, localZoneLabel } from "../../shared/time.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",
@@ -45,7 +45,7 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
     }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed`,
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
-    }`,
+    }  Times: ${localZoneLabel(now)}`,
     "",
   ];
   const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
@@ -60,10 +60,11 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
       cells: [
         step.id,
         `${MARKERS[step.status]} ${step.status}`,
-        `${step.attemptNo}/${stepDefinition(run, step.id).retries}`,
+        // Attempts made / attempts allowed so far (each retry round allows retries + 1 more).
+        `${step.attemptNo}/${step.attemptBase + stepDefinition(run, step.id).retries + 1}`,
         duration(elapsed),
         step.job?.status ?? "-",
-        stepRunKey(run.runKey, step.id, step.attemptNo),
+        step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
         [step.error, waiting].filter(Boolean).join("; "),
       ],
     };
