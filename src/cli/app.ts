@@ -9,6 +9,7 @@ import { jobCommand } from "./commands/job.ts";
 import { listCommand } from "./commands/list.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { cancelCommand } from "./commands/cancel.ts";
+import { cleanCommand } from "./commands/clean.ts";
 import { retryCommand } from "./commands/retry.ts";
 import { startCommand } from "./commands/start.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -49,6 +50,7 @@ const COMMANDS: readonly Command[] = [
   listCommand,
   logsCommand,
   retryCommand,
+  cleanCommand,
   watchCommand,
   cancelCommand,
   exampleCommand,

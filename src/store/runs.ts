@@ -243,6 +243,16 @@ export class RunStore {
   }
 
   /**
+   * Deletes the run (its steps and rounds go with it) if it is in one of `from`. Returns whether it
+   * was deleted.
+   */
+  delete(runKey: string, from: readonly RunStatus[]): boolean {
+    return changed(
+      this.db.prepare(`DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
+    );
+  }
+
+  /**
    * In one transaction: the run from `run.from` back to `run.to` (no end time, no error), each of
    * `stepIds` from `steps.from` to `steps.to` with a new round of attempts beginning after its last
    * one, and the round recorded. Returns the round, or null (nothing changed) when the run or one of
