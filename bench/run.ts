@@ -9,8 +9,8 @@
  * 3. Flow hand-over: a chain of trivial steps through the CLI, against running the commands directly.
  */
 import { join } from "node:path";
-import { BuiltinRunner, jobsDirectory } from "../src/executor/builtin/runner.ts";
-import { openDatabase } from "../src/store/db.ts";
+import { BuiltinRunner } from "../src/executor/mod.ts";
+import { jobsDirectory, openDatabase } from "../src/store/mod.ts";
 
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 30);
 
@@ -58,7 +58,7 @@ for (let i = 0; i < ROUNDS; i++) {
   supervisorRss.push(rssKiB(job.worker_pid!));
   await runner.abort(`bench-${i}`, { graceSeconds: 1 });
 }
-runner.close();
+runner.db.close();
 Deno.removeSync(home, { recursive: true });
 void warm;
 

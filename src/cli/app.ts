@@ -1,6 +1,6 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
 import denoConfig from "../../deno.json" with { type: "json" };
-import { ExitCode, UserError } from "../errors.ts";
+import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
@@ -120,9 +120,10 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     // Every error names the command it came from. `job` keeps orchesjob's own messages unchanged.
     const where = commandName && commandName !== "job" ? `${commandName}: ` : "";
     const named = (message: string) => message.startsWith(where) ? message : where + message;
-    if (error instanceof UserError) {
-      printError(named(error.message));
-      return error.exitCode;
+    const code = exitCodeFor(error);
+    if (code !== null) {
+      printError(named((error as Error).message));
+      return code;
     }
     // A bug or an environment failure (a disk error, a lock held past the busy timeout): still one
     // JSON line, with the stack only on request.

@@ -3,8 +3,8 @@
  * positionals, and an optional remainder (everything after the first positional of a command, or
  * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
  */
-import { UserError } from "../errors.ts";
 import { closestName } from "../flow/suggest.ts";
+import { UserError } from "./errors.ts";
 
 export interface OptionSpec {
   name: string;

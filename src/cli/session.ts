@@ -4,12 +4,12 @@ import { suggestName } from "./args.ts";
 import { Driver } from "../engine/driver.ts";
 import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
 import { loadRun, toRecord } from "../engine/runs.ts";
-import { ExitCode, UserError } from "../errors.ts";
-import { jobsDirectory } from "../executor/builtin/runner.ts";
+import { ExitCode, UserError } from "./errors.ts";
 import type { Executor } from "../executor/executor.ts";
 import { createExecutor } from "../executor/select.ts";
 import { type Database, openDatabase } from "../store/db.ts";
 import { FileLocks } from "../store/locks.ts";
+import { jobsDirectory } from "../store/paths.ts";
 import { resolveDbPath } from "../store/paths.ts";
 import { type RunFilter, RunStore } from "../store/runs.ts";
 import type { CommandContext } from "./command.ts";
@@ -66,7 +66,6 @@ export class Session implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    for (const executor of this.executors.values()) executor.close();
     this.db.close();
   }
 }

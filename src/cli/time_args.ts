@@ -1,5 +1,5 @@
 /** Durations and points in time as operators type them: `90`, `90s`, `15m`, `6h`, `7d`, or ISO 8601. Pure. */
-import { UserError } from "../errors.ts";
+import { UserError } from "./errors.ts";
 
 const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 

@@ -1,6 +1,8 @@
 /**
  * The scheduler: what to do next, as a pure function of the run's recorded state, the latest
  * observations of running jobs, and the time. The loop applies the actions; nothing here does I/O.
+ * This is the only place that decides whether a failed attempt is retried or fails the step, and
+ * whether a retry waits (DELAYED) or not (PENDING): the driver only records what happened.
  */
 import { evaluateWhen } from "../flow/when.ts";
 import {
@@ -22,11 +24,21 @@ export type Action =
   /** A running job's latest status, with no change of step status. */
   | { kind: "observe"; stepId: string; job: Job }
   | { kind: "succeed"; stepId: string; job: Job }
-  /** A failed attempt with retries left: DELAYED until `nextAttemptAt`, or PENDING when it is null. */
-  | { kind: "retry"; stepId: string; job: Job | null; error: string; nextAttemptAt: number | null }
+  /** A failed attempt with retries left: `next` is DELAYED until `nextAttemptAt`, or PENDING (no delay). */
+  | {
+    kind: "retry";
+    stepId: string;
+    job: Job | null;
+    error: string;
+    next: "PENDING" | "DELAYED";
+    nextAttemptAt: number | null;
+  }
   | { kind: "fail"; stepId: string; job: Job | null; error: string }
-  /** The attempt ran past timeout_sec: abort it; the attempt then fails (and may be retried). */
-  | { kind: "timeout"; stepId: string; error: string }
+  /**
+   * The attempt ran past timeout_sec: record why, with the job last seen, and abort it. A timed-out
+   * attempt counts as failed: once its job is seen ended, it is retried if retries remain.
+   */
+  | { kind: "timeout"; stepId: string; job: Job; error: string }
   | { kind: "skip"; stepId: string }
   | { kind: "finish"; status: Extract<RunStatus, "SUCCEEDED" | "FAILED"> };
 
@@ -77,11 +89,28 @@ export function decide(run: RunState, observations: Observations, now: number): 
   return actions;
 }
 
-function decideRunning(step: StepState, definition: StepDefinition, observations: Observations, now: number) {
-  if (!observations.has(step.id)) return null;
-  const job = observations.get(step.id)!;
-  if (job === null) return { kind: "start" as const, stepId: step.id, attemptNo: step.attemptNo, resume: true };
-  if (job.status === "SUCCEEDED") return { kind: "succeed" as const, stepId: step.id, job };
+/**
+ * A start that orchesjob refused (a missing binary, an error exit) is recorded as an error on an
+ * attempt that has no job. A timeout records its error together with the job, so it never looks so.
+ */
+export function startRefused(step: StepState): boolean {
+  return step.status === "RUNNING" && step.job === null && step.error !== null;
+}
+
+function decideRunning(
+  step: StepState,
+  definition: StepDefinition,
+  observations: Observations,
+  now: number,
+): Action | null {
+  const job = observations.get(step.id);
+  if (!job) {
+    if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now);
+    // orchesjob never heard of the run key: the start after the intent never reached it.
+    if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
+    return null; // not observed this round
+  }
+  if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
   if (!isActiveJob(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
@@ -89,13 +118,13 @@ function decideRunning(step: StepState, definition: StepDefinition, observations
   }
   const timeout = definition.timeoutSec;
   if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
-    return { kind: "timeout" as const, stepId: step.id, error: `timed out after ${timeout} s` };
+    return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
   }
-  return sameJob(step.job, job) ? null : { kind: "observe" as const, stepId: step.id, job };
+  return sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job };
 }
 
-/** The retry-or-fail decision after an attempt failed. */
-export function failedAttempt(
+/** The retry-or-fail decision after an attempt failed, and for a retry whether it waits. */
+function failedAttempt(
   step: StepState,
   definition: StepDefinition,
   job: Job | null,
@@ -104,8 +133,17 @@ export function failedAttempt(
 ): Action {
   // The budget counts the attempts of this round only: a retried run gets its retries afresh.
   if (step.attemptNo - step.attemptBase <= definition.retries) {
-    const nextAttemptAt = definition.retryDelaySec > 0 ? now + definition.retryDelaySec : null;
-    return { kind: "retry", stepId: step.id, job, error, nextAttemptAt };
+    if (definition.retryDelaySec > 0) {
+      return {
+        kind: "retry",
+        stepId: step.id,
+        job,
+        error,
+        next: "DELAYED",
+        nextAttemptAt: now + definition.retryDelaySec,
+      };
+    }
+    return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null };
   }
   return { kind: "fail", stepId: step.id, job, error };
 }

@@ -6,7 +6,7 @@ import { type Executor, ExecutorError } from "../executor/executor.ts";
 import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
 import { sleepUnless } from "../sleep.ts";
 import { type Clock, systemClock } from "../shared/time.ts";
-import { type Action, decide, failedAttempt, nextDue, type Observations } from "./decide.ts";
+import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
@@ -64,9 +64,9 @@ export class Driver {
     let started = false;
     for (const action of actions) {
       if (this.options.interrupted?.()) break;
-      if (action.kind === "start") started = true;
-      else if (action.kind !== "observe") progressed = true;
-      await this.apply(before, action);
+      const effect = await this.apply(before, action);
+      if (effect === "started") started = true;
+      else if (effect === "progressed") progressed = true;
     }
     return { state: this.load(), progressed, started };
   }
@@ -137,54 +137,54 @@ export class Driver {
     }
   }
 
-  private async apply(run: RunState, action: Action): Promise<void> {
+  /**
+   * Carries out one action through the transition table. Returns what it did for the loop's pacing:
+   * `progressed` (decide again at once), `started` (poll soon), or `none`.
+   */
+  private async apply(run: RunState, action: Action): Promise<Effect> {
     const { runs } = this.options;
     const now = this.clock.now();
     const runKey = this.runKey;
     switch (action.kind) {
       case "begin":
         moveRun(runs, runKey, RUN_TRANSITIONS.begin, "RUNNING");
-        return;
+        break;
       case "start":
         return await this.start(run, action.stepId, action.attemptNo, action.resume);
       case "observe":
         this.record(run, action.stepId, { job: action.job });
-        return;
+        return "none";
       case "succeed":
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
           finishedAt: now,
           job: action.job,
         });
-        return;
+        break;
       case "retry":
-      case "fail": {
-        // A failed attempt: DELAYED or PENDING for the next one, or FAILED when none is left.
-        const job = action.job ? { job: action.job } : {};
-        const where = this.attempt(run, action.stepId);
-        // The reason people look for is usually the job's last words on stderr: show it with the status.
-        const said = action.job ? await this.lastStderrLine(stepRunKey(runKey, action.stepId, where.attemptNo)) : null;
-        const error = said && !action.error.endsWith(said) ? `${action.error}: ${said}` : action.error;
-        if (action.kind === "fail") {
-          moveStep(runs, where, STEP_TRANSITIONS.fail, "FAILED", { finishedAt: now, error, ...job });
-        } else {
-          const to = action.nextAttemptAt === null ? "PENDING" : "DELAYED";
-          moveStep(runs, where, STEP_TRANSITIONS.retry, to, {
-            nextAttemptAt: action.nextAttemptAt,
-            error,
-            ...job,
-          });
-        }
-        return;
-      }
+        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.retry, action.next, {
+          nextAttemptAt: action.nextAttemptAt,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
+          ...(action.job ? { job: action.job } : {}),
+        });
+        break;
+      case "fail":
+        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
+          finishedAt: now,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
+          ...(action.job ? { job: action.job } : {}),
+        });
+        break;
       case "timeout":
-        return await this.timeout(run, action.stepId, action.error);
+        await this.timeout(run, action.stepId, action.job, action.error);
+        break;
       case "skip":
         moveStep(runs, { runKey, stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
-        return;
+        break;
       case "finish":
         moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt: now, error: null });
-        return;
+        break;
     }
+    return "progressed";
   }
 
   /** The guard of a write about a step's current attempt. */
@@ -203,25 +203,31 @@ export class Driver {
     );
   }
 
-  /** The last non-empty line a job wrote to stderr (at most 300 characters), or null. */
-  private async lastStderrLine(jobKey: string): Promise<string | null> {
+  /**
+   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
+   * characters): the reason people look for is usually there.
+   */
+  private async withStderr(run: RunState, stepId: string, job: Job | null, error: string): Promise<string> {
+    if (!job) return error;
     let bytes: Uint8Array | null;
     try {
-      bytes = await this.options.executor.logs(jobKey, "stderr");
-    } catch (error) {
-      if (error instanceof ExecutorError) return null;
-      throw error;
+      bytes = await this.options.executor.logs(
+        { runKey: stepRunKey(this.runKey, stepId, attemptOf(run, stepId)) },
+        "stderr",
+      );
+    } catch (failure) {
+      if (failure instanceof ExecutorError) return error;
+      throw failure;
     }
-    if (!bytes) return null;
+    if (!bytes) return error;
     const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
     const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
-    return line === undefined ? null : line.length > 300 ? `${line.slice(0, 297)}...` : line;
+    if (line === undefined || error.endsWith(line)) return error;
+    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
   }
 
-  private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<void> {
-    const { runs, executor } = this.options;
-    const definition = stepDefinition(run, stepId);
-    const jobKey = stepRunKey(this.runKey, stepId, attemptNo);
+  private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<Effect> {
+    const { runs } = this.options;
     if (!resume) {
       // Intent before action: the step is RUNNING on attempt n (and so on run key :n) before
       // orchesjob hears of it. After a crash from here on, the loop polls that key and starts it
@@ -234,41 +240,51 @@ export class Driver {
         error: null,
         job: null,
       });
-      if (!recorded) return;
+      if (!recorded) return "started";
     }
     // Under the start gate, and only while the run is live: a cancel commits under the same gate,
     // so no job starts once a cancel is committed.
-    await this.options.gate.withStartGate(this.runKey, async () => {
+    return await this.options.gate.withStartGate(this.runKey, async () => {
       const status = runs.runStatus(this.runKey);
-      if (status === undefined || isTerminalRun(status)) return;
-      let job: Job;
-      try {
-        job = await executor.start(jobKey, definition.command, {
-          strict: definition.strict,
-          ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
-        });
-      } catch (error) {
-        if (!(error instanceof ExecutorError)) throw error;
-        // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
-        // finds out. A missing binary or a refusal means it did not: the attempt failed.
-        if (error.kind === "timeout" || error.kind === "output") return;
-        const step = { ...run.steps.find((s) => s.id === stepId)!, attemptNo };
-        const outcome = failedAttempt(step, definition, null, `start failed: ${error.message}`, this.clock.now());
-        await this.apply({ ...run, steps: run.steps.map((s) => (s.id === stepId ? step : s)) }, outcome);
-        return;
-      }
-      this.record(run, stepId, { job }, attemptNo);
+      if (status === undefined || isTerminalRun(status)) return "started";
+      return await this.startJob(run, stepId, attemptNo);
     });
   }
 
-  private async timeout(run: RunState, stepId: string, error: string): Promise<void> {
-    const { executor } = this.options;
-    const step = run.steps.find((s) => s.id === stepId)!;
+  /** Asks the executor to start the attempt's job and records the answer. */
+  private async startJob(run: RunState, stepId: string, attemptNo: number): Promise<Effect> {
+    const definition = stepDefinition(run, stepId);
+    let job: Job;
+    try {
+      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), definition.command, {
+        strict: definition.strict,
+        ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+      });
+    } catch (error) {
+      if (!(error instanceof ExecutorError)) throw error;
+      // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
+      // finds out. A missing binary or a refusal means it did not: record why (an attempt with an
+      // error and no job), and the next decide fails or retries it.
+      if (error.kind === "timeout" || error.kind === "output") return "started";
+      this.record(run, stepId, { error: `start failed: ${error.message}` }, attemptNo);
+      return "progressed";
+    }
+    this.record(run, stepId, { job }, attemptNo);
+    return "started";
+  }
+
+  /**
+   * Records the timeout's reason with the job last seen, then aborts the job and records how it
+   * ended. The next decide sees the ended job: a timed-out attempt counts as failed and is retried
+   * if retries remain; a job that finished just as its time ran out succeeds.
+   */
+  private async timeout(run: RunState, stepId: string, seen: Job, error: string): Promise<void> {
+    const { attemptNo } = run.steps.find((s) => s.id === stepId)!;
     // The reason is recorded before the abort, so a crash between the two still reports the timeout.
-    if (!this.record(run, stepId, { error })) return;
+    if (!this.record(run, stepId, { error, job: seen })) return;
     let job: Job | null;
     try {
-      job = await executor.abort(stepRunKey(this.runKey, stepId, step.attemptNo), {
+      job = await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
         graceSeconds: TIMEOUT_GRACE_SECONDS,
         reason: error,
       });
@@ -276,14 +292,12 @@ export class Driver {
       if (abortError instanceof ExecutorError) return; // try again on the next round
       throw abortError;
     }
-    if (job?.status === "SUCCEEDED") {
-      // It finished just as its time ran out.
-      this.record(run, stepId, { error: null });
-      return await this.apply(run, { kind: "succeed", stepId, job });
-    }
-    await this.apply(run, failedAttempt(step, stepDefinition(run, stepId), job, error, this.clock.now()));
+    if (job === null) return;
+    this.record(run, stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job });
   }
 }
+
+type Effect = "progressed" | "started" | "none";
 
 function attemptOf(run: RunState, stepId: string): number {
   return run.steps.find((s) => s.id === stepId)!.attemptNo;

@@ -1,4 +1,4 @@
-/** The one interface through which the flow engine runs steps: orchesjob's start, status, abort. */
+/** The one interface through which the flow engine runs steps: orchesjob's start, status, abort, logs. */
 import type { ExecutorKind, Job, StartResult } from "../domain/mod.ts";
 
 export interface StartOptions {
@@ -14,6 +14,9 @@ export interface AbortOptions {
   reason?: string;
 }
 
+/** A job named by its run key (the key's current job) or by its id. */
+export type JobRef = { runKey: string } | { jobId: string };
+
 export interface Executor {
   readonly kind: ExecutorKind;
   /** Starts `command` under `runKey`, or returns the job already there (idempotent by run key). */
@@ -27,9 +30,8 @@ export interface Executor {
    * finished: a job that ends as the abort arrives is not an error). Null when nothing was started.
    */
   abort(runKey: string, options: AbortOptions): Promise<Job | null>;
-  /** The bytes the run key's current job wrote so far to `stream`; null when there is no such job or file. */
-  logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
-  close(): void;
+  /** The bytes the job wrote so far to `stream`; null when there is no such job or file. */
+  logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */
@@ -43,4 +45,20 @@ export class ExecutorError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * A job operation orchesjob refuses, with orchesjob's reason (its exit code is the CLI's business):
+ * invalid arguments, no such job, or a job in the wrong state (e.g. aborting a finished one).
+ */
+export class JobError extends Error {
+  override name = "JobError";
+  constructor(message: string, readonly reason: "usage" | "notFound" | "invalidState") {
+    super(message);
+  }
+}
+
+/** No executor can be used as asked (e.g. `--executor orchesjob` with no orchesjob anywhere). */
+export class ExecutorChoiceError extends Error {
+  override name = "ExecutorChoiceError";
 }

@@ -3,15 +3,13 @@
  * passed as is. Each call has a time limit; failures become {@link ExecutorError}s carrying the exit
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
-import { type AbortOptions, type Executor, ExecutorError, type StartOptions } from "./executor.ts";
+import { type AbortOptions, type Executor, ExecutorError, type JobRef, type StartOptions } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
   constructor(readonly bin: string, readonly callTimeoutSec = 60) {}
-
-  close(): void {}
 
   async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {
     const args = ["start", "--run-key", runKey];
@@ -41,13 +39,9 @@ export class ExternalExecutor implements Executor {
     return result.json as Job;
   }
 
-  async logs(runKey: string, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
-    const result = await this.call(
-      ["logs", "--run-key", runKey, "--stream", stream],
-      [JobExit.notFound],
-      undefined,
-      true,
-    );
+  async logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+    const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], undefined, true);
     return result.code === JobExit.notFound ? null : result.bytes;
   }
 

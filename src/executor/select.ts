@@ -1,11 +1,10 @@
 /** Which executor runs steps: an external orchesjob, or the built-in runner. */
 import { join, resolve } from "node:path";
-import { UserError } from "../errors.ts";
 import { ExternalExecutor } from "./external.ts";
-import type { Executor } from "./executor.ts";
+import { type Executor, ExecutorChoiceError } from "./executor.ts";
 import type { ExecutorSpec } from "../domain/mod.ts";
 import { BuiltinRunner } from "./builtin/runner.ts";
-import type { Database } from "../store/db.ts";
+import type { Database } from "../store/mod.ts";
 
 export type ExecutorChoice = "auto" | "orchesjob" | "builtin";
 
@@ -23,7 +22,7 @@ export function chooseExecutor(
   // A relative path is made absolute now, so a detached driver in another directory finds the same file.
   if (bin) return { kind: "orchesjob", bin: bin.includes("/") ? resolve(bin) : bin };
   if (choice === "orchesjob") {
-    throw new UserError(
+    throw new ExecutorChoiceError(
       "--executor orchesjob: no orchesjob found (set --orchesjob-bin or ORCHESJOB_BIN, or put it on PATH)",
     );
   }

@@ -3,7 +3,6 @@
  * file; this module only sees its text and name, so every error can name both.
  */
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
-import { UserError } from "../errors.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition, type WhenExpr } from "../domain/mod.ts";
 import { closestName } from "./suggest.ts";
@@ -25,7 +24,7 @@ export function formatPlace(place: Place): string {
 }
 
 /** A flow file that cannot be used; its message names the file, the step and the position. */
-export class FlowError extends UserError {
+export class FlowError extends Error {
   override name = "FlowError";
   constructor(readonly place: Place, readonly reason: string) {
     super(`${formatPlace(place)} ${reason}`);

@@ -5,10 +5,14 @@
 import { chmodSync, mkdirSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
 import { dirname } from "node:path";
-import { UserError } from "../errors.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
+
+/** The state file cannot be used (unreadable, not SQLite, from a newer version). Nothing was changed. */
+export class StateFileError extends Error {
+  override name = "StateFileError";
+}
 
 /** Opens (creating if needed) the state file and brings its schema up to date. */
 export function openDatabase(path: string): Database {
@@ -23,36 +27,40 @@ export function openDatabase(path: string): Database {
     try {
       chmodSync(path, 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
-    migrate(db);
+    migrate(db, "schema_version", MIGRATIONS);
     return db;
   } catch (error) {
     db?.close();
-    if (error instanceof UserError) throw error;
-    throw new UserError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+    if (error instanceof StateFileError) throw error;
+    throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
   }
 }
 
-function migrate(db: DatabaseSync): void {
+/**
+ * Brings one component's tables up to date: `migrations[n]` runs once, in order, and `key` in
+ * `schema_meta` counts how many ran. The flow store and the built-in runner each have their own.
+ */
+export function migrate(db: Database, key: string, migrations: readonly string[]): void {
   db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
   const current = () =>
     Number(
-      (db.prepare("SELECT value FROM schema_meta WHERE key = 'schema_version'").get() as { value?: string } | undefined)
-        ?.value ?? 0,
+      (db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as { value?: string } | undefined)?.value ??
+        0,
     );
-  if (current() > MIGRATIONS.length) {
-    throw new UserError(
-      `state database schema version ${current()} is newer than this orchesjob-flow understands (${MIGRATIONS.length})`,
+  if (current() > migrations.length) {
+    throw new StateFileError(
+      `state database ${
+        key.replaceAll("_", " ")
+      } ${current()} is newer than this orchesjob-flow understands (${migrations.length})`,
     );
   }
-  while (current() < MIGRATIONS.length) {
+  while (current() < migrations.length) {
     transaction(db, () => {
       // Re-read inside the write lock: another process may have migrated meanwhile.
       const version = current();
-      if (version >= MIGRATIONS.length) return;
-      db.exec(MIGRATIONS[version]);
-      db.prepare("INSERT OR REPLACE INTO schema_meta (key, value) VALUES ('schema_version', ?)").run(
-        String(version + 1),
-      );
+      if (version >= migrations.length) return;
+      db.exec(migrations[version]);
+      db.prepare("INSERT OR REPLACE INTO schema_meta (key, value) VALUES (?, ?)").run(key, String(version + 1));
     });
   }
 }

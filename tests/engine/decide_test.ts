@@ -88,6 +88,7 @@ Deno.test("observations: success, failure with retries left (delayed), failure w
       stepId: "A",
       job: job("FAILED", 2),
       error: "orchesjob status FAILED (exit code 2)",
+      next: "DELAYED",
       nextAttemptAt: 1020,
     },
   ]);
@@ -105,11 +106,33 @@ Deno.test("a RUNNING step whose run key orchesjob does not know is started again
   ]);
 });
 
+Deno.test("a refused start (an error and no job) is retried or fails, observed or not", () => {
+  const refused = { error: "start failed: orchesjob not found: /nope" };
+  for (const observations of [new Map(), new Map([["A", null]])]) {
+    assert.deepEqual(decide(run({ A: "RUNNING" }, { A: refused }), observations, 1001), [
+      { kind: "retry", stepId: "A", job: null, error: refused.error, next: "DELAYED", nextAttemptAt: 1011 },
+    ]);
+    assert.deepEqual(decide(run({ A: "RUNNING" }, { A: { ...refused, attemptNo: 3 } }), observations, 1001), [
+      { kind: "fail", stepId: "A", job: null, error: refused.error },
+    ]);
+  }
+  // Without a retry delay the retry is PENDING at once; without retries the step fails.
+  const state = run({ A: "SUCCEEDED", B: "RUNNING", C: "SKIPPED" }, { B: refused });
+  assert.deepEqual(decide(state, new Map(), 1001), [{ kind: "fail", stepId: "B", job: null, error: refused.error }]);
+  const retried = {
+    ...state,
+    flow: { ...FLOW, steps: FLOW.steps.map((s) => s.id === "B" ? { ...s, retries: 1 } : s) },
+  };
+  assert.deepEqual(decide(retried, new Map(), 1001), [
+    { kind: "retry", stepId: "B", job: null, error: refused.error, next: "PENDING", nextAttemptAt: null },
+  ]);
+});
+
 Deno.test("timeouts, delayed retries and their due times", () => {
   const running = run({ A: "RUNNING" }, { A: { job: job("RUNNING") } });
   assert.deepEqual(decide(running, new Map([["A", job("RUNNING")]]), 1059), []);
   assert.deepEqual(decide(running, new Map([["A", job("RUNNING")]]), 1060), [
-    { kind: "timeout", stepId: "A", error: "timed out after 60 s" },
+    { kind: "timeout", stepId: "A", job: job("RUNNING"), error: "timed out after 60 s" },
   ]);
   assert.equal(nextDue(running), 1060);
   const delayed = run({ A: "DELAYED" }, { A: { nextAttemptAt: 1100 } });

@@ -1,10 +1,12 @@
 /** The built-in runner's reconciliation of what supervisors leave behind (or do not). */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { BuiltinRunner, jobsDirectory } from "../../src/executor/builtin/runner.ts";
+import { DatabaseSync } from "node:sqlite";
+import { BuiltinRunner } from "../../src/executor/mod.ts";
 import { nowSeconds } from "../../src/shared/time.ts";
-import { openDatabase } from "../../src/store/db.ts";
-import type { JobRow } from "../../src/store/jobs.ts";
+import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
+import type { JobRow } from "../../src/executor/builtin/job_table.ts";
+import { MIGRATIONS } from "../../src/store/schema.ts";
 import { tempDir } from "../helpers.ts";
 
 function row(jobId: string, fields: Partial<JobRow>): JobRow {
@@ -36,7 +38,7 @@ Deno.test("a reused PID is not mistaken for the job's supervisor: the job is LOS
   const db = openDatabase(dbPath);
   const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
   // This test process is alive, but it is not the supervisor of job "reused".
-  runner.store.insertJob(row("reused", { worker_pid: Deno.pid }));
+  runner.table.insertJob(row("reused", { worker_pid: Deno.pid }));
   const job = await runner.status("reused");
   assert.equal(job?.status, "LOST");
   assert.equal(typeof job?.finished_at, "number");
@@ -48,8 +50,8 @@ Deno.test("a STARTING job whose supervisor never appeared is LOST only after a g
   const dbPath = join(dir.path, "state.sqlite3");
   const db = openDatabase(dbPath);
   const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
-  runner.store.insertJob(row("fresh", { status: "STARTING" }));
-  runner.store.insertJob(row("stale", { status: "STARTING", started_at: nowSeconds() - 3600 }));
+  runner.table.insertJob(row("fresh", { status: "STARTING" }));
+  runner.table.insertJob(row("stale", { status: "STARTING", started_at: nowSeconds() - 3600 }));
   assert.equal((await runner.status("fresh"))?.status, "STARTING", "its starter may still be launching it");
   assert.equal((await runner.status("stale"))?.status, "LOST");
   assert.deepEqual((await runner.running()).map((job) => job.job_id), ["fresh"]);
@@ -62,13 +64,53 @@ Deno.test("a result file written by the supervisor wins over a dead PID, and ABO
   const db = openDatabase(dbPath);
   const jobs = jobsDirectory(dbPath);
   const runner = new BuiltinRunner(db, jobs);
-  runner.store.insertJob(row("done", { worker_pid: 999_999_999 }));
+  runner.table.insertJob(row("done", { worker_pid: 999_999_999 }));
   Deno.writeTextFileSync(join(jobs, "done.exit"), "0\n");
   assert.equal((await runner.status("done"))?.status, "SUCCEEDED");
-  runner.store.insertJob(row("aborted", { status: "ABORTED", worker_pid: 999_999_999 }));
+  runner.table.insertJob(row("aborted", { status: "ABORTED", worker_pid: 999_999_999 }));
   Deno.writeTextFileSync(join(jobs, "aborted.exit"), "-15\n");
   const aborted = await runner.status("aborted");
   assert.equal(aborted?.status, "ABORTED");
   assert.equal(aborted?.exit_code, null);
+  db.close();
+});
+
+Deno.test("the runner's tables migrate with it: a fresh file gets them, a file whose schema made them keeps its jobs", async () => {
+  using dir = tempDir();
+  const fresh = openDatabase(join(dir.path, "fresh.sqlite3"));
+  const tablesBefore = fresh.prepare("SELECT name FROM sqlite_master WHERE name = 'jobs'").all();
+  assert.deepEqual(tablesBefore, [], "the state file's own migrations no longer make the runner's tables");
+  new BuiltinRunner(fresh, join(dir.path, "jobs"));
+  assert.equal(fresh.prepare("SELECT name FROM sqlite_master WHERE name = 'jobs'").all().length, 1);
+  fresh.close();
+
+  // A file from before the move: its migration 1 made the tables, and it already holds a job.
+  const oldPath = join(dir.path, "old.sqlite3");
+  const old = new DatabaseSync(oldPath);
+  old.exec(`CREATE TABLE schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO schema_meta VALUES ('schema_version', '1');
+    CREATE TABLE jobs (job_id TEXT PRIMARY KEY, run_key TEXT NOT NULL, command TEXT NOT NULL, worker_pid INTEGER,
+      target_pid INTEGER, status TEXT NOT NULL, exit_code INTEGER, stdout_file TEXT NOT NULL, stderr_file TEXT NOT NULL,
+      attempt_no INTEGER NOT NULL, rerun_of_job_id TEXT, rerun_reason TEXT, abort_reason TEXT,
+      started_at INTEGER NOT NULL, finished_at INTEGER, updated_at INTEGER, aborted_at INTEGER);
+    CREATE INDEX jobs_by_run_key ON jobs (run_key, attempt_no);
+    CREATE INDEX jobs_active ON jobs (status) WHERE status IN ('STARTING', 'RUNNING');
+    CREATE TABLE job_keys (run_key TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+    CREATE TABLE job_unlocks (run_key TEXT PRIMARY KEY, allowed_at INTEGER NOT NULL, used_at INTEGER, reason TEXT,
+      expires_at INTEGER);`);
+  old.prepare(
+    `INSERT INTO jobs (job_id, run_key, command, status, exit_code, stdout_file, stderr_file, attempt_no, started_at)
+     VALUES ('kept', 'kept', '["true"]', 'SUCCEEDED', 0, '/x.stdout', '/x.stderr', 1, 1)`,
+  ).run();
+  old.prepare("INSERT INTO job_keys VALUES ('kept', 'kept', 1)").run();
+  old.close();
+  const db = openDatabase(oldPath);
+  const runner = new BuiltinRunner(db, join(dir.path, "jobs"));
+  assert.equal((await runner.status("kept"))?.status, "SUCCEEDED");
+  const versions = db.prepare("SELECT key, value FROM schema_meta ORDER BY key").all();
+  assert.deepEqual(versions.map((v) => ({ ...v })), [
+    { key: "builtin_jobs_schema_version", value: "1" },
+    { key: "schema_version", value: String(MIGRATIONS.length) },
+  ]);
   db.close();
 });

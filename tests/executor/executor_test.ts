@@ -4,10 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { BuiltinRunner, jobsDirectory } from "../../src/executor/builtin/runner.ts";
-import type { Executor } from "../../src/executor/executor.ts";
-import { ExternalExecutor } from "../../src/executor/external.ts";
-import { openDatabase } from "../../src/store/db.ts";
+import { BuiltinRunner, type Executor, ExternalExecutor } from "../../src/executor/mod.ts";
+import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
 import { eventually, writeJobWrapper } from "../helpers.ts";
 
 const IMPLEMENTATIONS: [string, (home: string) => { executor: Executor; close(): void }][] = [
@@ -36,7 +34,7 @@ for (const [name, open] of IMPLEMENTATIONS) {
       try {
         assert.equal(await executor.status("unknown"), null);
         assert.equal(await executor.abort("unknown", { graceSeconds: 1 }), null);
-        assert.equal(await executor.logs("unknown", "stdout"), null);
+        assert.equal(await executor.logs({ runKey: "unknown" }, "stdout"), null);
 
         const started = await executor.start("greet", ["sh", "-c", 'echo "$GREETING"; echo oops >&2'], {
           strict: true,
@@ -44,8 +42,11 @@ for (const [name, open] of IMPLEMENTATIONS) {
         });
         assert.equal(started.accepted, true);
         await eventually("greet to succeed", async () => (await executor.status("greet"))?.status === "SUCCEEDED");
-        assert.equal(new TextDecoder().decode((await executor.logs("greet", "stdout"))!), "hello from env\n");
-        assert.equal(new TextDecoder().decode((await executor.logs("greet", "stderr"))!), "oops\n");
+        assert.equal(
+          new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stdout"))!),
+          "hello from env\n",
+        );
+        assert.equal(new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stderr"))!), "oops\n");
         // Aborting a job that has already finished is an answer (its final state), not an error.
         assert.equal((await executor.abort("greet", { graceSeconds: 1 }))?.status, "SUCCEEDED");
 
@@ -56,7 +57,6 @@ for (const [name, open] of IMPLEMENTATIONS) {
         assert.equal(aborted?.status, "ABORTED");
         assert.deepEqual(await executor.running(), []);
       } finally {
-        executor.close();
         close();
         Deno.removeSync(home, { recursive: true });
       }

@@ -13,11 +13,11 @@ import {
   stepRunKey,
   TERMINAL_RUN_STATUSES,
 } from "../../domain/mod.ts";
-import { ExitCode, UserError } from "../../errors.ts";
-import { BuiltinRunner, jobsDirectory } from "../../executor/builtin/runner.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { JobAdmin } from "../../executor/mod.ts";
 import { epochNow } from "../../shared/time.ts";
 import { isDriverHeld } from "../../store/locks.ts";
-import { safeFileName, stateHome } from "../../store/paths.ts";
+import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
@@ -69,7 +69,7 @@ export const cleanCommand: Command = {
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
     const dryRun = args.options["dry-run"] === true;
     using session = new Session(context);
-    const runner = new BuiltinRunner(session.db, jobsDirectory(session.dbPath));
+    const jobAdmin = new JobAdmin(session.db, jobsDirectory(session.dbPath));
     const errors: string[] = [];
     const remove = (path: string) => {
       if (dryRun) return;
@@ -95,7 +95,7 @@ export const cleanCommand: Command = {
         skipped.push({ run_key: runKey, reason: `it is ${record.state.status} again` });
         continue;
       }
-      const jobs = jobKeys(record).flatMap((key) => runner.history(key));
+      const jobs = jobKeys(record).flatMap((key) => jobAdmin.history(key));
       const active = jobs.find((job) => isActiveJob(job.status));
       if (active) {
         skipped.push({ run_key: runKey, reason: `job ${active.run_key} is still ${active.status}` });
@@ -116,7 +116,7 @@ export const cleanCommand: Command = {
         // leaves a finished run with fewer files, which the next clean finds and finishes, never
         // files that nothing points to any more.
         for (const key of jobKeys(record)) {
-          const result = runner.clean(() => true, key, false);
+          const result = jobAdmin.clean(() => true, key, false);
           if (result.errors > 0) errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
         }
         remove(logs.stdout);

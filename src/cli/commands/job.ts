@@ -2,12 +2,10 @@
  * `orchesjob-flow job …`: the built-in runner's own CLI, compatible with orchesjob 1.1 in flags, JSON
  * fields and exit codes, so `exec orchesjob-flow job "$@"` can stand in for `orchesjob`.
  */
-import { UserError } from "../../errors.ts";
-import { isActiveJob, JobExit } from "../../domain/mod.ts";
-import { BuiltinRunner, jobsDirectory, toJob } from "../../executor/builtin/runner.ts";
-import type { JobRow } from "../../store/jobs.ts";
-import { openDatabase } from "../../store/db.ts";
-import { resolveDbPath } from "../../store/paths.ts";
+import { type Job, JobExit } from "../../domain/mod.ts";
+import { JobAdmin, type JobRef } from "../../executor/mod.ts";
+import { jobsDirectory, openDatabase, resolveDbPath } from "../../store/mod.ts";
+import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
@@ -113,9 +111,9 @@ const JOB_SPEC: CommandSpec = {
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
 
-function openRunner(db: string | undefined): BuiltinRunner {
+function openAdmin(db: string | undefined): JobAdmin {
   const dbPath = resolveDbPath(db, (name) => Deno.env.get(name));
-  return new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
+  return new JobAdmin(openDatabase(dbPath), jobsDirectory(dbPath));
 }
 
 export const jobCommand: Command = {
@@ -133,23 +131,25 @@ export const jobCommand: Command = {
     const parsed = parseArgs(spec, rest, GLOBALS_AFTER_COMMAND);
     if (parsed.help) {
       writeStdout(formatHelp(context.program, spec));
-      return 0;
+      return ExitCode.ok;
     }
-    const runner = openRunner((parsed.options.db as string | undefined) ?? context.globals.db);
+    const admin = openAdmin((parsed.options.db as string | undefined) ?? context.globals.db);
     try {
-      return await HANDLERS[name](runner, parsed);
+      await HANDLERS[name](admin, parsed);
+      return ExitCode.ok;
     } finally {
-      runner.db.close();
+      admin.runner.db.close();
     }
   },
 };
 
-type Handler = (runner: BuiltinRunner, args: ParsedArgs) => Promise<number> | number;
+/** Each subcommand prints its answer; refusals are thrown (JobError or UserError) and mapped to codes. */
+type Handler = (admin: JobAdmin, args: ParsedArgs) => Promise<void> | void;
 
 const str = (args: ParsedArgs, name: string) => args.options[name] as string | undefined;
 
-/** The job named by --run-key or --job-id (exactly one), reconciled. */
-function selectJob(runner: BuiltinRunner, args: ParsedArgs, command: string): JobRow {
+/** The job named by --run-key or --job-id (exactly one). */
+function jobRef(args: ParsedArgs, command: string): JobRef {
   const key = str(args, "run-key");
   const id = str(args, "job-id");
   if ((key === undefined) === (id === undefined)) {
@@ -157,126 +157,115 @@ function selectJob(runner: BuiltinRunner, args: ParsedArgs, command: string): Jo
   }
   if (id !== undefined) {
     if (/[/\\]/.test(id)) throw new UserError("Invalid job_id: contains path separator", JobExit.usage);
-    const row = runner.jobRow(id);
-    if (!row) throw new UserError(`Job not found: ${id}`, JobExit.notFound);
-    return row;
+    return { jobId: id };
   }
   if (key === "") throw new UserError("Either --run-key or --job-id is required", JobExit.usage);
-  const row = runner.currentRow(key!);
-  if (!row) throw new UserError("run_key not found", JobExit.notFound);
-  return row;
+  return { runKey: key! };
 }
 
 const HANDLERS: Record<string, Handler> = {
-  async start(runner, args) {
+  async start(admin, args) {
     const key = str(args, "run-key");
     if (key === undefined) throw new UserError("job start: --run-key is required", JobExit.usage);
     if (args.remainder.length === 0) throw new UserError("command is required (provide it after --)", JobExit.usage);
     printJson(
-      await runner.start(key, args.remainder, {
+      await admin.runner.run({ kind: "start", runKey: key, command: args.remainder }, {
         strict: args.options.strict === true,
         sync: args.options.sync === true,
         startTimeoutSec: numberOption(args, "start-timeout", 10),
       }),
     );
-    return 0;
   },
 
-  async status(runner, args) {
+  async status(admin, args) {
     if (args.options.running) {
       if (str(args, "run-key") !== undefined || str(args, "job-id") !== undefined) {
         throw new UserError("status: --running cannot be combined with --run-key or --job-id", JobExit.usage);
       }
-      printJson(await runner.running());
-      return 0;
+      printJson(await admin.runner.running());
+      return;
     }
     if (args.options.all) {
       const key = str(args, "run-key");
       if (key === undefined) throw new UserError("status --all requires --run-key", JobExit.usage);
       if (str(args, "job-id") !== undefined) throw new UserError("status --all requires --run-key", JobExit.usage);
-      const jobs = runner.history(key);
+      const jobs = admin.history(key);
       if (jobs.length === 0) throw new UserError(`No jobs found for run_key: ${key}`, JobExit.notFound);
       printJson(jobs);
-      return 0;
+      return;
     }
-    printJson(toJob(selectJob(runner, args, "status")));
-    return 0;
+    printJson(admin.job(jobRef(args, "status")));
   },
 
-  logs(runner, args) {
-    const row = selectJob(runner, args, "logs");
-    const path = str(args, "stream") === "stderr" ? row.stderr_file : row.stdout_file;
-    let bytes: Uint8Array;
-    try {
-      bytes = Deno.readFileSync(path);
-    } catch {
-      throw new UserError(`Log file not found: ${path}`, JobExit.notFound);
+  async logs(admin, args) {
+    const job = admin.job(jobRef(args, "logs"));
+    const stderr = str(args, "stream") === "stderr";
+    const bytes = await admin.runner.logs({ jobId: job.job_id }, stderr ? "stderr" : "stdout");
+    if (bytes === null) {
+      throw new UserError(`Log file not found: ${stderr ? job.stderr_file : job.stdout_file}`, JobExit.notFound);
     }
     writeBytes(bytes);
-    return 0;
   },
 
-  async abort(runner, args) {
-    const row = selectJob(runner, args, "abort");
-    if (!isActiveJob(row.status)) {
-      throw new UserError(`Job is not running: ${row.job_id} status=${row.status}`, JobExit.invalidState);
-    }
+  async abort(admin, args) {
+    const ref = jobRef(args, "abort");
     printJson(
-      await runner.abortJob(row, { graceSeconds: numberOption(args, "grace-seconds", 5), reason: str(args, "reason") }),
+      await admin.abort(ref, { graceSeconds: numberOption(args, "grace-seconds", 5), reason: str(args, "reason") }),
     );
-    return 0;
   },
 
-  async rerun(runner, args) {
-    const source = selectJob(runner, args, "rerun");
+  async rerun(admin, args) {
+    const ref = jobRef(args, "rerun");
     printJson(
-      await runner.rerun(source, {
+      await admin.rerun(ref, {
         sync: args.options.sync === true,
         startTimeoutSec: numberOption(args, "start-timeout", 10),
         reason: str(args, "reason"),
       }),
     );
-    return 0;
   },
 
-  unlock(runner, args) {
+  unlock(admin, args) {
     const key = str(args, "run-key");
     if (key === undefined) throw new UserError("job unlock: --run-key is required", JobExit.usage);
     const ttl = str(args, "ttl");
-    printJson(runner.unlock(key, str(args, "reason") ?? null, ttl === undefined ? null : parseTtl(ttl)));
-    return 0;
+    printJson(admin.unlock(key, str(args, "reason") ?? null, ttl === undefined ? null : parseTtl(ttl)));
   },
 
-  clean(runner, args) {
-    const before = str(args, "before");
-    const after = str(args, "after");
-    const all = args.options.all === true;
-    const id = str(args, "job-id");
-    if (before === undefined && after === undefined && !all && id === undefined) {
-      throw new UserError("clean: one of --before, --after, --all, or --job-id is required", JobExit.usage);
-    }
-    if (
-      id !== undefined && (before !== undefined || after !== undefined || all || str(args, "run-key") !== undefined)
-    ) {
-      throw new UserError(
-        "clean: --job-id cannot be combined with --before, --after, --all, or --run-key",
-        JobExit.usage,
-      );
-    }
-    if (all && (before !== undefined || after !== undefined)) {
-      throw new UserError("clean: --all cannot be combined with --before or --after", JobExit.usage);
-    }
-    const beforeAt = before === undefined ? undefined : parseDateTime(before, "--before");
-    const afterAt = after === undefined ? undefined : parseDateTime(after, "--after");
-    const select = (row: JobRow) => {
-      if (id !== undefined) return row.job_id === id;
-      const at = row.finished_at ?? row.started_at;
-      return (beforeAt === undefined || at < beforeAt) && (afterAt === undefined || at >= afterAt);
-    };
-    printJson(runner.clean(select, str(args, "run-key"), args.options["dry-run"] === true));
-    return 0;
+  clean(admin, args) {
+    const { select, runKey } = cleanSelection(args);
+    printJson(admin.clean(select, runKey, args.options["dry-run"] === true));
   },
 };
+
+/** `clean`'s options as a predicate over finished jobs; exactly one way of choosing is allowed. */
+function cleanSelection(args: ParsedArgs): { select: (job: Job) => boolean; runKey: string | undefined } {
+  const before = str(args, "before");
+  const after = str(args, "after");
+  const all = args.options.all === true;
+  const id = str(args, "job-id");
+  const runKey = str(args, "run-key");
+  if (before === undefined && after === undefined && !all && id === undefined) {
+    throw new UserError("clean: one of --before, --after, --all, or --job-id is required", JobExit.usage);
+  }
+  if (id !== undefined && (before !== undefined || after !== undefined || all || runKey !== undefined)) {
+    throw new UserError(
+      "clean: --job-id cannot be combined with --before, --after, --all, or --run-key",
+      JobExit.usage,
+    );
+  }
+  if (all && (before !== undefined || after !== undefined)) {
+    throw new UserError("clean: --all cannot be combined with --before or --after", JobExit.usage);
+  }
+  const beforeAt = before === undefined ? undefined : parseDateTime(before, "--before");
+  const afterAt = after === undefined ? undefined : parseDateTime(after, "--after");
+  const select = (job: Job) => {
+    if (id !== undefined) return job.job_id === id;
+    const at = job.finished_at ?? job.started_at;
+    return (beforeAt === undefined || at < beforeAt) && (afterAt === undefined || at >= afterAt);
+  };
+  return { select, runKey };
+}
 
 /** orchesjob's TTL: whole seconds, or a whole number with s, m, h or d. */
 export function parseTtl(text: string): number {

@@ -10,7 +10,7 @@ import { type ListedRun, listedRunJson, renderRunList } from "../render/run_list
 import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { numberOption } from "../args.ts";
-import { UserError } from "../../errors.ts";
+import { UserError } from "../errors.ts";
 
 export const listCommand: Command = {
   spec: {

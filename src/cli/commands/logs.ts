@@ -1,6 +1,6 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
 import { isActiveJob, isTerminalRun, type Job, stepRunKey } from "../../domain/mod.ts";
-import { ExitCode, UserError } from "../../errors.ts";
+import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/executor.ts";
 import { sleepUnless } from "../../sleep.ts";
 import { numberOption } from "../args.ts";
@@ -97,7 +97,7 @@ function ended(job: Job | null, runStatus: string | undefined): boolean {
 }
 
 async function readLog(executor: Executor, jobKey: string, stream: Stream): Promise<Uint8Array> {
-  return await executor.logs(jobKey, stream) ?? new Uint8Array();
+  return await executor.logs({ runKey: jobKey }, stream) ?? new Uint8Array();
 }
 
 /** Executor failures are the operator's to see, as one JSON line with exit 1. */

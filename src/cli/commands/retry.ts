@@ -1,7 +1,7 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
 import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/retry.ts";
-import { ExitCode, runExitCode, UserError } from "../../errors.ts";
+import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { epochNow } from "../../shared/time.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";

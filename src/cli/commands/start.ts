@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { isTerminalRun } from "../../domain/mod.ts";
 import { createRun } from "../../engine/runs.ts";
 import { epochNow } from "../../shared/time.ts";
-import { ExitCode, runExitCode, UserError } from "../../errors.ts";
+import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { chooseExecutor } from "../../executor/select.ts";
 import { definitionHash } from "../../flow/normalize.ts";
 import { safeFileName, stateHome } from "../../store/paths.ts";

@@ -1,6 +1,6 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
 import { isTerminalRun } from "../../domain/mod.ts";
-import { ExitCode, runExitCode } from "../../errors.ts";
+import { ExitCode, runExitCode } from "../errors.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";

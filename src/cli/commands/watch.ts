@@ -1,7 +1,7 @@
 /** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
 import { isTerminalRun } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/time.ts";
-import { ExitCode, runExitCode } from "../../errors.ts";
+import { ExitCode, runExitCode } from "../errors.ts";
 import { sleepUnless } from "../../sleep.ts";
 import type { RunRecord } from "../../domain/mod.ts";
 import { numberOption } from "../args.ts";

@@ -1,7 +1,50 @@
-/** SQL for the built-in job runner's tables (jobs, job_keys, job_unlocks). No process control here. */
-import { ACTIVE_JOB_STATUSES } from "../domain/mod.ts";
-import type { Database } from "./db.ts";
-import { changed, sqlList } from "./sql.ts";
+/**
+ * The built-in job runner's tables (jobs, job_keys, job_unlocks): their migrations and their SQL.
+ * They live in the flow's SQLite file but belong to the runner; no process control here.
+ */
+import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
+import { isoLocal } from "../../shared/time.ts";
+import { changed, type Database, migrate, sqlList } from "../../store/mod.ts";
+
+/**
+ * Applied in order, counted by `builtin_jobs_schema_version`. Never edit one that shipped. The first
+ * was the state file's own migration 1 before the tables moved here, hence IF NOT EXISTS.
+ */
+const JOB_MIGRATIONS: readonly string[] = [
+  // 1: orchesjob's model: jobs, the current job of each run key, strict unlocks.
+  `
+  CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    run_key TEXT NOT NULL,
+    command TEXT NOT NULL,
+    worker_pid INTEGER,
+    target_pid INTEGER,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    stdout_file TEXT NOT NULL,
+    stderr_file TEXT NOT NULL,
+    attempt_no INTEGER NOT NULL,
+    rerun_of_job_id TEXT,
+    rerun_reason TEXT,
+    abort_reason TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    updated_at INTEGER,
+    aborted_at INTEGER
+  );
+  CREATE INDEX IF NOT EXISTS jobs_by_run_key ON jobs (run_key, attempt_no);
+  -- The active job statuses (ACTIVE_JOB_STATUSES) as they were when this shipped.
+  CREATE INDEX IF NOT EXISTS jobs_active ON jobs (status) WHERE status IN ('STARTING', 'RUNNING');
+  CREATE TABLE IF NOT EXISTS job_keys (run_key TEXT PRIMARY KEY, job_id TEXT NOT NULL, created_at INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS job_unlocks (
+    run_key TEXT PRIMARY KEY,
+    allowed_at INTEGER NOT NULL,
+    used_at INTEGER,
+    reason TEXT,
+    expires_at INTEGER
+  );
+  `,
+];
 
 export interface JobRow {
   job_id: string;
@@ -33,8 +76,10 @@ export interface UnlockRow {
 
 const ACTIVE = sqlList(ACTIVE_JOB_STATUSES);
 
-export class JobStore {
-  constructor(readonly db: Database) {}
+export class JobTable {
+  constructor(readonly db: Database) {
+    migrate(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
+  }
 
   currentJob(runKey: string): JobRow | undefined {
     return this.db.prepare("SELECT jobs.* FROM job_keys JOIN jobs USING (job_id) WHERE job_keys.run_key = ?")
@@ -134,4 +179,34 @@ export class JobStore {
     this.db.prepare("DELETE FROM job_keys WHERE run_key = ? AND job_id = ?").run(job.run_key, job.job_id);
     this.db.prepare("DELETE FROM jobs WHERE job_id = ?").run(job.job_id);
   }
+}
+
+/** A stored row as orchesjob's 25-field job object. */
+export function toJob(row: JobRow): Job {
+  const pidKind = row.target_pid !== null ? "target" : row.worker_pid !== null ? "worker" : null;
+  return {
+    job_id: row.job_id,
+    run_key: row.run_key,
+    command: JSON.parse(row.command),
+    pid: row.target_pid ?? row.worker_pid,
+    pid_kind: pidKind,
+    worker_pid: row.worker_pid,
+    target_pid: row.target_pid,
+    status: row.status as JobStatus,
+    exit_code: row.exit_code,
+    stdout_file: row.stdout_file,
+    stderr_file: row.stderr_file,
+    attempt_no: row.attempt_no,
+    rerun_of_job_id: row.rerun_of_job_id,
+    rerun_reason: row.rerun_reason,
+    abort_reason: row.abort_reason,
+    started_at: row.started_at,
+    started_at_iso: isoLocal(row.started_at)!,
+    finished_at: row.finished_at,
+    finished_at_iso: isoLocal(row.finished_at),
+    updated_at: row.updated_at,
+    updated_at_iso: isoLocal(row.updated_at),
+    aborted_at: row.aborted_at,
+    aborted_at_iso: isoLocal(row.aborted_at),
+  };
 }

@@ -1,0 +1,52 @@
+/**
+ * Exit codes of the orchesjob-flow CLI (documented in README.md): the codes, the CLI's own error that
+ * carries one, and the one table that maps the errors of the other layers to codes.
+ */
+import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
+import { FlowError } from "../flow/mod.ts";
+import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
+import { StateFileError } from "../store/mod.ts";
+
+export const ExitCode = {
+  ok: 0,
+  flowFailed: 1,
+  usage: 2,
+  notFound: 3,
+  cancelled: 4,
+  interrupted: 130,
+} as const;
+export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
+
+/** How `start`, `watch` and `_drive` exit for a run that ended. */
+const RUN_EXIT_CODES: Readonly<Record<TerminalRunStatus, ExitCode>> = {
+  SUCCEEDED: ExitCode.ok,
+  FAILED: ExitCode.flowFailed,
+  CANCELLED: ExitCode.cancelled,
+};
+
+export function runExitCode(status: TerminalRunStatus): ExitCode {
+  return RUN_EXIT_CODES[status];
+}
+
+/**
+ * A failure the user caused or must act on. The CLI boundary prints it as one line of JSON on stderr
+ * and exits with `exitCode`; anything else that escapes is a bug.
+ */
+export class UserError extends Error {
+  override name = "UserError";
+  constructor(message: string, readonly exitCode: number = ExitCode.usage) {
+    super(message);
+  }
+}
+
+/**
+ * The exit code for an error someone can act on, or null for anything else (a bug, or an environment
+ * failure such as a disk error), which the CLI reports as an internal error.
+ */
+export function exitCodeFor(error: unknown): number | null {
+  if (error instanceof UserError) return error.exitCode;
+  if (error instanceof FlowError || error instanceof StateFileError) return ExitCode.usage;
+  if (error instanceof ExecutorChoiceError) return ExitCode.usage;
+  if (error instanceof JobError) return JobExit[error.reason];
+  return null;
+}

@@ -1,0 +1,113 @@
+/**
+ * The operator's side of the built-in runner, what `orchesjob-flow job` offers beyond the Executor
+ * interface: a job by run key or id, a run key's history, abort of a chosen job, rerun, strict
+ * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
+ */
+import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
+import { isoLocal, nowSeconds } from "../../shared/time.ts";
+import { type Database, transaction } from "../../store/mod.ts";
+import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
+import { type JobRow, toJob } from "./job_table.ts";
+import { BuiltinRunner, type RunOptions } from "./runner.ts";
+import { jobFiles } from "./supervisor.ts";
+
+export class JobAdmin {
+  readonly runner: BuiltinRunner;
+
+  constructor(db: Database, jobsDir: string) {
+    this.runner = new BuiltinRunner(db, jobsDir);
+  }
+
+  private get table() {
+    return this.runner.table;
+  }
+
+  /** The job `ref` names, reconciled; a JobError (not found) when there is none. */
+  job(ref: JobRef): Job {
+    return toJob(this.row(ref));
+  }
+
+  private row(ref: JobRef): JobRow {
+    const row = this.runner.row(ref);
+    if (row) return row;
+    throw new JobError("jobId" in ref ? `Job not found: ${ref.jobId}` : "run_key not found", "notFound");
+  }
+
+  /** Every job of the run key, newest attempt first. */
+  history(runKey: string): Job[] {
+    return this.table.jobsOfKey(runKey).map((row) => toJob(this.runner.reconcile(row)));
+  }
+
+  /** orchesjob `abort` of the named job, which must be active. */
+  abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
+    const row = this.row(ref);
+    if (!isActiveJob(row.status)) {
+      throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");
+    }
+    return this.runner.abortJob(row, options);
+  }
+
+  /** `rerun`: a new job with the source's command under the source's run key, strict ignored. */
+  rerun(ref: JobRef, options: RunOptions & { reason?: string }): Promise<StartResult> {
+    const source = this.row(ref);
+    if (isActiveJob(source.status)) {
+      throw new JobError(`Cannot rerun active job: status=${source.status}`, "invalidState");
+    }
+    return this.runner.run({ kind: "rerun", source, reason: options.reason ?? null }, { ...options, strict: false });
+  }
+
+  /** Lets the next strict start of a finished run key run once more (until `ttlSeconds`, if given). */
+  unlock(runKey: string, reason: string | null, ttlSeconds: number | null) {
+    const current = this.row({ runKey });
+    if (isActiveJob(current.status)) {
+      throw new JobError(`Cannot unlock active job: status=${current.status}`, "invalidState");
+    }
+    const now = nowSeconds();
+    const expires = ttlSeconds === null ? null : now + ttlSeconds;
+    this.table.putUnlock({ run_key: runKey, allowed_at: now, used_at: null, reason, expires_at: expires });
+    return {
+      unlocked: true,
+      run_key: runKey,
+      reason,
+      allowed_at: now,
+      allowed_at_iso: isoLocal(now),
+      expires_at: expires,
+      expires_at_iso: isoLocal(expires),
+    };
+  }
+
+  /** Deletes finished jobs matching `select` with their files; a dry run only reports them. */
+  clean(select: (job: Job) => boolean, runKey: string | undefined, dryRun: boolean) {
+    const rows = this.table.terminalJobs(runKey).filter((row) => select(toJob(row)));
+    if (rows.length === 0) return { deleted: 0, errors: 0 };
+    let errors = 0;
+    if (!dryRun) {
+      transaction(this.runner.db, () => rows.forEach((row) => this.table.deleteJob(row)));
+      for (const row of rows) errors += this.removeFiles(row.job_id);
+    }
+    return {
+      deleted: rows.length,
+      errors,
+      dry_run: dryRun,
+      items: rows.map((row) => ({
+        job_id: row.job_id,
+        run_key: row.run_key,
+        selected_at: row.finished_at ?? row.started_at,
+        selected_at_iso: isoLocal(row.finished_at ?? row.started_at),
+      })),
+    };
+  }
+
+  /** Removes a job's files; returns how many could not be removed (a missing file is fine). */
+  private removeFiles(jobId: string): number {
+    let errors = 0;
+    for (const path of Object.values(jobFiles(this.runner.dir, jobId))) {
+      try {
+        Deno.removeSync(path);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) errors++;
+      }
+    }
+    return errors;
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * Executors: the one interface the engine starts, polls and aborts jobs through, the external
+ * orchesjob adapter, the built-in runner, and the built-in runner's operator verbs (JobAdmin).
+ */
+export {
+  type AbortOptions,
+  type Executor,
+  ExecutorChoiceError,
+  ExecutorError,
+  JobError,
+  type JobRef,
+  type StartOptions,
+} from "./executor.ts";
+export { ExternalExecutor } from "./external.ts";
+export { chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
+export { JobAdmin } from "./builtin/admin.ts";
+export { BuiltinRunner } from "./builtin/runner.ts";
