@@ -14,6 +14,7 @@ import { retryCommand } from "./commands/retry.ts";
 import { startCommand } from "./commands/start.ts";
 import { statusCommand } from "./commands/status.ts";
 import { driveCommand, tickCommand } from "./commands/tick.ts";
+import { waitCommand } from "./commands/wait.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { validateCommand } from "./commands/validate.ts";
 import { printError, writeStdout } from "./output.ts";
@@ -51,6 +52,7 @@ const COMMANDS: readonly Command[] = [
   logsCommand,
   retryCommand,
   cleanCommand,
+  waitCommand,
   watchCommand,
   cancelCommand,
   exampleCommand,
