@@ -202,19 +202,23 @@ flowTest(builtin, "a run key is made safe for log file names: no path traversal"
   assert.ok(Deno.statSync(detached.stdout_log).isFile);
 });
 
-flowTest(both, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
-  const file = env.flow("flow.yaml", TWO_STEPS);
-  {
-    // Create the run without a driver: while the lock is held, `start -d` launches none.
-    using _lock = await env.holdDriverLock("adv");
-    assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
-  }
-  const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
-  assert.equal(watched.code, 0, watched.stderr);
-  assert.ok(watched.stdout.startsWith("\x1b[H\x1b[2J"), "screen mode clears and redraws");
-  assert.match(watched.stdout, /Status: OK SUCCEEDED/);
-  assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
-});
+flowTest(
+  both,
+  "watch --advance drives a run that nobody drives; into a pipe it appends, with no screen codes",
+  async (env) => {
+    const file = env.flow("flow.yaml", TWO_STEPS);
+    {
+      // Create the run without a driver: while the lock is held, `start -d` launches none.
+      using _lock = await env.holdDriverLock("adv");
+      assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
+    }
+    const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.ok(!watched.stdout.includes("\x1b"), "no cursor, clear-screen or colour codes into a pipe");
+    assert.match(watched.stdout, /Status: OK SUCCEEDED/);
+    assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  },
+);
 
 flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not a crash", async (env) => {
   const notDb = env.flow(

@@ -5,6 +5,7 @@ import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { epochNow } from "../../shared/time.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
+import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/run_json.ts";
 import { checkRunKey, Session, stepOf } from "../session.ts";
@@ -14,7 +15,7 @@ export const retryCommand: Command = {
   spec: {
     name: "retry",
     summary: "Reopen a FAILED or CANCELLED run and drive it again: failed steps get new attempts.",
-    usage: "retry --run-key KEY [--step STEP [--downstream]] [-d|--detach]",
+    usage: "retry --run-key KEY [--step STEP [--downstream]] [-d|--detach] [-q|--quiet]",
     options: [
       { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
       {
@@ -25,6 +26,7 @@ export const retryCommand: Command = {
       },
       { name: "downstream", help: "With --step: also every step that waits on it, directly or not." },
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
     ],
     notes: [
       "By default FAILED and CANCELLED steps, and the steps SKIPPED because of them, return to PENDING.",
@@ -77,6 +79,7 @@ export const retryCommand: Command = {
         printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
         return ExitCode.ok;
       }
+      using _live = liveTable(session, runKey, args.options.quiet !== true);
       const state = await session.driver(session.run(runKey), interrupt.requested).drive();
       printJson(runJson(session.run(runKey)));
       return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;

@@ -11,6 +11,7 @@ import { safeFileName, stateHome } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
+import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/run_json.ts";
 import { selfCommand } from "../self.ts";
@@ -21,10 +22,11 @@ export const startCommand: Command = {
   spec: {
     name: "start",
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
-    usage: "start --run-key KEY [-d|--detach] FLOW_FILE",
+    usage: "start --run-key KEY [-d|--detach] [-q|--quiet] FLOW_FILE",
     options: [
       { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
     ],
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input.\n" +
@@ -70,6 +72,7 @@ export const startCommand: Command = {
     }
 
     using interrupt = listenForInterrupt();
+    using _live = liveTable(session, runKey, args.options.quiet !== true);
     for (;;) {
       {
         using lock = await session.locks.tryDriverLock(runKey);
