@@ -13,7 +13,19 @@ Deno.test("--version prints the version from deno.json", async () => {
 Deno.test("--help lists the visible commands and global options", async () => {
   const result = await cli(["--help"]);
   assert.equal(result.code, 0);
-  for (const word of ["example", "validate", "--db", "--orchesjob-bin", "--poll-interval", "--executor"]) {
+  const words = [
+    "example",
+    "validate",
+    "list",
+    "logs",
+    "retry",
+    "clean",
+    "wait",
+    "--db",
+    "--poll-interval",
+    "--executor",
+  ];
+  for (const word of [...words, "--orchesjob-bin"]) {
     assert.ok(result.stdout.includes(word), word);
   }
 });
@@ -31,6 +43,11 @@ Deno.test("every command has --help", async () => {
     "_drive",
     "version",
     "help",
+    "list",
+    "logs",
+    "retry",
+    "clean",
+    "wait",
   ];
   for (const command of commands) {
     const result = await cli([command, "--help"]);

@@ -56,6 +56,8 @@ steps:
   assert.deepEqual({ ...retried.rounds[0], at: 0 }, { round: 2, at: 0, steps: ["b", "c"], user: "alice" });
   assert.ok(retried.rounds[0].at >= failed.finished_at);
   assert.deepEqual(await env.status("r"), retried);
+  const table = await env.run(["status", "--run-key", "r", "--format", "table"]);
+  assert.match(table.stdout, /\nRetried: 1 time, last \d{4}-\d\d-\d\d \d\d:\d\d:\d\d by alice: b, c\n/);
 });
 
 flowTest(builtin, "retry: attempt numbers go on and each step's retries apply afresh", async (env) => {

@@ -1,5 +1,12 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
-import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
+import {
+  isTerminalStep,
+  type RetryRound,
+  type RunState,
+  stepDefinition,
+  stepRunKey,
+  type StepStatus,
+} from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/time.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
@@ -33,7 +40,7 @@ export function duration(seconds: number | null): string {
   return `${p(Math.floor(s / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
 }
 
-export function renderRunTable(run: RunState, now: number, color: boolean): string {
+export function renderRunTable(run: RunState, now: number, color: boolean, rounds: readonly RetryRound[] = []): string {
   const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
   const running = run.steps.filter((s) => s.status === "RUNNING").length;
   const failed = run.steps.filter((s) => s.status === "FAILED").length;
@@ -46,6 +53,10 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }  Times: ${localZoneLabel(now)}`,
+    ...rounds.slice(-1).map((last) =>
+      `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
+      `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`
+    ),
     "",
   ];
   const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];

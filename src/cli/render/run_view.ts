@@ -32,7 +32,7 @@ export class RunView {
 
   /** Shows the run as it is at `now` (epoch seconds). */
   show(record: RunRecord, now: number): void {
-    const table = renderRunTable(record.state, now, this.options.color);
+    const table = renderRunTable(record.state, now, this.options.color, record.rounds);
     if (this.options.mode === "screen") return this.redraw(table);
     const signature = runSignature(record);
     if (signature !== this.lastSignature) {
