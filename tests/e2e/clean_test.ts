@@ -150,3 +150,23 @@ flowTest(builtin, "clean: bad input is exit 2 with one JSON line", async (env) =
     assert.match(errorLine(result).error, pattern);
   }
 });
+
+flowTest(
+  builtin,
+  "a clean killed before it deletes the run's row leaves a run the next clean finishes",
+  async (env) => {
+    const detached = await env.json(["start", "--run-key", "k", "-d", env.flow("two.yaml", TWO_STEPS)]);
+    await env.waitFor("k", "it ends", (run) => run.status === "SUCCEEDED");
+    await undriven(env, "k");
+    const killed = await env.run(["clean", "--older-than", "0"], { ORCHESJOB_FLOW_CRASH_AT: "clean:files-removed" });
+    assert.equal(killed.code, 137, killed.stderr);
+    // Its jobs and files are gone, but the run itself is still there to be found.
+    assert.equal((await env.status("k")).status, "SUCCEEDED");
+    assert.deepEqual(await env.jobs("k:a:1"), []);
+    assert.ok(!existsSync(detached.stdout_log));
+    const finished = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(finished.runs.map((run: Json) => run.run_key), ["k"]);
+    assert.equal((await env.run(["status", "--run-key", "k"])).code, 3);
+    assert.deepEqual([files(env, "jobs"), files(env, "logs"), files(env, "locks")], [[], [], []]);
+  },
+);

@@ -190,3 +190,42 @@ flowTest(builtin, "retry refuses what it cannot do, with one JSON line and no ch
     await env.run(["cancel", "--run-key", "live", "--grace-seconds", "1"]);
   }
 });
+
+flowTest(
+  builtin,
+  "a retry killed right after it reopened the run leaves it resumable, and nothing runs twice",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const fixed = join(env.home, "fixed");
+    const file = env.flow(
+      "chain.yaml",
+      `flow_id: chain
+steps:
+  - {id: a, command: ${logged(log, "a")}}
+  - {id: b, when: a, command: ${logged(log, "b", `[ -f '${fixed}' ]`)}}
+  - {id: c, when: b, command: ${logged(log, "c")}}
+`,
+    );
+    await env.json(["start", "--run-key", "k", file], 1);
+    Deno.writeTextFileSync(fixed, "");
+    const killed = await env.run(["retry", "--run-key", "k"], { ORCHESJOB_FLOW_CRASH_AT: "retry:reopened" });
+    assert.equal(killed.code, 137, `killed by SIGKILL at the crash point: ${killed.stderr}`);
+    const reopened = await env.status("k");
+    assert.equal(reopened.status, "PENDING", "the reopening was committed before the crash");
+    assert.deepEqual(statuses(reopened), { a: "SUCCEEDED", b: "PENDING", c: "PENDING" });
+    assert.deepEqual(reopened.rounds.map((r: { steps: string[] }) => r.steps), [["b", "c"]]);
+    assert.deepEqual(await env.jobs("k:b:2"), [], "no job was started before the crash");
+
+    const again = await env.run(["retry", "--run-key", "k"]);
+    assert.equal(again.code, 2);
+    assert.match(
+      errorLine(again).error,
+      /is PENDING: .*nobody drives it: carry it on with '.*wait --run-key k --advance'$/,
+    );
+    const carried = await env.run(["wait", "--run-key", "k", "--advance", "--timeout", "120"]);
+    assert.equal(carried.code, 0, carried.stderr);
+    const done = await env.status("k");
+    assert.equal(step(done, "b").run_key, "k:b:2");
+    assert.deepEqual(lines(log), ["a", "b", "b", "c"], "a once, b once per round, c once");
+  },
+);

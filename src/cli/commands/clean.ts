@@ -19,6 +19,7 @@ import { epochNow } from "../../shared/time.ts";
 import { isDriverHeld } from "../../store/locks.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
+import { crashPoint } from "../crash_point.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
@@ -121,6 +122,7 @@ export const cleanCommand: Command = {
         }
         remove(logs.stdout);
         remove(logs.stderr);
+        crashPoint("clean:files-removed");
         session.store.delete(runKey, TERMINAL_RUN_STATUSES);
         // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
         for (const path of locks) remove(path);

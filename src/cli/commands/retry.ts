@@ -5,10 +5,12 @@ import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { epochNow } from "../../shared/time.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
+import { crashPoint } from "../crash_point.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/run_json.ts";
 import { checkRunKey, Session, stepOf } from "../session.ts";
+import { isDriverHeld } from "../../store/locks.ts";
 import { launchDetached } from "./start.ts";
 
 export const retryCommand: Command = {
@@ -46,7 +48,13 @@ export const retryCommand: Command = {
     const record = session.run(runKey);
     const status = record.state.status;
     if (isLiveRun(status)) {
-      throw new UserError(`run ${runKey} is ${status}: only a run that has ended can be retried`);
+      const driven = await isDriverHeld(session.dbPath, runKey);
+      throw new UserError(
+        `run ${runKey} is ${status}: only a run that has ended can be retried` +
+          (driven
+            ? ""
+            : `; nobody drives it: carry it on with '${context.program} wait --run-key ${runKey} --advance'`),
+      );
     }
     if (status === "SUCCEEDED" && stepId === undefined) {
       throw new UserError(`run ${runKey} SUCCEEDED: name the step to run again with --step`);
@@ -72,6 +80,7 @@ export const retryCommand: Command = {
       // driver) carries on from there.
       const round = reopenRun(session.runs, runKey, steps, Deno.env.get("USER") || null, epochNow());
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
+      crashPoint("retry:reopened");
       if (args.options.detach) {
         lock[Symbol.dispose]();
         lock = null;
