@@ -108,7 +108,7 @@ flowTest(builtin, "clean never touches an unfinished run: one driven, one whose 
     const listed = await env.json(["list"]);
     const byKey = Object.fromEntries(listed.map((run: Json) => [run.run_key, run]));
     assert.equal(byKey.orphan.status, "RUNNING", "the situation under test: an unfinished run with no driver");
-    assert.deepEqual(byKey.running.driver, { pid: null }, "and a run that a live driver holds");
+    assert.notEqual(byKey.running.driver, null, "and a run that a live driver holds");
     const before = {
       running: await env.status("running"),
       orphan: await env.status("orphan"),

@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/time.ts";
-import { isDriverHeld } from "../../store/locks.ts";
+import { driverHolder } from "../../store/locks.ts";
 import { resolveDbPath } from "../../store/paths.ts";
 import type { Command } from "../command.ts";
 import { printJson, writeStdout } from "../output.ts";
@@ -60,7 +60,7 @@ export const listCommand: Command = {
         limit: limit === 0 ? undefined : limit,
       });
       listed = await Promise.all(
-        records.map(async (record) => ({ record, driven: await isDriverHeld(session.dbPath, record.state.runKey) })),
+        records.map(async (record) => ({ record, driver: await driverHolder(session.dbPath, record.state.runKey) })),
       );
     }
     if (table) writeStdout(renderRunList(listed, now));

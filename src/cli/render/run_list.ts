@@ -1,13 +1,14 @@
 /** `list`: runs as JSON objects (status's, steps optional) or as one table line each. Pure. */
 import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/time.ts";
+import type { DriverHolder } from "../../store/locks.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
 
 export interface ListedRun {
   record: RunRecord;
-  /** Whether a process holds the run's driver lock. */
-  driven: boolean;
+  /** The process that holds the run's driver lock (its PID when known), or null. */
+  driver: DriverHolder | null;
 }
 
 export function stepCounts(record: RunRecord) {
@@ -21,20 +22,19 @@ export function stepCounts(record: RunRecord) {
 }
 
 /** The object `status` prints, without `steps` unless asked, plus step counts and the driver. */
-export function listedRunJson({ record, driven }: ListedRun, withSteps: boolean) {
+export function listedRunJson({ record, driver }: ListedRun, withSteps: boolean) {
   const { steps, ...run } = runJson(record);
   return {
     ...run,
     ...(withSteps ? { steps } : {}),
     step_counts: stepCounts(record),
-    // The shape of issue 9's `driver` field ({"pid": N} or null); the PID is not known from a lock probe.
-    driver: driven ? { pid: null } : null,
+    driver,
   };
 }
 
 export function renderRunList(runs: readonly ListedRun[], now: number): string {
   const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Driver"];
-  const rows = runs.map(({ record, driven }) => {
+  const rows = runs.map(({ record, driver }) => {
     const run = record.state;
     const counts = stepCounts(record);
     return [
@@ -45,7 +45,7 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
       duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,
       String(counts.failed),
-      driven ? "yes" : "-",
+      driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-",
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
