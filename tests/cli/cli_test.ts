@@ -207,4 +207,23 @@ Deno.test("validate - reads the flow from stdin; its errors name <stdin>", async
   const bad = await cli(["validate", "-"], { stdin: "flow_id: x\nsteps:\n  - {id: a, command: [a], when: b}\n" });
   assert.equal(bad.code, 2);
   assert.match(errorLine(bad).error, /^validate: <stdin>:3:\d+: step "a": when refers to unknown step "b"/);
+  // start takes `-` too.
+  using dir = tempDir();
+  const started = await cli(
+    [
+      "--db",
+      join(dir.path, "s.sqlite3"),
+      "--executor",
+      "builtin",
+      "--poll-interval",
+      "0.1",
+      "start",
+      "--run-key",
+      "s",
+      "-",
+    ],
+    { stdin: 'flow_id: s\nsteps:\n  - {id: a, command: ["true"]}\n' },
+  );
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(JSON.parse(started.stdout).status, "SUCCEEDED");
 });

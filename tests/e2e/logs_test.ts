@@ -127,3 +127,16 @@ steps:
     }
   },
 );
+
+flowTest(["external"], "logs through an orchesjob that cannot be run is exit 1 with the reason", async (env) => {
+  const file = env.flow("noisy.yaml", noisyFlow(join(env.home, "counter")));
+  await env.json(["start", "--run-key", "n1", file], 1);
+  Deno.renameSync(env.wrapper, `${env.wrapper}.moved`);
+  try {
+    const result = await env.run(["logs", "--run-key", "n1", "--step", "load"]);
+    assert.equal(result.code, 1);
+    assert.match(errorLine(result).error, /^logs: cannot read the job: orchesjob not found: .*orchesjob-wrapper$/);
+  } finally {
+    Deno.renameSync(`${env.wrapper}.moved`, env.wrapper);
+  }
+});
