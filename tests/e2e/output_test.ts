@@ -58,6 +58,15 @@ flowTest(
     assert.ok(!quiet.screen.includes("Flow:"), quiet.screen);
     assert.equal(JSON.parse(Deno.readTextFileSync(out)).status, "SUCCEEDED");
 
+    // retry drives as start does, with the same table.
+    const retried = await inTerminal(env, ["retry", "--run-key", "t1", "--step", "b"], out);
+    assert.equal(retried.code, 0, retried.screen);
+    assert.match(retried.screen, /Retried: 1 time/);
+    const quietRetry = await inTerminal(env, ["retry", "--run-key", "t1", "--step", "b", "-q"], out);
+    assert.equal(quietRetry.code, 0, quietRetry.screen);
+    assert.ok(!quietRetry.screen.includes("Flow:"));
+    assert.equal(JSON.parse(Deno.readTextFileSync(out)).steps[1].run_key, "t1:b:3");
+
     // Not a terminal: nothing on stderr at all.
     const piped = await env.run(["start", "--run-key", "t3", file]);
     assert.equal(piped.code, 0);
