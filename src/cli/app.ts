@@ -3,20 +3,8 @@ import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
+import { COMMANDS } from "./commands/mod.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
-import { exampleCommand } from "./commands/example.ts";
-import { jobCommand } from "./commands/job.ts";
-import { listCommand } from "./commands/list.ts";
-import { logsCommand } from "./commands/logs.ts";
-import { cancelCommand } from "./commands/cancel.ts";
-import { cleanCommand } from "./commands/clean.ts";
-import { retryCommand } from "./commands/retry.ts";
-import { startCommand } from "./commands/start.ts";
-import { statusCommand } from "./commands/status.ts";
-import { driveCommand, tickCommand } from "./commands/tick.ts";
-import { waitCommand } from "./commands/wait.ts";
-import { watchCommand } from "./commands/watch.ts";
-import { validateCommand } from "./commands/validate.ts";
 import { printError, writeStdout } from "./output.ts";
 
 export const PROGRAM = "orchesjob-flow";
@@ -45,36 +33,20 @@ const helpCommand: Command = {
   },
 };
 
-const COMMANDS: readonly Command[] = [
-  startCommand,
-  statusCommand,
-  listCommand,
-  logsCommand,
-  retryCommand,
-  cleanCommand,
-  waitCommand,
-  watchCommand,
-  cancelCommand,
-  exampleCommand,
-  validateCommand,
-  jobCommand,
-  tickCommand,
-  driveCommand,
-  versionCommand,
-  helpCommand,
-];
+/** Every command, with the two that only talk about the program itself. */
+const ALL_COMMANDS: readonly Command[] = [...COMMANDS, versionCommand, helpCommand];
 
 function findCommand(name: string): Command {
-  const found = COMMANDS.find((c) => c.spec.name === name);
+  const found = ALL_COMMANDS.find((c) => c.spec.name === name);
   if (found) return found;
-  const near = suggestName(name, COMMANDS.filter((c) => !c.spec.hidden).map((c) => c.spec.name));
+  const near = suggestName(name, ALL_COMMANDS.filter((c) => !c.spec.hidden).map((c) => c.spec.name));
   throw new UserError(
     `unknown command ${JSON.stringify(name)}${near ? `; did you mean "${near}"?` : ""} (see ${PROGRAM} --help)`,
   );
 }
 
 function topLevelHelp(): string {
-  const visible = COMMANDS.filter((c) => !c.spec.hidden);
+  const visible = ALL_COMMANDS.filter((c) => !c.spec.hidden);
   const width = Math.max(...visible.map((c) => c.spec.name.length));
   const commands = visible.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary.split(":")[0]}`).join("\n");
   return formatHelp(PROGRAM, {

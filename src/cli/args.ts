@@ -3,7 +3,7 @@
  * positionals, and an optional remainder (everything after the first positional of a command, or
  * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
  */
-import { closestName } from "../flow/suggest.ts";
+import { closestName } from "../flow/mod.ts";
 import { UserError } from "./errors.ts";
 
 export interface OptionSpec {
@@ -84,11 +84,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
         if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
         raw = argv[++i];
       }
-      if (option.multiple) {
-        const values = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
-        for (const value of values) convert(option, value, where);
-        parsed.options[option.name] = [...(parsed.options[option.name] as string[] | undefined ?? []), ...values];
-      } else parsed.options[option.name] = convert(option, raw, where);
+      parsed.options[option.name] = valueOf(option, raw, parsed.options[option.name], where);
       continue;
     }
     if (spec.remainder) {
@@ -107,6 +103,14 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
     throw new UserError(`${where}unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
   }
   return parsed;
+}
+
+/** An option's value from `raw`; a repeatable option adds to what it had (`previous`). */
+function valueOf(option: OptionSpec, raw: string, previous: OptionValue | undefined, where: string): OptionValue {
+  if (!option.multiple) return convert(option, raw, where);
+  const values = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  for (const value of values) convert(option, value, where);
+  return [...(previous as string[] | undefined ?? []), ...values];
 }
 
 /**

@@ -2,7 +2,7 @@
  * Global options: given before the command, and accepted after it too (`status --run-key x --db f`),
  * where they win over the same option given before.
  */
-import type { ExecutorChoice } from "../executor/select.ts";
+import type { ExecutorChoice } from "../executor/mod.ts";
 import { type CommandSpec, numberOption, type OptionSpec, type ParsedArgs } from "./args.ts";
 import type { GlobalOptions } from "./command.ts";
 

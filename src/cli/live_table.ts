@@ -2,9 +2,9 @@
  * The table a foreground `start` or `retry` keeps on stderr while it drives a run, redrawn in place
  * like `watch`, when stderr is a terminal (never in a pipe or a log). stdout keeps only the final JSON.
  */
-import { epochNow } from "../shared/time.ts";
+import { epochNow } from "../shared/mod.ts";
 import { writeStderr } from "./output.ts";
-import { RunView } from "./render/run_view.ts";
+import { RunView } from "./render/mod.ts";
 import type { Session } from "./session.ts";
 
 const REFRESH_MS = 1000;

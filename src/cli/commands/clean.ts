@@ -15,8 +15,8 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { epochNow } from "../../shared/time.ts";
-import { isDriverHeld } from "../../store/locks.ts";
+import { epochNow } from "../../shared/mod.ts";
+import { isDriverHeld } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { crashPoint } from "../crash_point.ts";
@@ -68,79 +68,85 @@ export const cleanCommand: Command = {
     if (olderThan === undefined) throw new UserError("--older-than is required (for everything finished: 0)");
     const before = epochNow() - parseDuration(olderThan, "--older-than");
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
-    const dryRun = args.options["dry-run"] === true;
     using session = new Session(context);
-    const jobAdmin = new JobAdmin(session.db, jobsDirectory(session.dbPath));
-    const errors: string[] = [];
-    const remove = (path: string) => {
-      if (dryRun) return;
-      try {
-        Deno.removeSync(path);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) errors.push(`${path}: ${(error as Error).message}`);
-      }
-    };
+    const cleaner = new Cleaner(session, args.options["dry-run"] === true);
     const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
     for (const candidate of session.list({ statuses, finishedBefore: before })) {
-      const runKey = candidate.state.runKey;
-      // Holding the driver lock keeps every driver, `retry` and `tick` away while the run is deleted.
-      // A dry run only probes it, so that it creates no lock file.
-      using lock = dryRun ? null : await session.locks.tryDriverLock(runKey);
-      if (dryRun ? await isDriverHeld(session.dbPath, runKey) : !lock) {
-        skipped.push({ run_key: runKey, reason: "a process holds its driver lock" });
-        continue;
-      }
-      const record = session.run(runKey);
-      if (!isTerminalRun(record.state.status)) {
-        skipped.push({ run_key: runKey, reason: `it is ${record.state.status} again` });
-        continue;
-      }
-      const jobs = jobKeys(record).flatMap((key) => jobAdmin.history(key));
-      const active = jobs.find((job) => isActiveJob(job.status));
-      if (active) {
-        skipped.push({ run_key: runKey, reason: `job ${active.run_key} is still ${active.status}` });
-        continue;
-      }
-      const logs = detachedLogs(session.dbPath, runKey);
-      const locks = lockFiles(session.dbPath, runKey);
-      const entry: DeletedRun = {
-        run_key: runKey,
-        flow_id: record.state.flow.flowId,
-        status: record.state.status,
-        finished_at: record.state.finishedAt,
-        jobs: jobs.map((job) => job.job_id),
-        files: [logs.stdout, logs.stderr, ...locks].filter(exists),
-      };
-      if (!dryRun) {
-        // What belongs to the run goes first and the run's row last: a clean interrupted half-way
-        // leaves a finished run with fewer files, which the next clean finds and finishes, never
-        // files that nothing points to any more.
-        for (const key of jobKeys(record)) {
-          const result = jobAdmin.clean(() => true, key, false);
-          if (result.errors > 0) errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
-        }
-        remove(logs.stdout);
-        remove(logs.stderr);
-        crashPoint("clean:files-removed");
-        session.store.delete(runKey, TERMINAL_RUN_STATUSES);
-        // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
-        for (const path of locks) remove(path);
-      }
-      deleted.push(entry);
+      const outcome = await cleaner.deleteRun(candidate.state.runKey);
+      if (typeof outcome === "string") skipped.push({ run_key: candidate.state.runKey, reason: outcome });
+      else deleted.push(outcome);
     }
-    const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), dryRun, remove);
+    const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
     printJson({
-      dry_run: dryRun,
+      dry_run: cleaner.dryRun,
       finished_before: before,
       runs: deleted,
       lock_files: lockFilesRemoved,
       skipped,
-      errors,
+      errors: cleaner.errors,
     });
-    return errors.length > 0 ? ExitCode.flowFailed : ExitCode.ok;
+    return cleaner.errors.length > 0 ? ExitCode.flowFailed : ExitCode.ok;
   },
 };
+
+/** Deletes runs one at a time, collecting the files it could not remove. A dry run removes nothing. */
+class Cleaner {
+  readonly errors: string[] = [];
+  private readonly jobs: JobAdmin;
+
+  constructor(readonly session: Session, readonly dryRun: boolean) {
+    this.jobs = new JobAdmin(session.db, jobsDirectory(session.dbPath));
+  }
+
+  remove(path: string): void {
+    if (this.dryRun) return;
+    try {
+      Deno.removeSync(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) this.errors.push(`${path}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Deletes the finished run and what belongs to it; returns what went, or why it was left alone. */
+  async deleteRun(runKey: string): Promise<DeletedRun | string> {
+    const { session, dryRun } = this;
+    // Holding the driver lock keeps every driver, `retry` and `tick` away while the run is deleted.
+    // A dry run only probes it, so that it creates no lock file.
+    using lock = dryRun ? null : await session.locks.tryDriverLock(runKey);
+    if (dryRun ? await isDriverHeld(session.dbPath, runKey) : !lock) return "a process holds its driver lock";
+    const record = session.run(runKey);
+    if (!isTerminalRun(record.state.status)) return `it is ${record.state.status} again`;
+    const jobs = jobKeys(record).flatMap((key) => this.jobs.history(key));
+    const active = jobs.find((job) => isActiveJob(job.status));
+    if (active) return `job ${active.run_key} is still ${active.status}`;
+    const logs = detachedLogs(session.dbPath, runKey);
+    const locks = lockFiles(session.dbPath, runKey);
+    const entry: DeletedRun = {
+      run_key: runKey,
+      flow_id: record.state.flow.flowId,
+      status: record.state.status,
+      finished_at: record.state.finishedAt,
+      jobs: jobs.map((job) => job.job_id),
+      files: [logs.stdout, logs.stderr, ...locks].filter(exists),
+    };
+    if (dryRun) return entry;
+    // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
+    // a finished run with fewer files, which the next clean finds and finishes, never files that
+    // nothing points to any more.
+    for (const key of jobKeys(record)) {
+      const result = this.jobs.clean(() => true, key, false);
+      if (result.errors > 0) this.errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
+    }
+    this.remove(logs.stdout);
+    this.remove(logs.stderr);
+    crashPoint("clean:files-removed");
+    session.store.delete(runKey, TERMINAL_RUN_STATUSES);
+    // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
+    for (const path of locks) this.remove(path);
+    return entry;
+  }
+}
 
 /** Every orchesjob run key the run's attempts used: `<run>:<step>:1` up to the step's last attempt. */
 function jobKeys(record: RunRecord): string[] {
@@ -167,12 +173,8 @@ function exists(path: string): boolean {
  * Lock files left by runs that have finished or no longer exist, removed when nobody holds them
  * (those of the runs deleted above are already gone). A live run's lock files are kept.
  */
-async function cleanLockFiles(
-  session: Session,
-  deletedNow: ReadonlySet<string>,
-  dryRun: boolean,
-  remove: (path: string) => void,
-): Promise<string[]> {
+async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): Promise<string[]> {
+  const { dryRun } = cleaner;
   const dir = join(stateHome(session.dbPath), "locks");
   let names: string[];
   try {
@@ -197,7 +199,7 @@ async function cleanLockFiles(
     }
     try {
       if (!(await file.tryLock(true))) continue; // held: a driver, a retry, a cancel is at work
-      remove(path);
+      cleaner.remove(path);
       removed.push(path);
     } finally {
       file.close();

@@ -1,12 +1,12 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
 import { existsSync } from "node:fs";
 import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/time.ts";
-import { driverHolder } from "../../store/locks.ts";
-import { resolveDbPath } from "../../store/paths.ts";
+import { epochNow } from "../../shared/mod.ts";
+import { driverHolder } from "../../store/mod.ts";
+import { resolveDbPath } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { printJson, writeStdout } from "../output.ts";
-import { type ListedRun, listedRunJson, renderRunList } from "../render/run_list.ts";
+import { type ListedRun, listedRunJson, renderRunList } from "../render/mod.ts";
 import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { numberOption } from "../args.ts";

@@ -1,8 +1,8 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
 import { isActiveJob, isTerminalRun, type Job, stepRunKey } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { type Executor, ExecutorError } from "../../executor/executor.ts";
-import { sleepUnless } from "../../sleep.ts";
+import { type Executor, ExecutorError } from "../../executor/mod.ts";
+import { sleepUnless } from "../../shared/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";

@@ -1,16 +1,16 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
 import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
-import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/retry.ts";
+import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { epochNow } from "../../shared/time.ts";
+import { epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { crashPoint } from "../crash_point.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
-import { runJson } from "../render/run_json.ts";
+import { runJson } from "../render/mod.ts";
 import { checkRunKey, Session, stepOf } from "../session.ts";
-import { isDriverHeld } from "../../store/locks.ts";
+import { isDriverHeld } from "../../store/mod.ts";
 import { launchDetached } from "./start.ts";
 
 export const retryCommand: Command = {

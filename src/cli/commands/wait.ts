@@ -3,7 +3,7 @@
  * Prints one line of JSON at the end, never a table.
  */
 import { isTerminalRun, type RunStatus } from "../../domain/mod.ts";
-import { sleepUnless } from "../../sleep.ts";
+import { sleepUnless } from "../../shared/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode, runExitCode } from "../errors.ts";

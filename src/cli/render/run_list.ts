@@ -1,7 +1,7 @@
 /** `list`: runs as JSON objects (status's, steps optional) or as one table line each. Pure. */
 import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
-import { localDateTime, localZoneLabel } from "../../shared/time.ts";
-import type { DriverHolder } from "../../store/locks.ts";
+import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
+import type { DriverHolder } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
 

@@ -7,7 +7,7 @@ import {
   stepRunKey,
   type StepStatus,
 } from "../../domain/mod.ts";
-import { localDateTime, localZoneLabel } from "../../shared/time.ts";
+import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",

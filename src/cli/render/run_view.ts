@@ -4,7 +4,7 @@
  * Writes through the function it is given; prints nothing itself.
  */
 import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
-import { localDateTime } from "../../shared/time.ts";
+import { localDateTime } from "../../shared/mod.ts";
 import { renderRunTable } from "./run_table.ts";
 
 export type ViewMode = "screen" | "append";
