@@ -140,3 +140,34 @@ flowTest(["external"], "logs through an orchesjob that cannot be run is exit 1 w
     Deno.renameSync(`${env.wrapper}.moved`, env.wrapper);
   }
 });
+
+flowTest(builtin, "logs --follow stops with 130 on SIGTERM, and the step runs on", async (env) => {
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "follow.yaml",
+    `flow_id: f\nsteps:\n  - {id: talk, command: ${
+      JSON.stringify(`echo tick 1; while [ ! -f '${go}' ]; do sleep 0.05; done`)
+    }}\n`,
+  );
+  await env.json(["start", "--run-key", "s", "-d", file]);
+  const follower = env.spawn(["logs", "--run-key", "s", "--step", "talk", "--follow"]);
+  const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let seen = "";
+    await eventually("the follower prints tick 1", async () => {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ended early: ${seen}`);
+      seen += value;
+      return seen.includes("tick 1\n");
+    }, 60);
+    follower.kill("SIGTERM");
+    assert.equal((await follower.status).code, 130);
+    assert.equal(step(await env.status("s"), "talk").status, "RUNNING", "following is only reading");
+  } finally {
+    reader.releaseLock();
+    await follower.stdout.cancel().catch(() => {});
+    await follower.stderr.cancel().catch(() => {});
+    Deno.writeTextFileSync(go, "");
+    await env.waitFor("s", "the run ends", (run) => run.status === "SUCCEEDED");
+  }
+});
