@@ -9,8 +9,16 @@ import type { Session } from "./session.ts";
 
 const REFRESH_MS = 1000;
 
-export function liveTable(session: Session, runKey: string, wanted: boolean): Disposable {
-  if (!wanted || !Deno.stderr.isTerminal()) return { [Symbol.dispose]() {} };
+export interface LiveTable extends Disposable {
+  /**
+   * Stops refreshing and draws the table one last time. Call it before printing the final JSON: on a
+   * terminal that shows both streams, a redraw after it would move back over the JSON.
+   */
+  stop(): void;
+}
+
+export function liveTable(session: Session, runKey: string, wanted: boolean): LiveTable {
+  if (!wanted || !Deno.stderr.isTerminal()) return { stop() {}, [Symbol.dispose]() {} };
   let columns: number | undefined;
   try {
     // A pty nobody sized reports 0 columns: then lines are not cut.
@@ -25,11 +33,12 @@ export function liveTable(session: Session, runKey: string, wanted: boolean): Di
     } catch { /* the table is a courtesy: it never stops the run */ }
   };
   draw();
-  const timer = setInterval(draw, REFRESH_MS);
-  return {
-    [Symbol.dispose]() {
-      clearInterval(timer);
-      draw();
-    },
+  let timer: ReturnType<typeof setInterval> | undefined = setInterval(draw, REFRESH_MS);
+  const stop = () => {
+    if (timer === undefined) return;
+    clearInterval(timer);
+    timer = undefined;
+    draw();
   };
+  return { stop, [Symbol.dispose]: stop };
 }

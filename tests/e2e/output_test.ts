@@ -58,6 +58,13 @@ flowTest(
     assert.ok(!quiet.screen.includes("Flow:"), quiet.screen);
     assert.equal(JSON.parse(Deno.readTextFileSync(out)).status, "SUCCEEDED");
 
+    // Both streams on one terminal: the table is finished before the JSON, which nothing moves back over.
+    const together = await inTerminal(env, ["start", "--run-key", "t4", file]);
+    assert.equal(together.code, 0, together.screen);
+    const jsonAt = together.screen.indexOf('"run_key": "t4"');
+    assert.ok(jsonAt > 0 && together.screen.lastIndexOf(escape) < jsonAt, together.screen);
+    assert.equal(JSON.parse(together.screen.slice(together.screen.lastIndexOf("{\r\n", jsonAt))).status, "SUCCEEDED");
+
     // retry drives as start does, with the same table.
     const retried = await inTerminal(env, ["retry", "--run-key", "t1", "--step", "b"], out);
     assert.equal(retried.code, 0, retried.screen);

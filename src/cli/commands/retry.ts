@@ -88,8 +88,9 @@ export const retryCommand: Command = {
         printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
         return ExitCode.ok;
       }
-      using _live = liveTable(session, runKey, args.options.quiet !== true);
+      using live = liveTable(session, runKey, args.options.quiet !== true);
       const state = await session.driver(session.run(runKey), interrupt.requested).drive();
+      live.stop();
       printJson(runJson(session.run(runKey)));
       return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
     } finally {

@@ -1,7 +1,7 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { isTerminalRun } from "../../domain/mod.ts";
+import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { createRun } from "../../engine/mod.ts";
 import { epochNow, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
@@ -71,29 +71,42 @@ export const startCommand: Command = {
       return ExitCode.ok;
     }
 
-    using interrupt = listenForInterrupt();
-    using _live = liveTable(session, runKey, args.options.quiet !== true);
-    for (;;) {
-      {
-        using lock = await session.locks.tryDriverLock(runKey);
-        if (lock) {
-          const state = await session.driver(record, interrupt.requested).drive();
-          printJson(runJson(session.run(runKey)));
-          return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
-        }
-      }
-      // Someone else drives it: wait like `watch`, taking over if that driver goes away unfinished.
-      const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
-        rounds: 1,
-      });
-      const status = seen.state.status;
-      if (interrupt.requested() || isTerminalRun(status)) {
-        printJson(runJson(seen));
-        return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
-      }
-    }
+    return await driveInForeground(session, record, context.globals.pollInterval, args.options.quiet !== true);
   },
 };
+
+/**
+ * Drives the run here until it ends (or an interrupt), with the live table on a terminal's stderr;
+ * while another process drives it, waits like `watch`, taking over if that driver goes away unfinished.
+ */
+async function driveInForeground(
+  session: Session,
+  record: RunRecord,
+  pollInterval: number,
+  table: boolean,
+): Promise<number> {
+  const runKey = record.state.runKey;
+  using interrupt = listenForInterrupt();
+  using live = liveTable(session, runKey, table);
+  for (;;) {
+    {
+      using lock = await session.locks.tryDriverLock(runKey);
+      if (lock) {
+        const state = await session.driver(record, interrupt.requested).drive();
+        live.stop();
+        printJson(runJson(session.run(runKey)));
+        return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+      }
+    }
+    const seen = await waitUntilFinished(session, runKey, pollInterval, interrupt.requested, { rounds: 1 });
+    const status = seen.state.status;
+    if (interrupt.requested() || isTerminalRun(status)) {
+      live.stop();
+      printJson(runJson(seen));
+      return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
+    }
+  }
+}
 
 /** Log files of a detached driver, named after the run key made safe for a file name. */
 export function detachedLogs(dbPath: string, runKey: string) {
