@@ -5,7 +5,12 @@ import { bindFlow, loadFlow, parseParamArgument } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
+/** The name a flow read from standard input (`-`) goes by in messages. */
+export const STDIN_NAME = "<stdin>";
+
+/** Reads and loads a flow file; `-` reads standard input. */
 export function readFlowFile(path: string): FlowDefinition {
+  if (path === "-") return loadFlow(readStdin(), STDIN_NAME);
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -27,7 +32,7 @@ export const PARAM_OPTION: OptionSpec = {
   name: "param",
   value: "string",
   metavar: "NAME=VALUE",
-  multiple: true,
+  repeatable: true,
   help: "Set a run parameter declared under params (repeatable).",
 };
 
@@ -49,4 +54,26 @@ export function flowDirectory(path: string): string {
 /** The flow as a run executes it: parameters substituted, directories absolute. */
 export function bindFlowFile(flow: FlowDefinition, path: string, given: Record<string, string>): FlowDefinition {
   return bindFlow(flow, given, flowDirectory(path));
+}
+
+/** The whole of standard input, as text. */
+function readStdin(): string {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = Deno.stdin.readSync(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+  } catch (error) {
+    throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
+  }
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }

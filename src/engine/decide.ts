@@ -161,7 +161,10 @@ function failedAttempt(
   if (codes !== null && exitCode !== null && !codes.includes(exitCode)) {
     return { kind: "fail", stepId: step.id, job, error: `${error}; not retried: exit code not in retry_on_exit_codes` };
   }
-  if (step.attemptNo <= definition.retries) {
+  // The budget counts the attempts of this round only: a retried run gets its retries afresh, and
+  // its backoff starts again from the first delay.
+  const attemptOfRound = step.attemptNo - step.attemptBase;
+  if (attemptOfRound <= definition.retries) {
     const delaySec = retryDelay(
       {
         backoff: definition.retryBackoff,
@@ -169,7 +172,7 @@ function failedAttempt(
         maxDelaySec: definition.retryMaxDelaySec,
         jitter: definition.retryJitter,
       },
-      step.attemptNo,
+      attemptOfRound,
       random(),
     );
     if (delaySec > 0) {

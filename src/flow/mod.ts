@@ -5,6 +5,7 @@
 export { FlowError, formatPlace, loadFlow, type Place } from "./load.ts";
 export { allSucceeded, evaluateWhen, formatWhen, parseWhen, referencedIds, WhenSyntaxError } from "./when.ts";
 export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
+export { closestName } from "./suggest.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";
 export { type GraphEdge, graphEdges } from "./graph.ts";
 export {

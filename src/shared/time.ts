@@ -46,6 +46,13 @@ export function localDateTime(epochSeconds: number | null): string {
   return `${date} ${time}`;
 }
 
+/** The local time zone as tables name it once in their header: `Europe/Paris (UTC+01:00)`, or `UTC+00:00`. */
+export function localZoneLabel(epochSeconds: number): string {
+  const { offset } = localParts(epochSeconds);
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return name && name !== "UTC" ? `${name} (UTC${offset})` : `UTC${offset}`;
+}
+
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 const ISO_DATE_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?))?(Z|[+-]\d{2}:?\d{2})?$/;
 

@@ -31,7 +31,19 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, step_id)
   );
   `,
-  // 3: deferred starts (start --not-before) and the retry delays drawn for each failed attempt.
+  // 3: retry rounds: where each step's current round of attempts began, and who retried what when.
+  `
+  ALTER TABLE flow_steps ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE flow_rounds (
+    run_key TEXT NOT NULL REFERENCES flow_runs (run_key) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    at REAL NOT NULL,
+    steps TEXT NOT NULL,
+    user TEXT,
+    PRIMARY KEY (run_key, round)
+  );
+  `,
+  // 4: deferred starts (start --not-before) and the retry delays drawn for each failed attempt.
   `
   ALTER TABLE flow_runs ADD COLUMN not_before REAL;
   ALTER TABLE flow_steps ADD COLUMN retry_history TEXT;

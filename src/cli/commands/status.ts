@@ -26,8 +26,9 @@ export const statusCommand: Command = {
     using session = new Session(context);
     const record = session.run(runKey);
     const state = record.state;
-    if (args.options.format === "table") writeStdout(renderRunTable(state, epochNow(), useColor()));
-    else if (args.options.format === "mermaid") {
+    if (args.options.format === "table") {
+      writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds));
+    } else if (args.options.format === "mermaid") {
       writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
     } else printJson(runJson(record));
     return ExitCode.ok;

@@ -12,7 +12,8 @@ export const validateCommand: Command = {
     usage: "validate [--param NAME=VALUE]... FLOW_FILE",
     options: [PARAM_OPTION],
     positionals: ["FLOW_FILE"],
-    notes: "Warnings about likely mistakes go to stderr, one JSON line each; they do not fail the command.\n" +
+    notes: "FLOW_FILE - reads the flow from standard input. Exit 0 when valid, 2 with a JSON error when not.\n" +
+      "Warnings about likely mistakes go to stderr, one JSON line each; they do not fail the command.\n" +
       "Parameters are substituted as `start` would; a required one not given is left as written (with a warning).",
   },
   run(_context, args) {

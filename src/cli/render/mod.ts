@@ -2,3 +2,5 @@
 export { runJson } from "./run_json.ts";
 export { duration, renderRunTable } from "./run_table.ts";
 export { GRAPH_FORMATS, type GraphFormat, renderGraph } from "./graph.ts";
+export { type ListedRun, listedRunJson, renderRunList, stepCounts } from "./run_list.ts";
+export { CLEAR_SCREEN, runSignature, RunView, type RunViewOptions, type ViewMode } from "./run_view.ts";
