@@ -1,4 +1,6 @@
 import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
+import { conditionJson } from "../../flow/when.ts";
+import type { WhenExpr } from "../../domain/mod.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { printJson } from "../output.ts";
@@ -15,8 +17,12 @@ export const validateCommand: Command = {
   run(_context, args) {
     const flow = readFlowFile(args.positionals[0]);
     const normalized = normalizeFlow(flow);
-    const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
+    const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
     return 0;
   },
 };
+
+function conditionOf(condition: WhenExpr | null) {
+  return condition === null ? null : conditionJson(condition);
+}

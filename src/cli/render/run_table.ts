@@ -68,7 +68,9 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
       ],
     };
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i].length)));
+  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
+  const widths = header.map((h) => h.length);
+  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
   const format = (cells: string[], status?: string) =>
     cells.map((cell, i) => {
       const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i]);
