@@ -12,6 +12,7 @@ import { jobsDirectory } from "../store/paths.ts";
 import { resolveDbPath } from "../store/paths.ts";
 import { RunStore } from "../store/runs.ts";
 import type { CommandContext } from "./command.ts";
+import { INVISIBLE_OR_CONTROL, LIMITS } from "../flow/limits.ts";
 
 export class Session implements Disposable {
   readonly dbPath: string;
@@ -61,12 +62,31 @@ export class Session implements Disposable {
   }
 }
 
-/** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */
+/**
+ * The run-key rule (README "Run keys"): 1-256 characters, not only whitespace, not starting with `-`
+ * (orchesjob would read it as an option), and none of the control or invisible characters of
+ * {@link INVISIBLE_OR_CONTROL} (which include U+FFFD, what invalid UTF-8 in argv decodes to). File
+ * names derived from a key are bounded (store/paths.ts), so every accepted key works everywhere.
+ */
 export function checkRunKey(runKey: string | undefined): string {
   if (runKey === undefined) throw new UserError("--run-key is required");
-  const control = [...runKey].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
-  if (runKey.trim() === "" || runKey.length > 256 || control) {
-    throw new UserError(`invalid run key ${JSON.stringify(runKey)}: use 1-256 printable characters`);
+  const length = [...runKey].length;
+  const bad = INVISIBLE_OR_CONTROL.exec(runKey);
+  const reason = runKey.trim() === ""
+    ? "it is empty or only whitespace"
+    : length > LIMITS.runKeyChars
+    ? `it has ${length} characters`
+    : runKey.startsWith("-")
+    ? 'it starts with "-"'
+    : bad
+    ? `it contains U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (a control, ` +
+      "invisible or undecodable character)"
+    : undefined;
+  if (reason !== undefined) {
+    const shown = JSON.stringify(length > 80 ? [...runKey].slice(0, 80).join("") + "…" : runKey);
+    throw new UserError(
+      `invalid run key ${shown}: ${reason}; use 1-${LIMITS.runKeyChars} printable characters, not starting with "-"`,
+    );
   }
   return runKey;
 }
