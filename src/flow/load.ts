@@ -2,114 +2,41 @@
  * Flow files (YAML or JSON text) into a validated {@link FlowDefinition}. Pure: the caller reads the
  * file; this module only sees its text and name, so every error can name both.
  */
-import {
-  type Alias,
-  type Document,
-  isAlias,
-  isMap,
-  isPair,
-  isScalar,
-  isSeq,
-  LineCounter,
-  type Node,
-  parseDocument,
-  type YAMLMap,
-} from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition, type WhenExpr } from "../domain/mod.ts";
-import { closestName } from "./suggest.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
+import { FlowError, type Place } from "./errors.ts";
 import { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
+import { checkFlowText, decodeFlowBytes } from "./source.ts";
+import { type At, Values } from "./values.ts";
 
-/** Where an error points: file, 1-based line and column when known, and the step it concerns. */
-export interface Place {
-  file: string;
-  line?: number;
-  column?: number;
-  stepId?: string;
-}
+export { FlowError, formatPlace, type Place } from "./errors.ts";
+export { checkFileSize } from "./source.ts";
 
-export function formatPlace(place: Place): string {
-  const position = place.line === undefined ? "" : `:${place.line}:${place.column ?? 1}`;
-  const step = place.stepId === undefined ? "" : ` step "${place.stepId}":`;
-  return `${place.file}${position}:${step}`;
-}
-
-/** A flow file that cannot be used; its message names the file, the step and the position. */
-export class FlowError extends Error {
-  override name = "FlowError";
-  constructor(readonly place: Place, readonly reason: string) {
-    super(`${formatPlace(place)} ${reason}`);
-  }
-}
-
-/**
- * Reads a flow file's bytes: refuses files over the size limit and invalid UTF-8 (with its position),
- * then {@link loadFlow}.
- */
+/** Loads a flow file's bytes: see {@link loadFlow}; invalid UTF-8 is refused with its position. */
 export function loadFlowBytes(bytes: Uint8Array, fileName: string): FlowDefinition {
-  checkFileSize(bytes.length, fileName);
-  const bad = firstInvalidUtf8(bytes);
-  if (bad >= 0) {
-    const before = new TextDecoder().decode(bytes.subarray(0, bad));
-    const line = before.split("\n").length;
-    const column = before.length - before.lastIndexOf("\n");
-    throw new FlowError({ file: fileName, line, column }, `invalid UTF-8 (byte 0x${bytes[bad].toString(16)})`);
-  }
-  return loadFlow(new TextDecoder().decode(bytes), fileName);
-}
-
-export function checkFileSize(bytes: number, fileName: string): void {
-  if (bytes > LIMITS.fileBytes) {
-    throw new FlowError({ file: fileName }, `flow file is ${bytes} bytes, over the limit of ${LIMITS.fileBytes}`);
-  }
-}
-
-/** Offset of the first byte that does not belong to a well-formed UTF-8 sequence, or -1. */
-function firstInvalidUtf8(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length) {
-    const b = bytes[i];
-    if (b < 0x80) {
-      i++;
-      continue;
-    }
-    const [length, low, high] = b >= 0xc2 && b <= 0xdf
-      ? [2, 0x80, 0xbf]
-      : b === 0xe0
-      ? [3, 0xa0, 0xbf]
-      : b === 0xed
-      ? [3, 0x80, 0x9f]
-      : b >= 0xe1 && b <= 0xef
-      ? [3, 0x80, 0xbf]
-      : b === 0xf0
-      ? [4, 0x90, 0xbf]
-      : b === 0xf4
-      ? [4, 0x80, 0x8f]
-      : b >= 0xf1 && b <= 0xf3
-      ? [4, 0x80, 0xbf]
-      : [0, 0, 0];
-    if (length === 0 || i + length > bytes.length) return i;
-    if (bytes[i + 1] < low || bytes[i + 1] > high) return i;
-    for (let k = 2; k < length; k++) if ((bytes[i + k] & 0xc0) !== 0x80) return i;
-    i += length;
-  }
-  return -1;
+  return loadFlow(decodeFlowBytes(bytes, fileName), fileName);
 }
 
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
 export function loadFlow(text: string, fileName: string): FlowDefinition {
-  if (text.length > LIMITS.fileBytes) checkFileSize(new TextEncoder().encode(text).length, fileName);
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  const { root, values } = parseRoot(text, fileName);
+  const fields = values.fields(root, FLOW_FIELDS);
+  const flowId = readFlowId(fields.get("flow_id"), root, values);
+  const { steps, places } = readSteps(values.deref(fields.get("steps")), root, values);
+  const flow: FlowDefinition = { flowId, steps };
+  checkFlowGraph(flow, places, fileName);
+  return flow;
+}
+
+/** The document's root mapping, and its values; syntax errors become FlowErrors. */
+function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Values } {
   const isJson = fileName.toLowerCase().endsWith(".json");
   const lineCounter = new LineCounter();
-  const nul = text.indexOf("\0");
-  if (nul >= 0) {
-    const line = text.slice(0, nul).split("\n").length;
-    throw new FlowError({ file: fileName, line, column: nul - text.lastIndexOf("\n", nul) }, "NUL byte in the file");
-  }
-  const source = isJson ? text : quoteBangWhenValues(text);
+  const checked = checkFlowText(text, fileName);
+  const source = isJson ? checked : quoteBangWhenValues(checked);
   let doc: Document.Parsed;
   try {
     doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
@@ -124,88 +51,96 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
     const { line, col } = lineCounter.linePos(offset);
     return { file: fileName, line, column: col, stepId };
   };
+  if (isJson) checkStrictJson(checked, fileName, lineCounter, doc.errors[0]?.pos[0]);
+  checkDocument(doc, fileName, lineCounter, isJson);
+  const values = new Values(doc, at);
+  const root = values.deref(doc.contents);
+  if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
+  return { root, values };
+}
+
+/** Syntax errors, a second document, and tags YAML does not know, each at its position. */
+function checkDocument(doc: Document.Parsed, file: string, lineCounter: LineCounter, isJson: boolean): void {
   const firstError = doc.errors[0];
-  if (isJson) checkStrictJson(text, fileName, lineCounter, firstError?.pos[0]);
   if (firstError) {
     const { line, col } = lineCounter.linePos(firstError.pos[0]);
-    const place = { file: fileName, line, column: col };
     if (firstError.code === "MULTIPLE_DOCS") {
-      throw new FlowError(place, `a flow file holds one YAML document, but a second one starts at line ${line}`);
+      throw new FlowError(
+        { file, line, column: col },
+        `a flow file holds one YAML document, but a second one starts at line ${line}`,
+      );
     }
     const reason = firstError.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-    throw new FlowError(place, `invalid ${isJson ? "JSON" : "YAML"}: ${reason}`);
+    throw new FlowError({ file, line, column: col }, `invalid ${isJson ? "JSON" : "YAML"}: ${reason}`);
   }
   const unknownTag = doc.warnings.find((warning) => warning.code === "TAG_RESOLVE_FAILED");
   if (unknownTag) {
     const { line, col } = lineCounter.linePos(unknownTag.pos[0]);
     const tag = /Unresolved tag: (\S+)/.exec(unknownTag.message)?.[1]?.replace(/^tag:yaml\.org,2002:/, "!!") ?? "?";
     throw new FlowError(
-      { file: fileName, line, column: col },
+      { file, line, column: col },
       `unknown YAML tag ${tag}; quote the value if the text is meant (only "when" may start with an unquoted "!")`,
     );
   }
-  const values = new Values(doc, at);
-  const root = values.deref(doc.contents);
-  if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
-  const rootFields = values.fields(root, FLOW_FIELDS, "field");
+}
 
-  const flowIdNode = rootFields.get("flow_id");
-  if (!flowIdNode) throw new FlowError(at(root), 'missing required field "flow_id"');
-  const flowId = values.plain(flowIdNode);
+function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): string {
+  if (node === undefined) throw new FlowError(values.at(root), 'missing required field "flow_id"');
+  const flowId = values.plain(node);
   if (typeof flowId !== "string" || flowId.trim() === "") {
-    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
+    throw new FlowError(values.at(node), "flow_id must be a non-empty string");
   }
   if ([...flowId].length > LIMITS.flowIdChars || INVISIBLE_OR_CONTROL.test(flowId)) {
     throw new FlowError(
-      at(flowIdNode),
-      `invalid flow_id ${
-        JSON.stringify(flowId)
-      }: use 1-${LIMITS.flowIdChars} characters without control or invisible characters`,
+      values.at(node),
+      `invalid flow_id ${JSON.stringify(flowId)}: use 1-${LIMITS.flowIdChars} characters ` +
+        "without control or invisible characters",
     );
   }
+  return flowId;
+}
 
-  const stepsNode = values.deref(rootFields.get("steps"));
-  if (!stepsNode) throw new FlowError(at(root), 'missing required field "steps"');
+/** Where each step's id, `when` and `depends_on` are, so graph problems can point at them. */
+type StepPlaces = Map<string, ReadStep["places"]>;
+
+/** The steps, in order, refusing a duplicate id. */
+function readSteps(
+  stepsNode: Node | undefined,
+  root: YAMLMap,
+  values: Values,
+): { steps: StepDefinition[]; places: StepPlaces } {
+  const at = values.at;
+  if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
     throw new FlowError(at(stepsNode), "steps must be a non-empty list");
   }
   if (stepsNode.items.length > LIMITS.steps) {
     throw new FlowError(at(stepsNode), `${stepsNode.items.length} steps, over the limit of ${LIMITS.steps}`);
   }
-
-  const seen = new Map<string, Place>();
   const steps: StepDefinition[] = [];
-  const placeOfStep = new Map<string, { when?: Place; dependsOn?: Place; step: Place }>();
+  const places: StepPlaces = new Map();
   for (const item of stepsNode.items as Node[]) {
     const step = readStep(values.deref(item), values);
-    const previous = seen.get(step.definition.id);
+    const previous = places.get(step.definition.id);
     if (previous) {
       throw new FlowError(
         step.places.id,
-        `duplicate step id "${step.definition.id}" (first defined at line ${previous.line})`,
+        `duplicate step id "${step.definition.id}" (first defined at line ${previous.id.line})`,
       );
     }
-    seen.set(step.definition.id, step.places.id);
-    placeOfStep.set(step.definition.id, {
-      when: step.places.when,
-      dependsOn: step.places.dependsOn,
-      step: step.places.id,
-    });
+    places.set(step.definition.id, step.places);
     steps.push(step.definition);
   }
+  return { steps, places };
+}
 
-  const flow: FlowDefinition = { flowId, steps };
+/** Unknown ids, self references and cycles, reported at the field that causes them. */
+function checkFlowGraph(flow: FlowDefinition, places: StepPlaces, fileName: string): void {
   const problem = checkGraph(flow);
-  if (problem) {
-    const places = problem.stepId === undefined ? undefined : placeOfStep.get(problem.stepId);
-    const place = problem.field === "when"
-      ? places?.when
-      : problem.field === "depends_on"
-      ? places?.dependsOn
-      : places?.step;
-    throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
-  }
-  return flow;
+  if (!problem) return;
+  const step = problem.stepId === undefined ? undefined : places.get(problem.stepId);
+  const place = problem.field === "when" ? step?.when : problem.field === "depends_on" ? step?.dependsOn : step?.id;
+  throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
 }
 
 /** JSON files are held to JSON's own grammar (YAML would accept more). */
@@ -224,105 +159,6 @@ function checkStrictJson(text: string, fileName: string, lineCounter: LineCounte
   }
 }
 
-type At = (node: Node | null | undefined, stepId?: string) => Place;
-
-/**
- * The document's values with aliases resolved. Anchors are indexed in one walk (the library's own
- * lookup scans the whole document per alias), and every node reached through an alias counts
- * against {@link LIMITS.aliasExpansion}, so a "billion laughs" file stops early with an error.
- */
-class Values {
-  private targets = new Map<Alias, Node>();
-  private expanded = 0;
-
-  constructor(doc: Document.Parsed, readonly at: At) {
-    const anchors = new Map<string, Node>();
-    const stack: unknown[] = [doc.contents];
-    while (stack.length > 0) {
-      const node = stack.pop();
-      if (isAlias(node)) {
-        const target = anchors.get(node.source);
-        if (target) this.targets.set(node, target);
-        continue;
-      }
-      if (isPair(node)) {
-        stack.push(node.value, node.key);
-        continue;
-      }
-      if (!isScalar(node) && !isMap(node) && !isSeq(node)) continue;
-      if (node.anchor) anchors.set(node.anchor, node);
-      if (isMap(node) || isSeq(node)) { for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]); }
-    }
-  }
-
-  /** The node an alias stands for (the node itself otherwise). */
-  deref(node: unknown): Node | undefined {
-    if (node === null || node === undefined) return undefined;
-    if (!isAlias(node)) return node as Node;
-    const target = this.targets.get(node);
-    if (!target) throw new FlowError(this.at(node), `alias *${node.source} names no anchor before it`);
-    return target;
-  }
-
-  /** The JavaScript value of a node, aliases expanded within the limits. */
-  plain(node: unknown, depth = 0): unknown {
-    if (node === null || node === undefined) return null;
-    const viaAlias = isAlias(node);
-    const target = this.deref(node)!;
-    if (viaAlias) this.count(target, node as Node);
-    if (depth > LIMITS.valueNesting) {
-      throw new FlowError(this.at(target), `value nested deeper than ${LIMITS.valueNesting} levels`);
-    }
-    if (isScalar(target)) return target.value;
-    if (isSeq(target)) {
-      return target.items.map((item) => this.plainCounted(item, viaAlias, depth + 1));
-    }
-    if (isMap(target)) {
-      const result: Record<string, unknown> = {};
-      for (const pair of target.items) {
-        const key = this.plainCounted(pair.key, viaAlias, depth + 1);
-        result[typeof key === "string" ? key : JSON.stringify(key)] = this.plainCounted(
-          pair.value,
-          viaAlias,
-          depth + 1,
-        );
-      }
-      return result;
-    }
-    return null;
-  }
-
-  private plainCounted(node: unknown, insideAlias: boolean, depth: number): unknown {
-    if (insideAlias && !isAlias(node)) this.count(node as Node, node as Node);
-    return this.plain(node, depth);
-  }
-
-  private count(_target: Node, from: Node): void {
-    if (++this.expanded > LIMITS.aliasExpansion) {
-      throw new FlowError(this.at(from), `aliases expand to more than ${LIMITS.aliasExpansion} values`);
-    }
-  }
-
-  /** A mapping's fields by name, after refusing unknown names (with the nearest valid one). */
-  fields(map: YAMLMap, allowed: readonly string[], what: string, stepId?: string): Map<string, Node> {
-    const fields = new Map<string, Node>();
-    for (const pair of map.items) {
-      const keyNode = this.deref(pair.key);
-      const key = isScalar(keyNode) ? keyNode.value : this.plain(keyNode);
-      if (typeof key === "string" && allowed.includes(key)) {
-        fields.set(key, pair.value as Node);
-        continue;
-      }
-      const name = typeof key === "string" ? key : JSON.stringify(key);
-      const suggestion = typeof key === "string" ? closestName(key, allowed) : undefined;
-      const where = stepId === undefined ? "" : ` in step "${stepId}"`;
-      const hint = suggestion ? `; did you mean "${suggestion}"?` : `; expected one of ${allowed.join(", ")}`;
-      throw new FlowError(this.at(keyNode), `unknown ${what} "${name}"${where}${hint}`);
-    }
-    return fields;
-  }
-}
-
 interface ReadStep {
   definition: StepDefinition;
   places: { id: Place; when?: Place; dependsOn?: Place };
@@ -331,96 +167,20 @@ interface ReadStep {
 function readStep(item: Node | undefined, values: Values): ReadStep {
   const at = values.at;
   if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
-  const idPair = item.items.find((pair) => {
-    const key = values.deref(pair.key);
-    return isScalar(key) && key.value === "id";
-  });
-  if (idPair === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
-  const idNode = values.deref(idPair.value);
-  let rawId = values.plain(idPair.value);
-  const written = isScalar(idNode) && typeof idNode.source === "string" ? idNode.source : undefined;
-  if (typeof rawId === "number" && written === String(rawId)) {
-    rawId = written; // `id: 7` means "7"
-  } else if (typeof rawId !== "string" && rawId !== null && written !== undefined) {
-    // `id: 007` is the number 7 and `id: 0x1F` is 31 to YAML; the text written is what was meant.
-    throw new FlowError(
-      at(idNode),
-      `step id ${written} is read by YAML as the ${typeof rawId} ${JSON.stringify(rawId)}; ` +
-        `write it in quotes: id: "${written}"`,
-    );
-  }
-  const id = rawId;
-  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
-    throw new FlowError(
-      at(idNode),
-      `invalid step id ${JSON.stringify(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
-        'starting with a letter, digit or "_"',
-    );
-  }
-  const fields = values.fields(item, STEP_FIELDS, "field", id);
-  const field = (name: string) => fields.get(name);
-  const fail = (node: Node | undefined, reason: string): never => {
-    throw new FlowError(at(node ?? item, id), reason);
+  const { id, node: idNode } = readStepId(item, values);
+  const byName = values.fields(item, STEP_FIELDS, id);
+  const fields: StepFields = {
+    get: (name) => byName.get(name),
+    value: (node) => values.plain(node),
+    fail: (node, reason) => {
+      throw new FlowError(at(node ?? item, id), reason);
+    },
   };
-  const scalarValue = (node: Node) => values.plain(node);
-
-  const commandNode = field("command");
-  if (commandNode === undefined) fail(item, 'missing required field "command"');
-  const command = readCommand(commandNode!, values.plain(commandNode), fail);
-
-  const whenNode = field("when");
-  let when: WhenExpr | null = null;
-  if (whenNode !== undefined) {
-    const text = scalarValue(whenNode);
-    if (typeof text !== "string" || text.trim() === "") fail(whenNode, "when must be a non-empty string expression");
-    if ((text as string).length > LIMITS.whenChars) {
-      fail(whenNode, `when expression of ${(text as string).length} characters, over the limit of ${LIMITS.whenChars}`);
-    }
-    try {
-      when = parseWhen(text as string);
-    } catch (error) {
-      if (!(error instanceof WhenSyntaxError)) throw error;
-      fail(whenNode, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
-    }
-  }
-
-  const dependsNode = field("depends_on");
-  let dependsOn: string[] = [];
-  if (dependsNode !== undefined) {
-    const value = scalarValue(dependsNode);
-    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
-      fail(dependsNode, "depends_on must be a list of step ids");
-    }
-    dependsOn = [...new Set(value as string[])];
-  }
-
-  const number = (
-    name: string,
-    ok: (n: number) => boolean,
-    rule: string,
-    max: number,
-    integer = false,
-  ): number | undefined => {
-    const node = field(name);
-    if (node === undefined) return undefined;
-    const value = scalarValue(node);
-    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
-      fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
-    }
-    if ((value as number) > max) fail(node, `${name} must be at most ${max}, got ${value}`);
-    return value as number;
-  };
-  const seconds = LIMITS.seconds;
-  const retries = number("retries", (n) => n >= 0, "an integer >= 0", LIMITS.retries, true) ?? 0;
-  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0", seconds) ?? 0;
-  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
-  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
-  const strictNode = field("strict");
-  const strictValue = strictNode === undefined ? true : scalarValue(strictNode);
-  if (typeof strictValue !== "boolean") {
-    fail(strictNode, `strict must be true or false, got ${JSON.stringify(strictValue)}`);
-  }
-
+  const commandNode = fields.get("command");
+  if (commandNode === undefined) fields.fail(item, 'missing required field "command"');
+  const command = readCommand(commandNode!, fields);
+  const when = readWhen(fields);
+  const dependsOn = readDependsOn(fields);
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -428,12 +188,10 @@ function readStep(item: Node | undefined, values: Values): ReadStep {
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    retries,
-    retryDelaySec,
-    timeoutSec,
-    strict: strictValue as boolean,
-    startTimeoutSec,
+    ...readLimits(fields),
   };
+  const whenNode = fields.get("when");
+  const dependsNode = fields.get("depends_on");
   return {
     definition,
     places: {
@@ -444,34 +202,128 @@ function readStep(item: Node | undefined, values: Values): ReadStep {
   };
 }
 
-function readCommand(node: Node, value: unknown, fail: (node: Node | undefined, reason: string) => never): string[] {
+/** A step's fields by name, their values, and how to refuse one (naming the file, place and step). */
+interface StepFields {
+  get(name: string): Node | undefined;
+  value(node: Node): unknown;
+  fail(node: Node | undefined, reason: string): never;
+}
+
+/** The step's id: the text written, so `id: 007` (the number 7 to YAML) is refused with a hint. */
+function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | undefined } {
+  const pair = item.items.find((pair) => {
+    const key = values.deref(pair.key);
+    return isScalar(key) && key.value === "id";
+  });
+  if (pair === undefined) throw new FlowError(values.at(item), 'step is missing required field "id"');
+  const node = values.deref(pair.value);
+  let id = values.plain(pair.value);
+  const written = isScalar(node) && typeof node.source === "string" ? node.source : undefined;
+  if (typeof id === "number" && written === String(id)) {
+    id = written; // `id: 7` means "7"
+  } else if (typeof id !== "string" && id !== null && written !== undefined) {
+    throw new FlowError(
+      values.at(node),
+      `step id ${written} is read by YAML as the ${typeof id} ${
+        JSON.stringify(id)
+      }; write it in quotes: id: "${written}"`,
+    );
+  }
+  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
+    throw new FlowError(
+      values.at(node),
+      `invalid step id ${JSON.stringify(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
+        'starting with a letter, digit or "_"',
+    );
+  }
+  return { id, node };
+}
+
+function readWhen(fields: StepFields): WhenExpr | null {
+  const node = fields.get("when");
+  if (node === undefined) return null;
+  const text = fields.value(node);
+  if (typeof text !== "string" || text.trim() === "") fields.fail(node, "when must be a non-empty string expression");
+  if ((text as string).length > LIMITS.whenChars) {
+    fields.fail(
+      node,
+      `when expression of ${(text as string).length} characters, over the limit of ${LIMITS.whenChars}`,
+    );
+  }
+  try {
+    return parseWhen(text as string);
+  } catch (error) {
+    if (!(error instanceof WhenSyntaxError)) throw error;
+    return fields.fail(node, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
+  }
+}
+
+function readDependsOn(fields: StepFields): string[] {
+  const node = fields.get("depends_on");
+  if (node === undefined) return [];
+  const value = fields.value(node);
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+    fields.fail(node, "depends_on must be a list of step ids");
+  }
+  return [...new Set(value as string[])];
+}
+
+/** Retries, delays, timeouts and strictness, with their defaults. */
+function readLimits(fields: StepFields) {
+  const number = (name: string, ok: (n: number) => boolean, rule: string, max: number, integer = false) => {
+    const node = fields.get(name);
+    if (node === undefined) return undefined;
+    const value = fields.value(node);
+    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
+      fields.fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
+    }
+    if ((value as number) > max) fields.fail(node, `${name} must be at most ${max}, got ${value}`);
+    return value as number;
+  };
+  const seconds = LIMITS.seconds;
+  const retries = number("retries", (n) => n >= 0, "an integer >= 0", LIMITS.retries, true) ?? 0;
+  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0", seconds) ?? 0;
+  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
+  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
+  const strictNode = fields.get("strict");
+  const strict = strictNode === undefined ? true : fields.value(strictNode);
+  if (typeof strict !== "boolean") {
+    fields.fail(strictNode, `strict must be true or false, got ${JSON.stringify(strict)}`);
+  }
+  return { retries, retryDelaySec, timeoutSec, strict: strict as boolean, startTimeoutSec };
+}
+
+function readCommand(node: Node, fields: StepFields): string[] {
+  const value = fields.value(node);
   if (typeof value === "string") {
-    if (value.trim() === "") fail(node, "command must not be empty");
-    checkArguments(["/bin/sh", "-c", value], node, fail);
+    if (value.trim() === "") fields.fail(node, "command must not be empty");
+    checkArguments(["/bin/sh", "-c", value], node, fields);
     return ["/bin/sh", "-c", value];
   }
   if (!Array.isArray(value) || value.length === 0) {
-    fail(node, "command must be a non-empty list of strings, or a string run by /bin/sh -c");
+    fields.fail(node, "command must be a non-empty list of strings, or a string run by /bin/sh -c");
   }
   const args = value as unknown[];
   const bad = args.findIndex((arg) => typeof arg !== "string");
-  if (bad >= 0) fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
-  if (args[0] === "") fail(node, "command[0] (the program) must not be empty");
-  checkArguments(args as string[], node, fail);
+  if (bad >= 0) fields.fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
+  if (args[0] === "") fields.fail(node, "command[0] (the program) must not be empty");
+  checkArguments(args as string[], node, fields);
   return args as string[];
 }
 
 /** What exec(2) would refuse: NUL inside an argument, an argument or a command line over the limits. */
-function checkArguments(args: string[], node: Node, fail: (node: Node | undefined, reason: string) => never): void {
+function checkArguments(args: string[], node: Node, fields: StepFields): void {
   const encoder = new TextEncoder();
   let total = 0;
   args.forEach((arg, i) => {
-    if (arg.includes("\0")) fail(node, `command[${i}] contains a NUL character`);
+    if (arg.includes("\0")) fields.fail(node, `command[${i}] contains a NUL character`);
     const size = encoder.encode(arg).length;
     if (size > LIMITS.argumentBytes) {
-      fail(node, `command argument of ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+      fields.fail(node, `command argument of ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
     }
     total += size + 1;
   });
-  if (total > LIMITS.commandBytes) fail(node, `command of ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+  if (total > LIMITS.commandBytes) {
+    fields.fail(node, `command of ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+  }
 }

@@ -1,7 +1,7 @@
-import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
-import { conditionJson } from "../../flow/when.ts";
+import { conditionJson, definitionHash, normalizeFlow } from "../../flow/mod.ts";
 import type { WhenExpr } from "../../domain/mod.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { printJson } from "../output.ts";
 
@@ -19,7 +19,7 @@ export const validateCommand: Command = {
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
-    return 0;
+    return ExitCode.ok;
   },
 };
 
