@@ -10,7 +10,7 @@ import { quoteBangWhenValues } from "./yaml_bang.ts";
 import { FlowError, type Place } from "./errors.ts";
 import { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
 import { checkFlowText, decodeFlowBytes } from "./source.ts";
-import { type At, Values } from "./values.ts";
+import { Values } from "./values.ts";
 
 export { FlowError, formatPlace, type Place } from "./errors.ts";
 export { checkFileSize } from "./source.ts";
@@ -209,6 +209,11 @@ interface StepFields {
   fail(node: Node | undefined, reason: string): never;
 }
 
+/** A value in an error message: numbers as JavaScript prints them (NaN, Infinity), the rest as JSON. */
+function shown(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
+}
+
 /** The step's id: the text written, so `id: 007` (the number 7 to YAML) is refused with a hint. */
 function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | undefined } {
   const pair = item.items.find((pair) => {
@@ -224,9 +229,7 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   } else if (typeof id !== "string" && id !== null && written !== undefined) {
     throw new FlowError(
       values.at(node),
-      `step id ${written} is read by YAML as the ${typeof id} ${
-        JSON.stringify(id)
-      }; write it in quotes: id: "${written}"`,
+      `step id ${written} is read by YAML as the ${typeof id} ${shown(id)}; write it in quotes: id: "${written}"`,
     );
   }
   if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
@@ -275,7 +278,7 @@ function readLimits(fields: StepFields) {
     if (node === undefined) return undefined;
     const value = fields.value(node);
     if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
-      fields.fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
+      fields.fail(node, `${name} must be ${rule}, got ${shown(value)}`);
     }
     if ((value as number) > max) fields.fail(node, `${name} must be at most ${max}, got ${value}`);
     return value as number;
