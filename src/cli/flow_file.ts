@@ -1,9 +1,14 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { UserError } from "./errors.ts";
-import { checkFileSize, loadFlowBytes } from "../flow/mod.ts";
+import { checkFileSize, FlowError, LIMITS, loadFlowBytes } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
+/** The name a flow read from standard input (`-`) goes by in messages. */
+export const STDIN_NAME = "<stdin>";
+
+/** Reads and loads a flow file; `-` reads standard input. */
 export function readFlowFile(path: string): FlowDefinition {
+  if (path === "-") return loadFlowBytes(readStdin(), STDIN_NAME);
   let bytes: Uint8Array;
   try {
     // The size limit is checked before reading, so a huge file is refused without being loaded.
@@ -20,4 +25,30 @@ export function readFlowFile(path: string): FlowDefinition {
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
   return loadFlowBytes(bytes, path);
+}
+
+function readStdin(): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  let total = 0;
+  try {
+    for (;;) {
+      const n = Deno.stdin.readSync(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+      total += n;
+      // Stop reading once past the size limit: the rest of an endless stream is never buffered.
+      if (total > LIMITS.fileBytes) checkFileSize(total, STDIN_NAME);
+    }
+  } catch (error) {
+    if (error instanceof FlowError) throw error;
+    throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
+  }
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
 }

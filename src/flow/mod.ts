@@ -13,5 +13,6 @@ export {
   WhenSyntaxError,
 } from "./when.ts";
 export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
+export { closestName } from "./suggest.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";
 export { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";

@@ -116,7 +116,7 @@ Deno.test("refused keys exit 2 before any run exists, including invalid UTF-8 in
   for (const key of ["a\u202eb", "a".repeat(257), "日".repeat(300)]) {
     const result = await cli(["start", "-d", "--run-key", key, flow], { env });
     assert.equal(result.code, 2, result.stderr);
-    assert.match(errorLine(result).error, /^invalid run key/);
+    assert.match(errorLine(result).error, /^start: invalid run key/);
   }
   // argv bytes that are not UTF-8 can only be passed through a shell.
   const script = `exec "$@" start -d --run-key "$(printf 'a\\377b')" ${flow}`;
