@@ -71,12 +71,14 @@ export const logsCommand: Command = {
       // The job's status is read before its output, so once it says "ended" this read has everything.
       const job = follow ? await ask(() => executor.status(jobKey)) : null;
       for (const stream of streams) {
-        const bytes = await ask(() => readLog(executor, jobKey, stream));
-        const from = offsets[stream] ?? (tail === undefined ? 0 : tailStart(bytes, tail));
+        // After the first read, only what was added since (the built-in runner reads just that).
+        const offset = offsets[stream];
+        const bytes = await ask(() => readLog(executor, jobKey, stream, offset));
+        const from = offset !== undefined || tail === undefined ? 0 : tailStart(bytes, tail);
         // One stream goes to stdout (to pipe into grep); both keep them apart on stdout and stderr.
         const write = streams.length === 2 && stream === "stderr" ? writeStderrBytes : writeBytes;
         if (bytes.length > from) write(bytes.subarray(from));
-        offsets[stream] = Math.max(from, bytes.length);
+        offsets[stream] = (offset ?? 0) + bytes.length;
       }
       if (!follow || ended(job, session.runs.runStatus(runKey))) return ExitCode.ok;
       await sleepUnless(interval, interrupt.requested);
@@ -96,8 +98,9 @@ function ended(job: Job | null, runStatus: string | undefined): boolean {
   return runStatus === undefined || isTerminalRun(runStatus as never);
 }
 
-async function readLog(executor: Executor, jobKey: string, stream: Stream): Promise<Uint8Array> {
-  return await executor.logs({ runKey: jobKey }, stream) ?? new Uint8Array();
+async function readLog(executor: Executor, jobKey: string, stream: Stream, from?: number): Promise<Uint8Array> {
+  return await executor.logs({ runKey: jobKey }, stream, from === undefined ? undefined : { from }) ??
+    new Uint8Array();
 }
 
 /** Executor failures are the operator's to see, as one JSON line with exit 1. */
