@@ -7,7 +7,7 @@ import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { writeBytes, writeStderrBytes } from "../output.ts";
-import { checkRunKey, Session, stepOf } from "../session.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 
 type Stream = "stdout" | "stderr";
 
@@ -17,7 +17,7 @@ export const logsCommand: Command = {
     summary: "Print what a step's attempt wrote to stdout and stderr, through the run's executor.",
     usage: "logs --run-key KEY --step STEP [--attempt N] [--stream stdout|stderr|both] [--follow] [--tail N]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       { name: "step", value: "string", metavar: "STEP", help: "The step's id (required)." },
       { name: "attempt", value: "number", metavar: "N", help: "Which attempt (default: the latest)." },
       {
@@ -33,7 +33,7 @@ export const logsCommand: Command = {
       "2 for bad input; 1 when the executor could not be asked; 130 when --follow is interrupted.",
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const stepId = args.options.step as string | undefined;
     if (stepId === undefined) throw new UserError("--step is required");
     const tail = args.options.tail === undefined ? undefined : wholeNumber(numberOption(args, "tail", 0), "--tail");
