@@ -1,5 +1,4 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
-import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
 import type { ExecutorChoice } from "../executor/select.ts";
@@ -12,10 +11,10 @@ import { statusCommand } from "./commands/status.ts";
 import { driveCommand, tickCommand } from "./commands/tick.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { validateCommand } from "./commands/validate.ts";
-import { printError, writeStdout } from "./output.ts";
+import { printError, printJson, writeStdout } from "./output.ts";
+import { formatVersion, versionInfo } from "./version.ts";
 
 export const PROGRAM = "orchesjob-flow";
-export const VERSION: string = denoConfig.version;
 
 const COMMANDS: readonly Command[] = [
   startCommand,
@@ -34,7 +33,17 @@ const GLOBAL_SPEC: CommandSpec = {
   summary: "Run a small graph of local commands through orchesjob, with durable state in SQLite.",
   usage: "[GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]",
   options: [
-    { name: "version", help: "Print the version and exit." },
+    {
+      name: "version",
+      help: "Print the version, the Deno version, the target, whether compiled, and the git commit; then exit.",
+    },
+    {
+      name: "format",
+      value: "string",
+      metavar: "FORMAT",
+      choices: ["text", "json"],
+      help: "With --version: text (default) or json.",
+    },
     { name: "db", value: "string", metavar: "PATH", help: "SQLite state file (default: see README)." },
     {
       name: "orchesjob-bin",
@@ -85,8 +94,13 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const { global, command, rest } = splitGlobal(argv);
     const parsedGlobal = parseArgs(GLOBAL_SPEC, global);
     if (parsedGlobal.options.version) {
-      writeStdout(`${PROGRAM} ${VERSION}\n`);
+      const info = versionInfo(PROGRAM);
+      if (parsedGlobal.options.format === "json") printJson(info);
+      else writeStdout(formatVersion(info) + "\n");
       return ExitCode.ok;
+    }
+    if (parsedGlobal.options.format !== undefined) {
+      throw new UserError("--format before the command only applies to --version; put it after the command");
     }
     if (parsedGlobal.help || command === undefined) {
       writeStdout(topLevelHelp());

@@ -2,12 +2,80 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, errorLine, REPO, tempDir, writeFile } from "../helpers.ts";
+import { formatVersion } from "../../src/cli/version.ts";
 
-Deno.test("--version prints the version from deno.json", async () => {
+Deno.test("--version prints the version from deno.json, the Deno version, the target and how it runs", async () => {
   const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
   const result = await cli(["--version"]);
   assert.equal(result.code, 0);
-  assert.equal(result.stdout, `orchesjob-flow ${config.version}\n`);
+  // Under `deno run` from a checkout: not compiled, and no commit (build_info.json is committed empty).
+  assert.equal(
+    result.stdout,
+    `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`,
+  );
+});
+
+Deno.test("--version --format json gives the same facts as JSON", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const result = await cli(["--version", "--format", "json"]);
+  assert.equal(result.code, 0);
+  assert.deepEqual(JSON.parse(result.stdout), {
+    name: "orchesjob-flow",
+    version: config.version,
+    deno: Deno.version.deno,
+    target: Deno.build.target,
+    compiled: false,
+    commit: null,
+  });
+});
+
+Deno.test("--format before a command is refused: it only applies to --version", async () => {
+  const result = await cli(["--format", "json", "status", "--run-key", "x"]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /only applies to --version/);
+  const bad = await cli(["--version", "--format", "yaml"]);
+  assert.equal(bad.code, 2);
+  assert.match(errorLine(bad).error, /--format must be one of text, json/);
+});
+
+Deno.test("formatVersion names a compiled binary and its commit", () => {
+  const info = {
+    name: "orchesjob-flow",
+    version: "0.2.0",
+    deno: "2.9.6",
+    target: "x86_64-unknown-linux-gnu",
+    compiled: true,
+    commit: "abc1234",
+  };
+  assert.equal(formatVersion(info), "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, compiled, abc1234)");
+  assert.equal(
+    formatVersion({ ...info, compiled: false, commit: null }),
+    "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, not compiled)",
+  );
+});
+
+Deno.test("a commit written into build_info.json (as the workflows do before compiling) shows in --version", async () => {
+  // The workflows stamp the commit into a copy of the checkout; do the same to a copy of the sources.
+  using dir = tempDir();
+  for (const name of ["main.ts", "deno.json", "deno.lock", "src"]) {
+    await new Deno.Command("cp", { args: ["-R", join(REPO, name), dir.path] }).output();
+  }
+  writeFile(join(dir.path, "src", "cli"), "build_info.json", '{ "commit": "abc1234" }\n');
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      "--no-prompt",
+      "--config",
+      join(dir.path, "deno.json"),
+      join(dir.path, "main.ts"),
+      "--version",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.match(new TextDecoder().decode(output.stdout), /, not compiled, abc1234\)\n$/);
 });
 
 Deno.test("--help lists the visible commands and global options", async () => {
