@@ -54,30 +54,6 @@ Deno.test("formatVersion names a compiled binary and its commit", () => {
   );
 });
 
-Deno.test("a commit written into build_info.json (as the workflows do before compiling) shows in --version", async () => {
-  // The workflows stamp the commit into a copy of the checkout; do the same to a copy of the sources.
-  using dir = tempDir();
-  for (const name of ["main.ts", "deno.json", "deno.lock", "src"]) {
-    await new Deno.Command("cp", { args: ["-R", join(REPO, name), dir.path] }).output();
-  }
-  writeFile(join(dir.path, "src", "cli"), "build_info.json", '{ "commit": "abc1234" }\n');
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-all",
-      "--no-prompt",
-      "--config",
-      join(dir.path, "deno.json"),
-      join(dir.path, "main.ts"),
-      "--version",
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-  assert.match(new TextDecoder().decode(output.stdout), /, not compiled, abc1234\)\n$/);
-});
-
 Deno.test("--help lists the visible commands and global options", async () => {
   const result = await cli(["--help"]);
   assert.equal(result.code, 0);

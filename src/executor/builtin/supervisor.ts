@@ -15,7 +15,7 @@ import { existsSync } from "node:fs";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
-const SCRIPT = `
+export const SUPERVISOR_SCRIPT = `
 job=$1 dir=$2
 shift 2
 put() { printf '%s\\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; }
@@ -68,7 +68,7 @@ export function launchSupervisor(
   env?: Record<string, string>,
 ): number {
   const child = new Deno.Command(shell(), {
-    args: ["-c", SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command],
+    args: ["-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command],
     stdin: "null",
     stdout: "null",
     stderr: "null",
