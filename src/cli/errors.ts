@@ -13,6 +13,8 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
+  timedOut: 124,
   interrupted: 130,
 } as const;
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];

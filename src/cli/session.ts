@@ -1,16 +1,18 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
-import type { RunRecord } from "../domain/mod.ts";
-import { Driver } from "../engine/driver.ts";
-import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
-import { loadRun } from "../engine/runs.ts";
+import type { RunRecord, StepState } from "../domain/mod.ts";
+import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import type { Executor } from "../executor/executor.ts";
-import { createExecutor } from "../executor/select.ts";
-import { type Database, openDatabase } from "../store/db.ts";
-import { FileLocks } from "../store/locks.ts";
-import { jobsDirectory } from "../store/paths.ts";
-import { resolveDbPath } from "../store/paths.ts";
-import { RunStore } from "../store/runs.ts";
+import { createExecutor, type Executor } from "../executor/mod.ts";
+import {
+  type Database,
+  FileLocks,
+  jobsDirectory,
+  openDatabase,
+  resolveDbPath,
+  type RunFilter,
+  RunStore,
+} from "../store/mod.ts";
+import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
 
 export class Session implements Disposable {
@@ -19,12 +21,15 @@ export class Session implements Disposable {
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: DriverLock & StartGate;
+  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
+  readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
   constructor(readonly context: CommandContext) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     this.db = openDatabase(this.dbPath);
-    this.runs = new RunStore(this.db);
+    this.store = new RunStore(this.db);
+    this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
   }
 
@@ -33,6 +38,11 @@ export class Session implements Disposable {
     const record = loadRun(this.runs, runKey);
     if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
     return record;
+  }
+
+  /** The runs `filter` selects, newest first. */
+  list(filter: RunFilter): RunRecord[] {
+    return this.store.list(filter).map(toRecord);
   }
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */
@@ -59,6 +69,30 @@ export class Session implements Disposable {
   [Symbol.dispose](): void {
     this.db.close();
   }
+}
+
+/** The run's step called `stepId`, or a usage error that suggests the nearest id. */
+export function stepOf(record: RunRecord, stepId: string): StepState {
+  const step = record.state.steps.find((s) => s.id === stepId);
+  if (step) return step;
+  const near = suggestName(stepId, record.state.steps.map((s) => s.id));
+  throw new UserError(
+    `run ${record.state.runKey} has no step ${JSON.stringify(stepId)}` +
+      (near ? `; did you mean ${JSON.stringify(near)}?` : ""),
+  );
+}
+
+/** The `--run-key` option of every run command. */
+export const RUN_KEY_OPTION: OptionSpec = {
+  name: "run-key",
+  value: "string",
+  metavar: "KEY",
+  help: "The flow run's key (required).",
+};
+
+/** The checked `--run-key` of a run command. */
+export function runKeyOf(args: ParsedArgs): string {
+  return checkRunKey(args.options["run-key"] as string | undefined);
 }
 
 /** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */

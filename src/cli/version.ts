@@ -8,6 +8,8 @@
 import denoConfig from "../../deno.json" with { type: "json" };
 import buildInfo from "./build_info.json" with { type: "json" };
 
+export const VERSION: string = denoConfig.version;
+
 export interface VersionInfo {
   name: string;
   version: string;
@@ -21,7 +23,7 @@ export function versionInfo(name: string): VersionInfo {
   const commit = (buildInfo as { commit: string | null }).commit;
   return {
     name,
-    version: denoConfig.version,
+    version: VERSION,
     deno: Deno.version.deno,
     target: Deno.build.target,
     compiled: Deno.build.standalone === true,

@@ -4,7 +4,7 @@
  * This is the only place that decides whether a failed attempt is retried or fails the step, and
  * whether a retry waits (DELAYED) or not (PENDING): the driver only records what happened.
  */
-import { evaluateWhen } from "../flow/when.ts";
+import { evaluateWhen } from "../flow/mod.ts";
 import {
   isActiveJob,
   isTerminalStep,
@@ -131,7 +131,8 @@ function failedAttempt(
   error: string,
   now: number,
 ): Action {
-  if (step.attemptNo <= definition.retries) {
+  // The budget counts the attempts of this round only: a retried run gets its retries afresh.
+  if (step.attemptNo - step.attemptBase <= definition.retries) {
     if (definition.retryDelaySec > 0) {
       return {
         kind: "retry",

@@ -2,10 +2,9 @@
  * The imperative half of the engine: observe running jobs, ask {@link decide} what to do, apply it.
  * One driver per run at a time (the caller holds the run's driver lock).
  */
-import { type Executor, ExecutorError } from "../executor/executor.ts";
+import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
-import { sleepUnless } from "../sleep.ts";
-import { type Clock, systemClock } from "../shared/time.ts";
+import { type Clock, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
@@ -73,8 +72,12 @@ export class Driver {
 
   /** Drives the run until it ends, or until interrupted. Returns the last state seen. */
   async drive(): Promise<RunState> {
-    const ceiling = this.options.pollIntervalSec;
-    const first = Math.min(FIRST_PAUSE_SECONDS[this.options.executor.kind], ceiling);
+    const backoff = {
+      first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
+      factor: 2,
+      ceiling: this.options.pollIntervalSec,
+    };
+    const first = nextPause(backoff);
     let pause = first;
     for (;;) {
       if (this.options.interrupted?.()) return this.load();
@@ -88,7 +91,7 @@ export class Driver {
       const due = nextDue(state);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
-      pause = Math.min(pause * 2, ceiling);
+      pause = nextPause(backoff, pause);
     }
   }
 
@@ -163,14 +166,14 @@ export class Driver {
       case "retry":
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.retry, action.next, {
           nextAttemptAt: action.nextAttemptAt,
-          error: action.error,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
       case "fail":
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
           finishedAt: now,
-          error: action.error,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
@@ -201,6 +204,29 @@ export class Driver {
       "RUNNING",
       change,
     );
+  }
+
+  /**
+   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
+   * characters): the reason people look for is usually there.
+   */
+  private async withStderr(run: RunState, stepId: string, job: Job | null, error: string): Promise<string> {
+    if (!job) return error;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.options.executor.logs(
+        { runKey: stepRunKey(this.runKey, stepId, attemptOf(run, stepId)) },
+        "stderr",
+      );
+    } catch (failure) {
+      if (failure instanceof ExecutorError) return error;
+      throw failure;
+    }
+    if (!bytes) return error;
+    const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    if (line === undefined || error.endsWith(line)) return error;
+    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
   }
 
   private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<Effect> {

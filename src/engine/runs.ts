@@ -1,6 +1,6 @@
 /** Runs as the engine and the CLI use them: the stored definition turned back into a flow, once per process. */
 import type { FlowDefinition, RunRecord, StoredRun } from "../domain/mod.ts";
-import { denormalizeFlow, normalizeFlow } from "../flow/normalize.ts";
+import { denormalizeFlow, normalizeFlow } from "../flow/mod.ts";
 import type { NewRun, RunRepository } from "./ports.ts";
 
 /** A run's definition never changes and its hash names it, so each is parsed once per process. */
@@ -12,8 +12,8 @@ export function toRecord(stored: StoredRun): RunRecord {
     flow = denormalizeFlow(stored.definition);
     definitions.set(stored.definitionHash, flow);
   }
-  const { definition: _definition, definitionHash, flowFile, executor, ...state } = stored;
-  return { state: { ...state, flow }, definitionHash, flowFile, executor };
+  const { definition: _definition, definitionHash, flowFile, executor, rounds, ...state } = stored;
+  return { state: { ...state, flow }, definitionHash, flowFile, executor, rounds };
 }
 
 export function loadRun(runs: RunRepository, runKey: string): RunRecord | undefined {

@@ -1,5 +1,6 @@
-import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
+import { definitionHash, normalizeFlow } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { printJson } from "../output.ts";
 
@@ -11,12 +12,13 @@ export const validateCommand: Command = {
     usage: "validate FLOW_FILE",
     options: [],
     positionals: ["FLOW_FILE"],
+    notes: "FLOW_FILE - reads the flow from standard input. Exit 0 when valid, 2 with a JSON error when not.",
   },
   run(_context, args) {
     const flow = readFlowFile(args.positionals[0]);
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,6 +1,5 @@
 /** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
-import { stepDefinition, stepRunKey } from "../../domain/mod.ts";
-import type { RunRecord } from "../../domain/mod.ts";
+import { type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
 
 export function runJson(record: RunRecord) {
   const run = record.state;
@@ -25,5 +24,7 @@ export function runJson(record: RunRecord) {
     })),
     definition_hash: record.definitionHash,
     executor: record.executor,
+    /** Each `retry` of the run: round number (2 for the first), time, steps reopened, and `$USER`. */
+    rounds: record.rounds,
   };
 }
