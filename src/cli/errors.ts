@@ -13,6 +13,8 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
+  internal: 70,
   interrupted: 130,
 } as const;
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
