@@ -5,7 +5,7 @@
 import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
-import { StateFileError } from "../store/mod.ts";
+import { StateFileError, StateLocationError } from "../store/mod.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -48,6 +48,7 @@ export class UserError extends Error {
 export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
   if (error instanceof FlowError || error instanceof StateFileError) return ExitCode.usage;
+  if (error instanceof StateLocationError) return ExitCode.usage;
   if (error instanceof ExecutorChoiceError) return ExitCode.usage;
   if (error instanceof JobError) return JobExit[error.reason];
   return null;

@@ -1,4 +1,5 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
+import { existsSync } from "node:fs";
 import type { RunRecord } from "../domain/mod.ts";
 import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
@@ -7,25 +8,39 @@ import { type Database, FileLocks, jobsDirectory, openDatabase, resolveDbPath, R
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { CommandContext } from "./command.ts";
 
+export interface SessionOptions {
+  /**
+   * For commands that only read (status, watch, list, logs): a missing state file is not created
+   * (nor its directory); every run is then unknown.
+   */
+  readOnly?: boolean;
+}
+
 export class Session implements Disposable {
   readonly dbPath: string;
-  readonly db: Database;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: DriverLock & StartGate;
+  private readonly database: Database | null;
   private executors = new Map<string, Executor>();
 
-  constructor(readonly context: CommandContext) {
+  constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(this.dbPath);
-    this.runs = new RunStore(this.db);
+    this.database = options.readOnly && !existsSync(this.dbPath) ? null : openDatabase(this.dbPath);
+    this.runs = this.database ? new RunStore(this.database) : NO_RUNS;
     this.locks = new FileLocks(this.dbPath);
   }
 
-  /** The stored run, or exit code 3 when there is none. */
+  /** The SQLite connection; a read-only session without a state file has none. */
+  get db(): Database {
+    if (!this.database) throw new Error(`no state file at ${this.dbPath}`);
+    return this.database;
+  }
+
+  /** The stored run, or exit code 3 naming the state file searched when there is none. */
   run(runKey: string): RunRecord {
     const record = loadRun(this.runs, runKey);
-    if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
+    if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
   }
 
@@ -51,7 +66,7 @@ export class Session implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    this.db.close();
+    this.database?.close();
   }
 }
 
@@ -77,3 +92,15 @@ export function checkRunKey(runKey: string | undefined): string {
   }
   return runKey;
 }
+
+/** The runs of a state file that does not exist: none, and nothing can be written. */
+const NO_RUNS: RunRepository = {
+  load: () => undefined,
+  runStatus: () => undefined,
+  create: () => {
+    throw new Error("read-only session");
+  },
+  updateRun: () => false,
+  updateStep: () => false,
+  cancel: () => false,
+};

@@ -2,13 +2,13 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isTerminalRun } from "../../domain/mod.ts";
-import { createRun } from "../../engine/mod.ts";
+import { createRun, loadRun } from "../../engine/mod.ts";
 import { epochNow, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/mod.ts";
+import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
 import { safeFileName, stateHome } from "../../store/mod.ts";
-import type { Command } from "../command.ts";
+import type { Command, GlobalOptions } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
@@ -36,13 +36,12 @@ export const startCommand: Command = {
     const flow = readFlowFile(file);
     const hash = definitionHash(flow);
     using session = new Session(context);
-    const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = createRun(session.runs, {
+    const record = loadRun(session.runs, runKey) ?? createRun(session.runs, {
       runKey,
       flow,
       definitionHash: hash,
       flowFile: resolve(file),
-      executor,
+      executor: newRunExecutor(context.globals),
     }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
@@ -90,6 +89,17 @@ export const startCommand: Command = {
     }
   },
 };
+
+/**
+ * The executor a new run is bound to, refused (exit 2) before the run exists when it cannot be used:
+ * a run key is never spent on a run whose every step fails for want of orchesjob.
+ */
+function newRunExecutor(globals: GlobalOptions) {
+  const env = (name: string) => Deno.env.get(name);
+  const spec = chooseExecutor(globals.executor, globals.orchesjobBin, env);
+  checkUsable(spec, env);
+  return spec;
+}
 
 /** Log files of a detached driver, named after the run key made safe for a file name. */
 export function detachedLogs(dbPath: string, runKey: string) {

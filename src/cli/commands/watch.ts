@@ -33,7 +33,7 @@ export const watchCommand: Command = {
     const runKey = runKeyOf(args);
     const interval = numberOption(args, "interval", 2.0, 0, true);
     const screen = (args.options.mode ?? "screen") === "screen";
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     const first = session.run(runKey);
     using interrupt = listenForInterrupt();
     using lock = args.options.advance && !isTerminalRun(first.state.status)
