@@ -7,6 +7,8 @@ import { createExecutor, type Executor } from "../executor/mod.ts";
 import { type Database, FileLocks, jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../store/mod.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { CommandContext } from "./command.ts";
+import { printError } from "./output.ts";
+import { faultJson } from "./render/mod.ts";
 
 export interface SessionOptions {
   /**
@@ -49,7 +51,7 @@ export class Session implements Disposable {
     const id = JSON.stringify(record.executor);
     let executor = this.executors.get(id);
     if (!executor) {
-      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath));
+      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec());
       this.executors.set(id, executor);
     }
     return executor;
@@ -62,6 +64,14 @@ export class Session implements Disposable {
       executor: this.executorFor(record),
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
+      // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
+      onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
+        printError(`executor call failed: ${fault.message}`, {
+          run_key: runKey,
+          step: stepId,
+          attempt_no: attemptNo,
+          executor_error: faultJson(fault),
+        }),
     }, record.state.runKey);
   }
 
@@ -104,3 +114,17 @@ const NO_RUNS: RunRepository = {
   updateStep: () => false,
   cancel: () => false,
 };
+
+/**
+ * The time limit of one call to an external orchesjob: 60 s, or `ORCHESJOB_FLOW_CALL_TIMEOUT` seconds
+ * (for tests of a hanging orchesjob, and hosts where orchesjob is known to be slow).
+ */
+function callTimeoutSec(): number {
+  const raw = Deno.env.get("ORCHESJOB_FLOW_CALL_TIMEOUT");
+  if (!raw) return 60;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UserError(`ORCHESJOB_FLOW_CALL_TIMEOUT must be a number of seconds > 0, got ${JSON.stringify(raw)}`);
+  }
+  return seconds;
+}

@@ -74,6 +74,6 @@ export function findOnPath(name: string, path: string): string | undefined {
 }
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
-export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string): Executor {
-  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!) : new BuiltinRunner(db, jobsDir);
+export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
+  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!, callTimeoutSec) : new BuiltinRunner(db, jobsDir);
 }

@@ -31,4 +31,6 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, step_id)
   );
   `,
+  // 3: failing executor calls about a step's current attempt (JSON), null while the executor answers.
+  "ALTER TABLE flow_steps ADD COLUMN executor_error TEXT",
 ];

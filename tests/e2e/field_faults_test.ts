@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { cli, errorLine } from "../helpers.ts";
-import { flowTest } from "./flow_env.ts";
+import { cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
 
@@ -65,4 +65,158 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
     assert.equal(errorLine(result).error, `run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`);
     assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
   }
+});
+
+/**
+ * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
+ * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
+ * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
+ * (cleaned); or on `abort`: exit 1 (abortfail); or on both (allfail).
+ */
+function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
+  const bin = join(dir, "fake-orchesjob");
+  const control = join(dir, "mode");
+  Deno.writeTextFileSync(
+    bin,
+    `#!/bin/sh
+mode=$(cat '${control}' 2>/dev/null)
+case "$1:$mode" in
+  status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
+  status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
+  status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
+  status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
+  abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
+esac
+exec '${env.wrapper}' "$@"
+`,
+  );
+  Deno.chmodSync(bin, 0o755);
+  return { bin, mode: (m: string) => Deno.writeTextFileSync(control, m) };
+}
+
+/** A one-step flow whose step runs until the file `release` appears in `dir`. */
+function waitingFlow(env: FlowEnv, extra = "", stepExtra = ""): string {
+  const release = join(env.home, "release");
+  return env.flow(
+    "flow.yaml",
+    `flow_id: faults
+${extra}steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${release}' ]; do sleep 0.05; done`)}
+${stepExtra}`,
+  );
+}
+
+function release(env: FlowEnv): void {
+  Deno.writeTextFileSync(join(env.home, "release"), "");
+}
+
+async function stderrOf(child: Deno.ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await child.output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+flowTest(
+  builtin,
+  "a status that prints no JSON is recorded at once, shown everywhere, and cleared on recovery",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "nj", file]);
+    await env.waitFor("nj", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    fake.mode("nojson");
+    const broken = await env.waitFor("nj", "two failed calls", (run) => step(run, "a").executor_error?.count >= 2);
+    const fault = step(broken, "a").executor_error;
+    assert.match(fault.message, /fake-orchesjob status printed no JSON: Traceback/);
+    assert.equal(fault.exit_code, 0);
+    assert.ok(fault.first_failure_at <= fault.last_failure_at);
+    assert.equal(step(broken, "a").status, "RUNNING");
+    const table = await env.run(["status", "--run-key", "nj", "--format", "table"]);
+    assert.match(table.stdout, /orchesjob failing for 00:00:\d\d \(\d+ failed calls\): .*printed no JSON/);
+    fake.mode("");
+    await env.waitFor("nj", "the error cleared", (run) => step(run, "a").executor_error === null);
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).status, "SUCCEEDED");
+    const warnings = result.stderr.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    assert.ok(warnings.length >= 2, result.stderr);
+    assert.match(warnings[0].error, /^executor call failed: .*printed no JSON/);
+    assert.equal(warnings[0].step, "a");
+    assert.equal(warnings[0].executor_error.count, 1);
+  },
+);
+
+flowTest(
+  builtin,
+  "a status that keeps exiting 1 fails the attempt after executor_unavailable_sec, aborts it, and retries",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env, "executor_unavailable_sec: 1\n", "    retries: 1\n");
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "e1", file]);
+    const running = await env.waitFor(
+      "e1",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    const firstPid = step(running, "a").orchesjob_status.target_pid;
+    fake.mode("exit1");
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 1, result.stderr);
+    const run = JSON.parse(result.stdout);
+    assert.equal(run.status, "FAILED");
+    const a = step(run, "a");
+    assert.equal(a.attempt_no, 2, "the failed attempt was retried");
+    assert.match(
+      a.error,
+      /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*status exited 1: .*database is locked/,
+    );
+    assert.equal(a.executor_error.exit_code, 1);
+    assert.match(a.executor_error.stderr_tail, /database is locked/);
+    // Both attempts' jobs were aborted (abort still works), so nothing is left running.
+    fake.mode("");
+    for (const key of ["e1:a:1", "e1:a:2"]) {
+      const jobs = await env.jobs(key);
+      assert.equal(jobs.length, 1, `${key} started once`);
+      assert.equal(jobs[0].status, "ABORTED", key);
+    }
+    await eventually("attempt 1's process is gone", () => !processAlive(firstPid));
+  },
+);
+
+flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
+    ORCHESJOB_FLOW_CALL_TIMEOUT: "0.5",
+  });
+  await env.waitFor("hang", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  fake.mode("hang");
+  const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
+  assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 0.5 s/);
+  const hungPid = Number(Deno.readTextFileSync(join(env.home, "hang.pid")));
+  await eventually("the hung call was killed", () => !processAlive(hungPid));
+  fake.mode("");
+  await env.waitFor("hang", "the error cleared", (run) => step(run, "a").executor_error === null);
+  release(env);
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 0, result.stderr);
+});
+
+flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "cl", file]);
+  await env.waitFor("cl", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  fake.mode("cleaned");
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 1, result.stderr);
+  const a = step(JSON.parse(result.stdout), "a");
+  assert.equal(a.status, "FAILED");
+  assert.match(a.error, /^orchesjob no longer knows run key cl:a:1 .*it may have been cleaned while running/);
+  fake.mode("");
+  assert.equal((await env.jobs("cl:a:1")).length, 1, "the step was not started twice");
+  release(env);
+  await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
 });

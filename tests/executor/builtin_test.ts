@@ -109,7 +109,7 @@ Deno.test("the runner's tables migrate with it: a fresh file gets them, a file w
   const versions = db.prepare("SELECT key, value FROM schema_meta ORDER BY key").all();
   assert.deepEqual(versions.map((v) => ({ ...v })), [
     { key: "builtin_jobs_schema_version", value: "1" },
-    { key: "schema_version", value: "2" },
+    { key: "schema_version", value: "3" },
   ]);
   db.close();
 });

@@ -1,5 +1,12 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
-import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
+import {
+  isTerminalStep,
+  type RunState,
+  stepDefinition,
+  stepRunKey,
+  type StepState,
+  type StepStatus,
+} from "../../domain/mod.ts";
 import { localDateTime } from "../../shared/mod.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
@@ -64,7 +71,7 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
         duration(elapsed),
         step.job?.status ?? "-",
         stepRunKey(run.runKey, step.id, step.attemptNo),
-        [step.error, waiting].filter(Boolean).join("; "),
+        [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
       ],
     };
   });
@@ -78,4 +85,12 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
   lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
   for (const row of rows) lines.push(format(row.cells, row.status));
   return lines.join("\n") + "\n";
+}
+
+/** The Error cell's note about an executor that stopped answering for this step. */
+function executorTrouble(step: StepState, now: number): string | null {
+  const fault = step.executorError;
+  if (fault === null || step.status !== "RUNNING") return null;
+  const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
+  return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
 }
