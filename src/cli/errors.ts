@@ -13,6 +13,8 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
+  timedOut: 124,
   /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
   internal: 70,
   interrupted: 130,

@@ -1,11 +1,19 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import { existsSync } from "node:fs";
-import type { RunRecord } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate } from "../engine/mod.ts";
+import type { RunRecord, StepState } from "../domain/mod.ts";
+import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { createExecutor, type Executor } from "../executor/mod.ts";
-import { type Database, FileLocks, jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../store/mod.ts";
-import type { OptionSpec, ParsedArgs } from "./args.ts";
+import {
+  type Database,
+  FileLocks,
+  jobsDirectory,
+  openDatabase,
+  resolveDbPath,
+  type RunFilter,
+  RunStore,
+} from "../store/mod.ts";
+import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
 import { printError } from "./output.ts";
 import { faultJson } from "./render/mod.ts";
@@ -13,30 +21,27 @@ import { faultJson } from "./render/mod.ts";
 export interface SessionOptions {
   /**
    * For commands that only read (status, watch, list, logs): a missing state file is not created
-   * (nor its directory); every run is then unknown.
+   * (nor its directory); an empty in-memory database stands in, so every run is unknown.
    */
   readOnly?: boolean;
 }
 
 export class Session implements Disposable {
   readonly dbPath: string;
+  readonly db: Database;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: DriverLock & StartGate;
-  private readonly database: Database | null;
+  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
+  readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.database = options.readOnly && !existsSync(this.dbPath) ? null : openDatabase(this.dbPath);
-    this.runs = this.database ? new RunStore(this.database) : NO_RUNS;
+    this.db = openDatabase(options.readOnly && !existsSync(this.dbPath) ? ":memory:" : this.dbPath);
+    this.store = new RunStore(this.db);
+    this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
-  }
-
-  /** The SQLite connection; a read-only session without a state file has none. */
-  get db(): Database {
-    if (!this.database) throw new Error(`no state file at ${this.dbPath}`);
-    return this.database;
   }
 
   /** The stored run, or exit code 3 naming the state file searched when there is none. */
@@ -44,6 +49,11 @@ export class Session implements Disposable {
     const record = loadRun(this.runs, runKey);
     if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
+  }
+
+  /** The runs `filter` selects, newest first. */
+  list(filter: RunFilter): RunRecord[] {
+    return this.store.list(filter).map(toRecord);
   }
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */
@@ -76,8 +86,19 @@ export class Session implements Disposable {
   }
 
   [Symbol.dispose](): void {
-    this.database?.close();
+    this.db.close();
   }
+}
+
+/** The run's step called `stepId`, or a usage error that suggests the nearest id. */
+export function stepOf(record: RunRecord, stepId: string): StepState {
+  const step = record.state.steps.find((s) => s.id === stepId);
+  if (step) return step;
+  const near = suggestName(stepId, record.state.steps.map((s) => s.id));
+  throw new UserError(
+    `run ${record.state.runKey} has no step ${JSON.stringify(stepId)}` +
+      (near ? `; did you mean ${JSON.stringify(near)}?` : ""),
+  );
 }
 
 /** The `--run-key` option of every run command. */
@@ -102,18 +123,6 @@ export function checkRunKey(runKey: string | undefined): string {
   }
   return runKey;
 }
-
-/** The runs of a state file that does not exist: none, and nothing can be written. */
-const NO_RUNS: RunRepository = {
-  load: () => undefined,
-  runStatus: () => undefined,
-  create: () => {
-    throw new Error("read-only session");
-  },
-  updateRun: () => false,
-  updateStep: () => false,
-  cancel: () => false,
-};
 
 /**
  * The time limit of one call to an external orchesjob: 60 s, or `ORCHESJOB_FLOW_CALL_TIMEOUT` seconds

@@ -9,6 +9,11 @@ export interface StepState {
   status: StepStatus;
   /** Attempts started so far (the current one included). */
   attemptNo: number;
+  /**
+   * Attempts made before the current round (a `retry` of the run starts a new one): the step's
+   * retries are counted from here, while attempt numbers, and so run keys, keep counting up.
+   */
+  attemptBase: number;
   nextAttemptAt: number | null;
   startedAt: number | null;
   finishedAt: number | null;
@@ -49,6 +54,15 @@ export interface ExecutorSpec {
   bin?: string;
 }
 
+/** One `retry` of a run: when, which steps it reopened, and who asked (`$USER`). */
+export interface RetryRound {
+  /** 2 for the first retry (round 1 is the run's first start). */
+  round: number;
+  at: number;
+  steps: string[];
+  user: string | null;
+}
+
 /** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
 export interface StoredRun {
   runKey: string;
@@ -61,6 +75,7 @@ export interface StoredRun {
   finishedAt: number | null;
   error: string | null;
   steps: StepState[];
+  rounds: RetryRound[];
 }
 
 /** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */
@@ -69,6 +84,7 @@ export interface RunRecord {
   definitionHash: string;
   flowFile: string | null;
   executor: ExecutorSpec;
+  rounds: RetryRound[];
 }
 
 /** orchesjob run key of a step's attempt: `<flow-run-key>:<step-id>:<attempt>`. */

@@ -149,7 +149,8 @@ function failedAttempt(
   error: string,
   now: number,
 ): Extract<Action, { kind: "retry" | "fail" }> {
-  if (step.attemptNo <= definition.retries) {
+  // The budget counts the attempts of this round only: a retried run gets its retries afresh.
+  if (step.attemptNo - step.attemptBase <= definition.retries) {
     if (definition.retryDelaySec > 0) {
       return {
         kind: "retry",

@@ -204,7 +204,7 @@ export class Driver {
         if (action.abort) await this.abortUnreachable(run, action.stepId, action.error);
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.retry, action.next, {
           nextAttemptAt: action.nextAttemptAt,
-          error: action.error,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
@@ -212,7 +212,7 @@ export class Driver {
         if (action.abort) await this.abortUnreachable(run, action.stepId, action.error);
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
           finishedAt: now,
-          error: action.error,
+          error: await this.withStderr(run, action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
@@ -243,6 +243,29 @@ export class Driver {
       "RUNNING",
       change,
     );
+  }
+
+  /**
+   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
+   * characters): the reason people look for is usually there.
+   */
+  private async withStderr(run: RunState, stepId: string, job: Job | null, error: string): Promise<string> {
+    if (!job) return error;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.options.executor.logs(
+        { runKey: stepRunKey(this.runKey, stepId, attemptOf(run, stepId)) },
+        "stderr",
+      );
+    } catch (failure) {
+      if (failure instanceof ExecutorError) return error;
+      throw failure;
+    }
+    if (!bytes) return error;
+    const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    if (line === undefined || error.endsWith(line)) return error;
+    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
   }
 
   private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<Effect> {

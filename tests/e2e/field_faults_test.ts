@@ -22,7 +22,7 @@ flowTest(builtin, "an internal error (an unusable locks directory) exits 70 with
   Deno.writeTextFileSync(join(env.home, "locks"), "");
   const result = await env.run(["start", "--run-key", "k", file]);
   assert.equal(result.code, 70, result.stderr);
-  assert.match(errorLine(result).error, /^internal error: /);
+  assert.match(errorLine(result).error, /^start: internal error: /);
 });
 
 flowTest(builtin, "a first start with an unusable orchesjob exits 2 and stores no run", async (env) => {
@@ -62,7 +62,7 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
   for (const args of [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"]]) {
     const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
     assert.equal(result.code, 3, result.stderr);
-    assert.equal(errorLine(result).error, `run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`);
+    assert.equal(errorLine(result).error, `${args[0]}: run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`);
     assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
   }
 });

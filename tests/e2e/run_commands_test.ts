@@ -25,7 +25,7 @@ flowTest(
     const message = errorLine(refused).error;
     assert.match(
       message,
-      /^run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
+      /^start: run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
     );
     assert.ok(message.includes(first.definition_hash));
     // Formatting or comments alone do not change the definition.
@@ -92,7 +92,7 @@ flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run
     assert.equal(result.code, 3, args.join(" "));
     assert.equal(
       errorLine(result).error,
-      `run not found: nope (state file ${join(env.home, "orchesjob-flow.sqlite3")})`,
+      `${args[0]}: run not found: nope (state file ${join(env.home, "orchesjob-flow.sqlite3")})`,
     );
   }
 });
@@ -134,7 +134,7 @@ flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) a
     file,
   ]);
   assert.equal(result.code, 2);
-  assert.match(errorLine(result).error, /^orchesjob is not usable: .*no-such-orchesjob: no such file/);
+  assert.match(errorLine(result).error, /^start: orchesjob is not usable: .*no-such-orchesjob: no such file/);
   assert.equal((await env.run(["status", "--run-key", "m"])).code, 3);
 });
 
@@ -196,18 +196,18 @@ steps:
   assert.equal(lines[1], "Status: X FAILED  Steps: 4/4 done, 0 running, 1 failed");
   assert.match(
     lines[2],
-    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d$/,
+    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d {2}Times: (UTC[+-]\d\d:\d\d|\S+ \(UTC[+-]\d\d:\d\d\))$/,
   );
   assert.equal(lines[3], "");
   assert.match(lines[4], /^Step +Status +Attempt +Elapsed +orchesjob +Run key +Error$/);
   assert.match(lines[5], /^-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+$/);
-  assert.match(lines[6], /^download +OK SUCCEEDED +1\/0 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
+  assert.match(lines[6], /^download +OK SUCCEEDED +1\/1 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
   assert.match(
     lines[7],
-    /^validate +X FAILED +2\/1 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
+    /^validate +X FAILED +2\/2 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
   );
-  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/0 /);
-  assert.match(lines[9], /^never +- SKIPPED +0\/0 +- +- +tbl:never:1$/);
+  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/1 /);
+  assert.match(lines[9], /^never +- SKIPPED +0\/1 +- +- +-$/, "a step that never started has no run key");
   assert.ok(!table.includes("\x1b["), "no colour when stdout is not a terminal");
 });
 
@@ -219,19 +219,23 @@ flowTest(builtin, "a run key is made safe for log file names: no path traversal"
   assert.ok(Deno.statSync(detached.stdout_log).isFile);
 });
 
-flowTest(both, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
-  const file = env.flow("flow.yaml", TWO_STEPS);
-  {
-    // Create the run without a driver: while the lock is held, `start -d` launches none.
-    using _lock = await env.holdDriverLock("adv");
-    assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
-  }
-  const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
-  assert.equal(watched.code, 0, watched.stderr);
-  assert.ok(watched.stdout.startsWith("\x1b[H\x1b[2J"), "screen mode clears and redraws");
-  assert.match(watched.stdout, /Status: OK SUCCEEDED/);
-  assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
-});
+flowTest(
+  both,
+  "watch --advance drives a run that nobody drives; into a pipe it appends, with no screen codes",
+  async (env) => {
+    const file = env.flow("flow.yaml", TWO_STEPS);
+    {
+      // Create the run without a driver: while the lock is held, `start -d` launches none.
+      using _lock = await env.holdDriverLock("adv");
+      assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
+    }
+    const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.ok(!watched.stdout.includes("\x1b"), "no cursor, clear-screen or colour codes into a pipe");
+    assert.match(watched.stdout, /Status: OK SUCCEEDED/);
+    assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  },
+);
 
 flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not a crash", async (env) => {
   const notDb = env.flow(
@@ -240,10 +244,10 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   );
   const result = await env.run(["--db", notDb, "status", "--run-key", "x"]);
   assert.equal(result.code, 2);
-  assert.match(errorLine(result).error, /^cannot open state database .*not-a-db\.sqlite3: /);
+  assert.match(errorLine(result).error, /^status: cannot open state database .*not-a-db\.sqlite3: /);
   const dirAsDb = await env.run(["--db", env.home, "status", "--run-key", "x"]);
   assert.equal(dirAsDb.code, 2);
-  assert.match(errorLine(dirAsDb).error, /^cannot open state database /);
+  assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
   // `tick` creates the state file (`status` only reads: it would not).

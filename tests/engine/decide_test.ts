@@ -22,6 +22,7 @@ function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {
     id,
     status,
     attemptNo: status === "PENDING" ? 0 : 1,
+    attemptBase: 0,
     nextAttemptAt: null,
     startedAt: status === "PENDING" ? null : 1000,
     finishedAt: null,
@@ -191,4 +192,21 @@ Deno.test("a job orchesjob forgot (cleaned) fails the attempt rather than starti
   const [action] = decide(state, new Map([["A", null]]), 1001);
   assert.equal(action.kind, "fail");
   assert.match((action as { error: string }).error, /^orchesjob no longer knows run key r:A:1 /);
+});
+
+Deno.test("after a retry round, the step's retries count from the round's first attempt", () => {
+  // A has retries: 2 (see FLOW). Round 1 used attempts 1-3; the retry reopened it with attemptBase 3.
+  const second = run({ A: "RUNNING" }, { A: { attemptNo: 4, attemptBase: 3 } });
+  const [action] = decide(second, new Map([["A", job("FAILED", 2)]]), 1010);
+  assert.equal(action.kind, "retry", "attempt 4 is the first of its round: two retries are left");
+  const last = run({ A: "RUNNING" }, { A: { attemptNo: 6, attemptBase: 3 } });
+  assert.equal(decide(last, new Map([["A", job("FAILED", 2)]]), 1010)[0].kind, "fail");
+  // Attempt numbers go on: the next start after a reopened step is attempt 7, never a used one.
+  const reopened = run({ A: "PENDING" }, { A: { attemptNo: 6, attemptBase: 6 } });
+  assert.deepEqual(decide(reopened, new Map(), 1020).find((a) => a.kind === "start"), {
+    kind: "start",
+    stepId: "A",
+    attemptNo: 7,
+    resume: false,
+  });
 });

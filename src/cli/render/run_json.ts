@@ -25,6 +25,8 @@ export function runJson(record: RunRecord) {
     })),
     definition_hash: record.definitionHash,
     executor: record.executor,
+    /** Each `retry` of the run: round number (2 for the first), time, steps reopened, and `$USER`. */
+    rounds: record.rounds,
   };
 }
 
