@@ -62,7 +62,10 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
   for (const args of [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"]]) {
     const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
     assert.equal(result.code, 3, result.stderr);
-    assert.equal(errorLine(result).error, `${args[0]}: run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`);
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`,
+    );
     assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
   }
 });
