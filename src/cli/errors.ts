@@ -13,6 +13,8 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** `cancel`: the run is CANCELLED, but an abort could not be delivered (its job may still run). */
+  abortFailed: 5,
   /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
   timedOut: 124,
   /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */

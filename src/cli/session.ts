@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { createExecutor, type Executor } from "../executor/mod.ts";
+import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
+import { epochNow } from "../shared/mod.ts";
 import {
   type Database,
   FileLocks,
@@ -49,6 +50,26 @@ export class Session implements Disposable {
     const record = loadRun(this.runs, runKey);
     if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
+  }
+
+  /**
+   * The run with its orchesjob binary replaced when `--orchesjob-bin` names another one (the kind
+   * stays, the old path is kept in `executor.replaced`). Refused (exit 2) for a run on the built-in
+   * runner and for a binary that cannot be run.
+   */
+  rebind(record: RunRecord): RunRecord {
+    const bin = this.context.globals.orchesjobBin;
+    if (!bin) return record;
+    const runKey = record.state.runKey;
+    if (record.executor.kind !== "orchesjob") {
+      throw new UserError(`run ${runKey} uses the built-in runner; --orchesjob-bin does not apply to it`);
+    }
+    const executor = chooseExecutor("orchesjob", bin, () => undefined);
+    if (executor.bin === record.executor.bin) return record;
+    checkUsable(executor, (name) => Deno.env.get(name));
+    const replaced = [...(record.executor.replaced ?? []), { bin: record.executor.bin!, until: epochNow() }];
+    this.store.setExecutor(runKey, { ...executor, replaced });
+    return this.run(runKey);
   }
 
   /** The runs `filter` selects, newest first. */

@@ -52,6 +52,8 @@ export interface ExecutorSpec {
   kind: ExecutorKind;
   /** The orchesjob binary, for kind "orchesjob". */
   bin?: string;
+  /** Binaries this run used before `--orchesjob-bin` replaced them, oldest first, with when (epoch seconds). */
+  replaced?: { bin: string; until: number }[];
 }
 
 /** One `retry` of a run: when, which steps it reopened, and who asked (`$USER`). */

@@ -165,6 +165,11 @@ export class RunStore {
     return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
+  /** Records the run's executor anew (an operator replaced its orchesjob binary). */
+  setExecutor(runKey: string, executor: ExecutorSpec): void {
+    this.db.prepare("UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
+  }
+
   runStatus(runKey: string): RunStatus | undefined {
     const row = this.db.prepare("SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
       | { status: RunStatus }

@@ -223,3 +223,64 @@ flowTest(builtin, "a job cleaned while running fails its attempt instead of star
   release(env);
   await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
 });
+
+flowTest(
+  builtin,
+  "cancel completes when the abort fails: the step is CANCELLED, says so, and cancel exits 5",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ab", file]);
+    await env.waitFor("ab", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    fake.mode("abortfail");
+    const cancel = await env.run(["cancel", "--run-key", "ab"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(run.status, "CANCELLED");
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: .*abort exited 1: abort: database is locked; the job may still be running \(orchesjob run key ab:a:1\)$/,
+    );
+    assert.match(errorLine(cancel).error, /orchesjob run key ab:a:1/);
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // As the error says, the job still runs; the operator can stop it by its run key.
+    fake.mode("");
+    assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+  },
+);
+
+flowTest(
+  builtin,
+  "orchesjob moved away mid-run: the error shows, and cancel --orchesjob-bin aborts through the new path",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old.bin, "start", "--run-key", "mv", file]);
+    await env.waitFor("mv", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const broken = await env.waitFor("mv", "the failure recorded", (run) => step(run, "a").executor_error !== null);
+    assert.match(step(broken, "a").executor_error.message, /^orchesjob not found: .*moved\/fake-orchesjob$/);
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    const cancel = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "mv", "--grace-seconds", "1"]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.equal(step(run, "a").orchesjob_status.status, "ABORTED");
+    assert.equal(run.executor.kind, "orchesjob");
+    assert.equal(run.executor.bin, bin);
+    assert.deepEqual(run.executor.replaced.map((r: { bin: string }) => r.bin), [old.bin]);
+    assert.equal((await stderrOf(driver)).code, 4);
+    const pid = step(run, "a").orchesjob_status.target_pid;
+    await eventually("the aborted job's process is gone", () => !processAlive(pid));
+    // A run on the built-in runner has no binary to replace.
+    await env.json(["start", "--run-key", "b", env.flow("one.yaml", ONE_STEP)]);
+    const refused = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "b"]);
+    assert.equal(refused.code, 2);
+    assert.match(errorLine(refused).error, /run b uses the built-in runner; --orchesjob-bin does not apply/);
+  },
+);

@@ -39,7 +39,8 @@ export const startCommand: Command = {
     const flow = readFlowFile(file);
     const hash = definitionHash(flow);
     using session = new Session(context);
-    const record = loadRun(session.runs, runKey) ?? createRun(session.runs, {
+    const existing = loadRun(session.runs, runKey);
+    let record = existing ?? createRun(session.runs, {
       runKey,
       flow,
       definitionHash: hash,
@@ -52,6 +53,7 @@ export const startCommand: Command = {
           "a run never continues from an edited file (use a new run key)",
       );
     }
+    if (existing) record = session.rebind(record);
     if (isTerminalRun(record.state.status)) {
       printJson(runJson(record));
       return runExitCode(record.state.status);
