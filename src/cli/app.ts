@@ -122,6 +122,6 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       ? { stack: error instanceof Error ? error.stack : undefined }
       : {};
     printError(named(`internal error: ${message}`), debug);
-    return ExitCode.flowFailed;
+    return ExitCode.internal;
   }
 }

@@ -20,6 +20,19 @@ export interface StepState {
   error: string | null;
   /** The last job object orchesjob returned for the current attempt. */
   job: Job | null;
+  /** Calls to the executor about the current attempt that are failing; null once one succeeds. */
+  executorError: ExecutorFault | null;
+}
+
+/** Failed executor calls about one attempt, in a row: what the last one said, since when, how many. */
+export interface ExecutorFault {
+  message: string;
+  exitCode: number | null;
+  /** The end of the executor's stderr. */
+  stderrTail: string;
+  firstAt: number;
+  lastAt: number;
+  count: number;
 }
 
 export interface RunState {
@@ -39,6 +52,8 @@ export interface ExecutorSpec {
   kind: ExecutorKind;
   /** The orchesjob binary, for kind "orchesjob". */
   bin?: string;
+  /** Binaries this run used before `--orchesjob-bin` replaced them, oldest first, with when (epoch seconds). */
+  replaced?: { bin: string; until: number }[];
 }
 
 /** One `retry` of a run: when, which steps it reopened, and who asked (`$USER`). */

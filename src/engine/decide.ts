@@ -6,6 +6,7 @@
  */
 import { evaluateWhen } from "../flow/mod.ts";
 import {
+  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
   isActiveJob,
   isTerminalStep,
   type Job,
@@ -32,8 +33,10 @@ export type Action =
     error: string;
     next: "PENDING" | "DELAYED";
     nextAttemptAt: number | null;
+    /** The attempt's job may still run (the executor stopped answering): abort it first, best effort. */
+    abort?: true;
   }
-  | { kind: "fail"; stepId: string; job: Job | null; error: string }
+  | { kind: "fail"; stepId: string; job: Job | null; error: string; abort?: true }
   /**
    * The attempt ran past timeout_sec: record why, with the job last seen, and abort it. A timed-out
    * attempt counts as failed: once its job is seen ended, it is retried if retries remain.
@@ -54,12 +57,13 @@ export function decide(run: RunState, observations: Observations, now: number): 
   const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
   const byId = new Map(run.steps.map((step) => [step.id, step]));
   const succeeded = new Set(run.steps.filter((s) => s.status === "SUCCEEDED").map((s) => s.id));
+  const unavailableLimit = run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC;
 
   for (const step of run.steps) {
     const definition = stepDefinition(run, step.id);
     switch (step.status) {
       case "RUNNING": {
-        const action = decideRunning(step, definition, observations, now);
+        const action = decideRunning(step, definition, observations, now, unavailableLimit);
         if (action) actions.push(action);
         break;
       }
@@ -102,12 +106,26 @@ function decideRunning(
   definition: StepDefinition,
   observations: Observations,
   now: number,
+  unavailableLimit: number,
 ): Action | null {
   const job = observations.get(step.id);
   if (!job) {
     if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now);
+    if (job === null && step.job !== null) {
+      // orchesjob knew this run key and has forgotten it (its job was cleaned): starting it again
+      // could run the step twice, so the attempt fails (a retry runs under a new run key).
+      const error = `orchesjob no longer knows run key ${step.job.run_key ?? step.job.job_id} ` +
+        `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running`;
+      return failedAttempt(step, definition, null, error, now);
+    }
     // orchesjob never heard of the run key: the start after the intent never reached it.
     if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
+    const fault = step.executorError;
+    if (fault !== null && now - fault.firstAt >= unavailableLimit) {
+      const error = `orchesjob unusable for ${Math.round(now - fault.firstAt)} s ` +
+        `(${fault.count} failed calls; limit ${unavailableLimit} s): ${fault.message}`;
+      return { ...failedAttempt(step, definition, step.job, error, now), abort: true };
+    }
     return null; // not observed this round
   }
   if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
@@ -130,7 +148,7 @@ function failedAttempt(
   job: Job | null,
   error: string,
   now: number,
-): Action {
+): Extract<Action, { kind: "retry" | "fail" }> {
   // The budget counts the attempts of this round only: a retried run gets its retries afresh.
   if (step.attemptNo - step.attemptBase <= definition.retries) {
     if (definition.retryDelaySec > 0) {
@@ -169,6 +187,9 @@ export function nextDue(run: RunState): number | null {
     if (step.status === "DELAYED" && step.nextAttemptAt !== null) consider(step.nextAttemptAt);
     const timeout = stepDefinition(run, step.id).timeoutSec;
     if (step.status === "RUNNING" && timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
+    if (step.status === "RUNNING" && step.executorError !== null) {
+      consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
+    }
   }
   return due;
 }

@@ -3,7 +3,15 @@
  * One driver per run at a time (the caller holds the run's driver lock).
  */
 import { type Executor, ExecutorError } from "../executor/mod.ts";
-import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
+import {
+  type ExecutorFault,
+  isTerminalRun,
+  type Job,
+  type RunState,
+  stepDefinition,
+  stepRunKey,
+  type StepState,
+} from "../domain/mod.ts";
 import { type Clock, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
@@ -30,6 +38,8 @@ export interface DriverOptions {
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
   interrupted?: () => boolean;
+  /** Told of every failed executor call about a step, after it is recorded (the CLI prints it). */
+  onExecutorError?: (event: { runKey: string; stepId: string; attemptNo: number; fault: ExecutorFault }) => void;
 }
 
 export interface TickResult {
@@ -124,19 +134,45 @@ export class Driver {
     }
     for (const step of running) {
       const key = stepRunKey(run.runKey, step.id, step.attemptNo);
-      const job = active?.get(key) ?? await this.statusOrUnknown(key);
-      if (job !== undefined) observations.set(step.id, job);
+      const job = active?.get(key) ?? await this.statusOrFault(run, step, key);
+      if (job === undefined) continue;
+      observations.set(step.id, job);
+      // The executor answers again: the recorded error is over.
+      if (step.executorError !== null) this.record(run, step.id, { executorError: null }, step.attemptNo);
     }
     return observations;
   }
 
-  /** orchesjob status; undefined (not observed this round) when orchesjob could not be asked. */
-  private async statusOrUnknown(key: string): Promise<Job | null | undefined> {
+  /**
+   * orchesjob status of one step. A failed call is recorded on the step at once (executor_error) and
+   * the step is left unobserved this round; decide fails the attempt once the executor has been
+   * unusable for longer than the flow allows. An answer clears the recorded error.
+   */
+  private async statusOrFault(run: RunState, step: StepState, key: string): Promise<Job | null | undefined> {
     try {
       return await this.options.executor.status(key);
     } catch (error) {
-      if (error instanceof ExecutorError) return undefined;
-      throw error;
+      if (!(error instanceof ExecutorError)) throw error;
+      this.recordFault(run, step, error);
+      return undefined;
+    }
+  }
+
+  /** Adds a failed executor call to the step's executor_error (first time kept, count and last time updated). */
+  private recordFault(run: RunState, step: StepState, error: ExecutorError, attemptNo = step.attemptNo): void {
+    const now = this.clock.now();
+    // A new attempt starts with no recorded error (its intent cleared it).
+    const previous = attemptNo === step.attemptNo ? step.executorError : null;
+    const fault: ExecutorFault = {
+      message: error.message,
+      exitCode: error.exitCode,
+      stderrTail: error.stderrTail,
+      firstAt: previous?.firstAt ?? now,
+      lastAt: now,
+      count: (previous?.count ?? 0) + 1,
+    };
+    if (this.record(run, step.id, { executorError: fault }, attemptNo)) {
+      this.options.onExecutorError?.({ runKey: this.runKey, stepId: step.id, attemptNo, fault });
     }
   }
 
@@ -161,9 +197,11 @@ export class Driver {
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
           finishedAt: now,
           job: action.job,
+          executorError: null,
         });
         break;
       case "retry":
+        if (action.abort) await this.abortUnreachable(run, action.stepId, action.error);
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.retry, action.next, {
           nextAttemptAt: action.nextAttemptAt,
           error: await this.withStderr(run, action.stepId, action.job, action.error),
@@ -171,6 +209,7 @@ export class Driver {
         });
         break;
       case "fail":
+        if (action.abort) await this.abortUnreachable(run, action.stepId, action.error);
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
           finishedAt: now,
           error: await this.withStderr(run, action.stepId, action.job, action.error),
@@ -243,6 +282,7 @@ export class Driver {
         nextAttemptAt: null,
         error: null,
         job: null,
+        executorError: null,
       });
       if (!recorded) return "started";
     }
@@ -269,12 +309,32 @@ export class Driver {
       // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
       // finds out. A missing binary or a refusal means it did not: record why (an attempt with an
       // error and no job), and the next decide fails or retries it.
-      if (error.kind === "timeout" || error.kind === "output") return "started";
+      if (error.kind === "timeout" || error.kind === "output") {
+        this.recordFault(run, run.steps.find((s) => s.id === stepId)!, error, attemptNo);
+        return "started";
+      }
       this.record(run, stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
     this.record(run, stepId, { job }, attemptNo);
     return "started";
+  }
+
+  /**
+   * Before an attempt fails because the executor stopped answering: try to abort its job, which may
+   * still be running. Best effort: the executor is most likely still unusable, and the attempt fails
+   * either way (its error says why).
+   */
+  private async abortUnreachable(run: RunState, stepId: string, reason: string): Promise<void> {
+    const { attemptNo } = run.steps.find((s) => s.id === stepId)!;
+    try {
+      await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
+        graceSeconds: TIMEOUT_GRACE_SECONDS,
+        reason,
+      });
+    } catch (error) {
+      if (!(error instanceof ExecutorError)) throw error;
+    }
   }
 
   /**

@@ -14,5 +14,5 @@ export {
   type StartOptions,
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
-export { chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
+export { checkUsable, chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
 export { BuiltinRunner, JobAdmin } from "./builtin/mod.ts";

@@ -26,9 +26,23 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   const fields = values.fields(root, FLOW_FIELDS);
   const flowId = readFlowId(fields.get("flow_id"), root, values);
   const { steps, places } = readSteps(values.deref(fields.get("steps")), root, values);
-  const flow: FlowDefinition = { flowId, steps };
+  const flow: FlowDefinition = {
+    flowId,
+    steps,
+    ...readExecutorUnavailable(fields.get("executor_unavailable_sec"), values),
+  };
   checkFlowGraph(flow, places, fileName);
   return flow;
+}
+
+/** The flow's optional `executor_unavailable_sec`: a number > 0. */
+function readExecutorUnavailable(node: Node | undefined, values: Values): { executorUnavailableSec?: number } {
+  if (node === undefined) return {};
+  const value = values.plain(node);
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > LIMITS.seconds) {
+    throw new FlowError(values.at(node), `executor_unavailable_sec must be a number > 0 and <= ${LIMITS.seconds}`);
+  }
+  return { executorUnavailableSec: value };
 }
 
 /** The document's root mapping, and its values; syntax errors become FlowErrors. */

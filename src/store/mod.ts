@@ -5,5 +5,5 @@
 export { changed, sqlList } from "./sql.ts";
 export { type Database, migrate, openDatabase, StateFileError, transaction } from "./db.ts";
 export { type DriverHolder, driverHolder, FileLocks, isDriverHeld } from "./locks.ts";
-export { jobsDirectory, resolveDbPath, safeFileName, stateHome } from "./paths.ts";
+export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
 export { type RunFilter, RunStore } from "./runs.ts";

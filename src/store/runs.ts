@@ -5,6 +5,7 @@
  * A run's definition is stored as the normalized JSON it is handed and returned as data, unparsed.
  */
 import {
+  type ExecutorFault,
   type ExecutorSpec,
   type Job,
   LIVE_RUN_STATUSES,
@@ -41,6 +42,7 @@ interface StepRow {
   finished_at: number | null;
   error: string | null;
   orchesjob_status: string | null;
+  executor_error: string | null;
 }
 
 type Value = string | number | null;
@@ -67,6 +69,7 @@ const STEP_COLUMNS = {
   finishedAt: "finished_at",
   error: "error",
   job: "orchesjob_status",
+  executorError: "executor_error",
 } as const satisfies Record<keyof Omit<StepState, "id">, string>;
 
 const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
@@ -162,6 +165,11 @@ export class RunStore {
     return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
+  /** Records the run's executor anew (an operator replaced its orchesjob binary). */
+  setExecutor(runKey: string, executor: ExecutorSpec): void {
+    this.db.prepare("UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
+  }
+
   runStatus(runKey: string): RunStatus | undefined {
     const row = this.db.prepare("SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
       | { status: RunStatus }
@@ -194,7 +202,8 @@ export class RunStore {
     if (names.length === 0) return false;
     const values = names.map((name): Value => {
       const value = change[name];
-      return name === "job" ? (value === null ? null : JSON.stringify(value)) : (value as Value | undefined) ?? null;
+      if (name === "job" || name === "executorError") return value === null ? null : JSON.stringify(value);
+      return (value as Value | undefined) ?? null;
     });
     const conditions = ["run_key = ?", "step_id = ?", `status IN ${sqlList(guard.from)}`];
     const args: Value[] = [runKey, stepId];
@@ -326,5 +335,6 @@ function toStepState(row: StepRow): StepState {
     finishedAt: row.finished_at,
     error: row.error,
     job: row.orchesjob_status === null ? null : JSON.parse(row.orchesjob_status) as Job,
+    executorError: row.executor_error === null ? null : JSON.parse(row.executor_error) as ExecutorFault,
   };
 }

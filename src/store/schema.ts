@@ -43,4 +43,6 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, round)
   );
   `,
+  // 4: failing executor calls about a step's current attempt (JSON), null while the executor answers.
+  "ALTER TABLE flow_steps ADD COLUMN executor_error TEXT",
 ];

@@ -17,6 +17,7 @@ function record(a: Partial<StepState>, startedAt = 1000): RunRecord {
     finishedAt: null,
     error: null,
     job: null,
+    executorError: null,
     ...extra,
   });
   return {

@@ -54,6 +54,7 @@ export function registerFlowSuite(mode: ExecutorMode): void {
       "finished_at",
       "error",
       "orchesjob_status",
+      "executor_error",
     ]);
     const download = step(run, "download");
     assert.equal(download.run_key, "daily:download:1");

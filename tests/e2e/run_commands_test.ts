@@ -37,7 +37,7 @@ flowTest(
 
 flowTest(
   builtin,
-  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, then ~/.local/share",
+  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, XDG_DATA_HOME, then ~/.local/share",
   async (env) => {
     const file = env.flow("flow.yaml", TWO_STEPS);
     const cases: [string[], Record<string, string>, string][] = [
@@ -58,7 +58,17 @@ flowTest(
       ],
       [
         [],
-        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", HOME: join(env.home, "user") },
+        {
+          ORCHESJOB_FLOW_HOME: "",
+          ORCHESJOB_HOME: "",
+          XDG_DATA_HOME: join(env.home, "xdg"),
+          HOME: join(env.home, "user"),
+        },
+        join(env.home, "xdg", "orchesjob-flow", "orchesjob-flow.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", XDG_DATA_HOME: "", HOME: join(env.home, "user") },
         join(env.home, "user", ".local", "share", "orchesjob-flow", "orchesjob-flow.sqlite3"),
       ],
     ];
@@ -80,7 +90,10 @@ flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run
   for (const args of [["status"], ["watch"], ["cancel"], ["tick"], ["status", "--format", "table"]]) {
     const result = await env.run([...args, "--run-key", "nope"]);
     assert.equal(result.code, 3, args.join(" "));
-    assert.equal(errorLine(result).error, `${args[0]}: run not found: nope`);
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: nope (state file ${join(env.home, "orchesjob-flow.sqlite3")})`,
+    );
   }
 });
 
@@ -110,15 +123,19 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
   assert.equal((await env.run(["status", "--run-key", "other"])).code, 3, "a refused start creates nothing");
 });
 
-flowTest(builtin, "a missing orchesjob binary fails the step with the reason, not the program", async (env) => {
+flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) and stores no run", async (env) => {
   const file = env.flow("flow.yaml", TWO_STEPS);
-  const run = await env.json(
-    ["--orchesjob-bin", join(env.home, "no-such-orchesjob"), "start", "--run-key", "m", file],
-    1,
-  );
-  assert.equal(run.status, "FAILED");
-  assert.match(step(run, "a").error, /^start failed: orchesjob not found: .*no-such-orchesjob$/);
-  assert.equal(step(run, "b").status, "SKIPPED");
+  const result = await env.run([
+    "--orchesjob-bin",
+    join(env.home, "no-such-orchesjob"),
+    "start",
+    "--run-key",
+    "m",
+    file,
+  ]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /^start: orchesjob is not usable: .*no-such-orchesjob: no such file/);
+  assert.equal((await env.run(["status", "--run-key", "m"])).code, 3);
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -233,7 +250,8 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
-  await env.run(["--db", newer, "status", "--run-key", "x"]);
+  // `tick` creates the state file (`status` only reads: it would not).
+  assert.equal((await env.run(["--db", newer, "tick", "--run-key", "x"])).code, 3);
   const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
   sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
   sqlite.close();

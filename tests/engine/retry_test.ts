@@ -29,6 +29,7 @@ function ended(statuses: Record<string, StepStatus>, status: RunState["status"] 
     finishedAt: null,
     error: null,
     job: null,
+    executorError: null,
   });
   return {
     runKey: "r",

@@ -2,13 +2,13 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
-import { createRun } from "../../engine/mod.ts";
+import { createRun, loadRun } from "../../engine/mod.ts";
 import { epochNow, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/mod.ts";
+import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
 import { safeFileName, stateHome } from "../../store/mod.ts";
-import type { Command } from "../command.ts";
+import type { Command, GlobalOptions } from "../command.ts";
 import { readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
@@ -39,13 +39,13 @@ export const startCommand: Command = {
     const flow = readFlowFile(file);
     const hash = definitionHash(flow);
     using session = new Session(context);
-    const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = createRun(session.runs, {
+    const existing = loadRun(session.runs, runKey);
+    let record = existing ?? createRun(session.runs, {
       runKey,
       flow,
       definitionHash: hash,
       flowFile: file === "-" ? STDIN_NAME : resolve(file),
-      executor,
+      executor: newRunExecutor(context.globals),
     }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
@@ -53,6 +53,7 @@ export const startCommand: Command = {
           "a run never continues from an edited file (use a new run key)",
       );
     }
+    if (existing) record = session.rebind(record);
     if (isTerminalRun(record.state.status)) {
       printJson(runJson(record));
       return runExitCode(record.state.status);
@@ -106,6 +107,17 @@ async function driveInForeground(
       return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
     }
   }
+}
+
+/**
+ * The executor a new run is bound to, refused (exit 2) before the run exists when it cannot be used:
+ * a run key is never spent on a run whose every step fails for want of orchesjob.
+ */
+function newRunExecutor(globals: GlobalOptions) {
+  const env = (name: string) => Deno.env.get(name);
+  const spec = chooseExecutor(globals.executor, globals.orchesjobBin, env);
+  checkUsable(spec, env);
+  return spec;
 }
 
 /** Log files of a detached driver, named after the run key made safe for a file name. */

@@ -39,7 +39,7 @@ export const waitCommand: Command = {
     const timeout = args.options.timeout === undefined ? Infinity : numberOption(args, "timeout", 0, 0, true);
     const interval = numberOption(args, "interval", 1.0, 0, true);
     const advance = args.options.advance === true;
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     let status: RunStatus = session.run(runKey).state.status;
     using interrupt = listenForInterrupt();
     const deadline = performance.now() + timeout * 1000;

@@ -34,7 +34,7 @@ export const watchCommand: Command = {
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     const first = session.run(runKey);
     using interrupt = listenForInterrupt();
     using lock = args.options.advance && !isTerminalRun(first.state.status)

@@ -5,6 +5,7 @@ import {
   type RunState,
   stepDefinition,
   stepRunKey,
+  type StepState,
   type StepStatus,
 } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
@@ -76,7 +77,7 @@ export function renderRunTable(run: RunState, now: number, color: boolean, round
         duration(elapsed),
         step.job?.status ?? "-",
         step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
-        [step.error, waiting].filter(Boolean).join("; "),
+        [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
       ],
     };
   });
@@ -92,4 +93,12 @@ export function renderRunTable(run: RunState, now: number, color: boolean, round
   lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
   for (const row of rows) lines.push(format(row.cells, row.status));
   return lines.join("\n") + "\n";
+}
+
+/** The Error cell's note about an executor that stopped answering for this step. */
+function executorTrouble(step: StepState, now: number): string | null {
+  const fault = step.executorError;
+  if (fault === null || step.status !== "RUNNING") return null;
+  const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
+  return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
 }
