@@ -4,8 +4,8 @@
  */
 import { type Executor, ExecutorError } from "../executor/executor.ts";
 import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
-import { sleepUnless } from "../sleep.ts";
 import { type Clock, systemClock } from "../shared/time.ts";
+import { Doorbell } from "./doorbell.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
@@ -43,6 +43,7 @@ export interface TickResult {
 
 export class Driver {
   private readonly clock: Clock;
+  private readonly bell = new Doorbell();
 
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
@@ -71,13 +72,21 @@ export class Driver {
     return { state: this.load(), progressed, started };
   }
 
-  /** Drives the run until it ends, or until interrupted. Returns the last state seen. */
+  /**
+   * Drives the run until it ends, or until interrupted. Returns the last state seen. Between rounds
+   * it sleeps with a backoff up to the poll interval, woken early by the executor's change hints
+   * (a job ended): a hint that is lost costs at most one poll interval, and after a restart polling
+   * finds whatever ended meanwhile.
+   */
   async drive(): Promise<RunState> {
     const ceiling = this.options.pollIntervalSec;
     const first = Math.min(FIRST_PAUSE_SECONDS[this.options.executor.kind], ceiling);
+    using _watch = this.options.executor.watch?.(() => this.bell.ring()) ?? null;
     let pause = first;
     for (;;) {
       if (this.options.interrupted?.()) return this.load();
+      // Rings from here on announce changes this round may not see: they cut the next pause short.
+      this.bell.clear();
       const { state, progressed, started } = await this.tick();
       if (isTerminalRun(state.status)) return state;
       if (progressed) {
@@ -92,13 +101,18 @@ export class Driver {
     }
   }
 
-  /** Sleeps `seconds`, waking early if the run ends (a cancel) or the driver is interrupted. */
-  private pause(seconds: number): Promise<void> {
-    return sleepUnless(seconds, () => {
-      if (this.options.interrupted?.()) return true;
+  /**
+   * Sleeps `seconds`, waking early when the executor hints that a job ended, the run ends (a cancel)
+   * or the driver is interrupted (both checked every slice).
+   */
+  private async pause(seconds: number): Promise<void> {
+    const until = performance.now() + seconds * 1000;
+    while (performance.now() < until) {
+      if (await this.bell.sleep(Math.min(SLICE_SECONDS, (until - performance.now()) / 1000))) return;
+      if (this.options.interrupted?.()) return;
       const status = this.options.runs.runStatus(this.runKey);
-      return status === undefined || isTerminalRun(status);
-    }, SLICE_SECONDS);
+      if (status === undefined || isTerminalRun(status)) return;
+    }
   }
 
   /**

@@ -32,6 +32,11 @@ export interface Executor {
   abort(runKey: string, options: AbortOptions): Promise<Job | null>;
   /** The bytes the job wrote so far to `stream`; null when there is no such job or file. */
   logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
+  /**
+   * Calls `onChange` soon after something that may have ended a job: a hint, which may come late, twice
+   * or never, so the caller keeps polling. Null (or no method) when this executor cannot tell.
+   */
+  watch?(onChange: () => void): Disposable | null;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */

@@ -12,6 +12,7 @@ import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
 import { sleep } from "../../sleep.ts";
+import { watchDirectory } from "../watch.ts";
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
@@ -104,6 +105,14 @@ export class BuiltinRunner implements Executor {
     } catch {
       return Promise.resolve(null);
     }
+  }
+
+  /**
+   * A supervisor renames `<job>.exit` into the jobs directory as the job's last act, so an event on
+   * an `.exit` path means some job just ended (maybe another run's: the next poll sorts that out).
+   */
+  watch(onChange: () => void): Disposable | null {
+    return watchDirectory(this.dir, (path) => path.endsWith(".exit"), onChange);
   }
 
   // ---- starting ----
