@@ -63,8 +63,16 @@ export function stepRunKey(runKey: string, stepId: string, attemptNo: number): s
   return `${runKey}:${stepId}:${Math.max(attemptNo, 1)}`;
 }
 
+/** Each flow's steps by id, built once per definition object (a definition never changes). */
+const stepIndexes = new WeakMap<FlowDefinition, Map<string, StepDefinition>>();
+
 export function stepDefinition(run: RunState, stepId: string): StepDefinition {
-  const step = run.flow.steps.find((s) => s.id === stepId);
+  let index = stepIndexes.get(run.flow);
+  if (!index) {
+    index = new Map(run.flow.steps.map((step) => [step.id, step]));
+    stepIndexes.set(run.flow, index);
+  }
+  const step = index.get(stepId);
   if (!step) throw new Error(`step ${stepId} is not in flow ${run.flow.flowId}`);
   return step;
 }

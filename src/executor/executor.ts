@@ -7,6 +7,11 @@ export interface StartOptions {
   startTimeoutSec?: number;
   /** Variables added to the command's environment (it inherits the rest). */
   env?: Record<string, string>;
+  /**
+   * Return once the job is recorded, without waiting for it to be RUNNING, where the executor can
+   * report that later (the built-in runner). An external orchesjob's `start` always waits.
+   */
+  noWait?: boolean;
 }
 
 export interface AbortOptions {

@@ -3,7 +3,7 @@
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
 import { chmodSync, mkdirSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { MIGRATIONS } from "./schema.ts";
 
@@ -76,4 +76,25 @@ export function transaction<T>(db: Database, fn: () => T): T {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw error;
   }
+}
+
+/**
+ * Each SQL text prepared once per connection. node:sqlite frees a statement only when it is
+ * garbage-collected, so preparing on every call made a long run's memory grow with its steps.
+ * The texts are finite (status lists and column sets come from constants), so the cache is bounded.
+ */
+const statements = new WeakMap<Database, Map<string, StatementSync>>();
+
+export function prepared(db: Database, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (!cache) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let statement = cache.get(sql);
+  if (!statement) {
+    statement = db.prepare(sql);
+    cache.set(sql, statement);
+  }
+  return statement;
 }

@@ -14,7 +14,7 @@ import {
   type StepStatus,
   type StoredRun,
 } from "../domain/mod.ts";
-import { type Database, transaction } from "./db.ts";
+import { type Database, prepared, transaction } from "./db.ts";
 import { changed, sqlList } from "./sql.ts";
 
 interface RunRow {
@@ -73,7 +73,8 @@ export class RunStore {
     return transaction(this.db, () => {
       const existing = this.load(run.runKey);
       if (existing) return existing;
-      this.db.prepare(
+      prepared(
+        this.db,
         `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
          VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
       ).run(
@@ -85,7 +86,8 @@ export class RunStore {
         JSON.stringify(run.executor),
         now,
       );
-      const insert = this.db.prepare(
+      const insert = prepared(
+        this.db,
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
       run.definition.steps.forEach((step, position) => insert.run(run.runKey, step.id, position));
@@ -94,9 +96,9 @@ export class RunStore {
   }
 
   load(runKey: string): StoredRun | undefined {
-    const run = this.db.prepare("SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
+    const run = prepared(this.db, "SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
     if (!run) return undefined;
-    const steps = this.db.prepare("SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
+    const steps = prepared(this.db, "SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
       runKey,
     ) as unknown as StepRow[];
     return {
@@ -114,7 +116,7 @@ export class RunStore {
   }
 
   runStatus(runKey: string): RunStatus | undefined {
-    const row = this.db.prepare("SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
+    const row = prepared(this.db, "SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
       | { status: RunStatus }
       | undefined;
     return row?.status;
@@ -130,7 +132,10 @@ export class RunStore {
     if (change.finishedAt !== undefined) sets.push("finished_at = ?"), values.push(change.finishedAt);
     if (change.error !== undefined) sets.push("error = ?"), values.push(change.error);
     return changed(
-      this.db.prepare(`UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`)
+      prepared(
+        this.db,
+        `UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`,
+      )
         .run(...values, runKey),
     );
   }
@@ -158,7 +163,7 @@ export class RunStore {
     }
     const sets = names.map((name) => `${STEP_COLUMNS[name]} = ?`).join(", ");
     return changed(
-      this.db.prepare(`UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
+      prepared(this.db, `UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
     );
   }
 
@@ -178,13 +183,15 @@ export class RunStore {
     const { run, steps } = transitions;
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?)
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, at, runKey),
       );
       if (!moved) return false;
-      this.db.prepare(
+      prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${
           sqlList(steps.from)
         }`,

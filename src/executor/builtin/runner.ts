@@ -133,9 +133,10 @@ export class BuiltinRunner implements Executor {
       this.table.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
       row = { ...row, worker_pid: pid };
     }
-    row = options.sync
-      ? await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity)
-      : await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    if (options.sync) row = await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity);
+    else if (!options.noWait) {
+      row = await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    }
     return {
       ...toJob(row),
       accepted: admission.accepted,
