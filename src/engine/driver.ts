@@ -2,17 +2,15 @@
  * The imperative half of the engine: observe running jobs, ask {@link decide} what to do, apply it.
  * One driver per run at a time (the caller holds the run's driver lock).
  */
-import { type Executor, ExecutorError } from "../executor/executor.ts";
-import { isActiveJob, isTerminalRun, type Job, type RunState, stepRunKey } from "../domain/mod.ts";
-import { forEachBounded } from "../shared/bounded.ts";
-import { type Clock, systemClock } from "../shared/time.ts";
+import { type Executor, ExecutorError } from "../executor/mod.ts";
+import { isActiveJob, isTerminalRun, type Job, type RunState, stepRunKey, type StepStatus } from "../domain/mod.ts";
+import { type Clock, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";
-import type { StepStatus } from "../domain/mod.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
@@ -127,8 +125,12 @@ export class Driver {
    * finds whatever ended meanwhile.
    */
   async drive(): Promise<RunState> {
-    const ceiling = this.options.pollIntervalSec;
-    const first = Math.min(FIRST_PAUSE_SECONDS[this.options.executor.kind], ceiling);
+    const backoff = {
+      first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
+      factor: 2,
+      ceiling: this.options.pollIntervalSec,
+    };
+    const first = nextPause(backoff);
     using _watch = this.options.executor.watch?.(() => this.bell.ring()) ?? null;
     let pause = first;
     for (;;) {
@@ -145,7 +147,7 @@ export class Driver {
       const due = nextDue(state, this.index ?? undefined);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
-      pause = Math.min(pause * 2, ceiling);
+      pause = nextPause(backoff, pause);
     }
   }
 

@@ -5,17 +5,18 @@
  */
 import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { nowSeconds } from "../../shared/time.ts";
+import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, type Executor, JobError, type JobRef, type StartOptions } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
-import { sleep } from "../../sleep.ts";
 import { watchDirectory } from "../watch.ts";
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
+/** Waiting for a supervisor's files: they usually appear within milliseconds. */
+const START_WAIT: Backoff = { first: 0.001, factor: 2, ceiling: 0.05 };
 
 export interface RunOptions extends Partial<StartOptions> {
   sync?: boolean;
@@ -199,12 +200,13 @@ export class BuiltinRunner implements Executor {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
     let current = this.reconcile(row);
-    for (let pause = 1; !done(current) && performance.now() < deadline; pause = Math.min(pause * 2, 50)) {
-      await sleep(Math.min(pause, deadline - performance.now()) / 1000);
+    for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
+      await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
-      if (fileExists(files.target) || fileExists(files.exit) || pause >= 50) {
+      if (fileExists(files.target) || fileExists(files.exit) || pause >= START_WAIT.ceiling) {
         current = this.row({ jobId: row.job_id }) ?? current;
       }
+      pause = nextPause(START_WAIT, pause);
     }
     return current;
   }
