@@ -1,9 +1,10 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { UserError } from "./errors.ts";
-import { loadFlow } from "../flow/mod.ts";
+import { loadFlow, loadYamlLibrary } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
-export function readFlowFile(path: string): FlowDefinition {
+/** Reads and loads a flow file; the YAML library is imported here, on first need. */
+export async function readFlowFile(path: string): Promise<FlowDefinition> {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -17,5 +18,6 @@ export function readFlowFile(path: string): FlowDefinition {
       : String(error);
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
+  await loadYamlLibrary();
   return loadFlow(text, path);
 }

@@ -2,7 +2,8 @@
  * Flow files (YAML or JSON text) into a validated {@link FlowDefinition}. Pure: the caller reads the
  * file; this module only sees its text and name, so every error can name both.
  */
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
+import type { LineCounter, Node, Scalar, YAMLMap } from "yaml";
+import { yamlLibrary } from "./yaml_library.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition, type WhenExpr } from "../domain/mod.ts";
 import { closestName } from "./suggest.ts";
@@ -50,6 +51,7 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
 /** The document's root mapping, and how to name a node's place; syntax errors become FlowErrors. */
 function parseRoot(text: string, fileName: string): { root: YAMLMap; at: At } {
   const isJson = fileName.toLowerCase().endsWith(".json");
+  const { LineCounter, parseDocument } = yamlLibrary();
   const lineCounter = new LineCounter();
   const source = isJson ? text : quoteBangWhenValues(text);
   const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
@@ -67,7 +69,7 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; at: At } {
     throw new FlowError({ file: fileName, line, column: col }, `invalid ${isJson ? "JSON" : "YAML"}: ${reason}`);
   }
   const root = doc.contents;
-  if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
+  if (!yamlLibrary().isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
   return { root, at };
 }
 
@@ -78,7 +80,7 @@ type StepPlaces = Map<string, ReadStep["places"]>;
 function readSteps(root: YAMLMap, at: At): { steps: StepDefinition[]; places: StepPlaces } {
   const stepsNode = root.get("steps", true) as Node | undefined;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
-  if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
+  if (!yamlLibrary().isSeq(stepsNode) || stepsNode.items.length === 0) {
     throw new FlowError(at(stepsNode), "steps must be a non-empty list");
   }
   const steps: StepDefinition[] = [];
@@ -124,7 +126,7 @@ function checkStrictJson(text: string, fileName: string, lineCounter: LineCounte
 }
 
 function scalarValue(node: Node | undefined): unknown {
-  return isScalar(node) ? (node as Scalar).value : node === undefined ? undefined : node.toJSON();
+  return yamlLibrary().isScalar(node) ? (node as Scalar).value : node === undefined ? undefined : node.toJSON();
 }
 
 type At = (node: Node | null | undefined, stepId?: string) => Place;
@@ -148,7 +150,7 @@ interface ReadStep {
 }
 
 function readStep(item: Node, at: At): ReadStep {
-  if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
+  if (!yamlLibrary().isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
   const idNode = item.get("id", true) as Node | undefined;
   if (idNode === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
   const rawId = scalarValue(idNode);

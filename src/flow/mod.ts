@@ -3,6 +3,7 @@
  * the dependency graph, and the normalized form a run stores (with its hash).
  */
 export { FlowError, formatPlace, loadFlow, type Place } from "./load.ts";
+export { loadYamlLibrary } from "./yaml_library.ts";
 export { allSucceeded, evaluateWhen, formatWhen, parseWhen, referencedIds, WhenSyntaxError } from "./when.ts";
 export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";

@@ -4,7 +4,7 @@
  * `||` form does not parse at all. Before parsing, every unquoted `when` value that starts with `!`
  * is rewritten into a double-quoted string holding exactly the text written. Pure: no I/O.
  */
-import { Lexer } from "yaml";
+import { yamlLibrary } from "./yaml_library.ts";
 
 /** Lexer markers that stand for no source text (document start, scalar start, …). */
 function isMarker(token: string): boolean {
@@ -23,7 +23,7 @@ interface Span {
 /** Where the unquoted `!…` values of `when` keys are in `source`. */
 export function findBangWhenValues(source: string): Span[] {
   const spans: Span[] = [];
-  const tokens = Array.from(new Lexer().lex(source));
+  const tokens = Array.from(new (yamlLibrary().Lexer)().lex(source));
   const offsets: number[] = [];
   let offset = 0;
   for (const token of tokens) {

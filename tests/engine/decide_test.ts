@@ -5,6 +5,10 @@ import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
 
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
+
 const FLOW = loadFlow(
   `flow_id: f
 steps:

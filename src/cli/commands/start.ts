@@ -33,7 +33,7 @@ export const startCommand: Command = {
   async run(context, args) {
     const runKey = runKeyOf(args);
     const file = args.positionals[0];
-    const flow = readFlowFile(file);
+    const flow = await readFlowFile(file);
     const hash = definitionHash(flow);
     using session = new Session(context);
     const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));

@@ -13,8 +13,8 @@ export const validateCommand: Command = {
     options: [],
     positionals: ["FLOW_FILE"],
   },
-  run(_context, args) {
-    const flow = readFlowFile(args.positionals[0]);
+  async run(_context, args) {
+    const flow = await readFlowFile(args.positionals[0]);
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
