@@ -6,11 +6,25 @@
 import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
 import { type AbortOptions, type Executor, ExecutorError, type JobRef, type StartOptions } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
+import { watchDirectory } from "./watch.ts";
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
-  constructor(readonly bin: string, readonly callTimeoutSec = 60) {}
+  /** `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended. */
+  constructor(readonly bin: string, readonly callTimeoutSec = 60, readonly home = "/var/lib/orchesjob") {}
+
+  /**
+   * A job's end closes its output files (`logs/<job>.stdout`, `.stderr`) in orchesjob's state
+   * directory, just before orchesjob records the result; the built-in runner behind the
+   * `orchesjob-flow job` wrapper also renames a `<job>.exit` in. Both are hints that a poll is worth
+   * it. orchesjob's database files are ignored: our own status calls write to them.
+   */
+  watch(onChange: () => void): Disposable | null {
+    const ended = (kind: Deno.FsEvent["kind"], path: string) =>
+      kind === "access" ? /\.std(out|err)$/.test(path) : path.endsWith(".exit");
+    return watchDirectory(this.home, ended, onChange, { recursive: true });
+  }
 
   async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {
     const args = ["start", "--run-key", runKey];

@@ -44,5 +44,6 @@ export function findOnPath(name: string, path: string): string | undefined {
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
 export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string): Executor {
-  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!) : new BuiltinRunner(db, jobsDir);
+  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir);
+  return new ExternalExecutor(spec.bin!, undefined, Deno.env.get("ORCHESJOB_HOME") || undefined);
 }

@@ -10,12 +10,13 @@
 import { appendFileSync } from "node:fs";
 
 /**
- * Watches `dir` and calls `onChange` for events on paths `relevant` accepts. Returns null when the
- * directory cannot be watched (missing, no watcher available): the caller then relies on polling.
+ * Watches `dir` and calls `onChange` for the events `relevant` accepts (a kind, and one path at a
+ * time). Returns null when the directory cannot be watched (missing, no watcher available): the
+ * caller then relies on polling.
  */
 export function watchDirectory(
   dir: string,
-  relevant: (path: string) => boolean,
+  relevant: (kind: Deno.FsEvent["kind"], path: string) => boolean,
   onChange: () => void,
   options: { recursive?: boolean } = {},
 ): Disposable | null {
@@ -30,7 +31,7 @@ export function watchDirectory(
   (async () => {
     try {
       for await (const event of watcher) {
-        if (event.kind === "access" || !event.paths.some(relevant)) continue;
+        if (!event.paths.some((path) => relevant(event.kind, path))) continue;
         if (log) appendFileSync(log, `${lose ? "lost" : "delivered"} ${event.kind} ${event.paths.join(" ")}\n`);
         if (!lose) onChange();
       }

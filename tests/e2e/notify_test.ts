@@ -64,3 +64,17 @@ Deno.test("notifications lost on purpose: polling still completes the run, each 
   // The poll sleeps at most POLL; the slack covers a tick and a loaded machine, not another poll scheme.
   for (const gap of await handOffs(env, run)) assert.ok(gap >= 0 && gap < POLL + 2, `hand-off took ${gap} s`);
 });
+
+Deno.test("external orchesjob: a change in its state directory is a hint that wakes the driver", async () => {
+  using env = new FlowEnv("external");
+  const notes = join(env.home, "notifications");
+  // The wrapper keeps its jobs under the same home, so $ORCHESJOB_HOME is the directory to watch.
+  const run = await env.json(
+    ["--poll-interval", String(POLL), "start", "--run-key", "x", chain(env)],
+    0,
+    { ORCHESJOB_HOME: env.home, ORCHESJOB_FLOW_TEST_NOTIFY_LOG: notes },
+  );
+  assert.equal(run.status, "SUCCEEDED");
+  const delivered = Deno.readTextFileSync(notes).split("\n").filter((line) => line.startsWith("delivered "));
+  assert.ok(delivered.some((line) => /\.exit$/.test(line)), `no hint of a job's end: ${JSON.stringify(delivered)}`);
+});

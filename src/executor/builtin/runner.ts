@@ -113,7 +113,7 @@ export class BuiltinRunner implements Executor {
    * an `.exit` path means some job just ended (maybe another run's: the next poll sorts that out).
    */
   watch(onChange: () => void): Disposable | null {
-    return watchDirectory(this.dir, (path) => path.endsWith(".exit"), onChange);
+    return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
   }
 
   // ---- starting ----
