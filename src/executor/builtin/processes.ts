@@ -6,6 +6,9 @@
 import { runToEndSync } from "../../shared/mod.ts";
 
 const isLinux = Deno.build.os === "linux";
+/** How long an empty command line is taken for an exec in progress (kernel threads have one for good). */
+const EXEC_WINDOW_MS = 50;
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 interface ProcInfo {
   state: string;
@@ -42,12 +45,21 @@ function psInfo(pid: number): { state: string; command: string } | null {
  */
 export function isOurProcessAlive(pid: number, marker: string): boolean {
   if (isLinux) {
-    const stat = readProcStat(pid);
-    if (!stat || stat.state === "Z" || stat.state === "X") return false;
-    try {
-      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes(marker);
-    } catch {
-      return false;
+    // A process in the middle of execve() shows an empty command line for a moment (a supervisor
+    // launched through setsid(1) execs once more after we learn its PID), so an empty one is read
+    // again for a little while before the PID counts as someone else's.
+    const deadline = performance.now() + EXEC_WINDOW_MS;
+    for (;;) {
+      const stat = readProcStat(pid);
+      if (!stat || stat.state === "Z" || stat.state === "X") return false;
+      let cmdline: string;
+      try {
+        cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+      } catch {
+        return false;
+      }
+      if (cmdline !== "" || performance.now() >= deadline) return cmdline.includes(marker);
+      Atomics.wait(pause, 0, 0, 0.2);
     }
   }
   const info = psInfo(pid);
