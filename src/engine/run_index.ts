@@ -3,7 +3,8 @@
  * steps by id, who waits for whom, the running and delayed sets, the PENDING steps worth a look
  * (all at first, later only those whose last dependency just ended), and counts of ended steps.
  * The driver keeps one per loaded run and updates it with every write it makes; `decide` builds a
- * full one when given none. No I/O.
+ * full one when given none. No I/O. The in-memory run it indexes forgets the job of an ended step
+ * (the store keeps it), so it is the run as far as deciding goes, not a copy of the store.
  */
 import {
   isTerminalStep,
@@ -98,6 +99,9 @@ export class RunIndex {
     else if (status === "DELAYED") this.delayed.add(id);
     else if (status === "PENDING") this.fresh.add(id);
     if (!isTerminalStep(status)) return;
+    // Nothing is decided on an ended step's job again, and the store keeps it: holding 10k of them
+    // was most of a long run's heap.
+    this.step(id).job = null;
     this.ended++;
     if (status === "SUCCEEDED") this.succeeded.add(id);
     if (status === "FAILED") this.failed++;
