@@ -21,12 +21,13 @@ export interface CliOptions {
   stdin?: string;
 }
 
-/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited, plus `env`. */
+/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited (minus ORCHESJOB_BIN), plus `env`. */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const child = new Deno.Command(CLI[0], {
     args: [...CLI.slice(1), ...args],
     cwd: options.cwd ?? REPO,
-    env: { NO_COLOR: "1", ...options.env },
+    // An outer ORCHESJOB_BIN must not change what a test sees.
+    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

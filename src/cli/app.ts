@@ -1,51 +1,71 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
-import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
-import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
-import type { ExecutorChoice } from "../executor/mod.ts";
-import type { GlobalOptions } from "./command.ts";
+import { formatHelp, parseArgs, suggestName } from "./args.ts";
+import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands/mod.ts";
-import { printError, writeStdout } from "./output.ts";
+import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
+import { printError, printJson, writeStdout } from "./output.ts";
+import { formatVersion, versionInfo } from "./version.ts";
 
 export const PROGRAM = "orchesjob-flow";
-export const VERSION: string = denoConfig.version;
 
-const GLOBAL_SPEC: CommandSpec = {
-  name: "",
-  summary: "Run a small graph of local commands through orchesjob, with durable state in SQLite.",
-  usage: "[GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]",
-  options: [
-    { name: "version", help: "Print the version and exit." },
-    { name: "db", value: "string", metavar: "PATH", help: "SQLite state file (default: see README)." },
-    {
-      name: "orchesjob-bin",
-      value: "string",
-      metavar: "PATH",
-      help: "orchesjob executable (default: $ORCHESJOB_BIN, else orchesjob on PATH, else built in).",
-    },
-    {
-      name: "executor",
-      value: "string",
-      metavar: "KIND",
-      choices: ["auto", "orchesjob", "builtin"],
-      help: "Which job runner starts steps: auto (default), orchesjob or builtin.",
-    },
-    {
-      name: "poll-interval",
-      value: "number",
-      metavar: "SECONDS",
-      help: "Longest sleep of the flow loop between polls (default 5.0).",
-    },
-  ],
+/** The version line (or JSON) of `--version`, `-V` and `version`. */
+function printVersion(format: unknown): void {
+  const info = versionInfo(PROGRAM);
+  if (format === "json") printJson(info);
+  else writeStdout(formatVersion(info) + "\n");
+}
+
+const FORMAT_OPTION = GLOBAL_SPEC.options.find((o) => o.name === "format")!;
+
+const versionCommand: Command = {
+  spec: {
+    name: "version",
+    summary: "Print the version (as --version and -V do).",
+    usage: "version [--format text|json]",
+    options: [FORMAT_OPTION],
+  },
+  run(_context, args) {
+    printVersion(args.options.format);
+    return ExitCode.ok;
+  },
 };
 
+const helpCommand: Command = {
+  spec: {
+    name: "help",
+    summary: "Show the list of commands, or one command's help.",
+    usage: "help [COMMAND]",
+    options: [],
+    positionals: ["COMMAND?"],
+  },
+  run(_context, args) {
+    const name = args.positionals[0];
+    writeStdout(name === undefined ? topLevelHelp() : formatHelp(PROGRAM, findCommand(name).spec));
+    return ExitCode.ok;
+  },
+};
+
+/** Every command, with the two that only talk about the program itself. */
+const ALL_COMMANDS: readonly Command[] = [...COMMANDS, versionCommand, helpCommand];
+
+function findCommand(name: string): Command {
+  const found = ALL_COMMANDS.find((c) => c.spec.name === name);
+  if (found) return found;
+  const near = suggestName(name, ALL_COMMANDS.filter((c) => !c.spec.hidden).map((c) => c.spec.name));
+  throw new UserError(
+    `unknown command ${JSON.stringify(name)}${near ? `; did you mean "${near}"?` : ""} (see ${PROGRAM} --help)`,
+  );
+}
+
 function topLevelHelp(): string {
-  const visible = COMMANDS.filter((c) => !c.spec.hidden);
+  const visible = ALL_COMMANDS.filter((c) => !c.spec.hidden);
   const width = Math.max(...visible.map((c) => c.spec.name.length));
   const commands = visible.map((c) => `  ${c.spec.name.padEnd(width)}  ${c.spec.summary.split(":")[0]}`).join("\n");
   return formatHelp(PROGRAM, {
     ...GLOBAL_SPEC,
-    notes: `Commands:\n${commands}\n\nRun '${PROGRAM} COMMAND --help' for a command's options.`,
+    notes: `Commands:\n${commands}\n\nRun '${PROGRAM} help COMMAND' for a command's options. Global options may ` +
+      "also follow the command.",
   });
 }
 
@@ -62,36 +82,37 @@ function splitGlobal(argv: readonly string[]): { global: string[]; command?: str
 
 /** Runs the CLI and returns the process exit code. Never throws for user errors. */
 export async function runCli(argv: readonly string[]): Promise<number> {
+  let commandName: string | undefined;
   try {
     const { global, command, rest } = splitGlobal(argv);
     const parsedGlobal = parseArgs(GLOBAL_SPEC, global);
     if (parsedGlobal.options.version) {
-      writeStdout(`${PROGRAM} ${VERSION}\n`);
+      printVersion(parsedGlobal.options.format);
       return ExitCode.ok;
+    }
+    if (parsedGlobal.options.format !== undefined) {
+      throw new UserError("--format before the command only applies to --version; put it after the command");
     }
     if (parsedGlobal.help || command === undefined) {
       writeStdout(topLevelHelp());
       if (command === undefined && !parsedGlobal.help) throw new UserError("missing command (see --help)");
       return ExitCode.ok;
     }
-    const found = COMMANDS.find((c) => c.spec.name === command);
-    if (!found) throw new UserError(`unknown command ${JSON.stringify(command)} (see ${PROGRAM} --help)`);
-    const args = parseArgs(found.spec, rest);
+    const found = findCommand(command);
+    commandName = found.spec.name;
+    const args = parseArgs(found.spec, rest, GLOBALS_AFTER_COMMAND);
     if (args.help) {
       writeStdout(formatHelp(PROGRAM, found.spec));
       return ExitCode.ok;
     }
-    const globals: GlobalOptions = {
-      db: parsedGlobal.options.db as string | undefined,
-      orchesjobBin: parsedGlobal.options["orchesjob-bin"] as string | undefined,
-      pollInterval: numberOption(parsedGlobal, "poll-interval", 5.0, 0, true),
-      executor: (parsedGlobal.options.executor as ExecutorChoice | undefined) ?? "auto",
-    };
-    return await found.run({ program: PROGRAM, globals }, args);
+    return await found.run({ program: PROGRAM, globals: resolveGlobals(parsedGlobal, args) }, args);
   } catch (error) {
+    // Every error names the command it came from. `job` keeps orchesjob's own messages unchanged.
+    const where = commandName && commandName !== "job" ? `${commandName}: ` : "";
+    const named = (message: string) => message.startsWith(where) ? message : where + message;
     const code = exitCodeFor(error);
     if (code !== null) {
-      printError((error as Error).message);
+      printError(named((error as Error).message));
       return code;
     }
     // A bug or an environment failure (a disk error, a lock held past the busy timeout): still one
@@ -100,7 +121,7 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const debug = Deno.env.get("ORCHESJOB_FLOW_DEBUG")
       ? { stack: error instanceof Error ? error.stack : undefined }
       : {};
-    printError(`internal error: ${message}`, debug);
-    return ExitCode.flowFailed;
+    printError(named(`internal error: ${message}`), debug);
+    return ExitCode.internal;
   }
 }

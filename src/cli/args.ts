@@ -3,6 +3,7 @@
  * positionals, and an optional remainder (everything after the first positional of a command, or
  * after `--`). Errors are {@link UserError}s with exit code 2. Pure.
  */
+import { closestName } from "../flow/mod.ts";
 import { UserError } from "./errors.ts";
 
 export interface OptionSpec {
@@ -14,6 +15,8 @@ export interface OptionSpec {
   help: string;
   /** Allowed values for a string option. */
   choices?: readonly string[];
+  /** A string option that may be repeated (and takes comma-separated lists); its value is a string[]. */
+  multiple?: boolean;
 }
 
 export interface CommandSpec {
@@ -31,7 +34,7 @@ export interface CommandSpec {
   notes?: string;
 }
 
-export type OptionValue = string | number | boolean;
+export type OptionValue = string | number | boolean | string[];
 
 export interface ParsedArgs {
   options: Record<string, OptionValue | undefined>;
@@ -40,11 +43,15 @@ export interface ParsedArgs {
   help: boolean;
 }
 
-/** Parses `argv` against `spec`. `--help`/`-h` anywhere before a remainder sets `help`. */
-export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArgs {
+/**
+ * Parses `argv` against `spec`. `--help`/`-h` anywhere before a remainder sets `help`. `extra` options
+ * are accepted as well but not shown in the command's help (global options given after the command).
+ */
+export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: readonly OptionSpec[] = []): ParsedArgs {
   const parsed: ParsedArgs = { options: {}, positionals: [], remainder: [], help: false };
-  const byLong = new Map(spec.options.map((o) => [o.name, o]));
-  const byShort = new Map(spec.options.filter((o) => o.short).map((o) => [o.short!, o]));
+  const all = [...spec.options, ...extra];
+  const byLong = new Map(all.map((o) => [o.name, o]));
+  const byShort = new Map(all.filter((o) => o.short).map((o) => [o.short!, o]));
   const where = spec.name ? `${spec.name}: ` : "";
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -61,7 +68,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
       const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
       const key = eq >= 0 ? arg.slice(2, eq) : arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
       const option = arg.startsWith("--") ? byLong.get(key) : byShort.get(key);
-      if (!option) throw new UserError(`${where}unknown option ${eq >= 0 ? arg.slice(0, eq) : arg}`);
+      if (!option) {
+        const written = eq >= 0 ? arg.slice(0, eq) : arg;
+        const near = suggestName(written.replace(/^-+/, ""), all.map((o) => o.name));
+        throw new UserError(`${where}unknown option ${written}${near ? `; did you mean --${near}?` : ""}`);
+      }
       if (!option.value) {
         if (eq >= 0) throw new UserError(`${where}option --${option.name} takes no value`);
         parsed.options[option.name] = true;
@@ -73,7 +84,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
         if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
         raw = argv[++i];
       }
-      parsed.options[option.name] = convert(option, raw, where);
+      parsed.options[option.name] = valueOf(option, raw, parsed.options[option.name], where);
       continue;
     }
     if (spec.remainder) {
@@ -94,6 +105,27 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
   return parsed;
 }
 
+/** An option's value from `raw`; a repeatable option adds to what it had (`previous`). */
+function valueOf(option: OptionSpec, raw: string, previous: OptionValue | undefined, where: string): OptionValue {
+  if (!option.multiple) return convert(option, raw, where);
+  const values = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  for (const value of values) convert(option, value, where);
+  return [...(previous as string[] | undefined ?? []), ...values];
+}
+
+/**
+ * The name the user most likely meant: the only candidate that `name` is a prefix of (`stat` →
+ * `status`), else the nearest by edit distance when it is a plausible typo (`runkey` → `run-key`).
+ */
+export function suggestName(name: string, candidates: readonly string[]): string | undefined {
+  if (name === "") return undefined;
+  const lower = name.toLowerCase();
+  const extending = candidates.filter((c) => c.toLowerCase().startsWith(lower));
+  if (extending.length === 1) return extending[0];
+  const near = closestName(lower, candidates.map((c) => c.toLowerCase()));
+  return near === undefined ? undefined : candidates.find((c) => c.toLowerCase() === near);
+}
+
 function convert(option: OptionSpec, raw: string, where: string): OptionValue {
   if (option.value === "number") {
     const value = Number(raw);
@@ -103,8 +135,10 @@ function convert(option: OptionSpec, raw: string, where: string): OptionValue {
     return value;
   }
   if (option.choices && !option.choices.includes(raw)) {
+    const near = suggestName(raw, option.choices);
     throw new UserError(
-      `${where}option --${option.name} must be one of ${option.choices.join(", ")}, got ${JSON.stringify(raw)}`,
+      `${where}option --${option.name} must be one of ${option.choices.join(", ")}, got ${JSON.stringify(raw)}` +
+        (near ? `; did you mean ${near}?` : ""),
     );
   }
   return raw;

@@ -5,7 +5,7 @@
 import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
-import { StateFileError } from "../store/mod.ts";
+import { StateFileError, StateLocationError } from "../store/mod.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -13,6 +13,12 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** `cancel`: the run is CANCELLED, but an abort could not be delivered (its job may still run). */
+  abortFailed: 5,
+  /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
+  timedOut: 124,
+  /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
+  internal: 70,
   interrupted: 130,
 } as const;
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
@@ -46,6 +52,7 @@ export class UserError extends Error {
 export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
   if (error instanceof FlowError || error instanceof StateFileError) return ExitCode.usage;
+  if (error instanceof StateLocationError) return ExitCode.usage;
   if (error instanceof ExecutorChoiceError) return ExitCode.usage;
   if (error instanceof JobError) return JobExit[error.reason];
   return null;

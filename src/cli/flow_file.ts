@@ -3,8 +3,13 @@ import { UserError } from "./errors.ts";
 import { loadFlow, loadYamlLibrary } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
-/** Reads and loads a flow file; the YAML library is imported here, on first need. */
+/** The name a flow read from standard input (`-`) goes by in messages. */
+export const STDIN_NAME = "<stdin>";
+
+/** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
 export async function readFlowFile(path: string): Promise<FlowDefinition> {
+  await loadYamlLibrary();
+  if (path === "-") return loadFlow(readStdin(), STDIN_NAME);
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -18,6 +23,26 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
       : String(error);
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
-  await loadYamlLibrary();
   return loadFlow(text, path);
+}
+
+function readStdin(): string {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  try {
+    for (;;) {
+      const n = Deno.stdin.readSync(buffer);
+      if (n === null) break;
+      chunks.push(buffer.slice(0, n));
+    }
+  } catch (error) {
+    throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
+  }
+  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return new TextDecoder().decode(bytes);
 }

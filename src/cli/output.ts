@@ -24,6 +24,11 @@ export function writeBytes(bytes: Uint8Array): void {
   writeAll(Deno.stdout, bytes);
 }
 
+/** Raw bytes on stderr (a job's stderr, verbatim). */
+export function writeStderrBytes(bytes: Uint8Array): void {
+  writeAll(Deno.stderr, bytes);
+}
+
 export function writeStderr(text: string): void {
   writeAll(Deno.stderr, text);
 }

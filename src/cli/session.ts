@@ -1,11 +1,31 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
-import type { RunRecord } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate } from "../engine/mod.ts";
+import { existsSync } from "node:fs";
+import type { RunRecord, StepState } from "../domain/mod.ts";
+import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { createExecutor, type Executor } from "../executor/mod.ts";
-import { type Database, FileLocks, jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../store/mod.ts";
-import type { OptionSpec, ParsedArgs } from "./args.ts";
+import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
+import { epochNow } from "../shared/mod.ts";
+import {
+  type Database,
+  FileLocks,
+  jobsDirectory,
+  openDatabase,
+  resolveDbPath,
+  type RunFilter,
+  RunStore,
+} from "../store/mod.ts";
+import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
+import { printError } from "./output.ts";
+import { faultJson } from "./render/mod.ts";
+
+export interface SessionOptions {
+  /**
+   * For commands that only read (status, watch, list, logs): a missing state file is not created
+   * (nor its directory); an empty in-memory database stands in, so every run is unknown.
+   */
+  readOnly?: boolean;
+}
 
 export class Session implements Disposable {
   readonly dbPath: string;
@@ -13,20 +33,48 @@ export class Session implements Disposable {
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: DriverLock & StartGate;
+  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
+  readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
-  constructor(readonly context: CommandContext) {
+  constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(this.dbPath);
-    this.runs = new RunStore(this.db);
+    this.db = openDatabase(options.readOnly && !existsSync(this.dbPath) ? ":memory:" : this.dbPath);
+    this.store = new RunStore(this.db);
+    this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
   }
 
-  /** The stored run, or exit code 3 when there is none. */
+  /** The stored run, or exit code 3 naming the state file searched when there is none. */
   run(runKey: string): RunRecord {
     const record = loadRun(this.runs, runKey);
-    if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
+    if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
+  }
+
+  /**
+   * The run with its orchesjob binary replaced when `--orchesjob-bin` names another one (the kind
+   * stays, the old path is kept in `executor.replaced`). Refused (exit 2) for a run on the built-in
+   * runner and for a binary that cannot be run.
+   */
+  rebind(record: RunRecord): RunRecord {
+    const bin = this.context.globals.orchesjobBin;
+    if (!bin) return record;
+    const runKey = record.state.runKey;
+    if (record.executor.kind !== "orchesjob") {
+      throw new UserError(`run ${runKey} uses the built-in runner; --orchesjob-bin does not apply to it`);
+    }
+    const executor = chooseExecutor("orchesjob", bin, () => undefined);
+    if (executor.bin === record.executor.bin) return record;
+    checkUsable(executor, (name) => Deno.env.get(name));
+    const replaced = [...(record.executor.replaced ?? []), { bin: record.executor.bin!, until: epochNow() }];
+    this.store.setExecutor(runKey, { ...executor, replaced });
+    return this.run(runKey);
+  }
+
+  /** The runs `filter` selects, newest first. */
+  list(filter: RunFilter): RunRecord[] {
+    return this.store.list(filter).map(toRecord);
   }
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */
@@ -34,7 +82,7 @@ export class Session implements Disposable {
     const id = JSON.stringify(record.executor);
     let executor = this.executors.get(id);
     if (!executor) {
-      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath));
+      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec());
       this.executors.set(id, executor);
     }
     return executor;
@@ -47,12 +95,31 @@ export class Session implements Disposable {
       executor: this.executorFor(record),
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
+      // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
+      onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
+        printError(`executor call failed: ${fault.message}`, {
+          run_key: runKey,
+          step: stepId,
+          attempt_no: attemptNo,
+          executor_error: faultJson(fault),
+        }),
     }, record.state.runKey);
   }
 
   [Symbol.dispose](): void {
     this.db.close();
   }
+}
+
+/** The run's step called `stepId`, or a usage error that suggests the nearest id. */
+export function stepOf(record: RunRecord, stepId: string): StepState {
+  const step = record.state.steps.find((s) => s.id === stepId);
+  if (step) return step;
+  const near = suggestName(stepId, record.state.steps.map((s) => s.id));
+  throw new UserError(
+    `run ${record.state.runKey} has no step ${JSON.stringify(stepId)}` +
+      (near ? `; did you mean ${JSON.stringify(near)}?` : ""),
+  );
 }
 
 /** The `--run-key` option of every run command. */
@@ -76,4 +143,18 @@ export function checkRunKey(runKey: string | undefined): string {
     throw new UserError(`invalid run key ${JSON.stringify(runKey)}: use 1-256 printable characters`);
   }
   return runKey;
+}
+
+/**
+ * The time limit of one call to an external orchesjob: 60 s, or `ORCHESJOB_FLOW_CALL_TIMEOUT` seconds
+ * (for tests of a hanging orchesjob, and hosts where orchesjob is known to be slow).
+ */
+function callTimeoutSec(): number {
+  const raw = Deno.env.get("ORCHESJOB_FLOW_CALL_TIMEOUT");
+  if (!raw) return 60;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UserError(`ORCHESJOB_FLOW_CALL_TIMEOUT must be a number of seconds > 0, got ${JSON.stringify(raw)}`);
+  }
+  return seconds;
 }

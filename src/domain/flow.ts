@@ -27,7 +27,15 @@ export interface StepDefinition {
 export interface FlowDefinition {
   flowId: string;
   steps: StepDefinition[];
+  /**
+   * How long the executor may stay unusable for a running step before its attempt fails
+   * (`executor_unavailable_sec`); absent means the default.
+   */
+  executorUnavailableSec?: number;
 }
+
+/** The default of `executor_unavailable_sec`: ten minutes. */
+export const DEFAULT_EXECUTOR_UNAVAILABLE_SEC = 600;
 
 /**
  * The definition as stored with a run and printed by `validate`; field names follow the flow file's.
@@ -49,10 +57,12 @@ export interface NormalizedStep {
 export interface NormalizedFlow {
   flow_id: string;
   steps: NormalizedStep[];
+  /** Present only when the file sets it, so the hash of a flow without it is what it always was. */
+  executor_unavailable_sec?: number;
 }
 
 /** Names of the fields a flow file may contain, as written in the file. */
-export const FLOW_FIELDS = ["flow_id", "steps"] as const;
+export const FLOW_FIELDS = ["flow_id", "steps", "executor_unavailable_sec"] as const;
 export const STEP_FIELDS = [
   "id",
   "command",

@@ -9,12 +9,30 @@ export interface StepState {
   status: StepStatus;
   /** Attempts started so far (the current one included). */
   attemptNo: number;
+  /**
+   * Attempts made before the current round (a `retry` of the run starts a new one): the step's
+   * retries are counted from here, while attempt numbers, and so run keys, keep counting up.
+   */
+  attemptBase: number;
   nextAttemptAt: number | null;
   startedAt: number | null;
   finishedAt: number | null;
   error: string | null;
   /** The last job object orchesjob returned for the current attempt. */
   job: Job | null;
+  /** Calls to the executor about the current attempt that are failing; null once one succeeds. */
+  executorError: ExecutorFault | null;
+}
+
+/** Failed executor calls about one attempt, in a row: what the last one said, since when, how many. */
+export interface ExecutorFault {
+  message: string;
+  exitCode: number | null;
+  /** The end of the executor's stderr. */
+  stderrTail: string;
+  firstAt: number;
+  lastAt: number;
+  count: number;
 }
 
 export interface RunState {
@@ -34,6 +52,17 @@ export interface ExecutorSpec {
   kind: ExecutorKind;
   /** The orchesjob binary, for kind "orchesjob". */
   bin?: string;
+  /** Binaries this run used before `--orchesjob-bin` replaced them, oldest first, with when (epoch seconds). */
+  replaced?: { bin: string; until: number }[];
+}
+
+/** One `retry` of a run: when, which steps it reopened, and who asked (`$USER`). */
+export interface RetryRound {
+  /** 2 for the first retry (round 1 is the run's first start). */
+  round: number;
+  at: number;
+  steps: string[];
+  user: string | null;
 }
 
 /** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
@@ -48,6 +77,7 @@ export interface StoredRun {
   finishedAt: number | null;
   error: string | null;
   steps: StepState[];
+  rounds: RetryRound[];
 }
 
 /** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */
@@ -56,6 +86,7 @@ export interface RunRecord {
   definitionHash: string;
   flowFile: string | null;
   executor: ExecutorSpec;
+  rounds: RetryRound[];
 }
 
 /** orchesjob run key of a step's attempt: `<flow-run-key>:<step-id>:<attempt>`. */

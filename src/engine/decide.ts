@@ -6,6 +6,7 @@
  */
 import { evaluateWhen } from "../flow/mod.ts";
 import {
+  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
   isActiveJob,
   isTerminalStep,
   type Job,
@@ -32,8 +33,10 @@ export type Action =
     error: string;
     next: "PENDING" | "DELAYED";
     nextAttemptAt: number | null;
+    /** The attempt's job may still run (the executor stopped answering): abort it first, best effort. */
+    abort?: true;
   }
-  | { kind: "fail"; stepId: string; job: Job | null; error: string }
+  | { kind: "fail"; stepId: string; job: Job | null; error: string; abort?: true }
   /**
    * The attempt ran past timeout_sec: record why, with the job last seen, and abort it. A timed-out
    * attempt counts as failed: once its job is seen ended, it is retried if retries remain.
@@ -56,12 +59,13 @@ export type Observations = ReadonlyMap<string, Job | null>;
 export function decide(run: RunState, observations: Observations, now: number, index = new RunIndex(run)): Action[] {
   if (run.status !== "PENDING" && run.status !== "RUNNING") return [];
   const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
+  const unavailableLimit = run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC;
 
   for (const step of index.candidates()) {
     const definition = index.definition(step.id);
     switch (step.status) {
       case "RUNNING": {
-        const action = decideRunning(step, definition, observations, now);
+        const action = decideRunning(step, definition, observations, now, unavailableLimit);
         if (action) actions.push(action);
         break;
       }
@@ -101,12 +105,26 @@ function decideRunning(
   definition: StepDefinition,
   observations: Observations,
   now: number,
+  unavailableLimit: number,
 ): Action | null {
   const job = observations.get(step.id);
   if (!job) {
     if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now);
+    if (job === null && step.job !== null) {
+      // orchesjob knew this run key and has forgotten it (its job was cleaned): starting it again
+      // could run the step twice, so the attempt fails (a retry runs under a new run key).
+      const error = `orchesjob no longer knows run key ${step.job.run_key ?? step.job.job_id} ` +
+        `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running`;
+      return failedAttempt(step, definition, null, error, now);
+    }
     // orchesjob never heard of the run key: the start after the intent never reached it.
     if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
+    const fault = step.executorError;
+    if (fault !== null && now - fault.firstAt >= unavailableLimit) {
+      const error = `orchesjob unusable for ${Math.round(now - fault.firstAt)} s ` +
+        `(${fault.count} failed calls; limit ${unavailableLimit} s): ${fault.message}`;
+      return { ...failedAttempt(step, definition, step.job, error, now), abort: true };
+    }
     return null; // not observed this round
   }
   if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
@@ -129,8 +147,9 @@ function failedAttempt(
   job: Job | null,
   error: string,
   now: number,
-): Action {
-  if (step.attemptNo <= definition.retries) {
+): Extract<Action, { kind: "retry" | "fail" }> {
+  // The budget counts the attempts of this round only: a retried run gets its retries afresh.
+  if (step.attemptNo - step.attemptBase <= definition.retries) {
     if (definition.retryDelaySec > 0) {
       return {
         kind: "retry",
@@ -171,6 +190,9 @@ export function nextDue(run: RunState, index = new RunIndex(run)): number | null
     const step = index.step(id);
     const timeout = index.definition(id).timeoutSec;
     if (timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
+    if (step.executorError !== null) {
+      consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
+    }
   }
   return due;
 }

@@ -3,7 +3,16 @@
  * One driver per run at a time (the caller holds the run's driver lock).
  */
 import { type Executor, ExecutorError } from "../executor/mod.ts";
-import { isActiveJob, isTerminalRun, type Job, type RunState, stepRunKey, type StepStatus } from "../domain/mod.ts";
+import {
+  type ExecutorFault,
+  isActiveJob,
+  isTerminalRun,
+  type Job,
+  type RunState,
+  stepRunKey,
+  type StepState,
+  type StepStatus,
+} from "../domain/mod.ts";
 import { type Clock, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
@@ -36,6 +45,8 @@ export interface DriverOptions {
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
   interrupted?: () => boolean;
+  /** Told of every failed executor call about a step, after it is recorded (the CLI prints it). */
+  onExecutorError?: (event: { runKey: string; stepId: string; attemptNo: number; fault: ExecutorFault }) => void;
 }
 
 export interface TickResult {
@@ -193,19 +204,46 @@ export class Driver {
       }
     }
     await forEachBounded(ask, START_CONCURRENCY, async ({ stepId, key }) => {
-      const job = active?.get(key) ?? await this.statusOrUnknown(key);
-      if (job !== undefined) observations.set(stepId, job);
+      const step = index.step(stepId);
+      const job = active?.get(key) ?? await this.statusOrFault(step, key);
+      if (job === undefined) return;
+      observations.set(stepId, job);
+      // The executor answers again: the recorded error is over.
+      if (step.executorError !== null) this.record(stepId, { executorError: null }, step.attemptNo);
     });
     return observations;
   }
 
-  /** orchesjob status; undefined (not observed this round) when orchesjob could not be asked. */
-  private async statusOrUnknown(key: string): Promise<Job | null | undefined> {
+  /**
+   * orchesjob status of one step. A failed call is recorded on the step at once (executor_error) and
+   * the step is left unobserved this round; decide fails the attempt once the executor has been
+   * unusable for longer than the flow allows. An answer clears the recorded error.
+   */
+  private async statusOrFault(step: StepState, key: string): Promise<Job | null | undefined> {
     try {
       return await this.options.executor.status(key);
     } catch (error) {
-      if (error instanceof ExecutorError) return undefined;
-      throw error;
+      if (!(error instanceof ExecutorError)) throw error;
+      this.recordFault(step, error);
+      return undefined;
+    }
+  }
+
+  /** Adds a failed executor call to the step's executor_error (first time kept, count and last time updated). */
+  private recordFault(step: StepState, error: ExecutorError, attemptNo = step.attemptNo): void {
+    const now = this.clock.now();
+    // A new attempt starts with no recorded error (its intent cleared it).
+    const previous = attemptNo === step.attemptNo ? step.executorError : null;
+    const fault: ExecutorFault = {
+      message: error.message,
+      exitCode: error.exitCode,
+      stderrTail: error.stderrTail,
+      firstAt: previous?.firstAt ?? now,
+      lastAt: now,
+      count: (previous?.count ?? 0) + 1,
+    };
+    if (this.record(step.id, { executorError: fault }, attemptNo)) {
+      this.options.onExecutorError?.({ runKey: this.runKey, stepId: step.id, attemptNo, fault });
     }
   }
 
@@ -240,19 +278,25 @@ export class Driver {
         this.record(action.stepId, { job: action.job });
         return "none";
       case "succeed":
-        this.move(attempt(action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", { finishedAt: now, job: action.job });
+        this.move(attempt(action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
+          finishedAt: now,
+          job: action.job,
+          executorError: null,
+        });
         break;
       case "retry":
+        if (action.abort) await this.abortUnreachable(action.stepId, action.error);
         this.move(attempt(action.stepId), STEP_TRANSITIONS.retry, action.next, {
           nextAttemptAt: action.nextAttemptAt,
-          error: action.error,
+          error: await this.withStderr(action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
       case "fail":
+        if (action.abort) await this.abortUnreachable(action.stepId, action.error);
         this.move(attempt(action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
           finishedAt: now,
-          error: action.error,
+          error: await this.withStderr(action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
@@ -318,6 +362,7 @@ export class Driver {
       nextAttemptAt: null,
       error: null,
       job: null,
+      executorError: null,
     });
   }
 
@@ -339,7 +384,10 @@ export class Driver {
       // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
       // finds out. A missing binary or a refusal means it did not: record why (an attempt with an
       // error and no job), and the next decide fails or retries it.
-      if (error.kind === "timeout" || error.kind === "output") return "started";
+      if (error.kind === "timeout" || error.kind === "output") {
+        this.recordFault(this.index!.step(stepId), error, attemptNo);
+        return "started";
+      }
       this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
@@ -348,6 +396,47 @@ export class Driver {
     // A job that had already ended (a quick command, or an earlier start of the same key) is decided
     // on at once: the next round takes it from here, without asking again.
     return isActiveJob(job.status) ? "started" : "progressed";
+  }
+
+  /**
+   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
+   * characters): the reason people look for is usually there.
+   */
+  private async withStderr(stepId: string, job: Job | null, error: string): Promise<string> {
+    if (!job) return error;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.options.executor.logs(
+        { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
+        "stderr",
+        { last: 4096 },
+      );
+    } catch (failure) {
+      if (failure instanceof ExecutorError) return error;
+      throw failure;
+    }
+    if (!bytes) return error;
+    const tail = new TextDecoder().decode(bytes);
+    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    if (line === undefined || error.endsWith(line)) return error;
+    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
+  }
+
+  /**
+   * Before an attempt fails because the executor stopped answering: try to abort its job, which may
+   * still be running. Best effort: the executor is most likely still unusable, and the attempt fails
+   * either way (its error says why).
+   */
+  private async abortUnreachable(stepId: string, reason: string): Promise<void> {
+    const { attemptNo } = this.index!.step(stepId);
+    try {
+      await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
+        graceSeconds: TIMEOUT_GRACE_SECONDS,
+        reason,
+      });
+    } catch (error) {
+      if (!(error instanceof ExecutorError)) throw error;
+    }
   }
 
   /**

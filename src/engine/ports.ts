@@ -2,7 +2,7 @@
  * What the engine needs from the outside, as interfaces it owns. src/store/ implements them (SQLite,
  * file locks); the CLI wires an implementation in. The engine never imports a store module.
  */
-import type { NormalizedFlow, RunStatus, StepState, StepStatus, StoredRun } from "../domain/mod.ts";
+import type { NormalizedFlow, RetryRound, RunStatus, StepState, StepStatus, StoredRun } from "../domain/mod.ts";
 
 /** The fields of a step a guarded write may set. */
 export type StepChange = Partial<Omit<StepState, "id">>;
@@ -54,6 +54,22 @@ export interface RunRepository {
     at: number,
     reason: string,
   ): boolean;
+  /**
+   * In one transaction: the run from `run.from` back to `run.to` with no end time or error, each of
+   * `stepIds` from `steps.from` to `steps.to` on a new round of attempts (attempt numbers go on;
+   * the retry budget restarts), and the round recorded. Null, changing nothing, when the run or a
+   * step was not where its transition starts.
+   */
+  reopen(
+    runKey: string,
+    transitions: {
+      run: { from: readonly RunStatus[]; to: RunStatus };
+      steps: { from: readonly StepStatus[]; to: StepStatus };
+    },
+    stepIds: readonly string[],
+    at: number,
+    user: string | null,
+  ): RetryRound | null;
 }
 
 /**

@@ -12,8 +12,8 @@ export function toRecord(stored: StoredRun): RunRecord {
     flow = denormalizeFlow(stored.definition);
     definitions.set(stored.definitionHash, flow);
   }
-  const { definition: _definition, definitionHash, flowFile, executor, ...state } = stored;
-  return { state: { ...state, flow }, definitionHash, flowFile, executor };
+  const { definition: _definition, definitionHash, flowFile, executor, rounds, ...state } = stored;
+  return { state: { ...state, flow }, definitionHash, flowFile, executor, rounds };
 }
 
 export function loadRun(runs: RunRepository, runKey: string): RunRecord | undefined {

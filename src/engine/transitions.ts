@@ -3,7 +3,14 @@
  * may enter. `apply`, the cancel and every guarded write go through it, so the SQL guards and the
  * engine's rules cannot drift apart.
  */
-import { LIVE_RUN_STATUSES, type RunStatus, type StepStatus, WAITING_STEP_STATUSES } from "../domain/mod.ts";
+import {
+  LIVE_RUN_STATUSES,
+  type RunStatus,
+  type StepStatus,
+  TERMINAL_RUN_STATUSES,
+  TERMINAL_STEP_STATUSES,
+  WAITING_STEP_STATUSES,
+} from "../domain/mod.ts";
 import type { RunRepository, StepChange } from "./ports.ts";
 
 export interface Transition<S extends string> {
@@ -25,6 +32,8 @@ export const STEP_TRANSITIONS = {
   cancelWaiting: { from: WAITING_STEP_STATUSES, to: ["CANCELLED"] },
   /** ... and running ones once their job is aborted, or SUCCEEDED when it finished first. */
   cancelRunning: { from: ["RUNNING"], to: ["CANCELLED", "SUCCEEDED"] },
+  /** `retry` reopens an ended step for a new round of attempts. */
+  reopen: { from: TERMINAL_STEP_STATUSES, to: ["PENDING"] },
 } as const satisfies Record<string, Transition<StepStatus>>;
 
 export const RUN_TRANSITIONS = {
@@ -32,6 +41,8 @@ export const RUN_TRANSITIONS = {
   finish: { from: LIVE_RUN_STATUSES, to: ["SUCCEEDED", "FAILED"] },
   /** A cancelled run may be cancelled again (it aborts whatever the first cancel left RUNNING). */
   cancel: { from: [...LIVE_RUN_STATUSES, "CANCELLED"], to: ["CANCELLED"] },
+  /** `retry` reopens an ended run; a driver then takes it as a fresh start would. */
+  reopen: { from: TERMINAL_RUN_STATUSES, to: ["PENDING"] },
 } as const satisfies Record<string, Transition<RunStatus>>;
 
 type Target<T extends Transition<string>> = T["to"][number];

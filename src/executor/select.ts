@@ -29,6 +29,37 @@ export function chooseExecutor(
   return { kind: "builtin" };
 }
 
+/**
+ * Refuses an external orchesjob that cannot be run (no such file, not executable, not on PATH), so a
+ * new run is not created only to fail every step. Throws {@link ExecutorChoiceError}.
+ */
+export function checkUsable(spec: ExecutorSpec, env: (name: string) => string | undefined): void {
+  if (spec.kind !== "orchesjob") return;
+  const bin = spec.bin!;
+  const problem = bin.includes("/")
+    ? executableProblem(bin)
+    : findOnPath(bin, env("PATH") ?? "") === undefined
+    ? "not found on PATH"
+    : null;
+  if (problem !== null) {
+    throw new ExecutorChoiceError(
+      `orchesjob is not usable: ${bin}: ${problem} (fix --orchesjob-bin or ORCHESJOB_BIN, or use --executor builtin)`,
+    );
+  }
+}
+
+function executableProblem(path: string): string | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? "no such file" : String(error);
+  }
+  if (!info.isFile) return "not a file";
+  if (((info.mode ?? 0) & 0o111) === 0) return "not executable";
+  return null;
+}
+
 /** The first executable file called `name` in the PATH directories. */
 export function findOnPath(name: string, path: string): string | undefined {
   for (const dir of path.split(":")) {
@@ -43,7 +74,7 @@ export function findOnPath(name: string, path: string): string | undefined {
 }
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
-export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string): Executor {
+export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
   if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir);
-  return new ExternalExecutor(spec.bin!, undefined, Deno.env.get("ORCHESJOB_HOME") || undefined);
+  return new ExternalExecutor(spec.bin!, callTimeoutSec, Deno.env.get("ORCHESJOB_HOME") || undefined);
 }

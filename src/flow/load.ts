@@ -43,9 +43,20 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
     throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
   }
   const { steps, places } = readSteps(root, at);
-  const flow: FlowDefinition = { flowId, steps };
+  const flow: FlowDefinition = { flowId, steps, ...readExecutorUnavailable(root, at) };
   checkFlowGraph(flow, places, fileName);
   return flow;
+}
+
+/** The flow's optional `executor_unavailable_sec`: a number > 0. */
+function readExecutorUnavailable(root: YAMLMap, at: At): { executorUnavailableSec?: number } {
+  const node = root.get("executor_unavailable_sec", true) as Node | undefined;
+  if (node === undefined) return {};
+  const value = scalarValue(node);
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+    throw new FlowError(at(node), "executor_unavailable_sec must be a number > 0");
+  }
+  return { executorUnavailableSec: value };
 }
 
 /** The document's root mapping, and how to name a node's place; syntax errors become FlowErrors. */

@@ -6,4 +6,5 @@ export { FlowError, formatPlace, loadFlow, type Place } from "./load.ts";
 export { loadYamlLibrary } from "./yaml_library.ts";
 export { allSucceeded, evaluateWhen, formatWhen, parseWhen, referencedIds, WhenSyntaxError } from "./when.ts";
 export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
+export { closestName } from "./suggest.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";

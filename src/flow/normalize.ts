@@ -6,6 +6,7 @@ import { formatWhen, parseWhen } from "./when.ts";
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   return {
     flow_id: flow.flowId,
+    ...(flow.executorUnavailableSec === undefined ? {} : { executor_unavailable_sec: flow.executorUnavailableSec }),
     steps: flow.steps.map((step) => ({
       id: step.id,
       command: step.command,
@@ -25,6 +26,9 @@ export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
 export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
   return {
     flowId: stored.flow_id,
+    ...(stored.executor_unavailable_sec === undefined
+      ? {}
+      : { executorUnavailableSec: stored.executor_unavailable_sec }),
     steps: stored.steps.map((step) => ({
       id: step.id,
       command: step.command,

@@ -27,43 +27,61 @@ export interface RunOptions {
   timeoutSec?: number;
 }
 
-function command(argv: readonly string[], options: RunOptions): Deno.Command {
+function command(argv: readonly string[], options: RunOptions, detached = false): Deno.Command {
   return new Deno.Command(argv[0], {
     args: argv.slice(1),
     env: options.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    ...(options.timeoutSec === undefined ? {} : { signal: AbortSignal.timeout(options.timeoutSec * 1000) }),
+    detached,
   });
 }
 
-function spawnError(error: unknown, argv: readonly string[], options: RunOptions): unknown {
+function spawnError(error: unknown, argv: readonly string[]): unknown {
   if (error instanceof Deno.errors.NotFound) return new SpawnError(`not found: ${argv[0]}`, "missing");
   if (error instanceof Deno.errors.PermissionDenied) return new SpawnError(`not executable: ${argv[0]}`, "denied");
-  if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
-  }
   return error;
 }
 
-/** Runs `argv` to its end and returns its exit and output. */
+/**
+ * Runs `argv` to its end and returns its exit and output. With a time limit it runs in its own
+ * process group, and the whole group is killed when the limit passes: a hung program's children
+ * (a `sleep` under a shell script) are not left behind holding our pipes open.
+ */
 export async function runToEnd(argv: readonly string[], options: RunOptions = {}): Promise<Finished> {
+  const limited = options.timeoutSec !== undefined;
+  let child: Deno.ChildProcess;
   try {
-    const { code, signal, stdout, stderr } = await command(argv, options).output();
-    return { code, signal, stdout, stderr };
+    child = command(argv, options, limited).spawn();
   } catch (error) {
-    throw spawnError(error, argv, options);
+    throw spawnError(error, argv);
+  }
+  let timedOut = false;
+  const timer = limited
+    ? setTimeout(() => {
+      timedOut = true;
+      try {
+        Deno.kill(-child.pid, "SIGKILL");
+      } catch { /* already gone */ }
+    }, options.timeoutSec! * 1000)
+    : undefined;
+  try {
+    const { code, signal, stdout, stderr } = await child.output();
+    if (timedOut) throw new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
+    return { code, signal, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
 /** {@link runToEnd}, blocking; for quick probes such as `ps`. */
-export function runToEndSync(argv: readonly string[], options: RunOptions = {}): Finished {
+export function runToEndSync(argv: readonly string[], options: Pick<RunOptions, "env"> = {}): Finished {
   try {
     const { code, signal, stdout, stderr } = command(argv, options).outputSync();
     return { code, signal, stdout, stderr };
   } catch (error) {
-    throw spawnError(error, argv, options);
+    throw spawnError(error, argv);
   }
 }
 

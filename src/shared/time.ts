@@ -45,3 +45,10 @@ export function localDateTime(epochSeconds: number | null): string {
   const { date, time } = localParts(epochSeconds);
   return `${date} ${time}`;
 }
+
+/** The local time zone as tables name it once in their header: `Europe/Paris (UTC+01:00)`, or `UTC+00:00`. */
+export function localZoneLabel(epochSeconds: number): string {
+  const { offset } = localParts(epochSeconds);
+  const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  return name && name !== "UTC" ? `${name} (UTC${offset})` : `UTC${offset}`;
+}

@@ -57,3 +57,70 @@ export class FileLocks {
     }
   }
 }
+
+/** The path of a run's driver lock file, without creating anything. */
+export function driverLockPath(dbPath: string, runKey: string): string {
+  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.driver.lock`);
+}
+
+/** Who holds a run's driver lock: the holder's PID when the system tells it, else null. */
+export interface DriverHolder {
+  pid: number | null;
+}
+
+/**
+ * Whether some process holds the run's driver lock right now, and which. Creates no file: a run that
+ * never had a lock file has no driver. On Linux it reads /proc/locks and takes nothing; elsewhere it
+ * probes with a try-lock, which holds the lock for an instant when nobody does, so a driver checking
+ * at that very moment may find it taken (a detached driver retries for two seconds).
+ */
+export async function driverHolder(dbPath: string, runKey: string): Promise<DriverHolder | null> {
+  const path = driverLockPath(dbPath, runKey);
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const listed = flockHolder(info);
+  if (listed !== undefined) return listed;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { write: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  try {
+    return (await file.tryLock(true)) ? null : { pid: null };
+  } finally {
+    file.close();
+  }
+}
+
+/** The holder of a flock on the file per /proc/locks; undefined when that cannot be read. */
+function flockHolder(info: Deno.FileInfo): DriverHolder | null | undefined {
+  if (Deno.build.os !== "linux" || info.dev === null || info.ino === null) return undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync("/proc/locks");
+  } catch {
+    return undefined;
+  }
+  const dev = info.dev;
+  const major = ((dev >> 8) & 0xfff).toString(16).padStart(2, "0");
+  const minor = ((dev & 0xff) | ((dev >> 12) & 0xfff00)).toString(16).padStart(2, "0");
+  const id = `${major}:${minor}:${info.ino}`;
+  for (const line of text.split("\n")) {
+    // "1: FLOCK  ADVISORY  WRITE 4531 fe:00:2146359 0 EOF"; waiters are listed with "->" and hold nothing.
+    const match = /^\d+:\s+FLOCK\s+\S+\s+\S+\s+(\d+)\s+(\S+)\s/.exec(line);
+    if (match && match[2] === id) return { pid: Number(match[1]) };
+  }
+  return null;
+}
+
+/** Whether some process holds the run's driver lock right now (see {@link driverHolder}). */
+export async function isDriverHeld(dbPath: string, runKey: string): Promise<boolean> {
+  return (await driverHolder(dbPath, runKey)) !== null;
+}

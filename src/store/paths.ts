@@ -1,11 +1,12 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 
 /**
  * The state file, in this order: `--db PATH`; `$ORCHESJOB_FLOW_HOME/…`; `$ORCHESJOB_HOME/…`;
- * `~/.local/share/orchesjob-flow/…`.
+ * `$XDG_DATA_HOME/orchesjob-flow/…`; `~/.local/share/orchesjob-flow/…`. With none of them (HOME unset),
+ * a {@link StateLocationError}: state never silently lands in a shared or temporary directory.
  */
 export function resolveDbPath(explicit: string | undefined, env: (name: string) => string | undefined): string {
   if (explicit) return explicit;
@@ -13,8 +14,19 @@ export function resolveDbPath(explicit: string | undefined, env: (name: string) 
   if (flowHome) return join(flowHome, DB_FILE_NAME);
   const jobHome = env("ORCHESJOB_HOME");
   if (jobHome) return join(jobHome, DB_FILE_NAME);
-  const home = env("HOME") ?? "/tmp";
-  return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
+  // The XDG base directory spec says a relative XDG_DATA_HOME is to be ignored.
+  const xdg = env("XDG_DATA_HOME");
+  if (xdg && isAbsolute(xdg)) return join(xdg, "orchesjob-flow", DB_FILE_NAME);
+  const home = env("HOME");
+  if (home) return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
+  throw new StateLocationError(
+    "no state location: HOME is not set; choose one with --db PATH, ORCHESJOB_FLOW_HOME=DIR or XDG_DATA_HOME=DIR",
+  );
+}
+
+/** No state location could be derived from the options and the environment. */
+export class StateLocationError extends Error {
+  override name = "StateLocationError";
 }
 
 /** Directory of the state file: detached-run logs, per-run locks and built-in job files go under it. */

@@ -5,10 +5,12 @@
  * A run's definition is stored as the normalized JSON it is handed and returned as data, unparsed.
  */
 import {
+  type ExecutorFault,
   type ExecutorSpec,
   type Job,
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
+  type RetryRound,
   type RunStatus,
   type StepState,
   type StepStatus,
@@ -34,24 +36,40 @@ interface StepRow {
   step_id: string;
   status: StepStatus;
   attempt_no: number;
+  attempt_base: number;
   next_attempt_at: number | null;
   started_at: number | null;
   finished_at: number | null;
   error: string | null;
   orchesjob_status: string | null;
+  executor_error: string | null;
 }
 
 type Value = string | number | null;
+
+/** Which runs `list` and `clean` select; every field narrows the selection. */
+export interface RunFilter {
+  statuses?: readonly RunStatus[];
+  flowId?: string;
+  /** Started at or after (epoch seconds). */
+  startedSince?: number;
+  /** Finished before (epoch seconds); unfinished runs never match. */
+  finishedBefore?: number;
+  /** At most this many, newest first. */
+  limit?: number;
+}
 
 /** Step state fields and their columns. */
 const STEP_COLUMNS = {
   status: "status",
   attemptNo: "attempt_no",
+  attemptBase: "attempt_base",
   nextAttemptAt: "next_attempt_at",
   startedAt: "started_at",
   finishedAt: "finished_at",
   error: "error",
   job: "orchesjob_status",
+  executorError: "executor_error",
 } as const satisfies Record<keyof Omit<StepState, "id">, string>;
 
 const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
@@ -112,7 +130,46 @@ export class RunStore {
       finishedAt: run.finished_at,
       error: run.error,
       steps: steps.map(toStepState),
+      rounds: this.rounds(runKey),
     };
+  }
+
+  private rounds(runKey: string): RetryRound[] {
+    const rows = this.db.prepare("SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
+      .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
+    return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
+  }
+
+  /** The runs that match `filter`, newest first (by start time). */
+  list(filter: RunFilter = {}): StoredRun[] {
+    const conditions: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.statuses && filter.statuses.length > 0) {
+      conditions.push(`status IN (${filter.statuses.map(() => "?").join(", ")})`);
+      args.push(...filter.statuses);
+    }
+    if (filter.flowId !== undefined) {
+      conditions.push("flow_id = ?");
+      args.push(filter.flowId);
+    }
+    if (filter.startedSince !== undefined) {
+      conditions.push("started_at >= ?");
+      args.push(filter.startedSince);
+    }
+    if (filter.finishedBefore !== undefined) {
+      conditions.push("finished_at IS NOT NULL AND finished_at < ?");
+      args.push(filter.finishedBefore);
+    }
+    const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
+    const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
+    const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+      .all(...args) as { run_key: string }[];
+    return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
+  }
+
+  /** Records the run's executor anew (an operator replaced its orchesjob binary). */
+  setExecutor(runKey: string, executor: ExecutorSpec): void {
+    this.db.prepare("UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
   }
 
   runStatus(runKey: string): RunStatus | undefined {
@@ -150,7 +207,8 @@ export class RunStore {
     if (names.length === 0) return false;
     const values = names.map((name): Value => {
       const value = change[name];
-      return name === "job" ? (value === null ? null : JSON.stringify(value)) : (value as Value | undefined) ?? null;
+      if (name === "job" || name === "executorError") return value === null ? null : JSON.stringify(value);
+      return (value as Value | undefined) ?? null;
     });
     const conditions = ["run_key = ?", "step_id = ?", `status IN ${sqlList(guard.from)}`];
     const args: Value[] = [runKey, stepId];
@@ -199,6 +257,78 @@ export class RunStore {
       return true;
     });
   }
+
+  /**
+   * Deletes the run (its steps and rounds go with it) if it is in one of `from`. Returns whether it
+   * was deleted.
+   */
+  delete(runKey: string, from: readonly RunStatus[]): boolean {
+    return changed(
+      this.db.prepare(`DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
+    );
+  }
+
+  /**
+   * In one transaction: the run from `run.from` back to `run.to` (no end time, no error), each of
+   * `stepIds` from `steps.from` to `steps.to` with a new round of attempts beginning after its last
+   * one, and the round recorded. Returns the round, or null (nothing changed) when the run or one of
+   * the steps was not where the transition starts.
+   */
+  reopen(
+    runKey: string,
+    transitions: {
+      run: { from: readonly RunStatus[]; to: RunStatus };
+      steps: { from: readonly StepStatus[]; to: StepStatus };
+    },
+    stepIds: readonly string[],
+    at: number,
+    user: string | null,
+  ): RetryRound | null {
+    const { run, steps } = transitions;
+    /** Thrown inside the transaction to roll it back when a step was not where it should be. */
+    const stale = new Error("a step moved meanwhile");
+    try {
+      return this.reopenIn(runKey, run, steps, stepIds, at, user, stale);
+    } catch (error) {
+      if (error === stale) return null;
+      throw error;
+    }
+  }
+
+  private reopenIn(
+    runKey: string,
+    run: { from: readonly RunStatus[]; to: RunStatus },
+    steps: { from: readonly StepStatus[]; to: StepStatus },
+    stepIds: readonly string[],
+    at: number,
+    user: string | null,
+    stale: Error,
+  ): RetryRound | null {
+    return transaction(this.db, () => {
+      const moved = changed(
+        this.db.prepare(
+          `UPDATE flow_runs SET status = ?, finished_at = NULL, error = NULL
+           WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
+        ).run(run.to, runKey),
+      );
+      if (!moved) return null;
+      const reopenStep = this.db.prepare(
+        `UPDATE flow_steps SET status = ?, attempt_base = attempt_no, next_attempt_at = NULL, started_at = NULL,
+           finished_at = NULL, error = NULL, orchesjob_status = NULL
+         WHERE run_key = ? AND step_id = ? AND status IN ${sqlList(steps.from)}`,
+      );
+      for (const stepId of stepIds) {
+        if (!changed(reopenStep.run(steps.to, runKey, stepId))) throw stale;
+      }
+      const last = this.db.prepare("SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
+        n: number | null;
+      };
+      const round: RetryRound = { round: (last.n ?? 1) + 1, at, steps: [...stepIds], user };
+      this.db.prepare("INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
+        .run(runKey, round.round, at, JSON.stringify(round.steps), user);
+      return round;
+    });
+  }
 }
 
 function toStepState(row: StepRow): StepState {
@@ -206,10 +336,12 @@ function toStepState(row: StepRow): StepState {
     id: row.step_id,
     status: row.status,
     attemptNo: row.attempt_no,
+    attemptBase: row.attempt_base,
     nextAttemptAt: row.next_attempt_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error,
     job: row.orchesjob_status === null ? null : JSON.parse(row.orchesjob_status) as Job,
+    executorError: row.executor_error === null ? null : JSON.parse(row.executor_error) as ExecutorFault,
   };
 }

@@ -31,4 +31,18 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, step_id)
   );
   `,
+  // 3: retry rounds: where each step's current round of attempts began, and who retried what when.
+  `
+  ALTER TABLE flow_steps ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
+  CREATE TABLE flow_rounds (
+    run_key TEXT NOT NULL REFERENCES flow_runs (run_key) ON DELETE CASCADE,
+    round INTEGER NOT NULL,
+    at REAL NOT NULL,
+    steps TEXT NOT NULL,
+    user TEXT,
+    PRIMARY KEY (run_key, round)
+  );
+  `,
+  // 4: failing executor calls about a step's current attempt (JSON), null while the executor answers.
+  "ALTER TABLE flow_steps ADD COLUMN executor_error TEXT",
 ];

@@ -2,24 +2,97 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, errorLine, REPO, tempDir, writeFile } from "../helpers.ts";
+import { formatVersion } from "../../src/cli/version.ts";
 
-Deno.test("--version prints the version from deno.json", async () => {
+Deno.test("--version prints the version from deno.json, the Deno version, the target and how it runs", async () => {
   const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
   const result = await cli(["--version"]);
   assert.equal(result.code, 0);
-  assert.equal(result.stdout, `orchesjob-flow ${config.version}\n`);
+  // Under `deno run` from a checkout: not compiled, and no commit (build_info.json is committed empty).
+  assert.equal(
+    result.stdout,
+    `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`,
+  );
+});
+
+Deno.test("--version --format json gives the same facts as JSON", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const result = await cli(["--version", "--format", "json"]);
+  assert.equal(result.code, 0);
+  assert.deepEqual(JSON.parse(result.stdout), {
+    name: "orchesjob-flow",
+    version: config.version,
+    deno: Deno.version.deno,
+    target: Deno.build.target,
+    compiled: false,
+    commit: null,
+  });
+});
+
+Deno.test("--format before a command is refused: it only applies to --version", async () => {
+  const result = await cli(["--format", "json", "status", "--run-key", "x"]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /only applies to --version/);
+  const bad = await cli(["--version", "--format", "yaml"]);
+  assert.equal(bad.code, 2);
+  assert.match(errorLine(bad).error, /--format must be one of text, json/);
+});
+
+Deno.test("formatVersion names a compiled binary and its commit", () => {
+  const info = {
+    name: "orchesjob-flow",
+    version: "0.2.0",
+    deno: "2.9.6",
+    target: "x86_64-unknown-linux-gnu",
+    compiled: true,
+    commit: "abc1234",
+  };
+  assert.equal(formatVersion(info), "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, compiled, abc1234)");
+  assert.equal(
+    formatVersion({ ...info, compiled: false, commit: null }),
+    "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, not compiled)",
+  );
 });
 
 Deno.test("--help lists the visible commands and global options", async () => {
   const result = await cli(["--help"]);
   assert.equal(result.code, 0);
-  for (const word of ["example", "validate", "--db", "--orchesjob-bin", "--poll-interval", "--executor"]) {
+  const words = [
+    "example",
+    "validate",
+    "list",
+    "logs",
+    "retry",
+    "clean",
+    "wait",
+    "--db",
+    "--poll-interval",
+    "--executor",
+  ];
+  for (const word of [...words, "--orchesjob-bin"]) {
     assert.ok(result.stdout.includes(word), word);
   }
 });
 
 Deno.test("every command has --help", async () => {
-  const commands = ["start", "status", "watch", "cancel", "example", "validate", "job", "tick", "_drive"];
+  const commands = [
+    "start",
+    "status",
+    "watch",
+    "cancel",
+    "example",
+    "validate",
+    "job",
+    "tick",
+    "_drive",
+    "version",
+    "help",
+    "list",
+    "logs",
+    "retry",
+    "clean",
+    "wait",
+  ];
   for (const command of commands) {
     const result = await cli([command, "--help"]);
     assert.equal(result.code, 0, command);
@@ -87,14 +160,14 @@ Deno.test("usage and validation errors are one JSON line on stderr with exit 2",
     [["frobnicate"], /^unknown command "frobnicate"/],
     [["--bogus", "example"], /^unknown option --bogus/],
     [["--poll-interval", "abc", "example"], /^option --poll-interval needs a number, got "abc"/],
-    [["--poll-interval", "0", "example"], /^option --poll-interval must be > 0, got 0/],
+    [["--poll-interval", "0", "example"], /^example: option --poll-interval must be > 0, got 0/],
     [["--executor", "docker", "example"], /^option --executor must be one of auto, orchesjob, builtin/],
     [["--db"], /^option --db needs a value/],
     [["validate"], /^validate: missing FLOW_FILE/],
     [["validate", "a", "b"], /^validate: unexpected argument "b"/],
     [["validate", "--strict", "x"], /^validate: unknown option --strict/],
-    [["validate", join(dir.path, "missing.yaml")], /^cannot read flow file .*missing\.yaml: no such file/],
-    [["validate", dir.path], /^cannot read flow file .*: is a directory/],
+    [["validate", join(dir.path, "missing.yaml")], /^validate: cannot read flow file .*missing\.yaml: no such file/],
+    [["validate", dir.path], /^validate: cannot read flow file .*: is a directory/],
     [["validate", cycle], /cycle\.yaml:3:\d+: step "A": dependency cycle detected: A -> C -> B -> A$/],
   ];
   for (const [args, pattern] of cases) {
@@ -103,4 +176,102 @@ Deno.test("usage and validation errors are one JSON line on stderr with exit 2",
     assert.match(errorLine(result).error, pattern, args.join(" "));
     assert.ok(!result.stderr.includes("    at "), `stack trace for ${args.join(" ")}`);
   }
+});
+
+Deno.test("-V, version and help [COMMAND] work", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const line = `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`;
+  for (const args of [["-V"], ["version"], ["--version"]]) {
+    const result = await cli(args);
+    assert.equal(result.code, 0, args.join(" "));
+    assert.equal(result.stdout, line);
+  }
+  const json = await cli(["version", "--format", "json"]);
+  assert.equal(json.code, 0, json.stderr);
+  assert.equal(JSON.parse(json.stdout).version, config.version);
+  const top = await cli(["help"]);
+  assert.equal(top.code, 0);
+  assert.equal(top.stdout, (await cli(["--help"])).stdout);
+  const one = await cli(["help", "status"]);
+  assert.equal(one.code, 0);
+  assert.equal(one.stdout, (await cli(["status", "--help"])).stdout);
+  const wrong = await cli(["help", "stat"]);
+  assert.equal(wrong.code, 2);
+  assert.match(errorLine(wrong).error, /^help: unknown command "stat"; did you mean "status"\?/);
+});
+
+Deno.test("mistyped commands and options get a suggestion; every error names its command", async () => {
+  const cases: [string[], RegExp][] = [
+    [["stat", "--run-key", "x"], /^unknown command "stat"; did you mean "status"\?/],
+    [["satus"], /^unknown command "satus"; did you mean "status"\?/],
+    [["vaildate", "f"], /^unknown command "vaildate"; did you mean "validate"\?/],
+    [["frobnicate"], /^unknown command "frobnicate" \(see orchesjob-flow --help\)$/],
+    [["status", "--runkey", "x"], /^status: unknown option --runkey; did you mean --run-key\?$/],
+    [["watch", "--run-key", "x", "--intervall", "1"], /^watch: unknown option --intervall; did you mean --interval\?$/],
+    [["--pol-interval", "1", "example"], /^unknown option --pol-interval; did you mean --poll-interval\?$/],
+    [["status", "--run-key", "x", "--dbb", "f"], /^status: unknown option --dbb; did you mean --db\?$/],
+    [["status"], /^status: --run-key is required$/],
+    [["cancel"], /^cancel: --run-key is required$/],
+    [["watch", "--run-key", "x", "--interval", "0"], /^watch: option --interval must be > 0, got 0$/],
+    [["status", "--run-key", "x", "--poll-interval", "0"], /^status: option --poll-interval must be > 0, got 0$/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = await cli(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern, args.join(" "));
+  }
+});
+
+Deno.test("global options are accepted after the command, and win there", async () => {
+  using dir = tempDir();
+  const file = writeFile(dir.path, "flow.yaml", 'flow_id: g\nsteps:\n  - {id: a, command: ["true"]}\n');
+  const db = join(dir.path, "state", "flow.sqlite3");
+  const other = join(dir.path, "other", "flow.sqlite3");
+  const env = { ORCHESJOB_FLOW_HOME: join(dir.path, "home"), ORCHESJOB_BIN: "" };
+  const started = await cli(
+    ["start", "--run-key", "g1", file, "--db", db, "--executor", "builtin", "--poll-interval", "0.1"],
+    { env },
+  );
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(JSON.parse(started.stdout).executor.kind, "builtin");
+  const found = await cli(["status", "--run-key", "g1", "--db", db], { env });
+  assert.equal(found.code, 0, found.stderr);
+  assert.equal(JSON.parse(found.stdout).status, "SUCCEEDED");
+  // After the command beats before it.
+  assert.equal((await cli(["--db", other, "status", "--run-key", "g1", "--db", db], { env })).code, 0);
+  assert.equal((await cli(["--db", db, "status", "--run-key", "g1", "--db", other], { env })).code, 3);
+  // The job runner's CLI takes them after its subcommand too.
+  const job = await cli(["job", "status", "--run-key", "g1:a:1", "--db", db], { env });
+  assert.equal(job.code, 0, job.stderr);
+  assert.equal(JSON.parse(job.stdout).status, "SUCCEEDED");
+});
+
+Deno.test("validate - reads the flow from stdin; its errors name <stdin>", async () => {
+  const text = Deno.readTextFileSync(join(REPO, "examples/daily-import.yaml"));
+  const result = await cli(["validate", "-"], { stdin: text });
+  assert.equal(result.code, 0, result.stderr);
+  const fromFile = await cli(["validate", "examples/daily-import.yaml"]);
+  assert.deepEqual(JSON.parse(result.stdout), JSON.parse(fromFile.stdout));
+  const bad = await cli(["validate", "-"], { stdin: "flow_id: x\nsteps:\n  - {id: a, command: [a], when: b}\n" });
+  assert.equal(bad.code, 2);
+  assert.match(errorLine(bad).error, /^validate: <stdin>:3:\d+: step "a": when refers to unknown step "b"/);
+  // start takes `-` too.
+  using dir = tempDir();
+  const started = await cli(
+    [
+      "--db",
+      join(dir.path, "s.sqlite3"),
+      "--executor",
+      "builtin",
+      "--poll-interval",
+      "0.1",
+      "start",
+      "--run-key",
+      "s",
+      "-",
+    ],
+    { stdin: 'flow_id: s\nsteps:\n  - {id: a, command: ["true"]}\n' },
+  );
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(JSON.parse(started.stdout).status, "SUCCEEDED");
 });

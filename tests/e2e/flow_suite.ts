@@ -54,6 +54,7 @@ export function registerFlowSuite(mode: ExecutorMode): void {
       "finished_at",
       "error",
       "orchesjob_status",
+      "executor_error",
     ]);
     const download = step(run, "download");
     assert.equal(download.run_key, "daily:download:1");
@@ -156,7 +157,7 @@ steps:
     assert.equal(typeof s.next_attempt_at, "number");
     assert.ok(s.next_attempt_at > s.started_at);
     const table = await env.run(["status", "--run-key", "dl", "--format", "table"]);
-    assert.match(table.stdout, /s +~ DELAYED +1\/1 /);
+    assert.match(table.stdout, /s +~ DELAYED +1\/2 /);
     assert.equal((await driver.output()).code, 1);
     const final = step(await env.status("dl"), "s");
     assert.equal(final.status, "FAILED");

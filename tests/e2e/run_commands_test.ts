@@ -25,7 +25,7 @@ flowTest(
     const message = errorLine(refused).error;
     assert.match(
       message,
-      /^run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
+      /^start: run bound is bound to another definition: stored sha256:[0-9a-f]{64}, .* is sha256:[0-9a-f]{64}/,
     );
     assert.ok(message.includes(first.definition_hash));
     // Formatting or comments alone do not change the definition.
@@ -37,7 +37,7 @@ flowTest(
 
 flowTest(
   builtin,
-  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, then ~/.local/share",
+  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, XDG_DATA_HOME, then ~/.local/share",
   async (env) => {
     const file = env.flow("flow.yaml", TWO_STEPS);
     const cases: [string[], Record<string, string>, string][] = [
@@ -58,7 +58,17 @@ flowTest(
       ],
       [
         [],
-        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", HOME: join(env.home, "user") },
+        {
+          ORCHESJOB_FLOW_HOME: "",
+          ORCHESJOB_HOME: "",
+          XDG_DATA_HOME: join(env.home, "xdg"),
+          HOME: join(env.home, "user"),
+        },
+        join(env.home, "xdg", "orchesjob-flow", "orchesjob-flow.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", XDG_DATA_HOME: "", HOME: join(env.home, "user") },
         join(env.home, "user", ".local", "share", "orchesjob-flow", "orchesjob-flow.sqlite3"),
       ],
     ];
@@ -80,7 +90,10 @@ flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run
   for (const args of [["status"], ["watch"], ["cancel"], ["tick"], ["status", "--format", "table"]]) {
     const result = await env.run([...args, "--run-key", "nope"]);
     assert.equal(result.code, 3, args.join(" "));
-    assert.equal(errorLine(result).error, "run not found: nope");
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: nope (state file ${join(env.home, "orchesjob-flow.sqlite3")})`,
+    );
   }
 });
 
@@ -110,15 +123,19 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
   assert.equal((await env.run(["status", "--run-key", "other"])).code, 3, "a refused start creates nothing");
 });
 
-flowTest(builtin, "a missing orchesjob binary fails the step with the reason, not the program", async (env) => {
+flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) and stores no run", async (env) => {
   const file = env.flow("flow.yaml", TWO_STEPS);
-  const run = await env.json(
-    ["--orchesjob-bin", join(env.home, "no-such-orchesjob"), "start", "--run-key", "m", file],
-    1,
-  );
-  assert.equal(run.status, "FAILED");
-  assert.match(step(run, "a").error, /^start failed: orchesjob not found: .*no-such-orchesjob$/);
-  assert.equal(step(run, "b").status, "SKIPPED");
+  const result = await env.run([
+    "--orchesjob-bin",
+    join(env.home, "no-such-orchesjob"),
+    "start",
+    "--run-key",
+    "m",
+    file,
+  ]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /^start: orchesjob is not usable: .*no-such-orchesjob: no such file/);
+  assert.equal((await env.run(["status", "--run-key", "m"])).code, 3);
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -179,18 +196,18 @@ steps:
   assert.equal(lines[1], "Status: X FAILED  Steps: 4/4 done, 0 running, 1 failed");
   assert.match(
     lines[2],
-    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d$/,
+    /^Started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Finished: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}Elapsed: \d\d:\d\d:\d\d {2}Times: (UTC[+-]\d\d:\d\d|\S+ \(UTC[+-]\d\d:\d\d\))$/,
   );
   assert.equal(lines[3], "");
   assert.match(lines[4], /^Step +Status +Attempt +Elapsed +orchesjob +Run key +Error$/);
   assert.match(lines[5], /^-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+ {2}-+$/);
-  assert.match(lines[6], /^download +OK SUCCEEDED +1\/0 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
+  assert.match(lines[6], /^download +OK SUCCEEDED +1\/1 +\d\d:\d\d:\d\d +SUCCEEDED +tbl:download:1$/);
   assert.match(
     lines[7],
-    /^validate +X FAILED +2\/1 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
+    /^validate +X FAILED +2\/2 +\d\d:\d\d:\d\d +FAILED +tbl:validate:2 +orchesjob status FAILED \(exit code 4\)$/,
   );
-  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/0 /);
-  assert.match(lines[9], /^never +- SKIPPED +0\/0 +- +- +tbl:never:1$/);
+  assert.match(lines[8], /^notify +OK SUCCEEDED +1\/1 /);
+  assert.match(lines[9], /^never +- SKIPPED +0\/1 +- +- +-$/, "a step that never started has no run key");
   assert.ok(!table.includes("\x1b["), "no colour when stdout is not a terminal");
 });
 
@@ -202,19 +219,23 @@ flowTest(builtin, "a run key is made safe for log file names: no path traversal"
   assert.ok(Deno.statSync(detached.stdout_log).isFile);
 });
 
-flowTest(both, "watch --advance drives a run that nobody drives; screen mode redraws in place", async (env) => {
-  const file = env.flow("flow.yaml", TWO_STEPS);
-  {
-    // Create the run without a driver: while the lock is held, `start -d` launches none.
-    using _lock = await env.holdDriverLock("adv");
-    assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
-  }
-  const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
-  assert.equal(watched.code, 0, watched.stderr);
-  assert.ok(watched.stdout.startsWith("\x1b[H\x1b[2J"), "screen mode clears and redraws");
-  assert.match(watched.stdout, /Status: OK SUCCEEDED/);
-  assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
-});
+flowTest(
+  both,
+  "watch --advance drives a run that nobody drives; into a pipe it appends, with no screen codes",
+  async (env) => {
+    const file = env.flow("flow.yaml", TWO_STEPS);
+    {
+      // Create the run without a driver: while the lock is held, `start -d` launches none.
+      using _lock = await env.holdDriverLock("adv");
+      assert.equal((await env.json(["start", "-d", "--run-key", "adv", file])).status, "PENDING");
+    }
+    const watched = await env.run(["watch", "--run-key", "adv", "--advance", "--interval", "0.1"]);
+    assert.equal(watched.code, 0, watched.stderr);
+    assert.ok(!watched.stdout.includes("\x1b"), "no cursor, clear-screen or colour codes into a pipe");
+    assert.match(watched.stdout, /Status: OK SUCCEEDED/);
+    assert.deepEqual(statuses(await env.status("adv")), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  },
+);
 
 flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not a crash", async (env) => {
   const notDb = env.flow(
@@ -223,13 +244,14 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   );
   const result = await env.run(["--db", notDb, "status", "--run-key", "x"]);
   assert.equal(result.code, 2);
-  assert.match(errorLine(result).error, /^cannot open state database .*not-a-db\.sqlite3: /);
+  assert.match(errorLine(result).error, /^status: cannot open state database .*not-a-db\.sqlite3: /);
   const dirAsDb = await env.run(["--db", env.home, "status", "--run-key", "x"]);
   assert.equal(dirAsDb.code, 2);
-  assert.match(errorLine(dirAsDb).error, /^cannot open state database /);
+  assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
-  await env.run(["--db", newer, "status", "--run-key", "x"]);
+  // `tick` creates the state file (`status` only reads: it would not).
+  assert.equal((await env.run(["--db", newer, "tick", "--run-key", "x"])).code, 3);
   const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
   sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
   sqlite.close();

@@ -26,11 +26,13 @@ function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {
     id,
     status,
     attemptNo: status === "PENDING" ? 0 : 1,
+    attemptBase: 0,
     nextAttemptAt: null,
     startedAt: status === "PENDING" ? null : 1000,
     finishedAt: null,
     error: null,
     job: null,
+    executorError: null,
     ...extra,
   };
 }
@@ -160,4 +162,55 @@ Deno.test("the run finishes when every step is terminal: FAILED if any step fail
     status: "FAILED",
   }]);
   assert.deepEqual(decide({ ...run(all("SUCCEEDED")), status: "CANCELLED" }, new Map(), 1), []);
+});
+
+Deno.test("an executor unusable past executor_unavailable_sec fails the attempt, with an abort first", () => {
+  const fault = {
+    message: "orchesjob status exited 1: locked",
+    exitCode: 1,
+    stderrTail: "",
+    firstAt: 1000,
+    lastAt: 1500,
+    count: 9,
+  };
+  const seen = job("RUNNING");
+  const state = run({ A: "RUNNING" }, { A: { executorError: fault, job: seen, startedAt: 1590 } });
+  assert.deepEqual(decide(state, new Map(), 1599.9), [], "within the default 600 s");
+  assert.equal(nextDue(state), 1600);
+  const [action] = decide(state, new Map(), 1600);
+  assert.equal(action.kind, "retry");
+  assert.ok(action.kind === "retry" && action.abort && action.job === seen);
+  assert.match(
+    (action as { error: string }).error,
+    /^orchesjob unusable for 600 s \(9 failed calls; limit 600 s\): .*locked$/,
+  );
+  // An answer this round wins over the recorded error.
+  assert.deepEqual(decide(state, new Map([["A", seen]]), 1600), []);
+  // The flow's own bound.
+  const short = { ...state, flow: { ...state.flow, executorUnavailableSec: 5 } };
+  assert.equal(decide(short, new Map(), 1005)[0].kind, "retry");
+});
+
+Deno.test("a job orchesjob forgot (cleaned) fails the attempt rather than starting the step again", () => {
+  const state = run({ A: "RUNNING" }, { A: { job: job("RUNNING"), attemptNo: 3 } });
+  const [action] = decide(state, new Map([["A", null]]), 1001);
+  assert.equal(action.kind, "fail");
+  assert.match((action as { error: string }).error, /^orchesjob no longer knows run key r:A:1 /);
+});
+
+Deno.test("after a retry round, the step's retries count from the round's first attempt", () => {
+  // A has retries: 2 (see FLOW). Round 1 used attempts 1-3; the retry reopened it with attemptBase 3.
+  const second = run({ A: "RUNNING" }, { A: { attemptNo: 4, attemptBase: 3 } });
+  const [action] = decide(second, new Map([["A", job("FAILED", 2)]]), 1010);
+  assert.equal(action.kind, "retry", "attempt 4 is the first of its round: two retries are left");
+  const last = run({ A: "RUNNING" }, { A: { attemptNo: 6, attemptBase: 3 } });
+  assert.equal(decide(last, new Map([["A", job("FAILED", 2)]]), 1010)[0].kind, "fail");
+  // Attempt numbers go on: the next start after a reopened step is attempt 7, never a used one.
+  const reopened = run({ A: "PENDING" }, { A: { attemptNo: 6, attemptBase: 6 } });
+  assert.deepEqual(decide(reopened, new Map(), 1020).find((a) => a.kind === "start"), {
+    kind: "start",
+    stepId: "A",
+    attemptNo: 7,
+    resume: false,
+  });
 });

@@ -7,7 +7,8 @@ import { JobAdmin, type JobRef } from "../../executor/mod.ts";
 import { jobsDirectory, openDatabase, resolveDbPath } from "../../store/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
-import type { Command, CommandContext } from "../command.ts";
+import type { Command } from "../command.ts";
+import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
 
 const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
@@ -110,8 +111,8 @@ const JOB_SPEC: CommandSpec = {
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
 
-function openAdmin(context: CommandContext): JobAdmin {
-  const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
+function openAdmin(db: string | undefined): JobAdmin {
+  const dbPath = resolveDbPath(db, (name) => Deno.env.get(name));
   return new JobAdmin(openDatabase(dbPath), jobsDirectory(dbPath));
 }
 
@@ -127,12 +128,12 @@ export const jobCommand: Command = {
       }
       throw new UserError(`job: unknown subcommand ${JSON.stringify(name)}`);
     }
-    const parsed = parseArgs(spec, rest);
+    const parsed = parseArgs(spec, rest, GLOBALS_AFTER_COMMAND);
     if (parsed.help) {
       writeStdout(formatHelp(context.program, spec));
       return ExitCode.ok;
     }
-    const admin = openAdmin(context);
+    const admin = openAdmin((parsed.options.db as string | undefined) ?? context.globals.db);
     try {
       await HANDLERS[name](admin, parsed);
       return ExitCode.ok;

@@ -1,16 +1,17 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { isTerminalRun } from "../../domain/mod.ts";
-import { createRun } from "../../engine/mod.ts";
+import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
+import { createRun, loadRun } from "../../engine/mod.ts";
 import { epochNow, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/mod.ts";
+import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
 import { safeFileName, stateHome } from "../../store/mod.ts";
-import type { Command } from "../command.ts";
-import { readFlowFile } from "../flow_file.ts";
+import type { Command, GlobalOptions } from "../command.ts";
+import { readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
+import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
@@ -21,13 +22,15 @@ export const startCommand: Command = {
   spec: {
     name: "start",
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
-    usage: "start --run-key KEY [-d|--detach] FLOW_FILE",
+    usage: "start --run-key KEY [-d|--detach] [-q|--quiet] FLOW_FILE",
     options: [
       RUN_KEY_OPTION,
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
     ],
     positionals: ["FLOW_FILE"],
-    notes: "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
+    notes: "FLOW_FILE - reads the flow from standard input.\n" +
+      "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
       "With -d: 0 once the background process is launched (or the run is already being driven).",
   },
   async run(context, args) {
@@ -36,13 +39,13 @@ export const startCommand: Command = {
     const flow = await readFlowFile(file);
     const hash = definitionHash(flow);
     using session = new Session(context);
-    const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-    const record = createRun(session.runs, {
+    const existing = loadRun(session.runs, runKey);
+    let record = existing ?? createRun(session.runs, {
       runKey,
       flow,
       definitionHash: hash,
-      flowFile: resolve(file),
-      executor,
+      flowFile: file === "-" ? STDIN_NAME : resolve(file),
+      executor: newRunExecutor(context.globals),
     }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
@@ -50,6 +53,7 @@ export const startCommand: Command = {
           "a run never continues from an edited file (use a new run key)",
       );
     }
+    if (existing) record = session.rebind(record);
     if (isTerminalRun(record.state.status)) {
       printJson(runJson(record));
       return runExitCode(record.state.status);
@@ -68,28 +72,53 @@ export const startCommand: Command = {
       return ExitCode.ok;
     }
 
-    using interrupt = listenForInterrupt();
-    for (;;) {
-      {
-        using lock = await session.locks.tryDriverLock(runKey);
-        if (lock) {
-          const state = await session.driver(record, interrupt.requested).drive();
-          printJson(runJson(session.run(runKey)));
-          return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
-        }
-      }
-      // Someone else drives it: wait like `watch`, taking over if that driver goes away unfinished.
-      const seen = await waitUntilFinished(session, runKey, context.globals.pollInterval, interrupt.requested, {
-        rounds: 1,
-      });
-      const status = seen.state.status;
-      if (interrupt.requested() || isTerminalRun(status)) {
-        printJson(runJson(seen));
-        return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
-      }
-    }
+    return await driveInForeground(session, record, context.globals.pollInterval, args.options.quiet !== true);
   },
 };
+
+/**
+ * Drives the run here until it ends (or an interrupt), with the live table on a terminal's stderr;
+ * while another process drives it, waits like `watch`, taking over if that driver goes away unfinished.
+ */
+async function driveInForeground(
+  session: Session,
+  record: RunRecord,
+  pollInterval: number,
+  table: boolean,
+): Promise<number> {
+  const runKey = record.state.runKey;
+  using interrupt = listenForInterrupt();
+  using live = liveTable(session, runKey, table);
+  for (;;) {
+    {
+      using lock = await session.locks.tryDriverLock(runKey);
+      if (lock) {
+        const state = await session.driver(record, interrupt.requested).drive();
+        live.stop();
+        printJson(runJson(session.run(runKey)));
+        return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+      }
+    }
+    const seen = await waitUntilFinished(session, runKey, pollInterval, interrupt.requested, { rounds: 1 });
+    const status = seen.state.status;
+    if (interrupt.requested() || isTerminalRun(status)) {
+      live.stop();
+      printJson(runJson(seen));
+      return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
+    }
+  }
+}
+
+/**
+ * The executor a new run is bound to, refused (exit 2) before the run exists when it cannot be used:
+ * a run key is never spent on a run whose every step fails for want of orchesjob.
+ */
+function newRunExecutor(globals: GlobalOptions) {
+  const env = (name: string) => Deno.env.get(name);
+  const spec = chooseExecutor(globals.executor, globals.orchesjobBin, env);
+  checkUsable(spec, env);
+  return spec;
+}
 
 /** Log files of a detached driver, named after the run key made safe for a file name. */
 export function detachedLogs(dbPath: string, runKey: string) {
@@ -103,7 +132,7 @@ export function detachedLogs(dbPath: string, runKey: string) {
  * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
  * redirection and then `exec`s, so the PID reported is the driver's own.
  */
-function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
+export function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
   mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];

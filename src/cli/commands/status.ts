@@ -18,10 +18,11 @@ export const statusCommand: Command = {
   },
   run(context, args) {
     const runKey = runKeyOf(args);
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     const record = session.run(runKey);
-    if (args.options.format === "table") writeStdout(renderRunTable(record.state, epochNow(), useColor()));
-    else printJson(runJson(record));
+    if (args.options.format === "table") {
+      writeStdout(renderRunTable(record.state, epochNow(), useColor(), record.rounds));
+    } else printJson(runJson(record));
     return ExitCode.ok;
   },
 };

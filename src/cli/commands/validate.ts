@@ -12,6 +12,7 @@ export const validateCommand: Command = {
     usage: "validate FLOW_FILE",
     options: [],
     positionals: ["FLOW_FILE"],
+    notes: "FLOW_FILE - reads the flow from standard input. Exit 0 when valid, 2 with a JSON error when not.",
   },
   async run(_context, args) {
     const flow = await readFlowFile(args.positionals[0]);

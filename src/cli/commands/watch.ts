@@ -6,11 +6,9 @@ import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { useColor, writeStdout } from "../output.ts";
-import { renderRunTable } from "../render/mod.ts";
+import { RunView, type ViewMode } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { waitUntilFinished } from "../follow.ts";
-
-const CLEAR_SCREEN = "\x1b[H\x1b[2J";
 
 export const watchCommand: Command = {
   spec: {
@@ -24,7 +22,8 @@ export const watchCommand: Command = {
         name: "mode",
         value: "string",
         choices: ["screen", "append"],
-        help: "screen: redraw in place (default); append: print a table each interval (CI logs).",
+        help: "screen: redraw in place (default on a terminal); append: a table when something changed, and a " +
+          "heartbeat line at most once a minute (default otherwise: CI logs, pipes).",
       },
       { name: "advance", help: "Also drive the run, once per refresh, when no other process drives it." },
     ],
@@ -32,19 +31,18 @@ export const watchCommand: Command = {
   async run(context, args) {
     const runKey = runKeyOf(args);
     const interval = numberOption(args, "interval", 2.0, 0, true);
-    const screen = (args.options.mode ?? "screen") === "screen";
-    using session = new Session(context);
+    // Cursor and clear-screen codes only ever go to a terminal.
+    const terminal = Deno.stdout.isTerminal();
+    const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
+    using session = new Session(context, { readOnly: true });
     const first = session.run(runKey);
     using interrupt = listenForInterrupt();
     using lock = args.options.advance && !isTerminalRun(first.state.status)
       ? await session.locks.tryDriverLock(runKey)
       : null;
     const driver = lock ? session.driver(first, interrupt.requested) : null;
-    const color = useColor();
-    const show = (record: RunRecord) => {
-      const table = renderRunTable(record.state, epochNow(), color);
-      writeStdout(screen ? CLEAR_SCREEN + table : table + "\n");
-    };
+    const view = new RunView(writeStdout, { mode, color: useColor() });
+    const show = (record: RunRecord) => view.show(record, epochNow());
     const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, {
       async onRefresh(record) {
         show(record);

@@ -1,5 +1,5 @@
 /** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
-import { type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
+import { type ExecutorFault, type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
 
 export function runJson(record: RunRecord) {
   const run = record.state;
@@ -21,8 +21,23 @@ export function runJson(record: RunRecord) {
       finished_at: step.finishedAt,
       error: step.error,
       orchesjob_status: step.job,
+      executor_error: faultJson(step.executorError),
     })),
     definition_hash: record.definitionHash,
     executor: record.executor,
+    /** Each `retry` of the run: round number (2 for the first), time, steps reopened, and `$USER`. */
+    rounds: record.rounds,
+  };
+}
+
+/** A step's failing executor calls, with the field names of the JSON output. */
+export function faultJson(fault: ExecutorFault | null) {
+  return fault && {
+    message: fault.message,
+    exit_code: fault.exitCode,
+    stderr_tail: fault.stderrTail,
+    first_failure_at: fault.firstAt,
+    last_failure_at: fault.lastAt,
+    count: fault.count,
   };
 }

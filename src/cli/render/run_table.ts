@@ -1,6 +1,14 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
-import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
-import { localDateTime } from "../../shared/mod.ts";
+import {
+  isTerminalStep,
+  type RetryRound,
+  type RunState,
+  stepDefinition,
+  stepRunKey,
+  type StepState,
+  type StepStatus,
+} from "../../domain/mod.ts";
+import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",
@@ -33,7 +41,7 @@ export function duration(seconds: number | null): string {
   return `${p(Math.floor(s / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
 }
 
-export function renderRunTable(run: RunState, now: number, color: boolean): string {
+export function renderRunTable(run: RunState, now: number, color: boolean, rounds: readonly RetryRound[] = []): string {
   const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
   const running = run.steps.filter((s) => s.status === "RUNNING").length;
   const failed = run.steps.filter((s) => s.status === "FAILED").length;
@@ -45,7 +53,11 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
     }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed`,
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
-    }`,
+    }  Times: ${localZoneLabel(now)}`,
+    ...rounds.slice(-1).map((last) =>
+      `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
+      `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`
+    ),
     "",
   ];
   const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
@@ -60,11 +72,12 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
       cells: [
         step.id,
         `${MARKERS[step.status]} ${step.status}`,
-        `${step.attemptNo}/${stepDefinition(run, step.id).retries}`,
+        // Attempts made / attempts allowed so far (each retry round allows retries + 1 more).
+        `${step.attemptNo}/${step.attemptBase + stepDefinition(run, step.id).retries + 1}`,
         duration(elapsed),
         step.job?.status ?? "-",
-        stepRunKey(run.runKey, step.id, step.attemptNo),
-        [step.error, waiting].filter(Boolean).join("; "),
+        step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
+        [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
       ],
     };
   });
@@ -78,4 +91,12 @@ export function renderRunTable(run: RunState, now: number, color: boolean): stri
   lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
   for (const row of rows) lines.push(format(row.cells, row.status));
   return lines.join("\n") + "\n";
+}
+
+/** The Error cell's note about an executor that stopped answering for this step. */
+function executorTrouble(step: StepState, now: number): string | null {
+  const fault = step.executorError;
+  if (fault === null || step.status !== "RUNNING") return null;
+  const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
+  return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
 }

@@ -1,0 +1,209 @@
+/**
+ * `clean`: delete finished runs older than a given age, with what belongs to them: built-in jobs and
+ * their output files, detached-driver logs and lock files. Never a run that is unfinished or that a
+ * process holds.
+ */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import {
+  isActiveJob,
+  isTerminalRun,
+  type RunRecord,
+  type RunStatus,
+  stepRunKey,
+  TERMINAL_RUN_STATUSES,
+} from "../../domain/mod.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { JobAdmin } from "../../executor/mod.ts";
+import { epochNow } from "../../shared/mod.ts";
+import { isDriverHeld } from "../../store/mod.ts";
+import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
+import type { Command } from "../command.ts";
+import { crashPoint } from "../crash_point.ts";
+import { printJson } from "../output.ts";
+import { Session } from "../session.ts";
+import { parseDuration } from "../time_args.ts";
+import { detachedLogs } from "./start.ts";
+
+interface DeletedRun {
+  run_key: string;
+  flow_id: string;
+  status: RunStatus;
+  finished_at: number | null;
+  jobs: string[];
+  files: string[];
+}
+
+export const cleanCommand: Command = {
+  spec: {
+    name: "clean",
+    summary: "Delete finished runs older than DURATION, with their jobs, output files, driver logs and lock files.",
+    usage: "clean --older-than DURATION [--status S]... [--dry-run]",
+    options: [
+      {
+        name: "older-than",
+        value: "string",
+        metavar: "DURATION",
+        help: "Runs that finished longer ago than this: 90s, 15m, 6h, 7d, 2w, or seconds (required).",
+      },
+      {
+        name: "status",
+        value: "string",
+        metavar: "S",
+        multiple: true,
+        choices: TERMINAL_RUN_STATUSES,
+        help: "Only runs that ended so: SUCCEEDED, FAILED or CANCELLED (repeatable, or comma-separated).",
+      },
+      { name: "dry-run", help: "Print what would be deleted; delete nothing." },
+    ],
+    notes: [
+      "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
+      "with a job still active. Lock files are also removed, when nobody holds them, for runs that have finished",
+      "and for runs that no longer exist. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some",
+      "file could not be removed (listed in errors).",
+    ].join("\n"),
+  },
+  async run(context, args) {
+    const olderThan = args.options["older-than"] as string | undefined;
+    if (olderThan === undefined) throw new UserError("--older-than is required (for everything finished: 0)");
+    const before = epochNow() - parseDuration(olderThan, "--older-than");
+    const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
+    using session = new Session(context);
+    const cleaner = new Cleaner(session, args.options["dry-run"] === true);
+    const deleted: DeletedRun[] = [];
+    const skipped: { run_key: string; reason: string }[] = [];
+    for (const candidate of session.list({ statuses, finishedBefore: before })) {
+      const outcome = await cleaner.deleteRun(candidate.state.runKey);
+      if (typeof outcome === "string") skipped.push({ run_key: candidate.state.runKey, reason: outcome });
+      else deleted.push(outcome);
+    }
+    const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
+    printJson({
+      dry_run: cleaner.dryRun,
+      finished_before: before,
+      runs: deleted,
+      lock_files: lockFilesRemoved,
+      skipped,
+      errors: cleaner.errors,
+    });
+    return cleaner.errors.length > 0 ? ExitCode.flowFailed : ExitCode.ok;
+  },
+};
+
+/** Deletes runs one at a time, collecting the files it could not remove. A dry run removes nothing. */
+class Cleaner {
+  readonly errors: string[] = [];
+  private readonly jobs: JobAdmin;
+
+  constructor(readonly session: Session, readonly dryRun: boolean) {
+    this.jobs = new JobAdmin(session.db, jobsDirectory(session.dbPath));
+  }
+
+  remove(path: string): void {
+    if (this.dryRun) return;
+    try {
+      Deno.removeSync(path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) this.errors.push(`${path}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Deletes the finished run and what belongs to it; returns what went, or why it was left alone. */
+  async deleteRun(runKey: string): Promise<DeletedRun | string> {
+    const { session, dryRun } = this;
+    // Holding the driver lock keeps every driver, `retry` and `tick` away while the run is deleted.
+    // A dry run only probes it, so that it creates no lock file.
+    using lock = dryRun ? null : await session.locks.tryDriverLock(runKey);
+    if (dryRun ? await isDriverHeld(session.dbPath, runKey) : !lock) return "a process holds its driver lock";
+    const record = session.run(runKey);
+    if (!isTerminalRun(record.state.status)) return `it is ${record.state.status} again`;
+    const jobs = jobKeys(record).flatMap((key) => this.jobs.history(key));
+    const active = jobs.find((job) => isActiveJob(job.status));
+    if (active) return `job ${active.run_key} is still ${active.status}`;
+    const logs = detachedLogs(session.dbPath, runKey);
+    const locks = lockFiles(session.dbPath, runKey);
+    const entry: DeletedRun = {
+      run_key: runKey,
+      flow_id: record.state.flow.flowId,
+      status: record.state.status,
+      finished_at: record.state.finishedAt,
+      jobs: jobs.map((job) => job.job_id),
+      files: [logs.stdout, logs.stderr, ...locks].filter(exists),
+    };
+    if (dryRun) return entry;
+    // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
+    // a finished run with fewer files, which the next clean finds and finishes, never files that
+    // nothing points to any more.
+    for (const key of jobKeys(record)) {
+      const result = this.jobs.clean(() => true, key, false);
+      if (result.errors > 0) this.errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
+    }
+    this.remove(logs.stdout);
+    this.remove(logs.stderr);
+    crashPoint("clean:files-removed");
+    session.store.delete(runKey, TERMINAL_RUN_STATUSES);
+    // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
+    for (const path of locks) this.remove(path);
+    return entry;
+  }
+}
+
+/** Every orchesjob run key the run's attempts used: `<run>:<step>:1` up to the step's last attempt. */
+function jobKeys(record: RunRecord): string[] {
+  return record.state.steps.flatMap((step) =>
+    Array.from({ length: step.attemptNo }, (_, i) => stepRunKey(record.state.runKey, step.id, i + 1))
+  );
+}
+
+function lockFiles(dbPath: string, runKey: string): string[] {
+  const dir = join(stateHome(dbPath), "locks");
+  return ["driver", "gate"].map((kind) => join(dir, `${safeFileName(runKey)}.${kind}.lock`));
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lock files left by runs that have finished or no longer exist, removed when nobody holds them
+ * (those of the runs deleted above are already gone). A live run's lock files are kept.
+ */
+async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): Promise<string[]> {
+  const { dryRun } = cleaner;
+  const dir = join(stateHome(session.dbPath), "locks");
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const runs = new Map(session.list({}).map((record) => [safeFileName(record.state.runKey), record.state.status]));
+  const removed: string[] = [];
+  for (const name of names) {
+    const match = /^(.*)\.(driver|gate)\.lock$/.exec(name);
+    if (!match) continue;
+    const status = runs.get(match[1]);
+    if (status !== undefined && !isTerminalRun(status)) continue;
+    if ([...deletedNow].some((key) => safeFileName(key) === match[1]) && dryRun) continue; // listed with its run
+    const path = join(dir, name);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { write: true });
+    } catch {
+      continue; // gone meanwhile
+    }
+    try {
+      if (!(await file.tryLock(true))) continue; // held: a driver, a retry, a cancel is at work
+      cleaner.remove(path);
+      removed.push(path);
+    } finally {
+      file.close();
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,100 @@
+/** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
+import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
+import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
+import { ExitCode, runExitCode, UserError } from "../errors.ts";
+import { epochNow } from "../../shared/mod.ts";
+import type { Command } from "../command.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { crashPoint } from "../crash_point.ts";
+import { liveTable } from "../live_table.ts";
+import { printJson } from "../output.ts";
+import { runJson } from "../render/mod.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
+import { isDriverHeld } from "../../store/mod.ts";
+import { launchDetached } from "./start.ts";
+
+export const retryCommand: Command = {
+  spec: {
+    name: "retry",
+    summary: "Reopen a FAILED or CANCELLED run and drive it again: failed steps get new attempts.",
+    usage: "retry --run-key KEY [--step STEP [--downstream]] [-d|--detach] [-q|--quiet]",
+    options: [
+      RUN_KEY_OPTION,
+      {
+        name: "step",
+        value: "string",
+        metavar: "STEP",
+        help: "Reopen only this step (any ended step, also one that SUCCEEDED).",
+      },
+      { name: "downstream", help: "With --step: also every step that waits on it, directly or not." },
+      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
+      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+    ],
+    notes: [
+      "By default FAILED and CANCELLED steps, and the steps SKIPPED because of them, return to PENDING.",
+      "Attempt numbers go on (:3 after :2), so no orchesjob run key is used twice, and each step's",
+      "retries apply afresh. The retry is recorded in the run's rounds (time, steps, $USER). The run",
+      "keeps its stored definition and executor; a run that SUCCEEDED can be retried only with --step.",
+      "Exit codes as for start: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage or a run that cannot be",
+      "retried now, 3 unknown run key, 130 interrupted; with -d, 0 once the background driver is launched.",
+    ].join("\n"),
+  },
+  async run(context, args) {
+    const runKey = runKeyOf(args);
+    const stepId = args.options.step as string | undefined;
+    const downstream = args.options.downstream === true;
+    if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");
+    using session = new Session(context);
+    const record = session.run(runKey);
+    const status = record.state.status;
+    if (isLiveRun(status)) {
+      const driven = await isDriverHeld(session.dbPath, runKey);
+      throw new UserError(
+        `run ${runKey} is ${status}: only a run that has ended can be retried` +
+          (driven
+            ? ""
+            : `; nobody drives it: carry it on with '${context.program} wait --run-key ${runKey} --advance'`),
+      );
+    }
+    if (status === "SUCCEEDED" && stepId === undefined) {
+      throw new UserError(`run ${runKey} SUCCEEDED: name the step to run again with --step`);
+    }
+    const stillRunning = record.state.steps.find((step) => step.status === "RUNNING");
+    if (stillRunning) {
+      throw new UserError(
+        `run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); cancel the run first`,
+      );
+    }
+    const scope: RetryScope = stepId === undefined
+      ? { kind: "failures" }
+      : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
+    const steps = stepsToRetry(record.state, scope);
+    if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
+
+    using interrupt = listenForInterrupt();
+    let lock = await session.locks.tryDriverLock(runKey);
+    if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
+    try {
+      // The reopening commits before any job starts (intent before action): if this process dies
+      // right after it, the run is PENDING with its steps reopened, no attempt started, and
+      // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
+      const round = reopenRun(session.runs, runKey, steps, Deno.env.get("USER") || null, epochNow());
+      if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
+      crashPoint("retry:reopened");
+      if (args.options.detach) {
+        lock[Symbol.dispose]();
+        lock = null;
+        const launched = launchDetached(session.dbPath, runKey, context.globals.pollInterval);
+        printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
+        return ExitCode.ok;
+      }
+      using live = liveTable(session, runKey, args.options.quiet !== true);
+      const state = await session.driver(session.run(runKey), interrupt.requested).drive();
+      live.stop();
+      printJson(runJson(session.run(runKey)));
+      return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+    } finally {
+      lock?.[Symbol.dispose]();
+    }
+  },
+};

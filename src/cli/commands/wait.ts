@@ -1,0 +1,70 @@
+/**
+ * `wait`: block until a run ends and exit with its code, for sensors and scripts polling over SSH.
+ * Prints one line of JSON at the end, never a table.
+ */
+import { isTerminalRun, type RunStatus } from "../../domain/mod.ts";
+import { sleepUnless } from "../../shared/mod.ts";
+import { numberOption } from "../args.ts";
+import type { Command } from "../command.ts";
+import { ExitCode, runExitCode } from "../errors.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { writeStdout } from "../output.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+
+export const waitCommand: Command = {
+  spec: {
+    name: "wait",
+    summary: "Wait until the run ends and exit with its code: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 124 timed out.",
+    usage: "wait --run-key KEY [--timeout SECONDS] [--interval SECONDS] [--advance]",
+    options: [
+      RUN_KEY_OPTION,
+      {
+        name: "timeout",
+        value: "number",
+        metavar: "SECONDS",
+        help: "Give up after this long with exit 124 (default: wait as long as it takes).",
+      },
+      { name: "interval", value: "number", metavar: "SECONDS", help: "How often to look (default 1.0)." },
+      { name: "advance", help: "Drive the run while no other process does (a run whose driver is gone)." },
+    ],
+    notes: [
+      'Prints one line at the end: {"run_key": ..., "status": ..., "exit_code": ..., "timed_out": ...}.',
+      "Without --advance it only reads the state: a run that nobody drives is waited for until the timeout.",
+      "Exit codes: 0, 1, 4 as the run ended; 124 when --timeout passed first (the run goes on); 3 for an",
+      "unknown run key; 2 for bad input; 130 when interrupted.",
+    ].join("\n"),
+  },
+  async run(context, args) {
+    const runKey = runKeyOf(args);
+    const timeout = args.options.timeout === undefined ? Infinity : numberOption(args, "timeout", 0, 0, true);
+    const interval = numberOption(args, "interval", 1.0, 0, true);
+    const advance = args.options.advance === true;
+    using session = new Session(context, { readOnly: true });
+    let status: RunStatus = session.run(runKey).state.status;
+    using interrupt = listenForInterrupt();
+    const deadline = performance.now() + timeout * 1000;
+    const timedOut = () => performance.now() >= deadline;
+    const stop = () => interrupt.requested() || timedOut();
+    while (!isTerminalRun(status) && !stop()) {
+      if (advance) {
+        // Whoever drove the run may be gone: take over while nobody holds it, until the deadline.
+        using lock = await session.locks.tryDriverLock(runKey);
+        if (lock) {
+          status = (await session.driver(session.run(runKey), stop).drive()).status;
+          continue;
+        }
+      }
+      await sleepUnless(Math.min(interval, Math.max(0, (deadline - performance.now()) / 1000)), stop);
+      status = session.run(runKey).state.status;
+    }
+    const code = isTerminalRun(status)
+      ? runExitCode(status)
+      : interrupt.requested()
+      ? ExitCode.interrupted
+      : ExitCode.timedOut;
+    writeStdout(
+      JSON.stringify({ run_key: runKey, status, exit_code: code, timed_out: code === ExitCode.timedOut }) + "\n",
+    );
+    return code;
+  },
+};

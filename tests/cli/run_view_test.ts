@@ -1,0 +1,81 @@
+/** RunView: append mode prints a table only on change, and a heartbeat at most once a minute. Pure. */
+import assert from "node:assert/strict";
+import type { RunRecord, StepState } from "../../src/domain/mod.ts";
+import { loadFlow } from "../../src/flow/load.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+import { CLEAR_SCREEN, RunView } from "../../src/cli/render/run_view.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
+
+const FLOW = loadFlow("flow_id: f\nsteps:\n  - {id: a, command: [a]}\n  - {id: b, when: a, command: [b]}\n", "f.yaml");
+
+function record(a: Partial<StepState>, startedAt = 1000): RunRecord {
+  const step = (id: string, extra: Partial<StepState> = {}): StepState => ({
+    id,
+    status: "PENDING",
+    attemptNo: 0,
+    attemptBase: 0,
+    nextAttemptAt: null,
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+    job: null,
+    executorError: null,
+    ...extra,
+  });
+  return {
+    state: {
+      runKey: "r",
+      flow: FLOW,
+      status: "RUNNING",
+      startedAt,
+      finishedAt: null,
+      error: null,
+      steps: [step("a", a), step("b")],
+    },
+    definitionHash: "sha256:x",
+    flowFile: null,
+    executor: { kind: "builtin" },
+    rounds: [],
+  };
+}
+
+Deno.test("append mode: a table on change only, a heartbeat after a minute of silence, never screen codes", () => {
+  const out: string[] = [];
+  const view = new RunView((text) => out.push(text), { mode: "append", color: false });
+  const running = record({ status: "RUNNING", attemptNo: 1, startedAt: 1000 });
+  view.show(running, 1000);
+  view.show(running, 1030); // elapsed time changed, nothing else: silent
+  view.show(running, 1059);
+  assert.equal(out.length, 1);
+  assert.match(out[0], /^Flow: f {2}Run: r\n/);
+  view.show(running, 1060);
+  assert.equal(out.length, 2);
+  assert.match(
+    out[1],
+    /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d run r: RUNNING, 0\/2 done, 1 running, 0 failed \(no change\)\n$/,
+  );
+  view.show(running, 1100);
+  assert.equal(out.length, 2, "at most one heartbeat a minute");
+  view.show(record({ status: "SUCCEEDED", attemptNo: 1, startedAt: 1000, finishedAt: 1101 }), 1101);
+  assert.equal(out.length, 3);
+  assert.match(out[2], /a +OK SUCCEEDED/);
+  view.show(record({ status: "SUCCEEDED", attemptNo: 1, startedAt: 1000, finishedAt: 1101 }), 1161);
+  assert.match(out[3], /\(no change\)/);
+  assert.ok(out.every((text) => !text.includes("\x1b")));
+});
+
+Deno.test("screen mode: a full redraw, or in place (cursor up, clear down) with lines cut to the width", () => {
+  const full: string[] = [];
+  new RunView((text) => full.push(text), { mode: "screen", color: false }).show(record({}), 1000);
+  assert.ok(full[0].startsWith(CLEAR_SCREEN));
+  const inPlace: string[] = [];
+  const view = new RunView((text) => inPlace.push(text), { mode: "screen", color: false, inPlace: true, columns: 30 });
+  view.show(record({}), 1000);
+  view.show(record({}), 1001);
+  assert.ok(!inPlace[0].includes("\x1b"), "the first drawing moves nothing");
+  const lines = inPlace[0].trimEnd().split("\n");
+  assert.ok(lines.every((line) => line.length < 30), "no line wraps");
+  assert.ok(inPlace[1].startsWith(`\x1b[${lines.length}A\r\x1b[J`), "the second goes back over the first");
+});

@@ -1,0 +1,172 @@
+/** `clean` through the real CLI: what goes, what stays, and that unfinished or held runs are never touched. */
+import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { errorLine, eventually, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
+import { builtin, FAILING, SLEEPING, TWO_STEPS } from "./operator_env.ts";
+
+function files(env: FlowEnv, dir: string): string[] {
+  try {
+    return readdirSync(join(env.home, dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until no process drives the run (a detached driver has exited). */
+async function undriven(env: FlowEnv, runKey: string): Promise<void> {
+  await eventually(`${runKey} has no driver`, async () => {
+    const [run] = (await env.json(["list", "--limit", "0"])).filter((r: Json) => r.run_key === runKey);
+    return run.driver === null;
+  }, 60);
+}
+
+flowTest(builtin, "clean deletes finished runs with their jobs, files, driver logs and lock files", async (env) => {
+  const detached = await env.json(["start", "--run-key", "ok1", "-d", env.flow("two.yaml", TWO_STEPS)]);
+  await env.json(["start", "--run-key", "f1", env.flow("bad.yaml", FAILING)], 1);
+  await env.waitFor("ok1", "it ends", (run) => run.status === "SUCCEEDED");
+  await undriven(env, "ok1");
+  const jobIds = async (key: string) => (await env.jobs(key)).map((job: Json) => job.job_id);
+  const ok1Jobs = [...await jobIds("ok1:a:1"), ...await jobIds("ok1:b:1")];
+  const f1Jobs = await jobIds("f1:a:1");
+  assert.equal(ok1Jobs.length, 2);
+  assert.equal(f1Jobs.length, 1);
+  assert.ok(existsSync(detached.stdout_log) && existsSync(detached.stderr_log));
+  assert.deepEqual(files(env, "locks"), ["f1.driver.lock", "f1.gate.lock", "ok1.driver.lock", "ok1.gate.lock"]);
+  const jobFiles = files(env, "jobs");
+  for (const id of [...ok1Jobs, ...f1Jobs]) assert.ok(jobFiles.some((name) => name.startsWith(id)), id);
+
+  // Too recent to delete; but the lock files of finished runs that nobody holds go.
+  const recent = await env.json(["clean", "--older-than", "1h"]);
+  assert.deepEqual(recent.runs, []);
+  assert.deepEqual(recent.lock_files.map((path: string) => path.split("/").at(-1)).sort(), [
+    "f1.driver.lock",
+    "f1.gate.lock",
+    "ok1.driver.lock",
+    "ok1.gate.lock",
+  ]);
+  assert.deepEqual(files(env, "locks"), []);
+  assert.equal((await env.status("ok1")).status, "SUCCEEDED");
+
+  // A dry run reports and changes nothing.
+  const before = { ok1: await env.status("ok1"), f1: await env.status("f1"), jobs: files(env, "jobs") };
+  const dry = await env.json(["clean", "--older-than", "0", "--dry-run"]);
+  assert.equal(dry.dry_run, true);
+  assert.deepEqual(dry.runs.map((run: Json) => run.run_key).sort(), ["f1", "ok1"]);
+  assert.deepEqual(dry.runs.find((run: Json) => run.run_key === "ok1").jobs.sort(), ok1Jobs.sort());
+  assert.deepEqual(
+    dry.runs.find((run: Json) => run.run_key === "ok1").files.sort(),
+    [detached.stderr_log, detached.stdout_log],
+  );
+  assert.deepEqual({ ok1: await env.status("ok1"), f1: await env.status("f1"), jobs: files(env, "jobs") }, before);
+  assert.ok(existsSync(detached.stdout_log));
+  assert.deepEqual(files(env, "locks"), [], "a dry run creates no lock files");
+
+  // --status narrows it down.
+  const failedOnly = await env.json(["clean", "--older-than", "0s", "--status", "FAILED"]);
+  assert.deepEqual(failedOnly.runs.map((run: Json) => run.run_key), ["f1"]);
+  assert.deepEqual(failedOnly.runs[0].jobs, f1Jobs);
+  assert.equal((await env.run(["status", "--run-key", "f1"])).code, 3);
+  assert.deepEqual(await env.jobs("f1:a:1"), []);
+  assert.ok(!files(env, "jobs").some((name) => name.startsWith(f1Jobs[0])), "f1's job files are gone");
+  assert.equal((await env.status("ok1")).status, "SUCCEEDED");
+
+  const all = await env.json(["clean", "--older-than", "0"]);
+  assert.deepEqual(all.runs.map((run: Json) => run.run_key), ["ok1"]);
+  assert.deepEqual(all.errors, []);
+  assert.equal((await env.run(["status", "--run-key", "ok1"])).code, 3);
+  assert.deepEqual(await env.jobs("ok1:a:1"), []);
+  assert.deepEqual(files(env, "jobs"), []);
+  assert.deepEqual(files(env, "logs"), []);
+  assert.deepEqual(files(env, "locks"), []);
+  assert.deepEqual(await env.json(["list"]), []);
+  // Nothing left to do: the same command again deletes nothing.
+  const again = await env.json(["clean", "--older-than", "0"]);
+  assert.deepEqual([again.runs, again.lock_files, again.skipped], [[], [], []]);
+});
+
+flowTest(builtin, "clean never touches an unfinished run: one driven, one whose driver was killed", async (env) => {
+  const go = join(env.home, "go");
+  const gated = env.flow(
+    "gated.yaml",
+    `flow_id: gated\nsteps:\n  - {id: hold, command: ${
+      JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)
+    }}\n`,
+  );
+  await env.json(["start", "--run-key", "done", env.flow("two.yaml", TWO_STEPS)]);
+  await env.json(["start", "--run-key", "held", env.flow("bad.yaml", FAILING)], 1);
+  const running = await env.json(["start", "--run-key", "running", "-d", env.flow("slow.yaml", SLEEPING)]);
+  const orphan = await env.json(["start", "--run-key", "orphan", "-d", gated]);
+  try {
+    await env.waitFor("running", "nap running", (run) => step(run, "nap").status === "RUNNING");
+    await env.waitFor("orphan", "hold running", (run) => step(run, "hold").status === "RUNNING");
+    // Kill the orphan's driver outright: its run stays RUNNING with nobody driving it.
+    Deno.kill(orphan.pid, "SIGKILL");
+    await eventually("the orphan's driver is dead", () => !processAlive(orphan.pid));
+    await undriven(env, "orphan");
+    const listed = await env.json(["list"]);
+    const byKey = Object.fromEntries(listed.map((run: Json) => [run.run_key, run]));
+    assert.equal(byKey.orphan.status, "RUNNING", "the situation under test: an unfinished run with no driver");
+    assert.notEqual(byKey.running.driver, null, "and a run that a live driver holds");
+    const before = {
+      running: await env.status("running"),
+      orphan: await env.status("orphan"),
+      locks: files(env, "locks").filter((name) => !name.startsWith("done.") && !name.startsWith("held.")),
+      logs: files(env, "logs"),
+    };
+    assert.ok(before.locks.includes("orphan.driver.lock") && before.locks.includes("running.driver.lock"));
+
+    const cleaned = await (async () => {
+      using _held = await env.holdDriverLock("held"); // a finished run that some process holds
+      return await env.json(["clean", "--older-than", "0"]);
+    })();
+    assert.deepEqual(cleaned.runs.map((run: Json) => run.run_key), ["done"]);
+    assert.deepEqual(cleaned.skipped, [{ run_key: "held", reason: "a process holds its driver lock" }]);
+    for (const path of cleaned.lock_files) assert.ok(!/\/(running|orphan)\./.test(path), path);
+    assert.deepEqual(await env.status("running"), before.running);
+    assert.deepEqual(await env.status("orphan"), before.orphan);
+    assert.deepEqual(files(env, "locks").filter((name) => !name.startsWith("held.")), before.locks);
+    assert.deepEqual(files(env, "logs"), before.logs);
+    assert.equal((await env.jobs("orphan:hold:1")).length, 1, "the orphan's job is kept");
+    assert.equal((await env.status("held")).status, "FAILED", "the held run is kept");
+    assert.ok(existsSync(running.stdout_log) && existsSync(orphan.stdout_log));
+  } finally {
+    Deno.writeTextFileSync(go, "");
+    await env.run(["cancel", "--run-key", "running", "--grace-seconds", "1"]);
+    await env.run(["cancel", "--run-key", "orphan", "--grace-seconds", "1"]);
+  }
+});
+
+flowTest(builtin, "clean: bad input is exit 2 with one JSON line", async (env) => {
+  const cases: [string[], RegExp][] = [
+    [["clean"], /^clean: --older-than is required/],
+    [["clean", "--older-than", "soon"], /^clean: option --older-than needs a duration/],
+    [["clean", "--older-than", "1d", "--status", "RUNNING"], /^clean: option --status must be one of SUCCEEDED/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = await env.run(args);
+    assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern);
+  }
+});
+
+flowTest(
+  builtin,
+  "a clean killed before it deletes the run's row leaves a run the next clean finishes",
+  async (env) => {
+    const detached = await env.json(["start", "--run-key", "k", "-d", env.flow("two.yaml", TWO_STEPS)]);
+    await env.waitFor("k", "it ends", (run) => run.status === "SUCCEEDED");
+    await undriven(env, "k");
+    const killed = await env.run(["clean", "--older-than", "0"], { ORCHESJOB_FLOW_CRASH_AT: "clean:files-removed" });
+    assert.equal(killed.code, 137, killed.stderr);
+    // Its jobs and files are gone, but the run itself is still there to be found.
+    assert.equal((await env.status("k")).status, "SUCCEEDED");
+    assert.deepEqual(await env.jobs("k:a:1"), []);
+    assert.ok(!existsSync(detached.stdout_log));
+    const finished = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(finished.runs.map((run: Json) => run.run_key), ["k"]);
+    assert.equal((await env.run(["status", "--run-key", "k"])).code, 3);
+    assert.deepEqual([files(env, "jobs"), files(env, "logs"), files(env, "locks")], [[], [], []]);
+  },
+);

@@ -1,0 +1,286 @@
+/**
+ * Field faults (issue 9) through the real CLI: a broken orchesjob, cancel without a reachable
+ * orchesjob, unusable executors and state locations, runs without a driver, truthful `start -d`,
+ * true times, and internal errors. External faults use tiny fake ORCHESJOB_BIN scripts.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+
+const builtin = ["builtin"] as const;
+
+const ONE_STEP = `flow_id: one
+steps:
+  - {id: a, command: ["true"]}
+`;
+
+flowTest(builtin, "an internal error (an unusable locks directory) exits 70 with one JSON line", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  // A file where the locks directory belongs: an environment failure, not the user's input.
+  Deno.writeTextFileSync(join(env.home, "locks"), "");
+  const result = await env.run(["start", "--run-key", "k", file]);
+  assert.equal(result.code, 70, result.stderr);
+  assert.match(errorLine(result).error, /^start: internal error: /);
+});
+
+flowTest(builtin, "a first start with an unusable orchesjob exits 2 and stores no run", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const notExecutable = env.flow("not-executable", "#!/bin/sh\n");
+  const cases: [Record<string, string>, string[], RegExp][] = [
+    [{ ORCHESJOB_BIN: "/nonexistent/orchesjob" }, [], /\/nonexistent\/orchesjob: no such file/],
+    [{}, ["--orchesjob-bin", notExecutable], /not-executable: not executable/],
+    [{ ORCHESJOB_BIN: "no-such-orchesjob-anywhere" }, [], /no-such-orchesjob-anywhere: not found on PATH/],
+  ];
+  for (const [vars, globals, message] of cases) {
+    const result = await env.run([...globals, "start", "--run-key", "k", file], vars);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result).error, message);
+    assert.equal((await env.run(["status", "--run-key", "k"])).code, 3, "no run was stored");
+  }
+  // The key is not spent: the same key starts once orchesjob is usable (here: the built-in runner).
+  assert.equal((await env.json(["start", "--run-key", "k", file])).status, "SUCCEEDED");
+});
+
+flowTest(builtin, "with HOME unset and no state option, commands exit 2 saying how to choose a place", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const denoDir = JSON.parse(new TextDecoder().decode(
+    (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output()).stdout,
+  )).denoDir;
+  const unset = { HOME: "", ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", XDG_DATA_HOME: "", DENO_DIR: denoDir };
+  for (const args of [["start", "--run-key", "k", file], ["status", "--run-key", "k"]]) {
+    const result = await cli(["--poll-interval", "0.1", ...args], { env: unset, cwd: env.home });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result).error, /no state location: HOME is not set; choose one with --db PATH/);
+  }
+  assert.deepEqual([...Deno.readDirSync(env.home)].map((e) => e.name).sort(), ["flow.yaml", "orchesjob-wrapper"]);
+});
+
+flowTest(builtin, "read-only commands create no directory or database, and name the file searched", async (env) => {
+  const home = join(env.home, "never-created");
+  for (const args of [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"]]) {
+    const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
+    assert.equal(result.code, 3, result.stderr);
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`,
+    );
+    assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
+  }
+});
+
+/**
+ * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
+ * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
+ * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
+ * (cleaned); or on `abort`: exit 1 (abortfail); or on both (allfail).
+ */
+function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
+  const bin = join(dir, "fake-orchesjob");
+  const control = join(dir, "mode");
+  Deno.writeTextFileSync(
+    bin,
+    `#!/bin/sh
+mode=$(cat '${control}' 2>/dev/null)
+case "$1:$mode" in
+  status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
+  status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
+  status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
+  status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
+  abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
+esac
+exec '${env.wrapper}' "$@"
+`,
+  );
+  Deno.chmodSync(bin, 0o755);
+  return { bin, mode: (m: string) => Deno.writeTextFileSync(control, m) };
+}
+
+/** A one-step flow whose step runs until the file `release` appears in `dir`. */
+function waitingFlow(env: FlowEnv, extra = "", stepExtra = ""): string {
+  const release = join(env.home, "release");
+  return env.flow(
+    "flow.yaml",
+    `flow_id: faults
+${extra}steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${release}' ]; do sleep 0.05; done`)}
+${stepExtra}`,
+  );
+}
+
+function release(env: FlowEnv): void {
+  Deno.writeTextFileSync(join(env.home, "release"), "");
+}
+
+async function stderrOf(child: Deno.ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await child.output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+flowTest(
+  builtin,
+  "a status that prints no JSON is recorded at once, shown everywhere, and cleared on recovery",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "nj", file]);
+    await env.waitFor("nj", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    fake.mode("nojson");
+    const broken = await env.waitFor("nj", "two failed calls", (run) => step(run, "a").executor_error?.count >= 2);
+    const fault = step(broken, "a").executor_error;
+    assert.match(fault.message, /fake-orchesjob status printed no JSON: Traceback/);
+    assert.equal(fault.exit_code, 0);
+    assert.ok(fault.first_failure_at <= fault.last_failure_at);
+    assert.equal(step(broken, "a").status, "RUNNING");
+    const table = await env.run(["status", "--run-key", "nj", "--format", "table"]);
+    assert.match(table.stdout, /orchesjob failing for 00:00:\d\d \(\d+ failed calls\): .*printed no JSON/);
+    fake.mode("");
+    await env.waitFor("nj", "the error cleared", (run) => step(run, "a").executor_error === null);
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).status, "SUCCEEDED");
+    const warnings = result.stderr.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    assert.ok(warnings.length >= 2, result.stderr);
+    assert.match(warnings[0].error, /^executor call failed: .*printed no JSON/);
+    assert.equal(warnings[0].step, "a");
+    assert.equal(warnings[0].executor_error.count, 1);
+  },
+);
+
+flowTest(
+  builtin,
+  "a status that keeps exiting 1 fails the attempt after executor_unavailable_sec, aborts it, and retries",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env, "executor_unavailable_sec: 1\n", "    retries: 1\n");
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "e1", file]);
+    const running = await env.waitFor(
+      "e1",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    const firstPid = step(running, "a").orchesjob_status.target_pid;
+    fake.mode("exit1");
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 1, result.stderr);
+    const run = JSON.parse(result.stdout);
+    assert.equal(run.status, "FAILED");
+    const a = step(run, "a");
+    assert.equal(a.attempt_no, 2, "the failed attempt was retried");
+    assert.match(
+      a.error,
+      /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*status exited 1: .*database is locked/,
+    );
+    assert.equal(a.executor_error.exit_code, 1);
+    assert.match(a.executor_error.stderr_tail, /database is locked/);
+    // Both attempts' jobs were aborted (abort still works), so nothing is left running.
+    fake.mode("");
+    for (const key of ["e1:a:1", "e1:a:2"]) {
+      const jobs = await env.jobs(key);
+      assert.equal(jobs.length, 1, `${key} started once`);
+      assert.equal(jobs[0].status, "ABORTED", key);
+    }
+    await eventually("attempt 1's process is gone", () => !processAlive(firstPid));
+  },
+);
+
+flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
+    ORCHESJOB_FLOW_CALL_TIMEOUT: "0.5",
+  });
+  await env.waitFor("hang", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  fake.mode("hang");
+  const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
+  assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 0.5 s/);
+  const hungPid = Number(Deno.readTextFileSync(join(env.home, "hang.pid")));
+  await eventually("the hung call was killed", () => !processAlive(hungPid));
+  fake.mode("");
+  await env.waitFor("hang", "the error cleared", (run) => step(run, "a").executor_error === null);
+  release(env);
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 0, result.stderr);
+});
+
+flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "cl", file]);
+  await env.waitFor("cl", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  fake.mode("cleaned");
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 1, result.stderr);
+  const a = step(JSON.parse(result.stdout), "a");
+  assert.equal(a.status, "FAILED");
+  assert.match(a.error, /^orchesjob no longer knows run key cl:a:1 .*it may have been cleaned while running/);
+  fake.mode("");
+  assert.equal((await env.jobs("cl:a:1")).length, 1, "the step was not started twice");
+  release(env);
+  await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
+});
+
+flowTest(
+  builtin,
+  "cancel completes when the abort fails: the step is CANCELLED, says so, and cancel exits 5",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ab", file]);
+    await env.waitFor("ab", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    fake.mode("abortfail");
+    const cancel = await env.run(["cancel", "--run-key", "ab"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(run.status, "CANCELLED");
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: .*abort exited 1: abort: database is locked; the job may still be running \(orchesjob run key ab:a:1\)$/,
+    );
+    assert.match(errorLine(cancel).error, /orchesjob run key ab:a:1/);
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // As the error says, the job still runs; the operator can stop it by its run key.
+    fake.mode("");
+    assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+  },
+);
+
+flowTest(
+  builtin,
+  "orchesjob moved away mid-run: the error shows, and cancel --orchesjob-bin aborts through the new path",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old.bin, "start", "--run-key", "mv", file]);
+    await env.waitFor("mv", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const broken = await env.waitFor("mv", "the failure recorded", (run) => step(run, "a").executor_error !== null);
+    assert.match(step(broken, "a").executor_error.message, /^orchesjob not found: .*moved\/fake-orchesjob$/);
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    const cancel = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "mv", "--grace-seconds", "1"]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.equal(step(run, "a").orchesjob_status.status, "ABORTED");
+    assert.equal(run.executor.kind, "orchesjob");
+    assert.equal(run.executor.bin, bin);
+    assert.deepEqual(run.executor.replaced.map((r: { bin: string }) => r.bin), [old.bin]);
+    assert.equal((await stderrOf(driver)).code, 4);
+    const pid = step(run, "a").orchesjob_status.target_pid;
+    await eventually("the aborted job's process is gone", () => !processAlive(pid));
+    // A run on the built-in runner has no binary to replace.
+    await env.json(["start", "--run-key", "b", env.flow("one.yaml", ONE_STEP)]);
+    const refused = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "b"]);
+    assert.equal(refused.code, 2);
+    assert.match(errorLine(refused).error, /run b uses the built-in runner; --orchesjob-bin does not apply/);
+  },
+);

@@ -1,0 +1,176 @@
+/** `logs`, and the failure reason in a step's error, through the real CLI on both executors. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CLI, errorLine, eventually, REPO } from "../helpers.ts";
+import { flowTest, step } from "./flow_env.ts";
+import { both, builtin, undrivenRun } from "./operator_env.ts";
+
+/** Attempt n prints five lines on stdout and two on stderr, then fails; one retry, so two attempts. */
+function noisyFlow(counter: string): string {
+  const script = `n=$(cat '${counter}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '${counter}'; ` +
+    `for i in 1 2 3 4 5; do echo "out $n.$i"; done; echo "warning $n" >&2; ` +
+    `echo "cannot open /data/input.csv ($n)" >&2; exit 3`;
+  return `flow_id: noisy\nsteps:\n  - id: load\n    retries: 1\n    command: ${JSON.stringify(script)}\n` +
+    `  - {id: blank, command: "echo 'the real reason' >&2; echo >&2; echo '   ' >&2; exit 1"}\n` +
+    `  - {id: quiet, command: "echo 'stdout only'; exit 2"}\n` +
+    `  - {id: missing, command: [no-such-program-ojf]}\n` +
+    `  - {id: wordy, command: "printf 'x%.0s' $(seq 400) >&2; exit 1"}\n`;
+}
+
+flowTest(
+  both,
+  "logs prints an attempt's stdout and stderr; a failed step's error ends with its stderr",
+  async (env) => {
+    const file = env.flow("noisy.yaml", noisyFlow(join(env.home, "counter")));
+    const run = await env.json(["start", "--run-key", "n1", file], 1);
+    const load = step(run, "load");
+    assert.equal(load.attempt_no, 2);
+    assert.equal(load.error, "orchesjob status FAILED (exit code 3): cannot open /data/input.csv (2)");
+    assert.equal(step(run, "blank").error, "orchesjob status FAILED (exit code 1): the real reason");
+    assert.equal(step(run, "quiet").error, "orchesjob status FAILED (exit code 2)", "no stderr, nothing added");
+    // The case that hid the reason behind "exit code -1": a program that cannot be executed.
+    assert.match(step(run, "missing").error, /^orchesjob status FAILED \(exit code -?\d+\): .*no-such-program-ojf/);
+    // A very long last line is cut, so the table stays readable.
+    assert.equal(step(run, "wordy").error, `orchesjob status FAILED (exit code 1): ${"x".repeat(297)}...`);
+    const table = await env.run(["status", "--run-key", "n1", "--format", "table"]);
+    assert.match(table.stdout, /FAILED .* cannot open \/data\/input\.csv \(2\)\n/);
+
+    const latest = await env.run(["logs", "--run-key", "n1", "--step", "load"]);
+    assert.equal(latest.code, 0, latest.stderr);
+    assert.equal(latest.stdout, [1, 2, 3, 4, 5].map((i) => `out 2.${i}\n`).join(""));
+    assert.equal(latest.stderr, "warning 2\ncannot open /data/input.csv (2)\n");
+
+    const first = await env.run(["logs", "--run-key", "n1", "--step", "load", "--attempt", "1", "--stream", "stdout"]);
+    assert.equal(first.stdout, [1, 2, 3, 4, 5].map((i) => `out 1.${i}\n`).join(""));
+    assert.equal(first.stderr, "");
+    const errors = await env.run(["logs", "--run-key", "n1", "--step", "load", "--stream", "stderr"]);
+    assert.equal(errors.stdout, "warning 2\ncannot open /data/input.csv (2)\n", "one stream goes to stdout");
+    const tail = await env.run(["logs", "--run-key", "n1", "--step", "load", "--stream", "stdout", "--tail", "2"]);
+    assert.equal(tail.stdout, "out 2.4\nout 2.5\n");
+    const tailBoth = await env.run(["logs", "--run-key", "n1", "--step", "load", "--tail", "1"]);
+    assert.deepEqual([tailBoth.stdout, tailBoth.stderr], ["out 2.5\n", "cannot open /data/input.csv (2)\n"]);
+  },
+);
+
+flowTest(builtin, "logs: bad input is exit 2, nothing to show is exit 3, each a JSON line", async (env) => {
+  const file = env.flow("noisy.yaml", noisyFlow(join(env.home, "counter")));
+  await env.json(["start", "--run-key", "n1", file], 1);
+  await undrivenRun(env, "p1", file);
+  const cases: [string[], number, RegExp][] = [
+    [["logs", "--step", "load"], 2, /^logs: --run-key is required$/],
+    [["logs", "--run-key", "n1"], 2, /^logs: --step is required$/],
+    [["logs", "--run-key", "n1", "--step", "lod"], 2, /^logs: run n1 has no step "lod"; did you mean "load"\?$/],
+    [["logs", "--run-key", "n1", "--step", "load", "--attempt", "0"], 2, /^logs: option --attempt must be >= 1/],
+    [["logs", "--run-key", "n1", "--step", "load", "--attempt", "3"], 3, /^logs: step load has attempts 1 to 2$/],
+    [["logs", "--run-key", "n1", "--step", "load", "--tail", "x"], 2, /needs a number/],
+    [["logs", "--run-key", "n1", "--step", "load", "--stream", "all"], 2, /must be one of stdout, stderr, both/],
+    [["logs", "--run-key", "nope", "--step", "load"], 3, /^logs: run not found: nope/],
+    [["logs", "--run-key", "p1", "--step", "load"], 3, /^logs: step load has not started$/],
+  ];
+  for (const [args, code, pattern] of cases) {
+    const result = await env.run(args);
+    assert.equal(result.code, code, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern, args.join(" "));
+  }
+});
+
+flowTest(
+  both,
+  "logs --follow waits for the step, streams while it runs, and ends when the attempt ends",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "follow.yaml",
+      `flow_id: follow
+steps:
+  - {id: first, command: ["true"]}
+  - id: talk
+    when: first
+    command: ${JSON.stringify(`echo tick 1; while [ ! -f '${go}' ]; do sleep 0.05; done; echo tick 2; echo bye >&2`)}
+`,
+    );
+    await undrivenRun(env, "f1", file);
+    // Followed before the step has started: it waits for it.
+    const follower = new Deno.Command(CLI[0], {
+      args: [...CLI.slice(1), ...env.globals(), "logs", "--run-key", "f1", "--step", "talk", "--follow"],
+      cwd: REPO,
+      env: env.env(),
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(follower.stderr).text();
+    const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    try {
+      assert.equal((await env.json(["start", "--run-key", "f1", "-d", file])).detached, true);
+      await eventually("tick 1 is streamed while the step waits", async () => {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`logs --follow ended early: ${seen} / ${await stderr}`);
+        seen += value;
+        return seen.includes("tick 1\n");
+      }, 60);
+      assert.equal(step(await env.status("f1"), "talk").status, "RUNNING", "the step was still running");
+      assert.ok(!seen.includes("tick 2"));
+      Deno.writeTextFileSync(go, "");
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += value;
+      }
+      const status = await follower.status;
+      assert.equal(status.code, 0, await stderr);
+      assert.equal(seen, "tick 1\ntick 2\n");
+      assert.equal(await stderr, "bye\n");
+      await env.waitFor("f1", "the run ends", (run) => run.status === "SUCCEEDED");
+    } finally {
+      Deno.writeTextFileSync(go, "");
+      try {
+        follower.kill();
+      } catch { /* already gone */ }
+    }
+  },
+);
+
+flowTest(["external"], "logs through an orchesjob that cannot be run is exit 1 with the reason", async (env) => {
+  const file = env.flow("noisy.yaml", noisyFlow(join(env.home, "counter")));
+  await env.json(["start", "--run-key", "n1", file], 1);
+  Deno.renameSync(env.wrapper, `${env.wrapper}.moved`);
+  try {
+    const result = await env.run(["logs", "--run-key", "n1", "--step", "load"]);
+    assert.equal(result.code, 1);
+    assert.match(errorLine(result).error, /^logs: cannot read the job: orchesjob not found: .*orchesjob-wrapper$/);
+  } finally {
+    Deno.renameSync(`${env.wrapper}.moved`, env.wrapper);
+  }
+});
+
+flowTest(builtin, "logs --follow stops with 130 on SIGTERM, and the step runs on", async (env) => {
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "follow.yaml",
+    `flow_id: f\nsteps:\n  - {id: talk, command: ${
+      JSON.stringify(`echo tick 1; while [ ! -f '${go}' ]; do sleep 0.05; done`)
+    }}\n`,
+  );
+  await env.json(["start", "--run-key", "s", "-d", file]);
+  const follower = env.spawn(["logs", "--run-key", "s", "--step", "talk", "--follow"]);
+  const reader = follower.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    let seen = "";
+    await eventually("the follower prints tick 1", async () => {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ended early: ${seen}`);
+      seen += value;
+      return seen.includes("tick 1\n");
+    }, 60);
+    follower.kill("SIGTERM");
+    assert.equal((await follower.status).code, 130);
+    assert.equal(step(await env.status("s"), "talk").status, "RUNNING", "following is only reading");
+  } finally {
+    reader.releaseLock();
+    await follower.stdout.cancel().catch(() => {});
+    await follower.stderr.cancel().catch(() => {});
+    Deno.writeTextFileSync(go, "");
+    await env.waitFor("s", "the run ends", (run) => run.status === "SUCCEEDED");
+  }
+});

@@ -1,0 +1,47 @@
+/** Flows and helpers shared by the operator commands' end-to-end tests (list, logs, retry, clean, wait). */
+import assert from "node:assert/strict";
+import type { FlowEnv, Json } from "./flow_env.ts";
+
+export const builtin = ["builtin"] as const;
+export const both = ["builtin", "external"] as const;
+
+/** A step command that appends its id to `log` (so a test can count executions), then runs `then`. */
+export function logged(log: string, id: string, then = "true"): string {
+  return JSON.stringify(`echo ${id} >> '${log}'; ${then}`);
+}
+
+export function lines(path: string): string[] {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+export const TWO_STEPS = `flow_id: two
+steps:
+  - {id: a, command: ["true"]}
+  - {id: b, when: a, command: ["true"]}
+`;
+
+export const FAILING = `flow_id: bad
+steps:
+  - {id: a, command: "echo starting; echo 'cannot open /data/input.csv' >&2; exit 3"}
+`;
+
+export const SLEEPING = `flow_id: slow
+steps:
+  - {id: nap, command: ["sleep", "60"]}
+`;
+
+/**
+ * A run that exists but that nobody drives: `start -d` while the test holds the driver lock creates
+ * it PENDING and launches nothing.
+ */
+export async function undrivenRun(env: FlowEnv, runKey: string, file: string): Promise<Json> {
+  using _lock = await env.holdDriverLock(runKey);
+  const created = await env.json(["start", "--run-key", runKey, "-d", file]);
+  assert.equal(created.detached, false);
+  assert.equal(created.status, "PENDING");
+  return created;
+}

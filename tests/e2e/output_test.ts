@@ -1,0 +1,119 @@
+/**
+ * Output people follow: the live table of a foreground start on a terminal's stderr, watch's screen
+ * and append modes, and the table only when something changed. Terminals are real ptys (util-linux
+ * `script`), so these tests run where that exists.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CLI, REPO } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { builtin, TWO_STEPS } from "./operator_env.ts";
+
+const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+
+function hasScript(): boolean {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    return new Deno.Command("script", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+const ptyModes = hasScript() ? builtin : [];
+
+/**
+ * Runs `orchesjob-flow ARGS…` with a terminal (a pty) as stdin, stdout and stderr, except that stdout
+ * goes to `stdoutFile` when given. Returns what the terminal showed and the exit code.
+ */
+async function inTerminal(env: FlowEnv, args: string[], stdoutFile?: string) {
+  const command = [...CLI, ...env.globals(), ...args].map(quote).join(" ") +
+    (stdoutFile ? ` > ${quote(stdoutFile)}` : "");
+  const output = await new Deno.Command("script", {
+    args: ["-q", "-e", "-c", command, "/dev/null"],
+    cwd: REPO,
+    env: { ...env.env(), NO_COLOR: "1", TERM: "xterm" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: output.code, screen: new TextDecoder().decode(output.stdout) };
+}
+
+flowTest(
+  ptyModes,
+  "a foreground start keeps a live table on a terminal's stderr; --quiet turns it off",
+  async (env) => {
+    const file = env.flow("two.yaml", TWO_STEPS);
+    const out = join(env.home, "out.json");
+    const shown = await inTerminal(env, ["start", "--run-key", "t1", file], out);
+    assert.equal(shown.code, 0, shown.screen);
+    assert.match(shown.screen, /Flow: two {2}Run: t1/);
+    assert.match(shown.screen, /Status: OK SUCCEEDED/, "the last drawing shows the end");
+    const escape = String.fromCharCode(27);
+    assert.match(shown.screen, new RegExp(`${escape}\\[\\d+A\r${escape}\\[J`), "redrawn in place: up, clear down");
+    assert.equal(JSON.parse(Deno.readTextFileSync(out)).status, "SUCCEEDED", "stdout still gets the JSON state");
+
+    const quiet = await inTerminal(env, ["start", "--run-key", "t2", "--quiet", file], out);
+    assert.equal(quiet.code, 0, quiet.screen);
+    assert.ok(!quiet.screen.includes("Flow:"), quiet.screen);
+    assert.equal(JSON.parse(Deno.readTextFileSync(out)).status, "SUCCEEDED");
+
+    // Both streams on one terminal: the table is finished before the JSON, which nothing moves back over.
+    const together = await inTerminal(env, ["start", "--run-key", "t4", file]);
+    assert.equal(together.code, 0, together.screen);
+    const jsonAt = together.screen.indexOf('"run_key": "t4"');
+    assert.ok(jsonAt > 0 && together.screen.lastIndexOf(escape) < jsonAt, together.screen);
+    assert.equal(JSON.parse(together.screen.slice(together.screen.lastIndexOf("{\r\n", jsonAt))).status, "SUCCEEDED");
+
+    // retry drives as start does, with the same table.
+    const retried = await inTerminal(env, ["retry", "--run-key", "t1", "--step", "b"], out);
+    assert.equal(retried.code, 0, retried.screen);
+    assert.match(retried.screen, /Retried: 1 time/);
+    const quietRetry = await inTerminal(env, ["retry", "--run-key", "t1", "--step", "b", "-q"], out);
+    assert.equal(quietRetry.code, 0, quietRetry.screen);
+    assert.ok(!quietRetry.screen.includes("Flow:"));
+    assert.equal(JSON.parse(Deno.readTextFileSync(out)).steps[1].run_key, "t1:b:3");
+
+    // Not a terminal: nothing on stderr at all.
+    const piped = await env.run(["start", "--run-key", "t3", file]);
+    assert.equal(piped.code, 0);
+    assert.equal(piped.stderr, "");
+  },
+);
+
+flowTest(ptyModes, "watch on a terminal redraws the screen; told --mode screen into a pipe it appends", async (env) => {
+  await env.json(["start", "--run-key", "w", env.flow("two.yaml", TWO_STEPS)]);
+  const shown = await inTerminal(env, ["watch", "--run-key", "w"]);
+  assert.equal(shown.code, 0, shown.screen);
+  assert.ok(shown.screen.includes("\x1b[H\x1b[2J"), "screen mode on a terminal");
+  const piped = await env.run(["watch", "--run-key", "w", "--mode", "screen"]);
+  assert.equal(piped.code, 0);
+  assert.ok(!piped.stdout.includes("\x1b"), "never screen codes into a pipe");
+  assert.match(piped.stdout, /Status: OK SUCCEEDED/);
+});
+
+flowTest(builtin, "watch into a pipe prints a table only when something changed", async (env) => {
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "gated.yaml",
+    `flow_id: gated
+steps:
+  - {id: hold, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
+  - {id: after, when: hold, command: ["true"]}
+`,
+  );
+  await env.json(["start", "--run-key", "g", "-d", file]);
+  await env.waitFor("g", "hold running", (run) => step(run, "hold").status === "RUNNING");
+  const watcher = env.spawn(["watch", "--run-key", "g", "--interval", "0.05"]);
+  const output = watcher.output();
+  // Two seconds of polling every 0.05 s with nothing changing: one table, not forty.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  Deno.writeTextFileSync(go, "");
+  const result = await output;
+  assert.equal(result.code, 0);
+  const stdout = new TextDecoder().decode(result.stdout);
+  const tables = stdout.split("Flow: gated").length - 1;
+  assert.ok(tables >= 2 && tables <= 5, `tables printed: ${tables}\n${stdout}`);
+  assert.match(stdout, /Status: OK SUCCEEDED/);
+  assert.ok(!stdout.includes("\x1b"));
+});

@@ -1,0 +1,89 @@
+/** `wait` through the real CLI: exit codes 0/1/4/124, no tables, and --advance for an undriven run. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { errorLine } from "../helpers.ts";
+import { flowTest, step } from "./flow_env.ts";
+import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+
+flowTest(builtin, "wait blocks until the run ends and exits with its code; one JSON line, no table", async (env) => {
+  const go = join(env.home, "go");
+  const gated = env.flow(
+    "gated.yaml",
+    `flow_id: gated
+steps:
+  - {id: hold, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
+  - {id: after, when: hold, command: ["true"]}
+`,
+  );
+  await env.json(["start", "--run-key", "g", "-d", gated]);
+  await env.waitFor("g", "hold running", (run) => step(run, "hold").status === "RUNNING");
+  const waiter = env.spawn(["wait", "--run-key", "g", "--interval", "0.1"]);
+  let exited = false;
+  const output = waiter.output().finally(() => (exited = true));
+  // The run cannot end before `go` exists: a waiter that has exited by now exited too early.
+  await env.waitFor("g", "still held", (run) => step(run, "hold").status === "RUNNING");
+  assert.equal(exited, false, "wait returned while the run was still RUNNING");
+  Deno.writeTextFileSync(go, "");
+  const result = await output;
+  const stdout = new TextDecoder().decode(result.stdout);
+  assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+  assert.deepEqual(JSON.parse(stdout), { run_key: "g", status: "SUCCEEDED", exit_code: 0, timed_out: false });
+  assert.equal(stdout.split("\n").length, 2, "exactly one line");
+  assert.equal(result.stderr.length, 0);
+
+  await env.json(["start", "--run-key", "f", env.flow("bad.yaml", FAILING)], 1);
+  const failed = await env.run(["wait", "--run-key", "f"]);
+  assert.equal(failed.code, 1);
+  assert.equal(JSON.parse(failed.stdout).status, "FAILED");
+
+  const pending = await undrivenRun(env, "c", env.flow("two.yaml", TWO_STEPS));
+  assert.equal(pending.status, "PENDING");
+  await env.json(["cancel", "--run-key", "c"]);
+  const cancelled = await env.run(["wait", "--run-key", "c", "--timeout", "5"]);
+  assert.equal(cancelled.code, 4);
+  assert.deepEqual(JSON.parse(cancelled.stdout), { run_key: "c", status: "CANCELLED", exit_code: 4, timed_out: false });
+});
+
+flowTest(both, "wait --timeout gives 124 on an undriven run and leaves it alone; --advance drives it", async (env) => {
+  const file = env.flow("two.yaml", TWO_STEPS);
+  await undrivenRun(env, "u", file);
+  const timedOut = await env.run(["wait", "--run-key", "u", "--timeout", "0.5", "--interval", "0.1"]);
+  assert.equal(timedOut.code, 124, timedOut.stderr);
+  assert.deepEqual(JSON.parse(timedOut.stdout), { run_key: "u", status: "PENDING", exit_code: 124, timed_out: true });
+  const untouched = await env.status("u");
+  assert.equal(untouched.status, "PENDING", "without --advance, wait does not drive the run");
+  assert.deepEqual(untouched.steps.map((s: { attempt_no: number }) => s.attempt_no), [0, 0]);
+
+  const advanced = await env.run(["wait", "--run-key", "u", "--advance", "--timeout", "120"]);
+  assert.equal(advanced.code, 0, advanced.stderr);
+  assert.equal(JSON.parse(advanced.stdout).status, "SUCCEEDED");
+  const run = await env.status("u");
+  assert.equal(run.status, "SUCCEEDED");
+  assert.equal(step(run, "b").run_key, "u:b:1");
+});
+
+flowTest(builtin, "wait --advance leaves a run that another process drives to that process", async (env) => {
+  const file = env.flow("two.yaml", TWO_STEPS);
+  await undrivenRun(env, "h", file);
+  {
+    using _held = await env.holdDriverLock("h");
+    const result = await env.run(["wait", "--run-key", "h", "--advance", "--timeout", "0.5", "--interval", "0.1"]);
+    assert.equal(result.code, 124);
+    assert.equal((await env.status("h")).status, "PENDING", "the lock holder drives it, not wait");
+  }
+});
+
+flowTest(builtin, "wait: bad input is exit 2, an unknown run exit 3, each one JSON line", async (env) => {
+  const cases: [string[], number, RegExp][] = [
+    [["wait"], 2, /^wait: --run-key is required$/],
+    [["wait", "--run-key", "x", "--timeout", "0"], 2, /^wait: option --timeout must be > 0/],
+    [["wait", "--run-key", "x", "--timeout", "soon"], 2, /^wait: option --timeout needs a number/],
+    [["wait", "--run-key", "x", "--advanced"], 2, /^wait: unknown option --advanced; did you mean --advance\?$/],
+    [["wait", "--run-key", "nope"], 3, /^wait: run not found: nope/],
+  ];
+  for (const [args, code, pattern] of cases) {
+    const result = await env.run(args);
+    assert.equal(result.code, code, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(errorLine(result).error, pattern);
+  }
+});
