@@ -2,9 +2,7 @@
  * How this program re-executes itself (for `start -d`): the compiled binary is `Deno.execPath()`;
  * under `deno run` it is `deno run -A --config <deno.json> <main module>`.
  */
-import { existsSync } from "node:fs";
-import { basename } from "node:path";
-import { fileURLToPath } from "node:url";
+import { basename, fileUrlToPath, pathExists } from "../shared/mod.ts";
 
 /** True inside a `deno compile` binary (its main module lives in a virtual `deno-compile-*` directory). */
 export function isCompiled(): boolean {
@@ -23,8 +21,8 @@ export const V8_FLAGS = "--max-semi-space-size=1";
 export function selfCommand(): string[] {
   if (isCompiled()) return [Deno.execPath()];
   const args = [Deno.execPath(), "run", "--allow-all", "--no-prompt", `--v8-flags=${V8_FLAGS}`];
-  const config = fileURLToPath(new URL("../../deno.json", import.meta.url));
-  if (existsSync(config)) args.push("--config", config);
-  args.push(fileURLToPath(Deno.mainModule));
+  const config = fileUrlToPath(new URL("../../deno.json", import.meta.url));
+  if (pathExists(config)) args.push("--config", config);
+  args.push(fileUrlToPath(Deno.mainModule));
   return args;
 }

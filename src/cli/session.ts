@@ -1,10 +1,9 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
-import { existsSync } from "node:fs";
 import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
-import { epochNow } from "../shared/mod.ts";
+import { epochNow, pathExists } from "../shared/mod.ts";
 import {
   type Database,
   FileLocks,
@@ -39,7 +38,7 @@ export class Session implements Disposable {
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(options.readOnly && !existsSync(this.dbPath) ? ":memory:" : this.dbPath);
+    this.db = openDatabase(options.readOnly && !pathExists(this.dbPath) ? ":memory:" : this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);

@@ -1,5 +1,5 @@
 /** Which executor runs steps: an external orchesjob, or the built-in runner. */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../shared/mod.ts";
 import { ExternalExecutor } from "./external.ts";
 import { type Executor, ExecutorChoiceError } from "./executor.ts";
 import type { ExecutorSpec } from "../domain/mod.ts";

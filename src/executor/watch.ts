@@ -7,7 +7,6 @@
  * - ORCHESJOB_FLOW_TEST_NOTIFY_LOG=FILE appends one line per hint ("delivered" or "lost") to FILE;
  * - ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS=1 drops every hint, as a lost notification would be.
  */
-import { appendFileSync } from "node:fs";
 
 /**
  * Watches `dir` and calls `onChange` for the events `relevant` accepts (a kind, and one path at a
@@ -32,7 +31,11 @@ export function watchDirectory(
     try {
       for await (const event of watcher) {
         if (!event.paths.some((path) => relevant(event.kind, path))) continue;
-        if (log) appendFileSync(log, `${lose ? "lost" : "delivered"} ${event.kind} ${event.paths.join(" ")}\n`);
+        if (log) {
+          Deno.writeTextFileSync(log, `${lose ? "lost" : "delivered"} ${event.kind} ${event.paths.join(" ")}\n`, {
+            append: true,
+          });
+        }
         if (!lose) onChange();
       }
     } catch {

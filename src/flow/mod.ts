@@ -8,3 +8,4 @@ export { allSucceeded, evaluateWhen, formatWhen, parseWhen, referencedIds, WhenS
 export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
 export { closestName } from "./suggest.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";
+export { sha256Hex } from "./sha256.ts";

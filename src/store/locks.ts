@@ -6,9 +6,7 @@
  * - The start gate: held briefly around "check the run is live, then start a job" and around
  *   "commit the cancel", so no job can start after a cancel is committed.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { type Backoff, nextPause, sleep } from "../shared/mod.ts";
+import { type Backoff, join, makeDirectory, nextPause, sleep } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 /** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
@@ -19,7 +17,7 @@ export class FileLocks {
 
   private path(runKey: string, kind: "driver" | "gate"): string {
     const dir = join(stateHome(this.dbPath), "locks");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
     return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
   }
 

@@ -1,5 +1,5 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join } from "../shared/mod.ts";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 

@@ -3,8 +3,6 @@
  * their output files, detached-driver logs and lock files. Never a run that is unfinished or that a
  * process holds.
  */
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import {
   isActiveJob,
   isTerminalRun,
@@ -15,7 +13,7 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { epochNow, join } from "../../shared/mod.ts";
 import { isDriverHeld } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
@@ -178,7 +176,7 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
   const dir = join(stateHome(session.dbPath), "locks");
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = Array.from(Deno.readDirSync(dir), (entry) => entry.name);
   } catch {
     return [];
   }

@@ -1,9 +1,7 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { createRun, loadRun } from "../../engine/mod.ts";
-import { epochNow, spawnDetached } from "../../shared/mod.ts";
+import { epochNow, join, makeDirectory, resolve, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
@@ -134,7 +132,7 @@ export function detachedLogs(dbPath: string, runKey: string) {
  */
 export function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
-  mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
+  makeDirectory(logs.dir);
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
   const pid = spawnDetached([
     "/bin/sh",

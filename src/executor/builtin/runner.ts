@@ -3,9 +3,8 @@
  * shell supervisor per job (see supervisor.ts). It is an {@link Executor} and nothing more; the
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
-import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
+import { type Backoff, makeDirectory, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
@@ -47,7 +46,7 @@ export class BuiltinRunner implements Executor {
 
   constructor(readonly db: Database, readonly dir: string) {
     this.table = new JobTable(db);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
   }
 
   // ---- reading, with reconciliation of what supervisors wrote ----
@@ -284,7 +283,7 @@ async function groupGone(pgid: number, seconds: number, poll: number): Promise<b
 
 function statMtime(path: string): number | null {
   try {
-    return (statSync(path).mtimeMs ?? 0) / 1000;
+    return (Deno.statSync(path).mtime?.getTime() ?? 0) / 1000;
   } catch {
     return null;
   }
@@ -292,7 +291,7 @@ function statMtime(path: string): number | null {
 
 function fileExists(path: string): boolean {
   try {
-    statSync(path);
+    Deno.statSync(path);
     return true;
   } catch {
     return false;

@@ -11,8 +11,7 @@
  * The command shares the supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
  */
-import { existsSync } from "node:fs";
-import { spawnDetached } from "../../shared/mod.ts";
+import { pathExists, spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
@@ -60,7 +59,7 @@ put exit "$rc"
 
 /** bash when present (it can un-ignore SIGINT/SIGQUIT for the command); otherwise sh. */
 function shell(): string {
-  return existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh";
+  return pathExists("/bin/bash") ? "/bin/bash" : "/bin/sh";
 }
 
 /** Job file paths under the jobs directory. */
