@@ -11,7 +11,18 @@ export const GLOBAL_SPEC: CommandSpec = {
   summary: "Run a small graph of local commands through orchesjob, with durable state in SQLite.",
   usage: "[GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]",
   options: [
-    { name: "version", short: "V", help: "Print the version and exit." },
+    {
+      name: "version",
+      short: "V",
+      help: "Print the version, the Deno version, the target, whether compiled, and the git commit; then exit.",
+    },
+    {
+      name: "format",
+      value: "string",
+      metavar: "FORMAT",
+      choices: ["text", "json"],
+      help: "With --version: text (default) or json.",
+    },
     { name: "db", value: "string", metavar: "PATH", help: "SQLite state file (default: see README)." },
     {
       name: "orchesjob-bin",
@@ -35,8 +46,10 @@ export const GLOBAL_SPEC: CommandSpec = {
   ],
 };
 
-/** The global options a command also accepts after its name (all but --version). */
-export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.filter((o) => o.name !== "version");
+/** The global options a command also accepts after its name (all but --version and its --format). */
+export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.filter((o) =>
+  o.name !== "version" && o.name !== "format"
+);
 
 /** Global options from the words before the command, overridden by any given after it. */
 export function resolveGlobals(before: ParsedArgs, after?: ParsedArgs): GlobalOptions {

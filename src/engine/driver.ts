@@ -256,13 +256,14 @@ export class Driver {
       bytes = await this.options.executor.logs(
         { runKey: stepRunKey(this.runKey, stepId, attemptOf(run, stepId)) },
         "stderr",
+        { last: 4096 },
       );
     } catch (failure) {
       if (failure instanceof ExecutorError) return error;
       throw failure;
     }
     if (!bytes) return error;
-    const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
+    const tail = new TextDecoder().decode(bytes);
     const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
     if (line === undefined || error.endsWith(line)) return error;
     return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;

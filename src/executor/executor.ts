@@ -14,6 +14,17 @@ export interface AbortOptions {
   reason?: string;
 }
 
+/** Part of a job's output: from byte `from` on, or the last `last` bytes. */
+export type LogRange = { from: number } | { last: number };
+
+/** The part of `bytes` that `range` selects (for executors that can only read everything). */
+export function sliceLog(bytes: Uint8Array, range?: LogRange): Uint8Array {
+  if (!range) return bytes;
+  return "from" in range ? bytes.subarray(Math.min(range.from, bytes.length)) : bytes.subarray(
+    Math.max(0, bytes.length - range.last),
+  );
+}
+
 /** A job named by its run key (the key's current job) or by its id. */
 export type JobRef = { runKey: string } | { jobId: string };
 
@@ -30,8 +41,12 @@ export interface Executor {
    * finished: a job that ends as the abort arrives is not an error). Null when nothing was started.
    */
   abort(runKey: string, options: AbortOptions): Promise<Job | null>;
-  /** The bytes the job wrote so far to `stream`; null when there is no such job or file. */
-  logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
+  /**
+   * The bytes the job wrote so far to `stream`; null when there is no such job or file. With `range`,
+   * only those from byte `from` on, or only the last `last` bytes (the built-in runner then reads no
+   * more of the file than that).
+   */
+  logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null>;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */

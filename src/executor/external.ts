@@ -4,7 +4,15 @@
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
 import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
-import { type AbortOptions, type Executor, ExecutorError, type JobRef, type StartOptions } from "./executor.ts";
+import {
+  type AbortOptions,
+  type Executor,
+  ExecutorError,
+  type JobRef,
+  type LogRange,
+  sliceLog,
+  type StartOptions,
+} from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 
 export class ExternalExecutor implements Executor {
@@ -40,10 +48,10 @@ export class ExternalExecutor implements Executor {
     return result.json as Job;
   }
 
-  async logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+  async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
     const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], undefined, true);
-    return result.code === JobExit.notFound ? null : result.bytes;
+    return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
   }
 
   /**

@@ -9,6 +9,8 @@ export {
   ExecutorError,
   JobError,
   type JobRef,
+  type LogRange,
+  sliceLog,
   type StartOptions,
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";

@@ -47,6 +47,13 @@ for (const [name, open] of IMPLEMENTATIONS) {
           "hello from env\n",
         );
         assert.equal(new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stderr"))!), "oops\n");
+        // Parts of the output: from a byte on (for --follow), or the last bytes (for a failure's reason).
+        const part = async (range: { from: number } | { last: number }) =>
+          new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stdout", range))!);
+        assert.equal(await part({ from: 6 }), "from env\n");
+        assert.equal(await part({ from: 100 }), "");
+        assert.equal(await part({ last: 4 }), "env\n");
+        assert.equal(await part({ last: 100 }), "hello from env\n");
         // Aborting a job that has already finished is an answer (its final state), not an error.
         assert.equal((await executor.abort("greet", { graceSeconds: 1 }))?.status, "SUCCEEDED");
 

@@ -7,7 +7,14 @@ import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
 import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
-import { type AbortOptions, type Executor, JobError, type JobRef, type StartOptions } from "../executor.ts";
+import {
+  type AbortOptions,
+  type Executor,
+  JobError,
+  type JobRef,
+  type LogRange,
+  type StartOptions,
+} from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
@@ -97,11 +104,11 @@ export class BuiltinRunner implements Executor {
     return Promise.resolve(rows.filter((row) => isActiveJob(row.status)).map(toJob));
   }
 
-  logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+  logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const row = this.row(ref);
     if (!row) return Promise.resolve(null);
     try {
-      return Promise.resolve(Deno.readFileSync(stream === "stdout" ? row.stdout_file : row.stderr_file));
+      return Promise.resolve(readRange(stream === "stdout" ? row.stdout_file : row.stderr_file, range));
     } catch {
       return Promise.resolve(null);
     }
@@ -280,4 +287,21 @@ function fileExists(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** A file's bytes, or only the part `range` selects, reading no more of the file than that. */
+function readRange(path: string, range?: LogRange): Uint8Array {
+  if (!range) return Deno.readFileSync(path);
+  using file = Deno.openSync(path, { read: true });
+  const size = file.statSync().size;
+  const start = "from" in range ? Math.min(range.from, size) : Math.max(0, size - range.last);
+  file.seekSync(start, Deno.SeekMode.Start);
+  const bytes = new Uint8Array(size - start);
+  let read = 0;
+  while (read < bytes.length) {
+    const n = file.readSync(bytes.subarray(read));
+    if (n === null) break;
+    read += n;
+  }
+  return bytes.subarray(0, read);
 }
