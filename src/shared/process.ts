@@ -91,6 +91,14 @@ export function runToEndSync(argv: readonly string[], options: Pick<RunOptions, 
  * and does not keep this process alive.
  */
 export function spawnDetached(argv: readonly string[], options: { env?: Record<string, string> } = {}): number {
+  return spawnDetachedChild(argv, options).pid;
+}
+
+/** {@link spawnDetached}, also giving how it ended (a promise that settles only if it ends while we live). */
+export function spawnDetachedChild(
+  argv: readonly string[],
+  options: { env?: Record<string, string> } = {},
+): { pid: number; status: Promise<Deno.CommandStatus> } {
   const child = new Deno.Command(argv[0], {
     args: argv.slice(1),
     env: options.env,
@@ -101,5 +109,5 @@ export function spawnDetached(argv: readonly string[], options: { env?: Record<s
   }).spawn();
   child.status.catch(() => {});
   child.unref();
-  return child.pid;
+  return { pid: child.pid, status: child.status };
 }
