@@ -54,9 +54,10 @@ function env(home: string): Record<string, string> {
   return { ...Object.fromEntries(inherited), HOME: home, TMPDIR: home, DENO_DIR: denoDir() };
 }
 
-/** Deno's cache stays where it is when HOME changes. */
+/** Deno's cache stays where it is when HOME changes (its default location depends on HOME). */
 function denoDir(): string {
-  return Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno");
+  const output = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" }).outputSync();
+  return JSON.parse(new TextDecoder().decode(output.stdout)).denoDir;
 }
 
 async function sh(command: string, environment: Record<string, string>) {
