@@ -10,6 +10,7 @@ import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
+const both = ["builtin", "external"] as const;
 
 const ONE_STEP = `flow_id: one
 steps:
@@ -422,3 +423,43 @@ flowTest(
     assert.match(errorLine(unknown).error, /^resume: run not found: nope \(state file /);
   },
 );
+
+/** Runs `orchesjob-flow GLOBALS ARGS…` in `cwd` with `extraEnv`; not waited for. */
+function spawnIn(env: FlowEnv, cwd: string, args: string[], extraEnv: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(CLI[0], {
+    args: [...CLI.slice(1), ...env.globals(), ...args],
+    cwd,
+    env: env.env(extraEnv),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+flowTest(both, "a resumed run's steps run in the first start's directory and environment", async (env) => {
+  const [first, other] = [join(env.home, "first"), join(env.home, "other")];
+  Deno.mkdirSync(first);
+  Deno.mkdirSync(other);
+  const releaseFile = join(env.home, "release");
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: where
+steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${releaseFile}' ]; do sleep 0.05; done`)}
+  - id: b
+    when: a
+    command: 'pwd > out-b; printf "%s\\n" "$MARKER" >> out-b'
+`,
+  );
+  const driver = spawnIn(env, first, ["start", "--run-key", "cwd", file], { MARKER: "first start" });
+  await env.waitFor("cwd", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  driver.kill("SIGTERM");
+  assert.equal((await stderrOf(driver)).code, 130);
+  release(env);
+  const resumed = spawnIn(env, other, ["resume", "--run-key", "cwd"], { MARKER: "resumed elsewhere" });
+  const result = await stderrOf(resumed);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
+  assert.equal(existsSync(join(other, "out-b")), false);
+});

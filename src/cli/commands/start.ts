@@ -46,6 +46,8 @@ export const startCommand: Command = {
       definitionHash: hash,
       flowFile: file === "-" ? STDIN_NAME : resolve(file),
       executor: newRunExecutor(context.globals),
+      // Kept with the run so that every step runs here, with this environment, whoever resumes it.
+      launch: { cwd: Deno.cwd(), env: Deno.env.toObject() },
     }, epochNow());
     if (record.definitionHash !== hash) {
       throw new UserError(
