@@ -3,12 +3,14 @@
  * under `deno run` it is `deno run -A --config <deno.json> <main module>`.
  */
 import { existsSync } from "node:fs";
-import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** True inside a `deno compile` binary (its main module lives in a virtual `deno-compile-*` directory). */
+/**
+ * True inside a `deno compile` binary, as Deno itself says. (The name of the executable proves
+ * nothing: a Deno installed as `deno-2.9` is not a compiled program.)
+ */
 export function isCompiled(): boolean {
-  return Deno.mainModule.includes("/deno-compile-") || !/^deno(\.exe)?$/.test(basename(Deno.execPath()));
+  return Deno.build.standalone;
 }
 
 /** The argv prefix that runs this program again with the same code. */

@@ -1,7 +1,7 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import { existsSync } from "node:fs";
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
+import { Driver, loadRun, type RunRepository, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow } from "../shared/mod.ts";
@@ -33,7 +33,7 @@ export class Session implements Disposable {
   readonly db: Database;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
-  readonly locks: DriverLock & StartGate;
+  readonly locks: FileLocks;
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();

@@ -303,6 +303,8 @@ export class Driver {
       job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), definition.command, {
         strict: definition.strict,
         ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+        // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
+        ...(run.launch ? { cwd: run.launch.cwd, baseEnv: run.launch.env } : {}),
       });
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;

@@ -1,6 +1,6 @@
 /** Where state lives: the SQLite file and the directories beside it. */
 import { createHash } from "node:crypto";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 
@@ -62,5 +62,6 @@ export function safeFileName(key: string): string {
 
 /** The built-in runner's job output files. */
 export function jobsDirectory(dbPath: string): string {
-  return join(stateHome(dbPath), "jobs");
+  // Absolute: job supervisors write there from the job's own working directory.
+  return resolve(stateHome(dbPath), "jobs");
 }

@@ -11,6 +11,7 @@ import {
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
   type RetryRound,
+  type RunLaunch,
   type RunStatus,
   type StepState,
   type StepStatus,
@@ -30,6 +31,7 @@ interface RunRow {
   started_at: number;
   finished_at: number | null;
   error: string | null;
+  launch: string | null;
 }
 
 interface StepRow {
@@ -85,6 +87,7 @@ export class RunStore {
       definitionHash: string;
       flowFile: string | null;
       executor: ExecutorSpec;
+      launch?: RunLaunch;
     },
     now: number,
   ): StoredRun {
@@ -92,8 +95,9 @@ export class RunStore {
       const existing = this.load(run.runKey);
       if (existing) return existing;
       this.db.prepare(
-        `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
+        `INSERT INTO flow_runs
+           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, launch)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?)`,
       ).run(
         run.runKey,
         run.definition.flow_id,
@@ -102,6 +106,7 @@ export class RunStore {
         run.flowFile,
         JSON.stringify(run.executor),
         now,
+        run.launch ? JSON.stringify(run.launch) : null,
       );
       const insert = this.db.prepare(
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
@@ -129,6 +134,7 @@ export class RunStore {
       error: run.error,
       steps: steps.map(toStepState),
       rounds: this.rounds(runKey),
+      ...(run.launch ? { launch: JSON.parse(run.launch) as RunLaunch } : {}),
     };
   }
 
