@@ -13,7 +13,7 @@ import {
   type StepState,
 } from "../domain/mod.ts";
 import { type Clock, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
-import { type Action, decide, nextDue, type Observations } from "./decide.ts";
+import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
@@ -195,7 +195,7 @@ export class Driver {
         return "none";
       case "succeed":
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
-          finishedAt: now,
+          finishedAt: attemptEnd(stepOf(run, action.stepId), action.job, now),
           job: action.job,
           executorError: null,
         });
@@ -211,7 +211,7 @@ export class Driver {
       case "fail":
         if (action.abort) await this.abortUnreachable(run, action.stepId, action.error);
         moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
-          finishedAt: now,
+          finishedAt: attemptEnd(stepOf(run, action.stepId), action.job, now),
           error: await this.withStderr(run, action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
@@ -223,7 +223,11 @@ export class Driver {
         moveStep(runs, { runKey, stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
         break;
       case "finish":
-        moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt: now, error: null });
+        // Never earlier than any step's end (those are the jobs' own times, all before now).
+        moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, {
+          finishedAt: Math.max(now, ...run.steps.map((step) => step.finishedAt ?? 0)),
+          error: null,
+        });
         break;
     }
     return "progressed";
@@ -364,6 +368,10 @@ export class Driver {
 }
 
 type Effect = "progressed" | "started" | "none";
+
+function stepOf(run: RunState, stepId: string): StepState {
+  return run.steps.find((s) => s.id === stepId)!;
+}
 
 function attemptOf(run: RunState, stepId: string): number {
   return run.steps.find((s) => s.id === stepId)!.attemptNo;

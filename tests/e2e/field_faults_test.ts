@@ -463,3 +463,28 @@ steps:
   assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
   assert.equal(existsSync(join(other, "out-b")), false);
 });
+
+flowTest(
+  builtin,
+  "a step's finished_at is the job's own end, not when a driver back from an outage noticed it",
+  async (env) => {
+    const file = env.flow("flow.yaml", `flow_id: times\nsteps:\n  - {id: a, command: ["sleep", "1"]}\n`);
+    const driver = env.spawn(["start", "--run-key", "t", file]);
+    await env.waitFor("t", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    driver.kill("SIGKILL");
+    await stderrOf(driver);
+    let job = (await env.jobs("t:a:1"))[0];
+    await eventually("the job ended while no driver ran, 3 s ago", async () => {
+      job = (await env.jobs("t:a:1"))[0];
+      return job.status === "SUCCEEDED" && Date.now() / 1000 >= job.finished_at + 3;
+    });
+    const run = await env.json(["resume", "--run-key", "t"]);
+    const a = step(run, "a");
+    assert.equal(a.status, "SUCCEEDED");
+    assert.ok(a.finished_at <= job.finished_at + 1, `step ${a.finished_at} vs job ${job.finished_at}`);
+    assert.ok(a.finished_at - a.started_at < 2.5, `elapsed ${a.finished_at - a.started_at} s for a 1 s step`);
+    assert.ok(run.finished_at >= a.finished_at, "the run ends no earlier than its steps");
+    const table = (await env.run(["status", "--run-key", "t", "--format", "table"])).stdout;
+    assert.match(table, /^a\s+OK SUCCEEDED\s+\S+\s+00:00:0[012]\s/m);
+  },
+);
