@@ -1,6 +1,6 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { UserError } from "./errors.ts";
-import { loadFlow, loadYamlLibrary } from "../flow/mod.ts";
+import { checkFileSize, FlowError, LIMITS, loadFlowBytes, loadYamlLibrary } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
 /** The name a flow read from standard input (`-`) goes by in messages. */
@@ -9,33 +9,40 @@ export const STDIN_NAME = "<stdin>";
 /** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
 export async function readFlowFile(path: string): Promise<FlowDefinition> {
   await loadYamlLibrary();
-  if (path === "-") return loadFlow(readStdin(), STDIN_NAME);
-  let text: string;
+  if (path === "-") return loadFlowBytes(readStdin(), STDIN_NAME);
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(path);
+    // The size limit is checked before reading, so a huge file is refused without being loaded.
+    const info = Deno.statSync(path);
+    if (info.isFile) checkFileSize(info.size, path);
+    bytes = Deno.readFileSync(path);
   } catch (error) {
+    if (!(error instanceof Error) || error.name === "FlowError") throw error;
     const reason = error instanceof Deno.errors.NotFound
       ? "no such file"
       : error instanceof Deno.errors.IsADirectory
       ? "is a directory"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+      : error.message;
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
-  return loadFlow(text, path);
+  return loadFlowBytes(bytes, path);
 }
 
-function readStdin(): string {
+function readStdin(): Uint8Array {
   const chunks: Uint8Array[] = [];
   const buffer = new Uint8Array(65536);
+  let total = 0;
   try {
     for (;;) {
       const n = Deno.stdin.readSync(buffer);
       if (n === null) break;
       chunks.push(buffer.slice(0, n));
+      total += n;
+      // Stop reading once past the size limit: the rest of an endless stream is never buffered.
+      if (total > LIMITS.fileBytes) checkFileSize(total, STDIN_NAME);
     }
   } catch (error) {
+    if (error instanceof FlowError) throw error;
     throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
   }
   const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -44,5 +51,5 @@ function readStdin(): string {
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 }

@@ -1,6 +1,6 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
+import { Driver, loadRun, type RunRepository, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow, pathExists } from "../shared/mod.ts";
@@ -15,6 +15,7 @@ import {
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
+import { INVISIBLE_OR_CONTROL, LIMITS } from "../flow/mod.ts";
 import { printError } from "./output.ts";
 import { faultJson } from "./render/mod.ts";
 
@@ -31,7 +32,7 @@ export class Session implements Disposable {
   readonly db: Database;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
-  readonly locks: DriverLock & StartGate;
+  readonly locks: FileLocks;
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
@@ -134,12 +135,31 @@ export function runKeyOf(args: ParsedArgs): string {
   return checkRunKey(args.options["run-key"] as string | undefined);
 }
 
-/** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */
+/**
+ * The run-key rule (README "Run keys"): 1-256 characters, not only whitespace, not starting with `-`
+ * (orchesjob would read it as an option), and none of the control or invisible characters of
+ * {@link INVISIBLE_OR_CONTROL} (which include U+FFFD, what invalid UTF-8 in argv decodes to). File
+ * names derived from a key are bounded (store/paths.ts), so every accepted key works everywhere.
+ */
 export function checkRunKey(runKey: string | undefined): string {
   if (runKey === undefined) throw new UserError("--run-key is required");
-  const control = [...runKey].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
-  if (runKey.trim() === "" || runKey.length > 256 || control) {
-    throw new UserError(`invalid run key ${JSON.stringify(runKey)}: use 1-256 printable characters`);
+  const length = [...runKey].length;
+  const bad = INVISIBLE_OR_CONTROL.exec(runKey);
+  const reason = runKey.trim() === ""
+    ? "it is empty or only whitespace"
+    : length > LIMITS.runKeyChars
+    ? `it has ${length} characters`
+    : runKey.startsWith("-")
+    ? 'it starts with "-"'
+    : bad
+    ? `it contains U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (a control, ` +
+      "invisible or undecodable character)"
+    : undefined;
+  if (reason !== undefined) {
+    const shown = JSON.stringify(length > 80 ? [...runKey].slice(0, 80).join("") + "…" : runKey);
+    throw new UserError(
+      `invalid run key ${shown}: ${reason}; use 1-${LIMITS.runKeyChars} printable characters, not starting with "-"`,
+    );
   }
   return runKey;
 }

@@ -196,3 +196,16 @@ export function nextDue(run: RunState, index = new RunIndex(run)): number | null
   }
   return due;
 }
+
+/**
+ * When an attempt ended, as the job itself reports it, not when the driver noticed (which may be a
+ * poll interval, or a driver outage, later). orchesjob's times are whole seconds, so the job's own
+ * duration is laid from the attempt's start (or the job's, if it started later, as after a resumed
+ * start). Never before the attempt began and never after `now`; `now` when the job reports no end.
+ */
+export function attemptEnd(step: StepState, job: Job | null, now: number): number {
+  if (job === null || job.finished_at === null || typeof job.started_at !== "number") return now;
+  const began = Math.max(step.startedAt ?? job.started_at, job.started_at);
+  const duration = Math.max(0, job.finished_at - job.started_at);
+  return Math.min(now, began + duration);
+}

@@ -15,7 +15,7 @@ import {
 } from "../domain/mod.ts";
 import { type Clock, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
-import { type Action, decide, nextDue, type Observations } from "./decide.ts";
+import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
@@ -279,7 +279,7 @@ export class Driver {
         return "none";
       case "succeed":
         this.move(attempt(action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
-          finishedAt: now,
+          finishedAt: attemptEnd(index.step(action.stepId), action.job, now),
           job: action.job,
           executorError: null,
         });
@@ -295,7 +295,7 @@ export class Driver {
       case "fail":
         if (action.abort) await this.abortUnreachable(action.stepId, action.error);
         this.move(attempt(action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
-          finishedAt: now,
+          finishedAt: attemptEnd(index.step(action.stepId), action.job, now),
           error: await this.withStderr(action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
@@ -307,10 +307,14 @@ export class Driver {
         this.move({ stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
         break;
       case "finish":
-        if (moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt: now, error: null })) {
-          Object.assign(run, { status: action.status, finishedAt: now, error: null });
-        } else {
-          this.stale = true;
+        {
+          // Never earlier than any step's end (those are the jobs' own times, all before now).
+          const finishedAt = Math.max(now, ...run.steps.map((step) => step.finishedAt ?? 0));
+          if (moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt, error: null })) {
+            Object.assign(run, { status: action.status, finishedAt, error: null });
+          } else {
+            this.stale = true;
+          }
         }
         break;
     }
@@ -372,11 +376,14 @@ export class Driver {
    */
   private async startJob(stepId: string, attemptNo: number): Promise<Effect> {
     const definition = this.index!.definition(stepId);
+    const launch = this.state!.launch;
     let job: Job;
     try {
       job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), definition.command, {
         strict: definition.strict,
         ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+        // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
+        ...(launch ? { cwd: launch.cwd, baseEnv: launch.env } : {}),
         noWait: true,
       });
     } catch (error) {

@@ -8,6 +8,13 @@ export interface StartOptions {
   /** Variables added to the command's environment (it inherits the rest). */
   env?: Record<string, string>;
   /**
+   * The whole environment the command starts from, instead of this process's (`env` is added on
+   * top): a run's steps get the environment of the run's first `start`, whoever drives it.
+   */
+  baseEnv?: Record<string, string>;
+  /** The command's working directory, instead of this process's. */
+  cwd?: string;
+  /**
    * Return once the job is recorded, without waiting for it to be RUNNING, where the executor can
    * report that later (the built-in runner). An external orchesjob's `start` always waits.
    */

@@ -16,6 +16,9 @@ import {
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 import { watchDirectory } from "./watch.ts";
 
+/** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
+type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
+
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
@@ -38,7 +41,13 @@ export class ExternalExecutor implements Executor {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    return (await this.call([...args, "--", ...command], [], options.env)).json as StartResult;
+    // orchesjob's job inherits orchesjob's directory and environment: they are set on the call.
+    const launch: Launch = {
+      env: options.baseEnv ? { ...options.baseEnv, ...options.env } : options.env,
+      clearEnv: options.baseEnv !== undefined,
+      cwd: options.cwd,
+    };
+    return (await this.call([...args, "--", ...command], [], launch)).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -64,7 +73,7 @@ export class ExternalExecutor implements Executor {
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], undefined, true);
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, true);
     return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
   }
 
@@ -75,13 +84,13 @@ export class ExternalExecutor implements Executor {
   private async call(
     args: string[],
     expected: number[] = [],
-    env?: Record<string, string>,
+    launch: Launch = {},
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
     let output: Finished;
     try {
-      output = await runToEnd([this.bin, ...args], { env, timeoutSec: this.callTimeoutSec });
+      output = await runToEnd([this.bin, ...args], { ...launch, timeoutSec: this.callTimeoutSec });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
       if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");

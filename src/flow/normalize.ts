@@ -1,7 +1,7 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
 import type { FlowDefinition, NormalizedFlow } from "../domain/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 import { formatWhen, parseWhen } from "./when.ts";
-import { sha256Hex } from "./sha256.ts";
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   return {

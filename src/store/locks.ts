@@ -15,7 +15,7 @@ const LOCK_RETRY: Backoff = { first: 0.02, factor: 2, ceiling: 0.1 };
 export class FileLocks {
   constructor(readonly dbPath: string) {}
 
-  private path(runKey: string, kind: "driver" | "gate"): string {
+  private path(runKey: string, kind: "driver" | "gate" | "launch"): string {
     const dir = join(stateHome(this.dbPath), "locks");
     makeDirectory(dir);
     return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
@@ -45,8 +45,20 @@ export class FileLocks {
   }
 
   /** Runs `fn` holding the run's start gate (waiting for it if needed). */
-  async withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
-    const file = await Deno.open(this.path(runKey, "gate"), { create: true, write: true });
+  withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.holding(runKey, "gate", fn);
+  }
+
+  /**
+   * Runs `fn` holding the run's launch gate: concurrent `start -d` of one run take turns launching
+   * and confirming a background driver, so at most one of them reports that it detached one.
+   */
+  withLaunchGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.holding(runKey, "launch", fn);
+  }
+
+  private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
+    const file = await Deno.open(this.path(runKey, kind), { create: true, write: true });
     try {
       await file.lock(true);
       return await fn();

@@ -1,5 +1,6 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { dirname, isAbsolute, join } from "../shared/mod.ts";
+import { dirname, isAbsolute, join, resolve } from "../shared/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 
@@ -34,13 +35,33 @@ export function stateHome(dbPath: string): string {
   return dirname(dbPath);
 }
 
-/** A run key as a file name: anything outside [A-Za-z0-9_-] becomes `%` and its hex code, so no `/` or `..` survives. */
+/** Longest escaped key used as is in a file name; NAME_MAX is 255 bytes and callers add up to ~30. */
+const MAX_ESCAPED = 120;
+
+/**
+ * A run key as a file name component of at most {@link MAX_ESCAPED} + 18 bytes. Every byte of its UTF-8
+ * form outside [A-Za-z0-9_-] becomes `%xx` (so no `/` or `..` survives). A longer escaped form is cut
+ * to a prefix (never inside a `%xx`) followed by `~` and 16 hex digits of the key's SHA-256: `~`
+ * itself is always escaped, so a shortened name never equals another key's full one.
+ */
 export function safeFileName(key: string): string {
-  const escaped = key.replace(/[^A-Za-z0-9_-]|^\./g, (ch) => `%${ch.codePointAt(0)!.toString(16)}`);
-  return escaped.length > 0 ? escaped : "%";
+  const bytes = new TextEncoder().encode(key);
+  let escaped = "";
+  for (const byte of bytes) {
+    const ch = String.fromCharCode(byte);
+    escaped += /[A-Za-z0-9_-]/.test(ch) ? ch : `%${byte.toString(16).padStart(2, "0")}`;
+    if (escaped.length > MAX_ESCAPED) break;
+  }
+  if (escaped.length === 0) return "%";
+  if (escaped.length <= MAX_ESCAPED) return escaped;
+  let prefix = escaped.slice(0, MAX_ESCAPED - 17);
+  const percent = prefix.lastIndexOf("%");
+  if (percent >= prefix.length - 2 && percent >= 0) prefix = prefix.slice(0, percent);
+  return `${prefix}~${sha256Hex(key).slice(0, 16)}`;
 }
 
 /** The built-in runner's job output files. */
 export function jobsDirectory(dbPath: string): string {
-  return join(stateHome(dbPath), "jobs");
+  // Absolute: job supervisors write there from the job's own working directory.
+  return resolve(stateHome(dbPath), "jobs");
 }

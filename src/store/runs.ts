@@ -11,6 +11,7 @@ import {
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
   type RetryRound,
+  type RunLaunch,
   type RunStatus,
   type StepState,
   type StepStatus,
@@ -30,6 +31,7 @@ interface RunRow {
   started_at: number;
   finished_at: number | null;
   error: string | null;
+  launch: string | null;
 }
 
 interface StepRow {
@@ -85,6 +87,7 @@ export class RunStore {
       definitionHash: string;
       flowFile: string | null;
       executor: ExecutorSpec;
+      launch?: RunLaunch;
     },
     now: number,
   ): StoredRun {
@@ -93,8 +96,9 @@ export class RunStore {
       if (existing) return existing;
       prepared(
         this.db,
-        `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
+        `INSERT INTO flow_runs
+           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, launch)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?)`,
       ).run(
         run.runKey,
         run.definition.flow_id,
@@ -103,6 +107,7 @@ export class RunStore {
         run.flowFile,
         JSON.stringify(run.executor),
         now,
+        run.launch ? JSON.stringify(run.launch) : null,
       );
       const insert = prepared(
         this.db,
@@ -131,11 +136,12 @@ export class RunStore {
       error: run.error,
       steps: steps.map(toStepState),
       rounds: this.rounds(runKey),
+      ...(run.launch ? { launch: JSON.parse(run.launch) as RunLaunch } : {}),
     };
   }
 
   private rounds(runKey: string): RetryRound[] {
-    const rows = this.db.prepare("SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
+    const rows = prepared(this.db, "SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
       .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
     return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
   }
@@ -162,14 +168,17 @@ export class RunStore {
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
     const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
-    const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+    const keys = prepared(
+      this.db,
+      `SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`,
+    )
       .all(...args) as { run_key: string }[];
     return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
   /** Records the run's executor anew (an operator replaced its orchesjob binary). */
   setExecutor(runKey: string, executor: ExecutorSpec): void {
-    this.db.prepare("UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
+    prepared(this.db, "UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
   }
 
   runStatus(runKey: string): RunStatus | undefined {
@@ -264,7 +273,7 @@ export class RunStore {
    */
   delete(runKey: string, from: readonly RunStatus[]): boolean {
     return changed(
-      this.db.prepare(`DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
+      prepared(this.db, `DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
     );
   }
 
@@ -306,13 +315,15 @@ export class RunStore {
   ): RetryRound | null {
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = NULL, error = NULL
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, runKey),
       );
       if (!moved) return null;
-      const reopenStep = this.db.prepare(
+      const reopenStep = prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, attempt_base = attempt_no, next_attempt_at = NULL, started_at = NULL,
            finished_at = NULL, error = NULL, orchesjob_status = NULL
          WHERE run_key = ? AND step_id = ? AND status IN ${sqlList(steps.from)}`,
@@ -320,11 +331,11 @@ export class RunStore {
       for (const stepId of stepIds) {
         if (!changed(reopenStep.run(steps.to, runKey, stepId))) throw stale;
       }
-      const last = this.db.prepare("SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
+      const last = prepared(this.db, "SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
         n: number | null;
       };
       const round: RetryRound = { round: (last.n ?? 1) + 1, at, steps: [...stepIds], user };
-      this.db.prepare("INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
+      prepared(this.db, "INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
         .run(runKey, round.round, at, JSON.stringify(round.steps), user);
       return round;
     });

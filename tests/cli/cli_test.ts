@@ -143,8 +143,10 @@ Deno.test("validate prints the normalized flow with waits_for, the parsed condit
   assert.deepEqual(d.waits_for, ["B", "F", "C"]);
   assert.deepEqual(d.condition, {
     kind: "or",
-    left: { kind: "and", left: { kind: "ref", id: "B" }, right: { kind: "ref", id: "F" } },
-    right: { kind: "not", operand: { kind: "ref", id: "C" } },
+    operands: [
+      { kind: "and", operands: [{ kind: "ref", id: "B" }, { kind: "ref", id: "F" }] },
+      { kind: "not", operand: { kind: "ref", id: "C" } },
+    ],
   });
 });
 

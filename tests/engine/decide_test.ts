@@ -1,6 +1,6 @@
 /** decide() as a pure function of recorded state, observations and time. */
 import assert from "node:assert/strict";
-import { decide, nextDue } from "../../src/engine/decide.ts";
+import { attemptEnd, decide, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
@@ -213,4 +213,14 @@ Deno.test("after a retry round, the step's retries count from the round's first 
     attemptNo: 7,
     resume: false,
   });
+});
+
+Deno.test("an attempt ends when its job says, laid from the attempt's start, never after now", () => {
+  const ended = { ...job("SUCCEEDED", 0), started_at: 1000, finished_at: 1003 };
+  const step = { startedAt: 1000.4 } as StepState;
+  assert.equal(attemptEnd(step, ended, 1017), 1003.4, "a driver back 14 s later");
+  assert.equal(attemptEnd(step, ended, 1003.1), 1003.1, "never after now");
+  assert.equal(attemptEnd(step, { ...ended, started_at: 1010, finished_at: 1012 }, 1020), 1012, "a later start");
+  assert.equal(attemptEnd(step, job("RUNNING"), 1017), 1017, "no end reported");
+  assert.equal(attemptEnd(step, null, 1017), 1017);
 });

@@ -155,7 +155,7 @@ function jobKeys(record: RunRecord): string[] {
 
 function lockFiles(dbPath: string, runKey: string): string[] {
   const dir = join(stateHome(dbPath), "locks");
-  return ["driver", "gate"].map((kind) => join(dir, `${safeFileName(runKey)}.${kind}.lock`));
+  return ["driver", "gate", "launch"].map((kind) => join(dir, `${safeFileName(runKey)}.${kind}.lock`));
 }
 
 function exists(path: string): boolean {
@@ -183,7 +183,7 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
   const runs = new Map(session.list({}).map((record) => [safeFileName(record.state.runKey), record.state.status]));
   const removed: string[] = [];
   for (const name of names) {
-    const match = /^(.*)\.(driver|gate)\.lock$/.exec(name);
+    const match = /^(.*)\.(driver|gate|launch)\.lock$/.exec(name);
     if (!match) continue;
     const status = runs.get(match[1]);
     if (status !== undefined && !isTerminalRun(status)) continue;

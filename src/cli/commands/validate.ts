@@ -1,4 +1,5 @@
-import { definitionHash, normalizeFlow } from "../../flow/mod.ts";
+import { conditionJson, definitionHash, normalizeFlow } from "../../flow/mod.ts";
+import type { WhenExpr } from "../../domain/mod.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { readFlowFile } from "../flow_file.ts";
@@ -17,8 +18,12 @@ export const validateCommand: Command = {
   async run(_context, args) {
     const flow = await readFlowFile(args.positionals[0]);
     const normalized = normalizeFlow(flow);
-    const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
+    const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
     return ExitCode.ok;
   },
 };
+
+function conditionOf(condition: WhenExpr | null) {
+  return condition === null ? null : conditionJson(condition);
+}

@@ -136,7 +136,7 @@ export class BuiltinRunner implements Executor {
     if (admission.accepted) {
       // Intent before action: the STARTING row is committed before the supervisor exists, so a crash
       // here leaves a job that readers turn LOST, never a process nobody knows about.
-      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
+      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options);
       this.table.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
       row = { ...row, worker_pid: pid };
     }

@@ -1,7 +1,7 @@
 /** The start-up-friendly SHA-256 gives node:crypto's digests (stored definition hashes depend on it). */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { sha256Hex } from "../../src/flow/mod.ts";
+import { sha256Hex } from "../../src/domain/mod.ts";
 
 Deno.test("sha256Hex equals node:crypto's sha256 for lengths around every padding boundary and non-ASCII text", () => {
   const inputs = ["", "abc", "ünïcødé ✓ 🚀", "x".repeat(100_000)];

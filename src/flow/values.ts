@@ -1,0 +1,88 @@
+/**
+ * A parsed YAML document's values with aliases resolved. Anchors are indexed in one walk (the YAML
+ * library's own lookup scans the whole document for every alias), and every node reached through an
+ * alias counts against {@link LIMITS.aliasExpansion}, so a "billion laughs" file stops early with an
+ * error. Pure.
+ */
+import type { Alias, Document, Node, YAMLMap } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq } from "./yaml_library.ts";
+import { FlowError, type Place } from "./errors.ts";
+import { LIMITS } from "./limits.ts";
+import { closestName } from "./suggest.ts";
+
+export type At = (node: Node | null | undefined, stepId?: string) => Place;
+
+export class Values {
+  private targets = new Map<Alias, Node>();
+  private expanded = 0;
+
+  constructor(doc: Document.Parsed, readonly at: At) {
+    const anchors = new Map<string, Node>();
+    // Document order, so an alias names the latest anchor of that name before it.
+    const stack: unknown[] = [doc.contents];
+    while (stack.length > 0) {
+      const node = stack.pop();
+      if (isAlias(node)) {
+        const target = anchors.get(node.source);
+        if (target) this.targets.set(node, target);
+      } else if (isPair(node)) {
+        stack.push(node.value, node.key);
+      } else if (isScalar(node) || isMap(node) || isSeq(node)) {
+        if (node.anchor) anchors.set(node.anchor, node);
+        if (!isScalar(node)) { for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]); }
+      }
+    }
+  }
+
+  /** The node an alias stands for (the node itself otherwise). */
+  deref(node: unknown): Node | undefined {
+    if (node === null || node === undefined) return undefined;
+    if (!isAlias(node)) return node as Node;
+    const target = this.targets.get(node);
+    if (!target) throw new FlowError(this.at(node), `alias *${node.source} names no anchor before it`);
+    return target;
+  }
+
+  /** The JavaScript value of a node, aliases expanded within the limits. */
+  plain(node: unknown, depth = 0, insideAlias = false): unknown {
+    if (node === null || node === undefined) return null;
+    const viaAlias = insideAlias || isAlias(node);
+    const target = this.deref(node)!;
+    if (viaAlias && ++this.expanded > LIMITS.aliasExpansion) {
+      throw new FlowError(this.at(node as Node), `aliases expand to more than ${LIMITS.aliasExpansion} values`);
+    }
+    if (depth > LIMITS.valueNesting) {
+      throw new FlowError(this.at(target), `value nested deeper than ${LIMITS.valueNesting} levels`);
+    }
+    if (isScalar(target)) return target.value;
+    if (isSeq(target)) return target.items.map((item) => this.plain(item, depth + 1, viaAlias));
+    if (isMap(target)) {
+      const result: Record<string, unknown> = {};
+      for (const pair of target.items) {
+        const key = this.plain(pair.key, depth + 1, viaAlias);
+        result[typeof key === "string" ? key : JSON.stringify(key)] = this.plain(pair.value, depth + 1, viaAlias);
+      }
+      return result;
+    }
+    return null;
+  }
+
+  /** A mapping's fields by name (the value nodes as written), after refusing unknown names. */
+  fields(map: YAMLMap, allowed: readonly string[], stepId?: string): Map<string, Node> {
+    const fields = new Map<string, Node>();
+    for (const pair of map.items) {
+      const keyNode = this.deref(pair.key);
+      const key = isScalar(keyNode) ? keyNode.value : this.plain(keyNode);
+      if (typeof key === "string" && allowed.includes(key)) {
+        fields.set(key, pair.value as Node);
+        continue;
+      }
+      const name = typeof key === "string" ? key : JSON.stringify(key);
+      const suggestion = typeof key === "string" ? closestName(key, allowed) : undefined;
+      const where = stepId === undefined ? "" : ` in step "${stepId}"`;
+      const hint = suggestion ? `; did you mean "${suggestion}"?` : `; expected one of ${allowed.join(", ")}`;
+      throw new FlowError(this.at(keyNode), `unknown field "${name}"${where}${hint}`);
+    }
+    return fields;
+  }
+}
