@@ -123,6 +123,20 @@ export function stepOf(record: RunRecord, stepId: string): StepState {
 }
 
 /** The `--run-key` option of every run command. */
+/** `-d`: start, resume and retry drive the run in a background process. */
+export const DETACH_OPTION: OptionSpec = {
+  name: "detach",
+  short: "d",
+  help: "Drive the run in a background process and return at once.",
+};
+
+/** `-q`: no live table while a run is driven in the foreground. */
+export const QUIET_OPTION: OptionSpec = {
+  name: "quiet",
+  short: "q",
+  help: "No live table on stderr (shown only when stderr is a terminal).",
+};
+
 export const RUN_KEY_OPTION: OptionSpec = {
   name: "run-key",
   value: "string",

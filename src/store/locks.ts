@@ -15,10 +15,9 @@ const LOCK_RETRY: Backoff = { first: 0.02, factor: 2, ceiling: 0.1 };
 export class FileLocks {
   constructor(readonly dbPath: string) {}
 
-  private path(runKey: string, kind: "driver" | "gate" | "launch"): string {
-    const dir = join(stateHome(this.dbPath), "locks");
-    makeDirectory(dir);
-    return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
+  private path(runKey: string, kind: LockKind): string {
+    makeDirectory(join(stateHome(this.dbPath), "locks"));
+    return lockFilePath(this.dbPath, runKey, kind);
   }
 
   /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
@@ -68,9 +67,18 @@ export class FileLocks {
   }
 }
 
+/** The lock files a run may have: its driver lock, its start gate, and its launch lock. */
+export const LOCK_KINDS = ["driver", "gate", "launch"] as const;
+export type LockKind = typeof LOCK_KINDS[number];
+
+/** The path of one of a run's lock files, without creating anything. */
+export function lockFilePath(dbPath: string, runKey: string, kind: LockKind): string {
+  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.${kind}.lock`);
+}
+
 /** The path of a run's driver lock file, without creating anything. */
 export function driverLockPath(dbPath: string, runKey: string): string {
-  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.driver.lock`);
+  return lockFilePath(dbPath, runKey, "driver");
 }
 
 /** Who holds a run's driver lock: the holder's PID when the system tells it, else null. */

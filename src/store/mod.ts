@@ -4,6 +4,6 @@
  */
 export { changed, sqlList } from "./sql.ts";
 export { type Database, migrate, openDatabase, prepared, StateFileError, transaction } from "./db.ts";
-export { type DriverHolder, driverHolder, FileLocks, isDriverHeld } from "./locks.ts";
+export { type DriverHolder, driverHolder, FileLocks, isDriverHeld, LOCK_KINDS, lockFilePath } from "./locks.ts";
 export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
 export { type RunFilter, RunStore } from "./runs.ts";

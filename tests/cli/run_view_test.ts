@@ -1,4 +1,5 @@
 /** RunView: append mode prints a table only on change, and a heartbeat at most once a minute. Pure. */
+import { stepState } from "../step_state.ts";
 import assert from "node:assert/strict";
 import type { RunRecord, StepState } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
@@ -11,19 +12,7 @@ await loadYamlLibrary();
 const FLOW = loadFlow("flow_id: f\nsteps:\n  - {id: a, command: [a]}\n  - {id: b, when: a, command: [b]}\n", "f.yaml");
 
 function record(a: Partial<StepState>, startedAt = 1000): RunRecord {
-  const step = (id: string, extra: Partial<StepState> = {}): StepState => ({
-    id,
-    status: "PENDING",
-    attemptNo: 0,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    job: null,
-    executorError: null,
-    ...extra,
-  });
+  const step = stepState;
   return {
     state: {
       runKey: "r",

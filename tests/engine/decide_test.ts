@@ -1,4 +1,5 @@
 /** decide() as a pure function of recorded state, observations and time. */
+import { stepState as pendingStep } from "../step_state.ts";
 import assert from "node:assert/strict";
 import { attemptEnd, decide, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
@@ -22,19 +23,8 @@ steps:
 );
 
 function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {}): StepState {
-  return {
-    id,
-    status,
-    attemptNo: status === "PENDING" ? 0 : 1,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: status === "PENDING" ? null : 1000,
-    finishedAt: null,
-    error: null,
-    job: null,
-    executorError: null,
-    ...extra,
-  };
+  const started = status !== "PENDING";
+  return pendingStep(id, { status, attemptNo: started ? 1 : 0, startedAt: started ? 1000 : null, ...extra });
 }
 
 function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial<StepState>> = {}): RunState {

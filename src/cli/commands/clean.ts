@@ -13,8 +13,8 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { epochNow, join } from "../../shared/mod.ts";
-import { isDriverHeld } from "../../store/mod.ts";
+import { epochNow, join, pathExists } from "../../shared/mod.ts";
+import { isDriverHeld, LOCK_KINDS, lockFilePath } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { crashPoint } from "../crash_point.ts";
@@ -126,7 +126,7 @@ class Cleaner {
       status: record.state.status,
       finished_at: record.state.finishedAt,
       jobs: jobs.map((job) => job.job_id),
-      files: [logs.stdout, logs.stderr, ...locks].filter(exists),
+      files: [logs.stdout, logs.stderr, ...locks].filter(pathExists),
     };
     if (dryRun) return entry;
     // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
@@ -154,17 +154,7 @@ function jobKeys(record: RunRecord): string[] {
 }
 
 function lockFiles(dbPath: string, runKey: string): string[] {
-  const dir = join(stateHome(dbPath), "locks");
-  return ["driver", "gate", "launch"].map((kind) => join(dir, `${safeFileName(runKey)}.${kind}.lock`));
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return LOCK_KINDS.map((kind) => lockFilePath(dbPath, runKey, kind));
 }
 
 /**

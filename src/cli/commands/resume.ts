@@ -1,6 +1,6 @@
 /** `resume`: continue a stored run from its stored definition, without its flow file. */
 import type { Command } from "../command.ts";
-import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { continueRun } from "./start.ts";
 
 export const resumeCommand: Command = {
@@ -10,8 +10,8 @@ export const resumeCommand: Command = {
     usage: "resume --run-key KEY [-d|--detach] [-q|--quiet]",
     options: [
       RUN_KEY_OPTION,
-      { name: "detach", short: "d", help: "Drive the run in a background process." },
-      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+      DETACH_OPTION,
+      QUIET_OPTION,
     ],
     notes:
       "For a run whose driver is gone (status shows `driver: null`). Exit codes as for start; 3 unknown run key.\n" +

@@ -13,7 +13,7 @@ import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
-import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
@@ -23,8 +23,8 @@ export const startCommand: Command = {
     usage: "start --run-key KEY [-d|--detach] [-q|--quiet] FLOW_FILE",
     options: [
       RUN_KEY_OPTION,
-      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
-      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+      DETACH_OPTION,
+      QUIET_OPTION,
     ],
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input.\n" +

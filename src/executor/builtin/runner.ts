@@ -4,7 +4,7 @@
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, makeDirectory, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
+import { type Backoff, makeDirectory, nextPause, nowSeconds, pathExists, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
@@ -209,7 +209,7 @@ export class BuiltinRunner implements Executor {
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
-      if (fileExists(files.target) || fileExists(files.exit) || pause >= START_WAIT.ceiling) {
+      if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
         current = this.row({ jobId: row.job_id }) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
@@ -286,15 +286,6 @@ function statMtime(path: string): number | null {
     return (Deno.statSync(path).mtime?.getTime() ?? 0) / 1000;
   } catch {
     return null;
-  }
-}
-
-function fileExists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 
