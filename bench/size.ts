@@ -10,8 +10,11 @@
  */
 import { join } from "node:path";
 import { createRun } from "../src/engine/mod.ts";
-import { definitionHash, loadFlow } from "../src/flow/mod.ts";
+import { definitionHash, loadFlow, loadYamlLibrary } from "../src/flow/mod.ts";
 import { openDatabase, RunStore } from "../src/store/mod.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1000,10000,100000").split(",").map(Number);
 const REPO = new URL("..", import.meta.url).pathname;

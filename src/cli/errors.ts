@@ -17,6 +17,11 @@ export const ExitCode = {
   abortFailed: 5,
   /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
   timedOut: 124,
+  /**
+   * `start -d`: the background driver was launched but neither took the run nor exited within the
+   * wait (EX_TEMPFAIL); also `_drive` finding the run driven by another process.
+   */
+  notConfirmed: 75,
   /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
   internal: 70,
   interrupted: 130,

@@ -1,13 +1,14 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { UserError } from "./errors.ts";
-import { checkFileSize, FlowError, LIMITS, loadFlowBytes } from "../flow/mod.ts";
+import { checkFileSize, FlowError, LIMITS, loadFlowBytes, loadYamlLibrary } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
 /** The name a flow read from standard input (`-`) goes by in messages. */
 export const STDIN_NAME = "<stdin>";
 
-/** Reads and loads a flow file; `-` reads standard input. */
-export function readFlowFile(path: string): FlowDefinition {
+/** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
+export async function readFlowFile(path: string): Promise<FlowDefinition> {
+  await loadYamlLibrary();
   if (path === "-") return loadFlowBytes(readStdin(), STDIN_NAME);
   let bytes: Uint8Array;
   try {

@@ -1,10 +1,9 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
-import { existsSync } from "node:fs";
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
+import { Driver, loadRun, type RunRepository, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
-import { epochNow } from "../shared/mod.ts";
+import { epochNow, pathExists } from "../shared/mod.ts";
 import {
   type Database,
   FileLocks,
@@ -33,14 +32,14 @@ export class Session implements Disposable {
   readonly db: Database;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
-  readonly locks: DriverLock & StartGate;
+  readonly locks: FileLocks;
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(options.readOnly && !existsSync(this.dbPath) ? ":memory:" : this.dbPath);
+    this.db = openDatabase(options.readOnly && !pathExists(this.dbPath) ? ":memory:" : this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
@@ -124,6 +123,20 @@ export function stepOf(record: RunRecord, stepId: string): StepState {
 }
 
 /** The `--run-key` option of every run command. */
+/** `-d`: start, resume and retry drive the run in a background process. */
+export const DETACH_OPTION: OptionSpec = {
+  name: "detach",
+  short: "d",
+  help: "Drive the run in a background process and return at once.",
+};
+
+/** `-q`: no live table while a run is driven in the foreground. */
+export const QUIET_OPTION: OptionSpec = {
+  name: "quiet",
+  short: "q",
+  help: "No live table on stderr (shown only when stderr is a terminal).",
+};
+
 export const RUN_KEY_OPTION: OptionSpec = {
   name: "run-key",
   value: "string",

@@ -37,6 +37,8 @@ export interface ExecutorFault {
 
 export interface RunState {
   runKey: string;
+  /** Where and with what environment its steps run (absent for runs stored before it was kept). */
+  launch?: RunLaunch;
   flow: FlowDefinition;
   status: RunStatus;
   startedAt: number;
@@ -65,6 +67,15 @@ export interface RetryRound {
   user: string | null;
 }
 
+/**
+ * The working directory and environment of a run's first `start`. Every attempt of every step runs
+ * with them, whoever drives the run and from wherever. Persisted in the 0600 state file.
+ */
+export interface RunLaunch {
+  cwd: string;
+  env: Record<string, string>;
+}
+
 /** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
 export interface StoredRun {
   runKey: string;
@@ -78,6 +89,7 @@ export interface StoredRun {
   error: string | null;
   steps: StepState[];
   rounds: RetryRound[];
+  launch?: RunLaunch;
 }
 
 /** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */

@@ -4,7 +4,8 @@ import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { type Clock, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
-import { moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { attemptEnd } from "./decide.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 
@@ -54,11 +55,17 @@ export async function cancelRun(
       }
       const succeeded = job?.status === "SUCCEEDED";
       moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
-        finishedAt: clock.now(),
+        finishedAt: attemptEnd(step, job, clock.now()),
         error: succeeded ? null : CANCEL_REASON,
         job: job ?? step.job,
       });
     }),
   );
+  // The run ended when its last step did: running steps end after the cancel is committed.
+  const ended = loadRun(runs, runKey)!.state;
+  const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
+  if (ended.finishedAt !== null && last > ended.finishedAt) {
+    moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
+  }
   return loadRun(runs, runKey)!.state;
 }

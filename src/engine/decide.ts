@@ -13,9 +13,9 @@ import {
   type RunState,
   type RunStatus,
   type StepDefinition,
-  stepDefinition,
   type StepState,
 } from "../domain/mod.ts";
+import { RunIndex } from "./run_index.ts";
 
 export type Action =
   /** The loop has begun: PENDING → RUNNING. */
@@ -51,16 +51,18 @@ export type Action =
  */
 export type Observations = ReadonlyMap<string, Job | null>;
 
-/** The actions that move `run` forward at time `now` (epoch seconds). */
-export function decide(run: RunState, observations: Observations, now: number): Action[] {
+/**
+ * The actions that move `run` forward at time `now` (epoch seconds). `index` (the driver's, kept up
+ * to date with its writes) limits the work to the steps that can have changed; without it every
+ * step is looked at.
+ */
+export function decide(run: RunState, observations: Observations, now: number, index = new RunIndex(run)): Action[] {
   if (run.status !== "PENDING" && run.status !== "RUNNING") return [];
   const actions: Action[] = run.status === "PENDING" ? [{ kind: "begin" }] : [];
-  const byId = new Map(run.steps.map((step) => [step.id, step]));
-  const succeeded = new Set(run.steps.filter((s) => s.status === "SUCCEEDED").map((s) => s.id));
   const unavailableLimit = run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC;
 
-  for (const step of run.steps) {
-    const definition = stepDefinition(run, step.id);
+  for (const step of index.candidates()) {
+    const definition = index.definition(step.id);
     switch (step.status) {
       case "RUNNING": {
         const action = decideRunning(step, definition, observations, now, unavailableLimit);
@@ -68,9 +70,8 @@ export function decide(run: RunState, observations: Observations, now: number): 
         break;
       }
       case "PENDING": {
-        const waited = definition.waitsFor.map((id) => byId.get(id)!);
-        if (!waited.every((dep) => isTerminalStep(dep.status))) break;
-        const runs = definition.condition === null || evaluateWhen(definition.condition, succeeded);
+        if (!definition.waitsFor.every((id) => isTerminalStep(index.step(id).status))) break;
+        const runs = definition.condition === null || evaluateWhen(definition.condition, index.succeeded);
         actions.push(
           runs ? { kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false } : {
             kind: "skip",
@@ -87,9 +88,7 @@ export function decide(run: RunState, observations: Observations, now: number): 
     }
   }
 
-  if (run.steps.every((step) => isTerminalStep(step.status))) {
-    actions.push({ kind: "finish", status: run.steps.some((s) => s.status === "FAILED") ? "FAILED" : "SUCCEEDED" });
-  }
+  if (index.allEnded) actions.push({ kind: "finish", status: index.anyFailed ? "FAILED" : "SUCCEEDED" });
   return actions;
 }
 
@@ -178,18 +177,35 @@ function sameJob(a: Job | null, b: Job): boolean {
 }
 
 /** The earliest time something is due without any job changing (a delayed retry or a timeout), or null. */
-export function nextDue(run: RunState): number | null {
+export function nextDue(run: RunState, index = new RunIndex(run)): number | null {
   let due: number | null = null;
   const consider = (at: number) => {
     due = due === null ? at : Math.min(due, at);
   };
-  for (const step of run.steps) {
-    if (step.status === "DELAYED" && step.nextAttemptAt !== null) consider(step.nextAttemptAt);
-    const timeout = stepDefinition(run, step.id).timeoutSec;
-    if (step.status === "RUNNING" && timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
-    if (step.status === "RUNNING" && step.executorError !== null) {
+  for (const id of index.delayed) {
+    const step = index.step(id);
+    if (step.nextAttemptAt !== null) consider(step.nextAttemptAt);
+  }
+  for (const id of index.running) {
+    const step = index.step(id);
+    const timeout = index.definition(id).timeoutSec;
+    if (timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
+    if (step.executorError !== null) {
       consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
     }
   }
   return due;
+}
+
+/**
+ * When an attempt ended, as the job itself reports it, not when the driver noticed (which may be a
+ * poll interval, or a driver outage, later). orchesjob's times are whole seconds, so the job's own
+ * duration is laid from the attempt's start (or the job's, if it started later, as after a resumed
+ * start). Never before the attempt began and never after `now`; `now` when the job reports no end.
+ */
+export function attemptEnd(step: StepState, job: Job | null, now: number): number {
+  if (job === null || job.finished_at === null || typeof job.started_at !== "number") return now;
+  const began = Math.max(step.startedAt ?? job.started_at, job.started_at);
+  const duration = Math.max(0, job.finished_at - job.started_at);
+  return Math.min(now, began + duration);
 }

@@ -14,6 +14,7 @@ export interface NewRun {
   definitionHash: string;
   flowFile: string | null;
   executor: StoredRun["executor"];
+  launch?: StoredRun["launch"];
 }
 
 /**

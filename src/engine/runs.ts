@@ -28,5 +28,7 @@ export function createRun(
   now: number,
 ): RunRecord {
   const { flow, ...rest } = run;
+  // The caller's flow is the definition the hash names: keep it as the one parsed copy.
+  if (!definitions.has(run.definitionHash)) definitions.set(run.definitionHash, flow);
   return toRecord(runs.create({ ...rest, definition: normalizeFlow(flow) }, now));
 }

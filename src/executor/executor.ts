@@ -7,6 +7,18 @@ export interface StartOptions {
   startTimeoutSec?: number;
   /** Variables added to the command's environment (it inherits the rest). */
   env?: Record<string, string>;
+  /**
+   * The whole environment the command starts from, instead of this process's (`env` is added on
+   * top): a run's steps get the environment of the run's first `start`, whoever drives it.
+   */
+  baseEnv?: Record<string, string>;
+  /** The command's working directory, instead of this process's. */
+  cwd?: string;
+  /**
+   * Return once the job is recorded, without waiting for it to be RUNNING, where the executor can
+   * report that later (the built-in runner). An external orchesjob's `start` always waits.
+   */
+  noWait?: boolean;
 }
 
 export interface AbortOptions {
@@ -47,6 +59,11 @@ export interface Executor {
    * more of the file than that).
    */
   logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null>;
+  /**
+   * Calls `onChange` soon after something that may have ended a job: a hint, which may come late, twice
+   * or never, so the caller keeps polling. Null (or no method) when this executor cannot tell.
+   */
+  watch?(onChange: () => void): Disposable | null;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */

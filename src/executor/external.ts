@@ -14,17 +14,40 @@ import {
   type StartOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
+import { watchDirectory } from "./watch.ts";
+
+/** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
+type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
-  constructor(readonly bin: string, readonly callTimeoutSec = 60) {}
+  /** `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended. */
+  constructor(readonly bin: string, readonly callTimeoutSec = 60, readonly home = "/var/lib/orchesjob") {}
+
+  /**
+   * A job's end closes its output files (`logs/<job>.stdout`, `.stderr`) in orchesjob's state
+   * directory, just before orchesjob records the result; the built-in runner behind the
+   * `orchesjob-flow job` wrapper also renames a `<job>.exit` in. Both are hints that a poll is worth
+   * it. orchesjob's database files are ignored: our own status calls write to them.
+   */
+  watch(onChange: () => void): Disposable | null {
+    const ended = (kind: Deno.FsEvent["kind"], path: string) =>
+      kind === "access" ? /\.std(out|err)$/.test(path) : path.endsWith(".exit");
+    return watchDirectory(this.home, ended, onChange, { recursive: true });
+  }
 
   async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    return (await this.call([...args, "--", ...command], [], options.env)).json as StartResult;
+    // orchesjob's job inherits orchesjob's directory and environment: they are set on the call.
+    const launch: Launch = {
+      env: options.baseEnv ? { ...options.baseEnv, ...options.env } : options.env,
+      clearEnv: options.baseEnv !== undefined,
+      cwd: options.cwd,
+    };
+    return (await this.call([...args, "--", ...command], [], launch)).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -50,7 +73,7 @@ export class ExternalExecutor implements Executor {
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], undefined, true);
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, true);
     return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
   }
 
@@ -61,13 +84,13 @@ export class ExternalExecutor implements Executor {
   private async call(
     args: string[],
     expected: number[] = [],
-    env?: Record<string, string>,
+    launch: Launch = {},
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
     let output: Finished;
     try {
-      output = await runToEnd([this.bin, ...args], { env, timeoutSec: this.callTimeoutSec });
+      output = await runToEnd([this.bin, ...args], { ...launch, timeoutSec: this.callTimeoutSec });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
       if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");

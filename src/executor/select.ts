@@ -1,5 +1,5 @@
 /** Which executor runs steps: an external orchesjob, or the built-in runner. */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../shared/mod.ts";
 import { ExternalExecutor } from "./external.ts";
 import { type Executor, ExecutorChoiceError } from "./executor.ts";
 import type { ExecutorSpec } from "../domain/mod.ts";
@@ -75,5 +75,6 @@ export function findOnPath(name: string, path: string): string | undefined {
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
 export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
-  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!, callTimeoutSec) : new BuiltinRunner(db, jobsDir);
+  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir);
+  return new ExternalExecutor(spec.bin!, callTimeoutSec, Deno.env.get("ORCHESJOB_HOME") || undefined);
 }

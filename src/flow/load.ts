@@ -2,7 +2,8 @@
  * Flow files (YAML or JSON text) into a validated {@link FlowDefinition}. Pure: the caller reads the
  * file; this module only sees its text and name, so every error can name both.
  */
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from "yaml";
+import type { Document, LineCounter, Node, YAMLMap } from "yaml";
+import { isMap, isScalar, isSeq, newLineCounter, parseDocument } from "./yaml_library.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import { FLOW_FIELDS, type FlowDefinition, STEP_FIELDS, type StepDefinition, type WhenExpr } from "../domain/mod.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
@@ -48,7 +49,7 @@ function readExecutorUnavailable(node: Node | undefined, values: Values): { exec
 /** The document's root mapping, and its values; syntax errors become FlowErrors. */
 function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Values } {
   const isJson = fileName.toLowerCase().endsWith(".json");
-  const lineCounter = new LineCounter();
+  const lineCounter = newLineCounter();
   const checked = checkFlowText(text, fileName);
   const source = isJson ? checked : quoteBangWhenValues(checked);
   let doc: Document.Parsed;

@@ -16,3 +16,4 @@ export { checkGraph, effectiveWaits, findCycle } from "./graph.ts";
 export { closestName } from "./suggest.ts";
 export { definitionHash, denormalizeFlow, normalizeFlow } from "./normalize.ts";
 export { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
+export { loadYamlLibrary } from "./yaml_library.ts";

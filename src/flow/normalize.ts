@@ -1,6 +1,6 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
-import { createHash } from "node:crypto";
 import type { FlowDefinition, NormalizedFlow } from "../domain/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 import { formatWhen, parseWhen } from "./when.ts";
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
@@ -46,5 +46,5 @@ export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
 
 /** sha256 over the normalized definition: equal for files that mean the same flow. */
 export function definitionHash(flow: FlowDefinition): string {
-  return "sha256:" + createHash("sha256").update(JSON.stringify(normalizeFlow(flow))).digest("hex");
+  return "sha256:" + sha256Hex(JSON.stringify(normalizeFlow(flow)));
 }

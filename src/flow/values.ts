@@ -4,7 +4,8 @@
  * alias counts against {@link LIMITS.aliasExpansion}, so a "billion laughs" file stops early with an
  * error. Pure.
  */
-import { type Alias, type Document, isAlias, isMap, isPair, isScalar, isSeq, type Node, type YAMLMap } from "yaml";
+import type { Alias, Document, Node, YAMLMap } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq } from "./yaml_library.ts";
 import { FlowError, type Place } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
 import { closestName } from "./suggest.ts";

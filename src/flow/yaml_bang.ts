@@ -7,7 +7,7 @@
  * and plain values continued on more-indented lines. One pass over the lexer's tokens, streamed, so
  * the cost is linear in the file's size. Pure: no I/O.
  */
-import { Lexer } from "yaml";
+import { newLexer } from "./yaml_library.ts";
 
 /** Lexer markers that stand for no source text (document start, scalar start, …). */
 function isMarker(token: string): boolean {
@@ -40,7 +40,7 @@ export function findBangWhenValues(source: string): Span[] {
   let pending: { indent: number; colonSeen: boolean } | null = null;
   // Tokens inside a span already rewritten are skipped.
   let skipUntil = 0;
-  for (const token of new Lexer().lex(source)) {
+  for (const token of newLexer().lex(source)) {
     const at = offset;
     if (!isMarker(token)) offset += token.length;
     if (at < skipUntil) continue;

@@ -2,4 +2,7 @@
 export { type Clock, epochNow, isoLocal, localDateTime, localZoneLabel, nowSeconds, systemClock } from "./time.ts";
 export { sleep, sleepUnless } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
-export { type Finished, runToEnd, runToEndSync, spawnDetached, SpawnError } from "./process.ts";
+export { type Finished, runToEnd, runToEndSync, spawnDetached, spawnDetachedChild, SpawnError } from "./process.ts";
+export { forEachBounded } from "./bounded.ts";
+export { makeDirectory, pathExists } from "./files.ts";
+export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";

@@ -2,9 +2,8 @@
  * The SQLite connection: directories made 0700, WAL, a busy timeout, and schema migrations recorded
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
-import { chmodSync, mkdirSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
-import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { dirname, makeDirectory } from "../shared/mod.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
@@ -18,14 +17,14 @@ export class StateFileError extends Error {
 export function openDatabase(path: string): Database {
   let db: DatabaseSync | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    makeDirectory(dirname(path));
     db = new DatabaseSync(path);
     db.exec("PRAGMA busy_timeout = 15000");
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
     try {
-      chmodSync(path, 0o600);
+      Deno.chmodSync(path, 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
     migrate(db, "schema_version", MIGRATIONS);
     return db;
@@ -76,4 +75,25 @@ export function transaction<T>(db: Database, fn: () => T): T {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw error;
   }
+}
+
+/**
+ * Each SQL text prepared once per connection. node:sqlite frees a statement only when it is
+ * garbage-collected, so preparing on every call made a long run's memory grow with its steps.
+ * The texts are finite (status lists and column sets come from constants), so the cache is bounded.
+ */
+const statements = new WeakMap<Database, Map<string, StatementSync>>();
+
+export function prepared(db: Database, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (!cache) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let statement = cache.get(sql);
+  if (!statement) {
+    statement = db.prepare(sql);
+    cache.set(sql, statement);
+  }
+  return statement;
 }

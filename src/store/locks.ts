@@ -6,9 +6,7 @@
  * - The start gate: held briefly around "check the run is live, then start a job" and around
  *   "commit the cancel", so no job can start after a cancel is committed.
  */
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import { type Backoff, nextPause, sleep } from "../shared/mod.ts";
+import { type Backoff, join, makeDirectory, nextPause, sleep } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 /** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
@@ -17,10 +15,9 @@ const LOCK_RETRY: Backoff = { first: 0.02, factor: 2, ceiling: 0.1 };
 export class FileLocks {
   constructor(readonly dbPath: string) {}
 
-  private path(runKey: string, kind: "driver" | "gate"): string {
-    const dir = join(stateHome(this.dbPath), "locks");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return join(dir, `${safeFileName(runKey)}.${kind}.lock`);
+  private path(runKey: string, kind: LockKind): string {
+    makeDirectory(join(stateHome(this.dbPath), "locks"));
+    return lockFilePath(this.dbPath, runKey, kind);
   }
 
   /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
@@ -47,8 +44,20 @@ export class FileLocks {
   }
 
   /** Runs `fn` holding the run's start gate (waiting for it if needed). */
-  async withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
-    const file = await Deno.open(this.path(runKey, "gate"), { create: true, write: true });
+  withStartGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.holding(runKey, "gate", fn);
+  }
+
+  /**
+   * Runs `fn` holding the run's launch gate: concurrent `start -d` of one run take turns launching
+   * and confirming a background driver, so at most one of them reports that it detached one.
+   */
+  withLaunchGate<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.holding(runKey, "launch", fn);
+  }
+
+  private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
+    const file = await Deno.open(this.path(runKey, kind), { create: true, write: true });
     try {
       await file.lock(true);
       return await fn();
@@ -58,9 +67,18 @@ export class FileLocks {
   }
 }
 
+/** The lock files a run may have: its driver lock, its start gate, and its launch lock. */
+export const LOCK_KINDS = ["driver", "gate", "launch"] as const;
+export type LockKind = typeof LOCK_KINDS[number];
+
+/** The path of one of a run's lock files, without creating anything. */
+export function lockFilePath(dbPath: string, runKey: string, kind: LockKind): string {
+  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.${kind}.lock`);
+}
+
 /** The path of a run's driver lock file, without creating anything. */
 export function driverLockPath(dbPath: string, runKey: string): string {
-  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.driver.lock`);
+  return lockFilePath(dbPath, runKey, "driver");
 }
 
 /** Who holds a run's driver lock: the holder's PID when the system tells it, else null. */

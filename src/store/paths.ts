@@ -1,6 +1,6 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { createHash } from "node:crypto";
-import { dirname, isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "../shared/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 
@@ -57,10 +57,11 @@ export function safeFileName(key: string): string {
   let prefix = escaped.slice(0, MAX_ESCAPED - 17);
   const percent = prefix.lastIndexOf("%");
   if (percent >= prefix.length - 2 && percent >= 0) prefix = prefix.slice(0, percent);
-  return `${prefix}~${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}`;
+  return `${prefix}~${sha256Hex(key).slice(0, 16)}`;
 }
 
 /** The built-in runner's job output files. */
 export function jobsDirectory(dbPath: string): string {
-  return join(stateHome(dbPath), "jobs");
+  // Absolute: job supervisors write there from the job's own working directory.
+  return resolve(stateHome(dbPath), "jobs");
 }

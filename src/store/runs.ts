@@ -11,12 +11,13 @@ import {
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
   type RetryRound,
+  type RunLaunch,
   type RunStatus,
   type StepState,
   type StepStatus,
   type StoredRun,
 } from "../domain/mod.ts";
-import { type Database, transaction } from "./db.ts";
+import { type Database, prepared, transaction } from "./db.ts";
 import { changed, sqlList } from "./sql.ts";
 
 interface RunRow {
@@ -30,6 +31,7 @@ interface RunRow {
   started_at: number;
   finished_at: number | null;
   error: string | null;
+  launch: string | null;
 }
 
 interface StepRow {
@@ -85,15 +87,18 @@ export class RunStore {
       definitionHash: string;
       flowFile: string | null;
       executor: ExecutorSpec;
+      launch?: RunLaunch;
     },
     now: number,
   ): StoredRun {
     return transaction(this.db, () => {
       const existing = this.load(run.runKey);
       if (existing) return existing;
-      this.db.prepare(
-        `INSERT INTO flow_runs (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at)
-         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?)`,
+      prepared(
+        this.db,
+        `INSERT INTO flow_runs
+           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, launch)
+         VALUES (?, ?, 'PENDING', ?, ?, ?, ?, ?, ?)`,
       ).run(
         run.runKey,
         run.definition.flow_id,
@@ -102,8 +107,10 @@ export class RunStore {
         run.flowFile,
         JSON.stringify(run.executor),
         now,
+        run.launch ? JSON.stringify(run.launch) : null,
       );
-      const insert = this.db.prepare(
+      const insert = prepared(
+        this.db,
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
       run.definition.steps.forEach((step, position) => insert.run(run.runKey, step.id, position));
@@ -112,9 +119,9 @@ export class RunStore {
   }
 
   load(runKey: string): StoredRun | undefined {
-    const run = this.db.prepare("SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
+    const run = prepared(this.db, "SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
     if (!run) return undefined;
-    const steps = this.db.prepare("SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
+    const steps = prepared(this.db, "SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
       runKey,
     ) as unknown as StepRow[];
     return {
@@ -129,11 +136,12 @@ export class RunStore {
       error: run.error,
       steps: steps.map(toStepState),
       rounds: this.rounds(runKey),
+      ...(run.launch ? { launch: JSON.parse(run.launch) as RunLaunch } : {}),
     };
   }
 
   private rounds(runKey: string): RetryRound[] {
-    const rows = this.db.prepare("SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
+    const rows = prepared(this.db, "SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
       .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
     return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
   }
@@ -160,18 +168,21 @@ export class RunStore {
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
     const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
-    const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+    const keys = prepared(
+      this.db,
+      `SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`,
+    )
       .all(...args) as { run_key: string }[];
     return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
   /** Records the run's executor anew (an operator replaced its orchesjob binary). */
   setExecutor(runKey: string, executor: ExecutorSpec): void {
-    this.db.prepare("UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
+    prepared(this.db, "UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
   }
 
   runStatus(runKey: string): RunStatus | undefined {
-    const row = this.db.prepare("SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
+    const row = prepared(this.db, "SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
       | { status: RunStatus }
       | undefined;
     return row?.status;
@@ -187,7 +198,10 @@ export class RunStore {
     if (change.finishedAt !== undefined) sets.push("finished_at = ?"), values.push(change.finishedAt);
     if (change.error !== undefined) sets.push("error = ?"), values.push(change.error);
     return changed(
-      this.db.prepare(`UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`)
+      prepared(
+        this.db,
+        `UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`,
+      )
         .run(...values, runKey),
     );
   }
@@ -216,7 +230,7 @@ export class RunStore {
     }
     const sets = names.map((name) => `${STEP_COLUMNS[name]} = ?`).join(", ");
     return changed(
-      this.db.prepare(`UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
+      prepared(this.db, `UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
     );
   }
 
@@ -236,13 +250,15 @@ export class RunStore {
     const { run, steps } = transitions;
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?)
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, at, runKey),
       );
       if (!moved) return false;
-      this.db.prepare(
+      prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${
           sqlList(steps.from)
         }`,
@@ -257,7 +273,7 @@ export class RunStore {
    */
   delete(runKey: string, from: readonly RunStatus[]): boolean {
     return changed(
-      this.db.prepare(`DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
+      prepared(this.db, `DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
     );
   }
 
@@ -299,13 +315,15 @@ export class RunStore {
   ): RetryRound | null {
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = NULL, error = NULL
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, runKey),
       );
       if (!moved) return null;
-      const reopenStep = this.db.prepare(
+      const reopenStep = prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, attempt_base = attempt_no, next_attempt_at = NULL, started_at = NULL,
            finished_at = NULL, error = NULL, orchesjob_status = NULL
          WHERE run_key = ? AND step_id = ? AND status IN ${sqlList(steps.from)}`,
@@ -313,11 +331,11 @@ export class RunStore {
       for (const stepId of stepIds) {
         if (!changed(reopenStep.run(steps.to, runKey, stepId))) throw stale;
       }
-      const last = this.db.prepare("SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
+      const last = prepared(this.db, "SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
         n: number | null;
       };
       const round: RetryRound = { round: (last.n ?? 1) + 1, at, steps: [...stepIds], user };
-      this.db.prepare("INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
+      prepared(this.db, "INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
         .run(runKey, round.round, at, JSON.stringify(round.steps), user);
       return round;
     });

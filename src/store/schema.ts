@@ -45,4 +45,6 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 4: failing executor calls about a step's current attempt (JSON), null while the executor answers.
   "ALTER TABLE flow_steps ADD COLUMN executor_error TEXT",
+  // 5: the working directory and environment of a run's first start (JSON), which its steps run with.
+  "ALTER TABLE flow_runs ADD COLUMN launch TEXT",
 ];

@@ -33,7 +33,13 @@ flowTest(builtin, "clean deletes finished runs with their jobs, files, driver lo
   assert.equal(ok1Jobs.length, 2);
   assert.equal(f1Jobs.length, 1);
   assert.ok(existsSync(detached.stdout_log) && existsSync(detached.stderr_log));
-  assert.deepEqual(files(env, "locks"), ["f1.driver.lock", "f1.gate.lock", "ok1.driver.lock", "ok1.gate.lock"]);
+  assert.deepEqual(files(env, "locks"), [
+    "f1.driver.lock",
+    "f1.gate.lock",
+    "ok1.driver.lock",
+    "ok1.gate.lock",
+    "ok1.launch.lock",
+  ]);
   const jobFiles = files(env, "jobs");
   for (const id of [...ok1Jobs, ...f1Jobs]) assert.ok(jobFiles.some((name) => name.startsWith(id)), id);
 
@@ -45,6 +51,7 @@ flowTest(builtin, "clean deletes finished runs with their jobs, files, driver lo
     "f1.gate.lock",
     "ok1.driver.lock",
     "ok1.gate.lock",
+    "ok1.launch.lock",
   ]);
   assert.deepEqual(files(env, "locks"), []);
   assert.equal((await env.status("ok1")).status, "SUCCEEDED");

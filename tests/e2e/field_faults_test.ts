@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
+const both = ["builtin", "external"] as const;
 
 const ONE_STEP = `flow_id: one
 steps:
@@ -282,5 +283,208 @@ flowTest(
     const refused = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "b"]);
     assert.equal(refused.code, 2);
     assert.match(errorLine(refused).error, /run b uses the built-in runner; --orchesjob-bin does not apply/);
+  },
+);
+
+flowTest(builtin, "ten concurrent start -d of one key: exactly one reports detached: true", async (env) => {
+  const file = waitingFlow(env);
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () => env.run(["start", "--run-key", "race", "-d", file])),
+  );
+  const reports = results.map((result) => {
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout);
+  });
+  const detached = reports.filter((report) => report.detached === true);
+  assert.equal(detached.length, 1, JSON.stringify(reports.map((r) => r.detached)));
+  const driverPid = detached[0].pid;
+  for (const report of reports.filter((r) => r.detached === false)) {
+    assert.equal(report.driver?.pid, driverPid, "the others name the driver that holds the run");
+  }
+  assert.ok(processAlive(driverPid));
+  release(env);
+  await env.waitFor("race", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(driverPid));
+});
+
+flowTest(
+  builtin,
+  "start -d whose background driver fails reports detached: false, its error and exit code",
+  async (env) => {
+    const file = env.flow("flow.yaml", ONE_STEP);
+    // The parent does not read this variable; the background driver does, and exits 2 on it.
+    const result = await env.run(["start", "--run-key", "bad", "-d", file], { ORCHESJOB_FLOW_CALL_TIMEOUT: "soon" });
+    assert.equal(result.code, 2, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.detached, false);
+    assert.equal(report.exit_code, 2);
+    assert.match(report.error, /^the background driver exited 2: .*ORCHESJOB_FLOW_CALL_TIMEOUT must be a number/);
+    assert.equal(processAlive(report.pid), false);
+  },
+);
+
+flowTest(builtin, "start -d under a Deno executable not named deno still launches a working driver", async (env) => {
+  const renamed = join(env.home, "deno-renamed");
+  try {
+    Deno.linkSync(Deno.execPath(), renamed);
+  } catch {
+    Deno.copyFileSync(Deno.execPath(), renamed);
+  }
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const output = await new Deno.Command(renamed, {
+    args: [...CLI.slice(1), ...env.globals(), "start", "--run-key", "ren", "-d", file],
+    env: env.env(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  assert.equal(report.detached, true);
+  await env.waitFor("ren", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+});
+
+/** A run that exists but that nobody drives: created by `start -d` while the test holds the driver lock. */
+async function undriven(env: FlowEnv, runKey: string, file: string): Promise<void> {
+  using _lock = await env.holdDriverLock(runKey);
+  const created = await env.json(["start", "--run-key", runKey, "-d", file]);
+  assert.equal(created.detached, false);
+  assert.equal(created.driver.pid, Deno.pid, "the test's own lock is the driver reported");
+}
+
+flowTest(builtin, "status shows who drives a run; a run nobody drives says how to resume it", async (env) => {
+  const file = waitingFlow(env);
+  await undriven(env, "nd", file);
+  const json = await env.status("nd");
+  assert.equal(json.status, "PENDING");
+  assert.equal(json.driver, null);
+  const table = await env.run(["status", "--run-key", "nd", "--format", "table"]);
+  assert.match(table.stdout, /^Driver: none; resume with: orchesjob-flow resume --run-key nd$/m);
+  const launched = await env.json(["resume", "--run-key", "nd", "-d"]);
+  assert.equal(launched.detached, true);
+  const driven = await env.waitFor("nd", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  assert.deepEqual(driven.driver, { pid: launched.pid });
+  const shown = await env.run(["status", "--run-key", "nd", "--format", "table"]);
+  assert.match(shown.stdout, new RegExp(`^Driver: pid ${launched.pid}$`, "m"));
+  release(env);
+  const done = await env.waitFor("nd", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  assert.doesNotMatch((await env.run(["status", "--run-key", "nd", "--format", "table"])).stdout, /Driver:/);
+  assert.equal(step(done, "a").status, "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(launched.pid));
+});
+
+flowTest(builtin, "watch on a run nobody drives says so once on stderr and drives it to the end", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP + '  - {id: b, when: a, command: ["true"]}\n');
+  await undriven(env, "w", file);
+  const result = await env.run(["watch", "--run-key", "w", "--interval", "0.1", "--mode", "append"]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stderr.split("\n").filter((line) => line !== "");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.deepEqual(JSON.parse(lines[0]), {
+    warning: "Driver: none; resume with: orchesjob-flow resume --run-key w",
+    run_key: "w",
+    advancing: true,
+  });
+  assert.equal((await env.status("w")).status, "SUCCEEDED");
+});
+
+flowTest(builtin, "watch --no-advance only shows a run nobody drives", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  await undriven(env, "nw", file);
+  const child = env.spawn(["watch", "--run-key", "nw", "--interval", "0.1", "--mode", "append", "--no-advance"]);
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+  }
+  assert.match(seen, /"advancing":false/);
+  assert.equal((await env.status("nw")).status, "PENDING", "watch --no-advance drove nothing");
+  child.kill("SIGINT");
+  reader.releaseLock();
+  await child.stderr.cancel().catch(() => {});
+  const output = await child.output().catch(() => null);
+  assert.equal((await child.status).code, 130, String(output));
+});
+
+flowTest(
+  builtin,
+  "resume continues a run from its stored definition, without the flow file",
+  async (env) => {
+    const file = env.flow("flow.yaml", ONE_STEP + '  - {id: b, when: a, command: ["true"]}\n');
+    await undriven(env, "rs", file);
+    Deno.removeSync(file);
+    const run = await env.json(["resume", "--run-key", "rs"]);
+    assert.equal(run.status, "SUCCEEDED");
+    const unknown = await env.run(["resume", "--run-key", "nope"]);
+    assert.equal(unknown.code, 3);
+    assert.match(errorLine(unknown).error, /^resume: run not found: nope \(state file /);
+  },
+);
+
+/** Runs `orchesjob-flow GLOBALS ARGS…` in `cwd` with `extraEnv`; not waited for. */
+function spawnIn(env: FlowEnv, cwd: string, args: string[], extraEnv: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(CLI[0], {
+    args: [...CLI.slice(1), ...env.globals(), ...args],
+    cwd,
+    env: env.env(extraEnv),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+flowTest(both, "a resumed run's steps run in the first start's directory and environment", async (env) => {
+  const [first, other] = [join(env.home, "first"), join(env.home, "other")];
+  Deno.mkdirSync(first);
+  Deno.mkdirSync(other);
+  const releaseFile = join(env.home, "release");
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: where
+steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${releaseFile}' ]; do sleep 0.05; done`)}
+  - id: b
+    when: a
+    command: 'pwd > out-b; printf "%s\\n" "$MARKER" >> out-b'
+`,
+  );
+  const driver = spawnIn(env, first, ["start", "--run-key", "cwd", file], { MARKER: "first start" });
+  await env.waitFor("cwd", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  driver.kill("SIGTERM");
+  assert.equal((await stderrOf(driver)).code, 130);
+  release(env);
+  const resumed = spawnIn(env, other, ["resume", "--run-key", "cwd"], { MARKER: "resumed elsewhere" });
+  const result = await stderrOf(resumed);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
+  assert.equal(existsSync(join(other, "out-b")), false);
+});
+
+flowTest(
+  builtin,
+  "a step's finished_at is the job's own end, not when a driver back from an outage noticed it",
+  async (env) => {
+    const file = env.flow("flow.yaml", `flow_id: times\nsteps:\n  - {id: a, command: ["sleep", "1"]}\n`);
+    const driver = env.spawn(["start", "--run-key", "t", file]);
+    await env.waitFor("t", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    driver.kill("SIGKILL");
+    await stderrOf(driver);
+    let job = (await env.jobs("t:a:1"))[0];
+    await eventually("the job ended while no driver ran, 3 s ago", async () => {
+      job = (await env.jobs("t:a:1"))[0];
+      return job.status === "SUCCEEDED" && Date.now() / 1000 >= job.finished_at + 3;
+    });
+    const run = await env.json(["resume", "--run-key", "t"]);
+    const a = step(run, "a");
+    assert.equal(a.status, "SUCCEEDED");
+    assert.ok(a.finished_at <= job.finished_at + 1, `step ${a.finished_at} vs job ${job.finished_at}`);
+    assert.ok(a.finished_at - a.started_at < 2.5, `elapsed ${a.finished_at - a.started_at} s for a 1 s step`);
+    assert.ok(run.finished_at >= a.finished_at, "the run ends no earlier than its steps");
+    const table = (await env.run(["status", "--run-key", "t", "--format", "table"])).stdout;
+    assert.match(table, /^a\s+OK SUCCEEDED\s+\S+\s+00:00:0[012]\s/m);
   },
 );

@@ -280,9 +280,13 @@ ${
       );
       // Kill the foreground driver at staggered moments (so the kill lands in different places:
       // before the intent, between intent and start, while polling) until a round finishes the run.
+      // With the built-in runner, each driver also learns of job ends from change notifications:
+      // the log proves they were on (and delivered) while the kills landed.
+      const notes = join(env.home, "notifications");
+      const notify = { ORCHESJOB_FLOW_TEST_NOTIFY_LOG: notes };
       let kills = 0;
       for (let round = 0; round < 40; round++) {
-        const child = env.spawn(["start", "--run-key", "k", file]);
+        const child = env.spawn(["start", "--run-key", "k", file], notify);
         await new Promise((resolve) => setTimeout(resolve, 120 + (round * 53) % 220));
         try {
           child.kill("SIGKILL");
@@ -292,9 +296,10 @@ ${
         kills++;
       }
       assert.ok(kills >= 3, `only ${kills} kills landed before the run finished`);
-      const final = await env.json(["start", "--run-key", "k", file]);
+      const final = await env.json(["start", "--run-key", "k", file], 0, notify);
       assert.equal(final.status, "SUCCEEDED");
       assert.deepEqual(countLines(log), Object.fromEntries(ids.map((id) => [id, 1])));
+      if (env.mode === "builtin") assert.match(Deno.readTextFileSync(notes), /^delivered .*\.exit$/m);
       for (const id of ids) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
     },
   );

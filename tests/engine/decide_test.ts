@@ -1,9 +1,14 @@
 /** decide() as a pure function of recorded state, observations and time. */
+import { stepState as pendingStep } from "../step_state.ts";
 import assert from "node:assert/strict";
-import { decide, nextDue } from "../../src/engine/decide.ts";
+import { attemptEnd, decide, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
+
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const FLOW = loadFlow(
   `flow_id: f
@@ -18,19 +23,8 @@ steps:
 );
 
 function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {}): StepState {
-  return {
-    id,
-    status,
-    attemptNo: status === "PENDING" ? 0 : 1,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: status === "PENDING" ? null : 1000,
-    finishedAt: null,
-    error: null,
-    job: null,
-    executorError: null,
-    ...extra,
-  };
+  const started = status !== "PENDING";
+  return pendingStep(id, { status, attemptNo: started ? 1 : 0, startedAt: started ? 1000 : null, ...extra });
 }
 
 function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial<StepState>> = {}): RunState {
@@ -209,4 +203,14 @@ Deno.test("after a retry round, the step's retries count from the round's first 
     attemptNo: 7,
     resume: false,
   });
+});
+
+Deno.test("an attempt ends when its job says, laid from the attempt's start, never after now", () => {
+  const ended = { ...job("SUCCEEDED", 0), started_at: 1000, finished_at: 1003 };
+  const step = { startedAt: 1000.4 } as StepState;
+  assert.equal(attemptEnd(step, ended, 1017), 1003.4, "a driver back 14 s later");
+  assert.equal(attemptEnd(step, ended, 1003.1), 1003.1, "never after now");
+  assert.equal(attemptEnd(step, { ...ended, started_at: 1010, finished_at: 1012 }, 1020), 1012, "a later start");
+  assert.equal(attemptEnd(step, job("RUNNING"), 1017), 1017, "no end reported");
+  assert.equal(attemptEnd(step, null, 1017), 1017);
 });

@@ -9,6 +9,10 @@ import { type AbortOptions, type Executor, ExecutorError, type JobRef } from "..
 import { definitionHash, loadFlow } from "../../src/flow/mod.ts";
 import { openDatabase, RunStore } from "../../src/store/mod.ts";
 
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
+
 /** orchesjob's semantics, in memory, with faults on request. Every call is logged. */
 class FakeExecutor implements Executor {
   readonly kind = "builtin";

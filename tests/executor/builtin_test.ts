@@ -7,7 +7,7 @@ import { nowSeconds } from "../../src/shared/time.ts";
 import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
 import type { JobRow } from "../../src/executor/builtin/job_table.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
-import { tempDir } from "../helpers.ts";
+import { eventually, tempDir } from "../helpers.ts";
 
 function row(jobId: string, fields: Partial<JobRow>): JobRow {
   return {
@@ -113,4 +113,29 @@ Deno.test("the runner's tables migrate with it: a fresh file gets them, a file w
     { key: "schema_version", value: String(MIGRATIONS.length) },
   ]);
   db.close();
+});
+
+Deno.test("a job read the moment its start returns (no wait for RUNNING) is never taken for LOST", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  try {
+    // The supervisor may still be inside its exec (through setsid) when the first status read comes.
+    const statuses = new Set<string>();
+    for (let i = 0; i < 120; i++) {
+      const started = await runner.start(`quick-${i}`, ["true"], { strict: false, noWait: true });
+      statuses.add(started.status);
+      statuses.add((await runner.status(`quick-${i}`))!.status);
+    }
+    // Let every supervisor finish before the directory goes; they all succeed.
+    await eventually("all quick jobs ended", async () => {
+      for (let i = 0; i < 120; i++) statuses.add((await runner.status(`quick-${i}`))!.status);
+      return !statuses.has("RUNNING") || (await runner.running()).length === 0;
+    });
+    assert.ok(statuses.has("STARTING"), "no read came before the supervisor started: the test proves nothing");
+    assert.ok(!statuses.has("LOST"), `statuses seen: ${[...statuses]}`);
+  } finally {
+    db.close();
+  }
 });

@@ -6,6 +6,10 @@ import { findCycle } from "../../src/flow/graph.ts";
 import { allSucceeded } from "../../src/flow/when.ts";
 import { LIMITS } from "../../src/flow/limits.ts";
 import { thrown } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const HEAD = "flow_id: f\nsteps:\n  - id: a\n    command: [x]\n  - id: c\n    command: [x]\n";
 

@@ -4,6 +4,10 @@ import { normalizeFlow } from "../../src/flow/normalize.ts";
 import { formatWhen } from "../../src/flow/when.ts";
 import { thrown } from "../helpers.ts";
 
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
+
 /** A one-step flow whose step carries `extra` (YAML lines, indented as step fields). */
 function oneStep(extra: string): string {
   return `flow_id: f\nsteps:\n  - id: A\n    command: [echo, hi]\n${extra}`;

@@ -7,8 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { denormalizeFlow, FlowError, loadFlow, normalizeFlow } from "../../src/flow/mod.ts";
+import { denormalizeFlow, FlowError, loadFlow, loadYamlLibrary, normalizeFlow } from "../../src/flow/mod.ts";
 import { REPO } from "../helpers.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const MUTATIONS = 5000;
 const MAX_MILLISECONDS = 2000;

@@ -1,7 +1,6 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
-import { existsSync } from "node:fs";
 import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { epochNow, pathExists } from "../../shared/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import { resolveDbPath } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
@@ -51,7 +50,7 @@ export const listCommand: Command = {
     let listed: ListedRun[] = [];
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    if (existsSync(dbPath)) {
+    if (pathExists(dbPath)) {
       using session = new Session(context, { readOnly: true });
       const records = session.list({
         statuses: args.options.status as RunStatus[] | undefined,

@@ -9,7 +9,7 @@ import { crashPoint } from "../crash_point.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
-import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
+import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
 import { launchDetached } from "./start.ts";
 
@@ -27,8 +27,8 @@ export const retryCommand: Command = {
         help: "Reopen only this step (any ended step, also one that SUCCEEDED).",
       },
       { name: "downstream", help: "With --step: also every step that waits on it, directly or not." },
-      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
-      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+      DETACH_OPTION,
+      QUIET_OPTION,
     ],
     notes: [
       "By default FAILED and CANCELLED steps, and the steps SKIPPED because of them, return to PENDING.",

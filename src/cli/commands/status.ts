@@ -4,6 +4,7 @@ import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
 import { renderRunTable, runJson } from "../render/mod.ts";
+import { driverHolder } from "../../store/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 export const statusCommand: Command = {
@@ -16,13 +17,15 @@ export const statusCommand: Command = {
       { name: "format", value: "string", choices: ["json", "table"], help: "json (default) or table." },
     ],
   },
-  run(context, args) {
+  async run(context, args) {
     const runKey = runKeyOf(args);
     using session = new Session(context, { readOnly: true });
     const record = session.run(runKey);
+    // Who drives the run now: a live run with no driver advances only when someone resumes it.
+    const driver = await driverHolder(session.dbPath, runKey);
     if (args.options.format === "table") {
-      writeStdout(renderRunTable(record.state, epochNow(), useColor(), record.rounds));
-    } else printJson(runJson(record));
+      writeStdout(renderRunTable(record.state, epochNow(), useColor(), record.rounds, driver));
+    } else printJson({ ...runJson(record), driver });
     return ExitCode.ok;
   },
 };

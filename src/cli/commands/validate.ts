@@ -15,8 +15,8 @@ export const validateCommand: Command = {
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input. Exit 0 when valid, 2 with a JSON error when not.",
   },
-  run(_context, args) {
-    const flow = readFlowFile(args.positionals[0]);
+  async run(_context, args) {
+    const flow = await readFlowFile(args.positionals[0]);
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });

@@ -1,5 +1,5 @@
 /** Renderers: a run as JSON or as the operator's table. They return values and strings; nothing prints here. */
 export { faultJson, runJson } from "./run_json.ts";
-export { duration, renderRunTable } from "./run_table.ts";
+export { duration, renderRunTable, resumeHint } from "./run_table.ts";
 export { type ListedRun, listedRunJson, renderRunList, stepCounts } from "./run_list.ts";
 export { CLEAR_SCREEN, runSignature, RunView, type RunViewOptions, type ViewMode } from "./run_view.ts";

@@ -1,5 +1,6 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
 import {
+  isLiveRun,
   isTerminalStep,
   type RetryRound,
   type RunState,
@@ -41,7 +42,17 @@ export function duration(seconds: number | null): string {
   return `${p(Math.floor(s / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
 }
 
-export function renderRunTable(run: RunState, now: number, color: boolean, rounds: readonly RetryRound[] = []): string {
+/**
+ * The table; `driver` (when known) is who drives the run now: a live run without one gets a line
+ * saying how to resume it.
+ */
+export function renderRunTable(
+  run: RunState,
+  now: number,
+  color: boolean,
+  rounds: readonly RetryRound[] = [],
+  driver?: { pid: number | null } | null,
+): string {
   const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
   const running = run.steps.filter((s) => s.status === "RUNNING").length;
   const failed = run.steps.filter((s) => s.status === "FAILED").length;
@@ -54,6 +65,7 @@ export function renderRunTable(run: RunState, now: number, color: boolean, round
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }  Times: ${localZoneLabel(now)}`,
+    ...driverLine(run, driver),
     ...rounds.slice(-1).map((last) =>
       `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
       `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`
@@ -101,4 +113,17 @@ function executorTrouble(step: StepState, now: number): string | null {
   if (fault === null || step.status !== "RUNNING") return null;
   const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
   return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
+}
+
+/** `Driver: pid N`, or for a live run nobody drives, how to resume it; nothing for an ended run. */
+function driverLine(run: RunState, driver: { pid: number | null } | null | undefined): string[] {
+  if (driver === undefined || !isLiveRun(run.status)) return [];
+  if (driver === null) return [`Driver: none; resume with: ${resumeHint(run.runKey)}`];
+  return [`Driver: ${driver.pid === null ? "yes" : `pid ${driver.pid}`}`];
+}
+
+/** The command that continues a run nobody drives (the run key quoted for a POSIX shell when needed). */
+export function resumeHint(runKey: string): string {
+  const quoted = /^[A-Za-z0-9_.:@%+=,\/-]+$/.test(runKey) ? runKey : `'${runKey.replaceAll("'", "'\\''")}'`;
+  return `orchesjob-flow resume --run-key ${quoted}`;
 }

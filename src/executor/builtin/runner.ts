@@ -3,9 +3,8 @@
  * shell supervisor per job (see supervisor.ts). It is an {@link Executor} and nothing more; the
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
-import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
+import { type Backoff, makeDirectory, nextPause, nowSeconds, pathExists, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
@@ -18,6 +17,7 @@ import {
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
+import { watchDirectory } from "../watch.ts";
 
 /** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
 const ORPHAN_GRACE_SECONDS = 30;
@@ -46,7 +46,7 @@ export class BuiltinRunner implements Executor {
 
   constructor(readonly db: Database, readonly dir: string) {
     this.table = new JobTable(db);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
   }
 
   // ---- reading, with reconciliation of what supervisors wrote ----
@@ -114,6 +114,14 @@ export class BuiltinRunner implements Executor {
     }
   }
 
+  /**
+   * A supervisor renames `<job>.exit` into the jobs directory as the job's last act, so an event on
+   * an `.exit` path means some job just ended (maybe another run's: the next poll sorts that out).
+   */
+  watch(onChange: () => void): Disposable | null {
+    return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
+  }
+
   // ---- starting ----
 
   start(runKey: string, command: readonly string[], options: RunOptions): Promise<StartResult> {
@@ -128,13 +136,14 @@ export class BuiltinRunner implements Executor {
     if (admission.accepted) {
       // Intent before action: the STARTING row is committed before the supervisor exists, so a crash
       // here leaves a job that readers turn LOST, never a process nobody knows about.
-      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
+      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options);
       this.table.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
       row = { ...row, worker_pid: pid };
     }
-    row = options.sync
-      ? await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity)
-      : await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    if (options.sync) row = await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity);
+    else if (!options.noWait) {
+      row = await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    }
     return {
       ...toJob(row),
       accepted: admission.accepted,
@@ -200,7 +209,7 @@ export class BuiltinRunner implements Executor {
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
-      if (fileExists(files.target) || fileExists(files.exit) || pause >= START_WAIT.ceiling) {
+      if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
         current = this.row({ jobId: row.job_id }) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
@@ -274,18 +283,9 @@ async function groupGone(pgid: number, seconds: number, poll: number): Promise<b
 
 function statMtime(path: string): number | null {
   try {
-    return (statSync(path).mtimeMs ?? 0) / 1000;
+    return (Deno.statSync(path).mtime?.getTime() ?? 0) / 1000;
   } catch {
     return null;
-  }
-}
-
-function fileExists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

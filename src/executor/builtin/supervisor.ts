@@ -11,8 +11,7 @@
  * The command shares the supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
  */
-import { existsSync } from "node:fs";
-import { spawnDetached } from "../../shared/mod.ts";
+import { pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
@@ -60,7 +59,7 @@ put exit "$rc"
 
 /** bash when present (it can un-ignore SIGINT/SIGQUIT for the command); otherwise sh. */
 function shell(): string {
-  return existsSync("/bin/bash") ? "/bin/bash" : "/bin/sh";
+  return pathExists("/bin/bash") ? "/bin/bash" : "/bin/sh";
 }
 
 /** Job file paths under the jobs directory. */
@@ -80,9 +79,15 @@ export function launchSupervisor(
   dir: string,
   jobId: string,
   command: readonly string[],
-  env?: Record<string, string>,
+  launch: { env?: Record<string, string>; baseEnv?: Record<string, string>; cwd?: string } = {},
 ): number {
-  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command], { env });
+  // The supervisor (and so the command) starts in the job's directory and environment; `dir` is made
+  // absolute first, as the supervisor writes its files there from that other directory.
+  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, jobId, resolve(dir), ...command], {
+    env: launch.baseEnv ? { ...launch.baseEnv, ...launch.env } : launch.env,
+    clearEnv: launch.baseEnv !== undefined,
+    cwd: launch.cwd,
+  });
 }
 
 /** Reads a one-line integer file the supervisor wrote, or null if it is not there (yet). */
