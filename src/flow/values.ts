@@ -28,6 +28,10 @@ export class Values {
       } else if (isPair(node)) {
         stack.push(node.value, node.key);
       } else if (isScalar(node) || isMap(node) || isSeq(node)) {
+        if (node.anchor?.startsWith("&")) {
+          // `command: && x` is the anchor "&" on "x" to YAML: the text written would be lost.
+          throw new FlowError(at(node), `"&&" at the start of a value is read by YAML as an anchor; quote the value`);
+        }
         if (node.anchor) anchors.set(node.anchor, node);
         if (!isScalar(node)) { for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]); }
       }

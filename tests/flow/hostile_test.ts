@@ -34,6 +34,20 @@ Deno.test("an unquoted when starting with ! means the text written in every YAML
     ["comment after", "    when: !a && c   # note\n", "!a && c"],
     ["quoted key", '    "when": !a && c\n', "!a && c"],
     ["CRLF", "    when: !a\r\n      && c\r\n", "!a && c"],
+    ["tab after the colon", "    when:\t!a && c\n", "!a && c"],
+    ["no blanks", "    when: !a&&c\n", "!a && c"],
+    ["parenthesis", "    when: !(a || c)\n", "!(a || c)"],
+    ["non-specific tag form", "    when: ! a && c\n", "!a && c"],
+    ["double bang", "    when: !!a && c\n", "!!a && c"],
+    ["space before the colon", "    when : !a && c\n", "!a && c"],
+    ["comment between key and value", "    when: # note\n      !a && c\n", "!a && c"],
+    ["next line, continued less indented", "    when:\n      !a\n     && c\n", "!a && c"],
+    ["explicit key with a comment", "    ? when # k\n    : !a && c\n", "!a && c"],
+    ["explicit key, continued", "    ? when\n    : !a\n      && c\n", "!a && c"],
+    ["anchor before the value", "    when: &w !a && c\n", "!a && c"],
+    ["anchor with a non-specific tag", "    when: &w ! a && c\n", "!a && c"],
+    ["literal block scalar", "    when: |\n      !a && c\n", "!a && c"],
+    ["folded block scalar", "    when: >\n      !a &&\n      c\n", "!a && c"],
   ];
   for (const [name, when, expected] of forms) {
     const text = `${HEAD}  - id: d\n    command: [x]\n${when}`;
@@ -46,6 +60,64 @@ Deno.test("an unquoted when starting with ! means the text written in every YAML
   assert.equal(whenOfD(`${HEAD}  - {id: d, when: !a\n      || !c, command: [x]}\n`), "!a || !c");
   assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], when: !a || !c}\n`), "!a || !c");
   assert.equal(whenOfD(`${HEAD}  - id: d\n    command: [x]\n    when: "!a && c"\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], ? when : !a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], "when":!a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], when:\n     !a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - when: !a\n     && c\n    id: d\n    command: [x]\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - id: d\n    command: [x]\n    when: !a\n...\n`), "!a");
+  assert.equal(
+    whenOfD(
+      `flow_id: f\nsteps: [{id: a, command: [x]}, {id: c, command: [x]}, {id: d, command: [x], when: !a && c}]\n`,
+    ),
+    "!a && c",
+  );
+  // An anchored `when: &w !a && c` is quoted with its anchor kept, so an alias repeats the text.
+  const aliased =
+    `${HEAD}  - id: e\n    command: [x]\n    when: &w !a && c\n  - id: d\n    command: [x]\n    when: *w\n`;
+  assert.equal(whenOfD(aliased), "!a && c");
+});
+
+Deno.test("a when value YAML would read as a tag, anchor, number or null is the text written, or refused", () => {
+  const step = (when: string) => `${HEAD}  - id: d\n    command: [x]\n    ${when}\n`;
+  // `&&` and `||` at the start are the operators written, so the expression error names them.
+  assert.equal(
+    error(step("when: && c")),
+    'f.yaml:9:11: step "d": invalid when expression "&& c": unexpected \'&&\' at column 1',
+  );
+  assert.equal(
+    error(step("when: || c")),
+    'f.yaml:9:11: step "d": invalid when expression "|| c": unexpected \'||\' at column 1',
+  );
+  assert.match(error(step("when: &&c")), /invalid when expression "&&c"/);
+  // A real tag on a quoted, block or flow value is refused, never dropped.
+  const tagged = /step "d": when carries the YAML tag (\S+); write the expression in quotes without a tag/;
+  assert.equal(tagged.exec(error(step('when: !!str "!a && c"')))?.[1], "!!str");
+  assert.equal(tagged.exec(error(step("when: !!str |\n      !a && c")))?.[1], "!!str");
+  assert.equal(tagged.exec(error(step("when: ! 'a'")))?.[1], "!");
+  assert.match(error(step("when: !a |\n      && c")), /f\.yaml:9:11: unknown YAML tag !a/);
+  assert.match(error(step('when: !a "x"')), /unknown YAML tag !a/);
+  assert.match(error(step("when: !a [c]")), /unknown YAML tag !a/);
+  // A key YAML spells differently is not seen by the rewrite; what YAML then makes of the value is refused.
+  assert.match(
+    error(step('"wh\\x65n": !!str && c')),
+    /f\.yaml:9:25: "&&" at the start of a value is read by YAML as an anchor/,
+  );
+  assert.match(error(step('"wh\\x65n": !!str a')), /when carries the YAML tag !!str/);
+  assert.match(error(step('"wh\\x65n": ! a')), /when carries the YAML tag !;/);
+  assert.match(error(step('"wh\\x65n": !a && c')), /unknown YAML tag !a/);
+  assert.match(
+    error(`flow_id: f\nsteps:\n  - id: a\n    command: && echo hi\n`),
+    /read by YAML as an anchor; quote the value/,
+  );
+  // Plain values YAML reads as numbers, booleans or null name the step written, as ids do.
+  const named = (id: string, when: string) =>
+    whenOfD(`flow_id: f\nsteps:\n  - id: "${id}"\n    command: [x]\n  - id: d\n    command: [x]\n    when: ${when}\n`);
+  assert.equal(named("12", "12"), "12");
+  assert.equal(named("true", "true"), "true");
+  assert.equal(named("null", "null"), "null");
+  assert.equal(named("12", "!12"), "!12");
+  assert.match(error(step("when: 0x1F")), /when refers to unknown step "0x1F"/);
+  assert.match(error(step("when:")), /when must be a non-empty string expression/);
 });
 
 Deno.test("a broken multi-line when is blamed on its own line", () => {
