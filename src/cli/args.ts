@@ -89,7 +89,9 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
         continue;
       }
       if (eq < 0 && i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
-      setValue(parsed, option, eq >= 0 ? arg.slice(eq + 1) : argv[++i], where);
+      // Global options keep "the last one wins", so a wrapper's defaults can be overridden.
+      const once = spec.name !== "" && spec.options.includes(option);
+      setValue(parsed, option, eq >= 0 ? arg.slice(eq + 1) : argv[++i], where, once);
       continue;
     }
     if (spec.remainder) {
@@ -110,11 +112,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
   return parsed;
 }
 
-/** Stores a valued option's value; a single-valued option given twice with different values is refused. */
-function setValue(parsed: ParsedArgs, option: OptionSpec, raw: string, where: string): void {
+/** Stores a valued option's value; with `once`, different values of a single-valued option are refused. */
+function setValue(parsed: ParsedArgs, option: OptionSpec, raw: string, where: string, once: boolean): void {
   const previous = parsed.options[option.name];
   const value = valueOf(option, raw, previous, where);
-  if (!option.multiple && previous !== undefined && previous !== value) {
+  if (once && !option.multiple && previous !== undefined && previous !== value) {
     // `--run-key a ... --run-key b`: which one was meant is not for us to guess.
     throw new UserError(
       `${where}option --${option.name} given twice (${JSON.stringify(previous)} and ${JSON.stringify(value)})`,

@@ -79,6 +79,12 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'option --run-key given twice ("k1" and "k2")',
     },
     { argv: ["start", "--run-key"], exit: 2, error: "start: option --run-key needs a value" },
+    // Of global options the last one wins (a wrapper's defaults, then the caller's own).
+    {
+      argv: ["--db", flow, "--db", join(home, "orchesjob-flow.sqlite3"), "status", "--run-key", "k0"],
+      exit: 0,
+      error: null,
+    },
     // Numbers out of range: a huge poll interval would overflow the loop's timer into a busy loop.
     {
       argv: ["--poll-interval", "99999999999", "start", "--run-key", "k1", flow],
