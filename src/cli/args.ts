@@ -75,14 +75,7 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
       const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
       const key = eq >= 0 ? arg.slice(2, eq) : arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
       const option = arg.startsWith("--") ? byLong.get(key) : byShort.get(key);
-      if (!option) {
-        const written = eq >= 0 ? arg.slice(0, eq) : arg;
-        // A short option is not a prefix of a long one: `-d` is not a misspelt `--db`.
-        const near = arg.startsWith("--") ? suggestName(key, all.map((o) => o.name)) : undefined;
-        // Before the command only global options are read: `-d start …` means `start -d …`.
-        const hint = near ? `; did you mean --${near}?` : spec.name === "" ? " (a command's options go after it)" : "";
-        throw new UserError(`${where}unknown option ${written}${hint}`);
-      }
+      if (!option) throw unknownOption(spec, all, eq >= 0 ? arg.slice(0, eq) : arg);
       if (!option.value) {
         if (eq >= 0) throw new UserError(`${where}option --${option.name} takes no value`);
         parsed.options[option.name] = true;
@@ -100,16 +93,29 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
     }
     parsed.positionals.push(arg);
   }
-  if (parsed.help) return parsed;
+  if (!parsed.help) checkPositionals(spec, parsed.positionals, where);
+  return parsed;
+}
+
+function checkPositionals(spec: CommandSpec, positionals: readonly string[], where: string): void {
   const names = spec.positionals ?? [];
   const required = names.filter((n) => !n.endsWith("?")).length;
-  if (parsed.positionals.length < required) {
-    throw new UserError(`${where}missing ${names[parsed.positionals.length].replace(/\?$/, "")}`);
+  if (positionals.length < required) {
+    throw new UserError(`${where}missing ${names[positionals.length].replace(/\?$/, "")}`);
   }
-  if (parsed.positionals.length > names.length) {
-    throw new UserError(`${where}unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
+  if (positionals.length > names.length) {
+    throw new UserError(`${where}unexpected argument ${JSON.stringify(positionals[names.length])}`);
   }
-  return parsed;
+}
+
+/** The error for an option nobody declared (`written` as typed, without any `=value`). */
+function unknownOption(spec: CommandSpec, all: readonly OptionSpec[], written: string): UserError {
+  const where = spec.name ? `${spec.name}: ` : "";
+  // A short option is not a prefix of a long one: `-d` is not a misspelt `--db`.
+  const near = written.startsWith("--") ? suggestName(written.slice(2), all.map((o) => o.name)) : undefined;
+  // Before the command only global options are read: `-d start …` means `start -d …`.
+  const hint = near ? `; did you mean --${near}?` : spec.name === "" ? " (a command's options go after it)" : "";
+  return new UserError(`${where}unknown option ${written}${hint}`);
 }
 
 /** Stores a valued option's value; with `once`, different values of a single-valued option are refused. */
