@@ -3,14 +3,19 @@
  * `deno task bench:size` (also part of `deno task bench`): time and peak RSS of `validate` and of
  * `status` (JSON and table) for flows of 1k, 10k and 100k steps, each a CLI process. The baseline is
  * `--version` (Deno start-up) measured in the same run; figures are also given net of it, and the
- * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse.
+ * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse. In-process,
+ * each stage on its own: the `when: !…` rewrite, load (the rewrite, parsing, validation), store (create the run),
+ * read back (a new process's view of the stored definition), and decide (the first round, and a
+ * round where every step has ended and each condition is evaluated).
  *
  * The flows mix the shapes that used to be quadratic or recursive: unquoted `when: !…` values (the
  * YAML rewrite), `depends_on` chains, and a step that waits for every other one.
  */
 import { join } from "node:path";
-import { createRun } from "../src/engine/mod.ts";
-import { definitionHash, loadFlow, loadYamlLibrary } from "../src/flow/mod.ts";
+import { createRun, decide } from "../src/engine/mod.ts";
+import { definitionHash, denormalizeFlow, loadFlow, loadYamlLibrary, normalizeFlow } from "../src/flow/mod.ts";
+import { quoteBangWhenValues } from "../src/flow/yaml_bang.ts";
+import type { RunState } from "../src/domain/mod.ts";
 import { openDatabase, RunStore } from "../src/store/mod.ts";
 
 // loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
@@ -73,25 +78,50 @@ async function measure(args: string[], env: Record<string, string>): Promise<Sam
   return { seconds, cpuSeconds: user + system, rssMiB: rss / 1024 };
 }
 
-const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
-const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
-const results = new Map<number, Record<string, Sample>>();
-try {
-  await measure(["--version"], env); // warm the module cache
-  const base = await measure(["--version"], env);
-  for (const steps of SIZES) {
-    const file = join(home, `flow-${steps}.yaml`);
-    Deno.writeTextFileSync(file, flowText(steps));
-    const flow = loadFlow(Deno.readTextFileSync(file), file);
-    const db = openDatabase(join(home, "orchesjob-flow.sqlite3"));
-    const runKey = `size-${steps}`;
+/** Milliseconds `work` takes in this process. */
+function timed<T>(work: () => T): [T, number] {
+  const started = performance.now();
+  const result = work();
+  return [result, performance.now() - started];
+}
+
+/** In-process milliseconds of each stage for one flow text (the run is created in `db`). */
+function stages(text: string, file: string, db: ReturnType<typeof openDatabase>, runKey: string) {
+  const [, rewrite] = timed(() => quoteBangWhenValues(text));
+  const [flow, load] = timed(() => loadFlow(text, file));
+  const [record, store] = timed(() =>
     createRun(new RunStore(db), {
       runKey,
       flow,
       definitionHash: definitionHash(flow),
       flowFile: file,
       executor: { kind: "builtin" },
-    }, Date.now() / 1000);
+    }, Date.now() / 1000)
+  );
+  const [, readBack] = timed(() => denormalizeFlow(normalizeFlow(flow)));
+  const [, decideFirst] = timed(() => decide(record.state, new Map(), Date.now() / 1000));
+  const ended: RunState = {
+    ...record.state,
+    status: "RUNNING",
+    steps: record.state.steps.map((step) => ({ ...step, status: "SUCCEEDED" })),
+  };
+  const [, decideEnded] = timed(() => decide(ended, new Map(), Date.now() / 1000));
+  return { rewrite, load, store, "read back": readBack, "decide first": decideFirst, "decide ended": decideEnded };
+}
+
+const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
+const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
+const results = new Map<number, Record<string, Sample>>();
+const inProcess = new Map<number, Record<string, number>>();
+try {
+  await measure(["--version"], env); // warm the module cache
+  const base = await measure(["--version"], env);
+  for (const steps of SIZES) {
+    const file = join(home, `flow-${steps}.yaml`);
+    Deno.writeTextFileSync(file, flowText(steps));
+    const db = openDatabase(join(home, "orchesjob-flow.sqlite3"));
+    const runKey = `size-${steps}`;
+    inProcess.set(steps, stages(Deno.readTextFileSync(file), file, db, runKey));
     db.close();
     results.set(steps, {
       validate: await measure(["validate", file], env),
@@ -125,6 +155,14 @@ try {
           `RSS ×${(to.rssMiB / from.rssMiB).toFixed(1)} (linear: ×10 net)`,
       );
     }
+  }
+  console.log("  in-process stages (ms; 10k→100k: linear is ×10)");
+  for (const stage of Object.keys(inProcess.get(SIZES[0]) ?? {})) {
+    const figures = SIZES.map((steps) => `${String(steps).padStart(6)}: ${inProcess.get(steps)![stage].toFixed(0)}`);
+    const from = inProcess.get(10000)?.[stage];
+    const to = inProcess.get(100000)?.[stage];
+    const ratio = from && to ? `, 10k→100k ×${(to / from).toFixed(1)}` : "";
+    console.log(`    ${stage.padEnd(13)} ${figures.join(", ")}${ratio}`);
   }
 } finally {
   Deno.removeSync(home, { recursive: true });
