@@ -3,23 +3,15 @@
  * `deno task bench:size` (also part of `deno task bench`): time and peak RSS of `validate` and of
  * `status` (JSON and table) for flows of 1k, 10k and 100k steps, each a CLI process. The baseline is
  * `--version` (Deno start-up) measured in the same run; figures are also given net of it, and the
- * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse. In-process,
- * each stage on its own: the `when: !…` rewrite, load (the rewrite, parsing, validation), store (create the run),
- * read back (a new process's view of the stored definition), and decide (the first round, and a
- * round where every step has ended and each condition is evaluated).
+ * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse. In-process
+ * (bench/size_stages.ts), each stage on its own: the `when: !…` rewrite, load (the rewrite, parsing,
+ * validation), store (create the run), read back (a new process's view of the stored definition),
+ * and decide (the first round, and the round where the last step's 100k-wide wait is evaluated).
  *
  * The flows mix the shapes that used to be quadratic or recursive: unquoted `when: !…` values (the
  * YAML rewrite), `depends_on` chains, and a step that waits for every other one.
  */
 import { join } from "node:path";
-import { createRun, decide } from "../src/engine/mod.ts";
-import { definitionHash, denormalizeFlow, loadFlow, loadYamlLibrary, normalizeFlow } from "../src/flow/mod.ts";
-import { quoteBangWhenValues } from "../src/flow/yaml_bang.ts";
-import type { RunState } from "../src/domain/mod.ts";
-import { openDatabase, RunStore } from "../src/store/mod.ts";
-
-// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
-await loadYamlLibrary();
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1000,10000,100000").split(",").map(Number);
 const REPO = new URL("..", import.meta.url).pathname;
@@ -78,35 +70,15 @@ async function measure(args: string[], env: Record<string, string>): Promise<Sam
   return { seconds, cpuSeconds: user + system, rssMiB: rss / 1024 };
 }
 
-/** Milliseconds `work` takes in this process. */
-function timed<T>(work: () => T): [T, number] {
-  const started = performance.now();
-  const result = work();
-  return [result, performance.now() - started];
-}
-
-/** In-process milliseconds of each stage for one flow text (the run is created in `db`). */
-function stages(text: string, file: string, db: ReturnType<typeof openDatabase>, runKey: string) {
-  const [, rewrite] = timed(() => quoteBangWhenValues(text));
-  const [flow, load] = timed(() => loadFlow(text, file));
-  const [record, store] = timed(() =>
-    createRun(new RunStore(db), {
-      runKey,
-      flow,
-      definitionHash: definitionHash(flow),
-      flowFile: file,
-      executor: { kind: "builtin" },
-    }, Date.now() / 1000)
-  );
-  const [, readBack] = timed(() => denormalizeFlow(normalizeFlow(flow)));
-  const [, decideFirst] = timed(() => decide(record.state, new Map(), Date.now() / 1000));
-  const ended: RunState = {
-    ...record.state,
-    status: "RUNNING",
-    steps: record.state.steps.map((step) => ({ ...step, status: "SUCCEEDED" })),
-  };
-  const [, decideEnded] = timed(() => decide(ended, new Map(), Date.now() / 1000));
-  return { rewrite, load, store, "read back": readBack, "decide first": decideFirst, "decide ended": decideEnded };
+/** In-process milliseconds of each stage, in a fresh process (bench/size_stages.ts); creates the run. */
+async function stages(file: string, dbPath: string, runKey: string): Promise<Record<string, number>> {
+  const args = ["run", "--allow-all", "--no-prompt", "--config", join(REPO, "deno.json")];
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [...args, join(REPO, "bench", "size_stages.ts"), file, dbPath, runKey],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`size_stages.ts failed for ${file}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
 const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
@@ -119,10 +91,8 @@ try {
   for (const steps of SIZES) {
     const file = join(home, `flow-${steps}.yaml`);
     Deno.writeTextFileSync(file, flowText(steps));
-    const db = openDatabase(join(home, "orchesjob-flow.sqlite3"));
     const runKey = `size-${steps}`;
-    inProcess.set(steps, stages(Deno.readTextFileSync(file), file, db, runKey));
-    db.close();
+    inProcess.set(steps, await stages(file, join(home, "orchesjob-flow.sqlite3"), runKey));
     results.set(steps, {
       validate: await measure(["validate", file], env),
       "status json": await measure(["status", "--run-key", runKey], env),
@@ -156,7 +126,7 @@ try {
       );
     }
   }
-  console.log("  in-process stages (ms; 10k→100k: linear is ×10)");
+  console.log("  in-process stages, a fresh process per size, best of 3 (ms; 10k→100k: linear is ×10)");
   for (const stage of Object.keys(inProcess.get(SIZES[0]) ?? {})) {
     const figures = SIZES.map((steps) => `${String(steps).padStart(6)}: ${inProcess.get(steps)![stage].toFixed(0)}`);
     const from = inProcess.get(10000)?.[stage];

@@ -194,6 +194,16 @@ Deno.test("documented limits are checked up front with errors naming them", () =
     error(`${HEAD}  - id: d\n    command: [x]\n    timeout_sec: .nan\n`),
     /timeout_sec must be a number > 0/,
   );
+  // One long name: the length is refused before the expression is parsed.
+  const longWhen = "a".repeat(LIMITS.whenChars + 1);
+  assert.match(
+    error(`${HEAD}  - id: d\n    command: [x]\n    when: "${longWhen}"\n`),
+    new RegExp(
+      `f\\.yaml:9:11: step "d": when expression of ${
+        LIMITS.whenChars + 1
+      } characters, over the limit of ${LIMITS.whenChars}`,
+    ),
+  );
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"!".repeat(70)}a\n`), /nesting deeper than 64/);
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"(".repeat(70)}a\n`), /nesting deeper than 64/);
   assert.match(error(`flow_id: "bad\\u202eid"\nsteps:\n  - {id: a, command: [x]}\n`), /invalid flow_id/);
