@@ -168,6 +168,11 @@ Deno.test("NUL bytes, invalid UTF-8 and a second document are errors with their 
   const surrogate = Uint8Array.from([...new TextEncoder().encode("x: "), 0xed, 0xa0, 0x80]);
   assert.match(thrown(() => loadFlowBytes(surrogate, "f.yaml"), FlowError).message, /invalid UTF-8 \(byte 0xed\)/);
   assert.equal(loadFlowBytes(new TextEncoder().encode(`\ufeff${HEAD}`), "f.yaml").steps.length, 2);
+  const utf16 = Uint8Array.from([0xff, 0xfe, ...[...new TextEncoder().encode(HEAD)].flatMap((byte) => [byte, 0])]);
+  assert.equal(
+    thrown(() => loadFlowBytes(utf16, "f.yaml"), FlowError).message,
+    "f.yaml:1:1: the file is UTF-16 text; save it as UTF-8",
+  );
   assert.equal(
     error(`${HEAD}---\nflow_id: g\n`),
     "f.yaml:7:1: a flow file holds one YAML document, but a second one starts at line 7",
