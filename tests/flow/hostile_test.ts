@@ -139,6 +139,40 @@ Deno.test("aliases resolve; an alias bomb stops at the expansion limit", () => {
   assert.match(error("flow_id: f\nsteps:\n  - id: a\n    command: [*nope]\n"), /f:4:|f\.yaml:4:|alias|anchor/);
 });
 
+Deno.test("merge keys share fields: the mapping's own win, then the first mapping listed; bombs stop", () => {
+  const flow = loadFlow(
+    `flow_id: f
+steps:
+  - &base {id: a, command: [x], retries: 2, timeout_sec: 5}
+  - &other {id: o, command: [y], retries: 7, strict: false}
+  - <<: *base
+    id: b
+    retries: 3
+  - {<<: [*other, *base], id: c}
+`,
+    "f.yaml",
+  );
+  const [, , b, c] = flow.steps;
+  assert.deepEqual([b.id, b.command, b.retries, b.timeoutSec, b.strict], ["b", ["x"], 3, 5, true]);
+  assert.deepEqual([c.id, c.command, c.retries, c.timeoutSec, c.strict], ["c", ["y"], 7, 5, false]);
+  assert.match(error(`${HEAD}  - {<<: 3, id: d, command: [x]}\n`), /f\.yaml:7:10: a merge key \(<<\) takes a mapping/);
+  assert.match(error(`${HEAD}  - {<<: {colour: red}, id: d, command: [x]}\n`), /unknown field "colour" in step "d"/);
+  // A quoted "<<" is a key like any other.
+  assert.match(error(`${HEAD}  - {"<<": *x, id: d, command: [x]}\n`), /alias \*x names no anchor|unknown field "<<"/);
+  const wide = [`flow_id: f`, `steps:`, `  - &m0 {id: a, command: [x]}`];
+  for (let k = 1; k < 40; k++) {
+    const previous = Array.from({ length: 10 }, (_, j) => `*m${Math.max(0, k - j - 1)}`).join(", ");
+    wide.push(`  - &m${k} {<<: [${previous}], id: s${k}}`);
+  }
+  assert.match(
+    error(wide.join("\n") + "\n"),
+    new RegExp(`aliases expand to more than ${LIMITS.aliasExpansion} values`),
+  );
+  const deep = [`flow_id: f`, `steps:`, `  - &m0 {id: a, command: [x]}`];
+  for (let k = 1; k < 100; k++) deep.push(`  - &m${k} {<<: *m${k - 1}, id: s${k}}`);
+  assert.match(error(deep.join("\n") + "\n"), /merge keys \(<<\) nested deeper than 64 levels/);
+});
+
 Deno.test("unknown tags are errors naming the tag", () => {
   assert.match(error(`${HEAD}  - id: d\n    command: !shell echo\n`), /f\.yaml:8:14: unknown YAML tag !shell/);
   assert.match(error(`${HEAD}  - id: d\n    command: !!python/object x\n`), /unknown YAML tag !!python\/object/);
@@ -168,6 +202,11 @@ Deno.test("NUL bytes, invalid UTF-8 and a second document are errors with their 
   const surrogate = Uint8Array.from([...new TextEncoder().encode("x: "), 0xed, 0xa0, 0x80]);
   assert.match(thrown(() => loadFlowBytes(surrogate, "f.yaml"), FlowError).message, /invalid UTF-8 \(byte 0xed\)/);
   assert.equal(loadFlowBytes(new TextEncoder().encode(`\ufeff${HEAD}`), "f.yaml").steps.length, 2);
+  const utf16 = Uint8Array.from([0xff, 0xfe, ...[...new TextEncoder().encode(HEAD)].flatMap((byte) => [byte, 0])]);
+  assert.equal(
+    thrown(() => loadFlowBytes(utf16, "f.yaml"), FlowError).message,
+    "f.yaml:1:1: the file is UTF-16 text; save it as UTF-8",
+  );
   assert.equal(
     error(`${HEAD}---\nflow_id: g\n`),
     "f.yaml:7:1: a flow file holds one YAML document, but a second one starts at line 7",
@@ -193,6 +232,16 @@ Deno.test("documented limits are checked up front with errors naming them", () =
   assert.match(
     error(`${HEAD}  - id: d\n    command: [x]\n    timeout_sec: .nan\n`),
     /timeout_sec must be a number > 0/,
+  );
+  // One long name: the length is refused before the expression is parsed.
+  const longWhen = "a".repeat(LIMITS.whenChars + 1);
+  assert.match(
+    error(`${HEAD}  - id: d\n    command: [x]\n    when: "${longWhen}"\n`),
+    new RegExp(
+      `f\\.yaml:9:11: step "d": when expression of ${
+        LIMITS.whenChars + 1
+      } characters, over the limit of ${LIMITS.whenChars}`,
+    ),
   );
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"!".repeat(70)}a\n`), /nesting deeper than 64/);
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"(".repeat(70)}a\n`), /nesting deeper than 64/);
