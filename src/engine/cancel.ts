@@ -5,6 +5,7 @@ import { type Clock, systemClock } from "../shared/time.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { crashPoint } from "../shared/crash_point.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 
@@ -26,6 +27,7 @@ export async function cancelRun(
   // Committed under the start gate: once this commit is visible, no driver can start a job for the
   // run (the driver checks the run under the same gate before every start).
   await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
+  crashPoint("cancel:after-commit");
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(

@@ -10,6 +10,7 @@ import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { crashPoint } from "../shared/crash_point.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
@@ -218,6 +219,7 @@ export class Driver {
         job: null,
       });
       if (!recorded) return "started";
+      crashPoint("driver:after-intent");
     }
     // Under the start gate, and only while the run is live: a cancel commits under the same gate,
     // so no job starts once a cancel is committed.
@@ -246,6 +248,7 @@ export class Driver {
       this.record(run, stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
+    crashPoint("driver:before-job-recorded");
     this.record(run, stepId, { job }, attemptNo);
     return "started";
   }

@@ -3,18 +3,31 @@
  * shell supervisor per job (see supervisor.ts). It is an {@link Executor} and nothing more; the
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
-import { mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
 import { nowSeconds } from "../../shared/time.ts";
 import { type Database, transaction } from "../../store/mod.ts";
-import { type AbortOptions, type Executor, JobError, type JobRef, type StartOptions } from "../executor.ts";
+import {
+  type AbortOptions,
+  type Executor,
+  ExecutorError,
+  JobError,
+  type JobRef,
+  type StartOptions,
+} from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
 import { sleep } from "../../sleep.ts";
+import { crashPoint } from "../../shared/crash_point.ts";
 
-/** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
+/**
+ * A supervisor that claimed its job but never wrote its PID this long after the claim (killed in
+ * between) leaves the job LOST; its command never started.
+ */
 const ORPHAN_GRACE_SECONDS = 30;
+/** Within this process, a job launched or relaunched this recently is not relaunched again. */
+const RELAUNCH_PAUSE_SECONDS = 5;
 
 export interface RunOptions extends Partial<StartOptions> {
   sync?: boolean;
@@ -35,6 +48,10 @@ interface Admission {
 export class BuiltinRunner implements Executor {
   readonly kind = "builtin";
   readonly table: JobTable;
+  /** Jobs this process (re)launched, and when: its own polls must not relaunch them at once. */
+  private readonly launched = new Map<string, number>();
+  /** Aborted jobs this process already re-sent SIGTERM to (once is enough; SIGKILL follows the deadline). */
+  private readonly reterminated = new Set<string>();
 
   constructor(readonly db: Database, readonly dir: string) {
     this.table = new JobTable(db);
@@ -43,9 +60,18 @@ export class BuiltinRunner implements Executor {
 
   // ---- reading, with reconciliation of what supervisors wrote ----
 
-  /** Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. */
+  /**
+   * Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. A job is
+   * decided LOST only once nothing of it can still run: its supervisor is dead and its process group
+   * (the command and whatever it spawned) is empty. A dead supervisor whose command lives on keeps the
+   * job active, so a retry never runs beside it. A job never claimed by a supervisor (its launcher died
+   * after committing the row) is launched again here: the claim makes that idempotent.
+   */
   reconcile(row: JobRow): JobRow {
-    if (!isActiveJob(row.status)) return row;
+    if (!isActiveJob(row.status)) {
+      if (row.status === "ABORTED") this.resumeAbort(row);
+      return row;
+    }
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
@@ -53,14 +79,20 @@ export class BuiltinRunner implements Executor {
     if (worker !== null && row.worker_pid === null) changes.worker_pid = worker;
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
-    let exit = readIntFile(files.exit);
+    let exit = readExit(files);
     if (exit === null) {
-      const alive = worker === null
-        ? now - row.started_at < ORPHAN_GRACE_SECONDS
-        : isOurProcessAlive(worker, row.job_id);
+      let alive: boolean;
+      if (worker !== null) {
+        alive = isOurProcessAlive(worker, row.job_id) || isGroupAlive(worker);
+      } else if (existsSync(files.claim)) {
+        alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
+      } else {
+        this.relaunch(row);
+        alive = true;
+      }
       // The supervisor writes its result before it exits, so read the result again after seeing it
       // dead: only "dead and still no result" is LOST.
-      if (!alive) exit = readIntFile(files.exit);
+      if (!alive) exit = readExit(files);
       if (!alive && exit === null) Object.assign(changes, { status: "LOST", finished_at: now, updated_at: now });
     }
     if (exit !== null) {
@@ -80,15 +112,59 @@ export class BuiltinRunner implements Executor {
     return this.table.job(row.job_id) ?? row;
   }
 
+  /** Spawns a supervisor for a committed job nobody claimed, unless this process did so just now. */
+  private relaunch(row: JobRow): void {
+    const last = this.launched.get(row.job_id);
+    if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
+    this.launched.set(row.job_id, performance.now());
+    try {
+      launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), readEnvFile(jobFiles(this.dir, row.job_id).env));
+    } catch {
+      // Cannot spawn now (out of processes): the next read tries again.
+    }
+  }
+
+  /**
+   * An abort is resumable: if the aborting process died during the grace (or before signalling), any
+   * later read of the ABORTED job signals its still-living process group again: SIGTERM once, then
+   * SIGKILL when the abort's deadline has passed.
+   */
+  private resumeAbort(row: JobRow): void {
+    const files = jobFiles(this.dir, row.job_id);
+    const deadline = readIntFile(files.abort);
+    const worker = row.worker_pid ?? readIntFile(files.worker);
+    if (deadline === null || worker === null || !isGroupAlive(worker)) return;
+    if (nowSeconds() >= deadline) {
+      signal(-worker, "SIGKILL");
+    } else if (!this.reterminated.has(row.job_id)) {
+      this.reterminated.add(row.job_id);
+      signal(-worker, "SIGTERM");
+    }
+  }
+
+  /**
+   * Until an aborted job's process group is gone (SIGKILL at its deadline): a new attempt must not
+   * start beside a previous one that is still dying. Returns the row read again.
+   */
+  private async settleAbort(row: JobRow): Promise<JobRow> {
+    if (row.status !== "ABORTED") return row;
+    const files = jobFiles(this.dir, row.job_id);
+    const deadline = readIntFile(files.abort);
+    const worker = row.worker_pid ?? readIntFile(files.worker);
+    if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
+    await terminate(row.job_id, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
+    return this.table.job(row.job_id) ?? row;
+  }
+
   /** The run key's current job, or a job by id, reconciled. */
   row(ref: JobRef): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
     return row && this.reconcile(row);
   }
 
-  status(runKey: string): Promise<Job | null> {
+  async status(runKey: string): Promise<Job | null> {
     const row = this.row({ runKey });
-    return Promise.resolve(row ? toJob(row) : null);
+    return row ? toJob(await this.settleAbort(row)) : null;
   }
 
   running(): Promise<Job[]> {
@@ -115,14 +191,33 @@ export class BuiltinRunner implements Executor {
   /** Starts (or, when the run key's job is active or strict forbids it, reports) a job. */
   async run(request: RunRequest, options: RunOptions): Promise<StartResult> {
     const strict = options.strict ?? false;
-    const admission = transaction(this.db, () => this.admit(request, strict));
+    const jobId = crypto.randomUUID();
+    const files = jobFiles(this.dir, jobId);
+    // The environment goes to a file before the row exists, so whoever relaunches the job has it.
+    if (options.env && Object.keys(options.env).length > 0) {
+      Deno.writeTextFileSync(files.env, JSON.stringify(options.env), { mode: 0o600 });
+    }
+    this.launched.set(jobId, performance.now());
+    const admission = transaction(this.db, () => this.admit(request, strict, jobId));
     let row = admission.row;
     if (admission.accepted) {
-      // Intent before action: the STARTING row is committed before the supervisor exists, so a crash
-      // here leaves a job that readers turn LOST, never a process nobody knows about.
-      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
-      this.table.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
-      row = { ...row, worker_pid: pid };
+      // Intent before action: the STARTING row is committed before the supervisor exists. A crash
+      // from here until the supervisor claims the job leaves a row with no claim, and the next read
+      // launches it (the claim makes launching idempotent): never a lost start, never a process
+      // nobody knows about. The supervisor's PID is recorded from the file it writes once it owns
+      // the job, not from the spawn: a relaunched supervisor that lost the claim owns nothing.
+      crashPoint("runner:after-job-row");
+      try {
+        launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
+      } catch (error) {
+        // A spawn that fails (argument list too long, out of processes) is a failed start.
+        const message = error instanceof Error ? error.message : String(error);
+        const now = nowSeconds();
+        Deno.writeTextFileSync(files.stderr, `orchesjob-flow: cannot start the job: ${message}\n`);
+        this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
+        throw new ExecutorError(`cannot launch the job: ${message}`, "exit");
+      }
+      crashPoint("runner:after-supervisor-spawn");
     }
     row = options.sync
       ? await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity)
@@ -142,7 +237,7 @@ export class BuiltinRunner implements Executor {
    * Inside the start's transaction: an active job is reported, not doubled; a strict start of a
    * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row.
    */
-  private admit(request: RunRequest, strict: boolean): Admission {
+  private admit(request: RunRequest, strict: boolean, jobId: string): Admission {
     const runKey = request.kind === "start" ? request.runKey : request.source.run_key;
     const current = this.row({ runKey });
     let overrideUsed = false;
@@ -159,7 +254,6 @@ export class BuiltinRunner implements Executor {
         this.table.markUnlockUsed(runKey, nowSeconds());
       }
     }
-    const jobId = crypto.randomUUID();
     const files = jobFiles(this.dir, jobId);
     const row: JobRow = {
       job_id: jobId,
@@ -217,6 +311,10 @@ export class BuiltinRunner implements Executor {
   /** orchesjob `abort`: record ABORTED, then SIGTERM the job's process group, then SIGKILL after the grace. */
   async abortJob(row: JobRow, options: AbortOptions): Promise<AbortResult> {
     const now = nowSeconds();
+    const files = jobFiles(this.dir, row.job_id);
+    // The deadline is written first: with it, any later read can finish this abort if we die during
+    // the grace (see resumeAbort), and a supervisor not yet going never starts the command.
+    Deno.writeTextFileSync(files.abort, `${now + Math.ceil(options.graceSeconds)}\n`);
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
     // replace it, and a strict start already sees the run key as used.
     const recorded = this.table.updateActive(row.job_id, {
@@ -230,7 +328,6 @@ export class BuiltinRunner implements Executor {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
-    const files = jobFiles(this.dir, row.job_id);
     const worker = row.worker_pid ?? readIntFile(files.worker);
     const target = row.target_pid ?? readIntFile(files.target);
     const flags = await terminate(row.job_id, worker, target, options.graceSeconds);
@@ -246,9 +343,11 @@ export class BuiltinRunner implements Executor {
  */
 async function terminate(jobId: string, worker: number | null, target: number | null, graceSeconds: number) {
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
-  if (worker === null || !isOurProcessAlive(worker, jobId)) return flags;
+  // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
+  if (worker === null || !(isOurProcessAlive(worker, jobId) || isGroupAlive(worker))) return flags;
   flags.sent_term_target = target !== null && signal(-worker, "SIGTERM");
   flags.sent_term_worker = signal(worker, "SIGTERM");
+  crashPoint("runner:abort-grace");
   if (await groupGone(worker, graceSeconds, 0.05)) return flags;
   flags.sent_kill_target = target !== null && signal(-worker, "SIGKILL");
   flags.sent_kill_worker = signal(worker, "SIGKILL");
@@ -277,5 +376,18 @@ function fileExists(path: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The exit status, from `.exit` or from a complete `.exit.tmp` whose rename never happened. */
+function readExit(files: ReturnType<typeof jobFiles>): number | null {
+  return readIntFile(files.exit) ?? readIntFile(`${files.exit}.tmp`);
+}
+
+function readEnvFile(path: string): Record<string, string> | undefined {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return undefined;
   }
 }

@@ -7,6 +7,12 @@
  *   3. starts the command with stdin /dev/null and stdout/stderr to the job's files,
  *   4. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
  * Every file is written to a temporary name and renamed, so a reader sees all of it or none of it.
+ * A write that fails (a full disk) is retried every second until it succeeds: the result is kept
+ * by the living supervisor rather than lost, and a complete `.exit.tmp` left behind is read too.
+ * Launching is idempotent: the supervisor first claims the job (`mkdir <job>.claim`, atomic), and a
+ * second supervisor of the same job leaves at once, so a reader may relaunch a job whose launcher
+ * died between committing the job row and spawning (see runner.ts).
+ * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command.
  * SQLite is never touched here: the next status read reconciles these files into the database.
  * The command shares the supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
@@ -18,9 +24,21 @@ export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 const SCRIPT = `
 job=$1 dir=$2
 shift 2
-put() { printf '%s\\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; }
+put() {
+  until printf '%s\\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; do
+    [ -d "$dir" ] || exit 1
+    sleep 1
+  done
+}
+crash_point() {
+  [ "\${ORCHESJOB_FLOW_CRASH_AT-}" = "$1" ] || return 0
+  [ -z "\${ORCHESJOB_FLOW_CRASH_LOG-}" ] || printf '%s %s\\n' "$1" "$$" >> "$ORCHESJOB_FLOW_CRASH_LOG"
+  kill -9 $$
+}
+mkdir "$dir/$job.claim" 2> /dev/null || exit 0
 put worker "$$"
 trap 'terminated=1' TERM
+[ -e "$dir/$job.abort" ] && exit 0
 case $1 in
   */*) [ -f "$1" ] && [ -x "$1" ] ;;
   *) command -v "$1" > /dev/null 2>&1 ;;
@@ -40,6 +58,7 @@ while :; do
 done
 # A shell reports death by signal N as 128+N; orchesjob reports it as -N.
 if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
+crash_point supervisor:before-exit-file
 put exit "$rc"
 `;
 
@@ -57,6 +76,12 @@ export function jobFiles(dir: string, jobId: string) {
     worker: `${base}.worker`,
     target: `${base}.target`,
     exit: `${base}.exit`,
+    /** The claim (a directory): present once a supervisor owns the job. */
+    claim: `${base}.claim`,
+    /** An abort's SIGKILL deadline (epoch seconds): present once the job was aborted. */
+    abort: `${base}.abort`,
+    /** The extra environment the job was started with (JSON), for a relaunch. */
+    env: `${base}.env`,
   };
 }
 
