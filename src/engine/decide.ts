@@ -106,6 +106,10 @@ function decideRunning(
   const job = observations.get(step.id);
   if (!job) {
     if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now);
+    // A job that started once (its start was confirmed and recorded) is never started again under
+    // the same key: that it is unknown now means it was deleted (cleaned), and whether it ran is
+    // unknown. Only a start that was never confirmed is started again.
+    if (job === null && step.job !== null) return failedAttempt(step, definition, null, JOB_VANISHED, now);
     // orchesjob never heard of the run key: the start after the intent never reached it.
     if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
     return null; // not observed this round
@@ -151,6 +155,8 @@ function failedAttempt(
   }
   return { kind: "fail", stepId: step.id, job, error };
 }
+
+export const JOB_VANISHED = "job vanished from orchesjob (cleaned?)";
 
 export const LOST_AFTER_START =
   "job LOST after its command started: its supervisor died without recording the result; the result is unknown, so the step is not retried";

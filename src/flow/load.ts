@@ -235,6 +235,7 @@ function readCommand(node: Node, fail: (node: Node | undefined, reason: string) 
   const value = scalarValue(node);
   if (typeof value === "string") {
     if (value.trim() === "") fail(node, "command must not be empty");
+    checkExecutable(node, ["/bin/sh", "-c", value], fail);
     return ["/bin/sh", "-c", value];
   }
   if (!Array.isArray(value) || value.length === 0) {
@@ -244,5 +245,28 @@ function readCommand(node: Node, fail: (node: Node | undefined, reason: string) 
   const bad = args.findIndex((arg) => typeof arg !== "string");
   if (bad >= 0) fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
   if (args[0] === "") fail(node, "command[0] (the program) must not be empty");
+  checkExecutable(node, args as string[], fail);
   return args as string[];
+}
+
+/**
+ * The most bytes a step's command may take: each argument's UTF-8 bytes plus its terminating NUL,
+ * summed. 128 KiB is the longest single argument Linux accepts (MAX_ARG_STRLEN), and well under every
+ * POSIX system's total limit (ARG_MAX, at least 256 KiB on macOS, 2 MiB on Linux) with room left for
+ * the environment.
+ */
+export const MAX_COMMAND_BYTES = 128 * 1024;
+
+/** Refuses what no exec can ever run: a NUL byte in an argument, or a command over the size limit. */
+function checkExecutable(node: Node, args: string[], fail: (node: Node | undefined, reason: string) => never): void {
+  const nul = args.findIndex((arg) => arg.includes("\0"));
+  if (nul >= 0) fail(node, `command[${nul}] contains a NUL byte, which no program can receive`);
+  const encoder = new TextEncoder();
+  const size = args.reduce((total, arg) => total + encoder.encode(arg).length + 1, 0);
+  if (size > MAX_COMMAND_BYTES) {
+    fail(
+      node,
+      `command is ${size} bytes, over the limit of ${MAX_COMMAND_BYTES} (arguments with their terminating NULs)`,
+    );
+  }
 }

@@ -1,6 +1,6 @@
 /** decide() as a pure function of recorded state, observations and time. */
 import assert from "node:assert/strict";
-import { decide, LOST_AFTER_START, nextDue } from "../../src/engine/decide.ts";
+import { decide, JOB_VANISHED, LOST_AFTER_START, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
@@ -165,4 +165,11 @@ Deno.test("the run finishes when every step is terminal: FAILED if any step fail
     status: "FAILED",
   }]);
   assert.deepEqual(decide({ ...run(all("SUCCEEDED")), status: "CANCELLED" }, new Map(), 1), []);
+});
+
+Deno.test("a step whose recorded job is now unknown is a failed attempt, never started again under its key", () => {
+  const started = run({ A: "RUNNING" }, { A: { job: job("RUNNING") } });
+  assert.deepEqual(decide(started, new Map([["A", null]]), 1010), [
+    { kind: "retry", stepId: "A", job: null, error: JOB_VANISHED, next: "DELAYED", nextAttemptAt: 1020 },
+  ]);
 });

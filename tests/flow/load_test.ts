@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FlowError, loadFlow } from "../../src/flow/load.ts";
+import { FlowError, loadFlow, MAX_COMMAND_BYTES } from "../../src/flow/load.ts";
 import { normalizeFlow } from "../../src/flow/normalize.ts";
 import { formatWhen } from "../../src/flow/when.ts";
 import { thrown } from "../helpers.ts";
@@ -270,4 +270,20 @@ Deno.test("YAML syntax errors and duplicate keys give a position", () => {
     error("flow_id: f\nflow_id: g\nsteps: [{id: A, command: [a]}]\n"),
     /^flow\.yaml:2:1: invalid YAML: .*[Uu]nique/,
   );
+});
+
+Deno.test("a command no exec can run is refused: a NUL byte, or more than the documented size", () => {
+  assert.equal(
+    error('flow_id: f\nsteps:\n  - id: A\n    command: [echo, "a\\0b"]\n'),
+    'flow.yaml:4:14: step "A": command[1] contains a NUL byte, which no program can receive',
+  );
+  assert.match(error('flow_id: f\nsteps:\n  - id: A\n    command: "echo \\0"\n'), /command\[2\] contains a NUL byte/);
+  const big = "x".repeat(MAX_COMMAND_BYTES);
+  assert.match(
+    error(`flow_id: f\nsteps:\n  - id: A\n    command: [echo, ${big}]\n`),
+    new RegExp(`command is ${MAX_COMMAND_BYTES + 6} bytes, over the limit of ${MAX_COMMAND_BYTES}`),
+  );
+  // Just under the limit loads.
+  const fits = "x".repeat(MAX_COMMAND_BYTES - 6);
+  assert.equal(loadFlow(`flow_id: f\nsteps:\n  - id: A\n    command: [echo, ${fits}]\n`, "f.yaml").steps.length, 1);
 });
