@@ -1,5 +1,5 @@
 /** orchesjob-flow entry point: only wires the CLI. */
-import { runCli } from "./src/cli/app.ts";
+import { runCli } from "./src/cli/mod.ts";
 
 if (import.meta.main) {
   Deno.exit(await runCli(Deno.args));

@@ -2,32 +2,13 @@
 import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs } from "./args.ts";
-import type { ExecutorChoice } from "../executor/select.ts";
-import type { Command, GlobalOptions } from "./command.ts";
-import { exampleCommand } from "./commands/example.ts";
-import { jobCommand } from "./commands/job.ts";
-import { cancelCommand } from "./commands/cancel.ts";
-import { startCommand } from "./commands/start.ts";
-import { statusCommand } from "./commands/status.ts";
-import { driveCommand, tickCommand } from "./commands/tick.ts";
-import { watchCommand } from "./commands/watch.ts";
-import { validateCommand } from "./commands/validate.ts";
+import type { ExecutorChoice } from "../executor/mod.ts";
+import type { GlobalOptions } from "./command.ts";
+import { COMMANDS } from "./commands/mod.ts";
 import { printError, writeStdout } from "./output.ts";
 
 export const PROGRAM = "orchesjob-flow";
 export const VERSION: string = denoConfig.version;
-
-const COMMANDS: readonly Command[] = [
-  startCommand,
-  statusCommand,
-  watchCommand,
-  cancelCommand,
-  exampleCommand,
-  validateCommand,
-  jobCommand,
-  tickCommand,
-  driveCommand,
-];
 
 const GLOBAL_SPEC: CommandSpec = {
   name: "",

@@ -1,5 +1,5 @@
 /** What every CLI command is: a spec for its arguments and a function that returns the exit code. */
-import type { ExecutorChoice } from "../executor/select.ts";
+import type { ExecutorChoice } from "../executor/mod.ts";
 import type { CommandSpec, ParsedArgs } from "./args.ts";
 
 /** Options given before the subcommand. */

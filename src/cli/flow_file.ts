@@ -1,6 +1,6 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
 import { UserError } from "./errors.ts";
-import { loadFlow } from "../flow/load.ts";
+import { loadFlow } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
 
 export function readFlowFile(path: string): FlowDefinition {

@@ -1,16 +1,10 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import type { RunRecord } from "../domain/mod.ts";
-import { Driver } from "../engine/driver.ts";
-import type { DriverLock, RunRepository, StartGate } from "../engine/ports.ts";
-import { loadRun } from "../engine/runs.ts";
+import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import type { Executor } from "../executor/executor.ts";
-import { createExecutor } from "../executor/select.ts";
-import { type Database, openDatabase } from "../store/db.ts";
-import { FileLocks } from "../store/locks.ts";
-import { jobsDirectory } from "../store/paths.ts";
-import { resolveDbPath } from "../store/paths.ts";
-import { RunStore } from "../store/runs.ts";
+import { createExecutor, type Executor } from "../executor/mod.ts";
+import { type Database, FileLocks, jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../store/mod.ts";
+import type { OptionSpec, ParsedArgs } from "./args.ts";
 import type { CommandContext } from "./command.ts";
 
 export class Session implements Disposable {
@@ -59,6 +53,19 @@ export class Session implements Disposable {
   [Symbol.dispose](): void {
     this.db.close();
   }
+}
+
+/** The `--run-key` option of every run command. */
+export const RUN_KEY_OPTION: OptionSpec = {
+  name: "run-key",
+  value: "string",
+  metavar: "KEY",
+  help: "The flow run's key (required).",
+};
+
+/** The checked `--run-key` of a run command. */
+export function runKeyOf(args: ParsedArgs): string {
+  return checkRunKey(args.options["run-key"] as string | undefined);
 }
 
 /** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */

@@ -1,11 +1,10 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
 import { type RunState, stepRunKey } from "../domain/mod.ts";
-import type { Executor } from "../executor/executor.ts";
-import { type Clock, systemClock } from "../shared/time.ts";
+import type { Executor } from "../executor/mod.ts";
+import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
-import { crashPoint } from "../shared/crash_point.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 

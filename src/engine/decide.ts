@@ -4,7 +4,7 @@
  * This is the only place that decides whether a failed attempt is retried or fails the step, and
  * whether a retry waits (DELAYED) or not (PENDING): the driver only records what happened.
  */
-import { evaluateWhen } from "../flow/when.ts";
+import { evaluateWhen } from "../flow/mod.ts";
 import {
   isActiveJob,
   isTerminalStep,

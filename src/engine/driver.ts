@@ -2,15 +2,13 @@
  * The imperative half of the engine: observe running jobs, ask {@link decide} what to do, apply it.
  * One driver per run at a time (the caller holds the run's driver lock).
  */
-import { type Executor, ExecutorError } from "../executor/executor.ts";
+import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
-import { sleepUnless } from "../sleep.ts";
-import { type Clock, systemClock } from "../shared/time.ts";
+import { type Clock, crashPoint, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
 import { type Action, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
-import { crashPoint } from "../shared/crash_point.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
@@ -74,8 +72,12 @@ export class Driver {
 
   /** Drives the run until it ends, or until interrupted. Returns the last state seen. */
   async drive(): Promise<RunState> {
-    const ceiling = this.options.pollIntervalSec;
-    const first = Math.min(FIRST_PAUSE_SECONDS[this.options.executor.kind], ceiling);
+    const backoff = {
+      first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
+      factor: 2,
+      ceiling: this.options.pollIntervalSec,
+    };
+    const first = nextPause(backoff);
     let pause = first;
     for (;;) {
       if (this.options.interrupted?.()) return this.load();
@@ -89,7 +91,7 @@ export class Driver {
       const due = nextDue(state);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
-      pause = Math.min(pause * 2, ceiling);
+      pause = nextPause(backoff, pause);
     }
   }
 

@@ -1,6 +1,6 @@
 /** Runs as the engine and the CLI use them: the stored definition turned back into a flow, once per process. */
 import type { FlowDefinition, RunRecord, StoredRun } from "../domain/mod.ts";
-import { denormalizeFlow, normalizeFlow } from "../flow/normalize.ts";
+import { denormalizeFlow, normalizeFlow } from "../flow/mod.ts";
 import type { NewRun, RunRepository } from "./ports.ts";
 
 /** A run's definition never changes and its hash names it, so each is parsed once per process. */

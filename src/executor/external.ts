@@ -3,6 +3,7 @@
  * passed as is. Each call has a time limit; failures become {@link ExecutorError}s carrying the exit
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
+import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
 import { type AbortOptions, type Executor, ExecutorError, type JobRef, type StartOptions } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 
@@ -56,25 +57,14 @@ export class ExternalExecutor implements Executor {
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
-    let output: Deno.CommandOutput;
+    let output: Finished;
     try {
-      output = await new Deno.Command(this.bin, {
-        args,
-        env,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(this.callTimeoutSec * 1000),
-      }).output();
+      output = await runToEnd([this.bin, ...args], { env, timeoutSec: this.callTimeoutSec });
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
-      if (error instanceof Deno.errors.PermissionDenied) {
-        throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
-      }
-      if (error instanceof DOMException && (error.name === "TimeoutError" || error.name === "AbortError")) {
-        throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
-      }
-      throw error;
+      if (!(error instanceof SpawnError)) throw error;
+      if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
+      if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
+      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
     }
     const stderr = new TextDecoder().decode(output.stderr);
     const tail = stderr.trim().slice(-500);

@@ -13,5 +13,4 @@ export {
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
 export { chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
-export { JobAdmin } from "./builtin/admin.ts";
-export { BuiltinRunner } from "./builtin/runner.ts";
+export { BuiltinRunner, JobAdmin } from "./builtin/mod.ts";

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { ExternalExecutor } from "./external.ts";
 import { type Executor, ExecutorChoiceError } from "./executor.ts";
 import type { ExecutorSpec } from "../domain/mod.ts";
-import { BuiltinRunner } from "./builtin/runner.ts";
+import { BuiltinRunner } from "./builtin/mod.ts";
 import type { Database } from "../store/mod.ts";
 
 export type ExecutorChoice = "auto" | "orchesjob" | "builtin";

@@ -33,6 +33,22 @@ export class FlowError extends Error {
 
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
 export function loadFlow(text: string, fileName: string): FlowDefinition {
+  const { root, at } = parseRoot(text, fileName);
+  checkFieldNames(root, FLOW_FIELDS, "field", at);
+  const flowIdNode = root.get("flow_id", true) as Node | undefined;
+  if (flowIdNode === undefined) throw new FlowError(at(root), 'missing required field "flow_id"');
+  const flowId = scalarValue(flowIdNode);
+  if (typeof flowId !== "string" || flowId.trim() === "") {
+    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
+  }
+  const { steps, places } = readSteps(root, at);
+  const flow: FlowDefinition = { flowId, steps };
+  checkFlowGraph(flow, places, fileName);
+  return flow;
+}
+
+/** The document's root mapping, and how to name a node's place; syntax errors become FlowErrors. */
+function parseRoot(text: string, fileName: string): { root: YAMLMap; at: At } {
   const isJson = fileName.toLowerCase().endsWith(".json");
   const lineCounter = new LineCounter();
   const source = isJson ? text : quoteBangWhenValues(text);
@@ -52,54 +68,43 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   }
   const root = doc.contents;
   if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
-  checkFieldNames(root, FLOW_FIELDS, "field", at);
+  return { root, at };
+}
 
-  const flowIdNode = root.get("flow_id", true) as Node | undefined;
-  if (flowIdNode === undefined) throw new FlowError(at(root), 'missing required field "flow_id"');
-  const flowId = scalarValue(flowIdNode);
-  if (typeof flowId !== "string" || flowId.trim() === "") {
-    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
-  }
+/** Where each step's id, `when` and `depends_on` are, so graph problems can point at them. */
+type StepPlaces = Map<string, ReadStep["places"]>;
 
+/** The steps, in order, refusing a duplicate id. */
+function readSteps(root: YAMLMap, at: At): { steps: StepDefinition[]; places: StepPlaces } {
   const stepsNode = root.get("steps", true) as Node | undefined;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
     throw new FlowError(at(stepsNode), "steps must be a non-empty list");
   }
-
-  const seen = new Map<string, Place>();
   const steps: StepDefinition[] = [];
-  const placeOfStep = new Map<string, { when?: Place; dependsOn?: Place; step: Place }>();
+  const places: StepPlaces = new Map();
   for (const item of stepsNode.items as Node[]) {
     const step = readStep(item, at);
-    const previous = seen.get(step.definition.id);
+    const previous = places.get(step.definition.id);
     if (previous) {
       throw new FlowError(
         step.places.id,
-        `duplicate step id "${step.definition.id}" (first defined at line ${previous.line})`,
+        `duplicate step id "${step.definition.id}" (first defined at line ${previous.id.line})`,
       );
     }
-    seen.set(step.definition.id, step.places.id);
-    placeOfStep.set(step.definition.id, {
-      when: step.places.when,
-      dependsOn: step.places.dependsOn,
-      step: step.places.id,
-    });
+    places.set(step.definition.id, step.places);
     steps.push(step.definition);
   }
+  return { steps, places };
+}
 
-  const flow: FlowDefinition = { flowId, steps };
+/** Unknown ids, self references and cycles, reported at the field that causes them. */
+function checkFlowGraph(flow: FlowDefinition, places: StepPlaces, fileName: string): void {
   const problem = checkGraph(flow);
-  if (problem) {
-    const places = problem.stepId === undefined ? undefined : placeOfStep.get(problem.stepId);
-    const place = problem.field === "when"
-      ? places?.when
-      : problem.field === "depends_on"
-      ? places?.dependsOn
-      : places?.step;
-    throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
-  }
-  return flow;
+  if (!problem) return;
+  const step = problem.stepId === undefined ? undefined : places.get(problem.stepId);
+  const place = problem.field === "when" ? step?.when : problem.field === "depends_on" ? step?.dependsOn : step?.id;
+  throw new FlowError(place ?? { file: fileName, stepId: problem.stepId }, problem.reason);
 }
 
 /** JSON files are held to JSON's own grammar (YAML would accept more). */
@@ -157,57 +162,17 @@ function readStep(item: Node, at: At): ReadStep {
     );
   }
   checkFieldNames(item, STEP_FIELDS, "field", at, id);
-  const field = (name: string) => item.get(name, true) as Node | undefined;
-  const fail = (node: Node | undefined, reason: string): never => {
-    throw new FlowError(at(node ?? item, id), reason);
+  const fields: StepFields = {
+    get: (name) => item.get(name, true) as Node | undefined,
+    fail: (node, reason) => {
+      throw new FlowError(at(node ?? item, id), reason);
+    },
   };
-
-  const commandNode = field("command");
-  if (commandNode === undefined) fail(item, 'missing required field "command"');
-  const command = readCommand(commandNode!, fail);
-
-  const whenNode = field("when");
-  let when: WhenExpr | null = null;
-  if (whenNode !== undefined) {
-    const text = scalarValue(whenNode);
-    if (typeof text !== "string" || text.trim() === "") fail(whenNode, "when must be a non-empty string expression");
-    try {
-      when = parseWhen(text as string);
-    } catch (error) {
-      if (!(error instanceof WhenSyntaxError)) throw error;
-      fail(whenNode, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
-    }
-  }
-
-  const dependsNode = field("depends_on");
-  let dependsOn: string[] = [];
-  if (dependsNode !== undefined) {
-    const value = scalarValue(dependsNode);
-    if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
-      fail(dependsNode, "depends_on must be a list of step ids");
-    }
-    dependsOn = [...new Set(value as string[])];
-  }
-
-  const number = (name: string, ok: (n: number) => boolean, rule: string, integer = false): number | undefined => {
-    const node = field(name);
-    if (node === undefined) return undefined;
-    const value = scalarValue(node);
-    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
-      fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
-    }
-    return value as number;
-  };
-  const retries = number("retries", (n) => n >= 0, "an integer >= 0", true) ?? 0;
-  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0") ?? 0;
-  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0") ?? null;
-  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0") ?? null;
-  const strictNode = field("strict");
-  const strictValue = strictNode === undefined ? true : scalarValue(strictNode);
-  if (typeof strictValue !== "boolean") {
-    fail(strictNode, `strict must be true or false, got ${JSON.stringify(strictValue)}`);
-  }
-
+  const commandNode = fields.get("command");
+  if (commandNode === undefined) fields.fail(item, 'missing required field "command"');
+  const command = readCommand(commandNode!, fields.fail);
+  const when = readWhen(fields);
+  const dependsOn = readDependsOn(fields);
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -215,12 +180,10 @@ function readStep(item: Node, at: At): ReadStep {
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    retries,
-    retryDelaySec,
-    timeoutSec,
-    strict: strictValue as boolean,
-    startTimeoutSec,
+    ...readLimits(fields),
   };
+  const whenNode = fields.get("when");
+  const dependsNode = fields.get("depends_on");
   return {
     definition,
     places: {
@@ -229,6 +192,58 @@ function readStep(item: Node, at: At): ReadStep {
       dependsOn: dependsNode ? at(dependsNode, id) : undefined,
     },
   };
+}
+
+/** A step's fields by name, and how to refuse one (naming the file, place and step). */
+interface StepFields {
+  get(name: string): Node | undefined;
+  fail(node: Node | undefined, reason: string): never;
+}
+
+function readWhen(fields: StepFields): WhenExpr | null {
+  const node = fields.get("when");
+  if (node === undefined) return null;
+  const text = scalarValue(node);
+  if (typeof text !== "string" || text.trim() === "") fields.fail(node, "when must be a non-empty string expression");
+  try {
+    return parseWhen(text as string);
+  } catch (error) {
+    if (!(error instanceof WhenSyntaxError)) throw error;
+    return fields.fail(node, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
+  }
+}
+
+function readDependsOn(fields: StepFields): string[] {
+  const node = fields.get("depends_on");
+  if (node === undefined) return [];
+  const value = scalarValue(node);
+  if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+    fields.fail(node, "depends_on must be a list of step ids");
+  }
+  return [...new Set(value as string[])];
+}
+
+/** Retries, delays, timeouts and strictness, with their defaults. */
+function readLimits(fields: StepFields) {
+  const number = (name: string, ok: (n: number) => boolean, rule: string, integer = false): number | undefined => {
+    const node = fields.get(name);
+    if (node === undefined) return undefined;
+    const value = scalarValue(node);
+    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
+      fields.fail(node, `${name} must be ${rule}, got ${JSON.stringify(value)}`);
+    }
+    return value as number;
+  };
+  const retries = number("retries", (n) => n >= 0, "an integer >= 0", true) ?? 0;
+  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0") ?? 0;
+  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0") ?? null;
+  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0") ?? null;
+  const strictNode = fields.get("strict");
+  const strict = strictNode === undefined ? true : scalarValue(strictNode);
+  if (typeof strict !== "boolean") {
+    fields.fail(strictNode, `strict must be true or false, got ${JSON.stringify(strict)}`);
+  }
+  return { retries, retryDelaySec, timeoutSec, strict: strict as boolean, startTimeoutSec };
 }
 
 function readCommand(node: Node, fail: (node: Node | undefined, reason: string) => never): string[] {

@@ -8,8 +8,11 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { sleep } from "../sleep.ts";
+import { type Backoff, nextPause, sleep } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
+
+/** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
+const LOCK_RETRY: Backoff = { first: 0.02, factor: 2, ceiling: 0.1 };
 
 export class FileLocks {
   constructor(readonly dbPath: string) {}
@@ -36,10 +39,10 @@ export class FileLocks {
    */
   async waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null> {
     const deadline = performance.now() + seconds * 1000;
-    for (;;) {
+    for (let pause = nextPause(LOCK_RETRY);; pause = nextPause(LOCK_RETRY, pause)) {
       const lock = await this.tryDriverLock(runKey);
       if (lock || performance.now() >= deadline) return lock;
-      await sleep(0.1);
+      await sleep(pause);
     }
   }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isGroupAlive } from "../../src/executor/builtin/processes.ts";
-import { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint } from "../../src/shared/crash_point.ts";
+import { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint } from "../../src/shared/mod.ts";
 import { eventually } from "../helpers.ts";
 import type { FlowEnv } from "./flow_env.ts";
 

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JOB_VANISHED, LOST_AFTER_START } from "../../src/engine/decide.ts";
+import { JOB_VANISHED, LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually } from "../helpers.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
 import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";

@@ -1,4 +1,5 @@
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { EXAMPLE_FLOW } from "../example_flow.ts";
 import { writeStdout } from "../output.ts";
 
@@ -11,6 +12,6 @@ export const exampleCommand: Command = {
   },
   run() {
     writeStdout(EXAMPLE_FLOW);
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -2,20 +2,20 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { isTerminalRun } from "../../domain/mod.ts";
-import { createRun } from "../../engine/runs.ts";
-import { epochNow } from "../../shared/time.ts";
+import { createRun } from "../../engine/mod.ts";
+import { epochNow, spawnDetached } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/select.ts";
-import { definitionHash } from "../../flow/normalize.ts";
-import { safeFileName, stateHome } from "../../store/paths.ts";
+import { chooseExecutor } from "../../executor/mod.ts";
+import { definitionHash } from "../../flow/mod.ts";
+import { safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
-import { runJson } from "../render/run_json.ts";
+import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
-import { checkRunKey, Session } from "../session.ts";
-import { waitUntilFinished } from "./watch.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
   spec: {
@@ -23,7 +23,7 @@ export const startCommand: Command = {
     summary: "Start or resume a flow run: in the foreground until it ends, or detached (-d) in the background.",
     usage: "start --run-key KEY [-d|--detach] FLOW_FILE",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
     ],
     positionals: ["FLOW_FILE"],
@@ -31,7 +31,7 @@ export const startCommand: Command = {
       "With -d: 0 once the background process is launched (or the run is already being driven).",
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const file = args.positionals[0];
     const flow = readFlowFile(file);
     const hash = definitionHash(flow);
@@ -107,24 +107,17 @@ function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
   mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
-  const child = new Deno.Command("/bin/sh", {
-    args: [
-      "-c",
-      'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
-      "orchesjob-flow-detach",
-      logs.stdout,
-      logs.stderr,
-      ...driver,
-      "_drive",
-      "--run-key",
-      runKey,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  child.status.catch(() => {});
-  child.unref();
-  return { pid: child.pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
+  const pid = spawnDetached([
+    "/bin/sh",
+    "-c",
+    'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
+    "orchesjob-flow-detach",
+    logs.stdout,
+    logs.stderr,
+    ...driver,
+    "_drive",
+    "--run-key",
+    runKey,
+  ]);
+  return { pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
 }

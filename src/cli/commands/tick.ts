@@ -4,27 +4,20 @@ import { ExitCode, runExitCode } from "../errors.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
-import { runJson } from "../render/run_json.ts";
-import { checkRunKey, Session } from "../session.ts";
-
-const runKeyOption = {
-  name: "run-key",
-  value: "string",
-  metavar: "KEY",
-  help: "The flow run's key (required).",
-} as const;
+import { runJson } from "../render/mod.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 export const tickCommand: Command = {
   spec: {
     name: "tick",
     summary: "Advance the run once (poll, decide, act) and print its state. For tests, recovery and external drivers.",
     usage: "tick --run-key KEY",
-    options: [runKeyOption],
+    options: [RUN_KEY_OPTION],
     hidden: true,
     notes: "If another process is driving the run, nothing is advanced; the state is printed all the same.",
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     using session = new Session(context);
     const record = session.run(runKey);
     {
@@ -32,7 +25,7 @@ export const tickCommand: Command = {
       if (lock && !isTerminalRun(record.state.status)) await session.driver(record).tick();
     }
     printJson(runJson(session.run(runKey)));
-    return 0;
+    return ExitCode.ok;
   },
 };
 
@@ -41,11 +34,11 @@ export const driveCommand: Command = {
     name: "_drive",
     summary: "Drive a stored run to its end (what `start -d` runs in the background).",
     usage: "_drive --run-key KEY",
-    options: [runKeyOption],
+    options: [RUN_KEY_OPTION],
     hidden: true,
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     using session = new Session(context);
     const record = session.run(runKey);
     using lock = await session.locks.waitForDriverLock(runKey, 2);

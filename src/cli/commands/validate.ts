@@ -1,5 +1,6 @@
-import { definitionHash, normalizeFlow } from "../../flow/normalize.ts";
+import { definitionHash, normalizeFlow } from "../../flow/mod.ts";
 import type { Command } from "../command.ts";
+import { ExitCode } from "../errors.ts";
 import { readFlowFile } from "../flow_file.ts";
 import { printJson } from "../output.ts";
 
@@ -17,6 +18,6 @@ export const validateCommand: Command = {
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
     printJson({ valid: true, flow_id: normalized.flow_id, definition_hash: definitionHash(flow), steps });
-    return 0;
+    return ExitCode.ok;
   },
 };

@@ -1,36 +1,16 @@
 /** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
-import { isTerminalRun } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/time.ts";
+import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
+import { epochNow } from "../../shared/mod.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
-import { sleepUnless } from "../../sleep.ts";
-import type { RunRecord } from "../../domain/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { useColor, writeStdout } from "../output.ts";
-import { renderRunTable } from "../render/run_table.ts";
-import { checkRunKey, Session } from "../session.ts";
+import { renderRunTable } from "../render/mod.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { waitUntilFinished } from "../follow.ts";
 
 const CLEAR_SCREEN = "\x1b[H\x1b[2J";
-
-/**
- * Polls the stored run until it ends (or an interrupt, or after `rounds` pauses); returns the last
- * record read.
- */
-export async function waitUntilFinished(
-  session: Session,
-  runKey: string,
-  interval: number,
-  interrupted: () => boolean,
-  options: { onRefresh?: (record: RunRecord) => void | Promise<void>; rounds?: number } = {},
-): Promise<RunRecord> {
-  for (let round = 0;; round++) {
-    const record = session.run(runKey);
-    await options.onRefresh?.(record);
-    if (isTerminalRun(record.state.status) || interrupted() || round === options.rounds) return record;
-    await sleepUnless(interval, interrupted);
-  }
-}
 
 export const watchCommand: Command = {
   spec: {
@@ -38,7 +18,7 @@ export const watchCommand: Command = {
     summary: "Show the run's table until the run ends; exit with its outcome (0, 1 FAILED, 4 CANCELLED).",
     usage: "watch --run-key KEY [--interval SECONDS] [--mode screen|append] [--advance]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       { name: "interval", value: "number", metavar: "SECONDS", help: "Refresh interval (default 2.0)." },
       {
         name: "mode",
@@ -50,7 +30,7 @@ export const watchCommand: Command = {
     ],
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const interval = numberOption(args, "interval", 2.0, 0, true);
     const screen = (args.options.mode ?? "screen") === "screen";
     using session = new Session(context);

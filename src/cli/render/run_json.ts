@@ -1,6 +1,5 @@
 /** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
-import { stepDefinition, stepRunKey } from "../../domain/mod.ts";
-import type { RunRecord } from "../../domain/mod.ts";
+import { type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
 
 export function runJson(record: RunRecord) {
   const run = record.state;

@@ -1,6 +1,6 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
 import { isTerminalStep, type RunState, stepDefinition, stepRunKey, type StepStatus } from "../../domain/mod.ts";
-import { localDateTime } from "../../shared/time.ts";
+import { localDateTime } from "../../shared/mod.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",

@@ -3,7 +3,7 @@
  * They live in the flow's SQLite file but belong to the runner; no process control here.
  */
 import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
-import { isoLocal } from "../../shared/time.ts";
+import { isoLocal } from "../../shared/mod.ts";
 import { changed, type Database, migrate, sqlList } from "../../store/mod.ts";
 
 /**

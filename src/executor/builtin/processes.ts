@@ -3,6 +3,8 @@
  * is anything left in a process group, and sending signals. Zombies count as gone: where PID 1 does
  * not reap (some containers), an exited supervisor stays a zombie forever.
  */
+import { runToEndSync } from "../../shared/mod.ts";
+
 const isLinux = Deno.build.os === "linux";
 
 interface ProcInfo {
@@ -24,10 +26,9 @@ function readProcStat(pid: number): ProcInfo | null {
 /** `ps` for one PID (macOS and other non-Linux POSIX systems): state and full command line. */
 function psInfo(pid: number): { state: string; command: string } | null {
   try {
-    const output = new Deno.Command("ps", { args: ["-ww", "-o", "stat=,command=", "-p", String(pid)], stderr: "null" })
-      .outputSync();
+    const output = runToEndSync(["ps", "-ww", "-o", "stat=,command=", "-p", String(pid)]);
     const line = new TextDecoder().decode(output.stdout).trim();
-    if (!output.success || line === "") return null;
+    if (output.code !== 0 || line === "") return null;
     const space = line.indexOf(" ");
     return { state: line.slice(0, space), command: line.slice(space + 1) };
   } catch {

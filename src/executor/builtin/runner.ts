@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { nowSeconds } from "../../shared/time.ts";
+import { type Backoff, crashPoint, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
@@ -18,8 +18,6 @@ import {
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
 import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
-import { sleep } from "../../sleep.ts";
-import { crashPoint } from "../../shared/crash_point.ts";
 
 /**
  * A supervisor that claimed its job but never wrote its PID this long after the claim (killed in
@@ -28,6 +26,8 @@ import { crashPoint } from "../../shared/crash_point.ts";
 const ORPHAN_GRACE_SECONDS = 30;
 /** Within this process, a job launched or relaunched this recently is not relaunched again. */
 const RELAUNCH_PAUSE_SECONDS = 5;
+/** Waiting for a supervisor's files: they usually appear within milliseconds. */
+const START_WAIT: Backoff = { first: 0.001, factor: 2, ceiling: 0.05 };
 
 export interface RunOptions extends Partial<StartOptions> {
   sync?: boolean;
@@ -117,10 +117,23 @@ export class BuiltinRunner implements Executor {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
+    this.launch(row, readEnvFile(jobFiles(this.dir, row.job_id).env));
+  }
+
+  /**
+   * Spawns the job's supervisor. A spawn that fails (argument list too long, out of processes)
+   * fails the job (exit code -1, the reason in its stderr file) and returns the reason.
+   */
+  private launch(row: JobRow, env: Record<string, string> | undefined): string | null {
     try {
-      launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), readEnvFile(jobFiles(this.dir, row.job_id).env));
-    } catch {
-      // Cannot spawn now (out of processes): the next read tries again.
+      launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), env);
+      return null;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const now = nowSeconds();
+      Deno.writeTextFileSync(row.stderr_file, `orchesjob-flow: cannot start the job: ${message}\n`);
+      this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
+      return message;
     }
   }
 
@@ -207,16 +220,8 @@ export class BuiltinRunner implements Executor {
       // nobody knows about. The supervisor's PID is recorded from the file it writes once it owns
       // the job, not from the spawn: a relaunched supervisor that lost the claim owns nothing.
       crashPoint("runner:after-job-row");
-      try {
-        launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env);
-      } catch (error) {
-        // A spawn that fails (argument list too long, out of processes) is a failed start.
-        const message = error instanceof Error ? error.message : String(error);
-        const now = nowSeconds();
-        Deno.writeTextFileSync(files.stderr, `orchesjob-flow: cannot start the job: ${message}\n`);
-        this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
-        throw new ExecutorError(`cannot launch the job: ${message}`, "exit");
-      }
+      const failure = this.launch(row, options.env);
+      if (failure !== null) throw new ExecutorError(`cannot launch the job: ${failure}`, "exit");
       crashPoint("runner:after-supervisor-spawn");
     }
     row = options.sync
@@ -283,12 +288,13 @@ export class BuiltinRunner implements Executor {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
     let current = this.reconcile(row);
-    for (let pause = 1; !done(current) && performance.now() < deadline; pause = Math.min(pause * 2, 50)) {
-      await sleep(Math.min(pause, deadline - performance.now()) / 1000);
+    for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
+      await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
-      if (fileExists(files.target) || fileExists(files.exit) || pause >= 50) {
+      if (fileExists(files.target) || fileExists(files.exit) || pause >= START_WAIT.ceiling) {
         current = this.row({ jobId: row.job_id }) ?? current;
       }
+      pause = nextPause(START_WAIT, pause);
     }
     return current;
   }

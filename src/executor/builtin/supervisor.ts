@@ -18,45 +18,65 @@
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
  */
 import { existsSync } from "node:fs";
+import { spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
-const SCRIPT = `
+/**
+ * The script, run as `sh -c SCRIPT orchesjob-flow-supervisor JOB_ID JOBS_DIR COMMAND...`. Written
+ * with String.raw so it reads here exactly as the shell sees it.
+ */
+export const SUPERVISOR_SCRIPT = String.raw`
 job=$1 dir=$2
 shift 2
+# Writes one file whole: to a temporary name, then renamed, so readers never see half of it. A write
+# that fails (a full disk) is retried every second: the result waits in this live process, not lost.
 put() {
-  until printf '%s\\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; do
+  until printf '%s\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; do
     [ -d "$dir" ] || exit 1
     sleep 1
   done
 }
+# Test-only crash points (see src/shared/crash_point.ts): SIGKILL this shell at the named point.
 crash_point() {
-  [ "\${ORCHESJOB_FLOW_CRASH_AT-}" = "$1" ] || return 0
-  [ -z "\${ORCHESJOB_FLOW_CRASH_LOG-}" ] || printf '%s %s\\n' "$1" "$$" >> "$ORCHESJOB_FLOW_CRASH_LOG"
+  [ "$ORCHESJOB_FLOW_CRASH_AT" = "$1" ] || return 0
+  [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$$" >> "$ORCHESJOB_FLOW_CRASH_LOG"
   kill -9 $$
 }
+# Claim the job (mkdir is atomic): a second supervisor of the same job leaves here, so launching is
+# idempotent and a reader may relaunch a job whose launcher died before spawning.
 mkdir "$dir/$job.claim" 2> /dev/null || exit 0
 put worker "$$"
+# An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
+# alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
 trap 'terminated=1' TERM
+# Aborted before it got going: never start the command.
 [ -e "$dir/$job.abort" ] && exit 0
+# Can the program be executed at all? If not, say why in the job's stderr file and report
+# exit status -1, as orchesjob does for a command it could not start.
 case $1 in
   */*) [ -f "$1" ] && [ -x "$1" ] ;;
   *) command -v "$1" > /dev/null 2>&1 ;;
 esac || {
-  printf '%s\\n' "orchesjob-flow: cannot execute '$1': not found or not executable" > "$dir/$job.stderr"
+  printf '%s\n' "orchesjob-flow: cannot execute '$1': not found or not executable" > "$dir/$job.stderr"
   : > "$dir/$job.stdout"
   put exit -1
   exit 0
 }
+# The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
+# non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
 (trap - INT QUIT TERM; exec "$@") < /dev/null > "$dir/$job.stdout" 2> "$dir/$job.stderr" &
 pid=$!
 put target "$pid"
+# A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
+# again until the command is really gone, and keep the status of the last wait.
 while :; do
   wait "$pid"
   rc=$?
   kill -0 "$pid" 2> /dev/null || break
 done
-# A shell reports death by signal N as 128+N; orchesjob reports it as -N.
+# The shell reports death by signal N as 128+N; orchesjob reports -N. A command that itself exits
+# with 129-192 looks the same from here, so it is reported as a signal death too.
 if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
 crash_point supervisor:before-exit-file
 put exit "$rc"
@@ -92,18 +112,7 @@ export function launchSupervisor(
   command: readonly string[],
   env?: Record<string, string>,
 ): number {
-  const child = new Deno.Command(shell(), {
-    args: ["-c", SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-    env,
-    detached: true,
-  }).spawn();
-  // Reap it if it ends while we live, and do not let it keep this process alive.
-  child.status.catch(() => {});
-  child.unref();
-  return child.pid;
+  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, jobId, dir, ...command], { env });
 }
 
 /** Reads a one-line integer file the supervisor wrote, or null if it is not there (yet). */

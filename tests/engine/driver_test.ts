@@ -1,0 +1,311 @@
+/**
+ * The Driver in process: a fake executor, the SQLite run repository on an in-memory database, an
+ * in-process start gate and a hand-set clock. No subprocess, no sleep: each test is a few ticks.
+ */
+import assert from "node:assert/strict";
+import type { Job, JobStatus, RunState, StartResult } from "../../src/domain/mod.ts";
+import { cancelRun, createRun, Driver, loadRun, type StartGate } from "../../src/engine/mod.ts";
+import { type AbortOptions, type Executor, ExecutorError, type JobRef } from "../../src/executor/mod.ts";
+import { definitionHash, loadFlow } from "../../src/flow/mod.ts";
+import { openDatabase, RunStore } from "../../src/store/mod.ts";
+
+/** orchesjob's semantics, in memory, with faults on request. Every call is logged. */
+class FakeExecutor implements Executor {
+  readonly kind = "builtin";
+  readonly jobs = new Map<string, Job>();
+  readonly calls: string[] = [];
+  /** Thrown, one per call, by the next starts / status reads / aborts. */
+  readonly startFaults: Error[] = [];
+  readonly statusFaults: Error[] = [];
+  readonly abortFaults: Error[] = [];
+  /** What an abort finds: the job still running (ABORTED), or already ended this way. */
+  abortFinds: JobStatus = "RUNNING";
+
+  start(runKey: string, command: readonly string[]): Promise<StartResult> {
+    this.calls.push(`start ${runKey}`);
+    const fault = this.startFaults.shift();
+    if (fault) return Promise.reject(fault);
+    const existing = this.jobs.get(runKey);
+    const job = existing ?? fakeJob(runKey, [...command], "RUNNING");
+    this.jobs.set(runKey, job);
+    return Promise.resolve({ ...job, accepted: !existing, existing: !!existing } as StartResult);
+  }
+
+  status(runKey: string): Promise<Job | null> {
+    this.calls.push(`status ${runKey}`);
+    const fault = this.statusFaults.shift();
+    if (fault) return Promise.reject(fault);
+    return Promise.resolve(this.jobs.get(runKey) ?? null);
+  }
+
+  running(): Promise<Job[]> {
+    return Promise.resolve([...this.jobs.values()].filter((job) => job.status === "RUNNING"));
+  }
+
+  abort(runKey: string, options: AbortOptions): Promise<Job | null> {
+    this.calls.push(`abort ${runKey} (${options.reason})`);
+    const fault = this.abortFaults.shift();
+    if (fault) return Promise.reject(fault);
+    const job = this.jobs.get(runKey);
+    if (!job) return Promise.resolve(null);
+    if (job.status === "RUNNING") {
+      const status = this.abortFinds === "RUNNING" ? "ABORTED" : this.abortFinds;
+      this.finish(runKey, status, status === "SUCCEEDED" ? 0 : null);
+    }
+    return Promise.resolve(this.jobs.get(runKey)!);
+  }
+
+  logs(_ref: JobRef): Promise<Uint8Array | null> {
+    return Promise.resolve(null);
+  }
+
+  /** The job under `runKey` ends (as its supervisor would report). */
+  finish(runKey: string, status: JobStatus, exitCode: number | null): void {
+    const job = this.jobs.get(runKey)!;
+    this.jobs.set(runKey, { ...job, status, exit_code: exitCode, updated_at: job.updated_at! + 1 });
+  }
+
+  starts(): string[] {
+    return this.calls.filter((call) => call.startsWith("start "));
+  }
+}
+
+function fakeJob(runKey: string, command: string[], status: JobStatus): Job {
+  return {
+    job_id: `job-${runKey}`,
+    run_key: runKey,
+    command,
+    status,
+    exit_code: null,
+    updated_at: 1,
+    target_pid: 4242,
+  } as Job;
+}
+
+/**
+ * A start gate in process: callers queue for it in order. `beforeQueue` and `afterQueue` run once,
+ * for the next caller, just before and just after it takes its place in the queue.
+ */
+class FakeGate implements StartGate {
+  private tail: Promise<unknown> = Promise.resolve();
+  beforeQueue: (() => void) | null = null;
+  afterQueue: (() => void) | null = null;
+
+  withStartGate<T>(_runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    const [before, after] = [this.beforeQueue, this.afterQueue];
+    this.beforeQueue = this.afterQueue = null;
+    before?.();
+    const result = this.tail.then(() => fn());
+    this.tail = result.catch(() => {});
+    after?.();
+    return result;
+  }
+}
+
+const FLOW = `flow_id: f
+steps:
+  - {id: a, command: [work], retries: 1, retry_delay_sec: 10, timeout_sec: 5}
+  - {id: b, when: a, command: [next]}
+`;
+
+function setup(flowText = FLOW) {
+  const db = openDatabase(":memory:");
+  const runs = new RunStore(db);
+  const executor = new FakeExecutor();
+  const gate = new FakeGate();
+  const clock = {
+    t: 1000,
+    now() {
+      return this.t;
+    },
+  };
+  const flow = loadFlow(flowText, "f.yaml");
+  createRun(
+    runs,
+    { runKey: "k", flow, definitionHash: definitionHash(flow), flowFile: null, executor: { kind: "builtin" } },
+    clock.now(),
+  );
+  const driver = () => new Driver({ runs, gate, executor, clock, pollIntervalSec: 1 }, "k");
+  const state = (): RunState => loadRun(runs, "k")!.state;
+  const step = (id: string) => state().steps.find((s) => s.id === id)!;
+  return { db, runs, executor, gate, clock, driver, state, step, [Symbol.dispose]: () => db.close() };
+}
+
+/** Ticks until the run ends or nothing changes any more (at most `limit` ticks). */
+async function settle(driver: Driver, limit = 20): Promise<RunState> {
+  let last = await driver.tick();
+  for (let i = 0; i < limit && (last.progressed || last.started) && last.state.status === "RUNNING"; i++) {
+    last = await driver.tick();
+  }
+  return last.state;
+}
+
+Deno.test("a driver that died after the intent is resumed: the same attempt is started once, under the same key", async () => {
+  using env = setup();
+  // The first driver records the intent (a RUNNING, attempt 1) and dies as it calls orchesjob.
+  env.executor.startFaults.push(new Error("killed"));
+  await assert.rejects(env.driver().tick(), /killed/);
+  assert.deepEqual([env.step("a").status, env.step("a").attemptNo], ["RUNNING", 1]);
+  assert.deepEqual(env.executor.jobs.size, 0, "orchesjob never heard of it");
+
+  const resumed = env.driver();
+  await resumed.tick(); // polls k:a:1, finds nothing, starts it
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1"]);
+  assert.equal(env.executor.jobs.get("k:a:1")?.status, "RUNNING");
+  env.executor.finish("k:a:1", "SUCCEEDED", 0);
+  env.executor.jobs.set("k:b:1", fakeJob("k:b:1", ["next"], "SUCCEEDED"));
+  const final = await settle(resumed);
+  assert.equal(final.status, "SUCCEEDED");
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1", "start k:b:1"]);
+  assert.equal(env.step("a").attemptNo, 1);
+});
+
+Deno.test("a driver that died after orchesjob started the job does not start it again", async () => {
+  using env = setup();
+  await env.driver().tick(); // intent, then the start
+  assert.deepEqual(env.executor.starts(), ["start k:a:1"]);
+  // A new driver (as after a crash) polls the recorded attempt and finds its job.
+  const before = env.executor.calls.length;
+  await env.driver().tick();
+  assert.deepEqual(env.executor.calls.slice(before), ["status k:a:1"]);
+});
+
+Deno.test("a refused start is recorded, then decide retries it after the delay, under the next attempt's key", async () => {
+  using env = setup();
+  env.executor.startFaults.push(new ExecutorError("orchesjob exited 1: boom", "exit", 1));
+  const first = await env.driver().tick();
+  assert.ok(first.progressed, "the refusal asks for another decision at once");
+  assert.deepEqual(
+    [env.step("a").status, env.step("a").error, env.step("a").job],
+    ["RUNNING", "start failed: orchesjob exited 1: boom", null],
+    "the driver only records what happened",
+  );
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").nextAttemptAt], ["DELAYED", 1010]);
+  env.clock.t = 1009.999;
+  await env.driver().tick();
+  assert.equal(env.step("a").status, "DELAYED");
+  env.clock.t = 1010;
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").attemptNo, env.step("a").error], ["RUNNING", 2, null]);
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:2"]);
+});
+
+Deno.test("a refused start with no retries left fails the step, and the run fails once all ended", async () => {
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, when: "!a", command: [next]}
+`);
+  env.executor.startFaults.push(new ExecutorError("orchesjob not found: /x", "missing"));
+  env.executor.jobs.set("k:b:1", fakeJob("k:b:1", ["next"], "SUCCEEDED"));
+  const final = await settle(env.driver());
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["FAILED", "start failed: orchesjob not found: /x"]);
+  assert.equal(env.step("b").status, "SUCCEEDED", "the failure branch ran");
+  assert.equal(final.status, "FAILED");
+});
+
+Deno.test("a timed-out attempt is aborted, counts as failed, and is retried", async () => {
+  using env = setup();
+  await env.driver().tick();
+  assert.equal(env.step("a").status, "RUNNING");
+  env.clock.t = 1004.999;
+  await env.driver().tick();
+  assert.ok(!env.executor.calls.some((call) => call.startsWith("abort")), "not yet due");
+  env.clock.t = 1005;
+  await env.driver().tick();
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")), ["abort k:a:1 (timed out after 5 s)"]);
+  assert.deepEqual(
+    [env.step("a").status, env.step("a").error, env.step("a").job?.status],
+    ["RUNNING", "timed out after 5 s", "ABORTED"],
+    "the abort is recorded; the decision is decide's",
+  );
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["DELAYED", "timed out after 5 s"]);
+  env.clock.t = 1015;
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").attemptNo], ["RUNNING", 2]);
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:2"]);
+});
+
+Deno.test("a job that finished as its time ran out succeeds", async () => {
+  using env = setup();
+  await env.driver().tick();
+  env.executor.abortFinds = "SUCCEEDED";
+  env.clock.t = 1006;
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").error, env.step("a").job?.status], [null, "SUCCEEDED"]);
+  await env.driver().tick();
+  assert.equal(env.step("a").status, "SUCCEEDED");
+});
+
+Deno.test("a cancel that wins the start gate: the recorded attempt is never started", async () => {
+  using env = setup();
+  const race: { cancel?: Promise<RunState> } = {};
+  // As the driver asks for the gate (its intent already committed), a cancel gets there first.
+  env.gate.beforeQueue = () => {
+    assert.equal(env.step("a").status, "RUNNING", "the intent is committed before the gate");
+    race.cancel = cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 1);
+  };
+  await env.driver().tick();
+  assert.ok(race.cancel, "the race happened");
+  const final = await race.cancel;
+  assert.deepEqual(env.executor.starts(), [], "no job starts once a cancel is committed");
+  assert.equal(final.status, "CANCELLED");
+  assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [["a", "CANCELLED"], ["b", "CANCELLED"]]);
+});
+
+Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
+  using env = setup();
+  const race: { cancel?: Promise<RunState> } = {};
+  // The driver takes its place at the gate first; the cancel queues behind it.
+  env.gate.afterQueue = () => {
+    race.cancel = cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 1);
+  };
+  await env.driver().tick();
+  assert.ok(race.cancel, "the race happened");
+  const final = await race.cancel;
+  assert.deepEqual(env.executor.starts(), ["start k:a:1"]);
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")), ["abort k:a:1 (flow cancelled)"]);
+  assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [["a", "CANCELLED"], ["b", "CANCELLED"]]);
+  assert.equal(env.executor.jobs.get("k:a:1")?.status, "ABORTED");
+});
+
+Deno.test("executor errors: an unreadable poll changes nothing, an unknown start is polled, a failed abort is retried", async () => {
+  using env = setup();
+  // The start's answer is lost (a timeout): whether it started is unknown, so nothing is recorded...
+  env.executor.startFaults.push(new ExecutorError("did not answer", "timeout"));
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").error, env.step("a").job], ["RUNNING", null, null]);
+  // ...and the next round polls: orchesjob never heard of it, so the same attempt is started again.
+  await env.driver().tick();
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1"]);
+  assert.equal(env.step("a").job?.status, "RUNNING");
+
+  // A poll that fails leaves the step as it was.
+  env.executor.finish("k:a:1", "FAILED", 3);
+  env.executor.statusFaults.push(new ExecutorError("orchesjob exited 1", "exit", 1));
+  const unobserved = await env.driver().tick();
+  assert.deepEqual([env.step("a").status, unobserved.progressed], ["RUNNING", false]);
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["DELAYED", "orchesjob status FAILED (exit code 3)"]);
+
+  // Attempt 2 times out and the first abort fails: the next round aborts again.
+  env.clock.t = 1010;
+  await env.driver().tick();
+  env.clock.t = 1016;
+  env.executor.abortFaults.push(new ExecutorError("orchesjob exited 1", "exit", 1));
+  await env.driver().tick();
+  await env.driver().tick();
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")), [
+    "abort k:a:2 (timed out after 5 s)",
+    "abort k:a:2 (timed out after 5 s)",
+  ]);
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["FAILED", "timed out after 5 s"]);
+
+  // Anything else an executor throws is a bug, and escapes.
+  using other = setup();
+  other.executor.startFaults.push(new TypeError("bug"));
+  await assert.rejects(other.driver().tick(), TypeError);
+});
