@@ -6,3 +6,4 @@ export { type Finished, runToEnd, runToEndSync, spawnDetached, spawnDetachedChil
 export { forEachBounded } from "./bounded.ts";
 export { makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
+export { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint, crashPoint } from "./crash_point.ts";

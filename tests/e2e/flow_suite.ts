@@ -261,49 +261,6 @@ steps:
     for (const id of ["a", "b", "c", "d"]) assert.equal((await env.jobs(`x:${id}:1`)).length, 1, id);
   });
 
-  flowTest(
-    modes,
-    "SIGKILL of the driving loop at any moment, then start again: every step runs exactly once",
-    async (env) => {
-      const log = join(env.home, "ran");
-      const ids = ["s1", "s2", "s3", "s4", "s5"];
-      const file = env.flow(
-        "chain.yaml",
-        `flow_id: chain
-steps:
-${
-          ids.map((id, i) =>
-            `  - {id: ${id}, ${i ? `when: ${ids[i - 1]}, ` : ""}command: ${logged(log, id, "sleep 0.2")}}`
-          ).join("\n")
-        }
-`,
-      );
-      // Kill the foreground driver at staggered moments (so the kill lands in different places:
-      // before the intent, between intent and start, while polling) until a round finishes the run.
-      // With the built-in runner, each driver also learns of job ends from change notifications:
-      // the log proves they were on (and delivered) while the kills landed.
-      const notes = join(env.home, "notifications");
-      const notify = { ORCHESJOB_FLOW_TEST_NOTIFY_LOG: notes };
-      let kills = 0;
-      for (let round = 0; round < 40; round++) {
-        const child = env.spawn(["start", "--run-key", "k", file], notify);
-        await new Promise((resolve) => setTimeout(resolve, 120 + (round * 53) % 220));
-        try {
-          child.kill("SIGKILL");
-        } catch { /* it had already finished */ }
-        const { code } = await child.output();
-        if (code === 0) break;
-        kills++;
-      }
-      assert.ok(kills >= 3, `only ${kills} kills landed before the run finished`);
-      const final = await env.json(["start", "--run-key", "k", file], 0, notify);
-      assert.equal(final.status, "SUCCEEDED");
-      assert.deepEqual(countLines(log), Object.fromEntries(ids.map((id) => [id, 1])));
-      if (env.mode === "builtin") assert.match(Deno.readTextFileSync(notes), /^delivered .*\.exit$/m);
-      for (const id of ids) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
-    },
-  );
-
   flowTest(modes, "tick advances a PENDING run one round at a time", async (env) => {
     const file = env.flow(
       "tick.yaml",

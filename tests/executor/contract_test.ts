@@ -239,9 +239,17 @@ contract("after abort the whole process group, grandchildren included, is gone",
   if (target.builtin) assert.ok(!processAlive(aborted.worker_pid), "the supervisor is gone too");
 });
 
-contract("SIGKILL of the supervisor makes the job LOST", async (oj) => {
+contract("SIGKILL of the supervisor makes the job LOST", async (oj, target) => {
   const started = await oj.ok("start", "--run-key", "k", "--", "sleep", "30");
   Deno.kill(started.worker_pid, "SIGKILL");
+  if (target.builtin) {
+    // Beyond orchesjob: while the command lives on in the job's process group, the job stays active
+    // (so no retry can run beside it); it is LOST once the group is empty.
+    await eventually("the supervisor is dead", () => !processAlive(started.worker_pid));
+    assert.equal((await oj.ok("status", "--run-key", "k")).status, "RUNNING");
+    assert.equal((await oj.ok("status", "--running")).length, 1);
+    Deno.kill(started.target_pid, "SIGKILL");
+  }
   const lost = await oj.waitForStatus("k", ["LOST"]);
   assert.equal(lost.exit_code, null);
   assert.equal(typeof lost.finished_at, "number");
