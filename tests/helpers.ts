@@ -114,3 +114,33 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
   }
   throw new Error(`timed out waiting for: ${what}`);
 }
+
+/**
+ * True once process `pid` has `path` open (Linux, from /proc/PID/fd): evidence that a command has got as
+ * far as reading its state, for tests that must know it is waiting before they let the run go on.
+ * Elsewhere it cannot tell, and answers true.
+ */
+export function hasOpen(pid: number, path: string): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`) === path) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* not started, or gone */ }
+  return false;
+}
+
+/**
+ * Reads `stream` to its end in the background. `text` is what has arrived so far (for `eventually`
+ * checks while the writer runs); `done` resolves to all of it.
+ */
+export function collectText(stream: ReadableStream<Uint8Array>): { readonly text: string; done: Promise<string> } {
+  const collected = { text: "", done: Promise.resolve("") };
+  collected.done = (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) collected.text += chunk;
+    return collected.text;
+  })();
+  return collected;
+}
