@@ -105,8 +105,11 @@ export function processAlive(pid: number): boolean {
   return out.success && state !== "" && !state.startsWith("Z");
 }
 
-/** Waits until `check` holds, polling; throws with `what` if it does not within `seconds`. */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, seconds = 15): Promise<void> {
+/**
+ * Waits until `check` holds, polling; throws with `what` if it does not within `seconds` (generous: a
+ * limit for a loaded machine, never a measurement).
+ */
+export async function eventually(what: string, check: () => boolean | Promise<boolean>, seconds = 60): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
     if (await check()) return;

@@ -88,7 +88,7 @@ export class FlowEnv implements Disposable {
     return JSON.parse(result.stdout).reverse();
   }
 
-  async waitFor(runKey: string, what: string, check: (run: Json) => boolean, seconds = 30): Promise<Json> {
+  async waitFor(runKey: string, what: string, check: (run: Json) => boolean, seconds = 120): Promise<Json> {
     let last: Json = null;
     await eventually(`${runKey}: ${what}`, async () => {
       const result = await this.run(["status", "--run-key", runKey]);

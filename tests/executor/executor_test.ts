@@ -57,7 +57,8 @@ for (const [name, open] of IMPLEMENTATIONS) {
         // Aborting a job that has already finished is an answer (its final state), not an error.
         assert.equal((await executor.abort("greet", { graceSeconds: 1 }))?.status, "SUCCEEDED");
 
-        const long = await executor.start("long", ["sleep", "30"], { strict: true, startTimeoutSec: 5 });
+        // The start waits up to startTimeoutSec for the job to be RUNNING: generous, for a loaded machine.
+        const long = await executor.start("long", ["sleep", "30"], { strict: true, startTimeoutSec: 60 });
         assert.equal(long.status, "RUNNING");
         assert.deepEqual((await executor.running()).map((job) => job.run_key), ["long"]);
         const aborted = await executor.abort("long", { graceSeconds: 1, reason: "test" });
