@@ -3,18 +3,15 @@
  * `deno task bench:size` (also part of `deno task bench`): time and peak RSS of `validate` and of
  * `status` (JSON and table) for flows of 1k, 10k and 100k steps, each a CLI process. The baseline is
  * `--version` (Deno start-up) measured in the same run; figures are also given net of it, and the
- * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse.
+ * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse. In-process
+ * (bench/size_stages.ts), each stage on its own: the `when: !…` rewrite, load (the rewrite, parsing,
+ * validation), store (create the run), read back (a new process's view of the stored definition),
+ * and decide (the first round, and the round where the last step's 100k-wide wait is evaluated).
  *
  * The flows mix the shapes that used to be quadratic or recursive: unquoted `when: !…` values (the
  * YAML rewrite), `depends_on` chains, and a step that waits for every other one.
  */
 import { join } from "node:path";
-import { createRun } from "../src/engine/mod.ts";
-import { definitionHash, loadFlow, loadYamlLibrary } from "../src/flow/mod.ts";
-import { openDatabase, RunStore } from "../src/store/mod.ts";
-
-// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
-await loadYamlLibrary();
 
 const SIZES = (Deno.env.get("BENCH_SIZES") ?? "1000,10000,100000").split(",").map(Number);
 const REPO = new URL("..", import.meta.url).pathname;
@@ -73,26 +70,29 @@ async function measure(args: string[], env: Record<string, string>): Promise<Sam
   return { seconds, cpuSeconds: user + system, rssMiB: rss / 1024 };
 }
 
+/** In-process milliseconds of each stage, in a fresh process (bench/size_stages.ts); creates the run. */
+async function stages(file: string, dbPath: string, runKey: string): Promise<Record<string, number>> {
+  const args = ["run", "--allow-all", "--no-prompt", "--config", join(REPO, "deno.json")];
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [...args, join(REPO, "bench", "size_stages.ts"), file, dbPath, runKey],
+    stderr: "inherit",
+  }).output();
+  if (!output.success) throw new Error(`size_stages.ts failed for ${file}`);
+  return JSON.parse(new TextDecoder().decode(output.stdout));
+}
+
 const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
 const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
 const results = new Map<number, Record<string, Sample>>();
+const inProcess = new Map<number, Record<string, number>>();
 try {
   await measure(["--version"], env); // warm the module cache
   const base = await measure(["--version"], env);
   for (const steps of SIZES) {
     const file = join(home, `flow-${steps}.yaml`);
     Deno.writeTextFileSync(file, flowText(steps));
-    const flow = loadFlow(Deno.readTextFileSync(file), file);
-    const db = openDatabase(join(home, "orchesjob-flow.sqlite3"));
     const runKey = `size-${steps}`;
-    createRun(new RunStore(db), {
-      runKey,
-      flow,
-      definitionHash: definitionHash(flow),
-      flowFile: file,
-      executor: { kind: "builtin" },
-    }, Date.now() / 1000);
-    db.close();
+    inProcess.set(steps, await stages(file, join(home, "orchesjob-flow.sqlite3"), runKey));
     results.set(steps, {
       validate: await measure(["validate", file], env),
       "status json": await measure(["status", "--run-key", runKey], env),
@@ -125,6 +125,14 @@ try {
           `RSS ×${(to.rssMiB / from.rssMiB).toFixed(1)} (linear: ×10 net)`,
       );
     }
+  }
+  console.log("  in-process stages, a fresh process per size, best of 3 (ms; 10k→100k: linear is ×10)");
+  for (const stage of Object.keys(inProcess.get(SIZES[0]) ?? {})) {
+    const figures = SIZES.map((steps) => `${String(steps).padStart(6)}: ${inProcess.get(steps)![stage].toFixed(0)}`);
+    const from = inProcess.get(10000)?.[stage];
+    const to = inProcess.get(100000)?.[stage];
+    const ratio = from && to ? `, 10k→100k ×${(to / from).toFixed(1)}` : "";
+    console.log(`    ${stage.padEnd(13)} ${figures.join(", ")}${ratio}`);
   }
 } finally {
   Deno.removeSync(home, { recursive: true });

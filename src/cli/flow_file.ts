@@ -14,8 +14,14 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
   try {
     // The size limit is checked before reading, so a huge file is refused without being loaded.
     const info = Deno.statSync(path);
-    if (info.isFile) checkFileSize(info.size, path);
-    bytes = Deno.readFileSync(path);
+    if (info.isFile) {
+      checkFileSize(info.size, path);
+      bytes = Deno.readFileSync(path);
+    } else {
+      // A device or a pipe (`/dev/zero`, `<(…)`) has no size: read it only up to the limit.
+      using file = Deno.openSync(path);
+      bytes = readUpToLimit(file, path);
+    }
   } catch (error) {
     if (!(error instanceof Error) || error.name === "FlowError") throw error;
     const reason = error instanceof Deno.errors.NotFound
@@ -29,23 +35,30 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
 }
 
 function readStdin(): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
-  let total = 0;
   try {
-    for (;;) {
-      const n = Deno.stdin.readSync(buffer);
-      if (n === null) break;
-      chunks.push(buffer.slice(0, n));
-      total += n;
-      // Stop reading once past the size limit: the rest of an endless stream is never buffered.
-      if (total > LIMITS.fileBytes) checkFileSize(total, STDIN_NAME);
-    }
+    return readUpToLimit(Deno.stdin, STDIN_NAME);
   } catch (error) {
     if (error instanceof FlowError) throw error;
     throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
   }
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+}
+
+/** Everything `reader` yields, refused with a FlowError once past the file size limit. */
+function readUpToLimit(reader: { readSync(buffer: Uint8Array): number | null }, name: string): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  let total = 0;
+  for (;;) {
+    const n = reader.readSync(buffer);
+    if (n === null) break;
+    chunks.push(buffer.slice(0, n));
+    total += n;
+    // Stop reading once past the size limit: the rest of an endless stream is never buffered.
+    if (total > LIMITS.fileBytes) {
+      throw new FlowError({ file: name }, `flow file is larger than the limit of ${LIMITS.fileBytes} bytes`);
+    }
+  }
+  const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, offset);

@@ -142,6 +142,8 @@ export const RUN_KEY_OPTION: OptionSpec = {
   value: "string",
   metavar: "KEY",
   help: "The flow run's key (required).",
+  // checkRunKey refuses an empty key with the run-key rule.
+  allowEmpty: true,
 };
 
 /** The checked `--run-key` of a run command. */

@@ -3,6 +3,8 @@
  * while nobody sleeps is kept until `clear()`, so a change that arrives while the loop is busy still
  * cuts its next pause short: the loop clears the bell just before it looks at the world.
  */
+import { timerDelay } from "../shared/mod.ts";
+
 export class Doorbell {
   private rung = false;
   private wake: (() => void) | null = null;
@@ -28,7 +30,7 @@ export class Doorbell {
       const timer = setTimeout(() => {
         this.wake = null;
         resolve(false);
-      }, Math.max(0, seconds) * 1000);
+      }, timerDelay(seconds));
       this.wake = () => {
         clearTimeout(timer);
         this.wake = null;

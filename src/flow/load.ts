@@ -194,8 +194,8 @@ function readStep(item: Node | undefined, values: Values): ReadStep {
   const commandNode = fields.get("command");
   if (commandNode === undefined) fields.fail(item, 'missing required field "command"');
   const command = readCommand(commandNode!, fields);
-  const when = readWhen(fields);
-  const dependsOn = readDependsOn(fields);
+  const when = readWhen(fields, values);
+  const dependsOn = readDependsOn(fields, values);
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -257,10 +257,10 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   return { id, node };
 }
 
-function readWhen(fields: StepFields): WhenExpr | null {
+function readWhen(fields: StepFields, values: Values): WhenExpr | null {
   const node = fields.get("when");
   if (node === undefined) return null;
-  const text = fields.value(node);
+  const text = whenText(values.deref(node)!, fields);
   if (typeof text !== "string" || text.trim() === "") fields.fail(node, "when must be a non-empty string expression");
   if ((text as string).length > LIMITS.whenChars) {
     fields.fail(
@@ -276,10 +276,40 @@ function readWhen(fields: StepFields): WhenExpr | null {
   }
 }
 
-function readDependsOn(fields: StepFields): string[] {
+/**
+ * The text of a `when` value as written. yaml_bang.ts has quoted every plain value that YAML would
+ * misread, so a tag still on the node was written around a quoted, block or flow value, or under a
+ * key YAML spells differently (`"wh\x65n"`): refused rather than guessed. A plain scalar YAML reads
+ * as a number, boolean or null (`when: 12`) names the step written.
+ */
+function whenText(node: Node, fields: StepFields): unknown {
+  if (isScalar(node) && node.tag !== undefined) {
+    const tag = node.tag.replace(/^tag:yaml\.org,2002:/, "!!");
+    fields.fail(
+      node,
+      `when carries the YAML tag ${tag}; write the expression in quotes without a tag, e.g. when: "!a && b"`,
+    );
+  }
+  const value = fields.value(node);
+  if (isScalar(node) && node.type === "PLAIN" && typeof value !== "string" && typeof node.source === "string") {
+    return node.source;
+  }
+  return value;
+}
+
+/** The ids in `depends_on`; like step ids, `[12]` names the step "12" as written. */
+function readDependsOn(fields: StepFields, values: Values): string[] {
   const node = fields.get("depends_on");
   if (node === undefined) return [];
-  const value = fields.value(node);
+  // fields.value counts aliases against the expansion limit before the items are looked at.
+  let value = fields.value(node);
+  const list = values.deref(node);
+  if (Array.isArray(value) && isSeq(list)) {
+    value = value.map((item, i) => {
+      const written = values.deref(list.items[i]);
+      return typeof item === "string" || !isScalar(written) || written.type !== "PLAIN" ? item : written.source;
+    });
+  }
   if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
     fields.fail(node, "depends_on must be a list of step ids");
   }

@@ -14,6 +14,10 @@ export function checkFileSize(bytes: number, fileName: string): void {
 /** The file's text: refuses files over the size limit and invalid UTF-8 (with its position). */
 export function decodeFlowBytes(bytes: Uint8Array, fileName: string): string {
   checkFileSize(bytes.length, fileName);
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    // What some Windows editors save by default: say so, rather than blame its first byte.
+    throw new FlowError({ file: fileName, line: 1, column: 1 }, "the file is UTF-16 text; save it as UTF-8");
+  }
   const bad = firstInvalidUtf8(bytes);
   if (bad >= 0) {
     const before = new TextDecoder().decode(bytes.subarray(0, bad));

@@ -28,6 +28,10 @@ export class Values {
       } else if (isPair(node)) {
         stack.push(node.value, node.key);
       } else if (isScalar(node) || isMap(node) || isSeq(node)) {
+        if (node.anchor?.startsWith("&")) {
+          // `command: && x` is the anchor "&" on "x" to YAML: the text written would be lost.
+          throw new FlowError(at(node), `"&&" at the start of a value is read by YAML as an anchor; quote the value`);
+        }
         if (node.anchor) anchors.set(node.anchor, node);
         if (!isScalar(node)) { for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]); }
       }
@@ -67,11 +71,21 @@ export class Values {
     return null;
   }
 
-  /** A mapping's fields by name (the value nodes as written), after refusing unknown names. */
-  fields(map: YAMLMap, allowed: readonly string[], stepId?: string): Map<string, Node> {
+  /**
+   * A mapping's fields by name (the value nodes as written), after refusing unknown names. A YAML
+   * merge key (`<<: *base`, or `<<: [*a, *b]`) adds the fields of those mappings that the mapping
+   * does not set itself, the first mapping listed winning; merged fields count against the alias
+   * expansion limit, and merges nest at most {@link LIMITS.valueNesting} deep.
+   */
+  fields(map: YAMLMap, allowed: readonly string[], stepId?: string, depth = 0): Map<string, Node> {
     const fields = new Map<string, Node>();
+    const merged: YAMLMap[] = [];
     for (const pair of map.items) {
       const keyNode = this.deref(pair.key);
+      if (isScalar(keyNode) && keyNode.type === "PLAIN" && keyNode.value === "<<") {
+        merged.push(...this.mergeSources(pair.value, depth));
+        continue;
+      }
       const key = isScalar(keyNode) ? keyNode.value : this.plain(keyNode);
       if (typeof key === "string" && allowed.includes(key)) {
         fields.set(key, pair.value as Node);
@@ -83,6 +97,34 @@ export class Values {
       const hint = suggestion ? `; did you mean "${suggestion}"?` : `; expected one of ${allowed.join(", ")}`;
       throw new FlowError(this.at(keyNode), `unknown field "${name}"${where}${hint}`);
     }
+    for (const source of merged) {
+      for (const [name, node] of this.fields(source, allowed, stepId, depth + 1)) {
+        if (++this.expanded > LIMITS.aliasExpansion) {
+          throw new FlowError(this.at(source), `aliases expand to more than ${LIMITS.aliasExpansion} values`);
+        }
+        if (!fields.has(name)) fields.set(name, node);
+      }
+    }
     return fields;
+  }
+
+  /** The mappings a merge key's value names. */
+  private mergeSources(value: unknown, depth: number): YAMLMap[] {
+    const target = this.deref(value);
+    if (depth >= LIMITS.valueNesting) {
+      throw new FlowError(this.at(target), `merge keys (<<) nested deeper than ${LIMITS.valueNesting} levels`);
+    }
+    const items = isSeq(target) ? target.items : [target];
+    return items.map((item) => {
+      // Each mapping merged counts too: merges of merges of empty mappings would otherwise multiply unseen.
+      if (++this.expanded > LIMITS.aliasExpansion) {
+        throw new FlowError(this.at(target), `aliases expand to more than ${LIMITS.aliasExpansion} values`);
+      }
+      const source = this.deref(item);
+      if (!isMap(source)) {
+        throw new FlowError(this.at(source ?? target), "a merge key (<<) takes a mapping or a list of mappings");
+      }
+      return source;
+    });
   }
 }

@@ -23,6 +23,30 @@ function isSeparation(token: string): boolean {
   return isMarker(token) || token.startsWith("#") || /^[ \t\r\n]+$/.test(token);
 }
 
+/** An anchor (`&name`), except `&&…`, which is the operator written at the start of a value. */
+function isAnchor(token: string): boolean {
+  return token.startsWith("&") && !token.startsWith("&&");
+}
+
+/**
+ * Tokens a `when` value may start with that YAML would read as something else: `!a` (a tag), `&&`
+ * (an anchor named "&") and `||` (a block scalar header).
+ */
+function startsExpression(token: string): boolean {
+  return token.startsWith("!") || token.startsWith("&&") || token.startsWith("||");
+}
+
+/** Whether the tag ending at `from` is followed on its line by a quoted, block or flow node. */
+function taggedNodeFollows(source: string, from: number): boolean {
+  let i = from;
+  while (isBlank(source[i] ?? "")) i++;
+  const ch = source[i];
+  if (ch === '"' || ch === "'" || ch === "[" || ch === "{") return true;
+  if (ch !== "|" && ch !== ">") return false;
+  const rest = source.slice(i, lineEndOf(source, i));
+  return /^[|>][-+1-9]*[ \t\r]*(#.*)?$/.test(rest);
+}
+
 export interface Span {
   start: number;
   end: number;
@@ -50,9 +74,14 @@ export function findBangWhenValues(source: string): Span[] {
     if (pending) {
       if (token === ":" && !pending.colonSeen) {
         pending.colonSeen = true;
-      } else if (isSeparation(token)) {
-        // keep looking
-      } else if (pending.colonSeen && token.startsWith("!")) {
+      } else if (isSeparation(token) || (pending.colonSeen && isAnchor(token))) {
+        // keep looking: `when: &w !a` keeps its anchor on the quoted value
+      } else if (pending.colonSeen && startsExpression(token)) {
+        if (token.startsWith("!") && taggedNodeFollows(source, offset)) {
+          // `!!str "…"`, `!x |`: a real tag on a node of its own; the loader refuses tags on `when`.
+          pending = null;
+          continue;
+        }
         const end = flowDepth > 0 ? flowValueEnd(source, at) : blockValueEnd(source, at, pending.indent);
         spans.push({ start: at, end });
         skipUntil = end;
@@ -153,7 +182,7 @@ function doubleQuoted(text: string): string {
  * keeps its line breaks, which YAML folds into spaces.
  */
 export function quoteBangWhenValues(source: string): string {
-  if (!source.includes("!")) return source;
+  if (!source.includes("!") && !source.includes("&&") && !source.includes("||")) return source;
   const parts: string[] = [];
   let copied = 0;
   for (const span of findBangWhenValues(source)) {

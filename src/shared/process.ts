@@ -3,6 +3,7 @@
  * `ps` probes), or detached in a new session that outlives this process (job supervisors, the
  * background driver). Children never read our stdin.
  */
+import { timerDelay } from "./sleep.ts";
 
 /** Why a program could not be run to completion. */
 export class SpawnError extends Error {
@@ -70,7 +71,7 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
       try {
         Deno.kill(-child.pid, "SIGKILL");
       } catch { /* already gone */ }
-    }, options.timeoutSec! * 1000)
+    }, timerDelay(options.timeoutSec!))
     : undefined;
   try {
     const { code, signal, stdout, stderr } = await child.output();

@@ -10,6 +10,7 @@ import { CLI, cli, errorLine, tempDir, thrown, writeFile } from "../helpers.ts";
 const ACCEPTED: [string, string][] = [
   ["one character", "k"],
   ["256 ASCII", "a".repeat(256)],
+  ["240 ASCII (230-243 once made start -d report a driver that could not open its log)", "b".repeat(240)],
   ["256 three-byte characters", "日".repeat(256)],
   ["256 four-byte characters (emoji)", "😀".repeat(256)],
   ["slashes and dots", "../../etc/passwd"],

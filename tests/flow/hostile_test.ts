@@ -34,6 +34,20 @@ Deno.test("an unquoted when starting with ! means the text written in every YAML
     ["comment after", "    when: !a && c   # note\n", "!a && c"],
     ["quoted key", '    "when": !a && c\n', "!a && c"],
     ["CRLF", "    when: !a\r\n      && c\r\n", "!a && c"],
+    ["tab after the colon", "    when:\t!a && c\n", "!a && c"],
+    ["no blanks", "    when: !a&&c\n", "!a && c"],
+    ["parenthesis", "    when: !(a || c)\n", "!(a || c)"],
+    ["non-specific tag form", "    when: ! a && c\n", "!a && c"],
+    ["double bang", "    when: !!a && c\n", "!!a && c"],
+    ["space before the colon", "    when : !a && c\n", "!a && c"],
+    ["comment between key and value", "    when: # note\n      !a && c\n", "!a && c"],
+    ["next line, continued less indented", "    when:\n      !a\n     && c\n", "!a && c"],
+    ["explicit key with a comment", "    ? when # k\n    : !a && c\n", "!a && c"],
+    ["explicit key, continued", "    ? when\n    : !a\n      && c\n", "!a && c"],
+    ["anchor before the value", "    when: &w !a && c\n", "!a && c"],
+    ["anchor with a non-specific tag", "    when: &w ! a && c\n", "!a && c"],
+    ["literal block scalar", "    when: |\n      !a && c\n", "!a && c"],
+    ["folded block scalar", "    when: >\n      !a &&\n      c\n", "!a && c"],
   ];
   for (const [name, when, expected] of forms) {
     const text = `${HEAD}  - id: d\n    command: [x]\n${when}`;
@@ -46,6 +60,64 @@ Deno.test("an unquoted when starting with ! means the text written in every YAML
   assert.equal(whenOfD(`${HEAD}  - {id: d, when: !a\n      || !c, command: [x]}\n`), "!a || !c");
   assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], when: !a || !c}\n`), "!a || !c");
   assert.equal(whenOfD(`${HEAD}  - id: d\n    command: [x]\n    when: "!a && c"\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], ? when : !a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], "when":!a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - {id: d, command: [x], when:\n     !a && c}\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - when: !a\n     && c\n    id: d\n    command: [x]\n`), "!a && c");
+  assert.equal(whenOfD(`${HEAD}  - id: d\n    command: [x]\n    when: !a\n...\n`), "!a");
+  assert.equal(
+    whenOfD(
+      `flow_id: f\nsteps: [{id: a, command: [x]}, {id: c, command: [x]}, {id: d, command: [x], when: !a && c}]\n`,
+    ),
+    "!a && c",
+  );
+  // An anchored `when: &w !a && c` is quoted with its anchor kept, so an alias repeats the text.
+  const aliased =
+    `${HEAD}  - id: e\n    command: [x]\n    when: &w !a && c\n  - id: d\n    command: [x]\n    when: *w\n`;
+  assert.equal(whenOfD(aliased), "!a && c");
+});
+
+Deno.test("a when value YAML would read as a tag, anchor, number or null is the text written, or refused", () => {
+  const step = (when: string) => `${HEAD}  - id: d\n    command: [x]\n    ${when}\n`;
+  // `&&` and `||` at the start are the operators written, so the expression error names them.
+  assert.equal(
+    error(step("when: && c")),
+    'f.yaml:9:11: step "d": invalid when expression "&& c": unexpected \'&&\' at column 1',
+  );
+  assert.equal(
+    error(step("when: || c")),
+    'f.yaml:9:11: step "d": invalid when expression "|| c": unexpected \'||\' at column 1',
+  );
+  assert.match(error(step("when: &&c")), /invalid when expression "&&c"/);
+  // A real tag on a quoted, block or flow value is refused, never dropped.
+  const tagged = /step "d": when carries the YAML tag (\S+); write the expression in quotes without a tag/;
+  assert.equal(tagged.exec(error(step('when: !!str "!a && c"')))?.[1], "!!str");
+  assert.equal(tagged.exec(error(step("when: !!str |\n      !a && c")))?.[1], "!!str");
+  assert.equal(tagged.exec(error(step("when: ! 'a'")))?.[1], "!");
+  assert.match(error(step("when: !a |\n      && c")), /f\.yaml:9:11: unknown YAML tag !a/);
+  assert.match(error(step('when: !a "x"')), /unknown YAML tag !a/);
+  assert.match(error(step("when: !a [c]")), /unknown YAML tag !a/);
+  // A key YAML spells differently is not seen by the rewrite; what YAML then makes of the value is refused.
+  assert.match(
+    error(step('"wh\\x65n": !!str && c')),
+    /f\.yaml:9:25: "&&" at the start of a value is read by YAML as an anchor/,
+  );
+  assert.match(error(step('"wh\\x65n": !!str a')), /when carries the YAML tag !!str/);
+  assert.match(error(step('"wh\\x65n": ! a')), /when carries the YAML tag !;/);
+  assert.match(error(step('"wh\\x65n": !a && c')), /unknown YAML tag !a/);
+  assert.match(
+    error(`flow_id: f\nsteps:\n  - id: a\n    command: && echo hi\n`),
+    /read by YAML as an anchor; quote the value/,
+  );
+  // Plain values YAML reads as numbers, booleans or null name the step written, as ids do.
+  const named = (id: string, when: string) =>
+    whenOfD(`flow_id: f\nsteps:\n  - id: "${id}"\n    command: [x]\n  - id: d\n    command: [x]\n    when: ${when}\n`);
+  assert.equal(named("12", "12"), "12");
+  assert.equal(named("true", "true"), "true");
+  assert.equal(named("null", "null"), "null");
+  assert.equal(named("12", "!12"), "!12");
+  assert.match(error(step("when: 0x1F")), /when refers to unknown step "0x1F"/);
+  assert.match(error(step("when:")), /when must be a non-empty string expression/);
 });
 
 Deno.test("a broken multi-line when is blamed on its own line", () => {
@@ -65,6 +137,40 @@ Deno.test("aliases resolve; an alias bomb stops at the expansion limit", () => {
   const bomb = `flow_id: f\nsteps:\n  - id: a\n${levels}]\n`;
   assert.match(error(bomb), new RegExp(`aliases expand to more than ${LIMITS.aliasExpansion} values`));
   assert.match(error("flow_id: f\nsteps:\n  - id: a\n    command: [*nope]\n"), /f:4:|f\.yaml:4:|alias|anchor/);
+});
+
+Deno.test("merge keys share fields: the mapping's own win, then the first mapping listed; bombs stop", () => {
+  const flow = loadFlow(
+    `flow_id: f
+steps:
+  - &base {id: a, command: [x], retries: 2, timeout_sec: 5}
+  - &other {id: o, command: [y], retries: 7, strict: false}
+  - <<: *base
+    id: b
+    retries: 3
+  - {<<: [*other, *base], id: c}
+`,
+    "f.yaml",
+  );
+  const [, , b, c] = flow.steps;
+  assert.deepEqual([b.id, b.command, b.retries, b.timeoutSec, b.strict], ["b", ["x"], 3, 5, true]);
+  assert.deepEqual([c.id, c.command, c.retries, c.timeoutSec, c.strict], ["c", ["y"], 7, 5, false]);
+  assert.match(error(`${HEAD}  - {<<: 3, id: d, command: [x]}\n`), /f\.yaml:7:10: a merge key \(<<\) takes a mapping/);
+  assert.match(error(`${HEAD}  - {<<: {colour: red}, id: d, command: [x]}\n`), /unknown field "colour" in step "d"/);
+  // A quoted "<<" is a key like any other.
+  assert.match(error(`${HEAD}  - {"<<": *x, id: d, command: [x]}\n`), /alias \*x names no anchor|unknown field "<<"/);
+  const wide = [`flow_id: f`, `steps:`, `  - &m0 {id: a, command: [x]}`];
+  for (let k = 1; k < 40; k++) {
+    const previous = Array.from({ length: 10 }, (_, j) => `*m${Math.max(0, k - j - 1)}`).join(", ");
+    wide.push(`  - &m${k} {<<: [${previous}], id: s${k}}`);
+  }
+  assert.match(
+    error(wide.join("\n") + "\n"),
+    new RegExp(`aliases expand to more than ${LIMITS.aliasExpansion} values`),
+  );
+  const deep = [`flow_id: f`, `steps:`, `  - &m0 {id: a, command: [x]}`];
+  for (let k = 1; k < 100; k++) deep.push(`  - &m${k} {<<: *m${k - 1}, id: s${k}}`);
+  assert.match(error(deep.join("\n") + "\n"), /merge keys \(<<\) nested deeper than 64 levels/);
 });
 
 Deno.test("unknown tags are errors naming the tag", () => {
@@ -96,6 +202,11 @@ Deno.test("NUL bytes, invalid UTF-8 and a second document are errors with their 
   const surrogate = Uint8Array.from([...new TextEncoder().encode("x: "), 0xed, 0xa0, 0x80]);
   assert.match(thrown(() => loadFlowBytes(surrogate, "f.yaml"), FlowError).message, /invalid UTF-8 \(byte 0xed\)/);
   assert.equal(loadFlowBytes(new TextEncoder().encode(`\ufeff${HEAD}`), "f.yaml").steps.length, 2);
+  const utf16 = Uint8Array.from([0xff, 0xfe, ...[...new TextEncoder().encode(HEAD)].flatMap((byte) => [byte, 0])]);
+  assert.equal(
+    thrown(() => loadFlowBytes(utf16, "f.yaml"), FlowError).message,
+    "f.yaml:1:1: the file is UTF-16 text; save it as UTF-8",
+  );
   assert.equal(
     error(`${HEAD}---\nflow_id: g\n`),
     "f.yaml:7:1: a flow file holds one YAML document, but a second one starts at line 7",
@@ -121,6 +232,16 @@ Deno.test("documented limits are checked up front with errors naming them", () =
   assert.match(
     error(`${HEAD}  - id: d\n    command: [x]\n    timeout_sec: .nan\n`),
     /timeout_sec must be a number > 0/,
+  );
+  // One long name: the length is refused before the expression is parsed.
+  const longWhen = "a".repeat(LIMITS.whenChars + 1);
+  assert.match(
+    error(`${HEAD}  - id: d\n    command: [x]\n    when: "${longWhen}"\n`),
+    new RegExp(
+      `f\\.yaml:9:11: step "d": when expression of ${
+        LIMITS.whenChars + 1
+      } characters, over the limit of ${LIMITS.whenChars}`,
+    ),
   );
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"!".repeat(70)}a\n`), /nesting deeper than 64/);
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"(".repeat(70)}a\n`), /nesting deeper than 64/);

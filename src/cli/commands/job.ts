@@ -11,8 +11,9 @@ import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
 
-const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
-const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id." } as const;
+// `job` answers as orchesjob does, so its values are passed on as given, empty ones too.
+const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key.", allowEmpty: true } as const;
+const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id.", allowEmpty: true } as const;
 const startTimeout = {
   name: "start-timeout",
   value: "number",
@@ -53,7 +54,13 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
     name: "job abort",
     summary: "Stop a running job: SIGTERM to its process group, SIGKILL after the grace period.",
     usage: "job abort (--run-key KEY | --job-id ID) [--reason TEXT] [--grace-seconds SECS]",
-    options: [runKey, jobId, { name: "reason", value: "string", metavar: "TEXT", help: "Stored as abort_reason." }, {
+    options: [runKey, jobId, {
+      name: "reason",
+      value: "string",
+      metavar: "TEXT",
+      help: "Stored as abort_reason.",
+      allowEmpty: true,
+    }, {
       name: "grace-seconds",
       value: "number",
       metavar: "SECS",
@@ -69,13 +76,14 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
       value: "string",
       metavar: "TEXT",
       help: "Stored as rerun_reason.",
+      allowEmpty: true,
     }],
   },
   unlock: {
     name: "job unlock",
     summary: "Let the next `start --strict` of a finished run key run once more.",
     usage: "job unlock --run-key KEY [--reason TEXT] [--ttl DURATION]",
-    options: [runKey, { name: "reason", value: "string", metavar: "TEXT", help: "Why." }, {
+    options: [runKey, { name: "reason", value: "string", metavar: "TEXT", help: "Why.", allowEmpty: true }, {
       name: "ttl",
       value: "string",
       metavar: "DURATION",

@@ -42,7 +42,7 @@ export const listCommand: Command = {
   async run(context, args) {
     const now = epochNow();
     const limit = numberOption(args, "limit", 50, 0);
-    if (!Number.isInteger(limit)) throw new UserError(`option --limit must be a whole number, got ${limit}`);
+    if (!Number.isSafeInteger(limit)) throw new UserError(`option --limit must be a whole number, got ${limit}`);
     const since = args.options.since === undefined
       ? undefined
       : parseSince(args.options.since as string, "--since", now);
