@@ -9,6 +9,25 @@ export const CONFIG = join(REPO, "deno.json");
 /** The argv that runs the CLI under this Deno: `deno run -A --config deno.json main.ts`. */
 export const CLI = [Deno.execPath(), "run", "--allow-all", "--no-prompt", "--config", CONFIG, MAIN];
 
+/**
+ * `path` (a PATH value) without the directories that hold an `orchesjob`. Left to choose (`auto`), the
+ * CLI takes an orchesjob found on PATH over its built-in runner: on a machine where orchesjob is
+ * installed, every test meant for the built-in runner would drive that one instead.
+ */
+export function withoutOrchesjob(path: string): string {
+  return path.split(":").filter((dir) => {
+    try {
+      Deno.statSync(join(dir || ".", "orchesjob"));
+      return false;
+    } catch {
+      return true;
+    }
+  }).join(":");
+}
+
+/** The PATH the tests give the CLI: the caller's, without orchesjob. */
+export const TEST_PATH = withoutOrchesjob(Deno.env.get("PATH") ?? "/usr/bin:/bin");
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -21,13 +40,16 @@ export interface CliOptions {
   stdin?: string;
 }
 
-/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited (minus ORCHESJOB_BIN), plus `env`. */
+/**
+ * Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited (minus ORCHESJOB_BIN, and
+ * with {@link TEST_PATH}), plus `env`.
+ */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const child = new Deno.Command(CLI[0], {
     args: [...CLI.slice(1), ...args],
     cwd: options.cwd ?? REPO,
-    // An outer ORCHESJOB_BIN must not change what a test sees.
-    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", ...options.env },
+    // An outer ORCHESJOB_BIN, or an orchesjob on PATH, must not change what a test sees.
+    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", PATH: TEST_PATH, ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

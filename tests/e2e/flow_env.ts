@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually, REPO, writeJobWrapper } from "../helpers.ts";
+import { CLI, type CliResult, eventually, REPO, TEST_PATH, writeJobWrapper } from "../helpers.ts";
 
 export type ExecutorMode = "builtin" | "external";
 
@@ -38,6 +38,7 @@ export class FlowEnv implements Disposable {
       ORCHESJOB_FLOW_HOME: this.home,
       ORCHESJOB_HOME: "",
       ORCHESJOB_BIN: "",
+      PATH: TEST_PATH,
       HELLO_DURATION: "0.2",
       HELLO_INTERVAL: "0.1",
       ...extra,

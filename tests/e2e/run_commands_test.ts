@@ -1,7 +1,7 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, errorLine, eventually, hasOpen } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, hasOpen, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -115,7 +115,7 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
     [["--executor", "orchesjob", "start", "--run-key", "other", file], /no orchesjob found/],
   ];
   for (const [args, pattern] of cases) {
-    const result = await env.run(args, { PATH: "/usr/bin:/bin" });
+    const result = await env.run(args, { PATH: withoutOrchesjob("/usr/bin:/bin") });
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(errorLine(result).error, pattern, args.join(" "));
   }

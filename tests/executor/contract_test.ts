@@ -1,7 +1,8 @@
 /**
  * orchesjob's CLI contract, run against `orchesjob-flow job` through a two-line wrapper script, and
- * against a real orchesjob when ORCHESJOB_BIN names one (otherwise those cases are reported skipped).
- * Real processes, real state directories, no stubs.
+ * against a real orchesjob when ORCHESJOB_FLOW_TEST_ORCHESJOB names one (otherwise those cases are
+ * reported skipped). A variable of its own, not ORCHESJOB_BIN: an operator's ORCHESJOB_BIN must not
+ * change what the suite runs. Real processes, real state directories, no stubs.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -53,11 +54,12 @@ interface Target {
 }
 
 const wrapperDir = Deno.makeTempDirSync({ prefix: "ojf-wrapper-" });
+const REAL = Deno.env.get("ORCHESJOB_FLOW_TEST_ORCHESJOB") || undefined;
 const TARGETS: Target[] = [
   { name: "orchesjob-flow job (wrapper)", builtin: true, bin: writeJobWrapper(wrapperDir) },
-  Deno.env.get("ORCHESJOB_BIN")
-    ? { name: "real orchesjob ($ORCHESJOB_BIN)", builtin: false, bin: Deno.env.get("ORCHESJOB_BIN") }
-    : { name: "real orchesjob (skipped: ORCHESJOB_BIN is not set)", builtin: false },
+  REAL
+    ? { name: "real orchesjob ($ORCHESJOB_FLOW_TEST_ORCHESJOB)", builtin: false, bin: REAL }
+    : { name: "real orchesjob (skipped: ORCHESJOB_FLOW_TEST_ORCHESJOB is not set)", builtin: false },
 ];
 
 /** One orchesjob "installation": a binary and its own ORCHESJOB_HOME. */
