@@ -28,6 +28,22 @@ export function withoutOrchesjob(path: string): string {
 /** The PATH the tests give the CLI: the caller's, without orchesjob. */
 export const TEST_PATH = withoutOrchesjob(Deno.env.get("PATH") ?? "/usr/bin:/bin");
 
+/**
+ * Variables every CLI under test gets, over the inherited environment: what the caller may have set
+ * for their own use (an orchesjob, a call limit, the debug and test hooks) must not change what a
+ * test sees. A test sets what it needs after these.
+ */
+export const TEST_ENV: Readonly<Record<string, string>> = {
+  NO_COLOR: "1",
+  PATH: TEST_PATH,
+  ORCHESJOB_BIN: "",
+  ORCHESJOB_FLOW_CALL_TIMEOUT: "",
+  ORCHESJOB_FLOW_CRASH_AT: "",
+  ORCHESJOB_FLOW_DEBUG: "",
+  ORCHESJOB_FLOW_TEST_NOTIFY_LOG: "",
+  ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS: "",
+};
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -40,16 +56,12 @@ export interface CliOptions {
   stdin?: string;
 }
 
-/**
- * Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited (minus ORCHESJOB_BIN, and
- * with {@link TEST_PATH}), plus `env`.
- */
+/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited, then {@link TEST_ENV}, then `env`. */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const child = new Deno.Command(CLI[0], {
     args: [...CLI.slice(1), ...args],
     cwd: options.cwd ?? REPO,
-    // An outer ORCHESJOB_BIN, or an orchesjob on PATH, must not change what a test sees.
-    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", PATH: TEST_PATH, ...options.env },
+    env: { ...TEST_ENV, ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, CONFIG, REPO, tempDir, TEST_PATH } from "../helpers.ts";
+import { cli, CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
 
 interface Entry {
   file: string;
@@ -67,7 +67,7 @@ Deno.test("every corpus file is refused cleanly by validate and start (in-proces
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-prompt", "--config", CONFIG, join(REPO, "tests", "cli", "in_process_cli.ts")],
     cwd,
-    env: { NO_COLOR: "1", ORCHESJOB_FLOW_HOME: home, ORCHESJOB_BIN: "", PATH: TEST_PATH },
+    env: { ...TEST_ENV, ORCHESJOB_FLOW_HOME: home },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CONFIG, REPO, tempDir, TEST_PATH } from "../helpers.ts";
+import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
 
 interface Case {
   argv: string[];
@@ -19,7 +19,7 @@ async function runAll(argvs: string[][], env: Record<string, string>, cwd: strin
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-prompt", "--config", CONFIG, join(REPO, "tests", "cli", "in_process_cli.ts")],
     cwd,
-    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", PATH: TEST_PATH, ...env },
+    env: { ...TEST_ENV, ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually, REPO, TEST_PATH, writeJobWrapper } from "../helpers.ts";
+import { CLI, type CliResult, eventually, REPO, TEST_ENV, writeJobWrapper } from "../helpers.ts";
 
 export type ExecutorMode = "builtin" | "external";
 
@@ -34,13 +34,14 @@ export class FlowEnv implements Disposable {
 
   env(extra: Record<string, string> = {}): Record<string, string> {
     return {
-      NO_COLOR: "1",
+      ...TEST_ENV,
       ORCHESJOB_FLOW_HOME: this.home,
       ORCHESJOB_HOME: "",
-      ORCHESJOB_BIN: "",
-      PATH: TEST_PATH,
       HELLO_DURATION: "0.2",
       HELLO_INTERVAL: "0.1",
+      // The examples' scripts read these; the caller's values must not make steps fail.
+      HELLO_FAIL: "",
+      HELLO_FAIL_STEPS: "",
       ...extra,
     };
   }

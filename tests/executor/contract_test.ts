@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { eventually, processAlive, tempDir, writeJobWrapper } from "../helpers.ts";
+import { eventually, processAlive, tempDir, TEST_ENV, writeJobWrapper } from "../helpers.ts";
 
 const JOB_KEYS = [
   "job_id",
@@ -69,7 +69,7 @@ class Orchesjob {
   async run(...args: string[]): Promise<{ code: number; json: Json; stdout: string; stderr: string }> {
     const output = await new Deno.Command(this.bin, {
       args,
-      env: { ORCHESJOB_HOME: this.home, ORCHESJOB_FLOW_HOME: "" },
+      env: { ...TEST_ENV, ORCHESJOB_HOME: this.home, ORCHESJOB_FLOW_HOME: "" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -15,10 +15,13 @@ const IMPLEMENTATIONS: [string, (home: string) => { executor: Executor; close():
     return { executor: new BuiltinRunner(db, jobsDirectory(dbPath)), close: () => db.close() };
   }],
   ["external via the job wrapper", (home) => {
+    // The wrapper inherits this process's environment; the caller's value comes back afterwards.
+    const before = Deno.env.get("ORCHESJOB_FLOW_HOME");
     Deno.env.set("ORCHESJOB_FLOW_HOME", home);
     return {
       executor: new ExternalExecutor(writeJobWrapper(home)),
-      close: () => Deno.env.delete("ORCHESJOB_FLOW_HOME"),
+      close: () =>
+        before === undefined ? Deno.env.delete("ORCHESJOB_FLOW_HOME") : Deno.env.set("ORCHESJOB_FLOW_HOME", before),
     };
   }],
 ];
