@@ -139,3 +139,25 @@ Deno.test("refused keys exit 2 before any run exists, including invalid UTF-8 in
   const listed = await cli(["status", "--run-key", "a".repeat(256)], { env });
   assert.equal(listed.code, 3, "no run was created");
 });
+
+Deno.test("the longest keys (256 four-byte characters) can be ticked and cancelled while their run is live", async () => {
+  using dir = tempDir();
+  const home = join(dir.path, "home");
+  const flow = writeFile(dir.path, "slow.yaml", "flow_id: slow\nsteps:\n  - id: s\n    command: [sleep, '60']\n");
+  const env = { ORCHESJOB_FLOW_HOME: home, ORCHESJOB_BIN: "", ORCHESJOB_HOME: "" };
+  const base = ["--executor", "builtin", "--poll-interval", "0.1"];
+  const key = "😀".repeat(256);
+  const started = await cli([...base, "start", "-d", "--run-key", key, flow], { env });
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(JSON.parse(started.stdout).detached, true);
+  const ticked = await cli([...base, "tick", "--run-key", key], { env });
+  assert.equal(ticked.code, 0, ticked.stderr);
+  assert.equal(JSON.parse(ticked.stdout).run_key, key);
+  const cancelled = await cli([...base, "cancel", "--run-key", key, "--grace-seconds", "1"], { env });
+  assert.equal(cancelled.code, 0, cancelled.stderr);
+  assert.equal(JSON.parse(cancelled.stdout).status, "CANCELLED");
+  const waited = await cli([...base, "wait", "--run-key", key, "--timeout", "60"], { env });
+  assert.equal(waited.code, 4, waited.stderr);
+  const locks = [...Deno.readDirSync(join(home, "locks"))].map((entry) => entry.name);
+  assert.ok(locks.length > 0 && locks.every((name) => new TextEncoder().encode(name).length < 200), locks.join());
+});
