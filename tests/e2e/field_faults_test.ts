@@ -372,6 +372,7 @@ flowTest(builtin, "status shows who drives a run; a run nobody drives says how t
   release(env);
   const done = await env.waitFor("nd", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
   assert.doesNotMatch((await env.run(["status", "--run-key", "nd", "--format", "table"])).stdout, /Driver:/);
+  assert.equal(done.driver, null, "a run that has ended has no driver");
   assert.equal(step(done, "a").status, "SUCCEEDED");
   await eventually("the background driver exits", () => !processAlive(launched.pid));
 });
