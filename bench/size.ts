@@ -81,6 +81,7 @@ async function stages(file: string, dbPath: string, runKey: string): Promise<Rec
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
+const loadBefore = Deno.loadavg();
 const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
 const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
 const results = new Map<number, Record<string, Sample>>();
@@ -99,8 +100,13 @@ try {
       "status table": await measure(["status", "--run-key", runKey, "--format", "table"], env),
     });
   }
+  const load = (figures: number[]) => figures.map((n) => n.toFixed(1)).join(" ");
   console.log(
-    `flow size: one CLI process per figure (wall time, CPU time, peak RSS); baseline \`--version\` ` +
+    `flow size: ${navigator.hardwareConcurrency} cores, load ${load(loadBefore)} -> ${load(Deno.loadavg())}, ` +
+      new Date().toISOString(),
+  );
+  console.log(
+    `one CLI process per figure (wall time, CPU time, peak RSS); baseline \`--version\` ` +
       `${base.seconds.toFixed(2)} s, CPU ${base.cpuSeconds.toFixed(2)} s, ${base.rssMiB.toFixed(0)} MiB`,
   );
   for (const command of ["validate", "status json", "status table"]) {

@@ -13,7 +13,14 @@ import {
   type StepState,
   type StepStatus,
 } from "../domain/mod.ts";
-import { type Clock, collectGarbageIfGrown, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
+import {
+  type Clock,
+  collectGarbageIfGrown,
+  crashPoint,
+  forEachBounded,
+  nextPause,
+  systemClock,
+} from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
@@ -342,6 +349,7 @@ export class Driver {
         break;
       }
       const batch = starts.slice(offset, offset + START_BATCH).filter((start) => start.resume || this.intend(start));
+      if (batch.some((start) => !start.resume)) crashPoint("driver:after-intent");
       const { runs, gate } = this.options;
       await gate.withStartGate(this.runKey, async () => {
         const status = runs.runStatus(this.runKey);
@@ -399,6 +407,7 @@ export class Driver {
       this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
+    crashPoint("driver:before-job-recorded");
     if (!this.record(stepId, { job }, attemptNo)) return "started";
     this.startedJobs.set(stepId, job);
     // A job that had already ended (a quick command, or an earlier start of the same key) is decided

@@ -7,3 +7,4 @@ export { forEachBounded } from "./bounded.ts";
 export { collectGarbageIfGrown } from "./memory.ts";
 export { makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
+export { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint, crashPoint } from "./crash_point.ts";

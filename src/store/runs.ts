@@ -133,6 +133,18 @@ export class RunStore {
     });
   }
 
+  /**
+   * The step run-key prefixes ("run:step:") of flow runs that have not finished: the jobs under them
+   * are still the runs' record of what started, which `job clean` must not delete.
+   */
+  unfinishedStepKeyPrefixes(): string[] {
+    const rows = this.db.prepare(
+      `SELECT s.run_key || ':' || s.step_id || ':' AS prefix FROM flow_steps s JOIN flow_runs r USING (run_key)
+       WHERE r.status IN ${sqlList(LIVE_RUN_STATUSES)}`,
+    ).all() as { prefix: string }[];
+    return rows.map((row) => row.prefix);
+  }
+
   load(runKey: string): StoredRun | undefined {
     const run = prepared(this.db, "SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
     if (!run) return undefined;
