@@ -197,8 +197,10 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * A supervisor renames `<job>.exit` into the jobs directory as the job's last act, so an event on
-   * an `.exit` path means some job just ended (maybe another run's: the next poll sorts that out).
+   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means some
+   * job just ended (maybe another run's: the next poll sorts that out). The file's creation and its
+   * write are two events: a round woken by the first may find it still empty, and the second wakes
+   * another.
    */
   watch(onChange: () => void): Disposable | null {
     return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
@@ -405,7 +407,7 @@ function readRange(path: string, range?: LogRange): Uint8Array {
   return bytes.subarray(0, read);
 }
 
-/** The exit status, from `.exit` or from a complete `.exit.tmp` whose rename never happened. */
+/** The exit status, from `.exit`, or from a complete `.exit.tmp` an earlier version's supervisor never renamed. */
 function readExit(files: ReturnType<typeof jobFiles>): number | null {
   return readIntFile(files.exit) ?? readIntFile(`${files.exit}.tmp`);
 }
