@@ -1,7 +1,7 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
 import { type Job, type RunState, stepRunKey } from "../domain/mod.ts";
 import { type Executor, ExecutorError } from "../executor/mod.ts";
-import { type Clock, systemClock } from "../shared/mod.ts";
+import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
@@ -34,6 +34,7 @@ export async function cancelRun(
   // Committed under the start gate: once this commit is visible, no driver can start a job for the
   // run (the driver checks the run under the same gate before every start).
   await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
+  crashPoint("cancel:after-commit");
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(

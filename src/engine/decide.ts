@@ -128,6 +128,11 @@ function decideRunning(
     return null; // not observed this round
   }
   if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
+  if (job.status === "LOST" && job.target_pid !== null) {
+    // The command started and its result is unknown (it may have done its work): running it again
+    // could do that work twice, so a lost attempt fails the step whatever its retries.
+    return { kind: "fail", stepId: step.id, job, error: step.error ?? LOST_AFTER_START };
+  }
   if (!isActiveJob(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
@@ -164,6 +169,9 @@ function failedAttempt(
   }
   return { kind: "fail", stepId: step.id, job, error };
 }
+
+export const LOST_AFTER_START =
+  "job LOST after its command started: its supervisor died without recording the result; the result is unknown, so the step is not retried";
 
 function jobFailure(job: Job): string {
   return job.exit_code === null

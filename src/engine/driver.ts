@@ -13,7 +13,14 @@ import {
   type StepState,
   type StepStatus,
 } from "../domain/mod.ts";
-import { type Clock, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
+import {
+  type Clock,
+  collectGarbageIfGrown,
+  crashPoint,
+  forEachBounded,
+  nextPause,
+  systemClock,
+} from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
@@ -148,6 +155,7 @@ export class Driver {
       if (this.options.interrupted?.()) return this.current().run;
       // Rings from here on announce changes this round may not see: they cut the next pause short.
       this.bell.clear();
+      collectGarbageIfGrown();
       const { state, progressed, started } = await this.tick();
       if (isTerminalRun(state.status)) return state;
       if (progressed) {
@@ -341,6 +349,7 @@ export class Driver {
         break;
       }
       const batch = starts.slice(offset, offset + START_BATCH).filter((start) => start.resume || this.intend(start));
+      if (batch.some((start) => !start.resume)) crashPoint("driver:after-intent");
       const { runs, gate } = this.options;
       await gate.withStartGate(this.runKey, async () => {
         const status = runs.runStatus(this.runKey);
@@ -398,6 +407,7 @@ export class Driver {
       this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
+    crashPoint("driver:before-job-recorded");
     if (!this.record(stepId, { job }, attemptNo)) return "started";
     this.startedJobs.set(stepId, job);
     // A job that had already ended (a quick command, or an earlier start of the same key) is decided

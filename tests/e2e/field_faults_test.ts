@@ -137,7 +137,7 @@ flowTest(
     assert.ok(fault.first_failure_at <= fault.last_failure_at);
     assert.equal(step(broken, "a").status, "RUNNING");
     const table = await env.run(["status", "--run-key", "nj", "--format", "table"]);
-    assert.match(table.stdout, /orchesjob failing for 00:00:\d\d \(\d+ failed calls\): .*printed no JSON/);
+    assert.match(table.stdout, /orchesjob failing for \d\d:\d\d:\d\d \(\d+ failed calls\): .*printed no JSON/);
     fake.mode("");
     await env.waitFor("nj", "the error cleared", (run) => step(run, "a").executor_error === null);
     release(env);
@@ -192,13 +192,15 @@ flowTest(
 flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
   const fake = writeFakeOrchesjob(env);
   const file = waitingFlow(env);
+  // Every call of the driver has this limit, and the calls that work start a Deno process each: the
+  // limit must leave room for that on a loaded machine, or working calls time out too.
   const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
-    ORCHESJOB_FLOW_CALL_TIMEOUT: "0.5",
+    ORCHESJOB_FLOW_CALL_TIMEOUT: "5",
   });
   await env.waitFor("hang", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
   fake.mode("hang");
   const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
-  assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 0.5 s/);
+  assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 5 s/);
   const hungPid = Number(Deno.readTextFileSync(join(env.home, "hang.pid")));
   await eventually("the hung call was killed", () => !processAlive(hungPid));
   fake.mode("");
@@ -370,6 +372,7 @@ flowTest(builtin, "status shows who drives a run; a run nobody drives says how t
   release(env);
   const done = await env.waitFor("nd", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
   assert.doesNotMatch((await env.run(["status", "--run-key", "nd", "--format", "table"])).stdout, /Driver:/);
+  assert.equal(done.driver, null, "a run that has ended has no driver");
   assert.equal(step(done, "a").status, "SUCCEEDED");
   await eventually("the background driver exits", () => !processAlive(launched.pid));
 });
@@ -478,13 +481,18 @@ flowTest(
       job = (await env.jobs("t:a:1"))[0];
       return job.status === "SUCCEEDED" && Date.now() / 1000 >= job.finished_at + 3;
     });
+    // The driver that resumes notices the end at `noticed` or later, at least 3 s after it happened.
+    const noticed = Date.now() / 1000;
     const run = await env.json(["resume", "--run-key", "t"]);
     const a = step(run, "a");
     assert.equal(a.status, "SUCCEEDED");
     assert.ok(a.finished_at <= job.finished_at + 1, `step ${a.finished_at} vs job ${job.finished_at}`);
-    assert.ok(a.finished_at - a.started_at < 2.5, `elapsed ${a.finished_at - a.started_at} s for a 1 s step`);
+    assert.ok(a.finished_at <= noticed - 2, `step ${a.finished_at}: when the driver noticed (${noticed} or later)`);
     assert.ok(run.finished_at >= a.finished_at, "the run ends no earlier than its steps");
+    // The table's elapsed time is the step's own (to the second), not up to when it was noticed.
     const table = (await env.run(["status", "--run-key", "t", "--format", "table"])).stdout;
-    assert.match(table, /^a\s+OK SUCCEEDED\s+\S+\s+00:00:0[012]\s/m);
+    const [, h, m, sec] = table.match(/^a\s+OK SUCCEEDED\s+\S+\s+(\d\d):(\d\d):(\d\d)\s/m) ?? [];
+    const shown = Number(h) * 3600 + Number(m) * 60 + Number(sec);
+    assert.ok(Math.abs(shown - (a.finished_at - a.started_at)) <= 1, `table shows ${shown} s\n${table}`);
   },
 );

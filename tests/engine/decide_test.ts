@@ -1,7 +1,7 @@
 /** decide() as a pure function of recorded state, observations and time. */
 import { stepState as pendingStep } from "../step_state.ts";
 import assert from "node:assert/strict";
-import { attemptEnd, decide, nextDue } from "../../src/engine/decide.ts";
+import { attemptEnd, decide, LOST_AFTER_START, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
@@ -40,7 +40,7 @@ function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial
 }
 
 function job(status: JobStatus, exitCode: number | null = null): Job {
-  return { job_id: "j", run_key: "r:A:1", status, exit_code: exitCode, updated_at: 1 } as Job;
+  return { job_id: "j", run_key: "r:A:1", status, exit_code: exitCode, updated_at: 1, target_pid: null } as Job;
 }
 
 Deno.test("a PENDING run begins and starts the steps that wait for nothing", () => {
@@ -93,6 +93,15 @@ Deno.test("observations: success, failure with retries left (delayed), failure w
       { kind: "fail", stepId: "A", job: job(status), error: `orchesjob status ${status}` },
     ]);
   }
+});
+
+Deno.test("a job LOST after its command started fails the step even with retries left: it may have done its work", () => {
+  const lost = { ...job("LOST"), target_pid: 4242 };
+  assert.deepEqual(decide(run({ A: "RUNNING" }), new Map([["A", lost]]), 1010), [
+    { kind: "fail", stepId: "A", job: lost, error: LOST_AFTER_START },
+  ]);
+  // Lost before its command started: nothing ran, so it is an ordinary failed attempt.
+  assert.equal(decide(run({ A: "RUNNING" }), new Map([["A", job("LOST")]]), 1010)[0].kind, "retry");
 });
 
 Deno.test("a RUNNING step whose run key orchesjob does not know is started again with the same attempt", () => {

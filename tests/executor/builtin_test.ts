@@ -45,14 +45,37 @@ Deno.test("a reused PID is not mistaken for the job's supervisor: the job is LOS
   db.close();
 });
 
-Deno.test("a STARTING job whose supervisor never appeared is LOST only after a grace period", async () => {
+Deno.test("a STARTING job nobody launched (its starter died) is launched by the next reads, exactly once", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const jobs = jobsDirectory(dbPath);
+  const marker = join(dir.path, "ran");
+  // Two runners on two connections: two processes reading the same job at the same time.
+  const dbs = [openDatabase(dbPath), openDatabase(dbPath)];
+  const runners = dbs.map((db) => new BuiltinRunner(db, jobs));
+  const command = JSON.stringify(["sh", "-c", `echo x >> '${marker}'`]);
+  runners[0].table.insertJob(row("orphan", { status: "STARTING", command, stdout_file: join(jobs, "orphan.stdout") }));
+  let status: string | undefined;
+  await eventually("the orphaned job ends", async () => {
+    for (const runner of runners) status = (await runner.status("orphan"))?.status;
+    return status === "SUCCEEDED";
+  });
+  assert.equal(Deno.readTextFileSync(marker), "x\n", "launched once, though both readers relaunched it");
+  for (const db of dbs) db.close();
+});
+
+Deno.test("a claimed job whose supervisor never wrote its PID is LOST after a grace period", async () => {
   using dir = tempDir();
   const dbPath = join(dir.path, "state.sqlite3");
   const db = openDatabase(dbPath);
-  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
-  runner.table.insertJob(row("fresh", { status: "STARTING" }));
-  runner.table.insertJob(row("stale", { status: "STARTING", started_at: nowSeconds() - 3600 }));
-  assert.equal((await runner.status("fresh"))?.status, "STARTING", "its starter may still be launching it");
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  for (const id of ["fresh", "stale"]) {
+    runner.table.insertJob(row(id, { status: "STARTING" }));
+    Deno.mkdirSync(join(jobs, `${id}.claim`));
+  }
+  Deno.utimeSync(join(jobs, "stale.claim"), nowSeconds() - 3600, nowSeconds() - 3600);
+  assert.equal((await runner.status("fresh"))?.status, "STARTING", "its supervisor may be writing its PID");
   assert.equal((await runner.status("stale"))?.status, "LOST");
   assert.deepEqual((await runner.running()).map((job) => job.job_id), ["fresh"]);
   db.close();

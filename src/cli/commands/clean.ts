@@ -13,11 +13,10 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { epochNow, join, pathExists } from "../../shared/mod.ts";
+import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
 import { isDriverHeld, LOCK_KINDS, lockFilePath } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
-import { crashPoint } from "../crash_point.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";

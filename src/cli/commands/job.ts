@@ -4,7 +4,7 @@
  */
 import { type Job, JobExit } from "../../domain/mod.ts";
 import { JobAdmin, type JobRef } from "../../executor/mod.ts";
-import { jobsDirectory, openDatabase, resolveDbPath } from "../../store/mod.ts";
+import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -93,7 +93,7 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
   clean: {
     name: "job clean",
     summary: "Delete finished jobs and their log files.",
-    usage: "job clean (--before DT | --after DT | --all | --job-id ID) [--run-key KEY] [--dry-run]",
+    usage: "job clean (--before DT | --after DT | --all | --job-id ID) [--run-key KEY] [--dry-run] [--force]",
     options: [
       {
         name: "before",
@@ -106,6 +106,11 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
       jobId,
       runKey,
       { name: "dry-run", help: "Report, change nothing." },
+      {
+        name: "force",
+        help: "Also delete jobs of flow runs that have not finished (they are skipped otherwise: their steps " +
+          "would look never started).",
+      },
     ],
   },
 };
@@ -242,7 +247,16 @@ const HANDLERS: Record<string, Handler> = {
 
   clean(admin, args) {
     const { select, runKey } = cleanSelection(args);
-    printJson(admin.clean(select, runKey, args.options["dry-run"] === true));
+    const prefixes = new RunStore(admin.runner.db).unfinishedStepKeyPrefixes();
+    const keep = (jobRunKey: string) => {
+      const prefix = prefixes.find((p) => jobRunKey.startsWith(p));
+      return prefix === undefined
+        ? null
+        : `its flow run ${
+          prefix.slice(0, prefix.lastIndexOf(":", prefix.length - 2))
+        } has not finished (--force deletes it)`;
+    };
+    printJson(admin.clean(select, runKey, args.options["dry-run"] === true, keep, args.options.force === true));
   },
 };
 

@@ -2,10 +2,9 @@
 import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { crashPoint } from "../crash_point.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";

@@ -180,12 +180,15 @@ async function driveInForeground(
 ): Promise<number> {
   const runKey = record.state.runKey;
   using interrupt = listenForInterrupt();
+  // Made before the driver lock is taken, so a driver that cannot be made (a bad setting) fails without
+  // ever holding the run: `start -d` then reports it failed, never that it drives.
+  const driver = session.driver(record, interrupt.requested);
   using live = liveTable(session, runKey, table);
   for (;;) {
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
-        const state = await session.driver(record, interrupt.requested).drive();
+        const state = await driver.drive();
         live.stop();
         printJson(runJson(session.run(runKey)));
         return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;

@@ -7,6 +7,12 @@
  *   3. starts the command with stdin /dev/null and stdout/stderr to the job's files,
  *   4. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
  * Every file is written to a temporary name and renamed, so a reader sees all of it or none of it.
+ * A write that fails (a full disk) is retried every second until it succeeds: the result is kept
+ * by the living supervisor rather than lost, and a complete `.exit.tmp` left behind is read too.
+ * Launching is idempotent: the supervisor first claims the job (`mkdir <job>.claim`, atomic), and a
+ * second supervisor of the same job leaves at once, so a reader may relaunch a job whose launcher
+ * died between committing the job row and spawning (see runner.ts).
+ * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command.
  * SQLite is never touched here: the next status read reconciles these files into the database.
  * The command shares the supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
@@ -22,12 +28,29 @@ export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 export const SUPERVISOR_SCRIPT = String.raw`
 job=$1 dir=$2
 shift 2
-# Writes one file whole: to a temporary name, then renamed, so readers never see half of it.
-put() { printf '%s\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; }
+# Writes one file whole: to a temporary name, then renamed, so readers never see half of it. A write
+# that fails (a full disk) is retried every second: the result waits in this live process, not lost.
+put() {
+  until printf '%s\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; do
+    [ -d "$dir" ] || exit 1
+    sleep 1
+  done
+}
+# Test-only crash points (see src/shared/crash_point.ts): SIGKILL this shell at the named point.
+crash_point() {
+  [ "$ORCHESJOB_FLOW_CRASH_AT" = "$1" ] || return 0
+  [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$$" >> "$ORCHESJOB_FLOW_CRASH_LOG"
+  kill -9 $$
+}
+# Claim the job (mkdir is atomic): a second supervisor of the same job leaves here, so launching is
+# idempotent and a reader may relaunch a job whose launcher died before spawning.
+mkdir "$dir/$job.claim" 2> /dev/null || exit 0
 put worker "$$"
 # An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
 # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
 trap 'terminated=1' TERM
+# Aborted before it got going: never start the command.
+[ -e "$dir/$job.abort" ] && exit 0
 # Can the program be executed at all? If not, say why in the job's stderr file and report
 # exit status -1, as orchesjob does for a command it could not start.
 case $1 in
@@ -54,6 +77,7 @@ done
 # The shell reports death by signal N as 128+N; orchesjob reports -N. A command that itself exits
 # with 129-192 looks the same from here, so it is reported as a signal death too.
 if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
+crash_point supervisor:before-exit-file
 put exit "$rc"
 `;
 
@@ -71,16 +95,24 @@ export function jobFiles(dir: string, jobId: string) {
     worker: `${base}.worker`,
     target: `${base}.target`,
     exit: `${base}.exit`,
+    /** The claim (a directory): present once a supervisor owns the job. */
+    claim: `${base}.claim`,
+    /** An abort's SIGKILL deadline (epoch seconds): present once the job was aborted. */
+    abort: `${base}.abort`,
+    /** How the job was launched (environment, directory; JSON, mode 0600), for a relaunch. */
+    launch: `${base}.launch`,
   };
 }
 
+/** Where and with what environment a job's supervisor (and so its command) starts. */
+export interface Launch {
+  env?: Record<string, string>;
+  baseEnv?: Record<string, string>;
+  cwd?: string;
+}
+
 /** Starts the supervisor for `command`; returns its PID. It does not wait for the command to start. */
-export function launchSupervisor(
-  dir: string,
-  jobId: string,
-  command: readonly string[],
-  launch: { env?: Record<string, string>; baseEnv?: Record<string, string>; cwd?: string } = {},
-): number {
+export function launchSupervisor(dir: string, jobId: string, command: readonly string[], launch: Launch = {}): number {
   // The supervisor (and so the command) starts in the job's directory and environment; `dir` is made
   // absolute first, as the supervisor writes its files there from that other directory.
   return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, jobId, resolve(dir), ...command], {

