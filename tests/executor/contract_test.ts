@@ -54,6 +54,7 @@ interface Target {
 }
 
 const wrapperDir = Deno.makeTempDirSync({ prefix: "ojf-wrapper-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(wrapperDir, { recursive: true }));
 const REAL = Deno.env.get("ORCHESJOB_FLOW_TEST_ORCHESJOB") || undefined;
 const TARGETS: Target[] = [
   { name: "orchesjob-flow job (wrapper)", builtin: true, bin: writeJobWrapper(wrapperDir) },
