@@ -217,11 +217,15 @@ export class BuiltinRunner implements Executor {
     const strict = options.strict ?? false;
     const jobId = crypto.randomUUID();
     const files = jobFiles(this.dir, jobId);
-    // How to launch goes to a file before the row exists, so whoever relaunches the job has it.
-    const launch: Launch = { env: options.env, baseEnv: options.baseEnv, cwd: options.cwd };
-    if (launch.env || launch.baseEnv || launch.cwd) {
-      Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
-    }
+    // How to launch goes to a file before the row exists, so whoever relaunches the job (any later
+    // reader, from its own directory and environment) starts it as this process would have: in this
+    // directory, with this environment, unless the caller named others.
+    const launch: Launch = {
+      env: options.env,
+      baseEnv: options.baseEnv ?? Deno.env.toObject(),
+      cwd: options.cwd ?? Deno.cwd(),
+    };
+    Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
     this.launched.set(jobId, performance.now());
     const admission = transaction(this.db, () => this.admit(request, strict, jobId));
     let row = admission.row;
