@@ -60,7 +60,12 @@ flowTest(builtin, "with HOME unset and no state option, commands exit 2 saying h
 
 flowTest(builtin, "read-only commands create no directory or database, and name the file searched", async (env) => {
   const home = join(env.home, "never-created");
-  for (const args of [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"]]) {
+  const readers = [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"], [
+    "logs",
+    "--step",
+    "a",
+  ]];
+  for (const args of readers) {
     const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
     assert.equal(result.code, 3, result.stderr);
     assert.equal(
@@ -69,6 +74,10 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
     );
     assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
   }
+  const list = await env.run(["list"], { ORCHESJOB_FLOW_HOME: home });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+  assert.equal(existsSync(home), false, `list created ${home}`);
 });
 
 /**
@@ -288,6 +297,45 @@ flowTest(
   },
 );
 
+flowTest(
+  builtin,
+  "orchesjob moved away: start, resume and watch --advance of an existing run take --orchesjob-bin and record it",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = env.flow("flow.yaml", ONE_STEP);
+    const commands: Record<string, string[]> = {
+      start: ["start", "--run-key", "via-start", file],
+      resume: ["resume", "--run-key", "via-resume"],
+      watch: ["watch", "--run-key", "via-watch", "--interval", "0.1", "--mode", "append"],
+    };
+    for (const name of Object.keys(commands)) {
+      using _lock = await env.holdDriverLock(`via-${name}`);
+      const created = await env.json(["--orchesjob-bin", old, "start", "--run-key", `via-${name}`, "-d", file]);
+      assert.equal(created.detached, false, "nobody drives the run yet");
+    }
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    // Without the replacement each run would call its recorded binary, which is gone: a step that
+    // cannot start fails (no retries), so a SUCCEEDED run below is the replacement's doing.
+    assert.equal(existsSync(old), false);
+    assert.equal((await env.status("via-start")).executor.bin, old);
+    for (const [name, args] of Object.entries(commands)) {
+      const result = await env.run(["--orchesjob-bin", bin, ...args]);
+      assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+      const run = await env.status(`via-${name}`);
+      assert.equal(run.status, "SUCCEEDED", name);
+      assert.equal(step(run, "a").orchesjob_status.run_key, `via-${name}:a:1`);
+      assert.deepEqual(
+        [run.executor.kind, run.executor.bin, run.executor.replaced.map((r: { bin: string }) => r.bin)],
+        ["orchesjob", bin, [old]],
+        name,
+      );
+    }
+  },
+);
+
 flowTest(builtin, "ten concurrent start -d of one key: exactly one reports detached: true", async (env) => {
   const file = waitingFlow(env);
   const results = await Promise.all(
@@ -345,6 +393,7 @@ flowTest(builtin, "start -d under a Deno executable not named deno still launche
   const report = JSON.parse(new TextDecoder().decode(output.stdout));
   assert.equal(report.detached, true);
   await env.waitFor("ren", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(report.pid));
 });
 
 /** A run that exists but that nobody drives: created by `start -d` while the test holds the driver lock. */
