@@ -266,6 +266,38 @@ flowTest(
 
 flowTest(
   builtin,
+  "cancel with orchesjob moved away mid-run completes: CANCELLED, exit 5, the job's key named",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old, "start", "--run-key", "mc", file]);
+    const running = await env.waitFor(
+      "mc",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const cancel = await env.run(["cancel", "--run-key", "mc"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.deepEqual([run.status, step(run, "a").status], ["CANCELLED", "CANCELLED"]);
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: orchesjob not found: .*moved\/fake-orchesjob; the job may still be running \(orchesjob run key mc:a:1\)$/,
+    );
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // The job, out of reach of the cancel, still runs; released, it ends and leaves no process.
+    assert.ok(processAlive(step(running, "a").orchesjob_status.target_pid));
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("mc:a:1"))[0].status === "SUCCEEDED");
+    await eventually("its process is gone", () => !processAlive(step(running, "a").orchesjob_status.target_pid));
+  },
+);
+
+flowTest(
+  builtin,
   "orchesjob moved away mid-run: the error shows, and cancel --orchesjob-bin aborts through the new path",
   async (env) => {
     const moved = join(env.home, "moved");
