@@ -120,6 +120,12 @@ ${stepExtra}`,
   );
 }
 
+/** Waits until step a of `runKey` has a RUNNING job, and returns the PID of the job's process. */
+async function jobPidOf(env: FlowEnv, runKey: string): Promise<number> {
+  const run = await env.waitFor(runKey, "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  return step(run, "a").orchesjob_status.target_pid;
+}
+
 function release(env: FlowEnv): void {
   Deno.writeTextFileSync(join(env.home, "release"), "");
 }
@@ -137,7 +143,7 @@ flowTest(
     const fake = writeFakeOrchesjob(env);
     const file = waitingFlow(env);
     const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "nj", file]);
-    await env.waitFor("nj", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const jobPid = await jobPidOf(env, "nj");
     fake.mode("nojson");
     const broken = await env.waitFor("nj", "two failed calls", (run) => step(run, "a").executor_error?.count >= 2);
     const fault = step(broken, "a").executor_error;
@@ -158,6 +164,7 @@ flowTest(
     assert.match(warnings[0].error, /^executor call failed: .*printed no JSON/);
     assert.equal(warnings[0].step, "a");
     assert.equal(warnings[0].executor_error.count, 1);
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
   },
 );
 
@@ -206,7 +213,7 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
     ORCHESJOB_FLOW_CALL_TIMEOUT: "5",
   });
-  await env.waitFor("hang", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  const jobPid = await jobPidOf(env, "hang");
   fake.mode("hang");
   const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
   assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 5 s/);
@@ -217,13 +224,14 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   release(env);
   const result = await stderrOf(driver);
   assert.equal(result.code, 0, result.stderr);
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
 
 flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
   const fake = writeFakeOrchesjob(env);
   const file = waitingFlow(env);
   const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "cl", file]);
-  await env.waitFor("cl", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  const jobPid = await jobPidOf(env, "cl");
   fake.mode("cleaned");
   const result = await stderrOf(driver);
   assert.equal(result.code, 1, result.stderr);
@@ -234,6 +242,7 @@ flowTest(builtin, "a job cleaned while running fails its attempt instead of star
   assert.equal((await env.jobs("cl:a:1")).length, 1, "the step was not started twice");
   release(env);
   await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
 
 flowTest(
@@ -243,7 +252,7 @@ flowTest(
     const fake = writeFakeOrchesjob(env);
     const file = waitingFlow(env);
     const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ab", file]);
-    await env.waitFor("ab", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const jobPid = await jobPidOf(env, "ab");
     fake.mode("abortfail");
     const cancel = await env.run(["cancel", "--run-key", "ab"]);
     assert.equal(cancel.code, 5, cancel.stderr);
@@ -261,6 +270,7 @@ flowTest(
     assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
     release(env);
     await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
   },
 );
 
@@ -546,6 +556,10 @@ steps:
   assert.equal(result.code, 0, result.stderr);
   assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
   assert.equal(existsSync(join(other, "out-b")), false);
+  // The stored environment may hold secrets: the state file (and its WAL beside it) is the user's only.
+  const stateFiles = [...Deno.readDirSync(env.home)].filter((e) => e.name.startsWith("orchesjob-flow.sqlite3"));
+  assert.ok(stateFiles.length >= 1);
+  for (const { name } of stateFiles) assert.equal(Deno.statSync(join(env.home, name)).mode! & 0o777, 0o600, name);
 });
 
 flowTest(
