@@ -566,11 +566,19 @@ flowTest(
   builtin,
   "a step's finished_at is the job's own end, not when a driver back from an outage noticed it",
   async (env) => {
-    const file = env.flow("flow.yaml", `flow_id: times\nsteps:\n  - {id: a, command: ["sleep", "1"]}\n`);
+    // a ends when the test says, after its driver is gone (a fixed-length step could end, and be
+    // recorded by the driver, before a loaded machine let the test see it running).
+    const file = env.flow(
+      "flow.yaml",
+      `flow_id: times\nsteps:\n  - {id: a, command: ${
+        JSON.stringify(`while [ ! -e '${join(env.home, "release")}' ]; do sleep 0.05; done`)
+      }}\n`,
+    );
     const driver = env.spawn(["start", "--run-key", "t", file]);
     await env.waitFor("t", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
     driver.kill("SIGKILL");
     await stderrOf(driver);
+    release(env);
     let job = (await env.jobs("t:a:1"))[0];
     await eventually("the job ended while no driver ran, 3 s ago", async () => {
       job = (await env.jobs("t:a:1"))[0];

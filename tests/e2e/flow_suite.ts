@@ -156,7 +156,7 @@ steps:
       assert.equal((await env.json(["start", "-d", "--run-key", "dl", file])).status, "PENDING");
     }
     let delayed = await env.json(["tick", "--run-key", "dl"]);
-    for (let i = 0; i < 100 && step(delayed, "s").status === "RUNNING"; i++) {
+    for (let i = 0; i < 100 && ["PENDING", "RUNNING"].includes(step(delayed, "s").status); i++) {
       delayed = await env.json(["tick", "--run-key", "dl"]);
     }
     const s = step(delayed, "s");

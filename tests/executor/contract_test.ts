@@ -53,11 +53,11 @@ interface Target {
   bin?: string;
 }
 
-const WRAPPER = "(the orchesjob-flow job wrapper)";
+const wrapperDir = Deno.makeTempDirSync({ prefix: "ojf-wrapper-" });
+globalThis.addEventListener("unload", () => Deno.removeSync(wrapperDir, { recursive: true }));
 const REAL = Deno.env.get("ORCHESJOB_FLOW_TEST_ORCHESJOB") || undefined;
 const TARGETS: Target[] = [
-  // The wrapper is written into each test's own temporary home (WRAPPER), so nothing outlives the tests.
-  { name: "orchesjob-flow job (wrapper)", builtin: true, bin: WRAPPER },
+  { name: "orchesjob-flow job (wrapper)", builtin: true, bin: writeJobWrapper(wrapperDir) },
   REAL
     ? { name: "real orchesjob ($ORCHESJOB_FLOW_TEST_ORCHESJOB)", builtin: false, bin: REAL }
     : { name: "real orchesjob (skipped: ORCHESJOB_FLOW_TEST_ORCHESJOB is not set)", builtin: false },
@@ -110,8 +110,7 @@ function contract(name: string, fn: (oj: Orchesjob, target: Target) => Promise<v
       sanitizeOps: false,
       async fn() {
         using home = tempDir();
-        const bin = target.bin === WRAPPER ? writeJobWrapper(home.path) : target.bin!;
-        await fn(new Orchesjob(bin, join(home.path, "oj")), target);
+        await fn(new Orchesjob(target.bin!, join(home.path, "oj")), target);
       },
     });
   }

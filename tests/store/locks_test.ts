@@ -21,7 +21,8 @@ Deno.test("the driver lock's holder is found, and nobody once it is released", a
     assert.equal(await driverHolder(dbPath, "r"), null, "no lock file: no driver");
     const lock = await locks.tryDriverLock("r");
     assert.ok(lock);
-    assert.deepEqual(await driverHolder(dbPath, "r"), { pid: Deno.pid });
+    // Elsewhere than on Linux the holder is found by a try-lock, which cannot name it.
+    assert.deepEqual(await driverHolder(dbPath, "r"), { pid: Deno.build.os === "linux" ? Deno.pid : null });
     if (Deno.build.os === "linux") {
       // The holder's note: this process and the descriptor that holds the flock.
       const note = /^(\d+) (\d+)\n$/.exec(Deno.readTextFileSync(lockFilePath(dbPath, "r", "driver")));
