@@ -60,7 +60,12 @@ flowTest(builtin, "with HOME unset and no state option, commands exit 2 saying h
 
 flowTest(builtin, "read-only commands create no directory or database, and name the file searched", async (env) => {
   const home = join(env.home, "never-created");
-  for (const args of [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"]]) {
+  const readers = [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"], [
+    "logs",
+    "--step",
+    "a",
+  ]];
+  for (const args of readers) {
     const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
     assert.equal(result.code, 3, result.stderr);
     assert.equal(
@@ -69,6 +74,10 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
     );
     assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
   }
+  const list = await env.run(["list"], { ORCHESJOB_FLOW_HOME: home });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+  assert.equal(existsSync(home), false, `list created ${home}`);
 });
 
 /**
@@ -111,6 +120,12 @@ ${stepExtra}`,
   );
 }
 
+/** Waits until step a of `runKey` has a RUNNING job, and returns the PID of the job's process. */
+async function jobPidOf(env: FlowEnv, runKey: string): Promise<number> {
+  const run = await env.waitFor(runKey, "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  return step(run, "a").orchesjob_status.target_pid;
+}
+
 function release(env: FlowEnv): void {
   Deno.writeTextFileSync(join(env.home, "release"), "");
 }
@@ -128,7 +143,7 @@ flowTest(
     const fake = writeFakeOrchesjob(env);
     const file = waitingFlow(env);
     const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "nj", file]);
-    await env.waitFor("nj", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const jobPid = await jobPidOf(env, "nj");
     fake.mode("nojson");
     const broken = await env.waitFor("nj", "two failed calls", (run) => step(run, "a").executor_error?.count >= 2);
     const fault = step(broken, "a").executor_error;
@@ -149,6 +164,7 @@ flowTest(
     assert.match(warnings[0].error, /^executor call failed: .*printed no JSON/);
     assert.equal(warnings[0].step, "a");
     assert.equal(warnings[0].executor_error.count, 1);
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
   },
 );
 
@@ -197,7 +213,7 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
     ORCHESJOB_FLOW_CALL_TIMEOUT: "5",
   });
-  await env.waitFor("hang", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  const jobPid = await jobPidOf(env, "hang");
   fake.mode("hang");
   const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
   assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 5 s/);
@@ -208,13 +224,14 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   release(env);
   const result = await stderrOf(driver);
   assert.equal(result.code, 0, result.stderr);
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
 
 flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
   const fake = writeFakeOrchesjob(env);
   const file = waitingFlow(env);
   const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "cl", file]);
-  await env.waitFor("cl", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  const jobPid = await jobPidOf(env, "cl");
   fake.mode("cleaned");
   const result = await stderrOf(driver);
   assert.equal(result.code, 1, result.stderr);
@@ -225,6 +242,7 @@ flowTest(builtin, "a job cleaned while running fails its attempt instead of star
   assert.equal((await env.jobs("cl:a:1")).length, 1, "the step was not started twice");
   release(env);
   await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
 
 flowTest(
@@ -234,7 +252,7 @@ flowTest(
     const fake = writeFakeOrchesjob(env);
     const file = waitingFlow(env);
     const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ab", file]);
-    await env.waitFor("ab", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const jobPid = await jobPidOf(env, "ab");
     fake.mode("abortfail");
     const cancel = await env.run(["cancel", "--run-key", "ab"]);
     assert.equal(cancel.code, 5, cancel.stderr);
@@ -252,6 +270,39 @@ flowTest(
     assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
     release(env);
     await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel with orchesjob moved away mid-run completes: CANCELLED, exit 5, the job's key named",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old, "start", "--run-key", "mc", file]);
+    const running = await env.waitFor(
+      "mc",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const cancel = await env.run(["cancel", "--run-key", "mc"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.deepEqual([run.status, step(run, "a").status], ["CANCELLED", "CANCELLED"]);
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: orchesjob not found: .*moved\/fake-orchesjob; the job may still be running \(orchesjob run key mc:a:1\)$/,
+    );
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // The job, out of reach of the cancel, still runs; released, it ends and leaves no process.
+    assert.ok(processAlive(step(running, "a").orchesjob_status.target_pid));
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("mc:a:1"))[0].status === "SUCCEEDED");
+    await eventually("its process is gone", () => !processAlive(step(running, "a").orchesjob_status.target_pid));
   },
 );
 
@@ -292,6 +343,45 @@ flowTest(
     const refused = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "b"]);
     assert.equal(refused.code, 2);
     assert.match(errorLine(refused).error, /run b uses the built-in runner; --orchesjob-bin does not apply/);
+  },
+);
+
+flowTest(
+  builtin,
+  "orchesjob moved away: start, resume and watch --advance of an existing run take --orchesjob-bin and record it",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = env.flow("flow.yaml", ONE_STEP);
+    const commands: Record<string, string[]> = {
+      start: ["start", "--run-key", "via-start", file],
+      resume: ["resume", "--run-key", "via-resume"],
+      watch: ["watch", "--run-key", "via-watch", "--interval", "0.1", "--mode", "append"],
+    };
+    for (const name of Object.keys(commands)) {
+      using _lock = await env.holdDriverLock(`via-${name}`);
+      const created = await env.json(["--orchesjob-bin", old, "start", "--run-key", `via-${name}`, "-d", file]);
+      assert.equal(created.detached, false, "nobody drives the run yet");
+    }
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    // Without the replacement each run would call its recorded binary, which is gone: a step that
+    // cannot start fails (no retries), so a SUCCEEDED run below is the replacement's doing.
+    assert.equal(existsSync(old), false);
+    assert.equal((await env.status("via-start")).executor.bin, old);
+    for (const [name, args] of Object.entries(commands)) {
+      const result = await env.run(["--orchesjob-bin", bin, ...args]);
+      assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+      const run = await env.status(`via-${name}`);
+      assert.equal(run.status, "SUCCEEDED", name);
+      assert.equal(step(run, "a").orchesjob_status.run_key, `via-${name}:a:1`);
+      assert.deepEqual(
+        [run.executor.kind, run.executor.bin, run.executor.replaced.map((r: { bin: string }) => r.bin)],
+        ["orchesjob", bin, [old]],
+        name,
+      );
+    }
   },
 );
 
@@ -352,6 +442,7 @@ flowTest(builtin, "start -d under a Deno executable not named deno still launche
   const report = JSON.parse(new TextDecoder().decode(output.stdout));
   assert.equal(report.detached, true);
   await env.waitFor("ren", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(report.pid));
 });
 
 /** A run that exists but that nobody drives: created by `start -d` while the test holds the driver lock. */
@@ -472,6 +563,10 @@ steps:
   assert.equal(result.code, 0, result.stderr);
   assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
   assert.equal(existsSync(join(other, "out-b")), false);
+  // The stored environment may hold secrets: the state file (and its WAL beside it) is the user's only.
+  const stateFiles = [...Deno.readDirSync(env.home)].filter((e) => e.name.startsWith("orchesjob-flow.sqlite3"));
+  assert.ok(stateFiles.length >= 1);
+  for (const { name } of stateFiles) assert.equal(Deno.statSync(join(env.home, name)).mode! & 0o777, 0o600, name);
 });
 
 flowTest(

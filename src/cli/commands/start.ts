@@ -29,7 +29,8 @@ export const startCommand: Command = {
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input.\n" +
       "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
-      "With -d: 0 once the background process is launched (or the run is already being driven).",
+      "With -d: 0 once the background driver holds the run (or another process already drives it); the\n" +
+      "driver's own exit code if it failed at once; 75 if it neither took the run nor exited within 15 s.",
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
