@@ -2,10 +2,14 @@
 import assert from "node:assert/strict";
 import { isOurProcessAlive, settledCmdline } from "../../src/executor/builtin/processes.ts";
 
-/** A zombie that stays one: `sleep 0` exits under a parent (`sleep 60` after exec) that never waits. */
+/**
+ * A zombie that stays one: a child exits under a parent (`sleep 60` after exec) that never waits. The
+ * child exits only once its parent is `sleep`, so the shell cannot reap it before the exec.
+ */
 async function withZombie(fn: (zombie: number, parent: number) => void | Promise<void>): Promise<void> {
+  const child = 'while read -r c < "/proc/$p/comm"; [ "$c" != sleep ]; do :; done';
   const parent = new Deno.Command("sh", {
-    args: ["-c", "sleep 0 & echo $!; exec sleep 60"],
+    args: ["-c", `p=$$; (${child}) & echo $!; exec sleep 60`],
     stdin: "null",
     stdout: "piped",
     stderr: "null",
