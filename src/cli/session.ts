@@ -5,13 +5,17 @@ import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow, pathExists } from "../shared/mod.ts";
 import {
+  checkStateFile,
   type Database,
+  type FileIdentity,
   FileLocks,
   jobsDirectory,
   openDatabase,
   resolveDbPath,
   type RunFilter,
   RunStore,
+  stateFileIdentity,
+  storeWaitReason,
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
@@ -30,6 +34,8 @@ export interface SessionOptions {
 export class Session implements Disposable {
   readonly dbPath: string;
   readonly db: Database;
+  /** The state file as opened (null: none, an in-memory stand-in): a driver stops if the path comes to name another file. */
+  readonly identity: FileIdentity | null;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: FileLocks;
@@ -40,6 +46,7 @@ export class Session implements Disposable {
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     this.db = openDatabase(options.readOnly && !pathExists(this.dbPath) ? ":memory:" : this.dbPath);
+    this.identity = stateFileIdentity(this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
@@ -95,6 +102,16 @@ export class Session implements Disposable {
       executor: this.executorFor(record),
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
+      checkStore: () => {
+        if (this.identity) checkStateFile(this.dbPath, this.identity);
+      },
+      storeWaitReason,
+      onStoreWait: ({ runKey, reason, since, retryInSec }) =>
+        printError(`state database unusable, retrying: ${reason}`, {
+          run_key: runKey,
+          since,
+          retry_in_sec: retryInSec,
+        }),
       // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
       onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
         printError(`executor call failed: ${fault.message}`, {

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually } from "../helpers.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
@@ -125,6 +126,111 @@ steps:
     await assertNoJobProcesses(env.home);
   },
 );
+
+for (const fault of ["replaced", "deleted"] as const) {
+  flowTest(
+    builtin,
+    `the state file ${fault} mid-run: the driver stops with exit 74 and a clear error, nothing runs twice`,
+    async (env) => {
+      const log = join(env.home, "ran");
+      const go = join(env.home, "go");
+      const file = env.flow(
+        "swap.yaml",
+        `flow_id: swap
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+      );
+      const driver = env.spawn(["start", "--run-key", "k", file]);
+      await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+      const state = join(env.home, "orchesjob-flow.sqlite3");
+      if (fault === "replaced") {
+        // A consistent copy (as a backup restore would put back), renamed over the original.
+        const db = new DatabaseSync(state);
+        db.exec(`VACUUM INTO '${state}.copy'`);
+        db.close();
+        Deno.renameSync(`${state}.copy`, state);
+      } else {
+        for (const suffix of ["", "-wal", "-shm"]) Deno.removeSync(state + suffix);
+      }
+      const output = await driver.output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 74, stderr);
+      assert.match(JSON.parse(stderr.trim().split("\n").at(-1)!).error, new RegExp(`state database .* was ${fault} `));
+      Deno.writeTextFileSync(go, "");
+      if (fault === "replaced") {
+        // The file now in place holds the run as copied: resuming it finishes the run, each step once.
+        const final = await env.json(["start", "--run-key", "k", file]);
+        assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+        assert.deepEqual(countLines(log), { a: 1, b: 1 });
+      } else {
+        await eventually("a ended", () => !workers(env.home).some(isAlive));
+        assert.deepEqual(countLines(log), { a: 1 }, "nothing ran after the driver stopped");
+      }
+      await assertNoJobProcesses(env.home);
+    },
+  );
+}
+
+flowTest(builtin, "a zero-length state file is an error, not a new empty state", async (env) => {
+  const log = join(env.home, "ran");
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+  await env.json(["start", "--run-key", "k", file]);
+  const state = join(env.home, "orchesjob-flow.sqlite3");
+  for (const suffix of ["-wal", "-shm"]) {
+    try {
+      Deno.removeSync(state + suffix);
+    } catch { /* checkpointed and removed at close */ }
+  }
+  Deno.writeFileSync(state, new Uint8Array());
+  for (const args of [["status", "--run-key", "k"], ["start", "--run-key", "k", file]]) {
+    const result = await env.run(args);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(JSON.parse(result.stderr.trim()).error, /is empty \(zero bytes\)/);
+  }
+  assert.deepEqual(countLines(log), { a: 1 }, "the old run key did not run again");
+});
+
+flowTest(builtin, "a write lock held by another process: the driver waits, says so, and finishes", async (env) => {
+  const log = join(env.home, "ran");
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "held.yaml",
+    `flow_id: held
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+  );
+  // A short busy timeout (test-only), so the held lock fails the driver's writes within the test.
+  const driver = env.spawn(["start", "--run-key", "k", file], { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+  await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+  const admin = new DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+  admin.exec("BEGIN IMMEDIATE"); // as an admin's sqlite3 shell holding a write transaction
+  Deno.writeTextFileSync(go, ""); // a ends: recording that needs the write lock
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const reader = driver.stderr.getReader();
+  while (!stderr.includes("retrying: database is locked")) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the driver ended while the lock was held: ${stderr}`);
+    stderr += decoder.decode(value);
+  }
+  const during = await env.status("k");
+  assert.equal(during.status, "RUNNING", "the run waits, neither ended nor abandoned");
+  assert.equal(step(during, "b").status, "PENDING");
+  admin.exec("COMMIT");
+  admin.close();
+  reader.releaseLock();
+  const output = await driver.output();
+  assert.equal(output.code, 0, stderr + decoder.decode(output.stderr));
+  const final = await env.status("k");
+  assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  assert.equal(final.error, null);
+  assert.deepEqual(countLines(log), { a: 1, b: 1 });
+  await assertNoJobProcesses(env.home);
+});
 
 function isAlive(pid: number): boolean {
   try {
