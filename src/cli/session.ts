@@ -11,6 +11,7 @@ import {
   FileLocks,
   jobsDirectory,
   openDatabase,
+  openDatabaseReadOnly,
   resolveDbPath,
   type RunFilter,
   RunStore,
@@ -29,6 +30,11 @@ export interface SessionOptions {
    * (nor its directory); an empty in-memory database stands in, so every run is unknown.
    */
   readOnly?: boolean;
+  /**
+   * For commands that never write (status, list): an existing state file is opened read-only, so they
+   * work on a read-only home or a read-only copy of the file.
+   */
+  queryOnly?: boolean;
 }
 
 export class Session implements Disposable {
@@ -45,7 +51,12 @@ export class Session implements Disposable {
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(options.readOnly && !pathExists(this.dbPath) ? ":memory:" : this.dbPath);
+    const exists = pathExists(this.dbPath);
+    this.db = (options.readOnly || options.queryOnly) && !exists
+      ? openDatabase(":memory:")
+      : options.queryOnly
+      ? openDatabaseReadOnly(this.dbPath)
+      : openDatabase(this.dbPath);
     this.identity = stateFileIdentity(this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;

@@ -120,6 +120,48 @@ export function openDatabase(path: string): Database {
 }
 
 /**
+ * Opens an existing state file for reading only (status, list): nothing is created, migrated or
+ * chmod-ed, so it works on a read-only home or a read-only copy. A WAL file needs its `-shm` beside
+ * it, which a read-only directory may lack and cannot get: then the file is read as immutable (no
+ * other process can be writing it there either).
+ */
+export function openDatabaseReadOnly(path: string): Database {
+  let db: DatabaseSync | undefined;
+  try {
+    if (Deno.statSync(path).size === 0) {
+      throw new StateFileError(
+        `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
+          "restore it from a backup, or remove it to start with no runs at all",
+      );
+    }
+    try {
+      db = new DatabaseSync(path, { readOnly: true });
+      db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+      db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch {
+      db?.close();
+      db = new DatabaseSync(`file:${encodeURI(path).replaceAll("?", "%3f").replaceAll("#", "%23")}?immutable=1`, {
+        readOnly: true,
+      });
+    }
+    const version = db.prepare("SELECT value FROM schema_meta WHERE key = 'schema_version'").get() as
+      | { value?: string }
+      | undefined;
+    if (Number(version?.value ?? 0) !== MIGRATIONS.length) {
+      throw new StateFileError(
+        `state database ${path} has schema version ${version?.value ?? 0}, this orchesjob-flow reads ` +
+          `${MIGRATIONS.length}; run a writing command (start, resume) once with write access to migrate it`,
+      );
+    }
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof StateFileError) throw error;
+    throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/**
  * Brings one component's tables up to date: `migrations[n]` runs once, in order, and `key` in
  * `schema_meta` counts how many ran. The flow store and the built-in runner each have their own.
  */

@@ -9,6 +9,7 @@ export {
   type FileIdentity,
   migrate,
   openDatabase,
+  openDatabaseReadOnly,
   prepared,
   StateFileChangedError,
   StateFileError,

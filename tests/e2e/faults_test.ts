@@ -240,3 +240,97 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+flowTest(builtin, "watch takes over when the driver dies after watch started", async (env) => {
+  const log = join(env.home, "ran");
+  const [go1, go2] = [join(env.home, "go1"), join(env.home, "go2")];
+  const file = env.flow(
+    "watched.yaml",
+    `flow_id: watched
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go1))}}
+  - {id: b, when: a, command: ${logged(log, "b", waitForFile(go2))}}
+  - {id: c, when: b, command: ${logged(log, "c")}}
+`,
+  );
+  const driver = env.spawn(["start", "--run-key", "k", file]);
+  await waitForLines(log, 1);
+  const watch = env.spawn(["watch", "--run-key", "k", "--interval", "0.1", "--mode", "append"]);
+  const reader = watch.stdout.getReader();
+  const decoder = new TextDecoder();
+  let shown = "";
+  const tables = async (n: number) => {
+    while ((shown.match(/^Flow: /gm) ?? []).length < n) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `watch ended early: ${shown}`);
+      shown += decoder.decode(value);
+    }
+  };
+  await tables(1);
+  Deno.writeTextFileSync(go1, ""); // a ends, b starts: a second table, after watch's first refresh
+  await tables(2);
+  assert.doesNotMatch(shown, /Driver: none/);
+  driver.kill("SIGKILL");
+  assert.equal((await driver.output()).signal, "SIGKILL");
+  Deno.writeTextFileSync(go2, "");
+  reader.releaseLock();
+  const output = await watch.output();
+  const stderr = decoder.decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.match(stderr, /"warning":"Driver: none; resume with/, "watch saw the run undriven and took it over");
+  assert.deepEqual(statuses(await env.status("k")), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+  assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+  await assertNoJobProcesses(env.home);
+});
+
+/**
+ * A directory nobody may write: a read-only tmpfs for root (whom permissions do not stop), else
+ * mode 0555 with the files 0444. Returns its path and how to undo it.
+ */
+function readOnlyCopy(files: string[]): { dir: string; [Symbol.dispose](): void } {
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-ro-" });
+  const root = Deno.uid() === 0;
+  const mount = (...args: string[]) => new Deno.Command("mount", { args, stdout: "null", stderr: "null" }).outputSync();
+  if (root) assert.ok(mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).success, "mount a tmpfs (as root)");
+  for (const file of files) Deno.copyFileSync(file, join(dir, file.split("/").at(-1)!));
+  if (root) assert.ok(mount("-o", "remount,ro", dir).success, "remount it read-only");
+  else {
+    for (const entry of Deno.readDirSync(dir)) Deno.chmodSync(join(dir, entry.name), 0o444);
+    Deno.chmodSync(dir, 0o555);
+  }
+  return {
+    dir,
+    [Symbol.dispose]() {
+      if (root) new Deno.Command("umount", { args: [dir] }).outputSync();
+      else Deno.chmodSync(dir, 0o755);
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+flowTest(builtin, "status and list read a read-only home and a read-only copy of the state file", async (env) => {
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n`);
+  const done = await env.json(["start", "--run-key", "k", file]);
+  const state = join(env.home, "orchesjob-flow.sqlite3");
+  const files = [state, `${state}-wal`].filter((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+  using copy = readOnlyCopy(files);
+  assert.throws(() => Deno.writeTextFileSync(join(copy.dir, "probe"), ""), "the copy's directory is read-only");
+  const before = [...Deno.readDirSync(copy.dir)].map((e) => e.name).sort();
+  const copied = join(copy.dir, "orchesjob-flow.sqlite3");
+  const ways: [string[], Record<string, string>][] = [[["--db", copied], {}], [[], { ORCHESJOB_FLOW_HOME: copy.dir }]];
+  for (const [globals, env2] of ways) {
+    const status = await env.run([...globals, "status", "--run-key", "k"], env2);
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual({ ...JSON.parse(status.stdout), driver: null }, { ...done, driver: null });
+    const list = await env.run([...globals, "list"], env2);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).map((run: { run_key: string }) => run.run_key), ["k"]);
+  }
+  assert.deepEqual([...Deno.readDirSync(copy.dir)].map((e) => e.name).sort(), before, "nothing was written");
+});

@@ -19,7 +19,7 @@ export const statusCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
-    using session = new Session(context, { readOnly: true });
+    using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
     // Who drives the run now: a live run with no driver advances only when someone resumes it.
     const driver = await driverHolder(session.dbPath, runKey);
