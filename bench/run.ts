@@ -9,7 +9,8 @@
  *   (bench/stub_driver.ts, one process each) and the built-in one: time per step;
  * - fan-outs with a join: 100 x `sleep 0.5` (built-in), 20 x (external) against a hand-written script;
  * - peak RSS of a driver process, the supervisor's RSS and PSS per job;
- * - CLI latency of `status`, `--help`, `job status` against `deno run` of an empty script;
+ * - CLI latency of `status` (of an ended run, and of one a detached driver drives), `--help`, `job status`
+ *   against `deno run` of an empty script;
  * - launch: a built-in start until RUNNING against a bare spawn.
  *
  * CLI runs pass the V8 flags a compiled binary has built in (src/cli/self.ts). BENCH_FULL=1 adds the
@@ -157,22 +158,32 @@ async function cliLatency(): Promise<number> {
   const db = ["--db", join(HOME, "latency.sqlite3")];
   const flow = flowFile("one", [{ id: "a", command: ["true"] }]);
   await cli([...db, "--executor", "builtin", "start", "--run-key", "l", flow]);
+  // A run that a detached driver is driving (status then names the driver).
+  const long = flowFile("long", [{ id: "a", command: ["sleep", "120"] }]);
+  await cli([...db, "--executor", "builtin", "start", "-d", "--run-key", "d", long]);
   const probes: Record<string, string[]> = {
     status: [...CLI, ...db, "status", "--run-key", "l"],
+    status_driven: [...CLI, ...db, "status", "--run-key", "d"],
     help: [...CLI, "--help"],
     job_status: [...CLI, ...db, "job", "status", "--run-key", "l:a:1"],
   };
-  const times: Record<string, number[]> = { empty: [], status: [], help: [], job_status: [] };
+  const times: Record<string, number[]> = { empty: [] };
+  for (const name of Object.keys(probes)) times[name] = [];
   for (let round = 0; round < 7; round++) {
     times.empty.push((await measure([...DENO_RUN, empty])).ms);
     for (const [name, argv] of Object.entries(probes)) times[name].push((await measure(argv)).ms);
   }
+  const driven = JSON.parse((await measure(probes.status_driven)).stdout);
+  if (driven.driver?.pid === undefined) throw new Error(`status_driven: no driver: ${JSON.stringify(driven)}`);
+  await cli([...db, "cancel", "--run-key", "d"]);
   const floor = median(times.empty);
   for (const name of Object.keys(probes)) {
     const ms = median(times[name]);
     figure({
       id: `cli.${name}`,
-      label: `CLI ${name.replace("_", " ")} (median of 7)`,
+      label: `CLI ${name.replaceAll("_", " ")} (median of 7)${
+        name === "status_driven" ? ", a run a detached driver drives" : ""
+      }`,
       value: ms,
       unit: "ms",
       baseline: floor,

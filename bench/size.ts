@@ -72,7 +72,7 @@ async function measure(args: string[], env: Record<string, string>): Promise<Sam
 
 /** In-process milliseconds of each stage, in a fresh process (bench/size_stages.ts); creates the run. */
 async function stages(file: string, dbPath: string, runKey: string): Promise<Record<string, number>> {
-  const args = ["run", "--allow-all", "--no-prompt", "--config", join(REPO, "deno.json")];
+  const args = ["run", "--allow-all", "--no-prompt", "--v8-flags=--expose-gc", "--config", join(REPO, "deno.json")];
   const output = await new Deno.Command(Deno.execPath(), {
     args: [...args, join(REPO, "bench", "size_stages.ts"), file, dbPath, runKey],
     stderr: "inherit",
@@ -81,6 +81,7 @@ async function stages(file: string, dbPath: string, runKey: string): Promise<Rec
   return JSON.parse(new TextDecoder().decode(output.stdout));
 }
 
+const loadBefore = Deno.loadavg();
 const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
 const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
 const results = new Map<number, Record<string, Sample>>();
@@ -99,8 +100,13 @@ try {
       "status table": await measure(["status", "--run-key", runKey, "--format", "table"], env),
     });
   }
+  const load = (figures: number[]) => figures.map((n) => n.toFixed(1)).join(" ");
   console.log(
-    `flow size: one CLI process per figure (wall time, CPU time, peak RSS); baseline \`--version\` ` +
+    `flow size: ${navigator.hardwareConcurrency} cores, load ${load(loadBefore)} -> ${load(Deno.loadavg())}, ` +
+      new Date().toISOString(),
+  );
+  console.log(
+    `one CLI process per figure (wall time, CPU time, peak RSS); baseline \`--version\` ` +
       `${base.seconds.toFixed(2)} s, CPU ${base.cpuSeconds.toFixed(2)} s, ${base.rssMiB.toFixed(0)} MiB`,
   );
   for (const command of ["validate", "status json", "status table"]) {
@@ -126,7 +132,7 @@ try {
       );
     }
   }
-  console.log("  in-process stages, a fresh process per size, best of 3 (ms; 10k→100k: linear is ×10)");
+  console.log("  in-process stages, a fresh process per size, best of 3 after a full GC (ms; linear is ×10)");
   for (const stage of Object.keys(inProcess.get(SIZES[0]) ?? {})) {
     const figures = SIZES.map((steps) => `${String(steps).padStart(6)}: ${inProcess.get(steps)![stage].toFixed(0)}`);
     const from = inProcess.get(10000)?.[stage];

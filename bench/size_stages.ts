@@ -15,11 +15,18 @@ await loadYamlLibrary();
 
 const REPEATS = 3;
 
-/** The result of the last of `REPEATS` runs of `work`, and the fewest milliseconds one took. */
+/** V8's collector, exposed by `--v8-flags=--expose-gc` (bench/size.ts passes it). */
+const collectGarbage = (globalThis as { gc?: () => void }).gc ?? (() => {});
+
+/**
+ * The result of the last of `REPEATS` runs of `work`, and the fewest milliseconds one took. Each
+ * starts after a full collection, so no stage pays for the garbage an earlier one left.
+ */
 function best<T>(work: (repeat: number) => T): [T, number] {
   let result: T | undefined;
   let fastest = Infinity;
   for (let repeat = 0; repeat < REPEATS; repeat++) {
+    collectGarbage();
     const started = performance.now();
     result = work(repeat);
     fastest = Math.min(fastest, performance.now() - started);

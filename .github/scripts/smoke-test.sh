@@ -49,8 +49,10 @@ steps:
     command: "sleep 300"
 FLOW
 ojf start -d --run-key smoke-cancel "$work/long.yaml" > /dev/null
+# Wait for the step's job to have a process (not only for the run to be RUNNING, which comes first):
+# a cancel before the job starts leaves no job to abort.
 tries=0
-until ojf status --run-key smoke-cancel | grep -q '"status": "RUNNING"'; do
+until ojf status --run-key smoke-cancel | grep -Eq '"target_pid": [0-9]+'; do
   tries=$((tries + 1))
   [ "$tries" -le 600 ] || fail "the long step never started"
   sleep 0.1

@@ -14,11 +14,13 @@ export function isCompiled(): boolean {
 
 /**
  * V8 flags of every process of this program; the compiled binary has them built in (deno.json
- * `compile` task and the release workflow). A small young generation: a driver's live data is small,
- * but with V8's default (16 MiB semi-spaces) a 10k-step run held ~150 MiB; this keeps it near 110 MiB
- * for no measurable start-up. (--optimize-for-size saves more but costs ~100 ms of start-up.)
+ * `compile` task and the release workflows). A small young generation: a driver's live data is small,
+ * but with V8's default (16 MiB semi-spaces) a 10k-step run held ~150 MiB. `--expose-gc` lets a driver
+ * bound its old generation (src/shared/memory.ts): V8 otherwise let it grow to ~5x the live data.
+ * (--optimize-for-size saves less and costs ~100 ms of start-up; a --max-old-space-size low enough to
+ * matter would turn a large flow file into a crash.)
  */
-export const V8_FLAGS = "--max-semi-space-size=1";
+export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc";
 
 /** The argv prefix that runs this program again with the same code. */
 export function selfCommand(): string[] {

@@ -80,7 +80,11 @@ export interface RunLaunch {
 export interface StoredRun {
   runKey: string;
   status: RunStatus;
-  definition: NormalizedFlow;
+  /**
+   * The definition, parsed on call: a process parses each definition once (by its hash), and a 10k-step
+   * definition parsed again on every load was a large part of a driver's peak memory.
+   */
+  definition(): NormalizedFlow;
   definitionHash: string;
   flowFile: string | null;
   executor: ExecutorSpec;

@@ -13,7 +13,14 @@ import {
   type StepState,
   type StepStatus,
 } from "../domain/mod.ts";
-import { type Clock, crashPoint, forEachBounded, nextPause, systemClock } from "../shared/mod.ts";
+import {
+  type Clock,
+  collectGarbageIfGrown,
+  crashPoint,
+  forEachBounded,
+  nextPause,
+  systemClock,
+} from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
@@ -164,6 +171,7 @@ export class Driver {
       if (this.options.interrupted?.()) return this.current().run;
       // Rings from here on announce changes this round may not see: they cut the next pause short.
       this.bell.clear();
+      collectGarbageIfGrown();
       const round = await this.tickOrWait(backoff);
       if (round === null) continue;
       const { state, progressed, started } = round;

@@ -9,7 +9,7 @@ const definitions = new Map<string, FlowDefinition>();
 export function toRecord(stored: StoredRun): RunRecord {
   let flow = definitions.get(stored.definitionHash);
   if (!flow) {
-    flow = denormalizeFlow(stored.definition);
+    flow = denormalizeFlow(stored.definition());
     definitions.set(stored.definitionHash, flow);
   }
   const { definition: _definition, definitionHash, flowFile, executor, rounds, ...state } = stored;

@@ -4,8 +4,11 @@
  * `||` form does not parse at all. Before parsing, every unquoted `when` value that starts with `!`
  * is rewritten into a double-quoted string holding exactly the text written, in every form YAML
  * allows: `when: !a`, the value on the next line, the explicit key `? when` / `: !a`, flow mappings,
- * and plain values continued on more-indented lines. One pass over the lexer's tokens, streamed, so
- * the cost is linear in the file's size. Pure: no I/O.
+ * after an anchor (`when: &w !a`), and plain values continued on more-indented lines. Values that
+ * start with `&&` or `||` (an anchor and a block scalar header to YAML) are quoted the same way, so
+ * the expression error names what was written. A tag before a quoted, block or flow value is left
+ * to YAML, and the loader refuses it. One pass over the lexer's tokens, streamed, so the cost is
+ * linear in the file's size. Pure: no I/O.
  */
 import { newLexer } from "./yaml_library.ts";
 

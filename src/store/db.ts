@@ -104,7 +104,10 @@ export function openDatabase(path: string): Database {
     }
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
-    db.exec("PRAGMA journal_mode = WAL");
+    // Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked" at
+    // once (without the busy timeout) when another process is doing the same: retried here.
+    const opened = db;
+    retryWhileBusy(() => opened.exec("PRAGMA journal_mode = WAL"));
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
     try {
@@ -117,6 +120,30 @@ export function openDatabase(path: string): Database {
     if (error instanceof StateFileError) throw error;
     throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
   }
+}
+
+/** How long opening a state file waits out other processes' locks (as the busy timeout does). */
+const OPEN_BUSY_SECONDS = 15;
+
+/**
+ * Runs `step` again while SQLite reports the file busy in the ways its busy timeout does not cover
+ * (a journal-mode change, a read lock that cannot be upgraded), pausing 5 ms doubling to 200 ms.
+ */
+function retryWhileBusy<T>(step: () => T): T {
+  const deadline = Date.now() + OPEN_BUSY_SECONDS * 1000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let wait = 5;; wait = Math.min(wait * 2, 200)) {
+    try {
+      return step();
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, wait);
+    }
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  return error instanceof Error && /database is locked|SQLITE_BUSY/i.test(error.message);
 }
 
 /**
@@ -166,7 +193,13 @@ export function openDatabaseReadOnly(path: string): Database {
  * `schema_meta` counts how many ran. The flow store and the built-in runner each have their own.
  */
 export function migrate(db: Database, key: string, migrations: readonly string[]): void {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  retryWhileBusy(() => migrateOnce(db, key, migrations));
+}
+
+function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {
+  // In a write transaction (BEGIN IMMEDIATE waits on the busy timeout; a bare statement's lock
+  // upgrade may fail at once).
+  transaction(db, () => db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
   const current = () =>
     Number(
       (db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as { value?: string } | undefined)?.value ??

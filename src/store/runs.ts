@@ -2,7 +2,7 @@
  * SQL for flow runs and their steps (the engine's RunRepository). Every write is guarded by the state
  * it expects (e.g. "only if the step is still RUNNING on attempt n"), so two writers racing (a loop
  * and a cancel) cannot undo each other; a write that lost the race changes nothing and reports false.
- * A run's definition is stored as the normalized JSON it is handed and returned as data, unparsed.
+ * A run's definition is stored as the normalized JSON it is handed and returned as data, parsed on request.
  */
 import {
   type ExecutorFault,
@@ -94,6 +94,7 @@ export class RunStore {
     return transaction(this.db, () => {
       const existing = this.load(run.runKey);
       if (existing) return existing;
+      const definition = JSON.stringify(run.definition);
       prepared(
         this.db,
         `INSERT INTO flow_runs
@@ -102,7 +103,7 @@ export class RunStore {
       ).run(
         run.runKey,
         run.definition.flow_id,
-        JSON.stringify(run.definition),
+        definition,
         run.definitionHash,
         run.flowFile,
         JSON.stringify(run.executor),
@@ -114,7 +115,21 @@ export class RunStore {
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
       run.definition.steps.forEach((step, position) => insert.run(run.runKey, step.id, position));
-      return this.load(run.runKey)!;
+      // What was just inserted, without reading a large run back (its peak memory counts for its driver).
+      return {
+        runKey: run.runKey,
+        status: "PENDING",
+        definition: () => JSON.parse(definition) as NormalizedFlow,
+        definitionHash: run.definitionHash,
+        flowFile: run.flowFile,
+        executor: run.executor,
+        startedAt: now,
+        finishedAt: null,
+        error: null,
+        steps: run.definition.steps.map((step) => newStepState(step.id)),
+        rounds: [],
+        ...(run.launch ? { launch: run.launch } : {}),
+      };
     });
   }
 
@@ -139,7 +154,7 @@ export class RunStore {
     return {
       runKey: run.run_key,
       status: run.status,
-      definition: JSON.parse(run.definition) as NormalizedFlow,
+      definition: () => JSON.parse(run.definition) as NormalizedFlow,
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
       executor: JSON.parse(run.executor) as ExecutorSpec,
@@ -352,6 +367,22 @@ export class RunStore {
       return round;
     });
   }
+}
+
+/** A step as `create` inserts it (the column defaults of flow_steps). */
+function newStepState(id: string): StepState {
+  return {
+    id,
+    status: "PENDING",
+    attemptNo: 0,
+    attemptBase: 0,
+    nextAttemptAt: null,
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+    job: null,
+    executorError: null,
+  };
 }
 
 function toStepState(row: StepRow): StepState {

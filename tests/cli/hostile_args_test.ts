@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CONFIG, REPO, tempDir } from "../helpers.ts";
+import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
 
 interface Case {
   argv: string[];
@@ -19,7 +19,7 @@ async function runAll(argvs: string[][], env: Record<string, string>, cwd: strin
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--no-prompt", "--config", CONFIG, join(REPO, "tests", "cli", "in_process_cli.ts")],
     cwd,
-    env: { NO_COLOR: "1", ORCHESJOB_BIN: "", ...env },
+    env: { ...TEST_ENV, ...env },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
@@ -30,7 +30,7 @@ async function runAll(argvs: string[][], env: Record<string, string>, cwd: strin
   const output = await child.output();
   const stderr = new TextDecoder().decode(output.stderr);
   assert.equal(output.code, 0, stderr.slice(-2000));
-  const framed = (text: string) => [...text.matchAll(/@@ start (\d+)\n([\s\S]*?)\n@@ end \1 (\d+) (\d+)\n/g)];
+  const framed = (text: string) => [...text.matchAll(/@@ start (\d+)\n([\s\S]*?)\n@@ end \1 (\d+) (\d+) (\d+)\n/g)];
   const errors = framed(stderr);
   const outputs = framed(new TextDecoder().decode(output.stdout));
   assert.equal(errors.length, argvs.length, "every run reported");

@@ -1,7 +1,7 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, errorLine, eventually } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, hasOpen, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -115,7 +115,7 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
     [["--executor", "orchesjob", "start", "--run-key", "other", file], /no orchesjob found/],
   ];
   for (const [args, pattern] of cases) {
-    const result = await env.run(args, { PATH: "/usr/bin:/bin" });
+    const result = await env.run(args, { PATH: withoutOrchesjob("/usr/bin:/bin") });
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(errorLine(result).error, pattern, args.join(" "));
   }
@@ -141,21 +141,26 @@ flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) a
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   flowTest(both, `${signal} stops a foreground start with exit 130; start again resumes and finishes`, async (env) => {
     const log = join(env.home, "ran");
+    const go = join(env.home, "go");
+    // a runs until the test creates `go`, so the signal always lands while a runs (a fixed-length
+    // step could end, and the run with it, before a loaded machine delivers the signal).
     const file = env.flow(
       "flow.yaml",
       `flow_id: interrupted
 steps:
-  - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; sleep 1`)}}
+  - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
   - {id: b, when: a, command: ${JSON.stringify(`echo b >> '${log}'`)}}
 `,
     );
     const child = env.spawn(["start", "--run-key", "int", file]);
-    await env.waitFor("int", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+    await env.waitFor("int", "a RUNNING", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
     child.kill(signal);
     const output = await child.output();
     assert.equal(output.code, 130);
     const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
     assert.equal(stopped.status, "RUNNING", "the run is left resumable");
+    assert.deepEqual(statuses(stopped), { a: "RUNNING", b: "PENDING" });
+    Deno.writeTextFileSync(go, "");
     const resumed = await env.json(["start", "--run-key", "int", file]);
     assert.deepEqual(statuses(resumed), { a: "SUCCEEDED", b: "SUCCEEDED" });
     assert.equal(Deno.readTextFileSync(log), "a\nb\n");
@@ -163,15 +168,29 @@ steps:
 }
 
 flowTest(both, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
+  const go = join(env.home, "go");
   const file = env.flow(
     "flow.yaml",
-    `flow_id: wait\nsteps:\n  - {id: a, command: "sleep 0.5; exit 1"}\n`,
+    `flow_id: wait\nsteps:\n  - {id: a, command: ${
+      JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; exit 1`)
+    }}\n`,
   );
   await env.json(["start", "-d", "--run-key", "wt", file]);
   await env.waitFor("wt", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
-  const waited = await env.run(["start", "--run-key", "wt", file]);
-  assert.equal(waited.code, 1, waited.stderr);
-  assert.equal(JSON.parse(waited.stdout).status, "FAILED");
+  const second = env.spawn(["start", "--run-key", "wt", file]);
+  let exited = false;
+  const output = second.output().finally(() => (exited = true));
+  // The run cannot end before `go` exists: a second start that has read the run and has not exited
+  // by now is waiting for it.
+  const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+  await eventually("the second start has opened the state file", () => exited || hasOpen(second.pid, db), 60);
+  await env.waitFor("wt", "a still held", (run) => step(run, "a").status === "RUNNING");
+  assert.equal(exited, false, "the second start returned while the run was still RUNNING");
+  Deno.writeTextFileSync(go, "");
+  const waited = await output;
+  const stderr = new TextDecoder().decode(waited.stderr);
+  assert.equal(waited.code, 1, stderr);
+  assert.equal(JSON.parse(new TextDecoder().decode(waited.stdout)).status, "FAILED");
   // A finished run: start prints it and exits with its code; cancel leaves it as it is.
   assert.equal((await env.run(["start", "--run-key", "wt", file])).code, 1);
   const cancel = await env.json(["cancel", "--run-key", "wt"]);
@@ -286,9 +305,13 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     using env = new FlowEnv("builtin");
+    const go = join(env.home, "go");
+    // a runs until the test creates `go` (after the session is gone), so the kill lands while it runs.
     const file = env.flow(
       "flow.yaml",
-      'flow_id: s\nsteps:\n  - {id: a, command: "sleep 1"}\n  - {id: b, when: a, command: ["true"]}\n',
+      `flow_id: s\nsteps:\n  - {id: a, command: ${
+        JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)
+      }}\n  - {id: b, when: a, command: ["true"]}\n`,
     );
     // A login-like session: its own session and process group, which is then hung up and killed whole.
     const quoted = [...CLI, ...env.globals(), "start", "-d", "--run-key", "ssh", file].map((a) => `'${a}'`).join(" ");
@@ -303,7 +326,9 @@ Deno.test({
     Deno.kill(-session.pid, "SIGHUP");
     Deno.kill(-session.pid, "SIGKILL");
     await session.status;
+    Deno.writeTextFileSync(go, "");
     const run = await env.waitFor("ssh", "the run to finish", (r) => r.status !== "RUNNING");
     assert.equal(run.status, "SUCCEEDED");
+    assert.deepEqual(statuses(run), { a: "SUCCEEDED", b: "SUCCEEDED" }, "b was started after the session ended");
   },
 });

@@ -313,3 +313,53 @@ Deno.test("executor errors: an unreadable poll changes nothing, an unknown start
   other.executor.startFaults.push(new TypeError("bug"));
   await assert.rejects(other.driver().tick(), TypeError);
 });
+
+Deno.test("failed polls are recorded on the step at once, cleared by an answer, and bounded by executor_unavailable_sec", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 30
+steps:
+  - {id: a, command: [work], retries: 1}
+`);
+  const told: number[] = [];
+  const driver = () =>
+    new Driver({
+      runs: env.runs,
+      gate: env.gate,
+      executor: env.executor,
+      clock: env.clock,
+      pollIntervalSec: 1,
+      onExecutorError: ({ fault }) => told.push(fault.count),
+    }, "k");
+  await driver().tick(); // starts attempt 1
+  const locked = () => new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
+  env.executor.statusFaults.push(locked(), locked());
+  await driver().tick();
+  env.clock.t = 1010;
+  await driver().tick();
+  const fault = env.step("a").executorError!;
+  assert.deepEqual([fault.count, fault.firstAt, fault.lastAt, fault.exitCode, fault.stderrTail], [
+    2,
+    1000,
+    1010,
+    1,
+    "locked",
+  ]);
+  assert.deepEqual(told, [1, 2], "the driver told of each failed call");
+  await driver().tick();
+  assert.equal(env.step("a").executorError, null, "an answer clears it");
+
+  // Unusable for 30 s: the attempt fails (abort tried first) and is retried under a new key.
+  env.executor.statusFaults.push(locked(), locked(), locked());
+  env.clock.t = 1020;
+  await driver().tick();
+  env.clock.t = 1049.9;
+  await driver().tick();
+  assert.equal(env.step("a").status, "RUNNING", "within the bound");
+  env.clock.t = 1050;
+  await driver().tick();
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")).length, 1);
+  assert.match(env.step("a").error ?? "", /^orchesjob unusable for 30 s \(3 failed calls; limit 30 s\)/);
+  await settle(driver());
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:2"]);
+  assert.equal(env.step("a").executorError, null, "a new attempt starts clean");
+});

@@ -98,6 +98,36 @@ Deno.test("a result file written by the supervisor wins over a dead PID, and ABO
   db.close();
 });
 
+Deno.test("a result file still being written (no newline yet) is not read; an earlier supervisor's .exit.tmp is", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  // A live supervisor of the job (a shell whose command line names the job) mid-way through writing "137\n".
+  const supervisor = new Deno.Command("sh", { args: ["-c", "sleep 60", "writing"], stdin: "null" }).spawn();
+  try {
+    const live = supervisor.pid;
+    runner.table.insertJob(row("writing", { status: "RUNNING", worker_pid: live, target_pid: live }));
+    Deno.mkdirSync(join(jobs, "writing.claim"));
+    for (const partial of ["", "1", "13", "137"]) {
+      Deno.writeTextFileSync(join(jobs, "writing.exit"), partial);
+      const job = await runner.status("writing");
+      assert.equal(job?.status, "RUNNING", JSON.stringify(partial));
+      assert.equal(job?.exit_code, null, JSON.stringify(partial));
+    }
+    Deno.writeTextFileSync(join(jobs, "writing.exit"), "137\n");
+    assert.equal((await runner.status("writing"))?.exit_code, 137);
+  } finally {
+    supervisor.kill("SIGKILL");
+    await supervisor.status;
+  }
+  runner.table.insertJob(row("renamed", { worker_pid: 999_999_999 }));
+  Deno.writeTextFileSync(join(jobs, "renamed.exit.tmp"), "3\n");
+  assert.equal((await runner.status("renamed"))?.exit_code, 3);
+  db.close();
+});
+
 Deno.test("the runner's tables migrate with it: a fresh file gets them, a file whose schema made them keeps its jobs", async () => {
   using dir = tempDir();
   const fresh = openDatabase(join(dir.path, "fresh.sqlite3"));

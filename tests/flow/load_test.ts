@@ -107,6 +107,19 @@ Deno.test("flow-level fields are required and checked", () => {
   assert.equal(error("flow_id: f\nsteps: [3]\n"), "flow.yaml:2:9: each step must be a mapping with id and command");
 });
 
+Deno.test("executor_unavailable_sec: a number > 0, kept through the stored definition, rejected otherwise", () => {
+  const flow = loadFlow("flow_id: f\nexecutor_unavailable_sec: 90\nsteps: [{id: A, command: [a]}]\n", "flow.yaml");
+  assert.equal(flow.executorUnavailableSec, 90);
+  assert.equal(normalizeFlow(flow).executor_unavailable_sec, 90);
+  for (const bad of ["0", "-1", "soon", "1e99"]) {
+    assert.match(
+      error(`flow_id: f\nexecutor_unavailable_sec: ${bad}\nsteps: [{id: A, command: [a]}]\n`),
+      /^flow\.yaml:2:27: executor_unavailable_sec must be a number > 0 and <= \d+$/,
+      bad,
+    );
+  }
+});
+
 Deno.test("ids and commands are checked", () => {
   assert.equal(error("flow_id: f\nsteps:\n  - command: [a]\n"), 'flow.yaml:3:5: step is missing required field "id"');
   assert.match(

@@ -152,10 +152,11 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
     .replace("/etc/orchesjob-flow/", `${etc}/`);
   const command = execStart.match(/^\/bin\/sh -c '(.*)'$/)![1];
 
+  const day = today();
   const first = await sh(command, env(dir.path));
   assert.equal(first.code, 0, first.stderr);
   const run = JSON.parse(first.stdout);
-  assert.equal(run.run_key, `daily-import-${today()}`);
+  assert.ok([`daily-import-${day}`, `daily-import-${today()}`].includes(run.run_key), run.run_key);
   assert.equal(run.status, "SUCCEEDED");
   assert.ok(Deno.statSync(join(state, "orchesjob-flow", "orchesjob-flow.sqlite3")).isFile);
 
@@ -173,7 +174,13 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   using dir = tempDir();
   const binary = fakeBinary(dir.path);
   Deno.mkdirSync(join(dir.path, "flows"));
-  writeFile(join(dir.path, "flows"), "daily-import.yaml", FLOW);
+  // The step runs until `go` exists, so the second line surely overlaps the first one's run.
+  const go = join(dir.path, "go");
+  writeFile(
+    join(dir.path, "flows"),
+    "daily-import.yaml",
+    FLOW.replace('"sleep 2; echo done"', JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; echo done`)),
+  );
   const line = CRONTAB.split("\n").find((l) => l !== "" && !l.startsWith("#"))!;
   const fields = line.split(/\s+/);
   assert.deepEqual(fields.slice(0, 5), ["*/10", "2-3", "*", "*", "*"]);
@@ -183,16 +190,25 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   const command = rawCommand.replaceAll("\\%", "%").replace(BINARY, binary);
   const log = join(dir.path, "orchesjob-flow-cron.log");
 
+  const day = today();
   const first = await sh(command, env(dir.path));
   assert.equal(first.code, 0, Deno.readTextFileSync(log));
   assert.match(Deno.readTextFileSync(log), /"detached": true/);
-  // The driver is still working on the 2 s step: the next line of the schedule only reports.
+  // The driver is still working on the step: the next line of the schedule only reports.
   const overlap = await sh(command, env(dir.path));
   assert.equal(overlap.code, 0, Deno.readTextFileSync(log));
-  assert.match(Deno.readTextFileSync(log), /"detached": false/);
+  const reports = Deno.readTextFileSync(log).split(/^(?=\{)/m).map((text) => JSON.parse(text));
+  assert.equal(reports.length, 2, Deno.readTextFileSync(log));
+  assert.equal(reports[0].detached, true);
+  assert.equal(reports[1].detached, false);
+  assert.equal(reports[1].status, "RUNNING");
+  assert.equal(reports[1].run_key, reports[0].run_key);
+  Deno.writeTextFileSync(go, "");
 
   const db = join(dir.path, ".local", "state", "orchesjob-flow", "orchesjob-flow.sqlite3");
-  const key = `daily-import-${today()}`;
+  // The day the shell's `date` saw (the test may have run across midnight).
+  const key = reports[0].run_key;
+  assert.ok([`daily-import-${day}`, `daily-import-${today()}`].includes(key), key);
   const watched = await sh(
     `'${binary}' --db '${db}' watch --run-key '${key}' --mode append --interval 0.2`,
     env(dir.path),

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { REPO } from "../helpers.ts";
+import { V8_FLAGS } from "../../src/cli/self.ts";
 
 // deno-lint-ignore no-explicit-any
 type Yaml = any;
@@ -122,9 +123,23 @@ Deno.test("ci: .ci/run on Linux and macOS, and a compiled linux x64 binary throu
   assert.ok(steps(ci.jobs.test).some((s) => s.run === ".ci/run"));
   const compile = steps(ci.jobs.compile).map((s) => s.run ?? "").join("\n");
   // The binary carries the V8 flags every process of the program runs with (src/cli/self.ts V8_FLAGS).
-  assert.match(
+  assert.ok(
+    compile.includes(
+      `deno compile --frozen --allow-all --v8-flags=${V8_FLAGS} --target x86_64-unknown-linux-gnu`,
+    ),
     compile,
-    /deno compile --frozen --allow-all --v8-flags=--max-semi-space-size=1 --target x86_64-unknown-linux-gnu/,
   );
+  // So do the released binaries and `deno task compile`.
+  for (
+    const text of [
+      Deno.readTextFileSync(join(REPO, ".github/workflows/release.yml")),
+      Deno.readTextFileSync(join(REPO, "deno.json")),
+    ]
+  ) {
+    assert.ok(
+      text.includes(`deno compile --frozen --allow-all --v8-flags=${V8_FLAGS} `) ||
+        text.includes(`deno compile --allow-all --v8-flags=${V8_FLAGS} `),
+    );
+  }
   assert.match(compile, /smoke-test\.sh dist\/orchesjob-flow-linux-x64 compiled/);
 });

@@ -1,5 +1,5 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
-import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
+import { isTerminalRun, RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
 import { epochNow, pathExists } from "../../shared/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import { resolveDbPath } from "../../store/mod.ts";
@@ -59,7 +59,11 @@ export const listCommand: Command = {
         limit: limit === 0 ? undefined : limit,
       });
       listed = await Promise.all(
-        records.map(async (record) => ({ record, driver: await driverHolder(session.dbPath, record.state.runKey) })),
+        records.map(async (record) => ({
+          record,
+          // A run that has ended has no driver (see status).
+          driver: isTerminalRun(record.state.status) ? null : await driverHolder(session.dbPath, record.state.runKey),
+        })),
       );
     }
     if (table) writeStdout(renderRunList(listed, now));

@@ -29,7 +29,8 @@ export const startCommand: Command = {
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input.\n" +
       "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
-      "With -d: 0 once the background process is launched (or the run is already being driven).",
+      "With -d: 0 once the background driver holds the run (or another process already drives it); the\n" +
+      "driver's own exit code if it failed at once; 75 if it neither took the run nor exited within 15 s.",
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
@@ -180,12 +181,15 @@ async function driveInForeground(
 ): Promise<number> {
   const runKey = record.state.runKey;
   using interrupt = listenForInterrupt();
+  // Made before the driver lock is taken, so a driver that cannot be made (a bad setting) fails without
+  // ever holding the run: `start -d` then reports it failed, never that it drives.
+  const driver = session.driver(record, interrupt.requested);
   using live = liveTable(session, runKey, table);
   for (;;) {
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
-        const state = await session.driver(record, interrupt.requested).drive();
+        const state = await driver.drive();
         live.stop();
         printJson(runJson(session.run(runKey)));
         return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;

@@ -1,4 +1,5 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
+import { isTerminalRun } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
@@ -21,8 +22,9 @@ export const statusCommand: Command = {
     const runKey = runKeyOf(args);
     using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
-    // Who drives the run now: a live run with no driver advances only when someone resumes it.
-    const driver = await driverHolder(session.dbPath, runKey);
+    // Who drives the run now: a live run with no driver advances only when someone resumes it. A run
+    // that has ended has no driver, and not looking spares a read of /proc/locks.
+    const driver = isTerminalRun(record.state.status) ? null : await driverHolder(session.dbPath, runKey);
     if (args.options.format === "table") {
       writeStdout(renderRunTable(record.state, epochNow(), useColor(), record.rounds, driver));
     } else printJson({ ...runJson(record), driver });

@@ -35,12 +35,19 @@ function readCmdline(pid: number): string | null {
   }
 }
 
-/** Re-reads a command line until two reads in a row agree (or 100 ms pass); null once the process is gone. */
-function settledCmdline(pid: number, first: string): string | null {
+/**
+ * Re-reads a command line until two reads in a row agree (or 100 ms pass); null once the process is
+ * gone. A process that is exiting also shows an empty command line, until it is a zombie a moment
+ * later: that counts as gone at once (waiting the 100 ms out blocked the driver's thread, a few
+ * times in every wide fan-out).
+ */
+export function settledCmdline(pid: number, first: string): string | null {
   const deadline = performance.now() + 100;
   let previous = first;
   while (performance.now() < deadline) {
     Atomics.wait(pause, 0, 0, 0.5);
+    const state = readProcStat(pid)?.state;
+    if (state === undefined || state === "Z" || state === "X") return null;
     const next = readCmdline(pid);
     if (next === null) return null;
     if (next === previous && next !== "") return next;

@@ -197,8 +197,10 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * A supervisor renames `<job>.exit` into the jobs directory as the job's last act, so an event on
-   * an `.exit` path means some job just ended (maybe another run's: the next poll sorts that out).
+   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means some
+   * job just ended (maybe another run's: the next poll sorts that out). The file's creation and its
+   * write are two events: a round woken by the first may find it still empty, and the second wakes
+   * another.
    */
   watch(onChange: () => void): Disposable | null {
     return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
@@ -215,11 +217,15 @@ export class BuiltinRunner implements Executor {
     const strict = options.strict ?? false;
     const jobId = crypto.randomUUID();
     const files = jobFiles(this.dir, jobId);
-    // How to launch goes to a file before the row exists, so whoever relaunches the job has it.
-    const launch: Launch = { env: options.env, baseEnv: options.baseEnv, cwd: options.cwd };
-    if (launch.env || launch.baseEnv || launch.cwd) {
-      Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
-    }
+    // How to launch goes to a file before the row exists, so whoever relaunches the job (any later
+    // reader, from its own directory and environment) starts it as this process would have: in this
+    // directory, with this environment, unless the caller named others.
+    const launch: Launch = {
+      env: options.env,
+      baseEnv: options.baseEnv ?? Deno.env.toObject(),
+      cwd: options.cwd ?? Deno.cwd(),
+    };
+    Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
     this.launched.set(jobId, performance.now());
     const admission = transaction(this.db, () => this.admit(request, strict, jobId));
     let row = admission.row;
@@ -405,7 +411,7 @@ function readRange(path: string, range?: LogRange): Uint8Array {
   return bytes.subarray(0, read);
 }
 
-/** The exit status, from `.exit` or from a complete `.exit.tmp` whose rename never happened. */
+/** The exit status, from `.exit`, or from a complete `.exit.tmp` an earlier version's supervisor never renamed. */
 function readExit(files: ReturnType<typeof jobFiles>): number | null {
   return readIntFile(files.exit) ?? readIntFile(`${files.exit}.tmp`);
 }

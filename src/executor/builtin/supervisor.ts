@@ -6,9 +6,11 @@
  *   2. checks the program can be executed (else: reason in the job's stderr file, exit status -1),
  *   3. starts the command with stdin /dev/null and stdout/stderr to the job's files,
  *   4. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
- * Every file is written to a temporary name and renamed, so a reader sees all of it or none of it.
- * A write that fails (a full disk) is retried every second until it succeeds: the result is kept
- * by the living supervisor rather than lost, and a complete `.exit.tmp` left behind is read too.
+ * Each file is one short line written by one write() into a new file, and readers take a file only
+ * once it ends with its newline, so a file being written reads as absent (no `mv` process per file:
+ * three of them were most of a short job's cost). A write that fails (a full disk) is retried every
+ * second until it succeeds: the result is kept by the living supervisor rather than lost. (Supervisors
+ * of earlier versions wrote `<name>.tmp` and renamed it; a complete `.exit.tmp` is still read.)
  * Launching is idempotent: the supervisor first claims the job (`mkdir <job>.claim`, atomic), and a
  * second supervisor of the same job leaves at once, so a reader may relaunch a job whose launcher
  * died between committing the job row and spawning (see runner.ts).
@@ -28,10 +30,11 @@ export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 export const SUPERVISOR_SCRIPT = String.raw`
 job=$1 dir=$2
 shift 2
-# Writes one file whole: to a temporary name, then renamed, so readers never see half of it. A write
+# Writes one file: a line, by one write() (printf is a builtin and flushes once), into a new file.
+# Readers take the file only once it ends with the newline, so they never act on half of it. A write
 # that fails (a full disk) is retried every second: the result waits in this live process, not lost.
 put() {
-  until printf '%s\n' "$2" > "$dir/$job.$1.tmp" && mv -f "$dir/$job.$1.tmp" "$dir/$job.$1"; do
+  until printf '%s\n' "$2" > "$dir/$job.$1"; do
     [ -d "$dir" ] || exit 1
     sleep 1
   done
@@ -122,11 +125,14 @@ export function launchSupervisor(dir: string, jobId: string, command: readonly s
   });
 }
 
-/** Reads a one-line integer file the supervisor wrote, or null if it is not there (yet). */
+/**
+ * Reads a one-line integer file (`<n>\n`) the supervisor or the runner wrote, or null if it is not
+ * there yet: missing, or still being written (no newline yet).
+ */
 export function readIntFile(path: string): number | null {
   try {
-    const text = Deno.readTextFileSync(path).trim();
-    return /^-?\d+$/.test(text) ? Number(text) : null;
+    const line = /^(-?\d+)\n$/.exec(Deno.readTextFileSync(path));
+    return line ? Number(line[1]) : null;
   } catch {
     return null;
   }
