@@ -5,7 +5,7 @@
 import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
-import { StateFileError, StateLocationError } from "../store/mod.ts";
+import { StateFileChangedError, StateFileError, StateLocationError } from "../store/mod.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -22,6 +22,11 @@ export const ExitCode = {
    * wait (EX_TEMPFAIL); also `_drive` finding the run driven by another process.
    */
   notConfirmed: 75,
+  /**
+   * A driver stopped because its state file was deleted or replaced under it (EX_IOERR): the run goes
+   * on in no file, so it must not go on at all.
+   */
+  stateFileChanged: 74,
   /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
   internal: 70,
   interrupted: 130,
@@ -56,6 +61,7 @@ export class UserError extends Error {
  */
 export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
+  if (error instanceof StateFileChangedError) return ExitCode.stateFileChanged;
   if (error instanceof FlowError || error instanceof StateFileError) return ExitCode.usage;
   if (error instanceof StateLocationError) return ExitCode.usage;
   if (error instanceof ExecutorChoiceError) return ExitCode.usage;

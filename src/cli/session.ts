@@ -5,13 +5,18 @@ import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow, pathExists } from "../shared/mod.ts";
 import {
+  checkStateFile,
   type Database,
+  type FileIdentity,
   FileLocks,
   jobsDirectory,
   openDatabase,
+  openDatabaseReadOnly,
   resolveDbPath,
   type RunFilter,
   RunStore,
+  stateFileIdentity,
+  storeWaitReason,
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
@@ -25,11 +30,18 @@ export interface SessionOptions {
    * (nor its directory); an empty in-memory database stands in, so every run is unknown.
    */
   readOnly?: boolean;
+  /**
+   * For commands that never write (status, list): an existing state file is opened read-only, so they
+   * work on a read-only home or a read-only copy of the file.
+   */
+  queryOnly?: boolean;
 }
 
 export class Session implements Disposable {
   readonly dbPath: string;
   readonly db: Database;
+  /** The state file as opened (null: none, an in-memory stand-in): a driver stops if the path comes to name another file. */
+  readonly identity: FileIdentity | null;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
   readonly locks: FileLocks;
@@ -39,7 +51,13 @@ export class Session implements Disposable {
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(options.readOnly && !pathExists(this.dbPath) ? ":memory:" : this.dbPath);
+    const exists = pathExists(this.dbPath);
+    this.db = (options.readOnly || options.queryOnly) && !exists
+      ? openDatabase(":memory:")
+      : options.queryOnly
+      ? openDatabaseReadOnly(this.dbPath)
+      : openDatabase(this.dbPath);
+    this.identity = stateFileIdentity(this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
@@ -95,6 +113,16 @@ export class Session implements Disposable {
       executor: this.executorFor(record),
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
+      checkStore: () => {
+        if (this.identity) checkStateFile(this.dbPath, this.identity);
+      },
+      storeWaitReason,
+      onStoreWait: ({ runKey, reason, since, retryInSec }) =>
+        printError(`state database unusable, retrying: ${reason}`, {
+          run_key: runKey,
+          since,
+          retry_in_sec: retryInSec,
+        }),
       // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
       onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
         printError(`executor call failed: ${fault.message}`, {

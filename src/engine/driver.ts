@@ -52,6 +52,18 @@ export interface DriverOptions {
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
   interrupted?: () => boolean;
+  /**
+   * Called before every round; throws to stop the driver (the state file was deleted or replaced:
+   * rounds would go on writing a file nobody reads).
+   */
+  checkStore?: () => void;
+  /**
+   * Why an error of the store is passing (its write lock held by another process, a full disk), or
+   * null. Such a round is retried with backoff up to the poll interval, and reported meanwhile.
+   */
+  storeWaitReason?: (error: unknown) => string | null;
+  /** Told of each round lost to a passing store fault (the CLI prints it; the run's error shows it). */
+  onStoreWait?: (event: { runKey: string; reason: string; since: number; retryInSec: number }) => void;
   /** Told of every failed executor call about a step, after it is recorded (the CLI prints it). */
   onExecutorError?: (event: { runKey: string; stepId: string; attemptNo: number; fault: ExecutorFault }) => void;
 }
@@ -77,6 +89,10 @@ export class Driver {
   private stale = true;
   /** Jobs that `start` returned this round: ended ones need no status call. */
   private startedJobs = new Map<string, Job>();
+  /** While the store fails with a passing fault: since when, the current backoff, and whether the run shows it. */
+  private waitingSince: number | null = null;
+  private storeWait: number | null = null;
+  private shownWait = false;
 
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
@@ -156,7 +172,9 @@ export class Driver {
       // Rings from here on announce changes this round may not see: they cut the next pause short.
       this.bell.clear();
       collectGarbageIfGrown();
-      const { state, progressed, started } = await this.tick();
+      const round = await this.tickOrWait(backoff);
+      if (round === null) continue;
+      const { state, progressed, started } = round;
       if (isTerminalRun(state.status)) return state;
       if (progressed) {
         pause = first;
@@ -167,6 +185,48 @@ export class Driver {
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
       pause = nextPause(backoff, pause);
+    }
+  }
+
+  /**
+   * One round, with the state file checked first. A round that a passing store fault (held write
+   * lock, full disk) cut short is reported, waited out with backoff and retried: returns null then.
+   * Whatever the round wrote before the fault is committed or not as a whole (each write is one
+   * transaction), and the in-memory run is reloaded, so the retry decides from what is stored.
+   */
+  private async tickOrWait(backoff: { first: number; factor: number; ceiling: number }): Promise<TickResult | null> {
+    this.options.checkStore?.();
+    try {
+      const result = await this.tick();
+      if (this.waitingSince !== null) this.endStoreWait();
+      return result;
+    } catch (error) {
+      const reason = this.options.storeWaitReason?.(error) ?? null;
+      if (reason === null) throw error;
+      this.stale = true;
+      this.waitingSince ??= this.clock.now();
+      this.storeWait = nextPause(backoff, this.storeWait ?? undefined);
+      const message = `state database unusable, retrying: ${reason}`;
+      this.options.onStoreWait?.({ runKey: this.runKey, reason, since: this.waitingSince, retryInSec: this.storeWait });
+      this.showStoreWait(message);
+      await this.pause(this.storeWait);
+      return null;
+    }
+  }
+
+  /** The wait is shown as the run's error while it lasts, when the store takes that one write. */
+  private showStoreWait(message: string): void {
+    try {
+      this.shownWait ||= moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: message });
+    } catch { /* the same fault: stderr says it */ }
+  }
+
+  private endStoreWait(): void {
+    this.waitingSince = null;
+    this.storeWait = null;
+    if (this.shownWait) {
+      moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: null });
+      this.shownWait = false;
     }
   }
 

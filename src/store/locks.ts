@@ -107,14 +107,17 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
   const listed = flockHolder(info);
   if (listed !== undefined) return listed;
   let file: Deno.FsFile;
+  let exclusive = true;
   try {
     file = await Deno.open(path, { write: true });
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
+    // A read-only home: a shared lock on a read-only descriptor tells as well whether a driver holds it.
+    file = await Deno.open(path, { read: true });
+    exclusive = false;
   }
   try {
-    return (await file.tryLock(true)) ? null : { pid: null };
+    return (await file.tryLock(exclusive)) ? null : { pid: null };
   } finally {
     file.close();
   }

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually } from "../helpers.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
@@ -126,6 +127,111 @@ steps:
   },
 );
 
+for (const fault of ["replaced", "deleted"] as const) {
+  flowTest(
+    builtin,
+    `the state file ${fault} mid-run: the driver stops with exit 74 and a clear error, nothing runs twice`,
+    async (env) => {
+      const log = join(env.home, "ran");
+      const go = join(env.home, "go");
+      const file = env.flow(
+        "swap.yaml",
+        `flow_id: swap
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+      );
+      const driver = env.spawn(["start", "--run-key", "k", file]);
+      await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+      const state = join(env.home, "orchesjob-flow.sqlite3");
+      if (fault === "replaced") {
+        // A consistent copy (as a backup restore would put back), renamed over the original.
+        const db = new DatabaseSync(state);
+        db.exec(`VACUUM INTO '${state}.copy'`);
+        db.close();
+        Deno.renameSync(`${state}.copy`, state);
+      } else {
+        for (const suffix of ["", "-wal", "-shm"]) Deno.removeSync(state + suffix);
+      }
+      const output = await driver.output();
+      const stderr = new TextDecoder().decode(output.stderr);
+      assert.equal(output.code, 74, stderr);
+      assert.match(JSON.parse(stderr.trim().split("\n").at(-1)!).error, new RegExp(`state database .* was ${fault} `));
+      Deno.writeTextFileSync(go, "");
+      if (fault === "replaced") {
+        // The file now in place holds the run as copied: resuming it finishes the run, each step once.
+        const final = await env.json(["start", "--run-key", "k", file]);
+        assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+        assert.deepEqual(countLines(log), { a: 1, b: 1 });
+      } else {
+        await eventually("a ended", () => !workers(env.home).some(isAlive));
+        assert.deepEqual(countLines(log), { a: 1 }, "nothing ran after the driver stopped");
+      }
+      await assertNoJobProcesses(env.home);
+    },
+  );
+}
+
+flowTest(builtin, "a zero-length state file is an error, not a new empty state", async (env) => {
+  const log = join(env.home, "ran");
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+  await env.json(["start", "--run-key", "k", file]);
+  const state = join(env.home, "orchesjob-flow.sqlite3");
+  for (const suffix of ["-wal", "-shm"]) {
+    try {
+      Deno.removeSync(state + suffix);
+    } catch { /* checkpointed and removed at close */ }
+  }
+  Deno.writeFileSync(state, new Uint8Array());
+  for (const args of [["status", "--run-key", "k"], ["start", "--run-key", "k", file]]) {
+    const result = await env.run(args);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(JSON.parse(result.stderr.trim()).error, /is empty \(zero bytes\)/);
+  }
+  assert.deepEqual(countLines(log), { a: 1 }, "the old run key did not run again");
+});
+
+flowTest(builtin, "a write lock held by another process: the driver waits, says so, and finishes", async (env) => {
+  const log = join(env.home, "ran");
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "held.yaml",
+    `flow_id: held
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+  );
+  // A short busy timeout (test-only), so the held lock fails the driver's writes within the test.
+  const driver = env.spawn(["start", "--run-key", "k", file], { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+  await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+  const admin = new DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+  admin.exec("BEGIN IMMEDIATE"); // as an admin's sqlite3 shell holding a write transaction
+  Deno.writeTextFileSync(go, ""); // a ends: recording that needs the write lock
+  let stderr = "";
+  const decoder = new TextDecoder();
+  const reader = driver.stderr.getReader();
+  while (!stderr.includes("retrying: database is locked")) {
+    const { value, done } = await reader.read();
+    assert.ok(!done, `the driver ended while the lock was held: ${stderr}`);
+    stderr += decoder.decode(value);
+  }
+  const during = await env.status("k");
+  assert.equal(during.status, "RUNNING", "the run waits, neither ended nor abandoned");
+  assert.equal(step(during, "b").status, "PENDING");
+  admin.exec("COMMIT");
+  admin.close();
+  reader.releaseLock();
+  const output = await driver.output();
+  assert.equal(output.code, 0, stderr + decoder.decode(output.stderr));
+  const final = await env.status("k");
+  assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+  assert.equal(final.error, null);
+  assert.deepEqual(countLines(log), { a: 1, b: 1 });
+  await assertNoJobProcesses(env.home);
+});
+
 function isAlive(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -134,3 +240,97 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+flowTest(builtin, "watch takes over when the driver dies after watch started", async (env) => {
+  const log = join(env.home, "ran");
+  const [go1, go2] = [join(env.home, "go1"), join(env.home, "go2")];
+  const file = env.flow(
+    "watched.yaml",
+    `flow_id: watched
+steps:
+  - {id: a, command: ${logged(log, "a", waitForFile(go1))}}
+  - {id: b, when: a, command: ${logged(log, "b", waitForFile(go2))}}
+  - {id: c, when: b, command: ${logged(log, "c")}}
+`,
+  );
+  const driver = env.spawn(["start", "--run-key", "k", file]);
+  await waitForLines(log, 1);
+  const watch = env.spawn(["watch", "--run-key", "k", "--interval", "0.1", "--mode", "append"]);
+  const reader = watch.stdout.getReader();
+  const decoder = new TextDecoder();
+  let shown = "";
+  const tables = async (n: number) => {
+    while ((shown.match(/^Flow: /gm) ?? []).length < n) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `watch ended early: ${shown}`);
+      shown += decoder.decode(value);
+    }
+  };
+  await tables(1);
+  Deno.writeTextFileSync(go1, ""); // a ends, b starts: a second table, after watch's first refresh
+  await tables(2);
+  assert.doesNotMatch(shown, /Driver: none/);
+  driver.kill("SIGKILL");
+  assert.equal((await driver.output()).signal, "SIGKILL");
+  Deno.writeTextFileSync(go2, "");
+  reader.releaseLock();
+  const output = await watch.output();
+  const stderr = decoder.decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.match(stderr, /"warning":"Driver: none; resume with/, "watch saw the run undriven and took it over");
+  assert.deepEqual(statuses(await env.status("k")), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+  assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+  await assertNoJobProcesses(env.home);
+});
+
+/**
+ * A directory nobody may write: a read-only tmpfs for root (whom permissions do not stop), else
+ * mode 0555 with the files 0444. Returns its path and how to undo it.
+ */
+function readOnlyCopy(files: string[]): { dir: string; [Symbol.dispose](): void } {
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-ro-" });
+  const root = Deno.uid() === 0;
+  const mount = (...args: string[]) => new Deno.Command("mount", { args, stdout: "null", stderr: "null" }).outputSync();
+  if (root) assert.ok(mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).success, "mount a tmpfs (as root)");
+  for (const file of files) Deno.copyFileSync(file, join(dir, file.split("/").at(-1)!));
+  if (root) assert.ok(mount("-o", "remount,ro", dir).success, "remount it read-only");
+  else {
+    for (const entry of Deno.readDirSync(dir)) Deno.chmodSync(join(dir, entry.name), 0o444);
+    Deno.chmodSync(dir, 0o555);
+  }
+  return {
+    dir,
+    [Symbol.dispose]() {
+      if (root) new Deno.Command("umount", { args: [dir] }).outputSync();
+      else Deno.chmodSync(dir, 0o755);
+      Deno.removeSync(dir, { recursive: true });
+    },
+  };
+}
+
+flowTest(builtin, "status and list read a read-only home and a read-only copy of the state file", async (env) => {
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n`);
+  const done = await env.json(["start", "--run-key", "k", file]);
+  const state = join(env.home, "orchesjob-flow.sqlite3");
+  const files = [state, `${state}-wal`].filter((path) => {
+    try {
+      return Deno.statSync(path).isFile;
+    } catch {
+      return false;
+    }
+  });
+  using copy = readOnlyCopy(files);
+  assert.throws(() => Deno.writeTextFileSync(join(copy.dir, "probe"), ""), "the copy's directory is read-only");
+  const before = [...Deno.readDirSync(copy.dir)].map((e) => e.name).sort();
+  const copied = join(copy.dir, "orchesjob-flow.sqlite3");
+  const ways: [string[], Record<string, string>][] = [[["--db", copied], {}], [[], { ORCHESJOB_FLOW_HOME: copy.dir }]];
+  for (const [globals, env2] of ways) {
+    const status = await env.run([...globals, "status", "--run-key", "k"], env2);
+    assert.equal(status.code, 0, status.stderr);
+    assert.deepEqual({ ...JSON.parse(status.stdout), driver: null }, { ...done, driver: null });
+    const list = await env.run([...globals, "list"], env2);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(JSON.parse(list.stdout).map((run: { run_key: string }) => run.run_key), ["k"]);
+  }
+  assert.deepEqual([...Deno.readDirSync(copy.dir)].map((e) => e.name).sort(), before, "nothing was written");
+});

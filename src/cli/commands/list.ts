@@ -51,7 +51,7 @@ export const listCommand: Command = {
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     if (pathExists(dbPath)) {
-      using session = new Session(context, { readOnly: true });
+      using session = new Session(context, { queryOnly: true });
       const records = session.list({
         statuses: args.options.status as RunStatus[] | undefined,
         flowId: args.options.flow as string | undefined,

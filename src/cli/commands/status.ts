@@ -20,7 +20,7 @@ export const statusCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
-    using session = new Session(context, { readOnly: true });
+    using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
     // Who drives the run now: a live run with no driver advances only when someone resumes it. A run
     // that has ended has no driver, and not looking spares a read of /proc/locks.
