@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
-import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
 const both = ["builtin", "external"] as const;
@@ -489,35 +489,6 @@ flowTest(builtin, "watch on a run nobody drives says so once on stderr and drive
   });
   assert.equal((await env.status("w")).status, "SUCCEEDED");
 });
-
-flowTest(
-  builtin,
-  "watch takes over a run whose driver dies while it watches, and drives it to the end",
-  async (env) => {
-    const file = waitingFlow(env, "", '  - {id: b, when: a, command: ["true"]}\n');
-    const driver = env.spawn(["start", "--run-key", "wd", file]);
-    const running = await env.waitFor("wd", "a runs under the driver", (run) => step(run, "a").status === "RUNNING");
-    assert.notEqual(running.driver, null, "the foreground start drives the run");
-    const watch = env.spawn(["watch", "--run-key", "wd", "--interval", "0.1", "--mode", "append"]);
-    const stderrText = new Response(watch.stderr).text();
-    const tables = watch.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    assert.ok(!(await tables.read()).done, "watch printed its first table while the driver lived");
-    driver.kill("SIGKILL");
-    assert.equal((await driver.status).signal, "SIGKILL");
-    await env.waitFor("wd", "the driver is gone", (run) => run.driver === null || run.driver?.pid !== driver.pid);
-    release(env);
-    // Nothing but watch can drive the run now: it ends only if watch took over.
-    await env.waitFor("wd", "watch drives the run to its end", (run) => run.status === "SUCCEEDED");
-    while (!(await tables.read()).done) { /* the tables until watch ends */ }
-    const { code } = await watch.status;
-    const stderr = await stderrText;
-    assert.equal(code, 0, stderr);
-    assert.match(stderr, /"warning":"Driver: none; resume with: [^"]*"/, "watch saw the run undriven");
-    const final = await env.status("wd");
-    assert.equal(final.status, "SUCCEEDED");
-    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
-  },
-);
 
 flowTest(builtin, "watch --no-advance only shows a run nobody drives", async (env) => {
   const file = env.flow("flow.yaml", ONE_STEP);
