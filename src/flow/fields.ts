@@ -3,6 +3,7 @@
  * against it and `schema` generates the JSON Schema from it, so the two cannot drift. Pure data and
  * pure checks.
  */
+import { LIMITS } from "./limits.ts";
 
 /** Names of run parameters and environment variables: what a shell accepts as a variable name. */
 export const VARIABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -58,6 +59,12 @@ export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
     description: "Working directory of every step: absolute, or relative to the flow file's directory.",
   },
   {
+    name: "executor_unavailable_sec",
+    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
+    default: 600,
+    description: "Seconds the executor may stay unusable for a running step before its attempt fails.",
+  },
+  {
     name: "max_parallel",
     kind: { type: "integer", minimum: 1 },
     description: "At most this many steps RUNNING at once; ready steps start in file order.",
@@ -77,13 +84,13 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   },
   {
     name: "retries",
-    kind: { type: "integer", minimum: 0 },
+    kind: { type: "integer", minimum: 0, maximum: LIMITS.retries },
     default: 0,
     description: "Retries after a failed attempt.",
   },
   {
     name: "retry_delay_sec",
-    kind: { type: "number", minimum: 0 },
+    kind: { type: "number", minimum: 0, maximum: LIMITS.seconds },
     default: 0,
     description: "Seconds before the first retry.",
   },
@@ -95,7 +102,7 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   },
   {
     name: "retry_max_delay_sec",
-    kind: { type: "number", minimum: 0 },
+    kind: { type: "number", minimum: 0, maximum: LIMITS.seconds },
     description: "Ceiling of a retry delay.",
   },
   {
@@ -109,11 +116,15 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
     kind: { type: "integer-list" },
     description: "Retry only attempts that exited with one of these codes.",
   },
-  { name: "timeout_sec", kind: { type: "number", exclusiveMinimum: 0 }, description: "Runtime limit of an attempt." },
+  {
+    name: "timeout_sec",
+    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
+    description: "Runtime limit of an attempt.",
+  },
   { name: "strict", kind: { type: "boolean" }, default: true, description: "Start with orchesjob's --strict." },
   {
     name: "start_timeout_sec",
-    kind: { type: "number", exclusiveMinimum: 0 },
+    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
     description: "Passed to orchesjob as --start-timeout.",
   },
 ];
