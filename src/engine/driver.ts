@@ -127,7 +127,8 @@ export class Driver {
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     const observations = await this.observe(run, index);
     const actions = decide(run, observations, this.clock.now(), index);
-    index.settle();
+    // A SCHEDULED run before its time looked at no step: settling would forget the PENDING ones.
+    if (run.status !== "SCHEDULED") index.settle();
     let progressed = false;
     let started = false;
     const starts: Extract<Action, { kind: "start" }>[] = [];

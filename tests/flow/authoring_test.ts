@@ -12,6 +12,9 @@ import {
 } from "../../src/flow/params.ts";
 
 import { thrown } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+await loadYamlLibrary();
 
 const FLOW = `flow_id: f
 params:
@@ -158,7 +161,7 @@ Deno.test("the new fields reject bad values with position and step", () => {
     [step("    retry_jitter: 1.5\n"), 'flow.yaml:5:19: step "A": retry_jitter must be a number >= 0 and <= 1, got 1.5'],
     [
       step("    retry_max_delay_sec: -1\n"),
-      'flow.yaml:5:26: step "A": retry_max_delay_sec must be a number >= 0, got -1',
+      'flow.yaml:5:26: step "A": retry_max_delay_sec must be a number >= 0 and <= 31622400, got -1',
     ],
     [
       step("    retry_on_exit_codes: []\n"),
