@@ -161,10 +161,10 @@ steps:
     async (env) => {
       const log = join(env.home, "marks");
       const ids = Array.from({ length: 10 }, (_, i) => `s${i}`);
-      // The first two steps wait (up to 10 s) until both have started, so the limit is surely
+      // The first two steps wait (up to 2 min, for a loaded machine) until both have started, so the limit is surely
       // reached; the others just take a moment.
       const barrier =
-        `n=0; while [ "$(grep -c '^+' '${log}')" -lt 2 ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n+1)); done`;
+        `n=0; while [ "$(grep -c '^+' '${log}')" -lt 2 ] && [ $n -lt 2400 ]; do sleep 0.05; n=$((n+1)); done`;
       const steps = ids.map((id, i) =>
         `  - id: ${id}\n    depends_on: [root]\n    command: ${
           JSON.stringify(`echo "+ ${id}" >> '${log}'; ${i < 2 ? barrier : "sleep 0.1"}; echo "- ${id}" >> '${log}'`)
