@@ -174,7 +174,13 @@ export function openDatabaseReadOnly(path: string): Database {
     const version = db.prepare("SELECT value FROM schema_meta WHERE key = 'schema_version'").get() as
       | { value?: string }
       | undefined;
-    if (Number(version?.value ?? 0) !== MIGRATIONS.length) {
+    const found = Number(version?.value ?? 0);
+    if (found > MIGRATIONS.length) {
+      throw new StateFileError(
+        `state database schema version ${found} is newer than this orchesjob-flow understands (${MIGRATIONS.length})`,
+      );
+    }
+    if (found !== MIGRATIONS.length) {
       throw new StateFileError(
         `state database ${path} has schema version ${version?.value ?? 0}, this orchesjob-flow reads ` +
           `${MIGRATIONS.length}; run a writing command (start, resume) once with write access to migrate it`,
