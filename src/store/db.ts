@@ -177,12 +177,13 @@ export function openDatabaseReadOnly(path: string): Database {
     const found = Number(version?.value ?? 0);
     if (found > MIGRATIONS.length) {
       throw new StateFileError(
-        `state database schema version ${found} is newer than this orchesjob-flow understands (${MIGRATIONS.length})`,
+        `state database schema version ${found} is newer than this orchesjob-flow understands ` +
+          `(${MIGRATIONS.length}): ${path}`,
       );
     }
     if (found !== MIGRATIONS.length) {
       throw new StateFileError(
-        `state database ${path} has schema version ${version?.value ?? 0}, this orchesjob-flow reads ` +
+        `state database ${path} has schema version ${found}, this orchesjob-flow reads ` +
           `${MIGRATIONS.length}; run a writing command (start, resume) once with write access to migrate it`,
       );
     }
