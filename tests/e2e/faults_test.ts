@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually } from "../helpers.ts";
-import { flowTest, statuses, step } from "./flow_env.ts";
+import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -283,13 +283,30 @@ steps:
   await assertNoJobProcesses(env.home);
 });
 
+/** Whether this process may mount a tmpfs (root, outside a container that forbids it): tried once. */
+const CAN_MOUNT = (() => {
+  if (Deno.uid() !== 0) return false;
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-mount-probe-" });
+  try {
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], stderr: "null" })
+      .outputSync().success;
+    if (mounted) new Deno.Command("umount", { args: [dir] }).outputSync();
+    return mounted;
+  } catch {
+    return false; // no mount program
+  } finally {
+    Deno.removeSync(dir);
+  }
+})();
+
 /**
  * A directory nobody may write: a read-only tmpfs for root (whom permissions do not stop), else
  * mode 0555 with the files 0444. Returns its path and how to undo it.
  */
 function readOnlyCopy(files: string[]): { dir: string; [Symbol.dispose](): void } {
   const dir = Deno.makeTempDirSync({ prefix: "ojf-ro-" });
-  const root = Deno.uid() === 0;
+  // Root without the right to mount (a container) gets the modes only, which do not stop root.
+  const root = CAN_MOUNT;
   const mount = (...args: string[]) => new Deno.Command("mount", { args, stdout: "null", stderr: "null" }).outputSync();
   if (root) assert.ok(mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).success, "mount a tmpfs (as root)");
   for (const file of files) Deno.copyFileSync(file, join(dir, file.split("/").at(-1)!));
@@ -333,4 +350,81 @@ flowTest(builtin, "status and list read a read-only home and a read-only copy of
     assert.deepEqual(JSON.parse(list.stdout).map((run: { run_key: string }) => run.run_key), ["k"]);
   }
   assert.deepEqual([...Deno.readDirSync(copy.dir)].map((e) => e.name).sort(), before, "nothing was written");
+}, { ignore: Deno.uid() === 0 && !CAN_MOUNT }); // root without mount rights cannot make a read-only place
+
+/** Fills the filesystem of `dir` (a file of zeros until ENOSPC); returns the file, to remove it later. */
+function fillDisk(dir: string): string {
+  const filler = join(dir, "filler");
+  using file = Deno.openSync(filler, { write: true, create: true });
+  const chunk = new Uint8Array(4096);
+  for (let size = 4096; size >= 1; size = size / 2) {
+    for (;;) {
+      try {
+        if (file.writeSync(chunk.subarray(0, size)) === 0) break;
+      } catch {
+        break; // ENOSPC
+      }
+    }
+  }
+  return filler;
+}
+
+Deno.test({
+  name: "[builtin] a full disk when a step ends: the supervisor keeps the result until it can write it",
+  // A real full filesystem: a small tmpfs, which only root with the right to mount may make.
+  ignore: !CAN_MOUNT,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const mount = join(env.home, "small");
+    Deno.mkdirSync(mount);
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mount] }).outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      const on = { ORCHESJOB_FLOW_HOME: mount };
+      const log = join(env.home, "ran");
+      const go = join(env.home, "go");
+      const file = env.flow(
+        "full.yaml",
+        `flow_id: full
+steps:
+  - {id: a, retries: 1, command: ${logged(log, "a", waitForFile(go))}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+      );
+      const status = async () => JSON.parse((await env.run(["status", "--run-key", "k"], on)).stdout);
+      const driver = env.spawn(["start", "--run-key", "k", file], on);
+      await eventually("a's job is recorded", async () => {
+        const run = await env.run(["status", "--run-key", "k"], on);
+        return run.code === 0 && step(JSON.parse(run.stdout), "a").orchesjob_status?.status === "RUNNING";
+      });
+      const jobs = join(mount, "jobs");
+      const target = () => {
+        const name = [...Deno.readDirSync(jobs)].find((e) => e.name.endsWith(".target"))?.name;
+        return name ? Number(Deno.readTextFileSync(join(jobs, name)).trim()) : null;
+      };
+      await eventually("a's command has a PID", () => target() !== null);
+      const pid = target()!;
+      const filler = fillDisk(mount);
+      Deno.writeTextFileSync(go, ""); // a's command exits 0 onto the full disk
+      await eventually("a's command ended", () => !isAlive(pid));
+      const exitFiles = () => [...Deno.readDirSync(jobs)].filter((e) => e.name.endsWith(".exit"));
+      const written = exitFiles().map((e) => Deno.readTextFileSync(join(jobs, e.name)));
+      assert.ok(written.every((text) => !text.endsWith("\n")), "no result could be written: the disk is full");
+      const during = await status();
+      assert.equal(step(during, "a").status, "RUNNING", "not LOST, not retried");
+      assert.equal(step(during, "a").attempt_no, 1);
+      Deno.removeSync(filler);
+      const output = await driver.output();
+      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+      const final = await status();
+      assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+      assert.equal(step(final, "a").attempt_no, 1);
+      assert.deepEqual(countLines(log), { a: 1, b: 1 });
+      await assertNoJobProcesses(mount);
+    } finally {
+      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
+    }
+  },
 });
