@@ -41,12 +41,15 @@ export const driveCommand: Command = {
     const runKey = runKeyOf(args);
     using session = new Session(context);
     const record = session.run(runKey);
+    using interrupt = listenForInterrupt();
+    // Made before the driver lock is taken: a driver that cannot be made (a bad setting) exits without
+    // ever holding the run, so the `start -d` that launched it never takes it for a working driver.
+    const driver = session.driver(record, interrupt.requested);
     using lock = await session.locks.waitForDriverLock(runKey, 2);
     // Another driver holds the run: it will finish the job. The distinct code tells the `start -d`
     // that launched this process that it is not the one driving.
     if (!lock) return ExitCode.notConfirmed;
-    using interrupt = listenForInterrupt();
-    const state = await session.driver(record, interrupt.requested).drive();
+    const state = await driver.drive();
     printJson(runJson(session.run(runKey)));
     return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
   },
