@@ -1,154 +1,588 @@
 // deno-lint-ignore-file no-console -- a benchmark report is printed output
 /**
- * `deno task bench`: performance figures, each as a ratio or difference against a baseline measured
- * in the same run on the same machine.
+ * `deno task bench [--json]`: performance figures, each printed with a baseline measured in the same
+ * run on the same machine (a table, or one JSON document with `--json` for comparing commits).
  *
- * 1. Launch: BuiltinRunner.start() of `sleep 30` until RUNNING (target PID known), against a bare
- *    Deno.Command spawn of the same command until its PID is known.
- * 2. Supervision cost: resident memory (RSS) of one job's supervisor, against a bare `sleep`.
- * 3. Flow hand-over: a chain of trivial steps through the CLI, against running the commands directly.
+ * - hand-off latency (built-in runner, external via the job wrapper): next job's start minus the
+ *   previous job's end, from the jobs' own files (supervisor `.worker` and `.exit` mtimes);
+ * - chains of `true` steps through the CLI, and chains of 200/1k/10k steps with a stub executor
+ *   (bench/stub_driver.ts, one process each) and the built-in one: time per step;
+ * - fan-outs with a join: 100 x `sleep 0.5` (built-in), 20 x (external) against a hand-written script;
+ * - peak RSS of a driver process, the supervisor's RSS and PSS per job;
+ * - CLI latency of `status` (of an ended run, and of one a detached driver drives), `--help`, `job status`
+ *   against `deno run` of an empty script;
+ * - launch: a built-in start until RUNNING against a bare spawn.
+ *
+ * CLI runs pass the V8 flags a compiled binary has built in (src/cli/self.ts). BENCH_FULL=1 adds the
+ * 10k-step chain with the built-in runner (minutes on a small machine).
  */
 import { join } from "node:path";
 import { BuiltinRunner } from "../src/executor/mod.ts";
 import { jobsDirectory, openDatabase } from "../src/store/mod.ts";
+import { V8_FLAGS } from "../src/cli/self.ts";
 
-const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 30);
+const JSON_OUTPUT = Deno.args.includes("--json");
+const FULL = Deno.env.get("BENCH_FULL") === "1";
+const REPO = new URL("..", import.meta.url).pathname;
+const DENO_RUN = [Deno.execPath(), "run", "--allow-all", "--no-prompt", "--config", `${REPO}deno.json`];
+const CLI = [...DENO_RUN, `--v8-flags=${V8_FLAGS}`, `${REPO}main.ts`];
+const HOME = Deno.makeTempDirSync({ prefix: "ojf-bench-" });
+
+interface Figure {
+  id: string;
+  label: string;
+  value: number;
+  unit: string;
+  baseline: number | null;
+  baseline_label: string;
+  goal: string;
+  met: boolean | null;
+}
+const figures: Figure[] = [];
+
+function figure(f: Omit<Figure, "met"> & { met?: boolean | null }): void {
+  figures.push({ met: null, ...f });
+  if (!JSON_OUTPUT) console.error(`  measured ${f.id}`);
+}
+
+// ---- helpers ----
 
 function median(values: number[]): number {
+  return percentile(values, 50);
+}
+
+function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
 
-function rssKiB(pid: number): number {
-  if (Deno.build.os === "linux") {
-    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+function procField(pid: number | "self", field: string, file = "status"): number {
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/${file}`);
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(text)?.[1] ?? NaN);
+  } catch {
+    return NaN;
   }
-  const out = new Deno.Command("ps", { args: ["-o", "rss=", "-p", String(pid)] }).outputSync();
-  return Number(new TextDecoder().decode(out.stdout).trim());
 }
 
-const home = Deno.makeTempDirSync({ prefix: "ojf-bench-" });
-const dbPath = join(home, "state.sqlite3");
-const runner = new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
+const ENV = { NO_COLOR: "1", ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", ORCHESJOB_BIN: "" };
 
-// Warm both paths once (first spawn, first SQLite statement preparation).
-Deno.kill((new Deno.Command("sleep", { args: ["30"] }).spawn()).pid, "SIGKILL");
-const warm = await runner.start("warm", ["sleep", "30"], { strict: false });
-await runner.abort("warm", { graceSeconds: 1 });
-
-const bare: number[] = [];
-const builtin: number[] = [];
-const supervisorRss: number[] = [];
-const bareRss: number[] = [];
-for (let i = 0; i < ROUNDS; i++) {
-  let t0 = performance.now();
-  const child = new Deno.Command("sleep", { args: ["30"], stdin: "null", stdout: "null", stderr: "null" }).spawn();
-  const pid = child.pid;
-  bare.push(performance.now() - t0);
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  bareRss.push(rssKiB(pid));
-  child.kill("SIGKILL");
-  await child.status;
-
-  t0 = performance.now();
-  const job = await runner.start(`bench-${i}`, ["sleep", "30"], { strict: false });
-  builtin.push(performance.now() - t0);
-  if (job.status !== "RUNNING") throw new Error(`job ${i} is ${job.status}`);
-  supervisorRss.push(rssKiB(job.worker_pid!));
-  await runner.abort(`bench-${i}`, { graceSeconds: 1 });
-}
-runner.db.close();
-Deno.removeSync(home, { recursive: true });
-void warm;
-
-const bareMs = median(bare);
-const builtinMs = median(builtin);
-console.log(`launch (median of ${ROUNDS}):`);
-console.log(`  bare Deno.Command spawn of sleep:            ${bareMs.toFixed(2)} ms`);
-console.log(`  built-in start until RUNNING (target PID):   ${builtinMs.toFixed(2)} ms`);
-console.log(
-  `  added by the built-in runner:                ${(builtinMs - bareMs).toFixed(2)} ms (x${
-    (builtinMs / bareMs).toFixed(1)
-  })`,
-);
-console.log(`supervision memory (median RSS of ${ROUNDS}):`);
-console.log(`  bare sleep process:                          ${(median(bareRss) / 1024).toFixed(2)} MiB`);
-console.log(
-  `  one job's supervisor shell:                  ${(median(supervisorRss) / 1024).toFixed(2)} MiB (x${
-    (median(supervisorRss) / median(bareRss)).toFixed(1)
-  })`,
-);
-console.log(`  largest supervisor seen:                     ${(Math.max(...supervisorRss) / 1024).toFixed(2)} MiB`);
-
-// ---- 3. Flow hand-over ----
-// A chain of five `true` steps, driven by a foreground `start` at the default --poll-interval (5 s):
-// the first poll after a change comes at 0.1 s, so the chain should cost far less than 5 x 5 s.
-// Baseline: the same five commands run one after another by Deno.Command, plus one bare CLI start-up
-// (`--version`), both measured here.
-const CHAIN_STEPS = 5;
-const FLOW_ROUNDS = Number(Deno.env.get("BENCH_FLOW_ROUNDS") ?? 3);
-const repo = new URL("..", import.meta.url).pathname;
-const cliArgs = ["run", "--allow-all", "--no-prompt", "--config", `${repo}deno.json`, `${repo}main.ts`];
-
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+/** Runs argv to its end: wall ms, exit code, stdout, and the peak RSS seen (VmHWM, sampled). */
+async function measure(argv: string[], env: Record<string, string> = {}) {
   const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-
-async function cliRun(args: string[], env: Record<string, string> = {}): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...cliArgs, ...args],
-    env,
-    stdout: "null",
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    env: { ...ENV, ...env },
+    stdin: "null",
+    stdout: "piped",
     stderr: "piped",
-  })
-    .output();
-  if (!out.success && args.includes("start")) throw new Error(new TextDecoder().decode(out.stderr));
+  }).spawn();
+  let peakKiB = 0;
+  const sampler = setInterval(() => {
+    const hwm = procField(child.pid, "VmHWM");
+    if (hwm > peakKiB) peakKiB = hwm;
+  }, 20);
+  const out = await child.output();
+  clearInterval(sampler);
+  const ms = performance.now() - t0;
+  return { ms, code: out.code, stdout: new TextDecoder().decode(out.stdout), peakKiB, stderr: out.stderr };
 }
 
-const flowHome = Deno.makeTempDirSync({ prefix: "ojf-bench-flow-" });
-const chain = `${flowHome}/chain.yaml`;
-Deno.writeTextFileSync(
-  chain,
-  "flow_id: chain\nsteps:\n" +
-    Array.from({ length: CHAIN_STEPS }, (_, i) => `  - {id: s${i}, ${i ? `when: s${i - 1}, ` : ""}command: ["true"]}`)
-      .join("\n") +
-    "\n",
-);
-const wrapper = `${flowHome}/orchesjob-wrapper`;
-Deno.writeTextFileSync(
-  wrapper,
-  `#!/bin/sh\nexec '${Deno.execPath()}' ${cliArgs.map((a) => `'${a}'`).join(" ")} job "$@"\n`,
-);
-Deno.chmodSync(wrapper, 0o755);
-
-const direct: number[] = [];
-const startup: number[] = [];
-const builtinFlow: number[] = [];
-const externalFlow: number[] = [];
-for (let i = 0; i < FLOW_ROUNDS; i++) {
-  direct.push(
-    await timed(async () => {
-      for (let s = 0; s < CHAIN_STEPS; s++) await new Deno.Command("true").output();
-    }),
-  );
-  startup.push(await timed(() => cliRun(["--version"])));
-  const db = ["--db", `${flowHome}/state-${i}.sqlite3`];
-  builtinFlow.push(await timed(() => cliRun([...db, "--executor", "builtin", "start", "--run-key", `b${i}`, chain])));
-  externalFlow.push(
-    await timed(() => cliRun([...db, "--orchesjob-bin", wrapper, "start", "--run-key", `e${i}`, chain])),
-  );
+async function cli(args: string[], env: Record<string, string> = {}) {
+  const result = await measure([...CLI, ...args], env);
+  if (args.includes("start") && result.code !== 0) {
+    throw new Error(`${args.join(" ")}: exit ${result.code}: ${new TextDecoder().decode(result.stderr)}`);
+  }
+  return result;
 }
-Deno.removeSync(flowHome, { recursive: true });
-const baseline = median(direct) + median(startup);
-console.log(`flow hand-over: ${CHAIN_STEPS} chained \`true\` steps at --poll-interval 5 (median of ${FLOW_ROUNDS}):`);
-console.log(`  baseline (CLI start-up + the commands run directly): ${baseline.toFixed(0)} ms`);
-for (const [name, values] of [["built-in executor", builtinFlow], ["external (job wrapper)", externalFlow]] as const) {
-  const ms = median(values);
+
+/** A flow file of `steps` (id, command, waits-for ids); returns its path. */
+function flowFile(name: string, steps: { id: string; command: string[]; after?: string[] }[]): string {
+  const lines = steps.map((s) => {
+    const after = s.after?.length ? `depends_on: ${JSON.stringify(s.after)}, ` : "";
+    return `  - {id: ${s.id}, ${after}command: ${JSON.stringify(s.command)}}`;
+  });
+  const path = join(HOME, `${name}.yaml`);
+  Deno.writeTextFileSync(path, `flow_id: ${name}\nsteps:\n${lines.join("\n")}\n`);
+  return path;
+}
+
+function chainSteps(commands: string[][]) {
+  return commands.map((command, i) => ({ id: `s${i}`, command, after: i ? [`s${i - 1}`] : [] }));
+}
+
+function mtimeMs(path: string): number {
+  return Deno.statSync(path).mtime!.getTime();
+}
+
+/**
+ * Hand-offs (ms): step n+1's start (its recorded start, the intent the driver commits before the
+ * job is asked for) minus the end of step n's job by the job's own clock (the supervisor's `.exit`
+ * file). `toSupervisor` measures to the next job's supervisor writing `.worker` instead, which adds
+ * the executor's launch.
+ */
+// deno-lint-ignore no-explicit-any
+function handOffs(run: any, toSupervisor = false): number[] {
+  // deno-lint-ignore no-explicit-any
+  const steps = run.steps as any[];
+  const base = (i: number) => (steps[i].orchesjob_status.stdout_file as string).replace(/\.stdout$/, "");
+  return steps.slice(1).map((step, i) => {
+    const start = toSupervisor ? mtimeMs(`${base(i + 1)}.worker`) : step.started_at * 1000;
+    return start - mtimeMs(`${base(i)}.exit`);
+  });
+}
+
+/** The orchesjob-flow job wrapper as an orchesjob binary; each call appends a line to `calls`. */
+function writeWrapper(calls: string): string {
+  const quoted = CLI.map((a) => `'${a}'`).join(" ");
+  const path = join(HOME, "orchesjob-wrapper");
+  Deno.writeTextFileSync(path, `#!/bin/sh\necho "$1" >> '${calls}'\nexec ${quoted} job "$@"\n`);
+  Deno.chmodSync(path, 0o755);
+  return path;
+}
+
+function countLines(path: string): number {
+  try {
+    return Deno.readTextFileSync(path).split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
+
+// ---- the measurements ----
+
+async function cliLatency(): Promise<number> {
+  const empty = join(HOME, "empty.ts");
+  Deno.writeTextFileSync(empty, "\n");
+  const db = ["--db", join(HOME, "latency.sqlite3")];
+  const flow = flowFile("one", [{ id: "a", command: ["true"] }]);
+  await cli([...db, "--executor", "builtin", "start", "--run-key", "l", flow]);
+  // A run that a detached driver is driving (status then names the driver).
+  const long = flowFile("long", [{ id: "a", command: ["sleep", "120"] }]);
+  await cli([...db, "--executor", "builtin", "start", "-d", "--run-key", "d", long]);
+  const probes: Record<string, string[]> = {
+    status: [...CLI, ...db, "status", "--run-key", "l"],
+    status_driven: [...CLI, ...db, "status", "--run-key", "d"],
+    help: [...CLI, "--help"],
+    job_status: [...CLI, ...db, "job", "status", "--run-key", "l:a:1"],
+  };
+  const times: Record<string, number[]> = { empty: [] };
+  for (const name of Object.keys(probes)) times[name] = [];
+  for (let round = 0; round < 7; round++) {
+    times.empty.push((await measure([...DENO_RUN, empty])).ms);
+    for (const [name, argv] of Object.entries(probes)) times[name].push((await measure(argv)).ms);
+  }
+  const driven = JSON.parse((await measure(probes.status_driven)).stdout);
+  if (driven.driver?.pid === undefined) throw new Error(`status_driven: no driver: ${JSON.stringify(driven)}`);
+  await cli([...db, "cancel", "--run-key", "d"]);
+  const floor = median(times.empty);
+  for (const name of Object.keys(probes)) {
+    const ms = median(times[name]);
+    figure({
+      id: `cli.${name}`,
+      label: `CLI ${name.replaceAll("_", " ")} (median of 7)${
+        name === "status_driven" ? ", a run a detached driver drives" : ""
+      }`,
+      value: ms,
+      unit: "ms",
+      baseline: floor,
+      baseline_label: "deno run of an empty script",
+      goal: "<= 2.5x baseline",
+      met: ms <= 2.5 * floor,
+    });
+  }
+  return floor;
+}
+
+async function handOffBuiltin(): Promise<void> {
+  const commands = [...Array(5).fill(["sleep", "1"]), ["sleep", "3"], ["sleep", "3"], ["true"]];
+  const flow = flowFile("handoff", chainSteps(commands));
+  const db = ["--db", join(HOME, "handoff.sqlite3"), "--executor", "builtin"];
+  const run = JSON.parse((await cli([...db, "start", "--run-key", "h", flow])).stdout);
+  const gaps = handOffs(run);
+  const lost = JSON.parse(
+    (await cli([
+      ...db,
+      "start",
+      "--run-key",
+      "p",
+      flowFile("poll", chainSteps([["sleep", "1"], ["sleep", "3"], ["true"]])),
+    ], {
+      ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS: "1",
+    })).stdout,
+  );
+  const pollGaps = handOffs(lost);
+  const after1 = gaps.slice(0, 5);
+  const after3 = gaps.slice(5);
+  const baseline = median(pollGaps);
+  const label = "same steps, notifications lost (poll only, --poll-interval 5)";
+  for (const [id, values, p] of [["p50", gaps, 50], ["p95", gaps, 95]] as const) {
+    const value = percentile(values, p);
+    const goal = p === 50 ? 10 : 50;
+    figure({
+      id: `handoff.builtin.${id}`,
+      label: `hand-off ${id}, built-in, 5 x sleep 1 + 2 x sleep 3 (${values.length} hand-offs)`,
+      value,
+      unit: "ms",
+      baseline,
+      baseline_label: label,
+      goal: `<= ${goal} ms`,
+      met: value <= goal,
+    });
+  }
+  const launched = handOffs(run, true);
+  figure({
+    id: "handoff.builtin.to_supervisor.p50",
+    label: "hand-off p50 to the next job's supervisor running (adds the built-in launch)",
+    value: median(launched),
+    unit: "ms",
+    baseline,
+    baseline_label: label,
+    goal: "(report)",
+  });
+  for (const [id, values] of [["after_1s", after1], ["after_3s", after3]] as const) {
+    figure({
+      id: `handoff.builtin.${id}.p50`,
+      label: `hand-off p50 after a ${id.slice(6)} step`,
+      value: median(values),
+      unit: "ms",
+      baseline,
+      baseline_label: label,
+      goal: "<= 10 ms, any duration",
+      met: median(values) <= 10,
+    });
+  }
+}
+
+async function handOffExternal(): Promise<void> {
+  const calls = join(HOME, "handoff-calls");
+  const wrapper = writeWrapper(calls);
+  const jobHome = join(HOME, "orchesjob-home");
+  Deno.mkdirSync(jobHome);
+  // The wrapper keeps its state in $ORCHESJOB_HOME, which the driver watches for job-end hints.
+  const env = { ORCHESJOB_HOME: jobHome };
+  const flow = flowFile("xhandoff", chainSteps([...Array(4).fill(["sleep", "1"]), ["true"]]));
+  const db = ["--db", join(HOME, "xhandoff.sqlite3"), "--orchesjob-bin", wrapper];
+  const run = JSON.parse((await cli([...db, "start", "--run-key", "x", flow], env)).stdout);
+  const gaps = handOffs(run);
+  const statusCalls: number[] = [];
+  for (let i = 0; i < 5; i++) statusCalls.push((await measure([wrapper, "status", "--run-key", "x:s0:1"], env)).ms);
+  const oneCall = median(statusCalls);
+  figure({
+    id: "handoff.external.p50",
+    label: `hand-off p50, external (job wrapper), 4 x sleep 1 (${gaps.length} hand-offs)`,
+    value: median(gaps),
+    unit: "ms",
+    baseline: oneCall,
+    baseline_label: "one `status` call of the wrapper (median of 5)",
+    goal: "<= baseline + 50 ms",
+    met: median(gaps) <= oneCall + 50,
+  });
+}
+
+async function chains(): Promise<void> {
+  const n = 200;
+  const loop = await measure(["/bin/sh", "-c", `i=0; while [ $i -lt ${n} ]; do /bin/true; i=$((i+1)); done`]);
+  const flow = flowFile("chain200", chainSteps(Array(n).fill(["true"])));
+  const db = ["--db", join(HOME, "chain200.sqlite3"), "--executor", "builtin"];
+  const run = await cli([...db, "start", "--run-key", "c", flow]);
+  const perStep = run.ms / n;
+  figure({
+    id: "chain.200.builtin.cli",
+    label: "chain of 200 `true`, built-in, whole CLI run, per step",
+    value: perStep,
+    unit: "ms",
+    baseline: loop.ms / n,
+    baseline_label: "shell loop running /bin/true, per command",
+    goal: "<= 10 ms",
+    met: perStep <= 10,
+  });
+  const idle = join(HOME, "idle.ts");
+  Deno.writeTextFileSync(idle, 'import "node:sqlite";\nawait new Promise((resolve) => setTimeout(resolve, 300));\n');
+  const floor = await measure([...DENO_RUN, `--v8-flags=${V8_FLAGS}`, idle]);
+  figure({
+    id: "rss.driver.200.builtin",
+    label: "driver peak RSS, chain of 200, built-in (CLI)",
+    value: run.peakKiB / 1024,
+    unit: "MiB",
+    baseline: floor.peakKiB / 1024,
+    baseline_label: "a deno process that imports node:sqlite and idles 0.3 s",
+    goal: "<= 70 MiB",
+    met: run.peakKiB / 1024 <= 70,
+  });
+}
+
+/** One stub-driver process: `shape` of `n` steps; per-step ms (median of `rounds`) and peak RSS. */
+async function stubDriver(shape: string, n: number, rounds: number) {
+  const perStep: number[] = [];
+  let peak = 0;
+  for (let i = 0; i < rounds; i++) {
+    const out = await measure([...DENO_RUN, `--v8-flags=${V8_FLAGS}`, `${REPO}bench/stub_driver.ts`, shape, String(n)]);
+    if (out.code !== 0) throw new Error(`stub driver ${shape} ${n}: ${new TextDecoder().decode(out.stderr)}`);
+    const result = JSON.parse(out.stdout);
+    perStep.push(result.ms / n);
+    peak = Math.max(peak, result.peak_rss_kib ?? out.peakKiB);
+  }
+  return { perStep: median(perStep), peakMiB: peak / 1024 };
+}
+
+async function scaling(): Promise<void> {
+  const base = await stubDriver("chain", 200, 3);
+  for (const n of [1000, 10000]) {
+    const at = await stubDriver("chain", n, n >= 10000 ? 1 : 3);
+    figure({
+      id: `chain.${n}.stub`,
+      label: `chain of ${n}, stub executor, engine time per step`,
+      value: at.perStep,
+      unit: "ms",
+      baseline: base.perStep,
+      baseline_label: "chain of 200, same stub",
+      goal: "<= 1.5x baseline",
+      met: at.perStep <= 1.5 * base.perStep,
+    });
+    if (n === 10000) {
+      figure({
+        id: "rss.driver.10000.stub.chain",
+        label: "driver peak RSS, chain of 10k, stub executor",
+        value: at.peakMiB,
+        unit: "MiB",
+        baseline: base.peakMiB,
+        baseline_label: "chain of 200, same stub",
+        goal: "<= 70 MiB",
+        met: at.peakMiB <= 70,
+      });
+    }
+  }
+  const fan = await stubDriver("fan", 10000, 1);
+  figure({
+    id: "rss.driver.10000.stub.fan",
+    label: "driver peak RSS, fan-out of 10k + join, stub executor",
+    value: fan.peakMiB,
+    unit: "MiB",
+    baseline: base.peakMiB,
+    baseline_label: "chain of 200, stub executor",
+    goal: "<= 70 MiB",
+    met: fan.peakMiB <= 70,
+  });
+  await builtinScaling();
+}
+
+async function builtinScaling(): Promise<void> {
+  const sizes = FULL ? [200, 1000, 10000] : [200, 1000];
+  const perStep: Record<number, number> = {};
+  for (const n of sizes) {
+    const flow = flowFile(`bchain${n}`, chainSteps(Array(n).fill(["true"])));
+    const db = ["--db", join(HOME, `bchain${n}.sqlite3`), "--executor", "builtin"];
+    const run = await cli([...db, "start", "--run-key", "b", flow]);
+    perStep[n] = run.ms / n;
+    if (n === 10000) {
+      figure({
+        id: "rss.driver.10000.builtin",
+        label: "driver peak RSS, chain of 10k, built-in (CLI)",
+        value: run.peakKiB / 1024,
+        unit: "MiB",
+        baseline: null,
+        baseline_label: "",
+        goal: "<= 70 MiB",
+        met: run.peakKiB / 1024 <= 70,
+      });
+    }
+  }
+  for (const n of sizes.slice(1)) {
+    figure({
+      id: `chain.${n}.builtin`,
+      label: `chain of ${n} \`true\`, built-in (CLI), per step`,
+      value: perStep[n],
+      unit: "ms",
+      baseline: perStep[200],
+      baseline_label: "chain of 200, built-in",
+      goal: "<= 1.5x baseline",
+      met: perStep[n] <= 1.5 * perStep[200],
+    });
+  }
+}
+
+async function fanOuts(startup: number): Promise<void> {
+  const width = 100;
+  const steps = [
+    ...Array.from({ length: width }, (_, i) => ({ id: `f${i}`, command: ["sleep", "0.5"] })),
+    { id: "join", command: ["true"], after: Array.from({ length: width }, (_, i) => `f${i}`) },
+  ];
+  const flow = flowFile("fan100", steps);
+  const run = await cli([
+    "--db",
+    join(HOME, "fan100.sqlite3"),
+    "--executor",
+    "builtin",
+    "start",
+    "--run-key",
+    "f",
+    flow,
+  ]);
+  const ideal = 500 + startup;
+  figure({
+    id: "fanout.100.builtin",
+    label: "fan-out of 100 x sleep 0.5 + join, built-in, whole CLI run",
+    value: run.ms,
+    unit: "ms",
+    baseline: ideal,
+    baseline_label: "0.5 s + CLI start-up (deno run of an empty script)",
+    goal: "<= 1.3x baseline",
+    met: run.ms <= 1.3 * ideal,
+  });
+  await fanOutExternal();
+}
+
+async function fanOutExternal(): Promise<void> {
+  const width = 20;
+  const calls = join(HOME, "fan-calls");
+  const wrapper = writeWrapper(calls);
+  const jobHome = join(HOME, "fan-home");
+  Deno.mkdirSync(jobHome);
+  const env = { ORCHESJOB_HOME: jobHome };
+  const steps = [
+    ...Array.from({ length: width }, (_, i) => ({ id: `f${i}`, command: ["sleep", "0.5"] })),
+    { id: "join", command: ["true"], after: Array.from({ length: width }, (_, i) => `f${i}`) },
+  ];
+  const flow = flowFile("fan20", steps);
+  Deno.writeTextFileSync(calls, "");
+  const run = await cli([
+    "--db",
+    join(HOME, "fan20.sqlite3"),
+    "--orchesjob-bin",
+    wrapper,
+    "start",
+    "--run-key",
+    "x",
+    flow,
+  ], env);
+  const flowCalls = countLines(calls);
+  // The hand-written equivalent: start all, poll `status --running` until empty, then the join.
+  const script = `
+    W='${wrapper}'
+    i=0; while [ $i -lt ${width} ]; do "$W" start --run-key "s:f$i:1" -- sleep 0.5 > /dev/null & i=$((i+1)); done; wait
+    while [ "$("$W" status --running)" != "[]" ]; do sleep 0.1; done
+    "$W" start --run-key s:join:1 -- true > /dev/null
+    until "$W" status --run-key s:join:1 | grep -q '"SUCCEEDED"'; do sleep 0.1; done`;
+  Deno.writeTextFileSync(calls, "");
+  const hand = await measure(["/bin/sh", "-c", script], env);
+  const scriptCalls = countLines(calls);
+  figure({
+    id: "fanout.20.external",
+    label: `fan-out of 20 x sleep 0.5 + join, external (job wrapper); ${flowCalls} orchesjob processes`,
+    value: run.ms,
+    unit: "ms",
+    baseline: hand.ms,
+    baseline_label: `hand-written shell script; ${scriptCalls} orchesjob processes`,
+    goal: "<= 1.1x baseline",
+    met: run.ms <= 1.1 * hand.ms,
+  });
+}
+
+async function launchAndSupervisor(): Promise<void> {
+  const rounds = 15;
+  const dbPath = join(HOME, "launch.sqlite3");
+  const runner = new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
+  await runner.start("warm", ["sleep", "30"], { strict: false });
+  await runner.abort("warm", { graceSeconds: 1 });
+  const bare: number[] = [], builtin: number[] = [], bareRss: number[] = [], supRss: number[] = [];
+  const barePss: number[] = [], supPss: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    let t0 = performance.now();
+    const child = new Deno.Command("sleep", { args: ["30"], stdin: "null", stdout: "null", stderr: "null" }).spawn();
+    bare.push(performance.now() - t0);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    bareRss.push(procField(child.pid, "VmRSS"));
+    barePss.push(procField(child.pid, "Pss", "smaps_rollup"));
+    child.kill("SIGKILL");
+    await child.status;
+    t0 = performance.now();
+    const job = await runner.start(`bench-${i}`, ["sleep", "30"], { strict: false });
+    builtin.push(performance.now() - t0);
+    supRss.push(procField(job.worker_pid!, "VmRSS"));
+    supPss.push(procField(job.worker_pid!, "Pss", "smaps_rollup"));
+    await runner.abort(`bench-${i}`, { graceSeconds: 1 });
+  }
+  runner.db.close();
+  figure({
+    id: "launch.builtin",
+    label: `built-in start until RUNNING (median of ${rounds})`,
+    value: median(builtin),
+    unit: "ms",
+    baseline: median(bare),
+    baseline_label: "bare Deno.Command spawn of sleep",
+    goal: "(report)",
+  });
+  figure({
+    id: "supervisor.rss",
+    label: "supervisor RSS per job",
+    value: median(supRss) / 1024,
+    unit: "MiB",
+    baseline: median(bareRss) / 1024,
+    baseline_label: "a bare sleep process",
+    goal: "(report)",
+  });
+  figure({
+    id: "supervisor.pss",
+    label: "supervisor PSS per job",
+    value: median(supPss) / 1024,
+    unit: "MiB",
+    baseline: median(barePss) / 1024,
+    baseline_label: "a bare sleep process",
+    goal: "(report)",
+  });
+}
+
+// ---- the report ----
+
+function machine() {
+  return {
+    cores: navigator.hardwareConcurrency,
+    os: `${Deno.build.os} ${Deno.build.arch}`,
+    deno: Deno.version.deno,
+    load_average: Deno.loadavg(),
+    date: new Date().toISOString(),
+    full: FULL,
+  };
+}
+
+function printTable(info: ReturnType<typeof machine>, after: number[]): void {
   console.log(
-    `  ${name.padEnd(22)} ${ms.toFixed(0)} ms = x${(ms / baseline).toFixed(1)} baseline; ` +
-      `${((ms - baseline) / CHAIN_STEPS).toFixed(0)} ms per step hand-over`,
+    `orchesjob-flow bench: ${info.cores} cores, ${info.os}, deno ${info.deno}, load ${
+      info.load_average.map((x) => x.toFixed(1)).join(" ")
+    } -> ${after.map((x) => x.toFixed(1)).join(" ")}, ${info.date}`,
   );
+  const fmt = (v: number | null) => (v === null || Number.isNaN(v) ? "-" : v < 10 ? v.toFixed(2) : v.toFixed(0));
+  const rows = figures.map((f) => [
+    f.id,
+    `${fmt(f.value)} ${f.unit}`,
+    f.baseline === null ? "-" : `${fmt(f.baseline)} ${f.unit}`,
+    f.baseline ? `x${(f.value / f.baseline).toFixed(2)}` : "-",
+    f.goal,
+    f.met === null ? "" : f.met ? "met" : "MISSED",
+  ]);
+  const header = ["figure", "value", "baseline", "ratio", "goal", ""];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  for (const row of [header, ...rows]) console.log(row.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd());
+  console.log("\nwhat each figure and baseline is:");
+  for (const f of figures) {
+    console.log(`  ${f.id}: ${f.label}${f.baseline_label ? `; baseline: ${f.baseline_label}` : ""}`);
+  }
 }
+
+const info = machine();
+try {
+  const startup = await cliLatency();
+  await handOffBuiltin();
+  await handOffExternal();
+  await chains();
+  await scaling();
+  await fanOuts(startup);
+  await launchAndSupervisor();
+} finally {
+  Deno.removeSync(HOME, { recursive: true });
+}
+const after = Deno.loadavg();
+if (JSON_OUTPUT) console.log(JSON.stringify({ machine: { ...info, load_average_after: after }, figures }, null, 2));
+else printTable(info, after);

@@ -9,6 +9,42 @@ export const CONFIG = join(REPO, "deno.json");
 /** The argv that runs the CLI under this Deno: `deno run -A --config deno.json main.ts`. */
 export const CLI = [Deno.execPath(), "run", "--allow-all", "--no-prompt", "--config", CONFIG, MAIN];
 
+/**
+ * `path` (a PATH value) without the directories that hold an `orchesjob`. Left to choose (`auto`), the
+ * CLI takes an orchesjob found on PATH over its built-in runner: on a machine where orchesjob is
+ * installed, every test meant for the built-in runner would drive that one instead.
+ */
+export function withoutOrchesjob(path: string): string {
+  return path.split(":").filter((dir) => {
+    try {
+      Deno.statSync(join(dir || ".", "orchesjob"));
+      return false;
+    } catch {
+      return true;
+    }
+  }).join(":");
+}
+
+/** The PATH the tests give the CLI: the caller's, without orchesjob. */
+export const TEST_PATH = withoutOrchesjob(Deno.env.get("PATH") ?? "/usr/bin:/bin");
+
+/**
+ * Variables every CLI under test gets, over the inherited environment: what the caller may have set
+ * for their own use (an orchesjob, a call limit, the debug and test hooks) must not change what a
+ * test sees. A test sets what it needs after these.
+ */
+export const TEST_ENV: Readonly<Record<string, string>> = {
+  NO_COLOR: "1",
+  PATH: TEST_PATH,
+  ORCHESJOB_BIN: "",
+  ORCHESJOB_FLOW_CALL_TIMEOUT: "",
+  ORCHESJOB_FLOW_CRASH_AT: "",
+  ORCHESJOB_FLOW_CRASH_LOG: "",
+  ORCHESJOB_FLOW_DEBUG: "",
+  ORCHESJOB_FLOW_TEST_NOTIFY_LOG: "",
+  ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS: "",
+};
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -21,12 +57,12 @@ export interface CliOptions {
   stdin?: string;
 }
 
-/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited, plus `env`. */
+/** Runs `orchesjob-flow ARGS…` and waits for it. The environment is inherited, then {@link TEST_ENV}, then `env`. */
 export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
   const child = new Deno.Command(CLI[0], {
     args: [...CLI.slice(1), ...args],
     cwd: options.cwd ?? REPO,
-    env: { NO_COLOR: "1", ...options.env },
+    env: { ...TEST_ENV, ...options.env },
     stdin: options.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -104,12 +140,45 @@ export function processAlive(pid: number): boolean {
   return out.success && state !== "" && !state.startsWith("Z");
 }
 
-/** Waits until `check` holds, polling; throws with `what` if it does not within `seconds`. */
-export async function eventually(what: string, check: () => boolean | Promise<boolean>, seconds = 15): Promise<void> {
+/**
+ * Waits until `check` holds, polling; throws with `what` if it does not within `seconds` (generous: a
+ * limit for a loaded machine, never a measurement).
+ */
+export async function eventually(what: string, check: () => boolean | Promise<boolean>, seconds = 60): Promise<void> {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
     if (await check()) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error(`timed out waiting for: ${what}`);
+}
+
+/**
+ * True once process `pid` has `path` open (Linux, from /proc/PID/fd): evidence that a command has got as
+ * far as reading its state, for tests that must know it is waiting before they let the run go on.
+ * Elsewhere it cannot tell, and answers true.
+ */
+export function hasOpen(pid: number, path: string): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`) === path) return true;
+      } catch { /* closed meanwhile */ }
+    }
+  } catch { /* not started, or gone */ }
+  return false;
+}
+
+/**
+ * Reads `stream` to its end in the background. `text` is what has arrived so far (for `eventually`
+ * checks while the writer runs); `done` resolves to all of it.
+ */
+export function collectText(stream: ReadableStream<Uint8Array>): { readonly text: string; done: Promise<string> } {
+  const collected = { text: "", done: Promise.resolve("") };
+  collected.done = (async () => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) collected.text += chunk;
+    return collected.text;
+  })();
+  return collected;
 }

@@ -1,19 +1,32 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
-import denoConfig from "../../deno.json" with { type: "json" };
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
-import { printError, writeStdout } from "./output.ts";
+import { printError, printJson, writeStdout } from "./output.ts";
+import { formatVersion, versionInfo } from "./version.ts";
 
 export const PROGRAM = "orchesjob-flow";
-export const VERSION: string = denoConfig.version;
+
+/** The version line (or JSON) of `--version`, `-V` and `version`. */
+function printVersion(format: unknown): void {
+  const info = versionInfo(PROGRAM);
+  if (format === "json") printJson(info);
+  else writeStdout(formatVersion(info) + "\n");
+}
+
+const FORMAT_OPTION = GLOBAL_SPEC.options.find((o) => o.name === "format")!;
 
 const versionCommand: Command = {
-  spec: { name: "version", summary: "Print the version (as --version and -V do).", usage: "version", options: [] },
-  run() {
-    writeStdout(`${PROGRAM} ${VERSION}\n`);
+  spec: {
+    name: "version",
+    summary: "Print the version (as --version and -V do).",
+    usage: "version [--format text|json]",
+    options: [FORMAT_OPTION],
+  },
+  run(_context, args) {
+    printVersion(args.options.format);
     return ExitCode.ok;
   },
 };
@@ -74,8 +87,11 @@ export async function runCli(argv: readonly string[]): Promise<number> {
     const { global, command, rest } = splitGlobal(argv);
     const parsedGlobal = parseArgs(GLOBAL_SPEC, global);
     if (parsedGlobal.options.version) {
-      writeStdout(`${PROGRAM} ${VERSION}\n`);
+      printVersion(parsedGlobal.options.format);
       return ExitCode.ok;
+    }
+    if (parsedGlobal.options.format !== undefined) {
+      throw new UserError("--format before the command only applies to --version; put it after the command");
     }
     if (parsedGlobal.help || command === undefined) {
       writeStdout(topLevelHelp());
@@ -106,6 +122,6 @@ export async function runCli(argv: readonly string[]): Promise<number> {
       ? { stack: error instanceof Error ? error.stack : undefined }
       : {};
     printError(named(`internal error: ${message}`), debug);
-    return ExitCode.flowFailed;
+    return ExitCode.internal;
   }
 }

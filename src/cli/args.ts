@@ -19,6 +19,8 @@ export interface OptionSpec {
   multiple?: boolean;
   /** A string option that may be repeated, each value kept whole (commas and all), as a string[]. */
   repeatable?: boolean;
+  /** A string option whose value may be empty (otherwise `--db ""`, an unset variable, is refused). */
+  allowEmpty?: boolean;
 }
 
 export interface CommandSpec {
@@ -66,27 +68,25 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
       parsed.help = true;
       continue;
     }
+    if (/^-[A-Za-z]{2,}$/.test(arg) && [...arg.slice(1)].every((c) => byShort.get(c) && !byShort.get(c)!.value)) {
+      // Short flags written together: `-dq` is `-d -q`.
+      for (const c of arg.slice(1)) parsed.options[byShort.get(c)!.name] = true;
+      continue;
+    }
     if (arg.startsWith("-") && arg !== "-") {
       const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
       const key = eq >= 0 ? arg.slice(2, eq) : arg.startsWith("--") ? arg.slice(2) : arg.slice(1);
       const option = arg.startsWith("--") ? byLong.get(key) : byShort.get(key);
-      if (!option) {
-        const written = eq >= 0 ? arg.slice(0, eq) : arg;
-        const near = suggestName(written.replace(/^-+/, ""), all.map((o) => o.name));
-        throw new UserError(`${where}unknown option ${written}${near ? `; did you mean --${near}?` : ""}`);
-      }
+      if (!option) throw unknownOption(spec, all, eq >= 0 ? arg.slice(0, eq) : arg);
       if (!option.value) {
         if (eq >= 0) throw new UserError(`${where}option --${option.name} takes no value`);
         parsed.options[option.name] = true;
         continue;
       }
-      let raw: string;
-      if (eq >= 0) raw = arg.slice(eq + 1);
-      else {
-        if (i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
-        raw = argv[++i];
-      }
-      parsed.options[option.name] = valueOf(option, raw, parsed.options[option.name], where);
+      if (eq < 0 && i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
+      // Global options keep "the last one wins", so a wrapper's defaults can be overridden.
+      const once = spec.name !== "" && spec.options.includes(option);
+      setValue(parsed, option, eq >= 0 ? arg.slice(eq + 1) : argv[++i], where, once);
       continue;
     }
     if (spec.remainder) {
@@ -95,16 +95,42 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
     }
     parsed.positionals.push(arg);
   }
-  if (parsed.help) return parsed;
+  if (!parsed.help) checkPositionals(spec, parsed.positionals, where);
+  return parsed;
+}
+
+function checkPositionals(spec: CommandSpec, positionals: readonly string[], where: string): void {
   const names = spec.positionals ?? [];
   const required = names.filter((n) => !n.endsWith("?")).length;
-  if (parsed.positionals.length < required) {
-    throw new UserError(`${where}missing ${names[parsed.positionals.length].replace(/\?$/, "")}`);
+  if (positionals.length < required) {
+    throw new UserError(`${where}missing ${names[positionals.length].replace(/\?$/, "")}`);
   }
-  if (parsed.positionals.length > names.length) {
-    throw new UserError(`${where}unexpected argument ${JSON.stringify(parsed.positionals[names.length])}`);
+  if (positionals.length > names.length) {
+    throw new UserError(`${where}unexpected argument ${JSON.stringify(positionals[names.length])}`);
   }
-  return parsed;
+}
+
+/** The error for an option nobody declared (`written` as typed, without any `=value`). */
+function unknownOption(spec: CommandSpec, all: readonly OptionSpec[], written: string): UserError {
+  const where = spec.name ? `${spec.name}: ` : "";
+  // A short option is not a prefix of a long one: `-d` is not a misspelt `--db`.
+  const near = written.startsWith("--") ? suggestName(written.slice(2), all.map((o) => o.name)) : undefined;
+  // Before the command only global options are read: `-d start …` means `start -d …`.
+  const hint = near ? `; did you mean --${near}?` : spec.name === "" ? " (a command's options go after it)" : "";
+  return new UserError(`${where}unknown option ${written}${hint}`);
+}
+
+/** Stores a valued option's value; with `once`, different values of a single-valued option are refused. */
+function setValue(parsed: ParsedArgs, option: OptionSpec, raw: string, where: string, once: boolean): void {
+  const previous = parsed.options[option.name];
+  const value = valueOf(option, raw, previous, where);
+  if (once && !option.multiple && previous !== undefined && previous !== value) {
+    // `--run-key a ... --run-key b`: which one was meant is not for us to guess.
+    throw new UserError(
+      `${where}option --${option.name} given twice (${JSON.stringify(previous)} and ${JSON.stringify(value)})`,
+    );
+  }
+  parsed.options[option.name] = value;
 }
 
 /** An option's value from `raw`; a repeatable option adds to what it had (`previous`). */
@@ -136,6 +162,9 @@ function convert(option: OptionSpec, raw: string, where: string): OptionValue {
       throw new UserError(`${where}option --${option.name} needs a number, got ${JSON.stringify(raw)}`);
     }
     return value;
+  }
+  if (raw === "" && !option.allowEmpty) {
+    throw new UserError(`${where}option --${option.name} needs a non-empty value`);
   }
   if (option.choices && !option.choices.includes(raw)) {
     const near = suggestName(raw, option.choices);

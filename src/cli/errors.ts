@@ -5,7 +5,7 @@
 import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError, ParamError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
-import { StateFileError } from "../store/mod.ts";
+import { StateFileChangedError, StateFileError, StateLocationError } from "../store/mod.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -13,8 +13,22 @@ export const ExitCode = {
   usage: 2,
   notFound: 3,
   cancelled: 4,
+  /** `cancel`: the run is CANCELLED, but an abort could not be delivered (its job may still run). */
+  abortFailed: 5,
   /** `wait --timeout` ran out before the run ended (as timeout(1) exits). */
   timedOut: 124,
+  /**
+   * `start -d`: the background driver was launched but neither took the run nor exited within the
+   * wait (EX_TEMPFAIL); also `_drive` finding the run driven by another process.
+   */
+  notConfirmed: 75,
+  /**
+   * A driver stopped because its state file was deleted or replaced under it (EX_IOERR): the run goes
+   * on in no file, so it must not go on at all.
+   */
+  stateFileChanged: 74,
+  /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
+  internal: 70,
   interrupted: 130,
 } as const;
 export type ExitCode = typeof ExitCode[keyof typeof ExitCode];
@@ -47,9 +61,11 @@ export class UserError extends Error {
  */
 export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
+  if (error instanceof StateFileChangedError) return ExitCode.stateFileChanged;
   if (error instanceof FlowError || error instanceof ParamError || error instanceof StateFileError) {
     return ExitCode.usage;
   }
+  if (error instanceof StateLocationError) return ExitCode.usage;
   if (error instanceof ExecutorChoiceError) return ExitCode.usage;
   if (error instanceof JobError) return JobExit[error.reason];
   return null;

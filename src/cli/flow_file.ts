@@ -1,30 +1,47 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
-import { dirname, resolve } from "node:path";
 import { UserError } from "./errors.ts";
-import { bindFlow, loadFlow, parseParamArgument } from "../flow/mod.ts";
+import {
+  bindFlow,
+  checkFileSize,
+  FlowError,
+  LIMITS,
+  loadFlowBytes,
+  loadYamlLibrary,
+  parseParamArgument,
+} from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
+import { dirname, resolve } from "../shared/mod.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
 /** The name a flow read from standard input (`-`) goes by in messages. */
 export const STDIN_NAME = "<stdin>";
 
-/** Reads and loads a flow file; `-` reads standard input. */
-export function readFlowFile(path: string): FlowDefinition {
-  if (path === "-") return loadFlow(readStdin(), STDIN_NAME);
-  let text: string;
+/** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
+export async function readFlowFile(path: string): Promise<FlowDefinition> {
+  await loadYamlLibrary();
+  if (path === "-") return loadFlowBytes(readStdin(), STDIN_NAME);
+  let bytes: Uint8Array;
   try {
-    text = Deno.readTextFileSync(path);
+    // The size limit is checked before reading, so a huge file is refused without being loaded.
+    const info = Deno.statSync(path);
+    if (info.isFile) {
+      checkFileSize(info.size, path);
+      bytes = Deno.readFileSync(path);
+    } else {
+      // A device or a pipe (`/dev/zero`, `<(…)`) has no size: read it only up to the limit.
+      using file = Deno.openSync(path);
+      bytes = readUpToLimit(file, path);
+    }
   } catch (error) {
+    if (!(error instanceof Error) || error.name === "FlowError") throw error;
     const reason = error instanceof Deno.errors.NotFound
       ? "no such file"
       : error instanceof Deno.errors.IsADirectory
       ? "is a directory"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+      : error.message;
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
-  return loadFlow(text, path);
+  return loadFlowBytes(bytes, path);
 }
 
 /** `--param NAME=VALUE`, repeatable (start, validate). */
@@ -56,24 +73,35 @@ export function bindFlowFile(flow: FlowDefinition, path: string, given: Record<s
   return bindFlow(flow, given, flowDirectory(path));
 }
 
-/** The whole of standard input, as text. */
-function readStdin(): string {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(65536);
+function readStdin(): Uint8Array {
   try {
-    for (;;) {
-      const n = Deno.stdin.readSync(buffer);
-      if (n === null) break;
-      chunks.push(buffer.slice(0, n));
-    }
+    return readUpToLimit(Deno.stdin, STDIN_NAME);
   } catch (error) {
+    if (error instanceof FlowError) throw error;
     throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
   }
-  const bytes = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+}
+
+/** Everything `reader` yields, refused with a FlowError once past the file size limit. */
+function readUpToLimit(reader: { readSync(buffer: Uint8Array): number | null }, name: string): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(65536);
+  let total = 0;
+  for (;;) {
+    const n = reader.readSync(buffer);
+    if (n === null) break;
+    chunks.push(buffer.slice(0, n));
+    total += n;
+    // Stop reading once past the size limit: the rest of an endless stream is never buffered.
+    if (total > LIMITS.fileBytes) {
+      throw new FlowError({ file: name }, `flow file is larger than the limit of ${LIMITS.fileBytes} bytes`);
+    }
+  }
+  const bytes = new Uint8Array(total);
   let offset = 0;
   for (const chunk of chunks) {
     bytes.set(chunk, offset);
     offset += chunk.length;
   }
-  return new TextDecoder().decode(bytes);
+  return bytes;
 }

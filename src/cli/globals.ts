@@ -4,6 +4,7 @@
  */
 import type { ExecutorChoice } from "../executor/mod.ts";
 import { type CommandSpec, numberOption, type OptionSpec, type ParsedArgs } from "./args.ts";
+import { UserError } from "./errors.ts";
 import type { GlobalOptions } from "./command.ts";
 
 export const GLOBAL_SPEC: CommandSpec = {
@@ -11,7 +12,18 @@ export const GLOBAL_SPEC: CommandSpec = {
   summary: "Run a small graph of local commands through orchesjob, with durable state in SQLite.",
   usage: "[GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]",
   options: [
-    { name: "version", short: "V", help: "Print the version and exit." },
+    {
+      name: "version",
+      short: "V",
+      help: "Print the version, the Deno version, the target, whether compiled, and the git commit; then exit.",
+    },
+    {
+      name: "format",
+      value: "string",
+      metavar: "FORMAT",
+      choices: ["text", "json"],
+      help: "With --version: text (default) or json.",
+    },
     { name: "db", value: "string", metavar: "PATH", help: "SQLite state file (default: see README)." },
     {
       name: "orchesjob-bin",
@@ -30,13 +42,18 @@ export const GLOBAL_SPEC: CommandSpec = {
       name: "poll-interval",
       value: "number",
       metavar: "SECONDS",
-      help: "Longest sleep of the flow loop between polls (default 5.0).",
+      help: "Longest sleep of the flow loop between polls (default 5.0, at most 86400).",
     },
   ],
 };
 
-/** The global options a command also accepts after its name (all but --version). */
-export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.filter((o) => o.name !== "version");
+/** The longest --poll-interval: a loop that sleeps longer would not notice a cancel for days. */
+const MAX_POLL_INTERVAL_SEC = 86_400;
+
+/** The global options a command also accepts after its name (all but --version and its --format). */
+export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.filter((o) =>
+  o.name !== "version" && o.name !== "format"
+);
 
 /** Global options from the words before the command, overridden by any given after it. */
 export function resolveGlobals(before: ParsedArgs, after?: ParsedArgs): GlobalOptions {
@@ -45,10 +62,14 @@ export function resolveGlobals(before: ParsedArgs, after?: ParsedArgs): GlobalOp
     const value = after?.options[option.name];
     if (value !== undefined) merged.options[option.name] = value;
   }
+  const pollInterval = numberOption(merged, "poll-interval", 5.0, 0, true);
+  if (pollInterval > MAX_POLL_INTERVAL_SEC) {
+    throw new UserError(`option --poll-interval must be at most ${MAX_POLL_INTERVAL_SEC} (a day), got ${pollInterval}`);
+  }
   return {
     db: merged.options.db as string | undefined,
     orchesjobBin: merged.options["orchesjob-bin"] as string | undefined,
-    pollInterval: numberOption(merged, "poll-interval", 5.0, 0, true),
+    pollInterval,
     executor: (merged.options.executor as ExecutorChoice | undefined) ?? "auto",
   };
 }

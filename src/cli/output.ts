@@ -43,6 +43,11 @@ export function printError(message: string, extra: Record<string, unknown> = {})
   writeStderr(JSON.stringify({ error: message, ...extra }) + "\n");
 }
 
+/** A single-line JSON notice on stderr for something that is not a failure of this command. */
+export function printWarning(message: string, extra: Record<string, unknown> = {}): void {
+  writeStderr(JSON.stringify({ warning: message, ...extra }) + "\n");
+}
+
 /** True when stdout is a terminal and colour is wanted (NO_COLOR unset or empty). */
 export function useColor(): boolean {
   return Deno.stdout.isTerminal() && !(Deno.env.get("NO_COLOR") ?? "");

@@ -1,43 +1,93 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, type DriverLock, loadRun, type RunRepository, type StartGate, toRecord } from "../engine/mod.ts";
+import { Driver, loadRun, type RunRepository, toRecord } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { createExecutor, type Executor } from "../executor/mod.ts";
+import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
+import { epochNow, pathExists } from "../shared/mod.ts";
 import {
+  checkStateFile,
   type Database,
+  type FileIdentity,
   FileLocks,
   jobsDirectory,
   openDatabase,
+  openDatabaseReadOnly,
   resolveDbPath,
   type RunFilter,
   RunStore,
+  stateFileIdentity,
+  storeWaitReason,
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
+import { INVISIBLE_OR_CONTROL, LIMITS } from "../flow/mod.ts";
+import { printError } from "./output.ts";
+import { faultJson } from "./render/mod.ts";
+
+export interface SessionOptions {
+  /**
+   * For commands that only read (status, watch, list, logs): a missing state file is not created
+   * (nor its directory); an empty in-memory database stands in, so every run is unknown.
+   */
+  readOnly?: boolean;
+  /**
+   * For commands that never write (status, list): an existing state file is opened read-only, so they
+   * work on a read-only home or a read-only copy of the file.
+   */
+  queryOnly?: boolean;
+}
 
 export class Session implements Disposable {
   readonly dbPath: string;
   readonly db: Database;
+  /** The state file as opened (null: none, an in-memory stand-in): a driver stops if the path comes to name another file. */
+  readonly identity: FileIdentity | null;
   /** The engine's ports, wired to SQLite and the file locks. */
   readonly runs: RunRepository;
-  readonly locks: DriverLock & StartGate;
+  readonly locks: FileLocks;
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
 
-  constructor(readonly context: CommandContext) {
+  constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    this.db = openDatabase(this.dbPath);
+    const exists = pathExists(this.dbPath);
+    this.db = (options.readOnly || options.queryOnly) && !exists
+      ? openDatabase(":memory:")
+      : options.queryOnly
+      ? openDatabaseReadOnly(this.dbPath)
+      : openDatabase(this.dbPath);
+    this.identity = stateFileIdentity(this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
   }
 
-  /** The stored run, or exit code 3 when there is none. */
+  /** The stored run, or exit code 3 naming the state file searched when there is none. */
   run(runKey: string): RunRecord {
     const record = loadRun(this.runs, runKey);
-    if (!record) throw new UserError(`run not found: ${runKey}`, ExitCode.notFound);
+    if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
+  }
+
+  /**
+   * The run with its orchesjob binary replaced when `--orchesjob-bin` names another one (the kind
+   * stays, the old path is kept in `executor.replaced`). Refused (exit 2) for a run on the built-in
+   * runner and for a binary that cannot be run.
+   */
+  rebind(record: RunRecord): RunRecord {
+    const bin = this.context.globals.orchesjobBin;
+    if (!bin) return record;
+    const runKey = record.state.runKey;
+    if (record.executor.kind !== "orchesjob") {
+      throw new UserError(`run ${runKey} uses the built-in runner; --orchesjob-bin does not apply to it`);
+    }
+    const executor = chooseExecutor("orchesjob", bin, () => undefined);
+    if (executor.bin === record.executor.bin) return record;
+    checkUsable(executor, (name) => Deno.env.get(name));
+    const replaced = [...(record.executor.replaced ?? []), { bin: record.executor.bin!, until: epochNow() }];
+    this.store.setExecutor(runKey, { ...executor, replaced });
+    return this.run(runKey);
   }
 
   /** The runs `filter` selects, newest first. */
@@ -50,7 +100,7 @@ export class Session implements Disposable {
     const id = JSON.stringify(record.executor);
     let executor = this.executors.get(id);
     if (!executor) {
-      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath));
+      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec());
       this.executors.set(id, executor);
     }
     return executor;
@@ -63,6 +113,24 @@ export class Session implements Disposable {
       executor: this.executorFor(record),
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
+      checkStore: () => {
+        if (this.identity) checkStateFile(this.dbPath, this.identity);
+      },
+      storeWaitReason,
+      onStoreWait: ({ runKey, reason, since, retryInSec }) =>
+        printError(`state database unusable, retrying: ${reason}`, {
+          run_key: runKey,
+          since,
+          retry_in_sec: retryInSec,
+        }),
+      // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
+      onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
+        printError(`executor call failed: ${fault.message}`, {
+          run_key: runKey,
+          step: stepId,
+          attempt_no: attemptNo,
+          executor_error: faultJson(fault),
+        }),
     }, record.state.runKey);
   }
 
@@ -83,11 +151,27 @@ export function stepOf(record: RunRecord, stepId: string): StepState {
 }
 
 /** The `--run-key` option of every run command. */
+/** `-d`: start, resume and retry drive the run in a background process. */
+export const DETACH_OPTION: OptionSpec = {
+  name: "detach",
+  short: "d",
+  help: "Drive the run in a background process and return at once.",
+};
+
+/** `-q`: no live table while a run is driven in the foreground. */
+export const QUIET_OPTION: OptionSpec = {
+  name: "quiet",
+  short: "q",
+  help: "No live table on stderr (shown only when stderr is a terminal).",
+};
+
 export const RUN_KEY_OPTION: OptionSpec = {
   name: "run-key",
   value: "string",
   metavar: "KEY",
   help: "The flow run's key (required).",
+  // checkRunKey refuses an empty key with the run-key rule.
+  allowEmpty: true,
 };
 
 /** The checked `--run-key` of a run command. */
@@ -95,12 +179,45 @@ export function runKeyOf(args: ParsedArgs): string {
   return checkRunKey(args.options["run-key"] as string | undefined);
 }
 
-/** Run keys are the caller's; they only need to be non-empty, printable and of sane length. */
+/**
+ * The run-key rule (README "Run keys"): 1-256 characters, not only whitespace, not starting with `-`
+ * (orchesjob would read it as an option), and none of the control or invisible characters of
+ * {@link INVISIBLE_OR_CONTROL} (which include U+FFFD, what invalid UTF-8 in argv decodes to). File
+ * names derived from a key are bounded (store/paths.ts), so every accepted key works everywhere.
+ */
 export function checkRunKey(runKey: string | undefined): string {
   if (runKey === undefined) throw new UserError("--run-key is required");
-  const control = [...runKey].some((ch) => ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f);
-  if (runKey.trim() === "" || runKey.length > 256 || control) {
-    throw new UserError(`invalid run key ${JSON.stringify(runKey)}: use 1-256 printable characters`);
+  const length = [...runKey].length;
+  const bad = INVISIBLE_OR_CONTROL.exec(runKey);
+  const reason = runKey.trim() === ""
+    ? "it is empty or only whitespace"
+    : length > LIMITS.runKeyChars
+    ? `it has ${length} characters`
+    : runKey.startsWith("-")
+    ? 'it starts with "-"'
+    : bad
+    ? `it contains U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (a control, ` +
+      "invisible or undecodable character)"
+    : undefined;
+  if (reason !== undefined) {
+    const shown = JSON.stringify(length > 80 ? [...runKey].slice(0, 80).join("") + "…" : runKey);
+    throw new UserError(
+      `invalid run key ${shown}: ${reason}; use 1-${LIMITS.runKeyChars} printable characters, not starting with "-"`,
+    );
   }
   return runKey;
+}
+
+/**
+ * The time limit of one call to an external orchesjob: 60 s, or `ORCHESJOB_FLOW_CALL_TIMEOUT` seconds
+ * (for tests of a hanging orchesjob, and hosts where orchesjob is known to be slow).
+ */
+function callTimeoutSec(): number {
+  const raw = Deno.env.get("ORCHESJOB_FLOW_CALL_TIMEOUT");
+  if (!raw) return 60;
+  const seconds = Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new UserError(`ORCHESJOB_FLOW_CALL_TIMEOUT must be a number of seconds > 0, got ${JSON.stringify(raw)}`);
+  }
+  return seconds;
 }

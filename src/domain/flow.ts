@@ -49,7 +49,15 @@ export interface FlowDefinition {
   paramValues: Record<string, string> | null;
   /** At most this many steps RUNNING at once; null for no limit. */
   maxParallel: number | null;
+  /**
+   * How long the executor may stay unusable for a running step before its attempt fails
+   * (`executor_unavailable_sec`); absent means the default.
+   */
+  executorUnavailableSec?: number;
 }
+
+/** The default of `executor_unavailable_sec`: ten minutes. */
+export const DEFAULT_EXECUTOR_UNAVAILABLE_SEC = 600;
 
 /**
  * The definition as stored with a run and printed by `validate`; field names follow the flow file's.
@@ -84,4 +92,6 @@ export interface NormalizedFlow {
   param_values?: Record<string, string>;
   max_parallel?: number;
   steps: NormalizedStep[];
+  /** Present only when the file sets it, so the hash of a flow without it is what it always was. */
+  executor_unavailable_sec?: number;
 }

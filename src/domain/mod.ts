@@ -6,3 +6,4 @@ export * from "./status.ts";
 export * from "./job.ts";
 export * from "./flow.ts";
 export * from "./run.ts";
+export { sha256Hex } from "./sha256.ts";

@@ -22,6 +22,19 @@ export interface StepState {
   job: Job | null;
   /** One record per earlier attempt that failed and was retried, oldest first. */
   retryHistory: RetryRecord[];
+  /** Calls to the executor about the current attempt that are failing; null once one succeeds. */
+  executorError: ExecutorFault | null;
+}
+
+/** Failed executor calls about one attempt, in a row: what the last one said, since when, how many. */
+export interface ExecutorFault {
+  message: string;
+  exitCode: number | null;
+  /** The end of the executor's stderr. */
+  stderrTail: string;
+  firstAt: number;
+  lastAt: number;
+  count: number;
 }
 
 /** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). Persisted. */
@@ -36,6 +49,8 @@ export interface RetryRecord {
 
 export interface RunState {
   runKey: string;
+  /** Where and with what environment its steps run (absent for runs stored before it was kept). */
+  launch?: RunLaunch;
   flow: FlowDefinition;
   status: RunStatus;
   startedAt: number;
@@ -53,6 +68,8 @@ export interface ExecutorSpec {
   kind: ExecutorKind;
   /** The orchesjob binary, for kind "orchesjob". */
   bin?: string;
+  /** Binaries this run used before `--orchesjob-bin` replaced them, oldest first, with when (epoch seconds). */
+  replaced?: { bin: string; until: number }[];
 }
 
 /** One `retry` of a run: when, which steps it reopened, and who asked (`$USER`). */
@@ -64,11 +81,24 @@ export interface RetryRound {
   user: string | null;
 }
 
+/**
+ * The working directory and environment of a run's first `start`. Every attempt of every step runs
+ * with them, whoever drives the run and from wherever. Persisted in the 0600 state file.
+ */
+export interface RunLaunch {
+  cwd: string;
+  env: Record<string, string>;
+}
+
 /** A run as stored: its state (the definition still in its stored form), and what it is bound to. */
 export interface StoredRun {
   runKey: string;
   status: RunStatus;
-  definition: NormalizedFlow;
+  /**
+   * The definition, parsed on call: a process parses each definition once (by its hash), and a 10k-step
+   * definition parsed again on every load was a large part of a driver's peak memory.
+   */
+  definition(): NormalizedFlow;
   definitionHash: string;
   flowFile: string | null;
   executor: ExecutorSpec;
@@ -78,6 +108,7 @@ export interface StoredRun {
   error: string | null;
   steps: StepState[];
   rounds: RetryRound[];
+  launch?: RunLaunch;
 }
 
 /** A run as the engine and the CLI use it: its state with the parsed definition, and its binding. */
@@ -94,8 +125,16 @@ export function stepRunKey(runKey: string, stepId: string, attemptNo: number): s
   return `${runKey}:${stepId}:${Math.max(attemptNo, 1)}`;
 }
 
+/** Each flow's steps by id, built on first use: renderers and the engine look steps up once per step. */
+const stepIndexes = new WeakMap<FlowDefinition, Map<string, StepDefinition>>();
+
 export function stepDefinition(run: RunState, stepId: string): StepDefinition {
-  const step = run.flow.steps.find((s) => s.id === stepId);
+  let index = stepIndexes.get(run.flow);
+  if (!index) {
+    index = new Map(run.flow.steps.map((step) => [step.id, step]));
+    stepIndexes.set(run.flow, index);
+  }
+  const step = index.get(stepId);
   if (!step) throw new Error(`step ${stepId} is not in flow ${run.flow.flowId}`);
   return step;
 }

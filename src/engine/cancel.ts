@@ -1,10 +1,11 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
-import { type RunState, stepRunKey } from "../domain/mod.ts";
-import type { Executor } from "../executor/mod.ts";
-import { type Clock, systemClock } from "../shared/mod.ts";
+import { type Job, type RunState, stepRunKey } from "../domain/mod.ts";
+import { type Executor, ExecutorError } from "../executor/mod.ts";
+import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
-import { moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { attemptEnd } from "./decide.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 
@@ -13,7 +14,14 @@ export const CANCEL_REASON = "flow cancelled";
  * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING.
  */
 export async function cancelRun(
-  ports: { runs: RunRepository; gate: StartGate; executor: Executor; clock?: Clock },
+  ports: {
+    runs: RunRepository;
+    gate: StartGate;
+    executor: Executor;
+    clock?: Clock;
+    /** Told of each running step whose abort could not be delivered (it is CANCELLED all the same). */
+    onAbortFailed?: (stepId: string, error: string) => void;
+  },
   runKey: string,
   graceSeconds: number,
 ): Promise<RunState> {
@@ -26,22 +34,39 @@ export async function cancelRun(
   // Committed under the start gate: once this commit is visible, no driver can start a job for the
   // run (the driver checks the run under the same gate before every start).
   await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
+  crashPoint("cancel:after-commit");
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING").map(async (step) => {
-      const job = await executor.abort(stepRunKey(runKey, step.id, step.attemptNo), {
-        graceSeconds,
-        reason: CANCEL_REASON,
-      });
-      const succeeded = job?.status === "SUCCEEDED";
+      const key = stepRunKey(runKey, step.id, step.attemptNo);
       const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
+      let job: Job | null;
+      try {
+        job = await executor.abort(key, { graceSeconds, reason: CANCEL_REASON });
+      } catch (error) {
+        if (!(error instanceof ExecutorError)) throw error;
+        // The cancel completes even when orchesjob cannot be reached: the step is CANCELLED and says
+        // that its job may still be running, under which run key, so the operator can stop it.
+        const message = `${CANCEL_REASON}; abort failed: ${error.message}; the job may still be running ` +
+          `(orchesjob run key ${key})`;
+        moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, "CANCELLED", { finishedAt: clock.now(), error: message });
+        ports.onAbortFailed?.(step.id, message);
+        return;
+      }
+      const succeeded = job?.status === "SUCCEEDED";
       moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
-        finishedAt: clock.now(),
+        finishedAt: attemptEnd(step, job, clock.now()),
         error: succeeded ? null : CANCEL_REASON,
         job: job ?? step.job,
       });
     }),
   );
+  // The run ended when its last step did: running steps end after the cancel is committed.
+  const ended = loadRun(runs, runKey)!.state;
+  const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
+  if (ended.finishedAt !== null && last > ended.finishedAt) {
+    moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
+  }
   return loadRun(runs, runKey)!.state;
 }

@@ -3,13 +3,31 @@
  * One driver per run at a time (the caller holds the run's driver lock).
  */
 import { type Executor, ExecutorError } from "../executor/mod.ts";
-import { isTerminalRun, type Job, type RunState, stepDefinition, stepRunKey } from "../domain/mod.ts";
-import { type Clock, nextPause, sleepUnless, systemClock } from "../shared/mod.ts";
-import { type Action, decide, nextDue, type Observations } from "./decide.ts";
+import {
+  type ExecutorFault,
+  isActiveJob,
+  isTerminalRun,
+  type Job,
+  type RunState,
+  stepRunKey,
+  type StepState,
+  type StepStatus,
+} from "../domain/mod.ts";
+import {
+  type Clock,
+  collectGarbageIfGrown,
+  crashPoint,
+  forEachBounded,
+  nextPause,
+  systemClock,
+} from "../shared/mod.ts";
+import { Doorbell } from "./doorbell.ts";
+import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
 import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { stepLaunch } from "./launch.ts";
+import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
-import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
+import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
 export const TIMEOUT_GRACE_SECONDS = 5;
@@ -20,6 +38,10 @@ export const TIMEOUT_GRACE_SECONDS = 5;
 const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
+/** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
+export const START_CONCURRENCY = 8;
+/** Starts per hold of the start gate, so a cancel waits for one batch at most. */
+const START_BATCH = 64;
 
 export interface DriverOptions {
   runs: RunRepository;
@@ -31,6 +53,20 @@ export interface DriverOptions {
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
   interrupted?: () => boolean;
+  /**
+   * Called before every round; throws to stop the driver (the state file was deleted or replaced:
+   * rounds would go on writing a file nobody reads).
+   */
+  checkStore?: () => void;
+  /**
+   * Why an error of the store is passing (its write lock held by another process, a full disk), or
+   * null. Such a round is retried with backoff up to the poll interval, and reported meanwhile.
+   */
+  storeWaitReason?: (error: unknown) => string | null;
+  /** Told of each round lost to a passing store fault (the CLI prints it; the run's error shows it). */
+  onStoreWait?: (event: { runKey: string; reason: string; since: number; retryInSec: number }) => void;
+  /** Told of every failed executor call about a step, after it is recorded (the CLI prints it). */
+  onExecutorError?: (event: { runKey: string; stepId: string; attemptNo: number; fault: ExecutorFault }) => void;
 }
 
 export interface TickResult {
@@ -43,6 +79,21 @@ export interface TickResult {
 
 export class Driver {
   private readonly clock: Clock;
+  private readonly bell = new Doorbell();
+  /**
+   * The run as this driver last wrote or read it. Each guarded write that succeeds is applied here
+   * too, so a round does not reload the run; a write that loses its guard (another process changed
+   * the run: a cancel) marks it stale and the next round reloads.
+   */
+  private state: RunState | null = null;
+  private index: RunIndex | null = null;
+  private stale = true;
+  /** Jobs that `start` returned this round: ended ones need no status call. */
+  private startedJobs = new Map<string, Job>();
+  /** While the store fails with a passing fault: since when, the current backoff, and whether the run shows it. */
+  private waitingSince: number | null = null;
+  private storeWait: number | null = null;
+  private shownWait = false;
 
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
@@ -54,24 +105,60 @@ export class Driver {
     return record.state;
   }
 
+  /**
+   * The run to decide on. Only the run's status can change under a driver that holds the run's lock
+   * (a cancel, which also ends the steps), so that one field is read each round; the rest comes from
+   * memory unless a write found the store different from what this driver believed.
+   */
+  private current(): { run: RunState; index: RunIndex } {
+    if (this.state && this.index && !this.stale && this.options.runs.runStatus(this.runKey) === this.state.status) {
+      return { run: this.state, index: this.index };
+    }
+    this.state = this.load();
+    this.index = new RunIndex(this.state);
+    this.stale = false;
+    this.startedJobs.clear();
+    return { run: this.state, index: this.index };
+  }
+
   /** One round: observe, decide, apply. */
   async tick(): Promise<TickResult> {
-    const before = this.load();
-    if (isTerminalRun(before.status)) return { state: before, progressed: false, started: false };
-    const observations = await this.observe(before);
-    const actions = decide(before, observations, this.clock.now());
+    const { run, index } = this.current();
+    if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
+    const observations = await this.observe(run, index);
+    const actions = decide(run, observations, this.clock.now(), index);
+    index.settle();
     let progressed = false;
     let started = false;
+    const starts: Extract<Action, { kind: "start" }>[] = [];
     for (const action of actions) {
-      if (this.options.interrupted?.()) break;
-      const effect = await this.apply(before, action);
+      if (this.options.interrupted?.()) {
+        // settle() assumed every action is applied: rebuild the index rather than forget a step.
+        this.stale = true;
+        break;
+      }
+      if (action.kind === "start") {
+        starts.push(action);
+        continue;
+      }
+      const effect = await this.apply(run, index, action);
       if (effect === "started") started = true;
       else if (effect === "progressed") progressed = true;
     }
-    return { state: this.load(), progressed, started };
+    if (starts.length > 0) {
+      const effect = await this.startAll(starts);
+      if (effect === "started") started = true;
+      else if (effect === "progressed") progressed = true;
+    }
+    return { state: run, progressed, started };
   }
 
-  /** Drives the run until it ends, or until interrupted. Returns the last state seen. */
+  /**
+   * Drives the run until it ends, or until interrupted. Returns the last state seen. Between rounds
+   * it sleeps with a backoff up to the poll interval, woken early by the executor's change hints
+   * (a job ended): a hint that is lost costs at most one poll interval, and after a restart polling
+   * finds whatever ended meanwhile.
+   */
   async drive(): Promise<RunState> {
     const backoff = {
       first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
@@ -79,43 +166,105 @@ export class Driver {
       ceiling: this.options.pollIntervalSec,
     };
     const first = nextPause(backoff);
+    using _watch = this.options.executor.watch?.(() => this.bell.ring()) ?? null;
     let pause = first;
     for (;;) {
-      if (this.options.interrupted?.()) return this.load();
-      const { state, progressed, started } = await this.tick();
+      if (this.options.interrupted?.()) return this.current().run;
+      // Rings from here on announce changes this round may not see: they cut the next pause short.
+      this.bell.clear();
+      collectGarbageIfGrown();
+      const round = await this.tickOrWait(backoff);
+      if (round === null) continue;
+      const { state, progressed, started } = round;
       if (isTerminalRun(state.status)) return state;
       if (progressed) {
         pause = first;
         continue;
       }
       if (started) pause = first;
-      const due = nextDue(state);
+      const due = nextDue(state, this.index ?? undefined);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       await this.pause(wait);
       pause = nextPause(backoff, pause);
     }
   }
 
-  /** Sleeps `seconds`, waking early if the run ends (a cancel) or the driver is interrupted. */
-  private pause(seconds: number): Promise<void> {
-    return sleepUnless(seconds, () => {
-      if (this.options.interrupted?.()) return true;
-      const status = this.options.runs.runStatus(this.runKey);
-      return status === undefined || isTerminalRun(status);
-    }, SLICE_SECONDS);
+  /**
+   * One round, with the state file checked first. A round that a passing store fault (held write
+   * lock, full disk) cut short is reported, waited out with backoff and retried: returns null then.
+   * Whatever the round wrote before the fault is committed or not as a whole (each write is one
+   * transaction), and the in-memory run is reloaded, so the retry decides from what is stored.
+   */
+  private async tickOrWait(backoff: { first: number; factor: number; ceiling: number }): Promise<TickResult | null> {
+    this.options.checkStore?.();
+    try {
+      const result = await this.tick();
+      if (this.waitingSince !== null) this.endStoreWait();
+      return result;
+    } catch (error) {
+      const reason = this.options.storeWaitReason?.(error) ?? null;
+      if (reason === null) throw error;
+      this.stale = true;
+      this.waitingSince ??= this.clock.now();
+      this.storeWait = nextPause(backoff, this.storeWait ?? undefined);
+      const message = `state database unusable, retrying: ${reason}`;
+      this.options.onStoreWait?.({ runKey: this.runKey, reason, since: this.waitingSince, retryInSec: this.storeWait });
+      this.showStoreWait(message);
+      await this.pause(this.storeWait);
+      return null;
+    }
+  }
+
+  /** The wait is shown as the run's error while it lasts, when the store takes that one write. */
+  private showStoreWait(message: string): void {
+    try {
+      this.shownWait ||= moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: message });
+    } catch { /* the same fault: stderr says it */ }
+  }
+
+  private endStoreWait(): void {
+    this.waitingSince = null;
+    this.storeWait = null;
+    if (this.shownWait) {
+      moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: null });
+      this.shownWait = false;
+    }
   }
 
   /**
-   * The latest job of every RUNNING step. An external orchesjob costs a process per call, so one
-   * `status --running` covers all active jobs and only steps missing from it are asked one by one.
+   * Sleeps `seconds`, waking early when the executor hints that a job ended, the run ends (a cancel)
+   * or the driver is interrupted (both checked every slice).
    */
-  private async observe(run: RunState): Promise<Observations> {
-    const running = run.steps.filter((step) => step.status === "RUNNING");
+  private async pause(seconds: number): Promise<void> {
+    const until = performance.now() + seconds * 1000;
+    while (performance.now() < until) {
+      if (await this.bell.sleep(Math.min(SLICE_SECONDS, (until - performance.now()) / 1000))) return;
+      if (this.options.interrupted?.()) return;
+      const status = this.options.runs.runStatus(this.runKey);
+      if (status === undefined || isTerminalRun(status)) return;
+    }
+  }
+
+  /**
+   * The latest job of every RUNNING step. A job that `start` just returned ended needs no call. An
+   * external orchesjob costs a process per call, so one `status --running` covers all active jobs and
+   * only steps missing from it are asked, a few at a time.
+   */
+  private async observe(run: RunState, index: RunIndex): Promise<Observations> {
     const observations = new Map<string, Job | null>();
-    if (running.length === 0) return observations;
+    const ask: { stepId: string; key: string }[] = [];
+    for (const stepId of index.running) {
+      const step = index.step(stepId);
+      const key = stepRunKey(run.runKey, stepId, step.attemptNo);
+      const known = this.startedJobs.get(stepId);
+      if (known && known.run_key === key && !isActiveJob(known.status)) observations.set(stepId, known);
+      else ask.push({ stepId, key });
+    }
+    this.startedJobs.clear();
+    if (ask.length === 0) return observations;
     const { executor } = this.options;
     let active: Map<string, Job> | null = null;
-    if (executor.kind === "orchesjob" && running.length > 1) {
+    if (executor.kind === "orchesjob" && ask.length > 1) {
       try {
         active = new Map((await executor.running()).map((job) => [job.run_key ?? "", job]));
       } catch (error) {
@@ -123,173 +272,270 @@ export class Driver {
         active = null; // fall back to one call per step
       }
     }
-    for (const step of running) {
-      const key = stepRunKey(run.runKey, step.id, step.attemptNo);
-      const job = active?.get(key) ?? await this.statusOrUnknown(key);
-      if (job !== undefined) observations.set(step.id, job);
-    }
+    await forEachBounded(ask, START_CONCURRENCY, async ({ stepId, key }) => {
+      const step = index.step(stepId);
+      const job = active?.get(key) ?? await this.statusOrFault(step, key);
+      if (job === undefined) return;
+      observations.set(stepId, job);
+      // The executor answers again: the recorded error is over.
+      if (step.executorError !== null) this.record(stepId, { executorError: null }, step.attemptNo);
+    });
     return observations;
   }
 
-  /** orchesjob status; undefined (not observed this round) when orchesjob could not be asked. */
-  private async statusOrUnknown(key: string): Promise<Job | null | undefined> {
+  /**
+   * orchesjob status of one step. A failed call is recorded on the step at once (executor_error) and
+   * the step is left unobserved this round; decide fails the attempt once the executor has been
+   * unusable for longer than the flow allows. An answer clears the recorded error.
+   */
+  private async statusOrFault(step: StepState, key: string): Promise<Job | null | undefined> {
     try {
       return await this.options.executor.status(key);
     } catch (error) {
-      if (error instanceof ExecutorError) return undefined;
-      throw error;
+      if (!(error instanceof ExecutorError)) throw error;
+      this.recordFault(step, error);
+      return undefined;
     }
   }
 
+  /** Adds a failed executor call to the step's executor_error (first time kept, count and last time updated). */
+  private recordFault(step: StepState, error: ExecutorError, attemptNo = step.attemptNo): void {
+    const now = this.clock.now();
+    // A new attempt starts with no recorded error (its intent cleared it).
+    const previous = attemptNo === step.attemptNo ? step.executorError : null;
+    const fault: ExecutorFault = {
+      message: error.message,
+      exitCode: error.exitCode,
+      stderrTail: error.stderrTail,
+      firstAt: previous?.firstAt ?? now,
+      lastAt: now,
+      count: (previous?.count ?? 0) + 1,
+    };
+    if (this.record(step.id, { executorError: fault }, attemptNo)) {
+      this.options.onExecutorError?.({ runKey: this.runKey, stepId: step.id, attemptNo, fault });
+    }
+  }
+
+  /** A guarded step write through the transition table, mirrored in memory when the store took it. */
+  private move<T extends Transition<StepStatus>>(
+    where: { stepId: string; attemptNo?: number },
+    transition: T,
+    to: T["to"][number],
+    change: StepChange = {},
+  ): boolean {
+    const moved = moveStep(this.options.runs, { runKey: this.runKey, ...where }, transition, to, change);
+    if (moved) this.index?.update(where.stepId, { ...change, status: to });
+    else this.stale = true;
+    return moved;
+  }
+
   /**
-   * Carries out one action through the transition table. Returns what it did for the loop's pacing:
-   * `progressed` (decide again at once), `started` (poll soon), or `none`.
+   * Carries out one action (other than a start) through the transition table. Returns what it did for
+   * the loop's pacing: `progressed` (decide again at once), `started` (poll soon), or `none`.
    */
-  private async apply(run: RunState, action: Action): Promise<Effect> {
+  private async apply(run: RunState, index: RunIndex, action: Exclude<Action, { kind: "start" }>): Promise<Effect> {
     const { runs } = this.options;
     const now = this.clock.now();
     const runKey = this.runKey;
+    const attempt = (stepId: string) => ({ stepId, attemptNo: index.step(stepId).attemptNo });
     switch (action.kind) {
       case "begin":
-        moveRun(runs, runKey, RUN_TRANSITIONS.begin, "RUNNING");
+        if (moveRun(runs, runKey, RUN_TRANSITIONS.begin, "RUNNING")) run.status = "RUNNING";
+        else this.stale = true;
         break;
-      case "start":
-        return await this.start(run, action.stepId, action.attemptNo, action.resume);
       case "observe":
-        this.record(run, action.stepId, { job: action.job });
+        this.record(action.stepId, { job: action.job });
         return "none";
       case "succeed":
-        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
-          finishedAt: now,
+        this.move(attempt(action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
+          finishedAt: attemptEnd(index.step(action.stepId), action.job, now),
           job: action.job,
+          executorError: null,
         });
         break;
-      case "retry": {
-        const step = run.steps.find((s) => s.id === action.stepId)!;
-        const error = await this.withStderr(run, action.stepId, action.job, action.error);
-        // The drawn delay is stored in the same write as DELAYED, so a resume never draws again.
-        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.retry, action.next, {
-          nextAttemptAt: action.nextAttemptAt,
-          error,
-          retryHistory: [...step.retryHistory, {
-            attempt_no: step.attemptNo,
-            started_at: step.startedAt,
-            failed_at: now,
-            error,
-            delay_sec: action.delaySec,
-            next_attempt_at: action.nextAttemptAt,
-          }],
-          ...(action.job ? { job: action.job } : {}),
-        });
+      case "retry":
+        await this.retry(index, action, now);
         break;
-      }
       case "fail":
-        moveStep(runs, this.attempt(run, action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
-          finishedAt: now,
-          error: await this.withStderr(run, action.stepId, action.job, action.error),
+        if (action.abort) await this.abortUnreachable(action.stepId, action.error);
+        this.move(attempt(action.stepId), STEP_TRANSITIONS.fail, "FAILED", {
+          finishedAt: attemptEnd(index.step(action.stepId), action.job, now),
+          error: await this.withStderr(action.stepId, action.job, action.error),
           ...(action.job ? { job: action.job } : {}),
         });
         break;
       case "timeout":
-        await this.timeout(run, action.stepId, action.job, action.error);
+        await this.timeout(action.stepId, action.job, action.error);
         break;
       case "skip":
-        moveStep(runs, { runKey, stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
+        this.move({ stepId: action.stepId }, STEP_TRANSITIONS.skip, "SKIPPED", { finishedAt: now });
         break;
       case "finish":
-        moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt: now, error: null });
+        {
+          // Never earlier than any step's end (those are the jobs' own times, all before now).
+          const finishedAt = Math.max(now, ...run.steps.map((step) => step.finishedAt ?? 0));
+          if (moveRun(runs, runKey, RUN_TRANSITIONS.finish, action.status, { finishedAt, error: null })) {
+            Object.assign(run, { status: action.status, finishedAt, error: null });
+          } else {
+            this.stale = true;
+          }
+        }
         break;
     }
     return "progressed";
   }
 
-  /** The guard of a write about a step's current attempt. */
-  private attempt(run: RunState, stepId: string, attemptNo = attemptOf(run, stepId)) {
-    return { runKey: this.runKey, stepId, attemptNo };
-  }
-
-  /** Records what happened to a RUNNING step's current attempt, without changing its status. */
-  private record(run: RunState, stepId: string, change: StepChange, attemptNo?: number): boolean {
-    return moveStep(
-      this.options.runs,
-      this.attempt(run, stepId, attemptNo),
-      STEP_TRANSITIONS.record,
-      "RUNNING",
-      change,
-    );
-  }
-
-  /**
-   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
-   * characters): the reason people look for is usually there.
-   */
-  private async withStderr(run: RunState, stepId: string, job: Job | null, error: string): Promise<string> {
-    if (!job) return error;
-    let bytes: Uint8Array | null;
-    try {
-      bytes = await this.options.executor.logs(
-        { runKey: stepRunKey(this.runKey, stepId, attemptOf(run, stepId)) },
-        "stderr",
-      );
-    } catch (failure) {
-      if (failure instanceof ExecutorError) return error;
-      throw failure;
-    }
-    if (!bytes) return error;
-    const tail = new TextDecoder().decode(bytes.subarray(Math.max(0, bytes.length - 4096)));
-    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
-    if (line === undefined || error.endsWith(line)) return error;
-    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
-  }
-
-  private async start(run: RunState, stepId: string, attemptNo: number, resume: boolean): Promise<Effect> {
-    const { runs } = this.options;
-    if (!resume) {
-      // Intent before action: the step is RUNNING on attempt n (and so on run key :n) before
-      // orchesjob hears of it. After a crash from here on, the loop polls that key and starts it
-      // again only if orchesjob never saw it; orchesjob's idempotency by run key does the rest.
-      const recorded = moveStep(runs, { runKey: this.runKey, stepId }, STEP_TRANSITIONS.start, "RUNNING", {
-        attemptNo,
-        startedAt: this.clock.now(),
-        finishedAt: null,
-        nextAttemptAt: null,
-        error: null,
-        job: null,
-      });
-      if (!recorded) return "started";
-    }
-    // Under the start gate, and only while the run is live: a cancel commits under the same gate,
-    // so no job starts once a cancel is committed.
-    return await this.options.gate.withStartGate(this.runKey, async () => {
-      const status = runs.runStatus(this.runKey);
-      if (status === undefined || isTerminalRun(status)) return "started";
-      return await this.startJob(run, stepId, attemptNo);
+  /** A failed attempt to be retried: PENDING, or DELAYED until the time decide drew. */
+  private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>, now: number): Promise<void> {
+    if (action.abort) await this.abortUnreachable(action.stepId, action.error);
+    const step = index.step(action.stepId);
+    const error = await this.withStderr(action.stepId, action.job, action.error);
+    // The drawn delay is stored in the same write as DELAYED, so a resume never draws again.
+    this.move({ stepId: action.stepId, attemptNo: step.attemptNo }, STEP_TRANSITIONS.retry, action.next, {
+      nextAttemptAt: action.nextAttemptAt,
+      error,
+      retryHistory: [...step.retryHistory, {
+        attempt_no: step.attemptNo,
+        started_at: step.startedAt,
+        failed_at: now,
+        error,
+        delay_sec: action.delaySec,
+        next_attempt_at: action.nextAttemptAt,
+      }],
+      ...(action.job ? { job: action.job } : {}),
     });
   }
 
-  /** Asks the executor to start the attempt's job and records the answer. */
-  private async startJob(run: RunState, stepId: string, attemptNo: number): Promise<Effect> {
-    const definition = stepDefinition(run, stepId);
+  /** Records what happened to a RUNNING step's current attempt, without changing its status. */
+  private record(stepId: string, change: StepChange, attemptNo?: number): boolean {
+    const attempt = attemptNo ?? this.index!.step(stepId).attemptNo;
+    return this.move({ stepId, attemptNo: attempt }, STEP_TRANSITIONS.record, "RUNNING", change);
+  }
+
+  /**
+   * Starts ready steps, {@link START_CONCURRENCY} at a time, in batches of {@link START_BATCH}. Each
+   * batch: every intent is committed first, then the batch's jobs start under one hold of the start
+   * gate, and only while the run is live (a cancel commits under the same gate, so no job starts
+   * once a cancel is committed, and a cancel waits for one batch at most).
+   */
+  private async startAll(starts: Extract<Action, { kind: "start" }>[]): Promise<Effect> {
+    let progressed = false;
+    for (let offset = 0; offset < starts.length; offset += START_BATCH) {
+      if (this.options.interrupted?.()) {
+        this.stale = true;
+        break;
+      }
+      const batch = starts.slice(offset, offset + START_BATCH).filter((start) => start.resume || this.intend(start));
+      if (batch.some((start) => !start.resume)) crashPoint("driver:after-intent");
+      const { runs, gate } = this.options;
+      await gate.withStartGate(this.runKey, async () => {
+        const status = runs.runStatus(this.runKey);
+        if (status === undefined || isTerminalRun(status)) return;
+        await forEachBounded(batch, START_CONCURRENCY, async (start) => {
+          if (await this.startJob(start.stepId, start.attemptNo) === "progressed") progressed = true;
+        });
+      });
+    }
+    return progressed ? "progressed" : "started";
+  }
+
+  /**
+   * Intent before action: the step is RUNNING on attempt n (and so on run key :n) before orchesjob
+   * hears of it. After a crash from here on, the loop polls that key and starts it again only if
+   * orchesjob never saw it; orchesjob's idempotency by run key does the rest.
+   */
+  private intend(start: { stepId: string; attemptNo: number }): boolean {
+    return this.move({ stepId: start.stepId }, STEP_TRANSITIONS.start, "RUNNING", {
+      attemptNo: start.attemptNo,
+      startedAt: this.clock.now(),
+      finishedAt: null,
+      nextAttemptAt: null,
+      error: null,
+      job: null,
+      executorError: null,
+    });
+  }
+
+  /**
+   * Asks the executor to start the attempt's job and records the answer. The built-in runner is not
+   * made to wait for RUNNING: the next poll (or its change hint) reports that.
+   */
+  private async startJob(stepId: string, attemptNo: number): Promise<Effect> {
+    const definition = this.index!.definition(stepId);
+    const runLaunch = this.state!.launch;
+    const step = stepLaunch(this.state!, definition, attemptNo);
+    // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
+    // A step's own cwd (made absolute when the run was created) wins over the run's directory.
+    const cwd = step.cwd ?? runLaunch?.cwd;
     let job: Job;
     try {
-      const launch = stepLaunch(run, definition, attemptNo);
-      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), launch.command, {
+      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), step.command, {
         strict: definition.strict,
-        env: launch.env,
-        ...(launch.cwd === null ? {} : { cwd: launch.cwd }),
+        env: step.env,
         ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+        ...(runLaunch ? { baseEnv: runLaunch.env } : {}),
+        ...(cwd === undefined ? {} : { cwd }),
+        noWait: true,
       });
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;
       // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
       // finds out. A missing binary or a refusal means it did not: record why (an attempt with an
       // error and no job), and the next decide fails or retries it.
-      if (error.kind === "timeout" || error.kind === "output") return "started";
-      this.record(run, stepId, { error: `start failed: ${error.message}` }, attemptNo);
+      if (error.kind === "timeout" || error.kind === "output") {
+        this.recordFault(this.index!.step(stepId), error, attemptNo);
+        return "started";
+      }
+      this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
-    this.record(run, stepId, { job }, attemptNo);
-    return "started";
+    crashPoint("driver:before-job-recorded");
+    if (!this.record(stepId, { job }, attemptNo)) return "started";
+    this.startedJobs.set(stepId, job);
+    // A job that had already ended (a quick command, or an earlier start of the same key) is decided
+    // on at once: the next round takes it from here, without asking again.
+    return isActiveJob(job.status) ? "started" : "progressed";
+  }
+
+  /**
+   * A failed attempt's error, followed by the last non-empty line its job wrote to stderr (at most 300
+   * characters): the reason people look for is usually there.
+   */
+  private async withStderr(stepId: string, job: Job | null, error: string): Promise<string> {
+    if (!job) return error;
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.options.executor.logs(
+        { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
+        "stderr",
+        { last: 4096 },
+      );
+    } catch (failure) {
+      if (failure instanceof ExecutorError) return error;
+      throw failure;
+    }
+    if (!bytes) return error;
+    const tail = new TextDecoder().decode(bytes);
+    const line = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1);
+    if (line === undefined || error.endsWith(line)) return error;
+    return `${error}: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}`;
+  }
+
+  /**
+   * Before an attempt fails because the executor stopped answering: try to abort its job, which may
+   * still be running. Best effort: the executor is most likely still unusable, and the attempt fails
+   * either way (its error says why).
+   */
+  private async abortUnreachable(stepId: string, reason: string): Promise<void> {
+    const { attemptNo } = this.index!.step(stepId);
+    try {
+      await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
+        graceSeconds: TIMEOUT_GRACE_SECONDS,
+        reason,
+      });
+    } catch (error) {
+      if (!(error instanceof ExecutorError)) throw error;
+    }
   }
 
   /**
@@ -297,10 +543,10 @@ export class Driver {
    * ended. The next decide sees the ended job: a timed-out attempt counts as failed and is retried
    * if retries remain; a job that finished just as its time ran out succeeds.
    */
-  private async timeout(run: RunState, stepId: string, seen: Job, error: string): Promise<void> {
-    const { attemptNo } = run.steps.find((s) => s.id === stepId)!;
+  private async timeout(stepId: string, seen: Job, error: string): Promise<void> {
+    const { attemptNo } = this.index!.step(stepId);
     // The reason is recorded before the abort, so a crash between the two still reports the timeout.
-    if (!this.record(run, stepId, { error, job: seen })) return;
+    if (!this.record(stepId, { error, job: seen }, attemptNo)) return;
     let job: Job | null;
     try {
       job = await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
@@ -312,12 +558,8 @@ export class Driver {
       throw abortError;
     }
     if (job === null) return;
-    this.record(run, stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job });
+    this.record(stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job }, attemptNo);
   }
 }
 
 type Effect = "progressed" | "started" | "none";
-
-function attemptOf(run: RunState, stepId: string): number {
-  return run.steps.find((s) => s.id === stepId)!.attemptNo;
-}

@@ -3,7 +3,15 @@
  * one table of status transitions, the driver that applies them, cancel, and the ports it needs from
  * outside (RunRepository, DriverLock, StartGate), which src/store/ implements.
  */
-export { type Action, decide, nextDue, type Observations, startRefused } from "./decide.ts";
+export {
+  type Action,
+  attemptEnd,
+  decide,
+  LOST_AFTER_START,
+  nextDue,
+  type Observations,
+  startRefused,
+} from "./decide.ts";
 export { Driver, type DriverOptions, type TickResult, TIMEOUT_GRACE_SECONDS } from "./driver.ts";
 export { CANCEL_REASON, cancelRun } from "./cancel.ts";
 export { createRun, loadRun, toRecord } from "./runs.ts";

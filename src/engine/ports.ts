@@ -16,6 +16,7 @@ export interface NewRun {
   executor: StoredRun["executor"];
   /** Set for a deferred start: the run is created SCHEDULED and begins no earlier than this. */
   notBefore?: number | null;
+  launch?: StoredRun["launch"];
 }
 
 /**

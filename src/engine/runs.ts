@@ -9,7 +9,7 @@ const definitions = new Map<string, FlowDefinition>();
 export function toRecord(stored: StoredRun): RunRecord {
   let flow = definitions.get(stored.definitionHash);
   if (!flow) {
-    flow = denormalizeFlow(stored.definition);
+    flow = denormalizeFlow(stored.definition());
     definitions.set(stored.definitionHash, flow);
   }
   const { definition: _definition, definitionHash, flowFile, executor, rounds, ...state } = stored;
@@ -28,5 +28,7 @@ export function createRun(
   now: number,
 ): RunRecord {
   const { flow, ...rest } = run;
+  // The caller's flow is the definition the hash names: keep it as the one parsed copy.
+  if (!definitions.has(run.definitionHash)) definitions.set(run.definitionHash, flow);
   return toRecord(runs.create({ ...rest, definition: normalizeFlow(flow) }, now));
 }

@@ -44,6 +44,8 @@ export const RUN_TRANSITIONS = {
   cancel: { from: [...LIVE_RUN_STATUSES, "CANCELLED"], to: ["CANCELLED"] },
   /** `retry` reopens an ended run; a driver then takes it as a fresh start would. */
   reopen: { from: TERMINAL_RUN_STATUSES, to: ["PENDING"] },
+  /** A driving run's error shows a passing store fault (held write lock, full disk) while it lasts. */
+  note: { from: ["RUNNING"], to: ["RUNNING"] },
 } as const satisfies Record<string, Transition<RunStatus>>;
 
 type Target<T extends Transition<string>> = T["to"][number];

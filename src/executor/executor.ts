@@ -7,13 +7,34 @@ export interface StartOptions {
   startTimeoutSec?: number;
   /** Variables added to the command's environment (it inherits the rest). */
   env?: Record<string, string>;
-  /** Absolute working directory of the command; absent: the caller's. */
+  /**
+   * The whole environment the command starts from, instead of this process's (`env` is added on
+   * top): a run's steps get the environment of the run's first `start`, whoever drives it.
+   */
+  baseEnv?: Record<string, string>;
+  /** The command's working directory, instead of this process's. */
   cwd?: string;
+  /**
+   * Return once the job is recorded, without waiting for it to be RUNNING, where the executor can
+   * report that later (the built-in runner). An external orchesjob's `start` always waits.
+   */
+  noWait?: boolean;
 }
 
 export interface AbortOptions {
   graceSeconds: number;
   reason?: string;
+}
+
+/** Part of a job's output: from byte `from` on, or the last `last` bytes. */
+export type LogRange = { from: number } | { last: number };
+
+/** The part of `bytes` that `range` selects (for executors that can only read everything). */
+export function sliceLog(bytes: Uint8Array, range?: LogRange): Uint8Array {
+  if (!range) return bytes;
+  return "from" in range ? bytes.subarray(Math.min(range.from, bytes.length)) : bytes.subarray(
+    Math.max(0, bytes.length - range.last),
+  );
 }
 
 /** A job named by its run key (the key's current job) or by its id. */
@@ -32,8 +53,17 @@ export interface Executor {
    * finished: a job that ends as the abort arrives is not an error). Null when nothing was started.
    */
   abort(runKey: string, options: AbortOptions): Promise<Job | null>;
-  /** The bytes the job wrote so far to `stream`; null when there is no such job or file. */
-  logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null>;
+  /**
+   * The bytes the job wrote so far to `stream`; null when there is no such job or file. With `range`,
+   * only those from byte `from` on, or only the last `last` bytes (the built-in runner then reads no
+   * more of the file than that).
+   */
+  logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null>;
+  /**
+   * Calls `onChange` soon after something that may have ended a job: a hint, which may come late, twice
+   * or never, so the caller keeps polling. Null (or no method) when this executor cannot tell.
+   */
+  watch?(onChange: () => void): Disposable | null;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */

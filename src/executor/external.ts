@@ -4,25 +4,52 @@
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
 import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
-import { type AbortOptions, type Executor, ExecutorError, type JobRef, type StartOptions } from "./executor.ts";
+import {
+  type AbortOptions,
+  type Executor,
+  ExecutorError,
+  type JobRef,
+  type LogRange,
+  sliceLog,
+  type StartOptions,
+} from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
+import { watchDirectory } from "./watch.ts";
 import { envSupportsChdir, wrapCommand } from "./wrap.ts";
+
+/** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
+type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
-  constructor(readonly bin: string, readonly callTimeoutSec = 60) {}
+  /** `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended. */
+  constructor(readonly bin: string, readonly callTimeoutSec = 60, readonly home = "/var/lib/orchesjob") {}
+
+  /**
+   * A job's end closes its output files (`logs/<job>.stdout`, `.stderr`) in orchesjob's state
+   * directory, just before orchesjob records the result; the built-in runner behind the
+   * `orchesjob-flow job` wrapper also renames a `<job>.exit` in. Both are hints that a poll is worth
+   * it. orchesjob's database files are ignored: our own status calls write to them.
+   */
+  watch(onChange: () => void): Disposable | null {
+    const ended = (kind: Deno.FsEvent["kind"], path: string) =>
+      kind === "access" ? /\.std(out|err)$/.test(path) : path.endsWith(".exit");
+    return watchDirectory(this.home, ended, onChange, { recursive: true });
+  }
 
   async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    // orchesjob takes no env or directory: they travel inside the command (see wrap.ts), which also
-    // keeps them in orchesjob's durable record of the job.
+    // orchesjob takes no env or directory option and its job inherits orchesjob's environment: the
+    // run's environment is set on the call, while the command's own variables and directory travel
+    // inside the command (see wrap.ts), which also keeps them in orchesjob's durable record of the job.
     const wrapped = options.env || options.cwd
       ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
       : command;
-    return (await this.call([...args, "--", ...wrapped])).json as StartResult;
+    const launch: Launch = { env: options.baseEnv, clearEnv: options.baseEnv !== undefined };
+    return (await this.call([...args, "--", ...wrapped], [], launch)).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -46,10 +73,10 @@ export class ExternalExecutor implements Executor {
     return result.json as Job;
   }
 
-  async logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+  async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], undefined, true);
-    return result.code === JobExit.notFound ? null : result.bytes;
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, true);
+    return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
   }
 
   /**
@@ -59,13 +86,13 @@ export class ExternalExecutor implements Executor {
   private async call(
     args: string[],
     expected: number[] = [],
-    env?: Record<string, string>,
+    launch: Launch = {},
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
     let output: Finished;
     try {
-      output = await runToEnd([this.bin, ...args], { env, timeoutSec: this.callTimeoutSec });
+      output = await runToEnd([this.bin, ...args], { ...launch, timeoutSec: this.callTimeoutSec });
     } catch (error) {
       if (!(error instanceof SpawnError)) throw error;
       if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");

@@ -9,8 +9,10 @@ export {
   ExecutorError,
   JobError,
   type JobRef,
+  type LogRange,
+  sliceLog,
   type StartOptions,
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
-export { chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
+export { checkUsable, chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
 export { BuiltinRunner, JobAdmin } from "./builtin/mod.ts";

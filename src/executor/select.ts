@@ -1,5 +1,5 @@
 /** Which executor runs steps: an external orchesjob, or the built-in runner. */
-import { join, resolve } from "node:path";
+import { join, resolve } from "../shared/mod.ts";
 import { ExternalExecutor } from "./external.ts";
 import { type Executor, ExecutorChoiceError } from "./executor.ts";
 import type { ExecutorSpec } from "../domain/mod.ts";
@@ -29,6 +29,37 @@ export function chooseExecutor(
   return { kind: "builtin" };
 }
 
+/**
+ * Refuses an external orchesjob that cannot be run (no such file, not executable, not on PATH), so a
+ * new run is not created only to fail every step. Throws {@link ExecutorChoiceError}.
+ */
+export function checkUsable(spec: ExecutorSpec, env: (name: string) => string | undefined): void {
+  if (spec.kind !== "orchesjob") return;
+  const bin = spec.bin!;
+  const problem = bin.includes("/")
+    ? executableProblem(bin)
+    : findOnPath(bin, env("PATH") ?? "") === undefined
+    ? "not found on PATH"
+    : null;
+  if (problem !== null) {
+    throw new ExecutorChoiceError(
+      `orchesjob is not usable: ${bin}: ${problem} (fix --orchesjob-bin or ORCHESJOB_BIN, or use --executor builtin)`,
+    );
+  }
+}
+
+function executableProblem(path: string): string | null {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(path);
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? "no such file" : String(error);
+  }
+  if (!info.isFile) return "not a file";
+  if (((info.mode ?? 0) & 0o111) === 0) return "not executable";
+  return null;
+}
+
 /** The first executable file called `name` in the PATH directories. */
 export function findOnPath(name: string, path: string): string | undefined {
   for (const dir of path.split(":")) {
@@ -43,6 +74,7 @@ export function findOnPath(name: string, path: string): string | undefined {
 }
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
-export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string): Executor {
-  return spec.kind === "orchesjob" ? new ExternalExecutor(spec.bin!) : new BuiltinRunner(db, jobsDir);
+export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
+  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir);
+  return new ExternalExecutor(spec.bin!, callTimeoutSec, Deno.env.get("ORCHESJOB_HOME") || undefined);
 }

@@ -37,29 +37,42 @@ export function checkGraph(flow: FlowDefinition): GraphProblem | null {
   return cycle ? { stepId: cycle[0], reason: `dependency cycle detected: ${cycle.join(" -> ")}` } : null;
 }
 
-/** One cycle as a path that starts and ends at the same step, following "waits for" edges. */
+/**
+ * One cycle as a path that starts and ends at the same step, following "waits for" edges. Depth-first
+ * over an explicit stack: a chain of thousands of steps written in reverse order is that deep.
+ */
 export function findCycle(flow: FlowDefinition): string[] | null {
   const waits = new Map(flow.steps.map((step) => [step.id, step.waitsFor]));
   const state = new Map<string, "visiting" | "done">();
+  // The current path, each step with the index of the next edge to follow.
   const path: string[] = [];
-  const visit = (id: string): string[] | null => {
-    state.set(id, "visiting");
-    path.push(id);
-    for (const dep of waits.get(id) ?? []) {
-      if (state.get(dep) === "visiting") return [...path.slice(path.indexOf(dep)), dep];
-      if (state.get(dep) === undefined) {
-        const found = visit(dep);
-        if (found) return found;
+  const nextEdge: number[] = [];
+  const onPath = new Map<string, number>();
+  for (const root of flow.steps) {
+    if (state.has(root.id)) continue;
+    path.push(root.id);
+    nextEdge.push(0);
+    onPath.set(root.id, 0);
+    state.set(root.id, "visiting");
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const deps = waits.get(path[top]) ?? [];
+      if (nextEdge[top] >= deps.length) {
+        state.set(path[top], "done");
+        onPath.delete(path[top]);
+        path.pop();
+        nextEdge.pop();
+        continue;
       }
-    }
-    path.pop();
-    state.set(id, "done");
-    return null;
-  };
-  for (const step of flow.steps) {
-    if (state.get(step.id) === undefined) {
-      const found = visit(step.id);
-      if (found) return found;
+      const dep = deps[nextEdge[top]++];
+      const seen = state.get(dep);
+      if (seen === "visiting") return [...path.slice(onPath.get(dep)!), dep];
+      if (seen === undefined) {
+        state.set(dep, "visiting");
+        onPath.set(dep, path.length);
+        path.push(dep);
+        nextEdge.push(0);
+      }
     }
   }
   return null;

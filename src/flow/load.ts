@@ -2,94 +2,155 @@
  * Flow files (YAML or JSON text) into a validated {@link FlowDefinition}. Pure: the caller reads the
  * file; this module only sees its text and name, so every error can name both.
  */
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type Scalar, type YAMLMap } from "yaml";
+import type { Document, LineCounter, Node, YAMLMap } from "yaml";
+import { isMap, isScalar, isSeq, newLineCounter, parseDocument } from "./yaml_library.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr } from "../domain/mod.ts";
-import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
+import {
+  checkFieldValue,
+  fieldSpec,
+  FLOW_FIELD_TABLE,
+  FLOW_FIELDS,
+  shown,
+  STEP_FIELD_TABLE,
+  STEP_FIELDS,
+} from "./fields.ts";
 import { paramReferences } from "./params.ts";
-import { closestName } from "./suggest.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
+import { FlowError, type Place } from "./errors.ts";
+import { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
+import { checkFlowText, decodeFlowBytes } from "./source.ts";
+import { Values } from "./values.ts";
 
-/** Where an error points: file, 1-based line and column when known, and the step it concerns. */
-export interface Place {
-  file: string;
-  line?: number;
-  column?: number;
-  stepId?: string;
-}
+export { FlowError, formatPlace, type Place } from "./errors.ts";
+export { checkFileSize } from "./source.ts";
 
-export function formatPlace(place: Place): string {
-  const position = place.line === undefined ? "" : `:${place.line}:${place.column ?? 1}`;
-  const step = place.stepId === undefined ? "" : ` step "${place.stepId}":`;
-  return `${place.file}${position}:${step}`;
-}
-
-/** A flow file that cannot be used; its message names the file, the step and the position. */
-export class FlowError extends Error {
-  override name = "FlowError";
-  constructor(readonly place: Place, readonly reason: string) {
-    super(`${formatPlace(place)} ${reason}`);
-  }
+/** Loads a flow file's bytes: see {@link loadFlow}; invalid UTF-8 is refused with its position. */
+export function loadFlowBytes(bytes: Uint8Array, fileName: string): FlowDefinition {
+  return loadFlow(decodeFlowBytes(bytes, fileName), fileName);
 }
 
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
 export function loadFlow(text: string, fileName: string): FlowDefinition {
-  const { root, at } = parseRoot(text, fileName);
-  checkFieldNames(root, FLOW_FIELDS, "field", at);
-  const flowIdNode = root.get("flow_id", true) as Node | undefined;
-  if (flowIdNode === undefined) throw new FlowError(at(root), 'missing required field "flow_id"');
-  const flowId = scalarValue(flowIdNode);
-  if (typeof flowId !== "string" || flowId.trim() === "") {
-    throw new FlowError(at(flowIdNode), "flow_id must be a non-empty string");
-  }
-  const flowIdProblem = checkFieldValue(fieldSpec(FLOW_FIELD_TABLE, "flow_id"), flowId);
-  if (flowIdProblem !== null) throw new FlowError(at(flowIdNode), flowIdProblem);
-  const { params, maxParallel, defaults } = readFlowSettings(root, at);
-  const { steps, places } = readSteps(root, at, defaults);
-  const flow: FlowDefinition = { flowId, steps, params, paramValues: null, maxParallel };
+  const { root, values } = parseRoot(text, fileName);
+  const fields = values.fields(root, FLOW_FIELDS);
+  const flowId = readFlowId(fields.get("flow_id"), root, values);
+  const { params, maxParallel, defaults } = readFlowSettings(fields, values);
+  const { steps, places } = readSteps(values.deref(fields.get("steps")), root, values, defaults);
+  const flow: FlowDefinition = {
+    flowId,
+    steps,
+    params,
+    paramValues: null,
+    maxParallel,
+    ...readExecutorUnavailable(fields.get("executor_unavailable_sec"), values),
+  };
   checkFlowGraph(flow, places, fileName);
   return flow;
 }
 
-/** The document's root mapping, and how to name a node's place; syntax errors become FlowErrors. */
-function parseRoot(text: string, fileName: string): { root: YAMLMap; at: At } {
+/** The flow's optional `executor_unavailable_sec`: a number > 0. */
+function readExecutorUnavailable(node: Node | undefined, values: Values): { executorUnavailableSec?: number } {
+  if (node === undefined) return {};
+  const value = values.plain(node);
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0 || value > LIMITS.seconds) {
+    throw new FlowError(values.at(node), `executor_unavailable_sec must be a number > 0 and <= ${LIMITS.seconds}`);
+  }
+  return { executorUnavailableSec: value };
+}
+
+/** The document's root mapping, and its values; syntax errors become FlowErrors. */
+function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Values } {
   const isJson = fileName.toLowerCase().endsWith(".json");
-  const lineCounter = new LineCounter();
-  const source = isJson ? text : quoteBangWhenValues(text);
-  const doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  const lineCounter = newLineCounter();
+  const checked = checkFlowText(text, fileName);
+  const source = isJson ? checked : quoteBangWhenValues(checked);
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+  } catch (error) {
+    // The YAML library composes nested collections recursively.
+    if (!(error instanceof RangeError)) throw error;
+    throw new FlowError({ file: fileName }, `collections nested too deeply to read (limit ${LIMITS.valueNesting})`);
+  }
   const at = (node: Node | null | undefined, stepId?: string): Place => {
     const offset = node?.range?.[0];
     if (offset === undefined) return { file: fileName, stepId };
     const { line, col } = lineCounter.linePos(offset);
     return { file: fileName, line, column: col, stepId };
   };
+  if (isJson) checkStrictJson(checked, fileName, lineCounter, doc.errors[0]?.pos[0]);
+  checkDocument(doc, fileName, lineCounter, isJson);
+  const values = new Values(doc, at);
+  const root = values.deref(doc.contents);
+  if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
+  return { root, values };
+}
+
+/** Syntax errors, a second document, and tags YAML does not know, each at its position. */
+function checkDocument(doc: Document.Parsed, file: string, lineCounter: LineCounter, isJson: boolean): void {
   const firstError = doc.errors[0];
-  if (isJson) checkStrictJson(text, fileName, lineCounter, firstError?.pos[0]);
   if (firstError) {
     const { line, col } = lineCounter.linePos(firstError.pos[0]);
+    if (firstError.code === "MULTIPLE_DOCS") {
+      throw new FlowError(
+        { file, line, column: col },
+        `a flow file holds one YAML document, but a second one starts at line ${line}`,
+      );
+    }
     const reason = firstError.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-    throw new FlowError({ file: fileName, line, column: col }, `invalid ${isJson ? "JSON" : "YAML"}: ${reason}`);
+    throw new FlowError({ file, line, column: col }, `invalid ${isJson ? "JSON" : "YAML"}: ${reason}`);
   }
-  const root = doc.contents;
-  if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
-  return { root, at };
+  const unknownTag = doc.warnings.find((warning) => warning.code === "TAG_RESOLVE_FAILED");
+  if (unknownTag) {
+    const { line, col } = lineCounter.linePos(unknownTag.pos[0]);
+    const tag = /Unresolved tag: (\S+)/.exec(unknownTag.message)?.[1]?.replace(/^tag:yaml\.org,2002:/, "!!") ?? "?";
+    throw new FlowError(
+      { file, line, column: col },
+      `unknown YAML tag ${tag}; quote the value if the text is meant (only "when" may start with an unquoted "!")`,
+    );
+  }
+}
+
+function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): string {
+  if (node === undefined) throw new FlowError(values.at(root), 'missing required field "flow_id"');
+  const flowId = values.plain(node);
+  if (typeof flowId !== "string" || flowId.trim() === "") {
+    throw new FlowError(values.at(node), "flow_id must be a non-empty string");
+  }
+  if ([...flowId].length > LIMITS.flowIdChars || INVISIBLE_OR_CONTROL.test(flowId)) {
+    throw new FlowError(
+      values.at(node),
+      `invalid flow_id ${JSON.stringify(flowId)}: use 1-${LIMITS.flowIdChars} characters ` +
+        "without control or invisible characters",
+    );
+  }
+  return flowId;
 }
 
 /** Where each step's id, `when` and `depends_on` are, so graph problems can point at them. */
 type StepPlaces = Map<string, ReadStep["places"]>;
 
 /** The steps, in order, refusing a duplicate id. */
-function readSteps(root: YAMLMap, at: At, defaults: StepDefaults): { steps: StepDefinition[]; places: StepPlaces } {
-  const stepsNode = root.get("steps", true) as Node | undefined;
+function readSteps(
+  stepsNode: Node | undefined,
+  root: YAMLMap,
+  values: Values,
+  defaults: StepDefaults,
+): { steps: StepDefinition[]; places: StepPlaces } {
+  const at = values.at;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
     throw new FlowError(at(stepsNode), "steps must be a non-empty list");
   }
+  if (stepsNode.items.length > LIMITS.steps) {
+    throw new FlowError(at(stepsNode), `${stepsNode.items.length} steps, over the limit of ${LIMITS.steps}`);
+  }
   const steps: StepDefinition[] = [];
   const places: StepPlaces = new Map();
   for (const item of stepsNode.items as Node[]) {
-    const step = readStep(item, at, defaults);
+    const step = readStep(values.deref(item), values, defaults);
     const previous = places.get(step.definition.id);
     if (previous) {
       throw new FlowError(
@@ -128,57 +189,29 @@ function checkStrictJson(text: string, fileName: string, lineCounter: LineCounte
   }
 }
 
-function scalarValue(node: Node | undefined): unknown {
-  return isScalar(node) ? (node as Scalar).value : node === undefined ? undefined : node.toJSON();
-}
-
-type At = (node: Node | null | undefined, stepId?: string) => Place;
-
-function checkFieldNames(map: YAMLMap, allowed: readonly string[], what: string, at: At, stepId?: string): void {
-  for (const pair of map.items) {
-    const keyNode = pair.key as Node;
-    const key = scalarValue(keyNode);
-    if (typeof key === "string" && allowed.includes(key)) continue;
-    const name = typeof key === "string" ? key : JSON.stringify(key);
-    const suggestion = typeof key === "string" ? closestName(key, allowed) : undefined;
-    const where = stepId === undefined ? "" : ` in step "${stepId}"`;
-    const hint = suggestion ? `; did you mean "${suggestion}"?` : `; expected one of ${allowed.join(", ")}`;
-    throw new FlowError(at(keyNode), `unknown ${what} "${name}"${where}${hint}`);
-  }
-}
-
 interface ReadStep {
   definition: StepDefinition;
   places: { id: Place; when?: Place; dependsOn?: Place };
 }
 
-function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
+function readStep(item: Node | undefined, values: Values, defaults: StepDefaults): ReadStep {
+  const at = values.at;
   if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
-  const idNode = item.get("id", true) as Node | undefined;
-  if (idNode === undefined) throw new FlowError(at(item), 'step is missing required field "id"');
-  const rawId = scalarValue(idNode);
-  const id = typeof rawId === "number" ? String(rawId) : rawId;
-  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > 128) {
-    throw new FlowError(
-      at(idNode),
-      `invalid step id ${
-        JSON.stringify(rawId)
-      }: use 1-128 letters, digits, "_", "-" or "." starting with a letter, digit or "_"`,
-    );
-  }
-  checkFieldNames(item, STEP_FIELDS, "field", at, id);
+  const { id, node: idNode } = readStepId(item, values);
+  const byName = values.fields(item, STEP_FIELDS, id);
   const fields: StepFields = {
-    get: (name) => item.get(name, true) as Node | undefined,
+    get: (name) => byName.get(name),
+    value: (node) => values.plain(node),
     fail: (node, reason) => {
       throw new FlowError(at(node ?? item, id), reason);
     },
   };
   const commandNode = fields.get("command");
   if (commandNode === undefined) fields.fail(item, 'missing required field "command"');
-  const command = readCommand(commandNode!, fields.fail);
-  const when = readWhen(fields);
-  const dependsOn = readDependsOn(fields);
-  checkTemplates(item, defaults.params, fields.fail);
+  const command = readCommand(commandNode!, fields);
+  const when = readWhen(fields, values);
+  const dependsOn = readDependsOn(fields, values);
+  checkTemplates(fields, defaults.params);
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -186,7 +219,7 @@ function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    ...readStepSettings(item, defaults, fields.fail),
+    ...readStepSettings(fields, defaults),
   };
   const whenNode = fields.get("when");
   const dependsNode = fields.get("depends_on");
@@ -200,17 +233,52 @@ function readStep(item: Node, at: At, defaults: StepDefaults): ReadStep {
   };
 }
 
-/** A step's fields by name, and how to refuse one (naming the file, place and step). */
+/** A step's fields by name, their values, and how to refuse one (naming the file, place and step). */
 interface StepFields {
   get(name: string): Node | undefined;
+  value(node: Node): unknown;
   fail(node: Node | undefined, reason: string): never;
 }
 
-function readWhen(fields: StepFields): WhenExpr | null {
+/** The step's id: the text written, so `id: 007` (the number 7 to YAML) is refused with a hint. */
+function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | undefined } {
+  const pair = item.items.find((pair) => {
+    const key = values.deref(pair.key);
+    return isScalar(key) && key.value === "id";
+  });
+  if (pair === undefined) throw new FlowError(values.at(item), 'step is missing required field "id"');
+  const node = values.deref(pair.value);
+  let id = values.plain(pair.value);
+  const written = isScalar(node) && typeof node.source === "string" ? node.source : undefined;
+  if (typeof id === "number" && written === String(id)) {
+    id = written; // `id: 7` means "7"
+  } else if (typeof id !== "string" && id !== null && written !== undefined) {
+    throw new FlowError(
+      values.at(node),
+      `step id ${written} is read by YAML as the ${typeof id} ${shown(id)}; write it in quotes: id: "${written}"`,
+    );
+  }
+  if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
+    throw new FlowError(
+      values.at(node),
+      `invalid step id ${JSON.stringify(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
+        'starting with a letter, digit or "_"',
+    );
+  }
+  return { id, node };
+}
+
+function readWhen(fields: StepFields, values: Values): WhenExpr | null {
   const node = fields.get("when");
   if (node === undefined) return null;
-  const text = scalarValue(node);
+  const text = whenText(values.deref(node)!, fields);
   if (typeof text !== "string" || text.trim() === "") fields.fail(node, "when must be a non-empty string expression");
+  if ((text as string).length > LIMITS.whenChars) {
+    fields.fail(
+      node,
+      `when expression of ${(text as string).length} characters, over the limit of ${LIMITS.whenChars}`,
+    );
+  }
   try {
     return parseWhen(text as string);
   } catch (error) {
@@ -219,10 +287,40 @@ function readWhen(fields: StepFields): WhenExpr | null {
   }
 }
 
-function readDependsOn(fields: StepFields): string[] {
+/**
+ * The text of a `when` value as written. yaml_bang.ts has quoted every plain value that YAML would
+ * misread, so a tag still on the node was written around a quoted, block or flow value, or under a
+ * key YAML spells differently (`"wh\x65n"`): refused rather than guessed. A plain scalar YAML reads
+ * as a number, boolean or null (`when: 12`) names the step written.
+ */
+function whenText(node: Node, fields: StepFields): unknown {
+  if (isScalar(node) && node.tag !== undefined) {
+    const tag = node.tag.replace(/^tag:yaml\.org,2002:/, "!!");
+    fields.fail(
+      node,
+      `when carries the YAML tag ${tag}; write the expression in quotes without a tag, e.g. when: "!a && b"`,
+    );
+  }
+  const value = fields.value(node);
+  if (isScalar(node) && node.type === "PLAIN" && typeof value !== "string" && typeof node.source === "string") {
+    return node.source;
+  }
+  return value;
+}
+
+/** The ids in `depends_on`; like step ids, `[12]` names the step "12" as written. */
+function readDependsOn(fields: StepFields, values: Values): string[] {
   const node = fields.get("depends_on");
   if (node === undefined) return [];
-  const value = scalarValue(node);
+  // fields.value counts aliases against the expansion limit before the items are looked at.
+  let value = fields.value(node);
+  const list = values.deref(node);
+  if (Array.isArray(value) && isSeq(list)) {
+    value = value.map((item, i) => {
+      const written = values.deref(list.items[i]);
+      return typeof item === "string" || !isScalar(written) || written.type !== "PLAIN" ? item : written.source;
+    });
+  }
   if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
     fields.fail(node, "depends_on must be a list of step ids");
   }
@@ -230,11 +328,15 @@ function readDependsOn(fields: StepFields): string[] {
 }
 
 /** The flow-level fields besides flow_id and steps: parameters, max_parallel, and what steps inherit. */
-function readFlowSettings(root: YAMLMap, at: At) {
-  const fail = (node: Node, reason: string): never => {
-    throw new FlowError(at(node), reason);
+function readFlowSettings(fields: Map<string, Node>, values: Values) {
+  const flowFields: StepFields = {
+    get: (name) => fields.get(name),
+    value: (node) => values.plain(node),
+    fail: (node, reason) => {
+      throw new FlowError(values.at(node), reason);
+    },
   };
-  const value = (name: string) => readField(root, fieldSpec(FLOW_FIELD_TABLE, name), fail);
+  const value = (name: string) => readField(flowFields, FLOW_FIELD_TABLE, name);
   const declared = value("params") as Record<string, string | null> | undefined;
   const params: ParamSpec[] = Object.entries(declared ?? {}).map(([name, value]) => ({ name, default: value }));
   const defaults: StepDefaults = {
@@ -242,7 +344,7 @@ function readFlowSettings(root: YAMLMap, at: At) {
     cwd: (value("cwd") as string | undefined) ?? null,
     params: new Set(params.map((param) => param.name)),
   };
-  checkTemplates(root, defaults.params, fail);
+  checkTemplates(flowFields, defaults.params);
   return { params, maxParallel: (value("max_parallel") as number | undefined) ?? null, defaults };
 }
 
@@ -254,25 +356,21 @@ interface StepDefaults {
 }
 
 /** A field's plain value checked against its entry in the field table; undefined when absent. */
-function readField(
-  map: YAMLMap,
-  spec: Parameters<typeof checkFieldValue>[0],
-  fail: (node: Node, reason: string) => never,
-): unknown {
-  const node = map.get(spec.name, true) as Node | undefined;
+function readField(fields: StepFields, table: typeof FLOW_FIELD_TABLE, name: string): unknown {
+  const node = fields.get(name);
   if (node === undefined) return undefined;
-  const value = scalarValue(node);
-  const reason = checkFieldValue(spec, value);
-  if (reason !== null) fail(node, reason);
+  const value = fields.value(node);
+  const reason = checkFieldValue(fieldSpec(table, name), value);
+  if (reason !== null) fields.fail(node, reason);
   return value;
 }
 
-/** Every `${params.NAME}` in the map's env values and cwd (and a step's command) names a declared parameter. */
-function checkTemplates(map: YAMLMap, declared: ReadonlySet<string>, fail: (node: Node, reason: string) => never) {
+/** Every `${params.NAME}` in the command, env values and cwd names a declared parameter. */
+function checkTemplates(fields: StepFields, declared: ReadonlySet<string>): void {
   for (const name of ["command", "env", "cwd"]) {
-    const node = map.get(name, true) as Node | undefined;
+    const node = fields.get(name);
     if (node === undefined) continue;
-    const value = scalarValue(node);
+    const value = fields.value(node);
     const texts = typeof value === "string"
       ? [value]
       : Array.isArray(value)
@@ -282,33 +380,25 @@ function checkTemplates(map: YAMLMap, declared: ReadonlySet<string>, fail: (node
       : [];
     for (const text of texts) {
       if (typeof text !== "string") continue;
-      let names: string[];
+      let names: string[] = [];
       try {
         names = paramReferences(text);
       } catch (error) {
-        fail(node, `${name}: ${(error as Error).message}`);
+        fields.fail(node, `${name}: ${(error as Error).message}`);
       }
-      const unknown = names!.find((n) => !declared.has(n));
+      const unknown = names.find((n) => !declared.has(n));
       if (unknown !== undefined) {
-        fail(node, `${name} refers to undeclared parameter "${unknown}" (declare it under params)`);
+        fields.fail(node, `${name} refers to undeclared parameter "${unknown}" (declare it under params)`);
       }
     }
   }
 }
 
-function stepFieldValue(item: YAMLMap, name: string, fail: (node: Node, reason: string) => never): unknown {
-  return readField(item, fieldSpec(STEP_FIELD_TABLE, name), fail);
-}
-
 type StepSettings = Omit<StepDefinition, "id" | "command" | "condition" | "dependsOn" | "waitsFor">;
 
 /** The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in. */
-function readStepSettings(
-  item: YAMLMap,
-  defaults: StepDefaults,
-  fail: (node: Node, reason: string) => never,
-): StepSettings {
-  const value = (name: string) => stepFieldValue(item, name, fail);
+function readStepSettings(fields: StepFields, defaults: StepDefaults): StepSettings {
+  const value = (name: string) => readField(fields, STEP_FIELD_TABLE, name);
   const exitCodes = value("retry_on_exit_codes") as number[] | undefined;
   return {
     env: { ...defaults.env, ...(value("env") as Record<string, string> | undefined) },
@@ -325,18 +415,37 @@ function readStepSettings(
   };
 }
 
-function readCommand(node: Node, fail: (node: Node | undefined, reason: string) => never): string[] {
-  const value = scalarValue(node);
+function readCommand(node: Node, fields: StepFields): string[] {
+  const value = fields.value(node);
   if (typeof value === "string") {
-    if (value.trim() === "") fail(node, "command must not be empty");
+    if (value.trim() === "") fields.fail(node, "command must not be empty");
+    checkArguments(["/bin/sh", "-c", value], node, fields);
     return ["/bin/sh", "-c", value];
   }
   if (!Array.isArray(value) || value.length === 0) {
-    fail(node, "command must be a non-empty list of strings, or a string run by /bin/sh -c");
+    fields.fail(node, "command must be a non-empty list of strings, or a string run by /bin/sh -c");
   }
   const args = value as unknown[];
   const bad = args.findIndex((arg) => typeof arg !== "string");
-  if (bad >= 0) fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
-  if (args[0] === "") fail(node, "command[0] (the program) must not be empty");
+  if (bad >= 0) fields.fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
+  if (args[0] === "") fields.fail(node, "command[0] (the program) must not be empty");
+  checkArguments(args as string[], node, fields);
   return args as string[];
+}
+
+/** What exec(2) would refuse: NUL inside an argument, an argument or a command line over the limits. */
+function checkArguments(args: string[], node: Node, fields: StepFields): void {
+  const encoder = new TextEncoder();
+  let total = 0;
+  args.forEach((arg, i) => {
+    if (arg.includes("\0")) fields.fail(node, `command[${i}] contains a NUL character`);
+    const size = encoder.encode(arg).length;
+    if (size > LIMITS.argumentBytes) {
+      fields.fail(node, `command argument of ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+    }
+    total += size + 1;
+  });
+  if (total > LIMITS.commandBytes) {
+    fields.fail(node, `command of ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+  }
 }

@@ -1,6 +1,6 @@
 /** The normalized flow as JSON (what `validate` prints and what a run stores), and its hash. Pure. */
-import { createHash } from "node:crypto";
 import type { FlowDefinition, NormalizedFlow } from "../domain/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 import { formatWhen, parseWhen } from "./when.ts";
 
 export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
@@ -9,6 +9,7 @@ export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
     ...(flow.params.length ? { params: Object.fromEntries(flow.params.map((p) => [p.name, p.default])) } : {}),
     ...(flow.paramValues && flow.params.length ? { param_values: flow.paramValues } : {}),
     ...(flow.maxParallel === null ? {} : { max_parallel: flow.maxParallel }),
+    ...(flow.executorUnavailableSec === undefined ? {} : { executor_unavailable_sec: flow.executorUnavailableSec }),
     steps: flow.steps.map((step) => ({
       id: step.id,
       command: step.command,
@@ -38,6 +39,9 @@ export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
     params,
     paramValues: stored.param_values ?? (params.length ? null : {}),
     maxParallel: stored.max_parallel ?? null,
+    ...(stored.executor_unavailable_sec === undefined
+      ? {}
+      : { executorUnavailableSec: stored.executor_unavailable_sec }),
     steps: stored.steps.map((step) => ({
       id: step.id,
       command: step.command,
@@ -61,5 +65,5 @@ export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
 
 /** sha256 over the normalized definition: equal for files that mean the same flow. */
 export function definitionHash(flow: FlowDefinition): string {
-  return "sha256:" + createHash("sha256").update(JSON.stringify(normalizeFlow(flow))).digest("hex");
+  return "sha256:" + sha256Hex(JSON.stringify(normalizeFlow(flow)));
 }

@@ -3,7 +3,6 @@
  * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
  * other variables). Pure.
  */
-import { isAbsolute, join, normalize } from "node:path";
 import { VARIABLE_NAME_PATTERN } from "./fields.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
@@ -96,8 +95,19 @@ export function bindFlow(
       ...step,
       command: step.command.map((arg) => substituteParams(arg, values)),
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
-      cwd: cwd === null ? null : normalize(isAbsolute(cwd) ? cwd : join(flowDir, cwd)),
+      cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
+}
+
+/** `path` made absolute against `dir` (absolute), with `.`, `..` and repeated slashes resolved. */
+export function absolutePath(dir: string, path: string): string {
+  const parts: string[] = [];
+  for (const part of (path.startsWith("/") ? path : `${dir}/${path}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }

@@ -10,13 +10,14 @@
  * ```
  */
 import type { WhenExpr } from "../domain/mod.ts";
+import { LIMITS } from "./limits.ts";
 
 /** Characters a step id may contain; the first must be a letter, digit or `_`. */
 export const STEP_ID_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const ID_CHAR = /[A-Za-z0-9_.-]/;
 
 /** Deeper nesting than this is refused rather than risking the call stack. */
-export const MAX_NESTING = 64;
+export const MAX_NESTING = LIMITS.whenNesting;
 
 /** A syntax error; `column` is 1-based within the expression text. */
 export class WhenSyntaxError extends Error {
@@ -124,61 +125,115 @@ export function parseWhen(text: string): WhenExpr {
   return expr;
 }
 
+/**
+ * The tree's nodes in pre-order (a node before its operands, left before right), without recursion:
+ * a `depends_on` fan-in of thousands of steps is a chain that deep.
+ */
+function* preOrder(expr: WhenExpr): Generator<WhenExpr> {
+  const stack: WhenExpr[] = [expr];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    yield node;
+    if (node.kind === "not") stack.push(node.operand);
+    else if (node.kind !== "ref") stack.push(node.right, node.left);
+  }
+}
+
 /** Step ids the expression mentions, in order of first appearance. */
 export function referencedIds(expr: WhenExpr): string[] {
   const seen = new Set<string>();
-  const visit = (node: WhenExpr): void => {
-    switch (node.kind) {
-      case "ref":
-        seen.add(node.id);
-        return;
-      case "not":
-        return visit(node.operand);
-      default:
-        visit(node.left);
-        visit(node.right);
-    }
-  };
-  visit(expr);
+  for (const node of preOrder(expr)) if (node.kind === "ref") seen.add(node.id);
   return [...seen];
 }
 
 /**
  * True when the expression holds, given the set of steps that SUCCEEDED. The caller evaluates only
  * once every referenced step is terminal, so "not in the set" means "terminal and not SUCCEEDED".
+ * Iterative (post-order over an explicit stack), so any depth the loader accepts is safe.
  */
 export function evaluateWhen(expr: WhenExpr, succeeded: ReadonlySet<string>): boolean {
-  switch (expr.kind) {
-    case "ref":
-      return succeeded.has(expr.id);
-    case "not":
-      return !evaluateWhen(expr.operand, succeeded);
-    case "and":
-      return evaluateWhen(expr.left, succeeded) && evaluateWhen(expr.right, succeeded);
-    case "or":
-      return evaluateWhen(expr.left, succeeded) || evaluateWhen(expr.right, succeeded);
+  const values: boolean[] = [];
+  const pending: { node: WhenExpr; expanded: boolean }[] = [{ node: expr, expanded: false }];
+  while (pending.length > 0) {
+    const frame = pending.pop()!;
+    const node = frame.node;
+    if (node.kind === "ref") {
+      values.push(succeeded.has(node.id));
+    } else if (!frame.expanded) {
+      pending.push({ node, expanded: true });
+      if (node.kind === "not") pending.push({ node: node.operand, expanded: false });
+      else pending.push({ node: node.right, expanded: false }, { node: node.left, expanded: false });
+    } else if (node.kind === "not") {
+      values.push(!values.pop()!);
+    } else {
+      const right = values.pop()!;
+      const left = values.pop()!;
+      values.push(node.kind === "and" ? left && right : left || right);
+    }
   }
+  return values[0];
 }
 
 const PRECEDENCE = { or: 1, and: 2, not: 3, ref: 4 } as const;
 
 /** Canonical text with only the parentheses precedence requires; parses back to the same tree. */
 export function formatWhen(expr: WhenExpr): string {
-  const wrap = (child: WhenExpr, min: number): string => {
-    const text = formatWhen(child);
-    return PRECEDENCE[child.kind] < min ? `(${text})` : text;
-  };
-  switch (expr.kind) {
-    case "ref":
-      return expr.id;
-    case "not":
-      return `!${wrap(expr.operand, PRECEDENCE.not)}`;
-    case "and":
-      // Right operands are wrapped at equal precedence too, keeping the tree's left association.
-      return `${wrap(expr.left, PRECEDENCE.and)} && ${wrap(expr.right, PRECEDENCE.and + 1)}`;
-    case "or":
-      return `${wrap(expr.left, PRECEDENCE.or)} || ${wrap(expr.right, PRECEDENCE.or + 1)}`;
+  const out: string[] = [];
+  // Work items: literal text, or a node to print that needs parentheses below precedence `min`.
+  const stack: (string | { node: WhenExpr; min: number })[] = [{ node: expr, min: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (typeof item === "string") {
+      out.push(item);
+      continue;
+    }
+    const { node, min } = item;
+    const wrap = PRECEDENCE[node.kind] < min;
+    if (wrap) stack.push(")");
+    switch (node.kind) {
+      case "ref":
+        stack.push(node.id);
+        break;
+      case "not":
+        stack.push({ node: node.operand, min: PRECEDENCE.not }, "!");
+        break;
+      default: {
+        // Right operands are wrapped at equal precedence too, keeping the tree's left association.
+        const level = PRECEDENCE[node.kind];
+        stack.push({ node: node.right, min: level + 1 }, node.kind === "and" ? " && " : " || ", {
+          node: node.left,
+          min: level,
+        });
+      }
+    }
+    if (wrap) stack.push("(");
   }
+  return out.join("");
+}
+
+/** The condition as JSON for `validate`: `and`/`or` chains flattened into one node with all operands. */
+export type ConditionJson =
+  | { kind: "ref"; id: string }
+  | { kind: "not"; operand: ConditionJson }
+  | { kind: "and" | "or"; operands: ConditionJson[] };
+
+/** {@link ConditionJson} of a tree; its depth is the nesting the parser allows, whatever the chain lengths. */
+export function conditionJson(expr: WhenExpr): ConditionJson {
+  const convert = (node: WhenExpr): ConditionJson => {
+    if (node.kind === "ref") return { kind: "ref", id: node.id };
+    if (node.kind === "not") return { kind: "not", operand: convert(node.operand) };
+    // Walk the chain of same-kind nodes without recursion; only a different kind nests.
+    const operands: ConditionJson[] = [];
+    const stack: WhenExpr[] = [node];
+    while (stack.length > 0) {
+      const current = stack.pop()!;
+      if (current.kind === node.kind) {
+        stack.push((current as { right: WhenExpr }).right, (current as { left: WhenExpr }).left);
+      } else operands.push(convert(current));
+    }
+    return { kind: node.kind, operands };
+  };
+  return convert(expr);
 }
 
 /** `A && B && …` over the given ids: what `depends_on` means when `when` is absent. */

@@ -9,6 +9,11 @@ export {
   parseTimeArgument,
   systemClock,
 } from "./time.ts";
-export { sleep, sleepUnless } from "./sleep.ts";
+export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
-export { type Finished, runToEnd, runToEndSync, spawnDetached, SpawnError } from "./process.ts";
+export { type Finished, runToEnd, runToEndSync, spawnDetached, spawnDetachedChild, SpawnError } from "./process.ts";
+export { forEachBounded } from "./bounded.ts";
+export { collectGarbageIfGrown } from "./memory.ts";
+export { makeDirectory, pathExists } from "./files.ts";
+export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
+export { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint, crashPoint } from "./crash_point.ts";

@@ -1,7 +1,15 @@
 /** Waiting, in seconds. Long waits are cut into slices so a stop condition is noticed promptly. */
 
 export function sleep(seconds: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, seconds) * 1000));
+  return new Promise((resolve) => setTimeout(resolve, timerDelay(seconds)));
+}
+
+/** The longest delay a timer takes: longer ones fire after 1 ms (and print a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** `seconds` as a timer's delay in milliseconds, within what timers accept (about 24.8 days). */
+export function timerDelay(seconds: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(0, seconds * 1000));
 }
 
 /** Sleeps `seconds`, returning early once `stop()` holds (checked every `slice` seconds). */

@@ -2,9 +2,8 @@
  * The SQLite connection: directories made 0700, WAL, a busy timeout, and schema migrations recorded
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
-import { chmodSync, mkdirSync } from "node:fs";
-import { DatabaseSync } from "node:sqlite";
-import { dirname } from "node:path";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { dirname, makeDirectory } from "../shared/mod.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
@@ -14,20 +13,180 @@ export class StateFileError extends Error {
   override name = "StateFileError";
 }
 
+/**
+ * The state file this process opened is no longer at its path (deleted, or replaced by another file):
+ * writing on would change a file nobody reads again, so whoever drives a run stops.
+ */
+export class StateFileChangedError extends StateFileError {
+  override name = "StateFileChangedError";
+}
+
+/** Which file a path names: device and inode. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/** The identity of the file at `path`, or null when there is none. */
+export function stateFileIdentity(path: string): FileIdentity | null {
+  try {
+    const info = Deno.statSync(path);
+    return { dev: info.dev, ino: info.ino ?? 0 };
+  } catch {
+    return null;
+  }
+}
+
+/** Throws {@link StateFileChangedError} unless `path` still names the file `opened` identified. */
+export function checkStateFile(path: string, opened: FileIdentity): void {
+  const now = stateFileIdentity(path);
+  if (now === null) throw new StateFileChangedError(`state database ${path} was deleted while in use; stopping`);
+  if (now.dev !== opened.dev || now.ino !== opened.ino) {
+    throw new StateFileChangedError(`state database ${path} was replaced by another file while in use; stopping`);
+  }
+}
+
+/**
+ * A new state file is made whole under a temporary name and then linked into place (which fails if
+ * another process got there first), so the path never names an empty file of ours. A zero-length
+ * file found there is therefore damage (a truncation, a failed copy), never a fresh state: treating
+ * it as one would run every old run key again.
+ */
+function createIfMissing(path: string): void {
+  if (stateFileIdentity(path) !== null) return;
+  const temp = `${path}.new-${crypto.randomUUID()}`;
+  try {
+    const fresh = new DatabaseSync(temp);
+    try {
+      fresh.exec("PRAGMA journal_mode = WAL");
+      migrate(fresh, "schema_version", MIGRATIONS);
+    } finally {
+      fresh.close();
+    }
+    try {
+      Deno.linkSync(temp, path);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  } finally {
+    for (const leftover of [temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`]) {
+      try {
+        Deno.removeSync(leftover);
+      } catch { /* not there */ }
+    }
+  }
+}
+
+/** How long a statement waits for another process's write lock before failing (then retried by a driver). */
+function busyTimeoutMs(): number {
+  // Test-only: fault tests shorten the wait so a held lock is reported within their time.
+  let raw: string | undefined;
+  try {
+    raw = Deno.env.get("ORCHESJOB_FLOW_BUSY_TIMEOUT_MS");
+  } catch { /* no --allow-env */ }
+  const ms = Number(raw);
+  return raw && Number.isInteger(ms) && ms >= 0 ? ms : 15000;
+}
+
 /** Opens (creating if needed) the state file and brings its schema up to date. */
 export function openDatabase(path: string): Database {
   let db: DatabaseSync | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path !== ":memory:") {
+      makeDirectory(dirname(path));
+      createIfMissing(path);
+      if (Deno.statSync(path).size === 0) {
+        throw new StateFileError(
+          `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
+            "restore it from a backup, or remove it to start with no runs at all",
+        );
+      }
+    }
     db = new DatabaseSync(path);
-    db.exec("PRAGMA busy_timeout = 15000");
-    db.exec("PRAGMA journal_mode = WAL");
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+    // Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked" at
+    // once (without the busy timeout) when another process is doing the same: retried here.
+    const opened = db;
+    retryWhileBusy(() => opened.exec("PRAGMA journal_mode = WAL"));
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
     try {
-      chmodSync(path, 0o600);
+      Deno.chmodSync(path, 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
     migrate(db, "schema_version", MIGRATIONS);
+    return db;
+  } catch (error) {
+    db?.close();
+    if (error instanceof StateFileError) throw error;
+    throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/** How long opening a state file waits out other processes' locks (as the busy timeout does). */
+const OPEN_BUSY_SECONDS = 15;
+
+/**
+ * Runs `step` again while SQLite reports the file busy in the ways its busy timeout does not cover
+ * (a journal-mode change, a read lock that cannot be upgraded), pausing 5 ms doubling to 200 ms.
+ */
+function retryWhileBusy<T>(step: () => T): T {
+  const deadline = Date.now() + OPEN_BUSY_SECONDS * 1000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let wait = 5;; wait = Math.min(wait * 2, 200)) {
+    try {
+      return step();
+    } catch (error) {
+      if (!isBusy(error) || Date.now() >= deadline) throw error;
+      Atomics.wait(pause, 0, 0, wait);
+    }
+  }
+}
+
+function isBusy(error: unknown): boolean {
+  return error instanceof Error && /database is locked|SQLITE_BUSY/i.test(error.message);
+}
+
+/**
+ * Opens an existing state file for reading only (status, list): nothing is created, migrated or
+ * chmod-ed, so it works on a read-only home or a read-only copy. A WAL file needs its `-shm` beside
+ * it, which a read-only directory may lack and cannot get: then the file is read as immutable (no
+ * other process can be writing it there either).
+ */
+export function openDatabaseReadOnly(path: string): Database {
+  let db: DatabaseSync | undefined;
+  try {
+    if (Deno.statSync(path).size === 0) {
+      throw new StateFileError(
+        `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
+          "restore it from a backup, or remove it to start with no runs at all",
+      );
+    }
+    try {
+      db = new DatabaseSync(path, { readOnly: true });
+      db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+      db.prepare("SELECT count(*) FROM sqlite_master").get();
+    } catch {
+      db?.close();
+      db = new DatabaseSync(`file:${encodeURI(path).replaceAll("?", "%3f").replaceAll("#", "%23")}?immutable=1`, {
+        readOnly: true,
+      });
+    }
+    const version = db.prepare("SELECT value FROM schema_meta WHERE key = 'schema_version'").get() as
+      | { value?: string }
+      | undefined;
+    const found = Number(version?.value ?? 0);
+    if (found > MIGRATIONS.length) {
+      throw new StateFileError(
+        `state database schema version ${found} is newer than this orchesjob-flow understands ` +
+          `(${MIGRATIONS.length}): ${path}`,
+      );
+    }
+    if (found !== MIGRATIONS.length) {
+      throw new StateFileError(
+        `state database ${path} has schema version ${found}, this orchesjob-flow reads ` +
+          `${MIGRATIONS.length}; run a writing command (start, resume) once with write access to migrate it`,
+      );
+    }
     return db;
   } catch (error) {
     db?.close();
@@ -41,7 +200,13 @@ export function openDatabase(path: string): Database {
  * `schema_meta` counts how many ran. The flow store and the built-in runner each have their own.
  */
 export function migrate(db: Database, key: string, migrations: readonly string[]): void {
-  db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+  retryWhileBusy(() => migrateOnce(db, key, migrations));
+}
+
+function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {
+  // In a write transaction (BEGIN IMMEDIATE waits on the busy timeout; a bare statement's lock
+  // upgrade may fail at once).
+  transaction(db, () => db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
   const current = () =>
     Number(
       (db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as { value?: string } | undefined)?.value ??
@@ -77,3 +242,44 @@ export function transaction<T>(db: Database, fn: () => T): T {
     throw error;
   }
 }
+
+/**
+ * Each SQL text prepared once per connection. node:sqlite frees a statement only when it is
+ * garbage-collected, so preparing on every call made a long run's memory grow with its steps.
+ * The texts are finite (status lists and column sets come from constants), so the cache is bounded.
+ */
+const statements = new WeakMap<Database, Map<string, StatementSync>>();
+
+export function prepared(db: Database, sql: string): StatementSync {
+  let cache = statements.get(db);
+  if (!cache) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let statement = cache.get(sql);
+  if (!statement) {
+    statement = db.prepare(sql);
+    cache.set(sql, statement);
+  }
+  return statement;
+}
+
+/**
+ * Why a failed statement is worth retrying, or null: another process holds the write lock past the
+ * busy timeout (an admin's sqlite3 shell), or the disk is full. Both pass; a driver waits them out
+ * with backoff instead of dying with the run left RUNNING and nothing driving it.
+ */
+export function storeWaitReason(error: unknown): string | null {
+  if (!(error instanceof Error)) return null;
+  const errcode = (error as { errcode?: unknown }).errcode;
+  const primary = typeof errcode === "number" ? errcode & 0xff : null;
+  if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED || /database is locked/.test(error.message)) {
+    return "database is locked (another process holds its write lock)";
+  }
+  if (primary === SQLITE_FULL || /database or disk is full/.test(error.message)) return "database or disk is full";
+  return null;
+}
+
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+const SQLITE_FULL = 13;

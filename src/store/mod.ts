@@ -3,7 +3,20 @@
  * implement the engine's RunRepository), per-run file locks, and the state directory's layout.
  */
 export { changed, sqlList } from "./sql.ts";
-export { type Database, migrate, openDatabase, StateFileError, transaction } from "./db.ts";
-export { type DriverHolder, driverHolder, FileLocks, isDriverHeld } from "./locks.ts";
-export { jobsDirectory, resolveDbPath, safeFileName, stateHome } from "./paths.ts";
+export {
+  checkStateFile,
+  type Database,
+  type FileIdentity,
+  migrate,
+  openDatabase,
+  openDatabaseReadOnly,
+  prepared,
+  StateFileChangedError,
+  StateFileError,
+  stateFileIdentity,
+  storeWaitReason,
+  transaction,
+} from "./db.ts";
+export { type DriverHolder, driverHolder, FileLocks, isDriverHeld, LOCK_KINDS, lockFilePath } from "./locks.ts";
+export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
 export { type RunFilter, RunStore } from "./runs.ts";

@@ -1,11 +1,13 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "../shared/mod.ts";
+import { sha256Hex } from "../domain/mod.ts";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
 
 /**
  * The state file, in this order: `--db PATH`; `$ORCHESJOB_FLOW_HOME/…`; `$ORCHESJOB_HOME/…`;
- * `~/.local/share/orchesjob-flow/…`.
+ * `$XDG_DATA_HOME/orchesjob-flow/…`; `~/.local/share/orchesjob-flow/…`. With none of them (HOME unset),
+ * a {@link StateLocationError}: state never silently lands in a shared or temporary directory.
  */
 export function resolveDbPath(explicit: string | undefined, env: (name: string) => string | undefined): string {
   if (explicit) return explicit;
@@ -13,8 +15,19 @@ export function resolveDbPath(explicit: string | undefined, env: (name: string) 
   if (flowHome) return join(flowHome, DB_FILE_NAME);
   const jobHome = env("ORCHESJOB_HOME");
   if (jobHome) return join(jobHome, DB_FILE_NAME);
-  const home = env("HOME") ?? "/tmp";
-  return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
+  // The XDG base directory spec says a relative XDG_DATA_HOME is to be ignored.
+  const xdg = env("XDG_DATA_HOME");
+  if (xdg && isAbsolute(xdg)) return join(xdg, "orchesjob-flow", DB_FILE_NAME);
+  const home = env("HOME");
+  if (home) return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
+  throw new StateLocationError(
+    "no state location: HOME is not set; choose one with --db PATH, ORCHESJOB_FLOW_HOME=DIR or XDG_DATA_HOME=DIR",
+  );
+}
+
+/** No state location could be derived from the options and the environment. */
+export class StateLocationError extends Error {
+  override name = "StateLocationError";
 }
 
 /** Directory of the state file: detached-run logs, per-run locks and built-in job files go under it. */
@@ -22,13 +35,33 @@ export function stateHome(dbPath: string): string {
   return dirname(dbPath);
 }
 
-/** A run key as a file name: anything outside [A-Za-z0-9_-] becomes `%` and its hex code, so no `/` or `..` survives. */
+/** Longest escaped key used as is in a file name; NAME_MAX is 255 bytes and callers add up to ~30. */
+const MAX_ESCAPED = 120;
+
+/**
+ * A run key as a file name component of at most {@link MAX_ESCAPED} + 18 bytes. Every byte of its UTF-8
+ * form outside [A-Za-z0-9_-] becomes `%xx` (so no `/` or `..` survives). A longer escaped form is cut
+ * to a prefix (never inside a `%xx`) followed by `~` and 16 hex digits of the key's SHA-256: `~`
+ * itself is always escaped, so a shortened name never equals another key's full one.
+ */
 export function safeFileName(key: string): string {
-  const escaped = key.replace(/[^A-Za-z0-9_-]|^\./g, (ch) => `%${ch.codePointAt(0)!.toString(16)}`);
-  return escaped.length > 0 ? escaped : "%";
+  const bytes = new TextEncoder().encode(key);
+  let escaped = "";
+  for (const byte of bytes) {
+    const ch = String.fromCharCode(byte);
+    escaped += /[A-Za-z0-9_-]/.test(ch) ? ch : `%${byte.toString(16).padStart(2, "0")}`;
+    if (escaped.length > MAX_ESCAPED) break;
+  }
+  if (escaped.length === 0) return "%";
+  if (escaped.length <= MAX_ESCAPED) return escaped;
+  let prefix = escaped.slice(0, MAX_ESCAPED - 17);
+  const percent = prefix.lastIndexOf("%");
+  if (percent >= prefix.length - 2 && percent >= 0) prefix = prefix.slice(0, percent);
+  return `${prefix}~${sha256Hex(key).slice(0, 16)}`;
 }
 
 /** The built-in runner's job output files. */
 export function jobsDirectory(dbPath: string): string {
-  return join(stateHome(dbPath), "jobs");
+  // Absolute: job supervisors write there from the job's own working directory.
+  return resolve(stateHome(dbPath), "jobs");
 }

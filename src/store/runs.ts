@@ -2,21 +2,23 @@
  * SQL for flow runs and their steps (the engine's RunRepository). Every write is guarded by the state
  * it expects (e.g. "only if the step is still RUNNING on attempt n"), so two writers racing (a loop
  * and a cancel) cannot undo each other; a write that lost the race changes nothing and reports false.
- * A run's definition is stored as the normalized JSON it is handed and returned as data, unparsed.
+ * A run's definition is stored as the normalized JSON it is handed and returned as data, parsed on request.
  */
 import {
+  type ExecutorFault,
   type ExecutorSpec,
   type Job,
   LIVE_RUN_STATUSES,
   type NormalizedFlow,
   type RetryRecord,
   type RetryRound,
+  type RunLaunch,
   type RunStatus,
   type StepState,
   type StepStatus,
   type StoredRun,
 } from "../domain/mod.ts";
-import { type Database, transaction } from "./db.ts";
+import { type Database, prepared, transaction } from "./db.ts";
 import { changed, sqlList } from "./sql.ts";
 
 interface RunRow {
@@ -31,6 +33,7 @@ interface RunRow {
   not_before: number | null;
   finished_at: number | null;
   error: string | null;
+  launch: string | null;
 }
 
 interface StepRow {
@@ -44,6 +47,7 @@ interface StepRow {
   error: string | null;
   orchesjob_status: string | null;
   retry_history: string | null;
+  executor_error: string | null;
 }
 
 type Value = string | number | null;
@@ -71,10 +75,11 @@ const STEP_COLUMNS = {
   error: "error",
   job: "orchesjob_status",
   retryHistory: "retry_history",
+  executorError: "executor_error",
 } as const satisfies Record<keyof Omit<StepState, "id">, string>;
 
 const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
-const JSON_FIELDS: ReadonlySet<string> = new Set(["job", "retryHistory"]);
+const JSON_FIELDS: ReadonlySet<string> = new Set(["job", "retryHistory", "executorError"]);
 
 export class RunStore {
   constructor(readonly db: Database) {}
@@ -88,45 +93,77 @@ export class RunStore {
       flowFile: string | null;
       executor: ExecutorSpec;
       notBefore?: number | null;
+      launch?: RunLaunch;
     },
     now: number,
   ): StoredRun {
     return transaction(this.db, () => {
       const existing = this.load(run.runKey);
       if (existing) return existing;
-      this.db.prepare(
+      const definition = JSON.stringify(run.definition);
+      prepared(
+        this.db,
         `INSERT INTO flow_runs
-           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, not_before)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           (run_key, flow_id, status, definition, definition_hash, flow_file, executor, started_at, launch, not_before)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
         run.runKey,
         run.definition.flow_id,
         run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
-        JSON.stringify(run.definition),
+        definition,
         run.definitionHash,
         run.flowFile,
         JSON.stringify(run.executor),
         now,
+        run.launch ? JSON.stringify(run.launch) : null,
         run.notBefore ?? null,
       );
-      const insert = this.db.prepare(
+      const insert = prepared(
+        this.db,
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
       );
       run.definition.steps.forEach((step, position) => insert.run(run.runKey, step.id, position));
-      return this.load(run.runKey)!;
+      // What was just inserted, without reading a large run back (its peak memory counts for its driver).
+      return {
+        runKey: run.runKey,
+        status: run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
+        notBefore: run.notBefore ?? null,
+        definition: () => JSON.parse(definition) as NormalizedFlow,
+        definitionHash: run.definitionHash,
+        flowFile: run.flowFile,
+        executor: run.executor,
+        startedAt: now,
+        finishedAt: null,
+        error: null,
+        steps: run.definition.steps.map((step) => newStepState(step.id)),
+        rounds: [],
+        ...(run.launch ? { launch: run.launch } : {}),
+      };
     });
   }
 
+  /**
+   * The step run-key prefixes ("run:step:") of flow runs that have not finished: the jobs under them
+   * are still the runs' record of what started, which `job clean` must not delete.
+   */
+  unfinishedStepKeyPrefixes(): string[] {
+    const rows = this.db.prepare(
+      `SELECT s.run_key || ':' || s.step_id || ':' AS prefix FROM flow_steps s JOIN flow_runs r USING (run_key)
+       WHERE r.status IN ${sqlList(LIVE_RUN_STATUSES)}`,
+    ).all() as { prefix: string }[];
+    return rows.map((row) => row.prefix);
+  }
+
   load(runKey: string): StoredRun | undefined {
-    const run = this.db.prepare("SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
+    const run = prepared(this.db, "SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
     if (!run) return undefined;
-    const steps = this.db.prepare("SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
+    const steps = prepared(this.db, "SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
       runKey,
     ) as unknown as StepRow[];
     return {
       runKey: run.run_key,
       status: run.status,
-      definition: JSON.parse(run.definition) as NormalizedFlow,
+      definition: () => JSON.parse(run.definition) as NormalizedFlow,
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
       executor: JSON.parse(run.executor) as ExecutorSpec,
@@ -136,11 +173,12 @@ export class RunStore {
       error: run.error,
       steps: steps.map(toStepState),
       rounds: this.rounds(runKey),
+      ...(run.launch ? { launch: JSON.parse(run.launch) as RunLaunch } : {}),
     };
   }
 
   private rounds(runKey: string): RetryRound[] {
-    const rows = this.db.prepare("SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
+    const rows = prepared(this.db, "SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
       .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
     return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
   }
@@ -167,13 +205,21 @@ export class RunStore {
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
     const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
-    const keys = this.db.prepare(`SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+    const keys = prepared(
+      this.db,
+      `SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`,
+    )
       .all(...args) as { run_key: string }[];
     return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
   }
 
+  /** Records the run's executor anew (an operator replaced its orchesjob binary). */
+  setExecutor(runKey: string, executor: ExecutorSpec): void {
+    prepared(this.db, "UPDATE flow_runs SET executor = ? WHERE run_key = ?").run(JSON.stringify(executor), runKey);
+  }
+
   runStatus(runKey: string): RunStatus | undefined {
-    const row = this.db.prepare("SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
+    const row = prepared(this.db, "SELECT status FROM flow_runs WHERE run_key = ?").get(runKey) as
       | { status: RunStatus }
       | undefined;
     return row?.status;
@@ -189,7 +235,10 @@ export class RunStore {
     if (change.finishedAt !== undefined) sets.push("finished_at = ?"), values.push(change.finishedAt);
     if (change.error !== undefined) sets.push("error = ?"), values.push(change.error);
     return changed(
-      this.db.prepare(`UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`)
+      prepared(
+        this.db,
+        `UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`,
+      )
         .run(...values, runKey),
     );
   }
@@ -218,7 +267,7 @@ export class RunStore {
     }
     const sets = names.map((name) => `${STEP_COLUMNS[name]} = ?`).join(", ");
     return changed(
-      this.db.prepare(`UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
+      prepared(this.db, `UPDATE flow_steps SET ${sets} WHERE ${conditions.join(" AND ")}`).run(...values, ...args),
     );
   }
 
@@ -238,13 +287,15 @@ export class RunStore {
     const { run, steps } = transitions;
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?)
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, at, runKey),
       );
       if (!moved) return false;
-      this.db.prepare(
+      prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${
           sqlList(steps.from)
         }`,
@@ -259,7 +310,7 @@ export class RunStore {
    */
   delete(runKey: string, from: readonly RunStatus[]): boolean {
     return changed(
-      this.db.prepare(`DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
+      prepared(this.db, `DELETE FROM flow_runs WHERE run_key = ? AND status IN ${sqlList(from)}`).run(runKey),
     );
   }
 
@@ -301,13 +352,15 @@ export class RunStore {
   ): RetryRound | null {
     return transaction(this.db, () => {
       const moved = changed(
-        this.db.prepare(
+        prepared(
+          this.db,
           `UPDATE flow_runs SET status = ?, finished_at = NULL, error = NULL
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, runKey),
       );
       if (!moved) return null;
-      const reopenStep = this.db.prepare(
+      const reopenStep = prepared(
+        this.db,
         `UPDATE flow_steps SET status = ?, attempt_base = attempt_no, next_attempt_at = NULL, started_at = NULL,
            finished_at = NULL, error = NULL, orchesjob_status = NULL
          WHERE run_key = ? AND step_id = ? AND status IN ${sqlList(steps.from)}`,
@@ -315,15 +368,32 @@ export class RunStore {
       for (const stepId of stepIds) {
         if (!changed(reopenStep.run(steps.to, runKey, stepId))) throw stale;
       }
-      const last = this.db.prepare("SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
+      const last = prepared(this.db, "SELECT MAX(round) AS n FROM flow_rounds WHERE run_key = ?").get(runKey) as {
         n: number | null;
       };
       const round: RetryRound = { round: (last.n ?? 1) + 1, at, steps: [...stepIds], user };
-      this.db.prepare("INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
+      prepared(this.db, "INSERT INTO flow_rounds (run_key, round, at, steps, user) VALUES (?, ?, ?, ?, ?)")
         .run(runKey, round.round, at, JSON.stringify(round.steps), user);
       return round;
     });
   }
+}
+
+/** A step as `create` inserts it (the column defaults of flow_steps). */
+function newStepState(id: string): StepState {
+  return {
+    id,
+    status: "PENDING",
+    attemptNo: 0,
+    attemptBase: 0,
+    nextAttemptAt: null,
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+    job: null,
+    executorError: null,
+    retryHistory: [],
+  };
 }
 
 function toStepState(row: StepRow): StepState {
@@ -338,5 +408,6 @@ function toStepState(row: StepRow): StepState {
     error: row.error,
     job: row.orchesjob_status === null ? null : JSON.parse(row.orchesjob_status) as Job,
     retryHistory: row.retry_history === null ? [] : JSON.parse(row.retry_history) as RetryRecord[],
+    executorError: row.executor_error === null ? null : JSON.parse(row.executor_error) as ExecutorFault,
   };
 }

@@ -43,7 +43,11 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_key, round)
   );
   `,
-  // 4: deferred starts (start --not-before) and the retry delays drawn for each failed attempt.
+  // 4: failing executor calls about a step's current attempt (JSON), null while the executor answers.
+  "ALTER TABLE flow_steps ADD COLUMN executor_error TEXT",
+  // 5: the working directory and environment of a run's first start (JSON), which its steps run with.
+  "ALTER TABLE flow_runs ADD COLUMN launch TEXT",
+  // 6: deferred starts (start --not-before) and the retry delays drawn for each failed attempt.
   `
   ALTER TABLE flow_runs ADD COLUMN not_before REAL;
   ALTER TABLE flow_steps ADD COLUMN retry_history TEXT;

@@ -2,12 +2,56 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, errorLine, REPO, tempDir, writeFile } from "../helpers.ts";
+import { formatVersion } from "../../src/cli/version.ts";
 
-Deno.test("--version prints the version from deno.json", async () => {
+Deno.test("--version prints the version from deno.json, the Deno version, the target and how it runs", async () => {
   const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
   const result = await cli(["--version"]);
   assert.equal(result.code, 0);
-  assert.equal(result.stdout, `orchesjob-flow ${config.version}\n`);
+  // Under `deno run` from a checkout: not compiled, and no commit (build_info.json is committed empty).
+  assert.equal(
+    result.stdout,
+    `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`,
+  );
+});
+
+Deno.test("--version --format json gives the same facts as JSON", async () => {
+  const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const result = await cli(["--version", "--format", "json"]);
+  assert.equal(result.code, 0);
+  assert.deepEqual(JSON.parse(result.stdout), {
+    name: "orchesjob-flow",
+    version: config.version,
+    deno: Deno.version.deno,
+    target: Deno.build.target,
+    compiled: false,
+    commit: null,
+  });
+});
+
+Deno.test("--format before a command is refused: it only applies to --version", async () => {
+  const result = await cli(["--format", "json", "status", "--run-key", "x"]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /only applies to --version/);
+  const bad = await cli(["--version", "--format", "yaml"]);
+  assert.equal(bad.code, 2);
+  assert.match(errorLine(bad).error, /--format must be one of text, json/);
+});
+
+Deno.test("formatVersion names a compiled binary and its commit", () => {
+  const info = {
+    name: "orchesjob-flow",
+    version: "0.2.0",
+    deno: "2.9.6",
+    target: "x86_64-unknown-linux-gnu",
+    compiled: true,
+    commit: "abc1234",
+  };
+  assert.equal(formatVersion(info), "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, compiled, abc1234)");
+  assert.equal(
+    formatVersion({ ...info, compiled: false, commit: null }),
+    "orchesjob-flow 0.2.0 (deno 2.9.6, x86_64-unknown-linux-gnu, not compiled)",
+  );
 });
 
 Deno.test("--help lists the visible commands and global options", async () => {
@@ -101,8 +145,10 @@ Deno.test("validate prints the normalized flow with waits_for, the parsed condit
   assert.deepEqual(d.waits_for, ["B", "F", "C"]);
   assert.deepEqual(d.condition, {
     kind: "or",
-    left: { kind: "and", left: { kind: "ref", id: "B" }, right: { kind: "ref", id: "F" } },
-    right: { kind: "not", operand: { kind: "ref", id: "C" } },
+    operands: [
+      { kind: "and", operands: [{ kind: "ref", id: "B" }, { kind: "ref", id: "F" }] },
+      { kind: "not", operand: { kind: "ref", id: "C" } },
+    ],
   });
 });
 
@@ -138,11 +184,15 @@ Deno.test("usage and validation errors are one JSON line on stderr with exit 2",
 
 Deno.test("-V, version and help [COMMAND] work", async () => {
   const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
+  const line = `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`;
   for (const args of [["-V"], ["version"], ["--version"]]) {
     const result = await cli(args);
     assert.equal(result.code, 0, args.join(" "));
-    assert.equal(result.stdout, `orchesjob-flow ${config.version}\n`);
+    assert.equal(result.stdout, line);
   }
+  const json = await cli(["version", "--format", "json"]);
+  assert.equal(json.code, 0, json.stderr);
+  assert.equal(JSON.parse(json.stdout).version, config.version);
   const top = await cli(["help"]);
   assert.equal(top.code, 0);
   assert.equal(top.stdout, (await cli(["--help"])).stdout);

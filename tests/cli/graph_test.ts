@@ -5,6 +5,9 @@ import { loadFlow } from "../../src/flow/load.ts";
 import { graphEdges } from "../../src/flow/graph.ts";
 import { renderGraph } from "../../src/cli/render/graph.ts";
 import { cli, errorLine, REPO } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+await loadYamlLibrary();
 
 const GOLDEN = join(REPO, "tests", "fixtures", "graph");
 const EXTENSIONS = { mermaid: "mmd", dot: "dot", text: "txt" } as const;

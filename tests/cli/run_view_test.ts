@@ -1,25 +1,18 @@
 /** RunView: append mode prints a table only on change, and a heartbeat at most once a minute. Pure. */
+import { stepState } from "../step_state.ts";
 import assert from "node:assert/strict";
 import type { RunRecord, StepState } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
 import { CLEAR_SCREEN, RunView } from "../../src/cli/render/run_view.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const FLOW = loadFlow("flow_id: f\nsteps:\n  - {id: a, command: [a]}\n  - {id: b, when: a, command: [b]}\n", "f.yaml");
 
 function record(a: Partial<StepState>, startedAt = 1000): RunRecord {
-  const step = (id: string, extra: Partial<StepState> = {}): StepState => ({
-    id,
-    status: "PENDING",
-    attemptNo: 0,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    job: null,
-    retryHistory: [],
-    ...extra,
-  });
+  const step = stepState;
   return {
     state: {
       runKey: "r",

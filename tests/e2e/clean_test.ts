@@ -33,7 +33,13 @@ flowTest(builtin, "clean deletes finished runs with their jobs, files, driver lo
   assert.equal(ok1Jobs.length, 2);
   assert.equal(f1Jobs.length, 1);
   assert.ok(existsSync(detached.stdout_log) && existsSync(detached.stderr_log));
-  assert.deepEqual(files(env, "locks"), ["f1.driver.lock", "f1.gate.lock", "ok1.driver.lock", "ok1.gate.lock"]);
+  assert.deepEqual(files(env, "locks"), [
+    "f1.driver.lock",
+    "f1.gate.lock",
+    "ok1.driver.lock",
+    "ok1.gate.lock",
+    "ok1.launch.lock",
+  ]);
   const jobFiles = files(env, "jobs");
   for (const id of [...ok1Jobs, ...f1Jobs]) assert.ok(jobFiles.some((name) => name.startsWith(id)), id);
 
@@ -45,6 +51,7 @@ flowTest(builtin, "clean deletes finished runs with their jobs, files, driver lo
     "f1.gate.lock",
     "ok1.driver.lock",
     "ok1.gate.lock",
+    "ok1.launch.lock",
   ]);
   assert.deepEqual(files(env, "locks"), []);
   assert.equal((await env.status("ok1")).status, "SUCCEEDED");
@@ -99,8 +106,11 @@ flowTest(builtin, "clean never touches an unfinished run: one driven, one whose 
   const running = await env.json(["start", "--run-key", "running", "-d", env.flow("slow.yaml", SLEEPING)]);
   const orphan = await env.json(["start", "--run-key", "orphan", "-d", gated]);
   try {
-    await env.waitFor("running", "nap running", (run) => step(run, "nap").status === "RUNNING");
-    await env.waitFor("orphan", "hold running", (run) => step(run, "hold").status === "RUNNING");
+    // Each step's job has started (a step is RUNNING a moment before its job exists): from here on
+    // neither run changes until the test says so.
+    const jobRunning = (id: string) => (run: Json) => step(run, id).orchesjob_status?.status === "RUNNING";
+    await env.waitFor("running", "nap's job running", jobRunning("nap"));
+    await env.waitFor("orphan", "hold's job running", jobRunning("hold"));
     // Kill the orphan's driver outright: its run stays RUNNING with nobody driving it.
     Deno.kill(orphan.pid, "SIGKILL");
     await eventually("the orphan's driver is dead", () => !processAlive(orphan.pid));

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually, REPO, writeJobWrapper } from "../helpers.ts";
+import { CLI, type CliResult, eventually, REPO, TEST_ENV, writeJobWrapper } from "../helpers.ts";
 
 export type ExecutorMode = "builtin" | "external";
 
@@ -34,12 +34,14 @@ export class FlowEnv implements Disposable {
 
   env(extra: Record<string, string> = {}): Record<string, string> {
     return {
-      NO_COLOR: "1",
+      ...TEST_ENV,
       ORCHESJOB_FLOW_HOME: this.home,
       ORCHESJOB_HOME: "",
-      ORCHESJOB_BIN: "",
       HELLO_DURATION: "0.2",
       HELLO_INTERVAL: "0.1",
+      // The examples' scripts read these; the caller's values must not make steps fail.
+      HELLO_FAIL: "",
+      HELLO_FAIL_STEPS: "",
       ...extra,
     };
   }
@@ -88,7 +90,7 @@ export class FlowEnv implements Disposable {
     return JSON.parse(result.stdout).reverse();
   }
 
-  async waitFor(runKey: string, what: string, check: (run: Json) => boolean, seconds = 30): Promise<Json> {
+  async waitFor(runKey: string, what: string, check: (run: Json) => boolean, seconds = 120): Promise<Json> {
     let last: Json = null;
     await eventually(`${runKey}: ${what}`, async () => {
       const result = await this.run(["status", "--run-key", runKey]);

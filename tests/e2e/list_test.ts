@@ -29,10 +29,10 @@ flowTest(builtin, "list: newest first, filters by status, flow, time and limit; 
     assert.deepEqual(all[0].step_counts, { total: 1, done: 0, running: 1, failed: 0 });
     // Each object is what status prints, without steps.
     const { steps: _steps, ...statusOfS1 } = await env.status("s1");
-    const { step_counts: _c, driver: _d, ...listedS1 } = all[2];
+    const { step_counts: _c, ...listedS1 } = all[2];
     assert.deepEqual(listedS1, statusOfS1);
     const withSteps = await env.json(["list", "--steps", "--flow", "two"]);
-    const { step_counts: _c2, driver: _d2, ...fullS1 } = withSteps[0];
+    const { step_counts: _c2, ...fullS1 } = withSteps[0];
     assert.deepEqual(fullS1, await env.status("s1"));
 
     assert.deepEqual(keys(await env.json(["list", "--status", "FAILED"])), ["f1"]);

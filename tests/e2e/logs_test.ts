@@ -13,7 +13,8 @@ function noisyFlow(counter: string): string {
   return `flow_id: noisy\nsteps:\n  - id: load\n    retries: 1\n    command: ${JSON.stringify(script)}\n` +
     `  - {id: blank, command: "echo 'the real reason' >&2; echo >&2; echo '   ' >&2; exit 1"}\n` +
     `  - {id: quiet, command: "echo 'stdout only'; exit 2"}\n` +
-    `  - {id: missing, command: [no-such-program-ojf]}\n`;
+    `  - {id: missing, command: [no-such-program-ojf]}\n` +
+    `  - {id: wordy, command: "printf 'x%.0s' $(seq 400) >&2; exit 1"}\n`;
 }
 
 flowTest(
@@ -29,6 +30,8 @@ flowTest(
     assert.equal(step(run, "quiet").error, "orchesjob status FAILED (exit code 2)", "no stderr, nothing added");
     // The case that hid the reason behind "exit code -1": a program that cannot be executed.
     assert.match(step(run, "missing").error, /^orchesjob status FAILED \(exit code -?\d+\): .*no-such-program-ojf/);
+    // A very long last line is cut, so the table stays readable.
+    assert.equal(step(run, "wordy").error, `orchesjob status FAILED (exit code 1): ${"x".repeat(297)}...`);
     const table = await env.run(["status", "--run-key", "n1", "--format", "table"]);
     assert.match(table.stdout, /FAILED .* cannot open \/data\/input\.csv \(2\)\n/);
 

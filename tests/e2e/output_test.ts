@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, REPO } from "../helpers.ts";
+import { CLI, collectText, eventually, REPO } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { builtin, TWO_STEPS } from "./operator_env.ts";
 
@@ -103,17 +103,25 @@ steps:
 `,
   );
   await env.json(["start", "--run-key", "g", "-d", file]);
-  await env.waitFor("g", "hold running", (run) => step(run, "hold").status === "RUNNING");
+  await env.waitFor("g", "hold's job running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
   const watcher = env.spawn(["watch", "--run-key", "g", "--interval", "0.05"]);
-  const output = watcher.output();
-  // Two seconds of polling every 0.05 s with nothing changing: one table, not forty.
+  const stdout = collectText(watcher.stdout);
+  const stderr = collectText(watcher.stderr);
+  // Nothing can change before `go` exists. Once watch has shown the held run, give it two seconds of
+  // polling every 0.05 s (a window to look through, not a wait for something): one table, not forty.
+  await eventually("watch shows the held run", () => /\nafter +/.test(stdout.text), 60);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   Deno.writeTextFileSync(go, "");
-  const result = await output;
-  assert.equal(result.code, 0);
-  const stdout = new TextDecoder().decode(result.stdout);
-  const tables = stdout.split("Flow: gated").length - 1;
-  assert.ok(tables >= 2 && tables <= 5, `tables printed: ${tables}\n${stdout}`);
-  assert.match(stdout, /Status: OK SUCCEEDED/);
-  assert.ok(!stdout.includes("\x1b"));
+  const code = (await watcher.status).code;
+  const text = await stdout.done;
+  assert.equal(code, 0, await stderr.done);
+  const tables = text.split("Flow: gated").slice(1);
+  const held = tables.filter((table) => /^hold +\S+ RUNNING +\S+ +\S+ +RUNNING /m.test(table));
+  assert.equal(held.length, 1, `tables of the unchanged held run: ${held.length}\n${text}`);
+  assert.ok(tables.length >= 2, `tables printed: ${tables.length}\n${text}`);
+  // Each later table shows a change, and not merely in its times.
+  const timeless = tables.map((table) => table.replace(/\d{4}-\d\d-\d\d |\d\d:\d\d:\d\d/g, ""));
+  for (let i = 1; i < timeless.length; i++) assert.notEqual(timeless[i], timeless[i - 1], `table ${i + 1}\n${text}`);
+  assert.match(tables.at(-1)!, /Status: OK SUCCEEDED/);
+  assert.ok(!text.includes("\x1b"));
 });

@@ -55,7 +55,8 @@ steps:
   assert.equal(retried.rounds.length, 1);
   assert.deepEqual({ ...retried.rounds[0], at: 0 }, { round: 2, at: 0, steps: ["b", "c"], user: "alice" });
   assert.ok(retried.rounds[0].at >= failed.finished_at);
-  assert.deepEqual(await env.status("r"), retried);
+  // status also says who drives the run: nobody, now that the retry has finished.
+  assert.deepEqual(await env.status("r"), { ...retried, driver: null });
   const table = await env.run(["status", "--run-key", "r", "--format", "table"]);
   assert.match(table.stdout, /\nRetried: 1 time, last \d{4}-\d\d-\d\d \d\d:\d\d:\d\d by alice: b, c\n/);
 });

@@ -1,7 +1,7 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, errorLine, eventually } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, hasOpen, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -31,13 +31,13 @@ flowTest(
     // Formatting or comments alone do not change the definition.
     env.flow("flow.yaml", "# same flow, new comment\n" + TWO_STEPS.replaceAll(", ", ",  "));
     assert.equal((await env.run(["start", "--run-key", "bound", file])).code, 0);
-    assert.deepEqual(await env.status("bound"), first);
+    assert.deepEqual(await env.status("bound"), { ...first, driver: null });
   },
 );
 
 flowTest(
   builtin,
-  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, then ~/.local/share",
+  "the state file is found by --db, ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME, XDG_DATA_HOME, then ~/.local/share",
   async (env) => {
     const file = env.flow("flow.yaml", TWO_STEPS);
     const cases: [string[], Record<string, string>, string][] = [
@@ -58,7 +58,17 @@ flowTest(
       ],
       [
         [],
-        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", HOME: join(env.home, "user") },
+        {
+          ORCHESJOB_FLOW_HOME: "",
+          ORCHESJOB_HOME: "",
+          XDG_DATA_HOME: join(env.home, "xdg"),
+          HOME: join(env.home, "user"),
+        },
+        join(env.home, "xdg", "orchesjob-flow", "orchesjob-flow.sqlite3"),
+      ],
+      [
+        [],
+        { ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", XDG_DATA_HOME: "", HOME: join(env.home, "user") },
         join(env.home, "user", ".local", "share", "orchesjob-flow", "orchesjob-flow.sqlite3"),
       ],
     ];
@@ -80,7 +90,10 @@ flowTest(builtin, "an unknown run key is exit 3 with a JSON error, for every run
   for (const args of [["status"], ["watch"], ["cancel"], ["tick"], ["status", "--format", "table"]]) {
     const result = await env.run([...args, "--run-key", "nope"]);
     assert.equal(result.code, 3, args.join(" "));
-    assert.equal(errorLine(result).error, `${args[0]}: run not found: nope`);
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: nope (state file ${join(env.home, "orchesjob-flow.sqlite3")})`,
+    );
   }
 });
 
@@ -102,7 +115,7 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
     [["--executor", "orchesjob", "start", "--run-key", "other", file], /no orchesjob found/],
   ];
   for (const [args, pattern] of cases) {
-    const result = await env.run(args, { PATH: "/usr/bin:/bin" });
+    const result = await env.run(args, { PATH: withoutOrchesjob("/usr/bin:/bin") });
     assert.equal(result.code, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(errorLine(result).error, pattern, args.join(" "));
   }
@@ -110,35 +123,44 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
   assert.equal((await env.run(["status", "--run-key", "other"])).code, 3, "a refused start creates nothing");
 });
 
-flowTest(builtin, "a missing orchesjob binary fails the step with the reason, not the program", async (env) => {
+flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) and stores no run", async (env) => {
   const file = env.flow("flow.yaml", TWO_STEPS);
-  const run = await env.json(
-    ["--orchesjob-bin", join(env.home, "no-such-orchesjob"), "start", "--run-key", "m", file],
-    1,
-  );
-  assert.equal(run.status, "FAILED");
-  assert.match(step(run, "a").error, /^start failed: orchesjob not found: .*no-such-orchesjob$/);
-  assert.equal(step(run, "b").status, "SKIPPED");
+  const result = await env.run([
+    "--orchesjob-bin",
+    join(env.home, "no-such-orchesjob"),
+    "start",
+    "--run-key",
+    "m",
+    file,
+  ]);
+  assert.equal(result.code, 2);
+  assert.match(errorLine(result).error, /^start: orchesjob is not usable: .*no-such-orchesjob: no such file/);
+  assert.equal((await env.run(["status", "--run-key", "m"])).code, 3);
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   flowTest(both, `${signal} stops a foreground start with exit 130; start again resumes and finishes`, async (env) => {
     const log = join(env.home, "ran");
+    const go = join(env.home, "go");
+    // a runs until the test creates `go`, so the signal always lands while a runs (a fixed-length
+    // step could end, and the run with it, before a loaded machine delivers the signal).
     const file = env.flow(
       "flow.yaml",
       `flow_id: interrupted
 steps:
-  - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; sleep 1`)}}
+  - {id: a, command: ${JSON.stringify(`echo a >> '${log}'; while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
   - {id: b, when: a, command: ${JSON.stringify(`echo b >> '${log}'`)}}
 `,
     );
     const child = env.spawn(["start", "--run-key", "int", file]);
-    await env.waitFor("int", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+    await env.waitFor("int", "a RUNNING", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
     child.kill(signal);
     const output = await child.output();
     assert.equal(output.code, 130);
     const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
     assert.equal(stopped.status, "RUNNING", "the run is left resumable");
+    assert.deepEqual(statuses(stopped), { a: "RUNNING", b: "PENDING" });
+    Deno.writeTextFileSync(go, "");
     const resumed = await env.json(["start", "--run-key", "int", file]);
     assert.deepEqual(statuses(resumed), { a: "SUCCEEDED", b: "SUCCEEDED" });
     assert.equal(Deno.readTextFileSync(log), "a\nb\n");
@@ -146,15 +168,29 @@ steps:
 }
 
 flowTest(both, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
+  const go = join(env.home, "go");
   const file = env.flow(
     "flow.yaml",
-    `flow_id: wait\nsteps:\n  - {id: a, command: "sleep 0.5; exit 1"}\n`,
+    `flow_id: wait\nsteps:\n  - {id: a, command: ${
+      JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; exit 1`)
+    }}\n`,
   );
   await env.json(["start", "-d", "--run-key", "wt", file]);
   await env.waitFor("wt", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
-  const waited = await env.run(["start", "--run-key", "wt", file]);
-  assert.equal(waited.code, 1, waited.stderr);
-  assert.equal(JSON.parse(waited.stdout).status, "FAILED");
+  const second = env.spawn(["start", "--run-key", "wt", file]);
+  let exited = false;
+  const output = second.output().finally(() => (exited = true));
+  // The run cannot end before `go` exists: a second start that has read the run and has not exited
+  // by now is waiting for it.
+  const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+  await eventually("the second start has opened the state file", () => exited || hasOpen(second.pid, db), 60);
+  await env.waitFor("wt", "a still held", (run) => step(run, "a").status === "RUNNING");
+  assert.equal(exited, false, "the second start returned while the run was still RUNNING");
+  Deno.writeTextFileSync(go, "");
+  const waited = await output;
+  const stderr = new TextDecoder().decode(waited.stderr);
+  assert.equal(waited.code, 1, stderr);
+  assert.equal(JSON.parse(new TextDecoder().decode(waited.stdout)).status, "FAILED");
   // A finished run: start prints it and exits with its code; cancel leaves it as it is.
   assert.equal((await env.run(["start", "--run-key", "wt", file])).code, 1);
   const cancel = await env.json(["cancel", "--run-key", "wt"]);
@@ -233,7 +269,8 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
-  await env.run(["--db", newer, "status", "--run-key", "x"]);
+  // `tick` creates the state file (`status` only reads: it would not).
+  assert.equal((await env.run(["--db", newer, "tick", "--run-key", "x"])).code, 3);
   const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
   sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
   sqlite.close();
@@ -268,9 +305,13 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     using env = new FlowEnv("builtin");
+    const go = join(env.home, "go");
+    // a runs until the test creates `go` (after the session is gone), so the kill lands while it runs.
     const file = env.flow(
       "flow.yaml",
-      'flow_id: s\nsteps:\n  - {id: a, command: "sleep 1"}\n  - {id: b, when: a, command: ["true"]}\n',
+      `flow_id: s\nsteps:\n  - {id: a, command: ${
+        JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)
+      }}\n  - {id: b, when: a, command: ["true"]}\n`,
     );
     // A login-like session: its own session and process group, which is then hung up and killed whole.
     const quoted = [...CLI, ...env.globals(), "start", "-d", "--run-key", "ssh", file].map((a) => `'${a}'`).join(" ");
@@ -285,7 +326,9 @@ Deno.test({
     Deno.kill(-session.pid, "SIGHUP");
     Deno.kill(-session.pid, "SIGKILL");
     await session.status;
+    Deno.writeTextFileSync(go, "");
     const run = await env.waitFor("ssh", "the run to finish", (r) => r.status !== "RUNNING");
     assert.equal(run.status, "SUCCEEDED");
+    assert.deepEqual(statuses(run), { a: "SUCCEEDED", b: "SUCCEEDED" }, "b was started after the session ended");
   },
 });

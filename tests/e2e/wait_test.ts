@@ -1,7 +1,7 @@
 /** `wait` through the real CLI: exit codes 0/1/4/124, no tables, and --advance for an undriven run. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine } from "../helpers.ts";
+import { errorLine, eventually, hasOpen } from "../helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
@@ -20,7 +20,10 @@ steps:
   const waiter = env.spawn(["wait", "--run-key", "g", "--interval", "0.1"]);
   let exited = false;
   const output = waiter.output().finally(() => (exited = true));
-  // The run cannot end before `go` exists: a waiter that has exited by now exited too early.
+  // The run cannot end before `go` exists: a waiter that has read the run (it has the state file
+  // open) and has exited by now exited too early.
+  const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+  await eventually("wait has opened the state file", () => exited || hasOpen(waiter.pid, db));
   await env.waitFor("g", "still held", (run) => step(run, "hold").status === "RUNNING");
   assert.equal(exited, false, "wait returned while the run was still RUNNING");
   Deno.writeTextFileSync(go, "");

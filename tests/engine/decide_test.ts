@@ -1,9 +1,14 @@
 /** decide() as a pure function of recorded state, observations and time. */
+import { stepState as pendingStep } from "../step_state.ts";
 import assert from "node:assert/strict";
-import { decide, nextDue } from "../../src/engine/decide.ts";
+import { attemptEnd, decide, LOST_AFTER_START, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
+
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 const FLOW = loadFlow(
   `flow_id: f
@@ -18,19 +23,8 @@ steps:
 );
 
 function stepState(id: string, status: StepStatus, extra: Partial<StepState> = {}): StepState {
-  return {
-    id,
-    status,
-    attemptNo: status === "PENDING" ? 0 : 1,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: status === "PENDING" ? null : 1000,
-    finishedAt: null,
-    error: null,
-    job: null,
-    retryHistory: [],
-    ...extra,
-  };
+  const started = status !== "PENDING";
+  return pendingStep(id, { status, attemptNo: started ? 1 : 0, startedAt: started ? 1000 : null, ...extra });
 }
 
 function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial<StepState>> = {}): RunState {
@@ -47,7 +41,7 @@ function run(statuses: Record<string, StepStatus>, extra: Record<string, Partial
 }
 
 function job(status: JobStatus, exitCode: number | null = null): Job {
-  return { job_id: "j", run_key: "r:A:1", status, exit_code: exitCode, updated_at: 1 } as Job;
+  return { job_id: "j", run_key: "r:A:1", status, exit_code: exitCode, updated_at: 1, target_pid: null } as Job;
 }
 
 Deno.test("a PENDING run begins and starts the steps that wait for nothing", () => {
@@ -101,6 +95,15 @@ Deno.test("observations: success, failure with retries left (delayed), failure w
       { kind: "fail", stepId: "A", job: job(status), error: `orchesjob status ${status}` },
     ]);
   }
+});
+
+Deno.test("a job LOST after its command started fails the step even with retries left: it may have done its work", () => {
+  const lost = { ...job("LOST"), target_pid: 4242 };
+  assert.deepEqual(decide(run({ A: "RUNNING" }), new Map([["A", lost]]), 1010), [
+    { kind: "fail", stepId: "A", job: lost, error: LOST_AFTER_START },
+  ]);
+  // Lost before its command started: nothing ran, so it is an ordinary failed attempt.
+  assert.equal(decide(run({ A: "RUNNING" }), new Map([["A", job("LOST")]]), 1010)[0].kind, "retry");
 });
 
 Deno.test("a RUNNING step whose run key orchesjob does not know is started again with the same attempt", () => {
@@ -218,7 +221,7 @@ steps:
     steps: [stepState("a", "RUNNING", { attemptNo })],
   });
   const failed = (attemptNo: number, exitCode: number, random: number) =>
-    decide(state(attemptNo), new Map([["a", job("FAILED", exitCode)]]), 1000, () => random)[0];
+    decide(state(attemptNo), new Map([["a", job("FAILED", exitCode)]]), 1000, undefined, () => random)[0];
   assert.deepEqual(failed(1, 75, 0), {
     kind: "retry",
     stepId: "a",
@@ -234,7 +237,7 @@ steps:
   assert.equal(other.kind, "fail");
   assert.match((other as { error: string }).error, /exit code 1\); not retried: exit code not in retry_on_exit_codes/);
   // Without an exit code of the command's own (LOST), the retry still happens.
-  const lost = decide(state(1), new Map([["a", job("LOST")]]), 1000, () => 0)[0];
+  const lost = decide(state(1), new Map([["a", job("LOST")]]), 1000, undefined, () => 0)[0];
   assert.equal(lost.kind, "retry");
 });
 
@@ -246,6 +249,40 @@ Deno.test("a SCHEDULED run does nothing before its time, then begins like a crea
     { kind: "begin" },
     { kind: "start", stepId: "A", attemptNo: 1, resume: false },
   ]);
+});
+
+Deno.test("an executor unusable past executor_unavailable_sec fails the attempt, with an abort first", () => {
+  const fault = {
+    message: "orchesjob status exited 1: locked",
+    exitCode: 1,
+    stderrTail: "",
+    firstAt: 1000,
+    lastAt: 1500,
+    count: 9,
+  };
+  const seen = job("RUNNING");
+  const state = run({ A: "RUNNING" }, { A: { executorError: fault, job: seen, startedAt: 1590 } });
+  assert.deepEqual(decide(state, new Map(), 1599.9), [], "within the default 600 s");
+  assert.equal(nextDue(state), 1600);
+  const [action] = decide(state, new Map(), 1600);
+  assert.equal(action.kind, "retry");
+  assert.ok(action.kind === "retry" && action.abort && action.job === seen);
+  assert.match(
+    (action as { error: string }).error,
+    /^orchesjob unusable for 600 s \(9 failed calls; limit 600 s\): .*locked$/,
+  );
+  // An answer this round wins over the recorded error.
+  assert.deepEqual(decide(state, new Map([["A", seen]]), 1600), []);
+  // The flow's own bound.
+  const short = { ...state, flow: { ...state.flow, executorUnavailableSec: 5 } };
+  assert.equal(decide(short, new Map(), 1005)[0].kind, "retry");
+});
+
+Deno.test("a job orchesjob forgot (cleaned) fails the attempt rather than starting the step again", () => {
+  const state = run({ A: "RUNNING" }, { A: { job: job("RUNNING"), attemptNo: 3 } });
+  const [action] = decide(state, new Map([["A", null]]), 1001);
+  assert.equal(action.kind, "fail");
+  assert.match((action as { error: string }).error, /^orchesjob no longer knows run key r:A:1 /);
 });
 
 Deno.test("after a retry round, the step's retries count from the round's first attempt", () => {
@@ -263,4 +300,14 @@ Deno.test("after a retry round, the step's retries count from the round's first 
     attemptNo: 7,
     resume: false,
   });
+});
+
+Deno.test("an attempt ends when its job says, laid from the attempt's start, never after now", () => {
+  const ended = { ...job("SUCCEEDED", 0), started_at: 1000, finished_at: 1003 };
+  const step = { startedAt: 1000.4 } as StepState;
+  assert.equal(attemptEnd(step, ended, 1017), 1003.4, "a driver back 14 s later");
+  assert.equal(attemptEnd(step, ended, 1003.1), 1003.1, "never after now");
+  assert.equal(attemptEnd(step, { ...ended, started_at: 1010, finished_at: 1012 }, 1020), 1012, "a later start");
+  assert.equal(attemptEnd(step, job("RUNNING"), 1017), 1017, "no end reported");
+  assert.equal(attemptEnd(step, null, 1017), 1017);
 });

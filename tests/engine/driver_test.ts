@@ -7,7 +7,11 @@ import type { Job, JobStatus, RunState, StartResult } from "../../src/domain/mod
 import { cancelRun, createRun, Driver, loadRun, type StartGate } from "../../src/engine/mod.ts";
 import { type AbortOptions, type Executor, ExecutorError, type JobRef } from "../../src/executor/mod.ts";
 import { definitionHash, loadFlow } from "../../src/flow/mod.ts";
-import { openDatabase, RunStore } from "../../src/store/mod.ts";
+import { openDatabase, RunStore, storeWaitReason } from "../../src/store/mod.ts";
+
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 /** orchesjob's semantics, in memory, with faults on request. Every call is logged. */
 class FakeExecutor implements Executor {
@@ -308,4 +312,98 @@ Deno.test("executor errors: an unreadable poll changes nothing, an unknown start
   using other = setup();
   other.executor.startFaults.push(new TypeError("bug"));
   await assert.rejects(other.driver().tick(), TypeError);
+});
+
+Deno.test("failed polls are recorded on the step at once, cleared by an answer, and bounded by executor_unavailable_sec", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 30
+steps:
+  - {id: a, command: [work], retries: 1}
+`);
+  const told: number[] = [];
+  const driver = () =>
+    new Driver({
+      runs: env.runs,
+      gate: env.gate,
+      executor: env.executor,
+      clock: env.clock,
+      pollIntervalSec: 1,
+      onExecutorError: ({ fault }) => told.push(fault.count),
+    }, "k");
+  await driver().tick(); // starts attempt 1
+  const locked = () => new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
+  env.executor.statusFaults.push(locked(), locked());
+  await driver().tick();
+  env.clock.t = 1010;
+  await driver().tick();
+  const fault = env.step("a").executorError!;
+  assert.deepEqual([fault.count, fault.firstAt, fault.lastAt, fault.exitCode, fault.stderrTail], [
+    2,
+    1000,
+    1010,
+    1,
+    "locked",
+  ]);
+  assert.deepEqual(told, [1, 2], "the driver told of each failed call");
+  await driver().tick();
+  assert.equal(env.step("a").executorError, null, "an answer clears it");
+
+  // Unusable for 30 s: the attempt fails (abort tried first) and is retried under a new key.
+  env.executor.statusFaults.push(locked(), locked(), locked());
+  env.clock.t = 1020;
+  await driver().tick();
+  env.clock.t = 1049.9;
+  await driver().tick();
+  assert.equal(env.step("a").status, "RUNNING", "within the bound");
+  env.clock.t = 1050;
+  await driver().tick();
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")).length, 1);
+  assert.match(env.step("a").error ?? "", /^orchesjob unusable for 30 s \(3 failed calls; limit 30 s\)/);
+  await settle(driver());
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:2"]);
+  assert.equal(env.step("a").executorError, null, "a new attempt starts clean");
+});
+
+Deno.test("a full disk under the driver is waited out with backoff, shown as the run's error, then cleared", async () => {
+  using t = setup(`flow_id: f\nsteps:\n  - {id: a, command: [work]}\n  - {id: b, when: a, command: [next]}\n`);
+  let full = 0;
+  // The store refuses step writes while `full` lasts, as SQLite does on a full disk (SQLITE_FULL).
+  const runs = new Proxy(t.runs, {
+    get(target, name, receiver) {
+      const value = Reflect.get(target, name, receiver);
+      if (name !== "updateStep") return typeof value === "function" ? value.bind(target) : value;
+      return (...args: Parameters<RunStore["updateStep"]>) => {
+        if (full > 0) {
+          full--;
+          throw new Error("database or disk is full");
+        }
+        return target.updateStep(...args);
+      };
+    },
+  });
+  const waits: { reason: string; error: string | null }[] = [];
+  const start = t.executor.start.bind(t.executor);
+  t.executor.start = async (runKey: string, command: readonly string[]) => {
+    const job = await start(runKey, command);
+    t.executor.finish(runKey, "SUCCEEDED", 0);
+    if (runKey === "k:a:1") full = 3; // a ends: recording that hits the full disk three times
+    return job;
+  };
+  const driver = new Driver({
+    runs,
+    gate: t.gate,
+    executor: t.executor,
+    clock: t.clock,
+    pollIntervalSec: 0.01,
+    storeWaitReason,
+    onStoreWait: ({ reason }) => waits.push({ reason, error: t.state().error }),
+  }, "k");
+  const final = await driver.drive();
+  assert.equal(final.status, "SUCCEEDED");
+  assert.equal(waits.length, 3, "three rounds met the full disk");
+  assert.ok(waits.every((w) => w.reason === "database or disk is full"));
+  // From the second report on, the run's error shows the wait (the first report precedes that write).
+  assert.match(waits[2].error ?? "", /state database unusable, retrying: database or disk is full/);
+  assert.equal(t.state().error, null, "cleared once the store took writes again");
+  assert.deepEqual(t.executor.starts(), ["start k:a:1", "start k:b:1"], "each step started once");
 });

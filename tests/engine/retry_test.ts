@@ -1,8 +1,12 @@
 /** stepsToRetry: which steps a retry reopens, as a pure function of the ended run. */
+import { stepState } from "../step_state.ts";
 import assert from "node:assert/strict";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import { stepsToRetry } from "../../src/engine/mod.ts";
-import { loadFlow } from "../../src/flow/mod.ts";
+import { loadFlow, loadYamlLibrary } from "../../src/flow/mod.ts";
+
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
 
 // a → b → c → d, plus e (waits on a) and alarm (runs when b did not succeed).
 const FLOW = loadFlow(
@@ -19,18 +23,8 @@ steps:
 );
 
 function ended(statuses: Record<string, StepStatus>, status: RunState["status"] = "FAILED"): RunState {
-  const step = (id: string): StepState => ({
-    id,
-    status: statuses[id],
-    attemptNo: statuses[id] === "SKIPPED" ? 0 : 1,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    job: null,
-    retryHistory: [],
-  });
+  const step = (id: string): StepState =>
+    stepState(id, { status: statuses[id], attemptNo: statuses[id] === "SKIPPED" ? 0 : 1 });
   return {
     runKey: "r",
     flow: FLOW,

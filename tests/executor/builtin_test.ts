@@ -7,7 +7,7 @@ import { nowSeconds } from "../../src/shared/time.ts";
 import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
 import type { JobRow } from "../../src/executor/builtin/job_table.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
-import { tempDir } from "../helpers.ts";
+import { eventually, tempDir } from "../helpers.ts";
 
 function row(jobId: string, fields: Partial<JobRow>): JobRow {
   return {
@@ -45,14 +45,37 @@ Deno.test("a reused PID is not mistaken for the job's supervisor: the job is LOS
   db.close();
 });
 
-Deno.test("a STARTING job whose supervisor never appeared is LOST only after a grace period", async () => {
+Deno.test("a STARTING job nobody launched (its starter died) is launched by the next reads, exactly once", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const jobs = jobsDirectory(dbPath);
+  const marker = join(dir.path, "ran");
+  // Two runners on two connections: two processes reading the same job at the same time.
+  const dbs = [openDatabase(dbPath), openDatabase(dbPath)];
+  const runners = dbs.map((db) => new BuiltinRunner(db, jobs));
+  const command = JSON.stringify(["sh", "-c", `echo x >> '${marker}'`]);
+  runners[0].table.insertJob(row("orphan", { status: "STARTING", command, stdout_file: join(jobs, "orphan.stdout") }));
+  let status: string | undefined;
+  await eventually("the orphaned job ends", async () => {
+    for (const runner of runners) status = (await runner.status("orphan"))?.status;
+    return status === "SUCCEEDED";
+  });
+  assert.equal(Deno.readTextFileSync(marker), "x\n", "launched once, though both readers relaunched it");
+  for (const db of dbs) db.close();
+});
+
+Deno.test("a claimed job whose supervisor never wrote its PID is LOST after a grace period", async () => {
   using dir = tempDir();
   const dbPath = join(dir.path, "state.sqlite3");
   const db = openDatabase(dbPath);
-  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
-  runner.table.insertJob(row("fresh", { status: "STARTING" }));
-  runner.table.insertJob(row("stale", { status: "STARTING", started_at: nowSeconds() - 3600 }));
-  assert.equal((await runner.status("fresh"))?.status, "STARTING", "its starter may still be launching it");
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  for (const id of ["fresh", "stale"]) {
+    runner.table.insertJob(row(id, { status: "STARTING" }));
+    Deno.mkdirSync(join(jobs, `${id}.claim`));
+  }
+  Deno.utimeSync(join(jobs, "stale.claim"), nowSeconds() - 3600, nowSeconds() - 3600);
+  assert.equal((await runner.status("fresh"))?.status, "STARTING", "its supervisor may be writing its PID");
   assert.equal((await runner.status("stale"))?.status, "LOST");
   assert.deepEqual((await runner.running()).map((job) => job.job_id), ["fresh"]);
   db.close();
@@ -72,6 +95,36 @@ Deno.test("a result file written by the supervisor wins over a dead PID, and ABO
   const aborted = await runner.status("aborted");
   assert.equal(aborted?.status, "ABORTED");
   assert.equal(aborted?.exit_code, null);
+  db.close();
+});
+
+Deno.test("a result file still being written (no newline yet) is not read; an earlier supervisor's .exit.tmp is", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  // A live supervisor of the job (a shell whose command line names the job) mid-way through writing "137\n".
+  const supervisor = new Deno.Command("sh", { args: ["-c", "sleep 60", "writing"], stdin: "null" }).spawn();
+  try {
+    const live = supervisor.pid;
+    runner.table.insertJob(row("writing", { status: "RUNNING", worker_pid: live, target_pid: live }));
+    Deno.mkdirSync(join(jobs, "writing.claim"));
+    for (const partial of ["", "1", "13", "137"]) {
+      Deno.writeTextFileSync(join(jobs, "writing.exit"), partial);
+      const job = await runner.status("writing");
+      assert.equal(job?.status, "RUNNING", JSON.stringify(partial));
+      assert.equal(job?.exit_code, null, JSON.stringify(partial));
+    }
+    Deno.writeTextFileSync(join(jobs, "writing.exit"), "137\n");
+    assert.equal((await runner.status("writing"))?.exit_code, 137);
+  } finally {
+    supervisor.kill("SIGKILL");
+    await supervisor.status;
+  }
+  runner.table.insertJob(row("renamed", { worker_pid: 999_999_999 }));
+  Deno.writeTextFileSync(join(jobs, "renamed.exit.tmp"), "3\n");
+  assert.equal((await runner.status("renamed"))?.exit_code, 3);
   db.close();
 });
 
@@ -113,4 +166,29 @@ Deno.test("the runner's tables migrate with it: a fresh file gets them, a file w
     { key: "schema_version", value: String(MIGRATIONS.length) },
   ]);
   db.close();
+});
+
+Deno.test("a job read the moment its start returns (no wait for RUNNING) is never taken for LOST", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  try {
+    // The supervisor may still be inside its exec (through setsid) when the first status read comes.
+    const statuses = new Set<string>();
+    for (let i = 0; i < 120; i++) {
+      const started = await runner.start(`quick-${i}`, ["true"], { strict: false, noWait: true });
+      statuses.add(started.status);
+      statuses.add((await runner.status(`quick-${i}`))!.status);
+    }
+    // Let every supervisor finish before the directory goes; they all succeed.
+    await eventually("all quick jobs ended", async () => {
+      for (let i = 0; i < 120; i++) statuses.add((await runner.status(`quick-${i}`))!.status);
+      return !statuses.has("RUNNING") || (await runner.running()).length === 0;
+    });
+    assert.ok(statuses.has("STARTING"), "no read came before the supervisor started: the test proves nothing");
+    assert.ok(!statuses.has("LOST"), `statuses seen: ${[...statuses]}`);
+  } finally {
+    db.close();
+  }
 });

@@ -15,10 +15,13 @@ const IMPLEMENTATIONS: [string, (home: string) => { executor: Executor; close():
     return { executor: new BuiltinRunner(db, jobsDirectory(dbPath)), close: () => db.close() };
   }],
   ["external via the job wrapper", (home) => {
+    // The wrapper inherits this process's environment; the caller's value comes back afterwards.
+    const before = Deno.env.get("ORCHESJOB_FLOW_HOME");
     Deno.env.set("ORCHESJOB_FLOW_HOME", home);
     return {
       executor: new ExternalExecutor(writeJobWrapper(home)),
-      close: () => Deno.env.delete("ORCHESJOB_FLOW_HOME"),
+      close: () =>
+        before === undefined ? Deno.env.delete("ORCHESJOB_FLOW_HOME") : Deno.env.set("ORCHESJOB_FLOW_HOME", before),
     };
   }],
 ];
@@ -47,10 +50,18 @@ for (const [name, open] of IMPLEMENTATIONS) {
           "hello from env\n",
         );
         assert.equal(new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stderr"))!), "oops\n");
+        // Parts of the output: from a byte on (for --follow), or the last bytes (for a failure's reason).
+        const part = async (range: { from: number } | { last: number }) =>
+          new TextDecoder().decode((await executor.logs({ runKey: "greet" }, "stdout", range))!);
+        assert.equal(await part({ from: 6 }), "from env\n");
+        assert.equal(await part({ from: 100 }), "");
+        assert.equal(await part({ last: 4 }), "env\n");
+        assert.equal(await part({ last: 100 }), "hello from env\n");
         // Aborting a job that has already finished is an answer (its final state), not an error.
         assert.equal((await executor.abort("greet", { graceSeconds: 1 }))?.status, "SUCCEEDED");
 
-        const long = await executor.start("long", ["sleep", "30"], { strict: true, startTimeoutSec: 5 });
+        // The start waits up to startTimeoutSec for the job to be RUNNING: generous, for a loaded machine.
+        const long = await executor.start("long", ["sleep", "30"], { strict: true, startTimeoutSec: 60 });
         assert.equal(long.status, "RUNNING");
         assert.deepEqual((await executor.running()).map((job) => job.run_key), ["long"]);
         const aborted = await executor.abort("long", { graceSeconds: 1, reason: "test" });

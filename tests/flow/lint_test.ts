@@ -4,6 +4,9 @@ import { lintFlow, satisfiable } from "../../src/flow/lint.ts";
 import { parseWhen } from "../../src/flow/when.ts";
 import { join } from "node:path";
 import { REPO } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+await loadYamlLibrary();
 
 function lint(steps: string): string[] {
   return lintFlow(loadFlow(`flow_id: f\nsteps:\n${steps}`, "f.yaml")).map((w) => `${w.stepId}: ${w.message}`);

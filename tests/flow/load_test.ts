@@ -4,6 +4,10 @@ import { normalizeFlow } from "../../src/flow/normalize.ts";
 import { formatWhen } from "../../src/flow/when.ts";
 import { thrown } from "../helpers.ts";
 
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+// loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
+await loadYamlLibrary();
+
 /** A one-step flow whose step carries `extra` (YAML lines, indented as step fields). */
 function oneStep(extra: string): string {
   return `flow_id: f\nsteps:\n  - id: A\n    command: [echo, hi]\n${extra}`;
@@ -76,10 +80,10 @@ Deno.test("each field rejects bad values with the file, line, column and step", 
     ["    timeout_sec: 0\n", 'flow.yaml:5:18: step "A": timeout_sec must be a number > 0, got 0'],
     ["    start_timeout_sec: -1\n", 'flow.yaml:5:24: step "A": start_timeout_sec must be a number > 0, got -1'],
     ["    strict: yes\n", 'flow.yaml:5:13: step "A": strict must be true or false, got "yes"'],
-    ["    when: 3\n", 'flow.yaml:5:11: step "A": when must be a non-empty string expression'],
+    ["    when: 3\n", 'flow.yaml:5:11: step "A": when refers to unknown step "3"'],
     ["    when: ''\n", 'flow.yaml:5:11: step "A": when must be a non-empty string expression'],
     ["    depends_on: A\n", 'flow.yaml:5:17: step "A": depends_on must be a list of step ids'],
-    ["    depends_on: [1]\n", 'flow.yaml:5:17: step "A": depends_on must be a list of step ids'],
+    ["    depends_on: [1]\n", 'flow.yaml:5:17: step "A": depends_on names unknown step "1"'],
     ["    depend_on: [B]\n", 'flow.yaml:5:5: unknown field "depend_on" in step "A"; did you mean "depends_on"?'],
     ["    retrys: 1\n", 'flow.yaml:5:5: unknown field "retrys" in step "A"; did you mean "retries"?'],
     [
@@ -101,6 +105,19 @@ Deno.test("flow-level fields are required and checked", () => {
   assert.equal(error("flow_id: f\nstep: []\n"), 'flow.yaml:2:1: unknown field "step"; did you mean "steps"?');
   assert.equal(error("- a\n"), "flow.yaml:1:1: a flow must be a mapping with flow_id and steps");
   assert.equal(error("flow_id: f\nsteps: [3]\n"), "flow.yaml:2:9: each step must be a mapping with id and command");
+});
+
+Deno.test("executor_unavailable_sec: a number > 0, kept through the stored definition, rejected otherwise", () => {
+  const flow = loadFlow("flow_id: f\nexecutor_unavailable_sec: 90\nsteps: [{id: A, command: [a]}]\n", "flow.yaml");
+  assert.equal(flow.executorUnavailableSec, 90);
+  assert.equal(normalizeFlow(flow).executor_unavailable_sec, 90);
+  for (const bad of ["0", "-1", "soon", "1e99"]) {
+    assert.match(
+      error(`flow_id: f\nexecutor_unavailable_sec: ${bad}\nsteps: [{id: A, command: [a]}]\n`),
+      /^flow\.yaml:2:27: executor_unavailable_sec must be a number > 0 and <= \d+$/,
+      bad,
+    );
+  }
 });
 
 Deno.test("ids and commands are checked", () => {

@@ -11,6 +11,9 @@ import { type FieldSpec, FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "../../src/fl
 import { flowSchema } from "../../src/flow/schema.ts";
 import { quoteBangWhenValues } from "../../src/flow/yaml_bang.ts";
 import { REPO } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+await loadYamlLibrary();
 
 // strictTuples is ajv's style advice (a one-item prefixItems), not a rule of draft 2020-12.
 const validate = new Ajv2020({ allErrors: true, strict: true, strictTuples: false }).compile(flowSchema());

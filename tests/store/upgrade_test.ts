@@ -6,6 +6,9 @@ import { definitionHash, denormalizeFlow, loadFlow, normalizeFlow } from "../../
 import { MIGRATIONS } from "../../src/store/schema.ts";
 import { openDatabase, RunStore } from "../../src/store/mod.ts";
 import { REPO, tempDir } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
+
+await loadYamlLibrary();
 
 Deno.test("a run stored at schema version 2 reads back with the new fields at their defaults and its hash", () => {
   using dir = tempDir();
@@ -43,7 +46,7 @@ Deno.test("a run stored at schema version 2 reads back with the new fields at th
   const run = new RunStore(db).load("r")!;
   assert.equal(run.notBefore, null);
   assert.deepEqual(run.steps[0].retryHistory, []);
-  const definition = denormalizeFlow(run.definition);
+  const definition = denormalizeFlow(run.definition());
   assert.deepEqual(definition.steps[0].env, {});
   assert.equal(definition.steps[0].cwd, null);
   assert.equal(definition.maxParallel, null);

@@ -3,7 +3,7 @@ import { cancelRun } from "../../engine/mod.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
-import { printJson } from "../output.ts";
+import { printError, printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -22,15 +22,30 @@ export const cancelCommand: Command = {
         help: "Seconds between SIGTERM and SIGKILL for running steps (default 5).",
       },
     ],
-    notes: "A run that already SUCCEEDED or FAILED is left as it is. Exit 0 when the command completes.",
+    notes: "A run that already SUCCEEDED or FAILED is left as it is. Exit 0 when the command completes;\n" +
+      "5 when the run is CANCELLED but some abort could not be delivered (the job may still be running;\n" +
+      "its step's error names the orchesjob run key). --orchesjob-bin replaces the run's recorded binary.",
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
     const grace = numberOption(args, "grace-seconds", 5);
     using session = new Session(context);
-    const record = session.run(runKey);
-    await cancelRun({ runs: session.runs, gate: session.locks, executor: session.executorFor(record) }, runKey, grace);
+    const record = session.rebind(session.run(runKey));
+    let undelivered = 0;
+    await cancelRun(
+      {
+        runs: session.runs,
+        gate: session.locks,
+        executor: session.executorFor(record),
+        onAbortFailed: (stepId, error) => {
+          undelivered++;
+          printError(error, { run_key: runKey, step: stepId });
+        },
+      },
+      runKey,
+      grace,
+    );
     printJson(runJson(session.run(runKey)));
-    return ExitCode.ok;
+    return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;
   },
 };

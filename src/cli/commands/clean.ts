@@ -3,8 +3,6 @@
  * their output files, detached-driver logs and lock files. Never a run that is unfinished or that a
  * process holds.
  */
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
 import {
   isActiveJob,
   isTerminalRun,
@@ -15,11 +13,10 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
-import { isDriverHeld } from "../../store/mod.ts";
+import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
+import { isDriverHeld, LOCK_KINDS, lockFilePath } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
-import { crashPoint } from "../crash_point.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
@@ -128,7 +125,7 @@ class Cleaner {
       status: record.state.status,
       finished_at: record.state.finishedAt,
       jobs: jobs.map((job) => job.job_id),
-      files: [logs.stdout, logs.stderr, ...locks].filter(exists),
+      files: [logs.stdout, logs.stderr, ...locks].filter(pathExists),
     };
     if (dryRun) return entry;
     // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
@@ -156,17 +153,7 @@ function jobKeys(record: RunRecord): string[] {
 }
 
 function lockFiles(dbPath: string, runKey: string): string[] {
-  const dir = join(stateHome(dbPath), "locks");
-  return ["driver", "gate"].map((kind) => join(dir, `${safeFileName(runKey)}.${kind}.lock`));
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return LOCK_KINDS.map((kind) => lockFilePath(dbPath, runKey, kind));
 }
 
 /**
@@ -178,14 +165,14 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
   const dir = join(stateHome(session.dbPath), "locks");
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = Array.from(Deno.readDirSync(dir), (entry) => entry.name);
   } catch {
     return [];
   }
   const runs = new Map(session.list({}).map((record) => [safeFileName(record.state.runKey), record.state.status]));
   const removed: string[] = [];
   for (const name of names) {
-    const match = /^(.*)\.(driver|gate)\.lock$/.exec(name);
+    const match = /^(.*)\.(driver|gate|launch)\.lock$/.exec(name);
     if (!match) continue;
     const status = runs.get(match[1]);
     if (status !== undefined && !isTerminalRun(status)) continue;

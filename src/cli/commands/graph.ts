@@ -14,8 +14,8 @@ export const graphCommand: Command = {
     ],
     positionals: ["FLOW_FILE"],
   },
-  run(_context, args) {
-    const flow = readFlowFile(args.positionals[0]);
+  async run(_context, args) {
+    const flow = await readFlowFile(args.positionals[0]);
     writeStdout(renderGraph(flow, (args.options.format as GraphFormat | undefined) ?? "mermaid"));
     return 0;
   },

@@ -4,15 +4,16 @@
  */
 import { type Job, JobExit } from "../../domain/mod.ts";
 import { JobAdmin, type JobRef } from "../../executor/mod.ts";
-import { jobsDirectory, openDatabase, resolveDbPath } from "../../store/mod.ts";
+import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
 
-const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key." } as const;
-const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id." } as const;
+// `job` answers as orchesjob does, so its values are passed on as given, empty ones too.
+const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key.", allowEmpty: true } as const;
+const jobId = { name: "job-id", value: "string", metavar: "ID", help: "Job id.", allowEmpty: true } as const;
 const startTimeout = {
   name: "start-timeout",
   value: "number",
@@ -53,7 +54,13 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
     name: "job abort",
     summary: "Stop a running job: SIGTERM to its process group, SIGKILL after the grace period.",
     usage: "job abort (--run-key KEY | --job-id ID) [--reason TEXT] [--grace-seconds SECS]",
-    options: [runKey, jobId, { name: "reason", value: "string", metavar: "TEXT", help: "Stored as abort_reason." }, {
+    options: [runKey, jobId, {
+      name: "reason",
+      value: "string",
+      metavar: "TEXT",
+      help: "Stored as abort_reason.",
+      allowEmpty: true,
+    }, {
       name: "grace-seconds",
       value: "number",
       metavar: "SECS",
@@ -69,13 +76,14 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
       value: "string",
       metavar: "TEXT",
       help: "Stored as rerun_reason.",
+      allowEmpty: true,
     }],
   },
   unlock: {
     name: "job unlock",
     summary: "Let the next `start --strict` of a finished run key run once more.",
     usage: "job unlock --run-key KEY [--reason TEXT] [--ttl DURATION]",
-    options: [runKey, { name: "reason", value: "string", metavar: "TEXT", help: "Why." }, {
+    options: [runKey, { name: "reason", value: "string", metavar: "TEXT", help: "Why.", allowEmpty: true }, {
       name: "ttl",
       value: "string",
       metavar: "DURATION",
@@ -85,7 +93,7 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
   clean: {
     name: "job clean",
     summary: "Delete finished jobs and their log files.",
-    usage: "job clean (--before DT | --after DT | --all | --job-id ID) [--run-key KEY] [--dry-run]",
+    usage: "job clean (--before DT | --after DT | --all | --job-id ID) [--run-key KEY] [--dry-run] [--force]",
     options: [
       {
         name: "before",
@@ -98,6 +106,11 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
       jobId,
       runKey,
       { name: "dry-run", help: "Report, change nothing." },
+      {
+        name: "force",
+        help: "Also delete jobs of flow runs that have not finished (they are skipped otherwise: their steps " +
+          "would look never started).",
+      },
     ],
   },
 };
@@ -234,7 +247,16 @@ const HANDLERS: Record<string, Handler> = {
 
   clean(admin, args) {
     const { select, runKey } = cleanSelection(args);
-    printJson(admin.clean(select, runKey, args.options["dry-run"] === true));
+    const prefixes = new RunStore(admin.runner.db).unfinishedStepKeyPrefixes();
+    const keep = (jobRunKey: string) => {
+      const prefix = prefixes.find((p) => jobRunKey.startsWith(p));
+      return prefix === undefined
+        ? null
+        : `its flow run ${
+          prefix.slice(0, prefix.lastIndexOf(":", prefix.length - 2))
+        } has not finished (--force deletes it)`;
+    };
+    printJson(admin.clean(select, runKey, args.options["dry-run"] === true, keep, args.options.force === true));
   },
 };
 

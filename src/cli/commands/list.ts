@@ -1,7 +1,6 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
-import { existsSync } from "node:fs";
-import { RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { isTerminalRun, RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
+import { epochNow, pathExists } from "../../shared/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import { resolveDbPath } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
@@ -43,7 +42,7 @@ export const listCommand: Command = {
   async run(context, args) {
     const now = epochNow();
     const limit = numberOption(args, "limit", 50, 0);
-    if (!Number.isInteger(limit)) throw new UserError(`option --limit must be a whole number, got ${limit}`);
+    if (!Number.isSafeInteger(limit)) throw new UserError(`option --limit must be a whole number, got ${limit}`);
     const since = args.options.since === undefined
       ? undefined
       : parseSince(args.options.since as string, "--since", now);
@@ -51,8 +50,8 @@ export const listCommand: Command = {
     let listed: ListedRun[] = [];
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    if (existsSync(dbPath)) {
-      using session = new Session(context);
+    if (pathExists(dbPath)) {
+      using session = new Session(context, { queryOnly: true });
       const records = session.list({
         statuses: args.options.status as RunStatus[] | undefined,
         flowId: args.options.flow as string | undefined,
@@ -60,7 +59,11 @@ export const listCommand: Command = {
         limit: limit === 0 ? undefined : limit,
       });
       listed = await Promise.all(
-        records.map(async (record) => ({ record, driver: await driverHolder(session.dbPath, record.state.runKey) })),
+        records.map(async (record) => ({
+          record,
+          // A run that has ended has no driver (see status).
+          driver: isTerminalRun(record.state.status) ? null : await driverHolder(session.dbPath, record.state.runKey),
+        })),
       );
     }
     if (table) writeStdout(renderRunList(listed, now));

@@ -7,7 +7,7 @@ import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { writeBytes, writeStderrBytes } from "../output.ts";
-import { checkRunKey, Session, stepOf } from "../session.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 
 type Stream = "stdout" | "stderr";
 
@@ -17,7 +17,7 @@ export const logsCommand: Command = {
     summary: "Print what a step's attempt wrote to stdout and stderr, through the run's executor.",
     usage: "logs --run-key KEY --step STEP [--attempt N] [--stream stdout|stderr|both] [--follow] [--tail N]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       { name: "step", value: "string", metavar: "STEP", help: "The step's id (required)." },
       { name: "attempt", value: "number", metavar: "N", help: "Which attempt (default: the latest)." },
       {
@@ -33,14 +33,14 @@ export const logsCommand: Command = {
       "2 for bad input; 1 when the executor could not be asked; 130 when --follow is interrupted.",
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const stepId = args.options.step as string | undefined;
     if (stepId === undefined) throw new UserError("--step is required");
     const tail = args.options.tail === undefined ? undefined : wholeNumber(numberOption(args, "tail", 0), "--tail");
     const wanted = args.options.stream ?? "both";
     const streams: Stream[] = wanted === "both" ? ["stdout", "stderr"] : [wanted as Stream];
     const follow = args.options.follow === true;
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     let record = session.run(runKey);
     const step = stepOf(record, stepId);
     let attempt: number;
@@ -71,12 +71,14 @@ export const logsCommand: Command = {
       // The job's status is read before its output, so once it says "ended" this read has everything.
       const job = follow ? await ask(() => executor.status(jobKey)) : null;
       for (const stream of streams) {
-        const bytes = await ask(() => readLog(executor, jobKey, stream));
-        const from = offsets[stream] ?? (tail === undefined ? 0 : tailStart(bytes, tail));
+        // After the first read, only what was added since (the built-in runner reads just that).
+        const offset = offsets[stream];
+        const bytes = await ask(() => readLog(executor, jobKey, stream, offset));
+        const from = offset !== undefined || tail === undefined ? 0 : tailStart(bytes, tail);
         // One stream goes to stdout (to pipe into grep); both keep them apart on stdout and stderr.
         const write = streams.length === 2 && stream === "stderr" ? writeStderrBytes : writeBytes;
         if (bytes.length > from) write(bytes.subarray(from));
-        offsets[stream] = Math.max(from, bytes.length);
+        offsets[stream] = (offset ?? 0) + bytes.length;
       }
       if (!follow || ended(job, session.runs.runStatus(runKey))) return ExitCode.ok;
       await sleepUnless(interval, interrupt.requested);
@@ -96,8 +98,9 @@ function ended(job: Job | null, runStatus: string | undefined): boolean {
   return runStatus === undefined || isTerminalRun(runStatus as never);
 }
 
-async function readLog(executor: Executor, jobKey: string, stream: Stream): Promise<Uint8Array> {
-  return await executor.logs({ runKey: jobKey }, stream) ?? new Uint8Array();
+async function readLog(executor: Executor, jobKey: string, stream: Stream, from?: number): Promise<Uint8Array> {
+  return await executor.logs({ runKey: jobKey }, stream, from === undefined ? undefined : { from }) ??
+    new Uint8Array();
 }
 
 /** Executor failures are the operator's to see, as one JSON line with exit 1. */

@@ -6,6 +6,7 @@ import { exampleCommand } from "./example.ts";
 import { jobCommand } from "./job.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
+import { resumeCommand } from "./resume.ts";
 import { retryCommand } from "./retry.ts";
 import { startCommand } from "./start.ts";
 import { statusCommand } from "./status.ts";
@@ -18,6 +19,7 @@ import { watchCommand } from "./watch.ts";
 
 export const COMMANDS: readonly Command[] = [
   startCommand,
+  resumeCommand,
   statusCommand,
   listCommand,
   logsCommand,

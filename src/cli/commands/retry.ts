@@ -2,14 +2,13 @@
 import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { crashPoint } from "../crash_point.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
-import { checkRunKey, Session, stepOf } from "../session.ts";
+import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
 import { launchDetached } from "./start.ts";
 
@@ -19,7 +18,7 @@ export const retryCommand: Command = {
     summary: "Reopen a FAILED or CANCELLED run and drive it again: failed steps get new attempts.",
     usage: "retry --run-key KEY [--step STEP [--downstream]] [-d|--detach] [-q|--quiet]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       {
         name: "step",
         value: "string",
@@ -27,8 +26,8 @@ export const retryCommand: Command = {
         help: "Reopen only this step (any ended step, also one that SUCCEEDED).",
       },
       { name: "downstream", help: "With --step: also every step that waits on it, directly or not." },
-      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
-      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+      DETACH_OPTION,
+      QUIET_OPTION,
     ],
     notes: [
       "By default FAILED and CANCELLED steps, and the steps SKIPPED because of them, return to PENDING.",
@@ -40,7 +39,7 @@ export const retryCommand: Command = {
     ].join("\n"),
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const stepId = args.options.step as string | undefined;
     const downstream = args.options.downstream === true;
     if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");
@@ -75,9 +74,9 @@ export const retryCommand: Command = {
     let lock = await session.locks.tryDriverLock(runKey);
     if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
     try {
-      // The reopening commits before any job starts (intent before action); if this process dies
-      // right after it, the run is PENDING with its steps reopened and `start` (or another retry's
-      // driver) carries on from there.
+      // The reopening commits before any job starts (intent before action): if this process dies
+      // right after it, the run is PENDING with its steps reopened, no attempt started, and
+      // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
       const round = reopenRun(session.runs, runKey, steps, Deno.env.get("USER") || null, epochNow());
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");

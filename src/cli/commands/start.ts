@@ -1,21 +1,27 @@
 /** `start`: create or resume a run, then drive it in the foreground or in a detached child. */
-import { mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
 import { type FlowDefinition, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
-import { createRun } from "../../engine/mod.ts";
-import { epochNow, parseTimeArgument, spawnDetached } from "../../shared/mod.ts";
+import { createRun, loadRun } from "../../engine/mod.ts";
+import {
+  epochNow,
+  join,
+  makeDirectory,
+  parseTimeArgument,
+  resolve,
+  sleep,
+  spawnDetachedChild,
+} from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { chooseExecutor } from "../../executor/mod.ts";
+import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
-import { safeFileName, stateHome } from "../../store/mod.ts";
-import type { Command, CommandContext } from "../command.ts";
+import { driverHolder, safeFileName, stateHome } from "../../store/mod.ts";
+import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
-import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
@@ -25,8 +31,8 @@ export const startCommand: Command = {
     usage: "start --run-key KEY [-d|--detach] [-q|--quiet] [--param NAME=VALUE]... [--not-before TIME] FLOW_FILE",
     options: [
       RUN_KEY_OPTION,
-      { name: "detach", short: "d", help: "Drive the run in a background process and return at once." },
-      { name: "quiet", short: "q", help: "No live table on stderr (shown only when stderr is a terminal)." },
+      DETACH_OPTION,
+      QUIET_OPTION,
       PARAM_OPTION,
       {
         name: "not-before",
@@ -38,36 +44,23 @@ export const startCommand: Command = {
     positionals: ["FLOW_FILE"],
     notes: "FLOW_FILE - reads the flow from standard input.\n" +
       "Exit codes: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage/validation error, 130 interrupted.\n" +
-      "With -d: 0 once the background process is launched (or the run is already being driven).",
+      "With -d: 0 once the background driver holds the run (or another process already drives it); the\n" +
+      "driver's own exit code if it failed at once; 75 if it neither took the run nor exited within 15 s.",
   },
   async run(context, args) {
     const runKey = runKeyOf(args);
     const file = args.positionals[0];
-    const loaded = readFlowFile(file);
+    const loaded = await readFlowFile(file);
     const given = givenParams(args);
     const now = epochNow();
     const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
     using session = new Session(context);
-    const record = createOrFind(session, context, { runKey, file, loaded, given, notBefore, now });
-    if (isTerminalRun(record.state.status)) {
-      printJson(runJson(record));
-      return runExitCode(record.state.status);
-    }
-
-    if (args.options.detach) {
-      {
-        using lock = await session.locks.tryDriverLock(runKey);
-        if (!lock) {
-          printJson({ ...runJson(session.run(runKey)), detached: false, driver: "already running" });
-          return ExitCode.ok;
-        }
-      }
-      const launched = launchDetached(session.dbPath, runKey, context.globals.pollInterval);
-      printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
-      return ExitCode.ok;
-    }
-
-    return await driveInForeground(session, record, context.globals.pollInterval, args.options.quiet !== true);
+    const record = createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now });
+    return await continueRun(session, record, {
+      detach: args.options.detach === true,
+      table: args.options.quiet !== true,
+      pollInterval: context.globals.pollInterval,
+    });
   },
 };
 
@@ -78,7 +71,7 @@ export const startCommand: Command = {
  */
 function createOrFind(
   session: Session,
-  context: CommandContext,
+  globals: GlobalOptions,
   start: {
     runKey: string;
     file: string;
@@ -89,16 +82,18 @@ function createOrFind(
   },
 ): RunRecord {
   const { runKey, file, given } = start;
-  const stored = Object.keys(given).length === 0 ? session.runs.load(runKey)?.definition.param_values : undefined;
+  const existing = loadRun(session.runs, runKey);
+  const stored = Object.keys(given).length === 0 ? existing?.state.flow.paramValues : undefined;
   const flow = bindFlowFile(start.loaded, file, stored ?? given);
   const hash = definitionHash(flow);
-  const executor = chooseExecutor(context.globals.executor, context.globals.orchesjobBin, (n) => Deno.env.get(n));
-  const record = createRun(session.runs, {
+  const record = existing ?? createRun(session.runs, {
     runKey,
     flow,
     definitionHash: hash,
     flowFile: file === "-" ? STDIN_NAME : resolve(file),
-    executor,
+    executor: newRunExecutor(globals),
+    // Kept with the run so that every step runs here, with this environment, whoever resumes it.
+    launch: { cwd: Deno.cwd(), env: Deno.env.toObject() },
     notBefore: start.notBefore,
   }, start.now);
   if (record.definitionHash !== hash) {
@@ -107,7 +102,7 @@ function createOrFind(
         "a run never continues from an edited file (use a new run key)",
     );
   }
-  return record;
+  return existing ? session.rebind(record) : record;
 }
 
 /** `--not-before`, checked before anything is stored; it applies when the run is created. */
@@ -124,6 +119,112 @@ function notBeforeOption(text: string | undefined, now: number): number | null {
 }
 
 /**
+ * What `start` and `resume` do with a stored run: print a finished one and exit with its code, or
+ * drive it here, or launch a background driver and report truthfully whether it took the run.
+ */
+export async function continueRun(
+  session: Session,
+  record: RunRecord,
+  options: { detach: boolean; table: boolean; pollInterval: number },
+): Promise<number> {
+  if (isTerminalRun(record.state.status)) {
+    printJson(runJson(record));
+    return runExitCode(record.state.status);
+  }
+  if (options.detach) return await detachConfirmed(session, record.state.runKey, options.pollInterval);
+  return await driveInForeground(session, record, options.pollInterval, options.table);
+}
+
+/** How long `start -d` waits for its background driver to take the run (or to exit). */
+const LAUNCH_WAIT_SECONDS = 15;
+
+/**
+ * Launches a background driver and waits until it holds the run's driver lock (`detached: true`) or
+ * has exited (`detached: false`, with its error and exit code if it failed). Concurrent `start -d`
+ * of one run take turns under the launch gate, so exactly one of them launches the driver that
+ * takes the run; the others find it driven and say so.
+ */
+async function detachConfirmed(session: Session, runKey: string, pollInterval: number): Promise<number> {
+  return await session.locks.withLaunchGate(runKey, async () => {
+    const holder = await driverHolder(session.dbPath, runKey);
+    const now = session.run(runKey);
+    if (holder !== null || isTerminalRun(now.state.status)) {
+      printJson({ ...runJson(now), detached: false, driver: holder });
+      return isTerminalRun(now.state.status) ? runExitCode(now.state.status) : ExitCode.ok;
+    }
+    const launched = launchDriver(session.dbPath, runKey, pollInterval);
+    const outcome = await confirmLaunch(session.dbPath, runKey, launched);
+    const shown = launched.report;
+    const state = runJson(session.run(runKey));
+    if (outcome.kind === "driving") {
+      printJson({ ...state, detached: true, ...shown });
+      return ExitCode.ok;
+    }
+    if (outcome.kind === "elsewhere") {
+      printJson({ ...state, detached: false, driver: await driverHolder(session.dbPath, runKey), ...shown });
+      return ExitCode.ok;
+    }
+    printJson({ ...state, detached: false, ...shown, exit_code: outcome.code, error: outcome.error });
+    return outcome.kind === "failed" ? (outcome.code || ExitCode.internal) : ExitCode.notConfirmed;
+  });
+}
+
+type LaunchOutcome =
+  | { kind: "driving" }
+  /** Another process drives the run (the child found the driver lock taken). */
+  | { kind: "elsewhere" }
+  | { kind: "failed"; code: number; error: string }
+  | { kind: "unconfirmed"; code: null; error: string };
+
+async function confirmLaunch(
+  dbPath: string,
+  runKey: string,
+  launched: ReturnType<typeof launchDriver>,
+): Promise<LaunchOutcome> {
+  let exit: number | null = null;
+  launched.status.then((status) => exit = status.code, () => exit = -1);
+  const deadline = performance.now() + LAUNCH_WAIT_SECONDS * 1000;
+  while (performance.now() < deadline) {
+    const holder = await driverHolder(dbPath, runKey);
+    // Without /proc/locks the holder's PID is unknown; under the launch gate it is most likely ours.
+    if (holder !== null && (holder.pid === launched.report.pid || (holder.pid === null && exit === null))) {
+      return { kind: "driving" };
+    }
+    if (exit !== null) {
+      // The driver exits with the run's code (0, 1, 4) once it drove it to the end, or 130 when
+      // stopped; 75 means another process holds the run.
+      const code: number = exit;
+      if ([ExitCode.ok, ExitCode.flowFailed, ExitCode.cancelled, ExitCode.interrupted].includes(code as never)) {
+        return { kind: "driving" };
+      }
+      if (code === ExitCode.notConfirmed) return { kind: "elsewhere" };
+      return { kind: "failed", code, error: lastError(launched.report.stderr_log, launched.stderrOffset, code) };
+    }
+    await sleep(0.05);
+  }
+  return {
+    kind: "unconfirmed",
+    code: null,
+    error: `the background driver (pid ${launched.report.pid}) neither took the run nor exited within ` +
+      `${LAUNCH_WAIT_SECONDS} s; see ${launched.report.stderr_log}`,
+  };
+}
+
+/** The last error line the background driver wrote to its stderr log after `offset`. */
+function lastError(path: string, offset: number, code: number): string {
+  let text = "";
+  try {
+    text = new TextDecoder().decode(Deno.readFileSync(path).subarray(offset));
+  } catch { /* no log */ }
+  const line = text.trim().split("\n").at(-1) ?? "";
+  let message = line;
+  try {
+    message = JSON.parse(line).error ?? line;
+  } catch { /* not JSON */ }
+  return message ? `the background driver exited ${code}: ${message}` : `the background driver exited ${code}`;
+}
+
+/**
  * Drives the run here until it ends (or an interrupt), with the live table on a terminal's stderr;
  * while another process drives it, waits like `watch`, taking over if that driver goes away unfinished.
  */
@@ -135,12 +236,15 @@ async function driveInForeground(
 ): Promise<number> {
   const runKey = record.state.runKey;
   using interrupt = listenForInterrupt();
+  // Made before the driver lock is taken, so a driver that cannot be made (a bad setting) fails without
+  // ever holding the run: `start -d` then reports it failed, never that it drives.
+  const driver = session.driver(record, interrupt.requested);
   using live = liveTable(session, runKey, table);
   for (;;) {
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
-        const state = await session.driver(record, interrupt.requested).drive();
+        const state = await driver.drive();
         live.stop();
         printJson(runJson(session.run(runKey)));
         return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
@@ -156,6 +260,17 @@ async function driveInForeground(
   }
 }
 
+/**
+ * The executor a new run is bound to, refused (exit 2) before the run exists when it cannot be used:
+ * a run key is never spent on a run whose every step fails for want of orchesjob.
+ */
+function newRunExecutor(globals: GlobalOptions) {
+  const env = (name: string) => Deno.env.get(name);
+  const spec = chooseExecutor(globals.executor, globals.orchesjobBin, env);
+  checkUsable(spec, env);
+  return spec;
+}
+
 /** Log files of a detached driver, named after the run key made safe for a file name. */
 export function detachedLogs(dbPath: string, runKey: string) {
   const dir = join(stateHome(dbPath), "logs");
@@ -169,10 +284,19 @@ export function detachedLogs(dbPath: string, runKey: string) {
  * redirection and then `exec`s, so the PID reported is the driver's own.
  */
 export function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
+  return launchDriver(dbPath, runKey, pollInterval).report;
+}
+
+/** {@link launchDetached}, with what confirming the launch needs: how the child ends, where its new stderr starts. */
+function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
-  mkdirSync(logs.dir, { recursive: true, mode: 0o700 });
+  makeDirectory(logs.dir);
+  let stderrOffset = 0;
+  try {
+    stderrOffset = Deno.statSync(logs.stderr).size;
+  } catch { /* a new log */ }
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
-  const pid = spawnDetached([
+  const { pid, status } = spawnDetachedChild([
     "/bin/sh",
     "-c",
     'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
@@ -184,5 +308,5 @@ export function launchDetached(dbPath: string, runKey: string, pollInterval: num
     "--run-key",
     runKey,
   ]);
-  return { pid, stdout_log: logs.stdout, stderr_log: logs.stderr };
+  return { report: { pid, stdout_log: logs.stdout, stderr_log: logs.stderr }, status, stderrOffset };
 }

@@ -1,9 +1,11 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
+import { isTerminalRun } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
 import { renderGraph, renderRunTable, runJson } from "../render/mod.ts";
+import { driverHolder } from "../../store/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 export const statusCommand: Command = {
@@ -21,16 +23,21 @@ export const statusCommand: Command = {
       },
     ],
   },
-  run(context, args) {
+  async run(context, args) {
     const runKey = runKeyOf(args);
-    using session = new Session(context);
+    using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
     const state = record.state;
-    if (args.options.format === "table") {
-      writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds));
-    } else if (args.options.format === "mermaid") {
+    if (args.options.format === "mermaid") {
       writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
-    } else printJson(runJson(record));
+      return ExitCode.ok;
+    }
+    // Who drives the run now: a live run with no driver advances only when someone resumes it. A run
+    // that has ended has no driver, and not looking spares a read of /proc/locks.
+    const driver = isTerminalRun(state.status) ? null : await driverHolder(session.dbPath, runKey);
+    if (args.options.format === "table") {
+      writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds, driver));
+    } else printJson({ ...runJson(record), driver });
     return ExitCode.ok;
   },
 };

@@ -42,8 +42,9 @@ export const driveCommand: Command = {
     using session = new Session(context);
     const record = session.run(runKey);
     using lock = await session.locks.waitForDriverLock(runKey, 2);
-    // Another driver holds the run (a concurrent `start -d`): it will finish the job.
-    if (!lock) return ExitCode.ok;
+    // Another driver holds the run: it will finish the job. The distinct code tells the `start -d`
+    // that launched this process that it is not the one driving.
+    if (!lock) return ExitCode.notConfirmed;
     using interrupt = listenForInterrupt();
     const state = await session.driver(record, interrupt.requested).drive();
     printJson(runJson(session.run(runKey)));

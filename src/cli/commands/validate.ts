@@ -1,4 +1,5 @@
-import { definitionHash, lintFlow, normalizeFlow } from "../../flow/mod.ts";
+import { conditionJson, definitionHash, lintFlow, normalizeFlow } from "../../flow/mod.ts";
+import type { WhenExpr } from "../../domain/mod.ts";
 import type { Command } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile } from "../flow_file.ts";
 import { ExitCode } from "../errors.ts";
@@ -16,9 +17,9 @@ export const validateCommand: Command = {
       "Warnings about likely mistakes go to stderr, one JSON line each; they do not fail the command.\n" +
       "Parameters are substituted as `start` would; a required one not given is left as written (with a warning).",
   },
-  run(_context, args) {
+  async run(_context, args) {
     const file = args.positionals[0];
-    const loaded = readFlowFile(file);
+    const loaded = await readFlowFile(file);
     const given = givenParams(args);
     const missing = loaded.params.filter((p) => p.default === null && given[p.name] === undefined).map((p) => p.name);
     const warnings: string[] = [
@@ -31,7 +32,7 @@ export const validateCommand: Command = {
       bindFlowFile(loaded, file, { ...given, ...Object.fromEntries(missing.map((n) => [n, ""])) });
     }
     const normalized = normalizeFlow(flow);
-    const steps = normalized.steps.map((step, i) => ({ ...step, condition: flow.steps[i].condition }));
+    const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
     for (const warning of warnings) writeStderr(JSON.stringify({ warning: `${file}: ${warning}` }) + "\n");
     printJson({
       valid: true,
@@ -46,3 +47,7 @@ export const validateCommand: Command = {
     return ExitCode.ok;
   },
 };
+
+function conditionOf(condition: WhenExpr | null) {
+  return condition === null ? null : conditionJson(condition);
+}

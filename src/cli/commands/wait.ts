@@ -9,7 +9,7 @@ import type { Command } from "../command.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { writeStdout } from "../output.ts";
-import { checkRunKey, Session } from "../session.ts";
+import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 export const waitCommand: Command = {
   spec: {
@@ -17,7 +17,7 @@ export const waitCommand: Command = {
     summary: "Wait until the run ends and exit with its code: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 124 timed out.",
     usage: "wait --run-key KEY [--timeout SECONDS] [--interval SECONDS] [--advance]",
     options: [
-      { name: "run-key", value: "string", metavar: "KEY", help: "The flow run's key (required)." },
+      RUN_KEY_OPTION,
       {
         name: "timeout",
         value: "number",
@@ -35,11 +35,11 @@ export const waitCommand: Command = {
     ].join("\n"),
   },
   async run(context, args) {
-    const runKey = checkRunKey(args.options["run-key"] as string | undefined);
+    const runKey = runKeyOf(args);
     const timeout = args.options.timeout === undefined ? Infinity : numberOption(args, "timeout", 0, 0, true);
     const interval = numberOption(args, "interval", 1.0, 0, true);
     const advance = args.options.advance === true;
-    using session = new Session(context);
+    using session = new Session(context, { readOnly: true });
     let status: RunStatus = session.run(runKey).state.status;
     using interrupt = listenForInterrupt();
     const deadline = performance.now() + timeout * 1000;

@@ -1,12 +1,14 @@
-/** `watch`: redraw (or append) the run's table until it ends; with --advance, drive it when nobody else does. */
+/** `watch`: redraw (or append) the run's table until it ends, driving it when nobody else does (unless --no-advance). */
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
 import { numberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { useColor, writeStdout } from "../output.ts";
-import { RunView, type ViewMode } from "../render/mod.ts";
+import { printWarning, useColor, writeStdout } from "../output.ts";
+import { resumeHint, RunView, type ViewMode } from "../render/mod.ts";
+import { driverHolder } from "../../store/mod.ts";
+import type { Driver } from "../../engine/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { waitUntilFinished } from "../follow.ts";
 
@@ -14,7 +16,7 @@ export const watchCommand: Command = {
   spec: {
     name: "watch",
     summary: "Show the run's table until the run ends; exit with its outcome (0, 1 FAILED, 4 CANCELLED).",
-    usage: "watch --run-key KEY [--interval SECONDS] [--mode screen|append] [--advance]",
+    usage: "watch --run-key KEY [--interval SECONDS] [--mode screen|append] [--no-advance]",
     options: [
       RUN_KEY_OPTION,
       { name: "interval", value: "number", metavar: "SECONDS", help: "Refresh interval (default 2.0)." },
@@ -25,7 +27,8 @@ export const watchCommand: Command = {
         help: "screen: redraw in place (default on a terminal); append: a table when something changed, and a " +
           "heartbeat line at most once a minute (default otherwise: CI logs, pipes).",
       },
-      { name: "advance", help: "Also drive the run, once per refresh, when no other process drives it." },
+      { name: "advance", help: "Drive the run, once per refresh, when no other process drives it (the default)." },
+      { name: "no-advance", help: "Only show the run; never drive it." },
     ],
   },
   async run(context, args) {
@@ -34,19 +37,17 @@ export const watchCommand: Command = {
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
-    using session = new Session(context);
-    const first = session.run(runKey);
+    using session = new Session(context, { readOnly: true });
+    const advance = args.options["no-advance"] !== true;
+    const first = advance ? session.rebind(session.run(runKey)) : session.run(runKey);
     using interrupt = listenForInterrupt();
-    using lock = args.options.advance && !isTerminalRun(first.state.status)
-      ? await session.locks.tryDriverLock(runKey)
-      : null;
-    const driver = lock ? session.driver(first, interrupt.requested) : null;
+    using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow());
     const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, {
       async onRefresh(record) {
         show(record);
-        if (driver && !isTerminalRun(record.state.status)) await driver.tick();
+        if (!isTerminalRun(record.state.status)) await driving.advance();
       },
     });
     // The final table was the last refresh.
@@ -54,3 +55,43 @@ export const watchCommand: Command = {
     return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
   },
 };
+
+/**
+ * watch's part in a run nobody drives: says so once on stderr (with how to resume it) and, unless
+ * --no-advance, takes the driver lock and advances the run once per refresh for as long as it holds it.
+ */
+class TakeOver implements Disposable {
+  private lock: Disposable | null = null;
+  private driver: Driver | null = null;
+  private hinted = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly record: RunRecord,
+    private readonly enabled: boolean,
+    private readonly interrupted: () => boolean,
+  ) {}
+
+  async advance(): Promise<void> {
+    const runKey = this.record.state.runKey;
+    if (!this.driver) {
+      if ((await driverHolder(this.session.dbPath, runKey)) !== null) return;
+      if (!this.hinted) {
+        this.hinted = true;
+        printWarning(`Driver: none; resume with: ${resumeHint(runKey)}`, {
+          run_key: runKey,
+          advancing: this.enabled,
+        });
+      }
+      if (!this.enabled) return;
+      this.lock = await this.session.locks.tryDriverLock(runKey);
+      if (!this.lock) return;
+      this.driver = this.session.driver(this.record, this.interrupted);
+    }
+    await this.driver.tick();
+  }
+
+  [Symbol.dispose](): void {
+    this.lock?.[Symbol.dispose]();
+  }
+}

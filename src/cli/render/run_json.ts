@@ -1,5 +1,5 @@
 /** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
-import { type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
+import { type ExecutorFault, type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
 
 export function runJson(record: RunRecord) {
   const run = record.state;
@@ -22,6 +22,7 @@ export function runJson(record: RunRecord) {
       error: step.error,
       orchesjob_status: step.job,
       retry_history: step.retryHistory,
+      executor_error: faultJson(step.executorError),
     })),
     definition_hash: record.definitionHash,
     executor: record.executor,
@@ -29,5 +30,17 @@ export function runJson(record: RunRecord) {
     rounds: record.rounds,
     params: run.flow.paramValues ?? {},
     not_before: run.notBefore,
+  };
+}
+
+/** A step's failing executor calls, with the field names of the JSON output. */
+export function faultJson(fault: ExecutorFault | null) {
+  return fault && {
+    message: fault.message,
+    exit_code: fault.exitCode,
+    stderr_tail: fault.stderrTail,
+    first_failure_at: fault.firstAt,
+    last_failure_at: fault.lastAt,
+    count: fault.count,
   };
 }

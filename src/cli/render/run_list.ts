@@ -48,7 +48,9 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
       driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-",
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
+  const widths = header.map((h) => h.length);
+  for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
   const lines = [
     `Runs: ${runs.length}  Times: ${localZoneLabel(now)}`,

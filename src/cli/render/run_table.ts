@@ -1,10 +1,12 @@
 /** The operator's table of a run (`status --format table`, `watch`). Returns a string; prints nothing. */
 import {
+  isLiveRun,
   isTerminalStep,
   type RetryRound,
   type RunState,
   stepDefinition,
   stepRunKey,
+  type StepState,
   type StepStatus,
 } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
@@ -40,21 +42,24 @@ export function duration(seconds: number | null): string {
   return `${p(Math.floor(s / 3600))}:${p(Math.floor((s % 3600) / 60))}:${p(s % 60)}`;
 }
 
-export function renderRunTable(run: RunState, now: number, color: boolean, rounds: readonly RetryRound[] = []): string {
-  const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
-  const running = run.steps.filter((s) => s.status === "RUNNING").length;
-  const failed = run.steps.filter((s) => s.status === "FAILED").length;
-  const runMarker = MARKERS[run.status as StepStatus] ?? ".";
+/**
+ * The table; `driver` (when known) is who drives the run now: a live run without one gets a line
+ * saying how to resume it.
+ */
+export function renderRunTable(
+  run: RunState,
+  now: number,
+  color: boolean,
+  rounds: readonly RetryRound[] = [],
+  driver?: { pid: number | null } | null,
+): string {
   const lines = [
     `Flow: ${run.flow.flowId}  Run: ${run.runKey}`,
-    `Status: ${
-      paint(`${runMarker} ${run.status}`, run.status, color)
-    }  Steps: ${done}/${run.steps.length} done, ${running} running, ${failed} failed${
-      run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : ""
-    }`,
+    statusLine(run, color),
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }  Times: ${localZoneLabel(now)}`,
+    ...driverLine(run, driver),
     ...rounds.slice(-1).map((last) =>
       `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
       `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`
@@ -78,11 +83,13 @@ export function renderRunTable(run: RunState, now: number, color: boolean, round
         duration(elapsed),
         step.job?.status ?? "-",
         step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
-        [step.error, waiting].filter(Boolean).join("; "),
+        [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
       ],
     };
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r.cells[i].length)));
+  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
+  const widths = header.map((h) => h.length);
+  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
   const format = (cells: string[], status?: string) =>
     cells.map((cell, i) => {
       const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i]);
@@ -92,4 +99,38 @@ export function renderRunTable(run: RunState, now: number, color: boolean, round
   lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
   for (const row of rows) lines.push(format(row.cells, row.status));
   return lines.join("\n") + "\n";
+}
+
+/** The run's status, step counts, and for a deferred run when it begins. */
+function statusLine(run: RunState, color: boolean): string {
+  const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
+  const running = run.steps.filter((s) => s.status === "RUNNING").length;
+  const failed = run.steps.filter((s) => s.status === "FAILED").length;
+  const runMarker = MARKERS[run.status as StepStatus] ?? ".";
+  const begins = run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : "";
+  return `Status: ${
+    paint(`${runMarker} ${run.status}`, run.status, color)
+  }  Steps: ${done}/${run.steps.length} done, ` +
+    `${running} running, ${failed} failed${begins}`;
+}
+
+/** The Error cell's note about an executor that stopped answering for this step. */
+function executorTrouble(step: StepState, now: number): string | null {
+  const fault = step.executorError;
+  if (fault === null || step.status !== "RUNNING") return null;
+  const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
+  return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
+}
+
+/** `Driver: pid N`, or for a live run nobody drives, how to resume it; nothing for an ended run. */
+function driverLine(run: RunState, driver: { pid: number | null } | null | undefined): string[] {
+  if (driver === undefined || !isLiveRun(run.status)) return [];
+  if (driver === null) return [`Driver: none; resume with: ${resumeHint(run.runKey)}`];
+  return [`Driver: ${driver.pid === null ? "yes" : `pid ${driver.pid}`}`];
+}
+
+/** The command that continues a run nobody drives (the run key quoted for a POSIX shell when needed). */
+export function resumeHint(runKey: string): string {
+  const quoted = /^[A-Za-z0-9_.:@%+=,\/-]+$/.test(runKey) ? runKey : `'${runKey.replaceAll("'", "'\\''")}'`;
+  return `orchesjob-flow resume --run-key ${quoted}`;
 }

@@ -77,9 +77,26 @@ export class JobAdmin {
   }
 
   /** Deletes finished jobs matching `select` with their files; a dry run only reports them. */
-  clean(select: (job: Job) => boolean, runKey: string | undefined, dryRun: boolean) {
-    const rows = this.table.terminalJobs(runKey).filter((row) => select(toJob(row)));
-    if (rows.length === 0) return { deleted: 0, errors: 0 };
+  /**
+   * Deletes the selected finished jobs, except those `keep` gives a reason to keep (a job of a flow
+   * run that has not finished: deleting it would make its step look never started), unless `force`.
+   */
+  clean(
+    select: (job: Job) => boolean,
+    runKey: string | undefined,
+    dryRun: boolean,
+    keep: (runKey: string) => string | null = () => null,
+    force = false,
+  ) {
+    const selected = this.table.terminalJobs(runKey).filter((row) => select(toJob(row)));
+    const skipped = force ? [] : selected.flatMap((row) => {
+      const reason = keep(row.run_key);
+      return reason === null ? [] : [{ job_id: row.job_id, run_key: row.run_key, reason }];
+    });
+    const skippedIds = new Set(skipped.map((item) => item.job_id));
+    const rows = selected.filter((row) => !skippedIds.has(row.job_id));
+    const kept = skipped.length > 0 ? { skipped } : {};
+    if (rows.length === 0) return { deleted: 0, errors: 0, ...kept };
     let errors = 0;
     if (!dryRun) {
       transaction(this.runner.db, () => rows.forEach((row) => this.table.deleteJob(row)));
@@ -95,6 +112,7 @@ export class JobAdmin {
         selected_at: row.finished_at ?? row.started_at,
         selected_at_iso: isoLocal(row.finished_at ?? row.started_at),
       })),
+      ...kept,
     };
   }
 

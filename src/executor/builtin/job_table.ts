@@ -4,7 +4,7 @@
  */
 import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
 import { isoLocal } from "../../shared/mod.ts";
-import { changed, type Database, migrate, sqlList } from "../../store/mod.ts";
+import { changed, type Database, migrate, prepared, sqlList } from "../../store/mod.ts";
 
 /**
  * Applied in order, counted by `builtin_jobs_schema_version`. Never edit one that shipped. The first
@@ -82,33 +82,34 @@ export class JobTable {
   }
 
   currentJob(runKey: string): JobRow | undefined {
-    return this.db.prepare("SELECT jobs.* FROM job_keys JOIN jobs USING (job_id) WHERE job_keys.run_key = ?")
+    return prepared(this.db, "SELECT jobs.* FROM job_keys JOIN jobs USING (job_id) WHERE job_keys.run_key = ?")
       .get(runKey) as JobRow | undefined;
   }
 
   job(jobId: string): JobRow | undefined {
-    return this.db.prepare("SELECT * FROM jobs WHERE job_id = ?").get(jobId) as JobRow | undefined;
+    return prepared(this.db, "SELECT * FROM jobs WHERE job_id = ?").get(jobId) as JobRow | undefined;
   }
 
   jobsOfKey(runKey: string): JobRow[] {
-    return this.db.prepare("SELECT * FROM jobs WHERE run_key = ? ORDER BY attempt_no DESC, started_at DESC")
+    return prepared(this.db, "SELECT * FROM jobs WHERE run_key = ? ORDER BY attempt_no DESC, started_at DESC")
       .all(runKey) as unknown as JobRow[];
   }
 
   activeJobs(): JobRow[] {
-    return this.db.prepare(`SELECT * FROM jobs WHERE status IN ${ACTIVE} ORDER BY started_at, rowid`)
+    return prepared(this.db, `SELECT * FROM jobs WHERE status IN ${ACTIVE} ORDER BY started_at, rowid`)
       .all() as unknown as JobRow[];
   }
 
   maxAttempt(runKey: string): number {
-    const row = this.db.prepare("SELECT MAX(attempt_no) AS n FROM jobs WHERE run_key = ?").get(runKey) as {
+    const row = prepared(this.db, "SELECT MAX(attempt_no) AS n FROM jobs WHERE run_key = ?").get(runKey) as {
       n: number | null;
     };
     return row.n ?? 0;
   }
 
   insertJob(row: JobRow): void {
-    this.db.prepare(
+    prepared(
+      this.db,
       `INSERT INTO jobs (job_id, run_key, command, worker_pid, target_pid, status, exit_code, stdout_file, stderr_file,
         attempt_no, rerun_of_job_id, rerun_reason, abort_reason, started_at, finished_at, updated_at, aborted_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -131,7 +132,8 @@ export class JobTable {
       row.updated_at,
       row.aborted_at,
     );
-    this.db.prepare(
+    prepared(
+      this.db,
       "INSERT INTO job_keys (run_key, job_id, created_at) VALUES (?, ?, ?) ON CONFLICT (run_key) DO UPDATE SET job_id = excluded.job_id",
     ).run(row.run_key, row.job_id, row.started_at);
   }
@@ -146,16 +148,17 @@ export class JobTable {
     const sets = names.map((name) => `${name} = ?`).join(", ");
     const values = names.map((name) => (fields as Record<string, string | number | null>)[name]);
     return changed(
-      this.db.prepare(`UPDATE jobs SET ${sets} WHERE job_id = ? AND status IN ${ACTIVE}`).run(...values, jobId),
+      prepared(this.db, `UPDATE jobs SET ${sets} WHERE job_id = ? AND status IN ${ACTIVE}`).run(...values, jobId),
     );
   }
 
   unlock(runKey: string): UnlockRow | undefined {
-    return this.db.prepare("SELECT * FROM job_unlocks WHERE run_key = ?").get(runKey) as UnlockRow | undefined;
+    return prepared(this.db, "SELECT * FROM job_unlocks WHERE run_key = ?").get(runKey) as UnlockRow | undefined;
   }
 
   putUnlock(row: UnlockRow): void {
-    this.db.prepare(
+    prepared(
+      this.db,
       `INSERT INTO job_unlocks (run_key, allowed_at, used_at, reason, expires_at) VALUES (?, ?, NULL, ?, ?)
        ON CONFLICT (run_key) DO UPDATE SET allowed_at = excluded.allowed_at, used_at = NULL,
          reason = excluded.reason, expires_at = excluded.expires_at`,
@@ -163,21 +166,21 @@ export class JobTable {
   }
 
   markUnlockUsed(runKey: string, at: number): void {
-    this.db.prepare("UPDATE job_unlocks SET used_at = ? WHERE run_key = ?").run(at, runKey);
+    prepared(this.db, "UPDATE job_unlocks SET used_at = ? WHERE run_key = ?").run(at, runKey);
   }
 
   /** Terminal jobs, oldest first, for `clean`. The selection time is finished_at, else started_at. */
   terminalJobs(runKey: string | undefined): JobRow[] {
     const where = runKey === undefined ? "" : "AND run_key = ?";
     const args = runKey === undefined ? [] : [runKey];
-    return this.db.prepare(`SELECT * FROM jobs WHERE status NOT IN ${ACTIVE} ${where} ORDER BY started_at, rowid`)
+    return prepared(this.db, `SELECT * FROM jobs WHERE status NOT IN ${ACTIVE} ${where} ORDER BY started_at, rowid`)
       .all(...args) as unknown as JobRow[];
   }
 
   /** Deletes a job row, and its run key's pointer when it was the key's current job. */
   deleteJob(job: JobRow): void {
-    this.db.prepare("DELETE FROM job_keys WHERE run_key = ? AND job_id = ?").run(job.run_key, job.job_id);
-    this.db.prepare("DELETE FROM jobs WHERE job_id = ?").run(job.job_id);
+    prepared(this.db, "DELETE FROM job_keys WHERE run_key = ? AND job_id = ?").run(job.run_key, job.job_id);
+    prepared(this.db, "DELETE FROM jobs WHERE job_id = ?").run(job.job_id);
   }
 }
 

@@ -6,21 +6,54 @@
 import { runToEndSync } from "../../shared/mod.ts";
 
 const isLinux = Deno.build.os === "linux";
+/** The PF_KTHREAD bit of /proc/PID/stat's flags. */
+const KERNEL_THREAD = 0x00200000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
 
 interface ProcInfo {
   state: string;
   pgrp: number;
+  kernelThread: boolean;
 }
 
-/** Linux: state and process group from /proc/PID/stat (the name may hold spaces and parens). */
+/** Linux: state, process group and flags from /proc/PID/stat (the name may hold spaces and parens). */
 function readProcStat(pid: number): ProcInfo | null {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { state: fields[0], pgrp: Number(fields[2]) };
+    return { state: fields[0], pgrp: Number(fields[2]), kernelThread: (Number(fields[6]) & KERNEL_THREAD) !== 0 };
   } catch {
     return null;
   }
+}
+
+function readCmdline(pid: number): string | null {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Re-reads a command line until two reads in a row agree (or 100 ms pass); null once the process is
+ * gone. A process that is exiting also shows an empty command line, until it is a zombie a moment
+ * later: that counts as gone at once (waiting the 100 ms out blocked the driver's thread, a few
+ * times in every wide fan-out).
+ */
+export function settledCmdline(pid: number, first: string): string | null {
+  const deadline = performance.now() + 100;
+  let previous = first;
+  while (performance.now() < deadline) {
+    Atomics.wait(pause, 0, 0, 0.5);
+    const state = readProcStat(pid)?.state;
+    if (state === undefined || state === "Z" || state === "X") return null;
+    const next = readCmdline(pid);
+    if (next === null) return null;
+    if (next === previous && next !== "") return next;
+    previous = next;
+  }
+  return previous;
 }
 
 /** `ps` for one PID (macOS and other non-Linux POSIX systems): state and full command line. */
@@ -44,11 +77,17 @@ export function isOurProcessAlive(pid: number, marker: string): boolean {
   if (isLinux) {
     const stat = readProcStat(pid);
     if (!stat || stat.state === "Z" || stat.state === "X") return false;
-    try {
-      return Deno.readTextFileSync(`/proc/${pid}/cmdline`).includes(marker);
-    } catch {
-      return false;
-    }
+    const first = readCmdline(pid);
+    if (first === null) return false;
+    if (first.includes(marker)) return true;
+    // A process in the middle of execve() shows an empty or half-read command line (a supervisor
+    // launched through setsid(1) execs once more after we learn its PID, and on a loaded machine
+    // that takes a while), so an answer without the marker is trusted only once two reads agree.
+    const settled = settledCmdline(pid, first);
+    if (settled === null) return false;
+    // Still mid-exec, or empty for good (only kernel threads, which never run a job).
+    if (settled === "") return !stat.kernelThread;
+    return settled.includes(marker);
   }
   const info = psInfo(pid);
   return info !== null && !info.state.startsWith("Z") && info.command.includes(marker);

@@ -3,17 +3,30 @@
  * shell supervisor per job (see supervisor.ts). It is an {@link Executor} and nothing more; the
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
-import { mkdirSync, statSync } from "node:fs";
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, nextPause, nowSeconds, sleep } from "../../shared/mod.ts";
+import { type Backoff, crashPoint, makeDirectory, nextPause, nowSeconds, pathExists, sleep } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
-import { type AbortOptions, type Executor, JobError, type JobRef, type StartOptions } from "../executor.ts";
+import {
+  type AbortOptions,
+  type Executor,
+  ExecutorError,
+  JobError,
+  type JobRef,
+  type LogRange,
+  type StartOptions,
+} from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
-import { jobFiles, launchSupervisor, readIntFile } from "./supervisor.ts";
+import { jobFiles, type Launch, launchSupervisor, readIntFile } from "./supervisor.ts";
+import { watchDirectory } from "../watch.ts";
 
-/** A job that has neither a supervisor PID nor a result this long after its start is LOST. */
+/**
+ * A supervisor that claimed its job but never wrote its PID this long after the claim (killed in
+ * between) leaves the job LOST; its command never started.
+ */
 const ORPHAN_GRACE_SECONDS = 30;
+/** Within this process, a job launched or relaunched this recently is not relaunched again. */
+const RELAUNCH_PAUSE_SECONDS = 5;
 /** Waiting for a supervisor's files: they usually appear within milliseconds. */
 const START_WAIT: Backoff = { first: 0.001, factor: 2, ceiling: 0.05 };
 
@@ -36,17 +49,30 @@ interface Admission {
 export class BuiltinRunner implements Executor {
   readonly kind = "builtin";
   readonly table: JobTable;
+  /** Jobs this process (re)launched, and when: its own polls must not relaunch them at once. */
+  private readonly launched = new Map<string, number>();
+  /** Aborted jobs this process already re-sent SIGTERM to (once is enough; SIGKILL follows the deadline). */
+  private readonly reterminated = new Set<string>();
 
   constructor(readonly db: Database, readonly dir: string) {
     this.table = new JobTable(db);
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirectory(dir);
   }
 
   // ---- reading, with reconciliation of what supervisors wrote ----
 
-  /** Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. */
+  /**
+   * Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. A job is
+   * decided LOST only once nothing of it can still run: its supervisor is dead and its process group
+   * (the command and whatever it spawned) is empty. A dead supervisor whose command lives on keeps the
+   * job active, so a retry never runs beside it. A job never claimed by a supervisor (its launcher died
+   * after committing the row) is launched again here: the claim makes that idempotent.
+   */
   reconcile(row: JobRow): JobRow {
-    if (!isActiveJob(row.status)) return row;
+    if (!isActiveJob(row.status)) {
+      if (row.status === "ABORTED") this.resumeAbort(row);
+      return row;
+    }
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
@@ -54,14 +80,20 @@ export class BuiltinRunner implements Executor {
     if (worker !== null && row.worker_pid === null) changes.worker_pid = worker;
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
-    let exit = readIntFile(files.exit);
+    let exit = readExit(files);
     if (exit === null) {
-      const alive = worker === null
-        ? now - row.started_at < ORPHAN_GRACE_SECONDS
-        : isOurProcessAlive(worker, row.job_id);
+      let alive: boolean;
+      if (worker !== null) {
+        alive = isOurProcessAlive(worker, row.job_id) || isGroupAlive(worker);
+      } else if (pathExists(files.claim)) {
+        alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
+      } else {
+        this.relaunch(row);
+        alive = true;
+      }
       // The supervisor writes its result before it exits, so read the result again after seeing it
       // dead: only "dead and still no result" is LOST.
-      if (!alive) exit = readIntFile(files.exit);
+      if (!alive) exit = readExit(files);
       if (!alive && exit === null) Object.assign(changes, { status: "LOST", finished_at: now, updated_at: now });
     }
     if (exit !== null) {
@@ -81,15 +113,72 @@ export class BuiltinRunner implements Executor {
     return this.table.job(row.job_id) ?? row;
   }
 
+  /** Spawns a supervisor for a committed job nobody claimed, unless this process did so just now. */
+  private relaunch(row: JobRow): void {
+    const last = this.launched.get(row.job_id);
+    if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
+    this.launched.set(row.job_id, performance.now());
+    this.launch(row, readLaunchFile(jobFiles(this.dir, row.job_id).launch));
+  }
+
+  /**
+   * Spawns the job's supervisor. A spawn that fails (argument list too long, out of processes)
+   * fails the job (exit code -1, the reason in its stderr file) and returns the reason.
+   */
+  private launch(row: JobRow, launch: Launch): string | null {
+    try {
+      launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), launch);
+      return null;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const now = nowSeconds();
+      Deno.writeTextFileSync(row.stderr_file, `orchesjob-flow: cannot start the job: ${message}\n`);
+      this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
+      return message;
+    }
+  }
+
+  /**
+   * An abort is resumable: if the aborting process died during the grace (or before signalling), any
+   * later read of the ABORTED job signals its still-living process group again: SIGTERM once, then
+   * SIGKILL when the abort's deadline has passed.
+   */
+  private resumeAbort(row: JobRow): void {
+    const files = jobFiles(this.dir, row.job_id);
+    const deadline = readIntFile(files.abort);
+    const worker = row.worker_pid ?? readIntFile(files.worker);
+    if (deadline === null || worker === null || !isGroupAlive(worker)) return;
+    if (nowSeconds() >= deadline) {
+      signal(-worker, "SIGKILL");
+    } else if (!this.reterminated.has(row.job_id)) {
+      this.reterminated.add(row.job_id);
+      signal(-worker, "SIGTERM");
+    }
+  }
+
+  /**
+   * Until an aborted job's process group is gone (SIGKILL at its deadline): a new attempt must not
+   * start beside a previous one that is still dying. Returns the row read again.
+   */
+  private async settleAbort(row: JobRow): Promise<JobRow> {
+    if (row.status !== "ABORTED") return row;
+    const files = jobFiles(this.dir, row.job_id);
+    const deadline = readIntFile(files.abort);
+    const worker = row.worker_pid ?? readIntFile(files.worker);
+    if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
+    await terminate(row.job_id, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
+    return this.table.job(row.job_id) ?? row;
+  }
+
   /** The run key's current job, or a job by id, reconciled. */
   row(ref: JobRef): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
     return row && this.reconcile(row);
   }
 
-  status(runKey: string): Promise<Job | null> {
+  async status(runKey: string): Promise<Job | null> {
     const row = this.row({ runKey });
-    return Promise.resolve(row ? toJob(row) : null);
+    return row ? toJob(await this.settleAbort(row)) : null;
   }
 
   running(): Promise<Job[]> {
@@ -97,14 +186,24 @@ export class BuiltinRunner implements Executor {
     return Promise.resolve(rows.filter((row) => isActiveJob(row.status)).map(toJob));
   }
 
-  logs(ref: JobRef, stream: "stdout" | "stderr"): Promise<Uint8Array | null> {
+  logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const row = this.row(ref);
     if (!row) return Promise.resolve(null);
     try {
-      return Promise.resolve(Deno.readFileSync(stream === "stdout" ? row.stdout_file : row.stderr_file));
+      return Promise.resolve(readRange(stream === "stdout" ? row.stdout_file : row.stderr_file, range));
     } catch {
       return Promise.resolve(null);
     }
+  }
+
+  /**
+   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means some
+   * job just ended (maybe another run's: the next poll sorts that out). The file's creation and its
+   * write are two events: a round woken by the first may find it still empty, and the second wakes
+   * another.
+   */
+  watch(onChange: () => void): Disposable | null {
+    return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
   }
 
   // ---- starting ----
@@ -116,18 +215,36 @@ export class BuiltinRunner implements Executor {
   /** Starts (or, when the run key's job is active or strict forbids it, reports) a job. */
   async run(request: RunRequest, options: RunOptions): Promise<StartResult> {
     const strict = options.strict ?? false;
-    const admission = transaction(this.db, () => this.admit(request, strict));
+    const jobId = crypto.randomUUID();
+    const files = jobFiles(this.dir, jobId);
+    // How to launch goes to a file before the row exists, so whoever relaunches the job (any later
+    // reader, from its own directory and environment) starts it as this process would have: in this
+    // directory, with this environment, unless the caller named others.
+    const launch: Launch = {
+      env: options.env,
+      baseEnv: options.baseEnv ?? Deno.env.toObject(),
+      cwd: options.cwd ?? Deno.cwd(),
+    };
+    Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
+    this.launched.set(jobId, performance.now());
+    const admission = transaction(this.db, () => this.admit(request, strict, jobId));
     let row = admission.row;
+    if (!admission.accepted) removeQuietly(files.launch);
     if (admission.accepted) {
-      // Intent before action: the STARTING row is committed before the supervisor exists, so a crash
-      // here leaves a job that readers turn LOST, never a process nobody knows about.
-      const pid = launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), options.env, options.cwd);
-      this.table.updateActive(row.job_id, { worker_pid: pid, updated_at: nowSeconds() });
-      row = { ...row, worker_pid: pid };
+      // Intent before action: the STARTING row is committed before the supervisor exists. A crash
+      // from here until the supervisor claims the job leaves a row with no claim, and the next read
+      // launches it (the claim makes launching idempotent): never a lost start, never a process
+      // nobody knows about. The supervisor's PID is recorded from the file it writes once it owns
+      // the job, not from the spawn: a relaunched supervisor that lost the claim owns nothing.
+      crashPoint("runner:after-job-row");
+      const failure = this.launch(row, launch);
+      if (failure !== null) throw new ExecutorError(`cannot launch the job: ${failure}`, "exit");
+      crashPoint("runner:after-supervisor-spawn");
     }
-    row = options.sync
-      ? await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity)
-      : await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    if (options.sync) row = await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity);
+    else if (!options.noWait) {
+      row = await this.waitFor(row, (r) => r.status !== "STARTING", options.startTimeoutSec ?? 10);
+    }
     return {
       ...toJob(row),
       accepted: admission.accepted,
@@ -143,7 +260,7 @@ export class BuiltinRunner implements Executor {
    * Inside the start's transaction: an active job is reported, not doubled; a strict start of a
    * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row.
    */
-  private admit(request: RunRequest, strict: boolean): Admission {
+  private admit(request: RunRequest, strict: boolean, jobId: string): Admission {
     const runKey = request.kind === "start" ? request.runKey : request.source.run_key;
     const current = this.row({ runKey });
     let overrideUsed = false;
@@ -160,7 +277,6 @@ export class BuiltinRunner implements Executor {
         this.table.markUnlockUsed(runKey, nowSeconds());
       }
     }
-    const jobId = crypto.randomUUID();
     const files = jobFiles(this.dir, jobId);
     const row: JobRow = {
       job_id: jobId,
@@ -193,7 +309,7 @@ export class BuiltinRunner implements Executor {
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
-      if (fileExists(files.target) || fileExists(files.exit) || pause >= START_WAIT.ceiling) {
+      if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
         current = this.row({ jobId: row.job_id }) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
@@ -219,6 +335,10 @@ export class BuiltinRunner implements Executor {
   /** orchesjob `abort`: record ABORTED, then SIGTERM the job's process group, then SIGKILL after the grace. */
   async abortJob(row: JobRow, options: AbortOptions): Promise<AbortResult> {
     const now = nowSeconds();
+    const files = jobFiles(this.dir, row.job_id);
+    // The deadline is written first: with it, any later read can finish this abort if we die during
+    // the grace (see resumeAbort), and a supervisor not yet going never starts the command.
+    Deno.writeTextFileSync(files.abort, `${now + Math.ceil(options.graceSeconds)}\n`);
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
     // replace it, and a strict start already sees the run key as used.
     const recorded = this.table.updateActive(row.job_id, {
@@ -232,7 +352,6 @@ export class BuiltinRunner implements Executor {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
-    const files = jobFiles(this.dir, row.job_id);
     const worker = row.worker_pid ?? readIntFile(files.worker);
     const target = row.target_pid ?? readIntFile(files.target);
     const flags = await terminate(row.job_id, worker, target, options.graceSeconds);
@@ -248,9 +367,11 @@ export class BuiltinRunner implements Executor {
  */
 async function terminate(jobId: string, worker: number | null, target: number | null, graceSeconds: number) {
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
-  if (worker === null || !isOurProcessAlive(worker, jobId)) return flags;
+  // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
+  if (worker === null || !(isOurProcessAlive(worker, jobId) || isGroupAlive(worker))) return flags;
   flags.sent_term_target = target !== null && signal(-worker, "SIGTERM");
   flags.sent_term_worker = signal(worker, "SIGTERM");
+  crashPoint("runner:abort-grace");
   if (await groupGone(worker, graceSeconds, 0.05)) return flags;
   flags.sent_kill_target = target !== null && signal(-worker, "SIGKILL");
   flags.sent_kill_worker = signal(worker, "SIGKILL");
@@ -267,17 +388,46 @@ async function groupGone(pgid: number, seconds: number, poll: number): Promise<b
 
 function statMtime(path: string): number | null {
   try {
-    return (statSync(path).mtimeMs ?? 0) / 1000;
+    return (Deno.statSync(path).mtime?.getTime() ?? 0) / 1000;
   } catch {
     return null;
   }
 }
 
-function fileExists(path: string): boolean {
+/** A file's bytes, or only the part `range` selects, reading no more of the file than that. */
+function readRange(path: string, range?: LogRange): Uint8Array {
+  if (!range) return Deno.readFileSync(path);
+  using file = Deno.openSync(path, { read: true });
+  const size = file.statSync().size;
+  const start = "from" in range ? Math.min(range.from, size) : Math.max(0, size - range.last);
+  file.seekSync(start, Deno.SeekMode.Start);
+  const bytes = new Uint8Array(size - start);
+  let read = 0;
+  while (read < bytes.length) {
+    const n = file.readSync(bytes.subarray(read));
+    if (n === null) break;
+    read += n;
+  }
+  return bytes.subarray(0, read);
+}
+
+/** The exit status, from `.exit`, or from a complete `.exit.tmp` an earlier version's supervisor never renamed. */
+function readExit(files: ReturnType<typeof jobFiles>): number | null {
+  return readIntFile(files.exit) ?? readIntFile(`${files.exit}.tmp`);
+}
+
+function removeQuietly(path: string): void {
   try {
-    statSync(path);
-    return true;
+    Deno.removeSync(path);
   } catch {
-    return false;
+    // never written
+  }
+}
+
+function readLaunchFile(path: string): Launch {
+  try {
+    return JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return {};
   }
 }

@@ -1,0 +1,84 @@
+// deno-lint-ignore-file no-console -- prints its measurement as one JSON line
+/**
+ * One driver process for bench/run.ts: `deno run -A bench/stub_driver.ts chain|fan N` drives a flow of
+ * N steps through the real Driver and SQLite store with jobs that end as they start (the stub
+ * executor), so the figures are the engine's own cost. Prints {ms, steps, peak_rss_kib}.
+ */
+import { join } from "node:path";
+import type { FlowDefinition } from "../src/domain/mod.ts";
+import { Driver } from "../src/engine/driver.ts";
+import { createRun } from "../src/engine/runs.ts";
+import { definitionHash } from "../src/flow/mod.ts";
+import { FileLocks, openDatabase, RunStore } from "../src/store/mod.ts";
+import { StubExecutor } from "../tests/engine/stub_executor.ts";
+
+export function stubFlow(shape: string, n: number): FlowDefinition {
+  const step = (i: number, waitsFor: string[]) => ({
+    id: `s${i}`,
+    command: ["true"],
+    condition: null,
+    dependsOn: waitsFor,
+    waitsFor,
+    retries: 0,
+    retryDelaySec: 0,
+    env: {},
+    cwd: null,
+    retryBackoff: "fixed" as const,
+    retryMaxDelaySec: null,
+    retryJitter: 0,
+    retryOnExitCodes: null,
+    timeoutSec: null,
+    strict: false,
+    startTimeoutSec: null,
+  });
+  if (shape === "chain") {
+    return {
+      flowId: "chain",
+      params: [],
+      paramValues: {},
+      maxParallel: null,
+      steps: Array.from({ length: n }, (_, i) => step(i, i ? [`s${i - 1}`] : [])),
+    };
+  }
+  const fan = Array.from({ length: n - 1 }, (_, i) => step(i, []));
+  return {
+    flowId: "fan",
+    params: [],
+    paramValues: {},
+    maxParallel: null,
+    steps: [...fan, step(n - 1, fan.map((s) => s.id))],
+  };
+}
+
+function peakRssKiB(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+if (import.meta.main) {
+  const [shape, count] = Deno.args;
+  const n = Number(count);
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-bench-stub-" });
+  const dbPath = join(dir, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runs = new RunStore(db);
+  const flow = stubFlow(shape, n);
+  const t0 = performance.now();
+  createRun(runs, {
+    runKey: "r",
+    flow,
+    definitionHash: definitionHash(flow),
+    flowFile: null,
+    executor: { kind: "builtin" },
+  }, 0);
+  const driver = new Driver(
+    { runs, gate: new FileLocks(dbPath), executor: new StubExecutor(), pollIntervalSec: 5 },
+    "r",
+  );
+  const state = await driver.drive();
+  const ms = performance.now() - t0;
+  db.close();
+  Deno.removeSync(dir, { recursive: true });
+  if (state.status !== "SUCCEEDED") throw new Error(`run ended ${state.status}`);
+  console.log(JSON.stringify({ ms, steps: n, peak_rss_kib: Deno.build.os === "linux" ? peakRssKiB() : null }));
+}

@@ -1,0 +1,159 @@
+#!/bin/sh
+# Installs the orchesjob-flow binary for this host from a GitHub release, after checking it against the
+# release's SHA256SUMS. POSIX sh; needs curl or wget, and sha256sum or shasum.
+#
+#   curl -fsSL https://github.com/rmuraki/orchesjob-flow/releases/latest/download/install.sh | sh
+#   sh install.sh [--version vX.Y.Z] [--prefix DIR] [--base-url URL]
+#
+# For tests (and for trying another platform's choice), ORCHESJOB_FLOW_UNAME_S and ORCHESJOB_FLOW_UNAME_M
+# replace the output of `uname -s` and `uname -m`, and ORCHESJOB_FLOW_LIBC (gnu or musl) replaces the
+# C library detection. ORCHESJOB_FLOW_BASE_URL is the default of --base-url.
+set -eu
+
+program=orchesjob-flow
+base_url=${ORCHESJOB_FLOW_BASE_URL:-https://github.com/rmuraki/orchesjob-flow/releases}
+version=latest
+prefix=/usr/local
+
+say() { printf '%s\n' "install.sh: $*" >&2; }
+die() {
+  say "$*"
+  exit 1
+}
+
+usage() {
+  cat <<EOF
+Usage: install.sh [--version vX.Y.Z] [--prefix DIR] [--base-url URL]
+
+Downloads ${program}-<os>-<arch> and SHA256SUMS from a release, verifies the checksum and installs the
+binary as PREFIX/bin/${program} (default PREFIX: /usr/local). Nothing is installed when the checksum
+does not match.
+
+  --version vX.Y.Z   a release tag (default: the latest release)
+  --prefix DIR       install into DIR/bin (default: /usr/local)
+  --base-url URL     the releases URL (default: \$ORCHESJOB_FLOW_BASE_URL, else
+                     https://github.com/rmuraki/orchesjob-flow/releases); assets are read from
+                     URL/latest/download/ASSET or URL/download/vX.Y.Z/ASSET
+EOF
+}
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --version | --prefix | --base-url)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      case $1 in
+        --version) version=$2 ;;
+        --prefix) prefix=$2 ;;
+        --base-url) base_url=$2 ;;
+      esac
+      shift 2
+      ;;
+    --version=*) version=${1#*=} && shift ;;
+    --prefix=*) prefix=${1#*=} && shift ;;
+    --base-url=*) base_url=${1#*=} && shift ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+
+case $version in
+  latest | v[0-9]*) ;;
+  *) die "--version must look like v1.2.3, got '$version'" ;;
+esac
+[ -n "$prefix" ] || die "--prefix must not be empty"
+
+# The C library of a Linux host: the release's Linux binaries link against glibc.
+libc() {
+  if [ -n "${ORCHESJOB_FLOW_LIBC:-}" ]; then
+    printf '%s\n' "$ORCHESJOB_FLOW_LIBC"
+  elif ls /lib/ld-musl-* > /dev/null 2>&1 || { ldd --version 2>&1 | grep -qi musl; }; then
+    printf 'musl\n'
+  else
+    printf 'gnu\n'
+  fi
+}
+
+os=${ORCHESJOB_FLOW_UNAME_S:-$(uname -s)}
+arch=${ORCHESJOB_FLOW_UNAME_M:-$(uname -m)}
+# A shell under Rosetta reports x86_64 on Apple silicon; the native binary is the better choice there.
+if [ -z "${ORCHESJOB_FLOW_UNAME_M:-}" ] && [ "$os" = Darwin ] && [ "$arch" = x86_64 ] &&
+  [ "$(sysctl -n sysctl.proc_translated 2> /dev/null || true)" = 1 ]; then
+  arch=arm64
+fi
+
+case $os in
+  Linux) os_name=linux ;;
+  Darwin) os_name=macos ;;
+  *) die "unsupported system '$os': releases exist for Linux (glibc) and macOS only" ;;
+esac
+case $arch in
+  x86_64 | amd64) arch_name=x64 ;;
+  aarch64 | arm64) arch_name=arm64 ;;
+  i?86 | x86 | armv[5-7]* | arm | armhf | mips | mipsel | ppc)
+    die "unsupported machine '$arch': 32-bit systems are not supported (releases: x86_64 and arm64)"
+    ;;
+  *) die "unsupported machine '$arch': releases exist for x86_64 and arm64 only" ;;
+esac
+if [ "$os_name" = linux ] && [ "$(libc)" = musl ]; then
+  die "unsupported C library: this looks like musl (e.g. Alpine); the Linux binaries need glibc"
+fi
+asset=$program-$os_name-$arch_name
+
+if [ "$version" = latest ]; then
+  url=$base_url/latest/download
+else
+  url=$base_url/download/$version
+fi
+
+fetch() {
+  if command -v curl > /dev/null 2>&1; then
+    curl -fsSL -o "$2" "$1"
+  elif command -v wget > /dev/null 2>&1; then
+    wget -q -O "$2" "$1"
+  else
+    die "neither curl nor wget is installed"
+  fi
+}
+
+sha256() {
+  if command -v sha256sum > /dev/null 2>&1; then
+    sha256sum "$1" | cut -d' ' -f1
+  elif command -v shasum > /dev/null 2>&1; then
+    shasum -a 256 "$1" | cut -d' ' -f1
+  else
+    die "neither sha256sum nor shasum is installed: cannot verify the download"
+  fi
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/$program-install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+say "downloading $asset ($version) from $url"
+fetch "$url/$asset" "$tmp/$asset" || die "download of $url/$asset failed"
+fetch "$url/SHA256SUMS" "$tmp/SHA256SUMS" || die "download of $url/SHA256SUMS failed"
+
+# SHA256SUMS lines: "<hex>  <name>" (a "*" before the name marks binary mode).
+expected=$(awk -v name="$asset" '$2 == name || $2 == "*" name { print $1; exit }' "$tmp/SHA256SUMS")
+[ -n "$expected" ] || die "SHA256SUMS has no line for $asset; nothing installed"
+actual=$(sha256 "$tmp/$asset")
+if [ "$actual" != "$expected" ]; then
+  die "checksum mismatch for $asset (expected $expected, got $actual); nothing installed"
+fi
+
+bindir=$prefix/bin
+target=$bindir/$program
+mkdir -p "$bindir" || die "cannot create $bindir (try sudo, or --prefix \$HOME/.local)"
+# Install under a temporary name in the same directory, then rename over the old binary: a running
+# driver keeps its (old) file, and no reader ever sees half a binary.
+install -m 0755 "$tmp/$asset" "$bindir/.$program.new.$$" ||
+  die "cannot write to $bindir (try sudo, or --prefix \$HOME/.local)"
+mv -f "$bindir/.$program.new.$$" "$target" || {
+  rm -f "$bindir/.$program.new.$$"
+  die "cannot replace $target"
+}
+say "installed $target"
+"$target" --version || die "$target does not run on this host"

@@ -1,0 +1,136 @@
+/**
+ * A run's steps indexed for the scheduler, so a round costs what changed rather than the whole run:
+ * steps by id, who waits for whom, the running and delayed sets, the PENDING steps worth a look
+ * (all at first, later only those whose last dependency just ended), and counts of ended steps.
+ * The driver keeps one per loaded run and updates it with every write it makes; `decide` builds a
+ * full one when given none. No I/O. The in-memory run it indexes forgets the job of an ended step
+ * (the store keeps it), so it is the run as far as deciding goes, not a copy of the store.
+ */
+import {
+  isTerminalStep,
+  type RunState,
+  type StepDefinition,
+  stepDefinition,
+  type StepState,
+  type StepStatus,
+} from "../domain/mod.ts";
+
+export class RunIndex {
+  private readonly byId = new Map<string, StepState>();
+  /** Each step's place in the flow file (max_parallel grants starts in that order). */
+  private readonly order = new Map<string, number>();
+  private readonly dependents = new Map<string, string[]>();
+  /** RUNNING steps (each is polled every round). */
+  readonly running = new Set<string>();
+  readonly delayed = new Set<string>();
+  /** PENDING steps that may have become ready; cleared by {@link settle}. */
+  private readonly fresh = new Set<string>();
+  /** Ready PENDING steps a round left waiting for a max_parallel slot: kept fresh by {@link settle}. */
+  private readonly held = new Set<string>();
+  /** Until the first settle every step is a candidate, visited in flow order. */
+  private everything = true;
+  readonly succeeded = new Set<string>();
+  private ended = 0;
+  private failed = 0;
+
+  constructor(readonly run: RunState) {
+    for (const step of run.steps) {
+      this.byId.set(step.id, step);
+      this.order.set(step.id, this.order.size);
+      for (const dependency of this.definition(step.id).waitsFor) {
+        const list = this.dependents.get(dependency);
+        if (list) list.push(step.id);
+        else this.dependents.set(dependency, [step.id]);
+      }
+    }
+    for (const step of run.steps) this.enter(step.id, step.status);
+  }
+
+  step(id: string): StepState {
+    const step = this.byId.get(id);
+    if (!step) throw new Error(`step ${id} is not in run ${this.run.runKey}`);
+    return step;
+  }
+
+  position(id: string): number {
+    return this.order.get(id) ?? Infinity;
+  }
+
+  /** Keeps a ready step a candidate after this round's {@link settle} (it was denied a slot). */
+  hold(id: string): void {
+    this.held.add(id);
+  }
+
+  definition(id: string): StepDefinition {
+    return stepDefinition(this.run, id);
+  }
+
+  /** The steps a round must look at: running, delayed, and PENDING ones that may be ready. */
+  *candidates(): Iterable<StepState> {
+    if (this.everything) {
+      yield* this.run.steps;
+      return;
+    }
+    for (const id of this.running) yield this.step(id);
+    for (const id of this.delayed) yield this.step(id);
+    for (const id of this.fresh) {
+      const step = this.step(id);
+      if (step.status === "PENDING") yield step;
+    }
+  }
+
+  get allEnded(): boolean {
+    return this.ended === this.run.steps.length;
+  }
+
+  get anyFailed(): boolean {
+    return this.failed > 0;
+  }
+
+  /**
+   * After a round's decide: each PENDING candidate either got an action, was held (no max_parallel
+   * slot), or waits for a dependency that has not ended, whose end puts it back. The caller must apply every action of that round
+   * (or rebuild the index), or a step would be forgotten.
+   */
+  settle(): void {
+    this.everything = false;
+    this.fresh.clear();
+    for (const id of this.held) this.fresh.add(id);
+    this.held.clear();
+  }
+
+  /** Applies a change the store accepted to the step in memory, keeping the sets and counts right. */
+  update(id: string, change: Partial<Omit<StepState, "id">>): void {
+    const step = this.step(id);
+    const before = step.status;
+    Object.assign(step, change);
+    if (step.status !== before) {
+      this.leave(id, before);
+      this.enter(id, step.status);
+    }
+  }
+
+  private enter(id: string, status: StepStatus): void {
+    if (status === "RUNNING") this.running.add(id);
+    else if (status === "DELAYED") this.delayed.add(id);
+    else if (status === "PENDING") this.fresh.add(id);
+    if (!isTerminalStep(status)) return;
+    // Nothing is decided on an ended step's job again, and the store keeps it: holding 10k of them
+    // was most of a long run's heap.
+    this.step(id).job = null;
+    this.ended++;
+    if (status === "SUCCEEDED") this.succeeded.add(id);
+    if (status === "FAILED") this.failed++;
+    for (const dependent of this.dependents.get(id) ?? []) this.fresh.add(dependent);
+  }
+
+  private leave(id: string, status: StepStatus): void {
+    this.running.delete(id);
+    this.delayed.delete(id);
+    this.fresh.delete(id);
+    if (!isTerminalStep(status)) return;
+    this.ended--;
+    if (status === "SUCCEEDED") this.succeeded.delete(id);
+    if (status === "FAILED") this.failed--;
+  }
+}

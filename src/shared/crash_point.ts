@@ -1,0 +1,40 @@
+/**
+ * Named crash points, for fault tests only. When `ORCHESJOB_FLOW_CRASH_AT` names the point a process
+ * passes, that process SIGKILLs itself there, as a power cut or an OOM kill would. Before dying it
+ * appends the point's name to `ORCHESJOB_FLOW_CRASH_LOG` (when set), so a test can prove the crash
+ * happened exactly where it claims. Nothing sets these variables outside tests; unset, a point costs
+ * one environment read. The shell supervisor has the same hook (see supervisor.ts).
+ */
+export const CRASH_AT_VARIABLE = "ORCHESJOB_FLOW_CRASH_AT";
+export const CRASH_LOG_VARIABLE = "ORCHESJOB_FLOW_CRASH_LOG";
+
+/** Every named point, so a test can iterate over them and a typo is a type error. */
+export type CrashPoint =
+  | "driver:after-intent"
+  | "runner:after-job-row"
+  | "runner:after-supervisor-spawn"
+  | "driver:before-job-recorded"
+  | "runner:abort-grace"
+  | "supervisor:before-exit-file"
+  | "cancel:after-commit"
+  | "retry:reopened"
+  | "clean:files-removed";
+
+let configured: string | undefined | null = null;
+
+/** SIGKILLs this process if the tests asked for a crash at `point`. */
+export function crashPoint(point: CrashPoint): void {
+  if (configured === null) configured = readEnv(CRASH_AT_VARIABLE);
+  if (configured !== point) return;
+  const log = readEnv(CRASH_LOG_VARIABLE);
+  if (log) Deno.writeTextFileSync(log, `${point} ${Deno.pid}\n`, { append: true });
+  Deno.kill(Deno.pid, "SIGKILL");
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: no crash points
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * Issue 10: arguments a hurried operator types. Each is refused with its exit code and one JSON line
+ * on stderr (no stack trace, no internal error), and none of them changes the stored runs. All runs
+ * go through the CLI in-process in one subprocess (tests/cli/in_process_cli.ts).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
+
+interface Case {
+  argv: string[];
+  exit: number;
+  /** A substring of the error line; null when the command must succeed and print nothing on stderr. */
+  error: string | null;
+}
+
+/** Runs every argv in one in-process CLI, in order; returns each run's exit code and stderr. */
+async function runAll(argvs: string[][], env: Record<string, string>, cwd: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--no-prompt", "--config", CONFIG, join(REPO, "tests", "cli", "in_process_cli.ts")],
+    cwd,
+    env: { ...TEST_ENV, ...env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(argvs.map((argv) => JSON.stringify(argv)).join("\n") + "\n"));
+  await writer.close();
+  const output = await child.output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr.slice(-2000));
+  const framed = (text: string) => [...text.matchAll(/@@ start (\d+)\n([\s\S]*?)\n@@ end \1 (\d+) (\d+) (\d+)\n/g)];
+  const errors = framed(stderr);
+  const outputs = framed(new TextDecoder().decode(output.stdout));
+  assert.equal(errors.length, argvs.length, "every run reported");
+  return errors.map(([, , text, code], i) => ({ code: Number(code), stderr: text, stdout: outputs[i][2] }));
+}
+
+function check(c: Case, result: { code: number; stderr: string }): void {
+  const what = JSON.stringify(c.argv);
+  assert.ok(!/\n\s+at /.test(result.stderr), `stack trace from ${what}: ${result.stderr}`);
+  assert.equal(result.code, c.exit, `${what}: ${result.stderr}`);
+  const lines = result.stderr.split("\n").filter((line) => line !== "");
+  if (c.error === null) {
+    assert.deepEqual(lines, [], what);
+    return;
+  }
+  assert.equal(lines.length, 1, `${what}: expected one stderr line, got ${JSON.stringify(result.stderr)}`);
+  const error: string = JSON.parse(lines[0]).error;
+  assert.ok(error.includes(c.error), `${what}: ${JSON.stringify(error)} lacks ${JSON.stringify(c.error)}`);
+}
+
+Deno.test("hurried operators' arguments are refused cleanly and change no stored run", async () => {
+  using dir = tempDir();
+  const home = join(dir.path, "home");
+  const cwd = join(dir.path, "cwd");
+  Deno.mkdirSync(cwd);
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
+  const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
+  const setup: Case[] = [{ argv: [...quick, "start", "--run-key", "k0", "-q", flow], exit: 0, error: null }];
+  const cases: Case[] = [
+    // Values that are missing, empty (an unset shell variable) or given twice.
+    { argv: ["--db", "", "status", "--run-key", "k0"], exit: 2, error: "option --db needs a non-empty value" },
+    { argv: ["status", "--run-key", "k0", "--db="], exit: 2, error: "status: option --db needs a non-empty value" },
+    {
+      argv: ["--orchesjob-bin", "", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: "--orchesjob-bin needs a non-empty",
+    },
+    { argv: ["list", "--flow", ""], exit: 2, error: "list: option --flow needs a non-empty value" },
+    { argv: ["logs", "--run-key", "k0", "--step", ""], exit: 2, error: "logs: option --step needs a non-empty value" },
+    { argv: ["start", "--run-key", "", flow], exit: 2, error: 'invalid run key "": it is empty' },
+    {
+      argv: ["start", "--run-key", "k1", "--run-key", "k2", flow],
+      exit: 2,
+      error: 'option --run-key given twice ("k1" and "k2")',
+    },
+    { argv: ["start", "--run-key"], exit: 2, error: "start: option --run-key needs a value" },
+    // Of global options the last one wins (a wrapper's defaults, then the caller's own).
+    {
+      argv: ["--db", flow, "--db", join(home, "orchesjob-flow.sqlite3"), "status", "--run-key", "k0"],
+      exit: 0,
+      error: null,
+    },
+    // Numbers out of range: a huge poll interval would overflow the loop's timer into a busy loop.
+    {
+      argv: ["--poll-interval", "99999999999", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: "--poll-interval must be at most 86400",
+    },
+    {
+      argv: ["--poll-interval", "1e309", "status", "--run-key", "k0"],
+      exit: 2,
+      error: "--poll-interval needs a number",
+    },
+    { argv: ["--poll-interval", "0", "status", "--run-key", "k0"], exit: 2, error: "--poll-interval must be > 0" },
+    {
+      argv: ["list", "--limit", "99999999999999999999"],
+      exit: 2,
+      error: "list: option --limit must be a whole number",
+    },
+    { argv: ["list", "--limit", "-1"], exit: 2, error: "option --limit must be >= 0" },
+    { argv: ["logs", "--run-key", "k0", "--step", "a", "--attempt", "0"], exit: 2, error: "--attempt must be >= 1" },
+    { argv: ["wait", "--run-key", "k0", "--timeout", "NaN"], exit: 2, error: "--timeout needs a number" },
+    { argv: ["clean", "--older-than", "-5d"], exit: 2, error: "--older-than needs a duration" },
+    // Options in the wrong place, misspelt or run together.
+    {
+      argv: ["-d", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: "unknown option -d (a command's options go after it)",
+    },
+    { argv: ["start", "-dx", "--run-key", "k1", flow], exit: 2, error: "start: unknown option -dx" },
+    { argv: ["start", "--detatch", "--run-key", "k1", flow], exit: 2, error: "did you mean --detach?" },
+    { argv: ["start", "--detach=yes", "--run-key", "k1", flow], exit: 2, error: "option --detach takes no value" },
+    { argv: ["stat", "--run-key", "k0"], exit: 2, error: 'unknown command "stat"' },
+    // Flow files that are not files: devices with no end, directories, missing paths.
+    {
+      argv: ["validate", "/dev/zero"],
+      exit: 2,
+      error: "/dev/zero: flow file is larger than the limit of 16777216 bytes",
+    },
+    { argv: ["start", "--run-key", "k1", "/dev/urandom"], exit: 2, error: "/dev/urandom: " },
+    { argv: ["start", "--run-key", "k1", "/dev/null"], exit: 2, error: "/dev/null: a flow must be a mapping" },
+    { argv: ["start", "--run-key", "k1", dir.path], exit: 2, error: "is a directory" },
+    { argv: ["start", "--run-key", "k1", join(dir.path, "nope.yaml")], exit: 2, error: "no such file" },
+    { argv: ["validate", flow, flow], exit: 2, error: "unexpected argument" },
+    // State files that are not state files; a missing directory is not created by a read.
+    { argv: ["--db", flow, "status", "--run-key", "k0"], exit: 2, error: "file is not a database" },
+    { argv: ["--db", dir.path, "status", "--run-key", "k0"], exit: 2, error: "cannot open state database" },
+    { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
+    // Run keys with invisible or undecodable characters, and one that is not there.
+    { argv: ["start", "--run-key", "a\u0085b", flow], exit: 2, error: "contains U+0085" },
+    { argv: ["start", "--run-key", "a\u200bb", flow], exit: 2, error: "contains U+200B" },
+    { argv: ["status", "--run-key", "\ufffd"], exit: 2, error: "contains U+FFFD" },
+    { argv: ["cancel", "--run-key", "k9"], exit: 3, error: "run not found: k9" },
+    // A finished run is not restarted from another flow, and not retried without a step.
+    { argv: ["start", "--run-key", "k0", "/dev/null"], exit: 2, error: "a flow must be a mapping" },
+    { argv: ["retry", "--run-key", "k0"], exit: 2, error: "name the step to run again with --step" },
+    // Run together, short flags that exist are read as given apart.
+    { argv: [...quick, "start", "-dq", "--run-key", "k0", flow], exit: 0, error: null },
+  ];
+  const env = { ORCHESJOB_FLOW_HOME: home };
+  const before = await runAll([setup[0].argv, ["status", "--run-key", "k0"], ["list"]], env, cwd);
+  check(setup[0], before[0]);
+  assert.equal(JSON.parse(before[1].stdout).status, "SUCCEEDED");
+  const results = await runAll(cases.map((c) => c.argv), env, cwd);
+  cases.forEach((c, i) => check(c, results[i]));
+  // Nothing above created, changed or removed a run; a read did not create the missing directory.
+  const after = await runAll([["status", "--run-key", "k0"], ["list"]], env, cwd);
+  assert.deepEqual(JSON.parse(after[0].stdout), JSON.parse(before[1].stdout));
+  assert.deepEqual(JSON.parse(after[1].stdout), JSON.parse(before[2].stdout));
+  assert.equal(JSON.parse(after[1].stdout).length, 1);
+  assert.throws(() => Deno.statSync(join(dir.path, "no-such-dir")), Deno.errors.NotFound);
+  assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
+});

@@ -1,0 +1,124 @@
+/**
+ * Exactly once under a crash at each named point (src/shared/crash_point.ts): the process dies by
+ * SIGKILL exactly there (the crash log proves it), the run is resumed, and marker files prove that
+ * every step ran once and the statuses are right, with no job process left behind.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import type { CrashPoint } from "../../src/shared/mod.ts";
+import { LOST_AFTER_START } from "../../src/engine/mod.ts";
+import { flowTest, statuses, step } from "./flow_env.ts";
+import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
+
+const builtin = ["builtin"] as const;
+
+/** a, then b and c in parallel. */
+function fanOut(log: string): string {
+  return `flow_id: fan
+steps:
+  - {id: a, command: ${logged(log, "a")}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+  - {id: c, when: a, command: ${logged(log, "c")}}
+`;
+}
+
+const DRIVER_POINTS: CrashPoint[] = [
+  "driver:after-intent",
+  "runner:after-job-row",
+  "runner:after-supervisor-spawn",
+  "driver:before-job-recorded",
+];
+
+for (const point of DRIVER_POINTS) {
+  flowTest(builtin, `crash at ${point}, then resume: every step runs once and the run succeeds`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("fan.yaml", fanOut(log));
+    await runCrashingAt(env, point, ["start", "--run-key", "k", file]);
+    const crashed = await env.status("k");
+    assert.equal(step(crashed, "a").status, "RUNNING", "the crash left step a mid-start");
+    const final = await env.json(["start", "--run-key", "k", file]);
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+    for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  });
+}
+
+flowTest(builtin, "crash in the supervisor before the exit file: the attempt is LOST, not run again", async (env) => {
+  const log = join(env.home, "ran");
+  const file = env.flow(
+    "lost.yaml",
+    `flow_id: lost
+steps:
+  - {id: a, retries: 2, command: ${logged(log, "a")}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+`,
+  );
+  const { code } = await runCrashingAt(env, "supervisor:before-exit-file", ["start", "--run-key", "k", file], false);
+  assert.equal(code, 1);
+  const final = await env.status("k");
+  assert.deepEqual(statuses(final), { a: "FAILED", b: "SKIPPED" });
+  assert.equal(step(final, "a").error, LOST_AFTER_START);
+  assert.equal(step(final, "a").orchesjob_status.status, "LOST");
+  assert.deepEqual(countLines(log), { a: 1 }, "a lost attempt whose command ran is not retried");
+  await assertNoJobProcesses(env.home);
+});
+
+flowTest(builtin, "crash during a timeout's abort grace: the resume kills attempt 1 before attempt 2", async (env) => {
+  const log = join(env.home, "ran");
+  const first = join(env.home, "first-attempt-pid");
+  // Attempt 1 ignores SIGTERM (so only the SIGKILL after the grace ends it); attempt 2 records an
+  // overlap if attempt 1's shell is still a live process (a zombie left unreaped here counts as gone).
+  const script = `if [ ! -e '${first}' ]; then echo $$ > '${first}'; trap '' TERM; echo a1 >> '${log}'; ` +
+    `sleep 60; echo a1-survived >> '${log}'; else state=$(sed 's/.*) //' /proc/$(cat '${first}')/stat 2>/dev/null); ` +
+    `case $state in ''|Z*|X*) ;; *) echo "overlap $state" >> '${log}' ;; esac; ` +
+    `echo a2 >> '${log}'; fi`;
+  const file = env.flow(
+    "grace.yaml",
+    `flow_id: grace
+steps:
+  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}
+`,
+  );
+  await runCrashingAt(env, "runner:abort-grace", ["start", "--run-key", "k", file]);
+  const attempt1 = Number(Deno.readTextFileSync(first).trim());
+  const final = await env.json(["start", "--run-key", "k", file]);
+  assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+  assert.equal(step(final, "a").attempt_no, 2);
+  assert.deepEqual(countLines(log), { a1: 1, a2: 1 }, "attempt 2 ran alone, once; attempt 1 never survived");
+  assert.ok(!isAlive(attempt1), "attempt 1 is gone");
+  await assertNoJobProcesses(env.home);
+});
+
+flowTest(builtin, "crash after a cancel's commit: a second cancel aborts what the first left running", async (env) => {
+  const log = join(env.home, "ran");
+  const file = env.flow(
+    "long.yaml",
+    `flow_id: long
+steps:
+  - {id: long, command: ${logged(log, "long", "sleep 60; echo survived >> '" + log + "'")}}
+  - {id: after, when: long, command: ${logged(log, "after")}}
+`,
+  );
+  const driver = env.spawn(["start", "--run-key", "k", file]);
+  await waitForLines(log, 1);
+  await runCrashingAt(env, "cancel:after-commit", ["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+  const between = await env.status("k");
+  assert.equal(between.status, "CANCELLED");
+  assert.equal(step(between, "long").status, "RUNNING", "the crash left the running step to abort");
+  const again = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+  assert.deepEqual(statuses(again), { long: "CANCELLED", after: "CANCELLED" });
+  await driver.output();
+  await assertNoJobProcesses(env.home);
+  assert.deepEqual(countLines(log), { long: 1 });
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,84 @@
+/** Shared by the fault tests: step commands that count their runs, crash-point runs, leftover-process checks. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { isGroupAlive } from "../../src/executor/builtin/processes.ts";
+import { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint } from "../../src/shared/mod.ts";
+import { eventually } from "../helpers.ts";
+import type { FlowEnv } from "./flow_env.ts";
+
+/** A shell command that appends `id` to `log` (one line per run), then runs `then`. */
+export function logged(log: string, id: string, then = "true"): string {
+  return JSON.stringify(`echo ${id} >> '${log}'; ${then}`);
+}
+
+/** How many times each line occurs in `path` (an absent file: nothing ran). */
+export function countLines(path: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch { /* nothing ran */ }
+  for (const line of text.split("\n").filter(Boolean)) counts[line] = (counts[line] ?? 0) + 1;
+  return counts;
+}
+
+/**
+ * Runs the CLI with a crash requested at `point` and requires that it died by SIGKILL there
+ * (unless `expectKilled` is false: the point is in a supervisor, not in this process). Returns the
+ * crash log's lines, each "point pid".
+ */
+export async function runCrashingAt(
+  env: FlowEnv,
+  point: CrashPoint,
+  args: string[],
+  expectKilled = true,
+): Promise<{ log: string[]; code: number }> {
+  const logPath = join(env.home, `crash-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { [CRASH_AT_VARIABLE]: point, [CRASH_LOG_VARIABLE]: logPath });
+  const output = await child.output();
+  if (expectKilled) {
+    assert.equal(
+      output.signal,
+      "SIGKILL",
+      `expected a SIGKILL at ${point}: ${new TextDecoder().decode(output.stderr)}`,
+    );
+  }
+  let text = "";
+  try {
+    text = Deno.readTextFileSync(logPath);
+  } catch { /* no crash */ }
+  const log = text.split("\n").filter(Boolean);
+  assert.ok(log.length >= 1 && log.every((line) => line.startsWith(`${point} `)), `crash log: ${text}`);
+  return { log, code: output.code };
+}
+
+/** The supervisors' process groups of every built-in job under the home. */
+function jobGroups(home: string): number[] {
+  const groups: number[] = [];
+  try {
+    for (const entry of Deno.readDirSync(join(home, "jobs"))) {
+      if (!entry.name.endsWith(".worker")) continue;
+      const pid = Number(Deno.readTextFileSync(join(home, "jobs", entry.name)).trim());
+      if (pid > 0) groups.push(pid);
+    }
+  } catch { /* no jobs */ }
+  return groups;
+}
+
+/** Requires that no process of any job under the home is left (each job's process group is empty). */
+export async function assertNoJobProcesses(home: string): Promise<void> {
+  const groups = jobGroups(home);
+  // The last supervisor may be writing its result as the run ends: give it a moment.
+  await eventually("every job's process group is empty", () => groups.every((pgid) => !isGroupAlive(pgid)), 20);
+}
+
+/** Waits until `path` holds at least `lines` lines. */
+export async function waitForLines(path: string, lines: number, seconds = 60): Promise<void> {
+  await eventually(`${lines} line(s) in ${path}`, () => {
+    try {
+      return Deno.readTextFileSync(path).split("\n").filter(Boolean).length >= lines;
+    } catch {
+      return false;
+    }
+  }, seconds);
+}

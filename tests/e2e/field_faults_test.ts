@@ -1,0 +1,608 @@
+/**
+ * Field faults (issue 9) through the real CLI: a broken orchesjob, cancel without a reachable
+ * orchesjob, unusable executors and state locations, runs without a driver, truthful `start -d`,
+ * true times, and internal errors. External faults use tiny fake ORCHESJOB_BIN scripts.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+
+const builtin = ["builtin"] as const;
+const both = ["builtin", "external"] as const;
+
+const ONE_STEP = `flow_id: one
+steps:
+  - {id: a, command: ["true"]}
+`;
+
+flowTest(builtin, "an internal error (an unusable locks directory) exits 70 with one JSON line", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  // A file where the locks directory belongs: an environment failure, not the user's input.
+  Deno.writeTextFileSync(join(env.home, "locks"), "");
+  const result = await env.run(["start", "--run-key", "k", file]);
+  assert.equal(result.code, 70, result.stderr);
+  assert.match(errorLine(result).error, /^start: internal error: /);
+});
+
+flowTest(builtin, "a first start with an unusable orchesjob exits 2 and stores no run", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const notExecutable = env.flow("not-executable", "#!/bin/sh\n");
+  const cases: [Record<string, string>, string[], RegExp][] = [
+    [{ ORCHESJOB_BIN: "/nonexistent/orchesjob" }, [], /\/nonexistent\/orchesjob: no such file/],
+    [{}, ["--orchesjob-bin", notExecutable], /not-executable: not executable/],
+    [{ ORCHESJOB_BIN: "no-such-orchesjob-anywhere" }, [], /no-such-orchesjob-anywhere: not found on PATH/],
+  ];
+  for (const [vars, globals, message] of cases) {
+    const result = await env.run([...globals, "start", "--run-key", "k", file], vars);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result).error, message);
+    assert.equal((await env.run(["status", "--run-key", "k"])).code, 3, "no run was stored");
+  }
+  // The key is not spent: the same key starts once orchesjob is usable (here: the built-in runner).
+  assert.equal((await env.json(["start", "--run-key", "k", file])).status, "SUCCEEDED");
+});
+
+flowTest(builtin, "with HOME unset and no state option, commands exit 2 saying how to choose a place", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const denoDir = JSON.parse(new TextDecoder().decode(
+    (await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output()).stdout,
+  )).denoDir;
+  const unset = { HOME: "", ORCHESJOB_FLOW_HOME: "", ORCHESJOB_HOME: "", XDG_DATA_HOME: "", DENO_DIR: denoDir };
+  for (const args of [["start", "--run-key", "k", file], ["status", "--run-key", "k"]]) {
+    const result = await cli(["--poll-interval", "0.1", ...args], { env: unset, cwd: env.home });
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(errorLine(result).error, /no state location: HOME is not set; choose one with --db PATH/);
+  }
+  assert.deepEqual([...Deno.readDirSync(env.home)].map((e) => e.name).sort(), ["flow.yaml", "orchesjob-wrapper"]);
+});
+
+flowTest(builtin, "read-only commands create no directory or database, and name the file searched", async (env) => {
+  const home = join(env.home, "never-created");
+  const readers = [["status"], ["status", "--format", "table"], ["watch", "--interval", "0.1"], [
+    "logs",
+    "--step",
+    "a",
+  ]];
+  for (const args of readers) {
+    const result = await env.run([...args, "--run-key", "k"], { ORCHESJOB_FLOW_HOME: home });
+    assert.equal(result.code, 3, result.stderr);
+    assert.equal(
+      errorLine(result).error,
+      `${args[0]}: run not found: k (state file ${join(home, "orchesjob-flow.sqlite3")})`,
+    );
+    assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
+  }
+  const list = await env.run(["list"], { ORCHESJOB_FLOW_HOME: home });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+  assert.equal(existsSync(home), false, `list created ${home}`);
+});
+
+/**
+ * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
+ * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
+ * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
+ * (cleaned); or on `abort`: exit 1 (abortfail); or on both (allfail).
+ */
+function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
+  const bin = join(dir, "fake-orchesjob");
+  const control = join(dir, "mode");
+  Deno.writeTextFileSync(
+    bin,
+    `#!/bin/sh
+mode=$(cat '${control}' 2>/dev/null)
+case "$1:$mode" in
+  status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
+  status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
+  status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
+  status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
+  abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
+esac
+exec '${env.wrapper}' "$@"
+`,
+  );
+  Deno.chmodSync(bin, 0o755);
+  return { bin, mode: (m: string) => Deno.writeTextFileSync(control, m) };
+}
+
+/** A one-step flow whose step runs until the file `release` appears in `dir`. */
+function waitingFlow(env: FlowEnv, extra = "", stepExtra = ""): string {
+  const release = join(env.home, "release");
+  return env.flow(
+    "flow.yaml",
+    `flow_id: faults
+${extra}steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${release}' ]; do sleep 0.05; done`)}
+${stepExtra}`,
+  );
+}
+
+/** Waits until step a of `runKey` has a RUNNING job, and returns the PID of the job's process. */
+async function jobPidOf(env: FlowEnv, runKey: string): Promise<number> {
+  const run = await env.waitFor(runKey, "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  return step(run, "a").orchesjob_status.target_pid;
+}
+
+function release(env: FlowEnv): void {
+  Deno.writeTextFileSync(join(env.home, "release"), "");
+}
+
+async function stderrOf(child: Deno.ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
+  const output = await child.output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+flowTest(
+  builtin,
+  "a status that prints no JSON is recorded at once, shown everywhere, and cleared on recovery",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "nj", file]);
+    const jobPid = await jobPidOf(env, "nj");
+    fake.mode("nojson");
+    const broken = await env.waitFor("nj", "two failed calls", (run) => step(run, "a").executor_error?.count >= 2);
+    const fault = step(broken, "a").executor_error;
+    assert.match(fault.message, /fake-orchesjob status printed no JSON: Traceback/);
+    assert.equal(fault.exit_code, 0);
+    assert.ok(fault.first_failure_at <= fault.last_failure_at);
+    assert.equal(step(broken, "a").status, "RUNNING");
+    const table = await env.run(["status", "--run-key", "nj", "--format", "table"]);
+    assert.match(table.stdout, /orchesjob failing for \d\d:\d\d:\d\d \(\d+ failed calls\): .*printed no JSON/);
+    fake.mode("");
+    await env.waitFor("nj", "the error cleared", (run) => step(run, "a").executor_error === null);
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).status, "SUCCEEDED");
+    const warnings = result.stderr.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    assert.ok(warnings.length >= 2, result.stderr);
+    assert.match(warnings[0].error, /^executor call failed: .*printed no JSON/);
+    assert.equal(warnings[0].step, "a");
+    assert.equal(warnings[0].executor_error.count, 1);
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
+  },
+);
+
+flowTest(
+  builtin,
+  "a status that keeps exiting 1 fails the attempt after executor_unavailable_sec, aborts it, and retries",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env, "executor_unavailable_sec: 1\n", "    retries: 1\n");
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "e1", file]);
+    const running = await env.waitFor(
+      "e1",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    const firstPid = step(running, "a").orchesjob_status.target_pid;
+    fake.mode("exit1");
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 1, result.stderr);
+    const run = JSON.parse(result.stdout);
+    assert.equal(run.status, "FAILED");
+    const a = step(run, "a");
+    assert.equal(a.attempt_no, 2, "the failed attempt was retried");
+    assert.match(
+      a.error,
+      /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*status exited 1: .*database is locked/,
+    );
+    assert.equal(a.executor_error.exit_code, 1);
+    assert.match(a.executor_error.stderr_tail, /database is locked/);
+    // Both attempts' jobs were aborted (abort still works), so nothing is left running.
+    fake.mode("");
+    for (const key of ["e1:a:1", "e1:a:2"]) {
+      const jobs = await env.jobs(key);
+      assert.equal(jobs.length, 1, `${key} started once`);
+      assert.equal(jobs[0].status, "ABORTED", key);
+    }
+    await eventually("attempt 1's process is gone", () => !processAlive(firstPid));
+  },
+);
+
+flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  // Every call of the driver has this limit, and the calls that work start a Deno process each: the
+  // limit must leave room for that on a loaded machine, or working calls time out too.
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "hang", file], {
+    ORCHESJOB_FLOW_CALL_TIMEOUT: "5",
+  });
+  const jobPid = await jobPidOf(env, "hang");
+  fake.mode("hang");
+  const stuck = await env.waitFor("hang", "a hung call recorded", (run) => step(run, "a").executor_error !== null);
+  assert.match(step(stuck, "a").executor_error.message, /fake-orchesjob status did not answer within 5 s/);
+  const hungPid = Number(Deno.readTextFileSync(join(env.home, "hang.pid")));
+  await eventually("the hung call was killed", () => !processAlive(hungPid));
+  fake.mode("");
+  await env.waitFor("hang", "the error cleared", (run) => step(run, "a").executor_error === null);
+  release(env);
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 0, result.stderr);
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
+});
+
+flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "cl", file]);
+  const jobPid = await jobPidOf(env, "cl");
+  fake.mode("cleaned");
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 1, result.stderr);
+  const a = step(JSON.parse(result.stdout), "a");
+  assert.equal(a.status, "FAILED");
+  assert.match(a.error, /^orchesjob no longer knows run key cl:a:1 .*it may have been cleaned while running/);
+  fake.mode("");
+  assert.equal((await env.jobs("cl:a:1")).length, 1, "the step was not started twice");
+  release(env);
+  await eventually("the job ends", async () => (await env.jobs("cl:a:1"))[0].status === "SUCCEEDED");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
+});
+
+flowTest(
+  builtin,
+  "cancel completes when the abort fails: the step is CANCELLED, says so, and cancel exits 5",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ab", file]);
+    const jobPid = await jobPidOf(env, "ab");
+    fake.mode("abortfail");
+    const cancel = await env.run(["cancel", "--run-key", "ab"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(run.status, "CANCELLED");
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: .*abort exited 1: abort: database is locked; the job may still be running \(orchesjob run key ab:a:1\)$/,
+    );
+    assert.match(errorLine(cancel).error, /orchesjob run key ab:a:1/);
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // As the error says, the job still runs; the operator can stop it by its run key.
+    fake.mode("");
+    assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel with orchesjob moved away mid-run completes: CANCELLED, exit 5, the job's key named",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old, "start", "--run-key", "mc", file]);
+    const running = await env.waitFor(
+      "mc",
+      "a has a job",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const cancel = await env.run(["cancel", "--run-key", "mc"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.deepEqual([run.status, step(run, "a").status], ["CANCELLED", "CANCELLED"]);
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: orchesjob not found: .*moved\/fake-orchesjob; the job may still be running \(orchesjob run key mc:a:1\)$/,
+    );
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    // The job, out of reach of the cancel, still runs; released, it ends and leaves no process.
+    assert.ok(processAlive(step(running, "a").orchesjob_status.target_pid));
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("mc:a:1"))[0].status === "SUCCEEDED");
+    await eventually("its process is gone", () => !processAlive(step(running, "a").orchesjob_status.target_pid));
+  },
+);
+
+flowTest(
+  builtin,
+  "orchesjob moved away mid-run: the error shows, and cancel --orchesjob-bin aborts through the new path",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", old.bin, "start", "--run-key", "mv", file]);
+    await env.waitFor("mv", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    // A call in flight during the rename may fail otherwise (the shell found the script, then could
+    // not open it); every call started after it finds no program.
+    const notFound = /^orchesjob not found: .*moved\/fake-orchesjob$/;
+    const broken = await env.waitFor(
+      "mv",
+      "the failure recorded",
+      (run) => notFound.test(step(run, "a").executor_error?.message ?? ""),
+    );
+    assert.match(step(broken, "a").executor_error.message, notFound);
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    const cancel = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "mv", "--grace-seconds", "1"]);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.equal(step(run, "a").orchesjob_status.status, "ABORTED");
+    assert.equal(run.executor.kind, "orchesjob");
+    assert.equal(run.executor.bin, bin);
+    assert.deepEqual(run.executor.replaced.map((r: { bin: string }) => r.bin), [old.bin]);
+    assert.equal((await stderrOf(driver)).code, 4);
+    const pid = step(run, "a").orchesjob_status.target_pid;
+    await eventually("the aborted job's process is gone", () => !processAlive(pid));
+    // A run on the built-in runner has no binary to replace.
+    await env.json(["start", "--run-key", "b", env.flow("one.yaml", ONE_STEP)]);
+    const refused = await env.run(["--orchesjob-bin", bin, "cancel", "--run-key", "b"]);
+    assert.equal(refused.code, 2);
+    assert.match(errorLine(refused).error, /run b uses the built-in runner; --orchesjob-bin does not apply/);
+  },
+);
+
+flowTest(
+  builtin,
+  "orchesjob moved away: start, resume and watch --advance of an existing run take --orchesjob-bin and record it",
+  async (env) => {
+    const moved = join(env.home, "moved");
+    Deno.mkdirSync(moved);
+    const old = writeFakeOrchesjob(env, moved).bin;
+    const file = env.flow("flow.yaml", ONE_STEP);
+    const commands: Record<string, string[]> = {
+      start: ["start", "--run-key", "via-start", file],
+      resume: ["resume", "--run-key", "via-resume"],
+      watch: ["watch", "--run-key", "via-watch", "--interval", "0.1", "--mode", "append"],
+    };
+    for (const name of Object.keys(commands)) {
+      using _lock = await env.holdDriverLock(`via-${name}`);
+      const created = await env.json(["--orchesjob-bin", old, "start", "--run-key", `via-${name}`, "-d", file]);
+      assert.equal(created.detached, false, "nobody drives the run yet");
+    }
+    Deno.renameSync(moved, join(env.home, "elsewhere"));
+    const bin = join(env.home, "elsewhere", "fake-orchesjob");
+    // Without the replacement each run would call its recorded binary, which is gone: a step that
+    // cannot start fails (no retries), so a SUCCEEDED run below is the replacement's doing.
+    assert.equal(existsSync(old), false);
+    assert.equal((await env.status("via-start")).executor.bin, old);
+    for (const [name, args] of Object.entries(commands)) {
+      const result = await env.run(["--orchesjob-bin", bin, ...args]);
+      assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+      const run = await env.status(`via-${name}`);
+      assert.equal(run.status, "SUCCEEDED", name);
+      assert.equal(step(run, "a").orchesjob_status.run_key, `via-${name}:a:1`);
+      assert.deepEqual(
+        [run.executor.kind, run.executor.bin, run.executor.replaced.map((r: { bin: string }) => r.bin)],
+        ["orchesjob", bin, [old]],
+        name,
+      );
+    }
+  },
+);
+
+flowTest(builtin, "ten concurrent start -d of one key: exactly one reports detached: true", async (env) => {
+  const file = waitingFlow(env);
+  const results = await Promise.all(
+    Array.from({ length: 10 }, () => env.run(["start", "--run-key", "race", "-d", file])),
+  );
+  const reports = results.map((result) => {
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout);
+  });
+  const detached = reports.filter((report) => report.detached === true);
+  assert.equal(detached.length, 1, JSON.stringify(reports.map((r) => r.detached)));
+  const driverPid = detached[0].pid;
+  for (const report of reports.filter((r) => r.detached === false)) {
+    assert.equal(report.driver?.pid, driverPid, "the others name the driver that holds the run");
+  }
+  assert.ok(processAlive(driverPid));
+  release(env);
+  await env.waitFor("race", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(driverPid));
+});
+
+flowTest(
+  builtin,
+  "start -d whose background driver fails reports detached: false, its error and exit code",
+  async (env) => {
+    const file = env.flow("flow.yaml", ONE_STEP);
+    // The parent does not read this variable; the background driver does, and exits 2 on it.
+    const result = await env.run(["start", "--run-key", "bad", "-d", file], { ORCHESJOB_FLOW_CALL_TIMEOUT: "soon" });
+    assert.equal(result.code, 2, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.detached, false);
+    assert.equal(report.exit_code, 2);
+    assert.match(report.error, /^the background driver exited 2: .*ORCHESJOB_FLOW_CALL_TIMEOUT must be a number/);
+    assert.equal(processAlive(report.pid), false);
+  },
+);
+
+flowTest(builtin, "start -d under a Deno executable not named deno still launches a working driver", async (env) => {
+  const renamed = join(env.home, "deno-renamed");
+  try {
+    Deno.linkSync(Deno.execPath(), renamed);
+  } catch {
+    Deno.copyFileSync(Deno.execPath(), renamed);
+  }
+  const file = env.flow("flow.yaml", ONE_STEP);
+  const output = await new Deno.Command(renamed, {
+    args: [...CLI.slice(1), ...env.globals(), "start", "--run-key", "ren", "-d", file],
+    env: env.env(),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  const report = JSON.parse(new TextDecoder().decode(output.stdout));
+  assert.equal(report.detached, true);
+  await env.waitFor("ren", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(report.pid));
+});
+
+/** A run that exists but that nobody drives: created by `start -d` while the test holds the driver lock. */
+async function undriven(env: FlowEnv, runKey: string, file: string): Promise<void> {
+  using _lock = await env.holdDriverLock(runKey);
+  const created = await env.json(["start", "--run-key", runKey, "-d", file]);
+  assert.equal(created.detached, false);
+  assert.equal(created.driver.pid, Deno.pid, "the test's own lock is the driver reported");
+}
+
+flowTest(builtin, "status shows who drives a run; a run nobody drives says how to resume it", async (env) => {
+  const file = waitingFlow(env);
+  await undriven(env, "nd", file);
+  const json = await env.status("nd");
+  assert.equal(json.status, "PENDING");
+  assert.equal(json.driver, null);
+  const table = await env.run(["status", "--run-key", "nd", "--format", "table"]);
+  assert.match(table.stdout, /^Driver: none; resume with: orchesjob-flow resume --run-key nd$/m);
+  const launched = await env.json(["resume", "--run-key", "nd", "-d"]);
+  assert.equal(launched.detached, true);
+  const driven = await env.waitFor("nd", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  assert.deepEqual(driven.driver, { pid: launched.pid });
+  const shown = await env.run(["status", "--run-key", "nd", "--format", "table"]);
+  assert.match(shown.stdout, new RegExp(`^Driver: pid ${launched.pid}$`, "m"));
+  release(env);
+  const done = await env.waitFor("nd", "SUCCEEDED", (run) => run.status === "SUCCEEDED");
+  assert.doesNotMatch((await env.run(["status", "--run-key", "nd", "--format", "table"])).stdout, /Driver:/);
+  assert.equal(done.driver, null, "a run that has ended has no driver");
+  assert.equal(step(done, "a").status, "SUCCEEDED");
+  await eventually("the background driver exits", () => !processAlive(launched.pid));
+});
+
+flowTest(builtin, "watch on a run nobody drives says so once on stderr and drives it to the end", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP + '  - {id: b, when: a, command: ["true"]}\n');
+  await undriven(env, "w", file);
+  const result = await env.run(["watch", "--run-key", "w", "--interval", "0.1", "--mode", "append"]);
+  assert.equal(result.code, 0, result.stderr);
+  const lines = result.stderr.split("\n").filter((line) => line !== "");
+  assert.equal(lines.length, 1, result.stderr);
+  assert.deepEqual(JSON.parse(lines[0]), {
+    warning: "Driver: none; resume with: orchesjob-flow resume --run-key w",
+    run_key: "w",
+    advancing: true,
+  });
+  assert.equal((await env.status("w")).status, "SUCCEEDED");
+});
+
+flowTest(builtin, "watch --no-advance only shows a run nobody drives", async (env) => {
+  const file = env.flow("flow.yaml", ONE_STEP);
+  await undriven(env, "nw", file);
+  const child = env.spawn(["watch", "--run-key", "nw", "--interval", "0.1", "--mode", "append", "--no-advance"]);
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += value;
+  }
+  assert.match(seen, /"advancing":false/);
+  assert.equal((await env.status("nw")).status, "PENDING", "watch --no-advance drove nothing");
+  child.kill("SIGINT");
+  reader.releaseLock();
+  await child.stderr.cancel().catch(() => {});
+  const output = await child.output().catch(() => null);
+  assert.equal((await child.status).code, 130, String(output));
+});
+
+flowTest(
+  builtin,
+  "resume continues a run from its stored definition, without the flow file",
+  async (env) => {
+    const file = env.flow("flow.yaml", ONE_STEP + '  - {id: b, when: a, command: ["true"]}\n');
+    await undriven(env, "rs", file);
+    Deno.removeSync(file);
+    const run = await env.json(["resume", "--run-key", "rs"]);
+    assert.equal(run.status, "SUCCEEDED");
+    const unknown = await env.run(["resume", "--run-key", "nope"]);
+    assert.equal(unknown.code, 3);
+    assert.match(errorLine(unknown).error, /^resume: run not found: nope \(state file /);
+  },
+);
+
+/** Runs `orchesjob-flow GLOBALS ARGS…` in `cwd` with `extraEnv`; not waited for. */
+function spawnIn(env: FlowEnv, cwd: string, args: string[], extraEnv: Record<string, string>): Deno.ChildProcess {
+  return new Deno.Command(CLI[0], {
+    args: [...CLI.slice(1), ...env.globals(), ...args],
+    cwd,
+    env: env.env(extraEnv),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+flowTest(both, "a resumed run's steps run in the first start's directory and environment", async (env) => {
+  const [first, other] = [join(env.home, "first"), join(env.home, "other")];
+  Deno.mkdirSync(first);
+  Deno.mkdirSync(other);
+  const releaseFile = join(env.home, "release");
+  const file = env.flow(
+    "flow.yaml",
+    `flow_id: where
+steps:
+  - id: a
+    command: ${JSON.stringify(`while [ ! -e '${releaseFile}' ]; do sleep 0.05; done`)}
+  - id: b
+    when: a
+    command: 'pwd > out-b; printf "%s\\n" "$MARKER" >> out-b'
+`,
+  );
+  const driver = spawnIn(env, first, ["start", "--run-key", "cwd", file], { MARKER: "first start" });
+  await env.waitFor("cwd", "a RUNNING", (run) => step(run, "a").status === "RUNNING");
+  driver.kill("SIGTERM");
+  assert.equal((await stderrOf(driver)).code, 130);
+  release(env);
+  const resumed = spawnIn(env, other, ["resume", "--run-key", "cwd"], { MARKER: "resumed elsewhere" });
+  const result = await stderrOf(resumed);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(join(first, "out-b")), `${Deno.realPathSync(first)}\nfirst start\n`);
+  assert.equal(existsSync(join(other, "out-b")), false);
+  // The stored environment may hold secrets: the state file (and its WAL beside it) is the user's only.
+  const stateFiles = [...Deno.readDirSync(env.home)].filter((e) => e.name.startsWith("orchesjob-flow.sqlite3"));
+  assert.ok(stateFiles.length >= 1);
+  for (const { name } of stateFiles) assert.equal(Deno.statSync(join(env.home, name)).mode! & 0o777, 0o600, name);
+});
+
+flowTest(
+  builtin,
+  "a step's finished_at is the job's own end, not when a driver back from an outage noticed it",
+  async (env) => {
+    // a ends when the test says, after its driver is gone (a fixed-length step could end, and be
+    // recorded by the driver, before a loaded machine let the test see it running).
+    const file = env.flow(
+      "flow.yaml",
+      `flow_id: times\nsteps:\n  - {id: a, command: ${
+        JSON.stringify(`while [ ! -e '${join(env.home, "release")}' ]; do sleep 0.05; done`)
+      }}\n`,
+    );
+    const driver = env.spawn(["start", "--run-key", "t", file]);
+    await env.waitFor("t", "a has a job", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    driver.kill("SIGKILL");
+    await stderrOf(driver);
+    release(env);
+    let job = (await env.jobs("t:a:1"))[0];
+    await eventually("the job ended while no driver ran, 3 s ago", async () => {
+      job = (await env.jobs("t:a:1"))[0];
+      return job.status === "SUCCEEDED" && Date.now() / 1000 >= job.finished_at + 3;
+    });
+    // The driver that resumes notices the end at `noticed` or later, at least 3 s after it happened.
+    const noticed = Date.now() / 1000;
+    const run = await env.json(["resume", "--run-key", "t"]);
+    const a = step(run, "a");
+    assert.equal(a.status, "SUCCEEDED");
+    assert.ok(a.finished_at <= job.finished_at + 1, `step ${a.finished_at} vs job ${job.finished_at}`);
+    assert.ok(a.finished_at <= noticed - 2, `step ${a.finished_at}: when the driver noticed (${noticed} or later)`);
+    assert.ok(run.finished_at >= a.finished_at, "the run ends no earlier than its steps");
+    // The table's elapsed time is the step's own (to the second), not up to when it was noticed.
+    const table = (await env.run(["status", "--run-key", "t", "--format", "table"])).stdout;
+    const [, h, m, sec] = table.match(/^a\s+OK SUCCEEDED\s+\S+\s+(\d\d):(\d\d):(\d\d)\s/m) ?? [];
+    const shown = Number(h) * 3600 + Number(m) * 60 + Number(sec);
+    assert.ok(Math.abs(shown - (a.finished_at - a.started_at)) <= 1, `table shows ${shown} s\n${table}`);
+  },
+);

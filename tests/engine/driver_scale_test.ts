@@ -1,0 +1,110 @@
+/**
+ * The driver at scale, through the real SQLite store with a stub executor: a 10k-step chain must run
+ * to the end (rounds linear in what changed; quadratic rounds made this take over an hour; the
+ * limit is a generous bound on the CPU time this process spends, not a measurement: bench/run.ts
+ * reports the time per step), and a wide fan-out's jobs are started several at a time, never more
+ * than the bound.
+ */
+import assert from "node:assert/strict";
+import process from "node:process";
+import { join } from "node:path";
+import type { FlowDefinition, StepDefinition } from "../../src/domain/mod.ts";
+import { Driver, START_CONCURRENCY } from "../../src/engine/driver.ts";
+import { createRun } from "../../src/engine/runs.ts";
+import { definitionHash } from "../../src/flow/normalize.ts";
+import { FileLocks, openDatabase, RunStore } from "../../src/store/mod.ts";
+import { tempDir } from "../helpers.ts";
+import { StubExecutor } from "./stub_executor.ts";
+
+/** A chain s0 → s1 → … of `n` steps, each running when the one before succeeded. */
+export function chainFlow(n: number): FlowDefinition {
+  const steps: StepDefinition[] = Array.from({ length: n }, (_, i) => ({
+    id: `s${i}`,
+    command: ["true"],
+    condition: i === 0 ? null : { kind: "ref", id: `s${i - 1}` },
+    dependsOn: [],
+    waitsFor: i === 0 ? [] : [`s${i - 1}`],
+    retries: 0,
+    retryDelaySec: 0,
+    env: {},
+    cwd: null,
+    retryBackoff: "fixed",
+    retryMaxDelaySec: null,
+    retryJitter: 0,
+    retryOnExitCodes: null,
+    timeoutSec: null,
+    strict: false,
+    startTimeoutSec: null,
+  }));
+  return { flowId: `chain-${n}`, params: [], paramValues: {}, maxParallel: null, steps };
+}
+
+/** A flow of `n` independent steps and a join that waits for all of them. */
+function fanOutFlow(n: number): FlowDefinition {
+  const chain = chainFlow(n + 1);
+  const ids = chain.steps.slice(0, n).map((step) => step.id);
+  const steps = chain.steps.map((step, i) =>
+    i < n
+      ? { ...step, condition: null, waitsFor: [] }
+      : { ...step, id: "join", condition: null, dependsOn: ids, waitsFor: ids }
+  );
+  return { flowId: `fan-${n}`, params: [], paramValues: {}, maxParallel: null, steps };
+}
+
+/**
+ * Drives `flow` as run `runKey` in a fresh state file; returns the stored run afterwards. Fails once
+ * the drive has used `limitSeconds` of CPU time (a loaded machine slows it down without adding to
+ * that), or has not ended after ten times as long by the clock (a hang).
+ */
+async function driveFlow(flow: FlowDefinition, runKey: string, executor: StubExecutor, limitSeconds: number) {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  try {
+    const runs = new RunStore(db);
+    createRun(runs, {
+      runKey,
+      flow,
+      definitionHash: definitionHash(flow),
+      flowFile: null,
+      executor: { kind: "builtin" },
+    }, 0);
+    const driver = new Driver({ runs, gate: new FileLocks(dbPath), executor, pollIntervalSec: 0.1 }, runKey);
+    const cpu = process.cpuUsage();
+    const deadline = performance.now() + 10 * limitSeconds * 1000;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      timer = setInterval(() => {
+        const { user, system } = process.cpuUsage(cpu);
+        if (user + system > limitSeconds * 1e6) reject(new Error(`not done within ${limitSeconds} s of CPU time`));
+        if (performance.now() > deadline) reject(new Error(`not done within ${10 * limitSeconds} s`));
+      }, 250);
+    });
+    const state = await Promise.race([driver.drive(), limit]).finally(() => clearInterval(timer));
+    assert.equal(state.status, "SUCCEEDED");
+    return runs.load(runKey)!;
+  } finally {
+    db.close();
+  }
+}
+
+const STEPS = 10_000;
+const LIMIT_SECONDS = 60;
+
+Deno.test(`a ${STEPS}-step chain runs to the end with a stub executor, each step started once`, async () => {
+  const executor = new StubExecutor();
+  const stored = await driveFlow(chainFlow(STEPS), "long", executor, LIMIT_SECONDS);
+  assert.equal(stored.status, "SUCCEEDED");
+  assert.equal(stored.steps.filter((step) => step.status === "SUCCEEDED").length, STEPS);
+  assert.equal(executor.starts.size, STEPS);
+  assert.ok([...executor.starts.values()].every((count) => count === 1), "a step was started twice");
+});
+
+Deno.test("a 40-wide fan-out starts its jobs concurrently, at most START_CONCURRENCY at once", async () => {
+  const executor = new StubExecutor({ startDelaySeconds: 0.05 });
+  const stored = await driveFlow(fanOutFlow(40), "fan", executor, LIMIT_SECONDS);
+  assert.equal(stored.steps.filter((step) => step.status === "SUCCEEDED").length, 41);
+  assert.ok(executor.maxInFlight > 1, `starts ran one at a time (max in flight ${executor.maxInFlight})`);
+  assert.ok(executor.maxInFlight <= START_CONCURRENCY, `${executor.maxInFlight} starts at once`);
+  assert.ok([...executor.starts.values()].every((count) => count === 1), "a step was started twice");
+});

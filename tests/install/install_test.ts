@@ -1,0 +1,228 @@
+/**
+ * install.sh against a local directory laid out like a GitHub release (file:// URLs through curl), with a
+ * stand-in executable per asset that prints its own name. The uname and libc answers are overridden
+ * through the documented ORCHESJOB_FLOW_UNAME_S / _UNAME_M / _LIBC variables.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { REPO, tempDir } from "../helpers.ts";
+
+const SCRIPT = join(REPO, "install.sh");
+const ASSETS = ["linux-x64", "linux-arm64", "macos-x64", "macos-arm64"].map((s) => `orchesjob-flow-${s}`);
+
+async function sha256(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function standIn(asset: string, tag: string): string {
+  return `#!/bin/sh\necho "stand-in ${asset} ${tag} $*"\n`;
+}
+
+/** Writes `<root>/latest/download/…` and `<root>/download/<tag>/…`: the four assets and SHA256SUMS. */
+async function makeRelease(root: string, tags: string[]): Promise<void> {
+  for (const tag of tags) {
+    const dir = tag === "latest" ? join(root, "latest", "download") : join(root, "download", tag);
+    Deno.mkdirSync(dir, { recursive: true });
+    const sums: string[] = [];
+    for (const asset of ASSETS) {
+      const text = standIn(asset, tag);
+      Deno.writeTextFileSync(join(dir, asset), text);
+      sums.push(`${await sha256(new TextEncoder().encode(text))}  ${asset}`);
+    }
+    Deno.writeTextFileSync(join(dir, "SHA256SUMS"), sums.join("\n") + "\n");
+  }
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function install(args: string[], env: Record<string, string>, path = Deno.env.get("PATH") ?? ""): Promise<Run> {
+  const output = await new Deno.Command("/bin/sh", {
+    args: [SCRIPT, ...args],
+    clearEnv: true,
+    env: { PATH: path, HOME: env.TMPDIR ?? "/nonexistent", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function setUp(dir: string, tags = ["latest"]) {
+  const releases = join(dir, "releases");
+  const prefix = join(dir, "prefix");
+  const tmp = join(dir, "tmp");
+  Deno.mkdirSync(tmp);
+  return {
+    releases,
+    prefix,
+    installed: join(prefix, "bin", "orchesjob-flow"),
+    env: { ORCHESJOB_FLOW_BASE_URL: `file://${releases}`, TMPDIR: tmp, ORCHESJOB_FLOW_LIBC: "gnu" },
+    ready: makeRelease(releases, tags),
+    tmp,
+  };
+}
+
+Deno.test("install.sh picks the asset for each of the four uname pairs and installs it 0755 under --prefix", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const pairs: [string, string, string][] = [
+    ["Linux", "x86_64", "orchesjob-flow-linux-x64"],
+    ["Linux", "aarch64", "orchesjob-flow-linux-arm64"],
+    ["Darwin", "x86_64", "orchesjob-flow-macos-x64"],
+    ["Darwin", "arm64", "orchesjob-flow-macos-arm64"],
+  ];
+  for (const [os, machine, asset] of pairs) {
+    const result = await install(["--prefix", s.prefix], {
+      ...s.env,
+      ORCHESJOB_FLOW_UNAME_S: os,
+      ORCHESJOB_FLOW_UNAME_M: machine,
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Deno.readTextFileSync(s.installed), standIn(asset, "latest"), `${os} ${machine}`);
+    assert.equal(Deno.statSync(s.installed).mode! & 0o777, 0o755);
+    // It ran the installed program's --version to show what was installed.
+    assert.equal(result.stdout, `stand-in ${asset} latest --version\n`);
+  }
+  // The temporary download directory is gone.
+  assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
+});
+
+Deno.test("install.sh --version vX.Y.Z reads that release's directory", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path, ["latest", "v9.9.9"]);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "amd64" };
+  const result = await install(["--version", "v9.9.9", "--prefix", s.prefix], env);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "v9.9.9"));
+  const bad = await install(["--version", "9.9.9", "--prefix", s.prefix], env);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /--version must look like v1\.2\.3/);
+});
+
+Deno.test("a checksum mismatch installs nothing and keeps the old binary", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  // The asset is altered after SHA256SUMS was written (a corrupt or tampered download).
+  const assetPath = join(s.releases, "latest", "download", "orchesjob-flow-linux-x64");
+  Deno.writeTextFileSync(assetPath, "#!/bin/sh\necho tampered\n");
+
+  const fresh = await install(["--prefix", s.prefix], env);
+  assert.equal(fresh.code, 1);
+  assert.match(fresh.stderr, /checksum mismatch for orchesjob-flow-linux-x64 .*nothing installed/);
+  assert.ok(!exists(join(s.prefix)), "a mismatch must not even create the prefix");
+
+  Deno.mkdirSync(join(s.prefix, "bin"), { recursive: true });
+  Deno.writeTextFileSync(s.installed, "old\n");
+  const over = await install(["--prefix", s.prefix], env);
+  assert.equal(over.code, 1);
+  assert.equal(Deno.readTextFileSync(s.installed), "old\n");
+  assert.deepEqual([...Deno.readDirSync(join(s.prefix, "bin"))].map((e) => e.name), ["orchesjob-flow"]);
+
+  // A SHA256SUMS without the asset's line is refused the same way.
+  Deno.writeTextFileSync(join(s.releases, "latest", "download", "SHA256SUMS"), "");
+  const missing = await install(["--prefix", s.prefix], env);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /SHA256SUMS has no line for orchesjob-flow-linux-x64; nothing installed/);
+  assert.equal(Deno.readTextFileSync(s.installed), "old\n");
+});
+
+Deno.test("install.sh refuses 32-bit machines, musl and unknown systems with a clear message", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "i686" }, /32-bit systems are not supported/],
+    [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "armv7l" }, /32-bit systems are not supported/],
+    [
+      { ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64", ORCHESJOB_FLOW_LIBC: "musl" },
+      /musl .*need glibc/,
+    ],
+    [{ ORCHESJOB_FLOW_UNAME_S: "FreeBSD", ORCHESJOB_FLOW_UNAME_M: "amd64" }, /unsupported system 'FreeBSD'/],
+    [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "riscv64" }, /unsupported machine 'riscv64'/],
+  ];
+  for (const [overrides, message] of cases) {
+    const result = await install(["--prefix", s.prefix], { ...s.env, ...overrides });
+    assert.equal(result.code, 1, JSON.stringify(overrides));
+    assert.match(result.stderr, message);
+    assert.ok(!exists(s.prefix));
+  }
+});
+
+Deno.test("install.sh replaces a binary that is running without disturbing it", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  // A real ELF executable stands in for a running driver: copying over it in place would fail with
+  // "Text file busy"; installing beside it and renaming does not.
+  Deno.mkdirSync(join(s.prefix, "bin"), { recursive: true });
+  Deno.copyFileSync("/bin/sleep", s.installed);
+  Deno.chmodSync(s.installed, 0o755);
+  const running = new Deno.Command(s.installed, { args: ["600"], stdout: "null", stderr: "null" }).spawn();
+  try {
+    const result = await install(["--prefix", s.prefix], {
+      ...s.env,
+      ORCHESJOB_FLOW_UNAME_S: "Linux",
+      ORCHESJOB_FLOW_UNAME_M: "x86_64",
+    });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+    // The old process still runs (signal 0 throws if it is gone).
+    Deno.kill(running.pid, "SIGCONT");
+  } finally {
+    running.kill("SIGKILL");
+    await running.status;
+  }
+});
+
+Deno.test({
+  name: "install.sh verifies with shasum -a 256 where sha256sum is missing (macOS)",
+  ignore: !["/usr/bin/shasum", "/bin/shasum"].some(exists),
+  async fn() {
+    using dir = tempDir();
+    const s = setUp(dir.path);
+    await s.ready;
+    // A PATH with every program of the real one except sha256sum.
+    const bin = join(dir.path, "path");
+    Deno.mkdirSync(bin);
+    for (const entry of (Deno.env.get("PATH") ?? "").split(":")) {
+      let names: string[] = [];
+      try {
+        names = [...Deno.readDirSync(entry)].map((e) => e.name);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (name === "sha256sum" || exists(join(bin, name))) continue;
+        Deno.symlinkSync(join(entry, name), join(bin, name));
+      }
+    }
+    const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Darwin", ORCHESJOB_FLOW_UNAME_M: "arm64" };
+    const ok = await install(["--prefix", s.prefix], env, bin);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-macos-arm64", "latest"));
+    Deno.removeSync(s.prefix, { recursive: true });
+    Deno.writeTextFileSync(join(s.releases, "latest", "download", "orchesjob-flow-macos-arm64"), "tampered\n");
+    const bad = await install(["--prefix", s.prefix], env, bin);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /checksum mismatch/);
+    assert.ok(!exists(s.prefix));
+  },
+});
