@@ -4,6 +4,7 @@
  * other variables). Pure.
  */
 import { VARIABLE_NAME_PATTERN } from "./fields.ts";
+import { LIMITS } from "./limits.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
 /** Parameters given to a run that the flow cannot take (unknown, missing, malformed): a usage error. */
@@ -44,7 +45,13 @@ export function parseParamArgument(argument: string): [string, string] {
   if (eq < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
     throw new ParamError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
   }
-  return [name, argument.slice(eq + 1)];
+  const value = argument.slice(eq + 1);
+  // A value ends up in a command argument or an environment variable: bounded as they are.
+  const bytes = new TextEncoder().encode(value).length;
+  if (bytes > LIMITS.argumentBytes) {
+    throw new ParamError(`--param ${name}: value of ${bytes} bytes, over the limit of ${LIMITS.argumentBytes}`);
+  }
+  return [name, value];
 }
 
 /**

@@ -139,7 +139,7 @@ steps:
     const missing = await env.run(["start", "--run-key", "p1", file]);
     assert.equal(missing.code, 2);
     assert.deepEqual(JSON.parse(missing.stderr), {
-      error: 'missing required parameter "NAME": give --param NAME=VALUE',
+      error: 'start: missing required parameter "NAME": give --param NAME=VALUE',
     });
     const unknown = await env.run(["start", "--run-key", "p1", "--param", "NAME=x", "--param", "NAMES=y", file]);
     assert.equal(unknown.code, 2);

@@ -119,6 +119,8 @@ Deno.test("missing, unknown and malformed parameters are usage errors", () => {
   assert.deepEqual(parseParamArgument("DAY=a=b"), ["DAY", "a=b"]);
   assert.deepEqual(parseParamArgument("DAY="), ["DAY", ""]);
   for (const bad of ["DAY", "=x", "1X=y", "A-B=c"]) thrown(() => parseParamArgument(bad), ParamError);
+  const huge = thrown(() => parseParamArgument(`DAY=${"x".repeat(LIMITS.argumentBytes + 1)}`), ParamError);
+  assert.match(huge.message, /^--param DAY: value of 131073 bytes, over the limit of 131072$/);
 });
 
 Deno.test("parameter references: exact syntax, declared names only", () => {
