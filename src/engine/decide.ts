@@ -76,7 +76,10 @@ export function decide(
 ): Action[] {
   if (run.status !== "SCHEDULED" && run.status !== "PENDING" && run.status !== "RUNNING") return [];
   // A deferred run does nothing before its time; then it begins like a created one.
-  if (run.status === "SCHEDULED" && run.notBefore !== null && now < run.notBefore) return [];
+  if (run.status === "SCHEDULED" && run.notBefore !== null && now < run.notBefore) {
+    index.keepAll();
+    return [];
+  }
   const actions: Action[] = run.status === "RUNNING" ? [] : [{ kind: "begin" }];
   const round: Round = {
     now,

@@ -29,6 +29,7 @@ export class RunIndex {
   private readonly held = new Set<string>();
   /** Until the first settle every step is a candidate, visited in flow order. */
   private everything = true;
+  private keeping = false;
   readonly succeeded = new Set<string>();
   private ended = 0;
   private failed = 0;
@@ -54,6 +55,11 @@ export class RunIndex {
 
   position(id: string): number {
     return this.order.get(id) ?? Infinity;
+  }
+
+  /** This round looked at nothing (a SCHEDULED run before its time): the next {@link settle} keeps every candidate. */
+  keepAll(): void {
+    this.keeping = true;
   }
 
   /** Keeps a ready step a candidate after this round's {@link settle} (it was denied a slot). */
@@ -93,6 +99,10 @@ export class RunIndex {
    * (or rebuild the index), or a step would be forgotten.
    */
   settle(): void {
+    if (this.keeping) {
+      this.keeping = false;
+      return;
+    }
     this.everything = false;
     this.fresh.clear();
     for (const id of this.held) this.fresh.add(id);
