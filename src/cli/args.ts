@@ -124,7 +124,7 @@ function unknownOption(spec: CommandSpec, all: readonly OptionSpec[], written: s
 function setValue(parsed: ParsedArgs, option: OptionSpec, raw: string, where: string, once: boolean): void {
   const previous = parsed.options[option.name];
   const value = valueOf(option, raw, previous, where);
-  if (once && !option.multiple && previous !== undefined && previous !== value) {
+  if (once && !option.multiple && !option.repeatable && previous !== undefined && previous !== value) {
     // `--run-key a ... --run-key b`: which one was meant is not for us to guess.
     throw new UserError(
       `${where}option --${option.name} given twice (${JSON.stringify(previous)} and ${JSON.stringify(value)})`,

@@ -61,7 +61,7 @@ flowTest(builtin, "list: newest first, filters by status, flow, time and limit; 
 
     for (
       const [args, pattern] of [
-        [["list", "--status", "DONE"], /^list: option --status must be one of PENDING, RUNNING/],
+        [["list", "--status", "DONE"], /^list: option --status must be one of SCHEDULED, PENDING, RUNNING/],
         [["list", "--status", "failed"], /did you mean FAILED\?$/],
         [["list", "--limit", "-1"], /^list: option --limit must be >= 0/],
         [["list", "--limit", "1.5"], /^list: option --limit must be a whole number/],
