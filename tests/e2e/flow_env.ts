@@ -126,10 +126,12 @@ export function flowTest(
   modes: readonly ExecutorMode[],
   name: string,
   fn: (env: FlowEnv) => Promise<void>,
+  options: { ignore?: boolean } = {},
 ): void {
   for (const mode of modes) {
     Deno.test({
       name: `[${mode}] ${name}`,
+      ignore: options.ignore ?? false,
       sanitizeOps: false,
       sanitizeResources: false,
       async fn() {
