@@ -1,5 +1,4 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
-import { dirname, resolve } from "../shared/mod.ts";
 import { UserError } from "./errors.ts";
 import {
   bindFlow,
@@ -11,6 +10,7 @@ import {
   parseParamArgument,
 } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
+import { dirname, resolve } from "../shared/mod.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
 /** The name a flow read from standard input (`-`) goes by in messages. */

@@ -26,16 +26,6 @@ export interface StepState {
   executorError: ExecutorFault | null;
 }
 
-/** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). Persisted. */
-export interface RetryRecord {
-  attempt_no: number;
-  started_at: number | null;
-  failed_at: number;
-  error: string;
-  delay_sec: number;
-  next_attempt_at: number | null;
-}
-
 /** Failed executor calls about one attempt, in a row: what the last one said, since when, how many. */
 export interface ExecutorFault {
   message: string;
@@ -45,6 +35,16 @@ export interface ExecutorFault {
   firstAt: number;
   lastAt: number;
   count: number;
+}
+
+/** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). Persisted. */
+export interface RetryRecord {
+  attempt_no: number;
+  started_at: number | null;
+  failed_at: number;
+  error: string;
+  delay_sec: number;
+  next_attempt_at: number | null;
 }
 
 export interface RunState {

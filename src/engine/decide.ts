@@ -19,17 +19,14 @@ import {
 import { RunIndex } from "./run_index.ts";
 
 export type Action =
-  /** The loop has begun: PENDING → RUNNING. */
+  /** The loop has begun: PENDING (or a SCHEDULED run at its time) → RUNNING. */
   | { kind: "begin" }
   /** Start attempt `attemptNo` (a new one, or the same one again when its start never reached orchesjob). */
   | { kind: "start"; stepId: string; attemptNo: number; resume: boolean }
   /** A running job's latest status, with no change of step status. */
   | { kind: "observe"; stepId: string; job: Job }
   | { kind: "succeed"; stepId: string; job: Job }
-  /**
-   * A failed attempt with retries left: `next` is DELAYED until `nextAttemptAt`, or PENDING (no delay).
-   * `delaySec` is the drawn delay; it is stored with the attempt, so a resume never draws again.
-   */
+  /** A failed attempt with retries left: `next` is DELAYED until `nextAttemptAt`, or PENDING (no delay). */
   | {
     kind: "retry";
     stepId: string;
@@ -37,7 +34,7 @@ export type Action =
     error: string;
     next: "PENDING" | "DELAYED";
     nextAttemptAt: number | null;
-    /** The delay drawn for this retry (stored with the attempt, so a resume never draws again). */
+    /** The delay drawn for this retry (0 for none); stored with the attempt, so a resume never draws again. */
     delaySec: number;
     /** The attempt's job may still run (the executor stopped answering): abort it first, best effort. */
     abort?: true;
@@ -57,6 +54,14 @@ export type Action =
  */
 export type Observations = ReadonlyMap<string, Job | null>;
 
+/** What a round's decisions depend on besides the run: the time, the jitter draw and the executor limit. */
+interface Round {
+  now: number;
+  /** Values in [0, 1): draws retry jitter; tests pass a fixed one. */
+  random: () => number;
+  unavailableLimit: number;
+}
+
 /**
  * The actions that move `run` forward at time `now` (epoch seconds). `index` (the driver's, kept up
  * to date with its writes) limits the work to the steps that can have changed; without it every
@@ -71,44 +76,70 @@ export function decide(
 ): Action[] {
   if (run.status !== "SCHEDULED" && run.status !== "PENDING" && run.status !== "RUNNING") return [];
   // A deferred run does nothing before its time; then it begins like a created one.
-  if (run.status === "SCHEDULED" && run.notBefore !== null && now < run.notBefore) return [];
+  if (run.status === "SCHEDULED" && run.notBefore !== null && now < run.notBefore) {
+    index.keepAll();
+    return [];
+  }
   const actions: Action[] = run.status === "RUNNING" ? [] : [{ kind: "begin" }];
-  const unavailableLimit = run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC;
-  // max_parallel: starts are granted in file order while slots remain. A ready step left without a
-  // slot must be looked at again next round, so such a flow visits every step in file order.
-  const limit = run.flow.maxParallel;
-  let slots = limit === null ? Infinity : limit - index.running.size;
-  const steps = limit === null ? index.candidates() : run.steps;
+  const round: Round = {
+    now,
+    random,
+    unavailableLimit: run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+  };
+  // Under max_parallel, ready steps are collected and granted slots in file order after the loop.
+  const ready: StepState[] = [];
+  const onReady = (step: StepState) => {
+    if (run.flow.maxParallel === null) actions.push(startOf(step));
+    else ready.push(step);
+  };
 
-  for (const step of steps) {
+  for (const step of index.candidates()) {
     const definition = index.definition(step.id);
     switch (step.status) {
       case "RUNNING": {
-        const action = decideRunning(step, definition, observations, now, unavailableLimit, random);
+        const action = decideRunning(step, definition, observations, round);
         if (action) actions.push(action);
         break;
       }
       case "PENDING": {
         if (!definition.waitsFor.every((id) => isTerminalStep(index.step(id).status))) break;
         const runs = definition.condition === null || evaluateWhen(definition.condition, index.succeeded);
-        if (!runs) actions.push({ kind: "skip", stepId: step.id });
-        else if (slots > 0) {
-          slots--;
-          actions.push({ kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false });
-        }
+        if (runs) onReady(step);
+        else actions.push({ kind: "skip", stepId: step.id });
         break;
       }
       case "DELAYED":
-        if ((step.nextAttemptAt === null || now >= step.nextAttemptAt) && slots > 0) {
-          slots--;
-          actions.push({ kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false });
-        }
+        if (step.nextAttemptAt === null || now >= step.nextAttemptAt) onReady(step);
         break;
     }
   }
+  if (ready.length > 0) actions.push(...grantStarts(run.flow.maxParallel!, index, ready));
 
   if (index.allEnded) actions.push({ kind: "finish", status: index.anyFailed ? "FAILED" : "SUCCEEDED" });
   return actions;
+}
+
+function startOf(step: StepState): Action {
+  return { kind: "start", stepId: step.id, attemptNo: step.attemptNo + 1, resume: false };
+}
+
+/**
+ * Starts for the ready steps under `max_parallel`: as many as there are free slots, in file order; a
+ * ready step left waiting is held by the index, so the next round looks at it again.
+ */
+function grantStarts(limit: number, index: RunIndex, ready: StepState[]): Action[] {
+  let slots = limit - index.running.size;
+  ready.sort((a, b) => index.position(a.id) - index.position(b.id));
+  const starts: Action[] = [];
+  for (const step of ready) {
+    if (slots <= 0) {
+      index.hold(step.id);
+      continue;
+    }
+    slots--;
+    starts.push(startOf(step));
+  }
+  return starts;
 }
 
 /**
@@ -123,19 +154,18 @@ function decideRunning(
   step: StepState,
   definition: StepDefinition,
   observations: Observations,
-  now: number,
-  unavailableLimit: number,
-  random: () => number,
+  round: Round,
 ): Action | null {
+  const { now, unavailableLimit } = round;
   const job = observations.get(step.id);
   if (!job) {
-    if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, now, random);
+    if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, round);
     if (job === null && step.job !== null) {
       // orchesjob knew this run key and has forgotten it (its job was cleaned): starting it again
       // could run the step twice, so the attempt fails (a retry runs under a new run key).
       const error = `orchesjob no longer knows run key ${step.job.run_key ?? step.job.job_id} ` +
         `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running`;
-      return failedAttempt(step, definition, null, error, now, random);
+      return failedAttempt(step, definition, null, error, round);
     }
     // orchesjob never heard of the run key: the start after the intent never reached it.
     if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
@@ -143,7 +173,7 @@ function decideRunning(
     if (fault !== null && now - fault.firstAt >= unavailableLimit) {
       const error = `orchesjob unusable for ${Math.round(now - fault.firstAt)} s ` +
         `(${fault.count} failed calls; limit ${unavailableLimit} s): ${fault.message}`;
-      return { ...failedAttempt(step, definition, step.job, error, now, random), abort: true };
+      return { ...failedAttempt(step, definition, step.job, error, round), abort: true };
     }
     return null; // not observed this round
   }
@@ -156,7 +186,7 @@ function decideRunning(
   if (!isActiveJob(job.status)) {
     // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
     const error = step.error ?? jobFailure(job);
-    return failedAttempt(step, definition, job, error, now, random);
+    return failedAttempt(step, definition, job, error, round);
   }
   const timeout = definition.timeoutSec;
   if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
@@ -166,18 +196,15 @@ function decideRunning(
 }
 
 /**
- * The retry-or-fail decision after an attempt failed, and for a retry whether it waits and how long
- * (retry_delay.ts). With `retry_on_exit_codes`, an attempt whose command exited with another code fails at
- * once; failures without an exit code of the command's own (could not start, LOST, aborted after a
- * timeout) are retried as usual.
+ * The retry-or-fail decision after an attempt failed, and for a retry how long it waits (drawn here
+ * once, then stored with the attempt).
  */
 function failedAttempt(
   step: StepState,
   definition: StepDefinition,
   job: Job | null,
   error: string,
-  now: number,
-  random: () => number,
+  round: Round,
 ): Extract<Action, { kind: "retry" | "fail" }> {
   const codes = definition.retryOnExitCodes;
   const exitCode = job?.status === "FAILED" ? job.exit_code : null;
@@ -187,24 +214,19 @@ function failedAttempt(
   // The budget counts the attempts of this round only: a retried run gets its retries afresh, and
   // its backoff starts again from the first delay.
   const attemptOfRound = step.attemptNo - step.attemptBase;
-  if (attemptOfRound <= definition.retries) {
-    const delaySec = retryDelay(
-      {
-        backoff: definition.retryBackoff,
-        delaySec: definition.retryDelaySec,
-        maxDelaySec: definition.retryMaxDelaySec,
-        jitter: definition.retryJitter,
-      },
-      attemptOfRound,
-      random(),
-    );
-    if (delaySec > 0) {
-      const nextAttemptAt = Math.round((now + delaySec) * 1000) / 1000;
-      return { kind: "retry", stepId: step.id, job, error, next: "DELAYED", nextAttemptAt, delaySec };
-    }
-    return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0 };
+  if (attemptOfRound > definition.retries) return { kind: "fail", stepId: step.id, job, error };
+  const policy = {
+    backoff: definition.retryBackoff,
+    delaySec: definition.retryDelaySec,
+    maxDelaySec: definition.retryMaxDelaySec,
+    jitter: definition.retryJitter,
+  };
+  const delaySec = retryDelay(policy, attemptOfRound, round.random());
+  if (delaySec > 0) {
+    const nextAttemptAt = Math.round((round.now + delaySec) * 1000) / 1000;
+    return { kind: "retry", stepId: step.id, job, error, next: "DELAYED", nextAttemptAt, delaySec };
   }
-  return { kind: "fail", stepId: step.id, job, error };
+  return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0 };
 }
 
 export const LOST_AFTER_START =

@@ -127,8 +127,7 @@ export class Driver {
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     const observations = await this.observe(run, index);
     const actions = decide(run, observations, this.clock.now(), index);
-    // A SCHEDULED run before its time looked at no step: settling would forget the PENDING ones.
-    if (run.status !== "SCHEDULED") index.settle();
+    index.settle();
     let progressed = false;
     let started = false;
     const starts: Extract<Action, { kind: "start" }>[] = [];
@@ -386,13 +385,13 @@ export class Driver {
     return "progressed";
   }
 
-  /** A failed attempt that will be retried: DELAYED (or PENDING) with the delay drawn for it. */
+  /** A failed attempt to be retried: PENDING, or DELAYED until the time decide drew. */
   private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>, now: number): Promise<void> {
     if (action.abort) await this.abortUnreachable(action.stepId, action.error);
     const step = index.step(action.stepId);
     const error = await this.withStderr(action.stepId, action.job, action.error);
     // The drawn delay is stored in the same write as DELAYED, so a resume never draws again.
-    this.move({ stepId: step.id, attemptNo: step.attemptNo }, STEP_TRANSITIONS.retry, action.next, {
+    this.move({ stepId: action.stepId, attemptNo: step.attemptNo }, STEP_TRANSITIONS.retry, action.next, {
       nextAttemptAt: action.nextAttemptAt,
       error,
       retryHistory: [...step.retryHistory, {
@@ -463,19 +462,19 @@ export class Driver {
    */
   private async startJob(stepId: string, attemptNo: number): Promise<Effect> {
     const definition = this.index!.definition(stepId);
-    const run = this.state!;
-    const launch = stepLaunch(run, definition, attemptNo);
+    const runLaunch = this.state!.launch;
+    const step = stepLaunch(this.state!, definition, attemptNo);
     // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
-    // The step's own directory and variables go on top.
-    const cwd = launch.cwd ?? run.launch?.cwd;
+    // A step's own cwd (made absolute when the run was created) wins over the run's directory.
+    const cwd = step.cwd ?? runLaunch?.cwd;
     let job: Job;
     try {
-      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), launch.command, {
+      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), step.command, {
         strict: definition.strict,
-        env: launch.env,
-        ...(cwd === undefined ? {} : { cwd }),
-        ...(run.launch ? { baseEnv: run.launch.env } : {}),
+        env: step.env,
         ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+        ...(runLaunch ? { baseEnv: runLaunch.env } : {}),
+        ...(cwd === undefined ? {} : { cwd }),
         noWait: true,
       });
     } catch (error) {

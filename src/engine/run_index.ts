@@ -17,14 +17,19 @@ import {
 
 export class RunIndex {
   private readonly byId = new Map<string, StepState>();
+  /** Each step's place in the flow file (max_parallel grants starts in that order). */
+  private readonly order = new Map<string, number>();
   private readonly dependents = new Map<string, string[]>();
   /** RUNNING steps (each is polled every round). */
   readonly running = new Set<string>();
   readonly delayed = new Set<string>();
   /** PENDING steps that may have become ready; cleared by {@link settle}. */
   private readonly fresh = new Set<string>();
+  /** Ready PENDING steps a round left waiting for a max_parallel slot: kept fresh by {@link settle}. */
+  private readonly held = new Set<string>();
   /** Until the first settle every step is a candidate, visited in flow order. */
   private everything = true;
+  private keeping = false;
   readonly succeeded = new Set<string>();
   private ended = 0;
   private failed = 0;
@@ -32,6 +37,7 @@ export class RunIndex {
   constructor(readonly run: RunState) {
     for (const step of run.steps) {
       this.byId.set(step.id, step);
+      this.order.set(step.id, this.order.size);
       for (const dependency of this.definition(step.id).waitsFor) {
         const list = this.dependents.get(dependency);
         if (list) list.push(step.id);
@@ -45,6 +51,20 @@ export class RunIndex {
     const step = this.byId.get(id);
     if (!step) throw new Error(`step ${id} is not in run ${this.run.runKey}`);
     return step;
+  }
+
+  position(id: string): number {
+    return this.order.get(id) ?? Infinity;
+  }
+
+  /** This round looked at nothing (a SCHEDULED run before its time): the next {@link settle} keeps every candidate. */
+  keepAll(): void {
+    this.keeping = true;
+  }
+
+  /** Keeps a ready step a candidate after this round's {@link settle} (it was denied a slot). */
+  hold(id: string): void {
+    this.held.add(id);
   }
 
   definition(id: string): StepDefinition {
@@ -74,13 +94,19 @@ export class RunIndex {
   }
 
   /**
-   * After a round's decide: each PENDING candidate either got an action or waits for a dependency
-   * that has not ended, whose end puts it back. The caller must apply every action of that round
+   * After a round's decide: each PENDING candidate either got an action, was held (no max_parallel
+   * slot), or waits for a dependency that has not ended, whose end puts it back. The caller must apply every action of that round
    * (or rebuild the index), or a step would be forgotten.
    */
   settle(): void {
+    if (this.keeping) {
+      this.keeping = false;
+      return;
+    }
     this.everything = false;
     this.fresh.clear();
+    for (const id of this.held) this.fresh.add(id);
+    this.held.clear();
   }
 
   /** Applies a change the store accepted to the step in memory, keeping the sets and counts right. */

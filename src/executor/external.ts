@@ -14,8 +14,8 @@ import {
   type StartOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
-import { envSupportsChdir, wrapCommand } from "./wrap.ts";
 import { watchDirectory } from "./watch.ts";
+import { envSupportsChdir, wrapCommand } from "./wrap.ts";
 
 /** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
 type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
@@ -42,9 +42,9 @@ export class ExternalExecutor implements Executor {
     const args = ["start", "--run-key", runKey];
     if (options.strict) args.push("--strict");
     if (options.startTimeoutSec !== undefined) args.push("--start-timeout", String(options.startTimeoutSec));
-    // orchesjob takes no env or directory option: the step's variables and directory travel inside
-    // the command (see wrap.ts), which also keeps them in orchesjob's durable record of the job. The
-    // run's base environment is orchesjob's own, which its job inherits.
+    // orchesjob takes no env or directory option and its job inherits orchesjob's environment: the
+    // run's environment is set on the call, while the command's own variables and directory travel
+    // inside the command (see wrap.ts), which also keeps them in orchesjob's durable record of the job.
     const wrapped = options.env || options.cwd
       ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
       : command;

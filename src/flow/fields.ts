@@ -1,7 +1,7 @@
 /**
  * The one table of flow-file fields: their names, types, limits and meaning. The loader checks values
  * against it and `schema` generates the JSON Schema from it, so the two cannot drift. Pure data and
- * pure checks.
+ * pure checks. Every field is bounded (limits.ts), so no value reaches a path it was not sized for.
  */
 import { LIMITS } from "./limits.ts";
 
@@ -11,10 +11,17 @@ export const VARIABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export type FieldKind =
   /** A scalar string; `nonBlank` refuses "" and whitespace. */
   | { type: "string"; nonBlank?: boolean; pattern?: RegExp; patternHint?: string }
-  | { type: "number" | "integer"; minimum?: number; exclusiveMinimum?: number; maximum?: number }
+  | {
+    type: "number" | "integer";
+    minimum?: number;
+    exclusiveMinimum?: number;
+    maximum?: number;
+    /** A bound from limits.ts: refused with "must be at most". */
+    limit?: number;
+  }
   | { type: "boolean" }
   | { type: "enum"; values: readonly string[] }
-  /** A list of integers (exit codes). */
+  /** A list of exit codes (integers from -255 to 255). */
   | { type: "integer-list" }
   /** A list of step ids. */
   | { type: "id-list" }
@@ -44,6 +51,12 @@ export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
   { name: "flow_id", kind: { type: "string", nonBlank: true }, required: true, description: "Name of the flow." },
   { name: "steps", kind: { type: "steps" }, required: true, description: "Non-empty list of steps." },
   {
+    name: "executor_unavailable_sec",
+    kind: { type: "number", exclusiveMinimum: 0, limit: LIMITS.seconds },
+    default: 600,
+    description: "How long orchesjob may stay unusable for a running step before its attempt fails.",
+  },
+  {
     name: "params",
     kind: { type: "params" },
     description: "Run parameters: name → default, or null when `start --param NAME=VALUE` must give it.",
@@ -59,14 +72,8 @@ export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
     description: "Working directory of every step: absolute, or relative to the flow file's directory.",
   },
   {
-    name: "executor_unavailable_sec",
-    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
-    default: 600,
-    description: "Seconds the executor may stay unusable for a running step before its attempt fails.",
-  },
-  {
     name: "max_parallel",
-    kind: { type: "integer", minimum: 1 },
+    kind: { type: "integer", minimum: 1, limit: LIMITS.steps },
     description: "At most this many steps RUNNING at once; ready steps start in file order.",
   },
 ];
@@ -84,13 +91,13 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   },
   {
     name: "retries",
-    kind: { type: "integer", minimum: 0, maximum: LIMITS.retries },
+    kind: { type: "integer", minimum: 0, limit: LIMITS.retries },
     default: 0,
     description: "Retries after a failed attempt.",
   },
   {
     name: "retry_delay_sec",
-    kind: { type: "number", minimum: 0, maximum: LIMITS.seconds },
+    kind: { type: "number", minimum: 0, limit: LIMITS.seconds },
     default: 0,
     description: "Seconds before the first retry.",
   },
@@ -102,7 +109,7 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   },
   {
     name: "retry_max_delay_sec",
-    kind: { type: "number", minimum: 0, maximum: LIMITS.seconds },
+    kind: { type: "number", minimum: 0, limit: LIMITS.seconds },
     description: "Ceiling of a retry delay.",
   },
   {
@@ -118,13 +125,13 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   },
   {
     name: "timeout_sec",
-    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
+    kind: { type: "number", exclusiveMinimum: 0, limit: LIMITS.seconds },
     description: "Runtime limit of an attempt.",
   },
   { name: "strict", kind: { type: "boolean" }, default: true, description: "Start with orchesjob's --strict." },
   {
     name: "start_timeout_sec",
-    kind: { type: "number", exclusiveMinimum: 0, maximum: LIMITS.seconds },
+    kind: { type: "number", exclusiveMinimum: 0, limit: LIMITS.seconds },
     description: "Passed to orchesjob as --start-timeout.",
   },
 ];
@@ -141,6 +148,7 @@ export function fieldSpec(table: readonly FieldSpec[], name: string): FieldSpec 
 
 /** The rule a numeric field states in its error message, e.g. "an integer >= 0". */
 export function numberRule(kind: Extract<FieldKind, { type: "number" | "integer" }>): string {
+  // A limit is stated only on its own ("must be at most"), as main's loader always did.
   const parts: string[] = [];
   if (kind.minimum !== undefined) parts.push(`>= ${kind.minimum}`);
   if (kind.exclusiveMinimum !== undefined) parts.push(`> ${kind.exclusiveMinimum}`);
@@ -154,7 +162,7 @@ export function numberRule(kind: Extract<FieldKind, { type: "number" | "integer"
  */
 export function checkFieldValue(spec: FieldSpec, value: unknown): string | null {
   const { kind, name } = spec;
-  const got = `got ${JSON.stringify(value) ?? String(value)}`;
+  const got = `got ${shown(value)}`;
   switch (kind.type) {
     case "string": {
       if (typeof value !== "string" || (kind.nonBlank && value.trim() === "")) {
@@ -162,7 +170,9 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
       }
       if (kind.pattern && !kind.pattern.test(value)) return `${name} must be ${kind.patternHint}, ${got}`;
       if (value.includes("\0")) return `${name} must not contain NUL characters`;
-      return null;
+      return byteLength(value) > LIMITS.pathBytes
+        ? `${name} of ${byteLength(value)} bytes, over the limit of ${LIMITS.pathBytes}`
+        : null;
     }
     case "number":
     case "integer": {
@@ -171,7 +181,10 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
         (kind.minimum === undefined || value >= kind.minimum) &&
         (kind.exclusiveMinimum === undefined || value > kind.exclusiveMinimum) &&
         (kind.maximum === undefined || value <= kind.maximum);
-      return ok ? null : `${name} must be ${numberRule(kind)}, ${got}`;
+      if (!ok) return `${name} must be ${numberRule(kind)}, ${got}`;
+      return kind.limit !== undefined && (value as number) > kind.limit
+        ? `${name} must be at most ${kind.limit}, ${got}`
+        : null;
     }
     case "boolean":
       return typeof value === "boolean" ? null : `${name} must be true or false, ${got}`;
@@ -180,9 +193,12 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
         ? null
         : `${name} must be one of ${kind.values.join(", ")}, ${got}`;
     case "integer-list":
-      return Array.isArray(value) && value.length > 0 && value.every((v) => Number.isInteger(v))
+      if (!Array.isArray(value) || value.length === 0 || !value.every((v) => Number.isInteger(v))) {
+        return `${name} must be a non-empty list of integers, ${got}`;
+      }
+      return value.length <= LIMITS.exitCodes && value.every((v) => Math.abs(v) <= 255)
         ? null
-        : `${name} must be a non-empty list of integers, ${got}`;
+        : `${name} must list at most ${LIMITS.exitCodes} exit codes from -255 to 255`;
     case "id-list":
       return Array.isArray(value) && value.every((v) => typeof v === "string" && v !== "")
         ? null
@@ -195,6 +211,15 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
   }
 }
 
+/** A value in an error message: numbers as JavaScript prints them (NaN, Infinity), the rest as JSON. */
+export function shown(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+}
+
+function byteLength(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
 function checkMap(spec: FieldSpec, value: unknown): string | null {
   const what = spec.kind.type === "params" ? "parameter" : "variable";
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
@@ -202,11 +227,18 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
       spec.kind.type === "params" ? "default strings (or null)" : "strings"
     }`;
   }
-  for (const [key, item] of Object.entries(value)) {
-    if (!VARIABLE_NAME_PATTERN.test(key)) {
+  const entries = Object.entries(value);
+  if (entries.length > LIMITS.mapEntries) {
+    return `${spec.name} has ${entries.length} entries, over the limit of ${LIMITS.mapEntries}`;
+  }
+  for (const [key, item] of entries) {
+    if (typeof item === "string" && byteLength(key) + 1 + byteLength(item) > LIMITS.argumentBytes) {
+      return `${spec.name}.${key} is over the limit of ${LIMITS.argumentBytes} bytes`;
+    }
+    if (!VARIABLE_NAME_PATTERN.test(key) || key.length > LIMITS.variableNameChars) {
       return `${spec.name}: invalid ${what} name ${
         JSON.stringify(key)
-      } (letters, digits and _, not starting with a digit)`;
+      } (1-${LIMITS.variableNameChars} letters, digits and _, not starting with a digit)`;
     }
     // NUL cannot be passed in an environment variable or a path.
     if (typeof item === "string" && item.includes("\0")) return `${spec.name}.${key} must not contain NUL characters`;

@@ -28,6 +28,14 @@ export const LIMITS = {
   retries: 10_000,
   /** Seconds of `retry_delay_sec`, `timeout_sec` and `start_timeout_sec` (one year). */
   seconds: 366 * 24 * 3600,
+  /** Entries of an `env` or `params` mapping. */
+  mapEntries: 10_000,
+  /** Characters of an environment variable or parameter name. */
+  variableNameChars: 256,
+  /** Bytes of a `cwd` (PATH_MAX). */
+  pathBytes: 4096,
+  /** Codes in `retry_on_exit_codes`. */
+  exitCodes: 512,
   /** Characters (code points) of a run key. */
   runKeyChars: 256,
 } as const;

@@ -6,7 +6,15 @@ import type { Document, LineCounter, Node, YAMLMap } from "yaml";
 import { isMap, isScalar, isSeq, newLineCounter, parseDocument } from "./yaml_library.ts";
 import { checkGraph, effectiveWaits } from "./graph.ts";
 import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr } from "../domain/mod.ts";
-import { checkFieldValue, fieldSpec, FLOW_FIELD_TABLE, FLOW_FIELDS, STEP_FIELD_TABLE, STEP_FIELDS } from "./fields.ts";
+import {
+  checkFieldValue,
+  fieldSpec,
+  FLOW_FIELD_TABLE,
+  FLOW_FIELDS,
+  shown,
+  STEP_FIELD_TABLE,
+  STEP_FIELDS,
+} from "./fields.ts";
 import { paramReferences } from "./params.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
@@ -203,7 +211,7 @@ function readStep(item: Node | undefined, values: Values, defaults: StepDefaults
   const command = readCommand(commandNode!, fields);
   const when = readWhen(fields, values);
   const dependsOn = readDependsOn(fields, values);
-  checkTemplates(byName, values, defaults.params, fields.fail);
+  checkTemplates(fields, defaults.params);
   const condition = when ?? allSucceeded(dependsOn);
   const definition: StepDefinition = {
     id,
@@ -211,8 +219,7 @@ function readStep(item: Node | undefined, values: Values, defaults: StepDefaults
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    ...readLimits(fields),
-    ...readStepSettings(byName, values, defaults, fields.fail),
+    ...readStepSettings(fields, defaults),
   };
   const whenNode = fields.get("when");
   const dependsNode = fields.get("depends_on");
@@ -231,11 +238,6 @@ interface StepFields {
   get(name: string): Node | undefined;
   value(node: Node): unknown;
   fail(node: Node | undefined, reason: string): never;
-}
-
-/** A value in an error message: numbers as JavaScript prints them (NaN, Infinity), the rest as JSON. */
-function shown(value: unknown): string {
-  return typeof value === "number" ? String(value) : JSON.stringify(value);
 }
 
 /** The step's id: the text written, so `id: 007` (the number 7 to YAML) is refused with a hint. */
@@ -325,29 +327,92 @@ function readDependsOn(fields: StepFields, values: Values): string[] {
   return [...new Set(value as string[])];
 }
 
-/** Retries, delays, timeouts and strictness, with their defaults. */
-function readLimits(fields: StepFields) {
-  const number = (name: string, ok: (n: number) => boolean, rule: string, max: number, integer = false) => {
-    const node = fields.get(name);
-    if (node === undefined) return undefined;
-    const value = fields.value(node);
-    if (typeof value !== "number" || !Number.isFinite(value) || !ok(value) || (integer && !Number.isInteger(value))) {
-      fields.fail(node, `${name} must be ${rule}, got ${shown(value)}`);
-    }
-    if ((value as number) > max) fields.fail(node, `${name} must be at most ${max}, got ${value}`);
-    return value as number;
+/** The flow-level fields besides flow_id and steps: parameters, max_parallel, and what steps inherit. */
+function readFlowSettings(fields: Map<string, Node>, values: Values) {
+  const flowFields: StepFields = {
+    get: (name) => fields.get(name),
+    value: (node) => values.plain(node),
+    fail: (node, reason) => {
+      throw new FlowError(values.at(node), reason);
+    },
   };
-  const seconds = LIMITS.seconds;
-  const retries = number("retries", (n) => n >= 0, "an integer >= 0", LIMITS.retries, true) ?? 0;
-  const retryDelaySec = number("retry_delay_sec", (n) => n >= 0, "a number >= 0", seconds) ?? 0;
-  const timeoutSec = number("timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
-  const startTimeoutSec = number("start_timeout_sec", (n) => n > 0, "a number > 0", seconds) ?? null;
-  const strictNode = fields.get("strict");
-  const strict = strictNode === undefined ? true : fields.value(strictNode);
-  if (typeof strict !== "boolean") {
-    fields.fail(strictNode, `strict must be true or false, got ${JSON.stringify(strict)}`);
+  const value = (name: string) => readField(flowFields, FLOW_FIELD_TABLE, name);
+  const declared = value("params") as Record<string, string | null> | undefined;
+  const params: ParamSpec[] = Object.entries(declared ?? {}).map(([name, value]) => ({ name, default: value }));
+  const defaults: StepDefaults = {
+    env: (value("env") as Record<string, string> | undefined) ?? {},
+    cwd: (value("cwd") as string | undefined) ?? null,
+    params: new Set(params.map((param) => param.name)),
+  };
+  checkTemplates(flowFields, defaults.params);
+  return { params, maxParallel: (value("max_parallel") as number | undefined) ?? null, defaults };
+}
+
+/** What steps inherit from the flow level, and the declared parameter names. */
+interface StepDefaults {
+  env: Record<string, string>;
+  cwd: string | null;
+  params: ReadonlySet<string>;
+}
+
+/** A field's plain value checked against its entry in the field table; undefined when absent. */
+function readField(fields: StepFields, table: typeof FLOW_FIELD_TABLE, name: string): unknown {
+  const node = fields.get(name);
+  if (node === undefined) return undefined;
+  const value = fields.value(node);
+  const reason = checkFieldValue(fieldSpec(table, name), value);
+  if (reason !== null) fields.fail(node, reason);
+  return value;
+}
+
+/** Every `${params.NAME}` in the command, env values and cwd names a declared parameter. */
+function checkTemplates(fields: StepFields, declared: ReadonlySet<string>): void {
+  for (const name of ["command", "env", "cwd"]) {
+    const node = fields.get(name);
+    if (node === undefined) continue;
+    const value = fields.value(node);
+    const texts = typeof value === "string"
+      ? [value]
+      : Array.isArray(value)
+      ? value
+      : value && typeof value === "object"
+      ? Object.values(value)
+      : [];
+    for (const text of texts) {
+      if (typeof text !== "string") continue;
+      let names: string[] = [];
+      try {
+        names = paramReferences(text);
+      } catch (error) {
+        fields.fail(node, `${name}: ${(error as Error).message}`);
+      }
+      const unknown = names.find((n) => !declared.has(n));
+      if (unknown !== undefined) {
+        fields.fail(node, `${name} refers to undeclared parameter "${unknown}" (declare it under params)`);
+      }
+    }
   }
-  return { retries, retryDelaySec, timeoutSec, strict: strict as boolean, startTimeoutSec };
+}
+
+type StepSettings = Omit<StepDefinition, "id" | "command" | "condition" | "dependsOn" | "waitsFor">;
+
+/** The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in. */
+function readStepSettings(fields: StepFields, defaults: StepDefaults): StepSettings {
+  const value = (name: string) => readField(fields, STEP_FIELD_TABLE, name);
+  const exitCodes = value("retry_on_exit_codes") as number[] | undefined;
+  return {
+    env: { ...defaults.env, ...(value("env") as Record<string, string> | undefined) },
+    cwd: (value("cwd") as string | undefined) ?? defaults.cwd,
+    retries: (value("retries") as number | undefined) ?? 0,
+    retryDelaySec: (value("retry_delay_sec") as number | undefined) ?? 0,
+    retryBackoff: (value("retry_backoff") as RetryBackoff | undefined) ?? "fixed",
+    retryMaxDelaySec: (value("retry_max_delay_sec") as number | undefined) ?? null,
+    retryJitter: (value("retry_jitter") as number | undefined) ?? 0,
+    retryOnExitCodes: exitCodes === undefined ? null : [...new Set(exitCodes)],
+    timeoutSec: (value("timeout_sec") as number | undefined) ?? null,
+    strict: (value("strict") as boolean | undefined) ?? true,
+    startTimeoutSec: (value("start_timeout_sec") as number | undefined) ?? null,
+  };
 }
 
 function readCommand(node: Node, fields: StepFields): string[] {
@@ -383,92 +448,4 @@ function checkArguments(args: string[], node: Node, fields: StepFields): void {
   if (total > LIMITS.commandBytes) {
     fields.fail(node, `command of ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
   }
-}
-
-/** The flow-level fields besides flow_id and steps: parameters, max_parallel, and what steps inherit. */
-function readFlowSettings(fields: Map<string, Node>, values: Values) {
-  const fail = (node: Node | undefined, reason: string): never => {
-    throw new FlowError(values.at(node), reason);
-  };
-  const value = (name: string) => readField(fields, values, fieldSpec(FLOW_FIELD_TABLE, name), fail);
-  const declared = value("params") as Record<string, string | null> | undefined;
-  const params: ParamSpec[] = Object.entries(declared ?? {}).map(([name, value]) => ({ name, default: value }));
-  const defaults: StepDefaults = {
-    env: (value("env") as Record<string, string> | undefined) ?? {},
-    cwd: (value("cwd") as string | undefined) ?? null,
-    params: new Set(params.map((param) => param.name)),
-  };
-  checkTemplates(fields, values, defaults.params, fail);
-  return { params, maxParallel: (value("max_parallel") as number | undefined) ?? null, defaults };
-}
-
-/** What steps inherit from the flow level, and the declared parameter names. */
-interface StepDefaults {
-  env: Record<string, string>;
-  cwd: string | null;
-  params: ReadonlySet<string>;
-}
-
-type Fail = (node: Node | undefined, reason: string) => never;
-
-/** A field's plain value checked against its entry in the field table; undefined when absent. */
-function readField(
-  fields: Map<string, Node>,
-  values: Values,
-  spec: Parameters<typeof checkFieldValue>[0],
-  fail: Fail,
-): unknown {
-  const node = fields.get(spec.name);
-  if (node === undefined) return undefined;
-  const value = values.plain(node);
-  const reason = checkFieldValue(spec, value);
-  if (reason !== null) fail(node, reason);
-  return value;
-}
-
-/** The strings of a field's value that may hold `${params.NAME}`: itself, a list's items, a map's values. */
-function templateTexts(value: unknown): unknown[] {
-  if (typeof value === "string") return [value];
-  if (Array.isArray(value)) return value;
-  return value && typeof value === "object" ? Object.values(value) : [];
-}
-
-/** Every `${params.NAME}` in env values and cwd (and a step's command) names a declared parameter. */
-function checkTemplates(fields: Map<string, Node>, values: Values, declared: ReadonlySet<string>, fail: Fail): void {
-  for (const name of ["command", "env", "cwd"]) {
-    const node = fields.get(name);
-    if (node === undefined) continue;
-    for (const text of templateTexts(values.plain(node))) {
-      if (typeof text !== "string") continue;
-      let names: string[] = [];
-      try {
-        names = paramReferences(text);
-      } catch (error) {
-        fail(node, `${name}: ${(error as Error).message}`);
-      }
-      const unknown = names.find((n) => !declared.has(n));
-      if (unknown !== undefined) {
-        fail(node, `${name} refers to undeclared parameter "${unknown}" (declare it under params)`);
-      }
-    }
-  }
-}
-
-type StepSettings = Pick<
-  StepDefinition,
-  "env" | "cwd" | "retryBackoff" | "retryMaxDelaySec" | "retryJitter" | "retryOnExitCodes"
->;
-
-/** The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in. */
-function readStepSettings(fields: Map<string, Node>, values: Values, defaults: StepDefaults, fail: Fail): StepSettings {
-  const value = (name: string) => readField(fields, values, fieldSpec(STEP_FIELD_TABLE, name), fail);
-  const exitCodes = value("retry_on_exit_codes") as number[] | undefined;
-  return {
-    env: { ...defaults.env, ...(value("env") as Record<string, string> | undefined) },
-    cwd: (value("cwd") as string | undefined) ?? defaults.cwd,
-    retryBackoff: (value("retry_backoff") as RetryBackoff | undefined) ?? "fixed",
-    retryMaxDelaySec: (value("retry_max_delay_sec") as number | undefined) ?? null,
-    retryJitter: (value("retry_jitter") as number | undefined) ?? 0,
-    retryOnExitCodes: exitCodes === undefined ? null : [...new Set(exitCodes)],
-  };
 }

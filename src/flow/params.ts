@@ -3,8 +3,8 @@
  * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
  * other variables). Pure.
  */
-import { isAbsolute, join, normalize } from "node:path";
 import { VARIABLE_NAME_PATTERN } from "./fields.ts";
+import { LIMITS } from "./limits.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
 /** Parameters given to a run that the flow cannot take (unknown, missing, malformed): a usage error. */
@@ -45,7 +45,13 @@ export function parseParamArgument(argument: string): [string, string] {
   if (eq < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
     throw new ParamError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
   }
-  return [name, argument.slice(eq + 1)];
+  const value = argument.slice(eq + 1);
+  // A value ends up in a command argument or an environment variable: bounded as they are.
+  const bytes = new TextEncoder().encode(value).length;
+  if (bytes > LIMITS.argumentBytes) {
+    throw new ParamError(`--param ${name}: value of ${bytes} bytes, over the limit of ${LIMITS.argumentBytes}`);
+  }
+  return [name, value];
 }
 
 /**
@@ -96,8 +102,19 @@ export function bindFlow(
       ...step,
       command: step.command.map((arg) => substituteParams(arg, values)),
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
-      cwd: cwd === null ? null : normalize(isAbsolute(cwd) ? cwd : join(flowDir, cwd)),
+      cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
+}
+
+/** `path` made absolute against `dir` (absolute), with `.`, `..` and repeated slashes resolved. */
+export function absolutePath(dir: string, path: string): string {
+  const parts: string[] = [];
+  for (const part of (path.startsWith("/") ? path : `${dir}/${path}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }

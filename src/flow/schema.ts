@@ -4,6 +4,7 @@
  */
 import { type FieldSpec, FLOW_FIELD_TABLE, STEP_FIELD_TABLE, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { STEP_ID_PATTERN } from "./when.ts";
+import { LIMITS } from "./limits.ts";
 
 type Schema = Record<string, unknown>;
 
@@ -19,27 +20,34 @@ function kindSchema(spec: FieldSpec): Schema {
       return { type: "string", pattern: kind.nonBlank ? NON_BLANK_NO_NUL : NO_NUL };
     case "number":
     case "integer": {
-      const { type, ...limits } = kind;
-      return { type, ...limits };
+      const { type, limit, ...bounds } = kind;
+      return { type, ...bounds, ...(limit === undefined ? {} : { maximum: limit }) };
     }
     case "boolean":
       return { type: "boolean" };
     case "enum":
       return { type: "string", enum: [...kind.values] };
     case "integer-list":
-      return { type: "array", items: { type: "integer" }, minItems: 1 };
+      return {
+        type: "array",
+        items: { type: "integer", minimum: -255, maximum: 255 },
+        minItems: 1,
+        maxItems: LIMITS.exitCodes,
+      };
     case "id-list":
       return { type: "array", items: { type: "string", minLength: 1 } };
     case "string-map":
       return {
         type: "object",
-        propertyNames: { pattern: VARIABLE_NAME_PATTERN.source },
+        propertyNames: { pattern: VARIABLE_NAME_PATTERN.source, maxLength: LIMITS.variableNameChars },
+        maxProperties: LIMITS.mapEntries,
         additionalProperties: { type: "string", pattern: NO_NUL },
       };
     case "params":
       return {
         type: "object",
-        propertyNames: { pattern: VARIABLE_NAME_PATTERN.source },
+        propertyNames: { pattern: VARIABLE_NAME_PATTERN.source, maxLength: LIMITS.variableNameChars },
+        maxProperties: LIMITS.mapEntries,
         additionalProperties: { type: ["string", "null"], pattern: NO_NUL },
       };
     case "command":

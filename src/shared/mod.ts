@@ -1,6 +1,14 @@
 /** Small helpers every layer may use: time and date formats, waiting and backoff, starting programs. */
-export { type Clock, epochNow, isoLocal, localDateTime, localZoneLabel, nowSeconds, systemClock } from "./time.ts";
-export { parseTimeArgument } from "./time.ts";
+export {
+  type Clock,
+  epochNow,
+  isoLocal,
+  localDateTime,
+  localZoneLabel,
+  nowSeconds,
+  parseTimeArgument,
+  systemClock,
+} from "./time.ts";
 export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
 export { type Finished, runToEnd, runToEndSync, spawnDetached, spawnDetachedChild, SpawnError } from "./process.ts";

@@ -101,7 +101,6 @@ export class RunStore {
       const existing = this.load(run.runKey);
       if (existing) return existing;
       const definition = JSON.stringify(run.definition);
-      const status = run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED";
       prepared(
         this.db,
         `INSERT INTO flow_runs
@@ -110,7 +109,7 @@ export class RunStore {
       ).run(
         run.runKey,
         run.definition.flow_id,
-        status,
+        run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
         definition,
         run.definitionHash,
         run.flowFile,
@@ -127,13 +126,13 @@ export class RunStore {
       // What was just inserted, without reading a large run back (its peak memory counts for its driver).
       return {
         runKey: run.runKey,
-        status,
+        status: run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
+        notBefore: run.notBefore ?? null,
         definition: () => JSON.parse(definition) as NormalizedFlow,
         definitionHash: run.definitionHash,
         flowFile: run.flowFile,
         executor: run.executor,
         startedAt: now,
-        notBefore: run.notBefore ?? null,
         finishedAt: null,
         error: null,
         steps: run.definition.steps.map((step) => newStepState(step.id)),

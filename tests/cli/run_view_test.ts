@@ -5,6 +5,8 @@ import type { RunRecord, StepState } from "../../src/domain/mod.ts";
 import { loadFlow } from "../../src/flow/load.ts";
 import { loadYamlLibrary } from "../../src/flow/mod.ts";
 import { CLEAR_SCREEN, RunView } from "../../src/cli/render/run_view.ts";
+import { listedRunJson, renderRunList } from "../../src/cli/render/run_list.ts";
+import { localDateTime } from "../../src/shared/mod.ts";
 
 // loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
 await loadYamlLibrary();
@@ -68,4 +70,14 @@ Deno.test("screen mode: a full redraw, or in place (cursor up, clear down) with 
   const lines = inPlace[0].trimEnd().split("\n");
   assert.ok(lines.every((line) => line.length < 30), "no line wraps");
   assert.ok(inPlace[1].startsWith(`\x1b[${lines.length}A\r\x1b[J`), "the second goes back over the first");
+});
+
+Deno.test("list's table shows a SCHEDULED run with the time it begins; its JSON has not_before", () => {
+  const base = record({});
+  const scheduled: RunRecord = { ...base, state: { ...base.state, status: "SCHEDULED", notBefore: 5000 } };
+  const table = renderRunList([{ record: scheduled, driver: null }, { record: base, driver: null }], 1000);
+  const [, , , , first, second] = table.split("\n");
+  assert.ok(first.includes(`SCHEDULED until ${localDateTime(5000)}`), first);
+  assert.match(second, /^r +f +RUNNING +/);
+  assert.equal(listedRunJson({ record: scheduled, driver: null }, false).not_before, 5000);
 });

@@ -1,6 +1,7 @@
 /** decide() as a pure function of recorded state, observations and time. */
 import { stepState as pendingStep } from "../step_state.ts";
 import assert from "node:assert/strict";
+import { RunIndex } from "../../src/engine/run_index.ts";
 import { attemptEnd, decide, LOST_AFTER_START, nextDue } from "../../src/engine/decide.ts";
 import type { RunState, StepState, StepStatus } from "../../src/domain/mod.ts";
 import type { Job, JobStatus } from "../../src/domain/mod.ts";
@@ -249,6 +250,34 @@ Deno.test("a SCHEDULED run does nothing before its time, then begins like a crea
     { kind: "begin" },
     { kind: "start", stepId: "A", attemptNo: 1, resume: false },
   ]);
+  // With one index kept across rounds (as the driver does), the rounds before the time forget no step.
+  const index = new RunIndex(scheduled);
+  assert.deepEqual(decide(scheduled, new Map(), 1999, index), []);
+  index.settle();
+  assert.deepEqual(decide(scheduled, new Map(), 1999.5, index), []);
+  index.settle();
+  assert.deepEqual(decide(scheduled, new Map(), 2000, index).map((a) => a.kind), ["begin", "start"]);
+});
+
+Deno.test("max_parallel: a ready step denied a slot is looked at again once one frees (one index across rounds)", () => {
+  const flow = loadFlow(
+    "flow_id: f\nmax_parallel: 1\nsteps:\n  - {id: a, command: [x]}\n  - {id: b, command: [x]}\n",
+    "f.yaml",
+  );
+  const state: RunState = {
+    ...run({}),
+    status: "RUNNING",
+    flow,
+    steps: flow.steps.map((s) => stepState(s.id, "PENDING")),
+  };
+  const index = new RunIndex(state);
+  assert.deepEqual(decide(state, new Map(), 1000, index).map((a) => a.kind === "start" && a.stepId), ["a"]);
+  index.settle();
+  index.update("a", { status: "RUNNING", attemptNo: 1 });
+  assert.deepEqual(decide(state, new Map(), 1001, index), [], "b waits: the slot is taken");
+  index.settle();
+  index.update("a", { status: "SUCCEEDED" });
+  assert.deepEqual(decide(state, new Map(), 1002, index).map((a) => a.kind === "start" && a.stepId), ["b"]);
 });
 
 Deno.test("an executor unusable past executor_unavailable_sec fails the attempt, with an abort first", () => {

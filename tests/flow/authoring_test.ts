@@ -1,6 +1,7 @@
 /** Loader and binding of the authoring fields: env, cwd, params, max_parallel, backoff fields. */
 import assert from "node:assert/strict";
 import { FlowError, loadFlow } from "../../src/flow/load.ts";
+import { LIMITS } from "../../src/flow/limits.ts";
 import { definitionHash, denormalizeFlow, normalizeFlow } from "../../src/flow/normalize.ts";
 import {
   bindFlow,
@@ -40,8 +41,8 @@ steps:
     command: "echo \${params.REGION}"
 `;
 
-function error(text: string): string {
-  return thrown(() => loadFlow(text, "flow.yaml"), FlowError).message;
+function error(text: string, fileName = "flow.yaml"): string {
+  return thrown(() => loadFlow(text, fileName), FlowError).message;
 }
 
 Deno.test("flow env and cwd are inherited by steps; the step's own env wins per variable", () => {
@@ -118,6 +119,8 @@ Deno.test("missing, unknown and malformed parameters are usage errors", () => {
   assert.deepEqual(parseParamArgument("DAY=a=b"), ["DAY", "a=b"]);
   assert.deepEqual(parseParamArgument("DAY="), ["DAY", ""]);
   for (const bad of ["DAY", "=x", "1X=y", "A-B=c"]) thrown(() => parseParamArgument(bad), ParamError);
+  const huge = thrown(() => parseParamArgument(`DAY=${"x".repeat(LIMITS.argumentBytes + 1)}`), ParamError);
+  assert.match(huge.message, /^--param DAY: value of 131073 bytes, over the limit of 131072$/);
 });
 
 Deno.test("parameter references: exact syntax, declared names only", () => {
@@ -151,7 +154,7 @@ Deno.test("the new fields reject bad values with position and step", () => {
     ],
     [
       step("    env: {1X: a}\n"),
-      'flow.yaml:5:10: step "A": env: invalid variable name "1X" (letters, digits and _, not starting with a digit)',
+      'flow.yaml:5:10: step "A": env: invalid variable name "1X" (1-256 letters, digits and _, not starting with a digit)',
     ],
     [step("    cwd: ''\n"), 'flow.yaml:5:10: step "A": cwd must be a non-empty string, got ""'],
     [
@@ -161,7 +164,7 @@ Deno.test("the new fields reject bad values with position and step", () => {
     [step("    retry_jitter: 1.5\n"), 'flow.yaml:5:19: step "A": retry_jitter must be a number >= 0 and <= 1, got 1.5'],
     [
       step("    retry_max_delay_sec: -1\n"),
-      'flow.yaml:5:26: step "A": retry_max_delay_sec must be a number >= 0 and <= 31622400, got -1',
+      'flow.yaml:5:26: step "A": retry_max_delay_sec must be a number >= 0, got -1',
     ],
     [
       step("    retry_on_exit_codes: []\n"),
@@ -189,4 +192,48 @@ Deno.test("the new fields reject bad values with position and step", () => {
     ],
   ];
   for (const [text, message] of cases) assert.equal(error(text), message, text);
+});
+
+Deno.test("the new fields are bounded like the others (limits.ts)", () => {
+  const step = (extra: string) => `flow_id: f\nsteps:\n  - id: A\n    command: [a]\n${extra}`;
+  const cases: [string, RegExp][] = [
+    [step(`    cwd: /${"d".repeat(LIMITS.pathBytes)}\n`), /cwd of 4097 bytes, over the limit of 4096$/],
+    [step(`    env: {X: ${"v".repeat(LIMITS.argumentBytes)}}\n`), /env\.X is over the limit of 131072 bytes$/],
+    [step(`    env: {${"N".repeat(300)}: v}\n`), /env: invalid variable name "N+" \(1-256 letters/],
+    [
+      step("    retry_on_exit_codes: [256]\n"),
+      /retry_on_exit_codes must list at most 512 exit codes from -255 to 255$/,
+    ],
+    [step("    retry_max_delay_sec: 1e12\n"), /retry_max_delay_sec must be at most 31622400, got 1000000000000$/],
+    ["flow_id: f\nmax_parallel: 1e9\nsteps: [{id: A, command: [a]}]\n", /max_parallel must be at most 100000, got/],
+  ];
+  for (const [text, pattern] of cases) assert.match(error(text), pattern);
+  const many = Object.fromEntries(Array.from({ length: LIMITS.mapEntries + 1 }, (_, i) => [`V${i}`, "x"]));
+  const json = JSON.stringify({ flow_id: "f", env: many, steps: [{ id: "A", command: ["a"] }] });
+  assert.match(error(json, "flow.json"), /env has 10001 entries, over the limit of 10000$/);
+});
+
+Deno.test("aliases and merge keys work in the new fields, within the alias limit", () => {
+  const flow = loadFlow(
+    `flow_id: f
+env: &common {A: "1", B: "2"}
+steps:
+  - id: s
+    command: [x]
+    <<: &retry {retries: 3, retry_backoff: exponential, retry_delay_sec: 1}
+    env: *common
+  - id: t
+    <<: *retry
+    command: [y]
+`,
+    "flow.yaml",
+  );
+  assert.deepEqual(flow.steps[0].env, { A: "1", B: "2" });
+  assert.equal(flow.steps[1].retryBackoff, "exponential");
+  assert.equal(flow.steps[1].retries, 3);
+  // A "billion laughs" inside env stops at the alias limit instead of expanding.
+  const levels = [`L0: &l0 [${Array(9).fill("x").join(", ")}]`];
+  for (let i = 1; i <= 12; i++) levels.push(`L${i}: &l${i} [${Array(9).fill(`*l${i - 1}`).join(", ")}]`);
+  const bomb = `flow_id: f\nenv: {${levels.join(", ")}}\nsteps: [{id: s, command: [x]}]\n`;
+  assert.match(error(bomb), /^flow\.yaml:2:\d+: aliases expand to more than 1000000 values$/);
 });

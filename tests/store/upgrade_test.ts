@@ -2,10 +2,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { definitionHash, denormalizeFlow, loadFlow, loadYamlLibrary, normalizeFlow } from "../../src/flow/mod.ts";
+import { definitionHash, denormalizeFlow, loadFlow, normalizeFlow } from "../../src/flow/mod.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
 import { openDatabase, RunStore } from "../../src/store/mod.ts";
 import { REPO, tempDir } from "../helpers.ts";
+import { loadYamlLibrary } from "../../src/flow/mod.ts";
 
 await loadYamlLibrary();
 

@@ -55,9 +55,7 @@ export const startCommand: Command = {
     const now = epochNow();
     const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
     using session = new Session(context);
-    const existing = loadRun(session.runs, runKey);
-    let record = createOrFind(session, context.globals, existing, { runKey, file, loaded, given, notBefore, now });
-    if (existing) record = session.rebind(record);
+    const record = createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now });
     return await continueRun(session, record, {
       detach: args.options.detach === true,
       table: args.options.quiet !== true,
@@ -74,7 +72,6 @@ export const startCommand: Command = {
 function createOrFind(
   session: Session,
   globals: GlobalOptions,
-  existing: RunRecord | undefined,
   start: {
     runKey: string;
     file: string;
@@ -85,6 +82,7 @@ function createOrFind(
   },
 ): RunRecord {
   const { runKey, file, given } = start;
+  const existing = loadRun(session.runs, runKey);
   const stored = Object.keys(given).length === 0 ? existing?.state.flow.paramValues : undefined;
   const flow = bindFlowFile(start.loaded, file, stored ?? given);
   const hash = definitionHash(flow);
@@ -94,9 +92,9 @@ function createOrFind(
     definitionHash: hash,
     flowFile: file === "-" ? STDIN_NAME : resolve(file),
     executor: newRunExecutor(globals),
-    notBefore: start.notBefore,
     // Kept with the run so that every step runs here, with this environment, whoever resumes it.
     launch: { cwd: Deno.cwd(), env: Deno.env.toObject() },
+    notBefore: start.notBefore,
   }, start.now);
   if (record.definitionHash !== hash) {
     throw new UserError(
@@ -104,7 +102,7 @@ function createOrFind(
         "a run never continues from an edited file (use a new run key)",
     );
   }
-  return record;
+  return existing ? session.rebind(record) : record;
 }
 
 /** `--not-before`, checked before anything is stored; it applies when the run is created. */

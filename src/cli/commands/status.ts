@@ -27,14 +27,16 @@ export const statusCommand: Command = {
     const runKey = runKeyOf(args);
     using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
+    const state = record.state;
+    if (args.options.format === "mermaid") {
+      writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
+      return ExitCode.ok;
+    }
     // Who drives the run now: a live run with no driver advances only when someone resumes it. A run
     // that has ended has no driver, and not looking spares a read of /proc/locks.
-    const state = record.state;
     const driver = isTerminalRun(state.status) ? null : await driverHolder(session.dbPath, runKey);
     if (args.options.format === "table") {
       writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds, driver));
-    } else if (args.options.format === "mermaid") {
-      writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
     } else printJson({ ...runJson(record), driver });
     return ExitCode.ok;
   },

@@ -40,7 +40,8 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
     return [
       run.runKey,
       run.flow.flowId,
-      run.status,
+      // A deferred run says when it begins, so the table needs no second look at `status`.
+      run.status === "SCHEDULED" ? `SCHEDULED until ${localDateTime(run.notBefore)}` : run.status,
       localDateTime(run.startedAt),
       duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,

@@ -108,8 +108,10 @@ function statusLine(run: RunState, color: boolean): string {
   const failed = run.steps.filter((s) => s.status === "FAILED").length;
   const runMarker = MARKERS[run.status as StepStatus] ?? ".";
   const begins = run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : "";
-  return `Status: ${paint(`${runMarker} ${run.status}`, run.status, color)}  Steps: ${done}/${run.steps.length} ` +
-    `done, ${running} running, ${failed} failed${begins}`;
+  return `Status: ${
+    paint(`${runMarker} ${run.status}`, run.status, color)
+  }  Steps: ${done}/${run.steps.length} done, ` +
+    `${running} running, ${failed} failed${begins}`;
 }
 
 /** The Error cell's note about an executor that stopped answering for this step. */

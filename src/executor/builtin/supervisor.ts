@@ -3,7 +3,7 @@
  * costs ~45 MiB; a shell ~1-4 MiB). It is launched in a new session, so it outlives whoever started
  * it (an SSH session, a flow loop), and it
  *   1. writes its own PID to `<job>.worker`,
- *   2. changes to the step's directory and checks the program can be executed (else: reason in the
+ *   2. changes to the job's directory and checks the program can be executed (else: reason in the
  *      job's stderr file, exit status -1),
  *   3. starts the command, with the step's environment variables (the supervisor keeps its own),
  *      stdin /dev/null and stdout/stderr to the job's files,
@@ -28,7 +28,7 @@ export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 /**
  * The script, run as
  * `sh -c SCRIPT orchesjob-flow-supervisor JOB_ID JOBS_DIR CWD STEP_PATH [K=V...] -- COMMAND...`
- * (CWD empty: stay where started; JOBS_DIR is absolute, as the script may change directory; the K=V
+ * (CWD empty: stay where started; JOBS_DIR is absolute, as the script changes directory; the K=V
  * words are the step's environment variables, STEP_PATH its PATH among them or empty). Written with
  * String.raw so it reads here exactly as the shell sees it.
  */
@@ -67,7 +67,7 @@ fail() {
   put exit -1
   exit 0
 }
-# The step's working directory (a relative program path below is then relative to it).
+# The job's working directory (a relative program path below is then relative to it).
 if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
 # The step's environment is the K=V words before "--". Only the command gets it (below), so a step
 # that sets PATH cannot break this script; the program is still looked up with the step's PATH.
@@ -131,24 +131,24 @@ export function jobFiles(dir: string, jobId: string) {
   };
 }
 
-/** Where and with what environment a job's supervisor (and so its command) starts. */
+/** Where and with what environment a job's command starts. */
 export interface Launch {
-  /** The step's own variables: given to the command only, on top of `baseEnv` (or this process's). */
+  /** Variables added for the command only (a step's env and the ORCHESJOB_FLOW_* ones). */
   env?: Record<string, string>;
+  /** The whole environment of the supervisor and the command, instead of this process's. */
   baseEnv?: Record<string, string>;
-  /** The command's working directory; absent: the supervisor's. */
+  /** The command's working directory. */
   cwd?: string;
 }
 
 /** Starts the supervisor for `command`; returns its PID. It does not wait for the command to start. */
 export function launchSupervisor(dir: string, jobId: string, command: readonly string[], launch: Launch = {}): number {
-  // The supervisor keeps the base environment; the step's variables reach only the command (as K=V
-  // words), so a step's PATH cannot break the script. `dir` is made absolute, as the script changes
-  // to the step's directory (itself, not the spawn: a missing directory fails the job, not the start).
-  const env = launch.env ?? {};
-  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-  const args = [SUPERVISOR_NAME, jobId, resolve(dir), launch.cwd ?? "", env.PATH ?? "", ...assignments, "--"];
-  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, ...args, ...command], {
+  // The supervisor starts in the job's environment and changes to its directory itself, so a missing
+  // directory is reported in the job's stderr; `dir` is made absolute first for that reason. The
+  // command's own variables are K=V words: the supervisor never runs with a step's PATH.
+  const assignments = Object.entries(launch.env ?? {}).map(([name, value]) => `${name}=${value}`);
+  const args = [jobId, resolve(dir), launch.cwd ?? "", launch.env?.PATH ?? "", ...assignments, "--", ...command];
+  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, ...args], {
     env: launch.baseEnv,
     clearEnv: launch.baseEnv !== undefined,
   });
