@@ -67,9 +67,11 @@ export const logsCommand: Command = {
     const jobKey = stepRunKey(runKey, stepId, attempt);
     const executor = session.executorFor(record);
     const offsets: Record<Stream, number | undefined> = { stdout: undefined, stderr: undefined };
+    // Once the attempt is over, one more pass reads what a pass that overlapped its end may have missed.
+    let over = false;
     for (;;) {
       // The job's status is read before its output, so once it says "ended" this read has everything.
-      const job = follow ? await ask(() => executor.status(jobKey)) : null;
+      const job = follow && !over ? await ask(() => executor.status(jobKey)) : null;
       for (const stream of streams) {
         // After the first read, only what was added since (the built-in runner reads just that).
         const offset = offsets[stream];
@@ -80,7 +82,9 @@ export const logsCommand: Command = {
         if (bytes.length > from) write(bytes.subarray(from));
         offsets[stream] = (offset ?? 0) + bytes.length;
       }
-      if (!follow || ended(job, session.runs.runStatus(runKey))) return ExitCode.ok;
+      if (!follow || over) return ExitCode.ok;
+      over = ended(job, session.runs.runStatus(runKey));
+      if (over) continue;
       await sleepUnless(interval, interrupt.requested);
       if (interrupt.requested()) return ExitCode.interrupted;
     }
