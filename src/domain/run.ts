@@ -138,3 +138,20 @@ export function stepDefinition(run: RunState, stepId: string): StepDefinition {
   if (!step) throw new Error(`step ${stepId} is not in flow ${run.flow.flowId}`);
   return step;
 }
+
+/** A step that never started: how a new run's steps begin (the store's column defaults say the same). */
+export function neverStartedStep(id: string): StepState {
+  return {
+    id,
+    status: "PENDING",
+    attemptNo: 0,
+    attemptBase: 0,
+    nextAttemptAt: null,
+    startedAt: null,
+    finishedAt: null,
+    error: null,
+    job: null,
+    executorError: null,
+    retryHistory: [],
+  };
+}

@@ -9,6 +9,7 @@ import {
   type ExecutorSpec,
   type Job,
   LIVE_RUN_STATUSES,
+  neverStartedStep,
   type NormalizedFlow,
   type RetryRecord,
   type RetryRound,
@@ -135,7 +136,7 @@ export class RunStore {
         startedAt: now,
         finishedAt: null,
         error: null,
-        steps: run.definition.steps.map((step) => newStepState(step.id)),
+        steps: run.definition.steps.map((step) => neverStartedStep(step.id)),
         rounds: [],
         ...(run.launch ? { launch: run.launch } : {}),
       };
@@ -377,23 +378,6 @@ export class RunStore {
       return round;
     });
   }
-}
-
-/** A step as `create` inserts it (the column defaults of flow_steps). */
-function newStepState(id: string): StepState {
-  return {
-    id,
-    status: "PENDING",
-    attemptNo: 0,
-    attemptBase: 0,
-    nextAttemptAt: null,
-    startedAt: null,
-    finishedAt: null,
-    error: null,
-    job: null,
-    executorError: null,
-    retryHistory: [],
-  };
 }
 
 function toStepState(row: StepRow): StepState {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { CrashPoint } from "../../src/shared/mod.ts";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
+import { processAlive } from "../helpers.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -87,7 +88,7 @@ steps:
   assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
   assert.equal(step(final, "a").attempt_no, 2);
   assert.deepEqual(countLines(log), { a1: 1, a2: 1 }, "attempt 2 ran alone, once; attempt 1 never survived");
-  assert.ok(!isAlive(attempt1), "attempt 1 is gone");
+  assert.ok(!processAlive(attempt1), "attempt 1 is gone");
   await assertNoJobProcesses(env.home);
 });
 
@@ -113,12 +114,3 @@ steps:
   await assertNoJobProcesses(env.home);
   assert.deepEqual(countLines(log), { long: 1 });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-  } catch {
-    return false;
-  }
-}

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
-import { eventually } from "../helpers.ts";
+import { eventually, processAlive } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
 
@@ -42,7 +42,7 @@ steps:
     await waitForLines(log, 1);
     const [worker] = workers(env.home);
     Deno.kill(worker, "SIGKILL");
-    await eventually("the supervisor is dead", () => !isAlive(worker));
+    await eventually("the supervisor is dead", () => !processAlive(worker));
     // Reads after the death: the command still runs, so neither LOST nor a retry may be decided.
     for (let i = 0; i < 3; i++) {
       const run = await env.status("k");
@@ -165,7 +165,7 @@ steps:
         assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
         assert.deepEqual(countLines(log), { a: 1, b: 1 });
       } else {
-        await eventually("a ended", () => !workers(env.home).some(isAlive));
+        await eventually("a ended", () => !workers(env.home).some(processAlive));
         assert.deepEqual(countLines(log), { a: 1 }, "nothing ran after the driver stopped");
       }
       await assertNoJobProcesses(env.home);
@@ -231,15 +231,6 @@ steps:
   assert.deepEqual(countLines(log), { a: 1, b: 1 });
   await assertNoJobProcesses(env.home);
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2));
-  } catch {
-    return false;
-  }
-}
 
 flowTest(builtin, "watch takes over when the driver dies after watch started", async (env) => {
   const log = join(env.home, "ran");
@@ -408,7 +399,7 @@ steps:
       const pid = target()!;
       const filler = fillDisk(mount);
       Deno.writeTextFileSync(go, ""); // a's command exits 0 onto the full disk
-      await eventually("a's command ended", () => !isAlive(pid));
+      await eventually("a's command ended", () => !processAlive(pid));
       const exitFiles = () => [...Deno.readDirSync(jobs)].filter((e) => e.name.endsWith(".exit"));
       const written = exitFiles().map((e) => Deno.readTextFileSync(join(jobs, e.name)));
       assert.ok(written.every((text) => !text.endsWith("\n")), "no result could be written: the disk is full");

@@ -6,21 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { collectText, eventually, processAlive } from "../helpers.ts";
 import { type ExecutorMode, flowTest, statuses, step } from "./flow_env.ts";
-
-/** A step command that appends its id to `log` (so a test can count executions), then runs `then`. */
-function logged(log: string, id: string, then = "true"): string {
-  return JSON.stringify(`echo ${id} >> '${log}'; ${then}`);
-}
-
-function countLines(path: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  let text = "";
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch { /* nothing ran */ }
-  for (const line of text.split("\n").filter(Boolean)) counts[line] = (counts[line] ?? 0) + 1;
-  return counts;
-}
+import { countLines, logged } from "./fault_helpers.ts";
 
 export function registerFlowSuite(mode: ExecutorMode): void {
   const modes = [mode];
