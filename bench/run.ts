@@ -4,7 +4,7 @@
  * run on the same machine (a table, or one JSON document with `--json` for comparing commits).
  *
  * - hand-off latency (built-in runner, external via the job wrapper): next job's start minus the
- *   previous job's end, from the jobs' own files (supervisor `.worker` and `.exit` mtimes);
+ *   previous job's end, from the jobs' own files (supervisor `.claim` and `.exit` mtimes);
  * - chains of `true` steps through the CLI, and chains of 200/1k/10k steps with a stub executor
  *   (bench/stub_driver.ts, one process each) and the built-in one: time per step;
  * - fan-outs with a join: 100 x `sleep 0.5` (built-in), 20 x (external) against a hand-written script;
@@ -119,7 +119,7 @@ function mtimeMs(path: string): number {
 /**
  * Hand-offs (ms): step n+1's start (its recorded start, the intent the driver commits before the
  * job is asked for) minus the end of step n's job by the job's own clock (the supervisor's `.exit`
- * file). `toSupervisor` measures to the next job's supervisor writing `.worker` instead, which adds
+ * file). `toSupervisor` measures to the next job's supervisor writing its PID to `.claim` instead, which adds
  * the executor's launch.
  */
 // deno-lint-ignore no-explicit-any
@@ -128,7 +128,7 @@ function handOffs(run: any, toSupervisor = false): number[] {
   const steps = run.steps as any[];
   const base = (i: number) => (steps[i].orchesjob_status.stdout_file as string).replace(/\.stdout$/, "");
   return steps.slice(1).map((step, i) => {
-    const start = toSupervisor ? mtimeMs(`${base(i + 1)}.worker`) : step.started_at * 1000;
+    const start = toSupervisor ? mtimeMs(`${base(i + 1)}.claim`) : step.started_at * 1000;
     return start - mtimeMs(`${base(i)}.exit`);
   });
 }

@@ -36,6 +36,12 @@ export const TIMEOUT_GRACE_SECONDS = 5;
  * runner is an in-process read; polling an external orchesjob costs a process (~170 ms), so it starts later.
  */
 const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
+/**
+ * The first pause when the executor names the jobs that ended (the built-in runner's change hints):
+ * polls are then only the fallback for a lost hint or a dead supervisor, and each one reads every
+ * running job, so they start later.
+ */
+const HINTED_FIRST_PAUSE_SECONDS = 0.25;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
@@ -90,6 +96,10 @@ export class Driver {
   private stale = true;
   /** Jobs that `start` returned this round: ended ones need no status call. */
   private startedJobs = new Map<string, Job>();
+  /** Run keys the executor hinted at since the last round looked (see drive). */
+  private hinted = new Set<string>();
+  /** A hint that named no job: the next round looks at every running step. */
+  private hintedAll = false;
   /** While the store fails with a passing fault: since when, the current backoff, and whether the run shows it. */
   private waitingSince: number | null = null;
   private storeWait: number | null = null;
@@ -121,11 +131,14 @@ export class Driver {
     return { run: this.state, index: this.index };
   }
 
-  /** One round: observe, decide, apply. */
-  async tick(): Promise<TickResult> {
+  /**
+   * One round: observe, decide, apply. With `only`, it asks the executor only about the running steps
+   * whose job's run key is in it (and about steps whose last answer is missing or failed).
+   */
+  async tick(only: ReadonlySet<string> | null = null): Promise<TickResult> {
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
-    const observations = await this.observe(run, index);
+    const observations = await this.observe(run, index, only);
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
     let progressed = false;
@@ -160,23 +173,37 @@ export class Driver {
    * finds whatever ended meanwhile.
    */
   async drive(): Promise<RunState> {
+    const { executor } = this.options;
+    using watch = executor.watch?.((runKeys) => this.hint(runKeys)) ?? null;
+    // Hints that name jobs (the built-in runner's) make the rounds they wake look at those jobs only,
+    // and the polls a fallback; otherwise each round looks at every running step.
+    const named = watch !== null && executor.kind === "builtin";
     const backoff = {
-      first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
+      first: named ? HINTED_FIRST_PAUSE_SECONDS : FIRST_PAUSE_SECONDS[executor.kind],
       factor: 2,
       ceiling: this.options.pollIntervalSec,
     };
     const first = nextPause(backoff);
-    using _watch = this.options.executor.watch?.(() => this.bell.ring()) ?? null;
     let pause = first;
+    // The first round, and every round after a pause that ran its course (a poll), looks at all.
+    let poll = true;
     for (;;) {
       if (this.options.interrupted?.()) return this.current().run;
-      // Rings from here on announce changes this round may not see: they cut the next pause short.
+      // Rings from here on announce changes this round may not see: they cut the next pause short,
+      // and the hints that came with them are the next round's to look at.
       this.bell.clear();
+      const only = poll || !named || this.hintedAll ? null : this.hinted;
+      this.hinted = new Set();
+      this.hintedAll = false;
       collectGarbageIfGrown();
-      const round = await this.tickOrWait(backoff);
-      if (round === null) continue;
+      const round = await this.tickOrWait(backoff, only);
+      if (round === null) {
+        poll = true;
+        continue;
+      }
       const { state, progressed, started } = round;
       if (isTerminalRun(state.status)) return state;
+      poll = false;
       if (progressed) {
         pause = first;
         continue;
@@ -184,9 +211,16 @@ export class Driver {
       if (started) pause = first;
       const due = nextDue(state, this.index ?? undefined);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
-      await this.pause(wait);
+      poll = !(await this.pause(wait));
       pause = nextPause(backoff, pause);
     }
+  }
+
+  /** An executor's hint: what it names is looked at next round, which it starts now. */
+  private hint(runKeys: readonly string[] | undefined): void {
+    if (runKeys === undefined) this.hintedAll = true;
+    else for (const key of runKeys) this.hinted.add(key);
+    this.bell.ring();
   }
 
   /**
@@ -195,10 +229,13 @@ export class Driver {
    * Whatever the round wrote before the fault is committed or not as a whole (each write is one
    * transaction), and the in-memory run is reloaded, so the retry decides from what is stored.
    */
-  private async tickOrWait(backoff: { first: number; factor: number; ceiling: number }): Promise<TickResult | null> {
+  private async tickOrWait(
+    backoff: { first: number; factor: number; ceiling: number },
+    only: ReadonlySet<string> | null,
+  ): Promise<TickResult | null> {
     this.options.checkStore?.();
     try {
-      const result = await this.tick();
+      const result = await this.tick(only);
       if (this.waitingSince !== null) this.endStoreWait();
       return result;
     } catch (error) {
@@ -232,17 +269,18 @@ export class Driver {
   }
 
   /**
-   * Sleeps `seconds`, waking early when the executor hints that a job ended, the run ends (a cancel)
-   * or the driver is interrupted (both checked every slice).
+   * Sleeps `seconds`, waking early when the executor hints that a job ended (then true), the run ends
+   * (a cancel) or the driver is interrupted (both checked every slice).
    */
-  private async pause(seconds: number): Promise<void> {
+  private async pause(seconds: number): Promise<boolean> {
     const until = performance.now() + seconds * 1000;
     while (performance.now() < until) {
-      if (await this.bell.sleep(Math.min(SLICE_SECONDS, (until - performance.now()) / 1000))) return;
-      if (this.options.interrupted?.()) return;
+      if (await this.bell.sleep(Math.min(SLICE_SECONDS, (until - performance.now()) / 1000))) return true;
+      if (this.options.interrupted?.()) return false;
       const status = this.options.runs.runStatus(this.runKey);
-      if (status === undefined || isTerminalRun(status)) return;
+      if (status === undefined || isTerminalRun(status)) return false;
     }
+    return this.bell.ringing;
   }
 
   /**
@@ -250,7 +288,7 @@ export class Driver {
    * external orchesjob costs a process per call, so one `status --running` covers all active jobs and
    * only steps missing from it are asked, a few at a time.
    */
-  private async observe(run: RunState, index: RunIndex): Promise<Observations> {
+  private async observe(run: RunState, index: RunIndex, only: ReadonlySet<string> | null): Promise<Observations> {
     const observations = new Map<string, Job | null>();
     const ask: { stepId: string; key: string }[] = [];
     for (const stepId of index.running) {
@@ -258,7 +296,9 @@ export class Driver {
       const key = stepRunKey(run.runKey, stepId, step.attemptNo);
       const known = this.startedJobs.get(stepId);
       if (known && known.run_key === key && !isActiveJob(known.status)) observations.set(stepId, known);
-      else ask.push({ stepId, key });
+      else if (only === null || only.has(key) || step.job === null || step.executorError !== null) {
+        ask.push({ stepId, key });
+      }
     }
     this.startedJobs.clear();
     if (ask.length === 0) return observations;
@@ -413,7 +453,8 @@ export class Driver {
   }
 
   /**
-   * Starts ready steps, {@link START_CONCURRENCY} at a time, in batches of {@link START_BATCH}. Each
+   * Starts ready steps, {@link START_CONCURRENCY} at a time (or as many as the executor takes: the
+   * built-in runner launches the starts of one turn together), in batches of {@link START_BATCH}. Each
    * batch: every intent is committed first, then the batch's jobs start under one hold of the start
    * gate, and only while the run is live (a cancel commits under the same gate, so no job starts
    * once a cancel is committed, and a cancel waits for one batch at most).
@@ -431,7 +472,8 @@ export class Driver {
       await gate.withStartGate(this.runKey, async () => {
         const status = runs.runStatus(this.runKey);
         if (status === undefined || isTerminalRun(status)) return;
-        await forEachBounded(batch, START_CONCURRENCY, async (start) => {
+        const concurrency = this.options.executor.startConcurrency ?? START_CONCURRENCY;
+        await forEachBounded(batch, concurrency, async (start) => {
           if (await this.startJob(start.stepId, start.attemptNo) === "progressed") progressed = true;
         });
       });

@@ -42,6 +42,8 @@ export type JobRef = { runKey: string } | { jobId: string };
 
 export interface Executor {
   readonly kind: ExecutorKind;
+  /** How many starts a caller may have in flight at once (none: the caller's own default). */
+  readonly startConcurrency?: number;
   /** Starts `command` under `runKey`, or returns the job already there (idempotent by run key). */
   start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult>;
   /** The run key's current job; null when nothing was ever started under it. */
@@ -61,9 +63,11 @@ export interface Executor {
   logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null>;
   /**
    * Calls `onChange` soon after something that may have ended a job: a hint, which may come late, twice
-   * or never, so the caller keeps polling. Null (or no method) when this executor cannot tell.
+   * or never, so the caller keeps polling. It names the run keys of the jobs concerned when it can
+   * tell (any others may have changed too only if it names none). Null (or no method) when this
+   * executor cannot tell at all.
    */
-  watch?(onChange: () => void): Disposable | null;
+  watch?(onChange: (runKeys?: readonly string[]) => void): Disposable | null;
 }
 
 /** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */

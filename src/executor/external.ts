@@ -32,10 +32,10 @@ export class ExternalExecutor implements Executor {
    * `orchesjob-flow job` wrapper also renames a `<job>.exit` in. Both are hints that a poll is worth
    * it. orchesjob's database files are ignored: our own status calls write to them.
    */
-  watch(onChange: () => void): Disposable | null {
+  watch(onChange: (runKeys?: readonly string[]) => void): Disposable | null {
     const ended = (kind: Deno.FsEvent["kind"], path: string) =>
       kind === "access" ? /\.std(out|err)$/.test(path) : path.endsWith(".exit");
-    return watchDirectory(this.home, ended, onChange, { recursive: true });
+    return watchDirectory(this.home, ended, () => onChange(), { recursive: true });
   }
 
   async start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult> {

@@ -9,14 +9,14 @@
  */
 
 /**
- * Watches `dir` and calls `onChange` for the events `relevant` accepts (a kind, and one path at a
- * time). Returns null when the directory cannot be watched (missing, no watcher available): the
- * caller then relies on polling.
+ * Watches `dir` and calls `onChange` with the paths of each event that `relevant` accepts (a kind,
+ * and one path at a time). Returns null when the directory cannot be watched (missing, no watcher
+ * available): the caller then relies on polling.
  */
 export function watchDirectory(
   dir: string,
   relevant: (kind: Deno.FsEvent["kind"], path: string) => boolean,
-  onChange: () => void,
+  onChange: (paths: string[]) => void,
   options: { recursive?: boolean } = {},
 ): Disposable | null {
   let watcher: Deno.FsWatcher;
@@ -30,13 +30,14 @@ export function watchDirectory(
   (async () => {
     try {
       for await (const event of watcher) {
-        if (!event.paths.some((path) => relevant(event.kind, path))) continue;
+        const paths = event.paths.filter((path) => relevant(event.kind, path));
+        if (paths.length === 0) continue;
         if (log) {
           Deno.writeTextFileSync(log, `${lose ? "lost" : "delivered"} ${event.kind} ${event.paths.join(" ")}\n`, {
             append: true,
           });
         }
-        if (!lose) onChange();
+        if (!lose) onChange(paths);
       }
     } catch {
       // The watcher broke (e.g. the directory went away): polling carries on alone.

@@ -57,7 +57,8 @@ function jobGroups(home: string): number[] {
   const groups: number[] = [];
   try {
     for (const entry of Deno.readDirSync(join(home, "jobs"))) {
-      if (!entry.name.endsWith(".worker")) continue;
+      // The claim file holds the supervisor's PID (empty for a moment after the claim).
+      if (!entry.isFile || !entry.name.endsWith(".claim")) continue;
       const pid = Number(Deno.readTextFileSync(join(home, "jobs", entry.name)).trim());
       if (pid > 0) groups.push(pid);
     }

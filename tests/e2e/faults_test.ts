@@ -19,10 +19,10 @@ function waitForFile(path: string): string {
   return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
 }
 
-/** The PIDs in the jobs directory's `*.worker` files (each job's supervisor and process group). */
+/** The PIDs in the jobs directory's `*.claim` files (each job's supervisor and process group). */
 function workers(home: string): number[] {
-  return [...Deno.readDirSync(join(home, "jobs"))].filter((e) => e.name.endsWith(".worker"))
-    .map((e) => Number(Deno.readTextFileSync(join(home, "jobs", e.name)).trim()));
+  return [...Deno.readDirSync(join(home, "jobs"))].filter((e) => e.name.endsWith(".claim"))
+    .map((e) => Number(Deno.readTextFileSync(join(home, "jobs", e.name)).trim())).filter((pid) => pid > 0);
 }
 
 flowTest(

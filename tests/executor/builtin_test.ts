@@ -70,14 +70,20 @@ Deno.test("a claimed job whose supervisor never wrote its PID is LOST after a gr
   const db = openDatabase(dbPath);
   const jobs = jobsDirectory(dbPath);
   const runner = new BuiltinRunner(db, jobs);
-  for (const id of ["fresh", "stale"]) {
+  // A claim is an empty file until the supervisor writes its PID into it (earlier versions: a directory).
+  for (const id of ["fresh", "stale", "fresh-dir", "stale-dir"]) {
     runner.table.insertJob(row(id, { status: "STARTING" }));
-    Deno.mkdirSync(join(jobs, `${id}.claim`));
+    if (id.endsWith("-dir")) Deno.mkdirSync(join(jobs, `${id}.claim`));
+    else Deno.writeTextFileSync(join(jobs, `${id}.claim`), "");
   }
-  Deno.utimeSync(join(jobs, "stale.claim"), nowSeconds() - 3600, nowSeconds() - 3600);
+  for (const id of ["stale", "stale-dir"]) {
+    Deno.utimeSync(join(jobs, `${id}.claim`), nowSeconds() - 3600, nowSeconds() - 3600);
+  }
   assert.equal((await runner.status("fresh"))?.status, "STARTING", "its supervisor may be writing its PID");
+  assert.equal((await runner.status("fresh-dir"))?.status, "STARTING");
   assert.equal((await runner.status("stale"))?.status, "LOST");
-  assert.deepEqual((await runner.running()).map((job) => job.job_id), ["fresh"]);
+  assert.equal((await runner.status("stale-dir"))?.status, "LOST");
+  assert.deepEqual((await runner.running()).map((job) => job.job_id).sort(), ["fresh", "fresh-dir"]);
   db.close();
 });
 

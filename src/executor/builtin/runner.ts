@@ -17,7 +17,7 @@ import {
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
-import { jobFiles, type Launch, launchSupervisor, readIntFile } from "./supervisor.ts";
+import { jobFiles, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { watchDirectory } from "../watch.ts";
 
 /**
@@ -27,6 +27,12 @@ import { watchDirectory } from "../watch.ts";
 const ORPHAN_GRACE_SECONDS = 30;
 /** Within this process, a job launched or relaunched this recently is not relaunched again. */
 const RELAUNCH_PAUSE_SECONDS = 5;
+/**
+ * Jobs per supervisor spawn, and the bytes of their commands and variables: well inside the kernel's
+ * limit on a command line (ARG_MAX, 256 KiB on macOS, more on Linux, shared with the environment).
+ */
+const BATCH_JOBS = 64;
+const BATCH_BYTES = 96 * 1024;
 /** Waiting for a supervisor's files: they usually appear within milliseconds. */
 const START_WAIT: Backoff = { first: 0.001, factor: 2, ceiling: 0.05 };
 
@@ -46,13 +52,27 @@ interface Admission {
   overrideUsed: boolean;
 }
 
+/** A job waiting for the next supervisor spawn, and whom to tell how it went (null: launched). */
+interface PendingLaunch {
+  row: JobRow;
+  launch: Launch;
+  launched: (failure: string | null) => void;
+}
+
 export class BuiltinRunner implements Executor {
   readonly kind = "builtin";
+  /**
+   * Starts cost a file and a transaction each, no process: a caller may have many in flight, and
+   * those made in one turn share one supervisor spawn (see launch).
+   */
+  readonly startConcurrency = BATCH_JOBS;
   readonly table: JobTable;
   /** Jobs this process (re)launched, and when: its own polls must not relaunch them at once. */
   private readonly launched = new Map<string, number>();
   /** Aborted jobs this process already re-sent SIGTERM to (once is enough; SIGKILL follows the deadline). */
   private readonly reterminated = new Set<string>();
+  /** Jobs to launch at the end of this turn, together. */
+  private pending: PendingLaunch[] = [];
 
   constructor(readonly db: Database, readonly dir: string) {
     this.table = new JobTable(db);
@@ -76,7 +96,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
-    const worker = row.worker_pid ?? readIntFile(files.worker);
+    const worker = row.worker_pid ?? readWorker(files);
     if (worker !== null && row.worker_pid === null) changes.worker_pid = worker;
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
@@ -118,24 +138,81 @@ export class BuiltinRunner implements Executor {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
-    this.launch(row, readLaunchFile(jobFiles(this.dir, row.job_id).launch));
+    // At once, not at the end of the turn: the reader may be a CLI command about to exit.
+    const job = { row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch), launched: () => {} };
+    const failure = this.spawn([job]);
+    if (failure !== null) this.failLaunch(row, failure);
   }
 
   /**
-   * Spawns the job's supervisor. A spawn that fails (argument list too long, out of processes)
-   * fails the job (exit code -1, the reason in its stderr file) and returns the reason.
+   * Spawns the job's supervisor, together with every other job launched in this turn (a driver's
+   * round starts its ready steps in one turn: a fan-out is one spawn). Resolves once it is spawned,
+   * with null, or with the reason a spawn failed (argument list too long, out of processes): that
+   * fails the job (exit code -1, the reason in its stderr file).
    */
-  private launch(row: JobRow, launch: Launch): string | null {
+  private launch(row: JobRow, launch: Launch): Promise<string | null> {
+    return new Promise((launched) => {
+      if (this.pending.length === 0) queueMicrotask(() => this.launchPending());
+      this.pending.push({ row, launch, launched });
+    });
+  }
+
+  /** One spawn per batch of pending jobs that share an environment; a batch that fails, job by job. */
+  private launchPending(): void {
+    const pending = this.pending;
+    this.pending = [];
+    const batches: PendingLaunch[][] = [];
+    const open = new Map<string, { batch: PendingLaunch[]; bytes: number }>();
+    for (const job of pending) {
+      const key = JSON.stringify(job.launch.baseEnv ?? null);
+      const bytes = launchBytes(job);
+      const current = open.get(key);
+      if (current && current.batch.length < BATCH_JOBS && current.bytes + bytes <= BATCH_BYTES) {
+        current.batch.push(job);
+        current.bytes += bytes;
+      } else {
+        const batch = [job];
+        batches.push(batch);
+        open.set(key, { batch, bytes });
+      }
+    }
+    for (const batch of batches) {
+      const failure = this.spawn(batch);
+      for (const job of batch) {
+        if (failure === null) job.launched(null);
+        else job.launched(batch.length === 1 ? this.failLaunch(job.row, failure) : this.retryAlone(job));
+      }
+    }
+  }
+
+  /** A job of a batch whose spawn failed, launched alone: only the job that cannot be launched fails. */
+  private retryAlone(job: PendingLaunch): string | null {
+    const failure = this.spawn([job]);
+    return failure === null ? null : this.failLaunch(job.row, failure);
+  }
+
+  /** Spawns one supervisor for `batch`; null, or why it could not be spawned. */
+  private spawn(batch: readonly PendingLaunch[]): string | null {
     try {
-      launchSupervisor(this.dir, row.job_id, JSON.parse(row.command), launch);
+      const jobs = batch.map(({ row, launch }) => ({
+        jobId: row.job_id,
+        command: JSON.parse(row.command),
+        env: launch.env,
+        cwd: launch.cwd,
+      }));
+      launchSupervisors(this.dir, jobs, batch[0].launch.baseEnv);
       return null;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      const now = nowSeconds();
-      Deno.writeTextFileSync(row.stderr_file, `orchesjob-flow: cannot start the job: ${message}\n`);
-      this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
-      return message;
+      return error instanceof Error ? error.message : String(error);
     }
+  }
+
+  /** Records a job that could not be launched as FAILED (exit code -1, the reason in its stderr file). */
+  private failLaunch(row: JobRow, message: string): string {
+    const now = nowSeconds();
+    Deno.writeTextFileSync(row.stderr_file, `orchesjob-flow: cannot start the job: ${message}\n`);
+    this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
+    return message;
   }
 
   /**
@@ -146,7 +223,7 @@ export class BuiltinRunner implements Executor {
   private resumeAbort(row: JobRow): void {
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const worker = row.worker_pid ?? readIntFile(files.worker);
+    const worker = row.worker_pid ?? readWorker(files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return;
     if (nowSeconds() >= deadline) {
       signal(-worker, "SIGKILL");
@@ -164,7 +241,7 @@ export class BuiltinRunner implements Executor {
     if (row.status !== "ABORTED") return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const worker = row.worker_pid ?? readIntFile(files.worker);
+    const worker = row.worker_pid ?? readWorker(files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
     await terminate(row.job_id, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
     return this.table.job(row.job_id) ?? row;
@@ -197,13 +274,27 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means some
-   * job just ended (maybe another run's: the next poll sorts that out). The file's creation and its
-   * write are two events: a round woken by the first may find it still empty, and the second wakes
-   * another.
+   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means that
+   * job just ended (maybe another run's: the caller ignores run keys not its own). The file's creation
+   * and its write are two events: a round woken by the first may find it still empty, and the second
+   * wakes another. A job id the table does not know (yet) is reported as "something changed".
    */
-  watch(onChange: () => void): Disposable | null {
-    return watchDirectory(this.dir, (kind, path) => kind !== "access" && path.endsWith(".exit"), onChange);
+  watch(onChange: (runKeys?: readonly string[]) => void): Disposable | null {
+    const ended = (kind: Deno.FsEvent["kind"], path: string) => kind !== "access" && path.endsWith(".exit");
+    return watchDirectory(this.dir, ended, (paths) => {
+      const runKeys: string[] = [];
+      try {
+        for (const path of paths) {
+          const jobId = path.slice(path.lastIndexOf("/") + 1, -".exit".length);
+          const runKey = this.table.job(jobId)?.run_key;
+          if (runKey === undefined) return onChange();
+          runKeys.push(runKey);
+        }
+      } catch {
+        return onChange();
+      }
+      onChange(runKeys);
+    });
   }
 
   // ---- starting ----
@@ -237,7 +328,7 @@ export class BuiltinRunner implements Executor {
       // nobody knows about. The supervisor's PID is recorded from the file it writes once it owns
       // the job, not from the spawn: a relaunched supervisor that lost the claim owns nothing.
       crashPoint("runner:after-job-row");
-      const failure = this.launch(row, launch);
+      const failure = await this.launch(row, launch);
       if (failure !== null) throw new ExecutorError(`cannot launch the job: ${failure}`, "exit");
       crashPoint("runner:after-supervisor-spawn");
     }
@@ -352,7 +443,7 @@ export class BuiltinRunner implements Executor {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
-    const worker = row.worker_pid ?? readIntFile(files.worker);
+    const worker = row.worker_pid ?? readWorker(files);
     const target = row.target_pid ?? readIntFile(files.target);
     const flags = await terminate(row.job_id, worker, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
@@ -430,4 +521,16 @@ function readLaunchFile(path: string): Launch {
   } catch {
     return {};
   }
+}
+
+/** About how many bytes a job's command and variables take on the supervisor's command line. */
+function launchBytes({ row, launch }: PendingLaunch): number {
+  let bytes = row.command.length + row.job_id.length + (launch.cwd?.length ?? 0) + 16;
+  for (const [name, value] of Object.entries(launch.env ?? {})) bytes += name.length + value.length + 2;
+  return bytes;
+}
+
+/** The supervisor's PID: in the claim file, or (supervisors of earlier versions) its own file. */
+function readWorker(files: ReturnType<typeof jobFiles>): number | null {
+  return readIntFile(files.claim) ?? readIntFile(files.worker);
 }

@@ -1,111 +1,156 @@
 /**
- * The supervisor of one built-in job: a small POSIX shell script, not a Deno process (a Deno process
- * costs ~45 MiB; a shell ~1-4 MiB). It is launched in a new session, so it outlives whoever started
- * it (an SSH session, a flow loop), and it
- *   1. writes its own PID to `<job>.worker`,
- *   2. changes to the job's directory and checks the program can be executed (else: reason in the
+ * The supervisors of built-in jobs: a small POSIX shell script, not a Deno process (a Deno process
+ * costs ~45 MiB; a shell ~1-4 MiB). One script launches a batch of jobs (every job a driver starts in
+ * one round: a fan-out of 100 is one spawn, not 100). It is launched in a new session, so it and its
+ * jobs outlive whoever started it (an SSH session, a flow loop). For each job it
+ *   1. claims the job: creates `<job>.claim` with O_EXCL (noclobber), atomic; a job already claimed
+ *      is skipped, so launching is idempotent and a reader may relaunch a job whose launcher died
+ *      between committing the job row and spawning (see runner.ts);
+ *   2. starts the job's own supervisor: the script itself for a batch of one, else a subshell that
+ *      job control (`set -m`) makes the leader of a new process group; the supervisor writes its
+ *      PID (= the group's id) into the claim file (earlier versions: `<job>.worker`),
+ *   3. changes to the job's directory and checks the program can be executed (else: reason in the
  *      job's stderr file, exit status -1),
- *   3. starts the command, with the step's environment variables (the supervisor keeps its own),
+ *   4. starts the command, with the step's environment variables (the supervisor keeps its own),
  *      stdin /dev/null and stdout/stderr to the job's files,
- *   4. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
+ *   5. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
+ * Nothing is forked or executed that the job does not need (no `mkdir`, no subshell to look the
+ * program up): on a small VM each process costs 1-2 ms, which was most of a short job's cost.
  * Each file is one short line written by one write() into a new file, and readers take a file only
- * once it ends with its newline, so a file being written reads as absent (no `mv` process per file:
- * three of them were most of a short job's cost). A write that fails (a full disk) is retried every
- * second until it succeeds: the result is kept by the living supervisor rather than lost. (Supervisors
- * of earlier versions wrote `<name>.tmp` and renamed it; a complete `.exit.tmp` is still read.)
- * Launching is idempotent: the supervisor first claims the job (`mkdir <job>.claim`, atomic), and a
- * second supervisor of the same job leaves at once, so a reader may relaunch a job whose launcher
- * died between committing the job row and spawning (see runner.ts).
+ * once it ends with its newline, so a file being written reads as absent. A write that fails (a full
+ * disk) is retried every second until it succeeds: the result is kept by the living supervisor rather
+ * than lost. (Supervisors of earlier versions wrote `<name>.tmp` and renamed it, and claimed with a
+ * directory; both are still read.)
  * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command.
  * SQLite is never touched here: the next status read reconciles these files into the database.
- * The command shares the supervisor's process group, so signalling the group reaches the command and
- * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL.
+ * The command shares its supervisor's process group, so signalling the group reaches the command and
+ * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL. The
+ * batch's own shell is in no job's group and exits once every job is under way.
  */
 import { pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
 /**
- * The script, run as
- * `sh -c SCRIPT orchesjob-flow-supervisor JOB_ID JOBS_DIR CWD STEP_PATH [K=V...] -- COMMAND...`
- * (CWD empty: stay where started; JOBS_DIR is absolute, as the script changes directory; the K=V
- * words are the step's environment variables, STEP_PATH its PATH among them or empty). Written with
- * String.raw so it reads here exactly as the shell sees it.
+ * The script, run as `sh -c SCRIPT orchesjob-flow-supervisor JOBS_DIR COUNT JOB...`, where each of
+ * the COUNT JOBs is the words `JOB_ID CWD STEP_PATH N K=V... M ARG...`: N environment words for the
+ * command only, then the command's M words (CWD empty: stay where started; JOBS_DIR is absolute, as
+ * the supervisor changes directory; STEP_PATH is the step's PATH, or empty). Every job id is thus on
+ * the command line of each of the batch's processes, which is how a reader tells a supervisor from a
+ * process that reused its PID. Written with String.raw so it reads here exactly as the shell sees it.
  */
 export const SUPERVISOR_SCRIPT = String.raw`
-job=$1 dir=$2 cwd=$3 path=$4
-shift 4
+dir=$1 count=$2
+shift 2
 # Writes one file: a line, by one write() (printf is a builtin and flushes once), into a new file.
 # Readers take the file only once it ends with the newline, so they never act on half of it. A write
 # that fails (a full disk) is retried every second: the result waits in this live process, not lost.
 put() {
-  until printf '%s\n' "$2" > "$dir/$job.$1"; do
+  until printf '%s\n' "$3" >| "$dir/$1.$2"; do
     [ -d "$dir" ] || exit 1
     sleep 1
   done
 }
-# Test-only crash points (see src/shared/crash_point.ts): SIGKILL this shell at the named point.
+# Test-only crash points (see src/shared/crash_point.ts): SIGKILL this job's supervisor at the point.
 crash_point() {
   [ "$ORCHESJOB_FLOW_CRASH_AT" = "$1" ] || return 0
-  [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$$" >> "$ORCHESJOB_FLOW_CRASH_LOG"
-  kill -9 $$
+  [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
+  kill -9 "$worker"
 }
-# Claim the job (mkdir is atomic): a second supervisor of the same job leaves here, so launching is
-# idempotent and a reader may relaunch a job whose launcher died before spawning.
-mkdir "$dir/$job.claim" 2> /dev/null || exit 0
-put worker "$$"
-# An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
-# alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
-trap 'terminated=1' TERM
-# Aborted before it got going: never start the command.
-[ -e "$dir/$job.abort" ] && exit 0
+# Supervises one job, as the leader of its process group. Arguments: the job's words (and maybe
+# other jobs' words after them, which it ignores).
+supervise() {
+  job=$1 cwd=$2 path=$3 envs=$4
+  # The claim file holds the supervisor's PID (= the group's id): no separate file to create.
+  put "$job" claim "$worker"
+  # An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
+  # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
+  trap 'terminated=1' TERM
+  # Aborted before it got going: never start the command.
+  [ -e "$dir/$job.abort" ] && exit 0
+  # The job's working directory (a relative program path below is then relative to it).
+  if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
+  # Can the program be executed at all? It is looked up with the step's PATH, set here only for the
+  # lookup (the supervisor itself keeps its own PATH, so a step's PATH cannot break this script).
+  program=
+  eval "program=\${$((envs + 6))}"
+  [ -n "$path" ] || path=$PATH
+  case $program in
+    */*) [ -f "$program" ] && [ -x "$program" ] ;;
+    *) own=$PATH; PATH=$path; command -v "$program" > /dev/null 2>&1; found=$?; PATH=$own; [ "$found" -eq 0 ] ;;
+  esac || fail "cannot execute '$program': not found or not executable"
+  # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
+  # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
+  # It takes the step's environment there, in its own subshell, and only its own words.
+  (
+    trap - INT QUIT TERM
+    shift 4
+    # shellcheck disable=SC2163 # each word is NAME=VALUE: exporting it sets NAME
+    while [ "$envs" -gt 0 ]; do export "$1"; shift; envs=$((envs - 1)); done
+    keep=$1
+    shift
+    if [ "$#" -gt "$keep" ]; then
+      total=$# taken=0
+      for word do
+        set -- "$@" "$word"
+        taken=$((taken + 1))
+        [ "$taken" -lt "$keep" ] || break
+      done
+      shift "$total"
+    fi
+    exec "$@"
+  ) < /dev/null >| "$dir/$job.stdout" 2>| "$dir/$job.stderr" &
+  pid=$!
+  put "$job" target "$pid"
+  # A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
+  # again until the command is really gone, and keep the status of the last wait.
+  while :; do
+    wait "$pid"
+    rc=$?
+    kill -0 "$pid" 2> /dev/null || break
+  done
+  # The shell reports death by signal N as 128+N; orchesjob reports -N. A command that itself exits
+  # with 129-192 looks the same from here, so it is reported as a signal death too.
+  if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
+  crash_point supervisor:before-exit-file
+  put "$job" exit "$rc"
+  exit 0
+}
 # The command could not be started: say why in the job's stderr file and report exit status -1,
 # as orchesjob does for a command it could not start.
 fail() {
-  printf '%s\n' "orchesjob-flow: $1" > "$dir/$job.stderr"
-  : > "$dir/$job.stdout"
-  put exit -1
+  printf '%s\n' "orchesjob-flow: $1" >| "$dir/$job.stderr"
+  : >| "$dir/$job.stdout"
+  put "$job" exit -1
   exit 0
 }
-# The job's working directory (a relative program path below is then relative to it).
-if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
-# The step's environment is the K=V words before "--". Only the command gets it (below), so a step
-# that sets PATH cannot break this script; the program is still looked up with the step's PATH.
-[ -n "$path" ] || path=$PATH
-found=
-for word in "$@"; do
-  if [ -n "$found" ]; then program=$word; break; fi
-  [ "$word" = -- ] && found=1
+# Claims a job: creates its claim file, or fails if anything is there already (O_EXCL fails on any
+# existing path, an earlier version's claim directory too): another supervisor owns the job.
+claim() {
+  { : > "$dir/$1.claim"; } 2> /dev/null
+}
+# noclobber: '>' now creates a new file or fails (O_EXCL), which makes the claim atomic; every other
+# write says '>|'. Job control: each job's subshell leads a process group of its own.
+set -C
+[ "$count" -gt 1 ] && set -m
+while [ "$#" -gt 0 ]; do
+  job=$1 words=
+  eval "words=\${$(($4 + 5))}"
+  if [ "$count" -eq 1 ]; then
+    # This shell leads the session and the process group already: it supervises (and exits).
+    worker=$$
+    claim "$job" && supervise "$@"
+  else
+    (
+      # This subshell's PID: bash knows it; sh asks a child for its parent's.
+      # shellcheck disable=SC3028 # BASHPID is bash's, and the fallback covers sh
+      worker=$BASHPID
+      [ -n "$worker" ] || worker=$(exec sh -c 'echo "$PPID"')
+      claim "$job" && supervise "$@"
+    ) &
+  fi
+  shift "$(($4 + words + 5))"
 done
-# Can the program be executed at all?
-case $program in
-  */*) [ -f "$program" ] && [ -x "$program" ] ;;
-  *) (PATH=$path; command -v "$program" > /dev/null 2>&1) ;;
-esac || fail "cannot execute '$program': not found or not executable"
-# The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
-# non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
-# It takes the step's environment there, in its own subshell.
-(
-  trap - INT QUIT TERM
-  # shellcheck disable=SC2163 # each word is NAME=VALUE: exporting it sets NAME
-  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do export "$1"; shift; done
-  shift
-  exec "$@"
-) < /dev/null > "$dir/$job.stdout" 2> "$dir/$job.stderr" &
-pid=$!
-put target "$pid"
-# A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
-# again until the command is really gone, and keep the status of the last wait.
-while :; do
-  wait "$pid"
-  rc=$?
-  kill -0 "$pid" 2> /dev/null || break
-done
-# The shell reports death by signal N as 128+N; orchesjob reports -N. A command that itself exits
-# with 129-192 looks the same from here, so it is reported as a signal death too.
-if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
-crash_point supervisor:before-exit-file
-put exit "$rc"
 `;
 
 /** bash when present (it can un-ignore SIGINT/SIGQUIT for the command); otherwise sh. */
@@ -119,10 +164,14 @@ export function jobFiles(dir: string, jobId: string) {
   return {
     stdout: `${base}.stdout`,
     stderr: `${base}.stderr`,
+    /** The supervisor's PID, from supervisors of earlier versions (now in the claim file). */
     worker: `${base}.worker`,
     target: `${base}.target`,
     exit: `${base}.exit`,
-    /** The claim (a directory): present once a supervisor owns the job. */
+    /**
+     * The claim: present once a supervisor owns the job; then holds the supervisor's PID. (A directory
+     * from earlier versions, which wrote the PID to `worker`.)
+     */
     claim: `${base}.claim`,
     /** An abort's SIGKILL deadline (epoch seconds): present once the job was aborted. */
     abort: `${base}.abort`,
@@ -141,16 +190,41 @@ export interface Launch {
   cwd?: string;
 }
 
-/** Starts the supervisor for `command`; returns its PID. It does not wait for the command to start. */
-export function launchSupervisor(dir: string, jobId: string, command: readonly string[], launch: Launch = {}): number {
-  // The supervisor starts in the job's environment and changes to its directory itself, so a missing
-  // directory is reported in the job's stderr; `dir` is made absolute first for that reason. The
-  // command's own variables are K=V words: the supervisor never runs with a step's PATH.
-  const assignments = Object.entries(launch.env ?? {}).map(([name, value]) => `${name}=${value}`);
-  const args = [jobId, resolve(dir), launch.cwd ?? "", launch.env?.PATH ?? "", ...assignments, "--", ...command];
-  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, ...args], {
-    env: launch.baseEnv,
-    clearEnv: launch.baseEnv !== undefined,
+/** One job for {@link launchSupervisors}. */
+export interface JobLaunch {
+  jobId: string;
+  command: readonly string[];
+  /** The command's own variables (a step's env and the ORCHESJOB_FLOW_* ones). */
+  env?: Record<string, string>;
+  /** The command's working directory; none: where the supervisor starts. */
+  cwd?: string;
+}
+
+/** A batch's words on the supervisor's command line (see {@link SUPERVISOR_SCRIPT}). */
+export function supervisorArgs(dir: string, jobs: readonly JobLaunch[]): string[] {
+  // `dir` is made absolute, as the supervisor changes to each job's directory. The command's own
+  // variables are K=V words: the supervisor never runs with a step's PATH.
+  const args = [resolve(dir), String(jobs.length)];
+  for (const job of jobs) {
+    const assignments = Object.entries(job.env ?? {}).map(([name, value]) => `${name}=${value}`);
+    args.push(job.jobId, job.cwd ?? "", job.env?.PATH ?? "", String(assignments.length), ...assignments);
+    args.push(String(job.command.length), ...job.command);
+  }
+  return args;
+}
+
+/**
+ * Starts one supervisor process for `jobs` (all in `baseEnv`, the whole environment of supervisor and
+ * commands; none: this process's); returns its PID. It does not wait for any command to start.
+ */
+export function launchSupervisors(
+  dir: string,
+  jobs: readonly JobLaunch[],
+  baseEnv?: Record<string, string>,
+): number {
+  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, ...supervisorArgs(dir, jobs)], {
+    env: baseEnv,
+    clearEnv: baseEnv !== undefined,
   });
 }
 
