@@ -407,3 +407,53 @@ Deno.test("a full disk under the driver is waited out with backoff, shown as the
   assert.equal(t.state().error, null, "cleared once the store took writes again");
   assert.deepEqual(t.executor.starts(), ["start k:a:1", "start k:b:1"], "each step started once");
 });
+
+Deno.test("a round woken by a hint asks only about the hinted jobs; a pause that runs its course asks about all", async () => {
+  using t = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, command: [work]}
+  - {id: c, command: [work]}
+`);
+  // Hints naming run keys, as the built-in runner gives them; a clock that follows the real one (the
+  // driver really sleeps between rounds).
+  let hint: ((runKeys?: readonly string[]) => void) | null = null;
+  Object.assign(t.executor, {
+    watch(onChange: (runKeys?: readonly string[]) => void): Disposable {
+      hint = onChange;
+      return { [Symbol.dispose]() {} };
+    },
+  });
+  t.clock.now = () => Date.now() / 1000;
+  const statusCalls = () => t.executor.calls.filter((call) => call.startsWith("status "));
+  const until = async (what: string, ok: () => boolean) => {
+    for (const deadline = Date.now() + 20_000; !ok();) {
+      assert.ok(Date.now() < deadline, `waited for ${what}: ${t.executor.calls.join(", ")}`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  };
+  // A poll interval far beyond the test: every round after the start is one a hint woke.
+  const driver = new Driver(
+    { runs: t.runs, gate: t.gate, executor: t.executor, clock: t.clock, pollIntervalSec: 3600 },
+    "k",
+  );
+  const driven = driver.drive();
+  await until("the three starts", () => t.executor.starts().length === 3 && hint !== null);
+  // The first poll is a quarter of a second away: the hint comes first, and its round asks about "a" only.
+  const before = statusCalls().length;
+  t.executor.finish("k:a:1", "SUCCEEDED", 0);
+  hint!(["k:a:1"]);
+  await until("the hinted round", () => t.step("a").status === "SUCCEEDED");
+  assert.deepEqual(statusCalls().slice(before), ["status k:a:1"]);
+  // A hint that names no job (as an external orchesjob's) makes the next round ask about every running step.
+  t.executor.finish("k:b:1", "SUCCEEDED", 0);
+  const beforeAll = statusCalls().length;
+  hint!();
+  await until("the round after an unnamed hint", () => t.step("b").status === "SUCCEEDED");
+  assert.deepEqual(statusCalls().slice(beforeAll).sort(), ["status k:b:1", "status k:c:1"]);
+  // A job that ends with no hint at all (lost) is found by the next poll, here the first pause's end.
+  t.executor.finish("k:c:1", "SUCCEEDED", 0);
+  const state = await driven;
+  assert.equal(state.status, "SUCCEEDED");
+  assert.deepEqual(t.executor.starts(), ["start k:a:1", "start k:b:1", "start k:c:1"]);
+});

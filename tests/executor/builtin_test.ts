@@ -7,7 +7,7 @@ import { nowSeconds } from "../../src/shared/time.ts";
 import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
 import type { JobRow } from "../../src/executor/builtin/job_table.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
-import { eventually, tempDir } from "../helpers.ts";
+import { eventually, processAlive, tempDir } from "../helpers.ts";
 
 function row(jobId: string, fields: Partial<JobRow>): JobRow {
   return {
@@ -195,6 +195,69 @@ Deno.test("a job read the moment its start returns (no wait for RUNNING) is neve
     assert.ok(statuses.has("STARTING"), "no read came before the supervisor started: the test proves nothing");
     assert.ok(!statuses.has("LOST"), `statuses seen: ${[...statuses]}`);
   } finally {
+    db.close();
+  }
+});
+
+/** Session and process group of a live process, from /proc (Linux) or ps. */
+function sessionAndGroup(pid: number): { sid: number; pgid: number } {
+  const out = new Deno.Command("ps", { args: ["-o", "sid=,pgid=", "-p", String(pid)], stdout: "piped" }).outputSync();
+  const [sid, pgid] = new TextDecoder().decode(out.stdout).trim().split(/\s+/).map(Number);
+  return { sid, pgid };
+}
+
+Deno.test("starts made together share one supervisor spawn, yet each job is its own process group with its own words", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  const release = join(dir.path, "release");
+  const wait = `while [ ! -e '${release}' ]; do sleep 0.02; done`;
+  // Words a shell would mangle, an environment per job, a directory per job, and a program that does
+  // not exist in the middle of the batch.
+  const awkward = ["", "two words", "--", "-n", "a'b\"c", "$HOME", "line\nbreak", "*"];
+  const commands: { key: string; command: string[]; env?: Record<string, string>; cwd?: string }[] = [
+    { key: "first", command: ["sh", "-c", `${wait}; printf '%s|' "$0" "$@" "$X"`, ...awkward], env: { X: "x=1 y" } },
+    { key: "missing", command: ["no-such-program-here", "arg"] },
+    { key: "second", command: ["sh", "-c", `${wait}; pwd; printf '%s' "$X"`], env: { X: "second" }, cwd: "/" },
+    { key: "third", command: ["sh", "-c", `${wait}; exit 3`] },
+  ];
+  try {
+    const started = await Promise.all(
+      commands.map(({ key, command, env, cwd }) =>
+        runner.start(key, command, { strict: false, noWait: true, ...(env ? { env } : {}), ...(cwd ? { cwd } : {}) })
+      ),
+    );
+    assert.ok(started.every((job) => job.accepted));
+    const running = ["first", "second", "third"];
+    await eventually("the batch's jobs running", async () => {
+      for (const key of running) if ((await runner.status(key))?.status !== "RUNNING") return false;
+      return true;
+    });
+    const workers = await Promise.all(running.map(async (key) => (await runner.status(key))!.worker_pid!));
+    const groups = workers.map(sessionAndGroup);
+    // One spawn: one session for the whole batch. Each job leads its own process group.
+    assert.equal(new Set(groups.map((g) => g.sid)).size, 1, JSON.stringify(groups));
+    assert.deepEqual(groups.map((g) => g.pgid), workers);
+    assert.equal(new Set(workers).size, 3);
+    // Aborting one job of the batch ends its group only.
+    await runner.abort("third", { graceSeconds: 2, reason: "test" });
+    assert.ok(!processAlive(workers[2]));
+    assert.ok(processAlive(workers[0]) && processAlive(workers[1]), "a sibling of the aborted job died");
+    Deno.writeTextFileSync(release, "");
+    await eventually("the batch's jobs ended", async () => (await runner.running()).length === 0);
+    const first = (await runner.status("first"))!;
+    assert.equal(first.status, "SUCCEEDED");
+    assert.equal(Deno.readTextFileSync(first.stdout_file), [...awkward, "x=1 y"].map((w) => `${w}|`).join(""));
+    const second = (await runner.status("second"))!;
+    assert.equal(Deno.readTextFileSync(second.stdout_file), "/\nsecond");
+    assert.equal((await runner.status("third"))!.status, "ABORTED");
+    const missing = (await runner.status("missing"))!;
+    assert.deepEqual([missing.status, missing.exit_code], ["FAILED", -1]);
+    assert.match(Deno.readTextFileSync(missing.stderr_file), /cannot execute 'no-such-program-here'/);
+  } finally {
+    Deno.writeTextFileSync(release, "");
     db.close();
   }
 });

@@ -164,7 +164,7 @@ export class BuiltinRunner implements Executor {
     const batches: PendingLaunch[][] = [];
     const open = new Map<string, { batch: PendingLaunch[]; bytes: number }>();
     for (const job of pending) {
-      const key = JSON.stringify(job.launch.baseEnv ?? null);
+      const key = environmentKey(job.launch.baseEnv);
       const bytes = launchBytes(job);
       const current = open.get(key);
       if (current && current.batch.length < BATCH_JOBS && current.bytes + bytes <= BATCH_BYTES) {
@@ -533,4 +533,17 @@ function launchBytes({ row, launch }: PendingLaunch): number {
 /** The supervisor's PID: in the claim file, or (supervisors of earlier versions) its own file. */
 function readWorker(files: ReturnType<typeof jobFiles>): number | null {
   return readIntFile(files.claim) ?? readIntFile(files.worker);
+}
+
+const environmentKeys = new WeakMap<Record<string, string>, string>();
+
+/** The same text for the same variables, whatever their order (Deno.env.toObject's varies). */
+function environmentKey(env: Record<string, string> | undefined): string {
+  if (env === undefined) return "";
+  let key = environmentKeys.get(env);
+  if (key === undefined) {
+    key = JSON.stringify(Object.entries(env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    environmentKeys.set(env, key);
+  }
+  return key;
 }
