@@ -75,6 +75,7 @@ export function findOnPath(name: string, path: string): string | undefined {
 
 /** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
 export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
-  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir);
+  // A driver launches many jobs over its life: through one launch server (see launch_server.ts).
+  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir, { launchServer: true });
   return new ExternalExecutor(spec.bin!, callTimeoutSec, Deno.env.get("ORCHESJOB_HOME") || undefined);
 }

@@ -11,7 +11,15 @@ export {
 } from "./time.ts";
 export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
-export { type Finished, runToEnd, runToEndSync, spawnDetached, spawnDetachedChild, SpawnError } from "./process.ts";
+export {
+  type Finished,
+  runToEnd,
+  runToEndSync,
+  spawnDetached,
+  spawnDetachedChild,
+  spawnDetachedWithInput,
+  SpawnError,
+} from "./process.ts";
 export { forEachBounded } from "./bounded.ts";
 export { collectGarbageIfGrown } from "./memory.ts";
 export { makeDirectory, pathExists } from "./files.ts";

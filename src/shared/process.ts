@@ -108,6 +108,23 @@ export function spawnDetachedChild(
   argv: readonly string[],
   options: DetachedOptions = {},
 ): { pid: number; status: Promise<Deno.CommandStatus> } {
+  const child = detachedChild(argv, options, "null");
+  return { pid: child.pid, status: child.status };
+}
+
+/**
+ * {@link spawnDetached} with its stdin a pipe from us: returns its PID and the pipe's writer. Closing
+ * the pipe (or our exit, or death) ends its input. It does not keep this process alive.
+ */
+export function spawnDetachedWithInput(
+  argv: readonly string[],
+  options: DetachedOptions = {},
+): { pid: number; input: WritableStreamDefaultWriter<Uint8Array> } {
+  const child = detachedChild(argv, options, "piped");
+  return { pid: child.pid, input: child.stdin.getWriter() };
+}
+
+function detachedChild(argv: readonly string[], options: DetachedOptions, stdin: "null" | "piped"): Deno.ChildProcess {
   // `detached` makes Deno fork this whole process to call setsid() in the child: 40-70 ms per spawn
   // from a driver of a few hundred MiB, and system time that grows with it. A plain spawn is a
   // cheap vfork-style spawn; setsid(1) then makes the new session itself (it is not a group leader,
@@ -118,14 +135,14 @@ export function spawnDetachedChild(
     env: options.env,
     clearEnv: options.clearEnv,
     cwd: options.cwd,
-    stdin: "null",
+    stdin,
     stdout: "null",
     stderr: "null",
     detached: setsid === null,
   }).spawn();
   child.status.catch(() => {});
   child.unref();
-  return { pid: child.pid, status: child.status };
+  return child;
 }
 
 let setsidCache: string | null | undefined;

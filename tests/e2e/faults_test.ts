@@ -22,7 +22,7 @@ function waitForFile(path: string): string {
 /** The PIDs in the jobs directory's `*.claim` files (each job's supervisor and process group). */
 function workers(home: string): number[] {
   return [...Deno.readDirSync(join(home, "jobs"))].filter((e) => e.name.endsWith(".claim"))
-    .map((e) => Number(Deno.readTextFileSync(join(home, "jobs", e.name)).trim())).filter((pid) => pid > 0);
+    .map((e) => Number(/^\d+/.exec(Deno.readTextFileSync(join(home, "jobs", e.name)))?.[0])).filter((pid) => pid > 0);
 }
 
 flowTest(

@@ -17,7 +17,8 @@ import {
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
-import { jobFiles, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
+import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
+import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
 
 /**
@@ -33,6 +34,12 @@ const RELAUNCH_PAUSE_SECONDS = 5;
  */
 const BATCH_JOBS = 64;
 const BATCH_BYTES = 96 * 1024;
+/**
+ * A job whose command, variables and environment take more than this goes the spawn's way, not the
+ * launch server's: an exec too big for the kernel (E2BIG) then fails the spawn, reported as the start
+ * failing, rather than the command's exec inside the server with a shell's garbled message.
+ */
+const SERVER_JOB_BYTES = 64 * 1024;
 /** Waiting for a supervisor's files: they usually appear within milliseconds. */
 const START_WAIT: Backoff = { first: 0.001, factor: 2, ceiling: 0.05 };
 
@@ -73,8 +80,14 @@ export class BuiltinRunner implements Executor {
   private readonly reterminated = new Set<string>();
   /** Jobs to launch at the end of this turn, together. */
   private pending: PendingLaunch[] = [];
+  /** The launch server, once one was needed (only with `launchServer`). */
+  private server: LaunchServer | null = null;
 
-  constructor(readonly db: Database, readonly dir: string) {
+  /**
+   * `launchServer`: launch through one long-lived server (see launch_server.ts) rather than a spawn per
+   * batch; for a process that launches many jobs over its life (a driver), not for one-off commands.
+   */
+  constructor(readonly db: Database, readonly dir: string, readonly options: { launchServer?: boolean } = {}) {
     this.table = new JobTable(db);
     makeDirectory(dir);
   }
@@ -96,7 +109,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
-    const worker = row.worker_pid ?? readWorker(files);
+    const { worker, marker } = supervisorOf(row, files);
     if (worker !== null && row.worker_pid === null) changes.worker_pid = worker;
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
@@ -104,7 +117,7 @@ export class BuiltinRunner implements Executor {
     if (exit === null) {
       let alive: boolean;
       if (worker !== null) {
-        alive = isOurProcessAlive(worker, row.job_id) || isGroupAlive(worker);
+        alive = isOurProcessAlive(worker, marker) || isGroupAlive(worker);
       } else if (pathExists(files.claim)) {
         alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
       } else {
@@ -152,13 +165,16 @@ export class BuiltinRunner implements Executor {
    */
   private launch(row: JobRow, launch: Launch): Promise<string | null> {
     return new Promise((launched) => {
-      if (this.pending.length === 0) queueMicrotask(() => this.launchPending());
+      if (this.pending.length === 0) queueMicrotask(() => void this.launchPending());
       this.pending.push({ row, launch, launched });
     });
   }
 
-  /** One spawn per batch of pending jobs that share an environment; a batch that fails, job by job. */
-  private launchPending(): void {
+  /**
+   * One launch per batch of pending jobs that share an environment: sent to the launch server, or a
+   * spawn; a batch whose spawn fails, job by job.
+   */
+  private async launchPending(): Promise<void> {
     const pending = this.pending;
     this.pending = [];
     const batches: PendingLaunch[][] = [];
@@ -177,12 +193,33 @@ export class BuiltinRunner implements Executor {
       }
     }
     for (const batch of batches) {
-      const failure = this.spawn(batch);
+      const failure = await this.sendToServer(batch) ? null : this.spawn(batch);
       for (const job of batch) {
         if (failure === null) job.launched(null);
         else job.launched(batch.length === 1 ? this.failLaunch(job.row, failure) : this.retryAlone(job));
       }
     }
+  }
+
+  /**
+   * Sends a batch to the launch server (started for the first batch, in that batch's environment);
+   * false when there is none for it (not wanted, no bash, another environment, or it is gone).
+   */
+  private async sendToServer(batch: readonly PendingLaunch[]): Promise<boolean> {
+    if (!this.options.launchServer) return false;
+    const key = environmentKey(batch[0].launch.baseEnv);
+    if (batch.some((job) => key.length + launchBytes(job) > SERVER_JOB_BYTES)) return false;
+    if (this.server && !this.server.alive) this.server = null;
+    if (!this.server) {
+      const bash = bashPath();
+      if (bash === null) return false;
+      try {
+        this.server = new LaunchServer(bash, this.dir, key, batch[0].launch.baseEnv);
+      } catch {
+        return false;
+      }
+    }
+    return this.server.environmentKey === key && await this.server.send(batch.map(jobLaunch));
   }
 
   /** A job of a batch whose spawn failed, launched alone: only the job that cannot be launched fails. */
@@ -194,13 +231,7 @@ export class BuiltinRunner implements Executor {
   /** Spawns one supervisor for `batch`; null, or why it could not be spawned. */
   private spawn(batch: readonly PendingLaunch[]): string | null {
     try {
-      const jobs = batch.map(({ row, launch }) => ({
-        jobId: row.job_id,
-        command: JSON.parse(row.command),
-        env: launch.env,
-        cwd: launch.cwd,
-      }));
-      launchSupervisors(this.dir, jobs, batch[0].launch.baseEnv);
+      launchSupervisors(this.dir, batch.map(jobLaunch), batch[0].launch.baseEnv);
       return null;
     } catch (error) {
       return error instanceof Error ? error.message : String(error);
@@ -223,7 +254,7 @@ export class BuiltinRunner implements Executor {
   private resumeAbort(row: JobRow): void {
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const worker = row.worker_pid ?? readWorker(files);
+    const { worker } = supervisorOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return;
     if (nowSeconds() >= deadline) {
       signal(-worker, "SIGKILL");
@@ -241,9 +272,9 @@ export class BuiltinRunner implements Executor {
     if (row.status !== "ABORTED") return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const worker = row.worker_pid ?? readWorker(files);
+    const { worker, marker } = supervisorOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
-    await terminate(row.job_id, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
+    await terminate(marker, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -443,9 +474,9 @@ export class BuiltinRunner implements Executor {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
-    const worker = row.worker_pid ?? readWorker(files);
+    const { worker, marker } = supervisorOf(row, files);
     const target = row.target_pid ?? readIntFile(files.target);
-    const flags = await terminate(row.job_id, worker, target, options.graceSeconds);
+    const flags = await terminate(marker, worker, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
@@ -456,10 +487,10 @@ export class BuiltinRunner implements Executor {
  * its own session and process group; the command and everything it spawned are in that group.
  * Signals go out only while the supervisor is provably the job's (its PID may have been reused).
  */
-async function terminate(jobId: string, worker: number | null, target: number | null, graceSeconds: number) {
+async function terminate(marker: string, worker: number | null, target: number | null, graceSeconds: number) {
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
-  if (worker === null || !(isOurProcessAlive(worker, jobId) || isGroupAlive(worker))) return flags;
+  if (worker === null || !(isOurProcessAlive(worker, marker) || isGroupAlive(worker))) return flags;
   flags.sent_term_target = target !== null && signal(-worker, "SIGTERM");
   flags.sent_term_worker = signal(worker, "SIGTERM");
   crashPoint("runner:abort-grace");
@@ -530,9 +561,21 @@ function launchBytes({ row, launch }: PendingLaunch): number {
   return bytes;
 }
 
-/** The supervisor's PID: in the claim file, or (supervisors of earlier versions) its own file. */
-function readWorker(files: ReturnType<typeof jobFiles>): number | null {
-  return readIntFile(files.claim) ?? readIntFile(files.worker);
+/**
+ * The job's supervisor: its PID (recorded, or from the claim file, or from an earlier version's own
+ * file), and what its command line shows (the job id, or a launch server's mark from the claim).
+ */
+function supervisorOf(row: JobRow, files: ReturnType<typeof jobFiles>): { worker: number | null; marker: string } {
+  let claim: RegExpExecArray | null = null;
+  try {
+    claim = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(files.claim));
+  } catch {
+    // not claimed yet, or claimed by an earlier version (a directory)
+  }
+  return {
+    worker: row.worker_pid ?? (claim ? Number(claim[1]) : readIntFile(files.worker)),
+    marker: claim?.[2] ?? row.job_id,
+  };
 }
 
 const environmentKeys = new WeakMap<Record<string, string>, string>();
@@ -546,4 +589,8 @@ function environmentKey(env: Record<string, string> | undefined): string {
     environmentKeys.set(env, key);
   }
   return key;
+}
+
+function jobLaunch({ row, launch }: PendingLaunch): JobLaunch {
+  return { jobId: row.job_id, command: JSON.parse(row.command), env: launch.env, cwd: launch.cwd };
 }

@@ -31,17 +31,8 @@ import { pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
-/**
- * The script, run as `sh -c SCRIPT orchesjob-flow-supervisor JOBS_DIR COUNT JOB...`, where each of
- * the COUNT JOBs is the words `JOB_ID CWD STEP_PATH N K=V... M ARG...`: N environment words for the
- * command only, then the command's M words (CWD empty: stay where started; JOBS_DIR is absolute, as
- * the supervisor changes directory; STEP_PATH is the step's PATH, or empty). Every job id is thus on
- * the command line of each of the batch's processes, which is how a reader tells a supervisor from a
- * process that reused its PID. Written with String.raw so it reads here exactly as the shell sees it.
- */
-export const SUPERVISOR_SCRIPT = String.raw`
-dir=$1 count=$2
-shift 2
+/** The shell functions of both scripts below (put, supervise, claim, launch_jobs...). */
+const SUPERVISOR_FUNCTIONS = String.raw`
 # Writes one file: a line, by one write() (printf is a builtin and flushes once), into a new file.
 # Readers take the file only once it ends with the newline, so they never act on half of it. A write
 # that fails (a full disk) is retried every second: the result waits in this live process, not lost.
@@ -61,8 +52,9 @@ crash_point() {
 # other jobs' words after them, which it ignores).
 supervise() {
   job=$1 cwd=$2 path=$3 envs=$4
-  # The claim file holds the supervisor's PID (= the group's id): no separate file to create.
-  put "$job" claim "$worker"
+  # The claim file holds the supervisor's PID (= the group's id), and the mark to look for on its
+  # command line when that is not the job id: no separate file to create.
+  put "$job" claim "$worker$mark"
   # An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
   # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
   trap 'terminated=1' TERM
@@ -129,33 +121,78 @@ fail() {
 claim() {
   { : > "$dir/$1.claim"; } 2> /dev/null
 }
-# noclobber: '>' now creates a new file or fails (O_EXCL), which makes the claim atomic; every other
-# write says '>|'. Job control: each job's subshell leads a process group of its own.
-set -C
-[ "$count" -gt 1 ] && set -m
-while [ "$#" -gt 0 ]; do
-  job=$1 words=
-  eval "words=\${$(($4 + 5))}"
-  if [ "$count" -eq 1 ]; then
-    # This shell leads the session and the process group already: it supervises (and exits).
-    worker=$$
-    claim "$job" && supervise "$@"
-  else
-    (
-      # This subshell's PID: bash knows it; sh asks a child for its parent's.
-      # shellcheck disable=SC3028 # BASHPID is bash's, and the fallback covers sh
-      worker=$BASHPID
-      [ -n "$worker" ] || worker=$(exec sh -c 'echo "$PPID"')
+# Launches the jobs whose words are the arguments: "inline" (one job: this shell leads its session
+# and process group already, and supervises it), or "fork" (each job in a subshell that job control
+# makes the leader of a process group of its own).
+launch_jobs() {
+  how=$1
+  shift
+  while [ "$#" -gt 0 ]; do
+    job=$1 words=
+    eval "words=\${$(($4 + 5))}"
+    if [ "$how" = inline ]; then
+      worker=$$
       claim "$job" && supervise "$@"
-    ) &
-  fi
-  shift "$(($4 + words + 5))"
+    else
+      (
+        # Not the server's pipe: only the server reads it.
+        exec 3<&-
+        # This subshell's PID: bash knows it; sh asks a child for its parent's.
+        # shellcheck disable=SC3028 # BASHPID is bash's, and the fallback covers sh
+        worker=$BASHPID
+        [ -n "$worker" ] || worker=$(exec sh -c 'echo "$PPID"')
+        claim "$job" && supervise "$@"
+      ) &
+    fi
+    shift "$(($4 + words + 5))"
+  done
+}
+`;
+
+/**
+ * The script that launches one batch, run as `sh -c SCRIPT orchesjob-flow-supervisor JOBS_DIR COUNT
+ * JOB...`, where each of the COUNT JOBs is the words `JOB_ID CWD STEP_PATH N K=V... M ARG...`: N
+ * environment words for the command only, then the command's M words (CWD empty: stay where started;
+ * JOBS_DIR is absolute, as the supervisor changes directory; STEP_PATH is the step's PATH, or empty).
+ * Every job id is thus on the command line of each of the batch's processes, which is how a reader
+ * tells a supervisor from a process that reused its PID. Written with String.raw so it reads here
+ * exactly as the shell sees it.
+ */
+export const SUPERVISOR_SCRIPT = SUPERVISOR_FUNCTIONS + String.raw`
+dir=$1 count=$2 mark=
+shift 2
+# noclobber: '>' now creates a new file or fails (O_EXCL), which makes the claim atomic; every other
+# write says '>|'.
+set -C
+if [ "$count" -eq 1 ]; then launch_jobs inline "$@"; else set -m; launch_jobs fork "$@"; fi
+`;
+
+/**
+ * A launch server (bash only: it reads NUL-separated words): run as `bash -c SCRIPT
+ * orchesjob-flow-supervisor JOBS_DIR MARK`, it reads jobs from its stdin and launches each as it
+ * arrives, as a batch supervisor would, until its stdin ends (its driver exited or died). A job's
+ * record is its number of words, then the words (as above), each ended by a NUL byte. The jobs' ids
+ * are not on the server's command line, so each claim also holds MARK, a token that is.
+ */
+export const SERVER_SCRIPT = SUPERVISOR_FUNCTIONS + String.raw`
+dir=$1 mark=" $2"
+set -C -m
+exec 3<&0 0< /dev/null
+while IFS= read -r -d '' -u 3 left; do
+  set --
+  while [ "$left" -gt 0 ] && IFS= read -r -d '' -u 3 word; do
+    set -- "$@" "$word"
+    left=$((left - 1))
+  done
+  # A record cut short: whoever wrote it is gone.
+  [ "$left" -eq 0 ] || exit 0
+  launch_jobs fork "$@"
 done
 `;
 
 /** bash when present (it can un-ignore SIGINT/SIGQUIT for the command); otherwise sh. */
 function shell(): string {
-  return pathExists("/bin/bash") ? "/bin/bash" : "/bin/sh";
+  return bashPath() ?? "/bin/sh";
 }
 
 /** Job file paths under the jobs directory. */
@@ -202,15 +239,28 @@ export interface JobLaunch {
 
 /** A batch's words on the supervisor's command line (see {@link SUPERVISOR_SCRIPT}). */
 export function supervisorArgs(dir: string, jobs: readonly JobLaunch[]): string[] {
-  // `dir` is made absolute, as the supervisor changes to each job's directory. The command's own
-  // variables are K=V words: the supervisor never runs with a step's PATH.
-  const args = [resolve(dir), String(jobs.length)];
-  for (const job of jobs) {
-    const assignments = Object.entries(job.env ?? {}).map(([name, value]) => `${name}=${value}`);
-    args.push(job.jobId, job.cwd ?? "", job.env?.PATH ?? "", String(assignments.length), ...assignments);
-    args.push(String(job.command.length), ...job.command);
-  }
-  return args;
+  // `dir` is made absolute, as the supervisor changes to each job's directory.
+  return [resolve(dir), String(jobs.length), ...jobs.flatMap(jobWords)];
+}
+
+/** One job's words: `JOB_ID CWD STEP_PATH N K=V... M ARG...` (see {@link SUPERVISOR_SCRIPT}). */
+export function jobWords(job: JobLaunch): string[] {
+  // The command's own variables are K=V words: the supervisor never runs with a step's PATH.
+  const assignments = Object.entries(job.env ?? {}).map(([name, value]) => `${name}=${value}`);
+  return [
+    job.jobId,
+    job.cwd ?? "",
+    job.env?.PATH ?? "",
+    String(assignments.length),
+    ...assignments,
+    String(job.command.length),
+    ...job.command,
+  ];
+}
+
+/** bash, when there is one: the launch server needs it. */
+export function bashPath(): string | null {
+  return pathExists("/bin/bash") ? "/bin/bash" : null;
 }
 
 /**

@@ -1,0 +1,130 @@
+/**
+ * The built-in runner's launch server (src/executor/builtin/launch_server.ts) through the real CLI: a
+ * driver launches its jobs through one long-lived bash, the server goes when its driver goes, and a
+ * server that dies mid-run costs no step and runs none twice.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { flowTest, statuses } from "./flow_env.ts";
+import { eventually, processAlive } from "../helpers.ts";
+import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
+
+const builtin = ["builtin"] as const;
+
+/** Each claim's "PID MARK" (a launch server's jobs) or "PID" (a spawned supervisor's). */
+function claims(home: string): { pid: number; mark: string | null }[] {
+  const found = [];
+  for (const entry of Deno.readDirSync(join(home, "jobs"))) {
+    if (!entry.isFile || !entry.name.endsWith(".claim")) continue;
+    const match = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(join(home, "jobs", entry.name)));
+    if (match) found.push({ pid: Number(match[1]), mark: match[2] ?? null });
+  }
+  return found;
+}
+
+/** PIDs of live processes whose command line holds `text` and which lead their session (the server). */
+function sessionLeadersWith(text: string): number[] {
+  const leaders = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (cmdline.includes(text) && fields[0] !== "Z" && Number(fields[3]) === Number(entry.name)) {
+        leaders.push(Number(entry.name));
+      }
+    } catch { /* gone */ }
+  }
+  return leaders;
+}
+
+const linux = Deno.build.os === "linux";
+
+flowTest(
+  builtin,
+  "a driver launches every job of a run through one launch server, which leaves with it",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const chain = Array.from(
+      { length: 6 },
+      (_, i) => `  - {id: s${i}, ${i ? `when: s${i - 1}, ` : ""}command: ${logged(log, `s${i}`)}}`,
+    );
+    const fan = Array.from({ length: 5 }, (_, i) => `  - {id: f${i}, when: s5, command: ${logged(log, `f${i}`)}}`);
+    const file = env.flow("server.yaml", `flow_id: server\nsteps:\n${[...chain, ...fan].join("\n")}\n`);
+    const final = await env.json(["start", "--run-key", "k", file]);
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.deepEqual(Object.values(countLines(log)), Array(11).fill(1));
+    const marks = claims(env.home).map((claim) => claim.mark);
+    assert.equal(marks.length, 11);
+    assert.equal(new Set(marks).size, 1, `one server launched them all: ${marks}`);
+    assert.notEqual(marks[0], null, "the jobs were launched by a server, not by spawned supervisors");
+    if (linux) {
+      await eventually(
+        "the server left with its driver",
+        () => sessionLeadersWith(marks[0]!).length === 0,
+        20,
+      );
+    }
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+flowTest(
+  builtin,
+  "a launch server killed mid-run: the driver launches without it, every step once; a killed driver's server leaves",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const release = join(env.home, "release");
+    const file = env.flow(
+      "kill.yaml",
+      `flow_id: kill
+steps:
+  - {id: a, command: ${logged(log, "a", `while [ ! -e '${release}' ]; do sleep 0.05; done`)}}
+  - {id: b, when: a, command: ${logged(log, "b")}}
+  - {id: c, when: a, command: ${logged(log, "c")}}
+  - {id: d, when: b && c, command: ${logged(log, "d", "sleep 30")}}
+`,
+    );
+    const driver = env.spawn(["start", "--run-key", "k", file]);
+    await waitForLines(log, 1);
+    const [first] = claims(env.home);
+    assert.ok(first?.mark, `step a was launched by a server: ${JSON.stringify(claims(env.home))}`);
+    const [server] = linux ? sessionLeadersWith(first.mark) : [];
+    if (linux) {
+      assert.ok(server, "the server is running");
+      Deno.kill(server, "SIGKILL");
+      await eventually("the server is gone", () => !processAlive(server));
+    }
+    Deno.writeTextFileSync(release, "");
+    // b and c, then d, launch without the dead server.
+    await waitForLines(log, 4);
+    const launched = claims(env.home);
+    assert.equal(launched.length, 4);
+    if (linux) {
+      assert.ok(launched.some((claim) => claim.mark !== first.mark), "no job after the kill came from the dead server");
+    }
+    // The driver dies while d runs: its new server (if it started one) leaves with it; d lives on.
+    driver.kill("SIGKILL");
+    await driver.output();
+    const marks = new Set(claims(env.home).map((claim) => claim.mark).filter((mark) => mark !== null));
+    if (linux) {
+      await eventually(
+        "no server outlives its driver",
+        () => [...marks].every((m) => sessionLeadersWith(m!).length === 0),
+        20,
+      );
+    }
+    const resumed = await env.waitFor(
+      "k",
+      "d running",
+      (run) => run.steps.find((s: { id: string }) => s.id === "d")?.status === "RUNNING",
+    );
+    assert.equal(resumed.status, "RUNNING");
+    await env.json(["cancel", "--run-key", "k"]);
+    const final = await env.status("k");
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED", d: "CANCELLED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1, d: 1 });
+    await assertNoJobProcesses(env.home);
+  },
+);
