@@ -9,21 +9,36 @@
  * job unclaimed, and the next reader launches it again (the claim makes that idempotent), as after a
  * launcher that died between committing the row and spawning.
  */
-import { resolve, spawnDetachedWithInput } from "../../shared/mod.ts";
+import { resolve, spawnDetachedWithInput, timerDelay } from "../../shared/mod.ts";
 import { type JobLaunch, jobWords, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
+
+/**
+ * A send that takes longer than this means a server that does not read (stopped, or stuck): it is
+ * given up, and its jobs go another way. (Its pipe holds 64 KiB, hundreds of jobs, so a send that
+ * waits at all is unusual.)
+ */
+const SEND_TIMEOUT_SECONDS = 5;
 
 export class LaunchServer implements Disposable {
   /** On the server's command line and in each claim it makes: how a reader knows its processes. */
   readonly mark = crypto.randomUUID();
+  readonly pid: number;
   private readonly input: WritableStreamDefaultWriter<Uint8Array>;
   private usable = true;
 
   constructor(bash: string, dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
     const argv = [bash, "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
-    this.input = spawnDetachedWithInput(argv, { env: baseEnv, clearEnv: baseEnv !== undefined }).input;
+    ({ pid: this.pid, input: this.input } = spawnDetachedWithInput(argv, {
+      env: baseEnv,
+      clearEnv: baseEnv !== undefined,
+    }));
   }
 
-  /** Sends jobs to launch; false when the server is gone (then nothing was sent). */
+  /**
+   * Sends jobs to launch; false when the server is gone or does not read. Then some of them may have
+   * reached it all the same: launching them again elsewhere is safe, as a job's claim makes the
+   * second launch do nothing.
+   */
   async send(jobs: readonly JobLaunch[]): Promise<boolean> {
     if (!this.usable) return false;
     // Each job: its number of words, then the words, each ended by a NUL byte (no word holds one:
@@ -32,12 +47,17 @@ export class LaunchServer implements Disposable {
       const words = jobWords(job);
       return [String(words.length), ...words].map((word) => `${word}\0`).join("");
     }).join("");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timerDelay(SEND_TIMEOUT_SECONDS));
+    });
     try {
-      await this.input.write(new TextEncoder().encode(text));
-      return true;
-    } catch {
-      this.usable = false;
+      const written = this.input.write(new TextEncoder().encode(text)).then(() => true, () => false);
+      if (await Promise.race([written, timedOut])) return true;
+      this[Symbol.dispose]();
       return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -45,8 +65,10 @@ export class LaunchServer implements Disposable {
     return this.usable;
   }
 
+  /** Ends the server's input (it then exits once it has launched what it read). */
   [Symbol.dispose](): void {
+    if (!this.usable) return;
     this.usable = false;
-    this.input.close().catch(() => {});
+    this.input.abort().catch(() => {});
   }
 }

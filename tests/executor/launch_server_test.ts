@@ -1,0 +1,49 @@
+/** The launch server on its own: it launches what it is sent, and a server that does not read is given up. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { LaunchServer } from "../../src/executor/builtin/launch_server.ts";
+import { eventually, processAlive, tempDir } from "../helpers.ts";
+
+Deno.test("a launch server launches the jobs it is sent, and leaves when its input ends", async () => {
+  using dir = tempDir();
+  const server = new LaunchServer("/bin/bash", dir.path, "");
+  const jobs = ["a", "b", "c"].map((id) => ({
+    jobId: id,
+    command: ["sh", "-c", `printf '%s' "$1"`, "x", `out ${id}`],
+  }));
+  assert.equal(await server.send(jobs), true);
+  await eventually("three jobs ended", () => jobs.every(({ jobId }) => exists(join(dir.path, `${jobId}.exit`))));
+  for (const { jobId } of jobs) {
+    assert.equal(Deno.readTextFileSync(join(dir.path, `${jobId}.stdout`)), `out ${jobId}`);
+    assert.match(Deno.readTextFileSync(join(dir.path, `${jobId}.claim`)), new RegExp(`^\\d+ ${server.mark}\\n$`));
+  }
+  server[Symbol.dispose]();
+  await eventually("the server left", () => !processAlive(server.pid));
+});
+
+Deno.test("a launch server that does not read (stopped) is given up after a while, not waited for", async () => {
+  using dir = tempDir();
+  const server = new LaunchServer("/bin/bash", dir.path, "");
+  try {
+    Deno.kill(server.pid, "SIGSTOP");
+    // More than a pipe holds (64 KiB): the write cannot complete while the server is stopped.
+    const jobs = Array.from({ length: 400 }, (_, i) => ({ jobId: `j${i}`, command: ["true", "x".repeat(400)] }));
+    const sent = await server.send(jobs);
+    assert.equal(sent, false);
+    assert.equal(server.alive, false);
+    assert.equal(await server.send(jobs.slice(0, 1)), false, "a server given up takes nothing more");
+  } finally {
+    Deno.kill(server.pid, "SIGKILL");
+    Deno.kill(server.pid, "SIGCONT");
+  }
+  await eventually("the server is gone", () => !processAlive(server.pid));
+});
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
