@@ -481,9 +481,20 @@ async function fanOutExternal(): Promise<void> {
 }
 
 async function launchAndSupervisor(): Promise<void> {
+  // A driver's runner launches through its launch server; one-off commands (`job start`) spawn.
+  const paths = [["launch.builtin", "through the launch server (a driver's way)", true], [
+    "launch.builtin.spawn",
+    "a supervisor spawned per start (one-off commands' way)",
+    false,
+  ]] as const;
+  for (const [id, how, launchServer] of paths) await launchFigures(id, how, launchServer);
+}
+
+/** A built-in start until RUNNING, and its supervisor's RSS and PSS, against a bare spawn of the same command. */
+async function launchFigures(id: string, how: string, launchServer: boolean): Promise<void> {
   const rounds = 15;
-  const dbPath = join(HOME, "launch.sqlite3");
-  const runner = new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath));
+  const dbPath = join(HOME, `${id}.sqlite3`);
+  const runner = new BuiltinRunner(openDatabase(dbPath), jobsDirectory(dbPath), { launchServer });
   await runner.start("warm", ["sleep", "30"], { strict: false });
   await runner.abort("warm", { graceSeconds: 1 });
   const bare: number[] = [], builtin: number[] = [], bareRss: number[] = [], supRss: number[] = [];
@@ -505,9 +516,10 @@ async function launchAndSupervisor(): Promise<void> {
     await runner.abort(`bench-${i}`, { graceSeconds: 1 });
   }
   runner.db.close();
+  const suffix = launchServer ? "" : ".spawn";
   figure({
-    id: "launch.builtin",
-    label: `built-in start until RUNNING (median of ${rounds})`,
+    id,
+    label: `built-in start until RUNNING, ${how} (median of ${rounds})`,
     value: median(builtin),
     unit: "ms",
     baseline: median(bare),
@@ -515,8 +527,8 @@ async function launchAndSupervisor(): Promise<void> {
     goal: "(report)",
   });
   figure({
-    id: "supervisor.rss",
-    label: "supervisor RSS per job",
+    id: `supervisor${suffix}.rss`,
+    label: `supervisor RSS per job, ${how}`,
     value: median(supRss) / 1024,
     unit: "MiB",
     baseline: median(bareRss) / 1024,
@@ -524,8 +536,8 @@ async function launchAndSupervisor(): Promise<void> {
     goal: "(report)",
   });
   figure({
-    id: "supervisor.pss",
-    label: "supervisor PSS per job",
+    id: `supervisor${suffix}.pss`,
+    label: `supervisor PSS per job, ${how}`,
     value: median(supPss) / 1024,
     unit: "MiB",
     baseline: median(barePss) / 1024,

@@ -185,25 +185,30 @@ export class Driver {
     };
     const first = nextPause(backoff);
     let pause = first;
-    // The first round, and every round after a pause that ran its course (a poll), looks at all.
-    let poll = true;
+    // A round looks at every running step (polls) unless a hint woke it or it follows one that made
+    // progress; and whatever wakes the rounds, at least once per pause of the backoff: hints alone
+    // never see a job that ends without one (a dead supervisor, a lost event).
+    let hinted = false;
+    let lastPoll = -Infinity;
     for (;;) {
       if (this.options.interrupted?.()) return this.current().run;
       // Rings from here on announce changes this round may not see: they cut the next pause short,
       // and the hints that came with them are the next round's to look at.
       this.bell.clear();
-      const only = poll || !named || this.hintedAll ? null : this.hinted;
+      const poll = !named || !hinted || this.hintedAll || performance.now() - lastPoll >= pause * 1000;
+      if (poll) lastPoll = performance.now();
+      const only = poll ? null : this.hinted;
       this.hinted = new Set();
       this.hintedAll = false;
       collectGarbageIfGrown();
       const round = await this.tickOrWait(backoff, only);
       if (round === null) {
-        poll = true;
+        hinted = false;
         continue;
       }
       const { state, progressed, started } = round;
       if (isTerminalRun(state.status)) return state;
-      poll = false;
+      hinted = true;
       if (progressed) {
         pause = first;
         continue;
@@ -211,15 +216,24 @@ export class Driver {
       if (started) pause = first;
       const due = nextDue(state, this.index ?? undefined);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
-      poll = !(await this.pause(wait));
+      hinted = await this.pause(wait);
       pause = nextPause(backoff, pause);
     }
   }
 
-  /** An executor's hint: what it names is looked at next round, which it starts now. */
+  /**
+   * An executor's hint: what it names of this run is looked at next round, which it starts now.
+   * Other runs' jobs (the built-in runner's jobs directory is shared by every run of its state file)
+   * are no business of this driver's and do not wake it.
+   */
   private hint(runKeys: readonly string[] | undefined): void {
-    if (runKeys === undefined) this.hintedAll = true;
-    else for (const key of runKeys) this.hinted.add(key);
+    if (runKeys === undefined) {
+      this.hintedAll = true;
+    } else {
+      const ours = runKeys.filter((key) => key.startsWith(`${this.runKey}:`));
+      if (ours.length === 0) return;
+      for (const key of ours) this.hinted.add(key);
+    }
     this.bell.ring();
   }
 

@@ -457,3 +457,41 @@ steps:
   assert.equal(state.status, "SUCCEEDED");
   assert.deepEqual(t.executor.starts(), ["start k:a:1", "start k:b:1", "start k:c:1"]);
 });
+
+Deno.test("hints about other runs' jobs neither wake the driver nor starve its polls: a job that ends unhinted is seen", async () => {
+  using t = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+`);
+  let hint: ((runKeys?: readonly string[]) => void) | null = null;
+  Object.assign(t.executor, {
+    watch(onChange: (runKeys?: readonly string[]) => void): Disposable {
+      hint = onChange;
+      return { [Symbol.dispose]() {} };
+    },
+  });
+  t.clock.now = () => Date.now() / 1000;
+  const driver = new Driver(
+    { runs: t.runs, gate: t.gate, executor: t.executor, clock: t.clock, pollIntervalSec: 0.5 },
+    "k",
+  );
+  const driven = driver.drive();
+  for (const deadline = Date.now() + 20_000; t.executor.starts().length === 0;) {
+    assert.ok(Date.now() < deadline, "the step never started");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  // Another run of the same state file ends a job every 20 ms, for as long as this test lasts: its
+  // hints come far more often than this driver's pauses run out. (A run key that merely starts with
+  // this run's key, "k2", is another run too.)
+  let n = 0;
+  const noise = setInterval(() => hint!([`other:s${n}:1`, `k2:s${n++}:1`]), 20);
+  try {
+    // The job ends with no hint (its supervisor died: LOST, no exit file).
+    t.executor.finish("k:a:1", "LOST", null);
+    const state = await driven;
+    assert.equal(state.status, "FAILED");
+    assert.ok(n > 0, "the other run's hints came while the driver waited");
+  } finally {
+    clearInterval(noise);
+  }
+});

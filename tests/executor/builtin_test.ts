@@ -263,3 +263,57 @@ Deno.test("starts made together share one supervisor spawn, yet each job is its 
     db.close();
   }
 });
+
+Deno.test("jobs of one batch with thousands of words each get exactly their own words", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  try {
+    const words = (tag: string) => Array.from({ length: 3000 }, (_, i) => `${tag}${i}`);
+    const count = ["sh", "-c", 'printf "%s %s %s" "$#" "$1" "${3000}"', "x"];
+    await Promise.all([
+      runner.start("many-a", [...count, ...words("a")], { strict: false, noWait: true }),
+      runner.start("many-b", [...count, ...words("b")], { strict: false, noWait: true }),
+    ]);
+    await eventually("both jobs ended", async () => (await runner.running()).length === 0);
+    for (const [key, tag] of [["many-a", "a"], ["many-b", "b"]]) {
+      const job = (await runner.status(key))!;
+      assert.equal(job.status, "SUCCEEDED", key);
+      assert.equal(Deno.readTextFileSync(job.stdout_file), `3000 ${tag}0 ${tag}2999`);
+    }
+  } finally {
+    db.close();
+  }
+});
+
+Deno.test("the scripts ignore functions exported in the environment (bash -p): a BASH_FUNC_set cannot break a launch", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath), { launchServer: true });
+  try {
+    const baseEnv = {
+      ...Deno.env.toObject(),
+      "BASH_FUNC_set%%": "() { return 0; }",
+      "BASH_FUNC_f%%": "() { echo from-f; }",
+    };
+    // Two jobs in one turn: one batch, through the launch server; the command still gets the function.
+    await Promise.all(
+      ["fa", "fb"].map((key) => runner.start(key, ["bash", "-c", "f"], { strict: false, noWait: true, baseEnv })),
+    );
+    await eventually("both jobs ended", async () => (await runner.running()).length === 0, 20);
+    for (const key of ["fa", "fb"]) {
+      const job = (await runner.status(key))!;
+      assert.equal(job.status, "SUCCEEDED", key);
+      assert.equal(Deno.readTextFileSync(job.stdout_file), "from-f\n");
+      assert.match(
+        Deno.readTextFileSync(job.stdout_file.replace(/\.stdout$/, ".claim")),
+        /^\d+ \S+\n$/,
+        "the server launched it",
+      );
+    }
+  } finally {
+    db.close();
+  }
+});

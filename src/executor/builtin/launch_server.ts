@@ -27,7 +27,8 @@ export class LaunchServer implements Disposable {
   private usable = true;
 
   constructor(bash: string, dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
-    const argv = [bash, "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
+    // -p: see scriptShell in supervisor.ts.
+    const argv = [bash, "-p", "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
     ({ pid: this.pid, input: this.input } = spawnDetachedWithInput(argv, {
       env: baseEnv,
       clearEnv: baseEnv !== undefined,

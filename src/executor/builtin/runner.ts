@@ -177,13 +177,15 @@ export class BuiltinRunner implements Executor {
   private async launchPending(): Promise<void> {
     const pending = this.pending;
     this.pending = [];
+    // Without bash, one supervisor per job: sh cannot give a batch's jobs process groups of their own.
+    const limit = bashPath() === null ? 1 : BATCH_JOBS;
     const batches: PendingLaunch[][] = [];
     const open = new Map<string, { batch: PendingLaunch[]; bytes: number }>();
     for (const job of pending) {
       const key = environmentKey(job.launch.baseEnv);
       const bytes = launchBytes(job);
       const current = open.get(key);
-      if (current && current.batch.length < BATCH_JOBS && current.bytes + bytes <= BATCH_BYTES) {
+      if (current && current.batch.length < limit && current.bytes + bytes <= BATCH_BYTES) {
         current.batch.push(job);
         current.bytes += bytes;
       } else {

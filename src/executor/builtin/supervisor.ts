@@ -32,6 +32,9 @@ import { pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
 /** The shell functions of both scripts below (put, supervise, claim, launch_jobs...). */
+/** The first `$size` arguments, in bash (written apart: `${` would be a placeholder in String.raw). */
+const JOB_WORDS = '"${@:1:$size}"';
+
 const SUPERVISOR_FUNCTIONS = String.raw`
 # Writes one file: a line, by one write() (printf is a builtin and flushes once), into a new file.
 # Readers take the file only once it ends with the newline, so they never act on half of it. A write
@@ -48,8 +51,7 @@ crash_point() {
   [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
   kill -9 "$worker"
 }
-# Supervises one job, as the leader of its process group. Arguments: the job's words (and maybe
-# other jobs' words after them, which it ignores).
+# Supervises one job, as the leader of its process group. Arguments: the job's words.
 supervise() {
   job=$1 cwd=$2 path=$3 envs=$4
   # The claim file holds the supervisor's PID (= the group's id), and the mark to look for on its
@@ -73,23 +75,13 @@ supervise() {
   esac || fail "cannot execute '$program': not found or not executable"
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
-  # It takes the step's environment there, in its own subshell, and only its own words.
+  # It takes the step's environment there, in its own subshell.
   (
     trap - INT QUIT TERM
     shift 4
     # shellcheck disable=SC2163 # each word is NAME=VALUE: exporting it sets NAME
     while [ "$envs" -gt 0 ]; do export "$1"; shift; envs=$((envs - 1)); done
-    keep=$1
     shift
-    if [ "$#" -gt "$keep" ]; then
-      total=$# taken=0
-      for word do
-        set -- "$@" "$word"
-        taken=$((taken + 1))
-        [ "$taken" -lt "$keep" ] || break
-      done
-      shift "$total"
-    fi
     exec "$@"
   ) < /dev/null >| "$dir/$job.stdout" 2>| "$dir/$job.stderr" &
   pid=$!
@@ -122,14 +114,15 @@ claim() {
   { : > "$dir/$1.claim"; } 2> /dev/null
 }
 # Launches the jobs whose words are the arguments: "inline" (one job: this shell leads its session
-# and process group already, and supervises it), or "fork" (each job in a subshell that job control
-# makes the leader of a process group of its own).
+# and process group already, and supervises it), or "fork" (bash only: each job in a subshell that
+# job control makes the leader of a process group of its own; sh cannot, without a terminal).
 launch_jobs() {
   how=$1
   shift
   while [ "$#" -gt 0 ]; do
     job=$1 words=
     eval "words=\${$(($4 + 5))}"
+    size=$(($4 + words + 5))
     if [ "$how" = inline ]; then
       worker=$$
       claim "$job" && supervise "$@"
@@ -137,14 +130,14 @@ launch_jobs() {
       (
         # Not the server's pipe: only the server reads it.
         exec 3<&-
-        # This subshell's PID: bash knows it; sh asks a child for its parent's.
-        # shellcheck disable=SC3028 # BASHPID is bash's, and the fallback covers sh
+        # shellcheck disable=SC3028 # bash only (see above)
         worker=$BASHPID
-        [ -n "$worker" ] || worker=$(exec sh -c 'echo "$PPID"')
-        claim "$job" && supervise "$@"
+        # shellcheck disable=SC3057 # bash only: the job's own words, in linear time
+        claim "$job" && supervise ${JOB_WORDS}
       ) &
     fi
-    shift "$(($4 + words + 5))"
+    # A shift that fails (words that do not add up) must end the loop, not spin in it.
+    shift "$size" || exit 1
   done
 }
 `;
@@ -190,9 +183,16 @@ while IFS= read -r -d '' -u 3 left; do
 done
 `;
 
-/** bash when present (it can un-ignore SIGINT/SIGQUIT for the command); otherwise sh. */
-function shell(): string {
-  return bashPath() ?? "/bin/sh";
+/**
+ * How to run the scripts: bash when present (it can un-ignore SIGINT/SIGQUIT for the command, and
+ * lead each job of a batch in a process group of its own), otherwise sh. bash runs with -p
+ * (privileged mode): it then ignores functions exported in the environment (a `BASH_FUNC_set%%`
+ * could redefine the script's own builtins), BASH_ENV, SHELLOPTS, BASHOPTS and CDPATH, while the
+ * command still gets all of them in its environment.
+ */
+export function scriptShell(): string[] {
+  const bash = bashPath();
+  return bash === null ? ["/bin/sh"] : [bash, "-p"];
 }
 
 /** Job file paths under the jobs directory. */
@@ -272,7 +272,7 @@ export function launchSupervisors(
   jobs: readonly JobLaunch[],
   baseEnv?: Record<string, string>,
 ): number {
-  return spawnDetached([shell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, ...supervisorArgs(dir, jobs)], {
+  return spawnDetached([...scriptShell(), "-c", SUPERVISOR_SCRIPT, SUPERVISOR_NAME, ...supervisorArgs(dir, jobs)], {
     env: baseEnv,
     clearEnv: baseEnv !== undefined,
   });
