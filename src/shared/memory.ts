@@ -9,11 +9,16 @@ const collect = (globalThis as { gc?: () => void }).gc;
 
 /** Growth of the used heap, past the size after the last collection, that triggers one. */
 const GROWTH_BYTES = 8 * 1024 * 1024;
-let threshold = 0;
+/** Null until the first call, which only takes the measure: a collection then (~15 ms) would delay the first step. */
+let threshold: number | null = null;
 
 export function collectGarbageIfGrown(): void {
   if (!collect) return;
   const used = Deno.memoryUsage().heapUsed;
+  if (threshold === null) {
+    threshold = used + GROWTH_BYTES;
+    return;
+  }
   if (used < threshold) return;
   collect();
   threshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
