@@ -486,10 +486,16 @@ steps:
   let n = 0;
   const noise = setInterval(() => hint!([`other:s${n}:1`, `k2:s${n++}:1`]), 20);
   try {
-    // The job ends with no hint (its supervisor died: LOST, no exit file).
+    // The job ends with no hint (its supervisor died: LOST, no exit file). Polls see it within about
+    // a poll interval; a driver that only follows hints never does (the cap below is not a speed
+    // goal: it turns "never" into a failure instead of a hung test).
     t.executor.finish("k:a:1", "LOST", null);
-    const state = await driven;
-    assert.equal(state.status, "FAILED");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const never = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), 30_000));
+    const state = await Promise.race([driven, never]);
+    clearTimeout(timer);
+    assert.notEqual(state, null, "the driver never saw its job end while another run's hints kept coming");
+    assert.equal(state!.status, "FAILED");
     assert.ok(n > 0, "the other run's hints came while the driver waited");
   } finally {
     clearInterval(noise);
