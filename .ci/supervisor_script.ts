@@ -1,7 +1,9 @@
 /**
- * Prints the built-in runner's supervisor script as a file shellcheck can read: the script is built
- * in src/executor/builtin/supervisor.ts and run as `sh -c SCRIPT`, so it has no shebang of its own.
+ * Prints the built-in runner's supervisor script (or, given `server`, its launch server script) as a
+ * file shellcheck can read: both are built in src/executor/builtin/supervisor.ts and run as
+ * `sh -c SCRIPT` / `bash -c SCRIPT`, so they have no shebang of their own.
  */
-import { SUPERVISOR_SCRIPT } from "../src/executor/builtin/supervisor.ts";
+import { SERVER_SCRIPT, SUPERVISOR_SCRIPT } from "../src/executor/builtin/supervisor.ts";
 
-await Deno.stdout.write(new TextEncoder().encode(`#!/bin/sh\n${SUPERVISOR_SCRIPT}`));
+const text = Deno.args[0] === "server" ? `#!/bin/bash\n${SERVER_SCRIPT}` : `#!/bin/sh\n${SUPERVISOR_SCRIPT}`;
+await Deno.stdout.write(new TextEncoder().encode(text));
