@@ -130,8 +130,10 @@ launch_jobs() {
       (
         # Not the server's pipe: only the server reads it.
         exec 3<&-
+        # This subshell's PID: bash 4 knows it; bash 3 (macOS) asks a child for its parent's.
         # shellcheck disable=SC3028 # bash only (see above)
         worker=$BASHPID
+        [ -n "$worker" ] || worker=$(exec sh -c 'echo "$PPID"')
         # shellcheck disable=SC3057 # bash only: the job's own words, in linear time
         claim "$job" && supervise ${JOB_WORDS}
       ) &
