@@ -36,6 +36,8 @@ export type Action =
     nextAttemptAt: number | null;
     /** The delay drawn for this retry (0 for none); stored with the attempt, so a resume never draws again. */
     delaySec: number;
+    /** When the failure was decided: `nextAttemptAt` is this plus `delaySec` (to the millisecond). */
+    failedAt: number;
     /** The attempt's job may still run (the executor stopped answering): abort it first, best effort. */
     abort?: true;
   }
@@ -224,9 +226,19 @@ function failedAttempt(
   const delaySec = retryDelay(policy, attemptOfRound, round.random());
   if (delaySec > 0) {
     const nextAttemptAt = Math.round((round.now + delaySec) * 1000) / 1000;
-    return { kind: "retry", stepId: step.id, job, error, next: "DELAYED", nextAttemptAt, delaySec };
+    return {
+      kind: "retry",
+      stepId: step.id,
+      job,
+      error,
+      next: "DELAYED",
+      nextAttemptAt,
+      delaySec,
+      failedAt: round.now,
+    };
   }
-  return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0 };
+  const failedAt = round.now;
+  return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0, failedAt };
 }
 
 export const LOST_AFTER_START =

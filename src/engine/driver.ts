@@ -408,7 +408,7 @@ export class Driver {
         });
         break;
       case "retry":
-        await this.retry(index, action, now);
+        await this.retry(index, action);
         break;
       case "fail":
         if (action.abort) await this.abortUnreachable(action.stepId, action.error);
@@ -440,7 +440,7 @@ export class Driver {
   }
 
   /** A failed attempt to be retried: PENDING, or DELAYED until the time decide drew. */
-  private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>, now: number): Promise<void> {
+  private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>): Promise<void> {
     if (action.abort) await this.abortUnreachable(action.stepId, action.error);
     const step = index.step(action.stepId);
     const error = await this.withStderr(action.stepId, action.job, action.error);
@@ -451,7 +451,8 @@ export class Driver {
       retryHistory: [...step.retryHistory, {
         attempt_no: step.attemptNo,
         started_at: step.startedAt,
-        failed_at: now,
+        // The time decide drew the delay at, not this write's: next_attempt_at = failed_at + delay_sec.
+        failed_at: action.failedAt,
         error,
         delay_sec: action.delaySec,
         next_attempt_at: action.nextAttemptAt,

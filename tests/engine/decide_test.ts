@@ -88,6 +88,7 @@ Deno.test("observations: success, failure with retries left (delayed), failure w
       next: "DELAYED",
       nextAttemptAt: 1020,
       delaySec: 10,
+      failedAt: 1010,
     },
   ]);
   for (const status of ["LOST", "ABORTED", "CANCELLED"] as const) {
@@ -125,6 +126,7 @@ Deno.test("a refused start (an error and no job) is retried or fails, observed o
         next: "DELAYED",
         nextAttemptAt: 1011,
         delaySec: 10,
+        failedAt: 1001,
       },
     ]);
     assert.deepEqual(decide(run({ A: "RUNNING" }, { A: { ...refused, attemptNo: 3 } }), observations, 1001), [
@@ -139,7 +141,16 @@ Deno.test("a refused start (an error and no job) is retried or fails, observed o
     flow: { ...FLOW, steps: FLOW.steps.map((s) => s.id === "B" ? { ...s, retries: 1 } : s) },
   };
   assert.deepEqual(decide(retried, new Map(), 1001), [
-    { kind: "retry", stepId: "B", job: null, error: refused.error, next: "PENDING", nextAttemptAt: null, delaySec: 0 },
+    {
+      kind: "retry",
+      stepId: "B",
+      job: null,
+      error: refused.error,
+      next: "PENDING",
+      nextAttemptAt: null,
+      delaySec: 0,
+      failedAt: 1001,
+    },
   ]);
 });
 
@@ -231,6 +242,7 @@ steps:
     next: "DELAYED",
     nextAttemptAt: 1002,
     delaySec: 2,
+    failedAt: 1000,
   });
   assert.equal((failed(2, 75, 0.5) as { delaySec: number }).delaySec, 3); // 4 less a quarter
   assert.equal((failed(3, 75, 0) as { delaySec: number }).delaySec, 5); // 8 capped at 5
