@@ -325,3 +325,23 @@ Deno.test({
     db.close();
   }
 });
+
+Deno.test({
+  name: "a store fault while recording a failed launch reaches the start's caller, not nowhere",
+  // The spawn must fail: Linux refuses any word over 128 KiB (elsewhere only the total counts).
+  ignore: Deno.build.os !== "linux",
+}, async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  // No exec can carry a 200 KB word (a word's limit is 128 KiB on Linux): the spawn fails, and the
+  // failure is recorded in the store, which is closed by then (standing in for a store that fails).
+  const started = runner.start("too-big", ["true", "x".repeat(200_000)], { strict: false, noWait: true });
+  db.close();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const never = new Promise<"never settled">((resolve) => timer = setTimeout(() => resolve("never settled"), 10_000));
+  const outcome = await Promise.race([started.then(() => "resolved", (error) => error), never]);
+  clearTimeout(timer);
+  assert.ok(outcome instanceof Error, `the start ${outcome}`);
+});

@@ -59,11 +59,15 @@ interface Admission {
   overrideUsed: boolean;
 }
 
-/** A job waiting for the next supervisor spawn, and whom to tell how it went (null: launched). */
+/**
+ * A job waiting for the next launch, and whom to tell how it went: null (launched), the reason it
+ * could not be, or (`failed`) an error that kept it from being recorded (a store fault).
+ */
 interface PendingLaunch {
   row: JobRow;
   launch: Launch;
   launched: (failure: string | null) => void;
+  failed: (error: unknown) => void;
 }
 
 export class BuiltinRunner implements Executor {
@@ -152,7 +156,8 @@ export class BuiltinRunner implements Executor {
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
-    const job = { row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch), launched: () => {} };
+    const launch = readLaunchFile(jobFiles(this.dir, row.job_id).launch);
+    const job = { row, launch, launched: () => {}, failed: () => {} };
     const failure = this.spawn([job]);
     if (failure !== null) this.failLaunch(row, failure);
   }
@@ -164,9 +169,9 @@ export class BuiltinRunner implements Executor {
    * fails the job (exit code -1, the reason in its stderr file).
    */
   private launch(row: JobRow, launch: Launch): Promise<string | null> {
-    return new Promise((launched) => {
+    return new Promise((launched, failed) => {
       if (this.pending.length === 0) queueMicrotask(() => void this.launchPending());
-      this.pending.push({ row, launch, launched });
+      this.pending.push({ row, launch, launched, failed });
     });
   }
 
@@ -197,8 +202,14 @@ export class BuiltinRunner implements Executor {
     for (const batch of batches) {
       const failure = await this.sendToServer(batch) ? null : this.spawn(batch);
       for (const job of batch) {
-        if (failure === null) job.launched(null);
-        else job.launched(batch.length === 1 ? this.failLaunch(job.row, failure) : this.retryAlone(job));
+        // Recording a failed launch writes to the store: its fault (a busy or full database) goes to
+        // the job's starter, as it would from a start made alone, rather than nowhere.
+        try {
+          if (failure === null) job.launched(null);
+          else job.launched(batch.length === 1 ? this.failLaunch(job.row, failure) : this.retryAlone(job));
+        } catch (error) {
+          job.failed(error);
+        }
       }
     }
   }
