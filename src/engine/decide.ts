@@ -224,21 +224,12 @@ function failedAttempt(
     jitter: definition.retryJitter,
   };
   const delaySec = retryDelay(policy, attemptOfRound, round.random());
+  const retry = { kind: "retry", stepId: step.id, job, error, failedAt: round.now } as const;
   if (delaySec > 0) {
     const nextAttemptAt = Math.round((round.now + delaySec) * 1000) / 1000;
-    return {
-      kind: "retry",
-      stepId: step.id,
-      job,
-      error,
-      next: "DELAYED",
-      nextAttemptAt,
-      delaySec,
-      failedAt: round.now,
-    };
+    return { ...retry, next: "DELAYED", nextAttemptAt, delaySec };
   }
-  const failedAt = round.now;
-  return { kind: "retry", stepId: step.id, job, error, next: "PENDING", nextAttemptAt: null, delaySec: 0, failedAt };
+  return { ...retry, next: "PENDING", nextAttemptAt: null, delaySec: 0 };
 }
 
 export const LOST_AFTER_START =

@@ -188,14 +188,14 @@ export class Driver {
     // A round looks at every running step (polls) unless a hint woke it or it follows one that made
     // progress; and whatever wakes the rounds, at least once per pause of the backoff: hints alone
     // never see a job that ends without one (a dead supervisor, a lost event).
-    let hinted = false;
+    let woken = false;
     let lastPoll = -Infinity;
     for (;;) {
       if (this.options.interrupted?.()) return this.current().run;
       // Rings from here on announce changes this round may not see: they cut the next pause short,
       // and the hints that came with them are the next round's to look at.
       this.bell.clear();
-      const poll = !named || !hinted || this.hintedAll || performance.now() - lastPoll >= pause * 1000;
+      const poll = !named || !woken || this.hintedAll || performance.now() - lastPoll >= pause * 1000;
       if (poll) lastPoll = performance.now();
       const only = poll ? null : this.hinted;
       this.hinted = new Set();
@@ -203,12 +203,12 @@ export class Driver {
       collectGarbageIfGrown();
       const round = await this.tickOrWait(backoff, only);
       if (round === null) {
-        hinted = false;
+        woken = false;
         continue;
       }
       const { state, progressed, started } = round;
       if (isTerminalRun(state.status)) return state;
-      hinted = true;
+      woken = true;
       if (progressed) {
         pause = first;
         continue;
@@ -216,7 +216,7 @@ export class Driver {
       if (started) pause = first;
       const due = nextDue(state, this.index ?? undefined);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
-      hinted = await this.pause(wait);
+      woken = await this.pause(wait);
       pause = nextPause(backoff, pause);
     }
   }

@@ -52,8 +52,8 @@ export async function runCrashingAt(
   return { log, code: output.code };
 }
 
-/** The supervisors' process groups of every built-in job under the home. */
-function jobGroups(home: string): number[] {
+/** The supervisors' PIDs (each its job's process group) of every built-in job under the home, from the claim files. */
+export function jobGroups(home: string): number[] {
   const groups: number[] = [];
   try {
     for (const entry of Deno.readDirSync(join(home, "jobs"))) {

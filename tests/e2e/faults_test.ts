@@ -10,19 +10,13 @@ import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
+import { assertNoJobProcesses, countLines, jobGroups, logged, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 
 /** A shell snippet that waits until `path` exists. */
 function waitForFile(path: string): string {
   return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
-}
-
-/** The PIDs in the jobs directory's `*.claim` files (each job's supervisor and process group). */
-function workers(home: string): number[] {
-  return [...Deno.readDirSync(join(home, "jobs"))].filter((e) => e.name.endsWith(".claim"))
-    .map((e) => Number(/^\d+/.exec(Deno.readTextFileSync(join(home, "jobs", e.name)))?.[0])).filter((pid) => pid > 0);
 }
 
 flowTest(
@@ -40,7 +34,7 @@ steps:
     );
     const driver = env.spawn(["start", "--run-key", "k", file]);
     await waitForLines(log, 1);
-    const [worker] = workers(env.home);
+    const [worker] = jobGroups(env.home);
     Deno.kill(worker, "SIGKILL");
     await eventually("the supervisor is dead", () => !processAlive(worker));
     // Reads after the death: the command still runs, so neither LOST nor a retry may be decided.
@@ -165,7 +159,7 @@ steps:
         assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
         assert.deepEqual(countLines(log), { a: 1, b: 1 });
       } else {
-        await eventually("a ended", () => !workers(env.home).some(processAlive));
+        await eventually("a ended", () => !jobGroups(env.home).some(processAlive));
         assert.deepEqual(countLines(log), { a: 1 }, "nothing ran after the driver stopped");
       }
       await assertNoJobProcesses(env.home);

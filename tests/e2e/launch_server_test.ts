@@ -104,7 +104,12 @@ steps:
     if (linux) {
       assert.ok(launched.some((claim) => claim.mark !== first.mark), "no job after the kill came from the dead server");
     }
-    // The driver dies while d runs: its new server (if it started one) leaves with it; d lives on.
+    // The driver dies while d runs: its new server leaves with it; d lives on. (d came from a server
+    // the driver started after the first one died, alive at the kill: otherwise "it leaves" proves nothing.)
+    const later = launched.map((claim) => claim.mark).filter((mark) => mark !== null && mark !== first.mark);
+    if (linux) {
+      assert.ok(later.some((mark) => sessionLeadersWith(mark!).length === 1), `a live later server: ${later}`);
+    }
     driver.kill("SIGKILL");
     await driver.output();
     const marks = new Set(claims(env.home).map((claim) => claim.mark).filter((mark) => mark !== null));

@@ -408,6 +408,32 @@ Deno.test("a full disk under the driver is waited out with backoff, shown as the
   assert.deepEqual(t.executor.starts(), ["start k:a:1", "start k:b:1"], "each step started once");
 });
 
+/**
+ * Drives `t`'s run on the real clock (the driver really sleeps between rounds) with an executor that
+ * gives hints as the built-in runner does: `hint` names run keys (or none).
+ */
+function driveWithHints(t: ReturnType<typeof setup>, pollIntervalSec: number) {
+  let send: ((runKeys?: readonly string[]) => void) | null = null;
+  Object.assign(t.executor, {
+    watch(onChange: (runKeys?: readonly string[]) => void): Disposable {
+      send = onChange;
+      return { [Symbol.dispose]() {} };
+    },
+  });
+  t.clock.now = () => Date.now() / 1000;
+  const driven = new Driver({ runs: t.runs, gate: t.gate, executor: t.executor, clock: t.clock, pollIntervalSec }, "k")
+    .drive();
+  return { driven, hint: (runKeys?: readonly string[]) => send!(runKeys) };
+}
+
+/** Waits (up to 20 s) until `ok` holds. */
+async function until(t: ReturnType<typeof setup>, what: string, ok: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 20_000; !ok();) {
+    assert.ok(Date.now() < deadline, `waited for ${what}: ${t.executor.calls.join(", ")}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 Deno.test("a round woken by a hint asks only about the hinted jobs; a pause that runs its course asks about all", async () => {
   using t = setup(`flow_id: f
 steps:
@@ -415,41 +441,21 @@ steps:
   - {id: b, command: [work]}
   - {id: c, command: [work]}
 `);
-  // Hints naming run keys, as the built-in runner gives them; a clock that follows the real one (the
-  // driver really sleeps between rounds).
-  let hint: ((runKeys?: readonly string[]) => void) | null = null;
-  Object.assign(t.executor, {
-    watch(onChange: (runKeys?: readonly string[]) => void): Disposable {
-      hint = onChange;
-      return { [Symbol.dispose]() {} };
-    },
-  });
-  t.clock.now = () => Date.now() / 1000;
   const statusCalls = () => t.executor.calls.filter((call) => call.startsWith("status "));
-  const until = async (what: string, ok: () => boolean) => {
-    for (const deadline = Date.now() + 20_000; !ok();) {
-      assert.ok(Date.now() < deadline, `waited for ${what}: ${t.executor.calls.join(", ")}`);
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-  };
   // A poll interval far beyond the test: every round after the start is one a hint woke.
-  const driver = new Driver(
-    { runs: t.runs, gate: t.gate, executor: t.executor, clock: t.clock, pollIntervalSec: 3600 },
-    "k",
-  );
-  const driven = driver.drive();
-  await until("the three starts", () => t.executor.starts().length === 3 && hint !== null);
+  const { driven, hint } = driveWithHints(t, 3600);
+  await until(t, "the three starts", () => t.executor.starts().length === 3);
   // The first poll is a quarter of a second away: the hint comes first, and its round asks about "a" only.
   const before = statusCalls().length;
   t.executor.finish("k:a:1", "SUCCEEDED", 0);
-  hint!(["k:a:1"]);
-  await until("the hinted round", () => t.step("a").status === "SUCCEEDED");
+  hint(["k:a:1"]);
+  await until(t, "the hinted round", () => t.step("a").status === "SUCCEEDED");
   assert.deepEqual(statusCalls().slice(before), ["status k:a:1"]);
   // A hint that names no job (as an external orchesjob's) makes the next round ask about every running step.
   t.executor.finish("k:b:1", "SUCCEEDED", 0);
   const beforeAll = statusCalls().length;
-  hint!();
-  await until("the round after an unnamed hint", () => t.step("b").status === "SUCCEEDED");
+  hint();
+  await until(t, "the round after an unnamed hint", () => t.step("b").status === "SUCCEEDED");
   assert.deepEqual(statusCalls().slice(beforeAll).sort(), ["status k:b:1", "status k:c:1"]);
   // A job that ends with no hint at all (lost) is found by the next poll, here the first pause's end.
   t.executor.finish("k:c:1", "SUCCEEDED", 0);
@@ -463,28 +469,13 @@ Deno.test("hints about other runs' jobs neither wake the driver nor starve its p
 steps:
   - {id: a, command: [work]}
 `);
-  let hint: ((runKeys?: readonly string[]) => void) | null = null;
-  Object.assign(t.executor, {
-    watch(onChange: (runKeys?: readonly string[]) => void): Disposable {
-      hint = onChange;
-      return { [Symbol.dispose]() {} };
-    },
-  });
-  t.clock.now = () => Date.now() / 1000;
-  const driver = new Driver(
-    { runs: t.runs, gate: t.gate, executor: t.executor, clock: t.clock, pollIntervalSec: 0.5 },
-    "k",
-  );
-  const driven = driver.drive();
-  for (const deadline = Date.now() + 20_000; t.executor.starts().length === 0;) {
-    assert.ok(Date.now() < deadline, "the step never started");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  const { driven, hint } = driveWithHints(t, 0.5);
+  await until(t, "the step's start", () => t.executor.starts().length === 1);
   // Another run of the same state file ends a job every 20 ms, for as long as this test lasts: its
   // hints come far more often than this driver's pauses run out. (A run key that merely starts with
   // this run's key, "k2", is another run too.)
   let n = 0;
-  const noise = setInterval(() => hint!([`other:s${n}:1`, `k2:s${n++}:1`]), 20);
+  const noise = setInterval(() => hint([`other:s${n}:1`, `k2:s${n++}:1`]), 20);
   try {
     // The job ends with no hint (its supervisor died: LOST, no exit file). Polls see it within about
     // a poll interval; a driver that only follows hints never does (the cap below is not a speed

@@ -199,6 +199,13 @@ Deno.test("a job read the moment its start returns (no wait for RUNNING) is neve
   }
 });
 
+/** A runner on a fresh state file in `dir`. */
+function runnerIn(dir: string, options: { launchServer?: boolean } = {}) {
+  const dbPath = join(dir, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  return { db, runner: new BuiltinRunner(db, jobsDirectory(dbPath), options) };
+}
+
 /** Session (Linux only, else null) and process group of a live process, from /proc or ps. */
 function sessionAndGroup(pid: number): { sid: number | null; pgid: number } {
   if (Deno.build.os === "linux") {
@@ -270,22 +277,30 @@ Deno.test("starts made together share one supervisor spawn, yet each job is its 
 
 Deno.test("jobs of one batch with thousands of words each get exactly their own words", async () => {
   using dir = tempDir();
-  const dbPath = join(dir.path, "state.sqlite3");
-  const db = openDatabase(dbPath);
-  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  const { db, runner } = runnerIn(dir.path);
   try {
     const words = (tag: string) => Array.from({ length: 3000 }, (_, i) => `${tag}${i}`);
-    const count = ["sh", "-c", 'printf "%s %s %s" "$#" "$1" "${3000}"', "x"];
+    // Each job prints its word count, first and last word, and (Linux) its session: one spawn, one session.
+    const count = [
+      "sh",
+      "-c",
+      'printf "%s %s %s\\n" "$#" "$1" "${3000}"; cut -s -d" " -f6 /proc/$$/stat 2> /dev/null',
+      "x",
+    ];
     await Promise.all([
       runner.start("many-a", [...count, ...words("a")], { strict: false, noWait: true }),
       runner.start("many-b", [...count, ...words("b")], { strict: false, noWait: true }),
     ]);
     await eventually("both jobs ended", async () => (await runner.running()).length === 0);
+    const sessions = new Set<string>();
     for (const [key, tag] of [["many-a", "a"], ["many-b", "b"]]) {
       const job = (await runner.status(key))!;
       assert.equal(job.status, "SUCCEEDED", key);
-      assert.equal(Deno.readTextFileSync(job.stdout_file), `3000 ${tag}0 ${tag}2999`);
+      const [printed, session] = Deno.readTextFileSync(job.stdout_file).split("\n");
+      assert.equal(printed, `3000 ${tag}0 ${tag}2999`);
+      sessions.add(session);
     }
+    if (Deno.build.os === "linux") assert.match([...sessions].join(" "), /^\d+$/, "one batch: one session");
   } finally {
     db.close();
   }
@@ -297,9 +312,7 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
 }, async () => {
   using dir = tempDir();
-  const dbPath = join(dir.path, "state.sqlite3");
-  const db = openDatabase(dbPath);
-  const runner = new BuiltinRunner(db, jobsDirectory(dbPath), { launchServer: true });
+  const { db, runner } = runnerIn(dir.path, { launchServer: true });
   try {
     const baseEnv = {
       ...Deno.env.toObject(),
@@ -332,9 +345,7 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
 }, async () => {
   using dir = tempDir();
-  const dbPath = join(dir.path, "state.sqlite3");
-  const db = openDatabase(dbPath);
-  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  const { db, runner } = runnerIn(dir.path);
   // No exec can carry a 200 KB word (a word's limit is 128 KiB on Linux): the spawn fails, and the
   // failure is recorded in the store, which is closed by then (standing in for a store that fails).
   const started = runner.start("too-big", ["true", "x".repeat(200_000)], { strict: false, noWait: true });
@@ -344,4 +355,9 @@ Deno.test({
   const outcome = await Promise.race([started.then(() => "resolved", (error) => error), never]);
   clearTimeout(timer);
   assert.ok(outcome instanceof Error, `the start ${outcome}`);
+  // The spawn did fail (its reason is in the job's stderr file, written before the store write).
+  const [stderr] = [...Deno.readDirSync(jobsDirectory(join(dir.path, "state.sqlite3")))]
+    .filter((entry) => entry.name.endsWith(".stderr"));
+  const text = Deno.readTextFileSync(join(jobsDirectory(join(dir.path, "state.sqlite3")), stderr.name));
+  assert.match(text, /cannot start the job: .*Argument list too long/);
 });

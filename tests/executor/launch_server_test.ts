@@ -2,17 +2,18 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { LaunchServer } from "../../src/executor/builtin/launch_server.ts";
+import { pathExists } from "../../src/shared/mod.ts";
 import { eventually, processAlive, tempDir } from "../helpers.ts";
 
 Deno.test("a launch server launches the jobs it is sent, and leaves when its input ends", async () => {
   using dir = tempDir();
-  const server = new LaunchServer("/bin/bash", dir.path, "");
+  const server = new LaunchServer(dir.path, "");
   const jobs = ["a", "b", "c"].map((id) => ({
     jobId: id,
     command: ["sh", "-c", `printf '%s' "$1"`, "x", `out ${id}`],
   }));
   assert.equal(await server.send(jobs), true);
-  await eventually("three jobs ended", () => jobs.every(({ jobId }) => exists(join(dir.path, `${jobId}.exit`))));
+  await eventually("three jobs ended", () => jobs.every(({ jobId }) => pathExists(join(dir.path, `${jobId}.exit`))));
   for (const { jobId } of jobs) {
     assert.equal(Deno.readTextFileSync(join(dir.path, `${jobId}.stdout`)), `out ${jobId}`);
     assert.match(Deno.readTextFileSync(join(dir.path, `${jobId}.claim`)), new RegExp(`^\\d+ ${server.mark}\\n$`));
@@ -23,9 +24,15 @@ Deno.test("a launch server launches the jobs it is sent, and leaves when its inp
 
 Deno.test("a launch server that does not read (stopped) is given up after a while, not waited for", async () => {
   using dir = tempDir();
-  const server = new LaunchServer("/bin/bash", dir.path, "");
+  const server = new LaunchServer(dir.path, "");
   try {
     Deno.kill(server.pid, "SIGSTOP");
+    if (Deno.build.os === "linux") {
+      await eventually("the server is stopped", () => {
+        const stat = Deno.readTextFileSync(`/proc/${server.pid}/stat`);
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+      });
+    }
     // More than a pipe holds (64 KiB): the write cannot complete while the server is stopped.
     const jobs = Array.from({ length: 400 }, (_, i) => ({ jobId: `j${i}`, command: ["true", "x".repeat(400)] }));
     const sent = await server.send(jobs);
@@ -38,12 +45,3 @@ Deno.test("a launch server that does not read (stopped) is given up after a whil
   }
   await eventually("the server is gone", () => !processAlive(server.pid));
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

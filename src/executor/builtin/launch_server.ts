@@ -10,7 +10,7 @@
  * launcher that died between committing the row and spawning.
  */
 import { resolve, spawnDetachedWithInput, timerDelay } from "../../shared/mod.ts";
-import { type JobLaunch, jobWords, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
+import { type JobLaunch, jobWords, scriptShell, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
 
 /**
  * A send that takes longer than this means a server that does not read (stopped, or stuck): it is
@@ -26,9 +26,9 @@ export class LaunchServer implements Disposable {
   private readonly input: WritableStreamDefaultWriter<Uint8Array>;
   private usable = true;
 
-  constructor(bash: string, dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
-    // -p: see scriptShell in supervisor.ts.
-    const argv = [bash, "-p", "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
+  /** Only where there is bash (`bashPath()`): the script reads its input with bash's `read -d`. */
+  constructor(dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
+    const argv = [...scriptShell(), "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
     ({ pid: this.pid, input: this.input } = spawnDetachedWithInput(argv, {
       env: baseEnv,
       clearEnv: baseEnv !== undefined,

@@ -113,7 +113,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
-    const { worker, marker } = supervisorOf(row, files);
+    const worker = workerOf(row, files);
     if (worker !== null && row.worker_pid === null) changes.worker_pid = worker;
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
@@ -121,7 +121,7 @@ export class BuiltinRunner implements Executor {
     if (exit === null) {
       let alive: boolean;
       if (worker !== null) {
-        alive = isOurProcessAlive(worker, marker) || isGroupAlive(worker);
+        alive = isOurProcessAlive(worker, markerOf(row, files)) || isGroupAlive(worker);
       } else if (pathExists(files.claim)) {
         alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
       } else {
@@ -156,9 +156,7 @@ export class BuiltinRunner implements Executor {
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
-    const launch = readLaunchFile(jobFiles(this.dir, row.job_id).launch);
-    const job = { row, launch, launched: () => {}, failed: () => {} };
-    const failure = this.spawn([job]);
+    const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
     if (failure !== null) this.failLaunch(row, failure);
   }
 
@@ -184,29 +182,30 @@ export class BuiltinRunner implements Executor {
     this.pending = [];
     // Without bash, one supervisor per job: sh cannot give a batch's jobs process groups of their own.
     const limit = bashPath() === null ? 1 : BATCH_JOBS;
-    const batches: PendingLaunch[][] = [];
-    const open = new Map<string, { batch: PendingLaunch[]; bytes: number }>();
+    const batches: { key: string; jobs: PendingLaunch[]; bytes: number }[] = [];
+    const open = new Map<string, (typeof batches)[number]>();
     for (const job of pending) {
       const key = environmentKey(job.launch.baseEnv);
       const bytes = launchBytes(job);
       const current = open.get(key);
-      if (current && current.batch.length < limit && current.bytes + bytes <= BATCH_BYTES) {
-        current.batch.push(job);
+      if (current && current.jobs.length < limit && current.bytes + bytes <= BATCH_BYTES) {
+        current.jobs.push(job);
         current.bytes += bytes;
       } else {
-        const batch = [job];
+        const batch = { key, jobs: [job], bytes };
         batches.push(batch);
-        open.set(key, { batch, bytes });
+        open.set(key, batch);
       }
     }
-    for (const batch of batches) {
-      const failure = await this.sendToServer(batch) ? null : this.spawn(batch);
-      for (const job of batch) {
+    for (const { key, jobs } of batches) {
+      const failure = await this.sendToServer(jobs, key) ? null : this.spawn(jobs);
+      for (const job of jobs) {
         // Recording a failed launch writes to the store: its fault (a busy or full database) goes to
         // the job's starter, as it would from a start made alone, rather than nowhere.
         try {
-          if (failure === null) job.launched(null);
-          else job.launched(batch.length === 1 ? this.failLaunch(job.row, failure) : this.retryAlone(job));
+          // A batch that failed is tried job by job: only a job that cannot be launched fails.
+          const alone = failure === null || jobs.length === 1 ? failure : this.spawn([job]);
+          job.launched(alone === null ? null : this.failLaunch(job.row, alone));
         } catch (error) {
           job.failed(error);
         }
@@ -218,31 +217,20 @@ export class BuiltinRunner implements Executor {
    * Sends a batch to the launch server (started for the first batch, in that batch's environment);
    * false when there is none for it (not wanted, no bash, another environment, or it is gone).
    */
-  private async sendToServer(batch: readonly PendingLaunch[]): Promise<boolean> {
-    if (!this.options.launchServer) return false;
-    const key = environmentKey(batch[0].launch.baseEnv);
+  private async sendToServer(batch: readonly PendingLaunch[], key: string): Promise<boolean> {
+    if (!this.options.launchServer || bashPath() === null) return false;
     if (batch.some((job) => key.length + launchBytes(job) > SERVER_JOB_BYTES)) return false;
     if (this.server && !this.server.alive) this.server = null;
-    if (!this.server) {
-      const bash = bashPath();
-      if (bash === null) return false;
-      try {
-        this.server = new LaunchServer(bash, this.dir, key, batch[0].launch.baseEnv);
-      } catch {
-        return false;
-      }
+    try {
+      this.server ??= new LaunchServer(this.dir, key, batch[0].launch.baseEnv);
+    } catch {
+      return false;
     }
     return this.server.environmentKey === key && await this.server.send(batch.map(jobLaunch));
   }
 
-  /** A job of a batch whose spawn failed, launched alone: only the job that cannot be launched fails. */
-  private retryAlone(job: PendingLaunch): string | null {
-    const failure = this.spawn([job]);
-    return failure === null ? null : this.failLaunch(job.row, failure);
-  }
-
-  /** Spawns one supervisor for `batch`; null, or why it could not be spawned. */
-  private spawn(batch: readonly PendingLaunch[]): string | null {
+  /** Spawns one supervisor for `batch` (one environment); null, or why it could not be spawned. */
+  private spawn(batch: readonly Pick<PendingLaunch, "row" | "launch">[]): string | null {
     try {
       launchSupervisors(this.dir, batch.map(jobLaunch), batch[0].launch.baseEnv);
       return null;
@@ -267,7 +255,7 @@ export class BuiltinRunner implements Executor {
   private resumeAbort(row: JobRow): void {
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const { worker } = supervisorOf(row, files);
+    const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return;
     if (nowSeconds() >= deadline) {
       signal(-worker, "SIGKILL");
@@ -285,9 +273,9 @@ export class BuiltinRunner implements Executor {
     if (row.status !== "ABORTED") return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
-    const { worker, marker } = supervisorOf(row, files);
+    const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
-    await terminate(marker, worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
+    await terminate(markerOf(row, files), worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -487,9 +475,9 @@ export class BuiltinRunner implements Executor {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
-    const { worker, marker } = supervisorOf(row, files);
+    const worker = workerOf(row, files);
     const target = row.target_pid ?? readIntFile(files.target);
-    const flags = await terminate(marker, worker, target, options.graceSeconds);
+    const flags = await terminate(markerOf(row, files), worker, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
@@ -568,27 +556,30 @@ function readLaunchFile(path: string): Launch {
 }
 
 /** About how many bytes a job's command and variables take on the supervisor's command line. */
-function launchBytes({ row, launch }: PendingLaunch): number {
+function launchBytes({ row, launch }: Pick<PendingLaunch, "row" | "launch">): number {
   let bytes = row.command.length + row.job_id.length + (launch.cwd?.length ?? 0) + 16;
   for (const [name, value] of Object.entries(launch.env ?? {})) bytes += name.length + value.length + 2;
   return bytes;
 }
 
-/**
- * The job's supervisor: its PID (recorded, or from the claim file, or from an earlier version's own
- * file), and what its command line shows (the job id, or a launch server's mark from the claim).
- */
-function supervisorOf(row: JobRow, files: ReturnType<typeof jobFiles>): { worker: number | null; marker: string } {
-  let claim: RegExpExecArray | null = null;
+/** The claim file's "PID" or "PID MARK"; null before the PID is written (or for an earlier version's claim directory). */
+function readClaim(files: ReturnType<typeof jobFiles>): { pid: number; mark: string | null } | null {
   try {
-    claim = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(files.claim));
+    const claim = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(files.claim));
+    return claim && { pid: Number(claim[1]), mark: claim[2] ?? null };
   } catch {
-    // not claimed yet, or claimed by an earlier version (a directory)
+    return null;
   }
-  return {
-    worker: row.worker_pid ?? (claim ? Number(claim[1]) : readIntFile(files.worker)),
-    marker: claim?.[2] ?? row.job_id,
-  };
+}
+
+/** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
+function workerOf(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
+  return row.worker_pid ?? readClaim(files)?.pid ?? readIntFile(files.worker);
+}
+
+/** What the supervisor's command line shows: a launch server's mark (from the claim), or the job id. */
+function markerOf(row: JobRow, files: ReturnType<typeof jobFiles>): string {
+  return readClaim(files)?.mark ?? row.job_id;
 }
 
 const environmentKeys = new WeakMap<Record<string, string>, string>();
@@ -604,6 +595,6 @@ function environmentKey(env: Record<string, string> | undefined): string {
   return key;
 }
 
-function jobLaunch({ row, launch }: PendingLaunch): JobLaunch {
+function jobLaunch({ row, launch }: Pick<PendingLaunch, "row" | "launch">): JobLaunch {
   return { jobId: row.job_id, command: JSON.parse(row.command), env: launch.env, cwd: launch.cwd };
 }

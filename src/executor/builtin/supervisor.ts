@@ -260,9 +260,12 @@ export function jobWords(job: JobLaunch): string[] {
   ];
 }
 
-/** bash, when there is one: the launch server needs it. */
+let bashCache: string | null | undefined;
+
+/** bash, when there is one (looked up once per process): batches and the launch server need it. */
 export function bashPath(): string | null {
-  return pathExists("/bin/bash") ? "/bin/bash" : null;
+  if (bashCache === undefined) bashCache = pathExists("/bin/bash") ? "/bin/bash" : null;
+  return bashCache;
 }
 
 /**
