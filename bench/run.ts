@@ -166,6 +166,8 @@ async function cliLatency(): Promise<number> {
     status_driven: [...CLI, ...db, "status", "--run-key", "d"],
     help: [...CLI, "--help"],
     job_status: [...CLI, ...db, "job", "status", "--run-key", "l:a:1"],
+    // A command that reads a flow file, so it loads the YAML library (no goal in the issue: reported).
+    validate: [...CLI, "validate", flow],
   };
   const times: Record<string, number[]> = { empty: [] };
   for (const name of Object.keys(probes)) times[name] = [];
@@ -188,8 +190,7 @@ async function cliLatency(): Promise<number> {
       unit: "ms",
       baseline: floor,
       baseline_label: "deno run of an empty script",
-      goal: "<= 2.5x baseline",
-      met: ms <= 2.5 * floor,
+      ...(name === "validate" ? { goal: "(report)" } : { goal: "<= 2.5x baseline", met: ms <= 2.5 * floor }),
     });
   }
   return floor;
