@@ -72,7 +72,7 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   } catch (error) {
     // The YAML library composes nested collections recursively.
     if (!(error instanceof RangeError)) throw error;
-    throw new FlowError({ file: fileName }, `collections nested too deeply to read (limit ${LIMITS.valueNesting})`);
+    throw tooDeep(fileName);
   }
   const at = (node: Node | null | undefined, stepId?: string): Place => {
     const offset = node?.range?.[0];
@@ -88,9 +88,16 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   return { root, values };
 }
 
+function tooDeep(file: string): FlowError {
+  return new FlowError({ file }, `collections nested too deeply to read (limit ${LIMITS.valueNesting})`);
+}
+
 /** Syntax errors, a second document, and tags YAML does not know, each at its position. */
 function checkDocument(doc: Document.Parsed, file: string, lineCounter: LineCounter, isJson: boolean): void {
   const firstError = doc.errors[0];
+  // The library's parser also recurses, and records a stack overflow as a syntax error at whatever
+  // offset it reached (which varies from run to run): the same refusal as when composing overflows.
+  if (firstError?.message.includes("Maximum call stack size exceeded")) throw tooDeep(file);
   if (firstError) {
     const { line, col } = lineCounter.linePos(firstError.pos[0]);
     if (firstError.code === "MULTIPLE_DOCS") {

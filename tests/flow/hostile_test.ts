@@ -247,6 +247,14 @@ Deno.test("documented limits are checked up front with errors naming them", () =
   assert.match(error(`${HEAD}  - id: d\n    command: [x]\n    when: ${"(".repeat(70)}a\n`), /nesting deeper than 64/);
   assert.match(error(`flow_id: "bad\\u202eid"\nsteps:\n  - {id: a, command: [x]}\n`), /invalid flow_id/);
   assert.match(error(`${HEAD}  - id: d\n    command: ${"[".repeat(100)}x${"]".repeat(100)}\n`), /nested/);
+  // Deep enough to overflow the library's own recursion: one message, with no position that would
+  // depend on how far the stack reached.
+  for (const depth of [3000, 20000]) {
+    assert.equal(
+      error(`${HEAD}  - id: d\n    command: ${"[".repeat(depth)}x${"]".repeat(depth)}\n`),
+      "f.yaml: collections nested too deeply to read (limit 64)",
+    );
+  }
 });
 
 Deno.test("long chains, fan-ins and reversed chains need no deep recursion", () => {
