@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { importGraph, specifiers } from "./graph.ts";
 import { findCycle, REPO } from "./layers.ts";
-import plugin, { MAX_FUNCTION_LINES } from "./lint_plugin.ts";
+import plugin, { MAX_FUNCTION_LINES, YAML_LOADER } from "./lint_plugin.ts";
 
 Deno.test("src/ follows the layer rules: no wrong-way import, no bypassed mod.ts, no cycle between layers", () => {
   const graph = importGraph();
@@ -45,6 +45,31 @@ Deno.test("the lint rules report wrong-way imports, bypassed mod.ts files and un
     ),
     [],
   );
+});
+
+Deno.test('in src/, only the library loader takes values from "yaml"; types may come from anywhere in flow', () => {
+  const message = `take the YAML library's values from ${YAML_LOADER} (import type from "yaml" is fine)`;
+  for (
+    const source of [
+      'import { isMap } from "yaml";\n',
+      'import * as Y from "yaml";\n',
+      'import { type Node, isMap } from "yaml";\n',
+      'import "yaml";\n',
+      'export { parse } from "yaml";\n',
+      'export * from "yaml";\n',
+      'const y = await import("yaml");\n',
+    ]
+  ) assert.deepEqual(lint("src/flow/x.ts", source), [message], source);
+  for (
+    const source of [
+      'import type { Node } from "yaml";\n',
+      'import { type Node, type YAMLMap } from "yaml";\n',
+      'import type * as Yaml from "yaml";\n',
+      'export type { Node } from "yaml";\n',
+    ]
+  ) assert.deepEqual(lint("src/flow/x.ts", source), [], source);
+  assert.deepEqual(lint(YAML_LOADER, 'const y = await import("yaml");\n'), []);
+  assert.deepEqual(lint("tests/x_test.ts", 'import { parse } from "yaml";\n'), [], "tests may");
 });
 
 Deno.test(`the lint rules report a function longer than ${MAX_FUNCTION_LINES} lines in src/`, () => {
