@@ -1,7 +1,7 @@
 /**
  * SHA-256 (FIPS 180-4) of a string's UTF-8 bytes, as lowercase hex, synchronously: a pure function the
  * flow layer (definition hashes) and the store (short file names) both need, hence here. node:crypto would
- * do the same, but importing it loads Node's compatibility layer, ~15 ms of every command's
+ * do the same, but importing it loads Node's compatibility layer, ~20 ms of every command's
  * start-up; Web Crypto's digest is asynchronous. tests/domain/sha256_test.ts checks it against
  * node:crypto.
  */

@@ -10,8 +10,9 @@ let library: typeof Yaml | undefined;
 /**
  * The URL of the package's ES-module build, inside the same installed (locked) package as the entry
  * that `import("yaml")` gets, or null when that entry is not the expected file. For Deno the package's
- * exports choose its CommonJS build (the "node" condition), which takes ~75 ms to evaluate here; its
- * ES modules (the "default" condition, the same release and API) take ~10 ms, as V8 caches their code.
+ * exports choose its CommonJS build (the "node" condition): importing it loads Deno's Node
+ * compatibility layer and CommonJS loader, ~50-75 ms here; its ES modules (the "default" condition,
+ * the same release and API) take ~10 ms.
  */
 export function yamlModuleBuild(): string | null {
   try {
@@ -29,8 +30,10 @@ export async function loadYamlLibrary(): Promise<typeof Yaml> {
 }
 
 /**
- * The library's ES-module build when `moduleBuild` can be imported, else the package's own entry
- * (a compiled binary that does not carry the ES build, say).
+ * The library's ES-module build when `moduleBuild` can be imported, else the package's own entry.
+ * (`deno compile` embeds whole npm packages, so a compiled binary should find the ES build too; with
+ * `--bundle` it would not.) The CommonJS build also reads LOG_TOKENS and LOG_STREAM from the
+ * environment, which the ES build does not.
  */
 export async function importYamlLibrary(moduleBuild: string | null): Promise<typeof Yaml> {
   if (moduleBuild !== null) {

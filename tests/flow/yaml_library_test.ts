@@ -5,7 +5,6 @@ Deno.test("the library is loaded from its ES-module build, in the same locked pa
   const build = yamlModuleBuild();
   assert.ok(build !== null, "the package entry was not where the ES build is looked for");
   const entry = import.meta.resolve("yaml");
-  assert.ok(entry.endsWith("/dist/index.js"), entry);
   assert.equal(build, entry.replace(/\/dist\/index\.js$/, "/browser/index.js"));
   const esm = await import(build);
   const loaded = await loadYamlLibrary();
