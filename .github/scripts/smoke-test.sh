@@ -1,6 +1,7 @@
 #!/bin/sh
-# Smoke test of one orchesjob-flow program on the machine it is built for: --version, example, validate,
-# a foreground start, a detached start followed with watch, and a cancel of a detached run.
+# Smoke test of one orchesjob-flow program on the machine it is built for: --version, example, validate
+# (also with LOG_TOKENS set), a foreground start, a detached start followed with watch, and a cancel of a
+# detached run.
 #
 #   smoke-test.sh PROGRAM [compiled]
 #
@@ -31,6 +32,12 @@ fi
 step "example, validate"
 "$program" example > "$work/flow.yaml"
 "$program" validate "$work/flow.yaml" > /dev/null
+
+# The package's CommonJS build prints every token to stdout when LOG_TOKENS is set; the ES build the
+# program loads (src/flow/yaml_library.ts) does not. So this also shows which one this binary loads.
+step "validate with LOG_TOKENS set"
+first=$(LOG_TOKENS=1 "$program" validate "$work/flow.yaml" | head -n 1)
+[ "$first" = "{" ] || fail "validate with LOG_TOKENS set began with '$first': the YAML library's CommonJS build was loaded"
 
 step "start (foreground)"
 ojf start --run-key smoke "$work/flow.yaml" > "$work/smoke.json"

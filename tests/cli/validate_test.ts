@@ -57,3 +57,13 @@ Deno.test("validate binds --param like start; a missing required one is a warnin
   assert.equal(unknown.code, 2);
   assert.match(JSON.parse(unknown.stderr).error, /unknown parameter "DAYS"/);
 });
+
+Deno.test("the YAML library's log variables in the environment leave the output alone (its ES build is loaded)", async () => {
+  using dir = tempDir();
+  const file = writeFile(dir.path, "f.yaml", "# a comment\nflow_id: f\nsteps:\n  - {id: A, command: [x]}\n");
+  // The package's CommonJS build prints every token to stdout when LOG_TOKENS is set.
+  const result = await cli(["validate", file], { env: { LOG_TOKENS: "1", LOG_STREAM: "1" } });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stderr, "");
+  assert.equal(JSON.parse(result.stdout).flow_id, "f");
+});
