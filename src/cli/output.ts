@@ -40,12 +40,30 @@ export function printJson(value: unknown): void {
 
 /** The single-line JSON error every failure prints on stderr. */
 export function printError(message: string, extra: Record<string, unknown> = {}): void {
-  writeStderr(JSON.stringify({ error: message, ...extra }) + "\n");
+  writeStderr(JSON.stringify({ error: readable(message), ...extra }) + "\n");
 }
 
 /** A single-line JSON notice on stderr for something that is not a failure of this command. */
 export function printWarning(message: string, extra: Record<string, unknown> = {}): void {
-  writeStderr(JSON.stringify({ warning: message, ...extra }) + "\n");
+  writeStderr(JSON.stringify({ warning: readable(message), ...extra }) + "\n");
+}
+
+/** Longest message printed whole; the head and tail a longer one keeps. */
+const MESSAGE_CHARS = { most: 1000, head: 600, tail: 300 };
+
+/**
+ * A message that quotes a huge argument (a 100 kB option value, say) keeps its start, which says what
+ * is wrong, and its end, which often says what to do; the middle is left out, with its length.
+ */
+export function readable(message: string): string {
+  const { most, head, tail } = MESSAGE_CHARS;
+  if (message.length <= most) return message;
+  // Cut between characters, never inside a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(message[head - 1]) ? head - 1 : head;
+  const start = /[\uDC00-\uDFFF]/.test(message[message.length - tail])
+    ? message.length - tail + 1
+    : message.length - tail;
+  return `${message.slice(0, end)}… (${start - end} characters left out) …${message.slice(start)}`;
 }
 
 /** True when stdout is a terminal and colour is wanted (NO_COLOR unset or empty). */

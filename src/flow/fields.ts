@@ -211,9 +211,33 @@ export function checkFieldValue(spec: FieldSpec, value: unknown): string | null 
   }
 }
 
-/** A value in an error message: numbers as JavaScript prints them (NaN, Infinity), the rest as JSON. */
+/**
+ * A value in an error message: a string quoted, numbers as JavaScript prints them (NaN, Infinity), the
+ * rest as JSON; a long one cut (see {@link clipped}).
+ */
 export function shown(value: unknown): string {
-  return typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value);
+  if (typeof value === "string") {
+    return value.length <= SHOWN_CHARS
+      ? JSON.stringify(value)
+      : `${JSON.stringify(head(value))}… (${value.length} characters)`;
+  }
+  return clipped(typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value));
+}
+
+/** The most characters of one value an error message shows. */
+export const SHOWN_CHARS = 120;
+
+/**
+ * `text` whole, or its first {@link SHOWN_CHARS} characters and its length: a value of megabytes still
+ * gives an error line one can read.
+ */
+export function clipped(text: string): string {
+  return text.length <= SHOWN_CHARS ? text : `${head(text)}… (${text.length} characters)`;
+}
+
+/** The first {@link SHOWN_CHARS} characters of `text`, never half of a surrogate pair. */
+function head(text: string): string {
+  return text.slice(0, /[\uD800-\uDBFF]/.test(text[SHOWN_CHARS - 1]) ? SHOWN_CHARS - 1 : SHOWN_CHARS);
 }
 
 function byteLength(text: string): number {
@@ -237,7 +261,7 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
     }
     if (!VARIABLE_NAME_PATTERN.test(key) || key.length > LIMITS.variableNameChars) {
       return `${spec.name}: invalid ${what} name ${
-        JSON.stringify(key)
+        shown(key)
       } (1-${LIMITS.variableNameChars} letters, digits and _, not starting with a digit)`;
     }
     // NUL cannot be passed in an environment variable or a path.
@@ -245,8 +269,8 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
     const ok = typeof item === "string" || (spec.kind.type === "params" && item === null);
     if (!ok) {
       return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${
-        JSON.stringify(item)
-      }; quote it ("${String(item)}")`;
+        shown(item)
+      }; quote it ("${clipped(String(item))}")`;
     }
   }
   return null;

@@ -8,6 +8,7 @@ import { checkGraph, effectiveWaits } from "./graph.ts";
 import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr } from "../domain/mod.ts";
 import {
   checkFieldValue,
+  clipped,
   fieldSpec,
   FLOW_FIELD_TABLE,
   FLOW_FIELDS,
@@ -129,7 +130,7 @@ function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): stri
   if ([...flowId].length > LIMITS.flowIdChars || INVISIBLE_OR_CONTROL.test(flowId)) {
     throw new FlowError(
       values.at(node),
-      `invalid flow_id ${JSON.stringify(flowId)}: use 1-${LIMITS.flowIdChars} characters ` +
+      `invalid flow_id ${shown(flowId)}: use 1-${LIMITS.flowIdChars} characters ` +
         "without control or invisible characters",
     );
   }
@@ -262,13 +263,15 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   } else if (typeof id !== "string" && id !== null && written !== undefined) {
     throw new FlowError(
       values.at(node),
-      `step id ${written} is read by YAML as the ${typeof id} ${shown(id)}; write it in quotes: id: "${written}"`,
+      `step id ${clipped(written)} is read by YAML as the ${typeof id} ${shown(id)}; write it in quotes: id: "${
+        clipped(written)
+      }"`,
     );
   }
   if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
     throw new FlowError(
       values.at(node),
-      `invalid step id ${JSON.stringify(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
+      `invalid step id ${shown(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
         'starting with a letter, digit or "_"',
     );
   }
@@ -290,7 +293,7 @@ function readWhen(fields: StepFields, values: Values): WhenExpr | null {
     return parseWhen(text as string);
   } catch (error) {
     if (!(error instanceof WhenSyntaxError)) throw error;
-    return fields.fail(node, `invalid when expression ${JSON.stringify(text)}: ${error.message}`);
+    return fields.fail(node, `invalid when expression ${shown(text)}: ${error.message}`);
   }
 }
 
@@ -434,7 +437,7 @@ function readCommand(node: Node, fields: StepFields): string[] {
   }
   const args = value as unknown[];
   const bad = args.findIndex((arg) => typeof arg !== "string");
-  if (bad >= 0) fields.fail(node, `command[${bad}] must be a string, got ${JSON.stringify(args[bad])}`);
+  if (bad >= 0) fields.fail(node, `command[${bad}] must be a string, got ${shown(args[bad])}`);
   if (args[0] === "") fields.fail(node, "command[0] (the program) must not be empty");
   checkArguments(args as string[], node, fields);
   return args as string[];

@@ -3,7 +3,7 @@
  * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
  * other variables). Pure.
  */
-import { VARIABLE_NAME_PATTERN } from "./fields.ts";
+import { shown, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
@@ -25,8 +25,8 @@ export function paramReferences(text: string): string[] {
     const end = text.indexOf("}", start);
     const name = end < 0 ? "" : text.slice(start + REFERENCE_START.length, end);
     if (end < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
-      const shown = end < 0 ? text.slice(start) : text.slice(start, end + 1);
-      throw new Error(`invalid parameter reference ${JSON.stringify(shown)}: write \${params.NAME}`);
+      const reference = end < 0 ? text.slice(start) : text.slice(start, end + 1);
+      throw new Error(`invalid parameter reference ${shown(reference)}: write \${params.NAME}`);
     }
     names.push(name);
     from = end + 1;
@@ -43,7 +43,7 @@ export function parseParamArgument(argument: string): [string, string] {
   const eq = argument.indexOf("=");
   const name = eq < 0 ? argument : argument.slice(0, eq);
   if (eq < 0 || !VARIABLE_NAME_PATTERN.test(name)) {
-    throw new ParamError(`--param needs NAME=VALUE, got ${JSON.stringify(argument)}`);
+    throw new ParamError(`--param needs NAME=VALUE, got ${shown(argument)}`);
   }
   const value = argument.slice(eq + 1);
   // A value ends up in a command argument or an environment variable: bounded as they are.
@@ -66,7 +66,7 @@ export function resolveParamValues(
   const unknown = Object.keys(given).filter((name) => !declared.has(name));
   if (unknown.length > 0) {
     const known = flow.params.length ? flow.params.map((p) => p.name).join(", ") : "none";
-    throw new ParamError(`unknown parameter ${unknown.map((n) => JSON.stringify(n)).join(", ")} (declared: ${known})`);
+    throw new ParamError(`unknown parameter ${unknown.map((n) => shown(n)).join(", ")} (declared: ${known})`);
   }
   const values: Record<string, string> = {};
   const missing: string[] = [];
@@ -77,9 +77,7 @@ export function resolveParamValues(
   }
   if (missing.length > 0) {
     throw new ParamError(
-      `missing required parameter ${missing.map((n) => JSON.stringify(n)).join(", ")}: give --param ${
-        missing[0]
-      }=VALUE`,
+      `missing required parameter ${missing.map((n) => shown(n)).join(", ")}: give --param ${missing[0]}=VALUE`,
     );
   }
   return values;

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
+import { readable } from "../../src/cli/output.ts";
 
 interface Case {
   argv: string[];
@@ -155,4 +156,35 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   assert.equal(JSON.parse(after[1].stdout).length, 1);
   assert.throws(() => Deno.statSync(join(dir.path, "no-such-dir")), Deno.errors.NotFound);
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
+});
+
+Deno.test("an argument of 100 kB is quoted in part: the error line keeps its start and end, and says what it left out", async () => {
+  using dir = tempDir();
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const big = "a".repeat(100_000);
+  const cases: Case[] = [
+    { argv: [big], exit: 2, error: "unknown command" },
+    { argv: ["status", "--format", big], exit: 2, error: "status: option --format must be one of" },
+    { argv: ["status", `--${big}`], exit: 2, error: "status: unknown option --aaa" },
+    { argv: ["start", "--run-key", "r", "--not-before", big, flow], exit: 2, error: "start: --not-before needs" },
+    { argv: ["validate", join(dir.path, `${big}.yaml`)], exit: 2, error: "validate: cannot read flow file" },
+  ];
+  const results = await runAll(cases.map((c) => c.argv), {}, dir.path);
+  cases.forEach((c, i) => {
+    check(c, results[i]);
+    const line = results[i].stderr.trim();
+    assert.ok(line.length < 1200, `${line.length} characters`);
+    assert.match(JSON.parse(line).error, /… \(\d+ characters left out\) …/);
+  });
+});
+
+Deno.test("a message is cut between characters, never inside a surrogate pair", () => {
+  for (const pad of ["", "x"]) {
+    const message = pad + "\u{1F680}".repeat(1000);
+    const cut = readable(message);
+    assert.ok(cut.length < 1000);
+    assert.equal(cut.match(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/), null, cut);
+  }
+  assert.equal(readable("short"), "short");
 });

@@ -6,6 +6,7 @@ import { findCycle } from "../../src/flow/graph.ts";
 import { allSucceeded } from "../../src/flow/when.ts";
 import { LIMITS } from "../../src/flow/limits.ts";
 import { thrown } from "../helpers.ts";
+import { clipped, shown, SHOWN_CHARS } from "../../src/flow/fields.ts";
 import { loadYamlLibrary } from "../../src/flow/mod.ts";
 
 // loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
@@ -285,4 +286,44 @@ Deno.test("long chains, fan-ins and reversed chains need no deep recursion", () 
     thrown(() => loadFlow(cyclic, "c.yaml"), FlowError).message,
     /dependency cycle detected: s0 -> s1 -> s2 -> .* -> s7999 -> s0$/,
   );
+});
+
+Deno.test("a huge value in an error is cut to its first characters and its length: the line stays readable", () => {
+  const big = "a".repeat(200_000);
+  const cases: [string, RegExp][] = [
+    [
+      `flow_id: f\nsteps:\n  - id: "${big}"\n    command: [x]\n`,
+      /invalid step id "a{120}"… \(200000 characters\): use/,
+    ],
+    [`flow_id: "${big}"\nsteps:\n  - {id: a, command: [x]}\n`, /invalid flow_id "a{120}"… \(200000 characters\): use/],
+    [
+      `flow_id: f\nsteps:\n  - {id: a, command: [x, {k: "${big}"}]}\n`,
+      /command\[1\] must be a string, got \{"k":"a{114}… \(200008 characters\)$/,
+    ],
+    [
+      `${HEAD}  - {id: d, command: [x], when: "a && (${"a || ".repeat(40_000)}"}\n`,
+      /invalid when expression "a && \(a \|\| .{109}"… \(200006 characters\): unexpected end/,
+    ],
+    [
+      `${HEAD}  - {id: d, command: [x], env: {X: [${big}]}}\n`,
+      /env\.X must be a string, got \["a{118}… \(200004 characters\); quote it \("a{120}… \(200000 characters\)"\)$/,
+    ],
+  ];
+  for (const [text, pattern] of cases) {
+    const message = error(text);
+    assert.match(message, pattern);
+    assert.ok(message.length < 600, `${message.length} characters`);
+  }
+});
+
+Deno.test("a value is cut between characters, never inside a surrogate pair", () => {
+  const emoji = "\u{1F680}".repeat(100); // 200 UTF-16 units
+  for (const text of [emoji, "x" + emoji]) {
+    const cut = clipped(text);
+    assert.ok(cut.length < text.length);
+    assert.equal(cut.slice(0, cut.indexOf("…")).match(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/), null, cut);
+  }
+  assert.equal(shown("short"), '"short"');
+  assert.equal(shown(Number.NaN), "NaN");
+  assert.equal(clipped("x".repeat(SHOWN_CHARS)), "x".repeat(SHOWN_CHARS));
 });
