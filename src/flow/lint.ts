@@ -11,21 +11,51 @@ export interface FlowWarning {
   message: string;
 }
 
-/** Conditions over more step ids than this are not enumerated (assumed satisfiable). */
-const MAX_ENUMERATED_IDS = 16;
+/**
+ * Enumerating a condition costs 2^(free ids) evaluations of its whole expression. A check that would
+ * cost more node visits than this is not made (the condition counts as satisfiable), nor is any
+ * check once a flow's checks together have cost {@link FLOW_BUDGET}: `validate` stays fast on
+ * conditions written to be slow.
+ */
+const CHECK_BUDGET = 2 ** 16;
+const FLOW_BUDGET = 2 ** 24;
+
+/** Node visits left for one flow's checks. */
+export interface LintBudget {
+  left: number;
+}
 
 /**
  * Whether `expr` can be true when the steps in `neverSucceed` are taken as not SUCCEEDED and every
- * other id is free. Enumerates assignments of the free ids; too many ids count as satisfiable.
+ * other id is free. Enumerates assignments of the free ids; a check over the budget counts as
+ * satisfiable.
  */
-export function satisfiable(expr: WhenExpr, neverSucceed: ReadonlySet<string> = new Set()): boolean {
+export function satisfiable(
+  expr: WhenExpr,
+  neverSucceed: ReadonlySet<string> = new Set(),
+  budget: LintBudget = { left: CHECK_BUDGET },
+): boolean {
   const free = referencedIds(expr).filter((id) => !neverSucceed.has(id));
-  if (free.length > MAX_ENUMERATED_IDS) return true;
+  const cost = 2 ** free.length * nodeCount(expr);
+  if (cost > CHECK_BUDGET || cost > budget.left) return true;
+  budget.left -= cost;
   for (let mask = 0; mask < 2 ** free.length; mask++) {
     const succeeded = new Set(free.filter((_, i) => (mask & (1 << i)) !== 0));
     if (evaluateWhen(expr, succeeded)) return true;
   }
   return false;
+}
+
+/** The number of nodes of an expression (without recursion: expressions may be deep). */
+function nodeCount(expr: WhenExpr): number {
+  let count = 0;
+  const pending: WhenExpr[] = [expr];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    count++;
+    if (node.kind === "not") pending.push(node.operand);
+    else if (node.kind !== "ref") pending.push(node.left, node.right);
+  }
+  return count;
 }
 
 /** `when` written beside `depends_on`: the derived success chain is not a `when` of the user's. */
@@ -38,6 +68,7 @@ function hasOwnWhen(step: StepDefinition): boolean {
 export function lintFlow(flow: FlowDefinition): FlowWarning[] {
   const warnings: FlowWarning[] = [];
   const byId = new Map(flow.steps.map((step) => [step.id, step]));
+  const budget: LintBudget = { left: FLOW_BUDGET };
 
   // Steps that can never run (and so never succeed), to a fixed point: a step whose condition cannot
   // hold once those are false never runs either. Each pass settles at least one more step or stops.
@@ -46,7 +77,7 @@ export function lintFlow(flow: FlowDefinition): FlowWarning[] {
     changed = false;
     for (const step of flow.steps) {
       if (neverRuns.has(step.id) || step.condition === null) continue;
-      if (!satisfiable(step.condition, neverRuns)) {
+      if (!satisfiable(step.condition, neverRuns, budget)) {
         neverRuns.add(step.id);
         changed = true;
       }
@@ -55,7 +86,7 @@ export function lintFlow(flow: FlowDefinition): FlowWarning[] {
 
   for (const step of flow.steps) {
     const when = step.condition ? formatWhen(step.condition) : "";
-    if (step.condition !== null && !satisfiable(step.condition)) {
+    if (step.condition !== null && !satisfiable(step.condition, new Set(), budget)) {
       warnings.push({ stepId: step.id, message: `when "${when}" can never be true: the step is always SKIPPED` });
     } else if (neverRuns.has(step.id)) {
       const blockers = referencedIds(step.condition!).filter((id) => neverRuns.has(id));

@@ -59,3 +59,17 @@ Deno.test("timeout_sec shorter than start_timeout_sec is warned about; the examp
     assert.deepEqual(lintFlow(flow), [], entry.name);
   }
 });
+
+Deno.test("satisfiable: a condition too costly to enumerate counts as satisfiable, and a flow's checks share a budget", () => {
+  const ids = Array.from({ length: 16 }, (_, i) => `s${i}`);
+  const wide = parseWhen(`${ids.join(" && ")} && !s0`);
+  const budget = { left: 2 ** 24 };
+  // 2^16 assignments of 32 nodes: over one check's budget, so not enumerated (though it is false).
+  assert.equal(satisfiable(wide, new Set(), budget), true);
+  assert.equal(budget.left, 2 ** 24);
+  const narrow = parseWhen("A && !A");
+  assert.equal(satisfiable(narrow, new Set(), budget), false);
+  assert.equal(budget.left, 2 ** 24 - 2 ** 1 * 4);
+  // A spent flow budget: no more enumeration.
+  assert.equal(satisfiable(narrow, new Set(), { left: 3 }), true);
+});
