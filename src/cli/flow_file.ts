@@ -55,7 +55,8 @@ export const PARAM_OPTION: OptionSpec = {
 
 /** The `--param` values given on the command line; a name given twice keeps the last value. */
 export function givenParams(args: ParsedArgs): Record<string, string> {
-  const given: Record<string, string> = {};
+  // No prototype: `--param __proto__=x` sets a parameter, not the object's prototype.
+  const given: Record<string, string> = Object.create(null);
   for (const argument of (args.options.param as string[] | undefined) ?? []) {
     const [name, value] = parseParamArgument(argument);
     given[name] = value;

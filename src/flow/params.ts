@@ -35,7 +35,7 @@ export function paramReferences(text: string): string[] {
 
 /** `text` with every `${params.NAME}` replaced by its value (names were checked when loading). */
 export function substituteParams(text: string, values: Readonly<Record<string, string>>): string {
-  return text.replace(REFERENCE, (whole, name: string) => values[name] ?? whole);
+  return text.replace(REFERENCE, (whole, name: string) => Object.hasOwn(values, name) ? values[name] : whole);
 }
 
 /** Parses `NAME=VALUE` (as given to `--param`). */
@@ -68,10 +68,12 @@ export function resolveParamValues(
     const known = flow.params.length ? flow.params.map((p) => p.name).join(", ") : "none";
     throw new ParamError(`unknown parameter ${unknown.map((n) => shown(n)).join(", ")} (declared: ${known})`);
   }
-  const values: Record<string, string> = {};
+  // Own properties only, and no prototype: a parameter named "constructor" or "__proto__" is a name
+  // like any other, never Object's.
+  const values: Record<string, string> = Object.create(null);
   const missing: string[] = [];
   for (const param of flow.params) {
-    const value = given[param.name] ?? param.default;
+    const value = Object.hasOwn(given, param.name) ? given[param.name] : param.default;
     if (value === null) missing.push(param.name);
     else values[param.name] = value;
   }

@@ -67,3 +67,32 @@ Deno.test("the YAML library's log variables in the environment leave the output 
   assert.equal(result.stderr, "");
   assert.equal(JSON.parse(result.stdout).flow_id, "f");
 });
+
+Deno.test("parameters named like Object's own properties are parameters like any other", async () => {
+  using dir = tempDir();
+  const file = writeFile(
+    dir.path,
+    "pp.yaml",
+    'flow_id: pp\nparams: {constructor: null, __proto__: null}\nsteps:\n  - {id: a, command: ["/bin/echo", "${params.constructor}-${params.__proto__}"]}\n',
+  );
+  const db = ["--db", join(dir.path, "state.sqlite3"), "--executor", "builtin", "--poll-interval", "0.05"];
+  const missing = await cli([...db, "start", "-q", "--run-key", "k1", file]);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(JSON.parse(missing.stderr).error, /missing required parameter "constructor", "__proto__"/);
+  const given = await cli([
+    ...db,
+    "start",
+    "-q",
+    "--param",
+    "constructor=C",
+    "--param",
+    "__proto__=P",
+    "--run-key",
+    "k2",
+    file,
+  ]);
+  assert.equal(given.code, 0, given.stderr);
+  assert.deepEqual(JSON.parse(given.stdout).params, { constructor: "C", ["__proto__"]: "P" });
+  const logs = await cli([...db, "logs", "--run-key", "k2", "--step", "a"]);
+  assert.equal(logs.stdout, "C-P\n");
+});
