@@ -10,6 +10,12 @@ export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
  * a {@link StateLocationError}: state never silently lands in a shared or temporary directory.
  */
 export function resolveDbPath(explicit: string | undefined, env: (name: string) => string | undefined): string {
+  if (explicit === ":memory:") {
+    // SQLite would keep the state in memory, and the job, lock and log files beside the current directory.
+    throw new StateLocationError(
+      '--db ":memory:" keeps no state past this command; give a file path (./:memory: names a file)',
+    );
+  }
   if (explicit) return explicit;
   const flowHome = env("ORCHESJOB_FLOW_HOME");
   if (flowHome) return join(flowHome, DB_FILE_NAME);
