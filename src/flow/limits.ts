@@ -22,6 +22,11 @@ export const LIMITS = {
   commandBytes: 1024 * 1024,
   /** Nesting of YAML collections inside one field's value. */
   valueNesting: 64,
+  /**
+   * Values (scalars and aliases, as written) in a flow file, counted before the YAML library reads
+   * it: its document tree costs ~500 bytes a value, so 16 MiB of `[x,x,…]` would exhaust memory.
+   */
+  values: 2_000_000,
   /** YAML nodes that aliases (`*name`) may expand to, in the whole file: defeats alias bombs. */
   aliasExpansion: 1_000_000,
   /** `retries` of a step. */

@@ -21,7 +21,7 @@ import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./whe
 import { quoteBangWhenValues } from "./yaml_bang.ts";
 import { FlowError, type Place } from "./errors.ts";
 import { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
-import { checkFlowText, decodeFlowBytes } from "./source.ts";
+import { checkFlowText, checkValueCount, decodeFlowBytes } from "./source.ts";
 import { Values } from "./values.ts";
 
 export { FlowError, formatPlace, type Place } from "./errors.ts";
@@ -66,6 +66,7 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   const isJson = fileName.toLowerCase().endsWith(".json");
   const lineCounter = newLineCounter();
   const checked = checkFlowText(text, fileName);
+  checkValueCount(checked, fileName);
   const source = isJson ? checked : quoteBangWhenValues(checked);
   let doc: Document.Parsed;
   try {

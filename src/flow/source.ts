@@ -4,6 +4,7 @@
  */
 import { FlowError } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
+import { newLexer } from "./yaml_library.ts";
 
 export function checkFileSize(bytes: number, fileName: string): void {
   if (bytes > LIMITS.fileBytes) {
@@ -66,4 +67,22 @@ function firstInvalidUtf8(bytes: Uint8Array): number {
     i += length;
   }
   return -1;
+}
+
+/**
+ * Refuses a file with more values (scalars and aliases) than {@link LIMITS.values}, counted by the
+ * YAML lexer, which keeps nothing, before the library builds the document. A value takes at least two
+ * characters (`x,`), so a smaller file needs no count.
+ */
+export function checkValueCount(source: string, fileName: string): void {
+  if (source.length <= 2 * LIMITS.values) return;
+  let values = 0;
+  for (const token of newLexer().lex(source)) {
+    // The lexer marks each plain and block scalar with \x1f; quoted scalars and aliases are one token.
+    const first = token[0];
+    if (first === "\x1f" || first === "'" || first === '"' || first === "*") values++;
+    if (values > LIMITS.values) {
+      throw new FlowError({ file: fileName }, `flow file holds over ${LIMITS.values} values, the limit`);
+    }
+  }
 }

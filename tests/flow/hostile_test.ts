@@ -327,3 +327,16 @@ Deno.test("a value is cut between characters, never inside a surrogate pair", ()
   assert.equal(shown(Number.NaN), "NaN");
   assert.equal(clipped("x".repeat(SHOWN_CHARS)), "x".repeat(SHOWN_CHARS));
 });
+
+Deno.test("a file of more values than the limit is refused before the YAML library builds it", () => {
+  const items = (n: number, item: string) => Array(n).fill(item).join(",");
+  const over = LIMITS.values + 1;
+  const limit = `f.yaml: flow file holds over ${LIMITS.values} values, the limit`;
+  // Plain, quoted and alias values all count (the anchor's own value is the first).
+  assert.equal(error(`flow_id: f\nsteps:\n  - {id: a, command: [${items(over, "x")}]}\n`), limit);
+  assert.equal(error(`flow_id: f\nsteps:\n  - {id: a, command: [${items(over, "'x'")}]}\n`), limit);
+  assert.equal(error(`flow_id: f\nsteps:\n  - {id: a, command: [&x y, ${items(over, "*x")}]}\n`), limit);
+  // A file long enough to be counted but of few values is read as usual.
+  const long = `# ${"c".repeat(2 * LIMITS.values + 10)}\nflow_id: f\nsteps:\n  - {id: a, command: [x]}\n`;
+  assert.equal(loadFlow(long, "f.yaml").steps.length, 1);
+});
