@@ -55,12 +55,10 @@ export const PARAM_OPTION: OptionSpec = {
 
 /** The `--param` values given on the command line; a name given twice keeps the last value. */
 export function givenParams(args: ParsedArgs): Record<string, string> {
-  // No prototype: `--param __proto__=x` sets a parameter, not the object's prototype.
-  const given: Record<string, string> = Object.create(null);
-  for (const argument of (args.options.param as string[] | undefined) ?? []) {
-    const [name, value] = parseParamArgument(argument);
-    given[name] = value;
-  }
+  // fromEntries: `--param __proto__=x` sets a parameter of that name, not the object's prototype.
+  const given: Record<string, string> = Object.fromEntries(
+    ((args.options.param as string[] | undefined) ?? []).map(parseParamArgument),
+  );
   return given;
 }
 

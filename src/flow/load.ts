@@ -70,7 +70,9 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   const source = isJson ? checked : quoteBangWhenValues(checked);
   let doc: Document.Parsed;
   try {
-    doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: true, strict: true });
+    // Unique keys are checked below, in linear time: the library's own check compares every pair of
+    // keys of a mapping (100k keys took minutes).
+    doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
   } catch (error) {
     // The YAML library composes nested collections recursively.
     if (!(error instanceof RangeError)) throw error;
@@ -84,10 +86,37 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   };
   if (isJson) checkStrictJson(checked, fileName, lineCounter, doc.errors[0]?.pos[0]);
   checkDocument(doc, fileName, lineCounter, isJson);
+  checkUniqueKeys(doc, fileName, lineCounter, isJson);
   const values = new Values(doc, at);
   const root = values.deref(doc.contents);
   if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
   return { root, values };
+}
+
+/**
+ * Refuses a mapping that repeats a key, at the repeated key, as the library's own check would (keys are
+ * the same when they are scalars of equal value). Aliases are not followed: their targets are checked
+ * where they are written.
+ */
+function checkUniqueKeys(doc: Document.Parsed, file: string, lineCounter: LineCounter, isJson: boolean): void {
+  const pending: unknown[] = [doc.contents];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    if (isSeq(node)) pending.push(...node.items);
+    if (!isMap(node)) continue;
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      pending.push(pair.key, pair.value);
+      const key = pair.key;
+      if (!isScalar(key)) continue;
+      const identity = `${typeof key.value}:${String(key.value)}`;
+      if (!seen.has(identity)) {
+        seen.add(identity);
+        continue;
+      }
+      const { line, col } = lineCounter.linePos(key.range?.[0] ?? 0);
+      throw new FlowError({ file, line, column: col }, `invalid ${isJson ? "JSON" : "YAML"}: Map keys must be unique`);
+    }
+  }
 }
 
 function tooDeep(file: string): FlowError {

@@ -68,15 +68,16 @@ export function resolveParamValues(
     const known = flow.params.length ? flow.params.map((p) => p.name).join(", ") : "none";
     throw new ParamError(`unknown parameter ${unknown.map((n) => shown(n)).join(", ")} (declared: ${known})`);
   }
-  // Own properties only, and no prototype: a parameter named "constructor" or "__proto__" is a name
-  // like any other, never Object's.
-  const values: Record<string, string> = Object.create(null);
+  // Own properties only: a parameter named "constructor" is a name like any other, never Object's;
+  // fromEntries defines "__proto__" as a property of its own too.
+  const entries: [string, string][] = [];
   const missing: string[] = [];
   for (const param of flow.params) {
     const value = Object.hasOwn(given, param.name) ? given[param.name] : param.default;
     if (value === null) missing.push(param.name);
-    else values[param.name] = value;
+    else entries.push([param.name, value]);
   }
+  const values: Record<string, string> = Object.fromEntries(entries);
   if (missing.length > 0) {
     throw new ParamError(
       `missing required parameter ${missing.map((n) => shown(n)).join(", ")}: give --param ${missing[0]}=VALUE`,

@@ -340,3 +340,20 @@ Deno.test("a file of more values than the limit is refused before the YAML libra
   const long = `# ${"c".repeat(2 * LIMITS.values + 10)}\nflow_id: f\nsteps:\n  - {id: a, command: [x]}\n`;
   assert.equal(loadFlow(long, "f.yaml").steps.length, 1);
 });
+
+Deno.test("a repeated key is refused at the repeat, in any mapping, however it is written", () => {
+  const env = (entries: string) => `flow_id: f\nsteps:\n  - id: a\n    command: [x]\n    env: {${entries}}\n`;
+  assert.equal(error(env('A: x, "A": y')), "f.yaml:5:17: invalid YAML: Map keys must be unique");
+  assert.equal(error(env("B: x, A: x, 'A': y")), "f.yaml:5:23: invalid YAML: Map keys must be unique");
+  // In a mapping inside a list, and in a mapping no field reads.
+  assert.equal(
+    error("flow_id: f\nsteps:\n  - {id: a, command: [x]}\n  - {id: b, command: [x], id: c}\n"),
+    "f.yaml:4:27: invalid YAML: Map keys must be unique",
+  );
+  assert.match(
+    error("flow_id: f\nx-notes: {a: 1, a: 2}\nsteps: [{id: a, command: [x]}]\n"),
+    /2:17: invalid YAML: Map keys/,
+  );
+  // Keys of other types or values are different keys.
+  assert.doesNotMatch(error(env("A: x, A1: y, 1: z")), /must be unique/);
+});
