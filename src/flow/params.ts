@@ -99,12 +99,14 @@ export function bindFlow(
   const values = resolveParamValues(flow, given);
   const bindStep = (step: StepDefinition): StepDefinition => {
     const cwd = step.cwd === null ? null : substituteParams(step.cwd, values);
-    return {
+    const bound = {
       ...step,
       command: step.command.map((arg) => substituteParams(arg, values)),
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
       cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
+    checkBoundStep(bound, cwd);
+    return bound;
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
 }
@@ -118,4 +120,30 @@ export function absolutePath(dir: string, path: string): string {
     else parts.push(part);
   }
   return `/${parts.join("/")}`;
+}
+
+/**
+ * The limits the loader checks on what a file says, checked again on what a step runs once the
+ * values are in: a value can empty the program or the directory, or make an argument too long.
+ */
+function checkBoundStep(step: StepDefinition, cwd: string | null): void {
+  const fail = (what: string) => {
+    throw new ParamError(`step ${JSON.stringify(step.id)}: with the parameters' values, ${what}`);
+  };
+  if (step.command[0] === "") fail("command[0] (the program) is empty");
+  const encoder = new TextEncoder();
+  let total = 0;
+  step.command.forEach((arg, i) => {
+    const size = encoder.encode(arg).length;
+    if (size > LIMITS.argumentBytes) fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+    total += size + 1;
+  });
+  if (total > LIMITS.commandBytes) fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+  for (const [name, value] of Object.entries(step.env)) {
+    const size = encoder.encode(`${name}=${value}`).length;
+    if (size > LIMITS.argumentBytes) fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+  }
+  if (cwd === "") fail("cwd is empty");
+  const cwdBytes = cwd === null ? 0 : encoder.encode(step.cwd ?? "").length;
+  if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`);
 }

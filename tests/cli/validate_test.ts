@@ -96,3 +96,36 @@ Deno.test("parameters named like Object's own properties are parameters like any
   const logs = await cli([...db, "logs", "--run-key", "k2", "--step", "a"]);
   assert.equal(logs.stdout, "C-P\n");
 });
+
+Deno.test("the limits hold on what a step runs once --param values are in, for validate and start", async () => {
+  using dir = tempDir();
+  const flow = (step: string) =>
+    writeFile(dir.path, "b.yaml", `flow_id: b\nparams: {A: null}\nsteps:\n  - {id: s, ${step}}\n`);
+  const big = "x".repeat(100_000);
+  const cases: [string, string, RegExp][] = [
+    ['command: ["${params.A}"]', "", /step "s": with the parameters' values, command\[0\] \(the program\) is empty/],
+    ['command: [x], cwd: "${params.A}"', "", /with the parameters' values, cwd is empty/],
+    [
+      `command: [x, ${Array(20).fill('"${params.A}"').join(", ")}]`,
+      big,
+      /the command is 2000022 bytes, over the limit of 1048576/,
+    ],
+    ['command: [x, "${params.A}${params.A}"]', big, /command\[1\] is 200000 bytes, over the limit of 131072/],
+    ['command: [x], env: {E: "${params.A}${params.A}"}', big, /env\.E is 200002 bytes, over the limit of 131072/],
+  ];
+  const db = ["--db", join(dir.path, "state.sqlite3"), "--executor", "builtin"];
+  for (const [step, value, pattern] of cases) {
+    const file = flow(step);
+    for (const argv of [["validate"], [...db, "start", "-q", "--run-key", "k"]]) {
+      const args = argv[0] === "validate"
+        ? ["validate", "--param", `A=${value}`, file]
+        : [...argv, "--param", `A=${value}`, file];
+      const result = await cli(args);
+      assert.equal(result.code, 2, `${step}: ${result.stderr}`);
+      assert.match(JSON.parse(result.stderr).error, pattern);
+    }
+  }
+  // Nothing was stored.
+  const list = await cli([...db, "list"]);
+  assert.deepEqual(JSON.parse(list.stdout), []);
+});
