@@ -357,3 +357,8 @@ Deno.test("a repeated key is refused at the repeat, in any mapping, however it i
   // Keys of other types or values are different keys.
   assert.doesNotMatch(error(env("A: x, A1: y, 1: z")), /must be unique/);
 });
+
+Deno.test("a list of hundreds of thousands of items is walked without a call per item on the stack", () => {
+  const items = Array(300_000).fill("1").join(",");
+  assert.match(error(`flow_id: f\nsteps:\n  - {id: a, command: [x]}\nx-list: [${items}]\n`), /unknown field "x-list"/);
+});
