@@ -56,10 +56,7 @@ export const PARAM_OPTION: OptionSpec = {
 /** The `--param` values given on the command line; a name given twice keeps the last value. */
 export function givenParams(args: ParsedArgs): Record<string, string> {
   // fromEntries: `--param __proto__=x` sets a parameter of that name, not the object's prototype.
-  const given: Record<string, string> = Object.fromEntries(
-    ((args.options.param as string[] | undefined) ?? []).map(parseParamArgument),
-  );
-  return given;
+  return Object.fromEntries(((args.options.param as string[] | undefined) ?? []).map(parseParamArgument));
 }
 
 /** The flow file's directory, absolute: a relative `cwd` in the file is relative to it. */

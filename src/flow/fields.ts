@@ -240,7 +240,8 @@ function head(text: string): string {
   return text.slice(0, /[\uD800-\uDBFF]/.test(text[SHOWN_CHARS - 1]) ? SHOWN_CHARS - 1 : SHOWN_CHARS);
 }
 
-function byteLength(text: string): number {
+/** UTF-8 bytes of `text`. */
+export function byteLength(text: string): number {
   return new TextEncoder().encode(text).length;
 }
 

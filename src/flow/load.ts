@@ -101,7 +101,7 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
 function checkUniqueKeys(doc: Document.Parsed, file: string, lineCounter: LineCounter, isJson: boolean): void {
   const pending: unknown[] = [doc.contents];
   for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
-    if (isSeq(node)) for (const item of node.items) pending.push(item);
+    if (isSeq(node)) { for (const item of node.items) pending.push(item); }
     if (!isMap(node)) continue;
     const seen = new Set<string>();
     for (const pair of node.items) {

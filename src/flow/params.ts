@@ -3,7 +3,7 @@
  * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
  * other variables). Pure.
  */
-import { shown, VARIABLE_NAME_PATTERN } from "./fields.ts";
+import { byteLength, shown, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
@@ -47,7 +47,7 @@ export function parseParamArgument(argument: string): [string, string] {
   }
   const value = argument.slice(eq + 1);
   // A value ends up in a command argument or an environment variable: bounded as they are.
-  const bytes = new TextEncoder().encode(value).length;
+  const bytes = byteLength(value);
   if (bytes > LIMITS.argumentBytes) {
     throw new ParamError(`--param ${name}: value of ${bytes} bytes, over the limit of ${LIMITS.argumentBytes}`);
   }
@@ -105,7 +105,7 @@ export function bindFlow(
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
       cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
-    checkBoundStep(bound, cwd);
+    checkBoundStep(bound, cwd, flow.params.length > 0);
     return bound;
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
@@ -126,24 +126,28 @@ export function absolutePath(dir: string, path: string): string {
  * The limits the loader checks on what a file says, checked again on what a step runs once the
  * values are in: a value can empty the program or the directory, or make an argument too long.
  */
-function checkBoundStep(step: StepDefinition, cwd: string | null): void {
+function checkBoundStep(step: StepDefinition, cwd: string | null, substituted: boolean): void {
   const fail = (what: string) => {
     throw new ParamError(`step ${JSON.stringify(step.id)}: with the parameters' values, ${what}`);
   };
-  if (step.command[0] === "") fail("command[0] (the program) is empty");
-  const encoder = new TextEncoder();
-  let total = 0;
-  step.command.forEach((arg, i) => {
-    const size = encoder.encode(arg).length;
-    if (size > LIMITS.argumentBytes) fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
-    total += size + 1;
-  });
-  if (total > LIMITS.commandBytes) fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
-  for (const [name, value] of Object.entries(step.env)) {
-    const size = encoder.encode(`${name}=${value}`).length;
-    if (size > LIMITS.argumentBytes) fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+  // Without parameters the command and env are as the loader checked them; only the cwd was made absolute.
+  if (substituted) {
+    if (step.command[0] === "") fail("command[0] (the program) is empty");
+    let total = 0;
+    step.command.forEach((arg, i) => {
+      const size = byteLength(arg);
+      if (size > LIMITS.argumentBytes) {
+        fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+      }
+      total += size + 1;
+    });
+    if (total > LIMITS.commandBytes) fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+    for (const [name, value] of Object.entries(step.env)) {
+      const size = byteLength(`${name}=${value}`);
+      if (size > LIMITS.argumentBytes) fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+    }
   }
   if (cwd === "") fail("cwd is empty");
-  const cwdBytes = cwd === null ? 0 : encoder.encode(step.cwd ?? "").length;
+  const cwdBytes = step.cwd === null ? 0 : byteLength(step.cwd);
   if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`);
 }
