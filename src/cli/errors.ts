@@ -2,7 +2,7 @@
  * Exit codes of the orchesjob-flow CLI (documented in README.md): the codes, the CLI's own error that
  * carries one, and the one table that maps the errors of the other layers to codes.
  */
-import { JobExit, type TerminalRunStatus } from "../domain/mod.ts";
+import { DamagedRunError, JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError, ParamError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
 import { StateFileChangedError, StateFileError, StateLocationError } from "../store/mod.ts";
@@ -27,6 +27,11 @@ export const ExitCode = {
    * on in no file, so it must not go on at all.
    */
   stateFileChanged: 74,
+  /**
+   * A run's stored record cannot be read back (EX_DATAERR): the error names the run and the column.
+   * Other runs are unaffected.
+   */
+  damagedRun: 65,
   /** An internal error: a bug, or an environment failure (disk, permissions); EX_SOFTWARE of sysexits.h. */
   internal: 70,
   interrupted: 130,
@@ -61,6 +66,7 @@ export class UserError extends Error {
  */
 export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
+  if (error instanceof DamagedRunError) return ExitCode.damagedRun;
   if (error instanceof StateFileChangedError) return ExitCode.stateFileChanged;
   if (error instanceof FlowError || error instanceof ParamError || error instanceof StateFileError) {
     return ExitCode.usage;

@@ -1,6 +1,6 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, loadRun, type RunRepository, toRecord } from "../engine/mod.ts";
+import { Driver, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow, pathExists } from "../shared/mod.ts";
@@ -15,6 +15,7 @@ import {
   resolveDbPath,
   type RunFilter,
   RunStore,
+  type RunSummary,
   stateFileIdentity,
   storeWaitReason,
 } from "../store/mod.ts";
@@ -64,8 +65,13 @@ export class Session implements Disposable {
   }
 
   /** The stored run, or exit code 3 naming the state file searched when there is none. */
+  /** The run, or undefined when the state file has no such run. */
+  load(runKey: string): RunRecord | undefined {
+    return loadRun(this.runs, runKey);
+  }
+
   run(runKey: string): RunRecord {
-    const record = loadRun(this.runs, runKey);
+    const record = this.load(runKey);
     if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);
     return record;
   }
@@ -90,9 +96,9 @@ export class Session implements Disposable {
     return this.run(runKey);
   }
 
-  /** The runs `filter` selects, newest first. */
-  list(filter: RunFilter): RunRecord[] {
-    return this.store.list(filter).map(toRecord);
+  /** The runs `filter` selects, newest first, from their plain columns (load each with `run`). */
+  list(filter: RunFilter): RunSummary[] {
+    return this.store.list(filter);
   }
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */

@@ -155,3 +155,15 @@ export function neverStartedStep(id: string): StepState {
     retryHistory: [],
   };
 }
+
+/**
+ * A run whose stored record cannot be read back: a column that holds JSON does not parse, or a status
+ * is not one this program knows (a damaged disk, a hand edit). Only that run is unreadable; every
+ * command that touches it names it, and `list` and `clean` go on with the others.
+ */
+export class DamagedRunError extends Error {
+  override name = "DamagedRunError";
+  constructor(readonly runKey: string, readonly where: string, readonly reason: string) {
+    super(`run ${JSON.stringify(runKey)} is damaged in the state file: ${where} ${reason}`);
+  }
+}

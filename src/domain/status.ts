@@ -47,7 +47,8 @@ export function isLiveRun(status: RunStatus): status is typeof LIVE_RUN_STATUSES
   return among(LIVE_RUN_STATUSES, status);
 }
 
-export function isTerminalRun(status: RunStatus): status is TerminalRunStatus {
+/** Takes any text, so that a status read from a damaged row can be asked too. */
+export function isTerminalRun(status: string): status is TerminalRunStatus {
   return among(TERMINAL_RUN_STATUSES, status);
 }
 

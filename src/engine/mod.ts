@@ -14,7 +14,7 @@ export {
 } from "./decide.ts";
 export { Driver, type DriverOptions, type TickResult, TIMEOUT_GRACE_SECONDS } from "./driver.ts";
 export { CANCEL_REASON, cancelRun } from "./cancel.ts";
-export { createRun, loadRun, toRecord } from "./runs.ts";
+export { createRun, loadRun } from "./runs.ts";
 export { downstreamOf, reopenRun, type RetryScope, stepsToRetry } from "./retry.ts";
 export type { DriverLock, NewRun, RunRepository, StartGate, StepChange } from "./ports.ts";
 export { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";

@@ -19,4 +19,4 @@ export {
 } from "./db.ts";
 export { type DriverHolder, driverHolder, FileLocks, isDriverHeld, LOCK_KINDS, lockFilePath } from "./locks.ts";
 export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
-export { type RunFilter, RunStore } from "./runs.ts";
+export { type RunFilter, RunStore, type RunSummary } from "./runs.ts";

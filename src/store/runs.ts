@@ -5,6 +5,7 @@
  * A run's definition is stored as the normalized JSON it is handed and returned as data, parsed on request.
  */
 import {
+  DamagedRunError,
   type ExecutorFault,
   type ExecutorSpec,
   type Job,
@@ -13,8 +14,10 @@ import {
   type NormalizedFlow,
   type RetryRecord,
   type RetryRound,
+  RUN_STATUSES,
   type RunLaunch,
   type RunStatus,
+  STEP_STATUSES,
   type StepState,
   type StepStatus,
   type StoredRun,
@@ -52,6 +55,18 @@ interface StepRow {
 }
 
 type Value = string | number | null;
+
+/**
+ * A run as `list` selects it: the columns that hold no JSON. `status` is the stored text, which a
+ * damaged row may hold in a form this program does not know.
+ */
+export interface RunSummary {
+  runKey: string;
+  flowId: string;
+  status: string;
+  startedAt: number;
+  finishedAt: number | null;
+}
 
 /** Which runs `list` and `clean` select; every field narrows the selection. */
 export interface RunFilter {
@@ -161,31 +176,40 @@ export class RunStore {
     const steps = prepared(this.db, "SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
       runKey,
     ) as unknown as StepRow[];
+    const column = new ColumnReader(runKey);
     return {
       runKey: run.run_key,
-      status: run.status,
-      definition: () => JSON.parse(run.definition) as NormalizedFlow,
+      status: column.status(run.status, RUN_STATUSES, "flow_runs.status"),
+      definition: () => column.json(run.definition, "flow_runs.definition") as NormalizedFlow,
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
-      executor: JSON.parse(run.executor) as ExecutorSpec,
+      executor: column.json(run.executor, "flow_runs.executor") as ExecutorSpec,
       startedAt: run.started_at,
       notBefore: run.not_before,
       finishedAt: run.finished_at,
       error: run.error,
-      steps: steps.map(toStepState),
-      rounds: this.rounds(runKey),
-      ...(run.launch ? { launch: JSON.parse(run.launch) as RunLaunch } : {}),
+      steps: steps.map((row) => toStepState(row, column)),
+      rounds: this.rounds(runKey, column),
+      ...(run.launch ? { launch: column.json(run.launch, "flow_runs.launch") as RunLaunch } : {}),
     };
   }
 
-  private rounds(runKey: string): RetryRound[] {
+  private rounds(runKey: string, column: ColumnReader): RetryRound[] {
     const rows = prepared(this.db, "SELECT round, at, steps, user FROM flow_rounds WHERE run_key = ? ORDER BY round")
       .all(runKey) as unknown as { round: number; at: number; steps: string; user: string | null }[];
-    return rows.map((row) => ({ round: row.round, at: row.at, steps: JSON.parse(row.steps), user: row.user }));
+    return rows.map((row) => ({
+      round: row.round,
+      at: row.at,
+      steps: column.json(row.steps, `flow_rounds.steps of round ${row.round}`) as string[],
+      user: row.user,
+    }));
   }
 
-  /** The runs that match `filter`, newest first (by start time). */
-  list(filter: RunFilter = {}): StoredRun[] {
+  /**
+   * The runs that match `filter`, newest first (by start time), from their plain columns only: a
+   * damaged run is listed too, and loading it (`load`) is what names the damage.
+   */
+  list(filter: RunFilter = {}): RunSummary[] {
     const conditions: string[] = [];
     const args: (string | number)[] = [];
     if (filter.statuses && filter.statuses.length > 0) {
@@ -206,12 +230,22 @@ export class RunStore {
     }
     const where = conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : "";
     const limit = filter.limit === undefined ? "" : `LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
-    const keys = prepared(
-      this.db,
-      `SELECT run_key FROM flow_runs ${where} ORDER BY started_at DESC, rowid DESC ${limit}`,
-    )
-      .all(...args) as { run_key: string }[];
-    return keys.map((row) => this.load(row.run_key)).filter((run) => run !== undefined);
+    const rows = prepared(this.db, `${SUMMARY_SQL} ${where} ORDER BY started_at DESC, rowid DESC ${limit}`)
+      .all(...args) as unknown as SummaryRow[];
+    return rows.map(toSummary);
+  }
+
+  /** One run's plain columns (see `list`), or undefined when there is no such run. */
+  summary(runKey: string): RunSummary | undefined {
+    const row = prepared(this.db, `${SUMMARY_SQL} WHERE run_key = ?`).get(runKey) as SummaryRow | undefined;
+    return row && toSummary(row);
+  }
+
+  /** Each step's id and last attempt number, from plain columns (what `clean` needs, even of a damaged run). */
+  stepAttempts(runKey: string): { stepId: string; attemptNo: number }[] {
+    const rows = prepared(this.db, "SELECT step_id, attempt_no FROM flow_steps WHERE run_key = ? ORDER BY position")
+      .all(runKey) as { step_id: string; attempt_no: number }[];
+    return rows.map((row) => ({ stepId: row.step_id, attemptNo: row.attempt_no }));
   }
 
   /** Records the run's executor anew (an operator replaced its orchesjob binary). */
@@ -380,18 +414,66 @@ export class RunStore {
   }
 }
 
-function toStepState(row: StepRow): StepState {
+const SUMMARY_SQL = "SELECT run_key, flow_id, status, started_at, finished_at FROM flow_runs";
+
+interface SummaryRow {
+  run_key: string;
+  flow_id: string;
+  status: string;
+  started_at: number;
+  finished_at: number | null;
+}
+
+function toSummary(row: SummaryRow): RunSummary {
+  return {
+    runKey: row.run_key,
+    flowId: row.flow_id,
+    status: row.status,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}
+
+function toStepState(row: StepRow, column: ColumnReader): StepState {
+  const of = ` of step ${JSON.stringify(row.step_id)}`;
   return {
     id: row.step_id,
-    status: row.status,
+    status: column.status(row.status, STEP_STATUSES, `flow_steps.status${of}`),
     attemptNo: row.attempt_no,
     attemptBase: row.attempt_base,
     nextAttemptAt: row.next_attempt_at,
     startedAt: row.started_at,
     finishedAt: row.finished_at,
     error: row.error,
-    job: row.orchesjob_status === null ? null : JSON.parse(row.orchesjob_status) as Job,
-    retryHistory: row.retry_history === null ? [] : JSON.parse(row.retry_history) as RetryRecord[],
-    executorError: row.executor_error === null ? null : JSON.parse(row.executor_error) as ExecutorFault,
+    job: row.orchesjob_status === null
+      ? null
+      : column.json(row.orchesjob_status, `flow_steps.orchesjob_status${of}`) as Job,
+    retryHistory: row.retry_history === null
+      ? []
+      : column.json(row.retry_history, `flow_steps.retry_history${of}`) as RetryRecord[],
+    executorError: row.executor_error === null
+      ? null
+      : column.json(row.executor_error, `flow_steps.executor_error${of}`) as ExecutorFault,
   };
+}
+
+/**
+ * Reads one run's columns back, naming the run and the column when one cannot be: a damaged row
+ * makes that run unreadable (DamagedRunError), not the state file.
+ */
+class ColumnReader {
+  constructor(readonly runKey: string) {}
+
+  json(text: string, where: string): unknown {
+    try {
+      return JSON.parse(text);
+    } catch (error) {
+      throw new DamagedRunError(this.runKey, where, `is not JSON (${(error as Error).message})`);
+    }
+  }
+
+  status<S extends string>(value: string, known: readonly S[], where: string): S {
+    if ((known as readonly string[]).includes(value)) return value as S;
+    throw new DamagedRunError(this.runKey, where, `is ${JSON.stringify(value)}, not one of ${known.join(", ")}`);
+  }
 }

@@ -3,14 +3,7 @@
  * their output files, detached-driver logs and lock files. Never a run that is unfinished or that a
  * process holds.
  */
-import {
-  isActiveJob,
-  isTerminalRun,
-  type RunRecord,
-  type RunStatus,
-  stepRunKey,
-  TERMINAL_RUN_STATUSES,
-} from "../../domain/mod.ts";
+import { isActiveJob, isTerminalRun, type RunStatus, stepRunKey, TERMINAL_RUN_STATUSES } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
 import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
@@ -70,8 +63,8 @@ export const cleanCommand: Command = {
     const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
     for (const candidate of session.list({ statuses, finishedBefore: before })) {
-      const outcome = await cleaner.deleteRun(candidate.state.runKey);
-      if (typeof outcome === "string") skipped.push({ run_key: candidate.state.runKey, reason: outcome });
+      const outcome = await cleaner.deleteRun(candidate.runKey);
+      if (typeof outcome === "string") skipped.push({ run_key: candidate.runKey, reason: outcome });
       else deleted.push(outcome);
     }
     const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
@@ -112,18 +105,21 @@ class Cleaner {
     // A dry run only probes it, so that it creates no lock file.
     using lock = dryRun ? null : await session.locks.tryDriverLock(runKey);
     if (dryRun ? await isDriverHeld(session.dbPath, runKey) : !lock) return "a process holds its driver lock";
-    const record = session.run(runKey);
-    if (!isTerminalRun(record.state.status)) return `it is ${record.state.status} again`;
-    const jobs = jobKeys(record).flatMap((key) => this.jobs.history(key));
+    // Plain columns only, so that a run whose record is damaged can be deleted like any other.
+    const run = session.store.summary(runKey);
+    if (!run) return "it was deleted meanwhile";
+    if (!isTerminalRun(run.status)) return `it is ${run.status} again`;
+    const keys = jobKeys(runKey, session.store.stepAttempts(runKey));
+    const jobs = keys.flatMap((key) => this.jobs.history(key));
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
     const logs = detachedLogs(session.dbPath, runKey);
     const locks = lockFiles(session.dbPath, runKey);
     const entry: DeletedRun = {
       run_key: runKey,
-      flow_id: record.state.flow.flowId,
-      status: record.state.status,
-      finished_at: record.state.finishedAt,
+      flow_id: run.flowId,
+      status: run.status,
+      finished_at: run.finishedAt,
       jobs: jobs.map((job) => job.job_id),
       files: [logs.stdout, logs.stderr, ...locks].filter(pathExists),
     };
@@ -131,7 +127,7 @@ class Cleaner {
     // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
     // a finished run with fewer files, which the next clean finds and finishes, never files that
     // nothing points to any more.
-    for (const key of jobKeys(record)) {
+    for (const key of keys) {
       const result = this.jobs.clean(() => true, key, false);
       if (result.errors > 0) this.errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
     }
@@ -146,9 +142,9 @@ class Cleaner {
 }
 
 /** Every orchesjob run key the run's attempts used: `<run>:<step>:1` up to the step's last attempt. */
-function jobKeys(record: RunRecord): string[] {
-  return record.state.steps.flatMap((step) =>
-    Array.from({ length: step.attemptNo }, (_, i) => stepRunKey(record.state.runKey, step.id, i + 1))
+function jobKeys(runKey: string, steps: readonly { stepId: string; attemptNo: number }[]): string[] {
+  return steps.flatMap((step) =>
+    Array.from({ length: step.attemptNo }, (_, i) => stepRunKey(runKey, step.stepId, i + 1))
   );
 }
 
@@ -169,7 +165,7 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
   } catch {
     return [];
   }
-  const runs = new Map(session.list({}).map((record) => [safeFileName(record.state.runKey), record.state.status]));
+  const runs = new Map(session.list({}).map((run) => [safeFileName(run.runKey), run.status]));
   const removed: string[] = [];
   for (const name of names) {
     const match = /^(.*)\.(driver|gate|launch)\.lock$/.exec(name);

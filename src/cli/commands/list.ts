@@ -1,11 +1,11 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
-import { isTerminalRun, RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
+import { DamagedRunError, isTerminalRun, RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
 import { epochNow, pathExists } from "../../shared/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
-import { resolveDbPath } from "../../store/mod.ts";
+import { resolveDbPath, type RunSummary } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
-import { printJson, writeStdout } from "../output.ts";
-import { type ListedRun, listedRunJson, renderRunList } from "../render/mod.ts";
+import { printJson, printWarning, writeStdout } from "../output.ts";
+import { damagedRunJson, listedRunJson, type ListEntry, renderRunList } from "../render/mod.ts";
 import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { numberOption } from "../args.ts";
@@ -37,7 +37,9 @@ export const listCommand: Command = {
       { name: "steps", help: "Include each run's steps in the JSON, as status prints them." },
     ],
     notes: "The JSON is an array of the objects status prints (without steps unless --steps), plus step_counts " +
-      'and driver ({"pid": ...} while a process drives the run, else null). Exit 0, also when nothing matches.',
+      'and driver ({"pid": ...} while a process drives the run, else null). A run whose record in the state file ' +
+      'is damaged is listed with its plain columns and "damaged" (why), with a warning on stderr. Exit 0, also ' +
+      "when nothing matches.",
   },
   async run(context, args) {
     const now = epochNow();
@@ -47,27 +49,41 @@ export const listCommand: Command = {
       ? undefined
       : parseSince(args.options.since as string, "--since", now);
     const table = args.options.format === "table";
-    let listed: ListedRun[] = [];
+    let listed: ListEntry[] = [];
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
     if (pathExists(dbPath)) {
       using session = new Session(context, { queryOnly: true });
-      const records = session.list({
+      const summaries = session.list({
         statuses: args.options.status as RunStatus[] | undefined,
         flowId: args.options.flow as string | undefined,
         startedSince: since,
         limit: limit === 0 ? undefined : limit,
       });
-      listed = await Promise.all(
-        records.map(async (record) => ({
-          record,
-          // A run that has ended has no driver (see status).
-          driver: isTerminalRun(record.state.status) ? null : await driverHolder(session.dbPath, record.state.runKey),
-        })),
-      );
+      const entries = await Promise.all(summaries.map((summary) => listEntry(session, summary)));
+      listed = entries.filter((entry) => entry !== null);
     }
+    for (const entry of listed) if ("damage" in entry) printWarning(`list: ${entry.damage}`);
     if (table) writeStdout(renderRunList(listed, now));
-    else printJson(listed.map((run) => listedRunJson(run, args.options.steps === true)));
+    else {printJson(listed.map((run) =>
+        "damage" in run ? damagedRunJson(run) : listedRunJson(run, args.options.steps === true)
+      ));}
     return 0;
   },
 };
+
+/**
+ * One run as `list` shows it: loaded whole, or, when its record is damaged, what its plain columns say;
+ * null for a run deleted since it was selected (a `clean` ran meanwhile).
+ */
+async function listEntry(session: Session, summary: RunSummary): Promise<ListEntry | null> {
+  // A run that has ended has no driver (see status).
+  const driver = isTerminalRun(summary.status) ? null : await driverHolder(session.dbPath, summary.runKey);
+  try {
+    const record = session.load(summary.runKey);
+    return record ? { record, driver } : null;
+  } catch (error) {
+    if (!(error instanceof DamagedRunError)) throw error;
+    return { summary, damage: error.message, driver };
+  }
+}

@@ -2,5 +2,13 @@
 export { faultJson, runJson } from "./run_json.ts";
 export { duration, renderRunTable, resumeHint } from "./run_table.ts";
 export { GRAPH_FORMATS, type GraphFormat, renderGraph } from "./graph.ts";
-export { type ListedRun, listedRunJson, renderRunList, stepCounts } from "./run_list.ts";
+export {
+  type DamagedRun,
+  damagedRunJson,
+  type ListedRun,
+  listedRunJson,
+  type ListEntry,
+  renderRunList,
+  stepCounts,
+} from "./run_list.ts";
 export { CLEAR_SCREEN, runSignature, RunView, type RunViewOptions, type ViewMode } from "./run_view.ts";

@@ -1,7 +1,7 @@
 /** `list`: runs as JSON objects (status's, steps optional) or as one table line each. Pure. */
 import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
-import type { DriverHolder } from "../../store/mod.ts";
+import type { DriverHolder, RunSummary } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
 
@@ -11,6 +11,15 @@ export interface ListedRun {
   driver: DriverHolder | null;
 }
 
+/** A run whose record could not be read back: what its plain columns say, and why the rest cannot be read. */
+export interface DamagedRun {
+  summary: RunSummary;
+  damage: string;
+  driver: DriverHolder | null;
+}
+
+export type ListEntry = ListedRun | DamagedRun;
+
 export function stepCounts(record: RunRecord) {
   const steps = record.state.steps;
   return {
@@ -18,6 +27,19 @@ export function stepCounts(record: RunRecord) {
     done: steps.filter((s) => isTerminalStep(s.status)).length,
     running: steps.filter((s) => s.status === "RUNNING").length,
     failed: steps.filter((s) => s.status === "FAILED").length,
+  };
+}
+
+/** A damaged run as `list` prints it: its plain columns, `damaged` (why the rest cannot be read), the driver. */
+export function damagedRunJson({ summary, damage, driver }: DamagedRun) {
+  return {
+    run_key: summary.runKey,
+    flow_id: summary.flowId,
+    status: summary.status,
+    started_at: summary.startedAt,
+    finished_at: summary.finishedAt,
+    damaged: damage,
+    driver,
   };
 }
 
@@ -32,9 +54,11 @@ export function listedRunJson({ record, driver }: ListedRun, withSteps: boolean)
   };
 }
 
-export function renderRunList(runs: readonly ListedRun[], now: number): string {
+export function renderRunList(runs: readonly ListEntry[], now: number): string {
   const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Driver"];
-  const rows = runs.map(({ record, driver }) => {
+  const rows = runs.map((entry) => {
+    if ("damage" in entry) return damagedRow(entry);
+    const { record, driver } = entry;
     const run = record.state;
     const counts = stepCounts(record);
     return [
@@ -46,7 +70,7 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
       duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,
       String(counts.failed),
-      driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-",
+      driverCell(driver),
     ];
   });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
@@ -61,4 +85,22 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
   ];
   for (const row of rows) lines.push(line(row));
   return lines.join("\n") + "\n";
+}
+
+function driverCell(driver: DriverHolder | null): string {
+  return driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-";
+}
+
+/** A damaged run's line: what its plain columns say; `status` of the run shows why it is damaged. */
+function damagedRow({ summary, driver }: DamagedRun): string[] {
+  return [
+    summary.runKey,
+    summary.flowId,
+    `DAMAGED (${summary.status})`,
+    localDateTime(summary.startedAt),
+    "-",
+    "-",
+    "-",
+    driverCell(driver),
+  ];
 }
