@@ -89,7 +89,7 @@ export class ExecutorError extends Error {
  */
 export class JobError extends Error {
   override name = "JobError";
-  constructor(message: string, readonly reason: "usage" | "notFound" | "invalidState") {
+  constructor(message: string, readonly reason: "usage" | "notFound" | "invalidState" | "damaged") {
     super(message);
   }
 }

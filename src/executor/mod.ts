@@ -15,4 +15,4 @@ export {
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
 export { checkUsable, chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
-export { BuiltinRunner, JobAdmin } from "./builtin/mod.ts";
+export { BuiltinRunner, type CleanSelectable, JobAdmin } from "./builtin/mod.ts";

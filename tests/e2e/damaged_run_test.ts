@@ -111,3 +111,25 @@ flowTest(builtin, "damaged run: an unknown status, a definition that is not JSON
   assert.equal(listed.stderr.trim().split("\n").length, cases.length, "one warning per damaged run");
   assert.equal(JSON.parse(listed.stdout).filter((run: Json) => run.damaged).length, cases.length);
 });
+
+flowTest(
+  builtin,
+  "damaged job: job commands exit 65 naming it; the flow's status and clean are not stopped",
+  async (env) => {
+    await env.json(["start", "--run-key", "r", env.flow("two.yaml", TWO_STEPS)]);
+    damage(env.home, "UPDATE jobs SET command = '[\"tru' WHERE run_key = 'r:a:1'");
+    const jobStatus = await env.run(["job", "status", "--run-key", "r:a:1"]);
+    assert.equal(jobStatus.code, DAMAGED, jobStatus.stderr);
+    assert.match(
+      errorLine(jobStatus).error,
+      /^job [0-9a-f-]+ \(run key "r:a:1"\) is damaged in the state file: jobs\.command/,
+    );
+    const other = await env.json(["job", "status", "--run-key", "r:b:1"]);
+    assert.equal(other.status, "SUCCEEDED");
+    assert.equal((await env.status("r")).status, "SUCCEEDED");
+
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: Json) => [run.run_key, run.jobs.length]), [["r", 2]]);
+    assert.equal(row(env.home, "SELECT COUNT(*) AS n FROM jobs WHERE run_key LIKE ?", "r:%").n, 0, "both jobs went");
+  },
+);

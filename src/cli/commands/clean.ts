@@ -110,7 +110,7 @@ class Cleaner {
     if (!run) return "it was deleted meanwhile";
     if (!isTerminalRun(run.status)) return `it is ${run.status} again`;
     const keys = jobKeys(runKey, session.store.stepAttempts(runKey));
-    const jobs = keys.flatMap((key) => this.jobs.history(key));
+    const jobs = keys.flatMap((key) => this.jobs.statuses(key));
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
     const logs = detachedLogs(session.dbPath, runKey);

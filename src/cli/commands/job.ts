@@ -2,8 +2,8 @@
  * `orchesjob-flow job …`: the built-in runner's own CLI, compatible with orchesjob 1.1 in flags, JSON
  * fields and exit codes, so `exec orchesjob-flow job "$@"` can stand in for `orchesjob`.
  */
-import { type Job, JobExit } from "../../domain/mod.ts";
-import { JobAdmin, type JobRef } from "../../executor/mod.ts";
+import { JobExit } from "../../domain/mod.ts";
+import { type CleanSelectable, JobAdmin, type JobRef } from "../../executor/mod.ts";
 import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
@@ -261,7 +261,7 @@ const HANDLERS: Record<string, Handler> = {
 };
 
 /** `clean`'s options as a predicate over finished jobs; exactly one way of choosing is allowed. */
-function cleanSelection(args: ParsedArgs): { select: (job: Job) => boolean; runKey: string | undefined } {
+function cleanSelection(args: ParsedArgs): { select: (job: CleanSelectable) => boolean; runKey: string | undefined } {
   const before = str(args, "before");
   const after = str(args, "after");
   const all = args.options.all === true;
@@ -281,7 +281,7 @@ function cleanSelection(args: ParsedArgs): { select: (job: Job) => boolean; runK
   }
   const beforeAt = before === undefined ? undefined : parseDateTime(before, "--before");
   const afterAt = after === undefined ? undefined : parseDateTime(after, "--after");
-  const select = (job: Job) => {
+  const select = (job: CleanSelectable) => {
     if (id !== undefined) return job.job_id === id;
     const at = job.finished_at ?? job.started_at;
     return (beforeAt === undefined || at < beforeAt) && (afterAt === undefined || at >= afterAt);

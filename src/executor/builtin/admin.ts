@@ -3,13 +3,16 @@
  * interface: a job by run key or id, a run key's history, abort of a chosen job, rerun, strict
  * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
  */
-import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
+import { type AbortResult, isActiveJob, type Job, type JobStatus, type StartResult } from "../../domain/mod.ts";
 import { isoLocal, nowSeconds } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
 import { BuiltinRunner, type RunOptions } from "./runner.ts";
 import { jobFiles } from "./supervisor.ts";
+
+/** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
+export type CleanSelectable = Pick<Job, "job_id" | "started_at" | "finished_at">;
 
 export class JobAdmin {
   readonly runner: BuiltinRunner;
@@ -36,6 +39,17 @@ export class JobAdmin {
   /** Every job of the run key, newest attempt first. */
   history(runKey: string): Job[] {
     return this.table.jobsOfKey(runKey).map((row) => toJob(this.runner.reconcile(row)));
+  }
+
+  /**
+   * Every job of the run key as id and status (reconciled), newest attempt first: what cleaning needs,
+   * read without the stored command, so that a job whose command column is damaged can go too.
+   */
+  statuses(runKey: string): Pick<Job, "job_id" | "run_key" | "status">[] {
+    return this.table.jobsOfKey(runKey).map((row) => {
+      const { job_id, run_key, status } = this.runner.reconcile(row);
+      return { job_id, run_key, status: status as JobStatus };
+    });
   }
 
   /** orchesjob `abort` of the named job, which must be active. */
@@ -82,13 +96,13 @@ export class JobAdmin {
    * run that has not finished: deleting it would make its step look never started), unless `force`.
    */
   clean(
-    select: (job: Job) => boolean,
+    select: (job: CleanSelectable) => boolean,
     runKey: string | undefined,
     dryRun: boolean,
     keep: (runKey: string) => string | null = () => null,
     force = false,
   ) {
-    const selected = this.table.terminalJobs(runKey).filter((row) => select(toJob(row)));
+    const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
     const skipped = force ? [] : selected.flatMap((row) => {
       const reason = keep(row.run_key);
       return reason === null ? [] : [{ job_id: row.job_id, run_key: row.run_key, reason }];

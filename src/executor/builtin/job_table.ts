@@ -5,6 +5,7 @@
 import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
 import { isoLocal } from "../../shared/mod.ts";
 import { changed, type Database, migrate, prepared, sqlList } from "../../store/mod.ts";
+import { JobError } from "../executor.ts";
 
 /**
  * Applied in order, counted by `builtin_jobs_schema_version`. Never edit one that shipped. The first
@@ -190,7 +191,7 @@ export function toJob(row: JobRow): Job {
   return {
     job_id: row.job_id,
     run_key: row.run_key,
-    command: JSON.parse(row.command),
+    command: commandOf(row),
     pid: row.target_pid ?? row.worker_pid,
     pid_kind: pidKind,
     worker_pid: row.worker_pid,
@@ -212,4 +213,25 @@ export function toJob(row: JobRow): Job {
     aborted_at: row.aborted_at,
     aborted_at_iso: isoLocal(row.aborted_at),
   };
+}
+
+/** The job's stored command (a JSON array of strings); a JobError (damaged) naming the job when it is not. */
+function commandOf(row: JobRow): string[] {
+  let command: unknown;
+  try {
+    command = JSON.parse(row.command);
+  } catch (error) {
+    throw damagedJob(row, `is not JSON (${(error as Error).message})`);
+  }
+  if (!Array.isArray(command) || !command.every((part) => typeof part === "string")) {
+    throw damagedJob(row, "is not a list of strings");
+  }
+  return command;
+}
+
+function damagedJob(row: JobRow, reason: string): JobError {
+  return new JobError(
+    `job ${row.job_id} (run key ${JSON.stringify(row.run_key)}) is damaged in the state file: jobs.command ${reason}`,
+    "damaged",
+  );
 }
