@@ -108,6 +108,40 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["logs", "--run-key", "k0", "--step", "a", "--attempt", "0"], exit: 2, error: "--attempt must be >= 1" },
     { argv: ["wait", "--run-key", "k0", "--timeout", "NaN"], exit: 2, error: "--timeout needs a number" },
     { argv: ["clean", "--older-than", "-5d"], exit: 2, error: "--older-than needs a duration" },
+    // Times: a day the month lacks is not rolled over (2026-02-30 was March 2); a time past the year 9999
+    // (past JavaScript's dates, or epoch milliseconds for seconds) would print as NaN in tables.
+    {
+      argv: ["start", "--run-key", "k1", "--not-before", "2026-02-30T10:00:00Z", flow],
+      exit: 2,
+      error: 'start: --not-before "2026-02-30T10:00:00Z" is not a date: February 2026 has 28 days',
+    },
+    {
+      argv: ["start", "--run-key", "k1", "--not-before", "+999999999d", flow],
+      exit: 2,
+      error: 'start: --not-before "+999999999d" is later than the year 9999',
+    },
+    {
+      argv: ["start", "--run-key", "k1", "-d", "--not-before", "1796206651000", flow],
+      exit: 2,
+      error: "is later than the year 9999",
+    },
+    { argv: ["start", "--run-key", "k1", "--not-before", "275760-09-14", flow], exit: 2, error: "--not-before needs" },
+    {
+      argv: ["list", "--since", "2026-04-31", "--format", "table"],
+      exit: 2,
+      error: 'list: option --since "2026-04-31" is not a date: April 2026 has 30 days',
+    },
+    { argv: ["list", "--since", "9".repeat(400) + "d"], exit: 2, error: "option --since takes at most 100 years" },
+    {
+      argv: ["clean", "--older-than", "9".repeat(400) + "w"],
+      exit: 2,
+      error: "clean: option --older-than takes at most 100 years (36525d)",
+    },
+    {
+      argv: ["job", "clean", "--before", "2026-02-30"],
+      exit: 2,
+      error: "Invalid --before: '2026-02-30' is not a date: February 2026 has 28 days",
+    },
     // Options in the wrong place, misspelt or run together.
     {
       argv: ["-d", "start", "--run-key", "k1", flow],

@@ -5,6 +5,7 @@
 import { type Job, JobExit } from "../../domain/mod.ts";
 import { JobAdmin, type JobRef } from "../../executor/mod.ts";
 import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
+import { LONGEST_DURATION_SEC, parseIsoTime } from "../../shared/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -296,21 +297,19 @@ export function parseTtl(text: string): number {
   if (!match) throw new UserError(`Invalid ttl: '${text}'. Use seconds or suffix s/m/h/d`, JobExit.usage);
   const seconds = Number(match[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2].toLowerCase()] ?? 1);
   if (seconds <= 0) throw new UserError("ttl must be positive", JobExit.usage);
+  if (seconds > LONGEST_DURATION_SEC) throw new UserError("ttl must be at most 100 years", JobExit.usage);
   return seconds;
 }
 
-/** ISO 8601 date or date-time to epoch seconds; without an offset it is local time. */
+/** ISO 8601 date or date-time of a day that exists, to epoch seconds; without an offset it is local time. */
 export function parseDateTime(text: string, option: string): number {
-  let value = text.trim().replace(" ", "T");
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) value += "T00:00:00";
-  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
-    ? Date.parse(value)
-    : NaN;
-  if (Number.isNaN(ms)) {
+  const at = parseIsoTime(text);
+  if (typeof at !== "number") {
     throw new UserError(
-      `Invalid ${option}: '${text}'. Use ISO 8601 format, e.g. 2026-01-01 or 2026-01-01T12:00:00+09:00`,
+      `Invalid ${option}: '${text}'` +
+        (at === null ? ". Use ISO 8601 format, e.g. 2026-01-01 or 2026-01-01T12:00:00+09:00" : ` ${at.problem}`),
       JobExit.usage,
     );
   }
-  return Math.floor(ms / 1000);
+  return Math.floor(at);
 }

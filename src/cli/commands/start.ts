@@ -115,6 +115,7 @@ function notBeforeOption(text: string | undefined, now: number): number | null {
         `or epoch seconds, got ${JSON.stringify(text)}`,
     );
   }
+  if (typeof at !== "number") throw new UserError(`--not-before ${JSON.stringify(text)} ${at.problem}`);
   return at;
 }
 
