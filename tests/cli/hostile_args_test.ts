@@ -98,7 +98,64 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       exit: 2,
       error: "--poll-interval needs a number",
     },
-    { argv: ["--poll-interval", "0", "status", "--run-key", "k0"], exit: 2, error: "--poll-interval must be > 0" },
+    {
+      argv: ["--poll-interval", "0", "status", "--run-key", "k0"],
+      exit: 2,
+      error: "option --poll-interval must be at least 0.01, got 0",
+    },
+    // Numbers so small they are > 0 only on paper: a loop that sleeps 1e-320 s spins the CPU.
+    {
+      argv: ["--poll-interval", "1e-320", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: "option --poll-interval must be at least 0.01, got 1e-320",
+    },
+    { argv: ["status", "--run-key", "k0", "--poll-interval", "0.009"], exit: 2, error: "at least 0.01, got 0.009" },
+    {
+      argv: ["wait", "--run-key", "k0", "--interval", "1e-320"],
+      exit: 2,
+      error: "wait: option --interval must be at least 0.01",
+    },
+    {
+      argv: ["wait", "--run-key", "k0", "--timeout", "5e-324"],
+      exit: 2,
+      error: "option --timeout must be at least 0.01",
+    },
+    {
+      argv: ["wait", "--run-key", "k0", "--interval", "1e6"],
+      exit: 2,
+      error: "--interval must be at most 86400 (a day)",
+    },
+    {
+      argv: ["watch", "--run-key", "k0", "--interval", "1e-320"],
+      exit: 2,
+      error: "watch: option --interval must be at least 0.01",
+    },
+    {
+      argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e-320"],
+      exit: 2,
+      error: "cancel: option --grace-seconds must be 0 or at least 0.01, got 1e-320",
+    },
+    { argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e300"], exit: 2, error: "must be at most 86400" },
+    {
+      argv: ["job", "abort", "--run-key", "x", "--grace-seconds", "1e-7"],
+      exit: 2,
+      error: "--grace-seconds must be 0 or at least 0.01, got 1e-7",
+    },
+    {
+      argv: ["job", "start", "--run-key", "x", "--start-timeout", "1e-320", "--", "true"],
+      exit: 2,
+      error: "--start-timeout must be 0 or at least 0.01",
+    },
+    { argv: ["job", "unlock", "--run-key", "x", "--ttl", "9".repeat(400)], exit: 2, error: "ttl must be at most 100" },
+    // Decimal numbers only: Number() would read these as 16, 1 and 8.
+    { argv: ["list", "--limit", "0x10"], exit: 2, error: 'list: option --limit needs a number, got "0x10"' },
+    { argv: ["--poll-interval", "0b1", "status", "--run-key", "k0"], exit: 2, error: "--poll-interval needs a number" },
+    { argv: ["logs", "--run-key", "k0", "--step", "a", "--tail", "0o10"], exit: 2, error: "--tail needs a number" },
+    {
+      argv: ["logs", "--run-key", "k0", "--step", "a", "--tail", "1.5"],
+      exit: 2,
+      error: "--tail must be a whole number",
+    },
     {
       argv: ["list", "--limit", "99999999999999999999"],
       exit: 2,

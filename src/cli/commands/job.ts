@@ -6,8 +6,9 @@ import { type Job, JobExit } from "../../domain/mod.ts";
 import { JobAdmin, type JobRef } from "../../executor/mod.ts";
 import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
 import { LONGEST_DURATION_SEC, parseIsoTime } from "../../shared/mod.ts";
+import { LIMITS } from "../../flow/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
+import { A_DAY_SEC, type CommandSpec, formatHelp, parseArgs, type ParsedArgs, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
@@ -186,7 +187,7 @@ const HANDLERS: Record<string, Handler> = {
       await admin.runner.run({ kind: "start", runKey: key, command: args.remainder }, {
         strict: args.options.strict === true,
         sync: args.options.sync === true,
-        startTimeoutSec: numberOption(args, "start-timeout", 10),
+        startTimeoutSec: startTimeoutOf(args),
       }),
     );
   },
@@ -224,7 +225,10 @@ const HANDLERS: Record<string, Handler> = {
   async abort(admin, args) {
     const ref = jobRef(args, "abort");
     printJson(
-      await admin.abort(ref, { graceSeconds: numberOption(args, "grace-seconds", 5), reason: str(args, "reason") }),
+      await admin.abort(ref, {
+        graceSeconds: secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" }),
+        reason: str(args, "reason"),
+      }),
     );
   },
 
@@ -233,7 +237,7 @@ const HANDLERS: Record<string, Handler> = {
     printJson(
       await admin.rerun(ref, {
         sync: args.options.sync === true,
-        startTimeoutSec: numberOption(args, "start-timeout", 10),
+        startTimeoutSec: startTimeoutOf(args),
         reason: str(args, "reason"),
       }),
     );
@@ -288,6 +292,11 @@ function cleanSelection(args: ParsedArgs): { select: (job: Job) => boolean; runK
     return (beforeAt === undefined || at < beforeAt) && (afterAt === undefined || at >= afterAt);
   };
   return { select, runKey };
+}
+
+/** `--start-timeout`: 0 (do not wait), or 0.01 s to a year, the longest `start_timeout_sec` of a flow. */
+function startTimeoutOf(args: ParsedArgs): number {
+  return secondsOption(args, "start-timeout", 10, { zero: true, max: LIMITS.seconds, unit: "a year" });
 }
 
 /** orchesjob's TTL: whole seconds, or a whole number with s, m, h or d. */
