@@ -27,7 +27,7 @@ export const cancelCommand: Command = {
       "its step's error names the orchesjob run key). --orchesjob-bin replaces the run's recorded binary.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const grace = secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" });
     using session = new Session(context);
     const record = session.rebind(session.run(runKey));

@@ -33,7 +33,7 @@ export const logsCommand: Command = {
       "2 for bad input; 1 when the executor could not be asked; 130 when --follow is interrupted.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const stepId = args.options.step as string | undefined;
     if (stepId === undefined) throw new UserError("--step is required");
     const tail = args.options.tail === undefined ? undefined : wholeNumberOption(args, "tail", 0, 0);

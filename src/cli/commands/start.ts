@@ -48,7 +48,7 @@ export const startCommand: Command = {
       "driver's own exit code if it failed at once; 75 if it neither took the run nor exited within 15 s.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const file = args.positionals[0];
     const loaded = await readFlowFile(file);
     const given = givenParams(args);

@@ -40,7 +40,7 @@ export const waitCommand: Command = {
     ].join("\n"),
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const timeout = secondsOption(args, "timeout", Infinity);
     const interval = secondsOption(args, "interval", 1.0, { max: A_DAY_SEC, unit: "a day" });
     const advance = args.options.advance === true;

@@ -37,7 +37,7 @@ export const watchCommand: Command = {
     ],
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const interval = secondsOption(args, "interval", 2.0, { max: A_DAY_SEC, unit: "a day" });
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
