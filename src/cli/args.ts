@@ -206,7 +206,10 @@ export function formatHelp(program: string, spec: CommandSpec): string {
  */
 export const SHORTEST_SECONDS = 0.01;
 
-/** The longest interval, poll or grace an option takes, in seconds: a loop that sleeps longer misses a day's events. */
+/**
+ * The longest interval, poll or grace an option takes, in seconds (a day): a loop that sleeps longer
+ * would not notice a cancel for days.
+ */
 export const A_DAY_SEC = 86_400;
 
 /**

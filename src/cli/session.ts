@@ -189,8 +189,13 @@ export function runKeyOf(context: CommandContext, args: ParsedArgs): string {
 
 /** True when the state file exists and holds a run of `runKey` (read only: nothing is created). */
 function isStoredRun(context: CommandContext, runKey: string): boolean {
-  using session = new Session(context, { queryOnly: true });
-  return session.runs.runStatus(runKey) !== undefined;
+  try {
+    using session = new Session(context, { queryOnly: true });
+    return session.runs.runStatus(runKey) !== undefined;
+  } catch {
+    // A state file that cannot be read holds no run to keep readable: the key's own error is the one to see.
+    return false;
+  }
 }
 
 /**
