@@ -155,10 +155,14 @@ export function suggestName(name: string, candidates: readonly string[]): string
   return near === undefined ? undefined : candidates.find((c) => c.toLowerCase() === near);
 }
 
+/** A number as people write it: `5`, `-1`, `0.5`, `.5`, `2e3`. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
 function convert(option: OptionSpec, raw: string, where: string): OptionValue {
   if (option.value === "number") {
-    const value = Number(raw);
-    if (raw.trim() === "" || !Number.isFinite(value)) {
+    // Decimal notation only: Number() would also take "0x10", "0b1" and "Infinity".
+    const value = DECIMAL.test(raw.trim()) ? Number(raw) : NaN;
+    if (!Number.isFinite(value)) {
       throw new UserError(`${where}option --${option.name} needs a number, got ${JSON.stringify(raw)}`);
     }
     return value;
@@ -195,19 +199,50 @@ export function formatHelp(program: string, spec: CommandSpec): string {
   return lines.join("\n") + "\n";
 }
 
-/** Reads a number option that must be >= min (or > min when `exclusive`). */
-export function numberOption(
+/**
+ * The shortest time, in seconds, that an option of seconds takes other than 0: a loop that sleeps
+ * less spins the CPU (`--poll-interval 1e-320` is > 0), and JavaScript writes numbers under 1e-6 in
+ * exponent notation (`1e-7`), which would reach orchesjob as such.
+ */
+export const SHORTEST_SECONDS = 0.01;
+
+/**
+ * The longest interval, poll or grace an option takes, in seconds (a day): a loop that sleeps longer
+ * would not notice a cancel for days.
+ */
+export const A_DAY_SEC = 86_400;
+
+/**
+ * A number option of seconds: from {@link SHORTEST_SECONDS} (or 0, when `zero` allows it) to `max`,
+ * each bound named in the error (`unit` says what `max` is, e.g. "a day").
+ */
+export function secondsOption(
   parsed: ParsedArgs,
   name: string,
   fallback: number,
-  min = 0,
-  exclusive = false,
+  range: { zero?: boolean; max?: number; unit?: string } = {},
 ): number {
   const value = parsed.options[name];
   if (value === undefined) return fallback;
   const n = value as number;
-  if (exclusive ? n <= min : n < min) {
-    throw new UserError(`option --${name} must be ${exclusive ? ">" : ">="} ${min}, got ${n}`);
+  if (n === 0 && range.zero) return 0;
+  if (n < SHORTEST_SECONDS) {
+    throw new UserError(`option --${name} must be ${range.zero ? "0 or " : ""}at least ${SHORTEST_SECONDS}, got ${n}`);
   }
+  if (range.max !== undefined && n > range.max) {
+    throw new UserError(
+      `option --${name} must be at most ${range.max}${range.unit ? ` (${range.unit})` : ""}, got ${n}`,
+    );
+  }
+  return n;
+}
+
+/** A number option that must be a whole number >= `min` (and a safe integer: 2^53 and more lose their units). */
+export function wholeNumberOption(parsed: ParsedArgs, name: string, fallback: number, min: number): number {
+  const value = parsed.options[name];
+  if (value === undefined) return fallback;
+  const n = value as number;
+  if (!Number.isSafeInteger(n)) throw new UserError(`option --${name} must be a whole number, got ${n}`);
+  if (n < min) throw new UserError(`option --${name} must be >= ${min}, got ${n}`);
   return n;
 }

@@ -3,8 +3,7 @@
  * where they win over the same option given before.
  */
 import type { ExecutorChoice } from "../executor/mod.ts";
-import { type CommandSpec, numberOption, type OptionSpec, type ParsedArgs } from "./args.ts";
-import { UserError } from "./errors.ts";
+import { A_DAY_SEC, type CommandSpec, type OptionSpec, type ParsedArgs, secondsOption } from "./args.ts";
 import type { GlobalOptions } from "./command.ts";
 
 export const GLOBAL_SPEC: CommandSpec = {
@@ -42,13 +41,10 @@ export const GLOBAL_SPEC: CommandSpec = {
       name: "poll-interval",
       value: "number",
       metavar: "SECONDS",
-      help: "Longest sleep of the flow loop between polls (default 5.0, at most 86400).",
+      help: "Longest sleep of the flow loop between polls (default 5.0, from 0.01 to 86400).",
     },
   ],
 };
-
-/** The longest --poll-interval: a loop that sleeps longer would not notice a cancel for days. */
-const MAX_POLL_INTERVAL_SEC = 86_400;
 
 /** The global options a command also accepts after its name (all but --version and its --format). */
 export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.filter((o) =>
@@ -62,10 +58,7 @@ export function resolveGlobals(before: ParsedArgs, after?: ParsedArgs): GlobalOp
     const value = after?.options[option.name];
     if (value !== undefined) merged.options[option.name] = value;
   }
-  const pollInterval = numberOption(merged, "poll-interval", 5.0, 0, true);
-  if (pollInterval > MAX_POLL_INTERVAL_SEC) {
-    throw new UserError(`option --poll-interval must be at most ${MAX_POLL_INTERVAL_SEC} (a day), got ${pollInterval}`);
-  }
+  const pollInterval = secondsOption(merged, "poll-interval", 5.0, { max: A_DAY_SEC, unit: "a day" });
   return {
     db: merged.options.db as string | undefined,
     orchesjobBin: merged.options["orchesjob-bin"] as string | undefined,

@@ -21,7 +21,7 @@ import {
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
-import { INVISIBLE_OR_CONTROL, LIMITS } from "../flow/mod.ts";
+import { runKeyProblem } from "../flow/mod.ts";
 import { printError } from "./output.ts";
 import { faultJson } from "./render/mod.ts";
 
@@ -176,42 +176,32 @@ export const RUN_KEY_OPTION: OptionSpec = {
   value: "string",
   metavar: "KEY",
   help: "The flow run's key (required).",
-  // checkRunKey refuses an empty key with the run-key rule.
+  // runKeyOf refuses an empty key with the run-key rule.
   allowEmpty: true,
 };
 
-/** The checked `--run-key` of a run command. */
-export function runKeyOf(args: ParsedArgs): string {
-  return checkRunKey(args.options["run-key"] as string | undefined);
+/**
+ * The `--run-key` of a run command, checked by the run-key rule (README "Run keys"). A key the rule
+ * refuses is taken only when the state file already holds a run of that key (one stored before the
+ * rule refused it): a stored run stays readable, and no new run gets such a key.
+ */
+export function runKeyOf(context: CommandContext, args: ParsedArgs): string {
+  const runKey = args.options["run-key"] as string | undefined;
+  if (runKey === undefined) throw new UserError("--run-key is required");
+  const problem = runKeyProblem(runKey);
+  if (problem === null || isStoredRun(context, runKey)) return runKey;
+  throw new UserError(problem);
 }
 
-/**
- * The run-key rule (README "Run keys"): 1-256 characters, not only whitespace, not starting with `-`
- * (orchesjob would read it as an option), and none of the control or invisible characters of
- * {@link INVISIBLE_OR_CONTROL} (which include U+FFFD, what invalid UTF-8 in argv decodes to). File
- * names derived from a key are bounded (store/paths.ts), so every accepted key works everywhere.
- */
-export function checkRunKey(runKey: string | undefined): string {
-  if (runKey === undefined) throw new UserError("--run-key is required");
-  const length = [...runKey].length;
-  const bad = INVISIBLE_OR_CONTROL.exec(runKey);
-  const reason = runKey.trim() === ""
-    ? "it is empty or only whitespace"
-    : length > LIMITS.runKeyChars
-    ? `it has ${length} characters`
-    : runKey.startsWith("-")
-    ? 'it starts with "-"'
-    : bad
-    ? `it contains U+${bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")} (a control, ` +
-      "invisible or undecodable character)"
-    : undefined;
-  if (reason !== undefined) {
-    const shown = JSON.stringify(length > 80 ? [...runKey].slice(0, 80).join("") + "…" : runKey);
-    throw new UserError(
-      `invalid run key ${shown}: ${reason}; use 1-${LIMITS.runKeyChars} printable characters, not starting with "-"`,
-    );
+/** True when the state file exists and holds a run of `runKey` (read only: nothing is created). */
+function isStoredRun(context: CommandContext, runKey: string): boolean {
+  try {
+    using session = new Session(context, { queryOnly: true });
+    return session.runs.runStatus(runKey) !== undefined;
+  } catch {
+    // A state file that cannot be read holds no run to keep readable: the key's own error is the one to see.
+    return false;
   }
-  return runKey;
 }
 
 /**

@@ -5,6 +5,9 @@
  */
 import { LIMITS } from "./limits.ts";
 
+/** The shell a string command is run by: `command: "…"` becomes `[STRING_COMMAND_SHELL, "-c", "…"]`. */
+export const STRING_COMMAND_SHELL = "/bin/sh";
+
 /** Names of run parameters and environment variables: what a shell accepts as a variable name. */
 export const VARIABLE_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

@@ -46,7 +46,7 @@ export const LIMITS = {
 } as const;
 
 /**
- * Characters refused in run keys and flow ids: controls (C0, DEL, C1 such as NEL), format
+ * Characters refused in flow ids (run keys refuse these and more: run_key.ts): controls (C0, DEL, C1 such as NEL), format
  * characters (bidi overrides and isolates, zero-width spaces and joiners, the BOM), line and
  * paragraph separators, lone surrogates, and U+FFFD (what invalid UTF-8 decodes to).
  */

@@ -15,6 +15,7 @@ import {
   shown,
   STEP_FIELD_TABLE,
   STEP_FIELDS,
+  STRING_COMMAND_SHELL,
 } from "./fields.ts";
 import { paramReferences } from "./params.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
@@ -459,8 +460,8 @@ function readCommand(node: Node, fields: StepFields): string[] {
   const value = fields.value(node);
   if (typeof value === "string") {
     if (value.trim() === "") fields.fail(node, "command must not be empty");
-    checkArguments(["/bin/sh", "-c", value], node, fields);
-    return ["/bin/sh", "-c", value];
+    checkArguments([STRING_COMMAND_SHELL, "-c", value], node, fields);
+    return [STRING_COMMAND_SHELL, "-c", value];
   }
   if (!Array.isArray(value) || value.length === 0) {
     fields.fail(node, "command must be a non-empty list of strings, or a string run by /bin/sh -c");
@@ -469,6 +470,7 @@ function readCommand(node: Node, fields: StepFields): string[] {
   const bad = args.findIndex((arg) => typeof arg !== "string");
   if (bad >= 0) fields.fail(node, `command[${bad}] must be a string, got ${shown(args[bad])}`);
   if (args[0] === "") fields.fail(node, "command[0] (the program) must not be empty");
+  if ((args[0] as string).trim() === "") fields.fail(node, "command[0] (the program) must not be only whitespace");
   checkArguments(args as string[], node, fields);
   return args as string[];
 }

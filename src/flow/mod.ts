@@ -28,4 +28,5 @@ export { FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "./fields.ts";
 export { flowSchema } from "./schema.ts";
 export { type FlowWarning, lintFlow, satisfiable } from "./lint.ts";
 export { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
+export { codePointLabel, runKeyProblem } from "./run_key.ts";
 export { loadYamlLibrary } from "./yaml_library.ts";

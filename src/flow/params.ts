@@ -3,7 +3,7 @@
  * values one run was started with. Only that form is replaced; nothing is evaluated (no shell, no
  * other variables). Pure.
  */
-import { byteLength, shown, VARIABLE_NAME_PATTERN } from "./fields.ts";
+import { byteLength, shown, STRING_COMMAND_SHELL, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
@@ -105,7 +105,7 @@ export function bindFlow(
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
       cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
-    checkBoundStep(bound, cwd, flow.params.length > 0);
+    checkBoundStep(bound, step, cwd, flow.params.length > 0);
     return bound;
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
@@ -124,15 +124,17 @@ export function absolutePath(dir: string, path: string): string {
 
 /**
  * The limits the loader checks on what a file says, checked again on what a step runs once the
- * values are in: a value can empty the program or the directory, or make an argument too long.
+ * values are in: a value can empty the program, the shell command or the directory, or make an
+ * argument too long. `written` is the step as the file has it.
  */
-function checkBoundStep(step: StepDefinition, cwd: string | null, substituted: boolean): void {
+function checkBoundStep(step: StepDefinition, written: StepDefinition, cwd: string | null, substituted: boolean): void {
   const fail = (what: string) => {
     throw new ParamError(`step ${JSON.stringify(step.id)}: with the parameters' values, ${what}`);
   };
   // Without parameters the command and env are as the loader checked them; only the cwd was made absolute.
   if (substituted) {
-    if (step.command[0] === "") fail("command[0] (the program) is empty");
+    const emptied = emptiedCommand(step.command, written.command);
+    if (emptied !== null) fail(emptied);
     let total = 0;
     step.command.forEach((arg, i) => {
       const size = byteLength(arg);
@@ -150,4 +152,20 @@ function checkBoundStep(step: StepDefinition, cwd: string | null, substituted: b
   if (cwd === "") fail("cwd is empty");
   const cwdBytes = step.cwd === null ? 0 : byteLength(step.cwd);
   if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`);
+}
+
+/**
+ * What a substituted value left with nothing to run, or null: a program that is empty or only
+ * whitespace, or the script of `/bin/sh -c SCRIPT` (what a string command is) emptied by a value
+ * (`command: "${params.A}"` with `--param A=` would run `sh -c ""`, which does nothing and succeeds).
+ */
+function emptiedCommand(command: readonly string[], written: readonly string[]): string | null {
+  if (command[0].trim() === "") {
+    return `command[0] (the program) is ${command[0] === "" ? "empty" : "only whitespace"}`;
+  }
+  const shell = command.length >= 3 && command[0] === STRING_COMMAND_SHELL && command[1] === "-c";
+  if (shell && command[2] !== written[2] && command[2].trim() === "") {
+    return `the shell command (${STRING_COMMAND_SHELL} -c) is ${command[2] === "" ? "empty" : "only whitespace"}`;
+  }
+  return null;
 }

@@ -1,13 +1,17 @@
 /** Small helpers every layer may use: time and date formats, waiting and backoff, starting programs. */
 export {
   type Clock,
+  END_OF_TIME,
   epochNow,
   isoLocal,
   localDateTime,
   localZoneLabel,
+  LONGEST_DURATION_SEC,
   nowSeconds,
+  parseIsoTime,
   parseTimeArgument,
   systemClock,
+  type TimeProblem,
 } from "./time.ts";
 export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";

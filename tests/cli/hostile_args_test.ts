@@ -98,7 +98,64 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       exit: 2,
       error: "--poll-interval needs a number",
     },
-    { argv: ["--poll-interval", "0", "status", "--run-key", "k0"], exit: 2, error: "--poll-interval must be > 0" },
+    {
+      argv: ["--poll-interval", "0", "status", "--run-key", "k0"],
+      exit: 2,
+      error: "option --poll-interval must be at least 0.01, got 0",
+    },
+    // Numbers so small they are > 0 only on paper: a loop that sleeps 1e-320 s spins the CPU.
+    {
+      argv: ["--poll-interval", "1e-320", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: "option --poll-interval must be at least 0.01, got 1e-320",
+    },
+    { argv: ["status", "--run-key", "k0", "--poll-interval", "0.009"], exit: 2, error: "at least 0.01, got 0.009" },
+    {
+      argv: ["wait", "--run-key", "k0", "--interval", "1e-320"],
+      exit: 2,
+      error: "wait: option --interval must be at least 0.01",
+    },
+    {
+      argv: ["wait", "--run-key", "k0", "--timeout", "5e-324"],
+      exit: 2,
+      error: "option --timeout must be at least 0.01",
+    },
+    {
+      argv: ["wait", "--run-key", "k0", "--interval", "1e6"],
+      exit: 2,
+      error: "--interval must be at most 86400 (a day)",
+    },
+    {
+      argv: ["watch", "--run-key", "k0", "--interval", "1e-320"],
+      exit: 2,
+      error: "watch: option --interval must be at least 0.01",
+    },
+    {
+      argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e-320"],
+      exit: 2,
+      error: "cancel: option --grace-seconds must be 0 or at least 0.01, got 1e-320",
+    },
+    { argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e300"], exit: 2, error: "must be at most 86400" },
+    {
+      argv: ["job", "abort", "--run-key", "x", "--grace-seconds", "1e-7"],
+      exit: 2,
+      error: "--grace-seconds must be 0 or at least 0.01, got 1e-7",
+    },
+    {
+      argv: ["job", "start", "--run-key", "x", "--start-timeout", "1e-320", "--", "true"],
+      exit: 2,
+      error: "--start-timeout must be 0 or at least 0.01",
+    },
+    { argv: ["job", "unlock", "--run-key", "x", "--ttl", "9".repeat(400)], exit: 2, error: "ttl must be at most 100" },
+    // Decimal numbers only: Number() would read these as 16, 1 and 8.
+    { argv: ["list", "--limit", "0x10"], exit: 2, error: 'list: option --limit needs a number, got "0x10"' },
+    { argv: ["--poll-interval", "0b1", "status", "--run-key", "k0"], exit: 2, error: "--poll-interval needs a number" },
+    { argv: ["logs", "--run-key", "k0", "--step", "a", "--tail", "0o10"], exit: 2, error: "--tail needs a number" },
+    {
+      argv: ["logs", "--run-key", "k0", "--step", "a", "--tail", "1.5"],
+      exit: 2,
+      error: "--tail must be a whole number",
+    },
     {
       argv: ["list", "--limit", "99999999999999999999"],
       exit: 2,
@@ -108,6 +165,40 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["logs", "--run-key", "k0", "--step", "a", "--attempt", "0"], exit: 2, error: "--attempt must be >= 1" },
     { argv: ["wait", "--run-key", "k0", "--timeout", "NaN"], exit: 2, error: "--timeout needs a number" },
     { argv: ["clean", "--older-than", "-5d"], exit: 2, error: "--older-than needs a duration" },
+    // Times: a day the month lacks is not rolled over (2026-02-30 was March 2); a time past the year 9999
+    // (past JavaScript's dates, or epoch milliseconds for seconds) would print as NaN in tables.
+    {
+      argv: ["start", "--run-key", "k1", "--not-before", "2026-02-30T10:00:00Z", flow],
+      exit: 2,
+      error: 'start: --not-before "2026-02-30T10:00:00Z" is not a date: February 2026 has 28 days',
+    },
+    {
+      argv: ["start", "--run-key", "k1", "--not-before", "+999999999d", flow],
+      exit: 2,
+      error: 'start: --not-before "+999999999d" is later than the year 9999',
+    },
+    {
+      argv: ["start", "--run-key", "k1", "-d", "--not-before", "1796206651000", flow],
+      exit: 2,
+      error: "is later than the year 9999",
+    },
+    { argv: ["start", "--run-key", "k1", "--not-before", "275760-09-14", flow], exit: 2, error: "--not-before needs" },
+    {
+      argv: ["list", "--since", "2026-04-31", "--format", "table"],
+      exit: 2,
+      error: 'list: option --since "2026-04-31" is not a date: April 2026 has 30 days',
+    },
+    { argv: ["list", "--since", "9".repeat(400) + "d"], exit: 2, error: "option --since takes at most 100 years" },
+    {
+      argv: ["clean", "--older-than", "9".repeat(400) + "w"],
+      exit: 2,
+      error: "clean: option --older-than takes at most 100 years (36525d)",
+    },
+    {
+      argv: ["job", "clean", "--before", "2026-02-30"],
+      exit: 2,
+      error: "Invalid --before: '2026-02-30' is not a date: February 2026 has 28 days",
+    },
     // Options in the wrong place, misspelt or run together.
     {
       argv: ["-d", "start", "--run-key", "k1", flow],

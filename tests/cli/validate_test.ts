@@ -104,6 +104,12 @@ Deno.test("the limits hold on what a step runs once --param values are in, for v
   const big = "x".repeat(100_000);
   const cases: [string, string, RegExp][] = [
     ['command: ["${params.A}"]', "", /step "s": with the parameters' values, command\[0\] \(the program\) is empty/],
+    ['command: ["${params.A}"]', " \t", /command\[0\] \(the program\) is only whitespace/],
+    // A string command is `/bin/sh -c SCRIPT`: an emptied script would run `sh -c ""` and succeed doing nothing.
+    ['command: "${params.A}"', "", /with the parameters' values, the shell command \(\/bin\/sh -c\) is empty/],
+    ['command: "${params.A}"', " \n ", /the shell command \(\/bin\/sh -c\) is only whitespace/],
+    ['command: " ${params.A} "', "", /the shell command \(\/bin\/sh -c\) is only whitespace/],
+    ['command: [/bin/sh, -c, "${params.A}", name]', "", /the shell command \(\/bin\/sh -c\) is empty/],
     ['command: [x], cwd: "${params.A}"', "", /with the parameters' values, cwd is empty/],
     [
       `command: [x, ${Array(20).fill('"${params.A}"').join(", ")}]`,

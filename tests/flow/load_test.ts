@@ -141,6 +141,10 @@ Deno.test("ids and commands are checked", () => {
     'flow.yaml:4:14: step "A": command must not be empty',
   );
   assert.equal(
+    error("flow_id: f\nsteps:\n  - id: A\n    command: [' ', x]\n"),
+    'flow.yaml:4:14: step "A": command[0] (the program) must not be only whitespace',
+  );
+  assert.equal(
     error("flow_id: f\nsteps:\n  - id: A\n    command: [a]\n  - id: A\n    command: [b]\n"),
     'flow.yaml:5:9: step "A": duplicate step id "A" (first defined at line 3)',
   );

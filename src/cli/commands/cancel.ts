@@ -1,6 +1,6 @@
 /** `cancel`: the run becomes CANCELLED; running steps are aborted through the executor. */
 import { cancelRun } from "../../engine/mod.ts";
-import { numberOption } from "../args.ts";
+import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { printError, printJson } from "../output.ts";
@@ -19,7 +19,7 @@ export const cancelCommand: Command = {
         name: "grace-seconds",
         value: "number",
         metavar: "SECONDS",
-        help: "Seconds between SIGTERM and SIGKILL for running steps (default 5).",
+        help: "Seconds between SIGTERM and SIGKILL for running steps (default 5; 0, or 0.01 to 86400).",
       },
     ],
     notes: "A run that already SUCCEEDED or FAILED is left as it is. Exit 0 when the command completes;\n" +
@@ -27,8 +27,8 @@ export const cancelCommand: Command = {
       "its step's error names the orchesjob run key). --orchesjob-bin replaces the run's recorded binary.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
-    const grace = numberOption(args, "grace-seconds", 5);
+    const runKey = runKeyOf(context, args);
+    const grace = secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" });
     using session = new Session(context);
     const record = session.rebind(session.run(runKey));
     let undelivered = 0;

@@ -5,8 +5,10 @@
 import { JobExit } from "../../domain/mod.ts";
 import { type CleanSelectable, JobAdmin, type JobRef } from "../../executor/mod.ts";
 import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
+import { LONGEST_DURATION_SEC, parseIsoTime } from "../../shared/mod.ts";
+import { LIMITS } from "../../flow/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { type CommandSpec, formatHelp, numberOption, parseArgs, type ParsedArgs } from "../args.ts";
+import { A_DAY_SEC, type CommandSpec, formatHelp, parseArgs, type ParsedArgs, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
@@ -185,7 +187,7 @@ const HANDLERS: Record<string, Handler> = {
       await admin.runner.run({ kind: "start", runKey: key, command: args.remainder }, {
         strict: args.options.strict === true,
         sync: args.options.sync === true,
-        startTimeoutSec: numberOption(args, "start-timeout", 10),
+        startTimeoutSec: startTimeoutOf(args),
       }),
     );
   },
@@ -223,7 +225,10 @@ const HANDLERS: Record<string, Handler> = {
   async abort(admin, args) {
     const ref = jobRef(args, "abort");
     printJson(
-      await admin.abort(ref, { graceSeconds: numberOption(args, "grace-seconds", 5), reason: str(args, "reason") }),
+      await admin.abort(ref, {
+        graceSeconds: secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" }),
+        reason: str(args, "reason"),
+      }),
     );
   },
 
@@ -232,7 +237,7 @@ const HANDLERS: Record<string, Handler> = {
     printJson(
       await admin.rerun(ref, {
         sync: args.options.sync === true,
-        startTimeoutSec: numberOption(args, "start-timeout", 10),
+        startTimeoutSec: startTimeoutOf(args),
         reason: str(args, "reason"),
       }),
     );
@@ -289,6 +294,11 @@ function cleanSelection(args: ParsedArgs): { select: (job: CleanSelectable) => b
   return { select, runKey };
 }
 
+/** `--start-timeout`: 0 (do not wait), or 0.01 s to a year, the longest `start_timeout_sec` of a flow. */
+function startTimeoutOf(args: ParsedArgs): number {
+  return secondsOption(args, "start-timeout", 10, { zero: true, max: LIMITS.seconds, unit: "a year" });
+}
+
 /** orchesjob's TTL: whole seconds, or a whole number with s, m, h or d. */
 export function parseTtl(text: string): number {
   if (text.trim() === "") throw new UserError("Invalid ttl: empty", JobExit.usage);
@@ -296,21 +306,19 @@ export function parseTtl(text: string): number {
   if (!match) throw new UserError(`Invalid ttl: '${text}'. Use seconds or suffix s/m/h/d`, JobExit.usage);
   const seconds = Number(match[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2].toLowerCase()] ?? 1);
   if (seconds <= 0) throw new UserError("ttl must be positive", JobExit.usage);
+  if (seconds > LONGEST_DURATION_SEC) throw new UserError("ttl must be at most 100 years", JobExit.usage);
   return seconds;
 }
 
-/** ISO 8601 date or date-time to epoch seconds; without an offset it is local time. */
+/** ISO 8601 date or date-time of a day that exists, to epoch seconds; without an offset it is local time. */
 export function parseDateTime(text: string, option: string): number {
-  let value = text.trim().replace(" ", "T");
-  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) value += "T00:00:00";
-  const ms = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/.test(value)
-    ? Date.parse(value)
-    : NaN;
-  if (Number.isNaN(ms)) {
+  const at = parseIsoTime(text);
+  if (typeof at !== "number") {
     throw new UserError(
-      `Invalid ${option}: '${text}'. Use ISO 8601 format, e.g. 2026-01-01 or 2026-01-01T12:00:00+09:00`,
+      `Invalid ${option}: '${text}'` +
+        (at === null ? ". Use ISO 8601 format, e.g. 2026-01-01 or 2026-01-01T12:00:00+09:00" : ` ${at.problem}`),
       JobExit.usage,
     );
   }
-  return Math.floor(ms / 1000);
+  return Math.floor(at);
 }

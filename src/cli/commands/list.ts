@@ -8,8 +8,7 @@ import { printJson, printWarning, writeStdout } from "../output.ts";
 import { damagedRunJson, listedRunJson, type ListEntry, renderRunList } from "../render/mod.ts";
 import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
-import { numberOption } from "../args.ts";
-import { UserError } from "../errors.ts";
+import { wholeNumberOption } from "../args.ts";
 
 export const listCommand: Command = {
   spec: {
@@ -43,8 +42,7 @@ export const listCommand: Command = {
   },
   async run(context, args) {
     const now = epochNow();
-    const limit = numberOption(args, "limit", 50, 0);
-    if (!Number.isSafeInteger(limit)) throw new UserError(`option --limit must be a whole number, got ${limit}`);
+    const limit = wholeNumberOption(args, "limit", 50, 0);
     const since = args.options.since === undefined
       ? undefined
       : parseSince(args.options.since as string, "--since", now);

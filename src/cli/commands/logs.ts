@@ -3,7 +3,7 @@ import { isActiveJob, isTerminalRun, type Job, stepRunKey } from "../../domain/m
 import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/mod.ts";
 import { sleepUnless } from "../../shared/mod.ts";
-import { numberOption } from "../args.ts";
+import { wholeNumberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { writeBytes, writeStderrBytes } from "../output.ts";
@@ -33,10 +33,10 @@ export const logsCommand: Command = {
       "2 for bad input; 1 when the executor could not be asked; 130 when --follow is interrupted.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const stepId = args.options.step as string | undefined;
     if (stepId === undefined) throw new UserError("--step is required");
-    const tail = args.options.tail === undefined ? undefined : wholeNumber(numberOption(args, "tail", 0), "--tail");
+    const tail = args.options.tail === undefined ? undefined : wholeNumberOption(args, "tail", 0, 0);
     const wanted = args.options.stream ?? "both";
     const streams: Stream[] = wanted === "both" ? ["stdout", "stderr"] : [wanted as Stream];
     const follow = args.options.follow === true;
@@ -45,7 +45,7 @@ export const logsCommand: Command = {
     const step = stepOf(record, stepId);
     let attempt: number;
     if (args.options.attempt !== undefined) {
-      attempt = wholeNumber(numberOption(args, "attempt", 1, 1), "--attempt");
+      attempt = wholeNumberOption(args, "attempt", 1, 1);
       if (attempt > step.attemptNo) {
         throw new UserError(
           `step ${stepId} has ${step.attemptNo === 0 ? "not started" : `attempts 1 to ${step.attemptNo}`}`,
@@ -90,11 +90,6 @@ export const logsCommand: Command = {
     }
   },
 };
-
-function wholeNumber(n: number, option: string): number {
-  if (!Number.isInteger(n)) throw new UserError(`option ${option} must be a whole number, got ${n}`);
-  return n;
-}
 
 /** The attempt is over: its job ended, or it never got a job and the run is over. */
 function ended(job: Job | null, runStatus: string | undefined): boolean {

@@ -18,7 +18,7 @@ export const resumeCommand: Command = {
       "--orchesjob-bin replaces the run's recorded orchesjob binary.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     using session = new Session(context);
     const record = session.rebind(session.run(runKey));
     return await continueRun(session, record, {

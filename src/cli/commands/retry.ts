@@ -39,7 +39,7 @@ export const retryCommand: Command = {
     ].join("\n"),
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const stepId = args.options.step as string | undefined;
     const downstream = args.options.downstream === true;
     if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");

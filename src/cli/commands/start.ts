@@ -48,7 +48,7 @@ export const startCommand: Command = {
       "driver's own exit code if it failed at once; 75 if it neither took the run nor exited within 15 s.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     const file = args.positionals[0];
     const loaded = await readFlowFile(file);
     const given = givenParams(args);
@@ -115,6 +115,7 @@ function notBeforeOption(text: string | undefined, now: number): number | null {
         `or epoch seconds, got ${JSON.stringify(text)}`,
     );
   }
+  if (typeof at !== "number") throw new UserError(`--not-before ${JSON.stringify(text)} ${at.problem}`);
   return at;
 }
 

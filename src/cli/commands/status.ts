@@ -24,7 +24,7 @@ export const statusCommand: Command = {
     ],
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     using session = new Session(context, { queryOnly: true });
     const record = session.run(runKey);
     const state = record.state;

@@ -17,7 +17,7 @@ export const tickCommand: Command = {
     notes: "If another process is driving the run, nothing is advanced; the state is printed all the same.",
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     using session = new Session(context);
     const record = session.run(runKey);
     {
@@ -38,7 +38,7 @@ export const driveCommand: Command = {
     hidden: true,
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
+    const runKey = runKeyOf(context, args);
     using session = new Session(context);
     const record = session.run(runKey);
     using interrupt = listenForInterrupt();

@@ -4,7 +4,7 @@
  */
 import { isTerminalRun, type RunStatus } from "../../domain/mod.ts";
 import { sleepUnless } from "../../shared/mod.ts";
-import { numberOption } from "../args.ts";
+import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -22,9 +22,14 @@ export const waitCommand: Command = {
         name: "timeout",
         value: "number",
         metavar: "SECONDS",
-        help: "Give up after this long with exit 124 (default: wait as long as it takes).",
+        help: "Give up after this long (at least 0.01) with exit 124 (default: wait as long as it takes).",
       },
-      { name: "interval", value: "number", metavar: "SECONDS", help: "How often to look (default 1.0)." },
+      {
+        name: "interval",
+        value: "number",
+        metavar: "SECONDS",
+        help: "How often to look (default 1.0, from 0.01 to 86400).",
+      },
       { name: "advance", help: "Drive the run while no other process does (a run whose driver is gone)." },
     ],
     notes: [
@@ -35,9 +40,9 @@ export const waitCommand: Command = {
     ].join("\n"),
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
-    const timeout = args.options.timeout === undefined ? Infinity : numberOption(args, "timeout", 0, 0, true);
-    const interval = numberOption(args, "interval", 1.0, 0, true);
+    const runKey = runKeyOf(context, args);
+    const timeout = secondsOption(args, "timeout", Infinity);
+    const interval = secondsOption(args, "interval", 1.0, { max: A_DAY_SEC, unit: "a day" });
     const advance = args.options.advance === true;
     using session = new Session(context, { readOnly: true });
     let status: RunStatus = session.run(runKey).state.status;

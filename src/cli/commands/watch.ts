@@ -2,7 +2,7 @@
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
-import { numberOption } from "../args.ts";
+import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printWarning, useColor, writeStdout } from "../output.ts";
@@ -19,7 +19,12 @@ export const watchCommand: Command = {
     usage: "watch --run-key KEY [--interval SECONDS] [--mode screen|append] [--no-advance]",
     options: [
       RUN_KEY_OPTION,
-      { name: "interval", value: "number", metavar: "SECONDS", help: "Refresh interval (default 2.0)." },
+      {
+        name: "interval",
+        value: "number",
+        metavar: "SECONDS",
+        help: "Refresh interval (default 2.0, from 0.01 to 86400).",
+      },
       {
         name: "mode",
         value: "string",
@@ -32,8 +37,8 @@ export const watchCommand: Command = {
     ],
   },
   async run(context, args) {
-    const runKey = runKeyOf(args);
-    const interval = numberOption(args, "interval", 2.0, 0, true);
+    const runKey = runKeyOf(context, args);
+    const interval = secondsOption(args, "interval", 2.0, { max: A_DAY_SEC, unit: "a day" });
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
