@@ -17,10 +17,14 @@ export function isCompiled(): boolean {
  * `compile` task and the release workflows). A small young generation: a driver's live data is small,
  * but with V8's default (16 MiB semi-spaces) a 10k-step run held ~150 MiB. `--expose-gc` lets a driver
  * bound its old generation (src/shared/memory.ts): V8 otherwise let it grow to ~5x the live data.
+ * `--no-concurrent-recompilation`: V8 optimizes hot functions on the main thread, not on compiler
+ * threads, whose buffers stayed in the peak: a 200-step driver peaked at 63-64 MiB instead of 75-83, for
+ * the same CPU time (`validate` of 100k steps took as long).
  * (--optimize-for-size saves less and costs ~100 ms of start-up; a --max-old-space-size low enough to
- * matter would turn a large flow file into a crash.)
+ * matter would turn a large flow file into a crash; --max-opt=1, no optimizing compiler at all, gave
+ * 60 MiB but made `validate` of 100k steps 4x slower.)
  */
-export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc";
+export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc,--no-concurrent-recompilation";
 
 /** The argv prefix that runs this program again with the same code. */
 export function selfCommand(): string[] {
