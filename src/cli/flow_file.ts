@@ -29,7 +29,7 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
       bytes = Deno.readFileSync(path);
     } else {
       // A device or a pipe (`/dev/zero`, `<(…)`) has no size: read it only up to the limit.
-      using file = Deno.openSync(path);
+      using file = info.isFifo ? await openFifo(path) : Deno.openSync(path);
       bytes = readUpToLimit(file, path);
     }
   } catch (error) {
@@ -42,6 +42,29 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
   return loadFlowBytes(bytes, path);
+}
+
+/** How long opening a named pipe may wait for a process to open its other end. */
+const FIFO_OPEN_WAIT_MS = 5_000;
+
+/**
+ * Opens a named pipe for reading. The open waits until a process opens it for writing: `<(…)` has
+ * one already, a `mkfifo` that nothing writes to never would, so the wait is bounded (the open is left
+ * behind in a worker thread; the process exits all the same).
+ */
+async function openFifo(path: string): Promise<Deno.FsFile> {
+  let timer: number | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`a named pipe that no process opened for writing within ${FIFO_OPEN_WAIT_MS / 1000} s`)),
+      FIFO_OPEN_WAIT_MS,
+    );
+  });
+  try {
+    return await Promise.race([Deno.open(path), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** `--param NAME=VALUE`, repeatable (start, validate). */

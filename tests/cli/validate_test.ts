@@ -1,7 +1,7 @@
 /** `validate` through the CLI: warnings on stderr without failing, and parameters. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, tempDir, writeFile } from "../helpers.ts";
+import { cli, errorLine, tempDir, writeFile } from "../helpers.ts";
 
 Deno.test("validate warns on stderr (one JSON line each) and still exits 0 with the warnings in its output", async () => {
   using dir = tempDir();
@@ -134,4 +134,28 @@ Deno.test("the limits hold on what a step runs once --param values are in, for v
   // Nothing was stored.
   const list = await cli([...db, "list"]);
   assert.deepEqual(JSON.parse(list.stdout), []);
+});
+
+Deno.test("a named pipe as the flow file: read once a writer opens it; refused after 5 s when none does", async () => {
+  using dir = tempDir();
+  const pipe = join(dir.path, "flow.pipe");
+  const made = await new Deno.Command("mkfifo", { args: [pipe] }).output();
+  assert.equal(made.code, 0, "mkfifo");
+  assert.ok(Deno.statSync(pipe).isFifo);
+
+  const nobody = await cli(["validate", pipe]);
+  assert.equal(nobody.code, 2, nobody.stderr);
+  assert.equal(
+    errorLine(nobody).error,
+    `validate: cannot read flow file ${pipe}: a named pipe that no process opened for writing within 5 s`,
+  );
+
+  // A writer that comes a second later is waited for.
+  const writer = new Deno.Command("sh", {
+    args: ["-c", 'sleep 1; printf "flow_id: p\\nsteps:\\n  - {id: a, command: [/bin/true]}\\n" > "$1"', "sh", pipe],
+  }).spawn();
+  const read = await cli(["validate", pipe]);
+  assert.equal((await writer.status).code, 0);
+  assert.equal(read.code, 0, read.stderr);
+  assert.equal(JSON.parse(read.stdout).flow_id, "p");
 });
