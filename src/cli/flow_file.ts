@@ -53,7 +53,7 @@ const FIFO_OPEN_WAIT_MS = 5_000;
  * behind in a worker thread; the process exits all the same).
  */
 async function openFifo(path: string): Promise<Deno.FsFile> {
-  let timer: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new Error(`a named pipe that no process opened for writing within ${FIFO_OPEN_WAIT_MS / 1000} s`)),
