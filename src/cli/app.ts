@@ -4,7 +4,7 @@ import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
-import { printError, printJson, writeStdout } from "./output.ts";
+import { lostStdout, printError, printJson, writeStdout } from "./output.ts";
 import { formatVersion, versionInfo } from "./version.ts";
 
 export const PROGRAM = "orchesjob-flow";
@@ -80,8 +80,21 @@ function splitGlobal(argv: readonly string[]): { global: string[]; command?: str
   return { global: argv.slice(0, i), command: argv[i], rest: argv.slice(i + 1) };
 }
 
-/** Runs the CLI and returns the process exit code. Never throws for user errors. */
+/**
+ * Runs the CLI and returns the process exit code. Never throws for user errors. A command whose
+ * answer could not be written whole to stdout (a full disk) did not do what it was asked: exit 70
+ * then, with the reason on stderr, unless it already exits non-zero for a reason of its own.
+ */
 export async function runCli(argv: readonly string[]): Promise<number> {
+  lostStdout(true);
+  const code = await runCommand(argv);
+  const lost = lostStdout(true);
+  if (lost === null || code !== ExitCode.ok) return code;
+  printError(`stdout could not be written: ${lost}`);
+  return ExitCode.internal;
+}
+
+async function runCommand(argv: readonly string[]): Promise<number> {
   let commandName: string | undefined;
   try {
     const { global, command, rest } = splitGlobal(argv);

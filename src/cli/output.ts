@@ -1,18 +1,36 @@
 /** The one place that writes to the terminal. Renderers elsewhere return strings. */
 const encoder = new TextEncoder();
 
+/** Why stdout could not be written (a full disk under `>> log`), once that happened; then it is not written again. */
+let stdoutLost: string | null = null;
+
+/**
+ * Writes every byte, or gives up quietly: a closed pipe (`| head`) or a gone terminal means nobody
+ * reads. Any other failure (a full disk, an I/O error) must not kill the process either: a driver
+ * writing its table or a diagnostic onto a full disk goes on driving. Stderr is given up silently;
+ * stdout's loss is remembered, and the CLI reports it once the command is done.
+ */
 function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string | Uint8Array): void {
+  if (file === Deno.stdout && stdoutLost !== null) return;
   const bytes = typeof text === "string" ? encoder.encode(text) : text;
   let written = 0;
   while (written < bytes.length) {
     try {
       written += file.writeSync(bytes.subarray(written));
     } catch (error) {
-      // A closed pipe (`| head`) or a gone terminal: nobody is reading, so stop writing.
-      if (error instanceof Deno.errors.BrokenPipe) return;
-      throw error;
+      if (file === Deno.stdout && !(error instanceof Deno.errors.BrokenPipe)) {
+        stdoutLost = error instanceof Error ? error.message : String(error);
+      }
+      return;
     }
   }
+}
+
+/** Why the output on stdout is incomplete, or null; `reset` starts a new command (the in-process test CLI). */
+export function lostStdout(reset = false): string | null {
+  const lost = stdoutLost;
+  if (reset) stdoutLost = null;
+  return lost;
 }
 
 export function writeStdout(text: string): void {

@@ -266,8 +266,9 @@ export function prepared(db: Database, sql: string): StatementSync {
 
 /**
  * Why a failed statement is worth retrying, or null: another process holds the write lock past the
- * busy timeout (an admin's sqlite3 shell), or the disk is full. Both pass; a driver waits them out
- * with backoff instead of dying with the run left RUNNING and nothing driving it.
+ * busy timeout (an admin's sqlite3 shell), or the disk is full (for the database, or for a file a round
+ * writes beside it). Both pass; a driver waits them out with backoff instead of dying with the run left
+ * RUNNING and nothing driving it.
  */
 export function storeWaitReason(error: unknown): string | null {
   if (!(error instanceof Error)) return null;
@@ -277,6 +278,9 @@ export function storeWaitReason(error: unknown): string | null {
     return "database is locked (another process holds its write lock)";
   }
   if (primary === SQLITE_FULL || /database or disk is full/.test(error.message)) return "database or disk is full";
+  // A file the round writes beside the database (a job's launch file, a lock file) on a full disk.
+  const code = (error as { code?: unknown }).code;
+  if (code === "ENOSPC" || code === "EDQUOT") return `no space left on the device (${error.message})`;
   return null;
 }
 

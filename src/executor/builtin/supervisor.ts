@@ -73,6 +73,13 @@ supervise() {
     */*) [ -f "$program" ] && [ -x "$program" ] ;;
     *) own=$PATH; PATH=$path; command -v "$program" > /dev/null 2>&1; found=$?; PATH=$own; [ "$found" -eq 0 ] ;;
   esac || fail "cannot execute '$program': not found or not executable"
+  # The output files are made here first, retried like put() while that fails (a full disk, no inodes
+  # left): a redirection that failed in the command's subshell below would end it with status 1 before
+  # the command ran, and that 1 would be taken for the command's own exit status.
+  until { : >| "$dir/$job.stdout" && : >| "$dir/$job.stderr"; } 2> /dev/null; do
+    [ -d "$dir" ] || exit 1
+    sleep 1
+  done
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
   # It takes the step's environment there, in its own subshell.
