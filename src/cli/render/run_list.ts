@@ -4,6 +4,7 @@ import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 import type { DriverHolder } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
+import { visible } from "./visible.ts";
 
 export interface ListedRun {
   record: RunRecord;
@@ -47,7 +48,7 @@ export function renderRunList(runs: readonly ListedRun[], now: number): string {
       `${counts.done}/${counts.total}`,
       String(counts.failed),
       driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-",
-    ];
+    ].map(visible);
   });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
   const widths = header.map((h) => h.length);
