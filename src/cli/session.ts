@@ -7,6 +7,7 @@ import { epochNow, pathExists } from "../shared/mod.ts";
 import {
   checkStateFile,
   type Database,
+  driverHolder,
   type FileIdentity,
   FileLocks,
   jobsDirectory,
@@ -17,6 +18,7 @@ import {
   RunStore,
   type RunSummary,
   stateFileIdentity,
+  StateFileReadOnlyError,
   storeWaitReason,
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
@@ -36,6 +38,12 @@ export interface SessionOptions {
    * work on a read-only home or a read-only copy of the file.
    */
   queryOnly?: boolean;
+  /**
+   * For commands that read and write only at need (wait, watch, logs): an existing state file this
+   * process may not write is opened read-only instead of refused; what then needs to write says so
+   * ({@link Session.requireWritable}, {@link Session.tryDriverLock}).
+   */
+  readIfReadOnly?: boolean;
 }
 
 export class Session implements Disposable {
@@ -49,19 +57,32 @@ export class Session implements Disposable {
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
+  /** Why the state file was opened read-only under `readIfReadOnly`, or null. */
+  private readonly refused: StateFileReadOnlyError | null;
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}) {
     this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    const exists = pathExists(this.dbPath);
-    this.db = (options.readOnly || options.queryOnly) && !exists
-      ? openDatabase(":memory:")
-      : options.queryOnly
-      ? openDatabaseReadOnly(this.dbPath)
-      : openDatabase(this.dbPath);
+    ({ db: this.db, refused: this.refused } = openState(this.dbPath, options));
     this.identity = stateFileIdentity(this.dbPath);
     this.store = new RunStore(this.db);
     this.runs = this.store;
     this.locks = new FileLocks(this.dbPath);
+  }
+
+  /** Refuses (exit 2, {@link StateFileReadOnlyError}) what `needs` to write a state file opened read-only. */
+  requireWritable(needs: string): void {
+    if (this.refused) throw new StateFileReadOnlyError(this.dbPath, this.refused.reason, needs);
+  }
+
+  /**
+   * The run's driver lock when no process holds it, else null. From a state file opened read-only a
+   * run is never driven: null while another process drives it, else the refusal saying `needs`.
+   */
+  async tryDriverLock(runKey: string, needs: string): Promise<Disposable | null> {
+    if (this.refused === null) return await this.locks.tryDriverLock(runKey);
+    if ((await driverHolder(this.dbPath, runKey)) !== null) return null;
+    this.requireWritable(needs);
+    return null;
   }
 
   /** The stored run, or exit code 3 naming the state file searched when there is none. */
@@ -91,6 +112,7 @@ export class Session implements Disposable {
     const executor = chooseExecutor("orchesjob", bin, () => undefined);
     if (executor.bin === record.executor.bin) return record;
     checkUsable(executor, (name) => Deno.env.get(name));
+    this.requireWritable(`--orchesjob-bin would change run ${runKey}'s executor`);
     const replaced = [...(record.executor.replaced ?? []), { bin: record.executor.bin!, until: epochNow() }];
     this.store.setExecutor(runKey, { ...executor, replaced });
     return this.run(runKey);
@@ -142,6 +164,20 @@ export class Session implements Disposable {
 
   [Symbol.dispose](): void {
     this.db.close();
+  }
+}
+
+/** The state file's connection as `options` ask (see {@link SessionOptions}), and why it is read-only if it is. */
+function openState(path: string, options: SessionOptions): { db: Database; refused: StateFileReadOnlyError | null } {
+  if ((options.readOnly || options.queryOnly) && !pathExists(path)) {
+    return { db: openDatabase(":memory:"), refused: null };
+  }
+  if (options.queryOnly) return { db: openDatabaseReadOnly(path), refused: null };
+  try {
+    return { db: openDatabase(path), refused: null };
+  } catch (error) {
+    if (!options.readIfReadOnly || !(error instanceof StateFileReadOnlyError)) throw error;
+    return { db: openDatabaseReadOnly(path), refused: error };
   }
 }
 

@@ -87,6 +87,7 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   };
   if (isJson) checkStrictJson(checked, fileName, lineCounter, doc.errors[0]?.pos[0]);
   checkDocument(doc, fileName, lineCounter, isJson);
+  checkYamlVersion(doc, source, fileName, lineCounter);
   checkUniqueKeys(doc, fileName, lineCounter, isJson);
   const values = new Values(doc, at);
   const root = values.deref(doc.contents);
@@ -150,6 +151,28 @@ function checkDocument(doc: Document.Parsed, file: string, lineCounter: LineCoun
       `unknown YAML tag ${tag}; quote the value if the text is meant (only "when" may start with an unquoted "!")`,
     );
   }
+}
+
+/**
+ * Refuses a `%YAML` directive for any version but 1.2: the library reads `%YAML 1.1` with the YAML 1.1
+ * schema (yes/no/on/off booleans, 0777 octal, 1:20 base 60), which would undo the strict scalars.
+ * Directives precede the first `---`; the last `%YAML` there is the one the library went by.
+ */
+function checkYamlVersion(doc: Document.Parsed, source: string, file: string, lineCounter: LineCounter): void {
+  const unsupported = doc.warnings.some((warning) => /^Unsupported YAML version/.test(warning.message));
+  if (!doc.directives?.yaml.explicit || (doc.directives.yaml.version === "1.2" && !unsupported)) return;
+  let offset = 0;
+  for (const match of source.matchAll(/^(?:%YAML[ \t]|---)/gm)) {
+    if (match[0] === "---") break;
+    offset = match.index;
+  }
+  const written = /^%YAML[ \t]+(\S*)/.exec(source.slice(offset, offset + 200))?.[1] ?? "";
+  const { line, col } = lineCounter.linePos(offset);
+  throw new FlowError(
+    { file, line, column: col },
+    `%YAML ${clipped(written)} is not supported: flow files are read as YAML 1.2 (yes/no/on/off are text, ` +
+      "0777 and 1:20 are not octal or base-60 numbers); remove the directive or write %YAML 1.2",
+  );
 }
 
 function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): string {

@@ -21,6 +21,29 @@ export class StateFileChangedError extends StateFileError {
   override name = "StateFileChangedError";
 }
 
+/**
+ * This process may read the state file but not write it (its mode, a read-only mount, an immutable
+ * file). Commands that only read open such a file read-only; one that must write says so with this.
+ */
+export class StateFileReadOnlyError extends StateFileError {
+  override name = "StateFileReadOnlyError";
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    needs = "this command writes to it (status, list, logs, wait, watch --no-advance and job status/logs only read it)",
+  ) {
+    super(`state database ${path} is read-only here (${reason}); ${needs}`);
+  }
+}
+
+/** Connections opened by {@link openDatabaseReadOnly}, with the path of their file. */
+const readOnlyConnections = new WeakMap<Database, string>();
+
+/** Whether `db` was opened read-only: whoever uses it must not try to write. */
+export function isReadOnly(db: Database): boolean {
+  return readOnlyConnections.has(db);
+}
+
 /** Which file a path names: device and inode. */
 export interface FileIdentity {
   dev: number;
@@ -111,14 +134,47 @@ export function openDatabase(path: string): Database {
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
     try {
-      Deno.chmodSync(path, 0o600);
+      // At most 0600 (the stored environment may hold secrets), but never made writable: a file its
+      // owner made read-only stays read-only, and is refused below as such.
+      const mode = Deno.statSync(path).mode! & 0o777;
+      if ((mode & 0o600) !== mode) Deno.chmodSync(path, mode & 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
     migrate(db, "schema_version", MIGRATIONS);
     return db;
   } catch (error) {
     db?.close();
     if (error instanceof StateFileError) throw error;
-    throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+    const message = error instanceof Error ? error.message : String(error);
+    throw readOnlyError(path, message) ?? new StateFileError(`cannot open state database ${path}: ${message}`);
+  }
+}
+
+/**
+ * The error for a state file that SQLite could not open for writing or write, because this process
+ * may not write it, or null when something else went wrong. (SQLite opens a file it may not write
+ * read-only without a word; the probe write in {@link migrate} finds out.) Only called once this
+ * process's connection to the file is closed: closing a probe's descriptor drops its POSIX locks.
+ */
+function readOnlyError(path: string, message: string): StateFileReadOnlyError | null {
+  const readonly = /readonly database/.test(message);
+  if (path === ":memory:" || !(readonly || /unable to open database file/.test(message))) return null;
+  const problem = writeProblem(path);
+  if (problem !== null) return new StateFileReadOnlyError(path, problem);
+  return readonly ? new StateFileReadOnlyError(path, "its -wal or -shm file, or its directory, is read-only") : null;
+}
+
+/** Why this process may not write `path`, or null when it may (or cannot even read it: not a read-only file). */
+function writeProblem(path: string): string | null {
+  try {
+    Deno.openSync(path, { read: true }).close();
+  } catch {
+    return null;
+  }
+  try {
+    Deno.openSync(path, { read: true, write: true }).close();
+    return null;
+  } catch (error) {
+    return (error instanceof Error ? error.message : String(error)).replace(/: open '.*'$/s, "");
   }
 }
 
@@ -171,27 +227,38 @@ export function openDatabaseReadOnly(path: string): Database {
         readOnly: true,
       });
     }
-    const version = db.prepare("SELECT value FROM schema_meta WHERE key = 'schema_version'").get() as
-      | { value?: string }
-      | undefined;
-    const found = Number(version?.value ?? 0);
-    if (found > MIGRATIONS.length) {
-      throw new StateFileError(
-        `state database schema version ${found} is newer than this orchesjob-flow understands ` +
-          `(${MIGRATIONS.length}): ${path}`,
-      );
-    }
-    if (found !== MIGRATIONS.length) {
-      throw new StateFileError(
-        `state database ${path} has schema version ${found}, this orchesjob-flow reads ` +
-          `${MIGRATIONS.length}; run a writing command (start, resume) once with write access to migrate it`,
-      );
-    }
+    readOnlyConnections.set(db, path);
+    checkMigrated(db, "schema_version", MIGRATIONS);
     return db;
   } catch (error) {
     db?.close();
     if (error instanceof StateFileError) throw error;
     throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+  }
+}
+
+/**
+ * For a connection opened read-only, in place of {@link migrate}: refuses a file whose `key` in
+ * `schema_meta` does not count exactly `migrations` (older, which this process cannot migrate, or newer).
+ */
+export function checkMigrated(db: Database, key: string, migrations: readonly string[]): void {
+  const path = readOnlyConnections.get(db) ?? "";
+  const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'").get();
+  const version = has && db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as
+    | { value?: string }
+    | undefined;
+  const found = Number(version?.value ?? 0);
+  const what = key === "schema_version" ? "schema version" : key.replaceAll("_", " ");
+  if (found > migrations.length) {
+    throw new StateFileError(
+      `state database ${what} ${found} is newer than this orchesjob-flow understands (${migrations.length}): ${path}`,
+    );
+  }
+  if (found !== migrations.length) {
+    throw new StateFileError(
+      `state database ${path} has ${what} ${found}, this orchesjob-flow reads ${migrations.length}; ` +
+        "run a writing command (start, resume) once with write access to migrate it",
+    );
   }
 }
 
@@ -206,7 +273,12 @@ export function migrate(db: Database, key: string, migrations: readonly string[]
 function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {
   // In a write transaction (BEGIN IMMEDIATE waits on the busy timeout; a bare statement's lock
   // upgrade may fail at once).
-  transaction(db, () => db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"));
+  transaction(db, () => {
+    db.exec("CREATE TABLE IF NOT EXISTS schema_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+    // Writes nothing, but only where writing is allowed: a file SQLite opened read-only without a word
+    // (its mode, a read-only mount) is found out here, not at the first real write.
+    db.exec("DELETE FROM schema_meta WHERE 0");
+  });
   const current = () =>
     Number(
       (db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as { value?: string } | undefined)?.value ??

@@ -4,9 +4,11 @@
  */
 export { changed, sqlList } from "./sql.ts";
 export {
+  checkMigrated,
   checkStateFile,
   type Database,
   type FileIdentity,
+  isReadOnly,
   migrate,
   openDatabase,
   openDatabaseReadOnly,
@@ -14,6 +16,7 @@ export {
   StateFileChangedError,
   StateFileError,
   stateFileIdentity,
+  StateFileReadOnlyError,
   storeWaitReason,
   transaction,
 } from "./db.ts";

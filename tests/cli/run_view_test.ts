@@ -7,6 +7,7 @@ import { loadYamlLibrary } from "../../src/flow/mod.ts";
 import { CLEAR_SCREEN, RunView } from "../../src/cli/render/run_view.ts";
 import { listedRunJson, renderRunList } from "../../src/cli/render/run_list.ts";
 import { localDateTime } from "../../src/shared/mod.ts";
+import { visible } from "../../src/cli/render/visible.ts";
 
 // loadFlow needs the YAML library, which the CLI imports only when it reads a flow file.
 await loadYamlLibrary();
@@ -80,4 +81,24 @@ Deno.test("list's table shows a SCHEDULED run with the time it begins; its JSON 
   assert.ok(first.includes(`SCHEDULED until ${localDateTime(5000)}`), first);
   assert.match(second, /^r +f +RUNNING +/);
   assert.equal(listedRunJson({ record: scheduled, driver: null }, false).not_before, 5000);
+});
+
+Deno.test("visible: controls, separators and bidi controls become escapes; other text stays as it is", () => {
+  assert.equal(visible("\x1b]0;t\x07\x1b[2J"), "\\x1b]0;t\\x07\\x1b[2J");
+  assert.equal(visible("a\tb\nc\rd\x00\x7f\x80\x85\x9b"), "a\\tb\\nc\\rd\\x00\\x7f\\x80\\x85\\x9b");
+  assert.equal(visible("\u2028\u2029\u202e\u2066\u200f\u061c"), "\\u2028\\u2029\\u202e\\u2066\\u200f\\u061c");
+  const plain = "C:\\path \\x1b café 日本 👩‍💻 \u00a0";
+  assert.equal(visible(plain), plain, "printable text, backslashes and joiners are kept");
+});
+
+Deno.test("append mode's heartbeat shows the run key's control characters as escapes", () => {
+  const out: string[] = [];
+  const view = new RunView((text) => out.push(text), { mode: "append", color: false });
+  const running = record({ status: "RUNNING", attemptNo: 1, startedAt: 1000 });
+  const hostile = { ...running, state: { ...running.state, runKey: "r\x1b[2J" } };
+  view.show(hostile, 1000);
+  view.show(hostile, 1100);
+  assert.equal(out.length, 2);
+  assert.match(out[1], / run r\\x1b\[2J: RUNNING, /);
+  assert.ok(out.every((text) => !text.includes("\x1b")));
 });

@@ -83,3 +83,50 @@ export async function waitForLines(path: string, lines: number, seconds = 60): P
     }
   }, seconds);
 }
+
+let mountable: boolean | undefined;
+
+/** Whether this process may mount a tmpfs (root, outside a container that forbids it): tried once. */
+export function canMount(): boolean {
+  mountable ??= probeMount();
+  return mountable;
+}
+
+function probeMount(): boolean {
+  if (Deno.uid() !== 0) return false;
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-mount-probe-" });
+  try {
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], stderr: "null" })
+      .outputSync().success;
+    if (mounted) new Deno.Command("umount", { args: [dir] }).outputSync();
+    return mounted;
+  } catch {
+    return false; // no mount program
+  } finally {
+    Deno.removeSync(dir);
+  }
+}
+
+/**
+ * Makes `dir` and everything in it read-only for this process until disposed: bound read-only onto
+ * itself for root (whom file modes do not stop; needs {@link canMount}), else files 0444 and
+ * directories 0555, their modes restored afterwards.
+ */
+export function readOnlyHome(dir: string): Disposable {
+  const mount = (...args: string[]) => new Deno.Command("mount", { args, stdout: "null", stderr: "null" }).outputSync();
+  if (Deno.uid() === 0) {
+    assert.ok(canMount() && mount("--bind", dir, dir).success, "bind the home onto itself (as root)");
+    assert.ok(mount("-o", "remount,bind,ro", dir).success, "remount it read-only");
+    return { [Symbol.dispose]: () => assert.ok(new Deno.Command("umount", { args: [dir] }).outputSync().success) };
+  }
+  const modes: [string, number][] = [];
+  const walk = (path: string) => {
+    const info = Deno.lstatSync(path);
+    if (info.isSymlink) return;
+    if (info.isDirectory) { for (const entry of Deno.readDirSync(path)) walk(join(path, entry.name)); }
+    modes.push([path, info.mode! & 0o7777]);
+    Deno.chmodSync(path, info.isDirectory ? 0o555 : 0o444);
+  };
+  walk(dir);
+  return { [Symbol.dispose]: () => modes.reverse().forEach(([path, mode]) => Deno.chmodSync(path, mode)) };
+}

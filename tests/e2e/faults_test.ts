@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { assertNoJobProcesses, countLines, jobGroups, logged, waitForLines } from "./fault_helpers.ts";
+import { assertNoJobProcesses, canMount, countLines, jobGroups, logged, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 
@@ -268,22 +268,6 @@ steps:
   await assertNoJobProcesses(env.home);
 });
 
-/** Whether this process may mount a tmpfs (root, outside a container that forbids it): tried once. */
-const CAN_MOUNT = (() => {
-  if (Deno.uid() !== 0) return false;
-  const dir = Deno.makeTempDirSync({ prefix: "ojf-mount-probe-" });
-  try {
-    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], stderr: "null" })
-      .outputSync().success;
-    if (mounted) new Deno.Command("umount", { args: [dir] }).outputSync();
-    return mounted;
-  } catch {
-    return false; // no mount program
-  } finally {
-    Deno.removeSync(dir);
-  }
-})();
-
 /**
  * A directory nobody may write: a read-only tmpfs for root (whom permissions do not stop), else
  * mode 0555 with the files 0444. Returns its path and how to undo it.
@@ -291,7 +275,7 @@ const CAN_MOUNT = (() => {
 function readOnlyCopy(files: string[]): { dir: string; [Symbol.dispose](): void } {
   const dir = Deno.makeTempDirSync({ prefix: "ojf-ro-" });
   // Root without the right to mount (a container) gets the modes only, which do not stop root.
-  const root = CAN_MOUNT;
+  const root = canMount();
   const mount = (...args: string[]) => new Deno.Command("mount", { args, stdout: "null", stderr: "null" }).outputSync();
   if (root) assert.ok(mount("-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).success, "mount a tmpfs (as root)");
   for (const file of files) Deno.copyFileSync(file, join(dir, file.split("/").at(-1)!));
@@ -335,7 +319,7 @@ flowTest(builtin, "status and list read a read-only home and a read-only copy of
     assert.deepEqual(JSON.parse(list.stdout).map((run: { run_key: string }) => run.run_key), ["k"]);
   }
   assert.deepEqual([...Deno.readDirSync(copy.dir)].map((e) => e.name).sort(), before, "nothing was written");
-}, { ignore: Deno.uid() === 0 && !CAN_MOUNT }); // root without mount rights cannot make a read-only place
+}, { ignore: Deno.uid() === 0 && !canMount() }); // root without mount rights cannot make a read-only place
 
 /** Fills the filesystem of `dir` (a file of zeros until ENOSPC); returns the file, to remove it later. */
 function fillDisk(dir: string): string {
@@ -357,7 +341,7 @@ function fillDisk(dir: string): string {
 Deno.test({
   name: "[builtin] a full disk when a step ends: the supervisor keeps the result until it can write it",
   // A real full filesystem: a small tmpfs, which only root with the right to mount may make.
-  ignore: !CAN_MOUNT,
+  ignore: !canMount(),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { CLI, collectText, eventually, REPO } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { builtin, TWO_STEPS } from "./operator_env.ts";
@@ -125,3 +126,62 @@ steps:
   assert.match(tables.at(-1)!, /Status: OK SUCCEEDED/);
   assert.ok(!text.includes("\x1b"));
 });
+
+/** Characters a terminal may act on: C0 but the newline, DEL, C1, line separators, bidi controls. */
+const RAW_CONTROL = /(?!\n)[\p{Cc}\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
+
+/** Renames the stored run's flow and its one step, as a damaged or hostile state file might. */
+function tamper(env: FlowEnv, runKey: string, flowId: string, stepId: string): void {
+  const db = new DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+  try {
+    db.prepare(
+      "UPDATE flow_runs SET flow_id = ?, definition = json_set(definition, '$.flow_id', ?, '$.steps[0].id', ?) " +
+        "WHERE run_key = ?",
+    ).run(flowId, flowId, stepId, runKey);
+    db.prepare("UPDATE flow_steps SET step_id = ? WHERE run_key = ?").run(stepId, runKey);
+  } finally {
+    db.close();
+  }
+}
+
+flowTest(
+  builtin,
+  "tables and pictures show control characters from the state as escapes; the JSON keeps them exact",
+  async (env) => {
+    // A window title, a clear screen, C1's CSI, a tab and a right-to-left override, on the step's stderr.
+    const noise = "x\x1b]0;pwned\x07 \x1b[2J \u009b31m tab\there \u202eevil";
+    const shown = "x\\x1b]0;pwned\\x07 \\x1b[2J \\x9b31m tab\\there \\u202eevil";
+    const printf = "printf 'x\\033]0;pwned\\007 \\033[2J \\302\\23331m tab\\there \\342\\200\\256evil\\n' >&2; exit 3";
+    const file = env.flow("evil.yaml", `flow_id: evil\nsteps:\n  - {id: a, command: ${JSON.stringify(printf)}}\n`);
+    assert.equal((await env.run(["start", "--run-key", "k", file])).code, 1);
+    assert.ok(step(await env.status("k"), "a").error.endsWith(`: ${noise}`), "JSON: the exact text");
+    // $USER goes into the table's Retried line.
+    assert.equal((await env.run(["retry", "--run-key", "k"], { USER: "mallory\x1b[2J" })).code, 1);
+    const views = [
+      ["status", "--run-key", "k", "--format", "table"],
+      ["watch", "--run-key", "k", "--mode", "append"],
+    ];
+    for (const args of views) {
+      const { code, stdout } = await env.run(args);
+      assert.equal(code, args[0] === "watch" ? 1 : 0);
+      assert.doesNotMatch(stdout, RAW_CONTROL, `${args[0]}: ${JSON.stringify(stdout)}`);
+      assert.ok(stdout.includes(`: ${shown}\n`), `${args[0]}: the error as escapes on one line\n${stdout}`);
+      assert.match(stdout, /Retried: 1 time, last .* by mallory\\x1b\[2J: a\n/);
+    }
+    tamper(env, "k", "evil\x1b]0;pwned\x07", "a\u009b2J");
+    const pictures = [
+      ["status", "--run-key", "k", "--format", "table"],
+      ["status", "--run-key", "k", "--format", "mermaid"],
+      ["list", "--format", "table"],
+    ];
+    for (const args of pictures) {
+      const { code, stdout } = await env.run(args);
+      assert.equal(code, 0);
+      assert.doesNotMatch(stdout, RAW_CONTROL, `${args.join(" ")}: ${JSON.stringify(stdout)}`);
+      assert.ok(stdout.includes(args.includes("mermaid") ? "a\\x9b2J" : "evil\\x1b]0;pwned\\x07"), stdout);
+    }
+    const run = await env.status("k");
+    assert.equal(run.flow_id, "evil\x1b]0;pwned\x07", "JSON: the exact text");
+    assert.equal(run.steps[0].id, "a\u009b2J");
+  },
+);

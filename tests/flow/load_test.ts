@@ -292,3 +292,22 @@ Deno.test("YAML syntax errors and duplicate keys give a position", () => {
     /^flow\.yaml:2:1: invalid YAML: .*[Uu]nique/,
   );
 });
+
+Deno.test("a %YAML directive other than 1.2 is refused at its line; %YAML 1.2 reads as without one", () => {
+  const body = "---\nflow_id: f\nsteps:\n  - {id: A, command: [echo, yes, on, 1:20], retries: 010}\n";
+  const plain = loadFlow(body, "flow.yaml");
+  // YAML 1.1 would read true, true, 80 and 8.
+  assert.deepEqual(plain.steps[0].command, ["echo", "yes", "on", "1:20"]);
+  assert.deepEqual(loadFlow(`%YAML 1.2\n${body}`, "flow.yaml"), plain);
+  for (const version of ["1.1", "1.0", "1.3", "2.0"]) {
+    assert.match(
+      error(`# a comment\n%YAML ${version}\n${body}`),
+      new RegExp(
+        `^flow\\.yaml:2:1: %YAML ${version.replace(".", "\\.")} is not supported: flow files are read as YAML 1\\.2`,
+      ),
+    );
+  }
+  // The last of several %YAML lines is the one the library goes by.
+  assert.match(error(`%YAML 1.2\n%YAML 1.1\n${body}`), /^flow\.yaml:2:1: %YAML 1\.1 is not supported/);
+  assert.equal(loadFlow(`%TAG !e! tag:example.com,2000:\n${body}`, "flow.yaml").steps[0].retries, 10);
+});

@@ -58,8 +58,10 @@ export const cleanCommand: Command = {
     if (olderThan === undefined) throw new UserError("--older-than is required (for everything finished: 0)");
     const before = epochNow() - parseDuration(olderThan, "--older-than");
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
-    using session = new Session(context);
-    const cleaner = new Cleaner(session, args.options["dry-run"] === true);
+    const dryRun = args.options["dry-run"] === true;
+    // A dry run only reads: it works on a state file this process may not write.
+    using session = new Session(context, { readIfReadOnly: dryRun });
+    const cleaner = new Cleaner(session, dryRun);
     const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
     for (const candidate of session.list({ statuses, finishedBefore: before })) {

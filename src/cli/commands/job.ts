@@ -4,7 +4,14 @@
  */
 import { JobExit } from "../../domain/mod.ts";
 import { type CleanSelectable, JobAdmin, type JobRef } from "../../executor/mod.ts";
-import { jobsDirectory, openDatabase, resolveDbPath, RunStore } from "../../store/mod.ts";
+import {
+  jobsDirectory,
+  openDatabase,
+  openDatabaseReadOnly,
+  resolveDbPath,
+  RunStore,
+  StateFileReadOnlyError,
+} from "../../store/mod.ts";
 import { LONGEST_DURATION_SEC, parseIsoTime } from "../../shared/mod.ts";
 import { LIMITS } from "../../flow/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
@@ -126,9 +133,19 @@ const JOB_SPEC: CommandSpec = {
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
 
-function openAdmin(db: string | undefined): JobAdmin {
+/** `status` and `logs` only read: they read a state file this process may not write, as it is. */
+const READING = new Set(["status", "logs"]);
+
+function openAdmin(db: string | undefined, subcommand: string): JobAdmin {
   const dbPath = resolveDbPath(db, (name) => Deno.env.get(name));
-  return new JobAdmin(openDatabase(dbPath), jobsDirectory(dbPath));
+  let database;
+  try {
+    database = openDatabase(dbPath);
+  } catch (error) {
+    if (!READING.has(subcommand) || !(error instanceof StateFileReadOnlyError)) throw error;
+    database = openDatabaseReadOnly(dbPath);
+  }
+  return new JobAdmin(database, jobsDirectory(dbPath));
 }
 
 export const jobCommand: Command = {
@@ -148,7 +165,7 @@ export const jobCommand: Command = {
       writeStdout(formatHelp(context.program, spec));
       return ExitCode.ok;
     }
-    const admin = openAdmin((parsed.options.db as string | undefined) ?? context.globals.db);
+    const admin = openAdmin((parsed.options.db as string | undefined) ?? context.globals.db, name);
     try {
       await HANDLERS[name](admin, parsed);
       return ExitCode.ok;

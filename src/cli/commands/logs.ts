@@ -40,7 +40,7 @@ export const logsCommand: Command = {
     const wanted = args.options.stream ?? "both";
     const streams: Stream[] = wanted === "both" ? ["stdout", "stderr"] : [wanted as Stream];
     const follow = args.options.follow === true;
-    using session = new Session(context, { readOnly: true });
+    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
     let record = session.run(runKey);
     const step = stepOf(record, stepId);
     let attempt: number;

@@ -44,7 +44,7 @@ export const waitCommand: Command = {
     const timeout = secondsOption(args, "timeout", Infinity);
     const interval = secondsOption(args, "interval", 1.0, { max: A_DAY_SEC, unit: "a day" });
     const advance = args.options.advance === true;
-    using session = new Session(context, { readOnly: true });
+    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
     let status: RunStatus = session.run(runKey).state.status;
     using interrupt = listenForInterrupt();
     const deadline = performance.now() + timeout * 1000;
@@ -53,7 +53,10 @@ export const waitCommand: Command = {
     while (!isTerminalRun(status) && !stop()) {
       if (advance) {
         // Whoever drove the run may be gone: take over while nobody holds it, until the deadline.
-        using lock = await session.locks.tryDriverLock(runKey);
+        using lock = await session.tryDriverLock(
+          runKey,
+          `wait --advance cannot drive run ${runKey}, which no process drives (without --advance, wait only reads)`,
+        );
         if (lock) {
           status = (await session.driver(session.run(runKey), stop).drive()).status;
           continue;

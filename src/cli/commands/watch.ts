@@ -42,7 +42,7 @@ export const watchCommand: Command = {
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
-    using session = new Session(context, { readOnly: true });
+    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
     const advance = args.options["no-advance"] !== true;
     const first = advance ? session.rebind(session.run(runKey)) : session.run(runKey);
     using interrupt = listenForInterrupt();
@@ -81,6 +81,12 @@ class TakeOver implements Disposable {
     const runKey = this.record.state.runKey;
     if (!this.driver) {
       if ((await driverHolder(this.session.dbPath, runKey)) !== null) return;
+      // From a state file this process may not write, the run cannot be driven: said once, as an error.
+      if (this.enabled) {
+        this.session.requireWritable(
+          `watch cannot drive run ${runKey}, which no process drives (watch --no-advance only shows it)`,
+        );
+      }
       if (!this.hinted) {
         this.hinted = true;
         printWarning(`Driver: none; resume with: ${resumeHint(runKey)}`, {

@@ -4,6 +4,7 @@
  */
 import type { FlowDefinition, StepStatus } from "../../domain/mod.ts";
 import { graphEdges } from "../../flow/mod.ts";
+import { visible } from "./visible.ts";
 
 export const GRAPH_FORMATS = ["mermaid", "dot", "text"] as const;
 export type GraphFormat = typeof GRAPH_FORMATS[number];
@@ -24,14 +25,10 @@ export function renderGraph(
   format: GraphFormat,
   statuses?: ReadonlyMap<string, StepStatus>,
 ): string {
-  switch (format) {
-    case "mermaid":
-      return mermaid(flow, statuses);
-    case "dot":
-      return dot(flow);
-    case "text":
-      return text(flow);
-  }
+  const lines = format === "mermaid" ? mermaid(flow, statuses) : format === "dot" ? dot(flow) : text(flow);
+  // Ids and `when`s are checked when a flow is loaded, but a stored run is shown as stored: no control
+  // character of it reaches the terminal (DOT's JSON quoting leaves C1 characters as they are).
+  return lines.map(visible).join("\n") + "\n";
 }
 
 /** Mermaid node ids: the step id when it is a plain word, else its position (ids may hold `.` and `-`). */
@@ -39,7 +36,7 @@ function mermaidIds(flow: FlowDefinition): Map<string, string> {
   return new Map(flow.steps.map((step, i) => [step.id, /^[A-Za-z0-9_]+$/.test(step.id) ? `s_${step.id}` : `s${i}`]));
 }
 
-function mermaid(flow: FlowDefinition, statuses?: ReadonlyMap<string, StepStatus>): string {
+function mermaid(flow: FlowDefinition, statuses?: ReadonlyMap<string, StepStatus>): string[] {
   const ids = mermaidIds(flow);
   const lines = ["flowchart TD"];
   for (const step of flow.steps) {
@@ -59,10 +56,10 @@ function mermaid(flow: FlowDefinition, statuses?: ReadonlyMap<string, StepStatus
       lines.push(`  class ${members.join(",")} ${status}`);
     }
   }
-  return lines.join("\n") + "\n";
+  return lines;
 }
 
-function dot(flow: FlowDefinition): string {
+function dot(flow: FlowDefinition): string[] {
   const quote = (text: string) => JSON.stringify(text);
   const lines = [`digraph ${quote(flow.flowId)} {`, "  node [shape=box];"];
   for (const step of flow.steps) lines.push(`  ${quote(step.id)};`);
@@ -71,15 +68,15 @@ function dot(flow: FlowDefinition): string {
     lines.push(`  ${quote(edge.from)} -> ${quote(edge.to)} ${attributes};`);
   }
   lines.push("}");
-  return lines.join("\n") + "\n";
+  return lines;
 }
 
-function text(flow: FlowDefinition): string {
+function text(flow: FlowDefinition): string[] {
   const lines = [`flow ${flow.flowId}`, `steps: ${flow.steps.map((step) => step.id).join(", ")}`];
   for (const edge of graphEdges(flow)) {
     lines.push(
       edge.waitOnly ? `${edge.from} ..> ${edge.to}  (waits only)` : `${edge.from} --> ${edge.to}  when ${edge.when}`,
     );
   }
-  return lines.join("\n") + "\n";
+  return lines;
 }

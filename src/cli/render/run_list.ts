@@ -4,6 +4,7 @@ import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 import type { DriverHolder, RunSummary } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
+import { visible } from "./visible.ts";
 
 export interface ListedRun {
   record: RunRecord;
@@ -57,7 +58,7 @@ export function listedRunJson({ record, driver }: ListedRun, withSteps: boolean)
 export function renderRunList(runs: readonly ListEntry[], now: number): string {
   const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Driver"];
   const rows = runs.map((entry) => {
-    if ("damage" in entry) return damagedRow(entry);
+    if ("damage" in entry) return damagedRow(entry).map(visible);
     const { record, driver } = entry;
     const run = record.state;
     const counts = stepCounts(record);
@@ -71,7 +72,7 @@ export function renderRunList(runs: readonly ListEntry[], now: number): string {
       `${counts.done}/${counts.total}`,
       String(counts.failed),
       driverCell(driver),
-    ];
+    ].map(visible);
   });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
   const widths = header.map((h) => h.length);

@@ -10,6 +10,7 @@ import {
   type StepStatus,
 } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
+import { visible } from "./visible.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",
@@ -53,16 +54,19 @@ export function renderRunTable(
   rounds: readonly RetryRound[] = [],
   driver?: { pid: number | null } | null,
 ): string {
+  // Everything taken from the state is passed through visible() before colour codes are added.
   const lines = [
-    `Flow: ${run.flow.flowId}  Run: ${run.runKey}`,
+    visible(`Flow: ${run.flow.flowId}  Run: ${run.runKey}`),
     statusLine(run, color),
     `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
       duration((run.finishedAt ?? now) - run.startedAt)
     }  Times: ${localZoneLabel(now)}`,
-    ...driverLine(run, driver),
+    ...driverLine(run, driver).map(visible),
     ...rounds.slice(-1).map((last) =>
-      `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
-      `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`
+      visible(
+        `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
+          `${last.user ? ` by ${last.user}` : ""}: ${last.steps.join(", ")}`,
+      )
     ),
     "",
   ];
@@ -84,7 +88,7 @@ export function renderRunTable(
         step.job?.status ?? "-",
         step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
         [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
-      ],
+      ].map(visible),
     };
   });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
@@ -109,7 +113,7 @@ function statusLine(run: RunState, color: boolean): string {
   const runMarker = MARKERS[run.status as StepStatus] ?? ".";
   const begins = run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : "";
   return `Status: ${
-    paint(`${runMarker} ${run.status}`, run.status, color)
+    paint(visible(`${runMarker} ${run.status}`), run.status, color)
   }  Steps: ${done}/${run.steps.length} done, ` +
     `${running} running, ${failed} failed${begins}`;
 }

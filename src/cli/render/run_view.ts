@@ -6,6 +6,7 @@
 import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
 import { localDateTime } from "../../shared/mod.ts";
 import { renderRunTable } from "./run_table.ts";
+import { visible } from "./visible.ts";
 
 export type ViewMode = "screen" | "append";
 
@@ -75,8 +76,8 @@ function heartbeat(record: RunRecord, now: number): string {
   const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
   const running = run.steps.filter((s) => s.status === "RUNNING").length;
   const failed = run.steps.filter((s) => s.status === "FAILED").length;
-  return `${
-    localDateTime(now)
-  } run ${run.runKey}: ${run.status}, ${done}/${run.steps.length} done, ${running} running, ` +
+  return `${localDateTime(now)} ${
+    visible(`run ${run.runKey}: ${run.status}`)
+  }, ${done}/${run.steps.length} done, ${running} running, ` +
     `${failed} failed (no change)\n`;
 }

@@ -4,7 +4,7 @@
  */
 import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
 import { isoLocal } from "../../shared/mod.ts";
-import { changed, type Database, migrate, prepared, sqlList } from "../../store/mod.ts";
+import { changed, checkMigrated, type Database, isReadOnly, migrate, prepared, sqlList } from "../../store/mod.ts";
 import { JobError } from "../executor.ts";
 
 /**
@@ -79,7 +79,9 @@ const ACTIVE = sqlList(ACTIVE_JOB_STATUSES);
 
 export class JobTable {
   constructor(readonly db: Database) {
-    migrate(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
+    // A state file opened read-only is read as it is, never migrated.
+    if (isReadOnly(db)) checkMigrated(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
+    else migrate(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
   }
 
   currentJob(runKey: string): JobRow | undefined {

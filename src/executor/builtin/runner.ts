@@ -5,7 +5,7 @@
  */
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
 import { type Backoff, crashPoint, makeDirectory, nextPause, nowSeconds, pathExists, sleep } from "../../shared/mod.ts";
-import { type Database, transaction } from "../../store/mod.ts";
+import { type Database, isReadOnly, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
   type Executor,
@@ -91,9 +91,16 @@ export class BuiltinRunner implements Executor {
    * `launchServer`: launch through one long-lived server (see launch_server.ts) rather than a spawn per
    * batch; for a process that launches many jobs over its life (a driver), not for one-off commands.
    */
+  /**
+   * A state file opened read-only (`status`-like commands on a read-only file): jobs are reported as
+   * their supervisors' files show them, and nothing is written, launched or signalled.
+   */
+  readonly readOnly: boolean;
+
   constructor(readonly db: Database, readonly dir: string, readonly options: { launchServer?: boolean } = {}) {
     this.table = new JobTable(db);
-    makeDirectory(dir);
+    this.readOnly = isReadOnly(db);
+    if (!this.readOnly) makeDirectory(dir);
   }
 
   // ---- reading, with reconciliation of what supervisors wrote ----
@@ -107,7 +114,7 @@ export class BuiltinRunner implements Executor {
    */
   reconcile(row: JobRow): JobRow {
     if (!isActiveJob(row.status)) {
-      if (row.status === "ABORTED") this.resumeAbort(row);
+      if (row.status === "ABORTED" && !this.readOnly) this.resumeAbort(row);
       return row;
     }
     const files = jobFiles(this.dir, row.job_id);
@@ -125,7 +132,7 @@ export class BuiltinRunner implements Executor {
       } else if (pathExists(files.claim)) {
         alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
       } else {
-        this.relaunch(row);
+        if (!this.readOnly) this.relaunch(row);
         alive = true;
       }
       // The supervisor writes its result before it exits, so read the result again after seeing it
@@ -145,6 +152,7 @@ export class BuiltinRunner implements Executor {
       Object.assign(changes, { status: "RUNNING", updated_at: now });
     }
     if (Object.keys(changes).length === 0) return row;
+    if (this.readOnly) return { ...row, ...changes };
     // Conditional on the row still being active: an abort committed meanwhile wins.
     if (this.table.updateActive(row.job_id, changes)) return { ...row, ...changes };
     return this.table.job(row.job_id) ?? row;
@@ -270,7 +278,7 @@ export class BuiltinRunner implements Executor {
    * start beside a previous one that is still dying. Returns the row read again.
    */
   private async settleAbort(row: JobRow): Promise<JobRow> {
-    if (row.status !== "ABORTED") return row;
+    if (row.status !== "ABORTED" || this.readOnly) return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
     const worker = workerOf(row, files);
