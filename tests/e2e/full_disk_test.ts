@@ -1,0 +1,191 @@
+/**
+ * A full disk under the program's own output and under the built-in runner's job files: nothing is
+ * killed, nothing is taken for a command's exit status, every step runs once.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { CLI, eventually, TEST_ENV } from "../helpers.ts";
+import { canMount, countLines, logged } from "./fault_helpers.ts";
+import { FlowEnv, type Json, step } from "./flow_env.ts";
+
+Deno.test("[builtin] stdout and stderr on a full disk: the driver drives on through its diagnostics, then exits 70", async () => {
+  using env = new FlowEnv("builtin");
+  const log = join(env.home, "ran");
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "two.yaml",
+    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", `while [ ! -e '${go}' ]; do sleep 0.05; done`)}}\n` +
+      `  - {id: b, when: a, command: ${logged(log, "b")}}\n`,
+  );
+  // The driver's writes fail while another process holds the write lock (a short busy timeout, test
+  // only), and it says so on stderr, which is /dev/full: a failed diagnostic must not kill it.
+  const driver = new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" > /dev/full 2> /dev/full', "sh", ...CLI, ...env.globals(), "start", "--run-key", "k", file],
+    env: env.env({ ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" }),
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await env.waitFor("k", "a's job is recorded", (run) => step(run, "a").orchesjob_status !== null);
+  const admin = new DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+  admin.exec("BEGIN IMMEDIATE");
+  Deno.writeTextFileSync(go, ""); // a ends: recording that needs the write lock, which fails: a diagnostic
+  await eventually("a's command ran", () => countLines(log).a === 1);
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // 15 busy timeouts
+  const during = admin.prepare("SELECT status FROM flow_steps WHERE run_key = 'k' AND step_id = 'b'").get() as Json;
+  assert.equal(during.status, "PENDING", "the driver could not record a's end while the lock was held");
+  admin.exec("COMMIT");
+  admin.close();
+  const status = await driver.status;
+  const run: Json = await env.status("k");
+  assert.deepEqual([run.status, step(run, "a").status, step(run, "b").status], ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED"]);
+  assert.deepEqual(countLines(log), { a: 1, b: 1 });
+  assert.equal(status.code, 70, "the run SUCCEEDED, but its answer could not be written");
+
+  // A command that would exit 0 says that its answer is lost.
+  const lost = await new Deno.Command("sh", {
+    args: ["-c", 'exec "$@" > /dev/full', "sh", ...CLI, "status", "--run-key", "k"],
+    env: env.env(),
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(lost.code, 70);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(lost.stderr).trim()), {
+    error: "stdout could not be written: No space left on device (os error 28)",
+  });
+});
+
+Deno.test({
+  name: "[builtin] no inode left for a job's output files: the job waits for one, never fails with the redirection's 1",
+  // A real full filesystem: a tmpfs with few inodes, which only root with the right to mount may make.
+  ignore: !canMount(),
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const mount = join(env.home, "small");
+    Deno.mkdirSync(mount);
+    const mounted = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
+    }).outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      await inodesRunOut(env, mount);
+    } finally {
+      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
+    }
+  },
+});
+
+async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
+  const on = { ORCHESJOB_FLOW_HOME: mount };
+  const log = join(env.home, "ran");
+  const job = (args: string[]) => env.run(["job", ...args], on);
+  // The state file and the jobs directory exist before the inodes run out, and so do the WAL and its
+  // index, which SQLite removes when the last connection closes: this one stays open meanwhile.
+  assert.equal((await job(["start", "--sync", "--run-key", "first", "--", "true"])).code, 0);
+  using _db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+  _db.prepare("SELECT COUNT(*) FROM jobs").get();
+  const filler = join(mount, "filler");
+  Deno.mkdirSync(filler);
+  let made = 0;
+  for (;; made++) {
+    try {
+      Deno.writeFileSync(join(filler, String(made)), new Uint8Array());
+    } catch {
+      break; // ENOSPC: no inode left
+    }
+  }
+  // Room for the job's launch file and its claim, none for its output files.
+  Deno.removeSync(join(filler, String(--made)));
+  Deno.removeSync(join(filler, String(--made)));
+  const start = await job(["start", "--run-key", "k", "--start-timeout", "1", "--", "sh", "-c", `echo k >> ${log}`]);
+  assert.equal(start.code, 0, start.stderr);
+  const jobId = JSON.parse(start.stdout).job_id;
+  const jobs = join(mount, "jobs");
+  const has = (suffix: string) => {
+    try {
+      return Deno.statSync(join(jobs, `${jobId}${suffix}`)).isFile;
+    } catch {
+      return false;
+    }
+  };
+  await eventually("the job is claimed", () => has(".claim"));
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.ok(!has(".stdout") && !has(".exit"), "the supervisor waits: no output file, no exit status");
+  const waiting = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
+  // Claimed by a live supervisor, its command not started: STARTING (RUNNING comes with the command's PID).
+  assert.deepEqual([waiting.status, waiting.exit_code], ["STARTING", null]);
+  assert.deepEqual(countLines(log), {}, "the command did not run without its output files");
+
+  Deno.removeSync(filler, { recursive: true });
+  await eventually("the job ends", async () => {
+    const status = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
+    return status.status !== "STARTING" && status.status !== "RUNNING";
+  });
+  const final = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
+  assert.deepEqual([final.status, final.exit_code], ["SUCCEEDED", 0], JSON.stringify(final));
+  assert.deepEqual(countLines(log), { k: 1 }, "it ran once");
+}
+
+Deno.test({
+  name: "[builtin] no inode left for the next step's launch file: the driver waits, then runs it once",
+  ignore: !canMount(),
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const mount = join(env.home, "small");
+    Deno.mkdirSync(mount);
+    const mounted = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
+    }).outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      await launchFileWaits(env, mount);
+    } finally {
+      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
+    }
+  },
+});
+
+async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
+  const on = { ORCHESJOB_FLOW_HOME: mount };
+  const log = join(env.home, "ran");
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "two.yaml",
+    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", `while [ ! -e '${go}' ]; do sleep 0.05; done`)}}\n` +
+      `  - {id: b, when: a, command: ${logged(log, "b")}}\n`,
+  );
+  const status = async () => JSON.parse((await env.run(["status", "--run-key", "k"], on)).stdout);
+  const driver = env.spawn(["start", "--run-key", "k", file], on);
+  await eventually("a runs", () => countLines(log).a === 1);
+  // Every inode but one taken: a's exit file takes it, and b's launch file finds none.
+  const filler = join(mount, "filler");
+  Deno.mkdirSync(filler);
+  let made = 0;
+  for (;; made++) {
+    try {
+      Deno.writeFileSync(join(filler, String(made)), new Uint8Array());
+    } catch {
+      break;
+    }
+  }
+  Deno.removeSync(join(filler, String(--made)));
+  Deno.writeTextFileSync(go, "");
+  await eventually("a is recorded as SUCCEEDED", async () => step(await status(), "a").status === "SUCCEEDED");
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const during = await status();
+  assert.equal(during.status, "RUNNING");
+  assert.deepEqual(
+    [step(during, "b").status, step(during, "b").orchesjob_status],
+    ["RUNNING", null],
+    "b's intent, no job",
+  );
+  assert.deepEqual(countLines(log), { a: 1 });
+  Deno.removeSync(filler, { recursive: true });
+  const output = await driver.output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assert.equal(output.code, 0, stderr);
+  assert.match(stderr, /state database unusable, retrying: no space left on the device \(No space left on device/);
+  const final = await status();
+  assert.deepEqual([final.status, step(final, "b").status, step(final, "b").attempt_no], ["SUCCEEDED", "SUCCEEDED", 1]);
+  assert.deepEqual(countLines(log), { a: 1, b: 1 });
+}
