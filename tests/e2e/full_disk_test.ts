@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { CLI, eventually, TEST_ENV } from "../helpers.ts";
+import { CLI, eventually } from "../helpers.ts";
 import { canMount, countLines, logged } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
 
