@@ -1,4 +1,5 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
+import { JobExit } from "../domain/mod.ts";
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -124,6 +125,11 @@ async function runCommand(argv: readonly string[]): Promise<number> {
     const where = commandName && commandName !== "job" ? `${commandName}: ` : "";
     const named = (message: string) => message.startsWith(where) ? message : where + message;
     const code = exitCodeFor(error);
+    // `job` exits as orchesjob does: 1 for what is not the caller's doing (a full disk, a bug).
+    if (commandName === "job" && (code === null || code === ExitCode.internal)) {
+      printError(error instanceof Error ? error.message : String(error));
+      return JobExit.general;
+    }
     if (code !== null) {
       printError(named((error as Error).message));
       return code;

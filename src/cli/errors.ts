@@ -5,7 +5,7 @@
 import { DamagedRunError, JobExit, type TerminalRunStatus } from "../domain/mod.ts";
 import { FlowError, ParamError } from "../flow/mod.ts";
 import { ExecutorChoiceError, JobError } from "../executor/mod.ts";
-import { StateFileChangedError, StateFileError, StateLocationError } from "../store/mod.ts";
+import { StateFileChangedError, StateFileError, StateFileUnavailableError, StateLocationError } from "../store/mod.ts";
 
 export const ExitCode = {
   ok: 0,
@@ -68,6 +68,8 @@ export function exitCodeFor(error: unknown): number | null {
   if (error instanceof UserError) return error.exitCode;
   if (error instanceof DamagedRunError) return ExitCode.damagedRun;
   if (error instanceof StateFileChangedError) return ExitCode.stateFileChanged;
+  // A full disk or an I/O error: the environment, not the file or the command line.
+  if (error instanceof StateFileUnavailableError) return ExitCode.internal;
   if (error instanceof FlowError || error instanceof ParamError || error instanceof StateFileError) {
     return ExitCode.usage;
   }

@@ -2,8 +2,11 @@
 import type { JobStatus } from "./status.ts";
 
 /** orchesjob's exit codes (its CLI and `orchesjob-flow job`). */
-/** Exit codes of `job` commands: orchesjob's, and 65 for a job whose stored row cannot be read back. */
-export const JobExit = { ok: 0, usage: 2, notFound: 3, invalidState: 4, damaged: 65 } as const;
+/**
+ * Exit codes of `job` commands: orchesjob's (1 for a general error: a full disk, a locked database, a
+ * bug), and 65 for a job whose stored row cannot be read back.
+ */
+export const JobExit = { ok: 0, general: 1, usage: 2, notFound: 3, invalidState: 4, damaged: 65 } as const;
 
 /** The 25 fields of `orchesjob status`, in orchesjob's order. Times are integer epoch seconds. */
 export interface Job {

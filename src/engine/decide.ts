@@ -169,14 +169,15 @@ function decideRunning(
         `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running`;
       return failedAttempt(step, definition, null, error, round);
     }
-    // orchesjob never heard of the run key: the start after the intent never reached it.
-    if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
     const fault = step.executorError;
     if (fault !== null && now - fault.firstAt >= unavailableLimit) {
       const error = `orchesjob unusable for ${Math.round(now - fault.firstAt)} s ` +
         `(${fault.count} failed calls; limit ${unavailableLimit} s): ${fault.message}`;
       return { ...failedAttempt(step, definition, step.job, error, round), abort: true };
     }
+    // orchesjob never heard of the run key: the start after the intent never reached it, or failed
+    // before the job existed (a start that failed for a passing reason is a fault, bounded above).
+    if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
     return null; // not observed this round
   }
   if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };

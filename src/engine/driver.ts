@@ -8,6 +8,7 @@ import {
   isActiveJob,
   isTerminalRun,
   type Job,
+  JobExit,
   type RunState,
   stepRunKey,
   type StepState,
@@ -331,8 +332,12 @@ export class Driver {
       const job = active?.get(key) ?? await this.statusOrFault(step, key);
       if (job === undefined) return;
       observations.set(stepId, job);
-      // The executor answers again: the recorded error is over.
-      if (step.executorError !== null) this.record(stepId, { executorError: null }, step.attemptNo);
+      // The executor answers again: the recorded error is over, unless it was a start that failed and
+      // the answer is that there is still no job (the start is tried again, and counts toward the limit).
+      const unresolvedStart = job === null && step.job === null;
+      if (step.executorError !== null && !unresolvedStart) {
+        this.record(stepId, { executorError: null }, step.attemptNo);
+      }
     });
     return observations;
   }
@@ -536,10 +541,16 @@ export class Driver {
       });
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;
-      // A timeout or unreadable answer leaves it unknown whether the job started: the next poll
-      // finds out. A missing binary or a refusal means it did not: record why (an attempt with an
-      // error and no job), and the next decide fails or retries it.
-      if (error.kind === "timeout" || error.kind === "output") {
+      // A timeout, an unreadable answer or a general error (orchesjob's exit 1: a locked or full
+      // database, a traceback, maybe after the job was created) leaves it unknown whether the job
+      // started: the next poll finds out, and a start that keeps failing counts toward the flow's
+      // executor_unavailable_sec. A missing binary or invalid arguments (exit 2) mean it did not and
+      // will not: record why (an attempt with an error and no job), and the next decide fails or
+      // retries it.
+      if (
+        error.kind === "timeout" || error.kind === "output" ||
+        (error.kind === "exit" && error.exitCode !== JobExit.usage)
+      ) {
         this.recordFault(this.index!.step(stepId), error, attemptNo);
         return "started";
       }

@@ -22,6 +22,15 @@ export class StateFileChangedError extends StateFileError {
 }
 
 /**
+ * The state file cannot be opened now for a reason of the machine, not of the file: a full disk (no
+ * room for its WAL), an I/O error, a write lock held past the busy timeout. Nothing was changed; the
+ * same command can succeed once the fault passes.
+ */
+export class StateFileUnavailableError extends StateFileError {
+  override name = "StateFileUnavailableError";
+}
+
+/**
  * This process may read the state file but not write it (its mode, a read-only mount, an immutable
  * file). Commands that only read open such a file read-only; one that must write says so with this.
  */
@@ -145,7 +154,8 @@ export function openDatabase(path: string): Database {
     db?.close();
     if (error instanceof StateFileError) throw error;
     const message = error instanceof Error ? error.message : String(error);
-    throw readOnlyError(path, message) ?? new StateFileError(`cannot open state database ${path}: ${message}`);
+    throw passingFault(error, path) ?? readOnlyError(path, message) ??
+      new StateFileError(`cannot open state database ${path}: ${message}`);
   }
 }
 
@@ -233,7 +243,8 @@ export function openDatabaseReadOnly(path: string): Database {
   } catch (error) {
     db?.close();
     if (error instanceof StateFileError) throw error;
-    throw new StateFileError(`cannot open state database ${path}: ${error instanceof Error ? error.message : error}`);
+    const message = error instanceof Error ? error.message : String(error);
+    throw passingFault(error, path) ?? new StateFileError(`cannot open state database ${path}: ${message}`);
   }
 }
 
@@ -354,6 +365,34 @@ export function storeWaitReason(error: unknown): string | null {
   const code = (error as { code?: unknown }).code;
   if (code === "ENOSPC" || code === "EDQUOT") return `no space left on the device (${error.message})`;
   return null;
+}
+
+/**
+ * A fault of the machine that passes (a full disk, an I/O error, a held lock), not of the file.
+ * SQLite says only "unable to open database file" when it cannot make the WAL's files beside the
+ * state file: whether that is for want of room is asked of the directory itself.
+ */
+function passingFault(error: unknown, path: string): StateFileUnavailableError | null {
+  if (!(error instanceof Error)) return null;
+  const fault = (what: string) => new StateFileUnavailableError(`cannot open state database ${path}: ${what}`);
+  if (storeWaitReason(error) !== null || /disk I\/O error|No space left on device|out of memory/i.test(error.message)) {
+    return fault(error.message);
+  }
+  if (/unable to open database file/.test(error.message) && noRoomIn(dirname(path))) {
+    return fault(`no space left on its device (${error.message})`);
+  }
+  return null;
+}
+
+/** Whether a new file cannot be made in `dir` because the disk (or its inodes, or a quota) is full. */
+function noRoomIn(dir: string): boolean {
+  try {
+    Deno.removeSync(Deno.makeTempFileSync({ dir, prefix: ".space-probe-" }));
+    return false;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    return code === "ENOSPC" || code === "EDQUOT";
+  }
 }
 
 const SQLITE_BUSY = 5;

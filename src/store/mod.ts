@@ -17,6 +17,7 @@ export {
   StateFileError,
   stateFileIdentity,
   StateFileReadOnlyError,
+  StateFileUnavailableError,
   storeWaitReason,
   transaction,
 } from "./db.ts";

@@ -189,3 +189,76 @@ async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual([final.status, step(final, "b").status, step(final, "b").attempt_no], ["SUCCEEDED", "SUCCEEDED", 1]);
   assert.deepEqual(countLines(log), { a: 1, b: 1 });
 }
+
+Deno.test({
+  name: "[external] orchesjob's home full: its exit 1 on start is a passing fault, and the step runs once it has room",
+  ignore: !canMount(),
+  async fn() {
+    using env = new FlowEnv("external");
+    const mount = join(env.home, "jobhome");
+    Deno.mkdirSync(mount);
+    const mounted = new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
+    }).outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      await orchesjobHomeFull(env, mount);
+    } finally {
+      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
+    }
+  },
+});
+
+async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
+  // orchesjob (the built-in runner's CLI) keeps its state on the small filesystem.
+  const bin = join(env.home, "orchesjob-on-small");
+  Deno.writeTextFileSync(bin, `#!/bin/sh\nORCHESJOB_FLOW_HOME='${mount}' exec '${env.wrapper}' "$@"\n`);
+  Deno.chmodSync(bin, 0o755);
+  const first = await env.run(["job", "start", "--sync", "--run-key", "first", "--", "true"], {
+    ORCHESJOB_FLOW_HOME: mount,
+  });
+  assert.equal(first.code, 0, first.stderr);
+  const filler = join(mount, "filler");
+  Deno.mkdirSync(filler);
+  for (let i = 0;; i++) {
+    try {
+      Deno.writeFileSync(join(filler, String(i)), new Uint8Array());
+    } catch {
+      break; // no inode left: orchesjob cannot make its state file's WAL
+    }
+  }
+  const refused = await env.run(["job", "start", "--run-key", "x", "--", "true"], { ORCHESJOB_FLOW_HOME: mount });
+  assert.equal(refused.code, 1, `orchesjob's general error: ${refused.stderr}`);
+  assert.match(JSON.parse(refused.stderr.trim()).error, /^cannot open state database .*: no space left on its device/);
+
+  const log = join(env.home, "ran");
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+  // The flow's own state there: an environment failure (70), not a usage error (2).
+  const own = await env.run(["start", "--run-key", "there", file], { ORCHESJOB_FLOW_HOME: mount });
+  assert.equal(own.code, 70, own.stderr);
+  assert.match(
+    JSON.parse(own.stderr.trim()).error,
+    /^start: cannot open state database .*: no space left on its device/,
+  );
+
+  const driver = new Deno.Command(CLI[0], {
+    args: [...CLI.slice(1), "--poll-interval", "0.1", "--orchesjob-bin", bin, "start", "--run-key", "k", file],
+    env: env.env(),
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const run = await env.waitFor("k", "a's failed start is a fault", (run) => step(run, "a").executor_error !== null);
+  assert.deepEqual([run.status, step(run, "a").status, step(run, "a").error], ["RUNNING", "RUNNING", null]);
+  assert.match(step(run, "a").executor_error.message, /(start|status) exited 1: .*no space left on its device/);
+  assert.deepEqual(countLines(log), {});
+  Deno.removeSync(filler, { recursive: true });
+  const output = await driver.output();
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  const final = await env.status("k");
+  assert.deepEqual([final.status, step(final, "a").status, step(final, "a").executor_error], [
+    "SUCCEEDED",
+    "SUCCEEDED",
+    null,
+  ]);
+  assert.deepEqual(countLines(log), { a: 1 });
+}

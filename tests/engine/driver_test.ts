@@ -176,12 +176,13 @@ Deno.test("a driver that died after orchesjob started the job does not start it 
 
 Deno.test("a refused start is recorded, then decide retries it after the delay, under the next attempt's key", async () => {
   using env = setup();
-  env.executor.startFaults.push(new ExecutorError("orchesjob exited 1: boom", "exit", 1));
+  // Exit 2 (invalid arguments): orchesjob refused, and would refuse the same start again.
+  env.executor.startFaults.push(new ExecutorError("orchesjob exited 2: boom", "exit", 2));
   const first = await env.driver().tick();
   assert.ok(first.progressed, "the refusal asks for another decision at once");
   assert.deepEqual(
     [env.step("a").status, env.step("a").error, env.step("a").job],
-    ["RUNNING", "start failed: orchesjob exited 1: boom", null],
+    ["RUNNING", "start failed: orchesjob exited 2: boom", null],
     "the driver only records what happened",
   );
   await env.driver().tick();
@@ -193,6 +194,52 @@ Deno.test("a refused start is recorded, then decide retries it after the delay, 
   await env.driver().tick();
   assert.deepEqual([env.step("a").status, env.step("a").attemptNo, env.step("a").error], ["RUNNING", 2, null]);
   assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:2"]);
+});
+
+Deno.test("a start that fails with orchesjob's general error (exit 1) is a fault: the next poll finds the job it may have made", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 30
+steps:
+  - {id: a, command: [work]}
+`);
+  const locked = () => new ExecutorError("orchesjob start exited 1: database is locked", "exit", 1, "locked");
+  // It may have created the job before failing: the next poll finds it, and nothing starts twice.
+  env.executor.startFaults.push(locked());
+  env.executor.jobs.set("k:a:1", fakeJob("k:a:1", ["work"], "RUNNING"));
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").error, env.step("a").executorError?.count], [
+    "RUNNING",
+    null,
+    1,
+  ]);
+  await env.driver().tick();
+  assert.deepEqual(env.executor.starts(), ["start k:a:1"], "found by the poll, not started again");
+  assert.deepEqual([env.step("a").job?.run_key, env.step("a").executorError], ["k:a:1", null]);
+});
+
+Deno.test("a start that keeps failing with exit 1 and leaves no job is tried again until executor_unavailable_sec", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 30
+steps:
+  - {id: a, command: [work]}
+`);
+  const locked = () => new ExecutorError("orchesjob start exited 1: disk I/O error", "exit", 1);
+  env.executor.startFaults.push(locked(), locked(), locked(), locked());
+  await env.driver().tick();
+  env.clock.t = 1010;
+  await env.driver().tick(); // no job under the key: started again, fails again
+  env.clock.t = 1029;
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").executorError?.count], ["RUNNING", 3]);
+  assert.equal(env.step("a").executorError?.firstAt, 1000, "an answer of no job does not end the fault");
+  env.clock.t = 1030;
+  await env.driver().tick();
+  assert.equal(env.step("a").status, "FAILED");
+  assert.match(
+    env.step("a").error ?? "",
+    /^orchesjob unusable for 30 s \(3 failed calls; limit 30 s\): .*disk I\/O error/,
+  );
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1", "start k:a:1"]);
 });
 
 Deno.test("a refused start with no retries left fails the step, and the run fails once all ended", async () => {
