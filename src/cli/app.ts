@@ -1,5 +1,6 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
 import { JobExit } from "../domain/mod.ts";
+import { storeWaitReason } from "../store/mod.ts";
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
@@ -134,8 +135,14 @@ async function runCommand(argv: readonly string[]): Promise<number> {
       printError(named((error as Error).message));
       return code;
     }
-    // A bug or an environment failure (a disk error, a lock held past the busy timeout): still one
-    // JSON line, with the stack only on request.
+    // A full disk or a lock held past the busy timeout: the environment, said as such.
+    const passing = storeWaitReason(error);
+    if (passing !== null) {
+      printError(named(`state database unusable: ${passing}`));
+      return ExitCode.internal;
+    }
+    // A bug or another environment failure (a disk error): still one JSON line, with the stack only
+    // on request.
     const message = error instanceof Error ? error.message : String(error);
     const debug = Deno.env.get("ORCHESJOB_FLOW_DEBUG")
       ? { stack: error instanceof Error ? error.stack : undefined }

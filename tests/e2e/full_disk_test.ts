@@ -262,3 +262,47 @@ async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
   ]);
   assert.deepEqual(countLines(log), { a: 1 });
 }
+
+Deno.test({
+  name: "[builtin] clean on a full disk frees the jobs' output first, so it can record what it deleted",
+  ignore: !canMount(),
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const mount = join(env.home, "small");
+    Deno.mkdirSync(mount);
+    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mount] }).outputSync();
+    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+    try {
+      const on = { ORCHESJOB_FLOW_HOME: mount };
+      const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
+      assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
+      const filler = fillBytes(mount);
+      assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
+      const cleaned = await env.run(["clean", "--older-than", "0"], on);
+      assert.equal(cleaned.code, 0, cleaned.stderr);
+      assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
+      Deno.removeSync(filler);
+      assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
+      assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
+    } finally {
+      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
+    }
+  },
+});
+
+/** Fills the filesystem of `dir` with one file of zeros until no byte fits; returns the file. */
+function fillBytes(dir: string): string {
+  const path = join(dir, "filler");
+  using file = Deno.openSync(path, { write: true, create: true });
+  for (let size = 1 << 16; size >= 1; size >>= 1) {
+    const chunk = new Uint8Array(size);
+    for (;;) {
+      try {
+        file.writeSync(chunk);
+      } catch {
+        break;
+      }
+    }
+  }
+  return path;
+}

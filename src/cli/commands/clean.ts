@@ -7,9 +7,9 @@ import { isActiveJob, isTerminalRun, type RunStatus, stepRunKey, TERMINAL_RUN_ST
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
 import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
-import { isDriverHeld, LOCK_KINDS, lockFilePath } from "../../store/mod.ts";
+import { isDriverHeld, LOCK_KINDS, lockFilePath, type RunFilter, StateFileUnavailableError } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
-import type { Command } from "../command.ts";
+import type { Command, CommandContext } from "../command.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
@@ -59,8 +59,7 @@ export const cleanCommand: Command = {
     const before = epochNow() - parseDuration(olderThan, "--older-than");
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
     const dryRun = args.options["dry-run"] === true;
-    // A dry run only reads: it works on a state file this process may not write.
-    using session = new Session(context, { readIfReadOnly: dryRun });
+    using session = await cleaningSession(context, dryRun, { statuses, finishedBefore: before });
     const cleaner = new Cleaner(session, dryRun);
     const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
@@ -81,6 +80,31 @@ export const cleanCommand: Command = {
     return cleaner.errors.length > 0 ? ExitCode.flowFailed : ExitCode.ok;
   },
 };
+
+/**
+ * The session `clean` works in. A dry run only reads: it works on a state file this process may not
+ * write, or cannot open for writing. A clean on a disk too full to open the state file for writing
+ * (SQLite cannot make its WAL files) first makes room: from a read-only look, it removes the files of
+ * the finished jobs of the runs it selects that no process holds (their rows go on the pass that
+ * follows, as always after the files), then opens the file again.
+ */
+async function cleaningSession(context: CommandContext, dryRun: boolean, select: RunFilter): Promise<Session> {
+  try {
+    return new Session(context, { readIfReadOnly: dryRun });
+  } catch (error) {
+    if (!(error instanceof StateFileUnavailableError)) throw error;
+    if (dryRun) return new Session(context, { queryOnly: true });
+  }
+  {
+    using reader = new Session(context, { queryOnly: true });
+    const jobs = new JobAdmin(reader.db, jobsDirectory(reader.dbPath));
+    for (const run of reader.list(select)) {
+      if (!isTerminalRun(run.status) || await isDriverHeld(reader.dbPath, run.runKey)) continue;
+      for (const key of jobKeys(run.runKey, reader.store.stepAttempts(run.runKey))) jobs.removeFinishedFiles(key);
+    }
+  }
+  return new Session(context);
+}
 
 /** Deletes runs one at a time, collecting the files it could not remove. A dry run removes nothing. */
 class Cleaner {

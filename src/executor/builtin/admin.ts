@@ -113,8 +113,11 @@ export class JobAdmin {
     if (rows.length === 0) return { deleted: 0, errors: 0, ...kept };
     let errors = 0;
     if (!dryRun) {
-      transaction(this.runner.db, () => rows.forEach((row) => this.table.deleteJob(row)));
+      // Files first, rows last: a clean interrupted between them leaves finished jobs with no output,
+      // which the next clean deletes, never files no row points to; and on a full disk the files'
+      // room is what lets SQLite write the deletion at all.
       for (const row of rows) errors += this.removeFiles(row.job_id);
+      transaction(this.runner.db, () => rows.forEach((row) => this.table.deleteJob(row)));
     }
     return {
       deleted: rows.length,
@@ -128,6 +131,19 @@ export class JobAdmin {
       })),
       ...kept,
     };
+  }
+
+  /**
+   * Removes the files of the run key's finished jobs, and not their rows: what `clean` does first,
+   * from a read-only look at a state file on a disk too full to write it, to make room for writing
+   * its deletions (files before rows, as always). Returns how many could not be removed.
+   */
+  removeFinishedFiles(runKey: string): number {
+    let errors = 0;
+    for (const row of this.table.jobsOfKey(runKey)) {
+      if (!isActiveJob(row.status)) errors += this.removeFiles(row.job_id);
+    }
+    return errors;
   }
 
   /** Removes a job's files; returns how many could not be removed (a missing file is fine). */
