@@ -544,12 +544,12 @@ export class Driver {
       // A timeout, an unreadable answer or a general error (orchesjob's exit 1: a locked or full
       // database, a traceback, maybe after the job was created) leaves it unknown whether the job
       // started: the next poll finds out, and a start that keeps failing counts toward the flow's
-      // executor_unavailable_sec. A missing binary or invalid arguments (exit 2) mean it did not and
-      // will not: record why (an attempt with an error and no job), and the next decide fails or
-      // retries it.
+      // executor_unavailable_sec. A missing binary, invalid arguments (exit 2) or a launch that
+      // failed mean it did not and will not: record why (an attempt with an error and no job), and
+      // the next decide fails or retries it.
       if (
         error.kind === "timeout" || error.kind === "output" ||
-        (error.kind === "exit" && error.exitCode !== JobExit.usage)
+        (error.kind === "exit" && error.exitCode === JobExit.general)
       ) {
         this.recordFault(this.index!.step(stepId), error, attemptNo);
         return "started";

@@ -368,30 +368,38 @@ export function storeWaitReason(error: unknown): string | null {
 }
 
 /**
- * A fault of the machine that passes (a full disk, an I/O error, a held lock), not of the file.
- * SQLite says only "unable to open database file" when it cannot make the WAL's files beside the
+ * A fault of the machine that passes (a full disk, a held lock), not of the file. SQLite says only
+ * "unable to open database file" or "disk I/O error" when it cannot make the WAL's files beside the
  * state file: whether that is for want of room is asked of the directory itself.
  */
 function passingFault(error: unknown, path: string): StateFileUnavailableError | null {
   if (!(error instanceof Error)) return null;
   const fault = (what: string) => new StateFileUnavailableError(`cannot open state database ${path}: ${what}`);
-  if (storeWaitReason(error) !== null || /disk I\/O error|No space left on device|out of memory/i.test(error.message)) {
-    return fault(error.message);
-  }
-  if (/unable to open database file/.test(error.message) && noRoomIn(dirname(path))) {
+  if (storeWaitReason(error) !== null) return fault(error.message);
+  // SQLite's "disk I/O error" and "unable to open database file" also mean a directory, a device or
+  // a missing directory named as the state file: only a directory with no room makes them passing.
+  if (/disk I\/O error|unable to open database file/.test(error.message) && noRoomIn(dirname(path))) {
     return fault(`no space left on its device (${error.message})`);
   }
   return null;
 }
 
-/** Whether a new file cannot be made in `dir` because the disk (or its inodes, or a quota) is full. */
+/** Whether a file of one byte cannot be written in `dir` because the disk (its blocks or inodes, a quota) is full. */
 function noRoomIn(dir: string): boolean {
+  let probe: string | undefined;
   try {
-    Deno.removeSync(Deno.makeTempFileSync({ dir, prefix: ".space-probe-" }));
+    probe = Deno.makeTempFileSync({ dir, prefix: ".space-probe-" });
+    Deno.writeFileSync(probe, new Uint8Array(1));
     return false;
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     return code === "ENOSPC" || code === "EDQUOT";
+  } finally {
+    if (probe !== undefined) {
+      try {
+        Deno.removeSync(probe);
+      } catch { /* gone already */ }
+    }
   }
 }
 
