@@ -145,8 +145,8 @@ function grantStarts(limit: number, index: RunIndex, ready: StepState[]): Action
 }
 
 /**
- * A start that orchesjob refused (a missing binary, an error exit) is recorded as an error on an
- * attempt that has no job. A timeout records its error together with the job, so it never looks so.
+ * A start that orchesjob refused (a missing binary, invalid arguments, a launch that failed) is
+ * recorded as an error on an attempt that has no job. A timeout records its error together with the job, so it never looks so.
  */
 export function startRefused(step: StepState): boolean {
   return step.status === "RUNNING" && step.job === null && step.error !== null;
@@ -170,8 +170,12 @@ function decideRunning(
       return failedAttempt(step, definition, null, error, round);
     }
     const fault = step.executorError;
-    if (fault !== null && now - fault.firstAt >= unavailableLimit) {
-      const error = `orchesjob unusable for ${Math.round(now - fault.firstAt)} s ` +
+    // Unobserved, the time since the first failed call counts. When orchesjob answered that there is
+    // no job (a start failed, and is to be tried again), only the span over which calls failed does:
+    // time no driver ran (a resume after an outage) is not time orchesjob was unusable.
+    const unusable = fault === null ? 0 : (job === null ? fault.lastAt : now) - fault.firstAt;
+    if (fault !== null && unusable >= unavailableLimit) {
+      const error = `orchesjob unusable for ${Math.round(unusable)} s ` +
         `(${fault.count} failed calls; limit ${unavailableLimit} s): ${fault.message}`;
       return { ...failedAttempt(step, definition, step.job, error, round), abort: true };
     }

@@ -481,6 +481,7 @@ export class Driver {
    */
   private async startAll(starts: Extract<Action, { kind: "start" }>[]): Promise<Effect> {
     let progressed = false;
+    let started = false;
     for (let offset = 0; offset < starts.length; offset += START_BATCH) {
       if (this.options.interrupted?.()) {
         this.stale = true;
@@ -494,11 +495,15 @@ export class Driver {
         if (status === undefined || isTerminalRun(status)) return;
         const concurrency = this.options.executor.startConcurrency ?? START_CONCURRENCY;
         await forEachBounded(batch, concurrency, async (start) => {
-          if (await this.startJob(start.stepId, start.attemptNo) === "progressed") progressed = true;
+          const effect = await this.startJob(start.stepId, start.attemptNo);
+          if (effect === "progressed") progressed = true;
+          else if (effect === "started") started = true;
         });
       });
     }
-    return progressed ? "progressed" : "started";
+    // Only a job that started resets the poll's backoff: starts that all failed for a passing reason
+    // are tried again after the usual, growing pause, not several times a second.
+    return progressed ? "progressed" : started ? "started" : "none";
   }
 
   /**
@@ -552,7 +557,7 @@ export class Driver {
         (error.kind === "exit" && error.exitCode === JobExit.general)
       ) {
         this.recordFault(this.index!.step(stepId), error, attemptNo);
-        return "started";
+        return "none";
       }
       this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";

@@ -227,19 +227,38 @@ steps:
   env.executor.startFaults.push(locked(), locked(), locked(), locked());
   await env.driver().tick();
   env.clock.t = 1010;
-  await env.driver().tick(); // no job under the key: started again, fails again
+  const round = await env.driver().tick(); // no job under the key: started again, fails again
+  // Nothing started: the loop's pause keeps growing (a start that keeps failing is not hammered).
+  assert.deepEqual([round.started, round.progressed], [false, false]);
   env.clock.t = 1029;
   await env.driver().tick();
   assert.deepEqual([env.step("a").status, env.step("a").executorError?.count], ["RUNNING", 3]);
   assert.equal(env.step("a").executorError?.firstAt, 1000, "an answer of no job does not end the fault");
   env.clock.t = 1030;
+  await env.driver().tick(); // failed calls over 29 s: tried again, fails again
+  assert.deepEqual([env.step("a").status, env.step("a").executorError?.count], ["RUNNING", 4]);
+  env.clock.t = 1031;
   await env.driver().tick();
   assert.equal(env.step("a").status, "FAILED");
   assert.match(
     env.step("a").error ?? "",
-    /^orchesjob unusable for 30 s \(3 failed calls; limit 30 s\): .*disk I\/O error/,
+    /^orchesjob unusable for 30 s \(4 failed calls; limit 30 s\): .*disk I\/O error/,
   );
-  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1", "start k:a:1"]);
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1", "start k:a:1", "start k:a:1"]);
+});
+
+Deno.test("a failed start resumed after a driver outage longer than the limit is tried again, not failed", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 30
+steps:
+  - {id: a, command: [work]}
+`);
+  env.executor.startFaults.push(new ExecutorError("orchesjob start exited 1: database is locked", "exit", 1));
+  await env.driver().tick(); // the start fails; then no driver runs for 1000 s
+  env.clock.t = 2000;
+  await env.driver().tick(); // orchesjob answers: no job under the key
+  assert.deepEqual(env.executor.starts(), ["start k:a:1", "start k:a:1"], "started again");
+  assert.deepEqual([env.step("a").status, env.step("a").job?.run_key, env.step("a").error], ["RUNNING", "k:a:1", null]);
 });
 
 Deno.test("a refused start with no retries left fails the step, and the run fails once all ended", async () => {
