@@ -28,6 +28,10 @@ export class StateFileChangedError extends StateFileError {
  */
 export class StateFileUnavailableError extends StateFileError {
   override name = "StateFileUnavailableError";
+  /** "full": no room on the device (the one fault that `clean` can act on); "locked": a held write lock. */
+  constructor(message: string, readonly why: "full" | "locked") {
+    super(message);
+  }
 }
 
 /**
@@ -188,15 +192,13 @@ function writeProblem(path: string): string | null {
   }
 }
 
-/** How long opening a state file waits out other processes' locks (as the busy timeout does). */
-const OPEN_BUSY_SECONDS = 15;
-
 /**
  * Runs `step` again while SQLite reports the file busy in the ways its busy timeout does not cover
  * (a journal-mode change, a read lock that cannot be upgraded), pausing 5 ms doubling to 200 ms.
  */
 function retryWhileBusy<T>(step: () => T): T {
-  const deadline = Date.now() + OPEN_BUSY_SECONDS * 1000;
+  // Opening waits out other processes' locks as long as a statement does (the busy timeout).
+  const deadline = Date.now() + busyTimeoutMs();
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let wait = 5;; wait = Math.min(wait * 2, 200)) {
     try {
@@ -374,12 +376,14 @@ export function storeWaitReason(error: unknown): string | null {
  */
 function passingFault(error: unknown, path: string): StateFileUnavailableError | null {
   if (!(error instanceof Error)) return null;
-  const fault = (what: string) => new StateFileUnavailableError(`cannot open state database ${path}: ${what}`);
-  if (storeWaitReason(error) !== null) return fault(error.message);
+  const fault = (what: string, why: "full" | "locked") =>
+    new StateFileUnavailableError(`cannot open state database ${path}: ${what}`, why);
+  const reason = storeWaitReason(error);
+  if (reason !== null) return fault(error.message, reason.startsWith("database is locked") ? "locked" : "full");
   // SQLite's "disk I/O error" and "unable to open database file" also mean a directory, a device or
   // a missing directory named as the state file: only a directory with no room makes them passing.
   if (/disk I\/O error|unable to open database file/.test(error.message) && noRoomIn(dirname(path))) {
-    return fault(`no space left on its device (${error.message})`);
+    return fault(`no space left on its device (${error.message})`, "full");
   }
   return null;
 }

@@ -276,6 +276,17 @@ Deno.test({
       const on = { ORCHESJOB_FLOW_HOME: mount };
       const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
       assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
+      const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
+      const before = jobFiles();
+      // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
+      const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+      admin.exec("BEGIN IMMEDIATE");
+      const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+      admin.exec("ROLLBACK");
+      admin.close();
+      assert.equal(locked.code, 70, locked.stderr);
+      assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
+      assert.equal(jobFiles(), before, "no job file removed");
       const filler = fillBytes(mount);
       assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
       const cleaned = await env.run(["clean", "--older-than", "0"], on);

@@ -59,8 +59,10 @@ export const cleanCommand: Command = {
     const before = epochNow() - parseDuration(olderThan, "--older-than");
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
     const dryRun = args.options["dry-run"] === true;
-    using session = await cleaningSession(context, dryRun, { statuses, finishedBefore: before });
+    const roomErrors: string[] = [];
+    using session = await cleaningSession(context, dryRun, { statuses, finishedBefore: before }, roomErrors);
     const cleaner = new Cleaner(session, dryRun);
+    cleaner.errors.push(...roomErrors);
     const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
     for (const candidate of session.list({ statuses, finishedBefore: before })) {
@@ -84,26 +86,49 @@ export const cleanCommand: Command = {
 /**
  * The session `clean` works in. A dry run only reads: it works on a state file this process may not
  * write, or cannot open for writing. A clean on a disk too full to open the state file for writing
- * (SQLite cannot make its WAL files) first makes room: from a read-only look, it removes the files of
- * the finished jobs of the runs it selects that no process holds (their rows go on the pass that
- * follows, as always after the files), then opens the file again.
+ * (SQLite cannot make its WAL files) first makes room ({@link makeRoom}), then opens the file again.
  */
-async function cleaningSession(context: CommandContext, dryRun: boolean, select: RunFilter): Promise<Session> {
+async function cleaningSession(
+  context: CommandContext,
+  dryRun: boolean,
+  select: RunFilter,
+  errors: string[],
+): Promise<Session> {
   try {
     return new Session(context, { readIfReadOnly: dryRun });
   } catch (error) {
-    if (!(error instanceof StateFileUnavailableError)) throw error;
+    if (!(error instanceof StateFileUnavailableError) || (error.why !== "full" && !dryRun)) throw error;
     if (dryRun) return new Session(context, { queryOnly: true });
   }
-  {
-    using reader = new Session(context, { queryOnly: true });
-    const jobs = new JobAdmin(reader.db, jobsDirectory(reader.dbPath));
-    for (const run of reader.list(select)) {
-      if (!isTerminalRun(run.status) || await isDriverHeld(reader.dbPath, run.runKey)) continue;
-      for (const key of jobKeys(run.runKey, reader.store.stepAttempts(run.runKey))) jobs.removeFinishedFiles(key);
+  await makeRoom(context, select, errors);
+  return new Session(context);
+}
+
+/**
+ * From a read-only look at the state file, removes the files of the finished jobs of the runs `clean`
+ * selects, holding each run's driver lock (so no retry starts meanwhile) and passing over a run with
+ * a job still active; the rows go on the pass that follows, as always after the files.
+ */
+async function makeRoom(context: CommandContext, select: RunFilter, errors: string[]): Promise<void> {
+  using reader = new Session(context, { queryOnly: true });
+  const jobs = new JobAdmin(reader.db, jobsDirectory(reader.dbPath));
+  for (const run of reader.list(select)) {
+    if (!isTerminalRun(run.status)) continue;
+    let lock: Disposable | null;
+    try {
+      lock = await reader.locks.tryDriverLock(run.runKey);
+    } catch {
+      continue; // no room even for its lock file: left for the pass that follows
+    }
+    using _held = lock;
+    if (!lock) continue;
+    const keys = jobKeys(run.runKey, reader.store.stepAttempts(run.runKey));
+    if (keys.some((key) => jobs.statuses(key).some((job) => isActiveJob(job.status)))) continue;
+    for (const key of keys) {
+      const failed = jobs.removeFinishedFiles(key);
+      if (failed > 0) errors.push(`${key}: ${failed} job file(s) could not be removed`);
     }
   }
-  return new Session(context);
 }
 
 /** Deletes runs one at a time, collecting the files it could not remove. A dry run removes nothing. */

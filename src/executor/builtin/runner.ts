@@ -356,7 +356,13 @@ export class BuiltinRunner implements Executor {
       baseEnv: options.baseEnv ?? Deno.env.toObject(),
       cwd: options.cwd ?? Deno.cwd(),
     };
-    Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
+    try {
+      Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
+    } catch (error) {
+      // A full disk can leave the file made and empty: no row will ever point to it.
+      removeQuietly(files.launch);
+      throw error;
+    }
     this.launched.set(jobId, performance.now());
     const admission = transaction(this.db, () => this.admit(request, strict, jobId));
     let row = admission.row;

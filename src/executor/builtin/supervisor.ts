@@ -53,7 +53,7 @@ crash_point() {
 }
 # Supervises one job, as the leader of its process group. Arguments: the job's words.
 supervise() {
-  job=$1 cwd=$2 path=$3 envs=$4
+  job=$1 cwd=$2 path=$3 envs=$4 terminated=
   # The claim file holds the supervisor's PID (= the group's id), and the mark to look for on its
   # command line when that is not the job id: no separate file to create.
   put "$job" claim "$worker$mark"
@@ -78,6 +78,8 @@ supervise() {
   # the command ran, and that 1 would be taken for the command's own exit status.
   until { : >| "$dir/$job.stdout" && : >| "$dir/$job.stderr"; } 2> /dev/null; do
     [ -d "$dir" ] || exit 1
+    # Aborted while it waited: the command never starts.
+    { [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]; } && exit 0
     sleep 1
   done
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
