@@ -85,12 +85,12 @@ export class Session implements Disposable {
     return null;
   }
 
-  /** The stored run, or exit code 3 naming the state file searched when there is none. */
   /** The run, or undefined when the state file has no such run. */
   load(runKey: string): RunRecord | undefined {
     return loadRun(this.runs, runKey);
   }
 
+  /** The stored run, or exit code 3 naming the state file searched when there is none. */
   run(runKey: string): RunRecord {
     const record = this.load(runKey);
     if (!record) throw new UserError(`run not found: ${runKey} (state file ${this.dbPath})`, ExitCode.notFound);

@@ -1,10 +1,10 @@
 /** orchesjob's job object and exit codes: the contract both executors speak (field names, order, types). */
 import type { JobStatus } from "./status.ts";
 
-/** orchesjob's exit codes (its CLI and `orchesjob-flow job`). */
 /**
- * Exit codes of `job` commands: orchesjob's (1 for a general error: a full disk, a locked database, a
- * bug), and 65 for a job whose stored row cannot be read back.
+ * orchesjob's exit codes (its CLI and `orchesjob-flow job`): 1 for a general error (a full disk, a
+ * locked database, a bug); and 65, of `orchesjob-flow job` only, for a job whose stored row cannot be
+ * read back.
  */
 export const JobExit = { ok: 0, general: 1, usage: 2, notFound: 3, invalidState: 4, damaged: 65 } as const;
 

@@ -18,7 +18,8 @@ export type CrashPoint =
   | "supervisor:before-exit-file"
   | "cancel:after-commit"
   | "retry:reopened"
-  | "clean:files-removed";
+  | "clean:files-removed"
+  | "job-clean:files-removed";
 
 let configured: string | undefined | null = null;
 

@@ -180,3 +180,24 @@ flowTest(
     assert.deepEqual([files(env, "jobs"), files(env, "logs"), files(env, "locks")], [[], [], []]);
   },
 );
+
+flowTest(
+  builtin,
+  "a job clean killed between the files and the rows leaves jobs the next clean finishes",
+  async (env) => {
+    const started = await env.run(["job", "start", "--sync", "--run-key", "j", "--", "sh", "-c", "echo out"]);
+    assert.equal(started.code, 0, started.stderr);
+    const job = JSON.parse(started.stdout);
+    assert.ok(existsSync(job.stdout_file));
+    const killed = await env.run(["job", "clean", "--all"], { ORCHESJOB_FLOW_CRASH_AT: "job-clean:files-removed" });
+    assert.equal(killed.code, 137, killed.stderr);
+    // The files went first: the row is still there, pointing to no output, never output no row points to.
+    assert.ok(!existsSync(job.stdout_file));
+    const kept = await env.run(["job", "status", "--run-key", "j"]);
+    assert.equal(kept.code, 0, kept.stderr);
+    assert.equal(JSON.parse(kept.stdout).job_id, job.job_id);
+    const finished = JSON.parse((await env.run(["job", "clean", "--all"])).stdout);
+    assert.deepEqual(finished.items.map((item: Json) => item.job_id), [job.job_id]);
+    assert.equal((await env.run(["job", "status", "--run-key", "j"])).code, 3);
+  },
+);

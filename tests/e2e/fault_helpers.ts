@@ -130,3 +130,30 @@ export function readOnlyHome(dir: string): Disposable {
   walk(dir);
   return { [Symbol.dispose]: () => modes.reverse().forEach(([path, mode]) => Deno.chmodSync(path, mode)) };
 }
+
+/**
+ * A small tmpfs (`options` such as "size=8m,nr_inodes=64") mounted on `dir`, which is made; unmounted
+ * when disposed. Needs {@link canMount}.
+ */
+export function smallFilesystem(dir: string, options: string): Disposable {
+  Deno.mkdirSync(dir);
+  const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", options, "tmpfs", dir] }).outputSync();
+  assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
+  return { [Symbol.dispose]: () => new Deno.Command("umount", { args: ["-l", dir] }).outputSync() };
+}
+
+/** Takes every inode left on `dir`'s filesystem with empty files in `dir/filler`; returns them, to free some. */
+export function fillInodes(dir: string): string[] {
+  const filler = join(dir, "filler");
+  Deno.mkdirSync(filler);
+  const made: string[] = [];
+  for (;;) {
+    const path = join(filler, String(made.length));
+    try {
+      Deno.writeFileSync(path, new Uint8Array());
+    } catch {
+      return made; // ENOSPC: no inode left
+    }
+    made.push(path);
+  }
+}

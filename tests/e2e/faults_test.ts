@@ -10,7 +10,15 @@ import { DatabaseSync } from "node:sqlite";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { assertNoJobProcesses, canMount, countLines, jobGroups, logged, waitForLines } from "./fault_helpers.ts";
+import {
+  assertNoJobProcesses,
+  canMount,
+  countLines,
+  jobGroups,
+  logged,
+  smallFilesystem,
+  waitForLines,
+} from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 
@@ -347,53 +355,47 @@ Deno.test({
   async fn() {
     using env = new FlowEnv("builtin");
     const mount = join(env.home, "small");
-    Deno.mkdirSync(mount);
-    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mount] }).outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
-    try {
-      const on = { ORCHESJOB_FLOW_HOME: mount };
-      const log = join(env.home, "ran");
-      const go = join(env.home, "go");
-      const file = env.flow(
-        "full.yaml",
-        `flow_id: full
+    using _small = smallFilesystem(mount, "size=8m");
+    const on = { ORCHESJOB_FLOW_HOME: mount };
+    const log = join(env.home, "ran");
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "full.yaml",
+      `flow_id: full
 steps:
-  - {id: a, retries: 1, command: ${logged(log, "a", waitForFile(go))}}
-  - {id: b, when: a, command: ${logged(log, "b")}}
+- {id: a, retries: 1, command: ${logged(log, "a", waitForFile(go))}}
+- {id: b, when: a, command: ${logged(log, "b")}}
 `,
-      );
-      const status = async () => JSON.parse((await env.run(["status", "--run-key", "k"], on)).stdout);
-      const driver = env.spawn(["start", "--run-key", "k", file], on);
-      await eventually("a's job is recorded", async () => {
-        const run = await env.run(["status", "--run-key", "k"], on);
-        return run.code === 0 && step(JSON.parse(run.stdout), "a").orchesjob_status?.status === "RUNNING";
-      });
-      const jobs = join(mount, "jobs");
-      const target = () => {
-        const name = [...Deno.readDirSync(jobs)].find((e) => e.name.endsWith(".target"))?.name;
-        return name ? Number(Deno.readTextFileSync(join(jobs, name)).trim()) : null;
-      };
-      await eventually("a's command has a PID", () => target() !== null);
-      const pid = target()!;
-      const filler = fillDisk(mount);
-      Deno.writeTextFileSync(go, ""); // a's command exits 0 onto the full disk
-      await eventually("a's command ended", () => !processAlive(pid));
-      const exitFiles = () => [...Deno.readDirSync(jobs)].filter((e) => e.name.endsWith(".exit"));
-      const written = exitFiles().map((e) => Deno.readTextFileSync(join(jobs, e.name)));
-      assert.ok(written.every((text) => !text.endsWith("\n")), "no result could be written: the disk is full");
-      const during = await status();
-      assert.equal(step(during, "a").status, "RUNNING", "not LOST, not retried");
-      assert.equal(step(during, "a").attempt_no, 1);
-      Deno.removeSync(filler);
-      const output = await driver.output();
-      assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
-      const final = await status();
-      assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
-      assert.equal(step(final, "a").attempt_no, 1);
-      assert.deepEqual(countLines(log), { a: 1, b: 1 });
-      await assertNoJobProcesses(mount);
-    } finally {
-      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
-    }
+    );
+    const status = async () => JSON.parse((await env.run(["status", "--run-key", "k"], on)).stdout);
+    const driver = env.spawn(["start", "--run-key", "k", file], on);
+    await eventually("a's job is recorded", async () => {
+      const run = await env.run(["status", "--run-key", "k"], on);
+      return run.code === 0 && step(JSON.parse(run.stdout), "a").orchesjob_status?.status === "RUNNING";
+    });
+    const jobs = join(mount, "jobs");
+    const target = () => {
+      const name = [...Deno.readDirSync(jobs)].find((e) => e.name.endsWith(".target"))?.name;
+      return name ? Number(Deno.readTextFileSync(join(jobs, name)).trim()) : null;
+    };
+    await eventually("a's command has a PID", () => target() !== null);
+    const pid = target()!;
+    const filler = fillDisk(mount);
+    Deno.writeTextFileSync(go, ""); // a's command exits 0 onto the full disk
+    await eventually("a's command ended", () => !processAlive(pid));
+    const exitFiles = () => [...Deno.readDirSync(jobs)].filter((e) => e.name.endsWith(".exit"));
+    const written = exitFiles().map((e) => Deno.readTextFileSync(join(jobs, e.name)));
+    assert.ok(written.every((text) => !text.endsWith("\n")), "no result could be written: the disk is full");
+    const during = await status();
+    assert.equal(step(during, "a").status, "RUNNING", "not LOST, not retried");
+    assert.equal(step(during, "a").attempt_no, 1);
+    Deno.removeSync(filler);
+    const output = await driver.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const final = await status();
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED" });
+    assert.equal(step(final, "a").attempt_no, 1);
+    assert.deepEqual(countLines(log), { a: 1, b: 1 });
+    await assertNoJobProcesses(mount);
   },
 });

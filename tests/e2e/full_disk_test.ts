@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CLI, eventually } from "../helpers.ts";
-import { canMount, countLines, logged } from "./fault_helpers.ts";
+import { canMount, countLines, fillInodes, logged, smallFilesystem } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
 
 Deno.test("[builtin] stdout and stderr on a full disk: the driver drives on through its diagnostics, then exits 70", async () => {
@@ -62,16 +62,8 @@ Deno.test({
   async fn() {
     using env = new FlowEnv("builtin");
     const mount = join(env.home, "small");
-    Deno.mkdirSync(mount);
-    const mounted = new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
-    }).outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
-    try {
-      await inodesRunOut(env, mount);
-    } finally {
-      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
-    }
+    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
+    await inodesRunOut(env, mount);
   },
 });
 
@@ -84,19 +76,9 @@ async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
   assert.equal((await job(["start", "--sync", "--run-key", "first", "--", "true"])).code, 0);
   using _db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
   _db.prepare("SELECT COUNT(*) FROM jobs").get();
-  const filler = join(mount, "filler");
-  Deno.mkdirSync(filler);
-  let made = 0;
-  for (;; made++) {
-    try {
-      Deno.writeFileSync(join(filler, String(made)), new Uint8Array());
-    } catch {
-      break; // ENOSPC: no inode left
-    }
-  }
+  const taken = fillInodes(mount);
   // Room for the job's launch file and its claim, none for its output files.
-  Deno.removeSync(join(filler, String(--made)));
-  Deno.removeSync(join(filler, String(--made)));
+  taken.splice(-2).forEach((path) => Deno.removeSync(path));
   const start = await job(["start", "--run-key", "k", "--start-timeout", "1", "--", "sh", "-c", `echo k >> ${log}`]);
   assert.equal(start.code, 0, start.stderr);
   const jobId = JSON.parse(start.stdout).job_id;
@@ -116,7 +98,7 @@ async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual([waiting.status, waiting.exit_code], ["STARTING", null]);
   assert.deepEqual(countLines(log), {}, "the command did not run without its output files");
 
-  Deno.removeSync(filler, { recursive: true });
+  Deno.removeSync(join(mount, "filler"), { recursive: true });
   await eventually("the job ends", async () => {
     const status = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
     return status.status !== "STARTING" && status.status !== "RUNNING";
@@ -132,16 +114,8 @@ Deno.test({
   async fn() {
     using env = new FlowEnv("builtin");
     const mount = join(env.home, "small");
-    Deno.mkdirSync(mount);
-    const mounted = new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
-    }).outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
-    try {
-      await launchFileWaits(env, mount);
-    } finally {
-      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
-    }
+    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
+    await launchFileWaits(env, mount);
   },
 });
 
@@ -158,17 +132,8 @@ async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
   const driver = env.spawn(["start", "--run-key", "k", file], on);
   await eventually("a runs", () => countLines(log).a === 1);
   // Every inode but one taken: a's exit file takes it, and b's launch file finds none.
-  const filler = join(mount, "filler");
-  Deno.mkdirSync(filler);
-  let made = 0;
-  for (;; made++) {
-    try {
-      Deno.writeFileSync(join(filler, String(made)), new Uint8Array());
-    } catch {
-      break;
-    }
-  }
-  Deno.removeSync(join(filler, String(--made)));
+  const taken = fillInodes(mount);
+  Deno.removeSync(taken.pop()!);
   Deno.writeTextFileSync(go, "");
   await eventually("a is recorded as SUCCEEDED", async () => step(await status(), "a").status === "SUCCEEDED");
   await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -180,7 +145,7 @@ async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
     "b's intent, no job",
   );
   assert.deepEqual(countLines(log), { a: 1 });
-  Deno.removeSync(filler, { recursive: true });
+  Deno.removeSync(join(mount, "filler"), { recursive: true });
   const output = await driver.output();
   const stderr = new TextDecoder().decode(output.stderr);
   assert.equal(output.code, 0, stderr);
@@ -196,16 +161,8 @@ Deno.test({
   async fn() {
     using env = new FlowEnv("external");
     const mount = join(env.home, "jobhome");
-    Deno.mkdirSync(mount);
-    const mounted = new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=8m,nr_inodes=64", "tmpfs", mount],
-    }).outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
-    try {
-      await orchesjobHomeFull(env, mount);
-    } finally {
-      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
-    }
+    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
+    await orchesjobHomeFull(env, mount);
   },
 });
 
@@ -218,15 +175,7 @@ async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
     ORCHESJOB_FLOW_HOME: mount,
   });
   assert.equal(first.code, 0, first.stderr);
-  const filler = join(mount, "filler");
-  Deno.mkdirSync(filler);
-  for (let i = 0;; i++) {
-    try {
-      Deno.writeFileSync(join(filler, String(i)), new Uint8Array());
-    } catch {
-      break; // no inode left: orchesjob cannot make its state file's WAL
-    }
-  }
+  fillInodes(mount); // no inode left: orchesjob cannot make its state file's WAL
   const refused = await env.run(["job", "start", "--run-key", "x", "--", "true"], { ORCHESJOB_FLOW_HOME: mount });
   assert.equal(refused.code, 1, `orchesjob's general error: ${refused.stderr}`);
   assert.match(JSON.parse(refused.stderr.trim()).error, /^cannot open state database .*: no space left on its device/);
@@ -251,7 +200,7 @@ async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual([run.status, step(run, "a").status, step(run, "a").error], ["RUNNING", "RUNNING", null]);
   assert.match(step(run, "a").executor_error.message, /(start|status) exited 1: .*no space left on its device/);
   assert.deepEqual(countLines(log), {});
-  Deno.removeSync(filler, { recursive: true });
+  Deno.removeSync(join(mount, "filler"), { recursive: true });
   const output = await driver.output();
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   const final = await env.status("k");
@@ -269,35 +218,29 @@ Deno.test({
   async fn() {
     using env = new FlowEnv("builtin");
     const mount = join(env.home, "small");
-    Deno.mkdirSync(mount);
-    const mounted = new Deno.Command("mount", { args: ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mount] }).outputSync();
-    assert.ok(mounted.success, new TextDecoder().decode(mounted.stderr));
-    try {
-      const on = { ORCHESJOB_FLOW_HOME: mount };
-      const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
-      assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
-      const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
-      const before = jobFiles();
-      // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
-      const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
-      admin.exec("BEGIN IMMEDIATE");
-      const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
-      admin.exec("ROLLBACK");
-      admin.close();
-      assert.equal(locked.code, 70, locked.stderr);
-      assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
-      assert.equal(jobFiles(), before, "no job file removed");
-      const filler = fillBytes(mount);
-      assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
-      const cleaned = await env.run(["clean", "--older-than", "0"], on);
-      assert.equal(cleaned.code, 0, cleaned.stderr);
-      assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
-      Deno.removeSync(filler);
-      assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
-      assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
-    } finally {
-      new Deno.Command("umount", { args: ["-l", mount] }).outputSync();
-    }
+    using _small = smallFilesystem(mount, "size=8m");
+    const on = { ORCHESJOB_FLOW_HOME: mount };
+    const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
+    assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
+    const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
+    const before = jobFiles();
+    // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
+    const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+    admin.exec("BEGIN IMMEDIATE");
+    const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+    admin.exec("ROLLBACK");
+    admin.close();
+    assert.equal(locked.code, 70, locked.stderr);
+    assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
+    assert.equal(jobFiles(), before, "no job file removed");
+    const filler = fillBytes(mount);
+    assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
+    const cleaned = await env.run(["clean", "--older-than", "0"], on);
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+    assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
+    Deno.removeSync(filler);
+    assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
+    assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
   },
 });
 

@@ -62,10 +62,12 @@ export const listCommand: Command = {
       listed = entries.filter((entry) => entry !== null);
     }
     for (const entry of listed) if ("damage" in entry) printWarning(`list: ${entry.damage}`);
-    if (table) writeStdout(renderRunList(listed, now));
-    else {printJson(listed.map((run) =>
-        "damage" in run ? damagedRunJson(run) : listedRunJson(run, args.options.steps === true)
-      ));}
+    if (table) {
+      writeStdout(renderRunList(listed, now));
+    } else {
+      const withSteps = args.options.steps === true;
+      printJson(listed.map((run) => "damage" in run ? damagedRunJson(run) : listedRunJson(run, withSteps)));
+    }
     return 0;
   },
 };

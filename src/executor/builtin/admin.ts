@@ -4,7 +4,7 @@
  * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
  */
 import { type AbortResult, isActiveJob, type Job, type JobStatus, type StartResult } from "../../domain/mod.ts";
-import { isoLocal, nowSeconds } from "../../shared/mod.ts";
+import { crashPoint, isoLocal, nowSeconds } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
@@ -117,6 +117,7 @@ export class JobAdmin {
       // which the next clean deletes, never files no row points to; and on a full disk the files'
       // room is what lets SQLite write the deletion at all.
       for (const row of rows) errors += this.removeFiles(row.job_id);
+      crashPoint("job-clean:files-removed");
       transaction(this.runner.db, () => rows.forEach((row) => this.table.deleteJob(row)));
     }
     return {

@@ -88,15 +88,15 @@ export class BuiltinRunner implements Executor {
   private server: LaunchServer | null = null;
 
   /**
-   * `launchServer`: launch through one long-lived server (see launch_server.ts) rather than a spawn per
-   * batch; for a process that launches many jobs over its life (a driver), not for one-off commands.
-   */
-  /**
    * A state file opened read-only (`status`-like commands on a read-only file): jobs are reported as
    * their supervisors' files show them, and nothing is written, launched or signalled.
    */
   readonly readOnly: boolean;
 
+  /**
+   * `launchServer`: launch through one long-lived server (see launch_server.ts) rather than a spawn per
+   * batch; for a process that launches many jobs over its life (a driver), not for one-off commands.
+   */
   constructor(readonly db: Database, readonly dir: string, readonly options: { launchServer?: boolean } = {}) {
     this.table = new JobTable(db);
     this.readOnly = isReadOnly(db);
