@@ -9,6 +9,25 @@ import { CLI, eventually } from "../helpers.ts";
 import { canMount, countLines, fillInodes, logged, smallFilesystem } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
 
+/** A test on a home that is a small tmpfs (`options`), which only root with the right to mount may make. */
+function onSmallFilesystem(
+  mode: "builtin" | "external",
+  name: string,
+  options: string,
+  body: (env: FlowEnv, mount: string) => Promise<void>,
+): void {
+  Deno.test({
+    name: `[${mode}] ${name}`,
+    ignore: !canMount(),
+    async fn() {
+      using env = new FlowEnv(mode);
+      const mount = join(env.home, "small");
+      using _small = smallFilesystem(mount, options);
+      await body(env, mount);
+    },
+  });
+}
+
 Deno.test("[builtin] stdout and stderr on a full disk: the driver drives on through its diagnostics, then exits 70", async () => {
   using env = new FlowEnv("builtin");
   const log = join(env.home, "ran");
@@ -55,17 +74,12 @@ Deno.test("[builtin] stdout and stderr on a full disk: the driver drives on thro
   });
 });
 
-Deno.test({
-  name: "[builtin] no inode left for a job's output files: the job waits for one, never fails with the redirection's 1",
-  // A real full filesystem: a tmpfs with few inodes, which only root with the right to mount may make.
-  ignore: !canMount(),
-  async fn() {
-    using env = new FlowEnv("builtin");
-    const mount = join(env.home, "small");
-    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
-    await inodesRunOut(env, mount);
-  },
-});
+onSmallFilesystem(
+  "builtin",
+  "no inode left for a job's output files: the job waits for one, never fails with the redirection's 1",
+  "size=8m,nr_inodes=64",
+  inodesRunOut,
+);
 
 async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
   const on = { ORCHESJOB_FLOW_HOME: mount };
@@ -108,16 +122,12 @@ async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual(countLines(log), { k: 1 }, "it ran once");
 }
 
-Deno.test({
-  name: "[builtin] no inode left for the next step's launch file: the driver waits, then runs it once",
-  ignore: !canMount(),
-  async fn() {
-    using env = new FlowEnv("builtin");
-    const mount = join(env.home, "small");
-    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
-    await launchFileWaits(env, mount);
-  },
-});
+onSmallFilesystem(
+  "builtin",
+  "no inode left for the next step's launch file: the driver waits, then runs it once",
+  "size=8m,nr_inodes=64",
+  launchFileWaits,
+);
 
 async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
   const on = { ORCHESJOB_FLOW_HOME: mount };
@@ -155,16 +165,12 @@ async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual(countLines(log), { a: 1, b: 1 });
 }
 
-Deno.test({
-  name: "[external] orchesjob's home full: its exit 1 on start is a passing fault, and the step runs once it has room",
-  ignore: !canMount(),
-  async fn() {
-    using env = new FlowEnv("external");
-    const mount = join(env.home, "jobhome");
-    using _small = smallFilesystem(mount, "size=8m,nr_inodes=64");
-    await orchesjobHomeFull(env, mount);
-  },
-});
+onSmallFilesystem(
+  "external",
+  "orchesjob's home full: its exit 1 on start is a passing fault, and the step runs once it has room",
+  "size=8m,nr_inodes=64",
+  orchesjobHomeFull,
+);
 
 async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
   // orchesjob (the built-in runner's CLI) keeps its state on the small filesystem.
@@ -212,37 +218,37 @@ async function orchesjobHomeFull(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual(countLines(log), { a: 1 });
 }
 
-Deno.test({
-  name: "[builtin] clean on a full disk frees the jobs' output first, so it can record what it deleted",
-  ignore: !canMount(),
-  async fn() {
-    using env = new FlowEnv("builtin");
-    const mount = join(env.home, "small");
-    using _small = smallFilesystem(mount, "size=8m");
-    const on = { ORCHESJOB_FLOW_HOME: mount };
-    const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
-    assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
-    const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
-    const before = jobFiles();
-    // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
-    const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
-    admin.exec("BEGIN IMMEDIATE");
-    const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
-    admin.exec("ROLLBACK");
-    admin.close();
-    assert.equal(locked.code, 70, locked.stderr);
-    assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
-    assert.equal(jobFiles(), before, "no job file removed");
-    const filler = fillBytes(mount);
-    assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
-    const cleaned = await env.run(["clean", "--older-than", "0"], on);
-    assert.equal(cleaned.code, 0, cleaned.stderr);
-    assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
-    Deno.removeSync(filler);
-    assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
-    assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
-  },
-});
+onSmallFilesystem(
+  "builtin",
+  "clean on a full disk frees the jobs' output first, so it can record what it deleted",
+  "size=8m",
+  cleanOnFullDisk,
+);
+
+async function cleanOnFullDisk(env: FlowEnv, mount: string): Promise<void> {
+  const on = { ORCHESJOB_FLOW_HOME: mount };
+  const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
+  assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
+  const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
+  const before = jobFiles();
+  // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
+  const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+  admin.exec("BEGIN IMMEDIATE");
+  const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+  admin.exec("ROLLBACK");
+  admin.close();
+  assert.equal(locked.code, 70, locked.stderr);
+  assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
+  assert.equal(jobFiles(), before, "no job file removed");
+  const filler = fillBytes(mount);
+  assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
+  const cleaned = await env.run(["clean", "--older-than", "0"], on);
+  assert.equal(cleaned.code, 0, cleaned.stderr);
+  assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
+  Deno.removeSync(filler);
+  assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
+  assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
+}
 
 /** Fills the filesystem of `dir` with one file of zeros until no byte fits; returns the file. */
 function fillBytes(dir: string): string {
