@@ -3,6 +3,8 @@ const encoder = new TextEncoder();
 
 /** Why stdout could not be written (a full disk under `>> log`), once that happened; then it is not written again. */
 let stdoutLost: string | null = null;
+/** Stdout is a pipe nobody reads any more (`| head`). */
+let stdoutClosed = false;
 
 /**
  * Writes every byte, or gives up quietly: a closed pipe (`| head`) or a gone terminal means nobody
@@ -11,16 +13,15 @@ let stdoutLost: string | null = null;
  * stdout's loss is remembered, and the CLI reports it once the command is done.
  */
 function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string | Uint8Array): void {
-  if (file === Deno.stdout && stdoutLost !== null) return;
+  if (file === Deno.stdout && (stdoutLost !== null || stdoutClosed)) return;
   const bytes = typeof text === "string" ? encoder.encode(text) : text;
   let written = 0;
   while (written < bytes.length) {
     try {
       written += file.writeSync(bytes.subarray(written));
     } catch (error) {
-      if (file === Deno.stdout && !(error instanceof Deno.errors.BrokenPipe)) {
-        stdoutLost = error instanceof Error ? error.message : String(error);
-      }
+      if (file === Deno.stdout && error instanceof Deno.errors.BrokenPipe) stdoutClosed = true;
+      else if (file === Deno.stdout) stdoutLost = error instanceof Error ? error.message : String(error);
       return;
     }
   }
@@ -29,8 +30,13 @@ function writeAll(file: typeof Deno.stdout | typeof Deno.stderr, text: string | 
 /** Why the output on stdout is incomplete, or null; `reset` starts a new command (the in-process test CLI). */
 export function lostStdout(reset = false): string | null {
   const lost = stdoutLost;
-  if (reset) stdoutLost = null;
+  if (reset) [stdoutLost, stdoutClosed] = [null, false];
   return lost;
+}
+
+/** Whether stdout is gone (a closed pipe, a lost file): a command that follows output may stop. */
+export function stdoutGone(): boolean {
+  return stdoutClosed || stdoutLost !== null;
 }
 
 export function writeStdout(text: string): void {

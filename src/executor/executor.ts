@@ -27,14 +27,14 @@ export interface AbortOptions {
 }
 
 /** Part of a job's output: from byte `from` on, or the last `last` bytes. */
-export type LogRange = { from: number } | { last: number };
+export type LogRange = { from: number; max?: number } | { last: number };
 
 /** The part of `bytes` that `range` selects (for executors that can only read everything). */
 export function sliceLog(bytes: Uint8Array, range?: LogRange): Uint8Array {
   if (!range) return bytes;
-  return "from" in range ? bytes.subarray(Math.min(range.from, bytes.length)) : bytes.subarray(
-    Math.max(0, bytes.length - range.last),
-  );
+  if (!("from" in range)) return bytes.subarray(Math.max(0, bytes.length - range.last));
+  const start = Math.min(range.from, bytes.length);
+  return bytes.subarray(start, range.max === undefined ? bytes.length : Math.min(bytes.length, start + range.max));
 }
 
 /** A job named by its run key (the key's current job) or by its id. */

@@ -120,7 +120,14 @@ steps:
       const status = await follower.status;
       assert.equal(status.code, 0, await stderr);
       assert.equal(seen, "tick 1\ntick 2\n");
-      assert.equal(await stderr, "bye\n");
+      // The follower may have looked before the driver took the run: then it said so, once.
+      const lines = (await stderr).split("\n").filter((line) => line !== "");
+      assert.equal(lines.at(-1), "bye");
+      const notes = lines.slice(0, -1);
+      assert.ok(notes.length <= 1, await stderr);
+      for (const note of notes) {
+        assert.match(JSON.parse(note).warning, /^Driver: none; step talk starts once the run is resumed/);
+      }
       await env.waitFor("f1", "the run ends", (run) => run.status === "SUCCEEDED");
     } finally {
       Deno.writeTextFileSync(go, "");
@@ -174,3 +181,59 @@ flowTest(builtin, "logs --follow stops with 130 on SIGTERM, and the step runs on
     await env.waitFor("s", "the run ends", (run) => run.status === "SUCCEEDED");
   }
 });
+
+flowTest(
+  builtin,
+  "logs reads large output in pieces: whole, its last lines, and a closed pipe ends a follow",
+  async (env) => {
+    // 300k numbered lines (~2.3 MB per 100k): several read pieces, lines cut across their edges.
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "big.yaml",
+      `flow_id: big\nsteps:\n  - id: a\n    command: ${
+        JSON.stringify(`seq 1 1000000; while [ ! -f '${go}' ]; do sleep 0.05; done`)
+      }\n  - {id: b, when: a, command: ["true"]}\n`,
+    );
+    assert.equal((await env.json(["start", "--run-key", "g", "-d", file])).detached, true);
+    await env.waitFor("g", "a's job runs", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const full = Array.from({ length: 1_000_000 }, (_, i) => `${i + 1}\n`).join("");
+    await eventually(
+      "a printed everything",
+      async () =>
+        (await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stdout", "--tail", "1"])).stdout ===
+          "1000000\n",
+    );
+    const whole = await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stdout"]);
+    assert.equal(whole.code, 0, whole.stderr);
+    assert.ok(whole.stdout.length > 6_000_000 && whole.stdout === full, "byte for byte, across pieces");
+    const last = await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stdout", "--tail", "3"]);
+    assert.equal(last.stdout, "999998\n999999\n1000000\n");
+
+    // `| head -1` closes the pipe: the follow ends although the step still runs.
+    const piped = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        'timeout 20 "$@" | head -1; echo "follow exited ${PIPESTATUS[0]}" >&2',
+        "bash",
+        ...CLI,
+        ...env.globals(),
+        ...["logs", "--run-key", "g", "--step", "a", "--stream", "stdout", "--follow"],
+      ],
+      env: env.env(),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(piped.stdout), "1\n");
+    assert.equal(new TextDecoder().decode(piped.stderr), "follow exited 0\n", "it ended by itself, not by the timeout");
+    assert.equal(step(await env.status("g"), "a").status, "RUNNING", "the step still ran when the follow ended");
+    Deno.writeTextFileSync(go, "");
+    await env.waitFor("g", "the run ends", (run) => run.status === "SUCCEEDED");
+
+    // An output file removed by hand is an error, not an empty log.
+    const job = step(await env.status("g"), "b").orchesjob_status;
+    Deno.removeSync(job.stdout_file);
+    const gone = await env.run(["logs", "--run-key", "g", "--step", "b", "--stream", "stdout"]);
+    assert.equal(gone.code, 1, gone.stderr);
+    assert.match(errorLine(gone).error, /^logs: cannot read the stdout of job .* \(run key g:b:1\): its file is gone$/);
+  },
+);

@@ -1,12 +1,14 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
-import { isActiveJob, isTerminalRun, type Job, stepRunKey } from "../../domain/mod.ts";
+import { isActiveJob, isTerminalRun, type Job, type RunRecord, stepRunKey } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/mod.ts";
 import { sleepUnless } from "../../shared/mod.ts";
 import { wholeNumberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { writeBytes, writeStderrBytes } from "../output.ts";
+import { printWarning, stdoutGone, writeBytes, writeStderrBytes } from "../output.ts";
+import { resumeHint } from "../render/mod.ts";
+import { driverHolder } from "../../store/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 
 type Stream = "stdout" | "stderr";
@@ -55,34 +57,31 @@ export const logsCommand: Command = {
     } else attempt = step.attemptNo;
     using interrupt = listenForInterrupt();
     const interval = Math.min(context.globals.pollInterval, 0.5);
-    // With --follow, a step that has not started yet is waited for.
-    while (attempt === 0) {
+    if (attempt === 0) {
       if (!follow) throw new UserError(`step ${stepId} has not started`, ExitCode.notFound);
-      if (isTerminalRun(record.state.status)) return ExitCode.ok;
-      await sleepUnless(interval, interrupt.requested);
-      if (interrupt.requested()) return ExitCode.interrupted;
-      record = session.run(runKey);
-      attempt = stepOf(record, stepId).attemptNo;
+      const started = await startOf(session, runKey, stepId, interval, interrupt.requested);
+      if (typeof started === "number") return started;
+      ({ record, attempt } = started);
     }
     const jobKey = stepRunKey(runKey, stepId, attempt);
-    const executor = session.executorFor(record);
+    const reader = new LogReader(session.executorFor(record), jobKey);
     const offsets: Record<Stream, number | undefined> = { stdout: undefined, stderr: undefined };
     // Once the attempt is over, one more pass reads what a pass that overlapped its end may have missed.
     let over = false;
     for (;;) {
       // The job's status is read before its output, so once it says "ended" this read has everything.
-      const job = follow && !over ? await ask(() => executor.status(jobKey)) : null;
+      const job = follow && !over ? await ask(() => reader.executor.status(jobKey)) : null;
       for (const stream of streams) {
-        // After the first read, only what was added since (the built-in runner reads just that).
-        const offset = offsets[stream];
-        const bytes = await ask(() => readLog(executor, jobKey, stream, offset));
-        const from = offset !== undefined || tail === undefined ? 0 : tailStart(bytes, tail);
         // One stream goes to stdout (to pipe into grep); both keep them apart on stdout and stderr.
         const write = streams.length === 2 && stream === "stderr" ? writeStderrBytes : writeBytes;
-        if (bytes.length > from) write(bytes.subarray(from));
-        offsets[stream] = (offset ?? 0) + bytes.length;
+        const offset = offsets[stream];
+        // After the first read, only what was added since (the built-in runner reads just that).
+        offsets[stream] = offset === undefined && tail !== undefined
+          ? await reader.tail(stream, tail, write)
+          : await reader.copy(stream, offset ?? 0, write);
       }
-      if (!follow || over) return ExitCode.ok;
+      // A closed pipe (`| head -2`) ends a follow, as it ends `tail -f`.
+      if (!follow || over || stdoutGone()) return ExitCode.ok;
       over = ended(job, session.runs.runStatus(runKey));
       if (over) continue;
       await sleepUnless(interval, interrupt.requested);
@@ -91,15 +90,88 @@ export const logsCommand: Command = {
   },
 };
 
+/**
+ * Reads a job's output in pieces of at most {@link CHUNK_BYTES} from the built-in runner (a file of
+ * gigabytes never sits in memory whole); orchesjob's `logs` prints everything at each call, so with
+ * it one call reads all.
+ */
+class LogReader {
+  constructor(readonly executor: Executor, readonly jobKey: string) {}
+
+  /** Writes the stream from `from` to its current end; returns the offset reached. */
+  async copy(stream: Stream, from: number, write: (bytes: Uint8Array) => void): Promise<number> {
+    let offset = from;
+    for (;;) {
+      const bytes = await this.read(stream, offset);
+      if (bytes.length > 0) write(bytes);
+      offset += bytes.length;
+      if (this.whole || bytes.length < CHUNK_BYTES || stdoutGone()) return offset;
+    }
+  }
+
+  /** Writes the last `lines` lines of the stream as it is now; returns the offset reached. */
+  async tail(stream: Stream, lines: number, write: (bytes: Uint8Array) => void): Promise<number> {
+    // The last lines of a longer text start no earlier than those of its beginning: only they are kept.
+    let kept = new Uint8Array();
+    const offset = await this.copy(stream, 0, (bytes) => {
+      const joined = new Uint8Array(kept.length + bytes.length);
+      joined.set(kept);
+      joined.set(bytes, kept.length);
+      kept = joined.subarray(tailStart(joined, lines));
+    });
+    if (kept.length > 0) write(kept);
+    return offset;
+  }
+
+  private get whole(): boolean {
+    return this.executor.kind !== "builtin";
+  }
+
+  private async read(stream: Stream, from: number): Promise<Uint8Array> {
+    const range = this.whole ? { from } : { from, max: CHUNK_BYTES };
+    const bytes = await ask(() => this.executor.logs({ runKey: this.jobKey }, stream, range));
+    if (bytes !== null) return bytes;
+    // No output file: fine while the job is starting; an error once it has ended (removed by hand?).
+    const job = await ask(() => this.executor.status(this.jobKey));
+    if (job === null || isActiveJob(job.status)) return new Uint8Array();
+    throw new UserError(`cannot read the ${stream} of job ${job.job_id} (run key ${this.jobKey}): its file is gone`, 1);
+  }
+}
+
+/** How much of a job's output is read at once. */
+const CHUNK_BYTES = 4 << 20;
+
+/**
+ * `--follow` of a step that has not started: waits until it has (its run and attempt), or returns the
+ * exit code when the run ends first or the wait is interrupted.
+ */
+async function startOf(
+  session: Session,
+  runKey: string,
+  stepId: string,
+  interval: number,
+  interrupted: () => boolean,
+): Promise<{ record: RunRecord; attempt: number } | number> {
+  let warned = false;
+  for (;;) {
+    const record = session.run(runKey);
+    const attempt = stepOf(record, stepId).attemptNo;
+    if (attempt > 0) return { record, attempt };
+    if (isTerminalRun(record.state.status)) return ExitCode.ok;
+    if (!warned && !await driverHolder(session.dbPath, runKey)) {
+      // Nothing will start it until someone drives the run: said once, as `watch` does.
+      printWarning(`Driver: none; step ${stepId} starts once the run is resumed: ${resumeHint(runKey)}`);
+      warned = true;
+    }
+    await sleepUnless(interval, interrupted);
+    if (interrupted()) return ExitCode.interrupted;
+  }
+}
+
 /** The attempt is over: its job ended, or it never got a job and the run is over. */
 function ended(job: Job | null, runStatus: string | undefined): boolean {
   if (job) return !isActiveJob(job.status);
   return runStatus === undefined || isTerminalRun(runStatus as never);
-}
-
-async function readLog(executor: Executor, jobKey: string, stream: Stream, from?: number): Promise<Uint8Array> {
-  return await executor.logs({ runKey: jobKey }, stream, from === undefined ? undefined : { from }) ??
-    new Uint8Array();
 }
 
 /** Executor failures are the operator's to see, as one JSON line with exit 1. */

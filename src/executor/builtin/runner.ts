@@ -537,8 +537,9 @@ function readRange(path: string, range?: LogRange): Uint8Array {
   using file = Deno.openSync(path, { read: true });
   const size = file.statSync().size;
   const start = "from" in range ? Math.min(range.from, size) : Math.max(0, size - range.last);
+  const end = "from" in range && range.max !== undefined ? Math.min(size, start + range.max) : size;
   file.seekSync(start, Deno.SeekMode.Start);
-  const bytes = new Uint8Array(size - start);
+  const bytes = new Uint8Array(end - start);
   let read = 0;
   while (read < bytes.length) {
     const n = file.readSync(bytes.subarray(read));
