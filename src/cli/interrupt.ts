@@ -3,9 +3,11 @@ export interface Interrupt extends Disposable {
   readonly requested: () => boolean;
 }
 
-export function listenForInterrupt(): Interrupt {
+/** Listens until disposed; `onFirst` is told of the first signal (to say what happens next). */
+export function listenForInterrupt(onFirst?: () => void): Interrupt {
   let requested = false;
   const handler = () => {
+    if (!requested) onFirst?.();
     requested = true;
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];

@@ -21,6 +21,8 @@ export async function cancelRun(
     clock?: Clock;
     /** Told of each running step whose abort could not be delivered (it is CANCELLED all the same). */
     onAbortFailed?: (stepId: string, error: string) => void;
+    /** Told once CANCELLED is committed, before the aborts: from then on only this call ends the jobs. */
+    onCommitted?: () => void;
   },
   runKey: string,
   graceSeconds: number,
@@ -35,6 +37,7 @@ export async function cancelRun(
   // run (the driver checks the run under the same gate before every start).
   await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
   crashPoint("cancel:after-commit");
+  ports.onCommitted?.();
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(

@@ -1,7 +1,7 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, errorLine, eventually, hasOpen, withoutOrchesjob } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, hasOpen, processAlive, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -332,3 +332,27 @@ Deno.test({
     assert.deepEqual(statuses(run), { a: "SUCCEEDED", b: "SUCCEEDED" }, "b was started after the session ended");
   },
 });
+
+flowTest(
+  builtin,
+  "a Ctrl-C during cancel's grace waits for the SIGKILL: no job that ignores SIGTERM is left",
+  async (env) => {
+    const file = env.flow(
+      "stubborn.yaml",
+      `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; sleep 100"}\n`,
+    );
+    assert.equal((await env.json(["start", "--run-key", "s", "-d", file])).detached, true);
+    const run = await env.waitFor("s", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
+    const pid: number = step(run, "a").orchesjob_status.target_pid;
+    const cancel = env.spawn(["cancel", "--run-key", "s", "--grace-seconds", "2"]);
+    await env.waitFor("s", "the cancel is committed", (run) => run.status === "CANCELLED");
+    assert.ok(processAlive(pid), "the command ignores SIGTERM: it lives through the grace");
+    cancel.kill("SIGINT");
+    const output = await cancel.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.match(JSON.parse(stderr.trim()).warning, /^cancel: interrupted; finishing the aborts first/);
+    assert.ok(!processAlive(pid), "SIGKILLed at the end of the grace");
+    assert.equal(step(await env.status("s"), "a").status, "CANCELLED");
+  },
+);

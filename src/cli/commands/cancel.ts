@@ -3,9 +3,13 @@ import { cancelRun } from "../../engine/mod.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
-import { printError, printJson } from "../output.ts";
+import { listenForInterrupt } from "../interrupt.ts";
+import { printError, printJson, printWarning } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+
+/** How long cancel waits for the start gate before it says so. */
+const GATE_NOTICE_MS = 3000;
 
 export const cancelCommand: Command = {
   spec: {
@@ -31,12 +35,34 @@ export const cancelCommand: Command = {
     const grace = secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" });
     using session = new Session(context);
     const record = session.rebind(session.run(runKey));
+    // Once the cancel is committed, only this process sends the SIGKILL at the end of the grace (a
+    // CANCELLED run has no driver to do it): a Ctrl-C then waits for that, rather than leave a job that
+    // ignores SIGTERM running. (Before, while waiting for the start gate, a Ctrl-C stops it at once.)
+    let interrupt: Disposable | undefined;
+    // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
+    // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
+    const slow = setTimeout(
+      () => printWarning("cancel: waiting for the run's start gate, held by a driver starting jobs (a stopped one?)"),
+      GATE_NOTICE_MS,
+    );
+    using _stop = {
+      [Symbol.dispose]: () => {
+        clearTimeout(slow);
+        interrupt?.[Symbol.dispose]();
+      },
+    };
     let undelivered = 0;
     await cancelRun(
       {
         runs: session.runs,
         gate: session.locks,
         executor: session.executorFor(record),
+        onCommitted: () => {
+          clearTimeout(slow);
+          interrupt = listenForInterrupt(() =>
+            printWarning(`cancel: interrupted; finishing the aborts first (SIGKILL after at most ${grace} s)`)
+          );
+        },
         onAbortFailed: (stepId, error) => {
           undelivered++;
           printError(error, { run_key: runKey, step: stepId });
