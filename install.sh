@@ -64,6 +64,9 @@ case $version in
   *) die "--version must look like v1.2.3, got '$version'" ;;
 esac
 [ -n "$prefix" ] || die "--prefix must not be empty"
+case $prefix in
+  -*) die "--prefix needs a directory, got the option-like '$prefix' (write ./$prefix for a directory of that name)" ;;
+esac
 
 # The C library of a Linux host: the release's Linux binaries link against glibc.
 libc() {
@@ -146,6 +149,8 @@ fi
 
 bindir=$prefix/bin
 target=$bindir/$program
+# A directory there would take the binary inside it (mv into a directory) instead of being replaced.
+[ ! -d "$target" ] || die "$target is a directory; remove it first. Nothing installed"
 mkdir -p "$bindir" || die "cannot create $bindir (try sudo, or --prefix \$HOME/.local)"
 # Install under a temporary name in the same directory, then rename over the old binary: a running
 # driver keeps its (old) file, and no reader ever sees half a binary.

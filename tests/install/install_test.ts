@@ -226,3 +226,20 @@ Deno.test({
     assert.ok(!exists(s.prefix));
   },
 });
+
+Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  Deno.mkdirSync(s.installed, { recursive: true });
+  const onDirectory = await install(["--prefix", s.prefix], env);
+  assert.equal(onDirectory.code, 1);
+  assert.match(onDirectory.stderr, /orchesjob-flow is a directory; remove it first\. Nothing installed/);
+  assert.deepEqual([...Deno.readDirSync(s.installed)], [], "nothing was moved into it");
+  assert.deepEqual([...Deno.readDirSync(join(s.prefix, "bin"))].map((e) => e.name), ["orchesjob-flow"]);
+
+  const optionLike = await install(["--prefix", "-p"], env);
+  assert.equal(optionLike.code, 1);
+  assert.match(optionLike.stderr, /--prefix needs a directory, got the option-like '-p'/);
+});
