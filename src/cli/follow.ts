@@ -15,7 +15,7 @@ export async function waitUntilFinished(
   options: { onRefresh?: (record: RunRecord) => void | Promise<void>; rounds?: number } = {},
 ): Promise<RunRecord> {
   for (let round = 0;; round++) {
-    const record = session.run(runKey);
+    const record = round === 0 ? session.run(runKey) : session.runAgain(runKey);
     await options.onRefresh?.(record);
     if (isTerminalRun(record.state.status) || interrupted() || round === options.rounds) return record;
     await sleepUnless(interval, interrupted);

@@ -90,6 +90,20 @@ export class Session implements Disposable {
     return loadRun(this.runs, runKey);
   }
 
+  /**
+   * The run a command has been following, read again: exit code 3 too when it is gone, saying that it
+   * went meanwhile (a `clean` deletes a run once it has ended, so its outcome can no longer be read).
+   */
+  runAgain(runKey: string): RunRecord {
+    const record = this.load(runKey);
+    if (record) return record;
+    throw new UserError(
+      `run ${runKey} was deleted while this command followed it (a clean after it ended?); ` +
+        `its outcome can no longer be read (state file ${this.dbPath})`,
+      ExitCode.notFound,
+    );
+  }
+
   /** The stored run, or exit code 3 naming the state file searched when there is none. */
   run(runKey: string): RunRecord {
     const record = this.load(runKey);

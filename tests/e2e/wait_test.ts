@@ -90,3 +90,27 @@ flowTest(builtin, "wait: bad input is exit 2, an unknown run exit 3, each one JS
     assert.match(errorLine(result).error, pattern);
   }
 });
+
+flowTest(
+  builtin,
+  "a run deleted while wait follows it: exit 3 saying it went meanwhile, not an unknown key",
+  async (env) => {
+    const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 60"}\n`);
+    assert.equal((await env.json(["start", "--run-key", "w", "-d", file])).detached, true);
+    await env.waitFor("w", "a runs", (run) => step(run, "a").status === "RUNNING");
+    const waiter = env.spawn(["wait", "--run-key", "w", "--interval", "8"]);
+    // The waiter has read the run (its first look) before the run ends and is cleaned away.
+    await eventually(
+      "the waiter has the state file open",
+      () => hasOpen(waiter.pid, join(env.home, "orchesjob-flow.sqlite3")),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await env.json(["cancel", "--run-key", "w", "--grace-seconds", "0"]);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["w"]);
+    const output = await waiter.output();
+    const result = { code: output.code, stdout: "", stderr: new TextDecoder().decode(output.stderr) };
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(errorLine(result).error, /^wait: run w was deleted while this command followed it/);
+  },
+);

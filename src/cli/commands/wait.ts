@@ -58,12 +58,12 @@ export const waitCommand: Command = {
           `wait --advance cannot drive run ${runKey}, which no process drives (without --advance, wait only reads)`,
         );
         if (lock) {
-          status = (await session.driver(session.run(runKey), stop).drive()).status;
+          status = (await session.driver(session.runAgain(runKey), stop).drive()).status;
           continue;
         }
       }
       await sleepUnless(Math.min(interval, Math.max(0, (deadline - performance.now()) / 1000)), stop);
-      status = session.run(runKey).state.status;
+      status = session.runAgain(runKey).state.status;
     }
     const code = isTerminalRun(status)
       ? runExitCode(status)
