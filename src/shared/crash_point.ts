@@ -16,6 +16,7 @@ export type CrashPoint =
   | "driver:before-job-recorded"
   | "runner:abort-grace"
   | "supervisor:before-exit-file"
+  | "supervisor:before-output-files"
   | "cancel:after-commit"
   | "retry:reopened"
   | "clean:files-removed"

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLI, errorLine, eventually, REPO } from "../helpers.ts";
+import { runCrashingAt } from "./fault_helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, undrivenRun } from "./operator_env.ts";
 
@@ -191,7 +192,7 @@ flowTest(
     const file = env.flow(
       "big.yaml",
       `flow_id: big\nsteps:\n  - id: a\n    command: ${
-        JSON.stringify(`seq 1 1000000; while [ ! -f '${go}' ]; do sleep 0.05; done`)
+        JSON.stringify(`seq 1 1000000; seq 1 1000000 >&2; while [ ! -f '${go}' ]; do sleep 0.05; done`)
       }\n  - {id: b, when: a, command: ["true"]}\n`,
     );
     assert.equal((await env.json(["start", "--run-key", "g", "-d", file])).detached, true);
@@ -226,6 +227,26 @@ flowTest(
     assert.equal(new TextDecoder().decode(piped.stdout), "1\n");
     assert.equal(new TextDecoder().decode(piped.stderr), "follow exited 0\n", "it ended by itself, not by the timeout");
     assert.equal(step(await env.status("g"), "a").status, "RUNNING", "the step still ran when the follow ended");
+    // Both streams, stdout closed early: stderr is still written whole (its own reader is there).
+    const errFile = join(env.home, "err");
+    const both = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        '"$@" 2> "$ERR" | head -1',
+        "bash",
+        ...CLI,
+        ...env.globals(),
+        "logs",
+        "--run-key",
+        "g",
+        "--step",
+        "a",
+      ],
+      env: { ...env.env(), ERR: errFile },
+      stdout: "piped",
+    }).output();
+    assert.equal(new TextDecoder().decode(both.stdout), "1\n");
+    assert.ok(Deno.readTextFileSync(errFile) === full, "stderr whole although stdout closed");
     Deno.writeTextFileSync(go, "");
     await env.waitFor("g", "the run ends", (run) => run.status === "SUCCEEDED");
 
@@ -235,5 +256,24 @@ flowTest(
     const gone = await env.run(["logs", "--run-key", "g", "--step", "b", "--stream", "stdout"]);
     assert.equal(gone.code, 1, gone.stderr);
     assert.match(errorLine(gone).error, /^logs: cannot read the stdout of job .* \(run key g:b:1\): its file is gone$/);
+  },
+);
+
+flowTest(
+  builtin,
+  "logs of a job that ended before it had output files: nothing to print, not an error",
+  async (env) => {
+    const file = env.flow("lost.yaml", `flow_id: lost\nsteps:\n  - {id: a, command: ["true"]}\n`);
+    const { code } = await runCrashingAt(
+      env,
+      "supervisor:before-output-files",
+      ["start", "--run-key", "k", file],
+      false,
+    );
+    assert.equal(code, 1, "the job is LOST, the step FAILED");
+    const job = step(await env.status("k"), "a").orchesjob_status;
+    assert.deepEqual([job.status, job.target_pid, job.exit_code], ["LOST", null, null]);
+    const logs = await env.run(["logs", "--run-key", "k", "--step", "a"]);
+    assert.deepEqual([logs.code, logs.stdout, logs.stderr], [0, "", ""]);
   },
 );

@@ -78,7 +78,7 @@ export const logsCommand: Command = {
         // After the first read, only what was added since (the built-in runner reads just that).
         offsets[stream] = offset === undefined && tail !== undefined
           ? await reader.tail(stream, tail, write)
-          : await reader.copy(stream, offset ?? 0, write);
+          : await reader.copy(stream, offset ?? 0, write, write === writeBytes ? stdoutGone : undefined);
       }
       // A closed pipe (`| head -2`) ends a follow, as it ends `tail -f`.
       if (!follow || over || stdoutGone()) return ExitCode.ok;
@@ -91,35 +91,43 @@ export const logsCommand: Command = {
 };
 
 /**
- * Reads a job's output in pieces of at most {@link CHUNK_BYTES} from the built-in runner (a file of
- * gigabytes never sits in memory whole); orchesjob's `logs` prints everything at each call, so with
- * it one call reads all.
+ * Reads a job's output in pieces of at most {@link CHUNK_BYTES} from the built-in runner, each written
+ * as it comes (a file of gigabytes is not read whole first); orchesjob's `logs` prints everything at
+ * each call, so with it one call reads all.
  */
 class LogReader {
   constructor(readonly executor: Executor, readonly jobKey: string) {}
 
-  /** Writes the stream from `from` to its current end; returns the offset reached. */
-  async copy(stream: Stream, from: number, write: (bytes: Uint8Array) => void): Promise<number> {
+  /**
+   * Writes the stream from `from` to its current end; returns the offset reached. `stop`: the reader
+   * is gone (stdout a closed pipe), so what is left need not be read.
+   */
+  async copy(stream: Stream, from: number, write: Writer, stop = () => false): Promise<number> {
     let offset = from;
     for (;;) {
       const bytes = await this.read(stream, offset);
       if (bytes.length > 0) write(bytes);
       offset += bytes.length;
-      if (this.whole || bytes.length < CHUNK_BYTES || stdoutGone()) return offset;
+      if (this.whole || bytes.length < CHUNK_BYTES || stop()) return offset;
     }
   }
 
   /** Writes the last `lines` lines of the stream as it is now; returns the offset reached. */
-  async tail(stream: Stream, lines: number, write: (bytes: Uint8Array) => void): Promise<number> {
-    // The last lines of a longer text start no earlier than those of its beginning: only they are kept.
-    let kept = new Uint8Array();
+  async tail(stream: Stream, lines: number, write: Writer): Promise<number> {
+    // The last lines of a longer text lie in its last pieces: a piece is let go once the pieces after
+    // it hold more than `lines` newlines (so a text of one long line keeps all of it, once).
+    const pieces: { bytes: Uint8Array; newlines: number }[] = [];
+    let newlines = 0;
     const offset = await this.copy(stream, 0, (bytes) => {
-      const joined = new Uint8Array(kept.length + bytes.length);
-      joined.set(kept);
-      joined.set(bytes, kept.length);
-      kept = joined.subarray(tailStart(joined, lines));
+      const count = bytes.reduce((n, byte) => byte === 0x0a ? n + 1 : n, 0);
+      pieces.push({ bytes, newlines: count });
+      newlines += count;
+      while (pieces.length > 1 && newlines - pieces[0].newlines > lines) newlines -= pieces.shift()!.newlines;
     });
-    if (kept.length > 0) write(kept);
+    const kept = new Uint8Array(pieces.reduce((n, piece) => n + piece.bytes.length, 0));
+    pieces.reduce((at, piece) => (kept.set(piece.bytes, at), at + piece.bytes.length), 0);
+    const from = tailStart(kept, lines);
+    if (kept.length > from) write(kept.subarray(from));
     return offset;
   }
 
@@ -132,11 +140,15 @@ class LogReader {
     const bytes = await ask(() => this.executor.logs({ runKey: this.jobKey }, stream, range));
     if (bytes !== null) return bytes;
     // No output file: fine while the job is starting; an error once it has ended (removed by hand?).
+    // A job aborted before its command started (or whose supervisor died first) never had files.
     const job = await ask(() => this.executor.status(this.jobKey));
-    if (job === null || isActiveJob(job.status)) return new Uint8Array();
+    const hadFiles = job !== null && !isActiveJob(job.status) && (job.target_pid !== null || job.exit_code !== null);
+    if (!hadFiles) return new Uint8Array();
     throw new UserError(`cannot read the ${stream} of job ${job.job_id} (run key ${this.jobKey}): its file is gone`, 1);
   }
 }
+
+type Writer = (bytes: Uint8Array) => void;
 
 /** How much of a job's output is read at once. */
 const CHUNK_BYTES = 4 << 20;

@@ -73,6 +73,7 @@ supervise() {
     */*) [ -f "$program" ] && [ -x "$program" ] ;;
     *) own=$PATH; PATH=$path; command -v "$program" > /dev/null 2>&1; found=$?; PATH=$own; [ "$found" -eq 0 ] ;;
   esac || fail "cannot execute '$program': not found or not executable"
+  crash_point supervisor:before-output-files
   # The output files are made here first, retried like put() while that fails (a full disk, no inodes
   # left): a redirection that failed in the command's subshell below would end it with status 1 before
   # the command ran, and that 1 would be taken for the command's own exit status.
