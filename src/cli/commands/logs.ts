@@ -119,7 +119,7 @@ class LogReader {
     const pieces: { bytes: Uint8Array; newlines: number }[] = [];
     let newlines = 0;
     const offset = await this.copy(stream, 0, (bytes) => {
-      const count = bytes.reduce((n, byte) => byte === 0x0a ? n + 1 : n, 0);
+      const count = newlinesIn(bytes);
       pieces.push({ bytes, newlines: count });
       newlines += count;
       while (pieces.length > 1 && newlines - pieces[0].newlines > lines) newlines -= pieces.shift()!.newlines;
@@ -149,6 +149,13 @@ class LogReader {
 }
 
 type Writer = (bytes: Uint8Array) => void;
+
+/** How many newlines `bytes` holds (indexOf scans natively: a byte loop in JS took seconds per 300 MB). */
+function newlinesIn(bytes: Uint8Array): number {
+  let count = 0;
+  for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) count++;
+  return count;
+}
 
 /** How much of a job's output is read at once. */
 const CHUNK_BYTES = 4 << 20;
