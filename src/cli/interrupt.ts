@@ -3,17 +3,17 @@ export interface Interrupt extends Disposable {
   readonly requested: () => boolean;
 }
 
-/** Listens until disposed; `onFirst` is told of the first signal (to say what happens next). */
-export function listenForInterrupt(onFirst?: () => void): Interrupt {
-  let requested = false;
+/** Listens until disposed; `onSignal` is told of each signal and how many have come (to say what happens next). */
+export function listenForInterrupt(onSignal?: (count: number) => void): Interrupt {
+  let count = 0;
   const handler = () => {
-    if (!requested) onFirst?.();
-    requested = true;
+    count++;
+    onSignal?.(count);
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const sig of signals) Deno.addSignalListener(sig, handler);
   return {
-    requested: () => requested,
+    requested: () => count > 0,
     [Symbol.dispose]() {
       for (const sig of signals) Deno.removeSignalListener(sig, handler);
     },

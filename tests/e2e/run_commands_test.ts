@@ -344,7 +344,7 @@ flowTest(
     assert.equal((await env.json(["start", "--run-key", "s", "-d", file])).detached, true);
     const run = await env.waitFor("s", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
     const pid: number = step(run, "a").orchesjob_status.target_pid;
-    const cancel = env.spawn(["cancel", "--run-key", "s", "--grace-seconds", "2"]);
+    const cancel = env.spawn(["cancel", "--run-key", "s", "--grace-seconds", "6"]);
     await env.waitFor("s", "the cancel is committed", (run) => run.status === "CANCELLED");
     assert.ok(processAlive(pid), "the command ignores SIGTERM: it lives through the grace");
     cancel.kill("SIGINT");
@@ -354,5 +354,39 @@ flowTest(
     assert.match(JSON.parse(stderr.trim()).warning, /^cancel: interrupted; finishing the aborts first/);
     assert.ok(!processAlive(pid), "SIGKILLed at the end of the grace");
     assert.equal(step(await env.status("s"), "a").status, "CANCELLED");
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel waiting for the start gate says so, and a Ctrl-C then stops it with the run unchanged",
+  async (env) => {
+    const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 60"}\n`);
+    assert.equal((await env.json(["start", "--run-key", "g", "-d", file])).detached, true);
+    await env.waitFor("g", "a runs", (run) => step(run, "a").status === "RUNNING");
+    // This process holds the start gate, as a driver in the middle of starting jobs (or a stopped one) does.
+    using gate = Deno.openSync(join(env.home, "locks", "g.gate.lock"), { read: true, write: true });
+    gate.lockSync(true);
+    const cancel = env.spawn(["cancel", "--run-key", "g"]);
+    const reader = cancel.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let stderr = "";
+    while (!stderr.includes("waiting for the run's start gate")) {
+      const { value, done } = await reader.read();
+      assert.ok(!done, `cancel ended: ${stderr}`);
+      stderr += value;
+    }
+    cancel.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += value;
+    }
+    assert.equal((await cancel.status).code, 130, stderr);
+    const lines = stderr.trim().split("\n").map((line) => JSON.parse(line));
+    assert.match(lines[0].warning, /^cancel: waiting for the run's start gate/);
+    assert.equal(lines[1].error, "cancel: interrupted before the cancel was committed; run g is unchanged");
+    gate.unlockSync();
+    assert.equal((await env.status("g")).status, "RUNNING");
+    await env.json(["cancel", "--run-key", "g", "--grace-seconds", "0"]);
   },
 );

@@ -36,21 +36,30 @@ export const cancelCommand: Command = {
     using session = new Session(context);
     const record = session.rebind(session.run(runKey));
     // Once the cancel is committed, only this process sends the SIGKILL at the end of the grace (a
-    // CANCELLED run has no driver to do it): a Ctrl-C then waits for that, rather than leave a job that
-    // ignores SIGTERM running. (Before, while waiting for the start gate, a Ctrl-C stops it at once.)
-    let interrupt: Disposable | undefined;
+    // CANCELLED run has no driver to do it): a first Ctrl-C then waits for that, rather than leave a
+    // job that ignores SIGTERM running; a second one stops at once and says what may still run.
+    // Before the commit (waiting for the start gate) a Ctrl-C stops it at once: nothing changed yet.
+    // Listening from the start leaves no moment where a signal would kill it between the two.
+    let committed = false;
+    using _interrupt = listenForInterrupt((count) => {
+      if (!committed || count > 1) {
+        printError(
+          committed
+            ? `cancel: interrupted again; run ${runKey} is CANCELLED, but a job that ignores SIGTERM may still ` +
+              "run: cancel again to send its SIGKILL"
+            : `cancel: interrupted before the cancel was committed; run ${runKey} is unchanged`,
+        );
+        Deno.exit(ExitCode.interrupted);
+      }
+      printWarning(`cancel: interrupted; finishing the aborts first (SIGKILL after at most ${grace} s)`);
+    });
     // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
     // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
     const slow = setTimeout(
       () => printWarning("cancel: waiting for the run's start gate, held by a driver starting jobs (a stopped one?)"),
       GATE_NOTICE_MS,
     );
-    using _stop = {
-      [Symbol.dispose]: () => {
-        clearTimeout(slow);
-        interrupt?.[Symbol.dispose]();
-      },
-    };
+    using _slow = { [Symbol.dispose]: () => clearTimeout(slow) };
     let undelivered = 0;
     await cancelRun(
       {
@@ -58,10 +67,8 @@ export const cancelCommand: Command = {
         gate: session.locks,
         executor: session.executorFor(record),
         onCommitted: () => {
+          committed = true;
           clearTimeout(slow);
-          interrupt = listenForInterrupt(() =>
-            printWarning(`cancel: interrupted; finishing the aborts first (SIGKILL after at most ${grace} s)`)
-          );
         },
         onAbortFailed: (stepId, error) => {
           undelivered++;
