@@ -277,3 +277,30 @@ flowTest(
     assert.deepEqual([logs.code, logs.stdout, logs.stderr], [0, "", ""]);
   },
 );
+
+flowTest(builtin, "logs --follow of a step in a run nobody drives says so once, and keeps waiting", async (env) => {
+  const file = env.flow(
+    "two.yaml",
+    `flow_id: two\nsteps:\n  - {id: a, command: ["true"]}\n  - {id: b, when: a, command: ["true"]}\n`,
+  );
+  await undrivenRun(env, "u", file);
+  const follower = env.spawn(["logs", "--run-key", "u", "--step", "b", "--follow"]);
+  const reader = follower.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const silence = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("no notice within 10 s")), 10_000);
+  });
+  const { value } = await Promise.race([reader.read(), silence]).finally(() => clearTimeout(timer));
+  assert.deepEqual(JSON.parse(value!.trim()), {
+    warning: "Driver: none; step b starts once the run is resumed: orchesjob-flow resume --run-key u",
+  });
+  // Several more looks at the run (every 0.1 s), none of which says it again.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(step(await env.status("u"), "b").status, "PENDING");
+  follower.kill("SIGTERM");
+  let rest = "";
+  for (let read = await reader.read(); !read.done; read = await reader.read()) rest += read.value;
+  assert.equal((await follower.status).code, 130, "still waiting when interrupted");
+  assert.equal(rest, "", "the notice came once");
+  await follower.stdout.cancel();
+});
