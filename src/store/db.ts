@@ -356,16 +356,25 @@ export function prepared(db: Database, sql: string): StatementSync {
  * RUNNING and nothing driving it.
  */
 export function storeWaitReason(error: unknown): string | null {
+  return storeFault(error)?.reason ?? null;
+}
+
+/** Which passing fault `error` is (a held write lock, a full disk) and how to say it, or null. */
+function storeFault(error: unknown): { why: "locked" | "full"; reason: string } | null {
   if (!(error instanceof Error)) return null;
   const errcode = (error as { errcode?: unknown }).errcode;
   const primary = typeof errcode === "number" ? errcode & 0xff : null;
   if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED || /database is locked/.test(error.message)) {
-    return "database is locked (another process holds its write lock)";
+    return { why: "locked", reason: "database is locked (another process holds its write lock)" };
   }
-  if (primary === SQLITE_FULL || /database or disk is full/.test(error.message)) return "database or disk is full";
+  if (primary === SQLITE_FULL || /database or disk is full/.test(error.message)) {
+    return { why: "full", reason: "database or disk is full" };
+  }
   // A file the round writes beside the database (a job's launch file, a lock file) on a full disk.
   const code = (error as { code?: unknown }).code;
-  if (code === "ENOSPC" || code === "EDQUOT") return `no space left on the device (${error.message})`;
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return { why: "full", reason: `no space left on the device (${error.message})` };
+  }
   return null;
 }
 
@@ -378,8 +387,8 @@ function passingFault(error: unknown, path: string): StateFileUnavailableError |
   if (!(error instanceof Error)) return null;
   const fault = (what: string, why: "full" | "locked") =>
     new StateFileUnavailableError(`cannot open state database ${path}: ${what}`, why);
-  const reason = storeWaitReason(error);
-  if (reason !== null) return fault(error.message, reason.startsWith("database is locked") ? "locked" : "full");
+  const known = storeFault(error);
+  if (known !== null) return fault(error.message, known.why);
   // SQLite's "disk I/O error" and "unable to open database file" also mean a directory, a device or
   // a missing directory named as the state file: only a directory with no room makes them passing.
   if (/disk I\/O error|unable to open database file/.test(error.message) && noRoomIn(dirname(path))) {

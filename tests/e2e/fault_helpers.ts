@@ -11,6 +11,11 @@ export function logged(log: string, id: string, then = "true"): string {
   return JSON.stringify(`echo ${id} >> '${log}'; ${then}`);
 }
 
+/** A shell snippet that waits until `path` exists. */
+export function waitForFile(path: string): string {
+  return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
+}
+
 /** How many times each line occurs in `path` (an absent file: nothing ran). */
 export function countLines(path: string): Record<string, number> {
   const counts: Record<string, number> = {};

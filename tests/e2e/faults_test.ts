@@ -17,15 +17,11 @@ import {
   jobGroups,
   logged,
   smallFilesystem,
+  waitForFile,
   waitForLines,
 } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
-
-/** A shell snippet that waits until `path` exists. */
-function waitForFile(path: string): string {
-  return `while [ ! -e '${path}' ]; do sleep 0.05; done`;
-}
 
 flowTest(
   builtin,

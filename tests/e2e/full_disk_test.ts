@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { CLI, eventually } from "../helpers.ts";
-import { canMount, countLines, fillInodes, logged, smallFilesystem } from "./fault_helpers.ts";
+import { canMount, countLines, fillInodes, logged, smallFilesystem, waitForFile } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
 
 /** A test on a home that is a small tmpfs (`options`), which only root with the right to mount may make. */
@@ -34,7 +34,7 @@ Deno.test("[builtin] stdout and stderr on a full disk: the driver drives on thro
   const go = join(env.home, "go");
   const file = env.flow(
     "two.yaml",
-    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", `while [ ! -e '${go}' ]; do sleep 0.05; done`)}}\n` +
+    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", waitForFile(go))}}\n` +
       `  - {id: b, when: a, command: ${logged(log, "b")}}\n`,
   );
   // The driver's writes fail while another process holds the write lock (a short busy timeout, test
@@ -135,7 +135,7 @@ async function launchFileWaits(env: FlowEnv, mount: string): Promise<void> {
   const go = join(env.home, "go");
   const file = env.flow(
     "two.yaml",
-    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", `while [ ! -e '${go}' ]; do sleep 0.05; done`)}}\n` +
+    `flow_id: two\nsteps:\n  - {id: a, command: ${logged(log, "a", waitForFile(go))}}\n` +
       `  - {id: b, when: a, command: ${logged(log, "b")}}\n`,
   );
   const status = async () => JSON.parse((await env.run(["status", "--run-key", "k"], on)).stdout);

@@ -1,7 +1,7 @@
 /** `logs`, and the failure reason in a step's error, through the real CLI on both executors. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, errorLine, eventually, REPO } from "../helpers.ts";
+import { CLI, collectText, errorLine, eventually, REPO } from "../helpers.ts";
 import { runCrashingAt } from "./fault_helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, undrivenRun } from "./operator_env.ts";
@@ -285,22 +285,17 @@ flowTest(builtin, "logs --follow of a step in a run nobody drives says so once, 
   );
   await undrivenRun(env, "u", file);
   const follower = env.spawn(["logs", "--run-key", "u", "--step", "b", "--follow"]);
-  const reader = follower.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const silence = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("no notice within 10 s")), 10_000);
-  });
-  const { value } = await Promise.race([reader.read(), silence]).finally(() => clearTimeout(timer));
-  assert.deepEqual(JSON.parse(value!.trim()), {
+  const stderr = collectText(follower.stderr);
+  await eventually("the notice", () => stderr.text.includes("\n"), 10);
+  const notice = stderr.text;
+  assert.deepEqual(JSON.parse(notice.trim()), {
     warning: "Driver: none; step b starts once the run is resumed: orchesjob-flow resume --run-key u",
   });
   // Several more looks at the run (every 0.1 s), none of which says it again.
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(step(await env.status("u"), "b").status, "PENDING");
   follower.kill("SIGTERM");
-  let rest = "";
-  for (let read = await reader.read(); !read.done; read = await reader.read()) rest += read.value;
   assert.equal((await follower.status).code, 130, "still waiting when interrupted");
-  assert.equal(rest, "", "the notice came once");
+  assert.equal((await stderr.done).slice(notice.length), "", "the notice came once");
   await follower.stdout.cancel();
 });

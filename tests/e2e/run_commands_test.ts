@@ -1,7 +1,7 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, errorLine, eventually, hasOpen, processAlive, withoutOrchesjob } from "../helpers.ts";
+import { CLI, cli, collectText, errorLine, eventually, hasOpen, processAlive, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -368,19 +368,13 @@ flowTest(
     using gate = Deno.openSync(join(env.home, "locks", "g.gate.lock"), { read: true, write: true });
     gate.lockSync(true);
     const cancel = env.spawn(["cancel", "--run-key", "g"]);
-    const reader = cancel.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let stderr = "";
-    while (!stderr.includes("waiting for the run's start gate")) {
-      const { value, done } = await reader.read();
-      assert.ok(!done, `cancel ended: ${stderr}`);
-      stderr += value;
-    }
+    const collected = collectText(cancel.stderr);
+    await eventually(
+      "cancel says it waits for the gate",
+      () => collected.text.includes("waiting for the run's start gate"),
+    );
     cancel.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += value;
-    }
+    const stderr = await collected.done;
     assert.equal((await cancel.status).code, 130, stderr);
     const lines = stderr.trim().split("\n").map((line) => JSON.parse(line));
     assert.match(lines[0].warning, /^cancel: waiting for the run's start gate/);

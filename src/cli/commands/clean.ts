@@ -122,11 +122,11 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
     }
     using _held = lock;
     if (!lock) continue;
-    const keys = jobKeys(run.runKey, reader.store.stepAttempts(run.runKey));
-    if (keys.some((key) => jobs.statuses(key).some((job) => isActiveJob(job.status)))) continue;
+    const { keys, jobs: found } = jobsOfRun(jobs, reader, run.runKey);
+    if (found.some((job) => isActiveJob(job.status))) continue;
     for (const key of keys) {
       const failed = jobs.removeFinishedFiles(key);
-      if (failed > 0) errors.push(`${key}: ${failed} job file(s) could not be removed`);
+      if (failed > 0) errors.push(unremoved(key, failed));
     }
   }
 }
@@ -160,8 +160,7 @@ class Cleaner {
     const run = session.store.summary(runKey);
     if (!run) return "it was deleted meanwhile";
     if (!isTerminalRun(run.status)) return `it is ${run.status} again`;
-    const keys = jobKeys(runKey, session.store.stepAttempts(runKey));
-    const jobs = keys.flatMap((key) => this.jobs.statuses(key));
+    const { keys, jobs } = jobsOfRun(this.jobs, session, runKey);
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
     const logs = detachedLogs(session.dbPath, runKey);
@@ -180,7 +179,7 @@ class Cleaner {
     // nothing points to any more.
     for (const key of keys) {
       const result = this.jobs.clean(() => true, key, false);
-      if (result.errors > 0) this.errors.push(`${key}: ${result.errors} job file(s) could not be removed`);
+      if (result.errors > 0) this.errors.push(unremoved(key, result.errors));
     }
     this.remove(logs.stdout);
     this.remove(logs.stderr);
@@ -190,6 +189,16 @@ class Cleaner {
     for (const path of locks) this.remove(path);
     return entry;
   }
+}
+
+/** The run's orchesjob run keys and their jobs, from plain columns (so a damaged run's too). */
+function jobsOfRun(admin: JobAdmin, session: Session, runKey: string) {
+  const keys = jobKeys(runKey, session.store.stepAttempts(runKey));
+  return { keys, jobs: keys.flatMap((key) => admin.statuses(key)) };
+}
+
+function unremoved(key: string, count: number): string {
+  return `${key}: ${count} job file(s) could not be removed`;
 }
 
 /** Every orchesjob run key the run's attempts used: `<run>:<step>:1` up to the step's last attempt. */
