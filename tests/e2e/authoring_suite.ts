@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLI, type CliResult, eventually, processAlive, REPO } from "../helpers.ts";
+import { pathExists } from "../../src/shared/mod.ts";
 import { type ExecutorMode, type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 
 /** Runs the CLI in `cwd` (the e2e helpers always use the repository root). */
@@ -136,14 +137,21 @@ steps:
     command: ["sh", "-c", "echo \\"$1\\" > '${env.home}/greet.txt'", "-", "\${params.GREETING} \${params.NAME}"]
 `,
     );
+    // Refused before the state file is made: a mistyped --param on a new host leaves nothing behind.
+    const stateFile = join(env.home, "orchesjob-flow.sqlite3");
     const missing = await env.run(["start", "--run-key", "p1", file]);
     assert.equal(missing.code, 2);
+    assert.equal(pathExists(stateFile), false, "no state file was made for a missing parameter");
     assert.deepEqual(JSON.parse(missing.stderr), {
       error: 'start: missing required parameter "NAME": give --param NAME=VALUE',
     });
     const unknown = await env.run(["start", "--run-key", "p1", "--param", "NAME=x", "--param", "NAMES=y", file]);
     assert.equal(unknown.code, 2);
     assert.match(JSON.parse(unknown.stderr).error, /unknown parameter "NAMES"/);
+    assert.equal(pathExists(stateFile), false, "no state file was made for an unknown parameter");
+    assert.equal((await env.run(["status", "--run-key", "p1"])).code, 3, "no run was created");
+    // With a state file there (status made it), a missing parameter is still refused and stores nothing.
+    assert.equal((await env.run(["start", "--run-key", "p1", file])).code, 2);
     assert.equal((await env.run(["status", "--run-key", "p1"])).code, 3, "no run was created");
 
     const run = await env.json(["start", "--run-key", "p1", "--param", "NAME=edge host", file]);

@@ -6,6 +6,7 @@ import {
   join,
   makeDirectory,
   parseTimeArgument,
+  pathExists,
   resolve,
   sleep,
   spawnDetachedChild,
@@ -13,7 +14,7 @@ import {
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
-import { driverHolder, safeFileName, stateHome } from "../../store/mod.ts";
+import { driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -54,6 +55,7 @@ export const startCommand: Command = {
     const given = givenParams(args);
     const now = epochNow();
     const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
+    refuseUnbindable(context.globals, file, loaded, given);
     using session = new Session(context);
     const record = createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now });
     return await continueRun(session, record, {
@@ -103,6 +105,17 @@ function createOrFind(
     );
   }
   return existing ? session.rebind(record) : record;
+}
+
+/**
+ * Parameters that cannot bind are refused before the state file is opened, so a mistyped `--param`
+ * leaves no state file (or directory) behind. Without any `--param`, an existing run may supply its
+ * stored values, so the binding is left to {@link createOrFind} unless there is no state file yet.
+ */
+function refuseUnbindable(globals: GlobalOptions, file: string, loaded: FlowDefinition, given: Record<string, string>) {
+  if (Object.keys(given).length > 0 || !pathExists(resolveDbPath(globals.db, (name) => Deno.env.get(name)))) {
+    bindFlowFile(loaded, file, given);
+  }
 }
 
 /** `--not-before`, checked before anything is stored; it applies when the run is created. */
