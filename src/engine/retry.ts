@@ -45,20 +45,28 @@ export function stepsToRetry(run: RunState, scope: RetryScope): string[] {
 }
 
 /**
+ * What a reopened run becomes: SCHEDULED again while its not-before time is still to come (a deferred
+ * run cancelled before it began keeps its time; a retry does not move it), else PENDING.
+ */
+export function reopenedStatus(notBefore: number | null, now: number): "SCHEDULED" | "PENDING" {
+  return notBefore !== null && now < notBefore ? "SCHEDULED" : "PENDING";
+}
+
+/**
  * Reopens `stepIds` of the ended run for a new round, recording who asked. Null when the run is not
  * ended or one of the steps is not (another process got there first); nothing changes then.
  */
 export function reopenRun(
   runs: RunRepository,
-  runKey: string,
+  run: { runKey: string; notBefore: number | null },
   stepIds: readonly string[],
   user: string | null,
   now: number,
 ): RetryRound | null {
   return runs.reopen(
-    runKey,
+    run.runKey,
     {
-      run: { from: RUN_TRANSITIONS.reopen.from, to: "PENDING" },
+      run: { from: RUN_TRANSITIONS.reopen.from, to: reopenedStatus(run.notBefore, now) },
       steps: { from: STEP_TRANSITIONS.reopen.from, to: "PENDING" },
     },
     stepIds,

@@ -42,8 +42,8 @@ export const RUN_TRANSITIONS = {
   finish: { from: LIVE_RUN_STATUSES, to: ["SUCCEEDED", "FAILED"] },
   /** A cancelled run may be cancelled again (it aborts whatever the first cancel left RUNNING). */
   cancel: { from: [...LIVE_RUN_STATUSES, "CANCELLED"], to: ["CANCELLED"] },
-  /** `retry` reopens an ended run; a driver then takes it as a fresh start would. */
-  reopen: { from: TERMINAL_RUN_STATUSES, to: ["PENDING"] },
+  /** `retry` reopens an ended run (SCHEDULED while its time is to come); a driver then takes it as a start would. */
+  reopen: { from: TERMINAL_RUN_STATUSES, to: ["PENDING", "SCHEDULED"] },
   /** A driving run's error shows a passing store fault (held write lock, full disk) while it lasts. */
   note: { from: ["RUNNING"], to: ["RUNNING"] },
 } as const satisfies Record<string, Transition<RunStatus>>;

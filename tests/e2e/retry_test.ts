@@ -1,7 +1,7 @@
 /** `retry` through the real CLI: what reruns, what does not, run keys, budgets, rounds, and refusals. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine } from "../helpers.ts";
+import { errorLine, eventually, processAlive } from "../helpers.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
 import { both, builtin, lines, logged } from "./operator_env.ts";
 
@@ -228,5 +228,51 @@ steps:
     const done = await env.status("k");
     assert.equal(step(done, "b").run_key, "k:b:2");
     assert.deepEqual(lines(log), ["a", "b", "b", "c"], "a once, b once per round, c once");
+  },
+);
+
+flowTest(
+  builtin,
+  "retry of a run cancelled while SCHEDULED keeps its time, and waits for a holder of the ended run to let go",
+  async (env) => {
+    const marks = join(env.home, "marks");
+    const file = env.flow(
+      "later.yaml",
+      `flow_id: later\nsteps:\n  - id: s\n    command: ${JSON.stringify(`date +%s >> '${marks}'`)}\n`,
+    );
+    // Its time an hour ahead: the retry makes it SCHEDULED again for that time, and nothing starts.
+    const far = await env.json(["start", "--run-key", "far", "-d", "--not-before", "+1h", file]);
+    assert.equal((await env.json(["cancel", "--run-key", "far"])).status, "CANCELLED");
+    await eventually("the cancelled run's driver exits", () => !processAlive(far.pid), 30);
+    const reopened = await env.json(["retry", "--run-key", "far", "-d"]);
+    assert.equal(reopened.status, "SCHEDULED");
+    assert.equal(reopened.not_before, far.not_before, "the retry did not move the time");
+    assert.deepEqual(statuses(reopened), { s: "PENDING" });
+    assert.equal((await env.json(["cancel", "--run-key", "far"])).status, "CANCELLED");
+    assert.deepEqual(await env.jobs("far:s:1"), [], "nothing started before the time");
+
+    // Its time 3 s ahead, and the driver lock held (as by the cancelled run's driver on its way out)
+    // for 1 s after the retry began: the retry waits for it, then begins the run at its time.
+    const near = await env.json(["start", "--run-key", "near", "-d", "--not-before", "+3s", file]);
+    assert.equal((await env.json(["cancel", "--run-key", "near"])).status, "CANCELLED");
+    await eventually("the cancelled run's driver exits", () => !processAlive(near.pid), 30);
+    const held = await env.holdDriverLock("near");
+    let released = false;
+    const release = () => {
+      if (!released) held[Symbol.dispose]();
+      released = true;
+    };
+    const letGo = setTimeout(release, 1000);
+    try {
+      const retried = await env.json(["retry", "-q", "--run-key", "near"]);
+      assert.equal(retried.status, "SUCCEEDED");
+      assert.ok(step(retried, "s").started_at >= near.not_before, "the step began no earlier than the run's time");
+      assert.ok(Number(Deno.readTextFileSync(marks).trim()) >= Math.floor(near.not_before), "the step's own mark");
+      assert.equal(retried.rounds.length, 1);
+    } finally {
+      clearTimeout(letGo);
+      assert.ok(released, "the lock was still held when the retry began");
+      release();
+    }
   },
 );

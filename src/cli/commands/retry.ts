@@ -12,6 +12,9 @@ import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf 
 import { isDriverHeld } from "../../store/mod.ts";
 import { launchDetached } from "./start.ts";
 
+/** How long `retry` waits for the driver lock of an ended run (see its use). */
+const RETRY_LOCK_WAIT_SECONDS = 5;
+
 export const retryCommand: Command = {
   spec: {
     name: "retry",
@@ -71,13 +74,16 @@ export const retryCommand: Command = {
     if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
 
     using interrupt = listenForInterrupt();
-    let lock = await session.locks.tryDriverLock(runKey);
+    // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
+    // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
+    // refusal for `cancel` followed at once by `retry`.
+    let lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS);
     if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
     try {
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
       // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
-      const round = reopenRun(session.runs, runKey, steps, Deno.env.get("USER") || null, epochNow());
+      const round = reopenRun(session.runs, record.state, steps, Deno.env.get("USER") || null, epochNow());
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");
       if (args.options.detach) {
