@@ -1,5 +1,5 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
-import { isLiveRun, isTerminalRun } from "../../domain/mod.ts";
+import { isLiveRun, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
@@ -48,25 +48,7 @@ export const retryCommand: Command = {
     if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");
     using session = new Session(context);
     const record = session.run(runKey);
-    const status = record.state.status;
-    if (isLiveRun(status)) {
-      const driven = await isDriverHeld(session.dbPath, runKey);
-      throw new UserError(
-        `run ${runKey} is ${status}: only a run that has ended can be retried` +
-          (driven
-            ? ""
-            : `; nobody drives it: carry it on with '${context.program} wait --run-key ${runKey} --advance'`),
-      );
-    }
-    if (status === "SUCCEEDED" && stepId === undefined) {
-      throw new UserError(`run ${runKey} SUCCEEDED: name the step to run again with --step`);
-    }
-    const stillRunning = record.state.steps.find((step) => step.status === "RUNNING");
-    if (stillRunning) {
-      throw new UserError(
-        `run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); cancel the run first`,
-      );
-    }
+    await refuseUnretryable(session, record, context.program, stepId);
     const scope: RetryScope = stepId === undefined
       ? { kind: "failures" }
       : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
@@ -103,3 +85,25 @@ export const retryCommand: Command = {
     }
   },
 };
+
+/** Refuses a run that cannot be retried now: live, SUCCEEDED without --step, or with a step still RUNNING. */
+async function refuseUnretryable(session: Session, record: RunRecord, program: string, stepId: string | undefined) {
+  const runKey = record.state.runKey;
+  const status = record.state.status;
+  if (isLiveRun(status)) {
+    const driven = await isDriverHeld(session.dbPath, runKey);
+    throw new UserError(
+      `run ${runKey} is ${status}: only a run that has ended can be retried` +
+        (driven ? "" : `; nobody drives it: carry it on with '${program} wait --run-key ${runKey} --advance'`),
+    );
+  }
+  if (status === "SUCCEEDED" && stepId === undefined) {
+    throw new UserError(`run ${runKey} SUCCEEDED: name the step to run again with --step`);
+  }
+  const stillRunning = record.state.steps.find((step) => step.status === "RUNNING");
+  if (stillRunning) {
+    throw new UserError(
+      `run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); cancel the run first`,
+    );
+  }
+}
