@@ -5,9 +5,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { CLI, eventually } from "../helpers.ts";
+import { CLI, eventually, processAlive } from "../helpers.ts";
 import { canMount, countLines, fillInodes, logged, smallFilesystem, waitForFile } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
+import { pathExists as exists } from "../../src/shared/mod.ts";
 
 /** A test on a home that is a small tmpfs (`options`), which only root with the right to mount may make. */
 function onSmallFilesystem(
@@ -120,6 +121,53 @@ async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
   const final = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
   assert.deepEqual([final.status, final.exit_code], ["SUCCEEDED", 0], JSON.stringify(final));
   assert.deepEqual(countLines(log), { k: 1 }, "it ran once");
+}
+
+onSmallFilesystem(
+  "builtin",
+  "a job aborted while it waits for room for its output files never starts, even once there is room",
+  "size=8m,nr_inodes=64",
+  abortedWhileWaiting,
+);
+
+async function abortedWhileWaiting(env: FlowEnv, mount: string): Promise<void> {
+  const on = { ORCHESJOB_FLOW_HOME: mount };
+  const log = join(env.home, "ran");
+  const job = (args: string[]) => env.run(["job", ...args], on);
+  assert.equal((await job(["start", "--sync", "--run-key", "first", "--", "true"])).code, 0);
+  using _db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+  _db.prepare("SELECT COUNT(*) FROM jobs").get();
+  const taken = fillInodes(mount);
+  taken.splice(-2).forEach((path) => Deno.removeSync(path)); // its launch file and its claim
+  const start = await job(["start", "--run-key", "k", "--start-timeout", "1", "--", "sh", "-c", `echo k >> ${log}`]);
+  assert.equal(start.code, 0, start.stderr);
+  const jobId: string = JSON.parse(start.stdout).job_id;
+  const path = (suffix: string) => join(mount, "jobs", `${jobId}${suffix}`);
+  await eventually("the job is claimed", () => exists(path(".claim")));
+  const supervisor = Number(Deno.readTextFileSync(path(".claim")).trim().split(" ")[0]);
+  // The output file's name taken by a directory (one inode freed for it): making the file fails as on
+  // a disk with no inode left, however many there are; a second inode is freed for the abort's file.
+  Deno.removeSync(taken.pop()!);
+  Deno.mkdirSync(path(".stdout"));
+  Deno.removeSync(taken.pop()!);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.ok(processAlive(supervisor), "the supervisor waits for room");
+  assert.ok(!exists(path(".stderr")) && !exists(path(".exit")), "no output file, no exit status yet");
+
+  // `job abort` returns once the job has ended: at once when its SIGTERM (or the abort file) ends the
+  // supervisor's wait, only at the SIGKILL 60 s later when the wait ignores both.
+  const abortedAt = performance.now();
+  const aborted = await job(["abort", "--run-key", "k", "--grace-seconds", "60"]);
+  assert.equal(aborted.code, 0, aborted.stderr);
+  assert.ok(performance.now() - abortedAt < 45_000, "the supervisor ended on the SIGTERM, not the SIGKILL");
+  assert.ok(!processAlive(supervisor), "the supervisor stopped waiting");
+  // Room comes back: nothing is left to start the command.
+  Deno.removeSync(path(".stdout"));
+  Deno.removeSync(join(mount, "filler"), { recursive: true });
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const final = JSON.parse((await job(["status", "--run-key", "k"])).stdout);
+  assert.equal(final.status, "ABORTED", JSON.stringify(final));
+  assert.deepEqual(countLines(log), {}, "the aborted command never ran");
 }
 
 onSmallFilesystem(
