@@ -277,6 +277,14 @@ async function cleanOnFullDisk(env: FlowEnv, mount: string): Promise<void> {
   const on = { ORCHESJOB_FLOW_HOME: mount };
   const file = env.flow("big.yaml", `flow_id: big\nsteps:\n  - {id: a, command: "head -c 3000000 /dev/zero"}\n`);
   assert.equal((await env.run(["start", "--run-key", "k", file], on)).code, 0);
+  // A finished run whose driver lock is held (as by a `retry` about to reopen it): neither pass of
+  // clean may touch its files, the pass that makes room included.
+  const small = env.flow("small.yaml", `flow_id: small\nsteps:\n  - {id: a, command: "echo kept"}\n`);
+  const held = await env.run(["start", "--run-key", "held", small], on);
+  assert.equal(held.code, 0, held.stderr);
+  const heldJob: Json = step(JSON.parse(held.stdout), "a").orchesjob_status;
+  using heldLock = await Deno.open(join(mount, "locks", "held.driver.lock"), { create: true, write: true });
+  assert.ok(await heldLock.tryLock(true));
   const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
   const before = jobFiles();
   // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
@@ -292,10 +300,17 @@ async function cleanOnFullDisk(env: FlowEnv, mount: string): Promise<void> {
   assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");
   const cleaned = await env.run(["clean", "--older-than", "0"], on);
   assert.equal(cleaned.code, 0, cleaned.stderr);
-  assert.deepEqual(JSON.parse(cleaned.stdout).runs.map((run: Json) => run.run_key), ["k"]);
+  const report = JSON.parse(cleaned.stdout);
+  assert.deepEqual(report.runs.map((run: Json) => run.run_key), ["k"]);
+  assert.deepEqual(report.skipped, [{ run_key: "held", reason: "a process holds its driver lock" }]);
+  assert.equal(Deno.readTextFileSync(heldJob.stdout_file), "kept\n", "the held run's output was left alone");
   Deno.removeSync(filler);
-  assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout), []);
-  assert.equal([...Deno.readDirSync(join(mount, "jobs"))].length, 0, "the job's files went");
+  assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout).map((run: Json) => run.run_key), ["held"]);
+  const left = [...Deno.readDirSync(join(mount, "jobs"))].map((entry) => entry.name);
+  assert.ok(
+    left.every((name) => name.startsWith(heldJob.job_id)),
+    left.join(),
+  );
 }
 
 /** Fills the filesystem of `dir` with one file of zeros until no byte fits; returns the file. */
