@@ -139,10 +139,12 @@ export class Session implements Disposable {
 
   /** The executor the run was started with (a resumed run keeps it, whatever today's flags say). */
   executorFor(record: RunRecord): Executor {
-    const id = JSON.stringify(record.executor);
+    // An external orchesjob is called with the run's own environment, so runs differ by it too.
+    const runEnv = record.executor.kind === "orchesjob" ? record.state.launch?.env : undefined;
+    const id = JSON.stringify([record.executor, runEnv ?? null]);
     let executor = this.executors.get(id);
     if (!executor) {
-      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec());
+      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec(), runEnv);
       this.executors.set(id, executor);
     }
     return executor;

@@ -23,8 +23,26 @@ type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string }
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
 
-  /** `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended. */
-  constructor(readonly bin: string, readonly callTimeoutSec = 60, readonly home = "/var/lib/orchesjob") {}
+  /**
+   * `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended.
+   * `runEnv`: the environment of the run's first start (see {@link ExternalExecutor.launch}).
+   */
+  constructor(
+    readonly bin: string,
+    readonly callTimeoutSec = 60,
+    readonly home = "/var/lib/orchesjob",
+    readonly runEnv?: Record<string, string>,
+  ) {}
+
+  /**
+   * How orchesjob is started for a call: with the run's stored environment in place of this process's,
+   * for every call alike. `start` alone used to get it: a `cancel`, `resume` or `wait --advance` from a
+   * shell with another ORCHESJOB_HOME then asked another orchesjob, which knew none of the run's jobs
+   * (an attempt taken for cleaned and started again beside the first; an abort that reached nothing).
+   */
+  private launch(baseEnv = this.runEnv): Launch {
+    return baseEnv === undefined ? {} : { env: baseEnv, clearEnv: true };
+  }
 
   /**
    * A job's end closes its output files (`logs/<job>.stdout`, `.stderr`) in orchesjob's state
@@ -48,8 +66,7 @@ export class ExternalExecutor implements Executor {
     const wrapped = options.env || options.cwd
       ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
       : command;
-    const launch: Launch = { env: options.baseEnv, clearEnv: options.baseEnv !== undefined };
-    return (await this.call([...args, "--", ...wrapped], [], launch)).json as StartResult;
+    return (await this.call([...args, "--", ...wrapped], [], this.launch(options.baseEnv))).json as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -75,7 +92,7 @@ export class ExternalExecutor implements Executor {
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, true);
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], this.launch(), true);
     return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
   }
 
@@ -86,7 +103,7 @@ export class ExternalExecutor implements Executor {
   private async call(
     args: string[],
     expected: number[] = [],
-    launch: Launch = {},
+    launch: Launch = this.launch(),
     raw = false,
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;

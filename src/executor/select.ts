@@ -73,9 +73,19 @@ export function findOnPath(name: string, path: string): string | undefined {
   return undefined;
 }
 
-/** An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. */
-export function createExecutor(spec: ExecutorSpec, db: Database, jobsDir: string, callTimeoutSec = 60): Executor {
+/**
+ * An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. An
+ * external one is called with `runEnv`, the environment the run was created with, when it has one.
+ */
+export function createExecutor(
+  spec: ExecutorSpec,
+  db: Database,
+  jobsDir: string,
+  callTimeoutSec = 60,
+  runEnv?: Record<string, string>,
+): Executor {
   // A driver launches many jobs over its life: through one launch server (see launch_server.ts).
   if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir, { launchServer: true });
-  return new ExternalExecutor(spec.bin!, callTimeoutSec, Deno.env.get("ORCHESJOB_HOME") || undefined);
+  const home = runEnv === undefined ? Deno.env.get("ORCHESJOB_HOME") : runEnv.ORCHESJOB_HOME;
+  return new ExternalExecutor(spec.bin!, callTimeoutSec, home || undefined, runEnv);
 }

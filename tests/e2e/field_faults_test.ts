@@ -571,6 +571,53 @@ steps:
 
 flowTest(
   builtin,
+  "every orchesjob call of a run has the run's environment: a cancel or resume from a shell with another ORCHESJOB_HOME reaches the run's jobs",
+  async (env) => {
+    // An orchesjob whose state lives under $ORCHESJOB_HOME, as the real one's does.
+    const bin = join(env.home, "home-orchesjob");
+    const cli = CLI.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+    Deno.writeTextFileSync(bin, `#!/bin/sh\nexec ${cli} --db "$ORCHESJOB_HOME/jobs.sqlite3" job "$@"\n`);
+    Deno.chmodSync(bin, 0o755);
+    const [homeA, homeB] = [join(env.home, "A"), join(env.home, "B")];
+    Deno.mkdirSync(homeA);
+    Deno.mkdirSync(homeB);
+    const file = waitingFlow(env, "", "    retries: 1\n");
+    const inA = { ORCHESJOB_HOME: homeA }, inB = { ORCHESJOB_HOME: homeB };
+    const askIn = async (home: Record<string, string>, key: string) => {
+      const command = new Deno.Command(bin, { args: ["status", "--run-key", key], env: env.env(home), stderr: "null" });
+      const output = await command.output();
+      return { code: output.code, job: output.code === 0 ? JSON.parse(new TextDecoder().decode(output.stdout)) : null };
+    };
+    const jobIn = async (home: Record<string, string>, key: string) => (await askIn(home, key)).job;
+
+    // A foreground driver from shell A, killed while the step runs; `resume` from shell B follows
+    // the same job in A instead of taking it for cleaned and starting attempt 2 beside it.
+    const first = env.spawn(["--orchesjob-bin", bin, "start", "-q", "--run-key", "r", file], inA);
+    await env.waitFor("r", "a RUNNING in A", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    first.kill("SIGKILL");
+    await first.output();
+    const resumed = env.spawn(["resume", "-q", "--run-key", "r"], inB);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(step(await env.status("r"), "a").status, "RUNNING", "the resumed driver follows the job");
+    assert.equal(step(await env.status("r"), "a").attempt_no, 1, "no second attempt was started");
+    release(env);
+    const done = await stderrOf(resumed);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal((await jobIn(inA, "r:a:1")).status, "SUCCEEDED");
+    assert.equal((await askIn(inA, "r:a:2")).code, 3, "attempt 2 was never started");
+
+    // `cancel` from shell B aborts the job the run started in A.
+    Deno.removeSync(join(env.home, "release"));
+    await env.json(["--orchesjob-bin", bin, "start", "-d", "--run-key", "c", file], 0, inA);
+    await env.waitFor("c", "a RUNNING in A", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    const cancelled = await env.json(["cancel", "--run-key", "c", "--grace-seconds", "1"], 0, inB);
+    assert.equal(step(cancelled, "a").status, "CANCELLED");
+    assert.equal((await jobIn(inA, "c:a:1")).status, "ABORTED", "the job in A was aborted");
+  },
+);
+
+flowTest(
+  builtin,
   "a step's finished_at is the job's own end, not when a driver back from an outage noticed it",
   async (env) => {
     // a ends when the test says, after its driver is gone (a fixed-length step could end, and be
