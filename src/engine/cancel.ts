@@ -9,21 +9,24 @@ import { attemptEnd } from "./decide.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 
+/** What a cancel works with. */
+interface CancelPorts {
+  runs: RunRepository;
+  gate: StartGate;
+  executor: Executor;
+  clock?: Clock;
+  /** Told of each running step whose abort could not be delivered (it is CANCELLED all the same). */
+  onAbortFailed?: (stepId: string, error: string) => void;
+  /** Told once CANCELLED is committed, before the aborts: from then on only this call ends the jobs. */
+  onCommitted?: () => void;
+}
+
 /**
  * Cancels `runKey` (a no-op for a run that already SUCCEEDED or FAILED) and returns its state.
  * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING.
  */
 export async function cancelRun(
-  ports: {
-    runs: RunRepository;
-    gate: StartGate;
-    executor: Executor;
-    clock?: Clock;
-    /** Told of each running step whose abort could not be delivered (it is CANCELLED all the same). */
-    onAbortFailed?: (stepId: string, error: string) => void;
-    /** Told once CANCELLED is committed, before the aborts: from then on only this call ends the jobs. */
-    onCommitted?: () => void;
-  },
+  ports: CancelPorts,
   runKey: string,
   graceSeconds: number,
 ): Promise<RunState> {
@@ -41,29 +44,9 @@ export async function cancelRun(
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(
-    run.steps.filter((step) => step.status === "RUNNING").map(async (step) => {
-      const key = stepRunKey(runKey, step.id, step.attemptNo);
-      const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
-      let job: Job | null;
-      try {
-        job = await executor.abort(key, { graceSeconds, reason: CANCEL_REASON });
-      } catch (error) {
-        if (!(error instanceof ExecutorError)) throw error;
-        // The cancel completes even when orchesjob cannot be reached: the step is CANCELLED and says
-        // that its job may still be running, under which run key, so the operator can stop it.
-        const message = `${CANCEL_REASON}; abort failed: ${error.message}; the job may still be running ` +
-          `(orchesjob run key ${key})`;
-        moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, "CANCELLED", { finishedAt: clock.now(), error: message });
-        ports.onAbortFailed?.(step.id, message);
-        return;
-      }
-      const succeeded = job?.status === "SUCCEEDED";
-      moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
-        finishedAt: attemptEnd(step, job, clock.now()),
-        error: succeeded ? null : CANCEL_REASON,
-        job: job ?? step.job,
-      });
-    }),
+    run.steps.filter((step) => step.status === "RUNNING").map((step) =>
+      abortStep({ ...ports, clock }, run, step, graceSeconds)
+    ),
   );
   // The run ended when its last step did: running steps end after the cancel is committed.
   const ended = loadRun(runs, runKey)!.state;
@@ -72,4 +55,45 @@ export async function cancelRun(
     moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
   }
   return loadRun(runs, runKey)!.state;
+}
+
+/** Aborts the job of one RUNNING step of the cancelled run and ends the step with what the abort says. */
+async function abortStep(
+  ports: CancelPorts & { clock: Clock },
+  run: RunState,
+  step: RunState["steps"][number],
+  graceSeconds: number,
+): Promise<void> {
+  const { runs, executor, clock } = ports;
+  const runKey = run.runKey;
+  const key = stepRunKey(runKey, step.id, step.attemptNo);
+  const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
+  let job: Job | null;
+  let failure: string | null = null;
+  try {
+    job = await executor.abort(key, { graceSeconds, reason: CANCEL_REASON });
+    // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
+    // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
+    // made nothing.
+    if (job === null && step.job !== null) failure = `orchesjob no longer knows run key ${key}`;
+  } catch (error) {
+    if (!(error instanceof ExecutorError)) throw error;
+    job = null;
+    failure = error.message;
+  }
+  if (failure !== null) {
+    // The cancel completes even when the abort did not get through: the step is CANCELLED and says
+    // that its job may still be running, under which run key, so the operator can stop it.
+    const message = `${CANCEL_REASON}; abort failed: ${failure}; the job may still be running ` +
+      `(orchesjob run key ${key})`;
+    moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, "CANCELLED", { finishedAt: clock.now(), error: message });
+    ports.onAbortFailed?.(step.id, message);
+    return;
+  }
+  const succeeded = job?.status === "SUCCEEDED";
+  moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
+    finishedAt: attemptEnd(step, job, clock.now()),
+    error: succeeded ? null : CANCEL_REASON,
+    job: job ?? step.job,
+  });
 }

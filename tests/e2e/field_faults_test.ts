@@ -84,7 +84,7 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
  * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
- * (cleaned); or on `abort`: exit 1 (abortfail); or on both (allfail).
+ * (cleaned); or on `abort`: exit 1 (abortfail), or "not found" (abortgone); or on both (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
   const bin = join(dir, "fake-orchesjob");
@@ -99,6 +99,7 @@ case "$1:$mode" in
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
+  abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
 esac
 exec '${env.wrapper}' "$@"
 `,
@@ -271,6 +272,31 @@ flowTest(
     release(env);
     await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
     await eventually("the job's process is gone", () => !processAlive(jobPid));
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel whose abort finds no job the run has seen says the job may still run, and exits 5",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "ag", file]);
+    await jobPidOf(env, "ag");
+    fake.mode("abortgone");
+    const cancel = await env.run(["cancel", "--run-key", "ag"]);
+    assert.equal(cancel.code, 5, cancel.stderr);
+    const run = JSON.parse(cancel.stdout);
+    assert.equal(step(run, "a").status, "CANCELLED");
+    assert.match(
+      step(run, "a").error,
+      /^flow cancelled; abort failed: orchesjob no longer knows run key ag:a:1; the job may still be running/,
+    );
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    fake.mode("");
+    assert.equal((await env.jobs("ag:a:1"))[0].status, "RUNNING", "the abort really reached nothing");
+    release(env);
+    await eventually("the job ends", async () => (await env.jobs("ag:a:1"))[0].status === "SUCCEEDED");
   },
 );
 
