@@ -30,7 +30,7 @@ export async function cancelRun(
   runKey: string,
   graceSeconds: number,
 ): Promise<RunState> {
-  const { runs, gate, executor } = ports;
+  const { runs, gate } = ports;
   const clock = ports.clock ?? systemClock;
   const transitions = {
     run: { from: RUN_TRANSITIONS.cancel.from, to: "CANCELLED" },
