@@ -276,3 +276,33 @@ flowTest(
     }
   },
 );
+
+flowTest(
+  builtin,
+  "retry of a run whose orchesjob is gone refuses before reopening; retry --orchesjob-bin replaces it",
+  async (env) => {
+    const gone = join(env.home, "old-orchesjob");
+    Deno.copyFileSync(env.wrapper, gone);
+    Deno.chmodSync(gone, 0o755);
+    const fixed = join(env.home, "fixed");
+    const file = env.flow("f.yaml", `flow_id: f\nsteps:\n  - {id: a, command: ["test", "-e", "${fixed}"]}\n`);
+    await env.json(["--orchesjob-bin", gone, "start", "-q", "--run-key", "r", file], 1);
+    const before = await env.status("r");
+    Deno.removeSync(gone);
+    Deno.writeTextFileSync(fixed, "");
+    const refused = await env.run(["retry", "-q", "--run-key", "r"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(
+      errorLine(refused).error,
+      `retry: run r's orchesjob ${gone} cannot be run (no such file): ` +
+        "give another with 'orchesjob-flow --orchesjob-bin PATH retry --run-key r'",
+    );
+    assert.deepEqual(await env.status("r"), before, "no attempt was spent on the missing binary");
+
+    const retried = await env.json(["--orchesjob-bin", env.wrapper, "retry", "-q", "--run-key", "r"]);
+    assert.equal(retried.status, "SUCCEEDED");
+    assert.equal(step(retried, "a").run_key, "r:a:2");
+    assert.equal(retried.executor.bin, env.wrapper);
+    assert.deepEqual(retried.executor.replaced.map((r: { bin: string }) => r.bin), [gone]);
+  },
+);
