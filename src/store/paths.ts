@@ -36,9 +36,30 @@ export class StateLocationError extends Error {
   override name = "StateLocationError";
 }
 
-/** Directory of the state file: detached-run logs, per-run locks and built-in job files go under it. */
+/**
+ * Directory of the state file: detached-run logs, per-run locks and built-in job files go under it.
+ * It is the real directory, symbolic links resolved (the file's own link too): one state file reached
+ * by two spellings (`real/state.sqlite3` and a link `alias/state.sqlite3`, or a linked directory) must
+ * have one set of locks and job files, or two drivers hold "the" lock at once and a reader of one
+ * jobs directory takes the other's running job for one never launched, and launches it again.
+ */
 export function stateHome(dbPath: string): string {
-  return dirname(dbPath);
+  try {
+    return dirname(Deno.realPathSync(dbPath));
+  } catch {
+    // Not there yet: the nearest directory that is, resolved, and the rest as written.
+    return realDirectory(dirname(resolve(dbPath)));
+  }
+}
+
+/** `dir` with the symbolic links of its longest existing ancestor resolved. */
+function realDirectory(dir: string): string {
+  const parent = dirname(dir);
+  try {
+    return Deno.realPathSync(dir);
+  } catch {
+    return parent === dir ? dir : join(realDirectory(parent), dir.slice(parent === "/" ? 1 : parent.length + 1));
+  }
 }
 
 /** Longest escaped key used as is in a file name; NAME_MAX is 255 bytes and callers add up to ~30. */
