@@ -1,5 +1,5 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
-import { type Job, type RunState, stepRunKey } from "../domain/mod.ts";
+import { isTerminalStep, type Job, type RunState, stepRunKey } from "../domain/mod.ts";
 import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
@@ -51,10 +51,25 @@ export async function cancelRun(
   // The run ended when its last step did: running steps end after the cancel is committed.
   const ended = loadRun(runs, runKey)!.state;
   const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
-  if (ended.finishedAt !== null && last > ended.finishedAt) {
+  const settled = settledOutcome(ended);
+  if (settled !== null) {
+    // Nothing was cancelled (say, a driver died and its last job finished before this cancel): the
+    // run is not CANCELLED, which `retry` would have nothing to reopen in, but ends as its steps say.
+    moveRun(runs, runKey, RUN_TRANSITIONS.settleCancel, settled, {
+      finishedAt: Math.max(last, ended.startedAt),
+      error: null,
+    });
+  } else if (ended.finishedAt !== null && last > ended.finishedAt) {
     moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
   }
   return loadRun(runs, runKey)!.state;
+}
+
+/** SUCCEEDED or FAILED when every step of the cancelled run ended otherwise than CANCELLED; else null. */
+export function settledOutcome(run: RunState): "SUCCEEDED" | "FAILED" | null {
+  if (run.status !== "CANCELLED" || run.steps.length === 0) return null;
+  if (run.steps.some((step) => !isTerminalStep(step.status) || step.status === "CANCELLED")) return null;
+  return run.steps.some((step) => step.status === "FAILED") ? "FAILED" : "SUCCEEDED";
 }
 
 /** Aborts the job of one RUNNING step of the cancelled run and ends the step with what the abort says. */

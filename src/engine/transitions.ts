@@ -40,6 +40,11 @@ export const RUN_TRANSITIONS = {
   /** A created run begins; a SCHEDULED one once its not-before time has come. */
   begin: { from: ["SCHEDULED", "PENDING"], to: ["RUNNING"] },
   finish: { from: LIVE_RUN_STATUSES, to: ["SUCCEEDED", "FAILED"] },
+  /**
+   * A cancel that cancelled nothing (every step had ended, its running jobs finished before their
+   * abort): the run ends as its steps say, as the driver would have ended it.
+   */
+  settleCancel: { from: ["CANCELLED"], to: ["SUCCEEDED", "FAILED"] },
   /** A cancelled run may be cancelled again (it aborts whatever the first cancel left RUNNING). */
   cancel: { from: [...LIVE_RUN_STATUSES, "CANCELLED"], to: ["CANCELLED"] },
   /** `retry` reopens an ended run (SCHEDULED while its time is to come); a driver then takes it as a start would. */

@@ -384,3 +384,31 @@ flowTest(
     await env.json(["cancel", "--run-key", "g", "--grace-seconds", "0"]);
   },
 );
+
+flowTest(
+  builtin,
+  "cancel of a run whose last job finished while nobody drove it cancels nothing: the run ends as its steps say",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "f.yaml",
+      `flow_id: f\nsteps:\n  - {id: ok, command: ["true"]}\n  - id: last\n    when: ok\n    command: ${
+        JSON.stringify(`while [ ! -e '${go}' ]; do sleep 0.05; done`)
+      }\n`,
+    );
+    const driver = env.spawn(["start", "-q", "--run-key", "k", file]);
+    await env.waitFor("k", "last runs", (run) => step(run, "last").orchesjob_status?.status === "RUNNING");
+    driver.kill("SIGKILL");
+    await driver.output();
+    Deno.writeTextFileSync(go, "");
+    await eventually("the job finished", async () => (await env.jobs("k:last:1"))[0].status === "SUCCEEDED");
+    assert.equal(step(await env.status("k"), "last").status, "RUNNING", "the state still says RUNNING");
+
+    const cancelled = await env.json(["cancel", "--run-key", "k"]);
+    assert.equal(cancelled.status, "SUCCEEDED", JSON.stringify(cancelled));
+    assert.deepEqual(statuses(cancelled), { ok: "SUCCEEDED", last: "SUCCEEDED" });
+    assert.equal(cancelled.error, null);
+    assert.ok(cancelled.finished_at >= step(cancelled, "last").finished_at);
+    assert.equal((await env.run(["wait", "--run-key", "k"])).code, 0, "wait says SUCCEEDED");
+  },
+);
