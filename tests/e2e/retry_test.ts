@@ -306,3 +306,21 @@ flowTest(
     assert.deepEqual(retried.executor.replaced.map((r: { bin: string }) => r.bin), [gone]);
   },
 );
+
+flowTest(
+  builtin,
+  "retry -d reports detached: false with the driver's exit when its background driver fails",
+  async (env) => {
+    const file = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');
+    await env.json(["start", "--run-key", "r", file], 1);
+    // The driver's stderr log cannot be opened (a directory in its place): its shell exits at once.
+    Deno.mkdirSync(join(env.home, "logs", "orchesjob-flow-r.stderr.log"), { recursive: true });
+    const result = await env.run(["retry", "-d", "--run-key", "r"]);
+    assert.notEqual(result.code, 0, result.stdout);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.detached, false);
+    assert.equal(typeof report.exit_code, "number");
+    assert.equal(report.status, "PENDING", "reopened, and nobody drives it");
+    assert.equal((await env.status("r")).driver, null);
+  },
+);

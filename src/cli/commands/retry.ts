@@ -11,7 +11,7 @@ import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
 import { checkUsable, ExecutorChoiceError } from "../../executor/mod.ts";
-import { launchDetached } from "./start.ts";
+import { detachConfirmed } from "./start.ts";
 
 /** How long `retry` waits for the driver lock of an ended run (see its use). */
 const RETRY_LOCK_WAIT_SECONDS = 5;
@@ -75,9 +75,8 @@ export const retryCommand: Command = {
       if (args.options.detach) {
         lock[Symbol.dispose]();
         lock = null;
-        const launched = launchDetached(session.dbPath, runKey, context.globals.pollInterval);
-        printJson({ ...runJson(session.run(runKey)), detached: true, ...launched });
-        return ExitCode.ok;
+        // As `start -d`: `detached: true` only once the background driver holds the run.
+        return await detachConfirmed(session, runKey, context.globals.pollInterval);
       }
       using live = liveTable(session, runKey, args.options.quiet !== true);
       const state = await session.driver(session.run(runKey), interrupt.requested).drive();

@@ -158,7 +158,7 @@ const LAUNCH_WAIT_SECONDS = 15;
  * of one run take turns under the launch gate, so exactly one of them launches the driver that
  * takes the run; the others find it driven and say so.
  */
-async function detachConfirmed(session: Session, runKey: string, pollInterval: number): Promise<number> {
+export async function detachConfirmed(session: Session, runKey: string, pollInterval: number): Promise<number> {
   return await session.locks.withLaunchGate(runKey, async () => {
     const holder = await driverHolder(session.dbPath, runKey);
     const now = session.run(runKey);
@@ -295,13 +295,9 @@ export function detachedLogs(dbPath: string, runKey: string) {
 /**
  * Starts `orchesjob-flow _drive` in a new session (it outlives the SSH session or terminal that ran
  * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
- * redirection and then `exec`s, so the PID reported is the driver's own.
+ * redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
+ * what confirming the launch needs: how the child ends, and where its new stderr starts.
  */
-export function launchDetached(dbPath: string, runKey: string, pollInterval: number) {
-  return launchDriver(dbPath, runKey, pollInterval).report;
-}
-
-/** {@link launchDetached}, with what confirming the launch needs: how the child ends, where its new stderr starts. */
 function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
   makeDirectory(logs.dir);
