@@ -39,7 +39,7 @@ export const retryCommand: Command = {
       "retries apply afresh. The retry is recorded in the run's rounds (time, steps, $USER). The run",
       "keeps its stored definition and executor; a run that SUCCEEDED can be retried only with --step.",
       "Exit codes as for start: 0 SUCCEEDED, 1 FAILED, 4 CANCELLED, 2 usage or a run that cannot be",
-      "retried now, 3 unknown run key, 130 interrupted; with -d, 0 once the background driver is launched.",
+      "retried now, 3 unknown run key, 130 interrupted; with -d, as for start -d.",
     ].join("\n"),
   },
   async run(context, args) {
