@@ -134,7 +134,9 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
   { name: "strict", kind: { type: "boolean" }, default: true, description: "Start with orchesjob's --strict." },
   {
     name: "start_timeout_sec",
-    kind: { type: "number", exclusiveMinimum: 0, limit: LIMITS.seconds },
+    // As `job start --start-timeout` takes it: a wait shorter than 10 ms is no wait, and the value
+    // goes to orchesjob as written by JavaScript, which writes 1e-7 for smaller ones.
+    kind: { type: "number", minimum: 0.01, limit: LIMITS.seconds },
     description: "Passed to orchesjob as --start-timeout.",
   },
 ];
