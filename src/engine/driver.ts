@@ -409,6 +409,9 @@ export class Driver {
         this.move(attempt(action.stepId), STEP_TRANSITIONS.succeed, "SUCCEEDED", {
           finishedAt: attemptEnd(index.step(action.stepId), action.job, now),
           job: action.job,
+          // A start that failed on the way (orchesjob made the job, then exited non-zero) left its
+          // message here; the job it made succeeded, so there is nothing wrong to show.
+          error: null,
           executorError: null,
         });
         break;

@@ -84,7 +84,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
  * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
- * (cleaned); or on `abort`: exit 1 (abortfail), or "not found" (abortgone); or on both (allfail).
+ * (cleaned); or on `abort`: exit 1 (abortfail), or "not found" (abortgone); or on both (allfail); or
+ * make the job on `start` and then die as by SIGKILL (startdies).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
   const bin = join(dir, "fake-orchesjob");
@@ -100,6 +101,7 @@ case "$1:$mode" in
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
+  start:startdies) '${env.wrapper}' "$@" > /dev/null; exit 137 ;;
 esac
 exec '${env.wrapper}' "$@"
 `,
@@ -227,6 +229,21 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   assert.equal(result.code, 0, result.stderr);
   await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
+
+flowTest(
+  builtin,
+  "orchesjob killed after start made the job: the step follows that job, and ends with no error",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    fake.mode("startdies");
+    const file = env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n');
+    const run = await env.json(["--orchesjob-bin", fake.bin, "start", "-q", "--run-key", "sd", file]);
+    assert.equal(step(run, "a").status, "SUCCEEDED");
+    assert.equal(step(run, "a").error, null, "the start's failure is not shown on a step that succeeded");
+    assert.equal(step(run, "a").orchesjob_status.run_key, "sd:a:1");
+    assert.equal((await env.jobs("sd:a:1")).length, 1, "one job, followed after the failed start");
+  },
+);
 
 flowTest(builtin, "a job cleaned while running fails its attempt instead of starting the step again", async (env) => {
   const fake = writeFakeOrchesjob(env);
