@@ -82,21 +82,31 @@ onSmallFilesystem(
   inodesRunOut,
 );
 
-async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
+/**
+ * Starts job `k` (a command that appends `k` to `log`) with room left for its launch file and its
+ * claim only, none for its output files; `taken` holds the files that took the other inodes, and
+ * `db` the connection that keeps SQLite's WAL and its index in place meanwhile (SQLite removes them
+ * when the last connection closes, and could not make them again).
+ */
+async function startWithoutRoom(env: FlowEnv, mount: string) {
   const on = { ORCHESJOB_FLOW_HOME: mount };
   const log = join(env.home, "ran");
   const job = (args: string[]) => env.run(["job", ...args], on);
-  // The state file and the jobs directory exist before the inodes run out, and so do the WAL and its
-  // index, which SQLite removes when the last connection closes: this one stays open meanwhile.
+  // The state file and the jobs directory exist before the inodes run out.
   assert.equal((await job(["start", "--sync", "--run-key", "first", "--", "true"])).code, 0);
-  using _db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
-  _db.prepare("SELECT COUNT(*) FROM jobs").get();
+  const db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+  db.prepare("SELECT COUNT(*) FROM jobs").get();
   const taken = fillInodes(mount);
-  // Room for the job's launch file and its claim, none for its output files.
   taken.splice(-2).forEach((path) => Deno.removeSync(path));
   const start = await job(["start", "--run-key", "k", "--start-timeout", "1", "--", "sh", "-c", `echo k >> ${log}`]);
   assert.equal(start.code, 0, start.stderr);
-  const jobId = JSON.parse(start.stdout).job_id;
+  const jobId: string = JSON.parse(start.stdout).job_id;
+  return { job, log, taken, jobId, db };
+}
+
+async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
+  const { job, log, jobId, db } = await startWithoutRoom(env, mount);
+  using _db = db;
   const jobs = join(mount, "jobs");
   const has = (suffix: string) => {
     try {
@@ -131,17 +141,8 @@ onSmallFilesystem(
 );
 
 async function abortedWhileWaiting(env: FlowEnv, mount: string): Promise<void> {
-  const on = { ORCHESJOB_FLOW_HOME: mount };
-  const log = join(env.home, "ran");
-  const job = (args: string[]) => env.run(["job", ...args], on);
-  assert.equal((await job(["start", "--sync", "--run-key", "first", "--", "true"])).code, 0);
-  using _db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
-  _db.prepare("SELECT COUNT(*) FROM jobs").get();
-  const taken = fillInodes(mount);
-  taken.splice(-2).forEach((path) => Deno.removeSync(path)); // its launch file and its claim
-  const start = await job(["start", "--run-key", "k", "--start-timeout", "1", "--", "sh", "-c", `echo k >> ${log}`]);
-  assert.equal(start.code, 0, start.stderr);
-  const jobId: string = JSON.parse(start.stdout).job_id;
+  const { job, log, taken, jobId, db } = await startWithoutRoom(env, mount);
+  using _db = db;
   const path = (suffix: string) => join(mount, "jobs", `${jobId}${suffix}`);
   await eventually("the job is claimed", () => exists(path(".claim")));
   const supervisor = Number(Deno.readTextFileSync(path(".claim")).trim().split(" ")[0]);
