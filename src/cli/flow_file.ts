@@ -1,5 +1,5 @@
 /** Reading a flow file from disk: the I/O half of loading (the pure half is src/flow/load.ts). */
-import { UserError } from "./errors.ts";
+import { ExitCode, UserError } from "./errors.ts";
 import {
   bindFlow,
   checkFileSize,
@@ -19,7 +19,7 @@ export const STDIN_NAME = "<stdin>";
 /** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
 export async function readFlowFile(path: string): Promise<FlowDefinition> {
   await loadYamlLibrary();
-  if (path === "-") return loadFlowBytes(readStdin(), STDIN_NAME);
+  if (path === "-") return loadFlowBytes(await readStdin(), STDIN_NAME);
   let bytes: Uint8Array;
   try {
     // The size limit is checked before reading, so a huge file is refused without being loaded.
@@ -30,7 +30,7 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
     } else {
       // A device or a pipe (`/dev/zero`, `<(…)`) has no size: read it only up to the limit.
       using file = info.isFifo ? await openFifo(path) : Deno.openSync(path);
-      bytes = readUpToLimit(file, path);
+      bytes = await readUpToLimit(file, path);
     }
   } catch (error) {
     if (!(error instanceof Error) || error.name === "FlowError") throw error;
@@ -92,22 +92,42 @@ export function bindFlowFile(flow: FlowDefinition, path: string, given: Record<s
   return bindFlow(flow, given, flowDirectory(path));
 }
 
-function readStdin(): Uint8Array {
+async function readStdin(): Promise<Uint8Array> {
   try {
-    return readUpToLimit(Deno.stdin, STDIN_NAME);
+    return await readUpToLimit(Deno.stdin, STDIN_NAME);
   } catch (error) {
-    if (error instanceof FlowError) throw error;
+    if (error instanceof FlowError || error instanceof UserError) throw error;
     throw new UserError(`cannot read the flow from stdin: ${error instanceof Error ? error.message : error}`);
   }
 }
 
-/** Everything `reader` yields, refused with a FlowError once past the file size limit. */
-function readUpToLimit(reader: { readSync(buffer: Uint8Array): number | null }, name: string): Uint8Array {
+/**
+ * Everything `reader` yields, refused with a FlowError once past the file size limit. A stream may
+ * wait for its writer for ever, so the read is asynchronous and listens for SIGINT, SIGTERM and
+ * SIGHUP: any of them ends it with one JSON line and exit 130 (nothing is stored before the flow is
+ * read), where a blocking read used to be killed by the signal without a word.
+ */
+async function readUpToLimit(reader: { read(buffer: Uint8Array): Promise<number | null> }, name: string) {
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  let interrupt = () => {};
+  const interrupted = new Promise<never>((_, reject) => {
+    interrupt = () =>
+      reject(new UserError(`interrupted while reading ${name}; nothing was stored`, ExitCode.interrupted));
+  });
+  for (const signal of signals) Deno.addSignalListener(signal, interrupt);
+  try {
+    return await Promise.race([readAll(reader, name), interrupted]);
+  } finally {
+    for (const signal of signals) Deno.removeSignalListener(signal, interrupt);
+  }
+}
+
+async function readAll(reader: { read(buffer: Uint8Array): Promise<number | null> }, name: string) {
   const chunks: Uint8Array[] = [];
   const buffer = new Uint8Array(65536);
   let total = 0;
   for (;;) {
-    const n = reader.readSync(buffer);
+    const n = await reader.read(buffer);
     if (n === null) break;
     chunks.push(buffer.slice(0, n));
     total += n;

@@ -167,6 +167,42 @@ steps:
   });
 }
 
+/** True once `pid` catches `signal` (Linux: its SigCgt mask); elsewhere it cannot tell, and answers true. */
+function catches(pid: number, signal: number): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? "0";
+    return (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
+for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
+  flowTest(
+    builtin,
+    `${signal} while start waits for its flow on stdin: one JSON line, exit 130, nothing stored`,
+    async (env) => {
+      const child = new Deno.Command(CLI[0], {
+        args: [...CLI.slice(1), ...env.globals(), "start", "--run-key", "in", "-"],
+        env: env.env(),
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      // The signal lands while the flow is being read: the read listens for it (nothing is written).
+      await eventually("start listens while it reads stdin", () => catches(child.pid, number));
+      child.kill(signal);
+      const output = await child.output();
+      assert.equal(output.code, 130);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(output.stderr)), {
+        error: "start: interrupted while reading <stdin>; nothing was stored",
+      });
+      assert.equal((await env.run(["status", "--run-key", "in"])).code, 3, "no run was stored");
+    },
+  );
+}
+
 flowTest(both, "a second foreground start waits for the driving one and exits with the run's code", async (env) => {
   const go = join(env.home, "go");
   const file = env.flow(
