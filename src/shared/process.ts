@@ -52,9 +52,19 @@ function spawnError(error: unknown, argv: readonly string[]): unknown {
 }
 
 /**
+ * How long a program's pipes are still read once it has exited. What it wrote is in the pipe by
+ * then (a writer cannot exit with more unread than the pipe holds), so this only bounds the wait
+ * for a descendant that keeps the pipes open (`setsid daemon &`), which would otherwise hold the
+ * caller until that descendant ends.
+ */
+const PIPE_GRACE_SEC = 1;
+
+/**
  * Runs `argv` to its end and returns its exit and output. With a time limit it runs in its own
  * process group, and the whole group is killed when the limit passes: a hung program's children
- * (a `sleep` under a shell script) are not left behind holding our pipes open.
+ * (a `sleep` under a shell script) are not left behind. Its pipes are read until they close, until
+ * {@link PIPE_GRACE_SEC} after it exited, or until the limit, whichever comes first: a process in
+ * another session, out of the group's reach, cannot keep the call going past its limit.
  */
 export async function runToEnd(argv: readonly string[], options: RunOptions = {}): Promise<Finished> {
   const limited = options.timeoutSec !== undefined;
@@ -64,22 +74,100 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
   } catch (error) {
     throw spawnError(error, argv);
   }
+  const pipes = new Pipes(child);
+  let exited = false;
+  const status = child.status.then((status) => {
+    exited = true;
+    pipes.closeAfter(PIPE_GRACE_SEC);
+    return status;
+  });
   let timedOut = false;
   const timer = limited
     ? setTimeout(() => {
+      pipes.close();
+      // A program that exited has answered; only a descendant in another session held its pipes.
+      if (exited) return;
       timedOut = true;
-      try {
-        Deno.kill(-child.pid, "SIGKILL");
-      } catch { /* already gone */ }
+      killGroup(child.pid);
     }, timerDelay(options.timeoutSec!))
     : undefined;
+  const timeout = () => new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
   try {
-    const { code, signal, stdout, stderr } = await child.output();
-    if (timedOut) throw new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
+    const [stdout, stderr] = await pipes.read();
+    if (timedOut) throw timeout();
+    const { code, signal } = await status;
+    if (timedOut) throw timeout();
     return { code, signal, stdout, stderr };
   } finally {
     clearTimeout(timer);
+    pipes.dispose();
+    if (timedOut) await settled(status, child);
   }
+}
+
+/** SIGKILL to the process group `pgid`. */
+function killGroup(pgid: number): void {
+  try {
+    Deno.kill(-pgid, "SIGKILL");
+  } catch { /* already gone */ }
+}
+
+/**
+ * Waits a moment for a child just killed to be reaped, so that its status is not left pending; one
+ * that is not (stuck in the kernel) no longer keeps this process alive.
+ */
+async function settled(status: Promise<unknown>, child: Deno.ChildProcess): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 1000));
+  const outcome = await Promise.race([status.catch(() => {}), late]);
+  clearTimeout(timer);
+  if (outcome === "late") child.unref();
+}
+
+/** A child's stdout and stderr, read together, each until it closes or until they are let go. */
+class Pipes {
+  readonly #readers: ReadableStreamDefaultReader<Uint8Array>[];
+  #grace: ReturnType<typeof setTimeout> | undefined;
+  #disposed = false;
+
+  constructor(child: Deno.ChildProcess) {
+    this.#readers = [child.stdout.getReader(), child.stderr.getReader()];
+  }
+
+  /** Everything read from stdout and from stderr, once both have closed or were let go. */
+  async read(): Promise<[Uint8Array, Uint8Array]> {
+    const [stdout, stderr] = await Promise.all(this.#readers.map((reader) => drain(reader)));
+    return [stdout, stderr];
+  }
+
+  /** Stops reading: a read in progress ends with what it has, and the pipes are closed. */
+  close(): void {
+    for (const reader of this.#readers) reader.cancel().catch(() => {});
+  }
+
+  /** {@link close} in `seconds`, unless disposed first. */
+  closeAfter(seconds: number): void {
+    if (this.#disposed) return;
+    this.#grace = setTimeout(() => this.close(), timerDelay(seconds));
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    clearTimeout(this.#grace);
+    this.close();
+  }
+}
+
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
+  chunks.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
+  return bytes;
 }
 
 /** {@link runToEnd}, blocking; for quick probes such as `ps`. */

@@ -84,7 +84,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
  * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
- * (cleaned); or on `abort`: exit 1 (abortfail); or on both (allfail).
+ * (cleaned); or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
+ * that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon); or on both (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
   const bin = join(dir, "fake-orchesjob");
@@ -99,6 +100,7 @@ case "$1:$mode" in
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
+  abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
 `,
@@ -270,6 +272,36 @@ flowTest(
     assert.equal((await env.jobs("ab:a:1"))[0].status, "RUNNING");
     release(env);
     await eventually("the job ends", async () => (await env.jobs("ab:a:1"))[0].status === "SUCCEEDED");
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
+  },
+);
+
+flowTest(
+  builtin,
+  "an abort whose descendant in another session holds its pipes: cancel completes at once, not when it ends",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "dm", file]);
+    const jobPid = await jobPidOf(env, "dm");
+    fake.mode("abortdaemon");
+    const began = performance.now();
+    const cancel = await env.run(["cancel", "--run-key", "dm", "--grace-seconds", "1"], {
+      ORCHESJOB_FLOW_CALL_TIMEOUT: "30",
+    });
+    const seconds = (performance.now() - began) / 1000;
+    const daemonPid = Number(Deno.readTextFileSync(join(env.home, "daemon.pid")));
+    try {
+      assert.equal(cancel.code, 0, cancel.stderr);
+      const a = step(JSON.parse(cancel.stdout), "a");
+      assert.deepEqual([a.status, a.orchesjob_status.status], ["CANCELLED", "ABORTED"]);
+      // The daemon lives 60 s, and the call's limit is 30 s: neither was waited for.
+      assert.ok(processAlive(daemonPid), "the daemon held the abort's pipes throughout");
+      assert.ok(seconds < 20, `cancel took ${seconds} s`);
+    } finally {
+      Deno.kill(daemonPid, "SIGKILL");
+    }
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
     await eventually("the job's process is gone", () => !processAlive(jobPid));
   },
 );
