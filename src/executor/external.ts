@@ -3,19 +3,29 @@
  * passed as is. Each call has a time limit; failures become {@link ExecutorError}s carrying the exit
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
-import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
+import { type Finished, keepAll, keepLast, type OutputSink, runToEnd, SpawnError } from "../shared/mod.ts";
 import {
   type AbortOptions,
   type Executor,
   ExecutorError,
   type JobRef,
   type LogRange,
-  sliceLog,
+  logWindow,
   type StartOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 import { watchDirectory } from "./watch.ts";
 import { envSupportsChdir, wrapCommand } from "./wrap.ts";
+
+/** The most read of one JSON answer: a job is about 1 KiB, so this is thousands of running jobs. */
+const JSON_LIMIT = 4 << 20;
+/**
+ * The most kept of one `logs` answer beyond the range asked for (orchesjob prints the whole file at
+ * every call): what `orchesjob-flow logs` prints of a job run through orchesjob.
+ */
+export const LOGS_LIMIT = 256 << 20;
+/** What is kept of a call's stderr: only its end is ever shown. */
+const STDERR_KEPT = 64 << 10;
 
 /** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
 type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
@@ -75,30 +85,26 @@ export class ExternalExecutor implements Executor {
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, true);
-    return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], {}, {
+      sink: logWindow(range, LOGS_LIMIT),
+      limit: LOGS_LIMIT,
+    });
+    return result.code === JobExit.notFound ? null : result.bytes;
   }
 
   /**
    * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `env` is
-   * added to orchesjob's environment, which the job inherits. `raw` skips JSON parsing (logs).
+   * added to orchesjob's environment, which the job inherits. `raw` keeps stdout in its sink instead
+   * of parsing it as JSON (logs).
    */
   private async call(
     args: string[],
     expected: number[] = [],
     launch: Launch = {},
-    raw = false,
+    raw?: { sink: OutputSink; limit: number },
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
-    let output: Finished;
-    try {
-      output = await runToEnd([this.bin, ...args], { ...launch, timeoutSec: this.callTimeoutSec });
-    } catch (error) {
-      if (!(error instanceof SpawnError)) throw error;
-      if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
-      if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
-      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
-    }
+    const output = await this.run(what, args, launch, raw ?? { sink: keepAll(JSON_LIMIT), limit: JSON_LIMIT });
     const stderr = new TextDecoder().decode(output.stderr);
     const tail = stderr.trim().slice(-500);
     if (output.signal !== null) {
@@ -112,12 +118,38 @@ export class ExternalExecutor implements Executor {
         tail,
       );
     }
-    if (output.code !== 0 || raw) return { code: output.code, json: null, bytes: output.stdout };
+    if (output.code !== 0 || raw !== undefined) return { code: output.code, json: null, bytes: output.stdout };
     const stdout = new TextDecoder().decode(output.stdout);
     try {
       return { code: 0, json: JSON.parse(stdout), bytes: output.stdout };
     } catch {
       throw new ExecutorError(`${what} printed no JSON: ${stdout.trim().slice(0, 200)}`, "output", 0, tail);
+    }
+  }
+
+  /** Runs one call to its end; a call that could not be run, or not to its end, is an ExecutorError. */
+  private async run(
+    what: string,
+    args: string[],
+    launch: Launch,
+    stdout: { sink: OutputSink; limit: number },
+  ): Promise<Finished> {
+    try {
+      return await runToEnd([this.bin, ...args], {
+        ...launch,
+        timeoutSec: this.callTimeoutSec,
+        stdout: stdout.sink,
+        stderr: keepLast(STDERR_KEPT),
+      });
+    } catch (error) {
+      if (!(error instanceof SpawnError)) throw error;
+      if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
+      if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
+      if (error.kind === "overflow") {
+        // Killed before the end: more than any answer the engine reads, not a verdict on the job.
+        throw new ExecutorError(`${what} printed more than ${stdout.limit >> 20} MiB on stdout (the limit)`, "output");
+      }
+      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
     }
   }
 }

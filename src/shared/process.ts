@@ -8,7 +8,7 @@ import { timerDelay } from "./sleep.ts";
 /** Why a program could not be run to completion. */
 export class SpawnError extends Error {
   override name = "SpawnError";
-  constructor(message: string, readonly kind: "missing" | "denied" | "timeout") {
+  constructor(message: string, readonly kind: "missing" | "denied" | "timeout" | "overflow") {
     super(message);
   }
 }
@@ -30,6 +30,60 @@ export interface RunOptions {
   cwd?: string;
   /** Killed after this long, and reported as a SpawnError of kind "timeout". */
   timeoutSec?: number;
+  /**
+   * What is kept of stdout (default: all of it). A sink that refuses more stops the run: the program
+   * is killed and a SpawnError of kind "overflow" names the stream.
+   */
+  stdout?: OutputSink;
+  /** What is kept of stderr (default: all of it), as for `stdout`. */
+  stderr?: OutputSink;
+}
+
+/** Where a program's output goes as it is read, and how much of it is kept. */
+export interface OutputSink {
+  /** Takes the next piece; false when it is more than this sink keeps (reading then stops). */
+  push(chunk: Uint8Array): boolean;
+  /** What was kept. */
+  bytes(): Uint8Array;
+}
+
+/** A sink that keeps everything, up to `limit` bytes; more overflows it. */
+export function keepAll(limit = Infinity): OutputSink {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      if (size + chunk.length > limit) return false;
+      chunks.push(chunk);
+      size += chunk.length;
+      return true;
+    },
+    bytes: () => concat(chunks),
+  };
+}
+
+/** A sink that keeps only the last `limit` bytes (the end of a long stderr is the part worth reading). */
+export function keepLast(limit: number): OutputSink {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      chunks.push(chunk);
+      size += chunk.length;
+      while (size - chunks[0].length >= limit) size -= chunks.shift()!.length;
+      return true;
+    },
+    bytes: () => {
+      const all = concat(chunks);
+      return all.subarray(Math.max(0, all.length - limit));
+    },
+  };
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
+  chunks.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
+  return bytes;
 }
 
 function command(argv: readonly string[], options: RunOptions, detached = false): Deno.Command {
@@ -74,7 +128,7 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
   } catch (error) {
     throw spawnError(error, argv);
   }
-  const pipes = new Pipes(child);
+  const pipes = new Pipes(child, options.stdout ?? keepAll(), options.stderr ?? keepAll());
   let exited = false;
   const status = child.status.then((status) => {
     exited = true;
@@ -95,6 +149,13 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
   try {
     const [stdout, stderr] = await pipes.read();
     if (timedOut) throw timeout();
+    if (pipes.overflowed !== null) {
+      // It would block on the full pipe until the limit: stopped now, as it would be then.
+      if (limited && !exited) killGroup(child.pid);
+      else if (!exited) child.kill("SIGKILL");
+      await settled(status, child);
+      throw new SpawnError(`${argv[0]} wrote more to ${pipes.overflowed} than is read of it`, "overflow");
+    }
     const { code, signal } = await status;
     if (timedOut) throw timeout();
     return { code, signal, stdout, stderr };
@@ -124,20 +185,38 @@ async function settled(status: Promise<unknown>, child: Deno.ChildProcess): Prom
   if (outcome === "late") child.unref();
 }
 
-/** A child's stdout and stderr, read together, each until it closes or until they are let go. */
+/**
+ * A child's stdout and stderr, read together into their sinks, each until it closes, until they are
+ * let go, or until a sink refuses more.
+ */
 class Pipes {
   readonly #readers: ReadableStreamDefaultReader<Uint8Array>[];
+  readonly #sinks: OutputSink[];
   #grace: ReturnType<typeof setTimeout> | undefined;
   #disposed = false;
+  /** The stream whose sink refused more, if one did. */
+  overflowed: "stdout" | "stderr" | null = null;
 
-  constructor(child: Deno.ChildProcess) {
+  constructor(child: Deno.ChildProcess, stdout: OutputSink, stderr: OutputSink) {
     this.#readers = [child.stdout.getReader(), child.stderr.getReader()];
+    this.#sinks = [stdout, stderr];
   }
 
-  /** Everything read from stdout and from stderr, once both have closed or were let go. */
+  /** What the sinks kept of stdout and of stderr, once both have closed or were let go. */
   async read(): Promise<[Uint8Array, Uint8Array]> {
-    const [stdout, stderr] = await Promise.all(this.#readers.map((reader) => drain(reader)));
-    return [stdout, stderr];
+    await Promise.all([this.#drain(0, "stdout"), this.#drain(1, "stderr")]);
+    return [this.#sinks[0].bytes(), this.#sinks[1].bytes()];
+  }
+
+  async #drain(which: number, name: "stdout" | "stderr"): Promise<void> {
+    for (;;) {
+      const { done, value } = await this.#readers[which].read();
+      if (done) return;
+      if (!this.#sinks[which].push(value)) {
+        this.overflowed ??= name;
+        return this.close();
+      }
+    }
   }
 
   /** Stops reading: a read in progress ends with what it has, and the pipes are closed. */
@@ -156,18 +235,6 @@ class Pipes {
     clearTimeout(this.#grace);
     this.close();
   }
-}
-
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
-  chunks.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
-  return bytes;
 }
 
 /** {@link runToEnd}, blocking; for quick probes such as `ps`. */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { countLines } from "./fault_helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -83,8 +84,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
 /**
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
- * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
- * (cleaned); or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
+ * hang after writing its PID to `hang.pid` (hang), answer "not found" as for a cleaned job
+ * (cleaned), or print 20 MiB (huge); each call of `status` adds a line to `status.log`; or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
  * that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon); or on both (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
@@ -94,7 +95,9 @@ function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: 
     bin,
     `#!/bin/sh
 mode=$(cat '${control}' 2>/dev/null)
+[ "$1" = status ] && echo "$mode" >> '${join(dir, "status.log")}'
 case "$1:$mode" in
+  status:huge) head -c 20971520 /dev/zero | tr '\\0' x; exit 0 ;;
   status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
@@ -206,6 +209,42 @@ flowTest(
     await eventually("attempt 1's process is gone", () => !processAlive(firstPid));
   },
 );
+
+/** Answers of `status` that are no job, each a fault that passes (mode of the fake: the error it gives). */
+const NOT_A_JOB: [string, RegExp][] = [
+  ["huge", /fake-orchesjob status printed more than 4 MiB on stdout \(the limit\)$/],
+];
+
+flowTest(builtin, "status answers that are not a job are faults that pass, never the job's end", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env, "", "    retries: 2\n");
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "na", file]);
+  const jobPid = await jobPidOf(env, "na");
+  const calls = () => countLines(join(env.home, "status.log"));
+  for (const [mode, message] of NOT_A_JOB) {
+    fake.mode(mode);
+    // Any other outcome (the step failed, retried or ended) stops the wait too, and fails below.
+    const run = await env.waitFor("na", mode, (run) => {
+      const a = step(run, "a");
+      return a.executor_error !== null || a.attempt_no !== 1 || a.status !== "RUNNING";
+    });
+    assert.ok(calls()[mode] >= 1, `the fake answered in mode ${mode}`);
+    assert.deepEqual([step(run, "a").status, step(run, "a").attempt_no], ["RUNNING", 1], mode);
+    assert.match(step(run, "a").executor_error.message, message);
+    fake.mode("");
+    await env.waitFor("na", "the error cleared", (run) => step(run, "a").executor_error === null);
+  }
+  release(env);
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual([JSON.parse(result.stdout).status, step(JSON.parse(result.stdout), "a").attempt_no], [
+    "SUCCEEDED",
+    1,
+  ]);
+  assert.doesNotMatch(result.stderr, /internal error/);
+  assert.equal((await env.jobs("na:a:1")).length, 1, "the step's job was started once");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
+});
 
 flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
   const fake = writeFakeOrchesjob(env);

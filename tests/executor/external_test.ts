@@ -82,3 +82,31 @@ Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else buil
   Deno.chmodSync(onPath, 0o644);
   assert.equal(findOnPath("orchesjob", dir.path), undefined, "a file that is not executable does not count");
 });
+
+Deno.test("output is read up to a limit: a huge answer is an output fault naming it, not all in memory", async () => {
+  using dir = tempDir();
+  const huge = script(dir.path, "huge", "head -c 20971520 /dev/zero | tr '\\0' x");
+  const flood = await failure(new ExternalExecutor(huge).status("k"));
+  assert.equal(flood.kind, "output");
+  assert.match(flood.message, /huge status printed more than 4 MiB on stdout \(the limit\)$/);
+  // Only the end of stderr is shown, so only its end is kept.
+  const noisy = script(dir.path, "noisy", "head -c 20971520 /dev/zero | tr '\\0' x >&2; echo ' locked' >&2; exit 1");
+  const exited = await failure(new ExternalExecutor(noisy).status("k"));
+  assert.equal(exited.exitCode, 1);
+  assert.match(exited.stderrTail, /^x{400,} locked$/);
+});
+
+Deno.test("logs keeps what the range asks for while reading, and refuses an output beyond its limit", async () => {
+  using dir = tempDir();
+  // 20 MiB of NUL, then "end\n", of which the driver wants the last bytes.
+  const big = script(dir.path, "big", "head -c 20971520 /dev/zero; echo end");
+  const executor = new ExternalExecutor(big);
+  const text = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes!);
+  assert.equal(text(await executor.logs({ runKey: "k" }, "stderr", { last: 6 })), "\0\0end\n");
+  assert.equal(text(await executor.logs({ runKey: "k" }, "stdout", { from: 20971518, max: 3 })), "\0\0e");
+  // More than the 256 MiB that a whole read keeps.
+  script(dir.path, "big", "head -c 314572800 /dev/zero; echo end");
+  const whole = await failure(executor.logs({ runKey: "k" }, "stdout"));
+  assert.equal(whole.kind, "output");
+  assert.match(whole.message, /big logs printed more than 256 MiB on stdout \(the limit\)$/);
+});
