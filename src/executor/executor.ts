@@ -95,12 +95,15 @@ export interface Executor {
   watch?(onChange: (runKeys?: readonly string[]) => void): Disposable | null;
 }
 
-/** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */
+/**
+ * Why a call to an external orchesjob failed: missing binary, non-zero exit, an answer that is not
+ * JSON or not of the contract's shape, timeout, death by a signal.
+ */
 export class ExecutorError extends Error {
   override name = "ExecutorError";
   constructor(
     message: string,
-    readonly kind: "missing" | "exit" | "output" | "timeout",
+    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal",
     readonly exitCode: number | null = null,
     readonly stderrTail = "",
   ) {

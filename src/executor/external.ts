@@ -107,8 +107,9 @@ export class ExternalExecutor implements Executor {
     const output = await this.run(what, args, launch, raw ?? { sink: keepAll(JSON_LIMIT), limit: JSON_LIMIT });
     const stderr = new TextDecoder().decode(output.stderr);
     const tail = stderr.trim().slice(-500);
+    // Our own limit is a SpawnError of kind "timeout": a signal here came from elsewhere (a crash, the OOM killer).
     if (output.signal !== null) {
-      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout", null, tail);
+      throw new ExecutorError(`${what} was killed by signal ${output.signal}`, "signal", null, tail);
     }
     if (output.code !== 0 && !expected.includes(output.code)) {
       throw new ExecutorError(

@@ -85,7 +85,7 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
  * hang after writing its PID to `hang.pid` (hang), answer "not found" as for a cleaned job
- * (cleaned), or print 20 MiB (huge); each call of `status` adds a line to `status.log`; or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
+ * (cleaned), print 20 MiB (huge), or die by SIGSEGV (segv); each call of `status` adds a line to `status.log`; or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
  * that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon); or on both (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
@@ -97,6 +97,7 @@ function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: 
 mode=$(cat '${control}' 2>/dev/null)
 [ "$1" = status ] && echo "$mode" >> '${join(dir, "status.log")}'
 case "$1:$mode" in
+  status:segv) kill -SEGV $$ ;;
   status:huge) head -c 20971520 /dev/zero | tr '\\0' x; exit 0 ;;
   status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
@@ -213,6 +214,7 @@ flowTest(
 /** Answers of `status` that are no job, each a fault that passes (mode of the fake: the error it gives). */
 const NOT_A_JOB: [string, RegExp][] = [
   ["huge", /fake-orchesjob status printed more than 4 MiB on stdout \(the limit\)$/],
+  ["segv", /fake-orchesjob status was killed by signal SIGSEGV$/],
 ];
 
 flowTest(builtin, "status answers that are not a job are faults that pass, never the job's end", async (env) => {

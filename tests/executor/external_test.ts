@@ -45,6 +45,13 @@ Deno.test("a missing binary, a non-zero exit, non-JSON output and a timeout are 
   // Had it not been cut off, sleep would have exited 0 with no output: an "output" error instead.
   const timeout = await failure(new ExternalExecutor(slow, 0.3).status("k"));
   assert.equal(timeout.kind, "timeout");
+  assert.match(timeout.message, /slow status did not answer within 0.3 s$/);
+
+  // A death by a signal of its own is not a timeout, and says which signal.
+  const crashing = script(dir.path, "segv", "kill -SEGV $$");
+  const killed = await failure(new ExternalExecutor(crashing, 30).status("k"));
+  assert.equal(killed.kind, "signal");
+  assert.match(killed.message, /segv status was killed by signal SIGSEGV$/);
 });
 
 Deno.test("races are answers, not errors: status exit 3 is 'never started'; abort exit 4 is 'already finished'", async () => {
