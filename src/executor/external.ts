@@ -14,6 +14,7 @@ import {
   type StartOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
+import { jobProblem } from "./job_shape.ts";
 import { watchDirectory } from "./watch.ts";
 import { envSupportsChdir, wrapCommand } from "./wrap.ts";
 
@@ -59,18 +60,20 @@ export class ExternalExecutor implements Executor {
       ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
       : command;
     const launch: Launch = { env: options.baseEnv, clearEnv: options.baseEnv !== undefined };
-    return (await this.call([...args, "--", ...wrapped], [], launch)).json as StartResult;
+    const { json } = await this.call([...args, "--", ...wrapped], [], launch);
+    return this.checked("start", json, runKey) as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
     const result = await this.call(["status", "--run-key", runKey], [JobExit.notFound]);
-    return result.code === JobExit.notFound ? null : result.json as Job;
+    return result.code === JobExit.notFound ? null : this.checked("status", result.json, runKey);
   }
 
   async running(): Promise<Job[]> {
     const { json } = await this.call(["status", "--running"]);
     if (!Array.isArray(json)) throw new ExecutorError(`${this.bin} status --running: expected a JSON array`, "output");
-    return json as Job[];
+    // One malformed entry spoils the list: the caller then asks about each of its jobs by key.
+    return json.map((entry) => this.checked("status --running", entry));
   }
 
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
@@ -80,7 +83,7 @@ export class ExternalExecutor implements Executor {
     if (result.code === JobExit.notFound) return null;
     // Exit 4: it is no longer running (it just finished); its final status is the answer.
     if (result.code === JobExit.invalidState) return await this.status(runKey);
-    return result.json as Job;
+    return this.checked("abort", result.json, runKey);
   }
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
@@ -90,6 +93,21 @@ export class ExternalExecutor implements Executor {
       limit: LOGS_LIMIT,
     });
     return result.code === JobExit.notFound ? null : result.bytes;
+  }
+
+  /**
+   * `json` as a job of orchesjob's contract (of `runKey`, when given); anything else is an answer that
+   * cannot be read, a fault that passes like output that is not JSON, never a verdict on the job.
+   */
+  private checked(command: string, json: unknown, runKey?: string): Job {
+    const problem = jobProblem(json, runKey);
+    if (problem === null) return json as Job;
+    const printed = JSON.stringify(json).slice(0, 200);
+    throw new ExecutorError(
+      `${this.bin} ${command} printed no job of orchesjob's shape (${problem}): ${printed}`,
+      "output",
+      0,
+    );
   }
 
   /**

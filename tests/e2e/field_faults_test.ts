@@ -85,7 +85,9 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
  * hang after writing its PID to `hang.pid` (hang), answer "not found" as for a cleaned job
- * (cleaned), print 20 MiB (huge), or die by SIGSEGV (segv); each call of `status` adds a line to `status.log`; or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
+ * (cleaned), print 20 MiB (huge), die by SIGSEGV (segv), or print JSON that is no job of the
+ * key asked for: {} (empty), null, a string, an array, a status outside the contract (pending), another
+ * key's finished job (otherkey); on `start`: start the job, then print null (startnull); each call of `status` adds a line to `status.log`; or on `abort`: exit 1 (abortfail), or first start `sleep 60` in a session of its own
  * that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon); or on both (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
@@ -98,6 +100,13 @@ mode=$(cat '${control}' 2>/dev/null)
 [ "$1" = status ] && echo "$mode" >> '${join(dir, "status.log")}'
 case "$1:$mode" in
   status:segv) kill -SEGV $$ ;;
+  status:empty) echo '{}'; exit 0 ;;
+  status:null) echo null; exit 0 ;;
+  status:string) echo '"SUCCEEDED"'; exit 0 ;;
+  status:array) echo '[]'; exit 0 ;;
+  status:pending) '${env.wrapper}' "$@" | sed 's/"RUNNING"/"PENDING"/'; exit 0 ;;
+  status:otherkey) '${env.wrapper}' "$@" | sed 's/"RUNNING"/"SUCCEEDED"/; s/"run_key": "[^"]*"/"run_key": "other:a:1"/'; exit 0 ;;
+  start:startnull) '${env.wrapper}' "$@" > /dev/null; echo null; exit 0 ;;
   status:huge) head -c 20971520 /dev/zero | tr '\\0' x; exit 0 ;;
   status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
@@ -215,6 +224,15 @@ flowTest(
 const NOT_A_JOB: [string, RegExp][] = [
   ["huge", /fake-orchesjob status printed more than 4 MiB on stdout \(the limit\)$/],
   ["segv", /fake-orchesjob status was killed by signal SIGSEGV$/],
+  ["empty", /status printed no job of orchesjob's shape \(job_id is missing, not a string\): \{\}$/],
+  ["null", /status printed no job of orchesjob's shape \(expected a job object, got null\): null$/],
+  ["string", /status printed no job of orchesjob's shape \(expected a job object, got string\): "SUCCEEDED"$/],
+  ["array", /status printed no job of orchesjob's shape \(expected a job object, got an array\): \[\]$/],
+  ["pending", /status printed no job of orchesjob's shape \(status "PENDING" is not one of STARTING, RUNNING, /],
+  [
+    "otherkey",
+    /status printed no job of orchesjob's shape \(run_key is "other:a:1", not the key asked for \("na:a:1"\)\)/,
+  ],
 ];
 
 flowTest(builtin, "status answers that are not a job are faults that pass, never the job's end", async (env) => {
@@ -247,6 +265,34 @@ flowTest(builtin, "status answers that are not a job are faults that pass, never
   assert.equal((await env.jobs("na:a:1")).length, 1, "the step's job was started once");
   await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
+
+flowTest(
+  builtin,
+  "a start that prints null is a fault that passes: the job it made is found, not started twice",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    fake.mode("startnull");
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "sn", file]);
+    // The start's answer was unreadable; the next round's status finds the job it made.
+    const seen = await env.waitFor(
+      "sn",
+      "a's job found",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    assert.equal(step(seen, "a").attempt_no, 1);
+    fake.mode("");
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^\{"error":"executor call failed: .*start printed no job of orchesjob's shape \(expected a job object, got null\): null"/,
+    );
+    assert.equal(step(JSON.parse(result.stdout), "a").status, "SUCCEEDED");
+    assert.equal((await env.jobs("sn:a:1")).length, 1, "the step's job was started once");
+  },
+);
 
 flowTest(builtin, "a status that hangs past the call limit is killed, recorded, and the run recovers", async (env) => {
   const fake = writeFakeOrchesjob(env);

@@ -62,12 +62,52 @@ Deno.test("races are answers, not errors: status exit 3 is 'never started'; abor
   const finished = script(
     dir.path,
     "fin",
-    `case $1 in abort) echo "orchesjob: Job is not running" >&2; exit 4 ;; status) echo '{"status": "SUCCEEDED", "run_key": "k"}' ;; esac`,
+    `case $1 in abort) echo "orchesjob: Job is not running" >&2; exit 4 ;; status) echo '${
+      JSON.stringify(job("k", "SUCCEEDED"))
+    }' ;; esac`,
   );
-  assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), {
-    status: "SUCCEEDED",
-    run_key: "k",
-  });
+  assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), job("k", "SUCCEEDED"));
+});
+
+/** A job of orchesjob's contract (the fields the engine reads), under `runKey` with `status`. */
+function job(runKey: string | null, status: string): Record<string, unknown> {
+  return {
+    job_id: "7d0c6f0e",
+    run_key: runKey,
+    status,
+    exit_code: status === "SUCCEEDED" ? 0 : null,
+    target_pid: 4242,
+    started_at: 1764000000,
+    finished_at: status === "SUCCEEDED" ? 1764000001 : null,
+    updated_at: 1764000001,
+  };
+}
+
+Deno.test("answers that are well-formed JSON but no job of the key asked for are output faults", async () => {
+  using dir = tempDir();
+  const answering = (name: string, json: unknown) =>
+    new ExternalExecutor(script(dir.path, name, `echo '${JSON.stringify(json)}'`));
+  const cases: [string, (executor: ExternalExecutor) => Promise<unknown>, unknown, RegExp][] = [
+    ["start-null", (e) => e.start("k", ["true"], { strict: false }), null, /expected a job object, got null/],
+    ["status-empty", (e) => e.status("k"), {}, /job_id is missing/],
+    ["status-string", (e) => e.status("k"), "SUCCEEDED", /got string/],
+    ["status-array", (e) => e.status("k"), [job("k", "RUNNING")], /got an array/],
+    ["status-pending", (e) => e.status("k"), job("k", "PENDING"), /status "PENDING" is not one of STARTING, /],
+    ["status-other", (e) => e.status("k"), job("other", "SUCCEEDED"), /run_key is "other", not the key asked/],
+    ["abort-exit", (e) => e.abort("k", { graceSeconds: 1 }), { ...job("k", "ABORTED"), exit_code: "-9" }, /exit_/],
+    ["running-null", (e) => e.running(), [job("a", "RUNNING"), null], /running printed no job .*got null/],
+    ["running-pid", (e) => e.running(), [{ ...job("a", "RUNNING"), target_pid: 1.5 }], /target_pid is 1.5/],
+  ];
+  for (const [name, call, json, problem] of cases) {
+    const error = await failure(call(answering(name, json)));
+    assert.equal(error.kind, "output", name);
+    assert.match(error.message, /printed no job of orchesjob's shape/, name);
+    assert.match(error.message, problem, name);
+  }
+  // The contract's own answers pass: any key (or none) in the running list, the key asked for otherwise.
+  const running = [job("a", "RUNNING"), job(null, "STARTING")];
+  assert.deepEqual(await answering("running", running).running(), running);
+  assert.deepEqual(await answering("status", job("k", "LOST")).status("k"), job("k", "LOST"));
 });
 
 Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else built in", () => {
