@@ -1,5 +1,6 @@
 /** The one interface through which the flow engine runs steps: orchesjob's start, status, abort, logs. */
 import type { ExecutorKind, Job, StartResult } from "../domain/mod.ts";
+import { keepAll, keepLast, type OutputSink } from "../shared/mod.ts";
 
 export interface StartOptions {
   strict: boolean;
@@ -37,6 +38,30 @@ export function sliceLog(bytes: Uint8Array, range?: LogRange): Uint8Array {
   return bytes.subarray(start, range.max === undefined ? bytes.length : Math.min(bytes.length, start + range.max));
 }
 
+/**
+ * A sink for a job's output read from its start that keeps only what `range` selects: a program's
+ * `logs` prints everything, and the driver wants only the last few KiB of it. What it keeps beyond
+ * that is limited to `limit` bytes (more overflows it).
+ */
+export function logWindow(range: LogRange | undefined, limit: number): OutputSink {
+  if (range !== undefined && "last" in range) return keepLast(range.last);
+  const from = range?.from ?? 0;
+  const max = range?.max ?? Infinity;
+  const kept = keepAll(limit);
+  let [seen, size] = [0, 0];
+  return {
+    push(chunk) {
+      let piece = chunk.subarray(Math.min(chunk.length, Math.max(0, from - seen)));
+      seen += chunk.length;
+      // Past `max` the rest is read and dropped: the range asks for no more.
+      if (size + piece.length > max) piece = piece.subarray(0, max - size);
+      size += piece.length;
+      return kept.push(piece);
+    },
+    bytes: () => kept.bytes(),
+  };
+}
+
 /** A job named by its run key (the key's current job) or by its id. */
 export type JobRef = { runKey: string } | { jobId: string };
 
@@ -70,12 +95,15 @@ export interface Executor {
   watch?(onChange: (runKeys?: readonly string[]) => void): Disposable | null;
 }
 
-/** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */
+/**
+ * Why a call to an external orchesjob failed: missing binary, non-zero exit, an answer that is not
+ * JSON or not of the contract's shape, timeout, death by a signal.
+ */
 export class ExecutorError extends Error {
   override name = "ExecutorError";
   constructor(
     message: string,
-    readonly kind: "missing" | "exit" | "output" | "timeout",
+    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal",
     readonly exitCode: number | null = null,
     readonly stderrTail = "",
   ) {

@@ -3,19 +3,30 @@
  * passed as is. Each call has a time limit; failures become {@link ExecutorError}s carrying the exit
  * code and the end of stderr. The real program costs ~170 ms a call, so callers batch (`running()`).
  */
-import { type Finished, runToEnd, SpawnError } from "../shared/mod.ts";
+import { type Finished, keepAll, keepLast, type OutputSink, runToEnd, SpawnError } from "../shared/mod.ts";
 import {
   type AbortOptions,
   type Executor,
   ExecutorError,
   type JobRef,
   type LogRange,
-  sliceLog,
+  logWindow,
   type StartOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
+import { jobProblem } from "./job_shape.ts";
 import { watchDirectory } from "./watch.ts";
 import { envSupportsChdir, wrapCommand } from "./wrap.ts";
+
+/** The most read of one JSON answer: a job is about 1 KiB, so this is thousands of running jobs. */
+const JSON_LIMIT = 4 << 20;
+/**
+ * The most kept of one `logs` answer beyond the range asked for (orchesjob prints the whole file at
+ * every call): what `orchesjob-flow logs` prints of a job run through orchesjob.
+ */
+export const LOGS_LIMIT = 256 << 20;
+/** What is kept of a call's stderr: only its end is ever shown. */
+const STDERR_KEPT = 64 << 10;
 
 /** How orchesjob itself is started: its environment (added to ours, or instead of it) and directory. */
 type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string };
@@ -66,18 +77,20 @@ export class ExternalExecutor implements Executor {
     const wrapped = options.env || options.cwd
       ? wrapCommand(command, options.env ?? {}, options.cwd ?? null, options.cwd ? envSupportsChdir() : false)
       : command;
-    return (await this.call([...args, "--", ...wrapped], [], this.launch(options.baseEnv))).json as StartResult;
+    const { json } = await this.call([...args, "--", ...wrapped], [], this.launch(options.baseEnv));
+    return this.checked("start", json, runKey) as StartResult;
   }
 
   async status(runKey: string): Promise<Job | null> {
     const result = await this.call(["status", "--run-key", runKey], [JobExit.notFound]);
-    return result.code === JobExit.notFound ? null : result.json as Job;
+    return result.code === JobExit.notFound ? null : this.checked("status", result.json, runKey);
   }
 
   async running(): Promise<Job[]> {
     const { json } = await this.call(["status", "--running"]);
     if (!Array.isArray(json)) throw new ExecutorError(`${this.bin} status --running: expected a JSON array`, "output");
-    return json as Job[];
+    // One malformed entry spoils the list: the caller then asks about each of its jobs by key.
+    return json.map((entry) => this.checked("status --running", entry));
   }
 
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
@@ -87,39 +100,51 @@ export class ExternalExecutor implements Executor {
     if (result.code === JobExit.notFound) return null;
     // Exit 4: it is no longer running (it just finished); its final status is the answer.
     if (result.code === JobExit.invalidState) return await this.status(runKey);
-    return result.json as Job;
+    return this.checked("abort", result.json, runKey);
   }
 
   async logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const which = "jobId" in ref ? ["--job-id", ref.jobId] : ["--run-key", ref.runKey];
-    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], this.launch(), true);
-    return result.code === JobExit.notFound ? null : sliceLog(result.bytes, range);
+    const result = await this.call(["logs", ...which, "--stream", stream], [JobExit.notFound], this.launch(), {
+      sink: logWindow(range, LOGS_LIMIT),
+      limit: LOGS_LIMIT,
+    });
+    return result.code === JobExit.notFound ? null : result.bytes;
+  }
+
+  /**
+   * `json` as a job of orchesjob's contract (of `runKey`, when given); anything else is an answer that
+   * cannot be read, a fault that passes like output that is not JSON, never a verdict on the job.
+   */
+  private checked(command: string, json: unknown, runKey?: string): Job {
+    const problem = jobProblem(json, runKey);
+    if (problem === null) return json as Job;
+    const printed = JSON.stringify(json).slice(0, 200);
+    throw new ExecutorError(
+      `${this.bin} ${command} printed no job of orchesjob's shape (${problem}): ${printed}`,
+      "output",
+      0,
+    );
   }
 
   /**
    * Runs the binary; exit codes in `expected` (besides 0) are returned rather than thrown. `env` is
-   * added to orchesjob's environment, which the job inherits. `raw` skips JSON parsing (logs).
+   * added to orchesjob's environment, which the job inherits. `raw` keeps stdout in its sink instead
+   * of parsing it as JSON (logs).
    */
   private async call(
     args: string[],
     expected: number[] = [],
     launch: Launch = this.launch(),
-    raw = false,
+    raw?: { sink: OutputSink; limit: number },
   ): Promise<{ code: number; json: unknown; bytes: Uint8Array }> {
     const what = `${this.bin} ${args[0]}`;
-    let output: Finished;
-    try {
-      output = await runToEnd([this.bin, ...args], { ...launch, timeoutSec: this.callTimeoutSec });
-    } catch (error) {
-      if (!(error instanceof SpawnError)) throw error;
-      if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
-      if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
-      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
-    }
+    const output = await this.run(what, args, launch, raw ?? { sink: keepAll(JSON_LIMIT), limit: JSON_LIMIT });
     const stderr = new TextDecoder().decode(output.stderr);
     const tail = stderr.trim().slice(-500);
+    // Our own limit is a SpawnError of kind "timeout": a signal here came from elsewhere (a crash, the OOM killer).
     if (output.signal !== null) {
-      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout", null, tail);
+      throw new ExecutorError(`${what} was killed by signal ${output.signal}`, "signal", null, tail);
     }
     if (output.code !== 0 && !expected.includes(output.code)) {
       throw new ExecutorError(
@@ -129,12 +154,38 @@ export class ExternalExecutor implements Executor {
         tail,
       );
     }
-    if (output.code !== 0 || raw) return { code: output.code, json: null, bytes: output.stdout };
+    if (output.code !== 0 || raw !== undefined) return { code: output.code, json: null, bytes: output.stdout };
     const stdout = new TextDecoder().decode(output.stdout);
     try {
       return { code: 0, json: JSON.parse(stdout), bytes: output.stdout };
     } catch {
       throw new ExecutorError(`${what} printed no JSON: ${stdout.trim().slice(0, 200)}`, "output", 0, tail);
+    }
+  }
+
+  /** Runs one call to its end; a call that could not be run, or not to its end, is an ExecutorError. */
+  private async run(
+    what: string,
+    args: string[],
+    launch: Launch,
+    stdout: { sink: OutputSink; limit: number },
+  ): Promise<Finished> {
+    try {
+      return await runToEnd([this.bin, ...args], {
+        ...launch,
+        timeoutSec: this.callTimeoutSec,
+        stdout: stdout.sink,
+        stderr: keepLast(STDERR_KEPT),
+      });
+    } catch (error) {
+      if (!(error instanceof SpawnError)) throw error;
+      if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
+      if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
+      if (error.kind === "overflow") {
+        // Killed before the end: more than any answer the engine reads, not a verdict on the job.
+        throw new ExecutorError(`${what} printed more than ${stdout.limit >> 20} MiB on stdout (the limit)`, "output");
+      }
+      throw new ExecutorError(`${what} did not answer within ${this.callTimeoutSec} s`, "timeout");
     }
   }
 }

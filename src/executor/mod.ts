@@ -10,6 +10,7 @@ export {
   JobError,
   type JobRef,
   type LogRange,
+  logWindow,
   sliceLog,
   type StartOptions,
 } from "./executor.ts";

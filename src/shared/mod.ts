@@ -17,6 +17,9 @@ export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
 export {
   type Finished,
+  keepAll,
+  keepLast,
+  type OutputSink,
   runToEnd,
   runToEndSync,
   spawnDetached,

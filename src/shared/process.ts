@@ -8,7 +8,7 @@ import { timerDelay } from "./sleep.ts";
 /** Why a program could not be run to completion. */
 export class SpawnError extends Error {
   override name = "SpawnError";
-  constructor(message: string, readonly kind: "missing" | "denied" | "timeout") {
+  constructor(message: string, readonly kind: "missing" | "denied" | "timeout" | "overflow") {
     super(message);
   }
 }
@@ -30,6 +30,60 @@ export interface RunOptions {
   cwd?: string;
   /** Killed after this long, and reported as a SpawnError of kind "timeout". */
   timeoutSec?: number;
+  /**
+   * What is kept of stdout (default: all of it). A sink that refuses more stops the run: the program
+   * is killed and a SpawnError of kind "overflow" names the stream.
+   */
+  stdout?: OutputSink;
+  /** What is kept of stderr (default: all of it), as for `stdout`. */
+  stderr?: OutputSink;
+}
+
+/** Where a program's output goes as it is read, and how much of it is kept. */
+export interface OutputSink {
+  /** Takes the next piece; false when it is more than this sink keeps (reading then stops). */
+  push(chunk: Uint8Array): boolean;
+  /** What was kept. */
+  bytes(): Uint8Array;
+}
+
+/** A sink that keeps everything, up to `limit` bytes; more overflows it. */
+export function keepAll(limit = Infinity): OutputSink {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      if (size + chunk.length > limit) return false;
+      chunks.push(chunk);
+      size += chunk.length;
+      return true;
+    },
+    bytes: () => concat(chunks),
+  };
+}
+
+/** A sink that keeps only the last `limit` bytes (the end of a long stderr is the part worth reading). */
+export function keepLast(limit: number): OutputSink {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  return {
+    push(chunk) {
+      chunks.push(chunk);
+      size += chunk.length;
+      while (size - chunks[0].length >= limit) size -= chunks.shift()!.length;
+      return true;
+    },
+    bytes: () => {
+      const all = concat(chunks);
+      return all.subarray(Math.max(0, all.length - limit));
+    },
+  };
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
+  chunks.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
+  return bytes;
 }
 
 function command(argv: readonly string[], options: RunOptions, detached = false): Deno.Command {
@@ -52,9 +106,19 @@ function spawnError(error: unknown, argv: readonly string[]): unknown {
 }
 
 /**
+ * How long a program's pipes are still read once it has exited. What it wrote is in the pipe by
+ * then (a writer cannot exit with more unread than the pipe holds), so this only bounds the wait
+ * for a descendant that keeps the pipes open (`setsid daemon &`), which would otherwise hold the
+ * caller until that descendant ends.
+ */
+const PIPE_GRACE_SEC = 1;
+
+/**
  * Runs `argv` to its end and returns its exit and output. With a time limit it runs in its own
  * process group, and the whole group is killed when the limit passes: a hung program's children
- * (a `sleep` under a shell script) are not left behind holding our pipes open.
+ * (a `sleep` under a shell script) are not left behind. Its pipes are read until they close, until
+ * {@link PIPE_GRACE_SEC} after it exited, or until the limit, whichever comes first: a process in
+ * another session, out of the group's reach, cannot keep the call going past its limit.
  */
 export async function runToEnd(argv: readonly string[], options: RunOptions = {}): Promise<Finished> {
   const limited = options.timeoutSec !== undefined;
@@ -64,21 +128,112 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
   } catch (error) {
     throw spawnError(error, argv);
   }
+  const pipes = new Pipes(child, options.stdout ?? keepAll(), options.stderr ?? keepAll());
+  let exited = false;
+  const status = child.status.then((status) => {
+    exited = true;
+    pipes.closeAfter(PIPE_GRACE_SEC);
+    return status;
+  });
   let timedOut = false;
   const timer = limited
     ? setTimeout(() => {
+      pipes.close();
+      // A program that exited has answered; only a descendant in another session held its pipes.
+      if (exited) return;
       timedOut = true;
-      try {
-        Deno.kill(-child.pid, "SIGKILL");
-      } catch { /* already gone */ }
+      killGroup(child.pid);
     }, timerDelay(options.timeoutSec!))
     : undefined;
+  const timeout = () => new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
   try {
-    const { code, signal, stdout, stderr } = await child.output();
-    if (timedOut) throw new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
+    const [stdout, stderr] = await pipes.read();
+    if (timedOut) throw timeout();
+    if (pipes.overflowed !== null) {
+      // It would block on the full pipe until the limit: stopped now, as it would be then.
+      if (limited && !exited) killGroup(child.pid);
+      else if (!exited) child.kill("SIGKILL");
+      await settled(status, child);
+      throw new SpawnError(`${argv[0]} wrote more to ${pipes.overflowed} than is read of it`, "overflow");
+    }
+    const { code, signal } = await status;
+    if (timedOut) throw timeout();
     return { code, signal, stdout, stderr };
   } finally {
     clearTimeout(timer);
+    pipes.dispose();
+    if (timedOut) await settled(status, child);
+  }
+}
+
+/** SIGKILL to the process group `pgid`. */
+function killGroup(pgid: number): void {
+  try {
+    Deno.kill(-pgid, "SIGKILL");
+  } catch { /* already gone */ }
+}
+
+/**
+ * Waits a moment for a child just killed to be reaped, so that its status is not left pending; one
+ * that is not (stuck in the kernel) no longer keeps this process alive.
+ */
+async function settled(status: Promise<unknown>, child: Deno.ChildProcess): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 1000));
+  const outcome = await Promise.race([status.catch(() => {}), late]);
+  clearTimeout(timer);
+  if (outcome === "late") child.unref();
+}
+
+/**
+ * A child's stdout and stderr, read together into their sinks, each until it closes, until they are
+ * let go, or until a sink refuses more.
+ */
+class Pipes {
+  readonly #readers: ReadableStreamDefaultReader<Uint8Array>[];
+  readonly #sinks: OutputSink[];
+  #grace: ReturnType<typeof setTimeout> | undefined;
+  #disposed = false;
+  /** The stream whose sink refused more, if one did. */
+  overflowed: "stdout" | "stderr" | null = null;
+
+  constructor(child: Deno.ChildProcess, stdout: OutputSink, stderr: OutputSink) {
+    this.#readers = [child.stdout.getReader(), child.stderr.getReader()];
+    this.#sinks = [stdout, stderr];
+  }
+
+  /** What the sinks kept of stdout and of stderr, once both have closed or were let go. */
+  async read(): Promise<[Uint8Array, Uint8Array]> {
+    await Promise.all([this.#drain(0, "stdout"), this.#drain(1, "stderr")]);
+    return [this.#sinks[0].bytes(), this.#sinks[1].bytes()];
+  }
+
+  async #drain(which: number, name: "stdout" | "stderr"): Promise<void> {
+    for (;;) {
+      const { done, value } = await this.#readers[which].read();
+      if (done) return;
+      if (!this.#sinks[which].push(value)) {
+        this.overflowed ??= name;
+        return this.close();
+      }
+    }
+  }
+
+  /** Stops reading: a read in progress ends with what it has, and the pipes are closed. */
+  close(): void {
+    for (const reader of this.#readers) reader.cancel().catch(() => {});
+  }
+
+  /** {@link close} in `seconds`, unless disposed first. */
+  closeAfter(seconds: number): void {
+    if (this.#disposed) return;
+    this.#grace = setTimeout(() => this.close(), timerDelay(seconds));
+  }
+
+  dispose(): void {
+    this.#disposed = true;
+    clearTimeout(this.#grace);
+    this.close();
   }
 }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { countLines } from "./fault_helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
@@ -83,9 +84,14 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
 /**
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),
- * hang after writing its PID to `hang.pid` (hang), or answer "not found" as for a cleaned job
- * (cleaned); or on `abort`: exit 1 (abortfail), or "not found" (abortgone); or on both (allfail); or
- * make the job on `start` and then die as by SIGKILL (startdies).
+ * hang after writing its PID to `hang.pid` (hang), answer "not found" as for a cleaned job
+ * (cleaned), print 20 MiB (huge), die by SIGSEGV (segv), or print JSON that is no job of the
+ * key asked for: {} (empty), null, a string, an array, a status outside the contract (pending), another
+ * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `start`: start
+ * the job, then print null (startnull), or make the job and then die as by SIGKILL (startdies). On
+ * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
+ * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On both status
+ * and abort: exit 1 (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
   const bin = join(dir, "fake-orchesjob");
@@ -94,7 +100,17 @@ function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: 
     bin,
     `#!/bin/sh
 mode=$(cat '${control}' 2>/dev/null)
+[ "$1" = status ] && echo "$mode" >> '${join(dir, "status.log")}'
 case "$1:$mode" in
+  status:segv) kill -SEGV $$ ;;
+  status:empty) echo '{}'; exit 0 ;;
+  status:null) echo null; exit 0 ;;
+  status:string) echo '"SUCCEEDED"'; exit 0 ;;
+  status:array) echo '[]'; exit 0 ;;
+  status:pending) '${env.wrapper}' "$@" | sed 's/"RUNNING"/"PENDING"/'; exit 0 ;;
+  status:otherkey) '${env.wrapper}' "$@" | sed 's/"RUNNING"/"SUCCEEDED"/; s/"run_key": "[^"]*"/"run_key": "other:a:1"/'; exit 0 ;;
+  start:startnull) '${env.wrapper}' "$@" > /dev/null; echo null; exit 0 ;;
+  status:huge) head -c 20971520 /dev/zero | tr '\\0' x; exit 0 ;;
   status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
@@ -102,6 +118,7 @@ case "$1:$mode" in
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
   start:startdies) '${env.wrapper}' "$@" > /dev/null; exit 137 ;;
+  abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
 `,
@@ -205,6 +222,80 @@ flowTest(
       assert.equal(jobs[0].status, "ABORTED", key);
     }
     await eventually("attempt 1's process is gone", () => !processAlive(firstPid));
+  },
+);
+
+/** Answers of `status` that are no job, each a fault that passes (mode of the fake: the error it gives). */
+const NOT_A_JOB: [string, RegExp][] = [
+  ["huge", /fake-orchesjob status printed more than 4 MiB on stdout \(the limit\)$/],
+  ["segv", /fake-orchesjob status was killed by signal SIGSEGV$/],
+  ["empty", /status printed no job of orchesjob's shape \(job_id is missing, not a string\): \{\}$/],
+  ["null", /status printed no job of orchesjob's shape \(expected a job object, got null\): null$/],
+  ["string", /status printed no job of orchesjob's shape \(expected a job object, got string\): "SUCCEEDED"$/],
+  ["array", /status printed no job of orchesjob's shape \(expected a job object, got an array\): \[\]$/],
+  ["pending", /status printed no job of orchesjob's shape \(status "PENDING" is not one of STARTING, RUNNING, /],
+  [
+    "otherkey",
+    /status printed no job of orchesjob's shape \(run_key is "other:a:1", not the key asked for \("na:a:1"\)\)/,
+  ],
+];
+
+flowTest(builtin, "status answers that are not a job are faults that pass, never the job's end", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env, "", "    retries: 2\n");
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "na", file]);
+  const jobPid = await jobPidOf(env, "na");
+  const calls = () => countLines(join(env.home, "status.log"));
+  for (const [mode, message] of NOT_A_JOB) {
+    fake.mode(mode);
+    // Any other outcome (the step failed, retried or ended) stops the wait too, and fails below.
+    const run = await env.waitFor("na", mode, (run) => {
+      const a = step(run, "a");
+      return a.executor_error !== null || a.attempt_no !== 1 || a.status !== "RUNNING";
+    });
+    assert.ok(calls()[mode] >= 1, `the fake answered in mode ${mode}`);
+    assert.deepEqual([step(run, "a").status, step(run, "a").attempt_no], ["RUNNING", 1], mode);
+    assert.match(step(run, "a").executor_error.message, message);
+    fake.mode("");
+    await env.waitFor("na", "the error cleared", (run) => step(run, "a").executor_error === null);
+  }
+  release(env);
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual([JSON.parse(result.stdout).status, step(JSON.parse(result.stdout), "a").attempt_no], [
+    "SUCCEEDED",
+    1,
+  ]);
+  assert.doesNotMatch(result.stderr, /internal error/);
+  assert.equal((await env.jobs("na:a:1")).length, 1, "the step's job was started once");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
+});
+
+flowTest(
+  builtin,
+  "a start that prints null is a fault that passes: the job it made is found, not started twice",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    fake.mode("startnull");
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "sn", file]);
+    // The start's answer was unreadable; the next round's status finds the job it made.
+    const seen = await env.waitFor(
+      "sn",
+      "a's job found",
+      (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+    );
+    assert.equal(step(seen, "a").attempt_no, 1);
+    fake.mode("");
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      /^\{"error":"executor call failed: .*start printed no job of orchesjob's shape \(expected a job object, got null\): null"/,
+    );
+    assert.equal(step(JSON.parse(result.stdout), "a").status, "SUCCEEDED");
+    assert.equal((await env.jobs("sn:a:1")).length, 1, "the step's job was started once");
   },
 );
 
@@ -314,6 +405,36 @@ flowTest(
     assert.equal((await env.jobs("ag:a:1"))[0].status, "RUNNING", "the abort really reached nothing");
     release(env);
     await eventually("the job ends", async () => (await env.jobs("ag:a:1"))[0].status === "SUCCEEDED");
+  },
+);
+
+flowTest(
+  builtin,
+  "an abort whose descendant in another session holds its pipes: cancel completes at once, not when it ends",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "dm", file]);
+    const jobPid = await jobPidOf(env, "dm");
+    fake.mode("abortdaemon");
+    const began = performance.now();
+    const cancel = await env.run(["cancel", "--run-key", "dm", "--grace-seconds", "1"], {
+      ORCHESJOB_FLOW_CALL_TIMEOUT: "30",
+    });
+    const seconds = (performance.now() - began) / 1000;
+    const daemonPid = Number(Deno.readTextFileSync(join(env.home, "daemon.pid")));
+    try {
+      assert.equal(cancel.code, 0, cancel.stderr);
+      const a = step(JSON.parse(cancel.stdout), "a");
+      assert.deepEqual([a.status, a.orchesjob_status.status], ["CANCELLED", "ABORTED"]);
+      // The daemon lives 60 s, and the call's limit is 30 s: neither was waited for.
+      assert.ok(processAlive(daemonPid), "the daemon held the abort's pipes throughout");
+      assert.ok(seconds < 20, `cancel took ${seconds} s`);
+    } finally {
+      Deno.kill(daemonPid, "SIGKILL");
+    }
+    assert.equal((await stderrOf(driver)).code, 4, "the driver saw the cancel");
+    await eventually("the job's process is gone", () => !processAlive(jobPid));
   },
 );
 

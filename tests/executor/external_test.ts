@@ -45,6 +45,13 @@ Deno.test("a missing binary, a non-zero exit, non-JSON output and a timeout are 
   // Had it not been cut off, sleep would have exited 0 with no output: an "output" error instead.
   const timeout = await failure(new ExternalExecutor(slow, 0.3).status("k"));
   assert.equal(timeout.kind, "timeout");
+  assert.match(timeout.message, /slow status did not answer within 0.3 s$/);
+
+  // A death by a signal of its own is not a timeout, and says which signal.
+  const crashing = script(dir.path, "segv", "kill -SEGV $$");
+  const killed = await failure(new ExternalExecutor(crashing, 30).status("k"));
+  assert.equal(killed.kind, "signal");
+  assert.match(killed.message, /segv status was killed by signal SIGSEGV$/);
 });
 
 Deno.test("races are answers, not errors: status exit 3 is 'never started'; abort exit 4 is 'already finished'", async () => {
@@ -55,12 +62,52 @@ Deno.test("races are answers, not errors: status exit 3 is 'never started'; abor
   const finished = script(
     dir.path,
     "fin",
-    `case $1 in abort) echo "orchesjob: Job is not running" >&2; exit 4 ;; status) echo '{"status": "SUCCEEDED", "run_key": "k"}' ;; esac`,
+    `case $1 in abort) echo "orchesjob: Job is not running" >&2; exit 4 ;; status) echo '${
+      JSON.stringify(job("k", "SUCCEEDED"))
+    }' ;; esac`,
   );
-  assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), {
-    status: "SUCCEEDED",
-    run_key: "k",
-  });
+  assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), job("k", "SUCCEEDED"));
+});
+
+/** A job of orchesjob's contract (the fields the engine reads), under `runKey` with `status`. */
+function job(runKey: string | null, status: string): Record<string, unknown> {
+  return {
+    job_id: "7d0c6f0e",
+    run_key: runKey,
+    status,
+    exit_code: status === "SUCCEEDED" ? 0 : null,
+    target_pid: 4242,
+    started_at: 1764000000,
+    finished_at: status === "SUCCEEDED" ? 1764000001 : null,
+    updated_at: 1764000001,
+  };
+}
+
+Deno.test("answers that are well-formed JSON but no job of the key asked for are output faults", async () => {
+  using dir = tempDir();
+  const answering = (name: string, json: unknown) =>
+    new ExternalExecutor(script(dir.path, name, `echo '${JSON.stringify(json)}'`));
+  const cases: [string, (executor: ExternalExecutor) => Promise<unknown>, unknown, RegExp][] = [
+    ["start-null", (e) => e.start("k", ["true"], { strict: false }), null, /expected a job object, got null/],
+    ["status-empty", (e) => e.status("k"), {}, /job_id is missing/],
+    ["status-string", (e) => e.status("k"), "SUCCEEDED", /got string/],
+    ["status-array", (e) => e.status("k"), [job("k", "RUNNING")], /got an array/],
+    ["status-pending", (e) => e.status("k"), job("k", "PENDING"), /status "PENDING" is not one of STARTING, /],
+    ["status-other", (e) => e.status("k"), job("other", "SUCCEEDED"), /run_key is "other", not the key asked/],
+    ["abort-exit", (e) => e.abort("k", { graceSeconds: 1 }), { ...job("k", "ABORTED"), exit_code: "-9" }, /exit_/],
+    ["running-null", (e) => e.running(), [job("a", "RUNNING"), null], /running printed no job .*got null/],
+    ["running-pid", (e) => e.running(), [{ ...job("a", "RUNNING"), target_pid: 1.5 }], /target_pid is 1.5/],
+  ];
+  for (const [name, call, json, problem] of cases) {
+    const error = await failure(call(answering(name, json)));
+    assert.equal(error.kind, "output", name);
+    assert.match(error.message, /printed no job of orchesjob's shape/, name);
+    assert.match(error.message, problem, name);
+  }
+  // The contract's own answers pass: any key (or none) in the running list, the key asked for otherwise.
+  const running = [job("a", "RUNNING"), job(null, "STARTING")];
+  assert.deepEqual(await answering("running", running).running(), running);
+  assert.deepEqual(await answering("status", job("k", "LOST")).status("k"), job("k", "LOST"));
 });
 
 Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else built in", () => {
@@ -81,4 +128,32 @@ Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else buil
   assert.throws(() => chooseExecutor("orchesjob", undefined, env({ PATH: "" })), /no orchesjob found/);
   Deno.chmodSync(onPath, 0o644);
   assert.equal(findOnPath("orchesjob", dir.path), undefined, "a file that is not executable does not count");
+});
+
+Deno.test("output is read up to a limit: a huge answer is an output fault naming it, not all in memory", async () => {
+  using dir = tempDir();
+  const huge = script(dir.path, "huge", "head -c 20971520 /dev/zero | tr '\\0' x");
+  const flood = await failure(new ExternalExecutor(huge).status("k"));
+  assert.equal(flood.kind, "output");
+  assert.match(flood.message, /huge status printed more than 4 MiB on stdout \(the limit\)$/);
+  // Only the end of stderr is shown, so only its end is kept.
+  const noisy = script(dir.path, "noisy", "head -c 20971520 /dev/zero | tr '\\0' x >&2; echo ' locked' >&2; exit 1");
+  const exited = await failure(new ExternalExecutor(noisy).status("k"));
+  assert.equal(exited.exitCode, 1);
+  assert.match(exited.stderrTail, /^x{400,} locked$/);
+});
+
+Deno.test("logs keeps what the range asks for while reading, and refuses an output beyond its limit", async () => {
+  using dir = tempDir();
+  // 20 MiB of NUL, then "end\n", of which the driver wants the last bytes.
+  const big = script(dir.path, "big", "head -c 20971520 /dev/zero; echo end");
+  const executor = new ExternalExecutor(big);
+  const text = (bytes: Uint8Array | null) => new TextDecoder().decode(bytes!);
+  assert.equal(text(await executor.logs({ runKey: "k" }, "stderr", { last: 6 })), "\0\0end\n");
+  assert.equal(text(await executor.logs({ runKey: "k" }, "stdout", { from: 20971518, max: 3 })), "\0\0e");
+  // More than the 256 MiB that a whole read keeps.
+  script(dir.path, "big", "head -c 314572800 /dev/zero; echo end");
+  const whole = await failure(executor.logs({ runKey: "k" }, "stdout"));
+  assert.equal(whole.kind, "output");
+  assert.match(whole.message, /big logs printed more than 256 MiB on stdout \(the limit\)$/);
 });
