@@ -70,12 +70,15 @@ export interface Executor {
   watch?(onChange: (runKeys?: readonly string[]) => void): Disposable | null;
 }
 
-/** Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout. */
+/**
+ * Why a call to an external orchesjob failed: missing binary, non-zero exit, non-JSON output, timeout;
+ * or (`unreadable`) why the built-in runner could not read a job's output file that may well exist.
+ */
 export class ExecutorError extends Error {
   override name = "ExecutorError";
   constructor(
     message: string,
-    readonly kind: "missing" | "exit" | "output" | "timeout",
+    readonly kind: "missing" | "exit" | "output" | "timeout" | "unreadable",
     readonly exitCode: number | null = null,
     readonly stderrTail = "",
   ) {
