@@ -97,13 +97,14 @@ export interface Executor {
 
 /**
  * Why a call to an external orchesjob failed: missing binary, non-zero exit, an answer that is not
- * JSON or not of the contract's shape, timeout, death by a signal.
+ * JSON or not of the contract's shape, timeout, death by a signal; or (`unreadable`) why the built-in
+ * runner could not read a job's output file that may well exist.
  */
 export class ExecutorError extends Error {
   override name = "ExecutorError";
   constructor(
     message: string,
-    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal",
+    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal" | "unreadable",
     readonly exitCode: number | null = null,
     readonly stderrTail = "",
   ) {

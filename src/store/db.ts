@@ -3,7 +3,7 @@
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { dirname, makeDirectory } from "../shared/mod.ts";
+import { basename, dirname, join, makeDirectory, resolve } from "../shared/mod.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
@@ -86,29 +86,78 @@ export function checkStateFile(path: string, opened: FileIdentity): void {
  * A new state file is made whole under a temporary name and then linked into place (which fails if
  * another process got there first), so the path never names an empty file of ours. A zero-length
  * file found there is therefore damage (a truncation, a failed copy), never a fresh state: treating
- * it as one would run every old run key again.
+ * it as one would run every old run key again. The fresh file is built in memory and written by this
+ * process, not by SQLite: SQLite never opens the temporary name, so its path limit (see
+ * {@link checkPathLength}) is the state file's own, not that of a longer temporary name.
  */
 function createIfMissing(path: string): void {
   if (stateFileIdentity(path) !== null) return;
-  const temp = `${path}.new-${crypto.randomUUID()}`;
+  const temp = join(dirname(path), `.orchesjob-flow-new-${crypto.randomUUID()}`);
   try {
-    const fresh = new DatabaseSync(temp);
-    try {
-      fresh.exec("PRAGMA journal_mode = WAL");
-      migrate(fresh, "schema_version", MIGRATIONS);
-    } finally {
-      fresh.close();
-    }
+    writeSynced(temp, freshImage());
     try {
       Deno.linkSync(temp, path);
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
     }
   } finally {
-    for (const leftover of [temp, `${temp}-journal`, `${temp}-wal`, `${temp}-shm`]) {
-      try {
-        Deno.removeSync(leftover);
-      } catch { /* not there */ }
+    try {
+      Deno.removeSync(temp);
+    } catch { /* not there */ }
+  }
+}
+
+/** The bytes of a state file with the schema migrated and in WAL mode, as a fresh file on disk would have. */
+function freshImage(): Uint8Array {
+  const fresh = new DatabaseSync(":memory:");
+  try {
+    migrate(fresh, "schema_version", MIGRATIONS);
+    const image = fresh.serialize();
+    // The header's write and read versions: 2 marks a WAL database (1 is a rollback journal), exactly
+    // what `PRAGMA journal_mode = WAL` writes there; an in-memory database cannot be switched itself.
+    image[18] = 2;
+    image[19] = 2;
+    return image;
+  } finally {
+    fresh.close();
+  }
+}
+
+/** Writes `bytes` to a new file (0600) and syncs it, so a crash after the link leaves a whole file. */
+function writeSynced(path: string, bytes: Uint8Array): void {
+  using file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  for (let at = 0; at < bytes.length;) at += file.writeSync(bytes.subarray(at));
+  file.syncSync();
+}
+
+/**
+ * The longest path SQLite opens, in bytes: its unix VFS takes at most 512 for a file name, and refuses a
+ * database whose "-journal" name (8 bytes more) would not fit. It counts the absolute path with every
+ * symbolic link resolved, as {@link sqlitePath} makes it.
+ */
+export const SQLITE_MAX_PATH_BYTES = 504;
+
+/** Refuses, before anything is created, a state file whose path SQLite could not open. */
+function checkPathLength(path: string): void {
+  const full = sqlitePath(path);
+  const bytes = new TextEncoder().encode(full).length;
+  if (bytes <= SQLITE_MAX_PATH_BYTES) return;
+  throw new StateFileError(
+    `state database path too long for SQLite: ${bytes} bytes as an absolute path with links resolved, where ` +
+      `SQLite opens at most ${SQLITE_MAX_PATH_BYTES}; choose a shorter path: ${full}`,
+  );
+}
+
+/** The path as SQLite sees it: absolute, with the links of the part that exists resolved. */
+function sqlitePath(path: string): string {
+  const absolute = resolve(path);
+  const rest: string[] = [];
+  for (let head = absolute;; head = dirname(head)) {
+    try {
+      return join(Deno.realPathSync(head), ...rest);
+    } catch {
+      if (head === dirname(head)) return absolute;
+      rest.unshift(basename(head));
     }
   }
 }
@@ -129,6 +178,7 @@ export function openDatabase(path: string): Database {
   let db: DatabaseSync | undefined;
   try {
     if (path !== ":memory:") {
+      checkPathLength(path);
       makeDirectory(dirname(path));
       createIfMissing(path);
       if (Deno.statSync(path).size === 0) {
@@ -223,6 +273,7 @@ function isBusy(error: unknown): boolean {
 export function openDatabaseReadOnly(path: string): Database {
   let db: DatabaseSync | undefined;
   try {
+    checkPathLength(path);
     if (Deno.statSync(path).size === 0) {
       throw new StateFileError(
         `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +

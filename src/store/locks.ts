@@ -82,9 +82,15 @@ export function driverLockPath(dbPath: string, runKey: string): string {
   return lockFilePath(dbPath, runKey, "driver");
 }
 
-/** Who holds a run's driver lock: the holder's PID when the system tells it, else null. */
+/**
+ * Who holds a run's driver lock: the holder's PID when the system tells it, else null. `unknown` is
+ * set when this process may not look at the lock file (a reader without access to `locks/`): then
+ * whether any process holds it cannot be told, and `unknown` says why. Callers treat such a run as
+ * possibly driven: they neither drive it nor say that nobody does.
+ */
 export interface DriverHolder {
   pid: number | null;
+  unknown?: string;
 }
 
 /**
@@ -100,6 +106,7 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
     info = Deno.statSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
+    if (error instanceof Deno.errors.PermissionDenied) return unknownHolder(path);
     throw error;
   }
   const noted = notedHolder(path, info);
@@ -113,7 +120,13 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     // A read-only home: a shared lock on a read-only descriptor tells as well whether a driver holds it.
-    file = await Deno.open(path, { read: true });
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return null;
+      if (error instanceof Deno.errors.PermissionDenied) return unknownHolder(path);
+      throw error;
+    }
     exclusive = false;
   }
   try {
@@ -121,6 +134,11 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
   } finally {
     file.close();
   }
+}
+
+/** A driver lock this process may not look at: whether a process holds it cannot be told. */
+function unknownHolder(path: string): DriverHolder {
+  return { pid: null, unknown: `cannot tell whether a process drives the run: ${path}: permission denied` };
 }
 
 /**

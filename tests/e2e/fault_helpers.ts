@@ -162,3 +162,50 @@ export function fillInodes(dir: string): string[] {
     made.push(path);
   }
 }
+
+/** The uid and gid of `nobody`, whom {@link asNobody} runs commands as. */
+const NOBODY = 65534;
+
+/** Whether this process can run a command as another user: root, with setpriv(1). */
+export function canRunAsNobody(): boolean {
+  if (Deno.uid() !== 0) return false;
+  try {
+    return new Deno.Command("setpriv", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+let nobodyDenoDir: string | undefined;
+
+/**
+ * A DENO_DIR that user nobody may use: Deno's cache usually sits in root's home, out of nobody's reach,
+ * so its npm packages are copied into one of nobody's own (once per test file, removed at unload).
+ */
+function denoDirForNobody(): string {
+  if (nobodyDenoDir !== undefined) return nobodyDenoDir;
+  const info = new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stderr: "null" }).outputSync();
+  const source: string = JSON.parse(new TextDecoder().decode(info.stdout)).denoDir;
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-nobody-deno-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  assert.ok(new Deno.Command("cp", { args: ["-R", join(source, "npm"), dir] }).outputSync().success, "copy npm cache");
+  assert.ok(new Deno.Command("chown", { args: ["-R", `${NOBODY}:${NOBODY}`, dir] }).outputSync().success);
+  nobodyDenoDir = dir;
+  return dir;
+}
+
+/**
+ * `setpriv` arguments and environment that run `argv` as user nobody (uid and gid 65534, no groups):
+ * a reader without the rights of the state home's owner. Needs {@link canRunAsNobody}.
+ */
+export function asNobody(argv: readonly string[], env: Record<string, string>): Deno.CommandOptions {
+  const denoDir = denoDirForNobody();
+  return {
+    args: [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...argv],
+    cwd: "/",
+    env: { ...env, DENO_DIR: denoDir, HOME: denoDir },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  };
+}

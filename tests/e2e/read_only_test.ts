@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { collectText, eventually, processAlive } from "../helpers.ts";
+import { CLI, type CliResult, collectText, errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
-import { canMount, readOnlyHome } from "./fault_helpers.ts";
+import { asNobody, canMount, canRunAsNobody, readOnlyHome, waitForFile } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 /** Root cannot be kept from writing by file modes: without the right to mount, there is no read-only place. */
@@ -122,3 +122,68 @@ flowTest(builtin, "a read-only state home without its -shm file: read as it is",
   const started = await refused(env, ["start", "--run-key", "k2", file]);
   assert.ok(started.includes(state));
 }, { ignore });
+
+/** Runs `orchesjob-flow GLOBALS ARGS…` as user nobody, who may read the state file but not locks/ or jobs/. */
+function spawnAsReader(env: FlowEnv, args: string[]): Deno.ChildProcess {
+  return new Deno.Command("setpriv", asNobody([...CLI, ...env.globals(), ...args], env.env())).spawn();
+}
+
+async function asReader(env: FlowEnv, args: string[]): Promise<CliResult> {
+  const output = await spawnAsReader(env, args).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+const UNKNOWN = /^cannot tell whether a process drives the run: .*\/locks\/\w+\.driver\.lock: permission denied$/;
+
+flowTest(builtin, "a reader kept out of locks/ and jobs/: the driver is unknown, output unreadable", async (env) => {
+  const done = env.flow("done.yaml", `flow_id: done\nsteps:\n  - {id: a, command: "echo done"}\n`);
+  assert.equal((await env.run(["start", "--run-key", "done", done])).code, 0);
+  const go = join(env.home, "go");
+  const file = env.flow("held.yaml", `flow_id: held\nsteps:\n  - {id: a, command: "echo out-a; ${waitForFile(go)}"}\n`);
+  await env.json(["start", "--run-key", "k", "-d", file]);
+  await env.waitFor("k", "a's job running", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+  // The state file readable by all, as an operator might make it; locks/, jobs/ and logs/ stay 0700.
+  Deno.chmodSync(env.home, 0o755);
+  for (const entry of Deno.readDirSync(env.home)) {
+    if (entry.name.startsWith("orchesjob-flow.sqlite3")) Deno.chmodSync(join(env.home, entry.name), 0o644);
+  }
+
+  const status = await asReader(env, ["status", "--run-key", "k"]);
+  assert.deepEqual([status.code, status.stderr], [0, ""]);
+  assert.equal(JSON.parse(status.stdout).driver.pid, null);
+  assert.match(JSON.parse(status.stdout).driver.unknown, UNKNOWN);
+  const table = await asReader(env, ["status", "--run-key", "k", "--format", "table"]);
+  assert.match(table.stdout, /\nDriver: unknown \(cannot tell whether a process drives the run: .*\)\n/, table.stderr);
+  const list = await asReader(env, ["list"]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout).map((run: Json) => [run.run_key, run.driver?.unknown !== undefined]), [
+    ["k", true],
+    ["done", false],
+  ]);
+  assert.match((await asReader(env, ["list", "--format", "table"])).stdout, /\nk +held +RUNNING .* unknown\n/);
+  const dry = await asReader(env, ["clean", "--older-than", "0", "--dry-run"]);
+  assert.equal(dry.code, 0, dry.stderr);
+  assert.deepEqual(JSON.parse(dry.stdout).runs, []);
+  assert.deepEqual(JSON.parse(dry.stdout).skipped.map((run: Json) => run.run_key), ["done"]);
+  assert.match(JSON.parse(dry.stdout).skipped[0].reason, UNKNOWN);
+
+  // A file that may well be there but cannot be read is said so, not taken for a gone one.
+  const logs = await asReader(env, ["logs", "--run-key", "k", "--step", "a"]);
+  assert.equal(logs.code, 1, logs.stderr);
+  assert.match(errorLine(logs).error, /^logs: cannot read .*\/jobs\/[\w-]+\.stdout: permission denied$/);
+  const ended = await asReader(env, ["logs", "--run-key", "done", "--step", "a"]);
+  assert.equal(ended.code, 1, ended.stderr);
+  assert.match(errorLine(ended).error, /^logs: cannot read .*\/jobs\/[\w-]+\.stdout: permission denied$/);
+  const job = await asReader(env, ["job", "logs", "--run-key", "k:a:1"]);
+  assert.equal(job.code, 1, job.stderr);
+  assert.match(errorLine(job).error, /^cannot read .*\/jobs\/[\w-]+\.stdout: permission denied$/);
+
+  // watch --no-advance follows the run to its end without claiming that nobody drives it.
+  const watcher = spawnAsReader(env, ["watch", "--run-key", "k", "--no-advance", "--mode", "append"]);
+  const shown = collectText(watcher.stdout);
+  const said = collectText(watcher.stderr);
+  await eventually("watch shows the run", () => /\na +/.test(shown.text), 60);
+  Deno.writeTextFileSync(go, "");
+  assert.deepEqual([(await watcher.status).code, await said.done], [0, ""]);
+}, { ignore: !canRunAsNobody() });

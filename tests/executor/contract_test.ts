@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { eventually, processAlive, tempDir, TEST_ENV, writeJobWrapper } from "../helpers.ts";
+import { VERSION } from "../../src/cli/version.ts";
 
 const JOB_KEYS = [
   "job_id",
@@ -115,6 +116,16 @@ function contract(name: string, fn: (oj: Orchesjob, target: Target) => Promise<v
     });
   }
 }
+
+contract("--version prints `orchesjob <version>` and exits 0, creating nothing", async (oj, target) => {
+  const result = await oj.run("--version");
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^orchesjob \S+\n$/);
+  if (!target.builtin) return;
+  assert.equal(result.stdout, `orchesjob ${VERSION}\n`);
+  assert.equal(result.stderr, "");
+  assert.throws(() => Deno.statSync(oj.home), Deno.errors.NotFound);
+});
 
 contract("start returns the job with orchesjob's fields in order, and status returns the same job", async (oj) => {
   using dir = tempDir();

@@ -19,6 +19,7 @@ import { A_DAY_SEC, type CommandSpec, formatHelp, parseArgs, type ParsedArgs, se
 import type { Command } from "../command.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
 import { printJson, writeBytes, writeStdout } from "../output.ts";
+import { VERSION } from "../version.ts";
 
 // `job` answers as orchesjob does, so its values are passed on as given, empty ones too.
 const runKey = { name: "run-key", value: "string", metavar: "KEY", help: "Run key.", allowEmpty: true } as const;
@@ -127,8 +128,11 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
 const JOB_SPEC: CommandSpec = {
   name: "job",
   summary: 'The built-in job runner, with orchesjob\'s CLI (use `exec orchesjob-flow job "$@"` as ORCHESJOB_BIN).',
-  usage: "job {start|status|logs|abort|rerun|unlock|clean} ...",
-  options: [],
+  usage: "job [--version] {start|status|logs|abort|rerun|unlock|clean} ...",
+  options: [{
+    name: "version",
+    help: "Print `orchesjob VERSION` (this program's version), as orchesjob --version does.",
+  }],
   remainder: "SUBCOMMAND",
   notes: Object.values(SUBCOMMANDS).map((s) => `  ${s.usage}`).join("\n"),
 };
@@ -151,6 +155,11 @@ function openAdmin(db: string | undefined, subcommand: string): JobAdmin {
 export const jobCommand: Command = {
   spec: JOB_SPEC,
   async run(context, args) {
+    // `orchesjob --version` answers before any subcommand, so the wrapper script passes that check too.
+    if (args.options.version) {
+      writeStdout(`orchesjob ${VERSION}\n`);
+      return ExitCode.ok;
+    }
     const [name, ...rest] = args.remainder;
     const spec = name === undefined ? undefined : SUBCOMMANDS[name];
     if (!spec) {

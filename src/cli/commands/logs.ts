@@ -198,7 +198,10 @@ async function ask<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    if (error instanceof ExecutorError) throw new UserError(`cannot read the job: ${error.message}`, 1);
+    if (error instanceof ExecutorError) {
+      // An output file this process may not read says so itself ("cannot read F: permission denied").
+      throw new UserError(error.kind === "unreadable" ? error.message : `cannot read the job: ${error.message}`, 1);
+    }
     throw error;
   }
 }

@@ -89,6 +89,7 @@ export function renderRunList(runs: readonly ListEntry[], now: number): string {
 }
 
 function driverCell(driver: DriverHolder | null): string {
+  if (driver?.unknown !== undefined) return "unknown";
   return driver ? driver.pid === null ? "yes" : `pid ${driver.pid}` : "-";
 }
 

@@ -10,6 +10,7 @@ import {
   type StepStatus,
 } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
+import type { DriverHolder } from "../../store/mod.ts";
 import { visible } from "./visible.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
@@ -52,7 +53,7 @@ export function renderRunTable(
   now: number,
   color: boolean,
   rounds: readonly RetryRound[] = [],
-  driver?: { pid: number | null } | null,
+  driver?: DriverHolder | null,
 ): string {
   // Everything taken from the state is passed through visible() before colour codes are added.
   const lines = [
@@ -126,10 +127,14 @@ function executorTrouble(step: StepState, now: number): string | null {
   return `orchesjob failing for ${duration(now - fault.firstAt)} (${calls}): ${fault.message}`;
 }
 
-/** `Driver: pid N`, or for a live run nobody drives, how to resume it; nothing for an ended run. */
-function driverLine(run: RunState, driver: { pid: number | null } | null | undefined): string[] {
+/**
+ * `Driver: pid N`, or for a live run nobody drives, how to resume it; `unknown` with why when this
+ * process cannot look at the run's lock; nothing for an ended run.
+ */
+function driverLine(run: RunState, driver: DriverHolder | null | undefined): string[] {
   if (driver === undefined || !isLiveRun(run.status)) return [];
   if (driver === null) return [`Driver: none; resume with: ${resumeHint(run.runKey)}`];
+  if (driver.unknown !== undefined) return [`Driver: unknown (${driver.unknown})`];
   return [`Driver: ${driver.pid === null ? "yes" : `pid ${driver.pid}`}`];
 }
 

@@ -303,13 +303,18 @@ export class BuiltinRunner implements Executor {
     return Promise.resolve(rows.filter((row) => isActiveJob(row.status)).map(toJob));
   }
 
+  /** Null for no such job or no such file; a file that is there but cannot be read is an ExecutorError. */
   logs(ref: JobRef, stream: "stdout" | "stderr", range?: LogRange): Promise<Uint8Array | null> {
     const row = this.row(ref);
     if (!row) return Promise.resolve(null);
+    const path = stream === "stdout" ? row.stdout_file : row.stderr_file;
     try {
-      return Promise.resolve(readRange(stream === "stdout" ? row.stdout_file : row.stderr_file, range));
-    } catch {
-      return Promise.resolve(null);
+      return Promise.resolve(readRange(path, range));
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return Promise.resolve(null);
+      // A reader without access to jobs/ (mode 0700) cannot tell whether the file is there: not "gone".
+      const why = error instanceof Deno.errors.PermissionDenied ? "permission denied" : (error as Error).message;
+      return Promise.reject(new ExecutorError(`cannot read ${path}: ${why}`, "unreadable"));
     }
   }
 
