@@ -114,3 +114,28 @@ steps:
   await assertNoJobProcesses(env.home);
   assert.deepEqual(countLines(log), { long: 1 });
 });
+
+flowTest(
+  builtin,
+  "crash during a timeout's abort grace, then cancel: the cancel's own grace ends the living group",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    // The command ignores SIGTERM: only a SIGKILL ends it, and no driver is left to send one.
+    const script = `echo $$ > '${pidFile}'; trap '' TERM; while :; do sleep 0.1; done`;
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    await runCrashingAt(env, "runner:abort-grace", ["start", "--run-key", "k", file]);
+    const pid = Number(Deno.readTextFileSync(pidFile).trim());
+    assert.ok(processAlive(pid), "the timed-out command outlived its driver");
+    const job = (await env.jobs("k:a:1"))[0];
+    const deadline = Number(Deno.readTextFileSync(join(env.home, "jobs", `${job.job_id}.abort`)).trim());
+    const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "0"]);
+    // Before the timeout's own SIGKILL deadline: any read after it would have sent that SIGKILL.
+    assert.ok(Date.now() / 1000 < deadline, "the cancel ended before the timeout's deadline");
+    assert.equal(step(cancelled, "a").status, "CANCELLED");
+    assert.ok(!processAlive(pid), "the cancel's SIGKILL (grace 0) ended the command before the cancel returned");
+    await assertNoJobProcesses(env.home);
+  },
+);

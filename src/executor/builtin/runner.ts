@@ -274,16 +274,18 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * Until an aborted job's process group is gone (SIGKILL at its deadline): a new attempt must not
-   * start beside a previous one that is still dying. Returns the row read again.
+   * Until an aborted job's process group is gone (SIGKILL at its deadline, or after `graceSeconds` if
+   * that comes first): a new attempt must not start beside a previous one that is still dying.
+   * Returns the row read again.
    */
-  private async settleAbort(row: JobRow): Promise<JobRow> {
+  private async settleAbort(row: JobRow, graceSeconds = Infinity): Promise<JobRow> {
     if (row.status !== "ABORTED" || this.readOnly) return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = readIntFile(files.abort);
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
-    await terminate(markerOf(row, files), worker, row.target_pid, Math.max(0, deadline - nowSeconds()));
+    const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
+    await terminate(markerOf(row, files), worker, row.target_pid, grace);
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -464,6 +466,10 @@ export class BuiltinRunner implements Executor {
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     const row = this.row({ runKey });
     if (!row) return null;
+    // Aborted already, by a process that died during the grace (a driver timing the job out): this
+    // abort finishes that one, its SIGKILL due at the earlier of the two deadlines. Nothing else would
+    // send it, and a retry must not start beside the living group.
+    if (row.status === "ABORTED") return toJob(await this.settleAbort(row, options.graceSeconds));
     if (!isActiveJob(row.status)) return toJob(row);
     try {
       return await this.abortJob(row, options);
