@@ -196,7 +196,8 @@ function decideRunning(
     return failedAttempt(step, definition, job, error, round);
   }
   const timeout = definition.timeoutSec;
-  if (timeout !== null && step.startedAt !== null && now - step.startedAt >= timeout) {
+  const began = timedFrom(step, job);
+  if (timeout !== null && began !== null && now - began >= timeout) {
     return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
   }
   return sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job };
@@ -268,12 +269,23 @@ export function nextDue(run: RunState, index = new RunIndex(run)): number | null
   for (const id of index.running) {
     const step = index.step(id);
     const timeout = index.definition(id).timeoutSec;
-    if (timeout !== null && step.startedAt !== null) consider(step.startedAt + timeout);
+    const began = timedFrom(step, step.job);
+    if (timeout !== null && began !== null) consider(began + timeout);
     if (step.executorError !== null) {
       consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
     }
   }
   return due;
+}
+
+/**
+ * Where an attempt's `timeout_sec` counts from: its job's own start when that came later than the
+ * attempt's intent (a driver killed between the two and resumed later: the outage is no time the
+ * command ran), else the intent. Null before the attempt began.
+ */
+function timedFrom(step: StepState, job: Job | null): number | null {
+  if (step.startedAt === null) return null;
+  return job !== null && typeof job.started_at === "number" ? Math.max(step.startedAt, job.started_at) : step.startedAt;
 }
 
 /**

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { CrashPoint } from "../../src/shared/mod.ts";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
-import { processAlive } from "../helpers.ts";
+import { eventually, processAlive } from "../helpers.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -137,5 +137,25 @@ flowTest(
     assert.equal(step(cancelled, "a").status, "CANCELLED");
     assert.ok(!processAlive(pid), "the cancel's SIGKILL (grace 0) ended the command before the cancel returned");
     await assertNoJobProcesses(env.home);
+  },
+);
+
+flowTest(
+  builtin,
+  "crash after an attempt's intent, resumed past its timeout: the timeout counts from the job's start",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow(
+      "timed.yaml",
+      `flow_id: timed\nsteps:\n  - {id: a, timeout_sec: 3, command: ${logged(log, "a", "sleep 1")}}\n`,
+    );
+    await runCrashingAt(env, "driver:after-intent", ["start", "--run-key", "k", file]);
+    const intent = step(await env.status("k"), "a").started_at;
+    assert.deepEqual(await env.jobs("k:a:1"), [], "the crash came before the job existed");
+    // The driver stays away longer than the step's timeout.
+    await eventually("the timeout has passed since the intent", () => Date.now() / 1000 > intent + 3.5, 30);
+    const final = await env.json(["start", "--run-key", "k", file]);
+    assert.equal(step(final, "a").status, "SUCCEEDED", JSON.stringify(step(final, "a")));
+    assert.deepEqual(countLines(log), { a: 1 }, "the command ran, once");
   },
 );
