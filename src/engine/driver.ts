@@ -145,6 +145,7 @@ export class Driver {
     let progressed = false;
     let started = false;
     const starts: Extract<Action, { kind: "start" }>[] = [];
+    const timeouts: Extract<Action, { kind: "timeout" }>[] = [];
     for (const action of actions) {
       if (this.options.interrupted?.()) {
         // settle() assumed every action is applied: rebuild the index rather than forget a step.
@@ -155,7 +156,16 @@ export class Driver {
         starts.push(action);
         continue;
       }
+      if (action.kind === "timeout") {
+        timeouts.push(action);
+        continue;
+      }
       const effect = await this.apply(run, index, action);
+      if (effect === "started") started = true;
+      else if (effect === "progressed") progressed = true;
+    }
+    // A timeout waits out its abort's grace: side by side, N of them cost one grace, not N in a row.
+    for (const effect of await Promise.all(timeouts.map((action) => this.apply(run, index, action)))) {
       if (effect === "started") started = true;
       else if (effect === "progressed") progressed = true;
     }

@@ -448,3 +448,25 @@ flowTest(
     assert.equal((await env.run(["wait", "--run-key", "k"])).code, 0, "wait says SUCCEEDED");
   },
 );
+
+flowTest(builtin, "steps that time out together are aborted side by side, not one grace after another", async (env) => {
+  // Each ignores SIGTERM, so each abort lasts its whole 5 s grace before the SIGKILL.
+  const stubborn = JSON.stringify("trap '' TERM; while :; do sleep 0.1; done");
+  const file = env.flow(
+    "stubborn.yaml",
+    `flow_id: stubborn\nsteps:\n${
+      ["a", "b", "c"].map((id) => `  - {id: ${id}, timeout_sec: 1, command: ${stubborn}}\n`).join("")
+    }`,
+  );
+  const run = await env.json(["start", "-q", "--run-key", "t", file], 1);
+  const steps = ["a", "b", "c"].map((id) => step(run, id));
+  assert.deepEqual(steps.map((s) => [s.orchesjob_status.status, s.error]), [
+    ["ABORTED", "timed out after 1 s"],
+    ["ABORTED", "timed out after 1 s"],
+    ["ABORTED", "timed out after 1 s"],
+  ]);
+  // Each attempt ends when its abort is recorded. One abort after another, the third would be
+  // recorded two whole graces (10 s) after the first.
+  const ends: number[] = steps.map((s) => s.finished_at);
+  assert.ok(Math.max(...ends) - Math.min(...ends) < 5, `the attempts ended at ${ends.join(", ")}`);
+});
