@@ -83,6 +83,9 @@ supervise() {
     { [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]; } && exit 0
     sleep 1
   done
+  # Aborted since the first look (its abort file, or its SIGTERM caught by the trap above): the
+  # command must not start now, when the abort may already have found no command to kill.
+  { [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]; } && exit 0
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
   # It takes the step's environment there, in its own subshell.
