@@ -10,7 +10,8 @@ import {
   parseParamArgument,
 } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
-import { dirname, resolve } from "../shared/mod.ts";
+import { dirname, keepAll, resolve } from "../shared/mod.ts";
+import { listenForInterrupt } from "./interrupt.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
 /** The name a flow read from standard input (`-`) goes by in messages. */
@@ -108,39 +109,23 @@ async function readStdin(): Promise<Uint8Array> {
  * read), where a blocking read used to be killed by the signal without a word.
  */
 async function readUpToLimit(reader: { read(buffer: Uint8Array): Promise<number | null> }, name: string) {
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   let interrupt = () => {};
   const interrupted = new Promise<never>((_, reject) => {
     interrupt = () =>
       reject(new UserError(`interrupted while reading ${name}; nothing was stored`, ExitCode.interrupted));
   });
-  for (const signal of signals) Deno.addSignalListener(signal, interrupt);
-  try {
-    return await Promise.race([readAll(reader, name), interrupted]);
-  } finally {
-    for (const signal of signals) Deno.removeSignalListener(signal, interrupt);
-  }
+  using _listening = listenForInterrupt(() => interrupt());
+  return await Promise.race([readAll(reader, name), interrupted]);
 }
 
 async function readAll(reader: { read(buffer: Uint8Array): Promise<number | null> }, name: string) {
-  const chunks: Uint8Array[] = [];
+  // Past the size limit, reading stops: the rest of an endless stream is never buffered.
+  const kept = keepAll(LIMITS.fileBytes);
   const buffer = new Uint8Array(65536);
-  let total = 0;
-  for (;;) {
-    const n = await reader.read(buffer);
-    if (n === null) break;
-    chunks.push(buffer.slice(0, n));
-    total += n;
-    // Stop reading once past the size limit: the rest of an endless stream is never buffered.
-    if (total > LIMITS.fileBytes) {
+  for (let n = await reader.read(buffer); n !== null; n = await reader.read(buffer)) {
+    if (!kept.push(buffer.slice(0, n))) {
       throw new FlowError({ file: name }, `flow file is larger than the limit of ${LIMITS.fileBytes} bytes`);
     }
   }
-  const bytes = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return bytes;
+  return kept.bytes();
 }

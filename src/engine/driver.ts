@@ -142,8 +142,7 @@ export class Driver {
     const observations = await this.observe(run, index, only);
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
-    let progressed = false;
-    let started = false;
+    const effects: Effect[] = [];
     const starts: Extract<Action, { kind: "start" }>[] = [];
     const timeouts: Extract<Action, { kind: "timeout" }>[] = [];
     for (const action of actions) {
@@ -152,29 +151,14 @@ export class Driver {
         this.stale = true;
         break;
       }
-      if (action.kind === "start") {
-        starts.push(action);
-        continue;
-      }
-      if (action.kind === "timeout") {
-        timeouts.push(action);
-        continue;
-      }
-      const effect = await this.apply(run, index, action);
-      if (effect === "started") started = true;
-      else if (effect === "progressed") progressed = true;
+      if (action.kind === "start") starts.push(action);
+      else if (action.kind === "timeout") timeouts.push(action);
+      else effects.push(await this.apply(run, index, action));
     }
     // A timeout waits out its abort's grace: side by side, N of them cost one grace, not N in a row.
-    for (const effect of await Promise.all(timeouts.map((action) => this.apply(run, index, action)))) {
-      if (effect === "started") started = true;
-      else if (effect === "progressed") progressed = true;
-    }
-    if (starts.length > 0) {
-      const effect = await this.startAll(starts);
-      if (effect === "started") started = true;
-      else if (effect === "progressed") progressed = true;
-    }
-    return { state: run, progressed, started };
+    effects.push(...await Promise.all(timeouts.map((action) => this.apply(run, index, action))));
+    if (starts.length > 0) effects.push(await this.startAll(starts));
+    return { state: run, progressed: effects.includes("progressed"), started: effects.includes("started") };
   }
 
   /**

@@ -30,14 +30,6 @@ export interface AbortOptions {
 /** Part of a job's output: from byte `from` on, or the last `last` bytes. */
 export type LogRange = { from: number; max?: number } | { last: number };
 
-/** The part of `bytes` that `range` selects (for executors that can only read everything). */
-export function sliceLog(bytes: Uint8Array, range?: LogRange): Uint8Array {
-  if (!range) return bytes;
-  if (!("from" in range)) return bytes.subarray(Math.max(0, bytes.length - range.last));
-  const start = Math.min(range.from, bytes.length);
-  return bytes.subarray(start, range.max === undefined ? bytes.length : Math.min(bytes.length, start + range.max));
-}
-
 /**
  * A sink for a job's output read from its start that keeps only what `range` selects: a program's
  * `logs` prints everything, and the driver wants only the last few KiB of it. What it keeps beyond

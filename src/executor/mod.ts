@@ -11,9 +11,15 @@ export {
   type JobRef,
   type LogRange,
   logWindow,
-  sliceLog,
   type StartOptions,
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
-export { checkUsable, chooseExecutor, createExecutor, type ExecutorChoice, findOnPath } from "./select.ts";
+export {
+  checkUsable,
+  chooseExecutor,
+  createExecutor,
+  type ExecutorChoice,
+  findOnPath,
+  unusableBecause,
+} from "./select.ts";
 export { BuiltinRunner, type CleanSelectable, JobAdmin } from "./builtin/mod.ts";

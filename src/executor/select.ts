@@ -34,18 +34,20 @@ export function chooseExecutor(
  * new run is not created only to fail every step. Throws {@link ExecutorChoiceError}.
  */
 export function checkUsable(spec: ExecutorSpec, env: (name: string) => string | undefined): void {
-  if (spec.kind !== "orchesjob") return;
-  const bin = spec.bin!;
-  const problem = bin.includes("/")
-    ? executableProblem(bin)
-    : findOnPath(bin, env("PATH") ?? "") === undefined
-    ? "not found on PATH"
-    : null;
+  const problem = unusableBecause(spec, env);
   if (problem !== null) {
     throw new ExecutorChoiceError(
-      `orchesjob is not usable: ${bin}: ${problem} (fix --orchesjob-bin or ORCHESJOB_BIN, or use --executor builtin)`,
+      `orchesjob is not usable: ${spec.bin}: ${problem} (fix --orchesjob-bin or ORCHESJOB_BIN, or use --executor builtin)`,
     );
   }
+}
+
+/** Why an external orchesjob cannot be run (no such file, not executable, not on PATH), or null. */
+export function unusableBecause(spec: ExecutorSpec, env: (name: string) => string | undefined): string | null {
+  if (spec.kind !== "orchesjob") return null;
+  const bin = spec.bin!;
+  if (bin.includes("/")) return executableProblem(bin);
+  return findOnPath(bin, env("PATH") ?? "") === undefined ? "not found on PATH" : null;
 }
 
 function executableProblem(path: string): string | null {

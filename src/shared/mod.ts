@@ -28,6 +28,7 @@ export {
   SpawnError,
 } from "./process.ts";
 export { forEachBounded } from "./bounded.ts";
+export { concatBytes } from "./bytes.ts";
 export { collectGarbageIfGrown } from "./memory.ts";
 export { makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";

@@ -4,6 +4,7 @@
  * background driver). Children never read our stdin.
  */
 import { timerDelay } from "./sleep.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Why a program could not be run to completion. */
 export class SpawnError extends Error {
@@ -58,7 +59,7 @@ export function keepAll(limit = Infinity): OutputSink {
       size += chunk.length;
       return true;
     },
-    bytes: () => concat(chunks),
+    bytes: () => concatBytes(chunks),
   };
 }
 
@@ -74,16 +75,10 @@ export function keepLast(limit: number): OutputSink {
       return true;
     },
     bytes: () => {
-      const all = concat(chunks);
+      const all = concatBytes(chunks);
       return all.subarray(Math.max(0, all.length - limit));
     },
   };
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const bytes = new Uint8Array(chunks.reduce((size, chunk) => size + chunk.length, 0));
-  chunks.reduce((at, chunk) => (bytes.set(chunk, at), at + chunk.length), 0);
-  return bytes;
 }
 
 function command(argv: readonly string[], options: RunOptions, detached = false): Deno.Command {

@@ -3,7 +3,8 @@
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { basename, dirname, join, makeDirectory, resolve } from "../shared/mod.ts";
+import { dirname, join, makeDirectory } from "../shared/mod.ts";
+import { realStatePath } from "./paths.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
@@ -133,33 +134,19 @@ function writeSynced(path: string, bytes: Uint8Array): void {
 /**
  * The longest path SQLite opens, in bytes: its unix VFS takes at most 512 for a file name, and refuses a
  * database whose "-journal" name (8 bytes more) would not fit. It counts the absolute path with every
- * symbolic link resolved, as {@link sqlitePath} makes it.
+ * symbolic link resolved, as {@link realStatePath} makes it.
  */
 export const SQLITE_MAX_PATH_BYTES = 504;
 
 /** Refuses, before anything is created, a state file whose path SQLite could not open. */
 function checkPathLength(path: string): void {
-  const full = sqlitePath(path);
+  const full = realStatePath(path);
   const bytes = new TextEncoder().encode(full).length;
   if (bytes <= SQLITE_MAX_PATH_BYTES) return;
   throw new StateFileError(
     `state database path too long for SQLite: ${bytes} bytes as an absolute path with links resolved, where ` +
       `SQLite opens at most ${SQLITE_MAX_PATH_BYTES}; choose a shorter path: ${full}`,
   );
-}
-
-/** The path as SQLite sees it: absolute, with the links of the part that exists resolved. */
-function sqlitePath(path: string): string {
-  const absolute = resolve(path);
-  const rest: string[] = [];
-  for (let head = absolute;; head = dirname(head)) {
-    try {
-      return join(Deno.realPathSync(head), ...rest);
-    } catch {
-      if (head === dirname(head)) return absolute;
-      rest.unshift(basename(head));
-    }
-  }
 }
 
 /** How long a statement waits for another process's write lock before failing (then retried by a driver). */

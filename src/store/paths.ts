@@ -1,5 +1,5 @@
 /** Where state lives: the SQLite file and the directories beside it. */
-import { dirname, isAbsolute, join, resolve } from "../shared/mod.ts";
+import { basename, dirname, isAbsolute, join, resolve } from "../shared/mod.ts";
 import { sha256Hex } from "../domain/mod.ts";
 
 export const DB_FILE_NAME = "orchesjob-flow.sqlite3";
@@ -44,21 +44,23 @@ export class StateLocationError extends Error {
  * jobs directory takes the other's running job for one never launched, and launches it again.
  */
 export function stateHome(dbPath: string): string {
-  try {
-    return dirname(Deno.realPathSync(dbPath));
-  } catch {
-    // Not there yet: the nearest directory that is, resolved, and the rest as written.
-    return realDirectory(dirname(resolve(dbPath)));
-  }
+  return dirname(realStatePath(dbPath));
 }
 
-/** `dir` with the symbolic links of its longest existing ancestor resolved. */
-function realDirectory(dir: string): string {
-  const parent = dirname(dir);
-  try {
-    return Deno.realPathSync(dir);
-  } catch {
-    return parent === dir ? dir : join(realDirectory(parent), dir.slice(parent === "/" ? 1 : parent.length + 1));
+/**
+ * `path` as SQLite and the kernel see it: absolute, with the symbolic links of its longest existing
+ * part resolved (the file's own link too, once it exists), and the rest as written.
+ */
+export function realStatePath(path: string): string {
+  const absolute = resolve(path);
+  const rest: string[] = [];
+  for (let head = absolute;; head = dirname(head)) {
+    try {
+      return join(Deno.realPathSync(head), ...rest);
+    } catch {
+      if (head === dirname(head)) return absolute;
+      rest.unshift(basename(head));
+    }
   }
 }
 

@@ -150,7 +150,9 @@ steps:
     assert.match(JSON.parse(unknown.stderr).error, /unknown parameter "NAMES"/);
     assert.equal(pathExists(stateFile), false, "no state file was made for an unknown parameter");
     assert.equal((await env.run(["status", "--run-key", "p1"])).code, 3, "no run was created");
-    // With a state file there (status made it), a missing parameter is still refused and stores nothing.
+    // With a state file there (another run made it), a missing parameter is still refused and stores nothing.
+    assert.equal((await env.run(["start", "--run-key", "other", "--param", "NAME=x", file])).code, 0);
+    assert.equal(pathExists(stateFile), true, "a state file is there");
     assert.equal((await env.run(["start", "--run-key", "p1", file])).code, 2);
     assert.equal((await env.run(["status", "--run-key", "p1"])).code, 3, "no run was created");
 

@@ -88,7 +88,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * (cleaned), print 20 MiB (huge), die by SIGSEGV (segv), or print JSON that is no job of the
  * key asked for: {} (empty), null, a string, an array, a status outside the contract (pending), another
  * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `start`: start
- * the job, then print null (startnull), or make the job and then die as by SIGKILL (startdies). On
+ * the job, then print null (startnull), or make the job and then die as by SIGKILL, noted in `died`
+ * (startdies). On
  * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
  * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On both status
  * and abort: exit 1 (allfail).
@@ -117,7 +118,7 @@ case "$1:$mode" in
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
-  start:startdies) '${env.wrapper}' "$@" > /dev/null; exit 137 ;;
+  start:startdies) '${env.wrapper}' "$@" > /dev/null; echo "$1" >> '${join(dir, "died")}'; exit 137 ;;
   abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
@@ -329,6 +330,7 @@ flowTest(
     fake.mode("startdies");
     const file = env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n');
     const run = await env.json(["--orchesjob-bin", fake.bin, "start", "-q", "--run-key", "sd", file]);
+    assert.equal(Deno.readTextFileSync(join(env.home, "died")), "start\n", "the start made the job, then died");
     assert.equal(step(run, "a").status, "SUCCEEDED");
     assert.equal(step(run, "a").error, null, "the start's failure is not shown on a step that succeeded");
     assert.equal(step(run, "a").orchesjob_status.run_key, "sd:a:1");
@@ -767,6 +769,7 @@ flowTest(
     release(env);
     const done = await stderrOf(resumed);
     assert.equal(done.code, 0, done.stderr);
+    assert.equal(step(JSON.parse(done.stdout), "a").attempt_no, 1, "the resumed driver followed attempt 1");
     assert.equal((await jobIn(inA, "r:a:1")).status, "SUCCEEDED");
     assert.equal((await askIn(inA, "r:a:2")).code, 3, "attempt 2 was never started");
 

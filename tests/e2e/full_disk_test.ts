@@ -144,8 +144,11 @@ async function abortedWhileWaiting(env: FlowEnv, mount: string): Promise<void> {
   const { job, log, taken, jobId, db } = await startWithoutRoom(env, mount);
   using _db = db;
   const path = (suffix: string) => join(mount, "jobs", `${jobId}${suffix}`);
-  await eventually("the job is claimed", () => exists(path(".claim")));
-  const supervisor = Number(Deno.readTextFileSync(path(".claim")).trim().split(" ")[0]);
+  // The claim file holds the supervisor's PID (empty for a moment after the claim).
+  const claimed = () =>
+    Number(/^\d+/.exec(exists(path(".claim")) ? Deno.readTextFileSync(path(".claim")) : "")?.[0] ?? 0);
+  await eventually("the job is claimed", () => claimed() > 0);
+  const supervisor = claimed();
   // The output file's name taken by a directory (one inode freed for it): making the file fails as on
   // a disk with no inode left, however many there are; a second inode is freed for the abort's file.
   Deno.removeSync(taken.pop()!);
@@ -309,7 +312,7 @@ async function cleanOnFullDisk(env: FlowEnv, mount: string): Promise<void> {
   assert.deepEqual(JSON.parse((await env.run(["list"], on)).stdout).map((run: Json) => run.run_key), ["held"]);
   const left = [...Deno.readDirSync(join(mount, "jobs"))].map((entry) => entry.name);
   assert.ok(
-    left.every((name) => name.startsWith(heldJob.job_id)),
+    left.length > 0 && left.every((name) => name.startsWith(heldJob.job_id)),
     left.join(),
   );
 }

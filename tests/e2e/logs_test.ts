@@ -1,8 +1,9 @@
 /** `logs`, and the failure reason in a step's error, through the real CLI on both executors. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { CLI, collectText, errorLine, eventually, REPO } from "../helpers.ts";
-import { runCrashingAt } from "./fault_helpers.ts";
+import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, undrivenRun } from "./operator_env.ts";
 
@@ -192,16 +193,17 @@ flowTest(
     const file = env.flow(
       "big.yaml",
       `flow_id: big\nsteps:\n  - id: a\n    command: ${
-        JSON.stringify(`seq 1 1000000; seq 1 1000000 >&2; while [ ! -f '${go}' ]; do sleep 0.05; done`)
+        JSON.stringify(`seq 1 1000000; seq 1 1000000 >&2; ${waitForFile(go)}`)
       }\n  - {id: b, when: a, command: ["true"]}\n`,
     );
     assert.equal((await env.json(["start", "--run-key", "g", "-d", file])).detached, true);
     await env.waitFor("g", "a's job runs", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
     const full = Array.from({ length: 1_000_000 }, (_, i) => `${i + 1}\n`).join("");
+    // stderr is written after stdout: its last line means both are whole.
     await eventually(
       "a printed everything",
       async () =>
-        (await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stdout", "--tail", "1"])).stdout ===
+        (await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stderr", "--tail", "1"])).stdout ===
           "1000000\n",
     );
     const whole = await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stdout"]);
@@ -273,6 +275,7 @@ flowTest(
     assert.equal(code, 1, "the job is LOST, the step FAILED");
     const job = step(await env.status("k"), "a").orchesjob_status;
     assert.deepEqual([job.status, job.target_pid, job.exit_code], ["LOST", null, null]);
+    assert.ok(!existsSync(job.stdout_file) && !existsSync(job.stderr_file), "the job never had output files");
     const logs = await env.run(["logs", "--run-key", "k", "--step", "a"]);
     assert.deepEqual([logs.code, logs.stdout, logs.stderr], [0, "", ""]);
   },

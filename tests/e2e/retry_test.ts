@@ -1,9 +1,10 @@
 /** `retry` through the real CLI: what reruns, what does not, run keys, budgets, rounds, and refusals. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine, eventually, processAlive } from "../helpers.ts";
+import { errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
 import { both, builtin, lines, logged } from "./operator_env.ts";
+import { waitForFile } from "./fault_helpers.ts";
 
 flowTest(both, "retry of a run whose middle step failed reruns only that step and its downstream", async (env) => {
   const log = join(env.home, "ran");
@@ -238,44 +239,45 @@ flowTest(
     const go = join(env.home, "go");
     const file = env.flow(
       "later.yaml",
-      `flow_id: later\nsteps:\n  - id: s\n    command: ${
-        JSON.stringify(`while [ ! -e '${go}' ]; do sleep 0.05; done`)
-      }\n`,
+      `flow_id: later\nsteps:\n  - id: s\n    command: ${JSON.stringify(waitForFile(go))}\n`,
     );
     // Its time an hour ahead: the retry makes it SCHEDULED again for that time, and nothing starts.
-    // The driver lock is held (as by the cancelled run's driver on its way out) for 1 s after the
-    // retry began: the retry waits for it instead of refusing.
+    // The driver lock is held (as by the cancelled run's driver on its way out) until the retry has
+    // read the run and is still there: it waits for the lock instead of refusing.
     const far = await env.json(["start", "--run-key", "far", "-d", "--not-before", "+1h", file]);
     assert.equal((await env.json(["cancel", "--run-key", "far"])).status, "CANCELLED");
     await eventually("the cancelled run's driver exits", () => !processAlive(far.pid), 30);
-    const held = await env.holdDriverLock("far");
-    let released = false;
-    const release = () => {
-      if (!released) held[Symbol.dispose]();
-      released = true;
-    };
-    const letGo = setTimeout(release, 1000);
-    try {
-      const reopened = await env.json(["retry", "--run-key", "far", "-d"]);
-      assert.ok(released, "the lock was still held when the retry began");
-      assert.equal(reopened.status, "SCHEDULED");
-      assert.equal(reopened.detached, true);
-      assert.equal(reopened.not_before, far.not_before, "the retry did not move the time");
-      assert.deepEqual(statuses(reopened), { s: "PENDING" });
-    } finally {
-      clearTimeout(letGo);
-      release();
-    }
+    const retry = await (async () => {
+      using _held = await env.holdDriverLock("far");
+      const child = env.spawn(["retry", "--run-key", "far", "-d"]);
+      await eventually(
+        "the retry has read the run",
+        () => hasOpen(child.pid, join(env.home, "orchesjob-flow.sqlite3")),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(processAlive(child.pid), "the retry waits while the lock is held");
+      return child;
+    })();
+    const { code, stdout, stderr } = await retry.output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    const reopened = JSON.parse(new TextDecoder().decode(stdout));
+    assert.equal(reopened.status, "SCHEDULED");
+    assert.equal(reopened.detached, true);
+    assert.equal(reopened.not_before, far.not_before, "the retry did not move the time");
+    assert.deepEqual(statuses(reopened), { s: "PENDING" });
     assert.equal((await env.json(["cancel", "--run-key", "far"])).status, "CANCELLED");
     assert.deepEqual(await env.jobs("far:s:1"), [], "nothing started before the time");
 
     // Its time passed while it was cancelled: the retry begins it at once.
-    const near = await env.json(["start", "--run-key", "near", "-d", "--not-before", "+1s", file]);
+    const near = await env.json(["start", "--run-key", "near", "-d", "--not-before", "+3s", file]);
     assert.equal((await env.json(["cancel", "--run-key", "near"])).status, "CANCELLED");
+    assert.deepEqual(await env.jobs("near:s:1"), [], "cancelled while SCHEDULED: nothing had started");
     await eventually("its time has passed", () => Date.now() / 1000 > near.not_before + 0.1, 30);
     Deno.writeTextFileSync(go, "");
     const retried = await env.json(["retry", "-q", "--run-key", "near"]);
     assert.equal(retried.status, "SUCCEEDED");
+    assert.equal(retried.not_before, near.not_before, "the retry did not move the time");
+    assert.equal(step(retried, "s").attempt_no, 1);
     assert.ok(step(retried, "s").started_at >= near.not_before);
   },
 );

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLI, cli, collectText, errorLine, eventually, hasOpen, processAlive, withoutOrchesjob } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
+import { waitForFile } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 const both = ["builtin", "external"] as const;
@@ -429,7 +430,7 @@ flowTest(
     const file = env.flow(
       "f.yaml",
       `flow_id: f\nsteps:\n  - {id: ok, command: ["true"]}\n  - id: last\n    when: ok\n    command: ${
-        JSON.stringify(`while [ ! -e '${go}' ]; do sleep 0.05; done`)
+        JSON.stringify(waitForFile(go))
       }\n`,
     );
     const driver = env.spawn(["start", "-q", "--run-key", "k", file]);
@@ -458,7 +459,9 @@ flowTest(builtin, "steps that time out together are aborted side by side, not on
       ["a", "b", "c"].map((id) => `  - {id: ${id}, timeout_sec: 1, command: ${stubborn}}\n`).join("")
     }`,
   );
+  const began = performance.now();
   const run = await env.json(["start", "-q", "--run-key", "t", file], 1);
+  assert.ok((performance.now() - began) / 1000 >= 1 + 5, "the aborts waited out their grace");
   const steps = ["a", "b", "c"].map((id) => step(run, id));
   assert.deepEqual(steps.map((s) => [s.orchesjob_status.status, s.error]), [
     ["ABORTED", "timed out after 1 s"],

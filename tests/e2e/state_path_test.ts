@@ -1,9 +1,10 @@
 /** One state file reached by two spellings (a symbolic link to it, or to its directory) is one state. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { eventually, processAlive } from "../helpers.ts";
+import { eventually, hasOpen, processAlive } from "../helpers.ts";
 import { flowTest, type Json, step } from "./flow_env.ts";
 import { builtin, lines, logged } from "./operator_env.ts";
+import { waitForFile } from "./fault_helpers.ts";
 
 for (const linked of ["file", "directory"] as const) {
   flowTest(
@@ -19,7 +20,7 @@ for (const linked of ["file", "directory"] as const) {
       const file = env.flow(
         "f.yaml",
         `flow_id: f\nsteps:\n  - {id: a, command: ${
-          logged(log, "a", `while [ ! -e '${go}' ]; do sleep 0.05; done`)
+          logged(log, "a", waitForFile(go))
         }}\n  - {id: b, when: a, command: ${logged(log, "b")}}\n`,
       );
       const detached = await env.json([...viaReal, "start", "-d", "--run-key", "k", file]);
@@ -39,6 +40,7 @@ for (const linked of ["file", "directory"] as const) {
       const job = await env.run([...viaAlias, "job", "status", "--run-key", "k:a:1"]);
       assert.equal(JSON.parse(job.stdout).status, "RUNNING", job.stderr);
       const second = env.spawn([...viaAlias, "start", "-q", "--run-key", "k", file]);
+      await eventually("the second start has opened the state", () => hasOpen(second.pid, join(real, "state.sqlite3")));
       await new Promise((resolve) => setTimeout(resolve, 1500));
       assert.deepEqual(lines(log), ["a"], "a ran once");
       Deno.writeTextFileSync(go, "");

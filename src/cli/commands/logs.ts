@@ -2,7 +2,7 @@
 import { isActiveJob, isTerminalRun, type Job, type RunRecord, stepRunKey } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/mod.ts";
-import { sleepUnless } from "../../shared/mod.ts";
+import { concatBytes, sleepUnless } from "../../shared/mod.ts";
 import { wholeNumberOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -124,8 +124,7 @@ class LogReader {
       newlines += count;
       while (pieces.length > 1 && newlines - pieces[0].newlines > lines) newlines -= pieces.shift()!.newlines;
     });
-    const kept = new Uint8Array(pieces.reduce((n, piece) => n + piece.bytes.length, 0));
-    pieces.reduce((at, piece) => (kept.set(piece.bytes, at), at + piece.bytes.length), 0);
+    const kept = concatBytes(pieces.map((piece) => piece.bytes));
     const from = tailStart(kept, lines);
     if (kept.length > from) write(kept.subarray(from));
     return offset;

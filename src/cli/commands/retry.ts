@@ -10,7 +10,7 @@ import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
-import { checkUsable, ExecutorChoiceError } from "../../executor/mod.ts";
+import { unusableBecause } from "../../executor/mod.ts";
 import { detachConfirmed } from "./start.ts";
 
 /** How long `retry` waits for the driver lock of an ended run (see its use). */
@@ -48,10 +48,11 @@ export const retryCommand: Command = {
     const downstream = args.options.downstream === true;
     if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");
     using session = new Session(context);
-    await refuseUnretryable(session, session.run(runKey), context.program, stepId);
+    const stored = session.run(runKey);
+    await refuseUnretryable(session, stored, context.program, stepId);
     // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
     // must be usable, or the reopened attempts would only fail on it.
-    const record = session.rebind(session.run(runKey));
+    const record = session.rebind(stored);
     requireUsable(record, context.program);
     const scope: RetryScope = stepId === undefined
       ? { kind: "failures" }
@@ -114,14 +115,11 @@ async function refuseUnretryable(session: Session, record: RunRecord, program: s
 /** Refuses (exit 2) a run whose orchesjob binary cannot be run, saying how to give another one. */
 function requireUsable(record: RunRecord, program: string): void {
   const runEnv = record.state.launch?.env;
-  try {
-    checkUsable(record.executor, (name) => runEnv === undefined ? Deno.env.get(name) : runEnv[name]);
-  } catch (error) {
-    if (!(error instanceof ExecutorChoiceError)) throw error;
-    throw new UserError(
-      `run ${record.state.runKey}'s orchesjob ${record.executor.bin} cannot be run (${
-        error.message.replace(/^orchesjob is not usable: [^:]*: /, "").replace(/ \(fix .*\)$/, "")
-      }): give another with '${program} --orchesjob-bin PATH retry --run-key ${record.state.runKey}'`,
-    );
-  }
+  const problem = unusableBecause(record.executor, (name) => runEnv === undefined ? Deno.env.get(name) : runEnv[name]);
+  if (problem === null) return;
+  const runKey = record.state.runKey;
+  throw new UserError(
+    `run ${runKey}'s orchesjob ${record.executor.bin} cannot be run (${problem}): ` +
+      `give another with '${program} --orchesjob-bin PATH retry --run-key ${runKey}'`,
+  );
 }

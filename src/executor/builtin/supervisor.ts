@@ -61,7 +61,7 @@ supervise() {
   # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
   trap 'terminated=1' TERM
   # Aborted before it got going: never start the command.
-  [ -e "$dir/$job.abort" ] && exit 0
+  aborted && exit 0
   # The job's working directory (a relative program path below is then relative to it).
   if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
   # Can the program be executed at all? It is looked up with the step's PATH, set here only for the
@@ -80,12 +80,12 @@ supervise() {
   until { : >| "$dir/$job.stdout" && : >| "$dir/$job.stderr"; } 2> /dev/null; do
     [ -d "$dir" ] || exit 1
     # Aborted while it waited: the command never starts.
-    { [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]; } && exit 0
+    aborted && exit 0
     sleep 1
   done
   # Aborted since the first look (its abort file, or its SIGTERM caught by the trap above): the
   # command must not start now, when the abort may already have found no command to kill.
-  { [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]; } && exit 0
+  aborted && exit 0
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
   # It takes the step's environment there, in its own subshell.
@@ -112,6 +112,10 @@ supervise() {
   crash_point supervisor:before-exit-file
   put "$job" exit "$rc"
   exit 0
+}
+# The job was aborted: its abort file is there, or the trap in supervise() caught its SIGTERM.
+aborted() {
+  [ -e "$dir/$job.abort" ] || [ -n "$terminated" ]
 }
 # The command could not be started: say why in the job's stderr file and report exit status -1,
 # as orchesjob does for a command it could not start.
