@@ -254,9 +254,14 @@ function sameJob(a: Job | null, b: Job): boolean {
 
 /**
  * The earliest time something is due without any job changing (a deferred run's start, a delayed
- * retry or a timeout), or null.
+ * retry or a timeout), or null. Steps in `waiting` (timed out, their abort under way) are due when
+ * that abort ends, not at any time.
  */
-export function nextDue(run: RunState, index = new RunIndex(run)): number | null {
+export function nextDue(
+  run: RunState,
+  index = new RunIndex(run),
+  waiting: ReadonlyMap<string, unknown> = new Map(),
+): number | null {
   let due: number | null = null;
   const consider = (at: number) => {
     due = due === null ? at : Math.min(due, at);
@@ -267,6 +272,7 @@ export function nextDue(run: RunState, index = new RunIndex(run)): number | null
     if (step.nextAttemptAt !== null) consider(step.nextAttemptAt);
   }
   for (const id of index.running) {
+    if (waiting.has(id)) continue;
     const step = index.step(id);
     const timeout = index.definition(id).timeoutSec;
     const began = timedFrom(step, step.job);

@@ -97,6 +97,15 @@ export class Driver {
   private stale = true;
   /** Jobs that `start` returned this round: ended ones need no status call. */
   private startedJobs = new Map<string, Job>();
+  /**
+   * Timed-out steps whose abort is under way (it may wait out its grace, seconds): step id → the
+   * abort. Rounds go on meanwhile, but neither observe nor act on those steps: the abort records how
+   * the job ended, then rings, and the next round decides on it (a retry never starts beside a
+   * command that is still in its grace).
+   */
+  private readonly aborting = new Map<string, Promise<void>>();
+  /** An abort that failed with an error other than the executor's: the next round throws it. */
+  private abortFailure: { error: unknown } | null = null;
   /** Run keys the executor hinted at since the last round looked (see drive). */
   private hinted = new Set<string>();
   /** A hint that named no job: the next round looks at every running step. */
@@ -137,6 +146,25 @@ export class Driver {
    * whose job's run key is in it (and about steps whose last answer is missing or failed).
    */
   async tick(only: ReadonlySet<string> | null = null): Promise<TickResult> {
+    try {
+      return await this.round(only);
+    } finally {
+      await this.abortsDone();
+    }
+  }
+
+  /** Waits until every abort a round started has finished (and recorded how its job ended). */
+  private async abortsDone(): Promise<void> {
+    while (this.aborting.size > 0) await Promise.all(this.aborting.values());
+  }
+
+  /** One round, leaving the aborts of timed-out steps to finish in the background. */
+  private async round(only: ReadonlySet<string> | null): Promise<TickResult> {
+    if (this.abortFailure !== null) {
+      const { error } = this.abortFailure;
+      this.abortFailure = null;
+      throw error;
+    }
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     const observations = await this.observe(run, index, only);
@@ -146,6 +174,9 @@ export class Driver {
     const starts: Extract<Action, { kind: "start" }>[] = [];
     const timeouts: Extract<Action, { kind: "timeout" }>[] = [];
     for (const action of actions) {
+      // A step being aborted waits for its abort's own record (it is RUNNING, so every round looks
+      // at it again: nothing is forgotten by skipping it here).
+      if ("stepId" in action && this.aborting.has(action.stepId)) continue;
       if (this.options.interrupted?.()) {
         // settle() assumed every action is applied: rebuild the index rather than forget a step.
         this.stale = true;
@@ -155,10 +186,30 @@ export class Driver {
       else if (action.kind === "timeout") timeouts.push(action);
       else effects.push(await this.apply(run, index, action));
     }
-    // A timeout waits out its abort's grace: side by side, N of them cost one grace, not N in a row.
-    effects.push(...await Promise.all(timeouts.map((action) => this.apply(run, index, action))));
+    // A timeout's abort may wait out a grace of seconds: it runs beside the rounds, which meanwhile
+    // start and finish other steps.
+    for (const action of timeouts) this.abortInBackground(action);
     if (starts.length > 0) effects.push(await this.startAll(starts));
     return { state: run, progressed: effects.includes("progressed"), started: effects.includes("started") };
+  }
+
+  /**
+   * Starts a timed-out step's abort without waiting for it. Its reason is committed before this
+   * returns (see {@link timeout}); when the abort has recorded how the job ended, the bell rings so
+   * that the next round decides on the step at once.
+   */
+  private abortInBackground(action: Extract<Action, { kind: "timeout" }>): void {
+    const { stepId } = action;
+    const key = stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo);
+    const abort = this.timeout(stepId, action.job, action.error)
+      .catch((error) => {
+        this.abortFailure ??= { error };
+      })
+      .finally(() => {
+        this.aborting.delete(stepId);
+        this.hint([key]);
+      });
+    this.aborting.set(stepId, abort);
   }
 
   /**
@@ -168,6 +219,15 @@ export class Driver {
    * finds whatever ended meanwhile.
    */
   async drive(): Promise<RunState> {
+    try {
+      return await this.rounds();
+    } finally {
+      // An abort under way is seen to its end (SIGKILL after its grace) before the driver goes.
+      await this.abortsDone();
+    }
+  }
+
+  private async rounds(): Promise<RunState> {
     const { executor } = this.options;
     using watch = executor.watch?.((runKeys) => this.hint(runKeys)) ?? null;
     // Hints that name jobs (the built-in runner's) make the rounds they wake look at those jobs only,
@@ -209,7 +269,7 @@ export class Driver {
         continue;
       }
       if (started) pause = first;
-      const due = nextDue(state, this.index ?? undefined);
+      const due = nextDue(state, this.index ?? undefined, this.aborting);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       woken = await this.pause(wait);
       pause = nextPause(backoff, pause);
@@ -244,7 +304,7 @@ export class Driver {
   ): Promise<TickResult | null> {
     this.options.checkStore?.();
     try {
-      const result = await this.tick(only);
+      const result = await this.round(only);
       if (this.waitingSince !== null) this.endStoreWait();
       return result;
     } catch (error) {
@@ -301,6 +361,7 @@ export class Driver {
     const observations = new Map<string, Job | null>();
     const ask: { stepId: string; key: string }[] = [];
     for (const stepId of index.running) {
+      if (this.aborting.has(stepId)) continue; // its abort records the job when it is done
       const step = index.step(stepId);
       const key = stepRunKey(run.runKey, stepId, step.attemptNo);
       const known = this.startedJobs.get(stepId);

@@ -473,3 +473,29 @@ flowTest(builtin, "steps that time out together are aborted side by side, not on
   const ends: number[] = steps.map((s) => s.finished_at);
   assert.ok(Math.max(...ends) - Math.min(...ends) < 5, `the attempts ended at ${ends.join(", ")}`);
 });
+
+flowTest(builtin, "a timeout's grace does not hold back the other steps: they start and end meanwhile", async (env) => {
+  // `slow` ignores SIGTERM, so its abort lasts the whole 5 s grace; it touches `beat` while it lives.
+  // `b` ends during that grace, and `c` (after b) must start then, not once the grace is over.
+  const beat = join(env.home, "beat");
+  const stubborn = JSON.stringify(`trap '' TERM; while :; do touch '${beat}'; sleep 0.1; done`);
+  const file = env.flow(
+    "grace.yaml",
+    `flow_id: grace
+steps:
+  - {id: slow, timeout_sec: 1, command: ${stubborn}}
+  - {id: b, command: "sleep 2"}
+  - {id: c, depends_on: [b], command: "true"}
+`,
+  );
+  const run = await env.json(["start", "-q", "--run-key", "g", file], 1);
+  const slow = step(run, "slow");
+  assert.deepEqual([slow.orchesjob_status.status, slow.error], ["ABORTED", "timed out after 1 s"]);
+  assert.equal(step(run, "c").status, "SUCCEEDED");
+  // The situation happened: slow lived through its grace (SIGTERM at ~1 s, SIGKILL at ~6 s).
+  const died = Deno.statSync(beat).mtime!.getTime() / 1000;
+  assert.ok(died - slow.started_at >= 1 + 4, `slow lived ${died - slow.started_at} s`);
+  // c started (b ended at ~2 s) and ended well before slow's grace was over.
+  const c = step(run, "c");
+  assert.ok(c.finished_at < died - 2, `c ran ${c.started_at}-${c.finished_at}, slow died at ${died}`);
+});

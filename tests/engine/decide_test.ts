@@ -161,6 +161,8 @@ Deno.test("timeouts, delayed retries and their due times", () => {
     { kind: "timeout", stepId: "A", job: job("RUNNING"), error: "timed out after 60 s" },
   ]);
   assert.equal(nextDue(running), 1060);
+  // A step whose abort is under way is due when that abort ends, not at its (past) timeout.
+  assert.equal(nextDue(running, undefined, new Map([["A", null]])), null);
   const delayed = run({ A: "DELAYED" }, { A: { nextAttemptAt: 1100 } });
   assert.deepEqual(decide(delayed, new Map(), 1099), []);
   assert.deepEqual(decide(delayed, new Map(), 1100), [{ kind: "start", stepId: "A", attemptNo: 2, resume: false }]);
