@@ -8,7 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { CLI, eventually, processAlive } from "../helpers.ts";
 import { canMount, countLines, fillInodes, logged, smallFilesystem, waitForFile } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
-import { pathExists as exists } from "../../src/shared/mod.ts";
+import { CRASH_AT_VARIABLE, pathExists as exists } from "../../src/shared/mod.ts";
 
 /** A test on a home that is a small tmpfs (`options`), which only root with the right to mount may make. */
 function onSmallFilesystem(
@@ -332,4 +332,60 @@ function fillBytes(dir: string): string {
     }
   }
   return path;
+}
+
+onSmallFilesystem(
+  "builtin",
+  "no inode left for an abort's deadline file: the abort still ends a job that ignores SIGTERM",
+  "size=8m,nr_inodes=64",
+  (env, mount) => abortWithoutRoom(env, mount, false),
+);
+
+onSmallFilesystem(
+  "builtin",
+  "no inode left for an abort's deadline file, and the abort killed in its grace: a later read sends the SIGKILL",
+  "size=8m,nr_inodes=64",
+  (env, mount) => abortWithoutRoom(env, mount, true),
+);
+
+/**
+ * A running job that ignores SIGTERM, aborted once the disk has no inode left for its abort file.
+ * With `crash`, the abort is killed during its grace; a later `job status` must finish it.
+ */
+async function abortWithoutRoom(env: FlowEnv, mount: string, crash: boolean): Promise<void> {
+  const on = { ORCHESJOB_FLOW_HOME: mount };
+  const job = (args: string[], extra: Record<string, string> = {}) => env.run(["job", ...args], { ...on, ...extra });
+  const started = await job(["start", "--run-key", "k", "--", "sh", "-c", "trap '' TERM; sleep 60"]);
+  assert.equal(started.code, 0, started.stderr);
+  const jobId: string = JSON.parse(started.stdout).job_id;
+  // Keeps SQLite's WAL and its index in place (see startWithoutRoom).
+  using db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+  db.prepare("SELECT COUNT(*) FROM jobs").get();
+  let pid = 0;
+  await eventually("the command runs", async () => {
+    pid = JSON.parse((await job(["status", "--run-key", "k"])).stdout).target_pid ?? 0;
+    return pid > 0;
+  });
+  fillInodes(mount);
+  const abortFile = join(mount, "jobs", `${jobId}.abort`);
+  if (!crash) {
+    const aborted = await job(["abort", "--run-key", "k", "--grace-seconds", "1"]);
+    assert.equal(aborted.code, 0, aborted.stderr);
+    assert.equal(JSON.parse(aborted.stdout).status, "ABORTED");
+  } else {
+    const child = env.spawn(["job", "abort", "--run-key", "k", "--grace-seconds", "30"], {
+      ...on,
+      [CRASH_AT_VARIABLE]: "runner:abort-grace",
+    });
+    const output = await child.output();
+    assert.equal(output.signal, "SIGKILL", new TextDecoder().decode(output.stderr));
+    assert.ok(processAlive(pid), "the command ignored the SIGTERM and outlived the abort");
+    // The SIGKILL is due 5 s (the default grace) after the abort, at the first read after that.
+    await eventually("a read killed the command", async () => {
+      assert.equal(JSON.parse((await job(["status", "--run-key", "k"])).stdout).status, "ABORTED");
+      return !processAlive(pid);
+    }, 20);
+  }
+  assert.ok(!exists(abortFile), "there was no room for the abort file");
+  assert.ok(!processAlive(pid), "the command is gone");
 }

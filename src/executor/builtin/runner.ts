@@ -262,7 +262,7 @@ export class BuiltinRunner implements Executor {
    */
   private resumeAbort(row: JobRow): void {
     const files = jobFiles(this.dir, row.job_id);
-    const deadline = readIntFile(files.abort);
+    const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return;
     if (nowSeconds() >= deadline) {
@@ -281,7 +281,7 @@ export class BuiltinRunner implements Executor {
   private async settleAbort(row: JobRow, graceSeconds = Infinity): Promise<JobRow> {
     if (row.status !== "ABORTED" || this.readOnly) return row;
     const files = jobFiles(this.dir, row.job_id);
-    const deadline = readIntFile(files.abort);
+    const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
     const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
@@ -486,7 +486,15 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     // The deadline is written first: with it, any later read can finish this abort if we die during
     // the grace (see resumeAbort), and a supervisor not yet going never starts the command.
-    Deno.writeTextFileSync(files.abort, `${now + Math.ceil(options.graceSeconds)}\n`);
+    try {
+      Deno.writeTextFileSync(files.abort, `${now + Math.ceil(options.graceSeconds)}\n`);
+    } catch (error) {
+      // No room for the file (a disk out of inodes). A job whose supervisor is going is aborted all
+      // the same: this process signals it, and a reader after its death takes the deadline from the
+      // abort's time (see abortDeadline). A job not yet claimed is not: its supervisor, still to come,
+      // would look for that file. The error stands then, and the abort can be asked again.
+      if (!isNoRoom(error) || workerOf(row, files) === null) throw error;
+    }
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
     // replace it, and a strict start already sees the run key as used.
     const recorded = this.table.updateActive(row.job_id, {
@@ -599,6 +607,27 @@ function readClaim(files: ReturnType<typeof jobFiles>): { pid: number; mark: str
 }
 
 /** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
+/**
+ * When an aborted job's process group is to be SIGKILLed: its abort file's deadline, or, when the
+ * abort found no room for that file, {@link FALLBACK_GRACE_SECONDS} after the abort while its
+ * supervisor (known by its command line, not a reused PID) is still there. Null: nothing to finish.
+ */
+function abortDeadline(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
+  const deadline = readIntFile(files.abort);
+  if (deadline !== null || row.aborted_at === null || pathExists(files.abort)) return deadline;
+  const worker = workerOf(row, files);
+  if (worker === null || !isOurProcessAlive(worker, markerOf(row, files))) return null;
+  return Math.ceil(row.aborted_at) + FALLBACK_GRACE_SECONDS;
+}
+
+/** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
+const FALLBACK_GRACE_SECONDS = 5;
+
+function isNoRoom(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
 function workerOf(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
   return row.worker_pid ?? readClaim(files)?.pid ?? readIntFile(files.worker);
 }
