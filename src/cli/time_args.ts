@@ -4,11 +4,21 @@ import { UserError } from "./errors.ts";
 
 const UNIT_SECONDS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
-/** Seconds in `text`: a number, optionally followed by s, m, h, d or w; at most 100 years. */
+/**
+ * Seconds in `text`: a number followed by s, m, h, d or w; at most 100 years. A number without a unit
+ * is refused (0 aside, which is 0 in any unit): `clean --older-than 7` meant as a week would
+ * otherwise delete every run that ended more than 7 seconds ago.
+ */
 export function parseDuration(text: string, option: string): number {
   const match = /^(\d+(?:\.\d+)?)\s*([smhdw]?)$/i.exec(text.trim());
   if (!match) {
     throw new UserError(`option ${option} needs a duration such as 90s, 15m, 6h or 7d, got ${JSON.stringify(text)}`);
+  }
+  if (match[2] === "" && Number(match[1]) !== 0) {
+    throw new UserError(
+      `option ${option} needs a unit: ${JSON.stringify(text)} alone could mean seconds or days; ` +
+        `write ${match[1]}s, ${match[1]}m, ${match[1]}h, ${match[1]}d or ${match[1]}w`,
+    );
   }
   const seconds = Number(match[1]) * UNIT_SECONDS[match[2].toLowerCase()];
   // 400 digits are Infinity: a time that far back is NaN or -Infinity, and never what was meant.

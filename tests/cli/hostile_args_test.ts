@@ -189,6 +189,14 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'list: option --since "2026-04-31" is not a date: April 2026 has 30 days',
     },
     { argv: ["list", "--since", "9".repeat(400) + "d"], exit: 2, error: "option --since takes at most 100 years" },
+    // A bare number is refused, not read as seconds: meant as 7 days, it would clean every run.
+    {
+      argv: ["clean", "--older-than", "7"],
+      exit: 2,
+      error:
+        'clean: option --older-than needs a unit: "7" alone could mean seconds or days; write 7s, 7m, 7h, 7d or 7w',
+    },
+    { argv: ["list", "--since", "1.5"], exit: 2, error: "option --since needs a unit" },
     {
       argv: ["clean", "--older-than", "9".repeat(400) + "w"],
       exit: 2,

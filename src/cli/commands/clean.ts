@@ -34,7 +34,8 @@ export const cleanCommand: Command = {
         name: "older-than",
         value: "string",
         metavar: "DURATION",
-        help: "Runs that finished longer ago than this: 90s, 15m, 6h, 7d, 2w, or seconds (required).",
+        help:
+          "Runs that finished longer ago than this: 90s, 15m, 6h, 7d or 2w (a unit is required; 0: every finished run) (required).",
       },
       {
         name: "status",
