@@ -68,11 +68,19 @@ case $prefix in
   -*) die "--prefix needs a directory, got the option-like '$prefix' (write ./$prefix for a directory of that name)" ;;
 esac
 
-# The C library of a Linux host: the release's Linux binaries link against glibc.
+# The C library of a Linux host: the release's Linux binaries link against glibc. ldd says which one
+# the system uses; musl's loader being there proves nothing, as a glibc host may have musl installed
+# beside it (Debian's musl package, for building static binaries), so it is asked only when ldd says
+# neither.
 libc() {
   if [ -n "${ORCHESJOB_FLOW_LIBC:-}" ]; then
     printf '%s\n' "$ORCHESJOB_FLOW_LIBC"
-  elif ls /lib/ld-musl-* > /dev/null 2>&1 || { ldd --version 2>&1 | grep -qi musl; }; then
+    return
+  fi
+  ldd_says=$(ldd --version 2>&1 || true)
+  if printf '%s\n' "$ldd_says" | grep -qiE 'glibc|gnu libc'; then
+    printf 'gnu\n'
+  elif printf '%s\n' "$ldd_says" | grep -qi musl || ls /lib/ld-musl-* > /dev/null 2>&1; then
     printf 'musl\n'
   else
     printf 'gnu\n'
@@ -153,12 +161,20 @@ target=$bindir/$program
 [ ! -d "$target" ] || die "$target is a directory; remove it first. Nothing installed"
 mkdir -p "$bindir" || die "cannot create $bindir (try sudo, or --prefix \$HOME/.local)"
 # Install under a temporary name in the same directory, then rename over the old binary: a running
-# driver keeps its (old) file, and no reader ever sees half a binary.
-install -m 0755 "$tmp/$asset" "$bindir/.$program.new.$$" ||
+# driver keeps its (old) file, and no reader ever sees half a binary. The new binary must run here
+# before it replaces anything (a wrong asset on a mirror, a glibc too old): a binary that does not
+# would break every cron line and timer that calls it, where the old one worked.
+new=$bindir/.$program.new.$$
+install -m 0755 "$tmp/$asset" "$new" ||
   die "cannot write to $bindir (try sudo, or --prefix \$HOME/.local)"
-mv -f "$bindir/.$program.new.$$" "$target" || {
-  rm -f "$bindir/.$program.new.$$"
+if ! version_line=$("$new" --version 2>&1); then
+  rm -f "$new"
+  printf '%s\n' "$version_line" >&2
+  die "the downloaded $asset does not run on this host; nothing installed"
+fi
+mv -f "$new" "$target" || {
+  rm -f "$new"
   die "cannot replace $target"
 }
 say "installed $target"
-"$target" --version || die "$target does not run on this host"
+printf '%s\n' "$version_line"

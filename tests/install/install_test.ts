@@ -243,3 +243,83 @@ Deno.test("install.sh refuses a directory where the binary goes, and a --prefix 
   assert.equal(optionLike.code, 1);
   assert.match(optionLike.stderr, /--prefix needs a directory, got the option-like '-p'/);
 });
+
+Deno.test("a downloaded binary that does not run on this host is not installed, and the old one is kept", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  // The asset's checksum is right, but it cannot run here (a wrong asset on a mirror, a glibc too old):
+  // its interpreter does not exist, as for a binary built for another loader.
+  const dir2 = join(s.releases, "latest", "download");
+  await s.ready;
+  const broken = "#!/nonexistent/ld-linux-x86-64.so.2\n";
+  Deno.writeTextFileSync(join(dir2, "orchesjob-flow-linux-x64"), broken);
+  Deno.writeTextFileSync(
+    join(dir2, "SHA256SUMS"),
+    `${await sha256(new TextEncoder().encode(broken))}  orchesjob-flow-linux-x64\n`,
+  );
+  Deno.mkdirSync(join(s.prefix, "bin"), { recursive: true });
+  Deno.writeTextFileSync(s.installed, standIn("old", "v0"));
+  Deno.chmodSync(s.installed, 0o755);
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const result = await install(["--prefix", s.prefix], env);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /the downloaded orchesjob-flow-linux-x64 does not run on this host; nothing installed/);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("old", "v0"), "the old binary is kept");
+  assert.deepEqual([...Deno.readDirSync(join(s.prefix, "bin"))].map((e) => e.name), ["orchesjob-flow"]);
+});
+
+Deno.test("install.sh asks ldd which C library the host uses: glibc wins over an installed musl", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const fake = join(dir.path, "fake-bin");
+  Deno.mkdirSync(fake);
+  const path = `${fake}:${Deno.env.get("PATH") ?? ""}`;
+  const { ORCHESJOB_FLOW_LIBC: _, ...env } = {
+    ...s.env,
+    ORCHESJOB_FLOW_UNAME_S: "Linux",
+    ORCHESJOB_FLOW_UNAME_M: "x86_64",
+  };
+  const ldd = (script: string) => {
+    Deno.writeTextFileSync(join(fake, "ldd"), `#!/bin/sh\n${script}\n`);
+    Deno.chmodSync(join(fake, "ldd"), 0o755);
+  };
+  ldd("echo 'ldd (Debian GLIBC 2.36-9+deb12u4) 2.36'");
+  const glibc = await install(["--prefix", s.prefix], env, path);
+  assert.equal(glibc.code, 0, glibc.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+  Deno.removeSync(s.prefix, { recursive: true });
+  ldd("echo 'musl libc (x86_64)' >&2; echo 'Version 1.2.4' >&2; exit 1");
+  const musl = await install(["--prefix", s.prefix], env, path);
+  assert.equal(musl.code, 1);
+  assert.match(musl.stderr, /this looks like musl/);
+  assert.ok(!exists(s.prefix));
+});
+
+Deno.test({
+  name: "install.sh on a glibc host with musl's loader installed beside it (Debian's musl package) installs",
+  // musl's loader is put in place in a mount namespace of the test's own: only root may make one.
+  ignore: Deno.uid() !== 0 || !exists("/usr/bin/unshare") || exists("/lib/ld-musl-x86_64.so.1"),
+  async fn() {
+    using dir = tempDir();
+    const s = setUp(dir.path);
+    await s.ready;
+    for (const sub of ["up", "work"]) Deno.mkdirSync(join(dir.path, sub));
+    const script = [
+      `mount -t overlay overlay -o lowerdir=/usr/lib,upperdir=${dir.path}/up,workdir=${dir.path}/work /usr/lib`,
+      "touch /usr/lib/ld-musl-x86_64.so.1",
+      'ls /lib/ld-musl-* > /dev/null && exec /bin/sh "$@"',
+    ].join(" && ");
+    const output = await new Deno.Command("unshare", {
+      args: ["-m", "/bin/sh", "-c", script, "sh", SCRIPT, "--prefix", s.prefix],
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: s.tmp, ...s.env, ORCHESJOB_FLOW_LIBC: "" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.match(Deno.readTextFileSync(s.installed), /stand-in orchesjob-flow-linux-/);
+    assert.ok(!exists("/lib/ld-musl-x86_64.so.1"), "the loader was there in the namespace only");
+  },
+});
