@@ -186,7 +186,7 @@ flowTest(builtin, "logs --follow stops with 130 on SIGTERM, and the step runs on
 
 flowTest(
   builtin,
-  "logs reads large output in pieces: whole, its last lines, and a closed pipe ends a follow",
+  "logs reads large output in pieces: whole, its last lines, and a closed pipe ends a follow; a file or job gone is an error",
   async (env) => {
     // 300k numbered lines (~2.3 MB per 100k): several read pieces, lines cut across their edges.
     const go = join(env.home, "go");
@@ -258,6 +258,19 @@ flowTest(
     const gone = await env.run(["logs", "--run-key", "g", "--step", "b", "--stream", "stdout"]);
     assert.equal(gone.code, 1, gone.stderr);
     assert.match(errorLine(gone).error, /^logs: cannot read the stdout of job .* \(run key g:b:1\): its file is gone$/);
+
+    // A job removed by `job clean` (its row and its files) is an error too, not an empty log.
+    const cleaned = await env.run(["job", "clean", "--all"]);
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+    assert.equal((await env.run(["job", "status", "--run-key", "g:a:1"])).code, 3, "the job is gone");
+    const forgotten = await env.run(["logs", "--run-key", "g", "--step", "a", "--stream", "stderr"]);
+    assert.equal(forgotten.code, 1, forgotten.stderr);
+    assert.equal(forgotten.stdout, "");
+    assert.equal(
+      errorLine(forgotten).error,
+      `logs: cannot read the stderr of job ${step(await env.status("g"), "a").orchesjob_status.job_id} ` +
+        "(run key g:a:1): the executor no longer knows the job (it was cleaned), and its output went with it",
+    );
   },
 );
 

@@ -64,7 +64,9 @@ export const logsCommand: Command = {
       ({ record, attempt } = started);
     }
     const jobKey = stepRunKey(runKey, stepId, attempt);
-    const reader = new LogReader(session.executorFor(record), jobKey);
+    // The job the run recorded for this attempt, if any: its output was there once.
+    const recorded = stepOf(record, stepId).job;
+    const reader = new LogReader(session.executorFor(record), jobKey, recorded?.run_key === jobKey ? recorded : null);
     const offsets: Record<Stream, number | undefined> = { stdout: undefined, stderr: undefined };
     // Once the attempt is over, one more pass reads what a pass that overlapped its end may have missed.
     let over = false;
@@ -96,7 +98,8 @@ export const logsCommand: Command = {
  * each call, so with it one call reads all.
  */
 class LogReader {
-  constructor(readonly executor: Executor, readonly jobKey: string) {}
+  /** `recorded`: the job the run recorded for this attempt (null: none, or not known for an earlier attempt). */
+  constructor(readonly executor: Executor, readonly jobKey: string, readonly recorded: Job | null = null) {}
 
   /**
    * Writes the stream from `from` to its current end; returns the offset reached. `stop`: the reader
@@ -141,6 +144,16 @@ class LogReader {
     // No output file: fine while the job is starting; an error once it has ended (removed by hand?).
     // A job aborted before its command started (or whose supervisor died first) never had files.
     const job = await ask(() => this.executor.status(this.jobKey));
+    // The run saw this attempt's job, and the executor no longer knows it: it was cleaned (`job clean`
+    // or orchesjob's own clean), and its output with it. Printing nothing would look like a step that
+    // wrote nothing.
+    if (job === null && this.recorded !== null) {
+      throw new UserError(
+        `cannot read the ${stream} of job ${this.recorded.job_id} (run key ${this.jobKey}): the executor no ` +
+          "longer knows the job (it was cleaned), and its output went with it",
+        1,
+      );
+    }
     const hadFiles = job !== null && !isActiveJob(job.status) && (job.target_pid !== null || job.exit_code !== null);
     if (!hadFiles) return new Uint8Array();
     throw new UserError(`cannot read the ${stream} of job ${job.job_id} (run key ${this.jobKey}): its file is gone`, 1);
