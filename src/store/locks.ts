@@ -22,11 +22,8 @@ export class FileLocks {
 
   /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
   async tryDriverLock(runKey: string): Promise<Disposable | null> {
-    const file = await Deno.open(this.path(runKey, "driver"), { create: true, write: true });
-    if (!(await file.tryLock(true))) {
-      file.close();
-      return null;
-    }
+    const file = await lockAtPath(this.path(runKey, "driver"), false);
+    if (file === null) return null;
     noteHolder(file);
     return { [Symbol.dispose]: () => file.close() };
   }
@@ -58,13 +55,43 @@ export class FileLocks {
   }
 
   private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
-    const file = await Deno.open(this.path(runKey, kind), { create: true, write: true });
+    using _held = (await lockAtPath(this.path(runKey, kind), true))!;
+    return await fn();
+  }
+}
+
+/**
+ * Opens (creating it) and flocks the lock file at `path`: waiting for a holder to let go when `wait`,
+ * else null if one holds it. A lock counts only if the file is still the one at `path` once locked:
+ * `clean` unlinks lock files while it holds them, and a process that opened the old file before the
+ * unlink would otherwise lock that orphan while another process locks the new file at the path (two
+ * drivers of one run, or a start that does not see a cancel's gate). It then opens the path again.
+ */
+async function lockAtPath(path: string, wait: boolean): Promise<Deno.FsFile | null> {
+  for (;;) {
+    const file = await Deno.open(path, { create: true, write: true });
     try {
-      await file.lock(true);
-      return await fn();
-    } finally {
+      if (wait) await file.lock(true);
+      else if (!(await file.tryLock(true))) {
+        file.close();
+        return null;
+      }
+      if (sameFile(file.statSync(), path)) return file;
+    } catch (error) {
       file.close();
+      throw error;
     }
+    file.close();
+  }
+}
+
+/** Whether `path` names the file `info` describes (same device and inode); false once it is gone. */
+function sameFile(info: Deno.FileInfo, path: string): boolean {
+  try {
+    const now = Deno.statSync(path);
+    return now.dev === info.dev && now.ino === info.ino;
+  } catch {
+    return false;
   }
 }
 

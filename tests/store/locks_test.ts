@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { driverHolder, FileLocks, lockFilePath } from "../../src/store/mod.ts";
+import { eventually } from "../helpers.ts";
 
 async function withHome(fn: (dbPath: string) => Promise<void>): Promise<void> {
   const dir = Deno.makeTempDirSync({ prefix: "ojf-locks-" });
@@ -92,3 +93,45 @@ async function forgedNotes(): Promise<void> {
     }
   });
 }
+
+Deno.test({
+  name: "a lock file unlinked while held (clean) does not lock a waiter that opened it before: it locks the new file",
+  ignore: Deno.build.os !== "linux", // the waiter's open descriptors are read from /proc
+  async fn() {
+    await withHome(async (dbPath) => {
+      const locks = new FileLocks(dbPath);
+      await locks.withStartGate("r", () => {}); // the lock file exists
+      const path = lockFilePath(dbPath, "r", "gate");
+      const opened = () =>
+        [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+          try {
+            return Deno.readLinkSync(`/proc/self/fd/${e.name}`) === path;
+          } catch {
+            return false;
+          }
+        }).length;
+      // `clean` holds the gate's file...
+      const old = Deno.openSync(path, { write: true });
+      old.lockSync(true);
+      // ...while a start waits for it, on that same file.
+      let entered = false;
+      const waiter = locks.withStartGate("r", () => {
+        entered = true;
+      });
+      await eventually("the waiter has the old file open", () => opened() === 2);
+      // clean unlinks it while it holds it; a new process makes the file again and locks it; clean lets go.
+      Deno.removeSync(path);
+      const fresh = Deno.openSync(path, { create: true, write: true });
+      fresh.lockSync(true);
+      old.close();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.ok(!entered, "the waiter did not take the unlinked file's lock while the path's file is held");
+      // Ours, and the waiter's (Deno may hold a second descriptor for a lock that blocks): the unlinked
+      // file shows as "(deleted)" and is not counted.
+      assert.ok(opened() >= 2, "it waits on the new file, not on the unlinked one");
+      fresh.close();
+      await waiter;
+      assert.ok(entered, "it enters once the new file's holder lets go");
+    });
+  },
+});
