@@ -153,6 +153,17 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
   throw new Error(`timed out waiting for: ${what}`);
 }
 
+/** True once `pid` catches `signal` (Linux: its SigCgt mask); elsewhere it cannot tell, and answers true. */
+export function catchesSignal(pid: number, signal: number): boolean {
+  if (Deno.build.os !== "linux") return true;
+  try {
+    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? "0";
+    return (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * True once process `pid` has `path` open (Linux, from /proc/PID/fd): evidence that a command has got as
  * far as reading its state, for tests that must know it is waiting before they let the run go on.

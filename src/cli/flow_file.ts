@@ -104,8 +104,8 @@ async function readStdin(): Promise<Uint8Array> {
 
 /**
  * Everything `reader` yields, refused with a FlowError once past the file size limit. A stream may
- * wait for its writer for ever, so the read is asynchronous and listens for SIGINT, SIGTERM and
- * SIGHUP: any of them ends it with one JSON line and exit 130 (nothing is stored before the flow is
+ * wait for its writer for ever, so the read is asynchronous and listens for SIGINT, SIGTERM, SIGHUP
+ * and SIGQUIT: any of them ends it with one JSON line and exit 130 (nothing is stored before the flow is
  * read), where a blocking read used to be killed by the signal without a word.
  */
 async function readUpToLimit(reader: { read(buffer: Uint8Array): Promise<number | null> }, name: string) {

@@ -1,4 +1,9 @@
-/** SIGINT/SIGTERM as a flag the flow loop checks, so an interrupted run stops cleanly and stays resumable. */
+/**
+ * SIGINT, SIGTERM, SIGHUP and SIGQUIT as a flag the flow loop checks, so an interrupted run stops cleanly
+ * and stays resumable. SIGQUIT is Ctrl-\ at a terminal: left to its default it killed the process at once
+ * (a core dump where allowed), with no final state on stdout and no word on stderr; resumable as after
+ * any crash, but unexplained. It now stops the way Ctrl-C does, with the same exit 130.
+ */
 export interface Interrupt extends Disposable {
   readonly requested: () => boolean;
 }
@@ -10,7 +15,7 @@ export function listenForInterrupt(onSignal?: (count: number) => void): Interrup
     count++;
     onSignal?.(count);
   };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"];
   for (const sig of signals) Deno.addSignalListener(sig, handler);
   return {
     requested: () => count > 0,

@@ -13,6 +13,7 @@ export {
   systemClock,
   type TimeProblem,
 } from "./time.ts";
+export { parsePythonIsoTime } from "./py_isoformat.ts";
 export { sleep, sleepUnless, timerDelay } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
 export {

@@ -108,7 +108,8 @@ export function parseIsoTime(text: string): number | TimeProblem | null {
   const match = ISO_DATE_TIME.exec(text.trim());
   if (!match) return null;
   const [, date, time, zone] = match;
-  const missing = missingDay(date);
+  const [year, month, day] = date.split("-").map(Number);
+  const missing = missingDay(year, month, day);
   if (missing !== null) return { problem: `is not a date: ${missing}` };
   // JavaScript reads a date without a time as UTC; an operator means the local day.
   const offset = zone === undefined ? "" : zone === "Z" ? "Z" : zone.replace(/^([+-]\d{2})(\d{2})$/, "$1:$2");
@@ -131,9 +132,8 @@ const MONTHS = [
   "December",
 ];
 
-/** Why `YYYY-MM-DD` names no day of the proleptic Gregorian calendar, or null. */
-function missingDay(date: string): string | null {
-  const [year, month, day] = date.split("-").map(Number);
+/** Why year, month and day name no day of the proleptic Gregorian calendar, or null. */
+export function missingDay(year: number, month: number, day: number): string | null {
   if (month < 1 || month > 12) return `there is no month ${month}`;
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   const days = month === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31;

@@ -207,6 +207,11 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       exit: 2,
       error: "Invalid --before: '2026-02-30' is not a date: February 2026 has 28 days",
     },
+    {
+      argv: ["job", "clean", "--after", "20260101T24"],
+      exit: 2,
+      error: "Invalid --after: '20260101T24' is not a time: there is no hour 24",
+    },
     // Options in the wrong place, misspelt or run together.
     {
       argv: ["-d", "start", "--run-key", "k1", flow],

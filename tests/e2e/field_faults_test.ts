@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { existsSync } from "node:fs";
 import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
 import { countLines } from "./fault_helpers.ts";
-import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
 const builtin = ["builtin"] as const;
 const both = ["builtin", "external"] as const;
@@ -87,9 +87,12 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * hang after writing its PID to `hang.pid` (hang), answer "not found" as for a cleaned job
  * (cleaned), print 20 MiB (huge), die by SIGSEGV (segv), or print JSON that is no job of the
  * key asked for: {} (empty), null, a string, an array, a status outside the contract (pending), another
- * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `start`: start
- * the job, then print null (startnull), or make the job and then die as by SIGKILL, noted in `died`
- * (startdies). On
+ * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `status --running`
+ * only: answer [null], and let `status --run-key` work (runningnull) or answer null too (allnull), each
+ * call's key (or `running`) noted in `calls.log`. On `start`: start the job, then print null (startnull),
+ * or make the job and then exit 137 as a shell reports a SIGKILL (startdies), or make the job and then
+ * really die by SIGKILL (startkilled), or die by SIGKILL before making it (startkilledfirst); each death
+ * is noted in `died` with the fake's PID. On
  * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
  * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On both status
  * and abort: exit 1 (allfail).
@@ -119,6 +122,12 @@ case "$1:$mode" in
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
   start:startdies) '${env.wrapper}' "$@" > /dev/null; echo "$1" >> '${join(dir, "died")}'; exit 137 ;;
+  start:startkilled) '${env.wrapper}' "$@" > /dev/null; echo "$1 $$" >> '${join(dir, "died")}'; kill -KILL $$ ;;
+  start:startkilledfirst) echo "$1 $$" >> '${join(dir, "died")}'; kill -KILL $$ ;;
+  status:runningnull | status:allnull)
+    if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; echo '[null]'; exit 0; fi
+    echo "$3" >> '${join(dir, "calls.log")}'
+    if [ "$mode" = allnull ]; then echo null; exit 0; fi ;;
   abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
@@ -335,6 +344,136 @@ flowTest(
     assert.equal(step(run, "a").error, null, "the start's failure is not shown on a step that succeeded");
     assert.equal(step(run, "a").orchesjob_status.run_key, "sd:a:1");
     assert.equal((await env.jobs("sd:a:1")).length, 1, "one job, followed after the failed start");
+  },
+);
+
+/** Two steps that each run until the file `release` appears, so that one round asks about both. */
+function twoWaitingSteps(env: FlowEnv, extra = ""): string {
+  const wait = JSON.stringify(`while [ ! -e '${join(env.home, "release")}' ]; do sleep 0.05; done`);
+  return env.flow(
+    "two.yaml",
+    `flow_id: two\n${extra}steps:\n  - {id: a, command: ${wait}}\n  - {id: b, command: ${wait}}\n`,
+  );
+}
+
+/** What the fake was asked in mode runningnull or allnull: `running` for the list, else the key asked about. */
+function fakeCalls(env: FlowEnv): string[] {
+  return Object.keys(countLines(join(env.home, "calls.log")));
+}
+
+flowTest(
+  builtin,
+  "a status --running list of [null] is not believed: each job is asked by key, and nothing fails",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = twoWaitingSteps(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "rn", file]);
+    await env.waitFor(
+      "rn",
+      "a and b have RUNNING jobs",
+      (run) => ["a", "b"].every((id) => step(run, id).orchesjob_status?.status === "RUNNING"),
+    );
+    fake.mode("runningnull");
+    // The list was asked for and answered [null]; then each step's job was asked for by its key.
+    await eventually("both keys asked after the list", () => {
+      const calls = fakeCalls(env);
+      return calls.includes("running") && calls.includes("rn:a:1") && calls.includes("rn:b:1");
+    });
+    const during = await env.status("rn");
+    for (const id of ["a", "b"]) {
+      assert.equal(step(during, id).status, "RUNNING", `${id}: a list with no job in it is no job's end`);
+      assert.equal(step(during, id).executor_error, null, `${id}: the keys answered, so nothing is failing`);
+    }
+    fake.mode("");
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(statuses(JSON.parse(result.stdout)), { a: "SUCCEEDED", b: "SUCCEEDED" });
+    assert.doesNotMatch(result.stderr, /executor call failed|internal error/);
+    for (const key of ["rn:a:1", "rn:b:1"]) assert.equal((await env.jobs(key)).length, 1, `${key} started once`);
+  },
+);
+
+flowTest(
+  builtin,
+  "a status --running list of [null] with no answer by key either fails the attempts after executor_unavailable_sec",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = twoWaitingSteps(env, "executor_unavailable_sec: 1\n");
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "an", file]);
+    const running = await env.waitFor(
+      "an",
+      "a and b have RUNNING jobs",
+      (run) => ["a", "b"].every((id) => step(run, id).orchesjob_status?.status === "RUNNING"),
+    );
+    const pids = ["a", "b"].map((id) => step(running, id).orchesjob_status.target_pid);
+    fake.mode("allnull");
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 1, result.stderr);
+    const calls = fakeCalls(env);
+    assert.ok(calls.includes("running") && calls.includes("an:a:1"), `the fake answered: ${calls}`);
+    const run = JSON.parse(result.stdout);
+    for (const id of ["a", "b"]) {
+      const s = step(run, id);
+      assert.equal(s.status, "FAILED", id);
+      assert.equal(s.attempt_no, 1, id);
+      assert.match(
+        s.error,
+        /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*status printed no job of orchesjob's shape \(expected a job object, got null\)/,
+      );
+      // Failed at the limit, not left to wait (a minute is far beyond it, for a loaded machine).
+      const unusable = Number(/^orchesjob unusable for (\d+) s/.exec(s.error)![1]);
+      assert.ok(unusable >= 1 && unusable < 60, s.error);
+    }
+    fake.mode("");
+    for (const key of ["an:a:1", "an:b:1"]) {
+      const jobs = await env.jobs(key);
+      assert.deepEqual(jobs.map((job: { status: string }) => job.status), ["ABORTED"], `${key}: aborted, once`);
+    }
+    for (const pid of pids) await eventually(`job process ${pid} is gone`, () => !processAlive(pid));
+  },
+);
+
+flowTest(
+  builtin,
+  "a start killed by a signal is reported naming it; the job it made is followed, and none is retried forever",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const died = join(env.home, "died");
+    // The start makes the job and is then killed: the next poll finds that job and follows it.
+    fake.mode("startkilled");
+    const one = env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n');
+    const made = await env.run(["--orchesjob-bin", fake.bin, "start", "-q", "--run-key", "sk", one]);
+    assert.equal(made.code, 0, made.stderr);
+    const [line] = Deno.readTextFileSync(died).trim().split("\n");
+    const fakePid = Number(line.split(" ")[1]);
+    assert.ok(line.startsWith("start ") && !processAlive(fakePid), `the fake's start died: ${line}`);
+    const warning = made.stderr.split("\n").find((l) => l.includes("executor call failed"));
+    assert.ok(warning, `the death was reported: ${made.stderr}`);
+    assert.match(JSON.parse(warning).error, /fake-orchesjob start was killed by signal SIGKILL$/);
+    assert.doesNotMatch(warning, /did not answer within/, "a death by a signal is not a timeout");
+    const a = step(JSON.parse(made.stdout), "a");
+    assert.deepEqual([a.status, a.error, a.executor_error], ["SUCCEEDED", null, null]);
+    assert.equal((await env.jobs("sk:a:1")).length, 1, "the job the dead start made, followed, not started twice");
+
+    // Killed before it makes the job, every time: tried again under the same key, then failed at the limit.
+    Deno.removeSync(died);
+    fake.mode("startkilledfirst");
+    const never = env.flow(
+      "never.yaml",
+      'flow_id: never\nexecutor_unavailable_sec: 1\nsteps:\n  - {id: a, command: ["true"]}\n',
+    );
+    const failed = await env.run(["--orchesjob-bin", fake.bin, "start", "-q", "--run-key", "kf", never]);
+    assert.equal(failed.code, 1, failed.stderr);
+    const deaths = Deno.readTextFileSync(died).trim().split("\n");
+    assert.ok(deaths.length >= 2, `the start was tried again: ${deaths}`);
+    const f = step(JSON.parse(failed.stdout), "a");
+    assert.equal(f.status, "FAILED");
+    assert.match(
+      f.error,
+      /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*start was killed by signal SIGKILL$/,
+    );
+    assert.deepEqual(await env.jobs("kf:a:1"), [], "no job was ever made");
   },
 );
 

@@ -1,9 +1,19 @@
 /** The run commands' edges through the real CLI: bindings, paths, errors, interrupts, tables. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, collectText, errorLine, eventually, hasOpen, processAlive, withoutOrchesjob } from "../helpers.ts";
+import {
+  catchesSignal,
+  CLI,
+  cli,
+  collectText,
+  errorLine,
+  eventually,
+  hasOpen,
+  processAlive,
+  withoutOrchesjob,
+} from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { waitForFile } from "./fault_helpers.ts";
+import { countLines, waitForFile } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
 const both = ["builtin", "external"] as const;
@@ -139,7 +149,8 @@ flowTest(builtin, "a missing orchesjob binary refuses the first start (exit 2) a
   assert.equal((await env.run(["status", "--run-key", "m"])).code, 3);
 });
 
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
+// SIGQUIT is Ctrl-\ at a terminal: it stops a run as Ctrl-C does (by default it killed the process unexplained).
+for (const signal of ["SIGINT", "SIGTERM", "SIGQUIT"] as const) {
   flowTest(both, `${signal} stops a foreground start with exit 130; start again resumes and finishes`, async (env) => {
     const log = join(env.home, "ran");
     const go = join(env.home, "go");
@@ -155,10 +166,13 @@ steps:
     );
     const child = env.spawn(["start", "--run-key", "int", file]);
     await env.waitFor("int", "a RUNNING", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    assert.deepEqual(countLines(log), { a: 1 }, "a's command really runs");
     child.kill(signal);
     const output = await child.output();
-    assert.equal(output.code, 130);
-    const stopped = JSON.parse(new TextDecoder().decode(output.stdout));
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.deepEqual([output.signal, output.code], [null, 130], stderr);
+    assert.equal(stderr, "", "no error, no stack trace");
+    const stopped = JSON.parse(new TextDecoder().decode(output.stdout)); // the run's state, one JSON document
     assert.equal(stopped.status, "RUNNING", "the run is left resumable");
     assert.deepEqual(statuses(stopped), { a: "RUNNING", b: "PENDING" });
     Deno.writeTextFileSync(go, "");
@@ -168,18 +182,7 @@ steps:
   });
 }
 
-/** True once `pid` catches `signal` (Linux: its SigCgt mask); elsewhere it cannot tell, and answers true. */
-function catches(pid: number, signal: number): boolean {
-  if (Deno.build.os !== "linux") return true;
-  try {
-    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? "0";
-    return (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n;
-  } catch {
-    return false;
-  }
-}
-
-for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const) {
+for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1], ["SIGQUIT", 3]] as const) {
   flowTest(
     builtin,
     `${signal} while start waits for its flow on stdin: one JSON line, exit 130, nothing stored`,
@@ -192,7 +195,7 @@ for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] a
         stderr: "piped",
       }).spawn();
       // The signal lands while the flow is being read: the read listens for it (nothing is written).
-      await eventually("start listens while it reads stdin", () => catches(child.pid, number));
+      await eventually("start listens while it reads stdin", () => catchesSignal(child.pid, number));
       child.kill(signal);
       const output = await child.output();
       assert.equal(output.code, 130);

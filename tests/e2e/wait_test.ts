@@ -1,7 +1,7 @@
 /** `wait` through the real CLI: exit codes 0/1/4/124, no tables, and --advance for an undriven run. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine, eventually, hasOpen } from "../helpers.ts";
+import { catchesSignal, errorLine, eventually, hasOpen } from "../helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
@@ -114,3 +114,35 @@ flowTest(
     assert.match(errorLine(result).error, /^wait: run w was deleted while this command followed it/);
   },
 );
+
+flowTest(builtin, "SIGQUIT (Ctrl-\\) stops wait and watch with exit 130; the run and its driver go on", async (env) => {
+  const go = join(env.home, "go");
+  const gated = env.flow(
+    "gated.yaml",
+    `flow_id: gated
+steps:
+  - {id: hold, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
+  - {id: after, when: hold, command: ["true"]}
+`,
+  );
+  await env.json(["start", "--run-key", "q", "-d", gated]);
+  await env.waitFor("q", "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
+  const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+  for (const args of [["wait", "--interval", "0.1"], ["watch", "--interval", "0.1", "--mode", "append"]]) {
+    const child = env.spawn([...args, "--run-key", "q"]);
+    // It has read the run and listens for SIGQUIT (which would otherwise kill it) before the signal is sent.
+    await eventually(`${args[0]} has read the run`, () => hasOpen(child.pid, db));
+    await eventually(`${args[0]} catches SIGQUIT`, () => catchesSignal(child.pid, 3));
+    child.kill("SIGQUIT");
+    const output = await child.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.deepEqual([output.signal, output.code], [null, 130], `${args[0]}: ${stderr}`);
+    for (const line of stderr.split("\n").filter(Boolean)) JSON.parse(line); // JSON lines only, no stack trace
+  }
+  const during = await env.status("q");
+  assert.equal(step(during, "hold").status, "RUNNING", "the run was left as it was");
+  assert.notEqual(during.driver, null, "its driver still drives it");
+  Deno.writeTextFileSync(go, "");
+  const done = await env.waitFor("q", "the run ends", (run) => run.status !== "RUNNING");
+  assert.equal(done.status, "SUCCEEDED");
+});

@@ -323,6 +323,43 @@ contract("errors use orchesjob's exit codes", async (oj) => {
   await oj.ok("abort", "--run-key", "busy", "--grace-seconds", "1");
 });
 
+contract("clean --before and --after read times as Python 3.11's datetime.fromisoformat does", async (oj) => {
+  const job = await oj.ok("start", "--run-key", "k", "--sync", "--", "true");
+  const at: number = job.finished_at;
+  const count = async (...args: string[]) => (await oj.ok("clean", ...args, "--dry-run")).deleted;
+  const pad = (n: number, width = 2) => String(n).padStart(width, "0");
+  // Basic format, UTC: the second the job finished is not before itself; the next second is.
+  const utc = (s: number) => {
+    const d = new Date(s * 1000);
+    return `${d.getUTCFullYear()}${pad(d.getUTCMonth() + 1)}${pad(d.getUTCDate())}` +
+      `T${pad(d.getUTCHours())}${pad(d.getUTCMinutes())}${pad(d.getUTCSeconds())}`;
+  };
+  assert.equal(await count("--before", `${utc(at)}Z`), 0);
+  assert.equal(await count("--before", `${utc(at + 1)}Z`), 1);
+  assert.equal(await count("--before", `${utc(at + 1)},5+00`), 1);
+  assert.equal(await count("--after", `${utc(at + 1)}-0000`), 0);
+  // Without an offset, basic format is local time, as with the extended one.
+  const d = new Date((at + 1) * 1000);
+  const local = `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}` +
+    `T${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
+  assert.equal(await count("--before", local), 1);
+  // A week date (Monday of the job's ISO week, UTC) and its hour-only time: the week started before the job.
+  const finished = new Date(at * 1000);
+  const day = new Date(Date.UTC(finished.getUTCFullYear(), finished.getUTCMonth(), finished.getUTCDate()));
+  day.setUTCDate(day.getUTCDate() + 3 - ((day.getUTCDay() + 6) % 7)); // the Thursday names the ISO year
+  const isoYear = day.getUTCFullYear();
+  const week = 1 + Math.floor((day.getTime() - Date.UTC(isoYear, 0, 1)) / (7 * 86_400_000));
+  assert.equal(await count("--after", `${isoYear}-W${pad(week)}-1T00Z`), 1);
+  assert.equal(await count("--before", `${isoYear}W${pad(week)}1T00+00:00`), 0);
+  // What Python refuses is exit 2 with orchesjob's message, one line.
+  for (const text of ["2026-001", "2026-01-01T12:00z", " 2026-01-01", "2026-W01-8"]) {
+    const refused = await oj.run("clean", "--before", text);
+    assert.equal(refused.code, 2, text);
+    assert.match(refused.stderr, /^.*Invalid --before: '.*'\. Use ISO 8601 format.*\n$/, text);
+  }
+  assert.equal((await oj.run("clean", "--after", "2026-01-01T24:00")).code, 2);
+});
+
 contract("clean deletes finished jobs and their logs; a dry run changes nothing", async (oj) => {
   const job = await oj.ok("start", "--run-key", "k", "--sync", "--", "echo", "hi");
   const dry = await oj.ok("clean", "--all", "--run-key", "k", "--dry-run");

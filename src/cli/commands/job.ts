@@ -12,7 +12,7 @@ import {
   RunStore,
   StateFileReadOnlyError,
 } from "../../store/mod.ts";
-import { LONGEST_DURATION_SEC, parseIsoTime } from "../../shared/mod.ts";
+import { LONGEST_DURATION_SEC, parsePythonIsoTime } from "../../shared/mod.ts";
 import { LIMITS } from "../../flow/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { A_DAY_SEC, type CommandSpec, formatHelp, parseArgs, type ParsedArgs, secondsOption } from "../args.ts";
@@ -109,7 +109,7 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
         name: "before",
         value: "string",
         metavar: "DT",
-        help: "Finished strictly before (ISO 8601; local if no offset).",
+        help: "Finished strictly before (ISO 8601 as Python 3.11 reads it; local if no offset).",
       },
       { name: "after", value: "string", metavar: "DT", help: "Finished at or after." },
       { name: "all", help: "Every finished job." },
@@ -336,9 +336,12 @@ export function parseTtl(text: string): number {
   return seconds;
 }
 
-/** ISO 8601 date or date-time of a day that exists, to epoch seconds; without an offset it is local time. */
+/**
+ * A date or date-time as orchesjob's Python reads it (`datetime.fromisoformat` of Python 3.11: basic and
+ * extended ISO 8601, week dates, `Z` and offsets), to whole epoch seconds; without an offset it is local time.
+ */
 export function parseDateTime(text: string, option: string): number {
-  const at = parseIsoTime(text);
+  const at = parsePythonIsoTime(text);
   if (typeof at !== "number") {
     throw new UserError(
       `Invalid ${option}: '${text}'` +
