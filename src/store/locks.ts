@@ -69,12 +69,17 @@ export class FileLocks {
  */
 async function lockAtPath(path: string, wait: boolean): Promise<Deno.FsFile | null> {
   for (;;) {
-    const file = await Deno.open(path, { create: true, write: true });
+    // A free lock (the usual case: a driver's start gate, before every start of a step) is opened and
+    // taken on this thread; only a held one is waited for on another (each asynchronous call is a hop
+    // to a blocking thread and back).
+    const file = Deno.openSync(path, { create: true, write: true });
     try {
-      if (wait) await file.lock(true);
-      else if (!(await file.tryLock(true))) {
-        file.close();
-        return null;
+      if (!file.tryLockSync(true)) {
+        if (!wait) {
+          file.close();
+          return null;
+        }
+        await file.lock(true);
       }
       if (sameFile(file.statSync(), path)) return file;
     } catch (error) {

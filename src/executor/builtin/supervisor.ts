@@ -100,10 +100,13 @@ supervise() {
   pid=$!
   put "$job" target "$pid"
   # A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
-  # again until the command is really gone, and keep the status of the last wait.
+  # again until the command is really gone, and keep the status of the last wait. A status of 128 or
+  # less is the command's own exit: it is gone, and no kill (whose failure costs an error message and
+  # a locale lookup) is needed to say so.
   while :; do
     wait "$pid"
     rc=$?
+    [ "$rc" -gt 128 ] || break
     kill -0 "$pid" 2> /dev/null || break
   done
   # The shell reports death by signal N as 128+N; orchesjob reports -N. A command that itself exits
