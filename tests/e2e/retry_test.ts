@@ -269,9 +269,13 @@ flowTest(
     assert.deepEqual(await env.jobs("far:s:1"), [], "nothing started before the time");
 
     // Its time passed while it was cancelled: the retry begins it at once.
-    const near = await env.json(["start", "--run-key", "near", "-d", "--not-before", "+3s", file]);
+    // Its driver is stopped at once, so that even a slow machine cancels the run before its time.
+    const near = await env.json(["start", "--run-key", "near", "-d", "--not-before", "+10s", file]);
+    Deno.kill(near.pid, "SIGSTOP");
     assert.equal((await env.json(["cancel", "--run-key", "near"])).status, "CANCELLED");
+    Deno.kill(near.pid, "SIGCONT");
     assert.deepEqual(await env.jobs("near:s:1"), [], "cancelled while SCHEDULED: nothing had started");
+    await eventually("the cancelled run's driver exits", () => !processAlive(near.pid), 30);
     await eventually("its time has passed", () => Date.now() / 1000 > near.not_before + 0.1, 30);
     Deno.writeTextFileSync(go, "");
     const retried = await env.json(["retry", "-q", "--run-key", "near"]);
