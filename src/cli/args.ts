@@ -138,6 +138,10 @@ function valueOf(option: OptionSpec, raw: string, previous: OptionValue | undefi
   if (option.repeatable) return [...(previous as string[] | undefined ?? []), raw];
   if (!option.multiple) return convert(option, raw, where);
   const values = raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
+  // `--status ,` (or an empty value) names nothing: taken as no filter, it would select everything.
+  if (values.length === 0) {
+    throw new UserError(`${where}option --${option.name} needs a value, got ${JSON.stringify(raw)}`);
+  }
   for (const value of values) convert(option, value, where);
   return [...(previous as string[] | undefined ?? []), ...values];
 }

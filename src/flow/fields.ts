@@ -268,7 +268,7 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
     if (!VARIABLE_NAME_PATTERN.test(key) || key.length > LIMITS.variableNameChars) {
       return `${spec.name}: invalid ${what} name ${
         shown(key)
-      } (1-${LIMITS.variableNameChars} letters, digits and _, not starting with a digit)`;
+      } (1-${LIMITS.variableNameChars} ASCII letters, digits and _, not starting with a digit)`;
     }
     // NUL cannot be passed in an environment variable or a path.
     if (typeof item === "string" && item.includes("\0")) return `${spec.name}.${key} must not contain NUL characters`;

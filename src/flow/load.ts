@@ -325,7 +325,7 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
     throw new FlowError(
       values.at(node),
-      `invalid step id ${shown(id)}: use 1-${LIMITS.stepIdChars} letters, digits, "_", "-" or "." ` +
+      `invalid step id ${shown(id)}: use 1-${LIMITS.stepIdChars} ASCII letters, digits, "_", "-" or "." ` +
         'starting with a letter, digit or "_"',
     );
   }

@@ -189,6 +189,9 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'list: option --since "2026-04-31" is not a date: April 2026 has 30 days',
     },
     { argv: ["list", "--since", "9".repeat(400) + "d"], exit: 2, error: "option --since takes at most 100 years" },
+    // A status list that names nothing is refused, not taken as no filter (every run).
+    { argv: ["list", "--status", ","], exit: 2, error: 'list: option --status needs a value, got ","' },
+    { argv: ["clean", "--older-than", "0", "--status", " "], exit: 2, error: "option --status needs a value" },
     // A bare number is refused, not read as seconds: meant as 7 days, it would clean every run.
     {
       argv: ["clean", "--older-than", "7"],

@@ -154,7 +154,7 @@ Deno.test("the new fields reject bad values with position and step", () => {
     ],
     [
       step("    env: {1X: a}\n"),
-      'flow.yaml:5:10: step "A": env: invalid variable name "1X" (1-256 letters, digits and _, not starting with a digit)',
+      'flow.yaml:5:10: step "A": env: invalid variable name "1X" (1-256 ASCII letters, digits and _, not starting with a digit)',
     ],
     [step("    cwd: ''\n"), 'flow.yaml:5:10: step "A": cwd must be a non-empty string, got ""'],
     [
