@@ -201,7 +201,7 @@ Deno.test("the new fields are bounded like the others (limits.ts)", () => {
     [step(`    env: {X: ${"v".repeat(LIMITS.argumentBytes)}}\n`), /env\.X is over the limit of 131072 bytes$/],
     [
       step(`    env: {${"N".repeat(300)}: v}\n`),
-      /env: invalid variable name "N{120}"… \(300 characters\) \(1-256 letters/,
+      /env: invalid variable name "N{120}"… \(300 characters\) \(1-256 ASCII letters/,
     ],
     [
       step("    retry_on_exit_codes: [256]\n"),
