@@ -153,9 +153,18 @@ export class Driver {
     }
   }
 
-  /** Waits until every abort a round started has finished (and recorded how its job ended). */
+  /**
+   * Waits until every abort a round started has finished (and recorded how its job ended). An abort
+   * that failed with no round left to report it (a one-shot tick, a driver on its way out) fails
+   * this call, as it failed the round before aborts ran beside the rounds.
+   */
   private async abortsDone(): Promise<void> {
     while (this.aborting.size > 0) await Promise.all(this.aborting.values());
+    if (this.abortFailure !== null) {
+      const { error } = this.abortFailure;
+      this.abortFailure = null;
+      throw error;
+    }
   }
 
   /** One round, leaving the aborts of timed-out steps to finish in the background. */

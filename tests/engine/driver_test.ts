@@ -325,6 +325,18 @@ Deno.test("a cancel that wins the start gate: the recorded attempt is never star
   assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [["a", "CANCELLED"], ["b", "CANCELLED"]]);
 });
 
+Deno.test("an abort that fails with an error other than the executor's fails the one-shot tick that started it", async () => {
+  using env = setup();
+  await env.driver().tick();
+  env.clock.t = 1005;
+  // The abort runs beside the round; its failure (a fault of the store, say) must not be lost when
+  // no later round of this driver is left to report it.
+  env.executor.abortFaults.push(new Error("disk gone"));
+  await assert.rejects(env.driver().tick(), /disk gone/);
+  assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")), ["abort k:a:1 (timed out after 5 s)"]);
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["RUNNING", "timed out after 5 s"], "the reason stays");
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};

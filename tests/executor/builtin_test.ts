@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { BuiltinRunner } from "../../src/executor/mod.ts";
 import { nowSeconds } from "../../src/shared/time.ts";
+import { pathExists } from "../../src/shared/mod.ts";
 import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
 import type { JobRow } from "../../src/executor/builtin/job_table.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
@@ -360,4 +361,55 @@ Deno.test({
     .filter((entry) => entry.name.endsWith(".stderr"));
   const text = Deno.readTextFileSync(join(jobsDirectory(join(dir.path, "state.sqlite3")), stderr.name));
   assert.match(text, /cannot start the job: .*Argument list too long/);
+});
+
+Deno.test({
+  name: "an old aborted job whose supervisor's PID was reused: a read never signals the process that has it now",
+  ignore: Deno.build.os !== "linux" || !["/usr/bin/setsid", "/bin/setsid"].some(pathExists),
+  async fn() {
+    using dir = tempDir();
+    const dbPath = join(dir.path, "state.sqlite3");
+    const db = openDatabase(dbPath);
+    const jobs = jobsDirectory(dbPath);
+    const runner = new BuiltinRunner(db, jobs);
+    // Each stands for a process that now has an aborted job's old supervisor PID: the leader of a
+    // group of its own (setsid), as another job's supervisor is.
+    const leader = () => new Deno.Command("setsid", { args: ["sleep", "60"], stdout: "null", stderr: "null" }).spawn();
+    const abortedLongAgo = (jobId: string, pid: number, claimedAt: Date) => {
+      const hourAgo = nowSeconds() - 3600;
+      runner.table.insertJob(
+        row(jobId, { status: "ABORTED", worker_pid: pid, aborted_at: hourAgo, finished_at: hourAgo }),
+      );
+      Deno.writeTextFileSync(join(jobs, `${jobId}.abort`), `${hourAgo + 5}\n`); // its SIGKILL long overdue
+      Deno.writeTextFileSync(join(jobs, `${jobId}.claim`), `${pid}\n`);
+      Deno.utimeSync(join(jobs, `${jobId}.claim`), claimedAt, claimedAt);
+    };
+    const stranger = leader();
+    const ours = leader();
+    try {
+      for (const pid of [stranger.pid, ours.pid]) {
+        await eventually(
+          "it leads its own group",
+          () => Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" ")[2] === String(pid),
+        );
+      }
+      // Claimed an hour before the stranger started: the PID is not the job's any more.
+      abortedLongAgo("old", stranger.pid, new Date(Date.now() - 3600_000));
+      assert.equal((await runner.status("old"))?.status, "ABORTED");
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.ok(processAlive(stranger.pid), "the stranger was not signalled");
+      // The same, claimed after it started: that group is the job's, and its overdue SIGKILL is sent.
+      abortedLongAgo("recent", ours.pid, new Date());
+      assert.equal((await runner.status("recent"))?.status, "ABORTED");
+      await eventually("the job's own group is killed", () => !processAlive(ours.pid), 10);
+    } finally {
+      for (const child of [stranger, ours]) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await child.status;
+      }
+      db.close();
+    }
+  },
 });

@@ -93,6 +93,26 @@ export function isOurProcessAlive(pid: number, marker: string): boolean {
   return info !== null && !info.state.startsWith("Z") && info.command.includes(marker);
 }
 
+/**
+ * Linux: when process `pid` started (epoch seconds, to within about a second: the boot time is kept in
+ * whole seconds), or null when it is gone, or elsewhere than on Linux.
+ */
+export function processStartTime(pid: number): number | null {
+  if (!isLinux) return null;
+  try {
+    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Field 22, in clock ticks after boot (USER_HZ, 100 on every Linux /proc shows).
+    const ticks = Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[19]);
+    bootTime ??= Number(/^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"))?.[1]);
+    const started = bootTime + ticks / 100;
+    return Number.isFinite(started) ? started : null;
+  } catch {
+    return null;
+  }
+}
+
+let bootTime: number | undefined;
+
 /** True while any non-zombie process is in process group `pgid`. */
 export function isGroupAlive(pgid: number): boolean {
   if (isLinux) {

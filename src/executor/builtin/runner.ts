@@ -16,7 +16,7 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { isGroupAlive, isOurProcessAlive, signal } from "./processes.ts";
+import { isGroupAlive, isOurProcessAlive, processStartTime, signal } from "./processes.ts";
 import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
@@ -128,7 +128,7 @@ export class BuiltinRunner implements Executor {
     if (exit === null) {
       let alive: boolean;
       if (worker !== null) {
-        alive = isOurProcessAlive(worker, markerOf(row, files)) || isGroupAlive(worker);
+        alive = isJobGroupAlive(worker, row, files);
       } else if (pathExists(files.claim)) {
         alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
       } else {
@@ -264,7 +264,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
-    if (deadline === null || worker === null || !isGroupAlive(worker)) return;
+    if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return;
     if (nowSeconds() >= deadline) {
       signal(-worker, "SIGKILL");
     } else if (!this.reterminated.has(row.job_id)) {
@@ -283,7 +283,7 @@ export class BuiltinRunner implements Executor {
     const files = jobFiles(this.dir, row.job_id);
     const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
-    if (deadline === null || worker === null || !isGroupAlive(worker)) return row;
+    if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return row;
     const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
     await terminate(markerOf(row, files), worker, row.target_pid, grace);
     return this.table.job(row.job_id) ?? row;
@@ -616,8 +616,26 @@ function abortDeadline(row: JobRow, files: ReturnType<typeof jobFiles>): number 
   const deadline = readIntFile(files.abort);
   if (deadline !== null || row.aborted_at === null || pathExists(files.abort)) return deadline;
   const worker = workerOf(row, files);
-  if (worker === null || !isOurProcessAlive(worker, markerOf(row, files))) return null;
+  if (worker === null || !isJobGroupAlive(worker, row, files)) return null;
   return Math.ceil(row.aborted_at) + FALLBACK_GRACE_SECONDS;
+}
+
+/**
+ * Whether the job's supervisor, or anything left in its process group, still runs. The supervisor's
+ * PID may have been reused since it died (an aborted job is read again days later, by `clean` or a
+ * resume) by a process that leads a group of its own, maybe another job's supervisor launched by the
+ * same server, whose command line shows the same mark: no late signal may reach that one. A PID is
+ * not reused while it still names a living group, so only a living leader is in doubt, and it is the
+ * job's only if it started before the job was claimed (Linux; elsewhere, as before, the command line
+ * or a living group decides).
+ */
+function isJobGroupAlive(worker: number, row: JobRow, files: ReturnType<typeof jobFiles>): boolean {
+  const claimed = statMtime(files.claim) ?? statMtime(files.worker);
+  const started = processStartTime(worker);
+  // The boot time behind `started` is whole seconds: a leader that started up to 2 s after the claim
+  // (which the job's own supervisor wrote after it started) is given the benefit of the doubt.
+  if (claimed !== null && started !== null && started > claimed + 2) return false;
+  return isOurProcessAlive(worker, markerOf(row, files)) || isGroupAlive(worker);
 }
 
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
