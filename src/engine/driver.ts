@@ -160,20 +160,20 @@ export class Driver {
    */
   private async abortsDone(): Promise<void> {
     while (this.aborting.size > 0) await Promise.all(this.aborting.values());
-    if (this.abortFailure !== null) {
-      const { error } = this.abortFailure;
-      this.abortFailure = null;
-      throw error;
-    }
+    this.throwAbortFailure();
+  }
+
+  /** Throws (once) what an abort beside the rounds failed with, if one did. */
+  private throwAbortFailure(): void {
+    if (this.abortFailure === null) return;
+    const { error } = this.abortFailure;
+    this.abortFailure = null;
+    throw error;
   }
 
   /** One round, leaving the aborts of timed-out steps to finish in the background. */
   private async round(only: ReadonlySet<string> | null): Promise<TickResult> {
-    if (this.abortFailure !== null) {
-      const { error } = this.abortFailure;
-      this.abortFailure = null;
-      throw error;
-    }
+    this.throwAbortFailure();
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     const observations = await this.observe(run, index, only);

@@ -13,6 +13,12 @@ export function pathExists(path: string): boolean {
   }
 }
 
+/** Whether `error` is a write refused for want of room: no block or inode left on the device, or a quota. */
+export function isNoSpace(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}
+
 /** Creates `dir` and its parents (new ones with `mode`); an existing directory is fine. */
 export function makeDirectory(dir: string, mode = 0o700): void {
   Deno.mkdirSync(dir, { recursive: true, mode });

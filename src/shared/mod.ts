@@ -31,6 +31,6 @@ export {
 export { forEachBounded } from "./bounded.ts";
 export { concatBytes } from "./bytes.ts";
 export { collectGarbageIfGrown } from "./memory.ts";
-export { makeDirectory, pathExists } from "./files.ts";
+export { isNoSpace, makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
 export { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint, crashPoint } from "./crash_point.ts";

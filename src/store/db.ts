@@ -3,7 +3,7 @@
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { dirname, join, makeDirectory } from "../shared/mod.ts";
+import { dirname, isNoSpace, join, makeDirectory } from "../shared/mod.ts";
 import { realStatePath } from "./paths.ts";
 import { MIGRATIONS } from "./schema.ts";
 
@@ -409,8 +409,7 @@ function storeFault(error: unknown): { why: "locked" | "full"; reason: string } 
     return { why: "full", reason: "database or disk is full" };
   }
   // A file the round writes beside the database (a job's launch file, a lock file) on a full disk.
-  const code = (error as { code?: unknown }).code;
-  if (code === "ENOSPC" || code === "EDQUOT") {
+  if (isNoSpace(error)) {
     return { why: "full", reason: `no space left on the device (${error.message})` };
   }
   return null;
@@ -443,8 +442,7 @@ function noRoomIn(dir: string): boolean {
     Deno.writeFileSync(probe, new Uint8Array(1));
     return false;
   } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    return code === "ENOSPC" || code === "EDQUOT";
+    return isNoSpace(error);
   } finally {
     if (probe !== undefined) {
       try {

@@ -2,19 +2,26 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { catchesSignal, errorLine, eventually, hasOpen } from "../helpers.ts";
-import { flowTest, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { waitForFile } from "./fault_helpers.ts";
 import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
-flowTest(builtin, "wait blocks until the run ends and exits with its code; one JSON line, no table", async (env) => {
+/** A flow whose first step runs until the file `go` exists, then a second step. */
+function gatedFlow(env: FlowEnv): { go: string; gated: string } {
   const go = join(env.home, "go");
   const gated = env.flow(
     "gated.yaml",
     `flow_id: gated
 steps:
-  - {id: hold, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
+  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}
   - {id: after, when: hold, command: ["true"]}
 `,
   );
+  return { go, gated };
+}
+
+flowTest(builtin, "wait blocks until the run ends and exits with its code; one JSON line, no table", async (env) => {
+  const { go, gated } = gatedFlow(env);
   await env.json(["start", "--run-key", "g", "-d", gated]);
   await env.waitFor("g", "hold running", (run) => step(run, "hold").status === "RUNNING");
   const waiter = env.spawn(["wait", "--run-key", "g", "--interval", "0.1"]);
@@ -116,15 +123,7 @@ flowTest(
 );
 
 flowTest(builtin, "SIGQUIT (Ctrl-\\) stops wait and watch with exit 130; the run and its driver go on", async (env) => {
-  const go = join(env.home, "go");
-  const gated = env.flow(
-    "gated.yaml",
-    `flow_id: gated
-steps:
-  - {id: hold, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
-  - {id: after, when: hold, command: ["true"]}
-`,
-  );
+  const { go, gated } = gatedFlow(env);
   await env.json(["start", "--run-key", "q", "-d", gated]);
   await env.waitFor("q", "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
   const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));

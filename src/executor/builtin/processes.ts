@@ -14,14 +14,21 @@ interface ProcInfo {
   state: string;
   pgrp: number;
   kernelThread: boolean;
+  /** When it started, in clock ticks after boot (field 22; USER_HZ, 100 on every Linux /proc shows). */
+  startTicks: number;
 }
 
-/** Linux: state, process group and flags from /proc/PID/stat (the name may hold spaces and parens). */
+/** Linux: state, process group, flags and start from /proc/PID/stat (the name may hold spaces and parens). */
 function readProcStat(pid: number): ProcInfo | null {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return { state: fields[0], pgrp: Number(fields[2]), kernelThread: (Number(fields[6]) & KERNEL_THREAD) !== 0 };
+    return {
+      state: fields[0],
+      pgrp: Number(fields[2]),
+      kernelThread: (Number(fields[6]) & KERNEL_THREAD) !== 0,
+      startTicks: Number(fields[19]),
+    };
   } catch {
     return null;
   }
@@ -98,17 +105,15 @@ export function isOurProcessAlive(pid: number, marker: string): boolean {
  * whole seconds), or null when it is gone, or elsewhere than on Linux.
  */
 export function processStartTime(pid: number): number | null {
-  if (!isLinux) return null;
+  const stat = isLinux ? readProcStat(pid) : null;
+  if (stat === null) return null;
   try {
-    const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Field 22, in clock ticks after boot (USER_HZ, 100 on every Linux /proc shows).
-    const ticks = Number(text.slice(text.lastIndexOf(")") + 2).split(" ")[19]);
     bootTime ??= Number(/^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"))?.[1]);
-    const started = bootTime + ticks / 100;
-    return Number.isFinite(started) ? started : null;
   } catch {
     return null;
   }
+  const started = bootTime + stat.startTicks / 100;
+  return Number.isFinite(started) ? started : null;
 }
 
 let bootTime: number | undefined;

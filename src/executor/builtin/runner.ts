@@ -4,7 +4,16 @@
  * operator's verbs (rerun, unlock, clean) are in admin.ts.
  */
 import { type AbortResult, isActiveJob, type Job, type StartResult } from "../../domain/mod.ts";
-import { type Backoff, crashPoint, makeDirectory, nextPause, nowSeconds, pathExists, sleep } from "../../shared/mod.ts";
+import {
+  type Backoff,
+  crashPoint,
+  isNoSpace,
+  makeDirectory,
+  nextPause,
+  nowSeconds,
+  pathExists,
+  sleep,
+} from "../../shared/mod.ts";
 import { type Database, isReadOnly, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
@@ -493,7 +502,7 @@ export class BuiltinRunner implements Executor {
       // the same: this process signals it, and a reader after its death takes the deadline from the
       // abort's time (see abortDeadline). A job not yet claimed is not: its supervisor, still to come,
       // would look for that file. The error stands then, and the abort can be asked again.
-      if (!isNoRoom(error) || workerOf(row, files) === null) throw error;
+      if (!isNoSpace(error) || workerOf(row, files) === null) throw error;
     }
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
     // replace it, and a strict start already sees the run key as used.
@@ -640,11 +649,6 @@ function isJobGroupAlive(worker: number, row: JobRow, files: ReturnType<typeof j
 
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
 const FALLBACK_GRACE_SECONDS = 5;
-
-function isNoRoom(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === "ENOSPC" || code === "EDQUOT";
-}
 
 function workerOf(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
   return row.worker_pid ?? readClaim(files)?.pid ?? readIntFile(files.worker);
