@@ -43,6 +43,8 @@ const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
  * running job, so they start later.
  */
 const HINTED_FIRST_PAUSE_SECONDS = 0.25;
+/** The first pause before a failed abort of a timed-out step is tried again; it doubles up to the poll interval. */
+const ABORT_RETRY_FIRST_SECONDS = 0.5;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
@@ -106,6 +108,14 @@ export class Driver {
   private readonly aborting = new Map<string, Promise<void>>();
   /** An abort that failed with an error other than the executor's: the next round throws it. */
   private abortFailure: { error: unknown } | null = null;
+  /**
+   * Timed-out steps whose last abort failed with the executor's error (orchesjob exited 1, did not
+   * answer): when (clock seconds) their abort may be tried again, and the pause that led there. The
+   * pause doubles up to the poll interval, so an abort that keeps failing costs a call per pause, not
+   * a status and an abort call per round as fast as rounds go. Keyed by the attempt's run key: a new
+   * attempt starts afresh. An abort that succeeds clears it.
+   */
+  private readonly abortRetry = new Map<string, { at: number; pause: number }>();
   /** Run keys the executor hinted at since the last round looked (see drive). */
   private hinted = new Set<string>();
   /** A hint that named no job: the next round looks at every running step. */
@@ -186,6 +196,8 @@ export class Driver {
       // A step being aborted waits for its abort's own record (it is RUNNING, so every round looks
       // at it again: nothing is forgotten by skipping it here).
       if ("stepId" in action && this.aborting.has(action.stepId)) continue;
+      // A timeout whose last abort failed waits for its retry time (the step stays RUNNING, observed).
+      if (action.kind === "timeout" && this.abortRetryAt(action.stepId) > this.clock.now()) continue;
       if (this.options.interrupted?.()) {
         // settle() assumed every action is applied: rebuild the index rather than forget a step.
         this.stale = true;
@@ -211,12 +223,14 @@ export class Driver {
     const { stepId } = action;
     const key = stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo);
     const abort = this.timeout(stepId, action.job, action.error)
-      .catch((error) => {
+      .then((aborted) => aborted, (error) => {
         this.abortFailure ??= { error };
+        return true;
       })
-      .finally(() => {
+      .then((aborted) => {
         this.aborting.delete(stepId);
-        this.hint([key]);
+        // A failed abort rings nothing: its retry is due later, and an early round would only skip it.
+        if (aborted) this.hint([key]);
       });
     this.aborting.set(stepId, abort);
   }
@@ -278,11 +292,32 @@ export class Driver {
         continue;
       }
       if (started) pause = first;
-      const due = nextDue(state, this.index ?? undefined, this.aborting);
+      const due = this.nextDue(state);
       const wait = due === null ? pause : Math.max(0, Math.min(pause, due - this.clock.now()));
       woken = await this.pause(wait);
       pause = nextPause(backoff, pause);
     }
+  }
+
+  /**
+   * When a round must next act: {@link nextDue}, but a step whose abort is under way counts only when
+   * that abort rings, and one whose abort failed only from its retry time.
+   */
+  private nextDue(state: RunState): number | null {
+    const retries = [...this.index?.running ?? []].flatMap((stepId) => {
+      const at = this.abortRetryAt(stepId);
+      return at === -Infinity || this.aborting.has(stepId) ? [] : [[stepId, at] as const];
+    });
+    const waiting = new Map<string, unknown>([...this.aborting, ...retries]);
+    let due = nextDue(state, this.index ?? undefined, waiting);
+    for (const [, at] of retries) due = due === null ? at : Math.min(due, at);
+    return due;
+  }
+
+  /** When the failed abort of the step's current attempt may be tried again; -Infinity: no such wait. */
+  private abortRetryAt(stepId: string): number {
+    const key = stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo);
+    return this.abortRetry.get(key)?.at ?? -Infinity;
   }
 
   /**
@@ -683,10 +718,10 @@ export class Driver {
    * ended. The next decide sees the ended job: a timed-out attempt counts as failed and is retried
    * if retries remain; a job that finished just as its time ran out succeeds.
    */
-  private async timeout(stepId: string, seen: Job, error: string): Promise<void> {
+  private async timeout(stepId: string, seen: Job, error: string): Promise<boolean> {
     const { attemptNo } = this.index!.step(stepId);
     // The reason is recorded before the abort, so a crash between the two still reports the timeout.
-    if (!this.record(stepId, { error, job: seen }, attemptNo)) return;
+    if (!this.record(stepId, { error, job: seen }, attemptNo)) return true;
     let job: Job | null;
     try {
       job = await this.options.executor.abort(stepRunKey(this.runKey, stepId, attemptNo), {
@@ -694,11 +729,23 @@ export class Driver {
         reason: error,
       });
     } catch (abortError) {
-      if (abortError instanceof ExecutorError) return; // try again on the next round
-      throw abortError;
+      if (!(abortError instanceof ExecutorError)) throw abortError;
+      // Tried again once its pause is over (the job may still run: the step cannot end before it).
+      // The failure shows on the step as an executor error until a call about it succeeds.
+      const key = stepRunKey(this.runKey, stepId, attemptNo);
+      const ceiling = Math.max(this.options.pollIntervalSec, ABORT_RETRY_FIRST_SECONDS);
+      const pause = nextPause(
+        { first: ABORT_RETRY_FIRST_SECONDS, factor: 2, ceiling },
+        this.abortRetry.get(key)?.pause,
+      );
+      this.abortRetry.set(key, { at: this.clock.now() + pause, pause });
+      this.recordFault(this.index!.step(stepId), abortError, attemptNo);
+      return false;
     }
-    if (job === null) return;
+    this.abortRetry.delete(stepRunKey(this.runKey, stepId, attemptNo));
+    if (job === null) return true;
     this.record(stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job }, attemptNo);
+    return true;
   }
 }
 

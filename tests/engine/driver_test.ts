@@ -337,6 +337,68 @@ Deno.test("an abort that fails with an error other than the executor's fails the
   assert.deepEqual([env.step("a").status, env.step("a").error], ["RUNNING", "timed out after 5 s"], "the reason stays");
 });
 
+Deno.test("a timeout's abort that fails is tried again after a pause that grows, and shows on the step", async () => {
+  using env = setup();
+  const driver = new Driver(
+    { runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock, pollIntervalSec: 1 },
+    "k",
+  );
+  await driver.tick();
+  env.clock.t = 1005;
+  const aborts = () => env.executor.calls.filter((c) => c.startsWith("abort")).length;
+  const locked = () => new ExecutorError("orchesjob abort exited 1: database is locked", "exit", 1);
+  env.executor.abortFaults.push(locked(), locked());
+  await driver.tick();
+  assert.equal(aborts(), 1);
+  assert.deepEqual([env.step("a").status, env.step("a").executorError?.message], [
+    "RUNNING",
+    "orchesjob abort exited 1: database is locked",
+  ]);
+  // The same instant, and just before the first pause (0.5 s) is over: the step is polled, not aborted.
+  await driver.tick();
+  env.clock.t = 1005.499;
+  await driver.tick();
+  assert.equal(aborts(), 1, "no abort before its pause is over");
+  assert.ok(env.executor.calls.filter((c) => c === "status k:a:1").length >= 2, "the step is still observed");
+  env.clock.t = 1005.5;
+  await driver.tick();
+  assert.equal(aborts(), 2);
+  // The second failure doubles the pause, up to the poll interval (1 s).
+  env.clock.t = 1006.499;
+  await driver.tick();
+  assert.equal(aborts(), 2);
+  env.clock.t = 1006.5;
+  await driver.tick();
+  assert.equal(aborts(), 3);
+  assert.deepEqual([env.step("a").job?.status, env.step("a").error], ["ABORTED", "timed out after 5 s"]);
+  await driver.tick();
+  assert.deepEqual([env.step("a").status, env.step("a").executorError], ["DELAYED", null]);
+});
+
+Deno.test("a driver whose timeout's abort keeps failing waits between aborts instead of spinning", async () => {
+  using env = setup();
+  await env.driver().tick();
+  for (let i = 0; i < 10_000; i++) env.executor.abortFaults.push(new ExecutorError("orchesjob exited 1", "exit", 1));
+  // The real clock, well past a's timeout: every round finds the step timed out.
+  env.clock.now = () => Date.now() / 1000 + 10;
+  const stopAt = Date.now() + 2_000;
+  const final = await new Driver({
+    runs: env.runs,
+    gate: env.gate,
+    executor: env.executor,
+    clock: env.clock,
+    pollIntervalSec: 1,
+    interrupted: () => Date.now() >= stopAt,
+  }, "k").drive();
+  const aborts = env.executor.calls.filter((c) => c.startsWith("abort")).length;
+  const polls = env.executor.calls.filter((c) => c.startsWith("status")).length;
+  assert.equal(final.status, "RUNNING");
+  assert.ok(aborts >= 2, `the abort was tried again: ${aborts}`);
+  // 2 s with pauses of 0.5 s, then 1 s: 3 aborts; a loop without a pause makes thousands.
+  assert.ok(aborts <= 5, `${aborts} aborts in 2 s`);
+  assert.ok(polls <= 20, `${polls} polls in 2 s`);
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
