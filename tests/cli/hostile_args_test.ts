@@ -191,6 +191,12 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["list", "--since", "9".repeat(400) + "d"], exit: 2, error: "option --since takes at most 100 years" },
     // A status list that names nothing is refused, not taken as no filter (every run).
     { argv: ["list", "--status", ","], exit: 2, error: 'list: option --status needs a value, got ","' },
+    // The table has no step columns: --steps with it is refused, not silently ignored.
+    {
+      argv: ["list", "--steps", "--format", "table"],
+      exit: 2,
+      error: "option --steps applies to the JSON output only",
+    },
     { argv: ["clean", "--older-than", "0", "--status", " "], exit: 2, error: "option --status needs a value" },
     // A bare number is refused, not read as seconds: meant as 7 days, it would clean every run.
     {

@@ -9,6 +9,7 @@ import { damagedRunJson, listedRunJson, type ListEntry, renderRunList } from "..
 import { Session } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { wholeNumberOption } from "../args.ts";
+import { UserError } from "../errors.ts";
 
 export const listCommand: Command = {
   spec: {
@@ -33,7 +34,7 @@ export const listCommand: Command = {
       },
       { name: "limit", value: "number", metavar: "N", help: "At most N runs (default 50; 0 for all)." },
       { name: "format", value: "string", choices: ["json", "table"], help: "json (default) or table." },
-      { name: "steps", help: "Include each run's steps in the JSON, as status prints them." },
+      { name: "steps", help: "Include each run's steps in the JSON, as status prints them (not with --format table)." },
     ],
     notes: "The JSON is an array of the objects status prints (without steps unless --steps), plus step_counts " +
       'and driver ({"pid": ...} while a process drives the run, else null). A run whose record in the state file ' +
@@ -47,6 +48,10 @@ export const listCommand: Command = {
       ? undefined
       : parseSince(args.options.since as string, "--since", now);
     const table = args.options.format === "table";
+    // The table has a line per run, not per step: --steps there would be silently ignored.
+    if (table && args.options.steps === true) {
+      throw new UserError("option --steps applies to the JSON output only (drop --format table, or use status)");
+    }
     let listed: ListEntry[] = [];
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
