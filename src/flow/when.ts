@@ -32,6 +32,17 @@ type Token =
   | { type: "not" | "and" | "or" | "lparen" | "rparen"; text: string; column: number }
   | { type: "end"; text: ""; column: number };
 
+/**
+ * A character as an error names it: visible ASCII quoted; anything else by its code point too, so a
+ * no-break space or a zero-width space pasted from a web page is seen for what it is.
+ */
+function characterName(code: number): string {
+  const ch = String.fromCodePoint(code);
+  if (code >= 0x21 && code <= 0x7e) return JSON.stringify(ch);
+  const point = `U+${code.toString(16).toUpperCase().padStart(4, "0")}`;
+  return /^[\p{L}\p{N}\p{P}\p{S}]$/u.test(ch) ? `${JSON.stringify(ch)} (${point})` : point;
+}
+
 /** Splits an expression into tokens; rejects any character outside the language. */
 export function tokenizeWhen(text: string): Token[] {
   const tokens: Token[] = [];
@@ -60,7 +71,7 @@ export function tokenizeWhen(text: string): Token[] {
       tokens.push({ type: "id", text: id, column });
       i = j;
     } else {
-      throw new WhenSyntaxError(`unexpected character ${JSON.stringify(ch)}`, column);
+      throw new WhenSyntaxError(`unexpected character ${characterName(text.codePointAt(i)!)}`, column);
     }
   }
   tokens.push({ type: "end", text: "", column: text.length + 1 });

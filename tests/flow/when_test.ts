@@ -67,6 +67,10 @@ Deno.test("syntax errors give the column", () => {
     ["A & B", "'&' must be doubled ('&&') at column 3"],
     ["A | B", "'|' must be doubled ('||') at column 3"],
     ["A && $B", 'unexpected character "$" at column 6'],
+    // Invisible or look-alike characters pasted from a web page are named by their code point.
+    ["A\u00a0&& B", "unexpected character U+00A0 at column 2"],
+    ["A \u200b|| B", "unexpected character U+200B at column 3"],
+    ["A \u2227 B", 'unexpected character "\u2227" (U+2227) at column 3'],
     ["&& A", "unexpected '&&' at column 1"],
     ["-A", "invalid step id '-A' at column 1"],
   ];
