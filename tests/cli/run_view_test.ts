@@ -6,6 +6,7 @@ import { loadFlow } from "../../src/flow/load.ts";
 import { loadYamlLibrary } from "../../src/flow/mod.ts";
 import { CLEAR_SCREEN, RunView } from "../../src/cli/render/run_view.ts";
 import { listedRunJson, renderRunList } from "../../src/cli/render/run_list.ts";
+import { renderRunTable } from "../../src/cli/render/run_table.ts";
 import { localDateTime } from "../../src/shared/mod.ts";
 import { visible } from "../../src/cli/render/visible.ts";
 
@@ -79,8 +80,17 @@ Deno.test("list's table shows a SCHEDULED run with the time it begins; its JSON 
   const table = renderRunList([{ record: scheduled, driver: null }, { record: base, driver: null }], 1000);
   const [, , , , first, second] = table.split("\n");
   assert.ok(first.includes(`SCHEDULED until ${localDateTime(5000)}`), first);
+  // It has not begun: no start and no elapsed time (its started_at is when it was created).
+  assert.ok(!first.includes(localDateTime(1000)), first);
+  assert.match(first, /SCHEDULED until .+ {2}- +- +0\/2 /);
   assert.match(second, /^r +f +RUNNING +/);
+  assert.ok(second.includes(localDateTime(1000)), second);
   assert.equal(listedRunJson({ record: scheduled, driver: null }, false).not_before, 5000);
+  // status's table says when it was created, and when it begins.
+  const status = renderRunTable(scheduled.state, 1000, false);
+  assert.match(status, new RegExp(`\nCreated: ${localDateTime(1000)} {2}Times: `));
+  assert.ok(status.includes(`Begins: ${localDateTime(5000)}`), status);
+  assert.ok(!status.includes("Started:"), status);
 });
 
 Deno.test("visible: controls, separators and bidi controls become escapes; other text stays as it is", () => {

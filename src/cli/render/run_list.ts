@@ -67,8 +67,9 @@ export function renderRunList(runs: readonly ListEntry[], now: number): string {
       run.flow.flowId,
       // A deferred run says when it begins, so the table needs no second look at `status`.
       run.status === "SCHEDULED" ? `SCHEDULED until ${localDateTime(run.notBefore)}` : run.status,
-      localDateTime(run.startedAt),
-      duration((run.finishedAt ?? now) - run.startedAt),
+      // A run that has not begun has no start to show: its started_at is when it was created.
+      run.status === "SCHEDULED" ? "-" : localDateTime(run.startedAt),
+      run.status === "SCHEDULED" ? "-" : duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,
       String(counts.failed),
       driverCell(driver),

@@ -59,9 +59,13 @@ export function renderRunTable(
   const lines = [
     visible(`Flow: ${run.flow.flowId}  Run: ${run.runKey}`),
     statusLine(run, color),
-    `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
-      duration((run.finishedAt ?? now) - run.startedAt)
-    }  Times: ${localZoneLabel(now)}`,
+    // A run that has not begun shows no start (its started_at is when it was created); its status line
+    // says when it begins.
+    run.status === "SCHEDULED"
+      ? `Created: ${localDateTime(run.startedAt)}  Times: ${localZoneLabel(now)}`
+      : `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
+        duration((run.finishedAt ?? now) - run.startedAt)
+      }  Times: ${localZoneLabel(now)}`,
     ...driverLine(run, driver).map(visible),
     ...rounds.slice(-1).map((last) =>
       visible(
