@@ -59,13 +59,7 @@ export function renderRunTable(
   const lines = [
     visible(`Flow: ${run.flow.flowId}  Run: ${run.runKey}`),
     statusLine(run, color),
-    // A run that has not begun shows no start (its started_at is when it was created); its status line
-    // says when it begins.
-    run.status === "SCHEDULED"
-      ? `Created: ${localDateTime(run.startedAt)}  Times: ${localZoneLabel(now)}`
-      : `Started: ${localDateTime(run.startedAt)}  Finished: ${localDateTime(run.finishedAt)}  Elapsed: ${
-        duration((run.finishedAt ?? now) - run.startedAt)
-      }  Times: ${localZoneLabel(now)}`,
+    timesLine(run, now),
     ...driverLine(run, driver).map(visible),
     ...rounds.slice(-1).map((last) =>
       visible(
@@ -108,6 +102,19 @@ export function renderRunTable(
   lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
   for (const row of rows) lines.push(format(row.cells, row.status));
   return lines.join("\n") + "\n";
+}
+
+/**
+ * When the run started and ended. A run that has not begun shows no start (its started_at is when it
+ * was created); its status line says when it begins.
+ */
+function timesLine(run: RunState, now: number): string {
+  const zone = `Times: ${localZoneLabel(now)}`;
+  if (run.status === "SCHEDULED") return `Created: ${localDateTime(run.startedAt)}  ${zone}`;
+  const elapsed = duration((run.finishedAt ?? now) - run.startedAt);
+  return `Started: ${localDateTime(run.startedAt)}  Finished: ${
+    localDateTime(run.finishedAt)
+  }  Elapsed: ${elapsed}  ${zone}`;
 }
 
 /** The run's status, step counts, and for a deferred run when it begins. */
