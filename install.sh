@@ -59,9 +59,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# A tag is a path segment of the download URL: letters, digits, dots, hyphens and plus signs only, so
+# a '/' or '..' cannot point the download at another directory of the server.
 case $version in
-  latest | v[0-9]*) ;;
+  latest) ;;
+  v[0-9]*[!A-Za-z0-9.+-]* | *..*) die "--version must look like v1.2.3, got '$version'" ;;
+  v[0-9]*) ;;
   *) die "--version must look like v1.2.3, got '$version'" ;;
+esac
+case $base_url in
+  *://?*) ;;
+  *) die "--base-url needs a URL such as https://example.com/releases, got '$base_url'" ;;
 esac
 [ -n "$prefix" ] || die "--prefix must not be empty"
 case $prefix in
@@ -103,7 +111,8 @@ esac
 case $arch in
   x86_64 | amd64) arch_name=x64 ;;
   aarch64 | arm64) arch_name=arm64 ;;
-  i?86 | x86 | armv[5-7]* | arm | armhf | mips | mipsel | ppc)
+  # armv8l: a 32-bit userland on a 64-bit ARM CPU (uname -m under linux32, or a 32-bit container).
+  i?86 | x86 | armv[5-7]* | armv8l | armv8b | arm | armhf | mips | mipsel | ppc)
     die "unsupported machine '$arch': 32-bit systems are not supported (releases: x86_64 and arm64)"
     ;;
   *) die "unsupported machine '$arch': releases exist for x86_64 and arm64 only" ;;

@@ -110,9 +110,25 @@ Deno.test("install.sh --version vX.Y.Z reads that release's directory", async ()
   const result = await install(["--version", "v9.9.9", "--prefix", s.prefix], env);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "v9.9.9"));
-  const bad = await install(["--version", "9.9.9", "--prefix", s.prefix], env);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /--version must look like v1\.2\.3/);
+  // Not a tag, or a tag that would point the download elsewhere on the server: refused before any download.
+  for (const version of ["9.9.9", "v9/../../other", "v9.9.9/x", "v9..9", "v9 9", "v9.9.9?x=1"]) {
+    const bad = await install(["--version", version, "--prefix", s.prefix], env);
+    assert.equal(bad.code, 1, version);
+    assert.match(bad.stderr, /--version must look like v1\.2\.3/, version);
+  }
+  assert.equal(
+    (await install(["--version", "v9.9.9-rc.1+b2", "--prefix", s.prefix], env)).stderr.includes(
+      "must look like",
+    ),
+    false,
+    "a pre-release tag is a tag",
+  );
+  // An empty or scheme-less --base-url is refused with what it needs, not left to curl's message.
+  for (const url of ["", "example.com/releases", "https://"]) {
+    const bad = await install(["--base-url", url, "--prefix", s.prefix], env);
+    assert.equal(bad.code, 1, url);
+    assert.match(bad.stderr, /--base-url needs a URL such as https:\/\/example\.com\/releases/, url);
+  }
 });
 
 Deno.test("a checksum mismatch installs nothing and keeps the old binary", async () => {
@@ -151,6 +167,7 @@ Deno.test("install.sh refuses 32-bit machines, musl and unknown systems with a c
   const cases: [Record<string, string>, RegExp][] = [
     [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "i686" }, /32-bit systems are not supported/],
     [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "armv7l" }, /32-bit systems are not supported/],
+    [{ ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "armv8l" }, /32-bit systems are not supported/],
     [
       { ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64", ORCHESJOB_FLOW_LIBC: "musl" },
       /musl .*need glibc/,
