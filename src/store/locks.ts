@@ -5,6 +5,8 @@
  *   watch --advance, tick) for as long as it drives.
  * - The start gate: held briefly around "check the run is live, then start a job" and around
  *   "commit the cancel", so no job can start after a cancel is committed.
+ * - The cancel lock: held by a `cancel` from before it commits CANCELLED until it has recorded how the
+ *   aborted steps ended, so readers can tell a cancel under way from one that died half done.
  */
 import { type Backoff, join, makeDirectory, nextPause, sleep } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
@@ -54,7 +56,16 @@ export class FileLocks {
     return this.holding(runKey, "launch", fn);
   }
 
-  private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
+  /** Runs `fn` holding the run's cancel lock (waiting for another cancel of the run to finish first). */
+  withCancelLock<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    return this.holding(runKey, "cancel", fn);
+  }
+
+  private async holding<T>(
+    runKey: string,
+    kind: "gate" | "launch" | "cancel",
+    fn: () => Promise<T> | T,
+  ): Promise<T> {
     using _held = (await lockAtPath(this.path(runKey, kind), true))!;
     return await fn();
   }
@@ -100,8 +111,8 @@ function sameFile(info: Deno.FileInfo, path: string): boolean {
   }
 }
 
-/** The lock files a run may have: its driver lock, its start gate, and its launch lock. */
-export const LOCK_KINDS = ["driver", "gate", "launch"] as const;
+/** The lock files a run may have: its driver lock, its start gate, its launch lock and its cancel lock. */
+export const LOCK_KINDS = ["driver", "gate", "launch", "cancel"] as const;
 export type LockKind = typeof LOCK_KINDS[number];
 
 /** The path of one of a run's lock files, without creating anything. */
@@ -253,4 +264,26 @@ function flockHolder(info: Deno.FileInfo): DriverHolder | null | undefined {
 /** Whether some process holds the run's driver lock right now (see {@link driverHolder}). */
 export async function isDriverHeld(dbPath: string, runKey: string): Promise<boolean> {
   return (await driverHolder(dbPath, runKey)) !== null;
+}
+
+/**
+ * Whether a `cancel` of the run is under way: some process holds its cancel lock. False when no cancel
+ * ever ran, and when this process cannot open the lock file (it then cannot tell, and readers must not
+ * wait for what they cannot see end). The probe takes the lock for an instant when it is free.
+ */
+export function isCancelHeld(dbPath: string, runKey: string): boolean {
+  let file: Deno.FsFile;
+  try {
+    // flock needs no write access: a reader of a state directory it may not write to can look too.
+    file = Deno.openSync(lockFilePath(dbPath, runKey, "cancel"), { read: true });
+  } catch {
+    return false;
+  }
+  try {
+    return !file.tryLockSync(true);
+  } catch {
+    return false;
+  } finally {
+    file.close();
+  }
 }

@@ -21,6 +21,14 @@ export {
   storeWaitReason,
   transaction,
 } from "./db.ts";
-export { type DriverHolder, driverHolder, FileLocks, isDriverHeld, LOCK_KINDS, lockFilePath } from "./locks.ts";
+export {
+  type DriverHolder,
+  driverHolder,
+  FileLocks,
+  isCancelHeld,
+  isDriverHeld,
+  LOCK_KINDS,
+  lockFilePath,
+} from "./locks.ts";
 export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
 export { type RunFilter, RunStore, type RunSummary } from "./runs.ts";

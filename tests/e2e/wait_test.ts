@@ -1,9 +1,9 @@
 /** `wait` through the real CLI: exit codes 0/1/4/124, no tables, and --advance for an undriven run. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { catchesSignal, errorLine, eventually, hasOpen } from "../helpers.ts";
+import { catchesSignal, errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
-import { waitForFile } from "./fault_helpers.ts";
+import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
 import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 /** A flow whose first step runs until the file `go` exists, then a second step. */
@@ -144,4 +144,71 @@ flowTest(builtin, "SIGQUIT (Ctrl-\\) stops wait and watch with exit 130; the run
   Deno.writeTextFileSync(go, "");
   const done = await env.waitFor("q", "the run ends", (run) => run.status !== "RUNNING");
   assert.equal(done.status, "SUCCEEDED");
+});
+
+/** A run whose one step ignores SIGTERM (only the SIGKILL at the end of an abort's grace ends it). */
+async function stubbornRun(env: FlowEnv, runKey: string): Promise<{ pid: number; starter: Deno.ChildProcess }> {
+  const file = env.flow(
+    "stubborn.yaml",
+    `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
+  );
+  // Driven in the foreground: that `start` prints the run's final state when the cancel ends its drive.
+  const starter = env.spawn(["start", "--run-key", runKey, file]);
+  const run = await env.waitFor(runKey, "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
+  return { pid: step(run, "a").orchesjob_status.target_pid, starter };
+}
+
+/** Runs `child` to its end, noting whether `pid` was still alive the moment it exited. */
+async function exitSeenWith(child: Deno.ChildProcess, pid: number) {
+  const output = await child.output();
+  return { output, aliveAtExit: processAlive(pid), stdout: new TextDecoder().decode(output.stdout) };
+}
+
+flowTest(
+  builtin,
+  "a run being cancelled ends for wait, watch and its foreground start only once the cancel has ended its steps",
+  async (env) => {
+    const { pid, starter } = await stubbornRun(env, "c");
+    const waiter = env.spawn(["wait", "--run-key", "c", "--interval", "0.1"]);
+    const watcher = env.spawn(["watch", "--run-key", "c", "--no-advance", "--mode", "append", "--interval", "0.1"]);
+    const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+    await eventually("wait and watch have read the run", () => hasOpen(waiter.pid, db) && hasOpen(watcher.pid, db));
+    const [waited, watched, started] = [waiter, watcher, starter].map((child) => exitSeenWith(child, pid));
+    const cancel = env.spawn(["cancel", "--run-key", "c", "--grace-seconds", "2"]);
+    await env.waitFor("c", "the cancel is committed", (run) => run.status === "CANCELLED");
+    // The situation under test: the run reads CANCELLED while its command still lives (its grace).
+    assert.ok(processAlive(pid), "the command ignores SIGTERM: it lives through the grace");
+    assert.equal((await cancel.output()).code, 0);
+
+    const wait = await waited;
+    assert.equal(wait.aliveAtExit, false, "wait returned while the cancelled command still ran");
+    assert.equal(wait.output.code, 4);
+    assert.deepEqual(JSON.parse(wait.stdout), { run_key: "c", status: "CANCELLED", exit_code: 4, timed_out: false });
+    const watch = await watched;
+    assert.equal(watch.aliveAtExit, false, "watch returned while the cancelled command still ran");
+    assert.equal(watch.output.code, 4);
+    assert.match(watch.stdout.trimEnd().split("\nFlow: ").at(-1)!, /\ba +\S+ CANCELLED/, "its last table");
+    const start = await started;
+    assert.equal(start.aliveAtExit, false, "the foreground start returned while the cancelled command still ran");
+    assert.equal(start.output.code, 4);
+    const final = JSON.parse(start.stdout);
+    assert.deepEqual([final.status, step(final, "a").status], ["CANCELLED", "CANCELLED"]);
+  },
+);
+
+flowTest(builtin, "a cancel that died half done does not keep wait waiting; cancelling again ends it", async (env) => {
+  const { pid, starter } = await stubbornRun(env, "d");
+  const { log } = await runCrashingAt(env, "cancel:after-commit", ["cancel", "--run-key", "d", "--grace-seconds", "1"]);
+  assert.equal(log.length, 1, "the cancel died right after its commit");
+  const between = await env.status("d");
+  assert.deepEqual([between.status, step(between, "a").status], ["CANCELLED", "RUNNING"]);
+  assert.ok(processAlive(pid), "nothing aborted the command");
+  // No cancel is under way any more: wait reports the run as it reads, rather than wait for nobody.
+  const waited = await env.run(["wait", "--run-key", "d", "--interval", "0.1", "--timeout", "30"]);
+  assert.equal(waited.code, 4, waited.stderr);
+  assert.equal(JSON.parse(waited.stdout).status, "CANCELLED");
+  assert.equal((await starter.output()).code, 4);
+  const again = await env.json(["cancel", "--run-key", "d", "--grace-seconds", "1"]);
+  assert.equal(step(again, "a").status, "CANCELLED");
+  assert.ok(!processAlive(pid), "the second cancel ended the command");
 });

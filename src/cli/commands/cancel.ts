@@ -61,23 +61,27 @@ export const cancelCommand: Command = {
     );
     using _slow = { [Symbol.dispose]: () => clearTimeout(slow) };
     let undelivered = 0;
-    await cancelRun(
-      {
-        runs: session.runs,
-        gate: session.locks,
-        executor: session.executorFor(record),
-        onCommitted: () => {
-          committed = true;
-          clearTimeout(slow);
+    // Held from before the commit until the aborted steps are recorded: `wait`, `watch` and a
+    // foreground `start` see the CANCELLED run to that end rather than leave while its commands
+    // still run; if this process dies half done, the lock goes with it and they stop waiting.
+    await session.locks.withCancelLock(runKey, () =>
+      cancelRun(
+        {
+          runs: session.runs,
+          gate: session.locks,
+          executor: session.executorFor(record),
+          onCommitted: () => {
+            committed = true;
+            clearTimeout(slow);
+          },
+          onAbortFailed: (stepId, error) => {
+            undelivered++;
+            printError(error, { run_key: runKey, step: stepId });
+          },
         },
-        onAbortFailed: (stepId, error) => {
-          undelivered++;
-          printError(error, { run_key: runKey, step: stepId });
-        },
-      },
-      runKey,
-      grace,
-    );
+        runKey,
+        grace,
+      ));
     printJson(runJson(session.run(runKey)));
     return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;
   },

@@ -231,7 +231,7 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
   const runs = new Map(session.list({}).map((run) => [safeFileName(run.runKey), run.status]));
   const removed: string[] = [];
   for (const name of names) {
-    const match = /^(.*)\.(driver|gate|launch)\.lock$/.exec(name);
+    const match = /^(.*)\.(driver|gate|launch|cancel)\.lock$/.exec(name);
     if (!match) continue;
     const status = runs.get(match[1]);
     if (status !== undefined && !isTerminalRun(status)) continue;

@@ -7,6 +7,7 @@ import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
+import { settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
@@ -80,10 +81,12 @@ export const retryCommand: Command = {
         return await detachConfirmed(session, runKey, context.globals.pollInterval);
       }
       using live = liveTable(session, runKey, args.options.quiet !== true);
-      const state = await session.driver(session.run(runKey), interrupt.requested).drive();
+      await session.driver(session.run(runKey), interrupt.requested).drive();
+      // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
+      const final = await settledRun(session, session.run(runKey), interrupt.requested);
       live.stop();
-      printJson(runJson(session.run(runKey)));
-      return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+      printJson(runJson(final));
+      return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
     } finally {
       lock?.[Symbol.dispose]();
     }

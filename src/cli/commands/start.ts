@@ -23,7 +23,7 @@ import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
-import { waitUntilFinished } from "../follow.ts";
+import { settledRun, waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
   spec: {
@@ -258,18 +258,23 @@ async function driveInForeground(
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
-        const state = await driver.drive();
+        await driver.drive();
+        // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
+        const final = await settledRun(session, session.run(runKey), interrupt.requested);
         live.stop();
-        printJson(runJson(session.run(runKey)));
-        return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+        printJson(runJson(final));
+        return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
       }
     }
     const seen = await waitUntilFinished(session, runKey, pollInterval, interrupt.requested, { rounds: 1 });
     const status = seen.state.status;
     if (interrupt.requested() || isTerminalRun(status)) {
+      const final = await settledRun(session, seen, interrupt.requested);
       live.stop();
-      printJson(runJson(seen));
-      return isTerminalRun(status) && !interrupt.requested() ? runExitCode(status) : ExitCode.interrupted;
+      printJson(runJson(final));
+      return isTerminalRun(final.state.status) && !interrupt.requested()
+        ? runExitCode(final.state.status)
+        : ExitCode.interrupted;
     }
   }
 }

@@ -4,6 +4,7 @@ import { ExitCode, runExitCode } from "../errors.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
+import { settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -49,8 +50,10 @@ export const driveCommand: Command = {
     // Another driver holds the run: it will finish the job. The distinct code tells the `start -d`
     // that launched this process that it is not the one driving.
     if (!lock) return ExitCode.notConfirmed;
-    const state = await driver.drive();
-    printJson(runJson(session.run(runKey)));
-    return isTerminalRun(state.status) ? runExitCode(state.status) : ExitCode.interrupted;
+    await driver.drive();
+    // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
+    const final = await settledRun(session, session.run(runKey), interrupt.requested);
+    printJson(runJson(final));
+    return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
   },
 };

@@ -8,6 +8,7 @@ import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
+import { cancelUnderWay } from "../follow.ts";
 import { writeStdout } from "../output.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -50,8 +51,10 @@ export const waitCommand: Command = {
     const deadline = performance.now() + timeout * 1000;
     const timedOut = () => performance.now() >= deadline;
     const stop = () => interrupt.requested() || timedOut();
-    while (!isTerminalRun(status) && !stop()) {
-      if (advance) {
+    // A run being cancelled has not ended until the cancel has recorded its aborted steps.
+    const ended = () => isTerminalRun(status) && !cancelUnderWay(session, session.runAgain(runKey));
+    while (!ended() && !stop()) {
+      if (advance && !isTerminalRun(status)) {
         // Whoever drove the run may be gone: take over while nobody holds it, until the deadline.
         using lock = await session.tryDriverLock(
           runKey,
@@ -62,7 +65,8 @@ export const waitCommand: Command = {
           continue;
         }
       }
-      await sleepUnless(Math.min(interval, Math.max(0, (deadline - performance.now()) / 1000)), stop);
+      const pause = isTerminalRun(status) ? Math.min(interval, 0.1) : interval;
+      await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
       status = session.runAgain(runKey).state.status;
     }
     const code = isTerminalRun(status)
