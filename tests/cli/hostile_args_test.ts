@@ -59,6 +59,11 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   Deno.mkdirSync(cwd);
   const flow = join(dir.path, "t.yaml");
   Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const withParam = join(dir.path, "p.yaml");
+  Deno.writeTextFileSync(
+    withParam,
+    "flow_id: p\nparams: {A: null}\nsteps:\n  - {id: a, command: [echo, '${params.A}']}\n",
+  );
   const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
   const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
   const setup: Case[] = [{ argv: [...quick, "start", "--run-key", "k0", "-q", flow], exit: 0, error: null }];
@@ -81,6 +86,18 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'option --run-key given twice ("k1" and "k2")',
     },
     { argv: ["start", "--run-key"], exit: 2, error: "start: option --run-key needs a value" },
+    // A parameter given twice with different values: which one was meant is not for us to guess.
+    {
+      argv: ["start", "--run-key", "k1", "--param", "A=1", "--param", "A=2", withParam],
+      exit: 2,
+      error: 'start: option --param A given twice ("1" and "2")',
+    },
+    {
+      argv: ["validate", "--param", "A=1", "--param=A=", withParam],
+      exit: 2,
+      error: 'validate: option --param A given twice ("1" and "")',
+    },
+    { argv: ["validate", "--param", "A=1", "--param", "A=1", withParam], exit: 0, error: null },
     // Of global options the last one wins (a wrapper's defaults, then the caller's own).
     {
       argv: ["--db", flow, "--db", join(home, "orchesjob-flow.sqlite3"), "status", "--run-key", "k0"],
