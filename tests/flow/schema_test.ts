@@ -43,6 +43,14 @@ Deno.test("every example flow is valid against the schema", () => {
   }
 });
 
+Deno.test("the fan-out example's opening comment counts the uploads it defines", () => {
+  const text = Deno.readTextFileSync(join(REPO, "examples", "fan-out-limited-flow.yaml"));
+  const words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+  const said = /^# .*?\b(\w+) uploads\b/m.exec(text)?.[1];
+  const uploads = loadFlow(text, "fan-out-limited-flow.yaml").steps.filter((s) => s.id.startsWith("upload_"));
+  assert.equal(said, words[uploads.length], `the comment says "${said} uploads"; the file has ${uploads.length}`);
+});
+
 Deno.test("examples/flow.schema.json is the output of `schema`", () => {
   const committed = JSON.parse(Deno.readTextFileSync(join(REPO, "examples", "flow.schema.json")));
   assert.deepEqual(committed, flowSchema());
