@@ -77,10 +77,24 @@ export const PARAM_OPTION: OptionSpec = {
   help: "Set a run parameter declared under params (repeatable).",
 };
 
-/** The `--param` values given on the command line; a name given twice keeps the last value. */
+/**
+ * The `--param` values given on the command line. A name given twice with different values is refused,
+ * as any option given twice with different values is (which one was meant is not for us to guess); the
+ * same value twice is taken once.
+ */
 export function givenParams(args: ParsedArgs): Record<string, string> {
+  const given = new Map<string, string>();
+  for (const [name, value] of ((args.options.param as string[] | undefined) ?? []).map(parseParamArgument)) {
+    const previous = given.get(name);
+    if (previous !== undefined && previous !== value) {
+      throw new UserError(
+        `option --param ${name} given twice (${JSON.stringify(previous)} and ${JSON.stringify(value)})`,
+      );
+    }
+    given.set(name, value);
+  }
   // fromEntries: `--param __proto__=x` sets a parameter of that name, not the object's prototype.
-  return Object.fromEntries(((args.options.param as string[] | undefined) ?? []).map(parseParamArgument));
+  return Object.fromEntries(given);
 }
 
 /** The flow file's directory, absolute: a relative `cwd` in the file is relative to it. */

@@ -15,6 +15,7 @@ export {
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
 export {
+  checkExecutorOptions,
   checkUsable,
   chooseExecutor,
   createExecutor,

@@ -11,12 +11,14 @@ export type ExecutorChoice = "auto" | "orchesjob" | "builtin";
 /**
  * `--executor builtin` → built-in. `--executor orchesjob` → `--orchesjob-bin`, `$ORCHESJOB_BIN` or
  * `orchesjob` on PATH. `auto` → an explicit binary if given, else `orchesjob` on PATH, else built-in.
+ * `--executor builtin` with `--orchesjob-bin` is refused ({@link checkExecutorOptions}).
  */
 export function chooseExecutor(
   choice: ExecutorChoice,
   explicitBin: string | undefined,
   env: (name: string) => string | undefined,
 ): ExecutorSpec {
+  checkExecutorOptions(choice, explicitBin);
   if (choice === "builtin") return { kind: "builtin" };
   const bin = explicitBin || env("ORCHESJOB_BIN") || findOnPath("orchesjob", env("PATH") ?? "");
   // A relative path is made absolute now, so a detached driver in another directory finds the same file.
@@ -27,6 +29,19 @@ export function chooseExecutor(
     );
   }
   return { kind: "builtin" };
+}
+
+/**
+ * Refuses `--executor builtin` together with `--orchesjob-bin`: the built-in runner calls no orchesjob,
+ * so the path would be ignored without a word. `$ORCHESJOB_BIN` with `--executor builtin` is not
+ * refused: the environment only gives a default, which an option given on the command line overrides.
+ */
+export function checkExecutorOptions(choice: ExecutorChoice, explicitBin: string | undefined): void {
+  if (choice !== "builtin" || explicitBin === undefined) return;
+  throw new ExecutorChoiceError(
+    `--executor builtin and --orchesjob-bin ${JSON.stringify(explicitBin)} contradict each other: ` +
+      "the built-in runner calls no orchesjob; give only one of them",
+  );
 }
 
 /**

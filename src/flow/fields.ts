@@ -273,6 +273,10 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
     // NUL cannot be passed in an environment variable or a path.
     if (typeof item === "string" && item.includes("\0")) return `${spec.name}.${key} must not contain NUL characters`;
     const ok = typeof item === "string" || (spec.kind.type === "params" && item === null);
+    // Never a hint to write the text "null": a variable's value is a string, and null is none.
+    if (!ok && item === null) {
+      return `${spec.name}.${key} must be a string, got null (write "" for an empty value, or leave ${key} out)`;
+    }
     if (!ok) {
       return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${
         shown(item)

@@ -9,6 +9,7 @@ import type { FlowDefinition, ParamSpec, RetryBackoff, StepDefinition, WhenExpr 
 import {
   checkFieldValue,
   clipped,
+  type FieldSpec,
   fieldSpec,
   FLOW_FIELD_TABLE,
   FLOW_FIELDS,
@@ -36,7 +37,7 @@ export function loadFlowBytes(bytes: Uint8Array, fileName: string): FlowDefiniti
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
 export function loadFlow(text: string, fileName: string): FlowDefinition {
   const { root, values } = parseRoot(text, fileName);
-  const fields = values.fields(root, FLOW_FIELDS);
+  const fields = presentFields(values.fields(root, FLOW_FIELDS), FLOW_FIELD_TABLE, values, root);
   const flowId = readFlowId(fields.get("flow_id"), root, values);
   const { params, maxParallel, defaults } = readFlowSettings(fields, values);
   const { steps, places } = readSteps(values.deref(fields.get("steps")), root, values, defaults);
@@ -50,6 +51,32 @@ export function loadFlow(text: string, fileName: string): FlowDefinition {
   };
   checkFlowGraph(flow, places, fileName);
   return flow;
+}
+
+/**
+ * A mapping's fields without those set to null (`timeout_sec: null`, `when: ~`, a bare `when:`, JSON
+ * `null`): an optional field set to null is absent, so it takes its default, and a null never reaches
+ * a reader that could take it for the text "null". A required field set to null is refused by name.
+ * Nulls are dropped after merge keys are applied, so a step's own `timeout_sec: null` still wins over
+ * a merged `timeout_sec: 5`, as any value of its own would.
+ */
+function presentFields(
+  fields: Map<string, Node>,
+  table: readonly FieldSpec[],
+  values: Values,
+  map: YAMLMap,
+  stepId?: string,
+): Map<string, Node> {
+  for (const [name, node] of fields) {
+    const target = values.deref(node);
+    if (target !== undefined && !(isScalar(target) && target.value === null)) continue;
+    if (table.some((field) => field.name === name && field.required)) {
+      // `{id: a, command}` has no value node: the error points at the mapping.
+      throw new FlowError(values.at(target ?? map, stepId), `required field "${name}" is null`);
+    }
+    fields.delete(name);
+  }
+  return fields;
 }
 
 /** The flow's optional `executor_unavailable_sec`: a number > 0. */
@@ -260,7 +287,7 @@ function readStep(item: Node | undefined, values: Values, defaults: StepDefaults
   const at = values.at;
   if (!isMap(item)) throw new FlowError(at(item), "each step must be a mapping with id and command");
   const { id, node: idNode } = readStepId(item, values);
-  const byName = values.fields(item, STEP_FIELDS, id);
+  const byName = presentFields(values.fields(item, STEP_FIELDS, id), STEP_FIELD_TABLE, values, item, id);
   const fields: StepFields = {
     get: (name) => byName.get(name),
     value: (node) => values.plain(node),
@@ -311,6 +338,7 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   if (pair === undefined) throw new FlowError(values.at(item), 'step is missing required field "id"');
   const node = values.deref(pair.value);
   let id = values.plain(pair.value);
+  if (id === null) throw new FlowError(values.at(node ?? item), 'required field "id" of a step is null');
   const written = isScalar(node) && typeof node.source === "string" ? node.source : undefined;
   if (typeof id === "number" && written === String(id)) {
     id = written; // `id: 7` means "7"
@@ -355,7 +383,7 @@ function readWhen(fields: StepFields, values: Values): WhenExpr | null {
  * The text of a `when` value as written. yaml_bang.ts has quoted every plain value that YAML would
  * misread, so a tag still on the node was written around a quoted, block or flow value, or under a
  * key YAML spells differently (`"wh\x65n"`): refused rather than guessed. A plain scalar YAML reads
- * as a number, boolean or null (`when: 12`) names the step written.
+ * as a number or boolean (`when: 12`) names the step written; a null never gets here (presentFields).
  */
 function whenText(node: Node, fields: StepFields): unknown {
   if (isScalar(node) && node.tag !== undefined) {
@@ -380,6 +408,9 @@ function readDependsOn(fields: StepFields, values: Values): string[] {
   let value = fields.value(node);
   const list = values.deref(node);
   if (Array.isArray(value) && isSeq(list)) {
+    const blank = value.indexOf(null);
+    // A null entry names no step: it is not read as a step called "null" (write "null" in quotes for that).
+    if (blank >= 0) fields.fail(node, `depends_on[${blank}] is null, not a step id`);
     value = value.map((item, i) => {
       const written = values.deref(list.items[i]);
       return typeof item === "string" || !isScalar(written) || written.type !== "PLAIN" ? item : written.source;

@@ -66,6 +66,16 @@ function kindSchema(spec: FieldSpec): Schema {
   }
 }
 
+/** `schema` that also accepts null: an optional field set to null is absent to the loader (its default). */
+function nullable(schema: Schema): Schema {
+  if (typeof schema.type !== "string") throw new Error(`no nullable form of ${JSON.stringify(schema)}`);
+  return {
+    ...schema,
+    type: [schema.type, "null"],
+    ...(Array.isArray(schema.enum) ? { enum: [...schema.enum, null] } : {}),
+  };
+}
+
 function objectSchema(table: readonly FieldSpec[]): Schema {
   return {
     type: "object",
@@ -73,7 +83,7 @@ function objectSchema(table: readonly FieldSpec[]): Schema {
     additionalProperties: false,
     properties: Object.fromEntries(table.map((field) => [field.name, {
       description: field.description,
-      ...kindSchema(field),
+      ...(field.required ? kindSchema(field) : nullable(kindSchema(field))),
       ...(field.default === undefined ? {} : { default: field.default }),
     }])),
   };

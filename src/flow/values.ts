@@ -64,6 +64,13 @@ export class Values {
       const result: Record<string, unknown> = {};
       for (const pair of target.items) {
         const key = this.plain(pair.key, depth + 1, viaAlias);
+        if (key === null) {
+          // `~: x` or `null: x` would otherwise name a variable or parameter "null".
+          throw new FlowError(
+            this.at(this.deref(pair.key) ?? target),
+            'a mapping key is null (an unquoted null or ~, or an empty key); quote it if the name "null" is meant',
+          );
+        }
         result[typeof key === "string" ? key : JSON.stringify(key)] = this.plain(pair.value, depth + 1, viaAlias);
       }
       return result;

@@ -59,6 +59,11 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   Deno.mkdirSync(cwd);
   const flow = join(dir.path, "t.yaml");
   Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const withParam = join(dir.path, "p.yaml");
+  Deno.writeTextFileSync(
+    withParam,
+    "flow_id: p\nparams: {A: null}\nsteps:\n  - {id: a, command: [echo, '${params.A}']}\n",
+  );
   const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
   const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
   const setup: Case[] = [{ argv: [...quick, "start", "--run-key", "k0", "-q", flow], exit: 0, error: null }];
@@ -81,6 +86,29 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'option --run-key given twice ("k1" and "k2")',
     },
     { argv: ["start", "--run-key"], exit: 2, error: "start: option --run-key needs a value" },
+    // Global options that contradict each other: the built-in runner would ignore the path without a word.
+    {
+      argv: ["--orchesjob-bin", "/bin/true", "--executor", "builtin", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: 'start: --executor builtin and --orchesjob-bin "/bin/true" contradict each other',
+    },
+    {
+      argv: ["--executor", "builtin", "start", "--run-key", "k0", flow, "--orchesjob-bin", "/bin/true"],
+      exit: 2,
+      error: "contradict each other",
+    },
+    // A parameter given twice with different values: which one was meant is not for us to guess.
+    {
+      argv: ["start", "--run-key", "k1", "--param", "A=1", "--param", "A=2", withParam],
+      exit: 2,
+      error: 'start: option --param A given twice ("1" and "2")',
+    },
+    {
+      argv: ["validate", "--param", "A=1", "--param=A=", withParam],
+      exit: 2,
+      error: 'validate: option --param A given twice ("1" and "")',
+    },
+    { argv: ["validate", "--param", "A=1", "--param", "A=1", withParam], exit: 0, error: null },
     // Of global options the last one wins (a wrapper's defaults, then the caller's own).
     {
       argv: ["--db", flow, "--db", join(home, "orchesjob-flow.sqlite3"), "status", "--run-key", "k0"],
@@ -270,6 +298,17 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   assert.equal(JSON.parse(after[1].stdout).length, 1);
   assert.throws(() => Deno.statSync(join(dir.path, "no-such-dir")), Deno.errors.NotFound);
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
+});
+
+Deno.test("$ORCHESJOB_BIN with --executor builtin is no contradiction: the option overrides the environment's default", async () => {
+  using dir = tempDir();
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const env = { ORCHESJOB_FLOW_HOME: join(dir.path, "home"), ORCHESJOB_BIN: join(dir.path, "no-such-orchesjob") };
+  const argv = ["--poll-interval", "0.05", "--executor", "builtin", "start", "-q", "--run-key", "e1", flow];
+  const [started, status] = await runAll([argv, ["status", "--run-key", "e1"]], env, dir.path);
+  check({ argv, exit: 0, error: null }, started);
+  assert.deepEqual(JSON.parse(status.stdout).executor, { kind: "builtin" });
 });
 
 Deno.test("an argument of 100 kB is quoted in part: the error line keeps its start and end, and says what it left out", async () => {

@@ -110,7 +110,7 @@ Deno.test("answers that are well-formed JSON but no job of the key asked for are
   assert.deepEqual(await answering("status", job("k", "LOST")).status("k"), job("k", "LOST"));
 });
 
-Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else built in", () => {
+Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else built in; builtin with a flag is refused", () => {
   using dir = tempDir();
   const onPath = script(dir.path, "orchesjob", "exit 0");
   const env = (vars: Record<string, string>) => (name: string) => vars[name];
@@ -124,7 +124,13 @@ Deno.test("executor selection: flag, ORCHESJOB_BIN, orchesjob on PATH, else buil
     bin: onPath,
   });
   assert.deepEqual(chooseExecutor("auto", undefined, env({ PATH: "/nonexistent" })), { kind: "builtin" });
-  assert.deepEqual(chooseExecutor("builtin", "/opt/oj", env({})), { kind: "builtin" });
+  // The built-in runner calls no orchesjob: a path given with it would be ignored, so the pair is refused.
+  assert.throws(
+    () => chooseExecutor("builtin", "/opt/oj", env({})),
+    /^ExecutorChoiceError: --executor builtin and --orchesjob-bin "\/opt\/oj" contradict each other/,
+  );
+  // $ORCHESJOB_BIN is only a default: an explicit --executor builtin overrides it.
+  assert.deepEqual(chooseExecutor("builtin", undefined, env({ ORCHESJOB_BIN: "/x" })), { kind: "builtin" });
   assert.throws(() => chooseExecutor("orchesjob", undefined, env({ PATH: "" })), /no orchesjob found/);
   Deno.chmodSync(onPath, 0o644);
   assert.equal(findOnPath("orchesjob", dir.path), undefined, "a file that is not executable does not count");

@@ -110,15 +110,22 @@ Deno.test("a when value YAML would read as a tag, anchor, number or null is the 
     error(`flow_id: f\nsteps:\n  - id: a\n    command: && echo hi\n`),
     /read by YAML as an anchor; quote the value/,
   );
-  // Plain values YAML reads as numbers, booleans or null name the step written, as ids do.
+  // Plain values YAML reads as numbers or booleans name the step written, as ids do; a null is no
+  // `when` at all (an optional field set to null is absent), even beside a step called "null".
   const named = (id: string, when: string) =>
     whenOfD(`flow_id: f\nsteps:\n  - id: "${id}"\n    command: [x]\n  - id: d\n    command: [x]\n    when: ${when}\n`);
   assert.equal(named("12", "12"), "12");
   assert.equal(named("true", "true"), "true");
-  assert.equal(named("null", "null"), "null");
+  assert.equal(named("null", '"null"'), "null");
   assert.equal(named("12", "!12"), "!12");
   assert.match(error(step("when: 0x1F")), /when refers to unknown step "0x1F"/);
-  assert.match(error(step("when:")), /when must be a non-empty string expression/);
+  for (const none of ["when: null", "when: ~", "when:", "when: NULL"]) {
+    const d = loadFlow(
+      `flow_id: f\nsteps:\n  - id: "null"\n    command: [x]\n  - id: d\n    command: [x]\n    ${none}\n`,
+      "f",
+    );
+    assert.deepEqual([d.steps[1].condition, d.steps[1].waitsFor], [null, []], none);
+  }
 });
 
 Deno.test("a broken multi-line when is blamed on its own line", () => {

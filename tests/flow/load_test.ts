@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { FlowError, loadFlow } from "../../src/flow/load.ts";
-import { normalizeFlow } from "../../src/flow/normalize.ts";
+import { definitionHash, normalizeFlow } from "../../src/flow/normalize.ts";
+import { FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "../../src/flow/fields.ts";
 import { formatWhen } from "../../src/flow/when.ts";
 import { thrown } from "../helpers.ts";
 
@@ -109,6 +110,89 @@ Deno.test("flow-level fields are required and checked", () => {
   assert.equal(error("flow_id: f\nstep: []\n"), 'flow.yaml:2:1: unknown field "step"; did you mean "steps"?');
   assert.equal(error("- a\n"), "flow.yaml:1:1: a flow must be a mapping with flow_id and steps");
   assert.equal(error("flow_id: f\nsteps: [3]\n"), "flow.yaml:2:9: each step must be a mapping with id and command");
+});
+
+Deno.test("an optional field set to null is absent (its default), in JSON and in every YAML spelling", () => {
+  const base = () => ({ flow_id: "f", steps: [{ id: "A", command: ["echo", "hi"] }] as Record<string, unknown>[] });
+  const expected = definitionHash(loadFlow(JSON.stringify(base()), "flow.json"));
+  const optional = (table: typeof FLOW_FIELD_TABLE) => table.filter((f) => !f.required).map((f) => f.name);
+  for (const name of optional(FLOW_FIELD_TABLE)) {
+    const json = { ...base(), [name]: null };
+    assert.equal(definitionHash(loadFlow(JSON.stringify(json), "flow.json")), expected, `flow ${name}: null (JSON)`);
+    for (const none of [" null", " ~", "", " Null"]) {
+      const yaml = `flow_id: f\n${name}:${none}\nsteps:\n  - id: A\n    command: [echo, hi]\n`;
+      assert.equal(definitionHash(loadFlow(yaml, "flow.yaml")), expected, `flow ${name}:${none}`);
+    }
+  }
+  for (const name of optional(STEP_FIELD_TABLE)) {
+    const json = base();
+    json.steps[0][name] = null;
+    assert.equal(definitionHash(loadFlow(JSON.stringify(json), "flow.json")), expected, `step ${name}: null (JSON)`);
+    for (const none of [" null", " ~", "", " NULL"]) {
+      assert.equal(
+        definitionHash(loadFlow(oneStep(`    ${name}:${none}\n`), "flow.yaml")),
+        expected,
+        `${name}:${none}`,
+      );
+    }
+    assert.equal(
+      definitionHash(loadFlow(`flow_id: f\nsteps: [{id: A, command: [echo, hi], ${name}}]\n`, "f")),
+      expected,
+    );
+  }
+  // A null `when` is no condition: never the step "null", even where one exists.
+  const withNull = {
+    flow_id: "f",
+    steps: [{ id: "null", command: ["x"] }, { id: "B", command: ["x"], when: null, depends_on: null }],
+  };
+  const b = loadFlow(JSON.stringify(withNull), "flow.json").steps[1];
+  assert.deepEqual([b.condition, b.dependsOn, b.waitsFor], [null, [], []]);
+  // A step's own null wins over a merged value, as any value of its own would.
+  const merged = loadFlow(
+    "flow_id: f\nsteps:\n  - &a {id: A, command: [x], timeout_sec: 5, strict: false}\n" +
+      "  - {<<: *a, id: B, timeout_sec: ~}\n",
+    "flow.yaml",
+  );
+  assert.deepEqual([merged.steps[1].timeoutSec, merged.steps[1].strict], [null, false]);
+});
+
+Deno.test('a null is refused where it cannot mean absent, and never read as the text "null"', () => {
+  const cases: [string, string][] = [
+    ["flow_id: null\nsteps: [{id: A, command: [a]}]\n", 'flow.yaml:1:10: required field "flow_id" is null'],
+    ["flow_id: f\nsteps:\n", 'flow.yaml:2:7: required field "steps" is null'],
+    ["flow_id: f\nsteps:\n  - id: ~\n    command: [a]\n", 'flow.yaml:3:9: required field "id" of a step is null'],
+    ["flow_id: f\nsteps:\n  - id: A\n    command:\n", 'flow.yaml:4:13: step "A": required field "command" is null'],
+    ["flow_id: f\nsteps:\n  - {id: A, command}\n", 'flow.yaml:3:5: step "A": required field "command" is null'],
+    [
+      "flow_id: f\nsteps:\n  - id: A\n    command: [a]\n    env: {X: ~}\n",
+      'flow.yaml:5:10: step "A": env.X must be a string, got null (write "" for an empty value, or leave X out)',
+    ],
+    [
+      "flow_id: f\nenv: {null: x}\nsteps: [{id: A, command: [a]}]\n",
+      'flow.yaml:2:7: a mapping key is null (an unquoted null or ~, or an empty key); quote it if the name "null" is meant',
+    ],
+    [
+      "flow_id: f\nparams: {~: x}\nsteps: [{id: A, command: [a]}]\n",
+      'flow.yaml:2:10: a mapping key is null (an unquoted null or ~, or an empty key); quote it if the name "null" is meant',
+    ],
+    [
+      "flow_id: f\nsteps:\n  - {id: 'null', command: [a]}\n  - {id: B, command: [a], depends_on: [null]}\n",
+      'flow.yaml:4:39: step "B": depends_on[0] is null, not a step id',
+    ],
+    [
+      "flow_id: f\nsteps:\n  - id: A\n    command: [a, null]\n",
+      'flow.yaml:4:14: step "A": command[1] must be a string, got null',
+    ],
+  ];
+  for (const [text, message] of cases) assert.equal(error(text), message, text);
+  const json = '{"flow_id": "f", "steps": [{"id": "null", "command": ["a"]}, {"id": "B", "command": null}]}';
+  assert.equal(error(json, "flow.json"), 'flow.json:1:85: step "B": required field "command" is null');
+  // Quoted, "null" is a name like any other.
+  const quoted = loadFlow(
+    "flow_id: f\nenv: {'null': x}\nsteps:\n  - {id: 'null', command: [a]}\n  - {id: B, command: [a], when: 'null'}\n",
+    "flow.yaml",
+  );
+  assert.deepEqual([quoted.steps[1].env, quoted.steps[1].waitsFor], [{ null: "x" }, ["null"]]);
 });
 
 Deno.test("executor_unavailable_sec: a number > 0, kept through the stored definition, rejected otherwise", () => {

@@ -43,22 +43,38 @@ Deno.test("every example flow is valid against the schema", () => {
   }
 });
 
+Deno.test("the fan-out example's opening comment counts the uploads it defines", () => {
+  const text = Deno.readTextFileSync(join(REPO, "examples", "fan-out-limited-flow.yaml"));
+  const words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
+  const said = /^# .*?\b(\w+) uploads\b/m.exec(text)?.[1];
+  const uploads = loadFlow(text, "fan-out-limited-flow.yaml").steps.filter((s) => s.id.startsWith("upload_"));
+  assert.equal(said, words[uploads.length], `the comment says "${said} uploads"; the file has ${uploads.length}`);
+});
+
 Deno.test("examples/flow.schema.json is the output of `schema`", () => {
   const committed = JSON.parse(Deno.readTextFileSync(join(REPO, "examples", "flow.schema.json")));
   assert.deepEqual(committed, flowSchema());
 });
 
-/** Values each field must accept and refuse, derived from its entry in the table. */
+/**
+ * Values each field must accept and refuse, derived from its entry in the table. Null is absent (the
+ * default) for an optional field, and refused for a required one.
+ */
 function samples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
+  const { good, bad } = kindSamples(spec);
+  return spec.required ? { good, bad: [...bad, null] } : { good: [...good, null], bad };
+}
+
+function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
   const { kind } = spec;
   switch (kind.type) {
     case "string":
-      return { good: ["x", "/a b", " x "], bad: ["", "  ", "a\u0000b", "\u0000", 3, null, ["x"]] };
+      return { good: ["x", "/a b", " x "], bad: ["", "  ", "a\u0000b", "\u0000", 3, ["x"]] };
     case "number":
     case "integer": {
       const low = kind.minimum ?? kind.exclusiveMinimum ?? 0;
       const good = [kind.exclusiveMinimum === undefined ? low : low + 1, low + 1];
-      const bad: unknown[] = ["1", true, null];
+      const bad: unknown[] = ["1", true];
       if (kind.minimum !== undefined) bad.push(kind.minimum - 1);
       if (kind.exclusiveMinimum !== undefined) bad.push(kind.exclusiveMinimum);
       if (kind.maximum !== undefined) bad.push(kind.maximum + 0.5);
@@ -67,7 +83,7 @@ function samples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
       return { good, bad };
     }
     case "boolean":
-      return { good: [true, false], bad: ["yes", 1, null] };
+      return { good: [true, false], bad: ["yes", 1] };
     case "enum":
       return { good: [...kind.values], bad: ["nope", 1] };
     case "integer-list":

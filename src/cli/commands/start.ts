@@ -12,7 +12,7 @@ import {
   spawnDetachedChild,
 } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
-import { checkUsable, chooseExecutor } from "../../executor/mod.ts";
+import { checkExecutorOptions, checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
 import { driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
@@ -50,6 +50,8 @@ export const startCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
+    // Before anything is read or opened: the two options contradict each other whether the run is new or not.
+    checkExecutorOptions(context.globals.executor, context.globals.orchesjobBin);
     const file = args.positionals[0];
     const loaded = await readFlowFile(file);
     const given = givenParams(args);
