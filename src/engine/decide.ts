@@ -163,11 +163,14 @@ function decideRunning(
   if (!job) {
     if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, round);
     if (job === null && step.job !== null) {
-      // orchesjob knew this run key and has forgotten it (its job was cleaned): starting it again
-      // could run the step twice, so the attempt fails (a retry runs under a new run key).
+      // orchesjob knew this run key and has forgotten it (its job was cleaned, its state directory
+      // replaced, or this is another orchesjob): starting it again could run the step twice, and so
+      // could a retry under a new key, beside a command that may still run and that no abort can
+      // reach by the forgotten key. As a LOST job, the step fails whatever its retries.
       const error = `orchesjob no longer knows run key ${step.job.run_key ?? step.job.job_id} ` +
-        `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running`;
-      return failedAttempt(step, definition, null, error, round);
+        `(job ${step.job.job_id}, last seen ${step.job.status}); it may have been cleaned while running; ` +
+        "not retried, as its command may still run";
+      return { kind: "fail", stepId: step.id, job: null, error };
     }
     const fault = step.executorError;
     // Unobserved, the time since the first failed call counts. When orchesjob answered that there is

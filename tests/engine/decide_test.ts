@@ -326,6 +326,12 @@ Deno.test("a job orchesjob forgot (cleaned) fails the attempt rather than starti
   const [action] = decide(state, new Map([["A", null]]), 1001);
   assert.equal(action.kind, "fail");
   assert.match((action as { error: string }).error, /^orchesjob no longer knows run key r:A:1 /);
+  // Not retried either, retries left or not: a retry would run beside the forgotten job's command,
+  // which may still run and which no abort can reach by a key orchesjob has forgotten.
+  const first = run({ A: "RUNNING" }, { A: { job: job("RUNNING"), attemptNo: 1 } });
+  const [forgotten] = decide(first, new Map([["A", null]]), 1001);
+  assert.equal(forgotten.kind, "fail");
+  assert.match((forgotten as { error: string }).error, /not retried, as its command may still run$/);
 });
 
 Deno.test("after a retry round, the step's retries count from the round's first attempt", () => {
