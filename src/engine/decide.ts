@@ -159,7 +159,12 @@ function decideRunning(
   round: Round,
 ): Action | null {
   const { now, unavailableLimit } = round;
-  const job = observations.get(step.id);
+  const observed = observations.get(step.id);
+  // A job recorded as ended (a timeout's abort records what it ended) is decided on without a status
+  // call (while status calls fail, the step would otherwise wait for one), and is final: a job
+  // cleaned since then is not taken for a forgotten one.
+  const recordedEnd = step.job !== null && !isActiveJob(step.job.status) ? step.job : undefined;
+  const job = observed ?? recordedEnd ?? observed;
   if (!job) {
     if (startRefused(step)) return failedAttempt(step, definition, null, step.error!, round);
     if (job === null && step.job !== null) {
@@ -185,7 +190,9 @@ function decideRunning(
     // orchesjob never heard of the run key: the start after the intent never reached it, or failed
     // before the job existed (a start that failed for a passing reason is a fault, bounded above).
     if (job === null) return { kind: "start", stepId: step.id, attemptNo: step.attemptNo, resume: true };
-    return null; // not observed this round
+    // Not observed this round (its status call failed): the time limit holds all the same, on the job
+    // last seen; the abort goes by run key and needs no status.
+    return step.job === null ? null : timeoutOf(step, definition, step.job, now);
   }
   if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
   if (job.status === "LOST" && job.target_pid !== null) {
@@ -198,12 +205,21 @@ function decideRunning(
     const error = step.error ?? jobFailure(job);
     return failedAttempt(step, definition, job, error, round);
   }
+  return timeoutOf(step, definition, job, now) ??
+    (sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job });
+}
+
+/** The timeout of an attempt whose job (`job`, active) has run past timeout_sec at `now`, else null. */
+function timeoutOf(
+  step: StepState,
+  definition: StepDefinition,
+  job: Job,
+  now: number,
+): Extract<Action, { kind: "timeout" }> | null {
   const timeout = definition.timeoutSec;
-  const began = timedFrom(step, job);
-  if (timeout !== null && began !== null && now - began >= timeout) {
-    return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
-  }
-  return sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job };
+  const began = timedFrom(step, job, now);
+  if (timeout === null || began === null || now - began < timeout) return null;
+  return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
 }
 
 /**
@@ -278,7 +294,9 @@ export function nextDue(
     if (waiting.has(id)) continue;
     const step = index.step(id);
     const timeout = index.definition(id).timeoutSec;
-    const began = timedFrom(step, step.job);
+    // Only an attempt with a job seen can time out (see decideRunning): a start never answered is
+    // tried again, bounded by executor_unavailable_sec below, not timed.
+    const began = step.job === null ? null : timedFrom(step, step.job);
     if (timeout !== null && began !== null) consider(began + timeout);
     if (step.executorError !== null) {
       consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
@@ -290,11 +308,14 @@ export function nextDue(
 /**
  * Where an attempt's `timeout_sec` counts from: its job's own start when that came later than the
  * attempt's intent (a driver killed between the two and resumed later: the outage is no time the
- * command ran), else the intent. Null before the attempt began.
+ * command ran), else the intent. Null before the attempt began. A job start after `now` cannot be
+ * (a runner's clock far ahead, or milliseconds where seconds belong): it would put the limit off for
+ * ever, so the intent counts then.
  */
-function timedFrom(step: StepState, job: Job | null): number | null {
+function timedFrom(step: StepState, job: Job | null, now = Infinity): number | null {
   if (step.startedAt === null) return null;
-  return job !== null && typeof job.started_at === "number" ? Math.max(step.startedAt, job.started_at) : step.startedAt;
+  const jobStart = job !== null && typeof job.started_at === "number" && job.started_at <= now ? job.started_at : null;
+  return jobStart === null ? step.startedAt : Math.max(step.startedAt, jobStart);
 }
 
 /**

@@ -730,22 +730,34 @@ export class Driver {
       });
     } catch (abortError) {
       if (!(abortError instanceof ExecutorError)) throw abortError;
-      // Tried again once its pause is over (the job may still run: the step cannot end before it).
-      // The failure shows on the step as an executor error until a call about it succeeds.
-      const key = stepRunKey(this.runKey, stepId, attemptNo);
-      const ceiling = Math.max(this.options.pollIntervalSec, ABORT_RETRY_FIRST_SECONDS);
-      const pause = nextPause(
-        { first: ABORT_RETRY_FIRST_SECONDS, factor: 2, ceiling },
-        this.abortRetry.get(key)?.pause,
-      );
-      this.abortRetry.set(key, { at: this.clock.now() + pause, pause });
-      this.recordFault(this.index!.step(stepId), abortError, attemptNo);
+      this.retryAbortLater(stepId, attemptNo, abortError);
       return false;
     }
-    this.abortRetry.delete(stepRunKey(this.runKey, stepId, attemptNo));
-    if (job === null) return true;
+    const key = stepRunKey(this.runKey, stepId, attemptNo);
+    if (job === null || isActiveJob(job.status)) {
+      // An answer that ended nothing: orchesjob does not know the key (the next status read tells
+      // whether it forgot the job), or the job is still active. Tried again like a failed abort.
+      const what = job === null ? `does not know run key ${key}` : `left job ${job.job_id} ${job.status}`;
+      this.retryAbortLater(stepId, attemptNo, new ExecutorError(`orchesjob abort ${what}`, "output"));
+      if (job !== null) this.record(stepId, { job }, attemptNo);
+      return false;
+    }
+    this.abortRetry.delete(key);
     this.record(stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job }, attemptNo);
     return true;
+  }
+
+  /**
+   * A timed-out step's abort did not end its job: it is tried again once its pause is over (the job
+   * may still run, and the step cannot end before it). The failure shows on the step as an executor
+   * error until a call about it succeeds.
+   */
+  private retryAbortLater(stepId: string, attemptNo: number, error: ExecutorError): void {
+    const key = stepRunKey(this.runKey, stepId, attemptNo);
+    const ceiling = Math.max(this.options.pollIntervalSec, ABORT_RETRY_FIRST_SECONDS);
+    const pause = nextPause({ first: ABORT_RETRY_FIRST_SECONDS, factor: 2, ceiling }, this.abortRetry.get(key)?.pause);
+    this.abortRetry.set(key, { at: this.clock.now() + pause, pause });
+    this.recordFault(this.index!.step(stepId), error, attemptNo);
   }
 }
 

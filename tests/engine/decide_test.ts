@@ -167,6 +167,22 @@ Deno.test("timeouts, delayed retries and their due times", () => {
   assert.deepEqual(decide(delayed, new Map(), 1099), []);
   assert.deepEqual(decide(delayed, new Map(), 1100), [{ kind: "start", stepId: "A", attemptNo: 2, resume: false }]);
   assert.equal(nextDue(delayed), 1100);
+  // Unobserved (its status call failed this round): the limit holds on the job last seen.
+  assert.deepEqual(decide(running, new Map(), 1059), []);
+  assert.deepEqual(decide(running, new Map(), 1060), [
+    { kind: "timeout", stepId: "A", job: job("RUNNING"), error: "timed out after 60 s" },
+  ]);
+  // A start never answered (no job seen) is not timed: it is started again, bounded by
+  // executor_unavailable_sec, and its timeout is due at no time (a past one would spin the driver).
+  const unanswered = run({ A: "RUNNING" }, { A: { job: null } });
+  assert.deepEqual(decide(unanswered, new Map(), 1070), []);
+  assert.equal(nextDue(unanswered), null);
+  // A job start later than now (milliseconds where seconds belong) does not put the limit off: the
+  // attempt's own start counts.
+  const later = { ...job("RUNNING"), started_at: 1_000_000 };
+  assert.deepEqual(decide(running, new Map([["A", later]]), 1060), [
+    { kind: "timeout", stepId: "A", job: later, error: "timed out after 60 s" },
+  ]);
   // A timed-out attempt keeps its reason when its ABORTED job is seen.
   const timedOut = run({ A: "RUNNING" }, { A: { error: "timed out after 60 s", attemptNo: 3 } });
   assert.deepEqual(decide(timedOut, new Map([["A", job("ABORTED")]]), 1070), [

@@ -24,6 +24,8 @@ class FakeExecutor implements Executor {
   readonly abortFaults: Error[] = [];
   /** What an abort finds: the job still running (ABORTED), or already ended this way. */
   abortFinds: JobStatus = "RUNNING";
+  /** An abort that ends nothing: it answers that it knows no such job, or leaves the job RUNNING. */
+  abortEndsNothing: "unknown" | "still running" | null = null;
 
   start(runKey: string, command: readonly string[]): Promise<StartResult> {
     this.calls.push(`start ${runKey}`);
@@ -50,7 +52,9 @@ class FakeExecutor implements Executor {
     this.calls.push(`abort ${runKey} (${options.reason})`);
     const fault = this.abortFaults.shift();
     if (fault) return Promise.reject(fault);
+    if (this.abortEndsNothing === "unknown") return Promise.resolve(null);
     const job = this.jobs.get(runKey);
+    if (this.abortEndsNothing === "still running") return Promise.resolve(job ?? null);
     if (!job) return Promise.resolve(null);
     if (job.status === "RUNNING") {
       const status = this.abortFinds === "RUNNING" ? "ABORTED" : this.abortFinds;
@@ -397,6 +401,46 @@ Deno.test("a driver whose timeout's abort keeps failing waits between aborts ins
   // 2 s with pauses of 0.5 s, then 1 s: 3 aborts; a loop without a pause makes thousands.
   assert.ok(aborts <= 5, `${aborts} aborts in 2 s`);
   assert.ok(polls <= 20, `${polls} polls in 2 s`);
+});
+
+Deno.test("a timeout is enforced and its abort paced when status fails or the abort ends nothing", async () => {
+  const cases: [string, (executor: FakeExecutor) => void][] = [
+    ["status fails", (executor) => {
+      for (let i = 0; i < 10_000; i++) executor.statusFaults.push(new ExecutorError("locked", "exit", 1));
+    }],
+    ["abort knows no such job", (executor) => executor.abortEndsNothing = "unknown"],
+    ["abort leaves the job RUNNING", (executor) => executor.abortEndsNothing = "still running"],
+  ];
+  for (const [what, fault] of cases) {
+    using env = setup();
+    await env.driver().tick();
+    fault(env.executor);
+    // The real clock, past a's timeout: every round finds the step timed out.
+    env.clock.now = () => Date.now() / 1000 + 10;
+    const stopAt = Date.now() + 2_000;
+    const final = await new Driver({
+      runs: env.runs,
+      gate: env.gate,
+      executor: env.executor,
+      clock: env.clock,
+      pollIntervalSec: 1,
+      interrupted: () => Date.now() >= stopAt,
+    }, "k").drive();
+    const aborts = env.executor.calls.filter((c) => c.startsWith("abort")).length;
+    const polls = env.executor.calls.filter((c) => c.startsWith("status")).length;
+    if (what === "status fails") {
+      // The abort needs no status: the limit holds on the job last seen, and the abort ends the job.
+      assert.equal(aborts, 1, what);
+      assert.equal(env.executor.jobs.get("k:a:1")?.status, "ABORTED", what);
+    } else {
+      assert.equal(final.status, "RUNNING", what);
+      assert.ok(aborts >= 2, `${what}: the abort was tried again: ${aborts}`);
+      assert.ok(aborts <= 5, `${what}: ${aborts} aborts in 2 s`);
+      assert.match(env.step("a").executorError?.message ?? "", /^orchesjob abort (does not know|left job)/, what);
+    }
+    // 2 s with pauses growing to 1 s: a few polls; a loop without a pause makes thousands.
+    assert.ok(polls <= 30, `${what}: ${polls} polls in 2 s`);
+  }
 });
 
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
