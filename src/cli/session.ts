@@ -57,6 +57,8 @@ export class Session implements Disposable {
   /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   readonly store: RunStore;
   private executors = new Map<string, Executor>();
+  /** Aborted by {@link Session.stopCalls}: the executors' calls under way are killed. */
+  private readonly calls = new AbortController();
   /** Why the state file was opened read-only under `readIfReadOnly`, or null. */
   private readonly refused: StateFileReadOnlyError | null;
 
@@ -144,10 +146,26 @@ export class Session implements Disposable {
     const id = JSON.stringify([record.executor, runEnv ?? null]);
     let executor = this.executors.get(id);
     if (!executor) {
-      executor = createExecutor(record.executor, this.db, jobsDirectory(this.dbPath), callTimeoutSec(), runEnv);
+      executor = createExecutor(
+        record.executor,
+        this.db,
+        jobsDirectory(this.dbPath),
+        callTimeoutSec(),
+        runEnv,
+        this.calls.signal,
+      );
       this.executors.set(id, executor);
     }
     return executor;
+  }
+
+  /**
+   * Kills every call to an external orchesjob under way, and refuses later ones: for a command that
+   * was interrupted, or ran out of its own time, while a call hangs (up to the call limit, a minute by
+   * default). What a killed call did is unknown, as after a crash, and the next driver finds out.
+   */
+  stopCalls(): void {
+    this.calls.abort();
   }
 
   driver(record: RunRecord, interrupted?: () => boolean): Driver {

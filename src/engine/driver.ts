@@ -451,7 +451,8 @@ export class Driver {
       return await this.options.executor.status(key);
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;
-      this.recordFault(step, error);
+      // A call killed because this driver is stopping says nothing about the executor.
+      if (error.kind !== "stopped") this.recordFault(step, error);
       return undefined;
     }
   }
@@ -648,6 +649,9 @@ export class Driver {
       });
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;
+      // Killed because this driver is stopping: whether the job started is for the next driver to
+      // find out (the intent is committed), and nothing is wrong with the executor.
+      if (error.kind === "stopped") return "none";
       // A timeout, an unreadable answer, a death by a signal or a general error (orchesjob's exit 1: a
       // locked or full database, a traceback, maybe after the job was created) leaves it unknown whether the job
       // started: the next poll finds out, and a start that keeps failing counts toward the flow's
@@ -730,7 +734,8 @@ export class Driver {
       });
     } catch (abortError) {
       if (!(abortError instanceof ExecutorError)) throw abortError;
-      this.retryAbortLater(stepId, attemptNo, abortError);
+      // Killed because this driver is stopping: the next driver finds the step timed out again.
+      if (abortError.kind !== "stopped") this.retryAbortLater(stepId, attemptNo, abortError);
       return false;
     }
     const key = stepRunKey(this.runKey, stepId, attemptNo);

@@ -96,7 +96,7 @@ export class ExecutorError extends Error {
   override name = "ExecutorError";
   constructor(
     message: string,
-    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal" | "unreadable",
+    readonly kind: "missing" | "exit" | "output" | "timeout" | "signal" | "unreadable" | "stopped",
     readonly exitCode: number | null = null,
     readonly stderrTail = "",
   ) {

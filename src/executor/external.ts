@@ -37,12 +37,15 @@ export class ExternalExecutor implements Executor {
   /**
    * `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended.
    * `runEnv`: the environment of the run's first start (see {@link ExternalExecutor.launch}).
+   * `stop`: once it aborts, calls under way are killed and new ones refused, as ExecutorErrors of
+   * kind "stopped" (the caller was interrupted, or its own time ran out).
    */
   constructor(
     readonly bin: string,
     readonly callTimeoutSec = 60,
     readonly home = "/var/lib/orchesjob",
     readonly runEnv?: Record<string, string>,
+    readonly stop?: AbortSignal,
   ) {}
 
   /**
@@ -174,6 +177,7 @@ export class ExternalExecutor implements Executor {
       return await runToEnd([this.bin, ...args], {
         ...launch,
         timeoutSec: this.callTimeoutSec,
+        signal: this.stop,
         stdout: stdout.sink,
         stderr: keepLast(STDERR_KEPT),
       });
@@ -181,6 +185,7 @@ export class ExternalExecutor implements Executor {
       if (!(error instanceof SpawnError)) throw error;
       if (error.kind === "missing") throw new ExecutorError(`orchesjob not found: ${this.bin}`, "missing");
       if (error.kind === "denied") throw new ExecutorError(`orchesjob is not executable: ${this.bin}`, "missing");
+      if (error.kind === "stopped") throw new ExecutorError(`${what} was stopped (interrupted)`, "stopped");
       if (error.kind === "overflow") {
         // Killed before the end: more than any answer the engine reads, not a verdict on the job.
         throw new ExecutorError(`${what} printed more than ${stdout.limit >> 20} MiB on stdout (the limit)`, "output");

@@ -100,9 +100,10 @@ export function createExecutor(
   jobsDir: string,
   callTimeoutSec = 60,
   runEnv?: Record<string, string>,
+  stop?: AbortSignal,
 ): Executor {
   // A driver launches many jobs over its life: through one launch server (see launch_server.ts).
   if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir, { launchServer: true });
   const home = runEnv === undefined ? Deno.env.get("ORCHESJOB_HOME") : runEnv.ORCHESJOB_HOME;
-  return new ExternalExecutor(spec.bin!, callTimeoutSec, home || undefined, runEnv);
+  return new ExternalExecutor(spec.bin!, callTimeoutSec, home || undefined, runEnv, stop);
 }

@@ -9,7 +9,7 @@ import { concatBytes } from "./bytes.ts";
 /** Why a program could not be run to completion. */
 export class SpawnError extends Error {
   override name = "SpawnError";
-  constructor(message: string, readonly kind: "missing" | "denied" | "timeout" | "overflow") {
+  constructor(message: string, readonly kind: "missing" | "denied" | "timeout" | "overflow" | "stopped") {
     super(message);
   }
 }
@@ -31,6 +31,11 @@ export interface RunOptions {
   cwd?: string;
   /** Killed after this long, and reported as a SpawnError of kind "timeout". */
   timeoutSec?: number;
+  /**
+   * Killed when this aborts (the caller was interrupted, or ran out of its own time), and reported as
+   * a SpawnError of kind "stopped": a hung program then holds nobody until its time limit.
+   */
+  signal?: AbortSignal;
   /**
    * What is kept of stdout (default: all of it). A sink that refuses more stops the run: the program
    * is killed and a SpawnError of kind "overflow" names the stream.
@@ -117,6 +122,8 @@ const PIPE_GRACE_SEC = 1;
  */
 export async function runToEnd(argv: readonly string[], options: RunOptions = {}): Promise<Finished> {
   const limited = options.timeoutSec !== undefined;
+  const stopped = () => new SpawnError(`${argv[0]} was stopped before it finished`, "stopped");
+  if (options.signal?.aborted) throw stopped();
   let child: Deno.ChildProcess;
   try {
     child = command(argv, options, limited).spawn();
@@ -141,8 +148,19 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
     }, timerDelay(options.timeoutSec!))
     : undefined;
   const timeout = () => new SpawnError(`${argv[0]} did not finish within ${options.timeoutSec} s`, "timeout");
+  // Stopped as at its time limit: the pipes closed, the program (its group, when limited) killed.
+  let stop = false;
+  const onStop = () => {
+    pipes.close();
+    if (exited) return;
+    stop = timedOut = true;
+    if (limited) killGroup(child.pid);
+    else child.kill("SIGKILL");
+  };
+  options.signal?.addEventListener("abort", onStop, { once: true });
   try {
     const [stdout, stderr] = await pipes.read();
+    if (stop) throw stopped();
     if (timedOut) throw timeout();
     if (pipes.overflowed !== null) {
       // It would block on the full pipe until the limit: stopped now, as it would be then.
@@ -152,9 +170,11 @@ export async function runToEnd(argv: readonly string[], options: RunOptions = {}
       throw new SpawnError(`${argv[0]} wrote more to ${pipes.overflowed} than is read of it`, "overflow");
     }
     const { code, signal } = await status;
+    if (stop) throw stopped();
     if (timedOut) throw timeout();
     return { code, signal, stdout, stderr };
   } finally {
+    options.signal?.removeEventListener("abort", onStop);
     clearTimeout(timer);
     pipes.dispose();
     if (timedOut) await settled(status, child);

@@ -5,7 +5,7 @@ export function sleep(seconds: number): Promise<void> {
 }
 
 /** The longest delay a timer takes: longer ones fire after 1 ms (and print a warning). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** `seconds` as a timer's delay in milliseconds, within what timers accept (about 24.8 days). */
 export function timerDelay(seconds: number): number {

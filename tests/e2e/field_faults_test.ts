@@ -331,6 +331,52 @@ flowTest(builtin, "a status that hangs past the call limit is killed, recorded, 
   await eventually("the job's process is gone", () => !processAlive(jobPid));
 });
 
+flowTest(builtin, "a Ctrl-C while a status call hangs stops the driver at once, killing the call", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  const file = waitingFlow(env);
+  // A call limit far beyond the test: only the interrupt can end the hung call.
+  const limit = { ORCHESJOB_FLOW_CALL_TIMEOUT: "600" };
+  const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "int", file], limit);
+  const jobPid = await jobPidOf(env, "int");
+  fake.mode("hang");
+  const hangPid = join(env.home, "hang.pid");
+  await eventually("a status call hangs", () => existsSync(hangPid) && Deno.readTextFileSync(hangPid).endsWith("\n"));
+  const hungPid = Number(Deno.readTextFileSync(hangPid));
+  assert.ok(processAlive(hungPid), "the call is under way when the signal comes");
+  driver.kill("SIGINT");
+  const result = await stderrOf(driver);
+  assert.equal(result.code, 130, result.stderr);
+  assert.doesNotMatch(result.stderr, /did not answer/, "stopped by the signal, not by the call limit");
+  assert.ok(!processAlive(hungPid), "the hung call was killed");
+  const run = JSON.parse(result.stdout);
+  assert.deepEqual([run.status, step(run, "a").status, step(run, "a").executor_error], ["RUNNING", "RUNNING", null]);
+  // A sensor's wait --advance --timeout ends at its deadline, not at the call limit.
+  const waited = await env.run(
+    ["--orchesjob-bin", fake.bin, "wait", "--run-key", "int", "--advance", "--timeout", "3"],
+    limit,
+  );
+  assert.equal(waited.code, 124, waited.stderr);
+  assert.doesNotMatch(waited.stderr, /did not answer/);
+  const lastHung = Number(Deno.readTextFileSync(hangPid));
+  assert.notEqual(lastHung, hungPid, "wait --advance met a hung call of its own");
+  assert.ok(!processAlive(lastHung), "wait's hung call was killed at its deadline");
+  fake.mode("");
+  release(env);
+  const resumed = await env.run([
+    "--orchesjob-bin",
+    fake.bin,
+    "wait",
+    "--run-key",
+    "int",
+    "--advance",
+    "--timeout",
+    "120",
+  ]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal((await env.jobs("int:a:1")).length, 1, "the step's job was started once");
+  await eventually("the job's process is gone", () => !processAlive(jobPid));
+});
+
 flowTest(
   builtin,
   "orchesjob killed after start made the job: the step follows that job, and ends with no error",

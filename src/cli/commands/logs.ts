@@ -55,7 +55,9 @@ export const logsCommand: Command = {
         );
       }
     } else attempt = step.attemptNo;
-    using interrupt = listenForInterrupt();
+    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+    // up to the call limit.
+    using interrupt = listenForInterrupt(() => session.stopCalls());
     const interval = Math.min(context.globals.pollInterval, 0.5);
     if (attempt === 0) {
       if (!follow) throw new UserError(`step ${stepId} has not started`, ExitCode.notFound);
@@ -211,6 +213,8 @@ async function ask<T>(call: () => Promise<T>): Promise<T> {
     return await call();
   } catch (error) {
     if (error instanceof ExecutorError) {
+      // A call killed by an interrupt is the interrupt's exit, not a failure of the executor.
+      if (error.kind === "stopped") throw new UserError(`interrupted: ${error.message}`, ExitCode.interrupted);
       // An output file this process may not read says so itself ("cannot read F: permission denied").
       throw new UserError(error.kind === "unreadable" ? error.message : `cannot read the job: ${error.message}`, 1);
     }

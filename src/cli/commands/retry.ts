@@ -61,7 +61,9 @@ export const retryCommand: Command = {
     const steps = stepsToRetry(record.state, scope);
     if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
 
-    using interrupt = listenForInterrupt();
+    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+    // up to the call limit.
+    using interrupt = listenForInterrupt(() => session.stopCalls());
     // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
     // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
     // refusal for `cancel` followed at once by `retry`.

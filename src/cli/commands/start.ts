@@ -251,7 +251,9 @@ async function driveInForeground(
   table: boolean,
 ): Promise<number> {
   const runKey = record.state.runKey;
-  using interrupt = listenForInterrupt();
+  // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+  // up to the call limit.
+  using interrupt = listenForInterrupt(() => session.stopCalls());
   // Made before the driver lock is taken, so a driver that cannot be made (a bad setting) fails without
   // ever holding the run: `start -d` then reports it failed, never that it drives.
   const driver = session.driver(record, interrupt.requested);

@@ -42,7 +42,9 @@ export const driveCommand: Command = {
     const runKey = runKeyOf(context, args);
     using session = new Session(context);
     const record = session.run(runKey);
-    using interrupt = listenForInterrupt();
+    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+    // up to the call limit.
+    using interrupt = listenForInterrupt(() => session.stopCalls());
     // Made before the driver lock is taken: a driver that cannot be made (a bad setting) exits without
     // ever holding the run, so the `start -d` that launched it never takes it for a working driver.
     const driver = session.driver(record, interrupt.requested);

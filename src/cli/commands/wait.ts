@@ -3,7 +3,7 @@
  * Prints one line of JSON at the end, never a table.
  */
 import { isTerminalRun, type RunStatus } from "../../domain/mod.ts";
-import { sleepUnless } from "../../shared/mod.ts";
+import { MAX_TIMER_MS, sleepUnless } from "../../shared/mod.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode, runExitCode } from "../errors.ts";
@@ -47,10 +47,16 @@ export const waitCommand: Command = {
     const advance = args.options.advance === true;
     using session = new Session(context, { readOnly: true, readIfReadOnly: true });
     let status: RunStatus = session.run(runKey).state.status;
-    using interrupt = listenForInterrupt();
+    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+    // up to the call limit.
+    using interrupt = listenForInterrupt(() => session.stopCalls());
     const deadline = performance.now() + timeout * 1000;
     const timedOut = () => performance.now() >= deadline;
     const stop = () => interrupt.requested() || timedOut();
+    // At the deadline a call to orchesjob under way (--advance) is killed too: a hung one would
+    // otherwise keep a sensor's `wait --timeout` going for up to the call limit past its time.
+    const limit = timeout * 1000 <= MAX_TIMER_MS ? setTimeout(() => session.stopCalls(), timeout * 1000) : undefined;
+    using _limit = { [Symbol.dispose]: () => clearTimeout(limit) };
     // A run being cancelled has not ended until the cancel has recorded its aborted steps.
     const ended = () => isTerminalRun(status) && !cancelUnderWay(session, session.runAgain(runKey));
     while (!ended() && !stop()) {

@@ -45,7 +45,9 @@ export const watchCommand: Command = {
     using session = new Session(context, { readOnly: true, readIfReadOnly: true });
     const advance = args.options["no-advance"] !== true;
     const first = advance ? session.rebind(session.run(runKey)) : session.run(runKey);
-    using interrupt = listenForInterrupt();
+    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
+    // up to the call limit.
+    using interrupt = listenForInterrupt(() => session.stopCalls());
     using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow());
