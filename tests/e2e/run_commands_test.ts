@@ -502,3 +502,36 @@ steps:
   const c = step(run, "c");
   assert.ok(c.finished_at < died - 2, `c ran ${c.started_at}-${c.finished_at}, slow died at ${died}`);
 });
+
+/** The PID of a process whose command line holds every one of `words`, or null. */
+function processWith(words: string[]): number | null {
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const args = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0");
+      if (words.every((word) => args.includes(word))) return Number(entry.name);
+    } catch { /* gone */ }
+  }
+  return null;
+}
+
+flowTest(
+  builtin,
+  "start -d stopped past its 15 s wait for the driver still reports the driver that took the run",
+  async (env) => {
+    const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 30"}\n`);
+    const starter = env.spawn(["start", "-d", "--run-key", "late", file]);
+    // As soon as the background driver exists, `start -d` is in its wait for it: stopped there (a
+    // SIGSTOP, a paused VM), it resumes after its deadline, while the driver took the run meanwhile.
+    await eventually("the background driver was launched", () => processWith(["_drive", "late"]) !== null);
+    Deno.kill(starter.pid, "SIGSTOP");
+    await env.waitFor("late", "a runs", (run) => step(run, "a").status === "RUNNING");
+    await new Promise((resolve) => setTimeout(resolve, 16_000));
+    Deno.kill(starter.pid, "SIGCONT");
+    const output = await starter.output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    assert.equal(JSON.parse(new TextDecoder().decode(output.stdout)).detached, true);
+    await env.json(["cancel", "--run-key", "late", "--grace-seconds", "0"]);
+  },
+);

@@ -200,7 +200,10 @@ async function confirmLaunch(
   let exit: number | null = null;
   launched.status.then((status) => exit = status.code, () => exit = -1);
   const deadline = performance.now() + LAUNCH_WAIT_SECONDS * 1000;
-  while (performance.now() < deadline) {
+  for (;;) {
+    // One look after the deadline too: this process may have been stopped (SIGSTOP, a paused VM, a
+    // loaded host) past it while the driver took the run.
+    const late = performance.now() >= deadline;
     const holder = await driverHolder(dbPath, runKey);
     // Without /proc/locks the holder's PID is unknown; under the launch gate it is most likely ours.
     if (holder !== null && (holder.pid === launched.report.pid || (holder.pid === null && exit === null))) {
@@ -216,6 +219,7 @@ async function confirmLaunch(
       if (code === ExitCode.notConfirmed) return { kind: "elsewhere" };
       return { kind: "failed", code, error: lastError(launched.report.stderr_log, launched.stderrOffset, code) };
     }
+    if (late) break;
     await sleep(0.05);
   }
   return {
