@@ -331,9 +331,9 @@ export class RunStore {
       if (!moved) return false;
       prepared(
         this.db,
-        `UPDATE flow_steps SET status = ?, finished_at = ?, error = ? WHERE run_key = ? AND status IN ${
-          sqlList(steps.from)
-        }`,
+        // A cancelled step has no retry to come: its next attempt time goes with it.
+        `UPDATE flow_steps SET status = ?, finished_at = ?, error = ?, next_attempt_at = NULL
+         WHERE run_key = ? AND status IN ${sqlList(steps.from)}`,
       ).run(steps.to, at, reason, runKey);
       return true;
     });

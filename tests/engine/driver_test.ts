@@ -443,6 +443,16 @@ Deno.test("a timeout is enforced and its abort paced when status fails or the ab
   }
 });
 
+Deno.test("a cancelled DELAYED step keeps no next attempt time", async () => {
+  using env = setup();
+  await env.driver().tick();
+  env.executor.finish("k:a:1", "FAILED", 1);
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("a").nextAttemptAt], ["DELAYED", 1010]);
+  await cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 1);
+  assert.deepEqual([env.step("a").status, env.step("a").nextAttemptAt], ["CANCELLED", null]);
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
