@@ -428,7 +428,12 @@ export class Driver {
     }
     await forEachBounded(ask, START_CONCURRENCY, async ({ stepId, key }) => {
       const step = index.step(stepId);
-      const job = active?.get(key) ?? await this.statusOrFault(step, key);
+      // The list names active jobs only: an entry that is not active, or is another job than the one
+      // this attempt recorded, is no answer (a runner out of its contract); the key is asked itself.
+      const listed = active?.get(key);
+      const trusted = listed !== undefined && isActiveJob(listed.status) &&
+        (step.job === null || listed.job_id === step.job.job_id);
+      const job = trusted ? listed : await this.statusOrFault(step, key);
       if (job === undefined) return;
       observations.set(stepId, job);
       // The executor answers again: the recorded error is over, unless it was a start that failed and

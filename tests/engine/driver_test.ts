@@ -453,6 +453,31 @@ Deno.test("a cancelled DELAYED step keeps no next attempt time", async () => {
   assert.deepEqual([env.step("a").status, env.step("a").nextAttemptAt], ["CANCELLED", null]);
 });
 
+Deno.test("status --running entries that are not active, or another job, are not taken for the step's job", async () => {
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, command: [work]}
+`);
+  Object.assign(env.executor, { kind: "orchesjob" });
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("b").status], ["RUNNING", "RUNNING"]);
+  // A runner out of its contract lists a finished job under a's key, and another job under b's.
+  env.executor.running = () =>
+    Promise.resolve([
+      { ...env.executor.jobs.get("k:a:1")!, status: "SUCCEEDED", exit_code: 0 },
+      { ...env.executor.jobs.get("k:b:1")!, job_id: "someone-else", status: "RUNNING" },
+    ]);
+  await env.driver().tick();
+  assert.deepEqual([env.step("a").status, env.step("b").status], ["RUNNING", "RUNNING"]);
+  assert.deepEqual(env.step("b").job?.job_id, "job-k:b:1");
+  assert.deepEqual(
+    env.executor.calls.filter((c) => c.startsWith("status")),
+    ["status k:a:1", "status k:b:1"],
+    "each key was asked itself",
+  );
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
