@@ -8,6 +8,8 @@ import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transiti
 import { attemptEnd } from "./decide.ts";
 
 export const CANCEL_REASON = "flow cancelled";
+/** How the error of a step whose cancel could not deliver its abort begins: a repeated cancel tries again. */
+const UNDELIVERED = `${CANCEL_REASON}; abort failed: `;
 
 /** What a cancel works with. */
 interface CancelPorts {
@@ -23,7 +25,8 @@ interface CancelPorts {
 
 /**
  * Cancels `runKey` (a no-op for a run that already SUCCEEDED or FAILED) and returns its state.
- * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING.
+ * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING, and tries again
+ * the aborts a first one could not deliver (the job may still run).
  */
 export async function cancelRun(
   ports: CancelPorts,
@@ -44,7 +47,7 @@ export async function cancelRun(
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(
-    run.steps.filter((step) => step.status === "RUNNING").map((step) =>
+    run.steps.filter((step) => step.status === "RUNNING" || undelivered(step)).map((step) =>
       abortStep({ ...ports, clock }, run, step, graceSeconds)
     ),
   );
@@ -72,7 +75,15 @@ export function settledOutcome(run: RunState): "SUCCEEDED" | "FAILED" | null {
   return run.steps.some((step) => step.status === "FAILED") ? "FAILED" : "SUCCEEDED";
 }
 
-/** Aborts the job of one RUNNING step of the cancelled run and ends the step with what the abort says. */
+/** A step a cancel ended without delivering its abort: its job may still be running. */
+function undelivered(step: RunState["steps"][number]): boolean {
+  return step.status === "CANCELLED" && (step.error?.startsWith(UNDELIVERED) ?? false);
+}
+
+/**
+ * Aborts the job of one RUNNING step of the cancelled run (or of one whose abort a cancel could not
+ * deliver) and ends the step with what the abort says.
+ */
 async function abortStep(
   ports: CancelPorts & { clock: Clock },
   run: RunState,
@@ -83,6 +94,8 @@ async function abortStep(
   const runKey = run.runKey;
   const key = stepRunKey(runKey, step.id, step.attemptNo);
   const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
+  const again = step.status === "CANCELLED";
+  const transition = again ? STEP_TRANSITIONS.reabort : STEP_TRANSITIONS.cancelRunning;
   let job: Job | null;
   let failure: string | null = null;
   try {
@@ -99,14 +112,21 @@ async function abortStep(
   if (failure !== null) {
     // The cancel completes even when the abort did not get through: the step is CANCELLED and says
     // that its job may still be running, under which run key, so the operator can stop it.
-    const message = `${CANCEL_REASON}; abort failed: ${failure}; the job may still be running ` +
-      `(orchesjob run key ${key})`;
-    moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, "CANCELLED", { finishedAt: clock.now(), error: message });
+    const message = `${UNDELIVERED}${failure}; the job may still be running (orchesjob run key ${key})`;
+    moveStep(runs, where, transition, "CANCELLED", {
+      finishedAt: again ? step.finishedAt : clock.now(),
+      error: message,
+    });
     ports.onAbortFailed?.(step.id, message);
     return;
   }
+  if (again) {
+    // The step stays CANCELLED (the run was cancelled while it ran), now with its job's end known.
+    moveStep(runs, where, transition, "CANCELLED", { error: CANCEL_REASON, job: job ?? step.job });
+    return;
+  }
   const succeeded = job?.status === "SUCCEEDED";
-  moveStep(runs, where, STEP_TRANSITIONS.cancelRunning, succeeded ? "SUCCEEDED" : "CANCELLED", {
+  moveStep(runs, where, transition, succeeded ? "SUCCEEDED" : "CANCELLED", {
     finishedAt: attemptEnd(step, job, clock.now()),
     error: succeeded ? null : CANCEL_REASON,
     job: job ?? step.job,

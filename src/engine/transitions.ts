@@ -32,6 +32,8 @@ export const STEP_TRANSITIONS = {
   cancelWaiting: { from: WAITING_STEP_STATUSES, to: ["CANCELLED"] },
   /** ... and running ones once their job is aborted, or SUCCEEDED when it finished first. */
   cancelRunning: { from: ["RUNNING"], to: ["CANCELLED", "SUCCEEDED"] },
+  /** A cancel repeated records what its abort of a job the first one could not reach found. */
+  reabort: { from: ["CANCELLED"], to: ["CANCELLED"] },
   /** `retry` reopens an ended step for a new round of attempts. */
   reopen: { from: TERMINAL_STEP_STATUSES, to: ["PENDING"] },
 } as const satisfies Record<string, Transition<StepStatus>>;

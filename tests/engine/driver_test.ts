@@ -478,6 +478,31 @@ steps:
   );
 });
 
+Deno.test("a cancel repeated tries again the abort a first one could not deliver", async () => {
+  using env = setup();
+  await env.driver().tick();
+  const cancel = () => cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 1);
+  const aborts = () => env.executor.calls.filter((c) => c.startsWith("abort")).length;
+  env.executor.abortFaults.push(new ExecutorError("orchesjob abort exited 1: database is locked", "exit", 1));
+  await cancel();
+  assert.equal(aborts(), 1);
+  assert.match(env.step("a").error ?? "", /^flow cancelled; abort failed: orchesjob abort exited 1/);
+  assert.equal(env.executor.jobs.get("k:a:1")?.status, "RUNNING", "the job still runs");
+  const finishedAt = env.step("a").finishedAt;
+  const again = await cancel();
+  assert.equal(aborts(), 2, "the second cancel aborted the job");
+  assert.equal(env.executor.jobs.get("k:a:1")?.status, "ABORTED");
+  const a = again.steps.find((s) => s.id === "a")!;
+  assert.deepEqual([a.status, a.error, a.job?.status, a.finishedAt], [
+    "CANCELLED",
+    "flow cancelled",
+    "ABORTED",
+    finishedAt,
+  ]);
+  await cancel();
+  assert.equal(aborts(), 2, "nothing left to abort");
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
