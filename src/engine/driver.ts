@@ -164,6 +164,25 @@ export class Driver {
   }
 
   /**
+   * Advances the run as far as it goes now, without waiting for any job: a round, then more rounds
+   * while they progress (a step that succeeded starts its dependents, a skip skips the steps after
+   * it), each asking the executor only about what it has not seen yet. `tick` and `watch --advance`
+   * take one such step per call; one round each left a chain of skips one level per refresh.
+   */
+  async advance(): Promise<TickResult> {
+    try {
+      let result = await this.round(null);
+      for (let rounds = 1; result.progressed && !isTerminalRun(result.state.status); rounds++) {
+        if (rounds > result.state.steps.length + 2 || this.options.interrupted?.()) break;
+        result = await this.round(new Set());
+      }
+      return result;
+    } finally {
+      await this.abortsDone();
+    }
+  }
+
+  /**
    * Waits until every abort a round started has finished (and recorded how its job ended). An abort
    * that failed with no round left to report it (a one-shot tick, a driver on its way out) fails
    * this call, as it failed the round before aborts ran beside the rounds.

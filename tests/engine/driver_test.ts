@@ -503,6 +503,33 @@ Deno.test("a cancel repeated tries again the abort a first one could not deliver
   assert.equal(aborts(), 2, "nothing left to abort");
 });
 
+Deno.test("advance goes as far as the run goes now: a chain of skips in one call, not one level per call", async () => {
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, when: a, command: [x]}
+  - {id: c, when: b, command: [x]}
+  - {id: d, when: c, command: [x]}
+  - {id: e, when: "!c", command: [x]}
+`);
+  await env.driver().advance();
+  assert.equal(env.step("a").status, "RUNNING");
+  env.executor.finish("k:a:1", "FAILED", 1);
+  const statusCalls = () => env.executor.calls.filter((c) => c.startsWith("status")).length;
+  const before = statusCalls();
+  const { state } = await env.driver().advance();
+  assert.deepEqual(state.steps.map((s) => [s.id, s.status]), [
+    ["a", "FAILED"],
+    ["b", "SKIPPED"],
+    ["c", "SKIPPED"],
+    ["d", "SKIPPED"],
+    ["e", "RUNNING"],
+  ]);
+  assert.equal(statusCalls() - before, 1, "the later rounds asked the executor nothing more");
+  env.executor.finish("k:e:1", "SUCCEEDED", 0);
+  assert.equal((await env.driver().advance()).state.status, "FAILED", "and the run ends in the same call");
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};

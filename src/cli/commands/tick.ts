@@ -23,7 +23,7 @@ export const tickCommand: Command = {
     const record = session.run(runKey);
     {
       using lock = await session.locks.tryDriverLock(runKey);
-      if (lock && !isTerminalRun(record.state.status)) await session.driver(record).tick();
+      if (lock && !isTerminalRun(record.state.status)) await session.driver(record).advance();
     }
     printJson(runJson(session.run(runKey)));
     return ExitCode.ok;

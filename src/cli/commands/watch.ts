@@ -101,7 +101,7 @@ class TakeOver implements Disposable {
       if (!this.lock) return;
       this.driver = this.session.driver(this.record, this.interrupted);
     }
-    await this.driver.tick();
+    await this.driver.advance();
   }
 
   [Symbol.dispose](): void {
