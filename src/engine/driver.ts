@@ -45,6 +45,8 @@ const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
 const HINTED_FIRST_PAUSE_SECONDS = 0.25;
 /** The first pause before a failed abort of a timed-out step is tried again; it doubles up to the poll interval. */
 const ABORT_RETRY_FIRST_SECONDS = 0.5;
+/** How long a failed attempt's error waits for the last line of its stderr (a `logs` call) before going without it. */
+const STDERR_WAIT_SECONDS = 5;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
@@ -707,15 +709,23 @@ export class Driver {
   private async withStderr(stepId: string, job: Job | null, error: string): Promise<string> {
     if (!job) return error;
     let bytes: Uint8Array | null;
+    // Only a nicety: a `logs` call that hangs holds the round (every step of the run) for
+    // STDERR_WAIT_SECONDS at most, not for the whole call limit.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), STDERR_WAIT_SECONDS * 1000));
+    const asked = this.options.executor.logs(
+      { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
+      "stderr",
+      { last: 4096 },
+    );
+    asked.catch(() => {}); // a failure after the wait gave up is nobody's to handle
     try {
-      bytes = await this.options.executor.logs(
-        { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
-        "stderr",
-        { last: 4096 },
-      );
+      bytes = await Promise.race([asked, late]);
     } catch (failure) {
       if (failure instanceof ExecutorError) return error;
       throw failure;
+    } finally {
+      clearTimeout(timer);
     }
     if (!bytes) return error;
     const tail = new TextDecoder().decode(bytes);

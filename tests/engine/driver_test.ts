@@ -530,6 +530,24 @@ steps:
   assert.equal((await env.driver().advance()).state.status, "FAILED", "and the run ends in the same call");
 });
 
+Deno.test("a logs call that hangs holds a failed attempt's round for a few seconds, not the call limit", async () => {
+  using env = setup();
+  await env.driver().tick();
+  let asked = 0;
+  env.executor.logs = () => {
+    asked++;
+    return new Promise<Uint8Array | null>(() => {});
+  };
+  env.executor.finish("k:a:1", "FAILED", 3);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const hung = new Promise<"hung">((resolve) => timer = setTimeout(() => resolve("hung"), 30_000));
+  const ticked = await Promise.race([env.driver().tick().then(() => "ticked" as const), hung]);
+  clearTimeout(timer);
+  assert.equal(ticked, "ticked");
+  assert.equal(asked, 1, "the stderr was asked for");
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["DELAYED", "orchesjob status FAILED (exit code 3)"]);
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
