@@ -57,13 +57,22 @@ export class FileLocks {
   }
 
   /** Runs `fn` holding the run's cancel lock (waiting for another cancel of the run to finish first). */
-  withCancelLock<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
-    return this.holding(runKey, "cancel", fn);
+  async withCancelLock<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
+    let lock: Deno.FsFile | null;
+    try {
+      lock = await lockAtPath(this.path(runKey, "cancel"), true);
+    } catch {
+      // No room for the lock file (a full disk, no inode left) must not stop a cancel, which needs
+      // none: readers then take the run as ended at the commit, as they would after a crash.
+      lock = null;
+    }
+    using _held = lock;
+    return await fn();
   }
 
   private async holding<T>(
     runKey: string,
-    kind: "gate" | "launch" | "cancel",
+    kind: "gate" | "launch",
     fn: () => Promise<T> | T,
   ): Promise<T> {
     using _held = (await lockAtPath(this.path(runKey, kind), true))!;

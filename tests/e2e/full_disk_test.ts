@@ -389,3 +389,33 @@ async function abortWithoutRoom(env: FlowEnv, mount: string, crash: boolean): Pr
   assert.ok(!exists(abortFile), "there was no room for the abort file");
   assert.ok(!processAlive(pid), "the command is gone");
 }
+
+onSmallFilesystem(
+  "builtin",
+  "no inode left for the cancel lock: the cancel goes on without it and ends the step",
+  "size=8m,nr_inodes=64",
+  async (env, mount) => {
+    const on = { ORCHESJOB_FLOW_HOME: mount };
+    const file = env.flow(
+      "stubborn.yaml",
+      `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
+    );
+    const started = await env.run(["start", "-d", "--run-key", "c", file], on);
+    assert.equal(started.code, 0, started.stderr);
+    let pid = 0;
+    await eventually("the command runs", async () => {
+      const run = JSON.parse((await env.run(["status", "--run-key", "c"], on)).stdout);
+      pid = step(run, "a").orchesjob_status?.target_pid ?? 0;
+      return pid > 0;
+    });
+    // Keeps SQLite's WAL and its index in place (see startWithoutRoom).
+    using db = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
+    db.prepare("SELECT COUNT(*) FROM flow_runs").get();
+    fillInodes(mount);
+    const cancelled = await env.run(["cancel", "--run-key", "c", "--grace-seconds", "1"], on);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.equal(step(JSON.parse(cancelled.stdout), "a").status, "CANCELLED");
+    assert.ok(!exists(join(mount, "locks", "c.cancel.lock")), "there was no room for the cancel lock");
+    assert.ok(!processAlive(pid), "the command is gone");
+  },
+);
