@@ -56,11 +56,15 @@ export class FileLocks {
     return this.holding(runKey, "launch", fn);
   }
 
-  /** Runs `fn` holding the run's cancel lock (waiting for another cancel of the run to finish first). */
+  /**
+   * Runs `fn` holding the run's cancel lock, shared: cancels of one run never wait for each other (a
+   * second cancel may cut the first one's grace short, and must not queue behind a stopped one);
+   * readers probe it exclusively, which any cancel under way makes fail.
+   */
   async withCancelLock<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
     let lock: Deno.FsFile | null;
     try {
-      lock = await lockAtPath(this.path(runKey, "cancel"), true);
+      lock = await sharedLockAtPath(this.path(runKey, "cancel"));
     } catch {
       // No room for the lock file (a full disk, no inode left) must not stop a cancel, which needs
       // none: readers then take the run as ended at the commit, as they would after a crash.
@@ -101,6 +105,21 @@ async function lockAtPath(path: string, wait: boolean): Promise<Deno.FsFile | nu
         }
         await file.lock(true);
       }
+      if (sameFile(file.statSync(), path)) return file;
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+    file.close();
+  }
+}
+
+/** As {@link lockAtPath}, waiting, but a shared lock (it waits only for an instant: a reader's probe). */
+async function sharedLockAtPath(path: string): Promise<Deno.FsFile> {
+  for (;;) {
+    const file = Deno.openSync(path, { create: true, write: true });
+    try {
+      await file.lock(false);
       if (sameFile(file.statSync(), path)) return file;
     } catch (error) {
       file.close();

@@ -212,3 +212,23 @@ flowTest(builtin, "a cancel that died half done does not keep wait waiting; canc
   assert.equal(step(again, "a").status, "CANCELLED");
   assert.ok(!processAlive(pid), "the second cancel ended the command");
 });
+
+flowTest(
+  builtin,
+  "a second cancel does not wait behind a first one in its grace: it ends the step at once",
+  async (env) => {
+    const { pid, starter } = await stubbornRun(env, "e");
+    const first = env.spawn(["cancel", "--run-key", "e", "--grace-seconds", "60"]);
+    let firstDone = false;
+    const firstOutput = first.output().finally(() => (firstDone = true));
+    await env.waitFor("e", "the first cancel is committed", (run) => run.status === "CANCELLED");
+    assert.ok(processAlive(pid), "the command lives through the first cancel's grace");
+    const second = await env.run(["cancel", "--run-key", "e", "--grace-seconds", "0"]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(firstDone, false, "the second cancel returned while the first was still in its grace");
+    assert.ok(!processAlive(pid), "the second cancel's SIGKILL ended the command");
+    assert.equal((await firstOutput).code, 0);
+    assert.equal((await starter.output()).code, 4);
+    assert.equal(step(await env.status("e"), "a").status, "CANCELLED");
+  },
+);
