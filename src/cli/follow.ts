@@ -3,6 +3,7 @@ import { isTerminalRun, type RunRecord } from "../domain/mod.ts";
 import { sleepUnless } from "../shared/mod.ts";
 import { isCancelHeld } from "../store/mod.ts";
 import type { Session } from "./session.ts";
+import { ExitCode, runExitCode } from "./errors.ts";
 
 /** How often a reader looks again while a cancel of the run is under way. */
 const CANCEL_SETTLE_SECONDS = 0.1;
@@ -47,4 +48,13 @@ export async function settledRun(session: Session, record: RunRecord, interrupte
     record = session.runAgain(record.state.runKey);
   }
   return record;
+}
+
+/**
+ * The exit code for a run as last read: its own once it has ended, and 130 (interrupted, resumable)
+ * while it has not, or while a cancel of it is still under way (the reader was stopped first).
+ */
+export function exitCodeOf(session: Session, record: RunRecord): number {
+  const status = record.state.status;
+  return isTerminalRun(status) && !cancelUnderWay(session, record) ? runExitCode(status) : ExitCode.interrupted;
 }

@@ -147,7 +147,10 @@ flowTest(builtin, "SIGQUIT (Ctrl-\\) stops wait and watch with exit 130; the run
 });
 
 /** A run whose one step ignores SIGTERM (only the SIGKILL at the end of an abort's grace ends it). */
-async function stubbornRun(env: FlowEnv, runKey: string): Promise<{ pid: number; starter: Deno.ChildProcess }> {
+async function stubbornRun(
+  env: FlowEnv,
+  runKey: string,
+): Promise<{ pid: number; starter: Deno.ChildProcess; file: string }> {
   const file = env.flow(
     "stubborn.yaml",
     `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
@@ -155,7 +158,7 @@ async function stubbornRun(env: FlowEnv, runKey: string): Promise<{ pid: number;
   // Driven in the foreground: that `start` prints the run's final state when the cancel ends its drive.
   const starter = env.spawn(["start", "--run-key", runKey, file]);
   const run = await env.waitFor(runKey, "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
-  return { pid: step(run, "a").orchesjob_status.target_pid, starter };
+  return { pid: step(run, "a").orchesjob_status.target_pid, starter, file };
 }
 
 /** Runs `child` to its end, noting whether `pid` was still alive the moment it exited. */
@@ -230,5 +233,27 @@ flowTest(
     assert.equal((await firstOutput).code, 0);
     assert.equal((await starter.output()).code, 4);
     assert.equal(step(await env.status("e"), "a").status, "CANCELLED");
+  },
+);
+
+flowTest(
+  builtin,
+  "while a cancel is under way, wait --timeout times out and a new foreground start waits",
+  async (env) => {
+    const { pid, starter, file } = await stubbornRun(env, "f");
+    const cancel = env.spawn(["cancel", "--run-key", "f", "--grace-seconds", "4"]);
+    await env.waitFor("f", "the cancel is committed", (run) => run.status === "CANCELLED");
+    assert.ok(processAlive(pid), "the command lives through the grace");
+    const restarted = exitSeenWith(env.spawn(["start", "--run-key", "f", file]), pid);
+    const waited = await env.run(["wait", "--run-key", "f", "--interval", "0.1", "--timeout", "1"]);
+    assert.ok(processAlive(pid), "wait's timeout came first");
+    assert.equal(waited.code, 124, waited.stderr);
+    assert.deepEqual(JSON.parse(waited.stdout), { run_key: "f", status: "CANCELLED", exit_code: 124, timed_out: true });
+    const start = await restarted;
+    assert.equal(start.aliveAtExit, false, "the start issued after the commit returned while the command still ran");
+    assert.equal(start.output.code, 4);
+    assert.equal(step(JSON.parse(start.stdout), "a").status, "CANCELLED");
+    assert.equal((await cancel.output()).code, 0);
+    assert.equal((await starter.output()).code, 4);
   },
 );

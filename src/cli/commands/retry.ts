@@ -1,13 +1,13 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
-import { isLiveRun, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
+import { isLiveRun, type RunRecord } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
-import { ExitCode, runExitCode, UserError } from "../errors.ts";
+import { UserError } from "../errors.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
-import { settledRun } from "../follow.ts";
+import { exitCodeOf, settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 import { isDriverHeld } from "../../store/mod.ts";
@@ -88,7 +88,7 @@ export const retryCommand: Command = {
       const final = await settledRun(session, session.run(runKey), interrupt.requested);
       live.stop();
       printJson(runJson(final));
-      return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
+      return exitCodeOf(session, final);
     } finally {
       lock?.[Symbol.dispose]();
     }

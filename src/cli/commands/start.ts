@@ -23,7 +23,7 @@ import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
-import { settledRun, waitUntilFinished } from "../follow.ts";
+import { exitCodeOf, settledRun, waitUntilFinished } from "../follow.ts";
 
 export const startCommand: Command = {
   spec: {
@@ -144,8 +144,11 @@ export async function continueRun(
   options: { detach: boolean; table: boolean; pollInterval: number },
 ): Promise<number> {
   if (isTerminalRun(record.state.status)) {
-    printJson(runJson(record));
-    return runExitCode(record.state.status);
+    // A run being cancelled is printed once the cancel has recorded its steps (see settledRun).
+    using interrupt = listenForInterrupt();
+    const final = await settledRun(session, record, interrupt.requested);
+    printJson(runJson(final));
+    return exitCodeOf(session, final);
   }
   if (options.detach) return await detachConfirmed(session, record.state.runKey, options.pollInterval);
   return await driveInForeground(session, record, options.pollInterval, options.table);
@@ -271,7 +274,7 @@ async function driveInForeground(
         const final = await settledRun(session, session.run(runKey), interrupt.requested);
         live.stop();
         printJson(runJson(final));
-        return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
+        return exitCodeOf(session, final);
       }
     }
     const seen = await waitUntilFinished(session, runKey, pollInterval, interrupt.requested, { rounds: 1 });
@@ -280,9 +283,7 @@ async function driveInForeground(
       const final = await settledRun(session, seen, interrupt.requested);
       live.stop();
       printJson(runJson(final));
-      return isTerminalRun(final.state.status) && !interrupt.requested()
-        ? runExitCode(final.state.status)
-        : ExitCode.interrupted;
+      return interrupt.requested() ? ExitCode.interrupted : exitCodeOf(session, final);
     }
   }
 }

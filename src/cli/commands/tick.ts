@@ -1,10 +1,10 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
 import { isTerminalRun } from "../../domain/mod.ts";
-import { ExitCode, runExitCode } from "../errors.ts";
+import { ExitCode } from "../errors.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
-import { settledRun } from "../follow.ts";
+import { exitCodeOf, settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -56,6 +56,6 @@ export const driveCommand: Command = {
     // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
     const final = await settledRun(session, session.run(runKey), interrupt.requested);
     printJson(runJson(final));
-    return isTerminalRun(final.state.status) ? runExitCode(final.state.status) : ExitCode.interrupted;
+    return exitCodeOf(session, final);
   },
 };

@@ -75,7 +75,8 @@ export const waitCommand: Command = {
       await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
       status = session.runAgain(runKey).state.status;
     }
-    const code = isTerminalRun(status)
+    // A deadline or a signal that came while a cancel was still under way is not the run's end.
+    const code = isTerminalRun(status) && !cancelUnderWay(session, session.runAgain(runKey))
       ? runExitCode(status)
       : interrupt.requested()
       ? ExitCode.interrupted
