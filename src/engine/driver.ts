@@ -325,9 +325,12 @@ export class Driver {
    * that abort rings, and one whose abort failed only from its retry time.
    */
   private nextDue(state: RunState): number | null {
+    // A retry time that has passed with no abort tried is stale (the step is no longer timed out: its
+    // job's own start came later than its intent): it would make the driver spin.
+    const now = this.clock.now();
     const retries = [...this.index?.running ?? []].flatMap((stepId) => {
       const at = this.abortRetryAt(stepId);
-      return at === -Infinity || this.aborting.has(stepId) ? [] : [[stepId, at] as const];
+      return at <= now || this.aborting.has(stepId) ? [] : [[stepId, at] as const];
     });
     const waiting = new Map<string, unknown>([...this.aborting, ...retries]);
     let due = nextDue(state, this.index ?? undefined, waiting);

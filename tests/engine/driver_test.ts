@@ -534,6 +534,38 @@ Deno.test("a logs call that hangs holds a failed attempt's round for a few secon
   assert.deepEqual([env.step("a").status, env.step("a").error], ["DELAYED", "orchesjob status FAILED (exit code 3)"]);
 });
 
+Deno.test("a failed abort's retry time that passed when the step is no longer timed out does not spin the driver", async () => {
+  using env = setup();
+  // A runner whose clock is 6 s ahead: its job starts "later" than a's 5 s limit from the intent.
+  let offset = 0;
+  env.clock.now = () => Date.now() / 1000 + offset;
+  const start = env.executor.start.bind(env.executor);
+  env.executor.start = async (runKey: string, command: readonly string[]) => {
+    const result = await start(runKey, command);
+    const job = { ...env.executor.jobs.get(runKey)!, started_at: env.clock.now() + 6 };
+    env.executor.jobs.set(runKey, job);
+    return { ...result, ...job };
+  };
+  await env.driver().tick();
+  // 5.7 s later: over the limit from the intent (the job's start lies ahead), so a timeout whose abort
+  // fails; from 6 s on, the job's own start counts and the step is no longer over its limit.
+  offset = 5.7;
+  env.executor.abortFaults.push(new ExecutorError("orchesjob exited 1", "exit", 1));
+  const stopAt = Date.now() + 2_500;
+  await new Driver({
+    runs: env.runs,
+    gate: env.gate,
+    executor: env.executor,
+    clock: env.clock,
+    pollIntervalSec: 1,
+    interrupted: () => Date.now() >= stopAt,
+  }, "k").drive();
+  const aborts = env.executor.calls.filter((c) => c.startsWith("abort"));
+  assert.equal(aborts.length, 1, `one abort, which failed: ${env.executor.calls.join(", ")}`);
+  const polls = env.executor.calls.filter((c) => c.startsWith("status")).length;
+  assert.ok(polls <= 30, `${polls} polls in 2.5 s`);
+});
+
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
   const race: { cancel?: Promise<RunState> } = {};
