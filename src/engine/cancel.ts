@@ -1,5 +1,5 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
-import { isTerminalStep, type Job, type RunState, stepRunKey } from "../domain/mod.ts";
+import { isActiveJob, isTerminalStep, type Job, type RunState, stepRunKey } from "../domain/mod.ts";
 import { type Executor, ExecutorError } from "../executor/mod.ts";
 import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
@@ -47,7 +47,7 @@ export async function cancelRun(
   const run = loadRun(runs, runKey)!.state;
   if (run.status !== "CANCELLED") return run;
   await Promise.all(
-    run.steps.filter((step) => step.status === "RUNNING" || undelivered(step)).map((step) =>
+    run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
       abortStep({ ...ports, clock }, run, step, graceSeconds)
     ),
   );
@@ -76,7 +76,7 @@ export function settledOutcome(run: RunState): "SUCCEEDED" | "FAILED" | null {
 }
 
 /** A step a cancel ended without delivering its abort: its job may still be running. */
-function undelivered(step: RunState["steps"][number]): boolean {
+export function abortUndelivered(step: RunState["steps"][number]): boolean {
   return step.status === "CANCELLED" && (step.error?.startsWith(UNDELIVERED) ?? false);
 }
 
@@ -104,6 +104,8 @@ async function abortStep(
     // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
     // made nothing.
     if (job === null && step.job !== null) failure = `orchesjob no longer knows run key ${key}`;
+    // An answer that leaves the job active ended nothing (a runner out of its contract).
+    if (job !== null && isActiveJob(job.status)) failure = `orchesjob abort left job ${job.job_id} ${job.status}`;
   } catch (error) {
     if (!(error instanceof ExecutorError)) throw error;
     job = null;

@@ -13,7 +13,7 @@ export {
   startRefused,
 } from "./decide.ts";
 export { Driver, type DriverOptions, type TickResult, TIMEOUT_GRACE_SECONDS } from "./driver.ts";
-export { CANCEL_REASON, cancelRun } from "./cancel.ts";
+export { abortUndelivered, CANCEL_REASON, cancelRun } from "./cancel.ts";
 export { createRun, loadRun } from "./runs.ts";
 export { downstreamOf, reopenRun, type RetryScope, stepsToRetry } from "./retry.ts";
 export type { DriverLock, NewRun, RunRepository, StartGate, StepChange } from "./ports.ts";

@@ -379,6 +379,34 @@ flowTest(builtin, "a Ctrl-C while a status call hangs stops the driver at once, 
 
 flowTest(
   builtin,
+  "a run whose cancel could not abort a job is not retried beside it: cancel again first",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = waitingFlow(env);
+    assert.equal(
+      (await env.json(["--orchesjob-bin", fake.bin, "start", "-d", "--run-key", "ua", file])).detached,
+      true,
+    );
+    const jobPid = await jobPidOf(env, "ua");
+    fake.mode("abortfail");
+    const cancelled = await env.run(["cancel", "--run-key", "ua"]);
+    assert.equal(cancelled.code, 5, cancelled.stderr);
+    assert.ok(processAlive(jobPid), "the abort did not get through: the job runs");
+    const refused = await env.run(["retry", "--run-key", "ua", "-d"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(errorLine(refused).error, /step a's job may still be running .*cancel the run again first/);
+    assert.deepEqual(await env.jobs("ua:a:2"), [], "no second attempt was started");
+    fake.mode("");
+    assert.equal((await env.run(["cancel", "--run-key", "ua"])).code, 0);
+    await eventually("the second cancel ended the job", () => !processAlive(jobPid));
+    const retried = await env.run(["retry", "--run-key", "ua", "-d"]);
+    assert.equal(retried.code, 0, retried.stderr);
+    await env.json(["cancel", "--run-key", "ua", "--grace-seconds", "0"]);
+  },
+);
+
+flowTest(
+  builtin,
   "orchesjob killed after start made the job: the step follows that job, and ends with no error",
   async (env) => {
     const fake = writeFakeOrchesjob(env);

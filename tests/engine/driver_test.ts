@@ -487,6 +487,19 @@ Deno.test("a cancel repeated tries again the abort a first one could not deliver
   ]);
   await cancel();
   assert.equal(aborts(), 2, "nothing left to abort");
+
+  // An abort answered with the job still active ended nothing either: tried again by the next cancel.
+  using other = setup();
+  await other.driver().tick();
+  other.executor.abortEndsNothing = "still running";
+  await cancelRun({ runs: other.runs, gate: other.gate, executor: other.executor, clock: other.clock }, "k", 1);
+  assert.match(
+    other.step("a").error ?? "",
+    /^flow cancelled; abort failed: orchesjob abort left job job-k:a:1 RUNNING/,
+  );
+  other.executor.abortEndsNothing = null;
+  await cancelRun({ runs: other.runs, gate: other.gate, executor: other.executor, clock: other.clock }, "k", 1);
+  assert.deepEqual([other.step("a").error, other.step("a").job?.status], ["flow cancelled", "ABORTED"]);
 });
 
 Deno.test("advance goes as far as the run goes now: a chain of skips in one call, not one level per call", async () => {

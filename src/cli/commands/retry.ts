@@ -2,6 +2,7 @@
 import { isLiveRun, type RunRecord } from "../../domain/mod.ts";
 import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { UserError } from "../errors.ts";
+import { abortUndelivered } from "../../engine/mod.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -113,6 +114,15 @@ async function refuseUnretryable(session: Session, record: RunRecord, program: s
   if (stillRunning) {
     throw new UserError(
       `run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); cancel the run first`,
+    );
+  }
+  // A cancel that could not deliver its abort left the job perhaps running: a retry would run the step
+  // beside it. Cancelling again tries that abort again.
+  const unreached = record.state.steps.find(abortUndelivered);
+  if (unreached) {
+    throw new UserError(
+      `run ${runKey}: step ${unreached.id}'s job may still be running (its cancel could not abort it); ` +
+        `cancel the run again first`,
     );
   }
 }
