@@ -201,3 +201,26 @@ flowTest(
     assert.equal((await env.run(["job", "status", "--run-key", "j"])).code, 3);
   },
 );
+
+flowTest(builtin, "clean leaves a run whose cancel is still aborting its steps", async (env) => {
+  const file = env.flow(
+    "stubborn.yaml",
+    `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
+  );
+  const detached = await env.json(["start", "-d", "--run-key", "c", file]);
+  const run = await env.waitFor("c", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
+  const pid: number = step(run, "a").orchesjob_status.target_pid;
+  // No driver holds the run (it would keep clean away): only the cancel does.
+  Deno.kill(detached.pid, "SIGKILL");
+  await eventually("the driver is gone", () => !processAlive(detached.pid));
+  const cancel = env.spawn(["cancel", "--run-key", "c", "--grace-seconds", "30"]);
+  await env.waitFor("c", "the cancel is committed", (run) => run.status === "CANCELLED");
+  assert.ok(processAlive(pid), "the command lives through the grace");
+  const cleaned = await env.json(["clean", "--older-than", "0"]);
+  assert.deepEqual(cleaned.skipped, [{ run_key: "c", reason: "a cancel of it is under way" }]);
+  assert.ok(existsSync(join(env.home, "locks", "c.cancel.lock")));
+  assert.equal((await env.status("c")).status, "CANCELLED", "the run is still there");
+  assert.equal((await env.run(["cancel", "--run-key", "c", "--grace-seconds", "0"])).code, 0);
+  assert.equal((await cancel.output()).code, 0, "the first cancel ends without an error");
+  assert.ok(!processAlive(pid));
+});

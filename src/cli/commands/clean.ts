@@ -7,7 +7,14 @@ import { isActiveJob, isTerminalRun, type RunStatus, stepRunKey, TERMINAL_RUN_ST
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
 import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
-import { driverHolder, LOCK_KINDS, lockFilePath, type RunFilter, StateFileUnavailableError } from "../../store/mod.ts";
+import {
+  driverHolder,
+  isCancelHeld,
+  LOCK_KINDS,
+  lockFilePath,
+  type RunFilter,
+  StateFileUnavailableError,
+} from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { printJson } from "../output.ts";
@@ -122,7 +129,7 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
       continue; // no room even for its lock file: left for the pass that follows
     }
     using _held = lock;
-    if (!lock) continue;
+    if (!lock || isCancelHeld(reader.dbPath, run.runKey)) continue;
     const { keys, jobs: found } = jobsOfRun(jobs, reader, run.runKey);
     if (found.some((job) => isActiveJob(job.status))) continue;
     for (const key of keys) {
@@ -159,6 +166,8 @@ class Cleaner {
     const held = dryRun ? await driverHolder(session.dbPath, runKey) : lock ? null : { pid: null };
     // A reader that may not look at locks/ cannot tell: the run is passed over, saying so.
     if (held) return held.unknown ?? "a process holds its driver lock";
+    // A cancel still aborting its steps (a command in its grace) is not done with the run.
+    if (isCancelHeld(session.dbPath, runKey)) return "a cancel of it is under way";
     // Plain columns only, so that a run whose record is damaged can be deleted like any other.
     const run = session.store.summary(runKey);
     if (!run) return "it was deleted meanwhile";
