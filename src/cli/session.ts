@@ -197,6 +197,9 @@ export class Session implements Disposable {
   }
 
   [Symbol.dispose](): void {
+    // A call still under way is one nobody waits for any more (a stderr line given up on): it must
+    // not outlive the command, orphaned with whatever it started.
+    this.stopCalls();
     this.db.close();
   }
 }

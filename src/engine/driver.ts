@@ -47,6 +47,8 @@ const HINTED_FIRST_PAUSE_SECONDS = 0.25;
 const ABORT_RETRY_FIRST_SECONDS = 0.5;
 /** How long a failed attempt's error waits for the last line of its stderr (a `logs` call) before going without it. */
 const STDERR_WAIT_SECONDS = 5;
+/** After a `logs` call that did not answer within that wait, how long failed attempts go without asking. */
+const STDERR_SKIP_SECONDS = 60;
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
@@ -118,6 +120,8 @@ export class Driver {
    * attempt starts afresh. An abort that succeeds clears it.
    */
   private readonly abortRetry = new Map<string, { at: number; pause: number }>();
+  /** Until when (performance.now()) failed attempts' errors go without their stderr line: a `logs` call hung. */
+  private stderrSkippedUntil = 0;
   /** Run keys the executor hinted at since the last round looked (see drive). */
   private hinted = new Set<string>();
   /** A hint that named no job: the next round looks at every running step. */
@@ -710,12 +714,20 @@ export class Driver {
    * characters): the reason people look for is usually there.
    */
   private async withStderr(stepId: string, job: Job | null, error: string): Promise<string> {
-    if (!job) return error;
+    // After a `logs` call that did not answer in time, others are not asked for a while: each would
+    // hold its round as long again (several failing steps, one after another).
+    if (!job || performance.now() < this.stderrSkippedUntil) return error;
     let bytes: Uint8Array | null;
     // Only a nicety: a `logs` call that hangs holds the round (every step of the run) for
     // STDERR_WAIT_SECONDS at most, not for the whole call limit.
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), STDERR_WAIT_SECONDS * 1000));
+    let gaveUp = false;
+    const late = new Promise<null>((resolve) =>
+      timer = setTimeout(() => {
+        gaveUp = true;
+        resolve(null);
+      }, STDERR_WAIT_SECONDS * 1000)
+    );
     const asked = this.options.executor.logs(
       { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
       "stderr",
@@ -724,6 +736,7 @@ export class Driver {
     asked.catch(() => {}); // a failure after the wait gave up is nobody's to handle
     try {
       bytes = await Promise.race([asked, late]);
+      if (gaveUp) this.stderrSkippedUntil = performance.now() + STDERR_SKIP_SECONDS * 1000;
     } catch (failure) {
       if (failure instanceof ExecutorError) return error;
       throw failure;

@@ -94,7 +94,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * really die by SIGKILL (startkilled), or die by SIGKILL before making it (startkilledfirst); each death
  * is noted in `died` with the fake's PID. On
  * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
- * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On both status
+ * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On `logs`: hang
+ * after writing its PID to `logs.pid` (logshang). On both status
  * and abort: exit 1 (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
@@ -118,6 +119,7 @@ case "$1:$mode" in
   status:nojson) echo "Traceback (most recent call last): oops"; exit 0 ;;
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
+  logs:logshang) echo $$ > '${join(dir, "logs.pid")}'; exec sleep 600 ;;
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
@@ -404,6 +406,18 @@ flowTest(
     await env.json(["cancel", "--run-key", "ua", "--grace-seconds", "0"]);
   },
 );
+
+flowTest(builtin, "a logs call given up on is killed when the driver exits, not left running", async (env) => {
+  const fake = writeFakeOrchesjob(env);
+  fake.mode("logshang");
+  const file = env.flow("fails.yaml", 'flow_id: fails\nsteps:\n  - {id: a, command: ["false"]}\n');
+  const result = await env.run(["--orchesjob-bin", fake.bin, "start", "--run-key", "lg", file]);
+  assert.equal(result.code, 1, result.stderr);
+  assert.equal(step(JSON.parse(result.stdout), "a").error, "orchesjob status FAILED (exit code 1)");
+  const pid = Number(Deno.readTextFileSync(join(env.home, "logs.pid")));
+  assert.ok(pid > 0, "the stderr line was asked for, and the call hung");
+  await eventually("the hung call is gone", () => !processAlive(pid), 5);
+});
 
 flowTest(
   builtin,
