@@ -10,7 +10,7 @@ import {
   parseParamArgument,
 } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
-import { dirname, keepAll, resolve } from "../shared/mod.ts";
+import { dirname, keepAll, resolve, within } from "../shared/mod.ts";
 import { listenForInterrupt } from "./interrupt.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
@@ -54,18 +54,11 @@ const FIFO_OPEN_WAIT_MS = 5_000;
  * behind in a worker thread; the process exits all the same).
  */
 async function openFifo(path: string): Promise<Deno.FsFile> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`a named pipe that no process opened for writing within ${FIFO_OPEN_WAIT_MS / 1000} s`)),
-      FIFO_OPEN_WAIT_MS,
-    );
-  });
-  try {
-    return await Promise.race([Deno.open(path), timeout]);
-  } finally {
-    clearTimeout(timer);
+  const file = await within(Deno.open(path), FIFO_OPEN_WAIT_MS / 1000, null);
+  if (file === null) {
+    throw new Error(`a named pipe that no process opened for writing within ${FIFO_OPEN_WAIT_MS / 1000} s`);
   }
+  return file;
 }
 
 /** `--param NAME=VALUE`, repeatable (start, validate). */

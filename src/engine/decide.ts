@@ -162,7 +162,8 @@ function decideRunning(
   const observed = observations.get(step.id);
   // A job recorded as ended (a timeout's abort records what it ended) is decided on without a status
   // call (while status calls fail, the step would otherwise wait for one), and is final: a job
-  // cleaned since then is not taken for a forgotten one.
+  // cleaned since then is not taken for a forgotten one. Otherwise the observation as it is: null (no
+  // such job) and undefined (not observed this round) mean different things below.
   const recordedEnd = step.job !== null && !isActiveJob(step.job.status) ? step.job : undefined;
   const job = observed ?? recordedEnd ?? observed;
   if (!job) {

@@ -21,6 +21,7 @@ import {
   forEachBounded,
   nextPause,
   systemClock,
+  within,
 } from "../shared/mod.ts";
 import { Doorbell } from "./doorbell.ts";
 import { type Action, attemptEnd, decide, nextDue, type Observations } from "./decide.ts";
@@ -49,6 +50,8 @@ const ABORT_RETRY_FIRST_SECONDS = 0.5;
 const STDERR_WAIT_SECONDS = 5;
 /** After a `logs` call that did not answer within that wait, how long failed attempts go without asking. */
 const STDERR_SKIP_SECONDS = 60;
+/** What {@link within} gives for a `logs` call given up on. */
+const GAVE_UP = Symbol("gave up");
 /** Sleeping is done in slices this long, so a cancel or an interrupt is noticed promptly. */
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
@@ -248,7 +251,7 @@ export class Driver {
     const { stepId } = action;
     const key = stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo);
     const abort = this.timeout(stepId, action.job, action.error)
-      .then((aborted) => aborted, (error) => {
+      .catch((error) => {
         this.abortFailure ??= { error };
         return true;
       })
@@ -717,31 +720,26 @@ export class Driver {
     // After a `logs` call that did not answer in time, others are not asked for a while: each would
     // hold its round as long again (several failing steps, one after another).
     if (!job || performance.now() < this.stderrSkippedUntil) return error;
-    let bytes: Uint8Array | null;
-    // Only a nicety: a `logs` call that hangs holds the round (every step of the run) for
-    // STDERR_WAIT_SECONDS at most, not for the whole call limit.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let gaveUp = false;
-    const late = new Promise<null>((resolve) =>
-      timer = setTimeout(() => {
-        gaveUp = true;
-        resolve(null);
-      }, STDERR_WAIT_SECONDS * 1000)
-    );
-    const asked = this.options.executor.logs(
-      { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
-      "stderr",
-      { last: 4096 },
-    );
-    asked.catch(() => {}); // a failure after the wait gave up is nobody's to handle
+    let bytes: Uint8Array | null | typeof GAVE_UP;
     try {
-      bytes = await Promise.race([asked, late]);
-      if (gaveUp) this.stderrSkippedUntil = performance.now() + STDERR_SKIP_SECONDS * 1000;
+      // Only a nicety: a `logs` call that hangs holds the round (every step of the run) for
+      // STDERR_WAIT_SECONDS at most, not for the whole call limit.
+      bytes = await within(
+        this.options.executor.logs(
+          { runKey: stepRunKey(this.runKey, stepId, this.index!.step(stepId).attemptNo) },
+          "stderr",
+          { last: 4096 },
+        ),
+        STDERR_WAIT_SECONDS,
+        GAVE_UP,
+      );
     } catch (failure) {
       if (failure instanceof ExecutorError) return error;
       throw failure;
-    } finally {
-      clearTimeout(timer);
+    }
+    if (bytes === GAVE_UP) {
+      this.stderrSkippedUntil = performance.now() + STDERR_SKIP_SECONDS * 1000;
+      return error;
     }
     if (!bytes) return error;
     const tail = new TextDecoder().decode(bytes);

@@ -70,7 +70,7 @@ function presentFields(
   for (const [name, node] of fields) {
     const target = values.deref(node);
     if (target !== undefined && !(isScalar(target) && target.value === null)) continue;
-    if (table.some((field) => field.name === name && field.required)) {
+    if (fieldSpec(table, name).required) {
       // `{id: a, command}` has no value node: the error points at the mapping.
       throw new FlowError(values.at(target ?? map, stepId), `required field "${name}" is null`);
     }

@@ -14,7 +14,7 @@ export {
   type TimeProblem,
 } from "./time.ts";
 export { parsePythonIsoTime } from "./py_isoformat.ts";
-export { MAX_TIMER_MS, sleep, sleepUnless, timerDelay } from "./sleep.ts";
+export { MAX_TIMER_MS, sleep, sleepUnless, timerDelay, within } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
 export {
   type Finished,

@@ -3,7 +3,7 @@
  * `ps` probes), or detached in a new session that outlives this process (job supervisors, the
  * background driver). Children never read our stdin.
  */
-import { timerDelay } from "./sleep.ts";
+import { timerDelay, within } from "./sleep.ts";
 import { concatBytes } from "./bytes.ts";
 
 /** Why a program could not be run to completion. */
@@ -193,11 +193,7 @@ function killGroup(pgid: number): void {
  * that is not (stuck in the kernel) no longer keeps this process alive.
  */
 async function settled(status: Promise<unknown>, child: Deno.ChildProcess): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<"late">((resolve) => timer = setTimeout(() => resolve("late"), 1000));
-  const outcome = await Promise.race([status.catch(() => {}), late]);
-  clearTimeout(timer);
-  if (outcome === "late") child.unref();
+  if ((await within(status.catch(() => {}), 1, "late")) === "late") child.unref();
 }
 
 /**

@@ -12,6 +12,21 @@ export function timerDelay(seconds: number): number {
   return Math.min(MAX_TIMER_MS, Math.max(0, seconds * 1000));
 }
 
+/**
+ * What `promise` comes to, or `late` if `seconds` pass first; the timer is cleared either way. A
+ * failure before the deadline is thrown; one after it is nobody's to handle, and is dropped.
+ */
+export async function within<T, L>(promise: Promise<T>, seconds: number, late: L): Promise<T | L> {
+  promise.catch(() => {});
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<L>((resolve) => timer = setTimeout(() => resolve(late), timerDelay(seconds)));
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Sleeps `seconds`, returning early once `stop()` holds (checked every `slice` seconds). */
 export async function sleepUnless(seconds: number, stop: () => boolean, slice = 0.25): Promise<void> {
   const until = performance.now() + seconds * 1000;

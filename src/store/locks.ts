@@ -64,7 +64,7 @@ export class FileLocks {
   async withCancelLock<T>(runKey: string, fn: () => Promise<T> | T): Promise<T> {
     let lock: Deno.FsFile | null;
     try {
-      lock = await sharedLockAtPath(this.path(runKey, "cancel"));
+      lock = await lockAtPath(this.path(runKey, "cancel"), true, false);
     } catch {
       // No room for the lock file (a full disk, no inode left) must not stop a cancel, which needs
       // none: readers then take the run as ended at the commit, as they would after a crash.
@@ -74,11 +74,7 @@ export class FileLocks {
     return await fn();
   }
 
-  private async holding<T>(
-    runKey: string,
-    kind: "gate" | "launch",
-    fn: () => Promise<T> | T,
-  ): Promise<T> {
+  private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
     using _held = (await lockAtPath(this.path(runKey, kind), true))!;
     return await fn();
   }
@@ -90,36 +86,22 @@ export class FileLocks {
  * `clean` unlinks lock files while it holds them, and a process that opened the old file before the
  * unlink would otherwise lock that orphan while another process locks the new file at the path (two
  * drivers of one run, or a start that does not see a cancel's gate). It then opens the path again.
+ * `exclusive` false takes a shared lock (cancels share theirs).
  */
-async function lockAtPath(path: string, wait: boolean): Promise<Deno.FsFile | null> {
+async function lockAtPath(path: string, wait: boolean, exclusive = true): Promise<Deno.FsFile | null> {
   for (;;) {
     // A free lock (the usual case: a driver's start gate, before every start of a step) is opened and
     // taken on this thread; only a held one is waited for on another (each asynchronous call is a hop
     // to a blocking thread and back).
     const file = Deno.openSync(path, { create: true, write: true });
     try {
-      if (!file.tryLockSync(true)) {
+      if (!file.tryLockSync(exclusive)) {
         if (!wait) {
           file.close();
           return null;
         }
-        await file.lock(true);
+        await file.lock(exclusive);
       }
-      if (sameFile(file.statSync(), path)) return file;
-    } catch (error) {
-      file.close();
-      throw error;
-    }
-    file.close();
-  }
-}
-
-/** As {@link lockAtPath}, waiting, but a shared lock (it waits only for an instant: a reader's probe). */
-async function sharedLockAtPath(path: string): Promise<Deno.FsFile> {
-  for (;;) {
-    const file = Deno.openSync(path, { create: true, write: true });
-    try {
-      await file.lock(false);
       if (sameFile(file.statSync(), path)) return file;
     } catch (error) {
       file.close();

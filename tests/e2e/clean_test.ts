@@ -4,7 +4,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
-import { builtin, FAILING, SLEEPING, TWO_STEPS } from "./operator_env.ts";
+import { builtin, FAILING, SLEEPING, STUBBORN, TWO_STEPS } from "./operator_env.ts";
 
 function files(env: FlowEnv, dir: string): string[] {
   try {
@@ -203,10 +203,7 @@ flowTest(
 );
 
 flowTest(builtin, "clean leaves a run whose cancel is still aborting its steps", async (env) => {
-  const file = env.flow(
-    "stubborn.yaml",
-    `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
-  );
+  const file = env.flow("stubborn.yaml", STUBBORN);
   const detached = await env.json(["start", "-d", "--run-key", "c", file]);
   const run = await env.waitFor("c", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
   const pid: number = step(run, "a").orchesjob_status.target_pid;

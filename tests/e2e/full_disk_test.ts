@@ -8,6 +8,7 @@ import { DatabaseSync } from "node:sqlite";
 import { CLI, eventually, processAlive } from "../helpers.ts";
 import { canMount, countLines, fillInodes, logged, smallFilesystem, waitForFile } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
+import { STUBBORN } from "./operator_env.ts";
 import { CRASH_AT_VARIABLE, pathExists as exists } from "../../src/shared/mod.ts";
 
 /** A test on a home that is a small tmpfs (`options`), which only root with the right to mount may make. */
@@ -396,10 +397,7 @@ onSmallFilesystem(
   "size=8m,nr_inodes=64",
   async (env, mount) => {
     const on = { ORCHESJOB_FLOW_HOME: mount };
-    const file = env.flow(
-      "stubborn.yaml",
-      `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
-    );
+    const file = env.flow("stubborn.yaml", STUBBORN);
     const started = await env.run(["start", "-d", "--run-key", "c", file], on);
     assert.equal(started.code, 0, started.stderr);
     let pid = 0;

@@ -34,6 +34,12 @@ steps:
   - {id: nap, command: ["sleep", "60"]}
 `;
 
+/** One step that ignores SIGTERM: only the SIGKILL at the end of an abort's grace ends it. */
+export const STUBBORN = `flow_id: stubborn
+steps:
+  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}
+`;
+
 /**
  * A run that exists but that nobody drives: `start -d` while the test holds the driver lock creates
  * it PENDING and launches nothing.

@@ -14,6 +14,7 @@ import {
 } from "../helpers.ts";
 import { FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { countLines, waitForFile } from "./fault_helpers.ts";
+import { driverHolder } from "../../src/store/mod.ts";
 
 const builtin = ["builtin"] as const;
 const both = ["builtin", "external"] as const;
@@ -521,10 +522,14 @@ flowTest(
   async (env) => {
     const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 30"}\n`);
     const starter = env.spawn(["start", "-d", "--run-key", "late", file]);
-    // As soon as the background driver exists, `start -d` is in its wait for it: stopped there (a
-    // SIGSTOP, a paused VM), it resumes after its deadline, while the driver took the run meanwhile.
+    // As soon as the background driver exists, `start -d` is in its wait for it: it sets the wait's
+    // deadline in the same synchronous stretch of code that spawned the driver, before anything this
+    // test can see. Stopped there (a SIGSTOP, a paused VM), it resumes after its deadline, while the
+    // driver took the run meanwhile.
     await eventually("the background driver was launched", () => processWith(["_drive", "late"]) !== null);
     Deno.kill(starter.pid, "SIGSTOP");
+    // The situation under test: stopped before the driver held the run, `start -d` cannot have seen it.
+    assert.equal(await driverHolder(join(env.home, "orchesjob-flow.sqlite3"), "late"), null, "stopped too late");
     await env.waitFor("late", "a runs", (run) => step(run, "a").status === "RUNNING");
     await new Promise((resolve) => setTimeout(resolve, 16_000));
     Deno.kill(starter.pid, "SIGCONT");

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { catchesSignal, errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
-import { both, builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { both, builtin, FAILING, STUBBORN, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 /** A flow whose first step runs until the file `go` exists, then a second step. */
 function gatedFlow(env: FlowEnv): { go: string; gated: string } {
@@ -151,14 +151,23 @@ async function stubbornRun(
   env: FlowEnv,
   runKey: string,
 ): Promise<{ pid: number; starter: Deno.ChildProcess; file: string }> {
-  const file = env.flow(
-    "stubborn.yaml",
-    `flow_id: stubborn\nsteps:\n  - {id: a, command: "trap '' TERM; while :; do sleep 0.1; done"}\n`,
-  );
+  const file = env.flow("stubborn.yaml", STUBBORN);
   // Driven in the foreground: that `start` prints the run's final state when the cancel ends its drive.
   const starter = env.spawn(["start", "--run-key", runKey, file]);
   const run = await env.waitFor(runKey, "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
   return { pid: step(run, "a").orchesjob_status.target_pid, starter, file };
+}
+
+/**
+ * Starts `cancel --grace-seconds grace` of `runKey` and returns it once its CANCELLED is committed,
+ * with the step's command `pid` seen alive then: the situation these tests are about, a run that
+ * reads CANCELLED while its command lives through the grace.
+ */
+async function cancelInGrace(env: FlowEnv, runKey: string, pid: number, grace: number): Promise<Deno.ChildProcess> {
+  const cancel = env.spawn(["cancel", "--run-key", runKey, "--grace-seconds", String(grace)]);
+  await env.waitFor(runKey, "the cancel is committed", (run) => run.status === "CANCELLED");
+  assert.ok(processAlive(pid), "the command ignores SIGTERM: it lives through the grace");
+  return cancel;
 }
 
 /** Runs `child` to its end, noting whether `pid` was still alive the moment it exited. */
@@ -177,10 +186,7 @@ flowTest(
     const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
     await eventually("wait and watch have read the run", () => hasOpen(waiter.pid, db) && hasOpen(watcher.pid, db));
     const [waited, watched, started] = [waiter, watcher, starter].map((child) => exitSeenWith(child, pid));
-    const cancel = env.spawn(["cancel", "--run-key", "c", "--grace-seconds", "2"]);
-    await env.waitFor("c", "the cancel is committed", (run) => run.status === "CANCELLED");
-    // The situation under test: the run reads CANCELLED while its command still lives (its grace).
-    assert.ok(processAlive(pid), "the command ignores SIGTERM: it lives through the grace");
+    const cancel = await cancelInGrace(env, "c", pid, 2);
     assert.equal((await cancel.output()).code, 0);
 
     const wait = await waited;
@@ -221,11 +227,9 @@ flowTest(
   "a second cancel does not wait behind a first one in its grace: it ends the step at once",
   async (env) => {
     const { pid, starter } = await stubbornRun(env, "e");
-    const first = env.spawn(["cancel", "--run-key", "e", "--grace-seconds", "60"]);
+    const first = await cancelInGrace(env, "e", pid, 60);
     let firstDone = false;
     const firstOutput = first.output().finally(() => (firstDone = true));
-    await env.waitFor("e", "the first cancel is committed", (run) => run.status === "CANCELLED");
-    assert.ok(processAlive(pid), "the command lives through the first cancel's grace");
     const second = await env.run(["cancel", "--run-key", "e", "--grace-seconds", "0"]);
     assert.equal(second.code, 0, second.stderr);
     assert.equal(firstDone, false, "the second cancel returned while the first was still in its grace");
@@ -241,9 +245,7 @@ flowTest(
   "while a cancel is under way, wait --timeout times out and a new foreground start waits",
   async (env) => {
     const { pid, starter, file } = await stubbornRun(env, "f");
-    const cancel = env.spawn(["cancel", "--run-key", "f", "--grace-seconds", "4"]);
-    await env.waitFor("f", "the cancel is committed", (run) => run.status === "CANCELLED");
-    assert.ok(processAlive(pid), "the command lives through the grace");
+    const cancel = await cancelInGrace(env, "f", pid, 4);
     const restarted = exitSeenWith(env.spawn(["start", "--run-key", "f", file]), pid);
     const waited = await env.run(["wait", "--run-key", "f", "--interval", "0.1", "--timeout", "1"]);
     assert.ok(processAlive(pid), "wait's timeout came first");

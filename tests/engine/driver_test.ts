@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { Job, JobStatus, RunState, StartResult } from "../../src/domain/mod.ts";
-import { cancelRun, createRun, Driver, loadRun, type StartGate } from "../../src/engine/mod.ts";
+import { cancelRun, createRun, Driver, type DriverOptions, loadRun, type StartGate } from "../../src/engine/mod.ts";
 import { type AbortOptions, type Executor, ExecutorError, type JobRef } from "../../src/executor/mod.ts";
 import { definitionHash, loadFlow } from "../../src/flow/mod.ts";
 import { openDatabase, RunStore, storeWaitReason } from "../../src/store/mod.ts";
@@ -137,6 +137,27 @@ function setup(flowText = FLOW) {
   const state = (): RunState => loadRun(runs, "k")!.state;
   const step = (id: string) => state().steps.find((s) => s.id === id)!;
   return { db, runs, executor, gate, clock, driver, state, step, [Symbol.dispose]: () => db.close() };
+}
+
+/**
+ * Drives `env`'s run for `seconds` of real time (the driver really sleeps between rounds, poll interval
+ * 1 s), then interrupts it; returns the last state. For counting the calls a fault makes in that time.
+ */
+function driveFor(
+  env: ReturnType<typeof setup>,
+  seconds: number,
+  extra: Partial<DriverOptions> = {},
+): Promise<RunState> {
+  const stopAt = Date.now() + seconds * 1000;
+  return new Driver({
+    runs: env.runs,
+    gate: env.gate,
+    executor: env.executor,
+    clock: env.clock,
+    pollIntervalSec: 1,
+    interrupted: () => Date.now() >= stopAt,
+    ...extra,
+  }, "k").drive();
 }
 
 /** Ticks until the run ends or nothing changes any more (at most `limit` ticks). */
@@ -400,17 +421,8 @@ Deno.test("a timeout is enforced and its abort paced when status fails or the ab
     fault(env.executor);
     // The real clock, past a's timeout: every round finds the step timed out.
     env.clock.now = () => Date.now() / 1000 + 10;
-    const stopAt = Date.now() + 2_000;
     const told: string[] = [];
-    const final = await new Driver({
-      runs: env.runs,
-      gate: env.gate,
-      executor: env.executor,
-      clock: env.clock,
-      pollIntervalSec: 1,
-      interrupted: () => Date.now() >= stopAt,
-      onExecutorError: ({ fault }) => told.push(fault.message),
-    }, "k").drive();
+    const final = await driveFor(env, 2, { onExecutorError: ({ fault }) => told.push(fault.message) });
     const aborts = env.executor.calls.filter((c) => c.startsWith("abort")).length;
     const polls = env.executor.calls.filter((c) => c.startsWith("status")).length;
     if (shown === null) {
@@ -571,15 +583,7 @@ Deno.test("a failed abort's retry time that passed when the step is no longer ti
   // fails; from 6 s on, the job's own start counts and the step is no longer over its limit.
   offset = 5.7;
   env.executor.abortFaults.push(new ExecutorError("orchesjob exited 1", "exit", 1));
-  const stopAt = Date.now() + 2_500;
-  await new Driver({
-    runs: env.runs,
-    gate: env.gate,
-    executor: env.executor,
-    clock: env.clock,
-    pollIntervalSec: 1,
-    interrupted: () => Date.now() >= stopAt,
-  }, "k").drive();
+  await driveFor(env, 2.5);
   const aborts = env.executor.calls.filter((c) => c.startsWith("abort"));
   assert.equal(aborts.length, 1, `one abort, which failed: ${env.executor.calls.join(", ")}`);
   const polls = env.executor.calls.filter((c) => c.startsWith("status")).length;

@@ -1,8 +1,7 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
 import { isLiveRun, type RunRecord } from "../../domain/mod.ts";
-import { reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
+import { abortUndelivered, reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
 import { UserError } from "../errors.ts";
-import { abortUndelivered } from "../../engine/mod.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";

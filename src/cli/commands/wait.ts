@@ -2,13 +2,13 @@
  * `wait`: block until a run ends and exit with its code, for sensors and scripts polling over SSH.
  * Prints one line of JSON at the end, never a table.
  */
-import { isTerminalRun, type RunStatus } from "../../domain/mod.ts";
+import { isTerminalRun } from "../../domain/mod.ts";
 import { MAX_TIMER_MS, sleepUnless } from "../../shared/mod.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
-import { ExitCode, runExitCode } from "../errors.ts";
+import { ExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { cancelUnderWay } from "../follow.ts";
+import { cancelUnderWay, exitCodeOf } from "../follow.ts";
 import { writeStdout } from "../output.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -46,7 +46,7 @@ export const waitCommand: Command = {
     const interval = secondsOption(args, "interval", 1.0, { max: A_DAY_SEC, unit: "a day" });
     const advance = args.options.advance === true;
     using session = new Session(context, { readOnly: true, readIfReadOnly: true });
-    let status: RunStatus = session.run(runKey).state.status;
+    let record = session.run(runKey);
     // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
     // up to the call limit.
     using interrupt = listenForInterrupt(() => session.stopCalls());
@@ -58,26 +58,28 @@ export const waitCommand: Command = {
     const limit = timeout * 1000 <= MAX_TIMER_MS ? setTimeout(() => session.stopCalls(), timeout * 1000) : undefined;
     using _limit = { [Symbol.dispose]: () => clearTimeout(limit) };
     // A run being cancelled has not ended until the cancel has recorded its aborted steps.
-    const ended = () => isTerminalRun(status) && !cancelUnderWay(session, session.runAgain(runKey));
+    const ended = () => isTerminalRun(record.state.status) && !cancelUnderWay(session, record);
     while (!ended() && !stop()) {
-      if (advance && !isTerminalRun(status)) {
+      if (advance && !isTerminalRun(record.state.status)) {
         // Whoever drove the run may be gone: take over while nobody holds it, until the deadline.
         using lock = await session.tryDriverLock(
           runKey,
           `wait --advance cannot drive run ${runKey}, which no process drives (without --advance, wait only reads)`,
         );
         if (lock) {
-          status = (await session.driver(session.runAgain(runKey), stop).drive()).status;
+          await session.driver(session.runAgain(runKey), stop).drive();
+          record = session.runAgain(runKey);
           continue;
         }
       }
-      const pause = isTerminalRun(status) ? Math.min(interval, 0.1) : interval;
+      const pause = isTerminalRun(record.state.status) ? Math.min(interval, 0.1) : interval;
       await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
-      status = session.runAgain(runKey).state.status;
+      record = session.runAgain(runKey);
     }
+    const status = record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.
-    const code = isTerminalRun(status) && !cancelUnderWay(session, session.runAgain(runKey))
-      ? runExitCode(status)
+    const code = ended()
+      ? exitCodeOf(session, record)
       : interrupt.requested()
       ? ExitCode.interrupted
       : ExitCode.timedOut;

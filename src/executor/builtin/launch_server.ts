@@ -9,7 +9,7 @@
  * job unclaimed, and the next reader launches it again (the claim makes that idempotent), as after a
  * launcher that died between committing the row and spawning.
  */
-import { resolve, spawnDetachedWithInput, timerDelay } from "../../shared/mod.ts";
+import { resolve, spawnDetachedWithInput, within } from "../../shared/mod.ts";
 import { type JobLaunch, jobWords, scriptShell, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
 
 /**
@@ -48,18 +48,10 @@ export class LaunchServer implements Disposable {
       const words = jobWords(job);
       return [String(words.length), ...words].map((word) => `${word}\0`).join("");
     }).join("");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timerDelay(SEND_TIMEOUT_SECONDS));
-    });
-    try {
-      const written = this.input.write(new TextEncoder().encode(text)).then(() => true, () => false);
-      if (await Promise.race([written, timedOut])) return true;
-      this[Symbol.dispose]();
-      return false;
-    } finally {
-      clearTimeout(timer);
-    }
+    const written = this.input.write(new TextEncoder().encode(text)).then(() => true, () => false);
+    if (await within(written, SEND_TIMEOUT_SECONDS, false)) return true;
+    this[Symbol.dispose]();
+    return false;
   }
 
   get alive(): boolean {
