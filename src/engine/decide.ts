@@ -195,19 +195,26 @@ function decideRunning(
     // last seen; the abort goes by run key and needs no status.
     return step.job === null ? null : timeoutOf(step, definition, step.job, now);
   }
-  if (job.status === "SUCCEEDED") return { kind: "succeed", stepId: step.id, job };
+  if (!isActiveJob(job.status)) return decideEnded(step, definition, job, round);
+  return timeoutOf(step, definition, job, now) ??
+    (sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job });
+}
+
+/** The decision on an attempt whose job (`job`) ended. */
+function decideEnded(step: StepState, definition: StepDefinition, job: Job, round: Round): Action {
+  if (job.status === "SUCCEEDED") {
+    const late = ranPastTimeout(step, definition, job);
+    return late === null
+      ? { kind: "succeed", stepId: step.id, job }
+      : failedAttempt(step, definition, job, late, round);
+  }
   if (job.status === "LOST" && job.target_pid !== null) {
     // The command started and its result is unknown (it may have done its work): running it again
     // could do that work twice, so a lost attempt fails the step whatever its retries.
     return { kind: "fail", stepId: step.id, job, error: step.error ?? LOST_AFTER_START };
   }
-  if (!isActiveJob(job.status)) {
-    // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
-    const error = step.error ?? jobFailure(job);
-    return failedAttempt(step, definition, job, error, round);
-  }
-  return timeoutOf(step, definition, job, now) ??
-    (sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job });
+  // A timeout recorded its reason before aborting; keep it rather than "ABORTED".
+  return failedAttempt(step, definition, job, step.error ?? jobFailure(job), round);
 }
 
 /** The timeout of an attempt whose job (`job`, active) has run past timeout_sec at `now`, else null. */
@@ -220,7 +227,28 @@ function timeoutOf(
   const timeout = definition.timeoutSec;
   const began = timedFrom(step, job, now);
   if (timeout === null || began === null || now - began < timeout) return null;
-  return { kind: "timeout", stepId: step.id, job, error: `timed out after ${timeout} s` };
+  return { kind: "timeout", stepId: step.id, job, error: timeoutError(timeout) };
+}
+
+function timeoutError(timeoutSec: number): string {
+  return `timed out after ${timeoutSec} s`;
+}
+
+/**
+ * Why a job that ended SUCCEEDED after its attempt timed out counts as failed all the same, or null
+ * when it does not. That happens when the timeout's abort did not reach the job (orchesjob refused or
+ * hung) and the job ran on. The attempt failed its limit as an aborted one does, so it is retried or
+ * fails the same way. A job whose own times say it ended within the limit (it ended as the abort was
+ * sent) succeeds, and so does one that reports no times. orchesjob's times are whole seconds, so the
+ * doubt goes to the job.
+ */
+function ranPastTimeout(step: StepState, definition: StepDefinition, job: Job): string | null {
+  const timeout = definition.timeoutSec;
+  if (timeout === null || step.error !== timeoutError(timeout)) return null;
+  if (typeof job.started_at !== "number" || typeof job.finished_at !== "number") return null;
+  const ran = job.finished_at - job.started_at;
+  if (ran <= timeout) return null;
+  return `${timeoutError(timeout)}; its abort did not end the job, which ran on for ${ran} s and ended SUCCEEDED`;
 }
 
 /**

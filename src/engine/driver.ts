@@ -768,7 +768,7 @@ export class Driver {
   /**
    * Records the timeout's reason with the job last seen, then aborts the job and records how it
    * ended. The next decide sees the ended job: a timed-out attempt counts as failed and is retried
-   * if retries remain; a job that finished just as its time ran out succeeds.
+   * if retries remain; a job that finished within its limit as the abort was sent succeeds.
    */
   private async timeout(stepId: string, seen: Job, error: string): Promise<boolean> {
     const { attemptNo } = this.index!.step(stepId);
@@ -796,7 +796,9 @@ export class Driver {
       return false;
     }
     this.abortRetry.delete(key);
-    this.record(stepId, job.status === "SUCCEEDED" ? { error: null, job } : { job }, attemptNo);
+    // The timeout's reason stays even when the job ended SUCCEEDED: decide judges by the job's own
+    // times whether it ended within its limit.
+    this.record(stepId, { job }, attemptNo);
     return true;
   }
 

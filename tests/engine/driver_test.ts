@@ -329,9 +329,47 @@ Deno.test("a job that finished as its time ran out succeeds", async () => {
   env.executor.abortFinds = "SUCCEEDED";
   env.clock.t = 1006;
   await env.driver().tick();
-  assert.deepEqual([env.step("a").error, env.step("a").job?.status], [null, "SUCCEEDED"]);
+  assert.deepEqual([env.step("a").error, env.step("a").job?.status], ["timed out after 5 s", "SUCCEEDED"]);
   await env.driver().tick();
-  assert.equal(env.step("a").status, "SUCCEEDED");
+  assert.deepEqual([env.step("a").status, env.step("a").error], ["SUCCEEDED", null]);
+});
+
+Deno.test("a timed-out job its abort did not reach fails the attempt when it ends SUCCEEDED past its limit", async () => {
+  // The job's own times (whole seconds): the first ran 9 s against a 5 s limit; the second 5 s.
+  for (const [ran, expected] of [[9, "DELAYED"], [5, "SUCCEEDED"]] as const) {
+    using env = setup();
+    await env.driver().tick();
+    env.clock.t = 1005;
+    env.executor.abortFaults.push(new ExecutorError("orchesjob abort timed out after 60 s", "timeout"));
+    await env.driver().tick();
+    assert.equal(env.executor.calls.filter((c) => c.startsWith("abort")).length, 1, "the timeout's abort was tried");
+    assert.deepEqual(
+      [env.step("a").status, env.step("a").error, env.step("a").job?.status],
+      ["RUNNING", "timed out after 5 s", "RUNNING"],
+      "the abort did not reach the job",
+    );
+    // Before the abort is tried again, the job ends by itself, successfully.
+    const job = env.executor.jobs.get("k:a:1")!;
+    env.executor.jobs.set("k:a:1", {
+      ...job,
+      status: "SUCCEEDED",
+      exit_code: 0,
+      started_at: 1000,
+      finished_at: 1000 + ran,
+    });
+    env.clock.t = 1005.1;
+    await env.driver().tick();
+    assert.equal(env.step("a").status, expected, `ran ${ran} s`);
+    if (expected === "DELAYED") {
+      assert.match(
+        env.step("a").error ?? "",
+        /^timed out after 5 s; its abort did not end the job, which ran on for 9 s/,
+      );
+      assert.equal(env.step("b").status, "PENDING", "its dependent did not start on a success");
+    } else {
+      assert.equal(env.step("a").error, null);
+    }
+  }
 });
 
 Deno.test("a cancel that wins the start gate: the recorded attempt is never started", async () => {
