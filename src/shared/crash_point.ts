@@ -3,7 +3,8 @@
  * passes, that process SIGKILLs itself there, as a power cut or an OOM kill would. Before dying it
  * appends the point's name to `ORCHESJOB_FLOW_CRASH_LOG` (when set), so a test can prove the crash
  * happened exactly where it claims. Nothing sets these variables outside tests; unset, a point costs
- * one environment read. The shell supervisor has the same hook (see supervisor.ts).
+ * one environment read. The shell supervisor has the same hook (see supervisor.ts), and a second one,
+ * `ORCHESJOB_FLOW_STOP_AT`, that SIGSTOPs it at a point instead, for a test to act in that window.
  */
 export const CRASH_AT_VARIABLE = "ORCHESJOB_FLOW_CRASH_AT";
 export const CRASH_LOG_VARIABLE = "ORCHESJOB_FLOW_CRASH_LOG";

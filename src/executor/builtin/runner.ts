@@ -534,11 +534,16 @@ async function terminate(marker: string, worker: number | null, target: number |
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
   if (worker === null || !(isOurProcessAlive(worker, marker) || isGroupAlive(worker))) return flags;
-  flags.sent_term_target = target !== null && signal(-worker, "SIGTERM");
+  // The whole group is signalled even when no command PID is known: the supervisor may have started
+  // the command without having written its PID yet, and a command signalled through its supervisor
+  // alone would live on. (The flags keep orchesjob's meaning: a target known and signalled.)
+  const termed = signal(-worker, "SIGTERM");
+  flags.sent_term_target = target !== null && termed;
   flags.sent_term_worker = signal(worker, "SIGTERM");
   crashPoint("runner:abort-grace");
   if (await groupGone(worker, graceSeconds, 0.05)) return flags;
-  flags.sent_kill_target = target !== null && signal(-worker, "SIGKILL");
+  const killed = signal(-worker, "SIGKILL");
+  flags.sent_kill_target = target !== null && killed;
   flags.sent_kill_worker = signal(worker, "SIGKILL");
   await groupGone(worker, 2, 0.02);
   return flags;

@@ -21,7 +21,8 @@
  * disk) is retried every second until it succeeds: the result is kept by the living supervisor rather
  * than lost. (Supervisors of earlier versions wrote `<name>.tmp` and renamed it, and claimed with a
  * directory; both are still read.)
- * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command.
+ * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command; one
+ * aborted while it was starting the command has the command ended by its supervisor at once.
  * SQLite is never touched here: the next status read reconciles these files into the database.
  * The command shares its supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL. The
@@ -50,6 +51,13 @@ crash_point() {
   [ "$ORCHESJOB_FLOW_CRASH_AT" = "$1" ] || return 0
   [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
   kill -9 "$worker"
+}
+# Test-only stop points: SIGSTOP this job's supervisor at the point, for a test to act in that window
+# (it logs like crash_point, and the test sends SIGCONT).
+stop_point() {
+  [ "$ORCHESJOB_FLOW_STOP_AT" = "$1" ] || return 0
+  [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
+  kill -STOP "$worker"
 }
 # Supervises one job, as the leader of its process group. Arguments: the job's words.
 supervise() {
@@ -86,6 +94,7 @@ supervise() {
   # Aborted since the first look (its abort file, or its SIGTERM caught by the trap above): the
   # command must not start now, when the abort may already have found no command to kill.
   aborted && exit 0
+  stop_point supervisor:before-command
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
   # It takes the step's environment there, in its own subshell.
@@ -98,7 +107,12 @@ supervise() {
     exec "$@"
   ) < /dev/null >| "$dir/$job.stdout" 2>| "$dir/$job.stderr" &
   pid=$!
+  stop_point supervisor:before-target
   put "$job" target "$pid"
+  # An abort that came after the look above found no command to signal, or signalled the group before
+  # the command was in it: the command is ended here (the abort's SIGKILL of the group, at the end of
+  # its grace, still follows for one that ignores this).
+  aborted && kill -TERM "$pid" 2> /dev/null
   # A trapped signal makes 'wait' return early (with 128+N) although the command still runs: wait
   # again until the command is really gone, and keep the status of the last wait. A status of 128 or
   # less is the command's own exit: it is gone, and no kill (whose failure costs an error message and
