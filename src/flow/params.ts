@@ -5,6 +5,8 @@
  */
 import { byteLength, shown, STRING_COMMAND_SHELL, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
+import { FlowError } from "./errors.ts";
+import { fieldPlace } from "./places.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
 /** Parameters given to a run that the flow cannot take (unknown, missing, malformed): a usage error. */
@@ -144,31 +146,40 @@ interface Binding {
  * argument too long. `written` is the step as the file has it.
  */
 function checkBoundStep(step: StepDefinition, written: StepDefinition, binding: Binding): void {
-  const fail = (what: string) => {
-    throw new ParamError(`step ${JSON.stringify(step.id)}: with the parameters' values, ${what}`);
+  // `field` is where the file wrote what the values broke: the error names the file and position, as
+  // every other error about the file does, when the loader noted them.
+  const fail = (what: string, field: string) => {
+    const place = fieldPlace(written, field);
+    const reason = `with the parameters' values, ${what}`;
+    if (place !== undefined) throw new FlowError(place, reason);
+    throw new ParamError(`step ${JSON.stringify(step.id)}: ${reason}`);
   };
   const { cwd, mayBeFilled } = binding;
   // Without parameters the command and env are as the loader checked them; only the cwd was made absolute.
   if (binding.substituted) {
     const emptied = emptiedCommand(step.command, written.command, mayBeFilled);
-    if (emptied !== null) fail(emptied);
+    if (emptied !== null) fail(emptied, "command");
     let total = 0;
     step.command.forEach((arg, i) => {
       const size = byteLength(arg);
       if (size > LIMITS.argumentBytes) {
-        fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+        fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`, "command");
       }
       total += size + 1;
     });
-    if (total > LIMITS.commandBytes) fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+    if (total > LIMITS.commandBytes) {
+      fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`, "command");
+    }
     for (const [name, value] of Object.entries(step.env)) {
       const size = byteLength(`${name}=${value}`);
-      if (size > LIMITS.argumentBytes) fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+      if (size > LIMITS.argumentBytes) {
+        fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`, `env.${name}`);
+      }
     }
   }
-  if (cwd === "" && !mayBeFilled(written.cwd!)) fail("cwd is empty");
+  if (cwd === "" && !mayBeFilled(written.cwd!)) fail("cwd is empty", "cwd");
   const cwdBytes = step.cwd === null ? 0 : byteLength(step.cwd);
-  if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`);
+  if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`, "cwd");
 }
 
 /**

@@ -136,6 +136,41 @@ Deno.test("the limits hold on what a step runs once --param values are in, for v
   assert.deepEqual(JSON.parse(list.stdout), []);
 });
 
+Deno.test("an error that the parameters' values cause names the file, the field's line:col and the step", async () => {
+  using dir = tempDir();
+  const file = writeFile(
+    dir.path,
+    "pos.yaml",
+    `flow_id: pos
+params: {A: x, B: x}
+env: {E: "\${params.A}\${params.A}"}
+cwd: "\${params.B}"
+steps:
+  - id: own
+    command: ["\${params.A}", x]
+    cwd: "\${params.B}/d"
+  - id: inherits
+    command: [x]
+`,
+  );
+  const big = "x".repeat(70_000);
+  const cases: [string, string][] = [
+    // The step's own command; the flow's cwd and env, which the second step inherits.
+    ["A=", 'pos.yaml:7:14: step "own": with the parameters\' values, command[0] (the program) is empty'],
+    ["B=", 'pos.yaml:4:6: step "inherits": with the parameters\' values, cwd is empty'],
+    [`A=${big}`, 'pos.yaml:3:6: step "own": with the parameters\' values, env.E is 140002 bytes'],
+  ];
+  for (const [param, expected] of cases) {
+    const result = await cli(["validate", "--param", param, file]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.ok(errorLine(result).error.startsWith(`validate: ${join(dir.path, expected)}`), result.stderr);
+  }
+  // From standard input, by the name it goes by.
+  const stdin = await cli(["validate", "--param", "A=", "-"], { stdin: Deno.readTextFileSync(file) });
+  assert.equal(stdin.code, 2, stdin.stderr);
+  assert.ok(errorLine(stdin).error.startsWith('validate: <stdin>:7:14: step "own"'), stdin.stderr);
+});
+
 Deno.test("validate without a required parameter does not refuse a field its value alone makes up; a given empty one is", async () => {
   using dir = tempDir();
   const flow = (step: string) =>
