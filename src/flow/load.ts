@@ -269,14 +269,43 @@ function checkStrictJson(text: string, fileName: string, lineCounter: LineCounte
     JSON.parse(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const offset = /position (\d+)/.exec(message)?.[1] ?? yamlErrorAt;
+    const position = /position (\d+)/.exec(message)?.[1];
+    const offset = position !== undefined ? Number(position) : unexpectedTokenOffset(message, text) ?? yamlErrorAt;
     const place: Place = { file: fileName };
     if (offset !== undefined) {
-      const { line, col } = lineCounter.linePos(Number(offset));
+      const { line, col } = lineCounter.linePos(offset);
       Object.assign(place, { line, column: col });
     }
     throw new FlowError(place, `invalid JSON: ${message.replace(/ \(line \d+ column \d+\)$/, "")}`);
   }
+}
+
+/** How much text V8 quotes on either side of an unexpected token. */
+const JSON_CONTEXT_CHARACTERS = 10;
+
+/**
+ * Where JSON.parse's error lies when its message gives no "position N": at the end of the text, or
+ * at an unexpected token, which V8 names with the text from 10 characters before its position to 10
+ * after, "..." marking a side cut short (`Unexpected token '}', ..."rict": tru}]}" is not valid JSON`).
+ * The quoted text is found in the file to place it; undefined when that cannot be done for sure (a
+ * short file quoted whole, or a quote found more than once).
+ */
+function unexpectedTokenOffset(message: string, text: string): number | undefined {
+  if (message.startsWith("Unexpected end of JSON input")) return text.length;
+  const match = /^Unexpected token '(.+?)', (\.\.\.)?"(.*)"(\.\.\.)? is not valid JSON$/s.exec(message);
+  if (match === null) return undefined;
+  const [, token, cutBefore, context, cutAfter] = match;
+  if (!cutBefore && !cutAfter) return undefined;
+  let start = 0;
+  if (cutBefore && !cutAfter) start = text.length - context.length;
+  if (cutBefore && cutAfter) {
+    start = text.indexOf(context);
+    if (text.indexOf(context, start + 1) >= 0) return undefined;
+  }
+  if (start < 0 || text.slice(start, start + context.length) !== context) return undefined;
+  const position = cutAfter ? start + context.length - JSON_CONTEXT_CHARACTERS : start + JSON_CONTEXT_CHARACTERS;
+  // V8's position is at the token it names or a character beside it (the end of a broken `tru`).
+  return [position, position + 1, position - 1].find((offset) => text[offset] === token) ?? position;
 }
 
 interface ReadStep {

@@ -373,6 +373,24 @@ Deno.test("JSON flows load, and JSON syntax errors give a position", () => {
   );
 });
 
+Deno.test("JSON errors that V8 words without a position still get one, from the text it quotes", () => {
+  // At the end of the text, at the start, in the middle, and on a later line (the token V8 names).
+  const cases: [string, string][] = [
+    ['{"flow_id": "j", "steps": [{"id": "A", "command": ["a"], "strict": tru}]}', "1:71"],
+    ['{"flow_id": "j",\n "steps": [{"id": "A",\n  "command": [a], "strict": true}]}', "3:15"],
+    ['{"flow_id": "j",\n "steps": [{"id": "A",\n  "command": ["a"], "strict": tru, "retries": 1}]}', "3:34"],
+    ['tru {"flow_id": "j", "steps": []}', "1:4"],
+    ['{"flow_id": "j", "steps": [', "1:28"],
+  ];
+  for (const [text, position] of cases) {
+    assert.match(error(text, "flow.json"), new RegExp(`^flow\\.json:${position}: invalid JSON: `), text);
+  }
+  // A text quoted whole (a short file), or quoted context found twice, cannot be placed for sure.
+  assert.match(error('{"a": tru}', "flow.json"), /^flow\.json: invalid JSON: Unexpected token/);
+  const twice = '{"s": "1, 2, 3, 4, 5, tru, 6, 7, 8, 9", "x": [1, 2, 3, 4, 5, tru, 6, 7, 8, 9]}';
+  assert.match(error(twice, "flow.json"), /^flow\.json: invalid JSON: Unexpected token ',', \.\.\."/);
+});
+
 Deno.test("YAML syntax errors and duplicate keys give a position", () => {
   assert.match(error("flow_id: f\nsteps: [\n"), /^flow\.yaml:\d+:\d+: invalid YAML: /);
   assert.match(
