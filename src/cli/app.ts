@@ -100,6 +100,9 @@ async function runCommand(argv: readonly string[]): Promise<number> {
   let commandName: string | undefined;
   try {
     const { global, command, rest } = splitGlobal(argv);
+    // An error in a global option given before a known command names that command too, as every
+    // usage error does (and as the same option given after it, or checked later, already did).
+    commandName = ALL_COMMANDS.find((c) => c.spec.name === command)?.spec.name;
     const parsedGlobal = parseArgs(GLOBAL_SPEC, global);
     if (parsedGlobal.options.version) {
       printVersion(parsedGlobal.options.format);

@@ -95,9 +95,17 @@ export function flowDirectory(path: string): string {
   return dirname(resolve(path));
 }
 
-/** The flow as a run executes it: parameters substituted, directories absolute. */
-export function bindFlowFile(flow: FlowDefinition, path: string, given: Record<string, string>): FlowDefinition {
-  return bindFlow(flow, given, flowDirectory(path));
+/**
+ * The flow as a run executes it: parameters substituted, directories absolute. `unknown`: parameters
+ * whose values are not known yet, given as "" (see bindFlow).
+ */
+export function bindFlowFile(
+  flow: FlowDefinition,
+  path: string,
+  given: Record<string, string>,
+  unknown?: ReadonlySet<string>,
+): FlowDefinition {
+  return bindFlow(flow, given, flowDirectory(path), unknown);
 }
 
 async function readStdin(): Promise<Uint8Array> {

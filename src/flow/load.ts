@@ -19,6 +19,7 @@ import {
   STRING_COMMAND_SHELL,
 } from "./fields.ts";
 import { paramReferences } from "./params.ts";
+import { recordFieldPlaces } from "./places.ts";
 import { allSucceeded, parseWhen, STEP_ID_PATTERN, WhenSyntaxError } from "./when.ts";
 import { quoteBangWhenValues } from "./yaml_bang.ts";
 import { FlowError, type Place } from "./errors.ts";
@@ -268,14 +269,43 @@ function checkStrictJson(text: string, fileName: string, lineCounter: LineCounte
     JSON.parse(text);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    const offset = /position (\d+)/.exec(message)?.[1] ?? yamlErrorAt;
+    const position = /position (\d+)/.exec(message)?.[1];
+    const offset = position !== undefined ? Number(position) : unexpectedTokenOffset(message, text) ?? yamlErrorAt;
     const place: Place = { file: fileName };
     if (offset !== undefined) {
-      const { line, col } = lineCounter.linePos(Number(offset));
+      const { line, col } = lineCounter.linePos(offset);
       Object.assign(place, { line, column: col });
     }
     throw new FlowError(place, `invalid JSON: ${message.replace(/ \(line \d+ column \d+\)$/, "")}`);
   }
+}
+
+/** How much text V8 quotes on either side of an unexpected token. */
+const JSON_CONTEXT_CHARACTERS = 10;
+
+/**
+ * Where JSON.parse's error lies when its message gives no "position N": at the end of the text, or
+ * at an unexpected token, which V8 names with the text from 10 characters before its position to 10
+ * after, "..." marking a side cut short (`Unexpected token '}', ..."rict": tru}]}" is not valid JSON`).
+ * The quoted text is found in the file to place it; undefined when that cannot be done for sure (a
+ * short file quoted whole, or a quote found more than once).
+ */
+function unexpectedTokenOffset(message: string, text: string): number | undefined {
+  if (message.startsWith("Unexpected end of JSON input")) return text.length;
+  const match = /^Unexpected token '(.+?)', (\.\.\.)?"(.*)"(\.\.\.)? is not valid JSON$/s.exec(message);
+  if (match === null) return undefined;
+  const [, token, cutBefore, context, cutAfter] = match;
+  if (!cutBefore && !cutAfter) return undefined;
+  let start = 0;
+  if (cutBefore && !cutAfter) start = text.length - context.length;
+  if (cutBefore && cutAfter) {
+    start = text.indexOf(context);
+    if (text.indexOf(context, start + 1) >= 0) return undefined;
+  }
+  if (start < 0 || text.slice(start, start + context.length) !== context) return undefined;
+  const position = cutAfter ? start + context.length - JSON_CONTEXT_CHARACTERS : start + JSON_CONTEXT_CHARACTERS;
+  // V8's position is at the token it names or a character beside it (the end of a broken `tru`).
+  return [position, position + 1, position - 1].find((offset) => text[offset] === token) ?? position;
 }
 
 interface ReadStep {
@@ -302,14 +332,23 @@ function readStep(item: Node | undefined, values: Values, defaults: StepDefaults
   const dependsOn = readDependsOn(fields, values);
   checkTemplates(fields, defaults.params);
   const condition = when ?? allSucceeded(dependsOn);
+  const ownEnv = readField(fields, STEP_FIELD_TABLE, "env") as Record<string, string> | undefined;
   const definition: StepDefinition = {
     id,
     command,
     condition,
     dependsOn,
     waitsFor: effectiveWaits(dependsOn, condition),
-    ...readStepSettings(fields, defaults),
+    ...readStepSettings(fields, defaults, ownEnv),
   };
+  const cwdNode = fields.get("cwd");
+  const envNode = fields.get("env");
+  recordFieldPlaces(definition, {
+    command: at(commandNode),
+    cwd: cwdNode ? at(cwdNode) : defaults.places.cwd,
+    ...(envNode && ownEnv ? { env: at(envNode), envNames: Object.keys(ownEnv) } : {}),
+    flowEnv: defaults.places.env,
+  });
   const whenNode = fields.get("when");
   const dependsNode = fields.get("depends_on");
   return {
@@ -434,10 +473,15 @@ function readFlowSettings(fields: Map<string, Node>, values: Values) {
   const value = (name: string) => readField(flowFields, FLOW_FIELD_TABLE, name);
   const declared = value("params") as Record<string, string | null> | undefined;
   const params: ParamSpec[] = Object.entries(declared ?? {}).map(([name, value]) => ({ name, default: value }));
+  const place = (name: string) => {
+    const node = fields.get(name);
+    return node === undefined ? undefined : values.at(node);
+  };
   const defaults: StepDefaults = {
     env: (value("env") as Record<string, string> | undefined) ?? {},
     cwd: (value("cwd") as string | undefined) ?? null,
     params: new Set(params.map((param) => param.name)),
+    places: { env: place("env"), cwd: place("cwd") },
   };
   checkTemplates(flowFields, defaults.params);
   return { params, maxParallel: (value("max_parallel") as number | undefined) ?? null, defaults };
@@ -448,6 +492,8 @@ interface StepDefaults {
   env: Record<string, string>;
   cwd: string | null;
   params: ReadonlySet<string>;
+  /** Where the flow's env and cwd are written, for errors in a step that inherits them. */
+  places: { env?: Place; cwd?: Place };
 }
 
 /** A field's plain value checked against its entry in the field table; undefined when absent. */
@@ -491,12 +537,15 @@ function checkTemplates(fields: StepFields, declared: ReadonlySet<string>): void
 
 type StepSettings = Omit<StepDefinition, "id" | "command" | "condition" | "dependsOn" | "waitsFor">;
 
-/** The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in. */
-function readStepSettings(fields: StepFields, defaults: StepDefaults): StepSettings {
+/**
+ * The fields the table alone checks, with their defaults (and the flow's env and cwd) filled in.
+ * `ownEnv` is the step's own env, read by the caller.
+ */
+function readStepSettings(fields: StepFields, defaults: StepDefaults, ownEnv?: Record<string, string>): StepSettings {
   const value = (name: string) => readField(fields, STEP_FIELD_TABLE, name);
   const exitCodes = value("retry_on_exit_codes") as number[] | undefined;
   return {
-    env: { ...defaults.env, ...(value("env") as Record<string, string> | undefined) },
+    env: { ...defaults.env, ...ownEnv },
     cwd: (value("cwd") as string | undefined) ?? defaults.cwd,
     retries: (value("retries") as number | undefined) ?? 0,
     retryDelaySec: (value("retry_delay_sec") as number | undefined) ?? 0,

@@ -5,6 +5,8 @@
  */
 import { byteLength, shown, STRING_COMMAND_SHELL, VARIABLE_NAME_PATTERN } from "./fields.ts";
 import { LIMITS } from "./limits.ts";
+import { FlowError } from "./errors.ts";
+import { fieldPlace } from "./places.ts";
 import type { FlowDefinition, StepDefinition } from "../domain/mod.ts";
 
 /** Parameters given to a run that the flow cannot take (unknown, missing, malformed): a usage error. */
@@ -90,13 +92,20 @@ export function resolveParamValues(
  * The flow as one run executes it: parameters substituted into commands, env and cwd, and a relative
  * cwd made absolute against `flowDir` (the flow file's directory, absolute). The definition hash is
  * taken over this form, so it covers the values.
+ *
+ * `unknown` names parameters whose values are not known yet (`validate` without their `--param`);
+ * `given` holds "" for them. For the size limits "" is right, the smallest a value can be, so what is
+ * refused would be refused whatever the value. A field that refers to one is never refused as empty,
+ * though: the value the run gets may fill it.
  */
 export function bindFlow(
   flow: FlowDefinition,
   given: Readonly<Record<string, string>>,
   flowDir: string,
+  unknown: ReadonlySet<string> = new Set(),
 ): FlowDefinition {
   const values = resolveParamValues(flow, given);
+  const mayBeFilled = (text: string) => unknown.size > 0 && paramReferences(text).some((name) => unknown.has(name));
   const bindStep = (step: StepDefinition): StepDefinition => {
     const cwd = step.cwd === null ? null : substituteParams(step.cwd, values);
     const bound = {
@@ -105,7 +114,7 @@ export function bindFlow(
       env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
       cwd: cwd === null ? null : absolutePath(flowDir, cwd),
     };
-    checkBoundStep(bound, step, cwd, flow.params.length > 0);
+    checkBoundStep(bound, step, { cwd, substituted: flow.params.length > 0, mayBeFilled });
     return bound;
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };
@@ -122,36 +131,55 @@ export function absolutePath(dir: string, path: string): string {
   return `/${parts.join("/")}`;
 }
 
+/** How a step was bound: its cwd with the values in (before made absolute), and what the values may change. */
+interface Binding {
+  cwd: string | null;
+  /** Whether the flow has parameters at all: without them only the cwd changed. */
+  substituted: boolean;
+  /** Whether a written text refers to a parameter whose value is not known (see {@link bindFlow}). */
+  mayBeFilled: (text: string) => boolean;
+}
+
 /**
  * The limits the loader checks on what a file says, checked again on what a step runs once the
  * values are in: a value can empty the program, the shell command or the directory, or make an
  * argument too long. `written` is the step as the file has it.
  */
-function checkBoundStep(step: StepDefinition, written: StepDefinition, cwd: string | null, substituted: boolean): void {
-  const fail = (what: string) => {
-    throw new ParamError(`step ${JSON.stringify(step.id)}: with the parameters' values, ${what}`);
+function checkBoundStep(step: StepDefinition, written: StepDefinition, binding: Binding): void {
+  // `field` is where the file wrote what the values broke: the error names the file and position, as
+  // every other error about the file does, when the loader noted them.
+  const fail = (what: string, field: string) => {
+    const place = fieldPlace(written, field);
+    const reason = `with the parameters' values, ${what}`;
+    if (place !== undefined) throw new FlowError(place, reason);
+    throw new ParamError(`step ${JSON.stringify(step.id)}: ${reason}`);
   };
+  const { cwd, mayBeFilled } = binding;
   // Without parameters the command and env are as the loader checked them; only the cwd was made absolute.
-  if (substituted) {
-    const emptied = emptiedCommand(step.command, written.command);
-    if (emptied !== null) fail(emptied);
+  if (binding.substituted) {
+    const emptied = emptiedCommand(step.command, written.command, mayBeFilled);
+    if (emptied !== null) fail(emptied, "command");
     let total = 0;
     step.command.forEach((arg, i) => {
       const size = byteLength(arg);
       if (size > LIMITS.argumentBytes) {
-        fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+        fail(`command[${i}] is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`, "command");
       }
       total += size + 1;
     });
-    if (total > LIMITS.commandBytes) fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`);
+    if (total > LIMITS.commandBytes) {
+      fail(`the command is ${total} bytes, over the limit of ${LIMITS.commandBytes}`, "command");
+    }
     for (const [name, value] of Object.entries(step.env)) {
       const size = byteLength(`${name}=${value}`);
-      if (size > LIMITS.argumentBytes) fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`);
+      if (size > LIMITS.argumentBytes) {
+        fail(`env.${name} is ${size} bytes, over the limit of ${LIMITS.argumentBytes}`, `env.${name}`);
+      }
     }
   }
-  if (cwd === "") fail("cwd is empty");
+  if (cwd === "" && !mayBeFilled(written.cwd!)) fail("cwd is empty", "cwd");
   const cwdBytes = step.cwd === null ? 0 : byteLength(step.cwd);
-  if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`);
+  if (cwdBytes > LIMITS.pathBytes) fail(`cwd is ${cwdBytes} bytes, over the limit of ${LIMITS.pathBytes}`, "cwd");
 }
 
 /**
@@ -159,12 +187,16 @@ function checkBoundStep(step: StepDefinition, written: StepDefinition, cwd: stri
  * whitespace, or the script of `/bin/sh -c SCRIPT` (what a string command is) emptied by a value
  * (`command: "${params.A}"` with `--param A=` would run `sh -c ""`, which does nothing and succeeds).
  */
-function emptiedCommand(command: readonly string[], written: readonly string[]): string | null {
-  if (command[0].trim() === "") {
+function emptiedCommand(
+  command: readonly string[],
+  written: readonly string[],
+  mayBeFilled: (text: string) => boolean,
+): string | null {
+  if (command[0].trim() === "" && !mayBeFilled(written[0])) {
     return `command[0] (the program) is ${command[0] === "" ? "empty" : "only whitespace"}`;
   }
   const shell = command.length >= 3 && command[0] === STRING_COMMAND_SHELL && command[1] === "-c";
-  if (shell && command[2] !== written[2] && command[2].trim() === "") {
+  if (shell && command[2] !== written[2] && command[2].trim() === "" && !mayBeFilled(written[2])) {
     return `the shell command (${STRING_COMMAND_SHELL} -c) is ${command[2] === "" ? "empty" : "only whitespace"}`;
   }
   return null;

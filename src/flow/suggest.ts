@@ -35,3 +35,53 @@ export function closestName(name: string, candidates: readonly string[]): string
   const limit = Math.max(1, Math.floor(name.length / 3));
   return bestDistance <= limit ? best : undefined;
 }
+
+/**
+ * Names other tools (GitHub Actions, docker-compose, Dagu, cron wrappers) use for our fields, with
+ * ours in order of preference: the first that the mapping allows is suggested. Lower case.
+ */
+const FIELD_ALIASES: Readonly<Record<string, readonly string[]>> = {
+  cmd: ["command"],
+  args: ["command"],
+  argv: ["command"],
+  run: ["command"],
+  script: ["command"],
+  name: ["id", "flow_id"],
+  env_vars: ["env"],
+  environment: ["env"],
+  variables: ["env"],
+  deps: ["depends_on"],
+  depends: ["depends_on"],
+  needs: ["depends_on"],
+  after: ["depends_on"],
+  if: ["when"],
+  condition: ["when"],
+  dir: ["cwd"],
+  workdir: ["cwd"],
+  working_dir: ["cwd"],
+  working_directory: ["cwd"],
+  retry: ["retries"],
+  max_retries: ["retries"],
+  timeout: ["timeout_sec"],
+  parallel: ["max_parallel"],
+  parallelism: ["max_parallel"],
+  concurrency: ["max_parallel"],
+  parameters: ["params"],
+};
+
+/**
+ * The field of `allowed` that an unknown field `name` most likely means: a known alias (`cmd` →
+ * `command`, which is one edit from `cwd`), else the only field it begins (`retry_delay` →
+ * `retry_delay_sec`), else a near typo ({@link closestName}).
+ */
+export function suggestField(name: string, allowed: readonly string[]): string | undefined {
+  const lower = name.toLowerCase();
+  const alias = Object.hasOwn(FIELD_ALIASES, lower)
+    ? FIELD_ALIASES[lower].find((field) => allowed.includes(field))
+    : undefined;
+  if (alias !== undefined) return alias;
+  // Three letters at least: `r` begins too many fields to mean one of them.
+  const extending = lower.length >= 3 ? allowed.filter((field) => field.startsWith(lower)) : [];
+  if (extending.length === 1) return extending[0];
+  return closestName(name, allowed);
+}

@@ -8,7 +8,7 @@ import type { Alias, Document, Node, YAMLMap } from "yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq } from "./yaml_library.ts";
 import { FlowError, type Place } from "./errors.ts";
 import { LIMITS } from "./limits.ts";
-import { closestName } from "./suggest.ts";
+import { suggestField } from "./suggest.ts";
 
 export type At = (node: Node | null | undefined, stepId?: string) => Place;
 
@@ -99,7 +99,7 @@ export class Values {
         continue;
       }
       const name = typeof key === "string" ? key : JSON.stringify(key);
-      const suggestion = typeof key === "string" ? closestName(key, allowed) : undefined;
+      const suggestion = typeof key === "string" ? suggestField(key, allowed) : undefined;
       const where = stepId === undefined ? "" : ` in step "${stepId}"`;
       const hint = suggestion ? `; did you mean "${suggestion}"?` : `; expected one of ${allowed.join(", ")}`;
       throw new FlowError(this.at(keyNode), `unknown field "${name}"${where}${hint}`);

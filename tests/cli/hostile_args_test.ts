@@ -69,7 +69,7 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   const setup: Case[] = [{ argv: [...quick, "start", "--run-key", "k0", "-q", flow], exit: 0, error: null }];
   const cases: Case[] = [
     // Values that are missing, empty (an unset shell variable) or given twice.
-    { argv: ["--db", "", "status", "--run-key", "k0"], exit: 2, error: "option --db needs a non-empty value" },
+    { argv: ["--db", "", "status", "--run-key", "k0"], exit: 2, error: "status: option --db needs a non-empty value" },
     { argv: ["--db", ":memory:", "status", "--run-key", "k0"], exit: 2, error: '--db ":memory:" keeps no state' },
     { argv: ["status", "--run-key", "k0", "--db="], exit: 2, error: "status: option --db needs a non-empty value" },
     {

@@ -136,6 +136,78 @@ Deno.test("the limits hold on what a step runs once --param values are in, for v
   assert.deepEqual(JSON.parse(list.stdout), []);
 });
 
+Deno.test("an error that the parameters' values cause names the file, the field's line:col and the step", async () => {
+  using dir = tempDir();
+  const file = writeFile(
+    dir.path,
+    "pos.yaml",
+    `flow_id: pos
+params: {A: x, B: x}
+env: {E: "\${params.A}\${params.A}"}
+cwd: "\${params.B}"
+steps:
+  - id: own
+    command: ["\${params.A}", x]
+    cwd: "\${params.B}/d"
+  - id: inherits
+    command: [x]
+`,
+  );
+  const big = "x".repeat(70_000);
+  const cases: [string, string][] = [
+    // The step's own command; the flow's cwd and env, which the second step inherits.
+    ["A=", 'pos.yaml:7:14: step "own": with the parameters\' values, command[0] (the program) is empty'],
+    ["B=", 'pos.yaml:4:6: step "inherits": with the parameters\' values, cwd is empty'],
+    [`A=${big}`, 'pos.yaml:3:6: step "own": with the parameters\' values, env.E is 140002 bytes'],
+  ];
+  for (const [param, expected] of cases) {
+    const result = await cli(["validate", "--param", param, file]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.ok(errorLine(result).error.startsWith(`validate: ${join(dir.path, expected)}`), result.stderr);
+  }
+  // From standard input, by the name it goes by.
+  const stdin = await cli(["validate", "--param", "A=", "-"], { stdin: Deno.readTextFileSync(file) });
+  assert.equal(stdin.code, 2, stdin.stderr);
+  assert.ok(errorLine(stdin).error.startsWith('validate: <stdin>:7:14: step "own"'), stdin.stderr);
+});
+
+Deno.test("validate without a required parameter does not refuse a field its value alone makes up; a given empty one is", async () => {
+  using dir = tempDir();
+  const flow = (step: string) =>
+    writeFile(dir.path, "u.yaml", `flow_id: u\nparams: {A: null, B: null}\nsteps:\n  - {id: s, ${step}}\n`);
+  const fields = [
+    'command: [ls], cwd: "${params.A}"',
+    'command: "${params.A}"',
+    'command: ["${params.A}", x]',
+    'command: [/bin/sh, -c, "${params.A}"]',
+    'command: ["${params.A}${params.B}"], cwd: "${params.B}${params.A}"',
+  ];
+  for (const step of fields) {
+    const file = flow(step);
+    // A's value is unknown: the run gets one (start refuses to go without it), so nothing is empty yet.
+    for (const given of [[], ["--param", "B="]]) {
+      const result = await cli(["validate", ...given, file]);
+      assert.equal(result.code, 0, `${step} ${given}: ${result.stderr}`);
+      assert.match(JSON.parse(result.stderr.split("\n")[0]).warning, /parameter "A" has no default/);
+      assert.equal(JSON.parse(result.stdout).definition_hash, null);
+    }
+    // Given empty, it empties the field: refused as before.
+    const emptied = await cli(["validate", "--param", "A=", "--param", "B=", file]);
+    assert.equal(emptied.code, 2, `${step}: ${emptied.stderr}`);
+    assert.match(errorLine(emptied).error, /with the parameters' values, .* (is empty|only whitespace)/);
+  }
+  // A value given empty still empties a field that refers to no missing parameter.
+  const file = flow('command: ["${params.B}"], cwd: "${params.A}"');
+  const result = await cli(["validate", "--param", "B=", file]);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(errorLine(result).error, /command\[0\] \(the program\) is empty/);
+  // start still needs every required value.
+  const db = ["--db", join(dir.path, "state.sqlite3"), "--executor", "builtin"];
+  const start = await cli([...db, "start", "-q", "--run-key", "k", "--param", "B=x", file]);
+  assert.equal(start.code, 2, start.stderr);
+  assert.match(errorLine(start).error, /missing required parameter "A"/);
+});
+
 Deno.test("a named pipe as the flow file: read once a writer opens it; refused after 5 s when none does", async () => {
   using dir = tempDir();
   const pipe = join(dir.path, "flow.pipe");

@@ -160,6 +160,20 @@ contract("start returns the job with orchesjob's fields in order, and status ret
   assert.equal((await oj.run("logs", "--run-key", "k", "--stream", "stderr")).stdout, "err\n");
 });
 
+contract(
+  "an empty run key: start accepts it, status refuses it with exit 2 (orchesjob's own asymmetry)",
+  async (oj) => {
+    // The contract, as measured: start takes "" as a key; status reads "" as no key given.
+    const started = await oj.ok("start", "--run-key", "", "--", "true");
+    assert.equal(started.run_key, "");
+    const status = await oj.run("status", "--run-key", "");
+    assert.equal(status.code, 2, status.stderr);
+    assert.match(status.stderr, /Either --run-key or --job-id is required/);
+    // The job is there all the same, by its id.
+    assert.equal((await oj.ok("status", "--job-id", started.job_id)).run_key, "");
+  },
+);
+
 contract("a second start of an active run key returns the same job", async (oj) => {
   const first = await oj.ok("start", "--run-key", "k", "--", "sleep", "30");
   const second = await oj.ok("start", "--run-key", "k", "--", "echo", "ignored");

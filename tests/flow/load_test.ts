@@ -99,6 +99,38 @@ Deno.test("each field rejects bad values with the file, line, column and step", 
   for (const [extra, message] of cases) assert.equal(error(oneStep(extra)), message, extra);
 });
 
+Deno.test("an unknown field suggests the field meant: another tool's name for it, a field it begins, a near typo", () => {
+  const steps: [string, string][] = [
+    ["timeout", "timeout_sec"],
+    ["retry_delay", "retry_delay_sec"],
+    ["depends", "depends_on"],
+    ["retry", "retries"],
+    // One edit from "cwd", but what other tools call the command.
+    ["cmd", "command"],
+    ["args", "command"],
+    ["env_vars", "env"],
+    ["deps", "depends_on"],
+    ["needs", "depends_on"],
+    ["working_dir", "cwd"],
+    ["name", "id"],
+    ["Timeout", "timeout_sec"],
+    ["start_timeout", "start_timeout_sec"],
+    ["retrys", "retries"],
+  ];
+  for (const [written, meant] of steps) {
+    assert.equal(
+      error(oneStep(`    ${written}: 1\n`)),
+      `flow.yaml:5:5: unknown field "${written}" in step "A"; did you mean "${meant}"?`,
+    );
+  }
+  // At the flow level, the fields there.
+  const flow = "flow_id: f\nsteps: [{id: A, command: [a]}]\n";
+  assert.equal(error(`name: x\n${flow}`), 'flow.yaml:1:1: unknown field "name"; did you mean "flow_id"?');
+  assert.equal(error(`parallel: 2\n${flow}`), 'flow.yaml:1:1: unknown field "parallel"; did you mean "max_parallel"?');
+  // Too short to begin one field, too far from any: the list.
+  assert.match(error(oneStep("    re: 1\n")), /unknown field "re" in step "A"; expected one of id, command, /);
+});
+
 Deno.test("flow-level fields are required and checked", () => {
   assert.equal(error("steps: []\n"), 'flow.yaml:1:1: missing required field "flow_id"');
   assert.equal(
@@ -371,6 +403,24 @@ Deno.test("JSON flows load, and JSON syntax errors give a position", () => {
     error('{"flow_id": "j", "steps": [{"id": "A", "commnd": ["a"]}]}', "flow.json"),
     /flow\.json:1:\d+: unknown field "commnd" in step "A"; did you mean "command"\?/,
   );
+});
+
+Deno.test("JSON errors that V8 words without a position still get one, from the text it quotes", () => {
+  // At the end of the text, at the start, in the middle, and on a later line (the token V8 names).
+  const cases: [string, string][] = [
+    ['{"flow_id": "j", "steps": [{"id": "A", "command": ["a"], "strict": tru}]}', "1:71"],
+    ['{"flow_id": "j",\n "steps": [{"id": "A",\n  "command": [a], "strict": true}]}', "3:15"],
+    ['{"flow_id": "j",\n "steps": [{"id": "A",\n  "command": ["a"], "strict": tru, "retries": 1}]}', "3:34"],
+    ['tru {"flow_id": "j", "steps": []}', "1:4"],
+    ['{"flow_id": "j", "steps": [', "1:28"],
+  ];
+  for (const [text, position] of cases) {
+    assert.match(error(text, "flow.json"), new RegExp(`^flow\\.json:${position}: invalid JSON: `), text);
+  }
+  // A text quoted whole (a short file), or quoted context found twice, cannot be placed for sure.
+  assert.match(error('{"a": tru}', "flow.json"), /^flow\.json: invalid JSON: Unexpected token/);
+  const twice = '{"s": "1, 2, 3, 4, 5, tru, 6, 7, 8, 9", "x": [1, 2, 3, 4, 5, tru, 6, 7, 8, 9]}';
+  assert.match(error(twice, "flow.json"), /^flow\.json: invalid JSON: Unexpected token ',', \.\.\."/);
 });
 
 Deno.test("YAML syntax errors and duplicate keys give a position", () => {

@@ -27,9 +27,12 @@ export const validateCommand: Command = {
       ...missing.map((name) => `parameter "${name}" has no default: start needs --param ${name}=VALUE`),
     ];
     // Unknown --param names are an error here too; with required ones missing, the file is shown unbound.
+    // It is still checked with the values given: the missing ones count as unknown, so a field made of
+    // one alone (`cwd: "${params.DIR}"`) is not refused as empty, while one that a given value empties is.
     const flow = missing.length === 0 ? bindFlowFile(loaded, file, given) : loaded;
     if (missing.length > 0) {
-      bindFlowFile(loaded, file, { ...given, ...Object.fromEntries(missing.map((n) => [n, ""])) });
+      const unknown = Object.fromEntries(missing.map((name) => [name, ""]));
+      bindFlowFile(loaded, file, { ...given, ...unknown }, new Set(missing));
     }
     const normalized = normalizeFlow(flow);
     const steps = normalized.steps.map((step, i) => ({ ...step, condition: conditionOf(flow.steps[i].condition) }));
