@@ -68,7 +68,7 @@ export function realStatePath(path: string): string {
 const MAX_ESCAPED = 120;
 
 /**
- * A run key as a file name component of at most {@link MAX_ESCAPED} + 18 bytes. Every byte of its UTF-8
+ * A run key as a file name component of at most {@link MAX_ESCAPED} bytes. Every byte of its UTF-8
  * form outside [A-Za-z0-9_-] becomes `%xx` (so no `/` or `..` survives). A longer escaped form is cut
  * to a prefix (never inside a `%xx`) followed by `~` and 16 hex digits of the key's SHA-256: `~`
  * itself is always escaped, so a shortened name never equals another key's full one.
