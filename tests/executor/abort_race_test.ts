@@ -122,3 +122,82 @@ Deno.test({
     assert.ok(!processAlive(supervisor), "the stopped supervisor was killed");
   },
 });
+
+/**
+ * Starts a process that leads a group of its own (setsid) with PID `pid`, by steering the kernel's next
+ * PID from a shell that then forks it at once; returns its PID, or null if another process took it.
+ */
+async function processWithPid(pid: number): Promise<number | null> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const script = `echo ${pid - 1} > /proc/sys/kernel/ns_last_pid; setsid sleep 60 > /dev/null 2>&1 & echo $!`;
+    const out = await new Deno.Command("sh", { args: ["-c", script], stderr: "null" }).output();
+    const got = Number(new TextDecoder().decode(out.stdout));
+    if (got === pid) return got;
+    if (got > 0) Deno.kill(got, "SIGKILL");
+  }
+  return null;
+}
+
+function canSteerPids(): boolean {
+  try {
+    Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", Deno.readTextFileSync("/proc/sys/kernel/ns_last_pid"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "an abort whose job's group emptied during its grace never signals a group that took over its id",
+  // Root on Linux only: the PID reuse is forced through /proc/sys/kernel/ns_last_pid.
+  ignore: Deno.build.os !== "linux" || !canSteerPids(),
+  fn: async () => {
+    using home = tempDir();
+    const [termed, release] = [join(home.path, "termed"), join(home.path, "release")];
+    // The command notes the abort's SIGTERM and lives on until the test lets it end.
+    const script = `trap 'echo > ${termed}' TERM; while [ ! -e ${release} ]; do sleep 0.05; done`;
+    const env = { ORCHESJOB_FLOW_HOME: home.path };
+    const started = await cli(["job", "start", "--run-key", "k", "--", "sh", "-c", script], { env });
+    assert.equal(started.code, 0, started.stderr);
+    const { worker_pid: supervisor, stdout_file: stdoutFile } = JSON.parse(started.stdout);
+    const abort = new Deno.Command(CLI[0], {
+      args: [...CLI.slice(1), "job", "abort", "--run-key", "k", "--grace-seconds", "3"],
+      env: { ...TEST_ENV, ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let other: number | null = null;
+    try {
+      // The abort sent its SIGTERM and is in its grace: it is held there while the job ends by itself.
+      await eventually("the command got the abort's SIGTERM", () => exists(termed));
+      Deno.kill(abort.pid, "SIGSTOP");
+      Deno.writeTextFileSync(release, "");
+      await eventually(
+        "the job's supervisor recorded its end and exited",
+        () => exists(stdoutFile.replace(/\.stdout$/, ".exit")) && !processAlive(supervisor),
+      );
+      // Its PID is free again once its parent (init, here) has reaped it.
+      await eventually("the supervisor was reaped", () => !exists(`/proc/${supervisor}`));
+      other = await processWithPid(supervisor);
+      assert.ok(other !== null, `no process could be given PID ${supervisor}`);
+      Deno.kill(abort.pid, "SIGCONT");
+      const done = await abort.output();
+      assert.equal(done.code, 0, new TextDecoder().decode(done.stderr));
+      assert.ok(processAlive(other), "the unrelated process that took over the group's id was killed");
+    } finally {
+      try {
+        Deno.kill(abort.pid, "SIGKILL");
+      } catch { /* ended */ }
+      if (other !== null && processAlive(other)) Deno.kill(other, "SIGKILL");
+    }
+  },
+});
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

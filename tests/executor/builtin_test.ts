@@ -374,7 +374,8 @@ Deno.test({
     const runner = new BuiltinRunner(db, jobs);
     // Each stands for a process that now has an aborted job's old supervisor PID: the leader of a
     // group of its own (setsid), as another job's supervisor is.
-    const leader = () => new Deno.Command("setsid", { args: ["sleep", "60"], stdout: "null", stderr: "null" }).spawn();
+    // The job's own one is a shell that shows the job id on its command line, as a supervisor does.
+    const leader = (...args: string[]) => new Deno.Command("setsid", { args, stdout: "null", stderr: "null" }).spawn();
     const abortedLongAgo = (jobId: string, pid: number, claimedAt: Date) => {
       const hourAgo = nowSeconds() - 3600;
       runner.table.insertJob(
@@ -384,8 +385,8 @@ Deno.test({
       Deno.writeTextFileSync(join(jobs, `${jobId}.claim`), `${pid}\n`);
       Deno.utimeSync(join(jobs, `${jobId}.claim`), claimedAt, claimedAt);
     };
-    const stranger = leader();
-    const ours = leader();
+    const stranger = leader("sleep", "60");
+    const ours = leader("sh", "-c", "sleep 60; :", "recent");
     try {
       for (const pid of [stranger.pid, ours.pid]) {
         await eventually(

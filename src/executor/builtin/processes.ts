@@ -101,6 +101,25 @@ export function isOurProcessAlive(pid: number, marker: string): boolean {
 }
 
 /**
+ * True when `pid` is a live process whose command line, read to the end of any exec under way, is not
+ * empty and lacks `marker`: some other program holds the PID. Of a job's supervisor's PID this means the
+ * job's process group ended (the kernel gives out no PID that is still a group's id), and a group with
+ * that id now is another's.
+ */
+export function isOtherProcess(pid: number, marker: string): boolean {
+  if (isLinux) {
+    const stat = readProcStat(pid);
+    if (!stat || stat.state === "Z" || stat.state === "X") return false;
+    const first = readCmdline(pid);
+    if (first === null || first.includes(marker)) return false;
+    const settled = settledCmdline(pid, first);
+    return settled !== null && settled !== "" && !settled.includes(marker);
+  }
+  const info = psInfo(pid);
+  return info !== null && !info.state.startsWith("Z") && info.command !== "" && !info.command.includes(marker);
+}
+
+/**
  * Linux: when process `pid` started (epoch seconds, to within about a second: the boot time is kept in
  * whole seconds), or null when it is gone, or elsewhere than on Linux.
  */

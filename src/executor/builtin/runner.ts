@@ -25,7 +25,7 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { isGroupAlive, isOurProcessAlive, processStartTime, signal } from "./processes.ts";
+import { isGroupAlive, isOtherProcess, isOurProcessAlive, processStartTime, signal } from "./processes.ts";
 import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
@@ -294,7 +294,7 @@ export class BuiltinRunner implements Executor {
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return row;
     const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
-    await terminate(markerOf(row, files), worker, row.target_pid, grace);
+    await terminate(() => isJobGroupAlive(worker, row, files), worker, row.target_pid, grace);
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -519,7 +519,8 @@ export class BuiltinRunner implements Executor {
     }
     const worker = workerOf(row, files);
     const target = row.target_pid ?? readIntFile(files.target);
-    const flags = await terminate(markerOf(row, files), worker, target, options.graceSeconds);
+    const ours = () => worker !== null && isJobGroupAlive(worker, row, files);
+    const flags = await terminate(ours, worker, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
@@ -528,12 +529,14 @@ export class BuiltinRunner implements Executor {
 /**
  * SIGTERM to the supervisor's process group, then SIGKILL after `graceSeconds`. The supervisor leads
  * its own session and process group; the command and everything it spawned are in that group.
- * Signals go out only while the supervisor is provably the job's (its PID may have been reused).
+ * Signals go out only while `alive` says the group is still the job's: checked again before the
+ * SIGKILL and at every look during the grace, as a group that emptied may have its id taken by an
+ * unrelated process (a reused PID) meanwhile, which must not be killed.
  */
-async function terminate(marker: string, worker: number | null, target: number | null, graceSeconds: number) {
+async function terminate(alive: () => boolean, worker: number | null, target: number | null, graceSeconds: number) {
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
-  if (worker === null || !(isOurProcessAlive(worker, marker) || isGroupAlive(worker))) return flags;
+  if (worker === null || !alive()) return flags;
   // The whole group is signalled even when no command PID is known: the supervisor may have started
   // the command without having written its PID yet, and a command signalled through its supervisor
   // alone would live on. (The flags keep orchesjob's meaning: a target known and signalled.)
@@ -541,19 +544,19 @@ async function terminate(marker: string, worker: number | null, target: number |
   flags.sent_term_target = target !== null && termed;
   flags.sent_term_worker = signal(worker, "SIGTERM");
   crashPoint("runner:abort-grace");
-  if (await groupGone(worker, graceSeconds, 0.05)) return flags;
+  if (await gone(alive, graceSeconds, 0.05)) return flags;
   const killed = signal(-worker, "SIGKILL");
   flags.sent_kill_target = target !== null && killed;
   flags.sent_kill_worker = signal(worker, "SIGKILL");
-  await groupGone(worker, 2, 0.02);
+  await gone(alive, 2, 0.02);
   return flags;
 }
 
-/** Waits up to `seconds` for process group `pgid` to be empty; true once it is. */
-async function groupGone(pgid: number, seconds: number, poll: number): Promise<boolean> {
+/** Waits up to `seconds` for `alive` to turn false (a job's group empty, or no longer the job's). */
+async function gone(alive: () => boolean, seconds: number, poll: number): Promise<boolean> {
   const deadline = performance.now() + seconds * 1000;
-  while (isGroupAlive(pgid) && performance.now() < deadline) await sleep(poll);
-  return !isGroupAlive(pgid);
+  while (alive() && performance.now() < deadline) await sleep(poll);
+  return !alive();
 }
 
 function statMtime(path: string): number | null {
@@ -649,7 +652,11 @@ function isJobGroupAlive(worker: number, row: JobRow, files: ReturnType<typeof j
   // The boot time behind `started` is whole seconds: a leader that started up to 2 s after the claim
   // (which the job's own supervisor wrote after it started) is given the benefit of the doubt.
   if (claimed !== null && started !== null && started > claimed + 2) return false;
-  return isOurProcessAlive(worker, markerOf(row, files)) || isGroupAlive(worker);
+  const marker = markerOf(row, files);
+  if (isOurProcessAlive(worker, marker)) return true;
+  // The supervisor's PID came round to another program: the job's group ended before (see
+  // isOtherProcess), and a group of that id now is not the job's.
+  return !isOtherProcess(worker, marker) && isGroupAlive(worker);
 }
 
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
