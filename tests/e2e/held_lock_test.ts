@@ -221,3 +221,34 @@ flowTest(
     assert.equal((await env.status("u")).status, "PENDING", "nothing was driven");
   },
 );
+
+flowTest(
+  builtin,
+  "wait --advance --timeout: a write the driver waits for does not outlast the deadline",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}\n`,
+    );
+    await undrivenRun(env, "d", file);
+    const child = env.spawn(["wait", "--run-key", "d", "--timeout", "8", "--interval", "0.1", "--advance"]);
+    const stdout = collectText(child.stdout);
+    const stderr = collectText(child.stderr);
+    await env.waitFor(
+      "d",
+      "wait drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    // Held for less than the busy timeout (15 s) but past the deadline: a write that waited the busy
+    // timeout would get the lock when it is let go, and wait would return only then.
+    await using lock = await holdWriteLock(env, 12);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and waits for the lock
+    const status = await child.status;
+    await stdout.done;
+    assert.equal(lock.released(), false, "wait returned only once the lock was let go");
+    assert.equal(status.code, 124, await stderr.done);
+    assert.deepEqual(JSON.parse(stdout.text), { run_key: "d", status: "RUNNING", exit_code: 124, timed_out: true });
+    assertLockHeld(env);
+  },
+);
