@@ -71,8 +71,8 @@ export class Session implements Disposable {
   /** The state file as opened (null: none, an in-memory stand-in): a driver stops if the path comes to name another file. */
   readonly identity: FileIdentity | null;
   readonly locks: FileLocks;
+  /** The connection, replaced once by {@link Session.openForWriting} when opened only to follow. */
   private opened: OpenedState;
-  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
   private runStore: RunStore;
   private executors = new Map<string, Executor>();
   /** Aborted by {@link Session.stopCalls}: the executors' calls under way are killed. */
