@@ -3,28 +3,33 @@ import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
-import { epochNow, pathExists } from "../shared/mod.ts";
+import { epochNow, pathExists, sleep, sleepUnless } from "../shared/mod.ts";
 import {
+  busyTimeoutMs,
   checkStateFile,
   type Database,
   driverHolder,
   type FileIdentity,
   FileLocks,
+  isLockHeld,
   jobsDirectory,
+  limitLockWait,
   openDatabase,
   openDatabaseReadOnly,
   resolveDbPath,
   type RunFilter,
   RunStore,
   type RunSummary,
+  StateFileBehindError,
   stateFileIdentity,
   StateFileReadOnlyError,
   storeWaitReason,
 } from "../store/mod.ts";
 import { type OptionSpec, type ParsedArgs, suggestName } from "./args.ts";
 import type { CommandContext } from "./command.ts";
+import type { Interrupt } from "./interrupt.ts";
 import { runKeyProblem } from "../flow/mod.ts";
-import { printError } from "./output.ts";
+import { printError, printWarning } from "./output.ts";
 import { faultJson } from "./render/mod.ts";
 
 export interface SessionOptions {
@@ -44,31 +49,99 @@ export interface SessionOptions {
    * ({@link Session.requireWritable}, {@link Session.tryDriverLock}).
    */
   readIfReadOnly?: boolean;
+  /**
+   * For commands that follow a run and drive it only at need (wait, watch; implies `readIfReadOnly`):
+   * an existing state file is opened read-only, as `status` opens it, so following a run needs no
+   * write lock, which another process (an admin's sqlite3 shell) may hold for as long as it likes.
+   * {@link Session.openForWriting} opens it for writing when the run must be driven.
+   */
+  follower?: boolean;
+}
+
+/** An open state file, and why it is read-only if it was refused for writing. */
+interface OpenedState {
+  db: Database;
+  refused: StateFileReadOnlyError | null;
+  /** Opened read-only only to follow (see {@link SessionOptions.follower}), not because writing was refused. */
+  following?: boolean;
 }
 
 export class Session implements Disposable {
   readonly dbPath: string;
-  readonly db: Database;
   /** The state file as opened (null: none, an in-memory stand-in): a driver stops if the path comes to name another file. */
   readonly identity: FileIdentity | null;
-  /** The engine's ports, wired to SQLite and the file locks. */
-  readonly runs: RunRepository;
   readonly locks: FileLocks;
-  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
-  readonly store: RunStore;
+  /** The connection, replaced once by {@link Session.openForWriting} when opened only to follow. */
+  private opened: OpenedState;
+  private runStore: RunStore;
   private executors = new Map<string, Executor>();
   /** Aborted by {@link Session.stopCalls}: the executors' calls under way are killed. */
   private readonly calls = new AbortController();
-  /** Why the state file was opened read-only under `readIfReadOnly`, or null. */
-  private readonly refused: StateFileReadOnlyError | null;
 
-  constructor(readonly context: CommandContext, options: SessionOptions = {}) {
-    this.dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    ({ db: this.db, refused: this.refused } = openState(this.dbPath, options));
+  constructor(readonly context: CommandContext, options: SessionOptions = {}, opened?: OpenedState) {
+    this.dbPath = sessionDbPath(context);
+    this.opened = opened ?? openState(this.dbPath, options);
     this.identity = stateFileIdentity(this.dbPath);
-    this.store = new RunStore(this.db);
-    this.runs = this.store;
+    this.runStore = new RunStore(this.db);
     this.locks = new FileLocks(this.dbPath);
+  }
+
+  /**
+   * A session opened in short waits for the state file's write lock, retried for as long as another
+   * process holds it (an admin's sqlite3 shell): SQLite's own wait would block this process, and fail
+   * after the busy timeout. From the start, a signal (`interrupt`) ends that wait with exit 130 and
+   * stops the session's calls; nothing is stored before it is opened. Without `interrupt` (start -d)
+   * a signal keeps its default action.
+   */
+  static async open(context: CommandContext, options: SessionOptions, interrupt: Interrupt | null): Promise<Session> {
+    const dbPath = sessionDbPath(context);
+    const stop = () => interrupt?.requested() ?? false;
+    const opened = await openWaiting(dbPath, options, stop);
+    if (opened === null) {
+      throw new UserError(
+        `interrupted while opening state database ${dbPath}; nothing was stored`,
+        ExitCode.interrupted,
+      );
+    }
+    const session = new Session(context, options, opened);
+    interrupt?.alsoOnSignal(() => session.stopCalls());
+    return session;
+  }
+
+  get db(): Database {
+    return this.opened.db;
+  }
+
+  /** The SQLite side of `runs`, for what only the CLI needs (listing, deleting). */
+  get store(): RunStore {
+    return this.runStore;
+  }
+
+  /** The engine's ports, wired to SQLite and the file locks. */
+  get runs(): RunRepository {
+    return this.runStore;
+  }
+
+  /** Why the state file was opened read-only under `readIfReadOnly`, or null. */
+  private get refused(): StateFileReadOnlyError | null {
+    return this.opened.refused;
+  }
+
+  /**
+   * Opens for writing a state file opened read-only to follow a run (see {@link SessionOptions.follower}),
+   * waiting out another process's write lock: false when `until` said stop first (a signal, a deadline).
+   * A file this process may not write stays read-only, refused as {@link Session.requireWritable} says.
+   */
+  async openForWriting(until: () => boolean): Promise<boolean> {
+    if (!this.opened.following) return true;
+    const opened = await openWaiting(this.dbPath, { readIfReadOnly: true }, until);
+    if (opened === null) return false;
+    this.opened.db.close();
+    this.opened = opened;
+    this.runStore = new RunStore(opened.db);
+    // Made on the read-only connection: they would not write.
+    this.executors.clear();
+    return true;
   }
 
   /** Refuses (exit 2, {@link StateFileReadOnlyError}) what `needs` to write a state file opened read-only. */
@@ -78,9 +151,13 @@ export class Session implements Disposable {
 
   /**
    * The run's driver lock when no process holds it, else null. From a state file opened read-only a
-   * run is never driven: null while another process drives it, else the refusal saying `needs`.
+   * run is never driven: null while another process drives it, else the refusal saying `needs`. A
+   * state file opened to follow is opened for writing first, unless another process drives the run;
+   * null too when `until` stops that wait for the write lock.
    */
-  async tryDriverLock(runKey: string, needs: string): Promise<Disposable | null> {
+  async tryDriverLock(runKey: string, needs: string, until: () => boolean): Promise<Disposable | null> {
+    if (this.opened.following && (await driverHolder(this.dbPath, runKey)) !== null) return null;
+    if (!(await this.openForWriting(until))) return null;
     if (this.refused === null) return await this.locks.tryDriverLock(runKey);
     if ((await driverHolder(this.dbPath, runKey)) !== null) return null;
     this.requireWritable(needs);
@@ -168,7 +245,16 @@ export class Session implements Disposable {
     this.calls.abort();
   }
 
-  driver(record: RunRecord, interrupted?: () => boolean): Driver {
+  /**
+   * A driver of the run, stopping when `interrupted` says so. With a `deadline` (a `performance.now()`
+   * time: wait --timeout's), no statement waits past it for another process's write lock, where the
+   * busy timeout would block this process up to 15 s beyond it; the driver takes the lock it did not
+   * get as it takes a lock held past the busy timeout (it waits, then stops at `interrupted`).
+   */
+  driver(record: RunRecord, interrupted?: () => boolean, deadline = Infinity): Driver {
+    const limit = () => {
+      if (deadline !== Infinity) limitLockWait(this.db, deadline - performance.now());
+    };
     return new Driver({
       runs: this.runs,
       gate: this.locks,
@@ -176,15 +262,19 @@ export class Session implements Disposable {
       pollIntervalSec: this.context.globals.pollInterval,
       interrupted,
       checkStore: () => {
+        limit();
         if (this.identity) checkStateFile(this.dbPath, this.identity);
       },
       storeWaitReason,
-      onStoreWait: ({ runKey, reason, since, retryInSec }) =>
+      onStoreWait: ({ runKey, reason, since, retryInSec }) => {
+        // The driver's note of the wait in the run is the next statement: it must not wait either.
+        limit();
         printError(`state database unusable, retrying: ${reason}`, {
           run_key: runKey,
           since,
           retry_in_sec: retryInSec,
-        }),
+        });
+      },
       // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
       onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
         printError(`executor call failed: ${fault.message}`, {
@@ -204,17 +294,64 @@ export class Session implements Disposable {
   }
 }
 
-/** The state file's connection as `options` ask (see {@link SessionOptions}), and why it is read-only if it is. */
-function openState(path: string, options: SessionOptions): { db: Database; refused: StateFileReadOnlyError | null } {
-  if ((options.readOnly || options.queryOnly) && !pathExists(path)) {
+function sessionDbPath(context: CommandContext): string {
+  return resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
+}
+
+/**
+ * The state file's connection as `options` ask (see {@link SessionOptions}), and why it is read-only
+ * if it is. `lockWaitMs`: how long opening for writing waits for another process's write lock.
+ */
+function openState(path: string, options: SessionOptions, lockWaitMs?: number): OpenedState {
+  if ((options.readOnly || options.queryOnly || options.follower) && !pathExists(path)) {
     return { db: openDatabase(":memory:"), refused: null };
   }
   if (options.queryOnly) return { db: openDatabaseReadOnly(path), refused: null };
+  if (options.follower) {
+    try {
+      return { db: openDatabaseReadOnly(path), refused: null, following: true };
+    } catch (error) {
+      // A schema to migrate first (a file of an older version): that needs the write lock.
+      if (!(error instanceof StateFileBehindError)) throw error;
+    }
+  }
   try {
-    return { db: openDatabase(path), refused: null };
+    return { db: openDatabase(path, lockWaitMs), refused: null };
   } catch (error) {
-    if (!options.readIfReadOnly || !(error instanceof StateFileReadOnlyError)) throw error;
+    if (!(options.readIfReadOnly || options.follower) || !(error instanceof StateFileReadOnlyError)) throw error;
     return { db: openDatabaseReadOnly(path), refused: error };
+  }
+}
+
+/** How long one try at opening waits for another process's write lock, at most (then it is retried). */
+const OPEN_LOCK_WAIT_MS = 250;
+
+/**
+ * {@link openState}, retried while another process holds the write lock, until `stop` says so (then
+ * null). Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
+ */
+async function openWaiting(path: string, options: SessionOptions, stop: () => boolean): Promise<OpenedState | null> {
+  const started = performance.now();
+  let said = false;
+  for (let pause = 0.01;; pause = Math.min(pause * 2, 0.25)) {
+    if (stop()) return null;
+    try {
+      const opened = openState(path, options, OPEN_LOCK_WAIT_MS);
+      // A signal that came while SQLite waited (which blocks this process) is heard at this turn of the
+      // event loop, before the caller stores anything; after it, the caller's writes are whole (each a
+      // transaction) and its loop sees the signal at its next look.
+      await sleep(0);
+      if (!stop()) return opened;
+      opened.db.close();
+      return null;
+    } catch (error) {
+      if (!isLockHeld(error)) throw error;
+      if (!said && performance.now() - started >= busyTimeoutMs()) {
+        said = true;
+        printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
+      }
+    }
+    await sleepUnless(pause, stop);
   }
 }
 

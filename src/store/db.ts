@@ -50,6 +50,14 @@ export class StateFileReadOnlyError extends StateFileError {
   }
 }
 
+/**
+ * The state file's schema is older than this version's, and a read-only connection cannot migrate it:
+ * a command that may write opens the file for writing instead.
+ */
+export class StateFileBehindError extends StateFileError {
+  override name = "StateFileBehindError";
+}
+
 /** Connections opened by {@link openDatabaseReadOnly}, with the path of their file. */
 const readOnlyConnections = new WeakMap<Database, string>();
 
@@ -150,7 +158,7 @@ function checkPathLength(path: string): void {
 }
 
 /** How long a statement waits for another process's write lock before failing (then retried by a driver). */
-function busyTimeoutMs(): number {
+export function busyTimeoutMs(): number {
   // Test-only: fault tests shorten the wait so a held lock is reported within their time.
   let raw: string | undefined;
   try {
@@ -160,8 +168,13 @@ function busyTimeoutMs(): number {
   return raw && Number.isInteger(ms) && ms >= 0 ? ms : 15000;
 }
 
-/** Opens (creating if needed) the state file and brings its schema up to date. */
-export function openDatabase(path: string): Database {
+/**
+ * Opens (creating if needed) the state file and brings its schema up to date. Opening takes the write
+ * lock (a probe, and migrations), waiting `lockWaitMs` for it (default: the busy timeout); statements
+ * then wait the busy timeout. SQLite's wait blocks the whole process, signals and timers included: a
+ * command that must stay responsive opens in short waits and retries ({@link StateFileUnavailableError}).
+ */
+export function openDatabase(path: string, lockWaitMs = busyTimeoutMs()): Database {
   let db: DatabaseSync | undefined;
   try {
     if (path !== ":memory:") {
@@ -176,11 +189,11 @@ export function openDatabase(path: string): Database {
       }
     }
     db = new DatabaseSync(path);
-    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+    db.exec(`PRAGMA busy_timeout = ${lockWaitMs}`);
     // Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked" at
     // once (without the busy timeout) when another process is doing the same: retried here.
     const opened = db;
-    retryWhileBusy(() => opened.exec("PRAGMA journal_mode = WAL"));
+    retryWhileBusy(() => opened.exec("PRAGMA journal_mode = WAL"), lockWaitMs);
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
     try {
@@ -189,7 +202,8 @@ export function openDatabase(path: string): Database {
       const mode = Deno.statSync(path).mode! & 0o777;
       if ((mode & 0o600) !== mode) Deno.chmodSync(path, mode & 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
-    migrate(db, "schema_version", MIGRATIONS);
+    migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs });
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
     return db;
   } catch (error) {
     db?.close();
@@ -233,9 +247,9 @@ function writeProblem(path: string): string | null {
  * Runs `step` again while SQLite reports the file busy in the ways its busy timeout does not cover
  * (a journal-mode change, a read lock that cannot be upgraded), pausing 5 ms doubling to 200 ms.
  */
-function retryWhileBusy<T>(step: () => T): T {
-  // Opening waits out other processes' locks as long as a statement does (the busy timeout).
-  const deadline = Date.now() + busyTimeoutMs();
+function retryWhileBusy<T>(step: () => T, lockWaitMs: number): T {
+  // Opening waits out other processes' locks as long as a statement does (the busy timeout), unless told otherwise.
+  const deadline = Date.now() + lockWaitMs;
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let wait = 5;; wait = Math.min(wait * 2, 200)) {
     try {
@@ -245,6 +259,19 @@ function retryWhileBusy<T>(step: () => T): T {
       Atomics.wait(pause, 0, 0, wait);
     }
   }
+}
+
+/**
+ * Lets a statement of `db` wait for another process's write lock at most `ms` (never more than the busy
+ * timeout): for a command with a deadline of its own (`wait --timeout`), since SQLite's wait blocks it.
+ */
+export function limitLockWait(db: Database, ms: number): void {
+  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.min(Math.ceil(ms), busyTimeoutMs()))}`);
+}
+
+/** Whether opening the state file failed only because another process held its write lock (it passes). */
+export function isLockHeld(error: unknown): boolean {
+  return error instanceof StateFileUnavailableError && error.why === "locked";
 }
 
 function isBusy(error: unknown): boolean {
@@ -294,11 +321,7 @@ export function openDatabaseReadOnly(path: string): Database {
  */
 export function checkMigrated(db: Database, key: string, migrations: readonly string[]): void {
   const path = readOnlyConnections.get(db) ?? "";
-  const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'").get();
-  const version = has && db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as
-    | { value?: string }
-    | undefined;
-  const found = Number(version?.value ?? 0);
+  const found = storedVersion(db, key);
   const what = key === "schema_version" ? "schema version" : key.replaceAll("_", " ");
   if (found > migrations.length) {
     throw new StateFileError(
@@ -306,19 +329,37 @@ export function checkMigrated(db: Database, key: string, migrations: readonly st
     );
   }
   if (found !== migrations.length) {
-    throw new StateFileError(
+    throw new StateFileBehindError(
       `state database ${path} has ${what} ${found}, this orchesjob-flow reads ${migrations.length}; ` +
         "run a writing command (start, resume) once with write access to migrate it",
     );
   }
 }
 
+/** How many of its migrations `key` in `schema_meta` counts (0 without that table), read without a write lock. */
+function storedVersion(db: Database, key: string): number {
+  const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_meta'").get();
+  const version = has && db.prepare("SELECT value FROM schema_meta WHERE key = ?").get(key) as
+    | { value?: string }
+    | undefined;
+  return Number(version?.value ?? 0);
+}
+
 /**
  * Brings one component's tables up to date: `migrations[n]` runs once, in order, and `key` in
  * `schema_meta` counts how many ran. The flow store and the built-in runner each have their own.
+ * Tables already up to date are only read, so no write lock is needed (another process, an admin's
+ * sqlite3 shell, may hold it for long), unless `probeWrite` asks for the write that finds out whether
+ * this process may write the file at all (done once, when the file is opened).
  */
-export function migrate(db: Database, key: string, migrations: readonly string[]): void {
-  retryWhileBusy(() => migrateOnce(db, key, migrations));
+export function migrate(
+  db: Database,
+  key: string,
+  migrations: readonly string[],
+  options: { probeWrite?: boolean; lockWaitMs?: number } = {},
+): void {
+  if (!options.probeWrite && storedVersion(db, key) === migrations.length) return;
+  retryWhileBusy(() => migrateOnce(db, key, migrations), options.lockWaitMs ?? busyTimeoutMs());
 }
 
 function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {

@@ -4,15 +4,19 @@
  */
 export { changed, sqlList } from "./sql.ts";
 export {
+  busyTimeoutMs,
   checkMigrated,
   checkStateFile,
   type Database,
   type FileIdentity,
+  isLockHeld,
   isReadOnly,
+  limitLockWait,
   migrate,
   openDatabase,
   openDatabaseReadOnly,
   prepared,
+  StateFileBehindError,
   StateFileChangedError,
   StateFileError,
   stateFileIdentity,

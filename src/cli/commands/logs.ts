@@ -42,7 +42,10 @@ export const logsCommand: Command = {
     const wanted = args.options.stream ?? "both";
     const streams: Stream[] = wanted === "both" ? ["stdout", "stderr"] : [wanted as Stream];
     const follow = args.options.follow === true;
-    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
+    // Listening before the state file is opened (see wait); once opened, a signal also kills a call to
+    // orchesjob under way, which could otherwise hold this process for up to the call limit.
+    using interrupt = listenForInterrupt();
+    using session = await Session.open(context, { readOnly: true, readIfReadOnly: true }, interrupt);
     let record = session.run(runKey);
     const step = stepOf(record, stepId);
     let attempt: number;
@@ -55,9 +58,6 @@ export const logsCommand: Command = {
         );
       }
     } else attempt = step.attemptNo;
-    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-    // up to the call limit.
-    using interrupt = listenForInterrupt(() => session.stopCalls());
     const interval = Math.min(context.globals.pollInterval, 0.5);
     if (attempt === 0) {
       if (!follow) throw new UserError(`step ${stepId} has not started`, ExitCode.notFound);

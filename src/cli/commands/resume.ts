@@ -1,5 +1,6 @@
 /** `resume`: continue a stored run from its stored definition, without its flow file. */
 import type { Command } from "../command.ts";
+import { listenForInterrupt } from "../interrupt.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 import { continueRun } from "./start.ts";
 
@@ -19,12 +20,16 @@ export const resumeCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
-    using session = new Session(context);
+    const detach = args.options.detach === true;
+    // In the foreground, listening before the state file is opened (see start).
+    using interrupt = detach ? null : listenForInterrupt();
+    using session = await Session.open(context, {}, interrupt);
     const record = session.rebind(session.run(runKey));
     return await continueRun(session, record, {
-      detach: args.options.detach === true,
+      detach,
       table: args.options.quiet !== true,
       pollInterval: context.globals.pollInterval,
+      interrupt,
     });
   },
 };

@@ -48,7 +48,10 @@ export const retryCommand: Command = {
     const stepId = args.options.step as string | undefined;
     const downstream = args.options.downstream === true;
     if (downstream && stepId === undefined) throw new UserError("--downstream needs --step");
-    using session = new Session(context);
+    // Listening before the state file is opened (see start); once opened, a signal also kills a call to
+    // orchesjob under way, which could otherwise hold this process for up to the call limit.
+    using interrupt = listenForInterrupt();
+    using session = await Session.open(context, {}, interrupt);
     const stored = session.run(runKey);
     await refuseUnretryable(session, stored, context.program, stepId);
     // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
@@ -61,9 +64,6 @@ export const retryCommand: Command = {
     const steps = stepsToRetry(record.state, scope);
     if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
 
-    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-    // up to the call limit.
-    using interrupt = listenForInterrupt(() => session.stopCalls());
     // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
     // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
     // refusal for `cancel` followed at once by `retry`.

@@ -17,7 +17,7 @@ import { definitionHash } from "../../flow/mod.ts";
 import { driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
-import { listenForInterrupt } from "../interrupt.ts";
+import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
@@ -50,6 +50,10 @@ export const startCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
+    const detach = args.options.detach === true;
+    // In the foreground, listening before anything is read or opened: a signal while the state file is
+    // opened, or its write lock is waited for, is an interrupt (130), not the signal's default death.
+    using interrupt = detach ? null : listenForInterrupt();
     // Before anything is read or opened: the two options contradict each other whether the run is new or not.
     checkExecutorOptions(context.globals.executor, context.globals.orchesjobBin);
     const file = args.positionals[0];
@@ -58,12 +62,15 @@ export const startCommand: Command = {
     const now = epochNow();
     const notBefore = notBeforeOption(args.options["not-before"] as string | undefined, now);
     refuseUnbindable(context.globals, file, loaded, given);
-    using session = new Session(context);
+    // A second foreground start of a run that another process drives follows it like `wait`: under a
+    // held write lock it waits for the lock, as long as that lasts, rather than fail after the busy timeout.
+    using session = await Session.open(context, {}, interrupt);
     const record = createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now });
     return await continueRun(session, record, {
-      detach: args.options.detach === true,
+      detach,
       table: args.options.quiet !== true,
       pollInterval: context.globals.pollInterval,
+      interrupt,
     });
   },
 };
@@ -141,17 +148,18 @@ function notBeforeOption(text: string | undefined, now: number): number | null {
 export async function continueRun(
   session: Session,
   record: RunRecord,
-  options: { detach: boolean; table: boolean; pollInterval: number },
+  options: { detach: boolean; table: boolean; pollInterval: number; interrupt: Interrupt | null },
 ): Promise<number> {
   if (isTerminalRun(record.state.status)) {
     // A run being cancelled is printed once the cancel has recorded its steps (see settledRun).
-    using interrupt = listenForInterrupt();
+    using listening = options.interrupt ? null : listenForInterrupt();
+    const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
     printJson(runJson(final));
     return exitCodeOf(session, final);
   }
   if (options.detach) return await detachConfirmed(session, record.state.runKey, options.pollInterval);
-  return await driveInForeground(session, record, options.pollInterval, options.table);
+  return await driveInForeground(session, record, options.pollInterval, options.table, options.interrupt!);
 }
 
 /** How long `start -d` waits for its background driver to take the run (or to exit). */
@@ -256,11 +264,9 @@ async function driveInForeground(
   record: RunRecord,
   pollInterval: number,
   table: boolean,
+  interrupt: Interrupt,
 ): Promise<number> {
   const runKey = record.state.runKey;
-  // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-  // up to the call limit.
-  using interrupt = listenForInterrupt(() => session.stopCalls());
   // Made before the driver lock is taken, so a driver that cannot be made (a bad setting) fails without
   // ever holding the run: `start -d` then reports it failed, never that it drives.
   const driver = session.driver(record, interrupt.requested);

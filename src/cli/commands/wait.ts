@@ -45,11 +45,14 @@ export const waitCommand: Command = {
     const timeout = secondsOption(args, "timeout", Infinity);
     const interval = secondsOption(args, "interval", 1.0, { max: A_DAY_SEC, unit: "a day" });
     const advance = args.options.advance === true;
-    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
+    // Listening before the state file is opened: a signal then, or while a write lock is waited for,
+    // is an interrupt too (130), not the signal's default death. The session joins in once opened: a
+    // signal also kills a call to orchesjob under way, which could otherwise hold this process for up
+    // to the call limit.
+    using interrupt = listenForInterrupt();
+    // Read-only until the run must be driven (--advance): following it needs no write lock.
+    using session = await Session.open(context, { readOnly: true, follower: true }, interrupt);
     let record = session.run(runKey);
-    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-    // up to the call limit.
-    using interrupt = listenForInterrupt(() => session.stopCalls());
     const deadline = performance.now() + timeout * 1000;
     const timedOut = () => performance.now() >= deadline;
     const stop = () => interrupt.requested() || timedOut();
@@ -65,9 +68,10 @@ export const waitCommand: Command = {
         using lock = await session.tryDriverLock(
           runKey,
           `wait --advance cannot drive run ${runKey}, which no process drives (without --advance, wait only reads)`,
+          stop,
         );
         if (lock) {
-          await session.driver(session.runAgain(runKey), stop).drive();
+          await session.driver(session.runAgain(runKey), stop, deadline).drive();
           record = session.runAgain(runKey);
           continue;
         }

@@ -42,12 +42,17 @@ export const watchCommand: Command = {
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
-    using session = new Session(context, { readOnly: true, readIfReadOnly: true });
+    // Listening before the state file is opened (see wait); once opened, a signal also kills a call to
+    // orchesjob under way, which could otherwise hold this process for up to the call limit.
+    using interrupt = listenForInterrupt();
+    // Read-only until the run must be driven: showing it needs no write lock.
+    using session = await Session.open(context, { readOnly: true, follower: true }, interrupt);
     const advance = args.options["no-advance"] !== true;
+    // --orchesjob-bin may change the run's executor: a write.
+    if (advance && context.globals.orchesjobBin && !(await session.openForWriting(interrupt.requested))) {
+      return ExitCode.interrupted;
+    }
     const first = advance ? session.rebind(session.run(runKey)) : session.run(runKey);
-    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-    // up to the call limit.
-    using interrupt = listenForInterrupt(() => session.stopCalls());
     using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow());
@@ -85,6 +90,7 @@ class TakeOver implements Disposable {
       if ((await driverHolder(this.session.dbPath, runKey)) !== null) return;
       // From a state file this process may not write, the run cannot be driven: said once, as an error.
       if (this.enabled) {
+        if (!(await this.session.openForWriting(this.interrupted))) return;
         this.session.requireWritable(
           `watch cannot drive run ${runKey}, which no process drives (watch --no-advance only shows it)`,
         );

@@ -1,0 +1,254 @@
+/**
+ * The state file's write lock held by another process (an admin's sqlite3 shell, here a helper process
+ * in a write transaction) while commands follow a run: `wait --timeout` keeps its deadline, readers
+ * wait the lock out instead of failing after the busy timeout, and a signal during the wait is an
+ * interrupt (130) that stores nothing.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { waitForFile } from "./fault_helpers.ts";
+import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+
+/** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
+interface HeldLock extends AsyncDisposable {
+  /** Whether the helper has let go (the test did, or its own time ran out). */
+  readonly released: () => boolean;
+}
+
+// Ends its transaction after its time, so that a test that hangs does not hold the lock for ever; the
+// test lets go earlier by killing it (the kernel drops its locks, SQLite rolls the transaction back).
+const HOLDER = `
+import { DatabaseSync } from "node:sqlite";
+const [path, seconds] = Deno.args;
+const db = new DatabaseSync(path);
+db.exec("BEGIN IMMEDIATE");
+console.log("held");
+await new Promise((resolve) => setTimeout(resolve, Number(seconds) * 1000));
+db.exec("COMMIT");
+`;
+
+async function holdWriteLock(env: FlowEnv, seconds: number): Promise<HeldLock> {
+  const holder = new Deno.Command(Deno.execPath(), {
+    args: ["eval", HOLDER, stateFile(env), String(seconds)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let exited = false;
+  const status = holder.status.finally(() => (exited = true));
+  const out = collectText(holder.stdout);
+  await eventually("the helper holds the write lock", () => exited || out.text.includes("held"));
+  assertLockHeld(env);
+  return {
+    released: () => exited,
+    async [Symbol.asyncDispose]() {
+      if (!exited) holder.kill("SIGKILL");
+      await status;
+      await out.done;
+    },
+  };
+}
+
+function stateFile(env: FlowEnv): string {
+  return Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+}
+
+/** Asserts that another process holds the state file's write lock: a write transaction is refused at once. */
+function assertLockHeld(env: FlowEnv): void {
+  const probe = new DatabaseSync(stateFile(env));
+  try {
+    probe.exec("PRAGMA busy_timeout = 0");
+    assert.throws(() => probe.exec("BEGIN IMMEDIATE"), /database is locked/, "the write lock is held");
+  } finally {
+    probe.close();
+  }
+}
+
+/** A run driven by a background driver whose first step runs until the file `go` exists. */
+async function gatedRun(env: FlowEnv, runKey: string): Promise<{ go: string; file: string }> {
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "gated.yaml",
+    `flow_id: gated
+steps:
+  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}
+  - {id: after, when: hold, command: ["true"]}
+`,
+  );
+  await env.json(["start", "--run-key", runKey, "-d", file]);
+  await env.waitFor(runKey, "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
+  return { go, file };
+}
+
+flowTest(
+  builtin,
+  "wait --timeout gives 124 at its deadline while another process holds the write lock",
+  async (env) => {
+    await gatedRun(env, "g");
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    // Held far longer than the waits' timeouts and than the busy timeout (15 s), after which the
+    // commands used to fail (exit 70) or, taking over a run, finish their wait when the lock went.
+    await using lock = await holdWriteLock(env, 60);
+    const waits = [
+      ["wait", "--run-key", "g", "--timeout", "2", "--interval", "0.1"],
+      ["wait", "--run-key", "g", "--timeout", "2", "--interval", "0.1", "--advance"],
+      // Nobody drives u: --advance would take it over, for which it needs the write lock.
+      ["wait", "--run-key", "u", "--timeout", "2", "--interval", "0.1", "--advance"],
+    ];
+    for (const args of waits) {
+      const result = await env.run(args);
+      assert.equal(lock.released(), false, `${args.join(" ")} returned only once the lock was let go`);
+      assert.equal(result.code, 124, `${args.join(" ")}: ${result.stderr}`);
+      const status = args[2] === "g" ? "RUNNING" : "PENDING";
+      assert.deepEqual(JSON.parse(result.stdout), { run_key: args[2], status, exit_code: 124, timed_out: true });
+      assert.equal(result.stderr, "", args.join(" "));
+    }
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    // Once the lock is let go, the same wait takes the undriven run over and drives it to its end.
+    const done = await env.run(["wait", "--run-key", "u", "--interval", "0.1", "--advance"]);
+    assert.equal(done.code, 0, done.stderr);
+  },
+);
+
+flowTest(
+  builtin,
+  "readers wait out a held write lock, past the busy timeout, and follow the run to its end",
+  async (env) => {
+    const { go, file } = await gatedRun(env, "g");
+    // Held across the busy timeout, shortened (test-only) for the followers, after which they used to
+    // fail with exit 70 ("database is locked") instead of following the run.
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const followers = [
+      ["wait", "--run-key", "g", "--interval", "0.1"],
+      ["watch", "--run-key", "g", "--interval", "0.1", "--no-advance", "--mode", "append"],
+      // A second foreground start of a run another process drives follows it, as wait does.
+      ["start", "--run-key", "g", "-q", file],
+    ].map((args) => {
+      const child = env.spawn(args, short);
+      const stderr = collectText(child.stderr);
+      const stdout = collectText(child.stdout);
+      const exited = { code: null as number | null };
+      const status = child.status.then((status) => (exited.code = status.code));
+      return { args, child, exited, stderr, done: Promise.all([status, stdout.done, stderr.done]) };
+    });
+    const db = stateFile(env);
+    for (const { args, child, exited } of followers) {
+      await eventually(`${args[0]} has opened the state file`, () => exited.code !== null || hasOpen(child.pid, db));
+    }
+    // The start says that it waits for the lock once it has waited the busy timeout.
+    const start = followers[2];
+    await eventually("start says it waits", () => start.exited.code !== null || start.stderr.text.includes("waiting"));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // three more busy timeouts
+    for (const { args, exited, stderr } of followers) {
+      assert.equal(exited.code, null, `${args.join(" ")} ended while the lock was held: ${stderr.text}`);
+    }
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    Deno.writeTextFileSync(go, "");
+    for (const { args, exited, stderr, done } of followers) {
+      await done;
+      assert.equal(exited.code, 0, `${args.join(" ")}: ${stderr.text}`);
+      const lines = stderr.text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+      const expected = args[0] === "start"
+        ? [{ warning: `state database ${db} is locked by another process; waiting until it lets go` }]
+        : [];
+      assert.deepEqual(lines, expected, args.join(" "));
+    }
+    assert.equal((await env.status("g")).status, "SUCCEEDED");
+  },
+);
+
+for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1], ["SIGQUIT", 3]] as const) {
+  flowTest(
+    builtin,
+    `${signal} while start waits for a held write lock: one JSON line, exit 130, nothing stored`,
+    async (env) => {
+      const file = env.flow("two.yaml", TWO_STEPS);
+      await env.json(["start", "--run-key", "first", file]); // the state file exists, with one run
+      await using lock = await holdWriteLock(env, 60);
+      const child = env.spawn(["start", "--run-key", "k", "-q", file]);
+      let exited = false;
+      const output = child.output().finally(() => (exited = true));
+      // Listening for the signal while it waits for the lock (before, the signal's default action
+      // killed it with 128+N and no word).
+      await eventually("start listens for the signal", () => exited || catchesSignal(child.pid, number));
+      await eventually("start has opened the state file", () => exited || hasOpen(child.pid, stateFile(env)));
+      assert.equal(exited, false, "start ended while the lock was held");
+      assertLockHeld(env);
+      child.kill(signal);
+      const result = await output;
+      assert.equal(lock.released(), false);
+      assert.deepEqual([result.signal, result.code], [null, 130]);
+      assert.equal(result.stdout.length, 0);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(result.stderr)), {
+        error: `start: interrupted while opening state database ${stateFile(env)}; nothing was stored`,
+      });
+      await lock[Symbol.asyncDispose]();
+      assert.equal((await env.run(["status", "--run-key", "k"])).code, 3, "no run was stored");
+      const runs = await env.json(["list"]);
+      assert.deepEqual(runs.map((run: { run_key: string }) => run.run_key), ["first"]);
+    },
+  );
+}
+
+flowTest(
+  builtin,
+  "a signal while wait --advance or watch waits for the write lock to drive a run: 130",
+  async (env) => {
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    await using lock = await holdWriteLock(env, 60);
+    for (
+      const args of [["wait", "--advance", "--interval", "0.1"], ["watch", "--interval", "0.1", "--mode", "append"]]
+    ) {
+      const child = env.spawn([...args, "--run-key", "u"]);
+      let exited = false;
+      const output = child.output().finally(() => (exited = true));
+      // It has read the undriven run and listens for SIGTERM: taking the run over needs the lock.
+      await eventually(`${args[0]} has read the run`, () => exited || hasOpen(child.pid, stateFile(env)));
+      await eventually(`${args[0]} listens`, () => exited || catchesSignal(child.pid, 15));
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(exited, false, `${args[0]} ended while the lock was held`);
+      assertLockHeld(env);
+      child.kill("SIGTERM");
+      const result = await output;
+      assert.equal(result.code, 130, `${args[0]}: ${new TextDecoder().decode(result.stderr)}`);
+      assert.equal(lock.released(), false);
+    }
+    assert.equal((await env.status("u")).status, "PENDING", "nothing was driven");
+  },
+);
+
+flowTest(
+  builtin,
+  "wait --advance --timeout: a write the driver waits for does not outlast the deadline",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}\n`,
+    );
+    await undrivenRun(env, "d", file);
+    const child = env.spawn(["wait", "--run-key", "d", "--timeout", "8", "--interval", "0.1", "--advance"]);
+    const stdout = collectText(child.stdout);
+    const stderr = collectText(child.stderr);
+    await env.waitFor(
+      "d",
+      "wait drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    // Held for less than the busy timeout (15 s) but past the deadline: a write that waited the busy
+    // timeout would get the lock when it is let go, and wait would return only then.
+    await using lock = await holdWriteLock(env, 12);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and waits for the lock
+    const status = await child.status;
+    await stdout.done;
+    assert.equal(lock.released(), false, "wait returned only once the lock was let go");
+    assert.equal(status.code, 124, await stderr.done);
+    assert.deepEqual(JSON.parse(stdout.text), { run_key: "d", status: "RUNNING", exit_code: 124, timed_out: true });
+    assertLockHeld(env);
+  },
+);
