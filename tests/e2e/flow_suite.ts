@@ -284,10 +284,12 @@ steps:
       "tick.yaml",
       `flow_id: tick
 steps:
-  - {id: a, command: ["true"]}
+  - {id: a, command: ["sleep", "1"]}
   - {id: b, when: "!a", command: ["true"]}
 `,
     );
+    // a takes a second: an external orchesjob's start answers once the job runs, and a job that had
+    // already ended by then (a bare true, on a slow minute) would let the first tick finish the run.
     {
       using _lock = await env.holdDriverLock("tk");
       const created = await env.json(["start", "-d", "--run-key", "tk", file]);
