@@ -156,10 +156,22 @@ export async function eventually(what: string, check: () => boolean | Promise<bo
 
 /** True once `pid` catches `signal` (Linux: its SigCgt mask); elsewhere it cannot tell, and answers true. */
 export function catchesSignal(pid: number, signal: number): boolean {
-  if (Deno.build.os !== "linux") return true;
+  return Deno.build.os !== "linux" || signalMasks(pid, ["SigCgt"], signal);
+}
+
+/** True while `pid` has `signal` pending, for the process or a thread (Linux only: ShdPnd, SigPnd). */
+export function hasPending(pid: number, signal: number): boolean {
+  return signalMasks(pid, ["ShdPnd", "SigPnd"], signal);
+}
+
+/** Whether any of the named masks of /proc/PID/status has `signal` set; false once the process is gone. */
+function signalMasks(pid: number, names: string[], signal: number): boolean {
   try {
-    const mask = /SigCgt:\s*([0-9a-f]+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))?.[1] ?? "0";
-    return (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n;
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    return names.some((name) => {
+      const mask = new RegExp(`^${name}:\\s*([0-9a-f]+)$`, "m").exec(status)?.[1] ?? "0";
+      return (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n;
+    });
   } catch {
     return false;
   }

@@ -5,16 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, eventually, processAlive, tempDir, TEST_ENV } from "../helpers.ts";
+import { pathExists } from "../../src/shared/mod.ts";
+import { CLI, cli, eventually, hasPending, processAlive, tempDir, TEST_ENV } from "../helpers.ts";
 
 const SIGTERM = 15;
-
-/** True once `pid` has `signal` pending (Linux: the SigPnd or ShdPnd mask of /proc/PID/status). */
-function hasPending(pid: number, signal: number): boolean {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return [...status.matchAll(/(?:SigPnd|ShdPnd):\s*([0-9a-f]+)/g)]
-    .some(([, mask]) => (BigInt(`0x${mask}`) >> BigInt(signal - 1) & 1n) === 1n);
-}
 
 function isStopped(pid: number): boolean {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -58,9 +52,9 @@ async function jobStoppedAt(home: string, point: string, rest: string) {
   return { supervisor, pidFile };
 }
 
-function abortInBackground(home: string): Deno.ChildProcess {
+function abortInBackground(home: string, graceSeconds = 1): Deno.ChildProcess {
   return new Deno.Command(CLI[0], {
-    args: [...CLI.slice(1), "job", "abort", "--run-key", "k", "--grace-seconds", "1"],
+    args: [...CLI.slice(1), "job", "abort", "--run-key", "k", "--grace-seconds", String(graceSeconds)],
     env: { ...TEST_ENV, ORCHESJOB_FLOW_HOME: home },
     stdout: "piped",
     stderr: "piped",
@@ -160,24 +154,20 @@ Deno.test({
     const started = await cli(["job", "start", "--run-key", "k", "--", "sh", "-c", script], { env });
     assert.equal(started.code, 0, started.stderr);
     const { worker_pid: supervisor, stdout_file: stdoutFile } = JSON.parse(started.stdout);
-    const abort = new Deno.Command(CLI[0], {
-      args: [...CLI.slice(1), "job", "abort", "--run-key", "k", "--grace-seconds", "3"],
-      env: { ...TEST_ENV, ...env },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const abort = abortInBackground(home.path, 3);
     let other: number | null = null;
     try {
       // The abort sent its SIGTERM and is in its grace: it is held there while the job ends by itself.
-      await eventually("the command got the abort's SIGTERM", () => exists(termed));
+      await eventually("the command got the abort's SIGTERM", () => pathExists(termed));
       Deno.kill(abort.pid, "SIGSTOP");
+      await eventually("the abort is held in its grace (stopped, not ended)", () => isStopped(abort.pid));
       Deno.writeTextFileSync(release, "");
       await eventually(
         "the job's supervisor recorded its end and exited",
-        () => exists(stdoutFile.replace(/\.stdout$/, ".exit")) && !processAlive(supervisor),
+        () => pathExists(stdoutFile.replace(/\.stdout$/, ".exit")) && !processAlive(supervisor),
       );
       // Its PID is free again once its parent (init, here) has reaped it.
-      await eventually("the supervisor was reaped", () => !exists(`/proc/${supervisor}`));
+      await eventually("the supervisor was reaped", () => !pathExists(`/proc/${supervisor}`));
       other = await processWithPid(supervisor);
       assert.ok(other !== null, `no process could be given PID ${supervisor}`);
       Deno.kill(abort.pid, "SIGCONT");
@@ -192,12 +182,3 @@ Deno.test({
     }
   },
 });
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

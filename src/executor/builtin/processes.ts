@@ -81,42 +81,35 @@ function psInfo(pid: number): { state: string; command: string } | null {
  * (a job id) guards against PID reuse: a recycled PID belongs to a process without it.
  */
 export function isOurProcessAlive(pid: number, marker: string): boolean {
+  return processHolding(pid, marker) === "ours";
+}
+
+/**
+ * Who holds `pid`, judged by `marker` on its command line: "ours" (a live process showing it), "other"
+ * (a live process whose command line, read to the end of any exec under way, is not empty and lacks
+ * it), or null (no live process, or one that cannot be told). Of a job's supervisor's PID, "other"
+ * means the job's process group ended (the kernel gives out no PID that is still a group's id), and a
+ * group with that id now is another's.
+ */
+export function processHolding(pid: number, marker: string): "ours" | "other" | null {
   if (isLinux) {
     const stat = readProcStat(pid);
-    if (!stat || stat.state === "Z" || stat.state === "X") return false;
+    if (!stat || stat.state === "Z" || stat.state === "X") return null;
     const first = readCmdline(pid);
-    if (first === null) return false;
-    if (first.includes(marker)) return true;
+    if (first === null) return null;
+    if (first.includes(marker)) return "ours";
     // A process in the middle of execve() shows an empty or half-read command line (a supervisor
     // launched through setsid(1) execs once more after we learn its PID, and on a loaded machine
     // that takes a while), so an answer without the marker is trusted only once two reads agree.
     const settled = settledCmdline(pid, first);
-    if (settled === null) return false;
+    if (settled === null) return null;
     // Still mid-exec, or empty for good (only kernel threads, which never run a job).
-    if (settled === "") return !stat.kernelThread;
-    return settled.includes(marker);
+    if (settled === "") return stat.kernelThread ? null : "ours";
+    return settled.includes(marker) ? "ours" : "other";
   }
   const info = psInfo(pid);
-  return info !== null && !info.state.startsWith("Z") && info.command.includes(marker);
-}
-
-/**
- * True when `pid` is a live process whose command line, read to the end of any exec under way, is not
- * empty and lacks `marker`: some other program holds the PID. Of a job's supervisor's PID this means the
- * job's process group ended (the kernel gives out no PID that is still a group's id), and a group with
- * that id now is another's.
- */
-export function isOtherProcess(pid: number, marker: string): boolean {
-  if (isLinux) {
-    const stat = readProcStat(pid);
-    if (!stat || stat.state === "Z" || stat.state === "X") return false;
-    const first = readCmdline(pid);
-    if (first === null || first.includes(marker)) return false;
-    const settled = settledCmdline(pid, first);
-    return settled !== null && settled !== "" && !settled.includes(marker);
-  }
-  const info = psInfo(pid);
-  return info !== null && !info.state.startsWith("Z") && info.command !== "" && !info.command.includes(marker);
+  if (info === null || info.state.startsWith("Z")) return null;
+  return info.command.includes(marker) ? "ours" : info.command === "" ? null : "other";
 }
 
 /**

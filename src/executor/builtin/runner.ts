@@ -25,7 +25,7 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { isGroupAlive, isOtherProcess, isOurProcessAlive, processStartTime, signal } from "./processes.ts";
+import { isGroupAlive, processHolding, processStartTime, signal } from "./processes.ts";
 import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
@@ -652,11 +652,11 @@ function isJobGroupAlive(worker: number, row: JobRow, files: ReturnType<typeof j
   // The boot time behind `started` is whole seconds: a leader that started up to 2 s after the claim
   // (which the job's own supervisor wrote after it started) is given the benefit of the doubt.
   if (claimed !== null && started !== null && started > claimed + 2) return false;
-  const marker = markerOf(row, files);
-  if (isOurProcessAlive(worker, marker)) return true;
+  const holder = processHolding(worker, markerOf(row, files));
+  if (holder === "ours") return true;
   // The supervisor's PID came round to another program: the job's group ended before (see
-  // isOtherProcess), and a group of that id now is not the job's.
-  return !isOtherProcess(worker, marker) && isGroupAlive(worker);
+  // processHolding), and a group of that id now is not the job's.
+  return holder !== "other" && isGroupAlive(worker);
 }
 
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
