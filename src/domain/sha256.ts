@@ -72,16 +72,10 @@ const K = new Uint32Array([
   0xc67178f2,
 ]);
 
+/** Characters encoded at a time: a definition of megabytes is hashed without a copy of its bytes. */
+const CHUNK_CHARS = 16 * 1024;
+
 export function sha256Hex(text: string): string {
-  const data = new TextEncoder().encode(text);
-  // Padding: a 1 bit, zeros, and the length in bits as a 64-bit big-endian number, to 64-byte blocks.
-  const length = Math.ceil((data.length + 9) / 64) * 64;
-  const bytes = new Uint8Array(length);
-  bytes.set(data);
-  bytes[data.length] = 0x80;
-  const view = new DataView(bytes.buffer);
-  view.setUint32(length - 8, Math.floor(data.length / 0x20000000));
-  view.setUint32(length - 4, (data.length * 8) >>> 0);
   const h = new Uint32Array([
     0x6a09e667,
     0xbb67ae85,
@@ -93,17 +87,46 @@ export function sha256Hex(text: string): string {
     0x5be0cd19,
   ]);
   const w = new Uint32Array(64);
-  for (let offset = 0; offset < length; offset += 64) {
-    for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + i * 4);
-    for (let i = 16; i < 64; i++) {
-      const x = w[i - 15], y = w[i - 2];
-      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
-      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
-      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
-    }
-    compress(h, w);
+  // The UTF-8 bytes, a chunk at a time (at most 3 bytes per UTF-16 unit), behind the bytes of the last
+  // chunk that did not fill a 64-byte block; 64 more for the padding at the end.
+  const buffer = new Uint8Array(64 + CHUNK_CHARS * 3 + 64);
+  const view = new DataView(buffer.buffer);
+  const encoder = new TextEncoder();
+  let total = 0, held = 0;
+  for (let at = 0; at < text.length;) {
+    let end = Math.min(text.length, at + CHUNK_CHARS);
+    // Never split a surrogate pair: each half alone would encode as U+FFFD.
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    const { written } = encoder.encodeInto(text.slice(at, end), buffer.subarray(held));
+    at = end;
+    total += written;
+    held += written;
+    const whole = held - (held % 64);
+    for (let offset = 0; offset < whole; offset += 64) block(h, w, view, offset);
+    buffer.copyWithin(0, whole, held);
+    held -= whole;
   }
+  // Padding: a 1 bit, zeros, and the length in bits as a 64-bit big-endian number, to 64-byte blocks.
+  const length = Math.ceil((held + 9) / 64) * 64;
+  buffer.fill(0, held, length);
+  buffer[held] = 0x80;
+  view.setUint32(length - 8, Math.floor(total / 0x20000000));
+  view.setUint32(length - 4, (total * 8) >>> 0);
+  for (let offset = 0; offset < length; offset += 64) block(h, w, view, offset);
   return Array.from(h, (word) => word.toString(16).padStart(8, "0")).join("");
+}
+
+/** Hashes the 64-byte block at `offset`. */
+function block(h: Uint32Array, w: Uint32Array, view: DataView, offset: number): void {
+  for (let i = 0; i < 16; i++) w[i] = view.getUint32(offset + i * 4);
+  for (let i = 16; i < 64; i++) {
+    const x = w[i - 15], y = w[i - 2];
+    const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+    const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+    w[i] = (w[i - 16] + s0 + w[i - 7] + s1) >>> 0;
+  }
+  compress(h, w);
 }
 
 function compress(h: Uint32Array, w: Uint32Array): void {

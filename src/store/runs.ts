@@ -40,6 +40,13 @@ interface RunRow {
   launch: string | null;
 }
 
+/** The columns load() reads: every column of RunRow but the definition, and those of StepRow. */
+const RUN_COLUMNS =
+  "run_key, flow_id, status, definition_hash, flow_file, executor, started_at, not_before, finished_at, error, launch";
+const STEP_READ_COLUMNS =
+  "step_id, status, attempt_no, attempt_base, next_attempt_at, started_at, finished_at, error, " +
+  "orchesjob_status, retry_history, executor_error";
+
 interface StepRow {
   step_id: string;
   status: StepStatus;
@@ -171,16 +178,23 @@ export class RunStore {
   }
 
   load(runKey: string): StoredRun | undefined {
-    const run = prepared(this.db, "SELECT * FROM flow_runs WHERE run_key = ?").get(runKey) as RunRow | undefined;
+    // Not the definition: a process parses each definition once (by its hash) and reads its text only
+    // then (definition() below). A 10k-step run's text is megabytes, read again on every load.
+    const run = prepared(this.db, `SELECT ${RUN_COLUMNS} FROM flow_runs WHERE run_key = ?`).get(runKey) as
+      | Omit<RunRow, "definition">
+      | undefined;
     if (!run) return undefined;
-    const steps = prepared(this.db, "SELECT * FROM flow_steps WHERE run_key = ? ORDER BY position").all(
-      runKey,
-    ) as unknown as StepRow[];
     const column = new ColumnReader(runKey);
+    // One row at a time, each turned into its step before the next is read: all rows at once, each
+    // with every column, was the largest part of a 10k-step driver's peak memory.
+    const steps: StepState[] = [];
+    const rows = prepared(this.db, `SELECT ${STEP_READ_COLUMNS} FROM flow_steps WHERE run_key = ? ORDER BY position`);
+    for (const row of rows.iterate(runKey)) steps.push(toStepState(row as unknown as StepRow, column));
+    const definitionHash = run.definition_hash;
     return {
       runKey: run.run_key,
       status: column.status(run.status, RUN_STATUSES, "flow_runs.status"),
-      definition: () => column.json(run.definition, "flow_runs.definition") as NormalizedFlow,
+      definition: () => this.definition(runKey, definitionHash, column),
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
       executor: column.json(run.executor, "flow_runs.executor") as ExecutorSpec,
@@ -188,10 +202,21 @@ export class RunStore {
       notBefore: run.not_before,
       finishedAt: run.finished_at,
       error: run.error,
-      steps: steps.map((row) => toStepState(row, column)),
+      steps,
       rounds: this.rounds(runKey, column),
       ...(run.launch ? { launch: column.json(run.launch, "flow_runs.launch") as RunLaunch } : {}),
     };
+  }
+
+  /**
+   * The run's definition, read when first needed. A run key removed and started again in the meantime
+   * has another hash: that is the same damage as a definition that went missing.
+   */
+  private definition(runKey: string, definitionHash: string, column: ColumnReader): NormalizedFlow {
+    const row = prepared(this.db, "SELECT definition FROM flow_runs WHERE run_key = ? AND definition_hash = ?")
+      .get(runKey, definitionHash) as { definition: string } | undefined;
+    if (!row) throw new DamagedRunError(runKey, "flow_runs.definition", "was removed or replaced while it was read");
+    return column.json(row.definition, "flow_runs.definition") as NormalizedFlow;
   }
 
   private rounds(runKey: string, column: ColumnReader): RetryRound[] {
@@ -435,10 +460,11 @@ function toSummary(row: SummaryRow): RunSummary {
 }
 
 function toStepState(row: StepRow, column: ColumnReader): StepState {
-  const of = ` of step ${JSON.stringify(row.step_id)}`;
+  // Where, for an error only: made for every row of a 10k-step run, it was garbage of megabytes.
+  const of = () => ` of step ${JSON.stringify(row.step_id)}`;
   return {
     id: row.step_id,
-    status: column.status(row.status, STEP_STATUSES, `flow_steps.status${of}`),
+    status: column.status(row.status, STEP_STATUSES, () => `flow_steps.status${of()}`),
     attemptNo: row.attempt_no,
     attemptBase: row.attempt_base,
     nextAttemptAt: row.next_attempt_at,
@@ -447,13 +473,13 @@ function toStepState(row: StepRow, column: ColumnReader): StepState {
     error: row.error,
     job: row.orchesjob_status === null
       ? null
-      : column.json(row.orchesjob_status, `flow_steps.orchesjob_status${of}`) as Job,
+      : column.json(row.orchesjob_status, `flow_steps.orchesjob_status${of()}`) as Job,
     retryHistory: row.retry_history === null
       ? []
-      : column.json(row.retry_history, `flow_steps.retry_history${of}`) as RetryRecord[],
+      : column.json(row.retry_history, `flow_steps.retry_history${of()}`) as RetryRecord[],
     executorError: row.executor_error === null
       ? null
-      : column.json(row.executor_error, `flow_steps.executor_error${of}`) as ExecutorFault,
+      : column.json(row.executor_error, `flow_steps.executor_error${of()}`) as ExecutorFault,
   };
 }
 
@@ -472,8 +498,9 @@ class ColumnReader {
     }
   }
 
-  status<S extends string>(value: string, known: readonly S[], where: string): S {
+  status<S extends string>(value: string, known: readonly S[], where: string | (() => string)): S {
     if ((known as readonly string[]).includes(value)) return value as S;
-    throw new DamagedRunError(this.runKey, where, `is ${JSON.stringify(value)}, not one of ${known.join(", ")}`);
+    const place = typeof where === "string" ? where : where();
+    throw new DamagedRunError(this.runKey, place, `is ${JSON.stringify(value)}, not one of ${known.join(", ")}`);
   }
 }

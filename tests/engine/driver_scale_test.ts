@@ -8,36 +8,14 @@
 import assert from "node:assert/strict";
 import process from "node:process";
 import { join } from "node:path";
-import type { FlowDefinition, StepDefinition } from "../../src/domain/mod.ts";
+import type { FlowDefinition } from "../../src/domain/mod.ts";
 import { Driver, START_CONCURRENCY } from "../../src/engine/driver.ts";
 import { createRun } from "../../src/engine/runs.ts";
 import { definitionHash } from "../../src/flow/normalize.ts";
 import { FileLocks, openDatabase, RunStore } from "../../src/store/mod.ts";
 import { tempDir } from "../helpers.ts";
+import { chainFlow } from "./flows.ts";
 import { StubExecutor } from "./stub_executor.ts";
-
-/** A chain s0 → s1 → … of `n` steps, each running when the one before succeeded. */
-export function chainFlow(n: number): FlowDefinition {
-  const steps: StepDefinition[] = Array.from({ length: n }, (_, i) => ({
-    id: `s${i}`,
-    command: ["true"],
-    condition: i === 0 ? null : { kind: "ref", id: `s${i - 1}` },
-    dependsOn: [],
-    waitsFor: i === 0 ? [] : [`s${i - 1}`],
-    retries: 0,
-    retryDelaySec: 0,
-    env: {},
-    cwd: null,
-    retryBackoff: "fixed",
-    retryMaxDelaySec: null,
-    retryJitter: 0,
-    retryOnExitCodes: null,
-    timeoutSec: null,
-    strict: false,
-    startTimeoutSec: null,
-  }));
-  return { flowId: `chain-${n}`, params: [], paramValues: {}, maxParallel: null, steps };
-}
 
 /** A flow of `n` independent steps and a join that waits for all of them. */
 function fanOutFlow(n: number): FlowDefinition {
