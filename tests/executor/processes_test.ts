@@ -1,6 +1,11 @@
 /** Asking Linux about processes (src/executor/builtin/processes.ts). */
 import assert from "node:assert/strict";
-import { isOurProcessAlive, settledCmdline } from "../../src/executor/builtin/processes.ts";
+import {
+  isOurProcessAlive,
+  liveGroups,
+  processStartTime,
+  settledCmdline,
+} from "../../src/executor/builtin/processes.ts";
 
 /**
  * A zombie that stays one: a child exits under a parent (`sleep 60` after exec) that never waits. The
@@ -45,5 +50,37 @@ Deno.test({
       assert.equal(isOurProcessAlive(parent, "sleep"), true);
       assert.equal(isOurProcessAlive(parent, "not-this-job"), false);
     });
+  },
+});
+
+Deno.test({
+  name: "one pass over /proc tells which of several process groups live, each with its leader's start",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // Two groups: one led by a live sleep, and one whose leader exited, leaving its child.
+    const spawn = (script: string) =>
+      new Deno.Command("setsid", { args: ["sh", "-c", script], stdin: "null", stdout: "piped", stderr: "null" })
+        .spawn();
+    const led = spawn("echo $$; exec sleep 60");
+    const orphaned = spawn("sleep 60 & echo $$ $!");
+    const read = async (child: Deno.ChildProcess) => {
+      const reader = child.stdout.getReader();
+      const words = new TextDecoder().decode((await reader.read()).value).trim().split(" ").map(Number);
+      reader.releaseLock();
+      return words;
+    };
+    const [leader] = await read(led);
+    const [group, member] = await read(orphaned);
+    try {
+      await orphaned.status;
+      const live = liveGroups([leader, group, 0x7ffffff0]);
+      assert.deepEqual([...live.keys()].sort(), [leader, group].sort());
+      assert.deepEqual(live.get(leader), { leaderStarted: processStartTime(leader) });
+      assert.deepEqual(live.get(group), { leaderStarted: null });
+    } finally {
+      Deno.kill(member, "SIGKILL");
+      led.kill("SIGKILL");
+      await led.status;
+    }
   },
 });

@@ -118,7 +118,11 @@ export function processHolding(pid: number, marker: string): "ours" | "other" | 
  */
 export function processStartTime(pid: number): number | null {
   const stat = isLinux ? readProcStat(pid) : null;
-  if (stat === null) return null;
+  return stat === null ? null : startedAt(stat);
+}
+
+/** When the process of `stat` started, in epoch seconds; null when the boot time cannot be read. */
+function startedAt(stat: ProcInfo): number | null {
   try {
     bootTime ??= Number(/^btime (\d+)$/m.exec(Deno.readTextFileSync("/proc/stat"))?.[1]);
   } catch {
@@ -132,15 +136,63 @@ let bootTime: number | undefined;
 
 /** True while any non-zombie process is in process group `pgid`. */
 export function isGroupAlive(pgid: number): boolean {
-  if (isLinux) {
-    for (const entry of Deno.readDirSync("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const stat = readProcStat(Number(entry.name));
-      if (stat && stat.pgrp === pgid && stat.state !== "Z" && stat.state !== "X") return true;
-    }
-    return false;
+  return liveGroups([pgid]).has(pgid);
+}
+
+/** A process group {@link liveGroups} found with a live member. */
+export interface LiveGroup {
+  /**
+   * When the live process whose PID is the group's id (its leader) started, in epoch seconds as
+   * {@link processStartTime} says; null when no leader is seen (it exited, or not on Linux).
+   */
+  leaderStarted: number | null;
+}
+
+/**
+ * Which of `pgids` still have a non-zombie member, each with its leader's start. On Linux one pass
+ * over /proc answers for every group asked about: it costs a read of every process on the host (a
+ * tenth of a second on a host of a thousand processes under load), so whoever asks about many groups
+ * asks once (see abort_watch.ts), not once per group. Elsewhere a signal 0 probes each group.
+ */
+export function liveGroups(pgids: Iterable<number>): Map<number, LiveGroup> {
+  const wanted = new Set(pgids);
+  const live = new Map<number, LiveGroup>();
+  if (wanted.size === 0) return live;
+  if (!isLinux) {
+    for (const pgid of wanted) if (signal(-pgid, 0)) live.set(pgid, { leaderStarted: null });
+    return live;
   }
-  return signal(-pgid, 0);
+  logScan(wanted.size);
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    const stat = readProcStat(pid);
+    if (!stat || !wanted.has(stat.pgrp) || stat.state === "Z" || stat.state === "X") continue;
+    const seen = live.get(stat.pgrp) ?? { leaderStarted: null };
+    if (pid === stat.pgrp) seen.leaderStarted = startedAt(stat);
+    live.set(stat.pgrp, seen);
+  }
+  return live;
+}
+
+/**
+ * Test hook (read here, so no test-only option reaches the runner): with
+ * ORCHESJOB_FLOW_TEST_SCAN_LOG=FILE, each pass over /proc appends `scan N` to FILE, N the number of
+ * process groups it answered for.
+ */
+function logScan(groups: number): void {
+  scanLog ??= readEnv("ORCHESJOB_FLOW_TEST_SCAN_LOG") ?? "";
+  if (scanLog !== "") Deno.writeTextFileSync(scanLog, `scan ${groups}\n`, { append: true });
+}
+
+let scanLog: string | undefined;
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: no test hooks
+  }
 }
 
 /**

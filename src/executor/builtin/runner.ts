@@ -25,7 +25,8 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { isGroupAlive, processHolding, processStartTime, signal } from "./processes.ts";
+import { type LiveGroup, processHolding, processStartTime, signal } from "./processes.ts";
+import { AbortWatch, aliveNow, type Probe, type WatchedJob } from "./abort_watch.ts";
 import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
@@ -95,6 +96,8 @@ export class BuiltinRunner implements Executor {
   private pending: PendingLaunch[] = [];
   /** The launch server, once one was needed (only with `launchServer`). */
   private server: LaunchServer | null = null;
+  /** The graces of this process's aborts, looked at together (one pass over /proc per round). */
+  private readonly graces = new AbortWatch();
 
   /**
    * A state file opened read-only (`status`-like commands on a read-only file): jobs are reported as
@@ -294,7 +297,7 @@ export class BuiltinRunner implements Executor {
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return row;
     const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
-    await terminate(() => isJobGroupAlive(worker, row, files), worker, row.target_pid, grace);
+    await terminate(jobGroup(worker, row, files), this.graces, row.target_pid, grace);
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -519,8 +522,8 @@ export class BuiltinRunner implements Executor {
     }
     const worker = workerOf(row, files);
     const target = row.target_pid ?? readIntFile(files.target);
-    const ours = () => worker !== null && isJobGroupAlive(worker, row, files);
-    const flags = await terminate(ours, worker, target, options.graceSeconds);
+    const job = worker === null ? null : jobGroup(worker, row, files);
+    const flags = await terminate(job, this.graces, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
@@ -529,14 +532,17 @@ export class BuiltinRunner implements Executor {
 /**
  * SIGTERM to the supervisor's process group, then SIGKILL after `graceSeconds`. The supervisor leads
  * its own session and process group; the command and everything it spawned are in that group.
- * Signals go out only while `alive` says the group is still the job's: checked again before the
+ * Signals go out only while a look says the group is still the job's: checked again before the
  * SIGKILL and at every look during the grace, as a group that emptied may have its id taken by an
- * unrelated process (a reused PID) meanwhile, which must not be killed.
+ * unrelated process (a reused PID) meanwhile, which must not be killed. The grace's looks are taken
+ * with those of every other abort of this process (`graces`).
  */
-async function terminate(alive: () => boolean, worker: number | null, target: number | null, graceSeconds: number) {
+async function terminate(job: WatchedJob | null, graces: AbortWatch, target: number | null, graceSeconds: number) {
   const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
-  if (worker === null || !alive()) return flags;
+  // This look is the abort's own, in the turn of the SIGTERM it allows.
+  if (job === null || !aliveNow(job)) return flags;
+  const worker = job.group;
   // The whole group is signalled even when no command PID is known: the supervisor may have started
   // the command without having written its PID yet, and a command signalled through its supervisor
   // alone would live on. (The flags keep orchesjob's meaning: a target known and signalled.)
@@ -544,19 +550,16 @@ async function terminate(alive: () => boolean, worker: number | null, target: nu
   flags.sent_term_target = target !== null && termed;
   flags.sent_term_worker = signal(worker, "SIGTERM");
   crashPoint("runner:abort-grace");
-  if (await gone(alive, graceSeconds, 0.05)) return flags;
-  const killed = signal(-worker, "SIGKILL");
+  let killed = false;
+  // The SIGKILL is sent by the look that found the group still the job's at the grace's end, in its turn.
+  const kill = () => {
+    killed = signal(-worker, "SIGKILL");
+    flags.sent_kill_worker = signal(worker, "SIGKILL");
+  };
+  if (await graces.until(job, performance.now() + graceSeconds * 1000, 0.05, kill)) return flags;
   flags.sent_kill_target = target !== null && killed;
-  flags.sent_kill_worker = signal(worker, "SIGKILL");
-  await gone(alive, 2, 0.02);
+  await graces.until(job, performance.now() + 2000, 0.02);
   return flags;
-}
-
-/** Waits up to `seconds` for `alive` to turn false (a job's group empty, or no longer the job's). */
-async function gone(alive: () => boolean, seconds: number, poll: number): Promise<boolean> {
-  const deadline = performance.now() + seconds * 1000;
-  while (alive() && performance.now() < deadline) await sleep(poll);
-  return !alive();
 }
 
 function statMtime(path: string): number | null {
@@ -638,25 +641,42 @@ function abortDeadline(row: JobRow, files: ReturnType<typeof jobFiles>): number 
 }
 
 /**
- * Whether the job's supervisor, or anything left in its process group, still runs. The supervisor's
- * PID may have been reused since it died (an aborted job is read again days later, by `clean` or a
- * resume) by a process that leads a group of its own, maybe another job's supervisor launched by the
- * same server, whose command line shows the same mark: no late signal may reach that one. A PID is
- * not reused while it still names a living group, so only a living leader is in doubt, and it is the
- * job's only if it started before the job was claimed (Linux; elsewhere, as before, the command line
- * or a living group decides).
+ * Whether the job's supervisor, or anything left in its process group, still runs (see jobGroup).
  */
 function isJobGroupAlive(worker: number, row: JobRow, files: ReturnType<typeof jobFiles>): boolean {
-  const claimed = statMtime(files.claim) ?? statMtime(files.worker);
-  const started = processStartTime(worker);
-  // The boot time behind `started` is whole seconds: a leader that started up to 2 s after the claim
+  return aliveNow(jobGroup(worker, row, files));
+}
+
+/**
+ * The job's process group, as an abort looks at it. The supervisor's PID may have been reused since
+ * it died (an aborted job is read again days later, by `clean` or a resume) by a process that leads a
+ * group of its own, maybe another job's supervisor launched by the same server, whose command line
+ * shows the same mark: no late signal may reach that one. A PID is not reused while it still names a
+ * living group, so only a living leader is in doubt, and it is the job's only if it started before the
+ * job was claimed (Linux; elsewhere, as before, the command line or a living group decides).
+ */
+function jobGroup(worker: number, row: JobRow, files: ReturnType<typeof jobFiles>): WatchedJob {
+  const claimedAt = () => statMtime(files.claim) ?? statMtime(files.worker);
+  // The boot time behind a start is whole seconds: a leader that started up to 2 s after the claim
   // (which the job's own supervisor wrote after it started) is given the benefit of the doubt.
-  if (claimed !== null && started !== null && started > claimed + 2) return false;
-  const holder = processHolding(worker, markerOf(row, files));
-  if (holder === "ours") return true;
-  // The supervisor's PID came round to another program: the job's group ended before (see
-  // processHolding), and a group of that id now is not the job's.
-  return holder !== "other" && isGroupAlive(worker);
+  const startedAfterClaim = (started: number | null) => {
+    const claimed = claimedAt();
+    return claimed !== null && started !== null && started > claimed + 2;
+  };
+  return {
+    group: worker,
+    probe(): Probe {
+      if (startedAfterClaim(processStartTime(worker))) return "gone";
+      const holder = processHolding(worker, markerOf(row, files));
+      if (holder === "ours") return "alive";
+      // The supervisor's PID came round to another program: the job's group ended before (see
+      // processHolding), and a group of that id now is not the job's.
+      return holder === "other" ? "gone" : "group";
+    },
+    // A leader seen in /proc after the probe found none (or none it could read) is a process that took
+    // the PID since, unless it started before the claim.
+    owns: (seen: LiveGroup) => !startedAfterClaim(seen.leaderStarted),
+  };
 }
 
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
