@@ -86,7 +86,7 @@ flowTest(
   builtin,
   "wait --timeout gives 124 at its deadline while another process holds the write lock",
   async (env) => {
-    await gatedRun(env, "g");
+    const { go } = await gatedRun(env, "g");
     await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
     // Held far longer than the waits' timeouts and than the busy timeout (15 s), after which the
     // commands used to fail (exit 70) or, taking over a run, finish their wait when the lock went.
@@ -110,6 +110,10 @@ flowTest(
     // Once the lock is let go, the same wait takes the undriven run over and drives it to its end.
     const done = await env.run(["wait", "--run-key", "u", "--interval", "0.1", "--advance"]);
     assert.equal(done.code, 0, done.stderr);
+    // Let the gated run end too: its step would otherwise wait for its file long after this test.
+    Deno.writeTextFileSync(go, "");
+    const gated = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
+    assert.equal(gated.code, 0, gated.stderr);
   },
 );
 
