@@ -505,7 +505,7 @@ async function fanOutExternal(): Promise<void> {
   // The script of earlier reports skipped that check (a join after failed jobs too): still measured
   // and reported beside it, as it is the least a script can spend.
   const script = (key: string, checked: boolean) => `
-    W='${wrapper}' D=$(mktemp -d)
+    W='${wrapper}' D=$(mktemp -d '${HOME}/fan.XXXXXX')
     i=0; while [ $i -lt ${width} ]; do "$W" start --run-key "${key}:f$i:1" -- sleep 0.5 > /dev/null & i=$((i+1)); done; wait
     while [ "$("$W" status --running)" != "[]" ]; do sleep 0.1; done
     if ${checked}; then

@@ -516,12 +516,45 @@ function processWith(words: string[]): number | null {
   return null;
 }
 
+/** The wait of `start -d` for its background driver, 15 s, shortened for a test (the variable is test-only). */
+const SHORT_LAUNCH_WAIT = { ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS: "2" };
+
+flowTest(
+  builtin,
+  "start -d whose driver neither takes the run nor exits within the wait says so and exits 75; the run stays resumable",
+  async (env) => {
+    const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 30"}\n`);
+    const starter = env.spawn(["start", "-d", "--run-key", "stuck", file], SHORT_LAUNCH_WAIT);
+    // The background driver, stopped as soon as it exists: it can neither take the run nor exit.
+    let driver: number | null = null;
+    await eventually("the background driver was launched", () => (driver = processWith(["_drive", "stuck"])) !== null);
+    Deno.kill(driver!, "SIGSTOP");
+    const output = await starter.output();
+    const stdout = JSON.parse(new TextDecoder().decode(output.stdout));
+    const db = join(env.home, "orchesjob-flow.sqlite3");
+    // The situation under test: the driver never held the run while start -d waited.
+    assert.equal(await driverHolder(db, "stuck"), null, "the stopped driver took the run");
+    assert.equal(output.code, 75, new TextDecoder().decode(output.stderr));
+    assert.equal(stdout.detached, false);
+    assert.equal(stdout.status, "PENDING");
+    assert.match(
+      stdout.error,
+      new RegExp(`background driver \\(pid ${driver}\\) neither took the run nor exited within 2 s`),
+    );
+    // Let go, the driver takes the run and drives it: nothing was lost.
+    Deno.kill(driver!, "SIGCONT");
+    await env.waitFor("stuck", "a runs", (run) => step(run, "a").status === "RUNNING");
+    await env.json(["cancel", "--run-key", "stuck", "--grace-seconds", "0"]);
+  },
+);
+
 flowTest(
   builtin,
   "start -d stopped past its 15 s wait for the driver still reports the driver that took the run",
   async (env) => {
     const file = env.flow("slow.yaml", `flow_id: slow\nsteps:\n  - {id: a, command: "sleep 30"}\n`);
-    const starter = env.spawn(["start", "-d", "--run-key", "late", file]);
+    // The 15 s wait, shortened to 2 s (test-only), which the stop below outlasts.
+    const starter = env.spawn(["start", "-d", "--run-key", "late", file], SHORT_LAUNCH_WAIT);
     // As soon as the background driver exists, `start -d` is in its wait for it: it sets the wait's
     // deadline in the same synchronous stretch of code that spawned the driver, before anything this
     // test can see. Stopped there (a SIGSTOP, a paused VM), it resumes after its deadline, while the
@@ -531,7 +564,7 @@ flowTest(
     // The situation under test: stopped before the driver held the run, `start -d` cannot have seen it.
     assert.equal(await driverHolder(join(env.home, "orchesjob-flow.sqlite3"), "late"), null, "stopped too late");
     await env.waitFor("late", "a runs", (run) => step(run, "a").status === "RUNNING");
-    await new Promise((resolve) => setTimeout(resolve, 16_000));
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
     Deno.kill(starter.pid, "SIGCONT");
     const output = await starter.output();
     const stderr = new TextDecoder().decode(output.stderr);

@@ -165,6 +165,16 @@ export async function continueRun(
 /** How long `start -d` waits for its background driver to take the run (or to exit). */
 const LAUNCH_WAIT_SECONDS = 15;
 
+/** The wait; tests shorten it (ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS) rather than sit through 15 s. */
+function launchWaitSeconds(): number {
+  let raw: string | undefined;
+  try {
+    raw = Deno.env.get("ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS");
+  } catch { /* no --allow-env */ }
+  const seconds = Number(raw);
+  return raw && Number.isFinite(seconds) && seconds > 0 ? seconds : LAUNCH_WAIT_SECONDS;
+}
+
 /**
  * Launches a background driver and waits until it holds the run's driver lock (`detached: true`) or
  * has exited (`detached: false`, with its error and exit code if it failed). Concurrent `start -d`
@@ -210,7 +220,8 @@ async function confirmLaunch(
 ): Promise<LaunchOutcome> {
   let exit: number | null = null;
   launched.status.then((status) => exit = status.code, () => exit = -1);
-  const deadline = performance.now() + LAUNCH_WAIT_SECONDS * 1000;
+  const waitSeconds = launchWaitSeconds();
+  const deadline = performance.now() + waitSeconds * 1000;
   for (;;) {
     // One look after the deadline too: this process may have been stopped (SIGSTOP, a paused VM, a
     // loaded host) past it while the driver took the run.
@@ -237,7 +248,7 @@ async function confirmLaunch(
     kind: "unconfirmed",
     code: null,
     error: `the background driver (pid ${launched.report.pid}) neither took the run nor exited within ` +
-      `${LAUNCH_WAIT_SECONDS} s; see ${launched.report.stderr_log}`,
+      `${waitSeconds} s; see ${launched.report.stderr_log}`,
   };
 }
 
