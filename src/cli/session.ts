@@ -94,10 +94,25 @@ export class Session implements Disposable {
    * a signal keeps its default action.
    */
   static async open(context: CommandContext, options: SessionOptions, interrupt: Interrupt | null): Promise<Session> {
+    return (await Session.openUntil(context, options, interrupt, () => false))!;
+  }
+
+  /**
+   * {@link Session.open}, given up (null) when `until` says so before the state file could be opened: a
+   * deadline of the command's own (`wait --timeout`), which a follower opening a state file of an older
+   * version (migrated under the write lock, which another process may hold) must keep too.
+   */
+  static async openUntil(
+    context: CommandContext,
+    options: SessionOptions,
+    interrupt: Interrupt | null,
+    until: () => boolean,
+  ): Promise<Session | null> {
     const dbPath = sessionDbPath(context);
-    const stop = () => interrupt?.requested() ?? false;
-    const opened = await openWaiting(dbPath, options, stop);
+    const interrupted = () => interrupt?.requested() ?? false;
+    const opened = await openWaiting(dbPath, options, () => interrupted() || until());
     if (opened === null) {
+      if (!interrupted()) return null;
       throw new UserError(
         `interrupted while opening state database ${dbPath}; nothing was stored`,
         ExitCode.interrupted,

@@ -252,3 +252,35 @@ flowTest(
     assertLockHeld(env);
   },
 );
+
+flowTest(
+  builtin,
+  "wait --timeout keeps its deadline when the state file must first be migrated under a held write lock",
+  async (env) => {
+    await env.json(["start", "--run-key", "old", env.flow("two.yaml", TWO_STEPS)]);
+    // The file as the previous schema version left it (migration 6 undone): a follower cannot read it
+    // read-only, and opens it for writing to migrate it, which needs the write lock.
+    const sqlite = new DatabaseSync(stateFile(env));
+    sqlite.exec(`ALTER TABLE flow_runs DROP COLUMN not_before;
+      ALTER TABLE flow_steps DROP COLUMN retry_history;
+      UPDATE schema_meta SET value = '5' WHERE key = 'schema_version'`);
+    sqlite.close();
+    const behind = await env.run(["status", "--run-key", "old"]);
+    assert.equal(behind.code, 2, "status refuses the file of the older version");
+    assert.match(behind.stderr, /has schema version 5/);
+    // Held far longer than the wait's timeout: the wait used to open the file only once it was let go.
+    await using lock = await holdWriteLock(env, 60);
+    const result = await env.run(["wait", "--run-key", "old", "--timeout", "2", "--interval", "0.1"]);
+    assert.equal(lock.released(), false, "wait returned only once the lock was let go");
+    assert.equal(result.code, 124, result.stderr);
+    // The run could not be read before the deadline: no status.
+    assert.deepEqual(JSON.parse(result.stdout), { run_key: "old", status: null, exit_code: 124, timed_out: true });
+    assert.equal(result.stderr, "");
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    // Once the lock is let go, the wait migrates the file and reads the run.
+    const done = await env.run(["wait", "--run-key", "old", "--timeout", "60", "--interval", "0.1"]);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(JSON.parse(done.stdout).status, "SUCCEEDED");
+  },
+);
