@@ -284,3 +284,56 @@ flowTest(
     assert.equal(JSON.parse(done.stdout).status, "SUCCEEDED");
   },
 );
+
+flowTest(
+  builtin,
+  "watch driving a run it took over waits out a write lock held past the busy timeout",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${
+        JSON.stringify(waitForFile(go))
+      }}\n  - {id: after, when: hold, command: ["true"]}\n`,
+    );
+    await undrivenRun(env, "w", file);
+    // The busy timeout shortened (test-only) so that the lock is held past it many times over.
+    const child = env.spawn(["watch", "--run-key", "w", "--interval", "0.1", "--mode", "append"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+    });
+    let exited = false;
+    const status = child.status.finally(() => (exited = true));
+    const stdout = collectText(child.stdout);
+    const stderr = collectText(child.stderr);
+    await env.waitFor(
+      "w",
+      "watch drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    await using lock = await holdWriteLock(env, 60);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and meets the lock
+    // Its write failed after the busy timeout (it used to end watch with exit 70 there) and is retried.
+    await eventually("watch meets the lock", () => exited || stderr.text.includes("state database unusable"));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // more busy timeouts
+    assert.equal(exited, false, `watch ended while the lock was held: ${stderr.text}`);
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    assert.equal((await status).code, 0, stderr.text);
+    await stdout.done;
+    await stderr.done;
+    const lines = stderr.text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    assert.equal(lines[0].warning, "Driver: none; resume with: orchesjob-flow resume --run-key w");
+    assert.ok(lines.length > 1, stderr.text);
+    for (const line of lines.slice(1)) {
+      assert.equal(
+        line.error,
+        "state database unusable, retrying: database is locked (another process holds its write lock)",
+      );
+      assert.equal(line.run_key, "w");
+    }
+    const run = await env.status("w");
+    assert.equal(run.status, "SUCCEEDED");
+    assert.equal(run.error, null, "the wait shown as the run's error is cleared");
+    for (const id of ["hold", "after"]) assert.equal(step(run, id).attempt_no, 1, `${id} ran once`);
+  },
+);
