@@ -14,6 +14,7 @@ import {
   isLockHeld,
   jobsDirectory,
   limitLockWait,
+  LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
   resolveDbPath,
@@ -267,8 +268,25 @@ export class Session implements Disposable {
    * get as it takes a lock held past the busy timeout (it waits, then stops at `interrupted`).
    */
   driver(record: RunRecord, interrupted?: () => boolean, deadline = Infinity): Driver {
+    // A driver that a signal stops waits for another process's write lock in slices, each lost round
+    // retried by the driver: SQLite's wait blocks the process, so a signal was heard only once a write
+    // had waited the whole busy timeout (or the lock was let go), and the next write waited again.
+    const slice = interrupted ? LOCK_WAIT_SLICE_MS : Infinity;
     const limit = () => {
-      if (deadline !== Infinity) limitLockWait(this.db, deadline - performance.now());
+      const ms = Math.min(deadline - performance.now(), slice);
+      if (ms !== Infinity) limitLockWait(this.db, ms);
+    };
+    limit();
+    // In slices, a held lock loses a round every slice: said once it has been waited for the busy
+    // timeout, then once per busy timeout, as when each write waited the whole busy timeout.
+    let lockWait: { since: number; saidAt: number } | null = null;
+    const sayNow = (reason: string, since: number): boolean => {
+      if (slice === Infinity || reason !== LOCK_HELD_REASON) return true;
+      const now = performance.now();
+      if (lockWait?.since !== since) lockWait = { since, saidAt: now - slice };
+      if (now - lockWait.saidAt < busyTimeoutMs()) return false;
+      lockWait.saidAt = now;
+      return true;
     };
     return new Driver({
       runs: this.runs,
@@ -284,6 +302,7 @@ export class Session implements Disposable {
       onStoreWait: ({ runKey, reason, since, retryInSec }) => {
         // The driver's note of the wait in the run is the next statement: it must not wait either.
         limit();
+        if (!sayNow(reason, since)) return;
         printError(`state database unusable, retrying: ${reason}`, {
           run_key: runKey,
           since,
@@ -338,8 +357,11 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
   }
 }
 
-/** How long one try at opening waits for another process's write lock, at most (then it is retried). */
-const OPEN_LOCK_WAIT_MS = 250;
+/**
+ * How long one try at opening, or one write of a driver that a signal stops, waits for another
+ * process's write lock, at most (then it is retried).
+ */
+const LOCK_WAIT_SLICE_MS = 250;
 
 /**
  * {@link openState}, retried while another process holds the write lock, until `stop` says so (then
@@ -351,7 +373,7 @@ async function openWaiting(path: string, options: SessionOptions, stop: () => bo
   for (let pause = 0.01;; pause = Math.min(pause * 2, 0.25)) {
     if (stop()) return null;
     try {
-      const opened = openState(path, options, OPEN_LOCK_WAIT_MS);
+      const opened = openState(path, options, LOCK_WAIT_SLICE_MS);
       // A signal that came while SQLite waited (which blocks this process) is heard at this turn of the
       // event loop, before the caller stores anything; after it, the caller's writes are whole (each a
       // transaction) and its loop sees the signal at its next look.

@@ -11,6 +11,7 @@ import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
 import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { pathExists } from "../../src/shared/mod.ts";
 
 /** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
 interface HeldLock extends AsyncDisposable {
@@ -335,5 +336,52 @@ flowTest(
     assert.equal(run.status, "SUCCEEDED");
     assert.equal(run.error, null, "the wait shown as the run's error is cleared");
     for (const id of ["hold", "after"]) assert.equal(step(run, id).attempt_no, 1, `${id} ran once`);
+  },
+);
+
+flowTest(
+  builtin,
+  "a signal while a foreground start's driver waits for another process's write lock: 130 before the lock goes",
+  async (env) => {
+    const [go, ended] = [join(env.home, "go"), join(env.home, "ended")];
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${
+        JSON.stringify(`${waitForFile(go)}; touch '${ended}'`)
+      }}\n  - {id: after, when: hold, command: ["true"]}\n`,
+    );
+    const child = env.spawn(["start", "--run-key", "s", "-q", file]);
+    let exited = false;
+    const output = child.output().finally(() => (exited = true));
+    await env.waitFor(
+      "s",
+      "start drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    await eventually("start listens for SIGINT", () => exited || catchesSignal(child.pid, 2));
+    // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout would get
+    // the lock when it is let go, and the signal would be heard only then.
+    await using lock = await holdWriteLock(env, 12);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and waits for the lock
+    await eventually("hold's command has ended", () => pathExists(ended));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the driver meets the lock
+    assert.equal(exited, false, "start ended while the lock was held");
+    assertLockHeld(env);
+    child.kill("SIGINT");
+    const result = await output;
+    assert.equal(lock.released(), false, "start heard the signal only once the lock was let go");
+    assert.deepEqual([result.signal, result.code], [null, 130]);
+    assert.equal(new TextDecoder().decode(result.stderr), "", "nothing said before the busy timeout");
+    const final = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.deepEqual([final.status, step(final, "hold").status, step(final, "after").status], [
+      "RUNNING",
+      "RUNNING",
+      "PENDING",
+    ]);
+    await lock[Symbol.asyncDispose]();
+    // The run stays resumable, each step run once.
+    const resumed = await env.json(["resume", "--run-key", "s", "-q"]);
+    assert.equal(resumed.status, "SUCCEEDED");
+    for (const id of ["hold", "after"]) assert.equal(step(resumed, id).attempt_no, 1, `${id} ran once`);
   },
 );
