@@ -385,3 +385,57 @@ flowTest(
     for (const id of ["hold", "after"]) assert.equal(step(resumed, id).attempt_no, 1, `${id} ran once`);
   },
 );
+
+flowTest(
+  builtin,
+  "cancel waits out a held write lock past the busy timeout; a signal meanwhile leaves the run unchanged",
+  async (env) => {
+    const { go } = await gatedRun(env, "g");
+    const db = stateFile(env);
+    // The busy timeout shortened (test-only): opening used to fail with exit 70 once it had passed.
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const spawnCancel = () => {
+      const child = env.spawn(["cancel", "--run-key", "g", "--grace-seconds", "1"], short);
+      let exited = false;
+      const output = child.output().finally(() => (exited = true));
+      return { child, output, exited: () => exited };
+    };
+    // A signal while it waits: one JSON line, 130, nothing changed.
+    const first = spawnCancel();
+    await eventually("cancel listens", () => first.exited() || catchesSignal(first.child.pid, 2));
+    await eventually("cancel has opened the state file", () => first.exited() || hasOpen(first.child.pid, db));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(first.exited(), false, "cancel ended while the lock was held");
+    assertLockHeld(env);
+    first.child.kill("SIGINT");
+    const interrupted = await first.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([interrupted.signal, interrupted.code], [null, 130]);
+    assert.deepEqual(
+      new TextDecoder().decode(interrupted.stderr).split("\n").filter(Boolean).map((line) => JSON.parse(line)),
+      [
+        { warning: `state database ${db} is locked by another process; waiting until it lets go` },
+        { error: "cancel: interrupted before the cancel was committed; run g is unchanged" },
+      ],
+    );
+    // Waited out: the cancel goes through once the lock is let go.
+    const second = spawnCancel();
+    await eventually("cancel has opened the state file", () => second.exited() || hasOpen(second.child.pid, db));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(second.exited(), false, "cancel ended while the lock was held");
+    assertLockHeld(env);
+    assert.equal((await env.status("g")).status, "RUNNING", "nothing changed while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    const result = await second.output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    assert.equal(JSON.parse(new TextDecoder().decode(result.stdout)).status, "CANCELLED");
+    assert.deepEqual(stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line)), [
+      { warning: `state database ${db} is locked by another process; waiting until it lets go` },
+    ]);
+    Deno.writeTextFileSync(go, "");
+    const waited = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
+    assert.equal(waited.code, 4, waited.stderr);
+  },
+);
