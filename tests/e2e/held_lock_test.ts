@@ -439,3 +439,29 @@ flowTest(
     assert.equal(waited.code, 4, waited.stderr);
   },
 );
+
+flowTest(
+  builtin,
+  "a background driver that finds the write lock held waits it out and drives the run",
+  async (env) => {
+    // What `start -d` launches, when another process took the write lock after start -d let it go.
+    await undrivenRun(env, "d", env.flow("two.yaml", TWO_STEPS));
+    await using lock = await holdWriteLock(env, 60);
+    const child = env.spawn(["_drive", "--run-key", "d"], { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" });
+    let exited = false;
+    const output = child.output().finally(() => (exited = true));
+    await eventually("the driver has opened the state file", () => exited || hasOpen(child.pid, stateFile(env)));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(exited, false, "the driver ended while the lock was held (it used to exit 70)");
+    assertLockHeld(env);
+    assert.equal((await env.status("d")).status, "PENDING");
+    await lock[Symbol.asyncDispose]();
+    const result = await output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    assert.equal(JSON.parse(new TextDecoder().decode(result.stdout)).status, "SUCCEEDED");
+    assert.deepEqual(stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line)), [
+      { warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go` },
+    ]);
+  },
+);
