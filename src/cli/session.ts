@@ -99,9 +99,10 @@ export class Session implements Disposable {
   }
 
   /**
-   * {@link Session.open}, given up (null) when `until` says so before the state file could be opened: a
-   * deadline of the command's own (`wait --timeout`), which a follower opening a state file of an older
-   * version (migrated under the write lock, which another process may hold) must keep too.
+   * {@link Session.open}, given up (null) when `until` says so while the state file's write lock is
+   * waited for: a deadline of the command's own (`wait --timeout`), which a follower opening a state
+   * file of an older version (migrated under the write lock, which another process may hold) must keep
+   * too. A file opened at the first try is kept, however long that took.
    */
   static async openUntil(
     context: CommandContext,
@@ -111,7 +112,7 @@ export class Session implements Disposable {
   ): Promise<Session | null> {
     const dbPath = sessionDbPath(context);
     const interrupted = () => interrupt?.requested() ?? false;
-    const opened = await openWaiting(dbPath, options, () => interrupted() || until());
+    const opened = await openWaiting(dbPath, options, interrupted, until);
     if (opened === null) {
       if (!interrupted()) return null;
       throw new UserError(
@@ -364,14 +365,20 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
 const LOCK_WAIT_SLICE_MS = 250;
 
 /**
- * {@link openState}, retried while another process holds the write lock, until `stop` says so (then
- * null). Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
+ * {@link openState}, retried while another process holds the write lock, until `stop` (a signal) says
+ * so, or `giveUp` (a deadline, which never discards a file opened at the first try) says so before a
+ * retry: then null. Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
  */
-async function openWaiting(path: string, options: SessionOptions, stop: () => boolean): Promise<OpenedState | null> {
+async function openWaiting(
+  path: string,
+  options: SessionOptions,
+  stop: () => boolean,
+  giveUp: () => boolean = () => false,
+): Promise<OpenedState | null> {
   const started = performance.now();
   let said = false;
-  for (let pause = 0.01;; pause = Math.min(pause * 2, 0.25)) {
-    if (stop()) return null;
+  for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, 0.25), tried = true) {
+    if (stop() || (tried && giveUp())) return null;
     try {
       const opened = openState(path, options, LOCK_WAIT_SLICE_MS);
       // A signal that came while SQLite waited (which blocks this process) is heard at this turn of the
@@ -388,7 +395,7 @@ async function openWaiting(path: string, options: SessionOptions, stop: () => bo
         printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
       }
     }
-    await sleepUnless(pause, stop);
+    await sleepUnless(pause, () => stop() || giveUp());
   }
 }
 
