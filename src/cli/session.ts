@@ -14,6 +14,7 @@ import {
   isLockHeld,
   jobsDirectory,
   limitLockWait,
+  LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
   resolveDbPath,
@@ -94,10 +95,26 @@ export class Session implements Disposable {
    * a signal keeps its default action.
    */
   static async open(context: CommandContext, options: SessionOptions, interrupt: Interrupt | null): Promise<Session> {
+    return (await Session.openUntil(context, options, interrupt, () => false))!;
+  }
+
+  /**
+   * {@link Session.open}, given up (null) when `until` says so while the state file's write lock is
+   * waited for: a deadline of the command's own (`wait --timeout`), which a follower opening a state
+   * file of an older version (migrated under the write lock, which another process may hold) must keep
+   * too. A file opened at the first try is kept, however long that took.
+   */
+  static async openUntil(
+    context: CommandContext,
+    options: SessionOptions,
+    interrupt: Interrupt | null,
+    until: () => boolean,
+  ): Promise<Session | null> {
     const dbPath = sessionDbPath(context);
-    const stop = () => interrupt?.requested() ?? false;
-    const opened = await openWaiting(dbPath, options, stop);
+    const interrupted = () => interrupt?.requested() ?? false;
+    const opened = await openWaiting(dbPath, options, interrupted, until);
     if (opened === null) {
+      if (!interrupted()) return null;
       throw new UserError(
         `interrupted while opening state database ${dbPath}; nothing was stored`,
         ExitCode.interrupted,
@@ -252,8 +269,25 @@ export class Session implements Disposable {
    * get as it takes a lock held past the busy timeout (it waits, then stops at `interrupted`).
    */
   driver(record: RunRecord, interrupted?: () => boolean, deadline = Infinity): Driver {
+    // A driver that a signal stops waits for another process's write lock in slices, each lost round
+    // retried by the driver: SQLite's wait blocks the process, so a signal was heard only once a write
+    // had waited the whole busy timeout (or the lock was let go), and the next write waited again.
+    const slice = interrupted ? LOCK_WAIT_SLICE_MS : Infinity;
     const limit = () => {
-      if (deadline !== Infinity) limitLockWait(this.db, deadline - performance.now());
+      const ms = Math.min(deadline - performance.now(), slice);
+      if (ms !== Infinity) limitLockWait(this.db, ms);
+    };
+    limit();
+    // In slices, a held lock loses a round every slice: said once it has been waited for the busy
+    // timeout, then once per busy timeout, as when each write waited the whole busy timeout.
+    let lockWait: { since: number; saidAt: number } | null = null;
+    const sayNow = (reason: string, since: number): boolean => {
+      if (slice === Infinity || reason !== LOCK_HELD_REASON) return true;
+      const now = performance.now();
+      if (lockWait?.since !== since) lockWait = { since, saidAt: now - slice };
+      if (now - lockWait.saidAt < busyTimeoutMs()) return false;
+      lockWait.saidAt = now;
+      return true;
     };
     return new Driver({
       runs: this.runs,
@@ -269,6 +303,7 @@ export class Session implements Disposable {
       onStoreWait: ({ runKey, reason, since, retryInSec }) => {
         // The driver's note of the wait in the run is the next statement: it must not wait either.
         limit();
+        if (!sayNow(reason, since)) return;
         printError(`state database unusable, retrying: ${reason}`, {
           run_key: runKey,
           since,
@@ -323,20 +358,29 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
   }
 }
 
-/** How long one try at opening waits for another process's write lock, at most (then it is retried). */
-const OPEN_LOCK_WAIT_MS = 250;
+/**
+ * How long one try at opening, or one write of a driver that a signal stops, waits for another
+ * process's write lock, at most (then it is retried).
+ */
+const LOCK_WAIT_SLICE_MS = 250;
 
 /**
- * {@link openState}, retried while another process holds the write lock, until `stop` says so (then
- * null). Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
+ * {@link openState}, retried while another process holds the write lock, until `stop` (a signal) says
+ * so, or `giveUp` (a deadline, which never discards a file opened at the first try) says so before a
+ * retry: then null. Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
  */
-async function openWaiting(path: string, options: SessionOptions, stop: () => boolean): Promise<OpenedState | null> {
+async function openWaiting(
+  path: string,
+  options: SessionOptions,
+  stop: () => boolean,
+  giveUp: () => boolean = () => false,
+): Promise<OpenedState | null> {
   const started = performance.now();
   let said = false;
-  for (let pause = 0.01;; pause = Math.min(pause * 2, 0.25)) {
-    if (stop()) return null;
+  for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, 0.25), tried = true) {
+    if (stop() || (tried && giveUp())) return null;
     try {
-      const opened = openState(path, options, OPEN_LOCK_WAIT_MS);
+      const opened = openState(path, options, LOCK_WAIT_SLICE_MS);
       // A signal that came while SQLite waited (which blocks this process) is heard at this turn of the
       // event loop, before the caller stores anything; after it, the caller's writes are whole (each a
       // transaction) and its loop sees the signal at its next look.
@@ -351,7 +395,7 @@ async function openWaiting(path: string, options: SessionOptions, stop: () => bo
         printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
       }
     }
-    await sleepUnless(pause, stop);
+    await sleepUnless(pause, () => stop() || giveUp());
   }
 }
 

@@ -383,17 +383,49 @@ export class Driver {
       if (this.waitingSince !== null) this.endStoreWait();
       return result;
     } catch (error) {
-      const reason = this.options.storeWaitReason?.(error) ?? null;
-      if (reason === null) throw error;
-      this.stale = true;
-      this.waitingSince ??= this.clock.now();
-      this.storeWait = nextPause(backoff, this.storeWait ?? undefined);
-      const message = `state database unusable, retrying: ${reason}`;
-      this.options.onStoreWait?.({ runKey: this.runKey, reason, since: this.waitingSince, retryInSec: this.storeWait });
-      this.showStoreWait(message);
-      await this.pause(this.storeWait);
+      if (!this.noteStoreWait(error, backoff)) throw error;
+      await this.pause(this.storeWait!);
       return null;
     }
+  }
+
+  /**
+   * {@link advance} for a driver that advances once per refresh (`watch` taking a run over): a round
+   * that a passing store fault (another process's write lock held past the busy timeout, a full disk)
+   * cut short is reported as {@link drive} reports it, and null returned, to be tried again at the next
+   * refresh, where the fault failed the command (exit 70) and left the run undriven.
+   */
+  async advanceOrWait(): Promise<TickResult | null> {
+    try {
+      const result = await this.advance();
+      if (this.waitingSince !== null) this.endStoreWait();
+      return result;
+    } catch (error) {
+      const backoff = {
+        first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
+        factor: 2,
+        ceiling: this.options.pollIntervalSec,
+      };
+      if (!this.noteStoreWait(error, backoff)) throw error;
+      return null;
+    }
+  }
+
+  /**
+   * Takes note of a round lost to a passing store fault: reported, shown as the run's error when that
+   * write passes, the run reloaded by the next round, and the next backoff in `storeWait`. False when
+   * `error` is no such fault.
+   */
+  private noteStoreWait(error: unknown, backoff: { first: number; factor: number; ceiling: number }): boolean {
+    const reason = this.options.storeWaitReason?.(error) ?? null;
+    if (reason === null) return false;
+    this.stale = true;
+    this.waitingSince ??= this.clock.now();
+    this.storeWait = nextPause(backoff, this.storeWait ?? undefined);
+    const message = `state database unusable, retrying: ${reason}`;
+    this.options.onStoreWait?.({ runKey: this.runKey, reason, since: this.waitingSince, retryInSec: this.storeWait });
+    this.showStoreWait(message);
+    return true;
   }
 
   /** The wait is shown as the run's error while it lasts, when the store takes that one write. */

@@ -441,6 +441,9 @@ export function prepared(db: Database, sql: string): StatementSync {
  * writes beside it). Both pass; a driver waits them out with backoff instead of dying with the run left
  * RUNNING and nothing driving it.
  */
+/** {@link storeWaitReason} for another process's write lock. */
+export const LOCK_HELD_REASON = "database is locked (another process holds its write lock)";
+
 export function storeWaitReason(error: unknown): string | null {
   return storeFault(error)?.reason ?? null;
 }
@@ -451,7 +454,7 @@ function storeFault(error: unknown): { why: "locked" | "full"; reason: string } 
   const errcode = (error as { errcode?: unknown }).errcode;
   const primary = typeof errcode === "number" ? errcode & 0xff : null;
   if (primary === SQLITE_BUSY || primary === SQLITE_LOCKED || /database is locked/.test(error.message)) {
-    return { why: "locked", reason: "database is locked (another process holds its write lock)" };
+    return { why: "locked", reason: LOCK_HELD_REASON };
   }
   if (primary === SQLITE_FULL || /database or disk is full/.test(error.message)) {
     return { why: "full", reason: "database or disk is full" };

@@ -12,6 +12,7 @@ export {
   isLockHeld,
   isReadOnly,
   limitLockWait,
+  LOCK_HELD_REASON,
   migrate,
   openDatabase,
   openDatabaseReadOnly,

@@ -11,6 +11,7 @@ import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
 import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { pathExists } from "../../src/shared/mod.ts";
 
 /** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
 interface HeldLock extends AsyncDisposable {
@@ -254,5 +255,222 @@ flowTest(
     assert.equal(status.code, 124, await stderr.done);
     assert.deepEqual(JSON.parse(stdout.text), { run_key: "d", status: "RUNNING", exit_code: 124, timed_out: true });
     assertLockHeld(env);
+  },
+);
+
+flowTest(
+  builtin,
+  "wait --timeout keeps its deadline when the state file must first be migrated under a held write lock",
+  async (env) => {
+    await env.json(["start", "--run-key", "old", env.flow("two.yaml", TWO_STEPS)]);
+    // The file as the previous schema version left it (migration 6 undone): a follower cannot read it
+    // read-only, and opens it for writing to migrate it, which needs the write lock.
+    const sqlite = new DatabaseSync(stateFile(env));
+    sqlite.exec(`ALTER TABLE flow_runs DROP COLUMN not_before;
+      ALTER TABLE flow_steps DROP COLUMN retry_history;
+      UPDATE schema_meta SET value = '5' WHERE key = 'schema_version'`);
+    sqlite.close();
+    const behind = await env.run(["status", "--run-key", "old"]);
+    assert.equal(behind.code, 2, "status refuses the file of the older version");
+    assert.match(behind.stderr, /has schema version 5/);
+    // Held far longer than the wait's timeout: the wait used to open the file only once it was let go.
+    await using lock = await holdWriteLock(env, 60);
+    const result = await env.run(["wait", "--run-key", "old", "--timeout", "2", "--interval", "0.1"]);
+    assert.equal(lock.released(), false, "wait returned only once the lock was let go");
+    assert.equal(result.code, 124, result.stderr);
+    // The run could not be read before the deadline: no status.
+    assert.deepEqual(JSON.parse(result.stdout), { run_key: "old", status: null, exit_code: 124, timed_out: true });
+    assert.equal(result.stderr, "");
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    // Once the lock is let go, the wait migrates the file and reads the run.
+    const done = await env.run(["wait", "--run-key", "old", "--timeout", "60", "--interval", "0.1"]);
+    assert.equal(done.code, 0, done.stderr);
+    assert.equal(JSON.parse(done.stdout).status, "SUCCEEDED");
+    // The deadline only gives up waiting for the lock: a state file opened at once is read, however
+    // short the timeout, and an ended run gives its own code.
+    const short = await env.run(["wait", "--run-key", "old", "--timeout", "0.01"]);
+    assert.equal(short.code, 0, short.stdout + short.stderr);
+    assert.equal(JSON.parse(short.stdout).status, "SUCCEEDED");
+  },
+);
+
+flowTest(
+  builtin,
+  "watch driving a run it took over waits out a write lock held past the busy timeout",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${
+        JSON.stringify(waitForFile(go))
+      }}\n  - {id: after, when: hold, command: ["true"]}\n`,
+    );
+    await undrivenRun(env, "w", file);
+    // The busy timeout shortened (test-only) so that the lock is held past it many times over.
+    const child = env.spawn(["watch", "--run-key", "w", "--interval", "0.1", "--mode", "append"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+    });
+    let exited = false;
+    const status = child.status.finally(() => (exited = true));
+    const stdout = collectText(child.stdout);
+    const stderr = collectText(child.stderr);
+    await env.waitFor(
+      "w",
+      "watch drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    await using lock = await holdWriteLock(env, 60);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and meets the lock
+    // Its write failed after the busy timeout (it used to end watch with exit 70 there) and is retried.
+    await eventually("watch meets the lock", () => exited || stderr.text.includes("state database unusable"));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // more busy timeouts
+    assert.equal(exited, false, `watch ended while the lock was held: ${stderr.text}`);
+    assertLockHeld(env);
+    await lock[Symbol.asyncDispose]();
+    assert.equal((await status).code, 0, stderr.text);
+    await stdout.done;
+    await stderr.done;
+    const lines = stderr.text.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    assert.equal(lines[0].warning, "Driver: none; resume with: orchesjob-flow resume --run-key w");
+    assert.ok(lines.length > 1, stderr.text);
+    for (const line of lines.slice(1)) {
+      assert.equal(
+        line.error,
+        "state database unusable, retrying: database is locked (another process holds its write lock)",
+      );
+      assert.equal(line.run_key, "w");
+    }
+    const run = await env.status("w");
+    assert.equal(run.status, "SUCCEEDED");
+    assert.equal(run.error, null, "the wait shown as the run's error is cleared");
+    for (const id of ["hold", "after"]) assert.equal(step(run, id).attempt_no, 1, `${id} ran once`);
+  },
+);
+
+flowTest(
+  builtin,
+  "a signal while a foreground start's driver waits for another process's write lock: 130 before the lock goes",
+  async (env) => {
+    const [go, ended] = [join(env.home, "go"), join(env.home, "ended")];
+    const file = env.flow(
+      "gated.yaml",
+      `flow_id: gated\nsteps:\n  - {id: hold, command: ${
+        JSON.stringify(`${waitForFile(go)}; touch '${ended}'`)
+      }}\n  - {id: after, when: hold, command: ["true"]}\n`,
+    );
+    const child = env.spawn(["start", "--run-key", "s", "-q", file]);
+    let exited = false;
+    const output = child.output().finally(() => (exited = true));
+    await env.waitFor(
+      "s",
+      "start drives it",
+      (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
+    );
+    await eventually("start listens for SIGINT", () => exited || catchesSignal(child.pid, 2));
+    // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout would get
+    // the lock when it is let go, and the signal would be heard only then.
+    await using lock = await holdWriteLock(env, 12);
+    Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and waits for the lock
+    await eventually("hold's command has ended", () => pathExists(ended));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // the driver meets the lock
+    assert.equal(exited, false, "start ended while the lock was held");
+    assertLockHeld(env);
+    child.kill("SIGINT");
+    const result = await output;
+    assert.equal(lock.released(), false, "start heard the signal only once the lock was let go");
+    assert.deepEqual([result.signal, result.code], [null, 130]);
+    assert.equal(new TextDecoder().decode(result.stderr), "", "nothing said before the busy timeout");
+    const final = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.deepEqual([final.status, step(final, "hold").status, step(final, "after").status], [
+      "RUNNING",
+      "RUNNING",
+      "PENDING",
+    ]);
+    await lock[Symbol.asyncDispose]();
+    // The run stays resumable, each step run once.
+    const resumed = await env.json(["resume", "--run-key", "s", "-q"]);
+    assert.equal(resumed.status, "SUCCEEDED");
+    for (const id of ["hold", "after"]) assert.equal(step(resumed, id).attempt_no, 1, `${id} ran once`);
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel waits out a held write lock past the busy timeout; a signal meanwhile leaves the run unchanged",
+  async (env) => {
+    const { go } = await gatedRun(env, "g");
+    const db = stateFile(env);
+    // The busy timeout shortened (test-only): opening used to fail with exit 70 once it had passed.
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const spawnCancel = () => {
+      const child = env.spawn(["cancel", "--run-key", "g", "--grace-seconds", "1"], short);
+      let exited = false;
+      const output = child.output().finally(() => (exited = true));
+      return { child, output, exited: () => exited };
+    };
+    // A signal while it waits: one JSON line, 130, nothing changed.
+    const first = spawnCancel();
+    await eventually("cancel listens", () => first.exited() || catchesSignal(first.child.pid, 2));
+    await eventually("cancel has opened the state file", () => first.exited() || hasOpen(first.child.pid, db));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(first.exited(), false, "cancel ended while the lock was held");
+    assertLockHeld(env);
+    first.child.kill("SIGINT");
+    const interrupted = await first.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([interrupted.signal, interrupted.code], [null, 130]);
+    assert.deepEqual(
+      new TextDecoder().decode(interrupted.stderr).split("\n").filter(Boolean).map((line) => JSON.parse(line)),
+      [
+        { warning: `state database ${db} is locked by another process; waiting until it lets go` },
+        { error: "cancel: interrupted before the cancel was committed; run g is unchanged" },
+      ],
+    );
+    // Waited out: the cancel goes through once the lock is let go.
+    const second = spawnCancel();
+    await eventually("cancel has opened the state file", () => second.exited() || hasOpen(second.child.pid, db));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(second.exited(), false, "cancel ended while the lock was held");
+    assertLockHeld(env);
+    assert.equal((await env.status("g")).status, "RUNNING", "nothing changed while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    const result = await second.output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    assert.equal(JSON.parse(new TextDecoder().decode(result.stdout)).status, "CANCELLED");
+    assert.deepEqual(stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line)), [
+      { warning: `state database ${db} is locked by another process; waiting until it lets go` },
+    ]);
+    Deno.writeTextFileSync(go, "");
+    const waited = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
+    assert.equal(waited.code, 4, waited.stderr);
+  },
+);
+
+flowTest(
+  builtin,
+  "a background driver that finds the write lock held waits it out and drives the run",
+  async (env) => {
+    // What `start -d` launches, when another process took the write lock after start -d let it go.
+    await undrivenRun(env, "d", env.flow("two.yaml", TWO_STEPS));
+    await using lock = await holdWriteLock(env, 60);
+    const child = env.spawn(["_drive", "--run-key", "d"], { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" });
+    let exited = false;
+    const output = child.output().finally(() => (exited = true));
+    await eventually("the driver has opened the state file", () => exited || hasOpen(child.pid, stateFile(env)));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(exited, false, "the driver ended while the lock was held (it used to exit 70)");
+    assertLockHeld(env);
+    assert.equal((await env.status("d")).status, "PENDING");
+    await lock[Symbol.asyncDispose]();
+    const result = await output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    assert.equal(JSON.parse(new TextDecoder().decode(result.stdout)).status, "SUCCEEDED");
+    assert.deepEqual(stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line)), [
+      { warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go` },
+    ]);
   },
 );

@@ -33,13 +33,12 @@ export const cancelCommand: Command = {
   async run(context, args) {
     const runKey = runKeyOf(context, args);
     const grace = secondsOption(args, "grace-seconds", 5, { zero: true, max: A_DAY_SEC, unit: "a day" });
-    using session = new Session(context);
-    const record = session.rebind(session.run(runKey));
     // Once the cancel is committed, only this process sends the SIGKILL at the end of the grace (a
     // CANCELLED run has no driver to do it): a first Ctrl-C then waits for that, rather than leave a
     // job that ignores SIGTERM running; a second one stops at once and says what may still run.
     // Before the commit (waiting for the start gate) a Ctrl-C stops it at once: nothing changed yet.
-    // Listening from the start leaves no moment where a signal would kill it between the two.
+    // Listening from the start, before the state file is opened, leaves no moment where a signal would
+    // kill it with no word.
     let committed = false;
     using _interrupt = listenForInterrupt((count) => {
       if (!committed || count > 1) {
@@ -53,6 +52,10 @@ export const cancelCommand: Command = {
       }
       printWarning(`cancel: interrupted; finishing the aborts first (SIGKILL after at most ${grace} s)`);
     });
+    // Another process's write lock (an admin's sqlite3 shell) is waited out in short tries, in which a
+    // Ctrl-C is heard (the run unchanged), where opening failed with exit 70 after the busy timeout.
+    using session = await Session.open(context, {}, null);
+    const record = session.rebind(session.run(runKey));
     // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
     // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
     const slow = setTimeout(

@@ -40,11 +40,13 @@ export const driveCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
-    using session = new Session(context);
+    // Listening before the state file is opened, which waits out another process's write lock (taken
+    // since the start -d that launched this driver opened it) in short tries, where it failed with exit
+    // 70 after the busy timeout and left the run undriven. Once opened, a signal also kills a call to
+    // orchesjob under way, which could otherwise hold this process for up to the call limit.
+    using interrupt = listenForInterrupt();
+    using session = await Session.open(context, {}, interrupt);
     const record = session.run(runKey);
-    // A signal also kills a call to orchesjob under way, which could otherwise hold this process for
-    // up to the call limit.
-    using interrupt = listenForInterrupt(() => session.stopCalls());
     // Made before the driver lock is taken: a driver that cannot be made (a bad setting) exits without
     // ever holding the run, so the `start -d` that launched it never takes it for a working driver.
     const driver = session.driver(record, interrupt.requested);

@@ -50,15 +50,25 @@ export const waitCommand: Command = {
     // signal also kills a call to orchesjob under way, which could otherwise hold this process for up
     // to the call limit.
     using interrupt = listenForInterrupt();
-    // Read-only until the run must be driven (--advance): following it needs no write lock.
-    using session = await Session.open(context, { readOnly: true, follower: true }, interrupt);
-    let record = session.run(runKey);
+    // The deadline counts from the start: opening a state file of an older version waits for the write
+    // lock to migrate it, which another process may hold past the deadline.
     const deadline = performance.now() + timeout * 1000;
     const timedOut = () => performance.now() >= deadline;
     const stop = () => interrupt.requested() || timedOut();
+    // Read-only until the run must be driven (--advance): following it needs no write lock.
+    using session = await Session.openUntil(context, { readOnly: true, follower: true }, interrupt, timedOut);
+    if (session === null) {
+      // The run could not be read before the deadline: its status is not known.
+      writeStdout(
+        JSON.stringify({ run_key: runKey, status: null, exit_code: ExitCode.timedOut, timed_out: true }) + "\n",
+      );
+      return ExitCode.timedOut;
+    }
+    let record = session.run(runKey);
     // At the deadline a call to orchesjob under way (--advance) is killed too: a hung one would
     // otherwise keep a sensor's `wait --timeout` going for up to the call limit past its time.
-    const limit = timeout * 1000 <= MAX_TIMER_MS ? setTimeout(() => session.stopCalls(), timeout * 1000) : undefined;
+    const left = Math.max(0, deadline - performance.now());
+    const limit = left <= MAX_TIMER_MS ? setTimeout(() => session.stopCalls(), left) : undefined;
     using _limit = { [Symbol.dispose]: () => clearTimeout(limit) };
     // A run being cancelled has not ended until the cancel has recorded its aborted steps.
     const ended = () => isTerminalRun(record.state.status) && !cancelUnderWay(session, record);

@@ -107,7 +107,8 @@ class TakeOver implements Disposable {
       if (!this.lock) return;
       this.driver = this.session.driver(this.record, this.interrupted);
     }
-    await this.driver.advance();
+    // Another process's write lock held past the busy timeout is waited out, refresh after refresh.
+    await this.driver.advanceOrWait();
   }
 
   [Symbol.dispose](): void {
