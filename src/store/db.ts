@@ -435,15 +435,15 @@ export function prepared(db: Database, sql: string): StatementSync {
   return statement;
 }
 
+/** {@link storeWaitReason} for another process's write lock. */
+export const LOCK_HELD_REASON = "database is locked (another process holds its write lock)";
+
 /**
  * Why a failed statement is worth retrying, or null: another process holds the write lock past the
  * busy timeout (an admin's sqlite3 shell), or the disk is full (for the database, or for a file a round
  * writes beside it). Both pass; a driver waits them out with backoff instead of dying with the run left
  * RUNNING and nothing driving it.
  */
-/** {@link storeWaitReason} for another process's write lock. */
-export const LOCK_HELD_REASON = "database is locked (another process holds its write lock)";
-
 export function storeWaitReason(error: unknown): string | null {
   return storeFault(error)?.reason ?? null;
 }

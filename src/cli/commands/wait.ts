@@ -57,13 +57,8 @@ export const waitCommand: Command = {
     const stop = () => interrupt.requested() || timedOut();
     // Read-only until the run must be driven (--advance): following it needs no write lock.
     using session = await Session.openUntil(context, { readOnly: true, follower: true }, interrupt, timedOut);
-    if (session === null) {
-      // The run could not be read before the deadline: its status is not known.
-      writeStdout(
-        JSON.stringify({ run_key: runKey, status: null, exit_code: ExitCode.timedOut, timed_out: true }) + "\n",
-      );
-      return ExitCode.timedOut;
-    }
+    // The run could not be read before the deadline: its status is not known.
+    if (session === null) return printOutcome(runKey, null, ExitCode.timedOut);
     let record = session.run(runKey);
     // At the deadline a call to orchesjob under way (--advance) is killed too: a hung one would
     // otherwise keep a sensor's `wait --timeout` going for up to the call limit past its time.
@@ -97,9 +92,14 @@ export const waitCommand: Command = {
       : interrupt.requested()
       ? ExitCode.interrupted
       : ExitCode.timedOut;
-    writeStdout(
-      JSON.stringify({ run_key: runKey, status, exit_code: code, timed_out: code === ExitCode.timedOut }) + "\n",
-    );
-    return code;
+    return printOutcome(runKey, status, code);
   },
 };
+
+/** Prints wait's one line of JSON; returns its exit code. */
+function printOutcome(runKey: string, status: string | null, code: number): number {
+  writeStdout(
+    JSON.stringify({ run_key: runKey, status, exit_code: code, timed_out: code === ExitCode.timedOut }) + "\n",
+  );
+  return code;
+}
