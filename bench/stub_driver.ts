@@ -10,27 +10,12 @@ import { Driver } from "../src/engine/driver.ts";
 import { createRun } from "../src/engine/runs.ts";
 import { definitionHash } from "../src/flow/mod.ts";
 import { FileLocks, openDatabase, RunStore } from "../src/store/mod.ts";
+import { trueStep } from "../tests/engine/flows.ts";
 import { StubExecutor } from "../tests/engine/stub_executor.ts";
 
 export function stubFlow(shape: string, n: number): FlowDefinition {
-  const step = (i: number, waitsFor: string[]) => ({
-    id: `s${i}`,
-    command: ["true"],
-    condition: null,
-    dependsOn: waitsFor,
-    waitsFor,
-    retries: 0,
-    retryDelaySec: 0,
-    env: {},
-    cwd: null,
-    retryBackoff: "fixed" as const,
-    retryMaxDelaySec: null,
-    retryJitter: 0,
-    retryOnExitCodes: null,
-    timeoutSec: null,
-    strict: false,
-    startTimeoutSec: null,
-  });
+  // A chain by depends_on alone (no condition), as a flow file's `depends_on` gives it.
+  const step = (i: number, waitsFor: string[]) => trueStep(`s${i}`, waitsFor, { dependsOn: waitsFor });
   if (shape === "chain") {
     return {
       flowId: "chain",

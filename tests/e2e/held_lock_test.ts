@@ -67,6 +67,14 @@ function assertLockHeld(env: FlowEnv): void {
   }
 }
 
+/** A CLI process a test watches: whether it has exited yet, and its output once it has. */
+function spawnWatched(env: FlowEnv, args: string[], extraEnv: Record<string, string> = {}) {
+  const child = env.spawn(args, extraEnv);
+  let exited = false;
+  const output = child.output().finally(() => (exited = true));
+  return { child, output, exited: () => exited };
+}
+
 /** A run driven by a background driver whose first step runs until the file `go` exists. */
 async function gatedRun(env: FlowEnv, runKey: string): Promise<{ go: string; file: string }> {
   const go = join(env.home, "go");
@@ -175,14 +183,12 @@ for (const [signal, number] of [["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1], [
       const file = env.flow("two.yaml", TWO_STEPS);
       await env.json(["start", "--run-key", "first", file]); // the state file exists, with one run
       await using lock = await holdWriteLock(env, 60);
-      const child = env.spawn(["start", "--run-key", "k", "-q", file]);
-      let exited = false;
-      const output = child.output().finally(() => (exited = true));
+      const { child, output, exited } = spawnWatched(env, ["start", "--run-key", "k", "-q", file]);
       // Listening for the signal while it waits for the lock (before, the signal's default action
       // killed it with 128+N and no word).
-      await eventually("start listens for the signal", () => exited || catchesSignal(child.pid, number));
-      await eventually("start has opened the state file", () => exited || hasOpen(child.pid, stateFile(env)));
-      assert.equal(exited, false, "start ended while the lock was held");
+      await eventually("start listens for the signal", () => exited() || catchesSignal(child.pid, number));
+      await eventually("start has opened the state file", () => exited() || hasOpen(child.pid, stateFile(env)));
+      assert.equal(exited(), false, "start ended while the lock was held");
       assertLockHeld(env);
       child.kill(signal);
       const result = await output;
@@ -209,14 +215,12 @@ flowTest(
     for (
       const args of [["wait", "--advance", "--interval", "0.1"], ["watch", "--interval", "0.1", "--mode", "append"]]
     ) {
-      const child = env.spawn([...args, "--run-key", "u"]);
-      let exited = false;
-      const output = child.output().finally(() => (exited = true));
+      const { child, output, exited } = spawnWatched(env, [...args, "--run-key", "u"]);
       // It has read the undriven run and listens for SIGTERM: taking the run over needs the lock.
-      await eventually(`${args[0]} has read the run`, () => exited || hasOpen(child.pid, stateFile(env)));
-      await eventually(`${args[0]} listens`, () => exited || catchesSignal(child.pid, 15));
+      await eventually(`${args[0]} has read the run`, () => exited() || hasOpen(child.pid, stateFile(env)));
+      await eventually(`${args[0]} listens`, () => exited() || catchesSignal(child.pid, 15));
       await new Promise((resolve) => setTimeout(resolve, 500));
-      assert.equal(exited, false, `${args[0]} ended while the lock was held`);
+      assert.equal(exited(), false, `${args[0]} ended while the lock was held`);
       assertLockHeld(env);
       child.kill("SIGTERM");
       const result = await output;
@@ -359,22 +363,20 @@ flowTest(
         JSON.stringify(`${waitForFile(go)}; touch '${ended}'`)
       }}\n  - {id: after, when: hold, command: ["true"]}\n`,
     );
-    const child = env.spawn(["start", "--run-key", "s", "-q", file]);
-    let exited = false;
-    const output = child.output().finally(() => (exited = true));
+    const { child, output, exited } = spawnWatched(env, ["start", "--run-key", "s", "-q", file]);
     await env.waitFor(
       "s",
       "start drives it",
       (run) => run.driver?.pid === child.pid && step(run, "hold").orchesjob_status?.status === "RUNNING",
     );
-    await eventually("start listens for SIGINT", () => exited || catchesSignal(child.pid, 2));
+    await eventually("start listens for SIGINT", () => exited() || catchesSignal(child.pid, 2));
     // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout would get
     // the lock when it is let go, and the signal would be heard only then.
     await using lock = await holdWriteLock(env, 12);
     Deno.writeTextFileSync(go, ""); // hold ends: the driver must write, and waits for the lock
     await eventually("hold's command has ended", () => pathExists(ended));
     await new Promise((resolve) => setTimeout(resolve, 500)); // the driver meets the lock
-    assert.equal(exited, false, "start ended while the lock was held");
+    assert.equal(exited(), false, "start ended while the lock was held");
     assertLockHeld(env);
     child.kill("SIGINT");
     const result = await output;
@@ -404,12 +406,7 @@ flowTest(
     // The busy timeout shortened (test-only): opening used to fail with exit 70 once it had passed.
     const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
     await using lock = await holdWriteLock(env, 60);
-    const spawnCancel = () => {
-      const child = env.spawn(["cancel", "--run-key", "g", "--grace-seconds", "1"], short);
-      let exited = false;
-      const output = child.output().finally(() => (exited = true));
-      return { child, output, exited: () => exited };
-    };
+    const spawnCancel = () => spawnWatched(env, ["cancel", "--run-key", "g", "--grace-seconds", "1"], short);
     // A signal while it waits: one JSON line, 130, nothing changed.
     const first = spawnCancel();
     await eventually("cancel listens", () => first.exited() || catchesSignal(first.child.pid, 2));
@@ -456,12 +453,12 @@ flowTest(
     // What `start -d` launches, when another process took the write lock after start -d let it go.
     await undrivenRun(env, "d", env.flow("two.yaml", TWO_STEPS));
     await using lock = await holdWriteLock(env, 60);
-    const child = env.spawn(["_drive", "--run-key", "d"], { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" });
-    let exited = false;
-    const output = child.output().finally(() => (exited = true));
-    await eventually("the driver has opened the state file", () => exited || hasOpen(child.pid, stateFile(env)));
+    const { child, output, exited } = spawnWatched(env, ["_drive", "--run-key", "d"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+    });
+    await eventually("the driver has opened the state file", () => exited() || hasOpen(child.pid, stateFile(env)));
     await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
-    assert.equal(exited, false, "the driver ended while the lock was held (it used to exit 70)");
+    assert.equal(exited(), false, "the driver ended while the lock was held (it used to exit 70)");
     assertLockHeld(env);
     assert.equal((await env.status("d")).status, "PENDING");
     await lock[Symbol.asyncDispose]();
