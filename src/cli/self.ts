@@ -20,11 +20,15 @@ export function isCompiled(): boolean {
  * `--no-concurrent-recompilation`: V8 optimizes hot functions on the main thread, not on compiler
  * threads, whose buffers stayed in the peak: a 200-step driver peaked at 63-64 MiB instead of 75-83, for
  * the same CPU time (`validate` of 100k steps took as long).
- * (--optimize-for-size saves less and costs ~100 ms of start-up; a --max-old-space-size low enough to
- * matter would turn a large flow file into a crash; --max-opt=1, no optimizing compiler at all, gave
- * 60 MiB but made `validate` of 100k steps 4x slower.)
+ * `--max-opt=2`: V8's mid-tier compiler (Maglev) at most, not TurboFan, whose code and buffers a
+ * driver otherwise brings into memory: 10k-step stub drivers peaked 3-4 MiB lower (chain 76 against 80
+ * MiB, fan-out 81 against 84, three runs each), as fast; `validate` of 10k steps was as fast, of 50k
+ * steps 18% slower. (--optimize-for-size saves less and costs ~100 ms of start-up; a
+ * --max-old-space-size low enough to matter would turn a large flow file into a crash; --max-opt=1, no
+ * optimizing compiler at all, gave 60 MiB but made `validate` of 100k steps 4x slower; --lite-mode
+ * saved ~2 MiB more than --max-opt=2 but made `validate` of 10k steps 2.4x slower.)
  */
-export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc,--no-concurrent-recompilation";
+export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc,--no-concurrent-recompilation,--max-opt=2";
 
 /** The argv prefix that runs this program again with the same code. */
 export function selfCommand(): string[] {
