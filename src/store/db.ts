@@ -415,6 +415,21 @@ export function transaction<T>(db: Database, fn: () => T): T {
 }
 
 /**
+ * Runs `fn` in one read transaction (a deferred BEGIN: it takes no write lock, and in WAL mode another
+ * process's write lock does not hold it up), so that every statement in it reads the same snapshot.
+ * Inside a transaction already, `fn` just runs in it.
+ */
+export function readTransaction<T>(db: Database, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec("BEGIN");
+  try {
+    return fn();
+  } finally {
+    if (db.isTransaction) db.exec("COMMIT");
+  }
+}
+
+/**
  * Each SQL text prepared once per connection. node:sqlite frees a statement only when it is
  * garbage-collected, so preparing on every call made a long run's memory grow with its steps.
  * The texts are finite (status lists and column sets come from constants), so the cache is bounded.
