@@ -276,6 +276,28 @@ export function limitLockWait(db: Database, ms: number): void {
   db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.min(Math.ceil(ms), busyTimeoutMs()))}`);
 }
 
+/**
+ * How many rows this connection has inserted, changed or deleted since it was opened (rolled back or
+ * not): unchanged across a piece of work, that work stored nothing.
+ */
+export function changesMade(db: Database): number {
+  return Number((prepared(db, "SELECT total_changes() AS n").get() as { n: number | bigint }).n);
+}
+
+/**
+ * Takes the write lock and lets it go at once, waiting at most `ms` for another process to let go of
+ * it: throws SQLite's "database is locked" when it is held longer. The busy timeout is as it was.
+ */
+export function probeWriteLock(db: Database, ms: number): void {
+  limitLockWait(db, ms);
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec("ROLLBACK");
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+  }
+}
+
 /** Whether opening the state file failed only because another process held its write lock (it passes). */
 export function isLockHeld(error: unknown): boolean {
   return error instanceof StateFileUnavailableError && error.why === "locked";

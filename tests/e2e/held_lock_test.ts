@@ -471,3 +471,89 @@ flowTest(
     ]);
   },
 );
+
+/** Whether `pid` is stopped (SIGSTOP): Linux only, from /proc. */
+function isStopped(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  } catch {
+    return false;
+  }
+}
+
+/** The lines of a command's stderr, each parsed as JSON (each must be one). */
+function jsonLines(bytes: Uint8Array): Record<string, unknown>[] {
+  return new TextDecoder().decode(bytes).split("\n").filter(Boolean).map((line) => JSON.parse(line));
+}
+
+const LOCKED_WARNING = (env: FlowEnv) => ({
+  warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go`,
+});
+
+/** A job of the built-in runner, started by its CLI, that runs until the test aborts it (or for 30 s). */
+async function sleepingJob(env: FlowEnv, runKey: string): Promise<void> {
+  const started = await env.run(["job", "start", "--run-key", runKey, "--", "sleep", "30"]);
+  assert.equal(started.code, 0, started.stderr);
+}
+
+/** Kills, when disposed, those of `watched` still running: a test that fails leaves none behind. */
+function killOnExit(watched: readonly ReturnType<typeof spawnWatched>[]): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose]() {
+      for (const { child, exited } of watched) if (!exited()) child.kill("SIGKILL");
+      await Promise.allSettled(watched.map(({ output }) => output));
+    },
+  };
+}
+
+flowTest(
+  builtin,
+  "tick, clean and the job commands that change state wait out a held write lock; job status and clean --dry-run answer at once",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    await sleepingJob(env, "j1");
+    const db = stateFile(env);
+    // The busy timeout shortened (test-only): each of them failed (exit 70, `job` 1) once it had passed.
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const waiting = [
+      ["tick", "--run-key", "u"],
+      ["clean", "--older-than", "0"],
+      ["job", "start", "--run-key", "j2", "--", "true"],
+      ["job", "abort", "--run-key", "j1", "--grace-seconds", "1"],
+    ].map((args) => ({ args, ...spawnWatched(env, args, short) }));
+    await using _kill = killOnExit(waiting);
+    for (const { args, child, exited } of waiting) {
+      await eventually(`${args.join(" ")} has opened the state file`, () => exited() || hasOpen(child.pid, db));
+    }
+    // Readers do not wait: they read the file read-only.
+    const status = await env.run(["job", "status", "--run-key", "j1"], short);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).status, "RUNNING");
+    assert.equal(status.stderr, "");
+    const dry = await env.run(["clean", "--older-than", "0", "--dry-run"], short);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual(JSON.parse(dry.stdout).runs.map((run: { run_key: string }) => run.run_key), ["done"]);
+    assert.equal(lock.released(), false, "the readers answered while the lock was held");
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    for (const { args, exited } of waiting) assert.equal(exited(), false, `${args.join(" ")} ended under the lock`);
+    assertLockHeld(env);
+    assert.equal((await env.status("u")).status, "PENDING", "nothing changed while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    const results = await Promise.all(waiting.map(({ output }) => output));
+    results.forEach((result, i) => {
+      const args = waiting[i].args.join(" ");
+      assert.equal(result.code, 0, `${args}: ${new TextDecoder().decode(result.stderr)}`);
+      assert.deepEqual(jsonLines(result.stderr), [LOCKED_WARNING(env)], args);
+    });
+    const [tick, clean, start, abort] = results.map((result) => JSON.parse(new TextDecoder().decode(result.stdout)));
+    assert.equal(step(tick, "a").attempt_no, 1, "tick started the first step");
+    assert.deepEqual(clean.runs.map((run: { run_key: string }) => run.run_key), ["done"]);
+    assert.equal(start.run_key, "j2");
+    assert.equal(abort.status, "ABORTED");
+    // Each job started once.
+    for (const key of ["j1", "j2"]) assert.equal((await env.jobs(key)).length, 1, key);
+  },
+);
