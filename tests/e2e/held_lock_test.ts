@@ -487,6 +487,8 @@ function jsonLines(bytes: Uint8Array): Record<string, unknown>[] {
   return new TextDecoder().decode(bytes).split("\n").filter(Boolean).map((line) => JSON.parse(line));
 }
 
+const LOCK_HELD_REASON_TEXT = "database is locked (another process holds its write lock)";
+
 const LOCKED_WARNING = (env: FlowEnv) => ({
   warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go`,
 });
@@ -555,5 +557,141 @@ flowTest(
     assert.equal(abort.status, "ABORTED");
     // Each job started once.
     for (const key of ["j1", "j2"]) assert.equal((await env.jobs(key)).length, 1, key);
+  },
+);
+
+flowTest(
+  builtin,
+  "a signal while tick, clean or a job command waits for a held write lock: 130, one JSON error line, nothing stored",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    await sleepingJob(env, "j1");
+    const db = stateFile(env);
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const cases = [
+      {
+        args: ["tick", "--run-key", "u"],
+        signal: "SIGINT",
+        error: `tick: interrupted while opening state database ${db}; nothing was stored`,
+      },
+      {
+        args: ["clean", "--older-than", "0"],
+        signal: "SIGTERM",
+        error: `clean: interrupted while opening state database ${db}; nothing was stored`,
+      },
+      {
+        args: ["job", "start", "--run-key", "j2", "--", "true"],
+        signal: "SIGINT",
+        error: "job start: interrupted; nothing was stored",
+      },
+      {
+        args: ["job", "abort", "--run-key", "j1"],
+        signal: "SIGTERM",
+        error: "job abort: interrupted; nothing was stored",
+      },
+    ] as const;
+    const waiting = cases.map(({ args }) => spawnWatched(env, [...args], short));
+    await using _kill = killOnExit(waiting);
+    for (const [i, { child, exited }] of waiting.entries()) {
+      const what = cases[i].args.join(" ");
+      await eventually(
+        `${what} listens`,
+        () => exited() || catchesSignal(child.pid, cases[i].signal === "SIGINT" ? 2 : 15),
+      );
+      await eventually(`${what} has opened the state file`, () => exited() || hasOpen(child.pid, db));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    for (const [i, { exited }] of waiting.entries()) assert.equal(exited(), false, `${cases[i].args.join(" ")} ended`);
+    assertLockHeld(env);
+    for (const [i, { child }] of waiting.entries()) child.kill(cases[i].signal);
+    for (const [i, { output }] of waiting.entries()) {
+      const result = await output;
+      const what = cases[i].args.join(" ");
+      assert.deepEqual([result.signal, result.code], [null, 130], what);
+      assert.equal(result.stdout.length, 0, what);
+      assert.deepEqual(jsonLines(result.stderr), [LOCKED_WARNING(env), { error: cases[i].error }], what);
+    }
+    assert.equal(lock.released(), false, "each heard its signal while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    // Nothing stored: the run not advanced, nothing cleaned, no job started or aborted.
+    assert.equal((await env.status("u")).status, "PENDING");
+    assert.deepEqual((await env.json(["list"])).map((run: { run_key: string }) => run.run_key).sort(), ["done", "u"]);
+    assert.equal((await env.run(["job", "status", "--run-key", "j2"])).code, 3, "no job j2");
+    assert.equal(JSON.parse((await env.run(["job", "status", "--run-key", "j1"])).stdout).status, "RUNNING");
+    const abort = await env.run(["job", "abort", "--run-key", "j1", "--grace-seconds", "1"]);
+    assert.equal(abort.code, 0, abort.stderr);
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel, job start and tick wait out a write lock taken right after they opened the state file; a signal meanwhile: 130",
+  async (env) => {
+    const { go } = await gatedRun(env, "g");
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    const db = stateFile(env);
+    const log = join(env.home, "stop.log");
+    // Each stops (test-only SIGSTOP) once it has opened the state file, before its first write; the
+    // lock is taken in that window. Its first write then met the lock, waited the busy timeout
+    // (shortened) and failed with exit 70 (`job`: 1).
+    const stopped = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300", ORCHESJOB_FLOW_STOP_AT: "session:opened" };
+    const spawnStopped = async (args: string[]) => {
+      const watched = spawnWatched(env, args, { ...stopped, ORCHESJOB_FLOW_CRASH_LOG: log });
+      await eventually(`${args[0]} stopped once it opened the state file`, () => {
+        let text = "";
+        try {
+          text = Deno.readTextFileSync(log);
+        } catch { /* not yet */ }
+        return watched.exited() ||
+          (text.includes(`session:opened ${watched.child.pid}\n`) && isStopped(watched.child.pid));
+      });
+      assert.equal(watched.exited(), false);
+      assert.ok(hasOpen(watched.child.pid, db), `${args[0]} has the state file open`);
+      return watched;
+    };
+    const cancel = await spawnStopped(["cancel", "--run-key", "g", "--grace-seconds", "1"]);
+    const start = await spawnStopped(["job", "start", "--run-key", "j", "--", "true"]);
+    const tick = await spawnStopped(["tick", "--run-key", "u"]);
+    await using _kill = killOnExit([cancel, start, tick]);
+    await using lock = await holdWriteLock(env, 60);
+    for (const { child } of [cancel, start, tick]) Deno.kill(child.pid, "SIGCONT");
+    await eventually("cancel listens again", () => cancel.exited() || !isStopped(cancel.child.pid));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(cancel.exited(), false, "cancel ended while the lock was held");
+    assert.equal(start.exited(), false, "job start ended while the lock was held");
+    assert.equal(tick.exited(), false, "tick ended while the lock was held");
+    assertLockHeld(env);
+    cancel.child.kill("SIGINT");
+    const interrupted = await cancel.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([interrupted.signal, interrupted.code], [null, 130]);
+    assert.deepEqual(jsonLines(interrupted.stderr), [
+      LOCKED_WARNING(env),
+      { error: "cancel: interrupted before the cancel was committed; run g is unchanged" },
+    ]);
+    await lock[Symbol.asyncDispose]();
+    const started = await start.output;
+    assert.equal(started.code, 0, new TextDecoder().decode(started.stderr));
+    assert.deepEqual(jsonLines(started.stderr), [LOCKED_WARNING(env)]);
+    assert.equal(JSON.parse(new TextDecoder().decode(started.stdout)).run_key, "j");
+    assert.equal((await env.jobs("j")).length, 1, "job j started once");
+    // tick's advance met the lock: each round it cut short was said and tried again.
+    const ticked = await tick.output;
+    assert.equal(ticked.code, 0, new TextDecoder().decode(ticked.stderr));
+    const lines = jsonLines(ticked.stderr);
+    assert.ok(lines.length > 0);
+    for (const line of lines) {
+      assert.equal(line.error, `state database unusable, retrying: ${LOCK_HELD_REASON_TEXT}`);
+      assert.equal(line.run_key, "u");
+    }
+    const advanced = JSON.parse(new TextDecoder().decode(ticked.stdout));
+    assert.equal(step(advanced, "a").attempt_no, 1, "tick started the first step, once");
+    assert.equal(advanced.error, null, "the wait shown as the run's error is cleared");
+    assert.equal((await env.status("g")).status, "RUNNING", "the run was not cancelled");
+    Deno.writeTextFileSync(go, "");
+    const waited = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
+    assert.equal(waited.code, 0, waited.stderr);
   },
 );
