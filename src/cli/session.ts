@@ -178,7 +178,7 @@ export class Session implements Disposable {
   async writing<T>(work: () => Promise<T> | T, stop: () => boolean, interrupted: string, rerunnable = false) {
     const done = await writeWaiting(this.db, this.dbPath, work, stop, rerunnable);
     if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
-    return done;
+    return done.value;
   }
 
   /** Refuses (exit 2, {@link StateFileReadOnlyError}) what `needs` to write a state file opened read-only. */
@@ -399,13 +399,13 @@ const LOCK_WAIT_SLICE_MS = 250;
  * so, or `giveUp` (a deadline, which never discards a file opened at the first try) says so before a
  * retry: then null. Said once on stderr when the wait has lasted the busy timeout, where opening used to fail.
  */
-function openWaiting(
+async function openWaiting(
   path: string,
   options: SessionOptions,
   stop: () => boolean,
   giveUp: () => boolean = () => false,
 ): Promise<OpenedState | null> {
-  return retryWhileLocked(
+  const got = await retryWhileLocked(
     path,
     async () => {
       const opened = openState(path, options, LOCK_WAIT_SLICE_MS);
@@ -421,27 +421,28 @@ function openWaiting(
     stop,
     giveUp,
   );
+  return got?.value ?? null;
 }
 
 /**
  * The one wait for another process's write lock: `attempt` is tried, and tried again after a pause
  * (10 ms doubling to {@link LOCK_WAIT_SLICE_MS}) for as long as it fails with an error that `locked`
- * says is that lock, until `stop` says so, or `giveUp` before a retry: then null. Said once on stderr
- * when the wait has lasted the busy timeout.
+ * says is that lock, until `stop` says so, or `giveUp` before a retry: then null; else what it gave.
+ * Said once on stderr when the wait has lasted the busy timeout.
  */
 async function retryWhileLocked<T>(
   path: string,
-  attempt: () => Promise<T | null>,
+  attempt: () => Promise<T>,
   locked: (error: unknown) => boolean,
   stop: () => boolean,
   giveUp: () => boolean = () => false,
-): Promise<T | null> {
+): Promise<{ value: T } | null> {
   const started = performance.now();
   let said = false;
   for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, LOCK_WAIT_SLICE_MS / 1000), tried = true) {
     if (stop() || (tried && giveUp())) return null;
     try {
-      return await attempt();
+      return { value: await attempt() };
     } catch (error) {
       if (!locked(error)) throw error;
       if (!said && performance.now() - started >= busyTimeoutMs()) {
@@ -460,7 +461,7 @@ async function retryWhileLocked<T>(
  * is looked for in short tries, in which `stop` (a signal) is heard: then null. A try of `work` that a
  * lock stopped before it changed anything is run again from the start (nothing was stored), and so is
  * one that had changed something when `rerunnable` says the work may be run again (an abort resumes,
- * a clean finds what is left).
+ * a clean finds what is left). Returns what `work` gave, or null when stopped.
  */
 export async function writeWaiting<T>(
   db: Database,
@@ -468,7 +469,7 @@ export async function writeWaiting<T>(
   work: () => Promise<T> | T,
   stop: () => boolean,
   rerunnable = false,
-): Promise<T | null> {
+): Promise<{ value: T } | null> {
   let changesBefore = 0;
   const locked = (error: unknown) =>
     storeWaitReason(error) === LOCK_HELD_REASON && (rerunnable || changesMade(db) === changesBefore);

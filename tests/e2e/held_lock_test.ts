@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
-import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 
 /** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
@@ -627,18 +627,30 @@ flowTest(
 
 flowTest(
   builtin,
-  "cancel, job start and tick wait out a write lock taken right after they opened the state file; a signal meanwhile: 130",
+  "cancel, start, retry, job start and tick wait out a write lock taken right after they opened the state file; a signal meanwhile: 130",
   async (env) => {
     const { go } = await gatedRun(env, "g");
+    // Whatever happens below, the gated step ends before the test's directory goes.
+    await using _go = {
+      async [Symbol.asyncDispose]() {
+        Deno.writeTextFileSync(go, "");
+        await env.waitFor("g", "hold ended", (run) => step(run, "hold").status !== "RUNNING", 30).catch(() => {});
+      },
+    };
     await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    const failing = env.flow("failing.yaml", FAILING);
+    assert.equal((await env.run(["start", "--run-key", "f", "-q", failing])).code, 1);
     const db = stateFile(env);
     const log = join(env.home, "stop.log");
     // Each stops (test-only SIGSTOP) once it has opened the state file, before its first write; the
     // lock is taken in that window. Its first write then met the lock, waited the busy timeout
     // (shortened) and failed with exit 70 (`job`: 1).
     const stopped = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300", ORCHESJOB_FLOW_STOP_AT: "session:opened" };
+    const all: ReturnType<typeof spawnWatched>[] = [];
+    await using _kill = killOnExit(all);
     const spawnStopped = async (args: string[]) => {
       const watched = spawnWatched(env, args, { ...stopped, ORCHESJOB_FLOW_CRASH_LOG: log });
+      all.push(watched);
       await eventually(`${args[0]} stopped once it opened the state file`, () => {
         let text = "";
         try {
@@ -654,14 +666,18 @@ flowTest(
     const cancel = await spawnStopped(["cancel", "--run-key", "g", "--grace-seconds", "1"]);
     const start = await spawnStopped(["job", "start", "--run-key", "j", "--", "true"]);
     const tick = await spawnStopped(["tick", "--run-key", "u"]);
-    await using _kill = killOnExit([cancel, start, tick]);
+    const flowStart = await spawnStopped(["start", "--run-key", "s", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const retry = await spawnStopped(["retry", "--run-key", "f", "-q"]);
     await using lock = await holdWriteLock(env, 60);
-    for (const { child } of [cancel, start, tick]) Deno.kill(child.pid, "SIGCONT");
+    for (const { child } of all) Deno.kill(child.pid, "SIGCONT");
     await eventually("cancel listens again", () => cancel.exited() || !isStopped(cancel.child.pid));
     await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
     assert.equal(cancel.exited(), false, "cancel ended while the lock was held");
     assert.equal(start.exited(), false, "job start ended while the lock was held");
     assert.equal(tick.exited(), false, "tick ended while the lock was held");
+    assert.equal(flowStart.exited(), false, "start ended while the lock was held");
+    assert.equal(retry.exited(), false, "retry ended while the lock was held");
+    assert.equal((await env.run(["status", "--run-key", "s"])).code, 3, "run s not created under the lock");
     assertLockHeld(env);
     cancel.child.kill("SIGINT");
     const interrupted = await cancel.output;
@@ -689,6 +705,17 @@ flowTest(
     const advanced = JSON.parse(new TextDecoder().decode(ticked.stdout));
     assert.equal(step(advanced, "a").attempt_no, 1, "tick started the first step, once");
     assert.equal(advanced.error, null, "the wait shown as the run's error is cleared");
+    // start created its run once the lock went, and drove it.
+    const flowStarted = await flowStart.output;
+    assert.equal(flowStarted.code, 0, new TextDecoder().decode(flowStarted.stderr));
+    assert.deepEqual(jsonLines(flowStarted.stderr), [LOCKED_WARNING(env)]);
+    assert.equal(JSON.parse(new TextDecoder().decode(flowStarted.stdout)).status, "SUCCEEDED");
+    // retry reopened its run once (one round, a second attempt), and drove it.
+    const retried = await retry.output;
+    assert.equal(retried.code, 1, new TextDecoder().decode(retried.stderr));
+    assert.deepEqual(jsonLines(retried.stderr), [LOCKED_WARNING(env)]);
+    const again = JSON.parse(new TextDecoder().decode(retried.stdout));
+    assert.deepEqual([again.rounds.length, step(again, "a").attempt_no], [1, 2]);
     assert.equal((await env.status("g")).status, "RUNNING", "the run was not cancelled");
     Deno.writeTextFileSync(go, "");
     const waited = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
