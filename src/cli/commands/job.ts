@@ -138,7 +138,8 @@ const READING = new Set(["status", "logs"]);
 /**
  * What may be run again from the start when a write lock taken after the state file was opened cut it
  * short after it had changed something: an abort resumes (its deadline is stored), a clean finds what
- * is left. Not a start or a rerun, which would then start the command a second time.
+ * is left, a reader (which then reads read-only) only recorded what it found. Not a start or a rerun,
+ * which would then start the command a second time.
  */
 const RERUNNABLE = new Set(["abort", "clean", "status", "logs"]);
 
@@ -187,12 +188,12 @@ export const jobCommand: Command = {
     // launched by the next read of it). In a wait for another process's write lock nothing was stored.
     let session: Session | null = null;
     let changes = 0;
-    using _interrupt = listenForInterrupt(() => {
+    using interrupt = listenForInterrupt(() => {
       const stored = session !== null && changesMade(session.db) !== changes;
       printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
       Deno.exit(ExitCode.interrupted);
     });
-    using opened = await openSession(context, db, name, _interrupt);
+    using opened = await openSession(context, db, name, interrupt);
     session = opened;
     changes = changesMade(opened.db);
     // A write lock taken after the file was opened is waited out too; a reader whose recording meets
@@ -205,7 +206,7 @@ export const jobCommand: Command = {
     const stop = () => READING.has(name) && tried;
     const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name));
     if (done === null) {
-      using reader = await openSession(context, db, name, _interrupt, { queryOnly: true });
+      using reader = await openSession(context, db, name, interrupt, { queryOnly: true });
       await HANDLERS[name](new JobAdmin(reader.db, jobsDirectory(reader.dbPath)), parsed);
     }
     return ExitCode.ok;
