@@ -722,3 +722,44 @@ flowTest(
     assert.equal(waited.code, 0, waited.stderr);
   },
 );
+
+flowTest(
+  builtin,
+  "clean waits out a write lock taken right after it opened the state file; a signal meanwhile: 130, the run kept",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const log = join(env.home, "stop.log");
+    const clean = spawnWatched(env, ["clean", "--older-than", "0"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    await using _kill = killOnExit([clean]);
+    const pid = clean.child.pid;
+    await eventually("clean stopped once it opened the state file", () => {
+      let text = "";
+      try {
+        text = Deno.readTextFileSync(log);
+      } catch { /* not yet */ }
+      return clean.exited() || (text === `session:opened ${pid}\n` && isStopped(pid));
+    });
+    await using lock = await holdWriteLock(env, 60);
+    Deno.kill(pid, "SIGCONT");
+    await eventually("clean runs again", () => clean.exited() || !isStopped(pid));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    // Its deletion of the run used to fail after the busy timeout (exit 70).
+    assert.equal(clean.exited(), false, "clean ended while the lock was held");
+    assertLockHeld(env);
+    clean.child.kill("SIGTERM");
+    const result = await clean.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([result.signal, result.code], [null, 130]);
+    assert.equal(result.stdout.length, 0);
+    assert.deepEqual(jsonLines(result.stderr), [
+      LOCKED_WARNING(env),
+      { error: "clean: interrupted after deleting 0 run(s); the rest are left for the next clean" },
+    ]);
+    await lock[Symbol.asyncDispose]();
+    assert.equal((await env.status("done")).status, "SUCCEEDED", "the run was kept");
+  },
+);

@@ -77,7 +77,7 @@ export const cleanCommand: Command = {
     const deleted: DeletedRun[] = [];
     const stopped = () =>
       new UserError(
-        `interrupted after deleting ${deleted.length} run(s); the others are as they were (clean again)`,
+        `interrupted after deleting ${deleted.length} run(s); the rest are left for the next clean`,
         ExitCode.interrupted,
       );
     using session = await cleaningSession(
