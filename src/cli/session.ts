@@ -3,20 +3,23 @@ import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
-import { epochNow, pathExists, sleep, sleepUnless } from "../shared/mod.ts";
+import { epochNow, pathExists, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
+  changesMade,
   checkStateFile,
   type Database,
   driverHolder,
   type FileIdentity,
   FileLocks,
   isLockHeld,
+  isReadOnly,
   jobsDirectory,
   limitLockWait,
   LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
+  probeWriteLock,
   resolveDbPath,
   type RunFilter,
   RunStore,
@@ -57,6 +60,12 @@ export interface SessionOptions {
    * {@link Session.openForWriting} opens it for writing when the run must be driven.
    */
   follower?: boolean;
+  /**
+   * For commands that only read but may record what they find (job status, job logs): an existing
+   * state file whose write lock another process holds is opened read-only rather than waited for, so
+   * they answer at once (what a job's files show, not recorded), as for a file this process may not write.
+   */
+  readIfLocked?: boolean;
 }
 
 /** An open state file, and why it is read-only if it was refused for writing. */
@@ -122,6 +131,7 @@ export class Session implements Disposable {
     }
     const session = new Session(context, options, opened);
     interrupt?.alsoOnSignal(() => session.stopCalls());
+    stopPoint("session:opened");
     return session;
   }
 
@@ -159,6 +169,16 @@ export class Session implements Disposable {
     // Made on the read-only connection: they would not write.
     this.executors.clear();
     return true;
+  }
+
+  /**
+   * Runs `work`, the command's writes, waiting out another process's write lock that its first write
+   * meets (see {@link writeWaiting}); when `stop` says so during that wait, exit 130 with `interrupted`.
+   */
+  async writing<T>(work: () => Promise<T> | T, stop: () => boolean, interrupted: string, rerunnable = false) {
+    const done = await writeWaiting(this.db, this.dbPath, work, stop, rerunnable);
+    if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
+    return done.value;
   }
 
   /** Refuses (exit 2, {@link StateFileReadOnlyError}) what `needs` to write a state file opened read-only. */
@@ -353,8 +373,18 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
   try {
     return { db: openDatabase(path, lockWaitMs), refused: null };
   } catch (error) {
+    if (options.readIfLocked && isLockHeld(error)) return { db: readOnlyUnlessBehind(path, error), refused: null };
     if (!(options.readIfReadOnly || options.follower) || !(error instanceof StateFileReadOnlyError)) throw error;
     return { db: openDatabaseReadOnly(path), refused: error };
+  }
+}
+
+/** The state file opened read-only, or `lockError` again when its schema must first be migrated (under the lock). */
+function readOnlyUnlessBehind(path: string, lockError: unknown): Database {
+  try {
+    return openDatabaseReadOnly(path);
+  } catch (error) {
+    throw error instanceof StateFileBehindError ? lockError : error;
   }
 }
 
@@ -375,11 +405,9 @@ async function openWaiting(
   stop: () => boolean,
   giveUp: () => boolean = () => false,
 ): Promise<OpenedState | null> {
-  const started = performance.now();
-  let said = false;
-  for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, 0.25), tried = true) {
-    if (stop() || (tried && giveUp())) return null;
-    try {
+  const got = await retryWhileLocked(
+    path,
+    async () => {
       const opened = openState(path, options, LOCK_WAIT_SLICE_MS);
       // A signal that came while SQLite waited (which blocks this process) is heard at this turn of the
       // event loop, before the caller stores anything; after it, the caller's writes are whole (each a
@@ -388,8 +416,35 @@ async function openWaiting(
       if (!stop()) return opened;
       opened.db.close();
       return null;
+    },
+    isLockHeld,
+    stop,
+    giveUp,
+  );
+  return got?.value ?? null;
+}
+
+/**
+ * The one wait for another process's write lock: `attempt` is tried, and tried again after a pause
+ * (10 ms doubling to {@link LOCK_WAIT_SLICE_MS}) for as long as it fails with an error that `locked`
+ * says is that lock, until `stop` says so, or `giveUp` before a retry: then null; else what it gave.
+ * Said once on stderr when the wait has lasted the busy timeout.
+ */
+async function retryWhileLocked<T>(
+  path: string,
+  attempt: () => Promise<T>,
+  locked: (error: unknown) => boolean,
+  stop: () => boolean,
+  giveUp: () => boolean = () => false,
+): Promise<{ value: T } | null> {
+  const started = performance.now();
+  let said = false;
+  for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, LOCK_WAIT_SLICE_MS / 1000), tried = true) {
+    if (stop() || (tried && giveUp())) return null;
+    try {
+      return { value: await attempt() };
     } catch (error) {
-      if (!isLockHeld(error)) throw error;
+      if (!locked(error)) throw error;
       if (!said && performance.now() - started >= busyTimeoutMs()) {
         said = true;
         printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
@@ -397,6 +452,37 @@ async function openWaiting(
     }
     await sleepUnless(pause, () => stop() || giveUp());
   }
+}
+
+/**
+ * Runs `work`, a command's writes to `db` (the state file at `path`), first waiting out another
+ * process's write lock taken since the file was opened: its first write used to meet it, and SQLite's
+ * wait blocked this process (signals unheard) for the busy timeout, then failed with exit 70. The lock
+ * is looked for in short tries, in which `stop` (a signal) is heard: then null. A try of `work` that a
+ * lock stopped before it changed anything is run again from the start (nothing was stored), and so is
+ * one that had changed something when `rerunnable` says the work may be run again (an abort resumes,
+ * a clean finds what is left). Returns what `work` gave, or null when stopped.
+ */
+export async function writeWaiting<T>(
+  db: Database,
+  path: string,
+  work: () => Promise<T> | T,
+  stop: () => boolean,
+  rerunnable = false,
+): Promise<{ value: T } | null> {
+  let changesBefore = 0;
+  const locked = (error: unknown) =>
+    storeWaitReason(error) === LOCK_HELD_REASON && (rerunnable || changesMade(db) === changesBefore);
+  return await retryWhileLocked(
+    path,
+    async () => {
+      if (!isReadOnly(db)) probeWriteLock(db, LOCK_WAIT_SLICE_MS);
+      changesBefore = changesMade(db);
+      return await work();
+    },
+    locked,
+    stop,
+  );
 }
 
 /** The run's step called `stepId`, or a usage error that suggests the nearest id. */

@@ -4,9 +4,11 @@
  * appends the point's name to `ORCHESJOB_FLOW_CRASH_LOG` (when set), so a test can prove the crash
  * happened exactly where it claims. Nothing sets these variables outside tests; unset, a point costs
  * one environment read. The shell supervisor has the same hook (see supervisor.ts), and a second one,
- * `ORCHESJOB_FLOW_STOP_AT`, that SIGSTOPs it at a point instead, for a test to act in that window.
+ * `ORCHESJOB_FLOW_STOP_AT`, that SIGSTOPs it at a point instead, for a test to act in that window;
+ * {@link stopPoint} is that second hook for this process.
  */
 export const CRASH_AT_VARIABLE = "ORCHESJOB_FLOW_CRASH_AT";
+export const STOP_AT_VARIABLE = "ORCHESJOB_FLOW_STOP_AT";
 export const CRASH_LOG_VARIABLE = "ORCHESJOB_FLOW_CRASH_LOG";
 
 /** Every named point, so a test can iterate over them and a typo is a type error. */
@@ -23,7 +25,13 @@ export type CrashPoint =
   | "clean:files-removed"
   | "job-clean:files-removed";
 
+/** Every named stop point (see {@link stopPoint}). */
+export type StopPoint =
+  | "session:opened"
+  | "store:load-run-read";
+
 let configured: string | undefined | null = null;
+let stopAt: string | undefined | null = null;
 
 /** SIGKILLs this process if the tests asked for a crash at `point`. */
 export function crashPoint(point: CrashPoint): void {
@@ -32,6 +40,21 @@ export function crashPoint(point: CrashPoint): void {
   const log = readEnv(CRASH_LOG_VARIABLE);
   if (log) Deno.writeTextFileSync(log, `${point} ${Deno.pid}\n`, { append: true });
   Deno.kill(Deno.pid, "SIGKILL");
+}
+
+/**
+ * SIGSTOPs this process the first time it passes `point`, if the tests asked for a stop there
+ * (`ORCHESJOB_FLOW_STOP_AT`), after appending the point's name and this PID to
+ * `ORCHESJOB_FLOW_CRASH_LOG`: the test acts in that window (takes a lock, commits a change), then
+ * sends SIGCONT. Unset, a point costs one environment read.
+ */
+export function stopPoint(point: StopPoint): void {
+  if (stopAt === null) stopAt = readEnv(STOP_AT_VARIABLE);
+  if (stopAt !== point) return;
+  stopAt = undefined; // once
+  const log = readEnv(CRASH_LOG_VARIABLE);
+  if (log) Deno.writeTextFileSync(log, `${point} ${Deno.pid}\n`, { append: true });
+  Deno.kill(Deno.pid, "SIGSTOP");
 }
 
 function readEnv(name: string): string | undefined {

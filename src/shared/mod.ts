@@ -33,4 +33,12 @@ export { concatBytes } from "./bytes.ts";
 export { collectGarbageIfGrown } from "./memory.ts";
 export { isNoSpace, makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
-export { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint, crashPoint } from "./crash_point.ts";
+export {
+  CRASH_AT_VARIABLE,
+  CRASH_LOG_VARIABLE,
+  type CrashPoint,
+  crashPoint,
+  STOP_AT_VARIABLE,
+  type StopPoint,
+  stopPoint,
+} from "./crash_point.ts";

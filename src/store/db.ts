@@ -276,6 +276,28 @@ export function limitLockWait(db: Database, ms: number): void {
   db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.min(Math.ceil(ms), busyTimeoutMs()))}`);
 }
 
+/**
+ * How many rows this connection has inserted, changed or deleted since it was opened (rolled back or
+ * not): unchanged across a piece of work, that work stored nothing.
+ */
+export function changesMade(db: Database): number {
+  return Number((prepared(db, "SELECT total_changes() AS n").get() as { n: number | bigint }).n);
+}
+
+/**
+ * Takes the write lock and lets it go at once, waiting at most `ms` for another process to let go of
+ * it: throws SQLite's "database is locked" when it is held longer. The busy timeout is as it was.
+ */
+export function probeWriteLock(db: Database, ms: number): void {
+  limitLockWait(db, ms);
+  try {
+    db.exec("BEGIN IMMEDIATE");
+    db.exec("ROLLBACK");
+  } finally {
+    db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
+  }
+}
+
 /** Whether opening the state file failed only because another process held its write lock (it passes). */
 export function isLockHeld(error: unknown): boolean {
   return error instanceof StateFileUnavailableError && error.why === "locked";
@@ -411,6 +433,21 @@ export function transaction<T>(db: Database, fn: () => T): T {
   } catch (error) {
     if (db.isTransaction) db.exec("ROLLBACK");
     throw error;
+  }
+}
+
+/**
+ * Runs `fn` in one read transaction (a deferred BEGIN: it takes no write lock, and in WAL mode another
+ * process's write lock does not hold it up), so that every statement in it reads the same snapshot.
+ * Inside a transaction already, `fn` just runs in it.
+ */
+export function readTransaction<T>(db: Database, fn: () => T): T {
+  if (db.isTransaction) return fn();
+  db.exec("BEGIN");
+  try {
+    return fn();
+  } finally {
+    if (db.isTransaction) db.exec("COMMIT");
   }
 }
 

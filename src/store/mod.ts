@@ -5,6 +5,7 @@
 export { changed, sqlList } from "./sql.ts";
 export {
   busyTimeoutMs,
+  changesMade,
   checkMigrated,
   checkStateFile,
   type Database,
@@ -17,6 +18,7 @@ export {
   openDatabase,
   openDatabaseReadOnly,
   prepared,
+  probeWriteLock,
   StateFileBehindError,
   StateFileChangedError,
   StateFileError,

@@ -22,8 +22,9 @@ import {
   type StepStatus,
   type StoredRun,
 } from "../domain/mod.ts";
-import { type Database, prepared, transaction } from "./db.ts";
+import { type Database, prepared, readTransaction, transaction } from "./db.ts";
 import { changed, sqlList } from "./sql.ts";
+import { stopPoint } from "../shared/mod.ts";
 
 interface RunRow {
   run_key: string;
@@ -177,13 +178,23 @@ export class RunStore {
     return rows.map((row) => row.prefix);
   }
 
+  /**
+   * The run as one commit left it: its row, steps and rounds are read in one read transaction. Each
+   * statement outside a transaction reads its own snapshot, so a driver's commit between two of them
+   * showed the run row from before it with the step rows from after it.
+   */
   load(runKey: string): StoredRun | undefined {
+    return readTransaction(this.db, () => this.read(runKey));
+  }
+
+  private read(runKey: string): StoredRun | undefined {
     // Not the definition: a process parses each definition once (by its hash) and reads its text only
     // then (definition() below). A 10k-step run's text is megabytes, read again on every load.
     const run = prepared(this.db, `SELECT ${RUN_COLUMNS} FROM flow_runs WHERE run_key = ?`).get(runKey) as
       | Omit<RunRow, "definition">
       | undefined;
     if (!run) return undefined;
+    stopPoint("store:load-run-read");
     const column = new ColumnReader(runKey);
     // One row at a time, each turned into its step before the next is read: all rows at once, each
     // with every column, was the largest part of a 10k-step driver's peak memory.

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { CLI, eventually, processAlive } from "../helpers.ts";
+import { CLI, collectText, eventually, processAlive } from "../helpers.ts";
 import { canMount, countLines, fillInodes, logged, smallFilesystem, waitForFile } from "./fault_helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
 import { STUBBORN } from "./operator_env.ts";
@@ -292,14 +292,25 @@ async function cleanOnFullDisk(env: FlowEnv, mount: string): Promise<void> {
   assert.ok(await heldLock.tryLock(true));
   const jobFiles = () => [...Deno.readDirSync(join(mount, "jobs"))].length;
   const before = jobFiles();
-  // A write lock held elsewhere is not a full disk: clean removes nothing and says why.
+  // A write lock held elsewhere is not a full disk: clean waits for it and removes nothing meanwhile
+  // (here it is interrupted in that wait).
   const admin = new DatabaseSync(join(mount, "orchesjob-flow.sqlite3"));
   admin.exec("BEGIN IMMEDIATE");
-  const locked = await env.run(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+  const child = env.spawn(["clean", "--older-than", "0"], { ...on, ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "100" });
+  const stderr = collectText(child.stderr);
+  let exited = false;
+  const status = child.status.finally(() => (exited = true));
+  await eventually("clean says it waits for the lock", () => exited || stderr.text.includes("waiting"));
+  assert.equal(exited, false, stderr.text);
+  assert.equal(jobFiles(), before, "no job file removed");
+  child.kill("SIGINT");
+  const locked = await status;
+  await child.stdout.cancel();
+  await stderr.done;
   admin.exec("ROLLBACK");
   admin.close();
-  assert.equal(locked.code, 70, locked.stderr);
-  assert.match(JSON.parse(locked.stderr.trim()).error, /database is locked/);
+  assert.equal(locked.code, 130, stderr.text);
+  assert.match(stderr.text, /interrupted while opening state database .*; nothing was stored/);
   assert.equal(jobFiles(), before, "no job file removed");
   const filler = fillBytes(mount);
   assert.throws(() => Deno.writeFileSync(join(mount, "probe"), new Uint8Array(4096)), "the disk is full");

@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
-import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 
 /** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
@@ -469,5 +469,297 @@ flowTest(
     assert.deepEqual(stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line)), [
       { warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go` },
     ]);
+  },
+);
+
+/** Whether `pid` is stopped (SIGSTOP): Linux only, from /proc. */
+function isStopped(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  } catch {
+    return false;
+  }
+}
+
+/** The lines of a command's stderr, each parsed as JSON (each must be one). */
+function jsonLines(bytes: Uint8Array): Record<string, unknown>[] {
+  return new TextDecoder().decode(bytes).split("\n").filter(Boolean).map((line) => JSON.parse(line));
+}
+
+const LOCK_HELD_REASON_TEXT = "database is locked (another process holds its write lock)";
+
+const LOCKED_WARNING = (env: FlowEnv) => ({
+  warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go`,
+});
+
+/** A job of the built-in runner, started by its CLI, that runs until the test aborts it (or for 30 s). */
+async function sleepingJob(env: FlowEnv, runKey: string): Promise<void> {
+  const started = await env.run(["job", "start", "--run-key", runKey, "--", "sleep", "30"]);
+  assert.equal(started.code, 0, started.stderr);
+}
+
+/** Kills, when disposed, those of `watched` still running: a test that fails leaves none behind. */
+function killOnExit(watched: readonly ReturnType<typeof spawnWatched>[]): AsyncDisposable {
+  return {
+    async [Symbol.asyncDispose]() {
+      for (const { child, exited } of watched) if (!exited()) child.kill("SIGKILL");
+      await Promise.allSettled(watched.map(({ output }) => output));
+    },
+  };
+}
+
+flowTest(
+  builtin,
+  "tick, clean and the job commands that change state wait out a held write lock; job status and clean --dry-run answer at once",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    await sleepingJob(env, "j1");
+    const db = stateFile(env);
+    // The busy timeout shortened (test-only): each of them failed (exit 70, `job` 1) once it had passed.
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const waiting = [
+      ["tick", "--run-key", "u"],
+      ["clean", "--older-than", "0"],
+      ["job", "start", "--run-key", "j2", "--", "true"],
+      ["job", "abort", "--run-key", "j1", "--grace-seconds", "1"],
+    ].map((args) => ({ args, ...spawnWatched(env, args, short) }));
+    await using _kill = killOnExit(waiting);
+    for (const { args, child, exited } of waiting) {
+      await eventually(`${args.join(" ")} has opened the state file`, () => exited() || hasOpen(child.pid, db));
+    }
+    // Readers do not wait: they read the file read-only.
+    const status = await env.run(["job", "status", "--run-key", "j1"], short);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(JSON.parse(status.stdout).status, "RUNNING");
+    assert.equal(status.stderr, "");
+    const dry = await env.run(["clean", "--older-than", "0", "--dry-run"], short);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.deepEqual(JSON.parse(dry.stdout).runs.map((run: { run_key: string }) => run.run_key), ["done"]);
+    assert.equal(lock.released(), false, "the readers answered while the lock was held");
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    for (const { args, exited } of waiting) assert.equal(exited(), false, `${args.join(" ")} ended under the lock`);
+    assertLockHeld(env);
+    assert.equal((await env.status("u")).status, "PENDING", "nothing changed while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    const results = await Promise.all(waiting.map(({ output }) => output));
+    results.forEach((result, i) => {
+      const args = waiting[i].args.join(" ");
+      assert.equal(result.code, 0, `${args}: ${new TextDecoder().decode(result.stderr)}`);
+      assert.deepEqual(jsonLines(result.stderr), [LOCKED_WARNING(env)], args);
+    });
+    const [tick, clean, start, abort] = results.map((result) => JSON.parse(new TextDecoder().decode(result.stdout)));
+    assert.equal(step(tick, "a").attempt_no, 1, "tick started the first step");
+    assert.deepEqual(clean.runs.map((run: { run_key: string }) => run.run_key), ["done"]);
+    assert.equal(start.run_key, "j2");
+    assert.equal(abort.status, "ABORTED");
+    // Each job started once.
+    for (const key of ["j1", "j2"]) assert.equal((await env.jobs(key)).length, 1, key);
+  },
+);
+
+flowTest(
+  builtin,
+  "a signal while tick, clean or a job command waits for a held write lock: 130, one JSON error line, nothing stored",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    await sleepingJob(env, "j1");
+    const db = stateFile(env);
+    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
+    await using lock = await holdWriteLock(env, 60);
+    const cases = [
+      {
+        args: ["tick", "--run-key", "u"],
+        signal: "SIGINT",
+        error: `tick: interrupted while opening state database ${db}; nothing was stored`,
+      },
+      {
+        args: ["clean", "--older-than", "0"],
+        signal: "SIGTERM",
+        error: `clean: interrupted while opening state database ${db}; nothing was stored`,
+      },
+      {
+        args: ["job", "start", "--run-key", "j2", "--", "true"],
+        signal: "SIGINT",
+        error: "job start: interrupted; nothing was stored",
+      },
+      {
+        args: ["job", "abort", "--run-key", "j1"],
+        signal: "SIGTERM",
+        error: "job abort: interrupted; nothing was stored",
+      },
+    ] as const;
+    const waiting = cases.map(({ args }) => spawnWatched(env, [...args], short));
+    await using _kill = killOnExit(waiting);
+    for (const [i, { child, exited }] of waiting.entries()) {
+      const what = cases[i].args.join(" ");
+      await eventually(
+        `${what} listens`,
+        () => exited() || catchesSignal(child.pid, cases[i].signal === "SIGINT" ? 2 : 15),
+      );
+      await eventually(`${what} has opened the state file`, () => exited() || hasOpen(child.pid, db));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    for (const [i, { exited }] of waiting.entries()) assert.equal(exited(), false, `${cases[i].args.join(" ")} ended`);
+    assertLockHeld(env);
+    for (const [i, { child }] of waiting.entries()) child.kill(cases[i].signal);
+    for (const [i, { output }] of waiting.entries()) {
+      const result = await output;
+      const what = cases[i].args.join(" ");
+      assert.deepEqual([result.signal, result.code], [null, 130], what);
+      assert.equal(result.stdout.length, 0, what);
+      assert.deepEqual(jsonLines(result.stderr), [LOCKED_WARNING(env), { error: cases[i].error }], what);
+    }
+    assert.equal(lock.released(), false, "each heard its signal while the lock was held");
+    await lock[Symbol.asyncDispose]();
+    // Nothing stored: the run not advanced, nothing cleaned, no job started or aborted.
+    assert.equal((await env.status("u")).status, "PENDING");
+    assert.deepEqual((await env.json(["list"])).map((run: { run_key: string }) => run.run_key).sort(), ["done", "u"]);
+    assert.equal((await env.run(["job", "status", "--run-key", "j2"])).code, 3, "no job j2");
+    assert.equal(JSON.parse((await env.run(["job", "status", "--run-key", "j1"])).stdout).status, "RUNNING");
+    const abort = await env.run(["job", "abort", "--run-key", "j1", "--grace-seconds", "1"]);
+    assert.equal(abort.code, 0, abort.stderr);
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel, start, retry, job start and tick wait out a write lock taken right after they opened the state file; a signal meanwhile: 130",
+  async (env) => {
+    const { go } = await gatedRun(env, "g");
+    // Whatever happens below, the gated step ends before the test's directory goes.
+    await using _go = {
+      async [Symbol.asyncDispose]() {
+        Deno.writeTextFileSync(go, "");
+        await env.waitFor("g", "hold ended", (run) => step(run, "hold").status !== "RUNNING", 30).catch(() => {});
+      },
+    };
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    const failing = env.flow("failing.yaml", FAILING);
+    assert.equal((await env.run(["start", "--run-key", "f", "-q", failing])).code, 1);
+    const db = stateFile(env);
+    const log = join(env.home, "stop.log");
+    // Each stops (test-only SIGSTOP) once it has opened the state file, before its first write; the
+    // lock is taken in that window. Its first write then met the lock, waited the busy timeout
+    // (shortened) and failed with exit 70 (`job`: 1).
+    const stopped = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300", ORCHESJOB_FLOW_STOP_AT: "session:opened" };
+    const all: ReturnType<typeof spawnWatched>[] = [];
+    await using _kill = killOnExit(all);
+    const spawnStopped = async (args: string[]) => {
+      const watched = spawnWatched(env, args, { ...stopped, ORCHESJOB_FLOW_CRASH_LOG: log });
+      all.push(watched);
+      await eventually(`${args[0]} stopped once it opened the state file`, () => {
+        let text = "";
+        try {
+          text = Deno.readTextFileSync(log);
+        } catch { /* not yet */ }
+        return watched.exited() ||
+          (text.includes(`session:opened ${watched.child.pid}\n`) && isStopped(watched.child.pid));
+      });
+      assert.equal(watched.exited(), false);
+      assert.ok(hasOpen(watched.child.pid, db), `${args[0]} has the state file open`);
+      return watched;
+    };
+    const cancel = await spawnStopped(["cancel", "--run-key", "g", "--grace-seconds", "1"]);
+    const start = await spawnStopped(["job", "start", "--run-key", "j", "--", "true"]);
+    const tick = await spawnStopped(["tick", "--run-key", "u"]);
+    const flowStart = await spawnStopped(["start", "--run-key", "s", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const retry = await spawnStopped(["retry", "--run-key", "f", "-q"]);
+    await using lock = await holdWriteLock(env, 60);
+    for (const { child } of all) Deno.kill(child.pid, "SIGCONT");
+    await eventually("cancel listens again", () => cancel.exited() || !isStopped(cancel.child.pid));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    assert.equal(cancel.exited(), false, "cancel ended while the lock was held");
+    assert.equal(start.exited(), false, "job start ended while the lock was held");
+    assert.equal(tick.exited(), false, "tick ended while the lock was held");
+    assert.equal(flowStart.exited(), false, "start ended while the lock was held");
+    assert.equal(retry.exited(), false, "retry ended while the lock was held");
+    assert.equal((await env.run(["status", "--run-key", "s"])).code, 3, "run s not created under the lock");
+    assertLockHeld(env);
+    cancel.child.kill("SIGINT");
+    const interrupted = await cancel.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([interrupted.signal, interrupted.code], [null, 130]);
+    assert.deepEqual(jsonLines(interrupted.stderr), [
+      LOCKED_WARNING(env),
+      { error: "cancel: interrupted before the cancel was committed; run g is unchanged" },
+    ]);
+    await lock[Symbol.asyncDispose]();
+    const started = await start.output;
+    assert.equal(started.code, 0, new TextDecoder().decode(started.stderr));
+    assert.deepEqual(jsonLines(started.stderr), [LOCKED_WARNING(env)]);
+    assert.equal(JSON.parse(new TextDecoder().decode(started.stdout)).run_key, "j");
+    assert.equal((await env.jobs("j")).length, 1, "job j started once");
+    // tick's advance met the lock: each round it cut short was said and tried again.
+    const ticked = await tick.output;
+    assert.equal(ticked.code, 0, new TextDecoder().decode(ticked.stderr));
+    const lines = jsonLines(ticked.stderr);
+    assert.ok(lines.length > 0);
+    for (const line of lines) {
+      assert.equal(line.error, `state database unusable, retrying: ${LOCK_HELD_REASON_TEXT}`);
+      assert.equal(line.run_key, "u");
+    }
+    const advanced = JSON.parse(new TextDecoder().decode(ticked.stdout));
+    assert.equal(step(advanced, "a").attempt_no, 1, "tick started the first step, once");
+    assert.equal(advanced.error, null, "the wait shown as the run's error is cleared");
+    // start created its run once the lock went, and drove it.
+    const flowStarted = await flowStart.output;
+    assert.equal(flowStarted.code, 0, new TextDecoder().decode(flowStarted.stderr));
+    assert.deepEqual(jsonLines(flowStarted.stderr), [LOCKED_WARNING(env)]);
+    assert.equal(JSON.parse(new TextDecoder().decode(flowStarted.stdout)).status, "SUCCEEDED");
+    // retry reopened its run once (one round, a second attempt), and drove it.
+    const retried = await retry.output;
+    assert.equal(retried.code, 1, new TextDecoder().decode(retried.stderr));
+    assert.deepEqual(jsonLines(retried.stderr), [LOCKED_WARNING(env)]);
+    const again = JSON.parse(new TextDecoder().decode(retried.stdout));
+    assert.deepEqual([again.rounds.length, step(again, "a").attempt_no], [1, 2]);
+    assert.equal((await env.status("g")).status, "RUNNING", "the run was not cancelled");
+    Deno.writeTextFileSync(go, "");
+    const waited = await env.run(["wait", "--run-key", "g", "--interval", "0.1"]);
+    assert.equal(waited.code, 0, waited.stderr);
+  },
+);
+
+flowTest(
+  builtin,
+  "clean waits out a write lock taken right after it opened the state file; a signal meanwhile: 130, the run kept",
+  async (env) => {
+    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const log = join(env.home, "stop.log");
+    const clean = spawnWatched(env, ["clean", "--older-than", "0"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    await using _kill = killOnExit([clean]);
+    const pid = clean.child.pid;
+    await eventually("clean stopped once it opened the state file", () => {
+      let text = "";
+      try {
+        text = Deno.readTextFileSync(log);
+      } catch { /* not yet */ }
+      return clean.exited() || (text === `session:opened ${pid}\n` && isStopped(pid));
+    });
+    await using lock = await holdWriteLock(env, 60);
+    Deno.kill(pid, "SIGCONT");
+    await eventually("clean runs again", () => clean.exited() || !isStopped(pid));
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // past the busy timeout, three times over
+    // Its deletion of the run used to fail after the busy timeout (exit 70).
+    assert.equal(clean.exited(), false, "clean ended while the lock was held");
+    assertLockHeld(env);
+    clean.child.kill("SIGTERM");
+    const result = await clean.output;
+    assert.equal(lock.released(), false);
+    assert.deepEqual([result.signal, result.code], [null, 130]);
+    assert.equal(result.stdout.length, 0);
+    assert.deepEqual(jsonLines(result.stderr), [
+      LOCKED_WARNING(env),
+      { error: "clean: interrupted after deleting 0 run(s); the rest are left for the next clean" },
+    ]);
+    await lock[Symbol.asyncDispose]();
+    assert.equal((await env.status("done")).status, "SUCCEEDED", "the run was kept");
   },
 );

@@ -55,37 +55,52 @@ export const cancelCommand: Command = {
     // Another process's write lock (an admin's sqlite3 shell) is waited out in short tries, in which a
     // Ctrl-C is heard (the run unchanged), where opening failed with exit 70 after the busy timeout.
     using session = await Session.open(context, {}, null);
-    const record = session.rebind(session.run(runKey));
-    // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
-    // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
-    const slow = setTimeout(
-      () => printWarning("cancel: waiting for the run's start gate, held by a driver starting jobs (a stopped one?)"),
-      GATE_NOTICE_MS,
+    // A write lock taken since the file was opened is waited out as well, in short tries in which a
+    // Ctrl-C is heard (the run unchanged), before the commit.
+    const undelivered = await session.writing(
+      () => cancelAndAbort(session, runKey, grace, () => (committed = true)),
+      () => false,
+      "",
     );
-    using _slow = { [Symbol.dispose]: () => clearTimeout(slow) };
-    let undelivered = 0;
-    // Held from before the commit until the aborted steps are recorded: `wait`, `watch` and a
-    // foreground `start` see the CANCELLED run to that end rather than leave while its commands
-    // still run; if this process dies half done, the lock goes with it and they stop waiting.
-    await session.locks.withCancelLock(runKey, () =>
-      cancelRun(
-        {
-          runs: session.runs,
-          gate: session.locks,
-          executor: session.executorFor(record),
-          onCommitted: () => {
-            committed = true;
-            clearTimeout(slow);
-          },
-          onAbortFailed: (stepId, error) => {
-            undelivered++;
-            printError(error, { run_key: runKey, step: stepId });
-          },
-        },
-        runKey,
-        grace,
-      ));
     printJson(runJson(session.run(runKey)));
     return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;
   },
 };
+
+/**
+ * Commits the cancel and aborts the run's running steps, as {@link cancelRun} does, with what the
+ * command says meanwhile; `onCommitted` once it is committed. Returns how many aborts were not delivered.
+ */
+async function cancelAndAbort(session: Session, runKey: string, grace: number, onCommitted: () => void) {
+  const record = session.rebind(session.run(runKey));
+  // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
+  // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
+  const slow = setTimeout(
+    () => printWarning("cancel: waiting for the run's start gate, held by a driver starting jobs (a stopped one?)"),
+    GATE_NOTICE_MS,
+  );
+  using _slow = { [Symbol.dispose]: () => clearTimeout(slow) };
+  let undelivered = 0;
+  // Held from before the commit until the aborted steps are recorded: `wait`, `watch` and a
+  // foreground `start` see the CANCELLED run to that end rather than leave while its commands
+  // still run; if this process dies half done, the lock goes with it and they stop waiting.
+  await session.locks.withCancelLock(runKey, () =>
+    cancelRun(
+      {
+        runs: session.runs,
+        gate: session.locks,
+        executor: session.executorFor(record),
+        onCommitted: () => {
+          onCommitted();
+          clearTimeout(slow);
+        },
+        onAbortFailed: (stepId, error) => {
+          undelivered++;
+          printError(error, { run_key: runKey, step: stepId });
+        },
+      },
+      runKey,
+      grace,
+    ));
+  return undelivered;
+}

@@ -17,6 +17,7 @@ import {
 } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, CommandContext } from "../command.ts";
+import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
@@ -68,13 +69,35 @@ export const cleanCommand: Command = {
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
     const dryRun = args.options["dry-run"] === true;
     const roomErrors: string[] = [];
-    using session = await cleaningSession(context, dryRun, { statuses, finishedBefore: before }, roomErrors);
+    // Another process's write lock (an admin's sqlite3 shell) is waited out, to open the state file and
+    // for each run's deletion, in short tries, where clean failed with exit 70 after the busy timeout.
+    // A signal stops it between runs, or in such a wait, with exit 130: each run is deleted files
+    // first, row last, so one cut short is found and finished by the next clean.
+    using interrupt = listenForInterrupt();
+    const deleted: DeletedRun[] = [];
+    const stopped = () =>
+      new UserError(
+        `interrupted after deleting ${deleted.length} run(s); the rest are left for the next clean`,
+        ExitCode.interrupted,
+      );
+    using session = await cleaningSession(
+      context,
+      dryRun,
+      { statuses, finishedBefore: before },
+      roomErrors,
+      interrupt,
+    );
     const cleaner = new Cleaner(session, dryRun);
     cleaner.errors.push(...roomErrors);
-    const deleted: DeletedRun[] = [];
     const skipped: { run_key: string; reason: string }[] = [];
     for (const candidate of session.list({ statuses, finishedBefore: before })) {
-      const outcome = await cleaner.deleteRun(candidate.runKey);
+      if (interrupt.requested()) throw stopped();
+      const outcome = await session.writing(
+        () => cleaner.deleteRun(candidate.runKey),
+        interrupt.requested,
+        stopped().message,
+        true,
+      );
       if (typeof outcome === "string") skipped.push({ run_key: candidate.runKey, reason: outcome });
       else deleted.push(outcome);
     }
@@ -92,24 +115,27 @@ export const cleanCommand: Command = {
 };
 
 /**
- * The session `clean` works in. A dry run only reads: it works on a state file this process may not
- * write, or cannot open for writing. A clean on a disk too full to open the state file for writing
- * (SQLite cannot make its WAL files) first makes room ({@link makeRoom}), then opens the file again.
+ * The session `clean` works in. A dry run only reads: it opens the state file read-only, as `status`
+ * does (it works on a state file this process may not write, and answers at once while another
+ * process holds the write lock). A clean waits out another process's write lock to open the file;
+ * on a disk too full to open it for writing (SQLite cannot make its WAL files) it first makes room
+ * ({@link makeRoom}), then opens the file again.
  */
 async function cleaningSession(
   context: CommandContext,
   dryRun: boolean,
   select: RunFilter,
   errors: string[],
+  interrupt: Interrupt,
 ): Promise<Session> {
   try {
-    return new Session(context, { readIfReadOnly: dryRun });
+    return await Session.open(context, dryRun ? { follower: true } : {}, interrupt);
   } catch (error) {
     if (!(error instanceof StateFileUnavailableError) || (error.why !== "full" && !dryRun)) throw error;
     if (dryRun) return new Session(context, { queryOnly: true });
   }
   await makeRoom(context, select, errors);
-  return new Session(context);
+  return await Session.open(context, {}, interrupt);
 }
 
 /**

@@ -4,21 +4,16 @@
  */
 import { JobExit } from "../../domain/mod.ts";
 import { type CleanSelectable, JobAdmin, type JobRef } from "../../executor/mod.ts";
-import {
-  jobsDirectory,
-  openDatabase,
-  openDatabaseReadOnly,
-  resolveDbPath,
-  RunStore,
-  StateFileReadOnlyError,
-} from "../../store/mod.ts";
+import { changesMade, jobsDirectory, RunStore } from "../../store/mod.ts";
 import { LONGEST_DURATION_SEC, parsePythonIsoTime } from "../../shared/mod.ts";
 import { LIMITS } from "../../flow/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { A_DAY_SEC, type CommandSpec, formatHelp, parseArgs, type ParsedArgs, secondsOption } from "../args.ts";
-import type { Command } from "../command.ts";
+import type { Command, CommandContext } from "../command.ts";
+import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
+import { Session, type SessionOptions, writeWaiting } from "../session.ts";
 import { GLOBALS_AFTER_COMMAND } from "../globals.ts";
-import { printJson, writeBytes, writeStdout } from "../output.ts";
+import { printError, printJson, writeBytes, writeStdout } from "../output.ts";
 import { VERSION } from "../version.ts";
 
 // `job` answers as orchesjob does, so its values are passed on as given, empty ones too.
@@ -140,16 +135,29 @@ const JOB_SPEC: CommandSpec = {
 /** `status` and `logs` only read: they read a state file this process may not write, as it is. */
 const READING = new Set(["status", "logs"]);
 
-function openAdmin(db: string | undefined, subcommand: string): JobAdmin {
-  const dbPath = resolveDbPath(db, (name) => Deno.env.get(name));
-  let database;
-  try {
-    database = openDatabase(dbPath);
-  } catch (error) {
-    if (!READING.has(subcommand) || !(error instanceof StateFileReadOnlyError)) throw error;
-    database = openDatabaseReadOnly(dbPath);
-  }
-  return new JobAdmin(database, jobsDirectory(dbPath));
+/**
+ * What may be run again from the start when a write lock taken after the state file was opened cut it
+ * short after it had changed something: an abort resumes (its deadline is stored), a clean finds what
+ * is left, a reader (which then reads read-only) only recorded what it found. Not a start or a rerun,
+ * which would then start the command a second time.
+ */
+const RERUNNABLE = new Set(["abort", "clean", "status", "logs"]);
+
+/**
+ * The state file's session for a `job` subcommand. Another process's write lock (an admin's sqlite3
+ * shell) is waited out in short tries, where `job` failed with exit 1 after the busy timeout: to open
+ * the file for a subcommand that changes it, or for a reader whose file must first be migrated. The
+ * readers (`status`, `logs`) do not wait: they read the file read-only then, and answer at once from
+ * the jobs' files (not recorded), as they read a file this process may not write.
+ */
+function openSession(
+  context: CommandContext,
+  db: string | undefined,
+  subcommand: string,
+  interrupt: Interrupt,
+  options: SessionOptions = READING.has(subcommand) ? { readIfReadOnly: true, readIfLocked: true } : {},
+): Promise<Session> {
+  return Session.open({ ...context, globals: { ...context.globals, db } }, options, interrupt);
 }
 
 export const jobCommand: Command = {
@@ -174,13 +182,34 @@ export const jobCommand: Command = {
       writeStdout(formatHelp(context.program, spec));
       return ExitCode.ok;
     }
-    const admin = openAdmin((parsed.options.db as string | undefined) ?? context.globals.db, name);
-    try {
-      await HANDLERS[name](admin, parsed);
-      return ExitCode.ok;
-    } finally {
-      admin.runner.db.close();
+    const db = (parsed.options.db as string | undefined) ?? context.globals.db;
+    // A signal ends `job` at once, as its default action did, but with one JSON line: at an await, so
+    // never inside a transaction (what was committed stays; a job stored and not yet launched is
+    // launched by the next read of it). In a wait for another process's write lock nothing was stored.
+    let session: Session | null = null;
+    let changes = 0;
+    using interrupt = listenForInterrupt(() => {
+      const stored = session !== null && changesMade(session.db) !== changes;
+      printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
+      Deno.exit(ExitCode.interrupted);
+    });
+    using opened = await openSession(context, db, name, interrupt);
+    session = opened;
+    changes = changesMade(opened.db);
+    // A write lock taken after the file was opened is waited out too; a reader whose recording meets
+    // one does not wait: it answers from a read-only look.
+    let tried = false;
+    const work = () => {
+      tried = true;
+      return HANDLERS[name](new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
+    };
+    const stop = () => READING.has(name) && tried;
+    const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name));
+    if (done === null) {
+      using reader = await openSession(context, db, name, interrupt, { queryOnly: true });
+      await HANDLERS[name](new JobAdmin(reader.db, jobsDirectory(reader.dbPath)), parsed);
     }
+    return ExitCode.ok;
   },
 };
 

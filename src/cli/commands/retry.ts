@@ -73,7 +73,13 @@ export const retryCommand: Command = {
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
       // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
-      const round = reopenRun(session.runs, record.state, steps, Deno.env.get("USER") || null, epochNow());
+      // A write lock taken since the file was opened is waited out first, in short tries in which a
+      // signal is heard (130, nothing reopened).
+      const round = await session.writing(
+        () => reopenRun(session.runs, record.state, steps, Deno.env.get("USER") || null, epochNow()),
+        interrupt.requested,
+        `interrupted while waiting for state database ${session.dbPath}'s write lock; run ${runKey} is unchanged`,
+      );
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");
       if (args.options.detach) {

@@ -65,7 +65,13 @@ export const startCommand: Command = {
     // A second foreground start of a run that another process drives follows it like `wait`: under a
     // held write lock it waits for the lock, as long as that lasts, rather than fail after the busy timeout.
     using session = await Session.open(context, {}, interrupt);
-    const record = createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now });
+    // A write lock taken since the file was opened is waited out before the run is created, in short
+    // tries in which a signal is heard (130, nothing stored).
+    const record = await session.writing(
+      () => createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now }),
+      () => interrupt?.requested() ?? false,
+      `interrupted while waiting for state database ${session.dbPath}'s write lock; nothing was stored`,
+    );
     return await continueRun(session, record, {
       detach,
       table: args.options.quiet !== true,

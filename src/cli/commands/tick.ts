@@ -1,12 +1,16 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
 import { isTerminalRun } from "../../domain/mod.ts";
-import { ExitCode } from "../errors.ts";
+import { ExitCode, UserError } from "../errors.ts";
+import { sleepUnless } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
 import { exitCodeOf, settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+
+/** How long tick waits before it tries again a round that another process's write lock cut short. */
+const LOCK_RETRY_SECONDS = 0.25;
 
 export const tickCommand: Command = {
   spec: {
@@ -19,11 +23,26 @@ export const tickCommand: Command = {
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
-    using session = new Session(context);
+    // Another process's write lock (an admin's sqlite3 shell) is waited out, to open the state file
+    // and for each write of the advance, in short tries in which a signal is heard (130), where tick
+    // failed with exit 70 after the busy timeout. What it stored before a signal stays: each write is
+    // whole, and the run is advanced again by the next tick (or any driver) from what is stored.
+    using interrupt = listenForInterrupt();
+    using session = await Session.open(context, {}, interrupt);
     const record = session.run(runKey);
     {
       using lock = await session.locks.tryDriverLock(runKey);
-      if (lock && !isTerminalRun(record.state.status)) await session.driver(record).advance();
+      if (lock && !isTerminalRun(record.state.status)) {
+        const driver = session.driver(record, interrupt.requested);
+        // A round a held lock cut short is retried (the driver reloads the run from what is stored).
+        while ((await driver.advanceOrWait()) === null) {
+          await sleepUnless(LOCK_RETRY_SECONDS, interrupt.requested);
+          if (interrupt.requested()) break;
+        }
+      }
+    }
+    if (interrupt.requested()) {
+      throw new UserError(`interrupted; run ${runKey} is as stored (tick it again)`, ExitCode.interrupted);
     }
     printJson(runJson(session.run(runKey)));
     return ExitCode.ok;
