@@ -62,7 +62,7 @@ export function jobGroups(home: string): number[] {
   const groups: number[] = [];
   try {
     for (const entry of Deno.readDirSync(join(home, "jobs"))) {
-      // The claim file holds "PID" or "PID MARK" (empty for a moment after the claim).
+      // The claim file holds "PID" or "PID MARK", and on Linux " @START" (empty for a moment after the claim).
       if (!entry.isFile || !entry.name.endsWith(".claim")) continue;
       const pid = Number(/^\d+/.exec(Deno.readTextFileSync(join(home, "jobs", entry.name)))?.[0]);
       if (pid > 0) groups.push(pid);

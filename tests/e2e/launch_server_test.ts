@@ -11,12 +11,12 @@ import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_
 
 const builtin = ["builtin"] as const;
 
-/** Each claim's "PID MARK" (a launch server's jobs) or "PID" (a spawned supervisor's). */
+/** Each claim's "PID MARK" (a launch server's jobs) or "PID" (a spawned supervisor's), and on Linux " @START". */
 function claims(home: string): { pid: number; mark: string | null }[] {
   const found = [];
   for (const entry of Deno.readDirSync(join(home, "jobs"))) {
     if (!entry.isFile || !entry.name.endsWith(".claim")) continue;
-    const match = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(join(home, "jobs", entry.name)));
+    const match = /^(\d+)(?: ([^@\s]\S*))?(?: @\d+)?\n$/.exec(Deno.readTextFileSync(join(home, "jobs", entry.name)));
     if (match) found.push({ pid: Number(match[1]), mark: match[2] ?? null });
   }
   return found;

@@ -39,7 +39,7 @@ Deno.test("one pass per round answers for every job whose probe cannot tell, aft
     if (passes === 3) live.clear();
     return seen;
   });
-  for (const group of [11, 12, 13]) live.set(group, { leaderStarted: null });
+  for (const group of [11, 12, 13]) live.set(group, { leaderStarted: null, leaderTicks: null });
   const ends = [11, 12, 13].map((group) => watch.until(job(group), Infinity, 0.01, () => assert.fail("a SIGKILL")));
   assert.deepEqual(await Promise.all(ends), [true, true, true]);
   assert.deepEqual(scans(events), ["scan 11,12,13", "scan 11,12,13", "scan 11,13", "scan 11,13"]);
@@ -55,7 +55,7 @@ Deno.test("one pass per round answers for every job whose probe cannot tell, aft
 Deno.test("the SIGKILL follows a look that found the group the job's past its deadline, and only that", async () => {
   const { live, events, scan, job } = world();
   const watch = new AbortWatch(scan);
-  live.set(51, { leaderStarted: null });
+  live.set(51, { leaderStarted: null, leaderTicks: null });
   const kills: string[] = [];
   const end = watch.until(job(51), performance.now() + 30, 0.01, () => kills.push(events.at(-1)!));
   assert.equal(await end, false);
@@ -67,7 +67,7 @@ Deno.test("a pass asks only about the jobs whose probe cannot tell; a group no l
   const watch = new AbortWatch(scan);
   // 21: its supervisor holds the PID; 22: the PID is another program's; 23: /proc shows the group
   // live, but led by a process that took the id since (owns says no).
-  live.set(23, { leaderStarted: 1 });
+  live.set(23, { leaderStarted: 1, leaderTicks: null });
   const kills: number[] = [];
   const kill = (group: number) => () => kills.push(group);
   const ends = [
@@ -83,7 +83,7 @@ Deno.test("a pass asks only about the jobs whose probe cannot tell; a group no l
 Deno.test("a deadline already past: the SIGKILL follows the first look, which comes in the next round", async () => {
   const { live, events, scan, job } = world();
   const watch = new AbortWatch(scan);
-  live.set(31, { leaderStarted: null });
+  live.set(31, { leaderStarted: null, leaderTicks: null });
   let killed = 0;
   const end = watch.until(job(31), performance.now(), 0.05, () => killed++);
   assert.deepEqual(events, [], "no look in the caller's turn");

@@ -331,8 +331,8 @@ Deno.test({
       assert.equal(Deno.readTextFileSync(job.stdout_file), "from-f\n");
       assert.match(
         Deno.readTextFileSync(job.stdout_file.replace(/\.stdout$/, ".claim")),
-        /^\d+ \S+\n$/,
-        "the server launched it",
+        /^\d+ [^@\s]\S*( @\d+)?\n$/,
+        "the server launched it (a claim with its mark, and on Linux the supervisor's start)",
       );
     }
   } finally {

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   isOurProcessAlive,
   liveGroups,
+  processStartTicks,
   processStartTime,
   settledCmdline,
 } from "../../src/executor/builtin/processes.ts";
@@ -75,8 +76,9 @@ Deno.test({
       await orphaned.status;
       const live = liveGroups([leader, group, 0x7ffffff0]);
       assert.deepEqual([...live.keys()].sort(), [leader, group].sort());
-      assert.deepEqual(live.get(leader), { leaderStarted: processStartTime(leader) });
-      assert.deepEqual(live.get(group), { leaderStarted: null });
+      const leaderTicks = processStartTicks(leader);
+      assert.deepEqual(live.get(leader), { leaderStarted: processStartTime(leader), leaderTicks });
+      assert.deepEqual(live.get(group), { leaderStarted: null, leaderTicks: null });
     } finally {
       Deno.kill(member, "SIGKILL");
       led.kill("SIGKILL");

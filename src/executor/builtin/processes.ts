@@ -121,6 +121,15 @@ export function processStartTime(pid: number): number | null {
   return stat === null ? null : startedAt(stat);
 }
 
+/**
+ * Linux: when live process `pid` started, in clock ticks after boot, exactly as /proc shows it (with
+ * the PID, it names one process for the life of the host); null when it is gone or elsewhere.
+ */
+export function processStartTicks(pid: number): number | null {
+  const stat = isLinux ? readProcStat(pid) : null;
+  return stat === null || stat.state === "Z" || stat.state === "X" ? null : stat.startTicks;
+}
+
 /** When the process of `stat` started, in epoch seconds; null when the boot time cannot be read. */
 function startedAt(stat: ProcInfo): number | null {
   try {
@@ -146,6 +155,8 @@ export interface LiveGroup {
    * {@link processStartTime} says; null when no leader is seen (it exited, or not on Linux).
    */
   leaderStarted: number | null;
+  /** The same start in clock ticks after boot, exact (see {@link processStartTicks}); null likewise. */
+  leaderTicks: number | null;
 }
 
 /**
@@ -159,7 +170,7 @@ export function liveGroups(pgids: Iterable<number>): Map<number, LiveGroup> {
   const live = new Map<number, LiveGroup>();
   if (wanted.size === 0) return live;
   if (!isLinux) {
-    for (const pgid of wanted) if (signal(-pgid, 0)) live.set(pgid, { leaderStarted: null });
+    for (const pgid of wanted) if (signal(-pgid, 0)) live.set(pgid, { leaderStarted: null, leaderTicks: null });
     return live;
   }
   logScan(wanted.size);
@@ -168,8 +179,8 @@ export function liveGroups(pgids: Iterable<number>): Map<number, LiveGroup> {
     const pid = Number(entry.name);
     const stat = readProcStat(pid);
     if (!stat || !wanted.has(stat.pgrp) || stat.state === "Z" || stat.state === "X") continue;
-    const seen = live.get(stat.pgrp) ?? { leaderStarted: null };
-    if (pid === stat.pgrp) seen.leaderStarted = startedAt(stat);
+    const seen = live.get(stat.pgrp) ?? { leaderStarted: null, leaderTicks: null };
+    if (pid === stat.pgrp) [seen.leaderStarted, seen.leaderTicks] = [startedAt(stat), stat.startTicks];
     live.set(stat.pgrp, seen);
   }
   return live;

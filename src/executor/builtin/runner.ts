@@ -25,7 +25,7 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { type LiveGroup, processHolding, processStartTime, signal } from "./processes.ts";
+import { type LiveGroup, processHolding, processStartTicks, processStartTime, signal } from "./processes.ts";
 import { AbortWatch, aliveNow, type Probe, type WatchedJob } from "./abort_watch.ts";
 import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
@@ -616,11 +616,17 @@ function launchBytes({ row, launch }: Pick<PendingLaunch, "row" | "launch">): nu
   return bytes;
 }
 
-/** The claim file's "PID" or "PID MARK"; null before the PID is written (or for an earlier version's claim directory). */
-function readClaim(files: ReturnType<typeof jobFiles>): { pid: number; mark: string | null } | null {
+/**
+ * The claim file's "PID", "PID MARK", and either with " @START" (the supervisor's start in clock ticks
+ * after boot, where there is /proc); null before the PID is written (or for an earlier version's claim
+ * directory).
+ */
+function readClaim(
+  files: ReturnType<typeof jobFiles>,
+): { pid: number; mark: string | null; startTicks: number | null } | null {
   try {
-    const claim = /^(\d+)(?: (\S+))?\n$/.exec(Deno.readTextFileSync(files.claim));
-    return claim && { pid: Number(claim[1]), mark: claim[2] ?? null };
+    const claim = /^(\d+)(?: ([^@\s]\S*))?(?: @(\d+))?\n$/.exec(Deno.readTextFileSync(files.claim));
+    return claim && { pid: Number(claim[1]), mark: claim[2] ?? null, startTicks: claim[3] ? Number(claim[3]) : null };
   } catch {
     return null;
   }
@@ -663,10 +669,16 @@ function jobGroup(worker: number, row: JobRow, files: ReturnType<typeof jobFiles
     const claimed = claimedAt();
     return claimed !== null && started !== null && started > claimed + 2;
   };
+  // Where the claim holds the supervisor's start in ticks, a leader with another start is another
+  // process, exactly: within those 2 s, another job of the same launch server (the same mark) may
+  // have taken the PID, and was signalled as the job's.
+  const ticks = readClaim(files)?.startTicks ?? null;
+  const notTheSupervisor = (leaderTicks: number | null, started: () => number | null) =>
+    ticks !== null ? leaderTicks !== null && leaderTicks !== ticks : startedAfterClaim(started());
   return {
     group: worker,
     probe(): Probe {
-      if (startedAfterClaim(processStartTime(worker))) return "gone";
+      if (notTheSupervisor(processStartTicks(worker), () => processStartTime(worker))) return "gone";
       const holder = processHolding(worker, markerOf(row, files));
       if (holder === "ours") return "alive";
       // The supervisor's PID came round to another program: the job's group ended before (see
@@ -675,7 +687,7 @@ function jobGroup(worker: number, row: JobRow, files: ReturnType<typeof jobFiles
     },
     // A leader seen in /proc after the probe found none (or none it could read) is a process that took
     // the PID since, unless it started before the claim.
-    owns: (seen: LiveGroup) => !startedAfterClaim(seen.leaderStarted),
+    owns: (seen: LiveGroup) => !notTheSupervisor(seen.leaderTicks, () => seen.leaderStarted),
   };
 }
 

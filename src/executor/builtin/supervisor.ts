@@ -35,6 +35,10 @@ export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 /** The shell functions of both scripts below (put, supervise, claim, launch_jobs...). */
 /** The first `$size` arguments, in bash (written apart: `${` would be a placeholder in String.raw). */
 const JOB_WORDS = '"${@:1:$size}"';
+/** A /proc stat line's fields after the process's name (which may hold spaces and parentheses). */
+const STAT_FIELDS = '${started##*") "}';
+/** The claim's " @START", when the supervisor's start could be read. */
+const CLAIM_START = "${started:+ @$started}";
 
 const SUPERVISOR_FUNCTIONS = String.raw`
 # Writes one file: a line, by one write() (printf is a builtin and flushes once), into a new file.
@@ -59,12 +63,25 @@ stop_point() {
   [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
   kill -STOP "$worker"
 }
+# Sets started to the 20th of its arguments (the stat fields after the name: the start is field 22),
+# or to nothing when there are fewer (a shift too far would end a POSIX shell).
+start_ticks() {
+  [ "$#" -ge 20 ] || { started=; return 0; }
+  shift 19
+  started=$1
+}
 # Supervises one job, as the leader of its process group. Arguments: the job's words.
 supervise() {
   job=$1 cwd=$2 path=$3 envs=$4 terminated=
-  # The claim file holds the supervisor's PID (= the group's id), and the mark to look for on its
-  # command line when that is not the job id: no separate file to create.
-  put "$job" claim "$worker$mark"
+  # The claim file holds the supervisor's PID (= the group's id), the mark to look for on its command
+  # line when that is not the job id, and, where there is /proc, its start ("@" and field 22 of its
+  # stat, clock ticks after boot): with the PID, that names this process alone, also once another of
+  # the server's jobs (whose command line shows the same mark) took the PID over. No separate file.
+  started=
+  { read -r started < "/proc/$worker/stat"; } 2> /dev/null || started=
+  # shellcheck disable=SC2086 # the fields after the name, split (numbers and a state letter)
+  [ -z "$started" ] || start_ticks ${STAT_FIELDS}
+  put "$job" claim "$worker$mark${CLAIM_START}"
   # An abort sends SIGTERM to the whole process group. Trapping it (with a no-op) keeps this shell
   # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
   trap 'terminated=1' TERM
