@@ -20,6 +20,7 @@ import {
   crashPoint,
   forEachBounded,
   nextPause,
+  sleepUnless,
   systemClock,
   within,
 } from "../shared/mod.ts";
@@ -384,7 +385,11 @@ export class Driver {
       return result;
     } catch (error) {
       if (!this.noteStoreWait(error, backoff)) throw error;
-      await this.pause(this.storeWait!);
+      // Waited out whatever rings meanwhile (a job that ended: the retried round polls every step
+      // anyway), checking for a signal. Cut short by the bell, it waited for nothing: with jobs ending
+      // during a held lock, lost rounds followed one another without a turn of the event loop that
+      // would hear a signal, and a Ctrl-C took seconds (a round per job that ended) to be heard.
+      await sleepUnless(this.storeWait!, () => this.options.interrupted?.() ?? false, SLICE_SECONDS);
       return null;
     }
   }
@@ -489,7 +494,11 @@ export class Driver {
         active = null; // fall back to one call per step
       }
     }
-    await forEachBounded(ask, START_CONCURRENCY, async ({ stepId, key }) => {
+    // The built-in runner answers at once (no process per call), one step after another: a status
+    // that a held write lock failed then ends the round before the next is asked, rather than every
+    // step's status waiting out its slice of the lock in the same turn (deaf to signals meanwhile).
+    const concurrency = executor.kind === "builtin" ? 1 : START_CONCURRENCY;
+    await forEachBounded(ask, concurrency, async ({ stepId, key }) => {
       const step = index.step(stepId);
       // The list names active jobs only: an entry that is not active, or is another job than the one
       // this attempt recorded, is no answer (a runner out of its contract); the key is asked itself.
