@@ -206,3 +206,33 @@ export function collectText(stream: ReadableStream<Uint8Array>): { readonly text
   })();
   return collected;
 }
+
+/** Whether `pid` is stopped (SIGSTOP): Linux only, from /proc. */
+export function isStopped(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  } catch {
+    return false;
+  }
+}
+
+/** Whether this process may steer the next PID (root, Linux: /proc/sys/kernel/ns_last_pid is writable). */
+export function canSteerPids(): boolean {
+  try {
+    Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", Deno.readTextFileSync("/proc/sys/kernel/ns_last_pid"));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The PID a process wrote to `path` as one line, once the line is whole; null before. */
+export function readPid(path: string): number | null {
+  try {
+    const text = Deno.readTextFileSync(path);
+    return text.endsWith("\n") ? Number(text) : null;
+  } catch {
+    return null;
+  }
+}

@@ -7,65 +7,15 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { catchesSignal, collectText, eventually, hasOpen } from "../helpers.ts";
+import { catchesSignal, collectText, eventually, hasOpen, isStopped } from "../helpers.ts";
+import { assertLockHeld, type HeldLock, holdWriteLock, stateFile } from "./write_lock.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
 import { builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 
-/** A helper process in a write transaction on the state file until it is let go, or `seconds` have passed. */
-interface HeldLock extends AsyncDisposable {
-  /** Whether the helper has let go (the test did, or its own time ran out). */
-  readonly released: () => boolean;
-}
-
-// Ends its transaction after its time, so that a test that hangs does not hold the lock for ever; the
-// test lets go earlier by killing it (the kernel drops its locks, SQLite rolls the transaction back).
-const HOLDER = `
-import { DatabaseSync } from "node:sqlite";
-const [path, seconds] = Deno.args;
-const db = new DatabaseSync(path);
-db.exec("BEGIN IMMEDIATE");
-console.log("held");
-await new Promise((resolve) => setTimeout(resolve, Number(seconds) * 1000));
-db.exec("COMMIT");
-`;
-
-async function holdWriteLock(env: FlowEnv, seconds: number): Promise<HeldLock> {
-  const holder = new Deno.Command(Deno.execPath(), {
-    args: ["eval", HOLDER, stateFile(env), String(seconds)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  let exited = false;
-  const status = holder.status.finally(() => (exited = true));
-  const out = collectText(holder.stdout);
-  await eventually("the helper holds the write lock", () => exited || out.text.includes("held"));
-  assertLockHeld(env);
-  return {
-    released: () => exited,
-    async [Symbol.asyncDispose]() {
-      if (!exited) holder.kill("SIGKILL");
-      await status;
-      await out.done;
-    },
-  };
-}
-
-function stateFile(env: FlowEnv): string {
-  return Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
-}
-
-/** Asserts that another process holds the state file's write lock: a write transaction is refused at once. */
-function assertLockHeld(env: FlowEnv): void {
-  const probe = new DatabaseSync(stateFile(env));
-  try {
-    probe.exec("PRAGMA busy_timeout = 0");
-    assert.throws(() => probe.exec("BEGIN IMMEDIATE"), /database is locked/, "the write lock is held");
-  } finally {
-    probe.close();
-  }
-}
+/** The busy timeout shortened (test-only): a command that fails once it has passed does so in 0.3 s. */
+const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
 
 /** A CLI process a test watches: whether it has exited yet, and its output once it has. */
 function spawnWatched(env: FlowEnv, args: string[], extraEnv: Record<string, string> = {}) {
@@ -133,7 +83,6 @@ flowTest(
     const { go, file } = await gatedRun(env, "g");
     // Held across the busy timeout, shortened (test-only) for the followers, after which they used to
     // fail with exit 70 ("database is locked") instead of following the run.
-    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
     await using lock = await holdWriteLock(env, 60);
     const followers = [
       ["wait", "--run-key", "g", "--interval", "0.1"],
@@ -404,7 +353,6 @@ flowTest(
     const { go } = await gatedRun(env, "g");
     const db = stateFile(env);
     // The busy timeout shortened (test-only): opening used to fail with exit 70 once it had passed.
-    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
     await using lock = await holdWriteLock(env, 60);
     const spawnCancel = () => spawnWatched(env, ["cancel", "--run-key", "g", "--grace-seconds", "1"], short);
     // A signal while it waits: one JSON line, 130, nothing changed.
@@ -472,16 +420,6 @@ flowTest(
   },
 );
 
-/** Whether `pid` is stopped (SIGSTOP): Linux only, from /proc. */
-function isStopped(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
-  } catch {
-    return false;
-  }
-}
-
 /** The lines of a command's stderr, each parsed as JSON (each must be one). */
 function jsonLines(bytes: Uint8Array): Record<string, unknown>[] {
   return new TextDecoder().decode(bytes).split("\n").filter(Boolean).map((line) => JSON.parse(line));
@@ -500,6 +438,14 @@ async function sleepingJob(env: FlowEnv, runKey: string): Promise<void> {
 }
 
 /** Kills, when disposed, those of `watched` still running: a test that fails leaves none behind. */
+/** An ended run "done", a run "u" nobody drives, a running job "j1"; then the write lock held. */
+async function endedUndrivenAndRunningUnderLock(env: FlowEnv): Promise<HeldLock> {
+  await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
+  await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+  await sleepingJob(env, "j1");
+  return await holdWriteLock(env, 60);
+}
+
 function killOnExit(watched: readonly ReturnType<typeof spawnWatched>[]): AsyncDisposable {
   return {
     async [Symbol.asyncDispose]() {
@@ -513,13 +459,8 @@ flowTest(
   builtin,
   "tick, clean and the job commands that change state wait out a held write lock; job status and clean --dry-run answer at once",
   async (env) => {
-    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
-    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
-    await sleepingJob(env, "j1");
+    await using lock = await endedUndrivenAndRunningUnderLock(env);
     const db = stateFile(env);
-    // The busy timeout shortened (test-only): each of them failed (exit 70, `job` 1) once it had passed.
-    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
-    await using lock = await holdWriteLock(env, 60);
     const waiting = [
       ["tick", "--run-key", "u"],
       ["clean", "--older-than", "0"],
@@ -564,12 +505,8 @@ flowTest(
   builtin,
   "a signal while tick, clean or a job command waits for a held write lock: 130, one JSON error line, nothing stored",
   async (env) => {
-    await env.json(["start", "--run-key", "done", "-q", env.flow("two.yaml", TWO_STEPS)]);
-    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
-    await sleepingJob(env, "j1");
+    await using lock = await endedUndrivenAndRunningUnderLock(env);
     const db = stateFile(env);
-    const short = { ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300" };
-    await using lock = await holdWriteLock(env, 60);
     const cases = [
       {
         args: ["tick", "--run-key", "u"],

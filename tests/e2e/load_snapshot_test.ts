@@ -7,18 +7,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { eventually } from "../helpers.ts";
+import { eventually, isStopped } from "../helpers.ts";
 import { flowTest, statuses } from "./flow_env.ts";
 import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
-
-function isStopped(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
-  } catch {
-    return false;
-  }
-}
+import { stateFile } from "./write_lock.ts";
 
 function readLog(path: string): string {
   try {
@@ -44,7 +36,7 @@ flowTest(
       return readLog(log) === `store:load-run-read ${child.pid}\n` && isStopped(child.pid);
     });
     // A driver's commit, as one transaction: the run and its steps end together.
-    const db = new DatabaseSync(Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3")));
+    const db = new DatabaseSync(stateFile(env));
     try {
       db.exec("BEGIN IMMEDIATE");
       db.exec("UPDATE flow_runs SET status = 'SUCCEEDED', finished_at = started_at + 1 WHERE run_key = 'r'");

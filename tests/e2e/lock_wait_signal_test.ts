@@ -8,35 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { pathExists } from "../../src/shared/mod.ts";
-import { collectText, eventually } from "../helpers.ts";
-import { type FlowEnv, flowTest } from "./flow_env.ts";
-
-// Ends its transaction after its time (a test that hangs does not hold the lock for ever).
-const HOLDER = `
-import { DatabaseSync } from "node:sqlite";
-const [path, seconds] = Deno.args;
-const db = new DatabaseSync(path);
-db.exec("BEGIN IMMEDIATE");
-console.log("held");
-await new Promise((resolve) => setTimeout(resolve, Number(seconds) * 1000));
-db.exec("COMMIT");
-`;
-
-function stateFile(env: FlowEnv): string {
-  return Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
-}
-
-function assertLockHeld(env: FlowEnv): void {
-  const probe = new DatabaseSync(stateFile(env));
-  try {
-    probe.exec("PRAGMA busy_timeout = 0");
-    assert.throws(() => probe.exec("BEGIN IMMEDIATE"), /database is locked/, "the write lock is held");
-  } finally {
-    probe.close();
-  }
-}
+import { eventually } from "../helpers.ts";
+import { flowTest } from "./flow_env.ts";
+import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
 
 const STEPS = 6;
 /**
@@ -72,34 +47,17 @@ flowTest(
       "every step runs",
       (run) => run.steps.filter((s: { orchesjob_status: unknown }) => s.orchesjob_status !== null).length === STEPS,
     );
-    // Held for less than one round the old behaviour lost (a slice per step), far longer than a slice.
-    const holder = new Deno.Command(Deno.execPath(), {
-      args: ["eval", HOLDER, stateFile(env), String(HOLD_SECONDS)],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    let released = false;
-    const held = holder.status.finally(() => (released = true));
-    const out = collectText(holder.stdout);
-    try {
-      await eventually("the helper holds the write lock", () => out.text.includes("held"));
-      assertLockHeld(env);
-      Deno.writeTextFileSync(go, "");
-      // During the jobs' ends, as they ring the driver.
-      await eventually("every job ended", () => Array.from({ length: STEPS }, (_, i) => ended(i)).every(pathExists));
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      assert.equal(exited, false, "the driver is still there, its rounds lost to the lock");
-      driver.kill("SIGINT");
-      const done = await output;
-      assert.equal(released, false, "the interrupt was heard only once the lock was let go");
-      assertLockHeld(env);
-      assert.equal(done.code, 130, new TextDecoder().decode(done.stderr));
-    } finally {
-      try {
-        holder.kill("SIGKILL");
-      } catch { /* its time ran out */ }
-      await held;
-      await out.done;
-    }
+    // Held for less than the old behaviour took to hear the signal, far longer than a slice of the wait.
+    await using lock = await holdWriteLock(env, HOLD_SECONDS);
+    Deno.writeTextFileSync(go, "");
+    // During the jobs' ends, as they ring the driver.
+    await eventually("every job ended", () => Array.from({ length: STEPS }, (_, i) => ended(i)).every(pathExists));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(exited, false, "the driver is still there, its rounds lost to the lock");
+    driver.kill("SIGINT");
+    const done = await output;
+    assert.equal(lock.released(), false, "the interrupt was heard only once the lock was let go");
+    assertLockHeld(env);
+    assert.equal(done.code, 130, new TextDecoder().decode(done.stderr));
   },
 );

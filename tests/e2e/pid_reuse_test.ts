@@ -10,26 +10,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
-import { eventually } from "../helpers.ts";
+import { canSteerPids, eventually, readPid } from "../helpers.ts";
 import { flowTest, statuses } from "./flow_env.ts";
-
-function canSteerPids(): boolean {
-  try {
-    Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", Deno.readTextFileSync("/proc/sys/kernel/ns_last_pid"));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function readPid(path: string): number | null {
-  try {
-    const text = Deno.readTextFileSync(path);
-    return text.endsWith("\n") ? Number(text) : null;
-  } catch {
-    return null;
-  }
-}
 
 flowTest(
   ["builtin"],

@@ -6,22 +6,23 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
-import { CLI, cli, eventually, hasPending, processAlive, tempDir, TEST_ENV } from "../helpers.ts";
+import {
+  canSteerPids,
+  CLI,
+  cli,
+  eventually,
+  hasPending,
+  processAlive,
+  readPid,
+  tempDir,
+  TEST_ENV,
+} from "../helpers.ts";
 
 const SIGTERM = 15;
 
 function isStopped(pid: number): boolean {
   const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
-}
-
-function readPid(path: string): number | null {
-  try {
-    const text = Deno.readTextFileSync(path);
-    return text.endsWith("\n") ? Number(text) : null;
-  } catch {
-    return null;
-  }
 }
 
 /**
@@ -130,15 +131,6 @@ async function processWithPid(pid: number): Promise<number | null> {
     if (got > 0) Deno.kill(got, "SIGKILL");
   }
   return null;
-}
-
-function canSteerPids(): boolean {
-  try {
-    Deno.writeTextFileSync("/proc/sys/kernel/ns_last_pid", Deno.readTextFileSync("/proc/sys/kernel/ns_last_pid"));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 Deno.test({
