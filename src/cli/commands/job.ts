@@ -197,13 +197,12 @@ export const jobCommand: Command = {
     session = opened;
     changes = changesMade(opened.db);
     // A write lock taken after the file was opened is waited out too; a reader whose recording meets
-    // one does not wait: it answers from a read-only look.
-    let tried = false;
-    const work = () => {
-      tried = true;
-      return HANDLERS[name](new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
-    };
-    const stop = () => READING.has(name) && tried;
+    // one does not wait: it answers from a read-only look. The wait's first look comes before its first
+    // try, so a reader stops at the second, after one try met the lock: the probe of the lock before
+    // the work (a lock taken right after the file was opened) as well as the work's own writes.
+    let looks = 0;
+    const work = () => HANDLERS[name](new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
+    const stop = () => READING.has(name) && looks++ > 0;
     const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name));
     if (done === null) {
       using reader = await openSession(context, db, name, interrupt, { queryOnly: true });
