@@ -6,7 +6,16 @@ import type { JobStatus } from "./status.ts";
  * locked database, a bug); and 65, of `orchesjob-flow job` only, for a job whose stored row cannot be
  * read back.
  */
-export const JobExit = { ok: 0, general: 1, usage: 2, notFound: 3, invalidState: 4, damaged: 65 } as const;
+export const JobExit = {
+  ok: 0,
+  general: 1,
+  usage: 2,
+  notFound: 3,
+  invalidState: 4,
+  damaged: 65,
+  /** `orchesjob-flow job` stopped by a signal (orchesjob itself dies of it): what it stored stays stored. */
+  interrupted: 130,
+} as const;
 
 /** The 25 fields of `orchesjob status`, in orchesjob's order. Times are integer epoch seconds. */
 export interface Job {

@@ -729,15 +729,15 @@ export class Driver {
       // Killed because this driver is stopping: whether the job started is for the next driver to
       // find out (the intent is committed), and nothing is wrong with the executor.
       if (error.kind === "stopped") return "none";
-      // A timeout, an unreadable answer, a death by a signal or a general error (orchesjob's exit 1: a
-      // locked or full database, a traceback, maybe after the job was created) leaves it unknown whether the job
-      // started: the next poll finds out, and a start that keeps failing counts toward the flow's
-      // executor_unavailable_sec. A missing binary, invalid arguments (exit 2) or a launch that
+      // A timeout, an unreadable answer, a death by a signal, a general error (orchesjob's exit 1: a
+      // locked or full database, a traceback, maybe after the job was created) or the job wrapper's
+      // exit for a signal (130) leaves it unknown whether the job started: the next poll finds out, and
+      // a start that keeps failing counts toward the flow's executor_unavailable_sec. A missing binary, invalid arguments (exit 2) or a launch that
       // failed mean it did not and will not: record why (an attempt with an error and no job), and
       // the next decide fails or retries it.
       if (
         error.kind === "timeout" || error.kind === "output" || error.kind === "signal" ||
-        (error.kind === "exit" && error.exitCode === JobExit.general)
+        (error.kind === "exit" && (error.exitCode === JobExit.general || error.exitCode === JobExit.interrupted))
       ) {
         this.recordFault(this.index!.step(stepId), error, attemptNo);
         return "none";

@@ -92,7 +92,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * call's key (or `running`) noted in `calls.log`. On `start`: start the job, then print null (startnull),
  * or make the job and then exit 137 as a shell reports a SIGKILL (startdies), or make the job and then
  * really die by SIGKILL (startkilled), or die by SIGKILL before making it (startkilledfirst); each death
- * is noted in `died` with the fake's PID. On
+ * is noted in `died` with the fake's PID. Or, once, exit 130 before making it, as the `job` wrapper does when
+ * a signal stops it (startinterrupted; the mode is then cleared). On
  * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
  * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On `logs`: hang
  * after writing its PID to `logs.pid` (logshang). On both status
@@ -126,6 +127,7 @@ case "$1:$mode" in
   start:startdies) '${env.wrapper}' "$@" > /dev/null; echo "$1" >> '${join(dir, "died")}'; exit 137 ;;
   start:startkilled) '${env.wrapper}' "$@" > /dev/null; echo "$1 $$" >> '${join(dir, "died")}'; kill -KILL $$ ;;
   start:startkilledfirst) echo "$1 $$" >> '${join(dir, "died")}'; kill -KILL $$ ;;
+  start:startinterrupted) : > '${control}'; echo '{"error": "job start: interrupted; nothing was stored"}' >&2; exit 130 ;;
   status:runningnull | status:allnull)
     if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; echo '[null]'; exit 0; fi
     echo "$3" >> '${join(dir, "calls.log")}'
@@ -562,6 +564,22 @@ flowTest(
       /^orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*start was killed by signal SIGKILL$/,
     );
     assert.deepEqual(await env.jobs("kf:a:1"), [], "no job was ever made");
+  },
+);
+
+flowTest(
+  builtin,
+  "the job wrapper's exit for a signal (130) during a start is no answer: the start is tried again, the step runs once",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    fake.mode("startinterrupted");
+    const file = env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n');
+    const run = await env.run(["--orchesjob-bin", fake.bin, "start", "-q", "--run-key", "si", file]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /fake-orchesjob start exited 130: .*interrupted; nothing was stored/, "the 130 happened");
+    const a = step(JSON.parse(run.stdout), "a");
+    assert.deepEqual([a.status, a.attempt_no, a.error, a.executor_error], ["SUCCEEDED", 1, null, null]);
+    assert.equal((await env.jobs("si:a:1")).length, 1, "one job, started on the second try under the same key");
   },
 );
 
