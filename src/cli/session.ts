@@ -173,9 +173,18 @@ export class Session implements Disposable {
 
   /**
    * Runs `work`, the command's writes, waiting out another process's write lock that its first write
-   * meets (see {@link writeWaiting}); when `stop` says so during that wait, exit 130 with `interrupted`.
+   * meets (see {@link writeWaiting}); when `stop` says so during that wait, exit 130 with the message
+   * `interrupted`. Without `stop`, only the lock ends the wait (a command whose own signal listener
+   * decides, as `cancel`'s).
    */
-  async writing<T>(work: () => Promise<T> | T, stop: () => boolean, interrupted: string, rerunnable = false) {
+  async writing<T>(
+    work: () => Promise<T> | T,
+    { stop = () => false, interrupted = "", rerunnable = false }: {
+      stop?: () => boolean;
+      interrupted?: string;
+      rerunnable?: boolean;
+    } = {},
+  ): Promise<T> {
     const done = await writeWaiting(this.db, this.dbPath, work, stop, rerunnable);
     if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
     return done.value;

@@ -285,11 +285,7 @@ export class Driver {
     // Hints that name jobs (the built-in runner's) make the rounds they wake look at those jobs only,
     // and the polls a fallback; otherwise each round looks at every running step.
     const named = watch !== null && executor.kind === "builtin";
-    const backoff = {
-      first: named ? HINTED_FIRST_PAUSE_SECONDS : FIRST_PAUSE_SECONDS[executor.kind],
-      factor: 2,
-      ceiling: this.options.pollIntervalSec,
-    };
+    const backoff = this.backoff(named ? HINTED_FIRST_PAUSE_SECONDS : undefined);
     const first = nextPause(backoff);
     let pause = first;
     // A round looks at every running step (polls) unless a hint woke it or it follows one that made
@@ -406,14 +402,14 @@ export class Driver {
       if (this.waitingSince !== null) this.endStoreWait();
       return result;
     } catch (error) {
-      const backoff = {
-        first: FIRST_PAUSE_SECONDS[this.options.executor.kind],
-        factor: 2,
-        ceiling: this.options.pollIntervalSec,
-      };
-      if (!this.noteStoreWait(error, backoff)) throw error;
+      if (!this.noteStoreWait(error, this.backoff())) throw error;
       return null;
     }
+  }
+
+  /** The rounds' pauses: from `first` (by default the executor's), doubling up to the poll interval. */
+  private backoff(first: number = FIRST_PAUSE_SECONDS[this.options.executor.kind]) {
+    return { first, factor: 2, ceiling: this.options.pollIntervalSec };
   }
 
   /**
@@ -732,9 +728,9 @@ export class Driver {
       // A timeout, an unreadable answer, a death by a signal, a general error (orchesjob's exit 1: a
       // locked or full database, a traceback, maybe after the job was created) or the job wrapper's
       // exit for a signal (130) leaves it unknown whether the job started: the next poll finds out, and
-      // a start that keeps failing counts toward the flow's executor_unavailable_sec. A missing binary, invalid arguments (exit 2) or a launch that
-      // failed mean it did not and will not: record why (an attempt with an error and no job), and
-      // the next decide fails or retries it.
+      // a start that keeps failing counts toward the flow's executor_unavailable_sec. A missing
+      // binary, invalid arguments (exit 2) or a launch that failed mean it did not and will not:
+      // record why (an attempt with an error and no job), and the next decide fails or retries it.
       if (
         error.kind === "timeout" || error.kind === "output" || error.kind === "signal" ||
         (error.kind === "exit" && (error.exitCode === JobExit.general || error.exitCode === JobExit.interrupted))

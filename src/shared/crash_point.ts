@@ -7,6 +7,8 @@
  * `ORCHESJOB_FLOW_STOP_AT`, that SIGSTOPs it at a point instead, for a test to act in that window;
  * {@link stopPoint} is that second hook for this process.
  */
+import { readEnv } from "./env.ts";
+
 export const CRASH_AT_VARIABLE = "ORCHESJOB_FLOW_CRASH_AT";
 export const STOP_AT_VARIABLE = "ORCHESJOB_FLOW_STOP_AT";
 export const CRASH_LOG_VARIABLE = "ORCHESJOB_FLOW_CRASH_LOG";
@@ -55,12 +57,4 @@ export function stopPoint(point: StopPoint): void {
   const log = readEnv(CRASH_LOG_VARIABLE);
   if (log) Deno.writeTextFileSync(log, `${point} ${Deno.pid}\n`, { append: true });
   Deno.kill(Deno.pid, "SIGSTOP");
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env: no crash points
-  }
 }

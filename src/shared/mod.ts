@@ -42,3 +42,4 @@ export {
   type StopPoint,
   stopPoint,
 } from "./crash_point.ts";
+export { readEnv } from "./env.ts";

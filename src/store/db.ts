@@ -3,7 +3,7 @@
  * in `schema_meta`. Every module that stores state takes a {@link Database} from here.
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { dirname, isNoSpace, join, makeDirectory } from "../shared/mod.ts";
+import { dirname, isNoSpace, join, makeDirectory, readEnv } from "../shared/mod.ts";
 import { realStatePath } from "./paths.ts";
 import { MIGRATIONS } from "./schema.ts";
 
@@ -163,10 +163,7 @@ function checkPathLength(path: string): void {
 /** How long a statement waits for another process's write lock before failing (then retried by a driver). */
 export function busyTimeoutMs(): number {
   // Test-only: fault tests shorten the wait so a held lock is reported within their time.
-  let raw: string | undefined;
-  try {
-    raw = Deno.env.get("ORCHESJOB_FLOW_BUSY_TIMEOUT_MS");
-  } catch { /* no --allow-env */ }
+  const raw = readEnv("ORCHESJOB_FLOW_BUSY_TIMEOUT_MS");
   const ms = Number(raw);
   return raw && Number.isInteger(ms) && ms >= 0 ? ms : 15000;
 }

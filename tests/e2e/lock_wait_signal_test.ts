@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
 import { eventually } from "../helpers.ts";
-import { flowTest } from "./flow_env.ts";
+import { flowTest, step } from "./flow_env.ts";
 import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
 
 const STEPS = 6;
@@ -59,5 +59,9 @@ flowTest(
     assert.equal(lock.released(), false, "the interrupt was heard only once the lock was let go");
     assertLockHeld(env);
     assert.equal(done.code, 130, new TextDecoder().decode(done.stderr));
+    // The situation under test: the jobs ended while the lock was held, and the driver could record
+    // none of those ends (its rounds were lost to the lock), not one that had nothing left to write.
+    const run = await env.status("k");
+    for (let i = 0; i < STEPS; i++) assert.equal(step(run, `f${i}`).status, "RUNNING", `f${i}'s end was not recorded`);
   },
 );

@@ -59,8 +59,6 @@ export const cancelCommand: Command = {
     // Ctrl-C is heard (the run unchanged), before the commit.
     const undelivered = await session.writing(
       () => cancelAndAbort(session, runKey, grace, () => (committed = true)),
-      () => false,
-      "",
     );
     printJson(runJson(session.run(runKey)));
     return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;

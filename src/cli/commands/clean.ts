@@ -94,9 +94,7 @@ export const cleanCommand: Command = {
       if (interrupt.requested()) throw stopped();
       const outcome = await session.writing(
         () => cleaner.deleteRun(candidate.runKey),
-        interrupt.requested,
-        stopped().message,
-        true,
+        { stop: interrupt.requested, interrupted: stopped().message, rerunnable: true },
       );
       if (typeof outcome === "string") skipped.push({ run_key: candidate.runKey, reason: outcome });
       else deleted.push(outcome);

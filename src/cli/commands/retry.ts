@@ -77,8 +77,11 @@ export const retryCommand: Command = {
       // signal is heard (130, nothing reopened).
       const round = await session.writing(
         () => reopenRun(session.runs, record.state, steps, Deno.env.get("USER") || null, epochNow()),
-        interrupt.requested,
-        `interrupted while waiting for state database ${session.dbPath}'s write lock; run ${runKey} is unchanged`,
+        {
+          stop: interrupt.requested,
+          interrupted:
+            `interrupted while waiting for state database ${session.dbPath}'s write lock; run ${runKey} is unchanged`,
+        },
       );
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");

@@ -7,6 +7,7 @@ import {
   makeDirectory,
   parseTimeArgument,
   pathExists,
+  readEnv,
   resolve,
   sleep,
   spawnDetachedChild,
@@ -69,8 +70,10 @@ export const startCommand: Command = {
     // tries in which a signal is heard (130, nothing stored).
     const record = await session.writing(
       () => createOrFind(session, context.globals, { runKey, file, loaded, given, notBefore, now }),
-      () => interrupt?.requested() ?? false,
-      `interrupted while waiting for state database ${session.dbPath}'s write lock; nothing was stored`,
+      {
+        stop: () => interrupt?.requested() ?? false,
+        interrupted: `interrupted while waiting for state database ${session.dbPath}'s write lock; nothing was stored`,
+      },
     );
     return await continueRun(session, record, {
       detach,
@@ -173,10 +176,7 @@ const LAUNCH_WAIT_SECONDS = 15;
 
 /** The wait; tests shorten it (ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS) rather than sit through 15 s. */
 function launchWaitSeconds(): number {
-  let raw: string | undefined;
-  try {
-    raw = Deno.env.get("ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS");
-  } catch { /* no --allow-env */ }
+  const raw = readEnv("ORCHESJOB_FLOW_TEST_LAUNCH_WAIT_SECONDS");
   const seconds = Number(raw);
   return raw && Number.isFinite(seconds) && seconds > 0 ? seconds : LAUNCH_WAIT_SECONDS;
 }

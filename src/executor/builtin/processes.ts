@@ -3,7 +3,7 @@
  * is anything left in a process group, and sending signals. Zombies count as gone: where PID 1 does
  * not reap (some containers), an exited supervisor stays a zombie forever.
  */
-import { runToEndSync } from "../../shared/mod.ts";
+import { readEnv, runToEndSync } from "../../shared/mod.ts";
 
 const isLinux = Deno.build.os === "linux";
 /** The PF_KTHREAD bit of /proc/PID/stat's flags. */
@@ -197,14 +197,6 @@ function logScan(groups: number): void {
 }
 
 let scanLog: string | undefined;
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env: no test hooks
-  }
-}
 
 /**
  * Sends `sig` (0 only probes) to a PID, or to a process group when `target` is negative.
