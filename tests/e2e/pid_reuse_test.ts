@@ -13,6 +13,16 @@ import { pathExists } from "../../src/shared/mod.ts";
 import { canSteerPids, eventually, readPid } from "../helpers.ts";
 import { flowTest, statuses } from "./flow_env.ts";
 
+/** The modification times (ms) of the built-in jobs' claim files under the home that name `pid`. */
+function claimTimesOf(home: string, pid: number): number[] {
+  const jobs = join(home, "jobs");
+  return [...Deno.readDirSync(jobs)]
+    .filter((entry) => entry.name.endsWith(".claim"))
+    .map((entry) => join(jobs, entry.name))
+    .filter((path) => Number(/^\d+/.exec(Deno.readTextFileSync(path))?.[0]) === pid)
+    .map((path) => Deno.statSync(path).mtime!.getTime());
+}
+
 flowTest(
   ["builtin"],
   "a read of an aborted step never signals another step whose supervisor took over its PID",
@@ -42,7 +52,11 @@ steps:
       assert.equal((await env.json(["start", "--run-key", key, "-d", flow])).detached, true);
       // Read from B's file, not by status commands: their processes would take the steered PID.
       await eventually(`${key}: B runs`, () => readPid(bPid) !== null);
-      const reused = readPid(bPid) === readPid(aPid);
+      // The situation under test: B's supervisor on A's old PID, claimed within the 2 s that the old
+      // check (the leader's start against A's claim, in whole seconds) gave A's supervisor.
+      const pid = readPid(bPid);
+      const claims = claimTimesOf(env.home, pid!);
+      const reused = pid === readPid(aPid) && claims.length === 2 && Math.abs(claims[1] - claims[0]) < 2000;
       if (reused) {
         // Within the abort's deadline: a read of A resumes its abort (SIGTERM to a group still A's).
         const logs = await env.run(["logs", "--run-key", key, "--step", "A"]);
