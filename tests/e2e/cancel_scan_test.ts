@@ -41,6 +41,7 @@ flowTest(
       }
       return true;
     });
+    for (const pid of pids) assert.ok(processAlive(pid), `the child ${pid} runs when the cancel begins`);
     const log = join(env.home, "scans.log");
     const cancelled = await env.json(["cancel", "--run-key", "w", "--grace-seconds", "3"], 0, {
       ORCHESJOB_FLOW_TEST_SCAN_LOG: log,
