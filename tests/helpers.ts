@@ -1,5 +1,6 @@
 /** Test helpers: run the real CLI as a subprocess, and give each test its own temporary directory. */
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 
 export const REPO = fileURLToPath(new URL("..", import.meta.url));
@@ -116,12 +117,15 @@ export function thrown<T extends Error>(fn: () => unknown, type: new (...args: n
 
 /**
  * A two-line script that makes `orchesjob-flow job` an orchesjob binary, exactly as an operator would
- * write it for ORCHESJOB_BIN. Returns its path.
+ * write it for ORCHESJOB_BIN. Returns its path. With `home`, the script sets ORCHESJOB_FLOW_HOME itself:
+ * a test must not set it in its own environment, which test files run with `--parallel` share.
  */
-export function writeJobWrapper(dir: string): string {
-  const quoted = CLI.map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
+export function writeJobWrapper(dir: string, home?: string): string {
+  const quote = (arg: string) => `'${arg.replaceAll("'", "'\\''")}'`;
+  const quoted = CLI.map(quote).join(" ");
   const path = join(dir, "orchesjob-wrapper");
-  Deno.writeTextFileSync(path, `#!/bin/sh\nexec ${quoted} job "$@"\n`);
+  const setHome = home === undefined ? "" : `ORCHESJOB_FLOW_HOME=${quote(home)} `;
+  Deno.writeTextFileSync(path, `#!/bin/sh\n${setHome}exec ${quoted} job "$@"\n`);
   Deno.chmodSync(path, 0o755);
   return path;
 }
@@ -235,4 +239,20 @@ export function readPid(path: string): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU time (user + system, microseconds) of the calling thread on Linux, elsewhere of the whole
+ * process. `deno task test` runs test files in parallel as threads of one process, so the process's
+ * CPU time also counts the other files' work; a bound on a test's own work must read its thread's.
+ */
+export function cpuMicroseconds(): number {
+  if (Deno.build.os === "linux") {
+    // Sync, so read on this thread. utime and stime are fields 14 and 15, in USER_HZ (100) ticks.
+    const stat = Deno.readTextFileSync("/proc/thread-self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  }
+  const { user, system } = process.cpuUsage();
+  return user + system;
 }

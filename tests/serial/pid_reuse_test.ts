@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
 import { canSteerPids, eventually, readPid } from "../helpers.ts";
-import { flowTest, statuses } from "./flow_env.ts";
+import { flowTest, statuses } from "../e2e/flow_env.ts";
 
 /** The modification times (ms) of the built-in jobs' claim files under the home that name `pid`. */
 function claimTimesOf(home: string, pid: number): number[] {
