@@ -348,18 +348,35 @@ execs /bin/true and waits), one after another, per job (median of ${RUNS}: ${spr
   });
 }
 
+/** One run of bench/stub_driver.ts with `args`: its time (ms) and peak RSS (KiB). */
+async function stubProcess(...args: string[]): Promise<{ ms: number; peakKiB: number }> {
+  const out = await measure([...DENO_RUN, `--v8-flags=${V8_FLAGS}`, `${REPO}bench/stub_driver.ts`, ...args]);
+  if (out.code !== 0) throw new Error(`stub driver ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+  const result = JSON.parse(out.stdout);
+  return { ms: result.ms, peakKiB: result.peak_rss_kib ?? out.peakKiB };
+}
+
 /** One stub-driver process: `shape` of `n` steps; per-step ms (median of `rounds`) and peak RSS. */
 async function stubDriver(shape: string, n: number, rounds: number) {
   const perStep: number[] = [];
   let peak = 0;
   for (let i = 0; i < rounds; i++) {
-    const out = await measure([...DENO_RUN, `--v8-flags=${V8_FLAGS}`, `${REPO}bench/stub_driver.ts`, shape, String(n)]);
-    if (out.code !== 0) throw new Error(`stub driver ${shape} ${n}: ${new TextDecoder().decode(out.stderr)}`);
-    const result = JSON.parse(out.stdout);
-    perStep.push(result.ms / n);
-    peak = Math.max(peak, result.peak_rss_kib ?? out.peakKiB);
+    const run = await stubProcess(shape, String(n));
+    perStep.push(run.ms / n);
+    peak = Math.max(peak, run.peakKiB);
   }
   return { perStep: median(perStep), peakMiB: peak / 1024 };
+}
+
+/** The run created by one process and driven by another, as with `start -d`: the driver's peak RSS. */
+async function detachedStubDriver(shape: string, n: number): Promise<number> {
+  const dir = Deno.makeTempDirSync({ prefix: "ojf-bench-stub-" });
+  try {
+    await stubProcess(shape, String(n), dir, "create");
+    return (await stubProcess(shape, String(n), dir, "drive")).peakKiB / 1024;
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 }
 
 async function scaling(): Promise<void> {
@@ -400,6 +417,21 @@ async function scaling(): Promise<void> {
     goal: "<= 70 MiB",
     met: fan.peakMiB <= 70,
   });
+  for (const shape of ["chain", "fan"]) {
+    const peakMiB = await detachedStubDriver(shape, 10000);
+    figure({
+      id: `rss.driver.10000.stub.${shape}.detached`,
+      label:
+        `driver peak RSS, ${shape === "chain" ? "chain" : "fan-out + join"} of 10k, stub executor, run created by ` +
+        "another process (start -d)",
+      value: peakMiB,
+      unit: "MiB",
+      baseline: base.peakMiB,
+      baseline_label: "chain of 200, stub executor",
+      goal: "<= 70 MiB",
+      met: peakMiB <= 70,
+    });
+  }
   await builtinScaling();
 }
 

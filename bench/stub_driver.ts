@@ -42,15 +42,9 @@ function peakRssKiB(): number {
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN);
 }
 
-if (import.meta.main) {
-  const [shape, count] = Deno.args;
-  const n = Number(count);
-  const dir = Deno.makeTempDirSync({ prefix: "ojf-bench-stub-" });
-  const dbPath = join(dir, "state.sqlite3");
-  const db = openDatabase(dbPath);
-  const runs = new RunStore(db);
+/** Creates run "r" of `shape` with `n` steps in the state file `dbPath`. */
+function create(runs: RunStore, shape: string, n: number): void {
   const flow = stubFlow(shape, n);
-  const t0 = performance.now();
   createRun(runs, {
     runKey: "r",
     flow,
@@ -58,14 +52,35 @@ if (import.meta.main) {
     flowFile: null,
     executor: { kind: "builtin" },
   }, 0);
+}
+
+/** Drives run "r" to its end; throws unless it SUCCEEDED. */
+async function drive(runs: RunStore, dbPath: string): Promise<void> {
   const driver = new Driver(
     { runs, gate: new FileLocks(dbPath), executor: new StubExecutor(), pollIntervalSec: 5 },
     "r",
   );
   const state = await driver.drive();
+  if (state.status !== "SUCCEEDED") throw new Error(`run ended ${state.status}`);
+}
+
+/**
+ * `SHAPE N`: creates the run and drives it in this process, as a foreground `start` does. `SHAPE N
+ * DIR create`, then `SHAPE N DIR drive`: one process creates it in DIR, another drives it, as `start
+ * -d` and its background driver do.
+ */
+if (import.meta.main) {
+  const [shape, count, stateDir, phase] = Deno.args;
+  const n = Number(count);
+  const dir = stateDir ?? Deno.makeTempDirSync({ prefix: "ojf-bench-stub-" });
+  const dbPath = join(dir, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runs = new RunStore(db);
+  const t0 = performance.now();
+  if (phase !== "drive") create(runs, shape, n);
+  if (phase !== "create") await drive(runs, dbPath);
   const ms = performance.now() - t0;
   db.close();
-  Deno.removeSync(dir, { recursive: true });
-  if (state.status !== "SUCCEEDED") throw new Error(`run ended ${state.status}`);
+  if (stateDir === undefined) Deno.removeSync(dir, { recursive: true });
   console.log(JSON.stringify({ ms, steps: n, peak_rss_kib: Deno.build.os === "linux" ? peakRssKiB() : null }));
 }

@@ -13,17 +13,22 @@ const collect = (globalThis as { gc?: () => void }).gc;
  * heap takes ~11 ms).
  */
 const GROWTH_BYTES = 4 * 1024 * 1024;
-/** Null until the first call, which only takes the measure: a collection then (~15 ms) would delay the first step. */
+/**
+ * Null until the first call, which only takes the measure: a collection then (~15 ms) would delay the
+ * first step. Unless the heap is already this large: creating or loading a large run left garbage.
+ */
+const FIRST_COLLECTION_BYTES = 8 * 1024 * 1024;
+/** Null until the first call. */
 let threshold: number | null = null;
 
 export function collectGarbageIfGrown(): void {
   if (!collect) return;
   const used = Deno.memoryUsage().heapUsed;
-  if (threshold === null) {
+  if (threshold === null && used < FIRST_COLLECTION_BYTES) {
     threshold = used + GROWTH_BYTES;
     return;
   }
-  if (used < threshold) return;
+  if (threshold !== null && used < threshold) return;
   collect();
   threshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
 }

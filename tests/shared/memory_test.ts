@@ -25,13 +25,37 @@ for (let round = 0; round < 200; round++) {
 console.log(JSON.stringify({ peak, collections, exposed: typeof gc === "function", kept: keep.length }));
 `;
 
-async function runChild(flags: string): Promise<{ peak: number; collections: number; exposed: boolean }> {
+/**
+ * Makes `MIB` MiB of garbage (none if 0), then calls the bound once, as a driver's first round does
+ * after creating or loading its run; prints how many collections that call ran.
+ */
+const FIRST_CALL_SCRIPT = `
+let collections = 0;
+const gc = globalThis.gc;
+globalThis.gc = () => { collections++; gc(); };
+const { collectGarbageIfGrown } = await import("${REPO}/src/shared/mod.ts");
+// Live while it is built (so it reaches the old generation, which scavenges leave alone), then dropped.
+let objects = [];
+for (let i = 0; i < Number(Deno.args[0]) * 32768; i++) objects.push({ i });
+const made = objects.length;
+objects = null;
+const before = Deno.memoryUsage().heapUsed;
+collectGarbageIfGrown();
+console.log(JSON.stringify({ collections, before, after: Deno.memoryUsage().heapUsed, made }));
+`;
+
+async function runChild(
+  flags: string,
+  script = SCRIPT,
+  args: string[] = [],
+  // deno-lint-ignore no-explicit-any
+): Promise<any> {
   const dir = Deno.makeTempDirSync({ prefix: "ojf-memory-" });
   try {
     const file = `${dir}/child.ts`;
-    Deno.writeTextFileSync(file, SCRIPT);
-    const args = ["run", "--allow-all", "--no-prompt", ...(flags ? [`--v8-flags=${flags}`] : []), file];
-    const out = await new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "piped" }).output();
+    Deno.writeTextFileSync(file, script);
+    const argv = ["run", "--allow-all", "--no-prompt", ...(flags ? [`--v8-flags=${flags}`] : []), file, ...args];
+    const out = await new Deno.Command(Deno.execPath(), { args: argv, stdout: "piped", stderr: "piped" }).output();
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     return JSON.parse(new TextDecoder().decode(out.stdout));
   } finally {
@@ -49,4 +73,13 @@ Deno.test("with the program's V8 flags, a process's heap stays bounded however m
   assert.ok(bounded.collections >= 10, `collections: ${bounded.collections}`);
   assert.ok(bounded.peak < 24 * 1024 * 1024, `bounded peak ${bounded.peak}`);
   assert.ok(unbounded.peak > bounded.peak, `unbounded ${unbounded.peak}, bounded ${bounded.peak}`);
+});
+
+Deno.test("the bound's first call collects only when the heap is already large (a big run created or loaded)", async () => {
+  const small = await runChild(V8_FLAGS, FIRST_CALL_SCRIPT, ["0"]);
+  assert.equal(small.collections, 0, `heap ${small.before}: the first call only takes the measure`);
+  const large = await runChild(V8_FLAGS, FIRST_CALL_SCRIPT, ["16"]);
+  assert.ok(large.before > 8 * 1024 * 1024, `the garbage made the heap large: ${large.before}`);
+  assert.equal(large.collections, 1);
+  assert.ok(large.after < large.before / 2, `collected: ${large.before} -> ${large.after}`);
 });
