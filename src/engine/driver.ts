@@ -17,6 +17,7 @@ import {
 import {
   type Clock,
   collectGarbageIfGrown,
+  collectGarbageIfGrownEvery,
   crashPoint,
   forEachBounded,
   nextPause,
@@ -222,6 +223,7 @@ export class Driver {
     const starts: Extract<Action, { kind: "start" }>[] = [];
     const timeouts: Extract<Action, { kind: "timeout" }>[] = [];
     for (const action of actions) {
+      collectGarbageIfGrownEvery();
       // A step being aborted waits for its abort's own record (it is RUNNING, so every round looks
       // at it again: nothing is forgotten by skipping it here).
       if ("stepId" in action && this.aborting.has(action.stepId)) continue;
@@ -495,6 +497,7 @@ export class Driver {
     // step's status waiting out its slice of the lock in the same turn (deaf to signals meanwhile).
     const concurrency = executor.kind === "builtin" ? 1 : START_CONCURRENCY;
     await forEachBounded(ask, concurrency, async ({ stepId, key }) => {
+      collectGarbageIfGrownEvery();
       const step = index.step(stepId);
       // The list names active jobs only: an entry that is not active, or is another job than the one
       // this attempt recorded, is no answer (a runner out of its contract); the key is asked itself.
@@ -671,6 +674,7 @@ export class Driver {
         if (status === undefined || isTerminalRun(status)) return;
         const concurrency = this.options.executor.startConcurrency ?? START_CONCURRENCY;
         await forEachBounded(batch, concurrency, async (start) => {
+          collectGarbageIfGrownEvery();
           const effect = await this.startJob(start.stepId, start.attemptNo);
           if (effect === "progressed") progressed = true;
           else if (effect === "started") started = true;

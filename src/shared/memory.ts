@@ -32,3 +32,16 @@ export function collectGarbageIfGrown(): void {
   collect();
   threshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
 }
+
+/** Calls per {@link collectGarbageIfGrown} from {@link collectGarbageIfGrownEvery}. */
+const CHECK_EVERY = 64;
+let calls = 0;
+
+/**
+ * {@link collectGarbageIfGrown} once per 64 calls: for loops over many steps within one round. A round
+ * of a wide fan-out starts, or observes, thousands of steps, and checking only between rounds let its
+ * heap grow by all of that round's garbage.
+ */
+export function collectGarbageIfGrownEvery(): void {
+  if (++calls % CHECK_EVERY === 0) collectGarbageIfGrown();
+}
