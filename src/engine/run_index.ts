@@ -11,15 +11,21 @@ import {
   type RunState,
   type StepDefinition,
   stepDefinition,
+  stepDefinitionAt,
   type StepState,
   type StepStatus,
 } from "../domain/mod.ts";
 
 export class RunIndex {
-  private readonly byId = new Map<string, StepState>();
-  /** Each step's place in the flow file (max_parallel grants starts in that order). */
-  private readonly order = new Map<string, number>();
-  private readonly dependents = new Map<string, string[]>();
+  /** Each step's place in the flow file, which is also its place in the run (max_parallel grants starts in that order). */
+  private readonly positions = new Map<string, number>();
+  /**
+   * Who waits for whom, as positions: the steps that wait for the step at position p are at
+   * `waiters[firstWaiter[p]]` up to `waiters[firstWaiter[p + 1]]`. Two flat arrays, not a map of
+   * arrays: for 10k steps a map and its 10k small arrays were ~1 MiB of a driver's heap.
+   */
+  private readonly firstWaiter: Int32Array;
+  private readonly waiters: Int32Array;
   /** RUNNING steps (each is polled every round). */
   readonly running = new Set<string>();
   readonly delayed = new Set<string>();
@@ -35,26 +41,39 @@ export class RunIndex {
   private failed = 0;
 
   constructor(readonly run: RunState) {
-    for (const step of run.steps) {
-      this.byId.set(step.id, step);
-      this.order.set(step.id, this.order.size);
-      for (const dependency of this.definition(step.id).waitsFor) {
-        const list = this.dependents.get(dependency);
-        if (list) list.push(step.id);
-        else this.dependents.set(dependency, [step.id]);
+    const { steps } = run;
+    steps.forEach((step, position) => this.positions.set(step.id, position));
+    // Counting sort of the reverse edges: count each step's waiters, then place them.
+    this.firstWaiter = new Int32Array(steps.length + 1);
+    const waitsFor = (position: number) => stepDefinitionAt(run, position).waitsFor;
+    for (let position = 0; position < steps.length; position++) {
+      for (const dependency of waitsFor(position)) {
+        const at = this.positions.get(dependency);
+        if (at !== undefined) this.firstWaiter[at + 1]++;
       }
     }
-    for (const step of run.steps) this.enter(step.id, step.status);
+    for (let position = 0; position < steps.length; position++) {
+      this.firstWaiter[position + 1] += this.firstWaiter[position];
+    }
+    this.waiters = new Int32Array(this.firstWaiter[steps.length]);
+    const placed = this.firstWaiter.slice(0, steps.length);
+    for (let position = 0; position < steps.length; position++) {
+      for (const dependency of waitsFor(position)) {
+        const at = this.positions.get(dependency);
+        if (at !== undefined) this.waiters[placed[at]++] = position;
+      }
+    }
+    for (const step of steps) this.enter(step.id, step.status);
   }
 
   step(id: string): StepState {
-    const step = this.byId.get(id);
-    if (!step) throw new Error(`step ${id} is not in run ${this.run.runKey}`);
-    return step;
+    const position = this.positions.get(id);
+    if (position === undefined) throw new Error(`step ${id} is not in run ${this.run.runKey}`);
+    return this.run.steps[position];
   }
 
   position(id: string): number {
-    return this.order.get(id) ?? Infinity;
+    return this.positions.get(id) ?? Infinity;
   }
 
   /** This round looked at nothing (a SCHEDULED run before its time): the next {@link settle} keeps every candidate. */
@@ -68,7 +87,8 @@ export class RunIndex {
   }
 
   definition(id: string): StepDefinition {
-    return stepDefinition(this.run, id);
+    const position = this.positions.get(id);
+    return position === undefined ? stepDefinition(this.run, id) : stepDefinitionAt(this.run, position);
   }
 
   /** The steps a round must look at: running, delayed, and PENDING ones that may be ready. */
@@ -131,7 +151,10 @@ export class RunIndex {
     this.ended++;
     if (status === "SUCCEEDED") this.succeeded.add(id);
     if (status === "FAILED") this.failed++;
-    for (const dependent of this.dependents.get(id) ?? []) this.fresh.add(dependent);
+    const position = this.positions.get(id)!;
+    for (let at = this.firstWaiter[position]; at < this.firstWaiter[position + 1]; at++) {
+      this.fresh.add(this.run.steps[this.waiters[at]].id);
+    }
   }
 
   private leave(id: string, status: StepStatus): void {

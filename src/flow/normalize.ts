@@ -31,9 +31,13 @@ export function normalizeFlow(flow: FlowDefinition): NormalizedFlow {
   };
 }
 
+const NO_ENV: Readonly<Record<string, string>> = Object.freeze({});
+
 /** Rebuilds the definition from its stored form (the inverse of {@link normalizeFlow}). */
 export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
   const params = Object.entries(stored.params ?? {}).map(([name, value]) => ({ name, default: value }));
+  const ids = new Map(stored.steps.map((step) => [step.id, step.id]));
+  const named = (list: string[]) => list.map((id) => ids.get(id) ?? id);
   return {
     flowId: stored.flow_id,
     params,
@@ -46,9 +50,9 @@ export function denormalizeFlow(stored: NormalizedFlow): FlowDefinition {
       id: step.id,
       command: step.command,
       condition: step.when === null ? null : parseWhen(step.when),
-      dependsOn: step.depends_on,
-      waitsFor: step.waits_for,
-      env: step.env ?? {},
+      dependsOn: named(step.depends_on),
+      waitsFor: named(step.waits_for),
+      env: step.env ?? NO_ENV,
       cwd: step.cwd ?? null,
       retries: step.retries,
       retryDelaySec: step.retry_delay_sec,

@@ -11,6 +11,7 @@ import {
   type Job,
   LIVE_RUN_STATUSES,
   neverStartedStep,
+  NO_RETRIES,
   type NormalizedFlow,
   type RetryRecord,
   type RetryRound,
@@ -486,7 +487,7 @@ function toStepState(row: StepRow, column: ColumnReader): StepState {
       ? null
       : column.json(row.orchesjob_status, `flow_steps.orchesjob_status${of()}`) as Job,
     retryHistory: row.retry_history === null
-      ? []
+      ? NO_RETRIES
       : column.json(row.retry_history, `flow_steps.retry_history${of()}`) as RetryRecord[],
     executorError: row.executor_error === null
       ? null
@@ -509,8 +510,10 @@ class ColumnReader {
     }
   }
 
+  /** The known status `value` names: the constant itself, not the row's copy (10k copies of "PENDING" were 0.24 MiB). */
   status<S extends string>(value: string, known: readonly S[], where: string | (() => string)): S {
-    if ((known as readonly string[]).includes(value)) return value as S;
+    const found = known.indexOf(value as S);
+    if (found !== -1) return known[found];
     const place = typeof where === "string" ? where : where();
     throw new DamagedRunError(this.runKey, place, `is ${JSON.stringify(value)}, not one of ${known.join(", ")}`);
   }

@@ -376,3 +376,27 @@ Deno.test("an attempt ends when its job says, laid from the attempt's start, nev
   assert.equal(attemptEnd(step, job("RUNNING"), 1017), 1017, "no end reported");
   assert.equal(attemptEnd(step, null, 1017), 1017);
 });
+
+Deno.test("the index finds definitions and waiters by place, and by id when the run's steps are in another order", () => {
+  const flow = loadFlow(
+    "flow_id: f\nsteps:\n  - {id: a, command: [x]}\n  - {id: b, command: [y], depends_on: [a]}\n" +
+      "  - {id: c, command: [z], depends_on: [a, b]}\n",
+    "f.yaml",
+  );
+  for (const order of [["a", "b", "c"], ["c", "a", "b"]]) {
+    const state: RunState = { ...run({}), status: "RUNNING", flow, steps: order.map((id) => stepState(id, "PENDING")) };
+    const index = new RunIndex(state);
+    for (const id of order) {
+      assert.equal(index.definition(id).id, id);
+      assert.equal(index.step(id).id, id);
+    }
+    const starts = () => decide(state, new Map(), 1000, index).flatMap((a) => a.kind === "start" ? [a.stepId] : []);
+    assert.deepEqual(starts(), ["a"], order.join());
+    index.settle();
+    index.update("a", { status: "SUCCEEDED", attemptNo: 1 });
+    assert.deepEqual(starts(), ["b"], `${order}: a's end makes b ready, c still waits for b`);
+    index.settle();
+    index.update("b", { status: "SUCCEEDED", attemptNo: 1 });
+    assert.deepEqual(starts(), ["c"], order.join());
+  }
+});

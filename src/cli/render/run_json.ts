@@ -1,5 +1,5 @@
 /** A run as the JSON the reference's output model defines (plus definition_hash and executor). */
-import { type ExecutorFault, type RunRecord, stepDefinition, stepRunKey } from "../../domain/mod.ts";
+import { type ExecutorFault, type RunRecord, stepDefinitionAt, stepRunKey } from "../../domain/mod.ts";
 
 export function runJson(record: RunRecord) {
   const run = record.state;
@@ -10,12 +10,12 @@ export function runJson(record: RunRecord) {
     started_at: run.startedAt,
     finished_at: run.finishedAt,
     error: run.error,
-    steps: run.steps.map((step) => ({
+    steps: run.steps.map((step, position) => ({
       id: step.id,
       run_key: stepRunKey(run.runKey, step.id, step.attemptNo),
       status: step.status,
       attempt_no: step.attemptNo,
-      max_retries: stepDefinition(run, step.id).retries,
+      max_retries: stepDefinitionAt(run, position).retries,
       next_attempt_at: step.nextAttemptAt,
       started_at: step.startedAt,
       finished_at: step.finishedAt,

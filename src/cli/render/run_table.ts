@@ -4,7 +4,7 @@ import {
   isTerminalStep,
   type RetryRound,
   type RunState,
-  stepDefinition,
+  stepDefinitionAt,
   stepRunKey,
   type StepState,
   type StepStatus,
@@ -70,7 +70,7 @@ export function renderRunTable(
     "",
   ];
   const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
-  const rows = run.steps.map((step) => {
+  const rows = run.steps.map((step, position) => {
     const end = step.finishedAt ?? (isTerminalStep(step.status) ? null : now);
     const elapsed = step.startedAt === null || end === null ? null : end - step.startedAt;
     const waiting = step.status === "DELAYED" && step.nextAttemptAt !== null
@@ -82,7 +82,7 @@ export function renderRunTable(
         step.id,
         `${MARKERS[step.status]} ${step.status}`,
         // Attempts made / attempts allowed so far (each retry round allows retries + 1 more).
-        `${step.attemptNo}/${step.attemptBase + stepDefinition(run, step.id).retries + 1}`,
+        `${step.attemptNo}/${step.attemptBase + stepDefinitionAt(run, position).retries + 1}`,
         duration(elapsed),
         step.job?.status ?? "-",
         step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
