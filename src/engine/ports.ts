@@ -24,7 +24,11 @@ export interface NewRun {
  * a cancel) cannot undo each other: a write that lost the race changes nothing and returns false.
  */
 export interface RunRepository {
-  load(runKey: string): StoredRun | undefined;
+  /**
+   * The run as one commit left it. Its definition is read in that same snapshot unless `known` says
+   * the caller has the definition of its hash already (then it is read only if asked for).
+   */
+  load(runKey: string, known?: (definitionHash: string) => boolean): StoredRun | undefined;
   /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored run either way. */
   create(run: NewRun, now: number): StoredRun;
   runStatus(runKey: string): RunStatus | undefined;

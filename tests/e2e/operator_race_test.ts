@@ -1,0 +1,67 @@
+/**
+ * Operator commands racing each other: `retry`, `clean`, `status`, `cancel` at the moment another
+ * command changes the run. Each test stops one process (a test-only stop point, SIGSTOP) where the
+ * race window is, acts in it, and asserts that the window really was hit.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { eventually, isStopped } from "../helpers.ts";
+import { type FlowEnv, flowTest, statuses } from "./flow_env.ts";
+import { builtin } from "./operator_env.ts";
+
+function readLog(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Spawns `args` stopped at `store:load-run-read` (between its reads of the run row and the steps, in
+ * one read transaction) the first time it loads a run; resolves once it is stopped there.
+ */
+async function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
+  const log = join(env.home, `stop-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "store:load-run-read", ORCHESJOB_FLOW_CRASH_LOG: log });
+  const output = child.output();
+  await eventually(
+    `${args[0]} stopped in its first read of the run`,
+    () => readLog(log) === `store:load-run-read ${child.pid}\n` && isStopped(child.pid),
+  );
+  return {
+    pid: child.pid,
+    /** Continues it and waits for its end. */
+    async finish() {
+      Deno.kill(child.pid, "SIGCONT");
+      const result = await output;
+      const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
+    },
+  };
+}
+
+flowTest(
+  builtin,
+  "status of a run that clean deletes while status reads it shows the run as read, not a damaged record",
+  async (env) => {
+    await env.json([
+      "start",
+      "-q",
+      "--run-key",
+      "r",
+      env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n'),
+    ]);
+    const reader = await stoppedInFirstLoad(env, ["status", "--run-key", "r"]);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(reader.pid), "clean deleted the run while status was reading it");
+    const result = await reader.finish();
+    // Before the fix: exit 65, `run "r" is damaged in the state file: flow_runs.definition was removed ...`.
+    assert.equal(result.code, 0, result.stderr);
+    const seen = JSON.parse(result.stdout);
+    assert.deepEqual([seen.status, statuses(seen)], ["SUCCEEDED", { a: "SUCCEEDED" }]);
+    assert.equal((await env.run(["status", "--run-key", "r"])).code, 3, "the run is gone for the next reader");
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
