@@ -5,9 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { eventually, isStopped } from "../helpers.ts";
-import { type FlowEnv, flowTest, statuses } from "./flow_env.ts";
-import { builtin } from "./operator_env.ts";
+import { errorLine, eventually, isStopped } from "../helpers.ts";
+import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
+import { builtin, lines, logged } from "./operator_env.ts";
 
 function readLog(path: string): string {
   try {
@@ -40,6 +40,41 @@ async function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
     },
   };
 }
+
+flowTest(
+  builtin,
+  "a second retry that read the run before a first one ran it to SUCCEEDED is refused, and the fixed step does not run again",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const fixed = join(env.home, "fixed");
+    const file = env.flow(
+      "fix.yaml",
+      `flow_id: fix
+steps:
+  - {id: f, command: ${logged(log, "f", `[ -f '${fixed}' ]`)}}
+  - {id: s, when: f, command: ${logged(log, "s")}}
+`,
+    );
+    await env.json(["start", "-q", "--run-key", "r", file], 1);
+    Deno.writeTextFileSync(fixed, "");
+    // The hurried operator's second terminal: its retry has read the run FAILED...
+    const second = await stoppedInFirstLoad(env, ["retry", "-q", "--run-key", "r"]);
+    // ... when the first retry runs it to its end.
+    const first = await env.json(["retry", "-q", "--run-key", "r"]);
+    assert.equal(first.status, "SUCCEEDED");
+    assert.ok(isStopped(second.pid), "the second retry was still stopped with its read of the FAILED run");
+    const result = await second.finish();
+    // Before the fix: exit 0, a third round that ran f (SUCCEEDED) and s again.
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.equal(errorLine(result).error, "retry: run r SUCCEEDED: name the step to run again with --step");
+    const done = await env.status("r");
+    assert.deepEqual(statuses(done), { f: "SUCCEEDED", s: "SUCCEEDED" });
+    assert.equal(step(done, "f").attempt_no, 2);
+    assert.equal(done.rounds.length, 1);
+    assert.deepEqual(lines(log), ["f", "f", "s"], "f failed once and succeeded once; s ran once");
+  },
+  { ignore: Deno.build.os !== "linux" }, // the stop is watched in /proc
+);
 
 flowTest(
   builtin,

@@ -52,17 +52,8 @@ export const retryCommand: Command = {
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
     using session = await Session.open(context, {}, interrupt);
-    const stored = session.run(runKey);
-    await refuseUnretryable(session, stored, context.program, stepId);
-    // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
-    // must be usable, or the reopened attempts would only fail on it.
-    const record = session.rebind(stored);
-    requireUsable(record, context.program);
-    const scope: RetryScope = stepId === undefined
-      ? { kind: "failures" }
-      : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
-    const steps = stepsToRetry(record.state, scope);
-    if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
+    // Refused at once, before the wait for the lock, when the run cannot be retried as it is now.
+    await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
 
     // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
     // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
@@ -70,6 +61,13 @@ export const retryCommand: Command = {
     let lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS);
     if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
     try {
+      // Read again and chosen again under the lock: the holder waited for may have been another retry
+      // of the run, which ran it to its end meanwhile. The steps chosen from the first read would run
+      // again steps that have SUCCEEDED since (a second `retry` of failures reran the fixed step).
+      // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
+      // must be usable, or the reopened attempts would only fail on it.
+      const { record, steps } = await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
+      requireUsable(session.rebind(record), context.program);
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
       // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
@@ -103,6 +101,23 @@ export const retryCommand: Command = {
     }
   },
 };
+
+/** The steps to reopen in the run as read, or the refusal (see {@link refuseUnretryable}) or none to retry. */
+async function retryPlan(
+  session: Session,
+  record: RunRecord,
+  program: string,
+  stepId: string | undefined,
+  downstream: boolean,
+): Promise<{ record: RunRecord; steps: string[] }> {
+  await refuseUnretryable(session, record, program, stepId);
+  const scope: RetryScope = stepId === undefined
+    ? { kind: "failures" }
+    : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
+  const steps = stepsToRetry(record.state, scope);
+  if (steps.length === 0) throw new UserError(`run ${record.state.runKey} has no FAILED or CANCELLED step to retry`);
+  return { record, steps };
+}
 
 /** Refuses a run that cannot be retried now: live, SUCCEEDED without --step, or with a step still RUNNING. */
 async function refuseUnretryable(session: Session, record: RunRecord, program: string, stepId: string | undefined) {
