@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine, eventually, isStopped } from "../helpers.ts";
+import { errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { builtin, lines, logged } from "./operator_env.ts";
 
@@ -97,6 +97,33 @@ flowTest(
     const seen = JSON.parse(result.stdout);
     assert.deepEqual([seen.status, statuses(seen)], ["SUCCEEDED", { a: "SUCCEEDED" }]);
     assert.equal((await env.run(["status", "--run-key", "r"])).code, 3, "the run is gone for the next reader");
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  builtin,
+  "a cancel repeated on a CANCELLED run that clean deletes meanwhile exits 3 with one JSON line",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "hold.yaml",
+      `flow_id: hold\nsteps:\n  - {id: a, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}\n`,
+    );
+    const started = await env.json(["start", "-d", "--run-key", "r", file]);
+    await env.waitFor("r", "a running", (run) => step(run, "a").status === "RUNNING");
+    assert.equal((await env.json(["cancel", "--run-key", "r", "--grace-seconds", "1"])).status, "CANCELLED");
+    await eventually("the cancelled run's driver exits", () => !processAlive(started.pid));
+    // The operator cancels again, and the cancel has read the run when clean deletes it.
+    const cancel = await stoppedInFirstLoad(env, ["cancel", "--run-key", "r"]);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(cancel.pid), "clean deleted the run while the cancel was reading it");
+    const result = await cancel.finish();
+    // Before the fix: exit 70, `cancel: internal error: Cannot read properties of undefined (reading 'state')`.
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(errorLine(result).error, /^cancel: run r was deleted while this command followed it/);
+    assert.equal(result.stdout, "");
   },
   { ignore: Deno.build.os !== "linux" },
 );
