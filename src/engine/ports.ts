@@ -91,6 +91,9 @@ export interface StartGate {
 export interface DriverLock {
   /** The lock if nobody holds it; null when another process (or handle) drives the run. */
   tryDriverLock(runKey: string): Promise<Disposable | null>;
-  /** Tries for `seconds`: a holder may be only a passing `tick` or a `start -d` checking the run. */
-  waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null>;
+  /**
+   * Tries for `seconds`: a holder may be only a passing `tick` or a `start -d` checking the run. Null
+   * as soon as `stop` says so (a signal).
+   */
+  waitForDriverLock(runKey: string, seconds: number, stop?: () => boolean): Promise<Disposable | null>;
 }

@@ -127,3 +127,38 @@ flowTest(
   },
   { ignore: Deno.build.os !== "linux" },
 );
+
+flowTest(
+  builtin,
+  "a Ctrl-C while retry waits for a held run's driver to let go stops it at once (130), the run unchanged",
+  async (env) => {
+    await env.json([
+      "start",
+      "-q",
+      "--run-key",
+      "f",
+      env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: a, command: ["false"]}\n'),
+    ], 1);
+    const before = await env.status("f");
+    // Held as by the run's driver on its way out; the test holds it for as long as the retry lives.
+    using _held = await env.holdDriverLock("f");
+    // Stopped once it has opened the state file: the signal comes after that, so it is the lock wait's.
+    const log = join(env.home, "stop.log");
+    const retry = env.spawn(["retry", "-q", "--run-key", "f"], {
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    await eventually("the retry opened the state file", () => readLog(log) !== "" && isStopped(retry.pid));
+    Deno.kill(retry.pid, "SIGINT");
+    Deno.kill(retry.pid, "SIGCONT");
+    const result = await retry.output();
+    const stderr = new TextDecoder().decode(result.stderr);
+    // Before the fix: the signal went unheard until the wait ended, then exit 2 "held by another process".
+    assert.equal(result.code, 130, stderr);
+    assert.equal(
+      errorLine({ code: result.code, stdout: "", stderr }).error,
+      "retry: interrupted while waiting for run f's driver lock; run f is unchanged",
+    );
+    assert.deepEqual(await env.status("f"), before);
+  },
+);

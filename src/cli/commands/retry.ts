@@ -1,7 +1,7 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
 import { isLiveRun, type RunRecord } from "../../domain/mod.ts";
 import { abortUndelivered, reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
-import { UserError } from "../errors.ts";
+import { ExitCode, UserError } from "../errors.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -55,11 +55,7 @@ export const retryCommand: Command = {
     // Refused at once, before the wait for the lock, when the run cannot be retried as it is now.
     await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
 
-    // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
-    // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
-    // refusal for `cancel` followed at once by `retry`.
-    let lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS);
-    if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
+    let lock: Disposable | null = await driverLock(session, runKey, interrupt.requested);
     try {
       // Read again and chosen again under the lock: the holder waited for may have been another retry
       // of the run, which ran it to its end meanwhile. The steps chosen from the first read would run
@@ -101,6 +97,26 @@ export const retryCommand: Command = {
     }
   },
 };
+
+/**
+ * The ended run's driver lock, or a refusal. The run has ended, so a holder is on its way out: the
+ * driver of a run just cancelled lets go within a slice of its pause, a passing `tick` at once.
+ * Waiting a little spares the operator a refusal for `cancel` followed at once by `retry`. A signal
+ * ends the wait at once (130, nothing reopened): it went unheard for the whole wait, which then ended
+ * in exit 2 (held), or in the reopening of a run the operator meant to leave alone.
+ */
+async function driverLock(session: Session, runKey: string, interrupted: () => boolean): Promise<Disposable> {
+  const lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS, interrupted);
+  if (interrupted()) {
+    lock?.[Symbol.dispose]();
+    throw new UserError(
+      `interrupted while waiting for run ${runKey}'s driver lock; run ${runKey} is unchanged`,
+      ExitCode.interrupted,
+    );
+  }
+  if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
+  return lock;
+}
 
 /** The steps to reopen in the run as read, or the refusal (see {@link refuseUnretryable}) or none to retry. */
 async function retryPlan(
