@@ -103,7 +103,7 @@ export const retryCommand: Command = {
  * driver of a run just cancelled lets go within a slice of its pause, a passing `tick` at once.
  * Waiting a little spares the operator a refusal for `cancel` followed at once by `retry`. A signal
  * ends the wait at once (130, nothing reopened): it went unheard for the whole wait, which then ended
- * in exit 2 (held), or in the reopening of a run the operator meant to leave alone.
+ * in exit 2 (held).
  */
 async function driverLock(session: Session, runKey: string, interrupted: () => boolean): Promise<Disposable> {
   const lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS, interrupted);
