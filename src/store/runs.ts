@@ -287,11 +287,16 @@ export class RunStore {
     return row && toSummary(row);
   }
 
-  /** Each step's id and last attempt number, from plain columns (what `clean` needs, even of a damaged run). */
-  stepAttempts(runKey: string): { stepId: string; attemptNo: number }[] {
-    const rows = prepared(this.db, "SELECT step_id, attempt_no FROM flow_steps WHERE run_key = ? ORDER BY position")
-      .all(runKey) as { step_id: string; attempt_no: number }[];
-    return rows.map((row) => ({ stepId: row.step_id, attemptNo: row.attempt_no }));
+  /**
+   * Each step's id, last attempt number and status (the stored text), from plain columns (what `clean`
+   * needs, even of a damaged run).
+   */
+  stepAttempts(runKey: string): { stepId: string; attemptNo: number; status: string }[] {
+    const rows = prepared(
+      this.db,
+      "SELECT step_id, attempt_no, status FROM flow_steps WHERE run_key = ? ORDER BY position",
+    ).all(runKey) as { step_id: string; attempt_no: number; status: string }[];
+    return rows.map((row) => ({ stepId: row.step_id, attemptNo: row.attempt_no, status: row.status }));
   }
 
   /** Records the run's executor anew (an operator replaced its orchesjob binary). */
