@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { builtin, lines, logged } from "./operator_env.ts";
+import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 function readLog(path: string): string {
   try {
@@ -161,4 +161,25 @@ flowTest(
     );
     assert.deepEqual(await env.status("f"), before);
   },
+);
+
+flowTest(
+  builtin,
+  "resume of a run that is cancelled and cleaned after resume read it exits 3 with one JSON line",
+  async (env) => {
+    await undrivenRun(env, "r", env.flow("two.yaml", TWO_STEPS));
+    // The operator resumes the run nobody drives; it has read the run PENDING when another operator
+    // cancels it and cleans it away.
+    const resume = await stoppedInFirstLoad(env, ["resume", "-q", "--run-key", "r"]);
+    assert.equal((await env.json(["cancel", "--run-key", "r"])).status, "CANCELLED");
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(resume.pid), "the run went while resume was reading it");
+    const result = await resume.finish();
+    // Before the fix: exit 70, `resume: internal error: run r disappeared` (its driver found no run).
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(errorLine(result).error, /^resume: run r was deleted while this command followed it/);
+    assert.equal(result.stdout, "");
+  },
+  { ignore: Deno.build.os !== "linux" },
 );

@@ -292,6 +292,9 @@ async function driveInForeground(
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
+        // Read again once held: until then the run could end (a cancel) and be deleted (a clean), and a
+        // driver of a run that is gone failed with an internal error (70). Held, nothing deletes it.
+        session.runAgain(runKey);
         await driver.drive();
         // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
         const final = await settledRun(session, session.run(runKey), interrupt.requested);
