@@ -183,3 +183,45 @@ flowTest(
   },
   { ignore: Deno.build.os !== "linux" },
 );
+
+flowTest(
+  builtin,
+  "retry -d keeps the run's driver lock until its driver is launched: a retry passing by is not taken for a driver",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const fixed = join(env.home, "fixed");
+    const file = env.flow(
+      "fix.yaml",
+      `flow_id: fix\nsteps:\n  - {id: f, command: ${logged(log, "f", `[ -f '${fixed}' ]`)}}\n`,
+    );
+    await env.json(["start", "-q", "--run-key", "r", file], 1);
+    Deno.writeTextFileSync(fixed, "");
+    const stopLog = join(env.home, "stop.log");
+    const retry = env.spawn(["retry", "-d", "--run-key", "r"], {
+      ORCHESJOB_FLOW_STOP_AT: "launch:gate-taken",
+      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
+    });
+    const output = retry.output();
+    await eventually("retry -d stopped about to launch", () => readLog(stopLog) !== "" && isStopped(retry.pid));
+    const reopened = await env.status("r");
+    assert.deepEqual([reopened.status, reopened.rounds.length], ["PENDING", 1], "reopened, not yet driven");
+    // A second retry of the run (or a clean) takes the driver lock for a moment when it is free, to
+    // read the run, and lets go. Before the fix it was free here, and retry -d took such a passer-by
+    // for the run's driver: it launched none ("detached": false) and the run stayed PENDING for good.
+    Deno.mkdirSync(join(env.home, "locks"), { recursive: true });
+    using passerBy = Deno.openSync(join(env.home, "locks", "r.driver.lock"), { write: true, create: true });
+    const took = passerBy.tryLockSync(true);
+    Deno.kill(retry.pid, "SIGCONT");
+    const result = await output;
+    if (took) passerBy.unlockSync();
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    const report = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(report.detached, true, JSON.stringify(report));
+    assert.equal(took, false, "the retry held the driver lock until it launched the driver");
+    const done = await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
+    assert.equal(step(done, "f").attempt_no, 2);
+    assert.deepEqual(lines(log), ["f", "f"]);
+  },
+  { ignore: Deno.build.os !== "linux" },
+);

@@ -80,10 +80,11 @@ export const retryCommand: Command = {
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");
       if (args.options.detach) {
-        lock[Symbol.dispose]();
+        // As `start -d`: `detached: true` only once the background driver holds the run. The lock is
+        // handed over (let go once the driver is launched), so the run is never left free in between.
+        const handed = lock;
         lock = null;
-        // As `start -d`: `detached: true` only once the background driver holds the run.
-        return await detachConfirmed(session, runKey, context.globals.pollInterval);
+        return await detachConfirmed(session, runKey, context.globals.pollInterval, handed);
       }
       using live = liveTable(session, runKey, args.options.quiet !== true);
       await session.driver(session.run(runKey), interrupt.requested).drive();
