@@ -24,15 +24,15 @@ interface CancelPorts {
 }
 
 /**
- * Cancels `runKey` (a no-op for a run that already SUCCEEDED or FAILED) and returns its state.
- * Safe to repeat: a second cancel aborts whatever steps a first one left RUNNING, and tries again
- * the aborts a first one could not deliver (the job may still run).
+ * Cancels `runKey` (a no-op for a run that already SUCCEEDED or FAILED) and returns its state, or null
+ * when the run is gone. Safe to repeat: a second cancel aborts whatever steps a first one left
+ * RUNNING, and tries again the aborts a first one could not deliver (the job may still run).
  */
 export async function cancelRun(
   ports: CancelPorts,
   runKey: string,
   graceSeconds: number,
-): Promise<RunState> {
+): Promise<RunState | null> {
   const { runs, gate } = ports;
   const clock = ports.clock ?? systemClock;
   const transitions = {
@@ -44,15 +44,18 @@ export async function cancelRun(
   await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
   crashPoint("cancel:after-commit");
   ports.onCommitted?.();
-  const run = loadRun(runs, runKey)!.state;
-  if (run.status !== "CANCELLED") return run;
+  // Gone: a `clean` deleted the run, which had ended (a cancel repeated on a CANCELLED run), after it
+  // looked for a cancel under way and before this one took its lock. Nothing is left to abort.
+  const run = loadRun(runs, runKey)?.state;
+  if (run?.status !== "CANCELLED") return run ?? null;
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
       abortStep({ ...ports, clock }, run, step, graceSeconds)
     ),
   );
   // The run ended when its last step did: running steps end after the cancel is committed.
-  const ended = loadRun(runs, runKey)!.state;
+  const ended = loadRun(runs, runKey)?.state;
+  if (!ended) return null;
   const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
   const settled = settledOutcome(ended);
   if (settled !== null) {
@@ -65,7 +68,7 @@ export async function cancelRun(
   } else if (ended.finishedAt !== null && last > ended.finishedAt) {
     moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
   }
-  return loadRun(runs, runKey)!.state;
+  return loadRun(runs, runKey)?.state ?? null;
 }
 
 /** SUCCEEDED or FAILED when every step of the cancelled run ended otherwise than CANCELLED; else null. */

@@ -24,7 +24,11 @@ export interface NewRun {
  * a cancel) cannot undo each other: a write that lost the race changes nothing and returns false.
  */
 export interface RunRepository {
-  load(runKey: string): StoredRun | undefined;
+  /**
+   * The run as one commit left it. Its definition is read in that same snapshot unless `known` says
+   * the caller has the definition of its hash already (then it is read only if asked for).
+   */
+  load(runKey: string, known?: (definitionHash: string) => boolean): StoredRun | undefined;
   /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored run either way. */
   create(run: NewRun, now: number): StoredRun;
   runStatus(runKey: string): RunStatus | undefined;
@@ -87,6 +91,9 @@ export interface StartGate {
 export interface DriverLock {
   /** The lock if nobody holds it; null when another process (or handle) drives the run. */
   tryDriverLock(runKey: string): Promise<Disposable | null>;
-  /** Tries for `seconds`: a holder may be only a passing `tick` or a `start -d` checking the run. */
-  waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null>;
+  /**
+   * Tries for `seconds`: a holder may be only a passing `tick` or a `start -d` checking the run. Null
+   * as soon as `stop` says so (a signal).
+   */
+  waitForDriverLock(runKey: string, seconds: number, stop?: () => boolean): Promise<Disposable | null>;
 }

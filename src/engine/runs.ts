@@ -39,7 +39,7 @@ function checkSteps(stored: StoredRun, flow: FlowDefinition): void {
 }
 
 export function loadRun(runs: RunRepository, runKey: string): RunRecord | undefined {
-  const stored = runs.load(runKey);
+  const stored = runs.load(runKey, (hash) => definitions.has(hash));
   return stored && toRecord(stored);
 }
 

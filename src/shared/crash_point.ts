@@ -30,7 +30,8 @@ export type CrashPoint =
 /** Every named stop point (see {@link stopPoint}). */
 export type StopPoint =
   | "session:opened"
-  | "store:load-run-read";
+  | "store:load-run-read"
+  | "launch:gate-taken";
 
 let configured: string | undefined | null = null;
 let stopAt: string | undefined | null = null;

@@ -8,7 +8,7 @@
  * - The cancel lock: held by a `cancel` from before it commits CANCELLED until it has recorded how the
  *   aborted steps ended, so readers can tell a cancel under way from one that died half done.
  */
-import { type Backoff, join, makeDirectory, nextPause, sleep } from "../shared/mod.ts";
+import { type Backoff, join, makeDirectory, nextPause, sleepUnless } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 /** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
@@ -32,14 +32,15 @@ export class FileLocks {
 
   /**
    * Tries for the driver lock a few times: a holder may be only a passing `tick` or another `start -d`
-   * checking whether the run is driven.
+   * checking whether the run is driven. Gives up (null) at once when `stop` says so (a signal).
    */
-  async waitForDriverLock(runKey: string, seconds: number): Promise<Disposable | null> {
+  async waitForDriverLock(runKey: string, seconds: number, stop = () => false): Promise<Disposable | null> {
     const deadline = performance.now() + seconds * 1000;
     for (let pause = nextPause(LOCK_RETRY);; pause = nextPause(LOCK_RETRY, pause)) {
+      if (stop()) return null;
       const lock = await this.tryDriverLock(runKey);
       if (lock || performance.now() >= deadline) return lock;
-      await sleep(pause);
+      await sleepUnless(pause, stop);
     }
   }
 

@@ -123,7 +123,8 @@ export class RunStore {
     now: number,
   ): StoredRun {
     return transaction(this.db, () => {
-      const existing = this.load(run.runKey);
+      // The definition of another hash is read here, in this snapshot (the caller compares the hashes).
+      const existing = this.load(run.runKey, (hash) => hash === run.definitionHash);
       if (existing) return existing;
       const definition = JSON.stringify(run.definition);
       prepared(
@@ -184,13 +185,17 @@ export class RunStore {
    * statement outside a transaction reads its own snapshot, so a driver's commit between two of them
    * showed the run row from before it with the step rows from after it.
    */
-  load(runKey: string): StoredRun | undefined {
-    return readTransaction(this.db, () => this.read(runKey));
+  load(runKey: string, known: (definitionHash: string) => boolean = () => true): StoredRun | undefined {
+    return readTransaction(this.db, () => this.read(runKey, known));
   }
 
-  private read(runKey: string): StoredRun | undefined {
-    // Not the definition: a process parses each definition once (by its hash) and reads its text only
-    // then (definition() below). A 10k-step run's text is megabytes, read again on every load.
+  /**
+   * `known` says whether the caller has the definition of that hash already; if not, its text is read
+   * here, in the same snapshot as the rest of the run.
+   */
+  private read(runKey: string, known: (definitionHash: string) => boolean): StoredRun | undefined {
+    // Not the definition, unless the caller lacks it: a process parses each definition once (by its
+    // hash). A 10k-step run's text is megabytes, read again on every load.
     const run = prepared(this.db, `SELECT ${RUN_COLUMNS} FROM flow_runs WHERE run_key = ?`).get(runKey) as
       | Omit<RunRow, "definition">
       | undefined;
@@ -203,10 +208,15 @@ export class RunStore {
     const rows = prepared(this.db, `SELECT ${STEP_READ_COLUMNS} FROM flow_steps WHERE run_key = ? ORDER BY position`);
     for (const row of rows.iterate(runKey)) steps.push(toStepState(row as unknown as StepRow, column));
     const definitionHash = run.definition_hash;
+    const rounds = this.rounds(runKey, column);
+    // Read later, in a snapshot of its own, the definition of a run deleted meanwhile (a `clean`), or
+    // of its key started again with another flow, was missing: a status or start at that moment
+    // called a healthy run damaged (exit 65).
+    const definition = known(definitionHash) ? null : this.definition(runKey, definitionHash, column);
     return {
       runKey: run.run_key,
       status: column.status(run.status, RUN_STATUSES, "flow_runs.status"),
-      definition: () => this.definition(runKey, definitionHash, column),
+      definition: () => definition ?? this.definition(runKey, definitionHash, column),
       definitionHash: run.definition_hash,
       flowFile: run.flow_file,
       executor: column.json(run.executor, "flow_runs.executor") as ExecutorSpec,
@@ -215,7 +225,7 @@ export class RunStore {
       finishedAt: run.finished_at,
       error: run.error,
       steps,
-      rounds: this.rounds(runKey, column),
+      rounds,
       ...(run.launch ? { launch: column.json(run.launch, "flow_runs.launch") as RunLaunch } : {}),
     };
   }
@@ -278,11 +288,16 @@ export class RunStore {
     return row && toSummary(row);
   }
 
-  /** Each step's id and last attempt number, from plain columns (what `clean` needs, even of a damaged run). */
-  stepAttempts(runKey: string): { stepId: string; attemptNo: number }[] {
-    const rows = prepared(this.db, "SELECT step_id, attempt_no FROM flow_steps WHERE run_key = ? ORDER BY position")
-      .all(runKey) as { step_id: string; attempt_no: number }[];
-    return rows.map((row) => ({ stepId: row.step_id, attemptNo: row.attempt_no }));
+  /**
+   * Each step's id, last attempt number and status (the stored text), from plain columns (what `clean`
+   * needs, even of a damaged run).
+   */
+  stepAttempts(runKey: string): { stepId: string; attemptNo: number; status: string }[] {
+    const rows = prepared(
+      this.db,
+      "SELECT step_id, attempt_no, status FROM flow_steps WHERE run_key = ? ORDER BY position",
+    ).all(runKey) as { step_id: string; attempt_no: number; status: string }[];
+    return rows.map((row) => ({ stepId: row.step_id, attemptNo: row.attempt_no, status: row.status }));
   }
 
   /** Records the run's executor anew (an operator replaced its orchesjob binary). */

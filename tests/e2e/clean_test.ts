@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { errorLine, eventually, processAlive } from "../helpers.ts";
-import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, FAILING, SLEEPING, STUBBORN, TWO_STEPS } from "./operator_env.ts";
+import { runCrashingAt } from "./fault_helpers.ts";
 
 function files(env: FlowEnv, dir: string): string[] {
   try {
@@ -221,3 +222,42 @@ flowTest(builtin, "clean leaves a run whose cancel is still aborting its steps",
   assert.equal((await cancel.output()).code, 0, "the first cancel ends without an error");
   assert.ok(!processAlive(pid));
 });
+
+flowTest(
+  builtin,
+  "clean leaves a run whose cancel was killed in its grace until a cancel ends the step",
+  async (env) => {
+    const file = env.flow("stubborn.yaml", STUBBORN);
+    const detached = await env.json(["start", "-d", "--run-key", "c", file]);
+    const run = await env.waitFor("c", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
+    const pid: number = step(run, "a").orchesjob_status.target_pid;
+    try {
+      await cleanAfterHalfCancel(env, detached.pid, pid);
+    } finally {
+      // Should the test fail with the command still alive, the command must not outlive it.
+      if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+);
+
+async function cleanAfterHalfCancel(env: FlowEnv, driverPid: number, pid: number) {
+  // The cancel dies between its SIGTERM (which the command ignores) and its SIGKILL, due in a minute.
+  await runCrashingAt(env, "runner:abort-grace", ["cancel", "--run-key", "c", "--grace-seconds", "60"]);
+  await eventually("the driver let go of the cancelled run", () => !processAlive(driverPid));
+  const left = await env.status("c");
+  assert.deepEqual([left.status, statuses(left)], ["CANCELLED", { a: "RUNNING" }]);
+  const jobs = await env.jobs("c:a:1");
+  assert.deepEqual(jobs.map((job: Json) => job.status), ["ABORTED"], "recorded before the SIGTERM");
+  assert.ok(processAlive(pid), "the command lives on in the grace");
+  const cleaned = await env.json(["clean", "--older-than", "0"]);
+  // Before the fix: the run and its ABORTED job were deleted, with the file holding the SIGKILL's time,
+  // and the command ran on, out of reach of any command.
+  assert.deepEqual(cleaned.runs, []);
+  assert.deepEqual(cleaned.skipped, [{
+    run_key: "c",
+    reason: "step a is still RUNNING (a cancel that did not finish?): cancel the run again first",
+  }]);
+  assert.equal((await env.run(["cancel", "--run-key", "c", "--grace-seconds", "0"])).code, 0);
+  assert.ok(!processAlive(pid), "the second cancel ended the command");
+  assert.deepEqual((await env.json(["clean", "--older-than", "0"])).runs.map((r: Json) => r.run_key), ["c"]);
+}

@@ -374,7 +374,7 @@ Deno.test("a timed-out job its abort did not reach fails the attempt when it end
 
 Deno.test("a cancel that wins the start gate: the recorded attempt is never started", async () => {
   using env = setup();
-  const race: { cancel?: Promise<RunState> } = {};
+  const race: { cancel?: Promise<RunState | null> } = {};
   // As the driver asks for the gate (its intent already committed), a cancel gets there first.
   env.gate.beforeQueue = () => {
     assert.equal(env.step("a").status, "RUNNING", "the intent is committed before the gate");
@@ -382,7 +382,7 @@ Deno.test("a cancel that wins the start gate: the recorded attempt is never star
   };
   await env.driver().tick();
   assert.ok(race.cancel, "the race happened");
-  const final = await race.cancel;
+  const final = (await race.cancel)!;
   assert.deepEqual(env.executor.starts(), [], "no job starts once a cancel is committed");
   assert.equal(final.status, "CANCELLED");
   assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [["a", "CANCELLED"], ["b", "CANCELLED"]]);
@@ -525,7 +525,7 @@ Deno.test("a cancel repeated tries again the abort a first one could not deliver
   assert.match(env.step("a").error ?? "", /^flow cancelled; abort failed: orchesjob abort exited 1/);
   assert.equal(env.executor.jobs.get("k:a:1")?.status, "RUNNING", "the job still runs");
   const finishedAt = env.step("a").finishedAt;
-  const again = await cancel();
+  const again = (await cancel())!;
   assert.equal(aborts(), 2, "the second cancel aborted the job");
   assert.equal(env.executor.jobs.get("k:a:1")?.status, "ABORTED");
   const a = again.steps.find((s) => s.id === "a")!;
@@ -630,14 +630,14 @@ Deno.test("a failed abort's retry time that passed when the step is no longer ti
 
 Deno.test("a cancel that loses the start gate aborts the job the driver started", async () => {
   using env = setup();
-  const race: { cancel?: Promise<RunState> } = {};
+  const race: { cancel?: Promise<RunState | null> } = {};
   // The driver takes its place at the gate first; the cancel queues behind it.
   env.gate.afterQueue = () => {
     race.cancel = cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 1);
   };
   await env.driver().tick();
   assert.ok(race.cancel, "the race happened");
-  const final = await race.cancel;
+  const final = (await race.cancel)!;
   assert.deepEqual(env.executor.starts(), ["start k:a:1"]);
   assert.deepEqual(env.executor.calls.filter((c) => c.startsWith("abort")), ["abort k:a:1 (flow cancelled)"]);
   assert.deepEqual(final.steps.map((s) => [s.id, s.status]), [["a", "CANCELLED"], ["b", "CANCELLED"]]);

@@ -60,7 +60,8 @@ export const cancelCommand: Command = {
     const undelivered = await session.writing(
       () => cancelAndAbort(session, runKey, grace, () => (committed = true)),
     );
-    printJson(runJson(session.run(runKey)));
+    // Exit 3 for a run that a clean deleted meanwhile (it had ended), as for any run not found.
+    printJson(runJson(session.runAgain(runKey)));
     return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;
   },
 };

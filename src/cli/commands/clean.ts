@@ -57,8 +57,8 @@ export const cleanCommand: Command = {
     ],
     notes: [
       "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
-      "with a job still active. Lock files are also removed, when nobody holds them, for runs that have finished",
-      "and for runs that no longer exist. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some",
+      "with a job still active or a step still RUNNING (a cancel killed half done). Lock files are also removed,",
+      "when nobody holds them, for runs that have finished and for runs that no longer exist. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some",
       "file could not be removed (listed in errors).",
     ].join("\n"),
   },
@@ -153,7 +153,7 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
       continue; // no room even for its lock file: left for the pass that follows
     }
     using _held = lock;
-    if (!lock || isCancelHeld(reader.dbPath, run.runKey)) continue;
+    if (!lock || isCancelHeld(reader.dbPath, run.runKey) || runningStep(reader, run.runKey)) continue;
     const { keys, jobs: found } = jobsOfRun(jobs, reader, run.runKey);
     if (found.some((job) => isActiveJob(job.status))) continue;
     for (const key of keys) {
@@ -196,6 +196,8 @@ class Cleaner {
     const run = session.store.summary(runKey);
     if (!run) return "it was deleted meanwhile";
     if (!isTerminalRun(run.status)) return `it is ${run.status} again`;
+    const running = runningStep(session, runKey);
+    if (running) return `step ${running} is still RUNNING (a cancel that did not finish?): cancel the run again first`;
     const { keys, jobs } = jobsOfRun(this.jobs, session, runKey);
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
@@ -225,6 +227,16 @@ class Cleaner {
     for (const path of locks) this.remove(path);
     return entry;
   }
+}
+
+/**
+ * A step of the ended run that is still RUNNING, or null. A cancel killed half done leaves its aborted
+ * steps so: their jobs are ABORTED (recorded before the SIGTERM), but a command that ignores SIGTERM
+ * lives on until the SIGKILL that a file of its job holds the time of. Deleting the job with that file
+ * left the command running for ever, out of any command's reach; a second cancel finishes the aborts.
+ */
+function runningStep(session: Session, runKey: string): string | null {
+  return session.store.stepAttempts(runKey).find((step) => step.status === "RUNNING")?.stepId ?? null;
 }
 
 /** The run's orchesjob run keys and their jobs, from plain columns (so a damaged run's too). */

@@ -1,7 +1,7 @@
 /** `retry`: reopen an ended run (its failures, or one step and what waits on it) and drive it again. */
 import { isLiveRun, type RunRecord } from "../../domain/mod.ts";
 import { abortUndelivered, reopenRun, type RetryScope, stepsToRetry } from "../../engine/mod.ts";
-import { UserError } from "../errors.ts";
+import { ExitCode, UserError } from "../errors.ts";
 import { crashPoint, epochNow } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -52,24 +52,18 @@ export const retryCommand: Command = {
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
     using session = await Session.open(context, {}, interrupt);
-    const stored = session.run(runKey);
-    await refuseUnretryable(session, stored, context.program, stepId);
-    // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
-    // must be usable, or the reopened attempts would only fail on it.
-    const record = session.rebind(stored);
-    requireUsable(record, context.program);
-    const scope: RetryScope = stepId === undefined
-      ? { kind: "failures" }
-      : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
-    const steps = stepsToRetry(record.state, scope);
-    if (steps.length === 0) throw new UserError(`run ${runKey} has no FAILED or CANCELLED step to retry`);
+    // Refused at once, before the wait for the lock, when the run cannot be retried as it is now.
+    await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
 
-    // The run has ended, so a holder is on its way out: the driver of a run just cancelled lets go
-    // within a slice of its pause, a passing `tick` at once. Waiting a little spares the operator a
-    // refusal for `cancel` followed at once by `retry`.
-    let lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS);
-    if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
+    let lock: Disposable | null = await driverLock(session, runKey, interrupt.requested);
     try {
+      // Read again and chosen again under the lock: the holder waited for may have been another retry
+      // of the run, which ran it to its end meanwhile. The steps chosen from the first read would run
+      // again steps that have SUCCEEDED since (a second `retry` of failures reran the fixed step).
+      // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
+      // must be usable, or the reopened attempts would only fail on it.
+      const { record, steps } = await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
+      requireUsable(session.rebind(record), context.program);
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
       // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.
@@ -86,10 +80,11 @@ export const retryCommand: Command = {
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);
       crashPoint("retry:reopened");
       if (args.options.detach) {
-        lock[Symbol.dispose]();
+        // As `start -d`: `detached: true` only once the background driver holds the run. The lock is
+        // handed over (let go once the driver is launched), so the run is never left free in between.
+        const handed = lock;
         lock = null;
-        // As `start -d`: `detached: true` only once the background driver holds the run.
-        return await detachConfirmed(session, runKey, context.globals.pollInterval);
+        return await detachConfirmed(session, runKey, context.globals.pollInterval, handed);
       }
       using live = liveTable(session, runKey, args.options.quiet !== true);
       await session.driver(session.run(runKey), interrupt.requested).drive();
@@ -103,6 +98,43 @@ export const retryCommand: Command = {
     }
   },
 };
+
+/**
+ * The ended run's driver lock, or a refusal. The run has ended, so a holder is on its way out: the
+ * driver of a run just cancelled lets go within a slice of its pause, a passing `tick` at once.
+ * Waiting a little spares the operator a refusal for `cancel` followed at once by `retry`. A signal
+ * ends the wait at once (130, nothing reopened): it went unheard for the whole wait, which then ended
+ * in exit 2 (held).
+ */
+async function driverLock(session: Session, runKey: string, interrupted: () => boolean): Promise<Disposable> {
+  const lock = await session.locks.waitForDriverLock(runKey, RETRY_LOCK_WAIT_SECONDS, interrupted);
+  if (interrupted()) {
+    lock?.[Symbol.dispose]();
+    throw new UserError(
+      `interrupted while waiting for run ${runKey}'s driver lock; run ${runKey} is unchanged`,
+      ExitCode.interrupted,
+    );
+  }
+  if (!lock) throw new UserError(`run ${runKey} is held by another process; try again when it has let go`);
+  return lock;
+}
+
+/** The steps to reopen in the run as read, or the refusal (see {@link refuseUnretryable}) or none to retry. */
+async function retryPlan(
+  session: Session,
+  record: RunRecord,
+  program: string,
+  stepId: string | undefined,
+  downstream: boolean,
+): Promise<{ record: RunRecord; steps: string[] }> {
+  await refuseUnretryable(session, record, program, stepId);
+  const scope: RetryScope = stepId === undefined
+    ? { kind: "failures" }
+    : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
+  const steps = stepsToRetry(record.state, scope);
+  if (steps.length === 0) throw new UserError(`run ${record.state.runKey} has no FAILED or CANCELLED step to retry`);
+  return { record, steps };
+}
 
 /** Refuses a run that cannot be retried now: live, SUCCEEDED without --step, or with a step still RUNNING. */
 async function refuseUnretryable(session: Session, record: RunRecord, program: string, stepId: string | undefined) {

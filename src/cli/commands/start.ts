@@ -11,6 +11,7 @@ import {
   resolve,
   sleep,
   spawnDetachedChild,
+  stopPoint,
 } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkExecutorOptions, checkUsable, chooseExecutor } from "../../executor/mod.ts";
@@ -185,17 +186,48 @@ function launchWaitSeconds(): number {
  * Launches a background driver and waits until it holds the run's driver lock (`detached: true`) or
  * has exited (`detached: false`, with its error and exit code if it failed). Concurrent `start -d`
  * of one run take turns under the launch gate, so exactly one of them launches the driver that
- * takes the run; the others find it driven and say so.
+ * takes the run; the others find it driven and say so. `held`: the run's driver lock, which the
+ * caller (`retry -d`) holds; let go once the driver is launched, for it to take.
  */
-export async function detachConfirmed(session: Session, runKey: string, pollInterval: number): Promise<number> {
-  return await session.locks.withLaunchGate(runKey, async () => {
-    const holder = await driverHolder(session.dbPath, runKey);
+export async function detachConfirmed(
+  session: Session,
+  runKey: string,
+  pollInterval: number,
+  held: Disposable | null = null,
+): Promise<number> {
+  let holding = held;
+  const letGo = () => {
+    holding?.[Symbol.dispose]();
+    holding = null;
+  };
+  try {
+    return await launchUnderGate(session, runKey, pollInterval, held !== null, letGo);
+  } finally {
+    letGo();
+  }
+}
+
+/** {@link detachConfirmed} under the launch gate; `letGo` lets go of the caller's driver lock, if it holds one. */
+function launchUnderGate(
+  session: Session,
+  runKey: string,
+  pollInterval: number,
+  holdsLock: boolean,
+  letGo: () => void,
+): Promise<number> {
+  return session.locks.withLaunchGate(runKey, async () => {
+    stopPoint("launch:gate-taken");
+    const holder = holdsLock ? null : await driverHolder(session.dbPath, runKey);
     const now = session.run(runKey);
     if (holder !== null || isTerminalRun(now.state.status)) {
       printJson({ ...runJson(now), detached: false, driver: holder });
       return isTerminalRun(now.state.status) ? runExitCode(now.state.status) : ExitCode.ok;
     }
     const launched = launchDriver(session.dbPath, runKey, pollInterval);
+    // Let go only now: the driver waits for the lock, while a process that took it in a gap between
+    // the reopening and this launch (a second retry that reads the run, refuses it and leaves) was
+    // taken for the run's driver, no driver was launched, and the reopened run stayed undriven.
+    letGo();
     const outcome = await confirmLaunch(session.dbPath, runKey, launched);
     const shown = launched.report;
     const state = runJson(session.run(runKey));
@@ -292,6 +324,9 @@ async function driveInForeground(
     {
       using lock = await session.locks.tryDriverLock(runKey);
       if (lock) {
+        // Read again once held: until then the run could end (a cancel) and be deleted (a clean), and a
+        // driver of a run that is gone failed with an internal error (70). Held, nothing deletes it.
+        session.runAgain(runKey);
         await driver.drive();
         // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
         const final = await settledRun(session, session.run(runKey), interrupt.requested);

@@ -32,7 +32,8 @@ export const tickCommand: Command = {
     const record = session.run(runKey);
     {
       using lock = await session.locks.tryDriverLock(runKey);
-      if (lock && !isTerminalRun(record.state.status)) {
+      // Read again once held (see driveInForeground in start.ts): exit 3 for a run deleted meanwhile.
+      if (lock && !isTerminalRun(session.runAgain(runKey).state.status)) {
         const driver = session.driver(record, interrupt.requested);
         // A round a held lock cut short is retried (the driver reloads the run from what is stored).
         while ((await driver.advanceOrWait()) === null) {
@@ -73,6 +74,8 @@ export const driveCommand: Command = {
     // Another driver holds the run: it will finish the job. The distinct code tells the `start -d`
     // that launched this process that it is not the one driving.
     if (!lock) return ExitCode.notConfirmed;
+    // Read again once held (see driveInForeground in start.ts): exit 3 for a run deleted meanwhile.
+    session.runAgain(runKey);
     await driver.drive();
     // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
     const final = await settledRun(session, session.run(runKey), interrupt.requested);

@@ -105,7 +105,8 @@ class TakeOver implements Disposable {
       if (!this.enabled) return;
       this.lock = await this.session.locks.tryDriverLock(runKey);
       if (!this.lock) return;
-      this.driver = this.session.driver(this.record, this.interrupted);
+      // Read again once held (see driveInForeground in start.ts): exit 3 for a run deleted meanwhile.
+      this.driver = this.session.driver(this.session.runAgain(runKey), this.interrupted);
     }
     // Another process's write lock held past the busy timeout is waited out, refresh after refresh.
     await this.driver.advanceOrWait();

@@ -1,0 +1,227 @@
+/**
+ * Operator commands racing each other: `retry`, `clean`, `status`, `cancel` at the moment another
+ * command changes the run. Each test stops one process (a test-only stop point, SIGSTOP) where the
+ * race window is, acts in it, and asserts that the window really was hit.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
+import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+
+function readLog(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Spawns `args` stopped at `store:load-run-read` (between its reads of the run row and the steps, in
+ * one read transaction) the first time it loads a run; resolves once it is stopped there.
+ */
+async function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
+  const log = join(env.home, `stop-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "store:load-run-read", ORCHESJOB_FLOW_CRASH_LOG: log });
+  const output = child.output();
+  await eventually(
+    `${args[0]} stopped in its first read of the run`,
+    () => readLog(log) === `store:load-run-read ${child.pid}\n` && isStopped(child.pid),
+  );
+  return {
+    pid: child.pid,
+    /** Continues it and waits for its end. */
+    async finish() {
+      Deno.kill(child.pid, "SIGCONT");
+      const result = await output;
+      const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
+    },
+  };
+}
+
+flowTest(
+  builtin,
+  "a second retry that read the run before a first one ran it to SUCCEEDED is refused, and the fixed step does not run again",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const fixed = join(env.home, "fixed");
+    const file = env.flow(
+      "fix.yaml",
+      `flow_id: fix
+steps:
+  - {id: f, command: ${logged(log, "f", `[ -f '${fixed}' ]`)}}
+  - {id: s, when: f, command: ${logged(log, "s")}}
+`,
+    );
+    await env.json(["start", "-q", "--run-key", "r", file], 1);
+    Deno.writeTextFileSync(fixed, "");
+    // The hurried operator's second terminal: its retry has read the run FAILED...
+    const second = await stoppedInFirstLoad(env, ["retry", "-q", "--run-key", "r"]);
+    // ... when the first retry runs it to its end.
+    const first = await env.json(["retry", "-q", "--run-key", "r"]);
+    assert.equal(first.status, "SUCCEEDED");
+    assert.ok(isStopped(second.pid), "the second retry was still stopped with its read of the FAILED run");
+    const result = await second.finish();
+    // Before the fix: exit 0, a third round that ran f (SUCCEEDED) and s again.
+    assert.equal(result.code, 2, result.stdout + result.stderr);
+    assert.equal(errorLine(result).error, "retry: run r SUCCEEDED: name the step to run again with --step");
+    const done = await env.status("r");
+    assert.deepEqual(statuses(done), { f: "SUCCEEDED", s: "SUCCEEDED" });
+    assert.equal(step(done, "f").attempt_no, 2);
+    assert.equal(done.rounds.length, 1);
+    assert.deepEqual(lines(log), ["f", "f", "s"], "f failed once and succeeded once; s ran once");
+  },
+  { ignore: Deno.build.os !== "linux" }, // the stop is watched in /proc
+);
+
+flowTest(
+  builtin,
+  "status of a run that clean deletes while status reads it shows the run as read, not a damaged record",
+  async (env) => {
+    await env.json([
+      "start",
+      "-q",
+      "--run-key",
+      "r",
+      env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n'),
+    ]);
+    const reader = await stoppedInFirstLoad(env, ["status", "--run-key", "r"]);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(reader.pid), "clean deleted the run while status was reading it");
+    const result = await reader.finish();
+    // Before the fix: exit 65, `run "r" is damaged in the state file: flow_runs.definition was removed ...`.
+    assert.equal(result.code, 0, result.stderr);
+    const seen = JSON.parse(result.stdout);
+    assert.deepEqual([seen.status, statuses(seen)], ["SUCCEEDED", { a: "SUCCEEDED" }]);
+    assert.equal((await env.run(["status", "--run-key", "r"])).code, 3, "the run is gone for the next reader");
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  builtin,
+  "a cancel repeated on a CANCELLED run that clean deletes meanwhile exits 3 with one JSON line",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "hold.yaml",
+      `flow_id: hold\nsteps:\n  - {id: a, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}\n`,
+    );
+    const started = await env.json(["start", "-d", "--run-key", "r", file]);
+    await env.waitFor("r", "a running", (run) => step(run, "a").status === "RUNNING");
+    assert.equal((await env.json(["cancel", "--run-key", "r", "--grace-seconds", "1"])).status, "CANCELLED");
+    await eventually("the cancelled run's driver exits", () => !processAlive(started.pid));
+    // The operator cancels again, and the cancel has read the run when clean deletes it.
+    const cancel = await stoppedInFirstLoad(env, ["cancel", "--run-key", "r"]);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(cancel.pid), "clean deleted the run while the cancel was reading it");
+    const result = await cancel.finish();
+    // Before the fix: exit 70, `cancel: internal error: Cannot read properties of undefined (reading 'state')`.
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(errorLine(result).error, /^cancel: run r was deleted while this command followed it/);
+    assert.equal(result.stdout, "");
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  builtin,
+  "a Ctrl-C while retry waits for a held run's driver to let go stops it at once (130), the run unchanged",
+  async (env) => {
+    await env.json([
+      "start",
+      "-q",
+      "--run-key",
+      "f",
+      env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: a, command: ["false"]}\n'),
+    ], 1);
+    const before = await env.status("f");
+    // Held as by the run's driver on its way out; the test holds it for as long as the retry lives.
+    using _held = await env.holdDriverLock("f");
+    // Stopped once it has opened the state file: the signal comes after that, so it is the lock wait's.
+    const log = join(env.home, "stop.log");
+    const retry = env.spawn(["retry", "-q", "--run-key", "f"], {
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    await eventually("the retry opened the state file", () => readLog(log) !== "" && isStopped(retry.pid));
+    Deno.kill(retry.pid, "SIGINT");
+    Deno.kill(retry.pid, "SIGCONT");
+    const result = await retry.output();
+    const stderr = new TextDecoder().decode(result.stderr);
+    // Before the fix: the signal went unheard until the wait ended, then exit 2 "held by another process".
+    assert.equal(result.code, 130, stderr);
+    assert.equal(
+      errorLine({ code: result.code, stdout: "", stderr }).error,
+      "retry: interrupted while waiting for run f's driver lock; run f is unchanged",
+    );
+    assert.deepEqual(await env.status("f"), before);
+  },
+);
+
+flowTest(
+  builtin,
+  "resume of a run that is cancelled and cleaned after resume read it exits 3 with one JSON line",
+  async (env) => {
+    await undrivenRun(env, "r", env.flow("two.yaml", TWO_STEPS));
+    // The operator resumes the run nobody drives; it has read the run PENDING when another operator
+    // cancels it and cleans it away.
+    const resume = await stoppedInFirstLoad(env, ["resume", "-q", "--run-key", "r"]);
+    assert.equal((await env.json(["cancel", "--run-key", "r"])).status, "CANCELLED");
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+    assert.ok(isStopped(resume.pid), "the run went while resume was reading it");
+    const result = await resume.finish();
+    // Before the fix: exit 70, `resume: internal error: run r disappeared` (its driver found no run).
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(errorLine(result).error, /^resume: run r was deleted while this command followed it/);
+    assert.equal(result.stdout, "");
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  builtin,
+  "retry -d keeps the run's driver lock until its driver is launched: a retry passing by is not taken for a driver",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const fixed = join(env.home, "fixed");
+    const file = env.flow(
+      "fix.yaml",
+      `flow_id: fix\nsteps:\n  - {id: f, command: ${logged(log, "f", `[ -f '${fixed}' ]`)}}\n`,
+    );
+    await env.json(["start", "-q", "--run-key", "r", file], 1);
+    Deno.writeTextFileSync(fixed, "");
+    const stopLog = join(env.home, "stop.log");
+    const retry = env.spawn(["retry", "-d", "--run-key", "r"], {
+      ORCHESJOB_FLOW_STOP_AT: "launch:gate-taken",
+      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
+    });
+    const output = retry.output();
+    await eventually("retry -d stopped about to launch", () => readLog(stopLog) !== "" && isStopped(retry.pid));
+    const reopened = await env.status("r");
+    assert.deepEqual([reopened.status, reopened.rounds.length], ["PENDING", 1], "reopened, not yet driven");
+    // A second retry of the run (or a clean) takes the driver lock for a moment when it is free, to
+    // read the run, and lets go. Before the fix it was free here, and retry -d took such a passer-by
+    // for the run's driver: it launched none ("detached": false) and the run stayed PENDING for good.
+    Deno.mkdirSync(join(env.home, "locks"), { recursive: true });
+    using passerBy = Deno.openSync(join(env.home, "locks", "r.driver.lock"), { write: true, create: true });
+    const took = passerBy.tryLockSync(true);
+    Deno.kill(retry.pid, "SIGCONT");
+    const result = await output;
+    if (took) passerBy.unlockSync();
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    const report = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(report.detached, true, JSON.stringify(report));
+    assert.equal(took, false, "the retry held the driver lock until it launched the driver");
+    const done = await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
+    assert.equal(step(done, "f").attempt_no, 2);
+    assert.deepEqual(lines(log), ["f", "f"]);
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
