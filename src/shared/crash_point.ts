@@ -31,7 +31,8 @@ export type CrashPoint =
 export type StopPoint =
   | "session:opened"
   | "store:load-run-read"
-  | "launch:gate-taken";
+  | "launch:gate-taken"
+  | "launch:holder-seen";
 
 let configured: string | undefined | null = null;
 let stopAt: string | undefined | null = null;

@@ -225,3 +225,35 @@ flowTest(
   },
   { ignore: Deno.build.os !== "linux" },
 );
+
+flowTest(
+  builtin,
+  "resume -d of an undriven run is not put off by a process holding the driver lock for a moment: it launches a driver",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+    await undrivenRun(env, "r", file);
+    // A passer-by (outside Linux, the try-lock probe of a `status`) holds the lock when resume -d looks.
+    const stopLog = join(env.home, "stop.log");
+    const passerBy = await env.holdDriverLock("r");
+    const resume = env.spawn(["resume", "-d", "--run-key", "r"], {
+      ORCHESJOB_FLOW_STOP_AT: "launch:holder-seen",
+      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
+    });
+    const output = resume.output();
+    await eventually(
+      "resume -d stopped having seen the lock held",
+      () => readLog(stopLog) !== "" && isStopped(resume.pid),
+    );
+    passerBy[Symbol.dispose]();
+    Deno.kill(resume.pid, "SIGCONT");
+    const result = await output;
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.equal(result.code, 0, stderr);
+    const report = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(report.detached, true, JSON.stringify(report));
+    await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
+    assert.deepEqual(lines(log), ["a"]);
+  },
+  { ignore: Deno.build.os !== "linux" },
+);

@@ -16,7 +16,7 @@ import {
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkExecutorOptions, checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
-import { driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
+import { type DriverHolder, driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
@@ -207,6 +207,26 @@ export async function detachConfirmed(
   }
 }
 
+/** Looks at the run's driver lock after the first: a holder must still hold it after each pause. */
+const HOLDER_LOOKS = 3;
+const HOLDER_LOOK_PAUSE_SECONDS = 0.05;
+
+/**
+ * The run's driver, believed only while it holds the lock look after look over ~0.15 s. A process
+ * that takes the lock for an instant (the try-lock probe of `status` or `list` outside Linux, a
+ * `retry` or `clean` reading the run) is no driver: taken for one, it made `start -d` or `resume -d`
+ * launch none, and the run stayed undriven. A real driver holds the lock for as long as it drives.
+ */
+async function lastingHolder(dbPath: string, runKey: string): Promise<DriverHolder | null> {
+  let holder = await driverHolder(dbPath, runKey);
+  if (holder !== null) stopPoint("launch:holder-seen");
+  for (let look = 0; holder !== null && look < HOLDER_LOOKS; look++) {
+    await sleep(HOLDER_LOOK_PAUSE_SECONDS);
+    holder = await driverHolder(dbPath, runKey);
+  }
+  return holder;
+}
+
 /** {@link detachConfirmed} under the launch gate; `letGo` lets go of the caller's driver lock, if it holds one. */
 function launchUnderGate(
   session: Session,
@@ -217,7 +237,7 @@ function launchUnderGate(
 ): Promise<number> {
   return session.locks.withLaunchGate(runKey, async () => {
     stopPoint("launch:gate-taken");
-    const holder = holdsLock ? null : await driverHolder(session.dbPath, runKey);
+    const holder = holdsLock ? null : await lastingHolder(session.dbPath, runKey);
     const now = session.run(runKey);
     if (holder !== null || isTerminalRun(now.state.status)) {
       printJson({ ...runJson(now), detached: false, driver: holder });
