@@ -38,4 +38,4 @@ export {
   lockFilePath,
 } from "./locks.ts";
 export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
-export { type RunFilter, RunStore, type RunSummary } from "./runs.ts";
+export { type RunFilter, RunStore, type RunSummary, type StepAttempts } from "./runs.ts";

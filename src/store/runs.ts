@@ -106,6 +106,13 @@ const STEP_COLUMNS = {
 const LIVE_RUNS = sqlList(LIVE_RUN_STATUSES);
 const JSON_FIELDS: ReadonlySet<string> = new Set(["job", "retryHistory", "executorError"]);
 
+/** A step's id, last attempt number and stored status text (see {@link RunStore.stepAttempts}). */
+export interface StepAttempts {
+  stepId: string;
+  attemptNo: number;
+  status: string;
+}
+
 export class RunStore {
   constructor(readonly db: Database) {}
 
@@ -292,7 +299,7 @@ export class RunStore {
    * Each step's id, last attempt number and status (the stored text), from plain columns (what `clean`
    * needs, even of a damaged run).
    */
-  stepAttempts(runKey: string): { stepId: string; attemptNo: number; status: string }[] {
+  stepAttempts(runKey: string): StepAttempts[] {
     const rows = prepared(
       this.db,
       "SELECT step_id, attempt_no, status FROM flow_steps WHERE run_key = ? ORDER BY position",

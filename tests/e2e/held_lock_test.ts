@@ -10,6 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import { catchesSignal, collectText, eventually, hasOpen, isStopped } from "../helpers.ts";
 import { assertLockHeld, type HeldLock, holdWriteLock, stateFile } from "./write_lock.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { readLog } from "./stop_point.ts";
 import { waitForFile } from "./fault_helpers.ts";
 import { builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { pathExists } from "../../src/shared/mod.ts";
@@ -589,10 +590,7 @@ flowTest(
       const watched = spawnWatched(env, args, { ...stopped, ORCHESJOB_FLOW_CRASH_LOG: log });
       all.push(watched);
       await eventually(`${args[0]} stopped once it opened the state file`, () => {
-        let text = "";
-        try {
-          text = Deno.readTextFileSync(log);
-        } catch { /* not yet */ }
+        const text = readLog(log);
         return watched.exited() ||
           (text.includes(`session:opened ${watched.child.pid}\n`) && isStopped(watched.child.pid));
       });
@@ -674,10 +672,7 @@ flowTest(
     await using _kill = killOnExit([clean]);
     const pid = clean.child.pid;
     await eventually("clean stopped once it opened the state file", () => {
-      let text = "";
-      try {
-        text = Deno.readTextFileSync(log);
-      } catch { /* not yet */ }
+      const text = readLog(log);
       return clean.exited() || (text === `session:opened ${pid}\n` && isStopped(pid));
     });
     await using lock = await holdWriteLock(env, 60);

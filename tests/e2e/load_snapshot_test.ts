@@ -5,36 +5,20 @@
  * between the two reads, so the commit really lands in that window; the test asserts that it did.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { eventually, isStopped } from "../helpers.ts";
+import { isStopped } from "../helpers.ts";
 import { flowTest, statuses } from "./flow_env.ts";
+import { spawnStopped } from "./stop_point.ts";
 import { builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { stateFile } from "./write_lock.ts";
-
-function readLog(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
-}
 
 flowTest(
   builtin,
   "status reads a run from one snapshot: a commit between its reads of the run row and the steps is not half seen",
   async (env) => {
     await undrivenRun(env, "r", env.flow("two.yaml", TWO_STEPS));
-    const log = join(env.home, "stop.log");
-    const child = env.spawn(["status", "--run-key", "r"], {
-      ORCHESJOB_FLOW_STOP_AT: "store:load-run-read",
-      ORCHESJOB_FLOW_CRASH_LOG: log,
-    });
-    const output = child.output();
     // Stopped after reading the run row, before the step rows.
-    await eventually("status stopped between its reads", () => {
-      return readLog(log) === `store:load-run-read ${child.pid}\n` && isStopped(child.pid);
-    });
+    const child = await spawnStopped(env, ["status", "--run-key", "r"], "store:load-run-read");
     // A driver's commit, as one transaction: the run and its steps end together.
     const db = new DatabaseSync(stateFile(env));
     try {
@@ -46,10 +30,9 @@ flowTest(
       db.close();
     }
     assert.equal(isStopped(child.pid), true, "the commit landed while status was stopped between its reads");
-    Deno.kill(child.pid, "SIGCONT");
-    const result = await output;
-    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
-    const seen = JSON.parse(new TextDecoder().decode(result.stdout));
+    const result = await child.finish();
+    assert.equal(result.code, 0, result.stderr);
+    const seen = JSON.parse(result.stdout);
     // Before the fix: {status: PENDING, steps SUCCEEDED}, the run row from before the commit.
     assert.deepEqual([seen.status, statuses(seen)], ["PENDING", { a: "PENDING", b: "PENDING" }]);
     // The commit is there for the next reader, whole.

@@ -7,38 +7,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
+import { spawnStopped } from "./stop_point.ts";
 import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
-function readLog(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
-}
-
-/**
- * Spawns `args` stopped at `store:load-run-read` (between its reads of the run row and the steps, in
- * one read transaction) the first time it loads a run; resolves once it is stopped there.
- */
-async function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
-  const log = join(env.home, `stop-${crypto.randomUUID()}.log`);
-  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "store:load-run-read", ORCHESJOB_FLOW_CRASH_LOG: log });
-  const output = child.output();
-  await eventually(
-    `${args[0]} stopped in its first read of the run`,
-    () => readLog(log) === `store:load-run-read ${child.pid}\n` && isStopped(child.pid),
-  );
-  return {
-    pid: child.pid,
-    /** Continues it and waits for its end. */
-    async finish() {
-      Deno.kill(child.pid, "SIGCONT");
-      const result = await output;
-      const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-      return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
-    },
-  };
+/** `args` spawned and stopped at `store:load-run-read`: in its first read of a run, between the run row and the steps. */
+function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
+  return spawnStopped(env, args, "store:load-run-read");
 }
 
 flowTest(
@@ -143,20 +117,13 @@ flowTest(
     // Held as by the run's driver on its way out; the test holds it for as long as the retry lives.
     using _held = await env.holdDriverLock("f");
     // Stopped once it has opened the state file: the signal comes after that, so it is the lock wait's.
-    const log = join(env.home, "stop.log");
-    const retry = env.spawn(["retry", "-q", "--run-key", "f"], {
-      ORCHESJOB_FLOW_STOP_AT: "session:opened",
-      ORCHESJOB_FLOW_CRASH_LOG: log,
-    });
-    await eventually("the retry opened the state file", () => readLog(log) !== "" && isStopped(retry.pid));
+    const retry = await spawnStopped(env, ["retry", "-q", "--run-key", "f"], "session:opened");
     Deno.kill(retry.pid, "SIGINT");
-    Deno.kill(retry.pid, "SIGCONT");
-    const result = await retry.output();
-    const stderr = new TextDecoder().decode(result.stderr);
+    const result = await retry.finish();
     // Before the fix: the signal went unheard until the wait ended, then exit 2 "held by another process".
-    assert.equal(result.code, 130, stderr);
+    assert.equal(result.code, 130, result.stderr);
     assert.equal(
-      errorLine({ code: result.code, stdout: "", stderr }).error,
+      errorLine(result).error,
       "retry: interrupted while waiting for run f's driver lock; run f is unchanged",
     );
     assert.deepEqual(await env.status("f"), before);
@@ -196,13 +163,7 @@ flowTest(
     );
     await env.json(["start", "-q", "--run-key", "r", file], 1);
     Deno.writeTextFileSync(fixed, "");
-    const stopLog = join(env.home, "stop.log");
-    const retry = env.spawn(["retry", "-d", "--run-key", "r"], {
-      ORCHESJOB_FLOW_STOP_AT: "launch:gate-taken",
-      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
-    });
-    const output = retry.output();
-    await eventually("retry -d stopped about to launch", () => readLog(stopLog) !== "" && isStopped(retry.pid));
+    const retry = await spawnStopped(env, ["retry", "-d", "--run-key", "r"], "launch:gate-taken");
     const reopened = await env.status("r");
     assert.deepEqual([reopened.status, reopened.rounds.length], ["PENDING", 1], "reopened, not yet driven");
     // A second retry of the run (or a clean) takes the driver lock for a moment when it is free, to
@@ -211,12 +172,10 @@ flowTest(
     Deno.mkdirSync(join(env.home, "locks"), { recursive: true });
     using passerBy = Deno.openSync(join(env.home, "locks", "r.driver.lock"), { write: true, create: true });
     const took = passerBy.tryLockSync(true);
-    Deno.kill(retry.pid, "SIGCONT");
-    const result = await output;
+    const result = await retry.finish();
     if (took) passerBy.unlockSync();
-    const stderr = new TextDecoder().decode(result.stderr);
-    assert.equal(result.code, 0, stderr);
-    const report = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
     assert.equal(report.detached, true, JSON.stringify(report));
     assert.equal(took, false, "the retry held the driver lock until it launched the driver");
     const done = await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
@@ -234,23 +193,12 @@ flowTest(
     const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
     await undrivenRun(env, "r", file);
     // A passer-by (outside Linux, the try-lock probe of a `status`) holds the lock when resume -d looks.
-    const stopLog = join(env.home, "stop.log");
     const passerBy = await env.holdDriverLock("r");
-    const resume = env.spawn(["resume", "-d", "--run-key", "r"], {
-      ORCHESJOB_FLOW_STOP_AT: "launch:holder-seen",
-      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
-    });
-    const output = resume.output();
-    await eventually(
-      "resume -d stopped having seen the lock held",
-      () => readLog(stopLog) !== "" && isStopped(resume.pid),
-    );
+    const resume = await spawnStopped(env, ["resume", "-d", "--run-key", "r"], "launch:holder-seen");
     passerBy[Symbol.dispose]();
-    Deno.kill(resume.pid, "SIGCONT");
-    const result = await output;
-    const stderr = new TextDecoder().decode(result.stderr);
-    assert.equal(result.code, 0, stderr);
-    const report = JSON.parse(new TextDecoder().decode(result.stdout));
+    const result = await resume.finish();
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
     assert.equal(report.detached, true, JSON.stringify(report));
     await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
     assert.deepEqual(lines(log), ["a"]);

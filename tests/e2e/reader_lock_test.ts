@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { eventually, hasOpen, isStopped } from "../helpers.ts";
 import { holdWriteLock, stateFile } from "./write_lock.ts";
 import { flowTest } from "./flow_env.ts";
+import { readLog } from "./stop_point.ts";
 import { builtin } from "./operator_env.ts";
 
 flowTest(
@@ -37,10 +38,7 @@ flowTest(
     };
     for (const { args, child, exited } of readers) {
       await eventually(`${args.join(" ")} stopped once it opened the state file`, () => {
-        let text = "";
-        try {
-          text = Deno.readTextFileSync(log);
-        } catch { /* not yet */ }
+        const text = readLog(log);
         return exited() || (text.includes(`session:opened ${child.pid}\n`) && isStopped(child.pid));
       });
       assert.equal(exited(), false);

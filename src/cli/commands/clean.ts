@@ -14,6 +14,7 @@ import {
   lockFilePath,
   type RunFilter,
   StateFileUnavailableError,
+  type StepAttempts,
 } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, CommandContext } from "../command.ts";
@@ -58,8 +59,8 @@ export const cleanCommand: Command = {
     notes: [
       "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
       "with a job still active or a step still RUNNING (a cancel killed half done). Lock files are also removed,",
-      "when nobody holds them, for runs that have finished and for runs that no longer exist. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some",
-      "file could not be removed (listed in errors).",
+      "when nobody holds them, for runs that have finished and for runs that no longer exist. Prints what it",
+      "deleted (or would delete) as JSON. Exit 0; 1 if some file could not be removed (listed in errors).",
     ].join("\n"),
   },
   async run(context, args) {
@@ -153,8 +154,10 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
       continue; // no room even for its lock file: left for the pass that follows
     }
     using _held = lock;
-    if (!lock || isCancelHeld(reader.dbPath, run.runKey) || runningStep(reader, run.runKey)) continue;
-    const { keys, jobs: found } = jobsOfRun(jobs, reader, run.runKey);
+    if (!lock || isCancelHeld(reader.dbPath, run.runKey)) continue;
+    const steps = reader.store.stepAttempts(run.runKey);
+    if (runningStep(steps)) continue;
+    const { keys, jobs: found } = jobsOfRun(jobs, run.runKey, steps);
     if (found.some((job) => isActiveJob(job.status))) continue;
     for (const key of keys) {
       const failed = jobs.removeFinishedFiles(key);
@@ -196,9 +199,10 @@ class Cleaner {
     const run = session.store.summary(runKey);
     if (!run) return "it was deleted meanwhile";
     if (!isTerminalRun(run.status)) return `it is ${run.status} again`;
-    const running = runningStep(session, runKey);
+    const steps = session.store.stepAttempts(runKey);
+    const running = runningStep(steps);
     if (running) return `step ${running} is still RUNNING (a cancel that did not finish?): cancel the run again first`;
-    const { keys, jobs } = jobsOfRun(this.jobs, session, runKey);
+    const { keys, jobs } = jobsOfRun(this.jobs, runKey, steps);
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
     const logs = detachedLogs(session.dbPath, runKey);
@@ -235,13 +239,13 @@ class Cleaner {
  * lives on until the SIGKILL that a file of its job holds the time of. Deleting the job with that file
  * left the command running for ever, out of any command's reach; a second cancel finishes the aborts.
  */
-function runningStep(session: Session, runKey: string): string | null {
-  return session.store.stepAttempts(runKey).find((step) => step.status === "RUNNING")?.stepId ?? null;
+function runningStep(steps: readonly StepAttempts[]): string | null {
+  return steps.find((step) => step.status === "RUNNING")?.stepId ?? null;
 }
 
-/** The run's orchesjob run keys and their jobs, from plain columns (so a damaged run's too). */
-function jobsOfRun(admin: JobAdmin, session: Session, runKey: string) {
-  const keys = jobKeys(runKey, session.store.stepAttempts(runKey));
+/** The run's orchesjob run keys and their jobs, from its steps' plain columns (so a damaged run's too). */
+function jobsOfRun(admin: JobAdmin, runKey: string, steps: readonly StepAttempts[]) {
+  const keys = jobKeys(runKey, steps);
   return { keys, jobs: keys.flatMap((key) => admin.statuses(key)) };
 }
 

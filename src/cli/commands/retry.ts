@@ -62,7 +62,8 @@ export const retryCommand: Command = {
       // again steps that have SUCCEEDED since (a second `retry` of failures reran the fixed step).
       // `--orchesjob-bin` replaces the run's binary as for `resume`; whichever binary the run then has
       // must be usable, or the reopened attempts would only fail on it.
-      const { record, steps } = await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
+      const record = session.run(runKey);
+      const steps = await retryPlan(session, record, context.program, stepId, downstream);
       requireUsable(session.rebind(record), context.program);
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
@@ -119,21 +120,21 @@ async function driverLock(session: Session, runKey: string, interrupted: () => b
   return lock;
 }
 
-/** The steps to reopen in the run as read, or the refusal (see {@link refuseUnretryable}) or none to retry. */
+/** The steps to reopen in `record`, or a refusal: the run's (see {@link refuseUnretryable}), or none to retry. */
 async function retryPlan(
   session: Session,
   record: RunRecord,
   program: string,
   stepId: string | undefined,
   downstream: boolean,
-): Promise<{ record: RunRecord; steps: string[] }> {
+): Promise<string[]> {
   await refuseUnretryable(session, record, program, stepId);
   const scope: RetryScope = stepId === undefined
     ? { kind: "failures" }
     : { kind: "step", stepId: stepOf(record, stepId).id, downstream };
   const steps = stepsToRetry(record.state, scope);
   if (steps.length === 0) throw new UserError(`run ${record.state.runKey} has no FAILED or CANCELLED step to retry`);
-  return { record, steps };
+  return steps;
 }
 
 /** Refuses a run that cannot be retried now: live, SUCCEEDED without --step, or with a step still RUNNING. */

@@ -1,0 +1,39 @@
+/**
+ * Test-only stop points (`ORCHESJOB_FLOW_STOP_AT`): a CLI process stops itself (SIGSTOP) at a named
+ * line and says so in a log, for a test to act in that window. Linux only (the stop is watched in /proc).
+ */
+import { join } from "node:path";
+import { eventually, isStopped } from "../helpers.ts";
+import type { FlowEnv } from "./flow_env.ts";
+
+/** The text of the file at `path`, or "" while it does not exist. */
+export function readLog(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Spawns the CLI with `args`, to stop at `point` (the first time it gets there); resolves once it is
+ * stopped there, by its own line in the log. `finish` continues it and waits for its end.
+ */
+export async function spawnStopped(env: FlowEnv, args: string[], point: string, extraEnv: Record<string, string> = {}) {
+  const log = join(env.home, `stop-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { ...extraEnv, ORCHESJOB_FLOW_STOP_AT: point, ORCHESJOB_FLOW_CRASH_LOG: log });
+  const output = child.output();
+  await eventually(
+    `${args[0]} stopped at ${point}`,
+    () => readLog(log) === `${point} ${child.pid}\n` && isStopped(child.pid),
+  );
+  return {
+    pid: child.pid,
+    async finish() {
+      Deno.kill(child.pid, "SIGCONT");
+      const result = await output;
+      const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+      return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
+    },
+  };
+}
