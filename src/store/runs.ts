@@ -25,6 +25,7 @@ import {
 } from "../domain/mod.ts";
 import { type Database, prepared, readTransaction, transaction } from "./db.ts";
 import { changed, sqlList } from "./sql.ts";
+import { definitionParts } from "./definition_text.ts";
 import { stopPoint } from "../shared/mod.ts";
 
 interface RunRow {
@@ -134,6 +135,7 @@ export class RunStore {
       const existing = this.load(run.runKey, (hash) => hash === run.definitionHash);
       if (existing) return existing;
       const definition = JSON.stringify(run.definition);
+      const [firstPart, ...laterParts] = definitionParts(definition);
       prepared(
         this.db,
         `INSERT INTO flow_runs
@@ -143,7 +145,7 @@ export class RunStore {
         run.runKey,
         run.definition.flow_id,
         run.notBefore === undefined || run.notBefore === null ? "PENDING" : "SCHEDULED",
-        definition,
+        firstPart,
         run.definitionHash,
         run.flowFile,
         JSON.stringify(run.executor),
@@ -151,6 +153,7 @@ export class RunStore {
         run.launch ? JSON.stringify(run.launch) : null,
         run.notBefore ?? null,
       );
+      this.insertLaterParts(run.runKey, laterParts);
       const insert = prepared(
         this.db,
         "INSERT INTO flow_steps (run_key, step_id, position, status) VALUES (?, ?, ?, 'PENDING')",
@@ -173,6 +176,15 @@ export class RunStore {
         ...(run.launch ? { launch: run.launch } : {}),
       };
     });
+  }
+
+  /** A definition's parts after its first (definition_text.ts), numbered from 1. */
+  private insertLaterParts(runKey: string, parts: readonly string[]): void {
+    // Parts a run of this key left behind when it was deleted without foreign keys (an admin's
+    // `sqlite3` shell) would otherwise be read as the end of this definition.
+    prepared(this.db, "DELETE FROM flow_definition_parts WHERE run_key = ?").run(runKey);
+    const insert = prepared(this.db, "INSERT INTO flow_definition_parts (run_key, part, text) VALUES (?, ?, ?)");
+    parts.forEach((text, i) => insert.run(runKey, i + 1, text));
   }
 
   /**
@@ -242,10 +254,20 @@ export class RunStore {
    * has another hash: that is the same damage as a definition that went missing.
    */
   private definition(runKey: string, definitionHash: string, column: ColumnReader): NormalizedFlow {
-    const row = prepared(this.db, "SELECT definition FROM flow_runs WHERE run_key = ? AND definition_hash = ?")
-      .get(runKey, definitionHash) as { definition: string } | undefined;
-    if (!row) throw new DamagedRunError(runKey, "flow_runs.definition", "was removed or replaced while it was read");
-    return column.json(row.definition, "flow_runs.definition") as NormalizedFlow;
+    // Its row and its parts in one snapshot: a run deleted and started again between them would mix two texts.
+    const text = readTransaction(this.db, () => {
+      const row = prepared(this.db, "SELECT definition FROM flow_runs WHERE run_key = ? AND definition_hash = ?")
+        .get(runKey, definitionHash) as { definition: string } | undefined;
+      if (!row) return undefined;
+      const parts = prepared(this.db, "SELECT text FROM flow_definition_parts WHERE run_key = ? ORDER BY part");
+      const texts = [row.definition];
+      for (const part of parts.iterate(runKey)) texts.push((part as { text: string }).text);
+      return texts.join("");
+    });
+    if (text === undefined) {
+      throw new DamagedRunError(runKey, "flow_runs.definition", "was removed or replaced while it was read");
+    }
+    return column.json(text, "flow_runs.definition") as NormalizedFlow;
   }
 
   private rounds(runKey: string, column: ColumnReader): RetryRound[] {

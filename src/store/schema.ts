@@ -52,4 +52,13 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE flow_runs ADD COLUMN not_before REAL;
   ALTER TABLE flow_steps ADD COLUMN retry_history TEXT;
   `,
+  // 7: a long definition's text past its first part (flow_runs.definition), in order (definition_text.ts).
+  `
+  CREATE TABLE flow_definition_parts (
+    run_key TEXT NOT NULL REFERENCES flow_runs (run_key) ON DELETE CASCADE,
+    part INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_key, part)
+  );
+  `,
 ];
