@@ -315,7 +315,11 @@ export function nextDue(
     due = due === null ? at : Math.min(due, at);
   };
   if (run.status === "SCHEDULED" && run.notBefore !== null) consider(run.notBefore);
-  for (const id of index.delayed) {
+  // With every max_parallel slot taken, a delayed retry cannot start at its time: it waits for a
+  // running step to end, and that end is a change the driver wakes for. Its time, once passed, made
+  // every round due at once: the driver spun on a core until a slot freed.
+  const slotFree = run.flow.maxParallel === null || index.running.size < run.flow.maxParallel;
+  for (const id of slotFree ? index.delayed : []) {
     const step = index.step(id);
     if (step.nextAttemptAt !== null) consider(step.nextAttemptAt);
   }

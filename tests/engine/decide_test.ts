@@ -228,6 +228,12 @@ steps:
   // A due retry of an earlier step comes first in file order.
   const delayed = state(["DELAYED", "RUNNING", "PENDING", "PENDING"], { nextAttemptAt: 999 });
   assert.deepEqual(starts(decide(delayed, new Map(), 1000)), ["a"]);
+  assert.equal(nextDue(delayed), 999);
+  // With every slot taken the retry waits for a step to end, not for its (past) time: due then, the
+  // driver decided again at once, round after round, spinning until a slot freed.
+  const full = state(["DELAYED", "RUNNING", "RUNNING", "PENDING"], { nextAttemptAt: 999 });
+  assert.deepEqual(starts(decide(full, new Map(), 1000)), []);
+  assert.equal(nextDue(full), null);
 });
 
 Deno.test("backoff: the drawn delay is in the action; retry_on_exit_codes fails other codes at once", () => {
