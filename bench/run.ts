@@ -15,7 +15,7 @@
  *
  * CLI runs pass the V8 flags a compiled binary has built in (src/cli/self.ts). BENCH_FULL=1 adds the
  * 10k-step chain with the built-in runner (minutes on a small machine); BENCH_ONLY=fanout,chain runs
- * only those groups of figures (handoff, chain, fanout, launch).
+ * only those groups of figures (handoff, chain, read, fanout, launch).
  */
 import { join } from "node:path";
 import { BuiltinRunner } from "../src/executor/mod.ts";
@@ -24,7 +24,7 @@ import { V8_FLAGS } from "../src/cli/self.ts";
 
 const JSON_OUTPUT = Deno.args.includes("--json");
 const FULL = Deno.env.get("BENCH_FULL") === "1";
-/** BENCH_ONLY=fanout,chain: only those groups (handoff, chain, fanout, launch); the CLI latency always runs. */
+/** BENCH_ONLY=fanout,chain: only those groups (handoff, chain, read, fanout, launch); the CLI latency always runs. */
 const ONLY = Deno.env.get("BENCH_ONLY")?.split(",").map((group) => group.trim()).filter(Boolean) ?? [];
 const wanted = (group: string) => ONLY.length === 0 || ONLY.includes(group);
 const REPO = new URL("..", import.meta.url).pathname;
@@ -435,6 +435,49 @@ async function scaling(): Promise<void> {
   await builtinScaling();
 }
 
+/**
+ * Reading a 10k-step flow file (YAML as flowFile writes it, and JSON), as the CLI does (a step at a
+ * time), against reading its whole document at once: peak RSS of one process each.
+ */
+async function flowFileReads(): Promise<void> {
+  const yaml = flowFile("read10k", chainSteps(Array(10000).fill(["true"])));
+  const json = join(HOME, "read10k.json");
+  Deno.writeTextFileSync(
+    json,
+    JSON.stringify(
+      {
+        flow_id: "read10k",
+        steps: chainSteps(Array(10000).fill(["true"])).map((s) => ({
+          id: s.id,
+          command: s.command,
+          depends_on: s.after,
+        })),
+      },
+      null,
+      2,
+    ),
+  );
+  for (const [kind, file] of [["yaml", yaml], ["json", json]]) {
+    const read = async (how: string) => {
+      const out = await measure([...DENO_RUN, `--v8-flags=${V8_FLAGS}`, `${REPO}bench/load_peak.ts`, file, how]);
+      if (out.code !== 0) throw new Error(`load_peak ${how}: ${new TextDecoder().decode(out.stderr)}`);
+      return JSON.parse(out.stdout) as { ms: number; peak_rss_kib: number | null };
+    };
+    const whole = await read("whole");
+    const parts = await read("parts");
+    figure({
+      id: `rss.read.10000.${kind}`,
+      label: `peak RSS of reading a 10k-step ${kind.toUpperCase()} flow file as the CLI does (a step at a time); \
+${Math.round(parts.ms)} ms, against ${Math.round(whole.ms)} ms whole`,
+      value: (parts.peak_rss_kib ?? NaN) / 1024,
+      unit: "MiB",
+      baseline: (whole.peak_rss_kib ?? NaN) / 1024,
+      baseline_label: "the same file with its whole document parsed at once",
+      goal: "(report)",
+    });
+  }
+}
+
 async function builtinScaling(): Promise<void> {
   const sizes = FULL ? [200, 1000, 10000] : [200, 1000];
   const perStep: Record<number, number> = {};
@@ -699,6 +742,7 @@ try {
   if (wanted("handoff")) await handOffExternal();
   if (wanted("chain")) await chains();
   if (wanted("chain")) await scaling();
+  if (wanted("read")) await flowFileReads();
   if (wanted("fanout")) await fanOuts(startup);
   if (wanted("launch")) await launchAndSupervisor();
 } finally {

@@ -256,3 +256,15 @@ export function cpuMicroseconds(): number {
   const { user, system } = process.cpuUsage();
   return user + system;
 }
+
+/** mulberry32: a small seeded generator, so a generated test's failure can be replayed from its seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

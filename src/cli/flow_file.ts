@@ -10,7 +10,7 @@ import {
   parseParamArgument,
 } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
-import { dirname, keepAll, resolve, within } from "../shared/mod.ts";
+import { collectLoadingGarbageEvery, dirname, keepAll, resolve, within } from "../shared/mod.ts";
 import { listenForInterrupt } from "./interrupt.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
@@ -20,7 +20,9 @@ export const STDIN_NAME = "<stdin>";
 /** Reads and loads a flow file (`-` reads standard input); the YAML library is imported here, on first need. */
 export async function readFlowFile(path: string): Promise<FlowDefinition> {
   await loadYamlLibrary();
-  if (path === "-") return loadFlowBytes(await readStdin(), STDIN_NAME);
+  // A large file is read a step at a time; its garbage is collected as it goes.
+  const options = { afterStep: collectLoadingGarbageEvery };
+  if (path === "-") return loadFlowBytes(await readStdin(), STDIN_NAME, options);
   let bytes: Uint8Array;
   try {
     // The size limit is checked before reading, so a huge file is refused without being loaded.
@@ -42,7 +44,7 @@ export async function readFlowFile(path: string): Promise<FlowDefinition> {
       : error.message;
     throw new UserError(`cannot read flow file ${path}: ${reason}`);
   }
-  return loadFlowBytes(bytes, path);
+  return loadFlowBytes(bytes, path, options);
 }
 
 /** How long opening a named pipe may wait for a process to open its other end. */

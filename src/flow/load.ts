@@ -25,23 +25,109 @@ import { quoteBangWhenValues } from "./yaml_bang.ts";
 import { FlowError, type Place } from "./errors.ts";
 import { INVISIBLE_OR_CONTROL, LIMITS } from "./limits.ts";
 import { checkFlowText, checkValueCount, decodeFlowBytes } from "./source.ts";
-import { Values } from "./values.ts";
+import { type At, Values } from "./values.ts";
+import { stepsLayout } from "./step_spans.ts";
 
 export { FlowError, formatPlace, type Place } from "./errors.ts";
 export { checkFileSize } from "./source.ts";
 
 /** Loads a flow file's bytes: see {@link loadFlow}; invalid UTF-8 is refused with its position. */
-export function loadFlowBytes(bytes: Uint8Array, fileName: string): FlowDefinition {
-  return loadFlow(decodeFlowBytes(bytes, fileName), fileName);
+export function loadFlowBytes(bytes: Uint8Array, fileName: string, options: LoadOptions = {}): FlowDefinition {
+  return loadFlow(decodeFlowBytes(bytes, fileName), fileName, options);
 }
 
+export interface LoadOptions {
+  /**
+   * Called before each step of a file read in parts: the caller may bound its heap there (the parts'
+   * garbage would otherwise pile up until V8 collects it, tens of MiB for 10k steps).
+   */
+  afterStep?: () => void;
+}
+
+/**
+ * Files from this many characters on are read one step at a time when their layout allows it
+ * ({@link loadFlowInParts}); smaller ones are parsed whole, where that costs little.
+ */
+const IN_PARTS_FROM_CHARS = 64 * 1024;
+
 /** Parses and validates flow text. `fileName` decides JSON (`.json`) or YAML, and names errors. */
-export function loadFlow(text: string, fileName: string): FlowDefinition {
+export function loadFlow(text: string, fileName: string, options: LoadOptions = {}): FlowDefinition {
+  const flow = text.length >= IN_PARTS_FROM_CHARS ? loadFlowInParts(text, fileName, options) : null;
+  return flow ?? loadWholeFlow(text, fileName);
+}
+
+/** The flow with its whole document parsed at once: any file can be read so, and every error is reported so. */
+export function loadWholeFlow(text: string, fileName: string): FlowDefinition {
   const { root, values } = parseRoot(text, fileName);
+  return flowOf(root, values, fileName, (stepsNode, defaults) => readSteps(stepsNode, root, values, defaults));
+}
+
+/**
+ * The flow with its steps parsed one at a time (src/flow/step_spans.ts finds them), so that a large
+ * file's token tree is never held whole: a 10k-step file took a process to 135 MiB as YAML, 174 MiB as JSON. Null when the
+ * layout is not one that step_spans.ts knows, or when anything is wrong or unusual (an error, an
+ * anchor or alias, which may reach from one step into another): {@link loadWholeFlow} then reads the
+ * file, and reports its errors as for any other. A flow read in parts is the same as read whole
+ * (tests/flow/load_in_parts_test.ts compares the two on every flow file of the project).
+ */
+export function loadFlowInParts(text: string, fileName: string, options: LoadOptions = {}): FlowDefinition | null {
+  try {
+    return readInParts(text, fileName, options.afterStep);
+  } catch {
+    return null;
+  }
+}
+
+/** Thrown where reading in parts gives way to reading whole. */
+class NotInParts extends Error {}
+
+function readInParts(text: string, fileName: string, afterStep?: () => void): FlowDefinition | null {
+  const isJson = fileName.toLowerCase().endsWith(".json");
+  const checked = checkFlowText(text, fileName);
+  checkValueCount(checked, fileName);
+  if (isJson) JSON.parse(checked);
+  const source = isJson ? checked : quoteBangWhenValues(checked);
+  const layout = stepsLayout(source, isJson);
+  if (layout === null) return null;
+  const lines = lineCounterOf(source);
+  const head = parseChecked(layout.head, fileName, isJson);
+  checkYamlVersion(head.doc, layout.head, fileName, head.lineCounter);
+  const { cutAt, shift } = layout;
+  const values = new Values(head.doc, placeAt(fileName, lines, (at) => at < cutAt ? at : at + shift));
+  const root = values.deref(head.doc.contents);
+  if (values.anchored || !isMap(root)) return null;
+  return flowOf(root, values, fileName, (stepsNode, defaults) => {
+    if (!isSeq(stepsNode) || stepsNode.items.length > 0 || stepsNode.range?.[0] !== layout.placeholderAt) {
+      throw new NotInParts("steps is not where the layout put it");
+    }
+    if (layout.items.length > LIMITS.steps) throw new NotInParts("over the step limit");
+    return collectSteps(
+      layout.items.map((span) => () => {
+        afterStep?.();
+        const part = parseChecked(source.slice(span.start, span.end), fileName, isJson);
+        const partValues = new Values(part.doc, placeAt(fileName, lines, (at) => span.start + at));
+        const contents = partValues.deref(part.doc.contents);
+        if (partValues.anchored) throw new NotInParts("anchors or aliases");
+        if (isJson) return { item: contents, values: partValues };
+        if (!isSeq(contents) || contents.items.length !== 1) throw new NotInParts("not one sequence item");
+        return { item: partValues.deref(contents.items[0]), values: partValues };
+      }),
+      defaults,
+    );
+  });
+}
+
+/** A flow from its root mapping; `readStepsOf` reads the steps from the `steps` field's node. */
+function flowOf(
+  root: YAMLMap,
+  values: Values,
+  fileName: string,
+  readStepsOf: (stepsNode: Node | undefined, defaults: StepDefaults) => StepsRead,
+): FlowDefinition {
   const fields = presentFields(values.fields(root, FLOW_FIELDS), FLOW_FIELD_TABLE, values, root);
   const flowId = readFlowId(fields.get("flow_id"), root, values);
   const { params, maxParallel, defaults } = readFlowSettings(fields, values);
-  const { steps, places } = readSteps(values.deref(fields.get("steps")), root, values, defaults);
+  const { steps, places } = readStepsOf(values.deref(fields.get("steps")), defaults);
   const flow: FlowDefinition = {
     flowId,
     steps,
@@ -97,22 +183,8 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   const checked = checkFlowText(text, fileName);
   checkValueCount(checked, fileName);
   const source = isJson ? checked : quoteBangWhenValues(checked);
-  let doc: Document.Parsed;
-  try {
-    // Unique keys are checked below, in linear time: the library's own check compares every pair of
-    // keys of a mapping (100k keys took minutes).
-    doc = parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
-  } catch (error) {
-    // The YAML library composes nested collections recursively.
-    if (!(error instanceof RangeError)) throw error;
-    throw tooDeep(fileName);
-  }
-  const at = (node: Node | null | undefined, stepId?: string): Place => {
-    const offset = node?.range?.[0];
-    if (offset === undefined) return { file: fileName, stepId };
-    const { line, col } = lineCounter.linePos(offset);
-    return { file: fileName, line, column: col, stepId };
-  };
+  const doc = parseYaml(source, fileName, lineCounter);
+  const at = placeAt(fileName, lineCounter);
   if (isJson) checkStrictJson(checked, fileName, lineCounter, doc.errors[0]?.pos[0]);
   checkDocument(doc, fileName, lineCounter, isJson);
   checkYamlVersion(doc, source, fileName, lineCounter);
@@ -121,6 +193,48 @@ function parseRoot(text: string, fileName: string): { root: YAMLMap; values: Val
   const root = values.deref(doc.contents);
   if (!isMap(root)) throw new FlowError(at(root), "a flow must be a mapping with flow_id and steps");
   return { root, values };
+}
+
+function parseYaml(source: string, fileName: string, lineCounter: LineCounter): Document.Parsed {
+  try {
+    // Unique keys are checked apart, in linear time: the library's own check compares every pair of
+    // keys of a mapping (100k keys took minutes).
+    return parseDocument(source, { lineCounter, prettyErrors: false, uniqueKeys: false, strict: true });
+  } catch (error) {
+    // The YAML library composes nested collections recursively.
+    if (!(error instanceof RangeError)) throw error;
+    throw tooDeep(fileName);
+  }
+}
+
+/** A parsed text with its syntax and repeated keys checked (a part of a file, or a whole one). */
+function parseChecked(source: string, fileName: string, isJson: boolean) {
+  const lineCounter = newLineCounter();
+  const doc = parseYaml(source, fileName, lineCounter);
+  checkDocument(doc, fileName, lineCounter, isJson);
+  checkUniqueKeys(doc, fileName, lineCounter, isJson);
+  return { doc, lineCounter };
+}
+
+/**
+ * Where a node is in the file: `lineCounter` counts the file's lines, and `toFile` takes an offset in
+ * the text parsed to the file's (the text is a part of the file when read in parts).
+ */
+function placeAt(fileName: string, lineCounter: LineCounter, toFile: (offset: number) => number = (at) => at): At {
+  return (node, stepId) => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return { file: fileName, stepId };
+    const { line, col } = lineCounter.linePos(toFile(offset));
+    return { file: fileName, line, column: col, stepId };
+  };
+}
+
+/** The lines of `text` as the parser counts them: one begins after each line feed. */
+function lineCounterOf(text: string): LineCounter {
+  const counter = newLineCounter();
+  counter.addNewLine(0);
+  for (let at = text.indexOf("\n"); at >= 0; at = text.indexOf("\n", at + 1)) counter.addNewLine(at + 1);
+  return counter;
 }
 
 /**
@@ -223,12 +337,17 @@ function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): stri
 type StepPlaces = Map<string, ReadStep["places"]>;
 
 /** The steps, in order, refusing a duplicate id. */
+interface StepsRead {
+  steps: StepDefinition[];
+  places: StepPlaces;
+}
+
 function readSteps(
   stepsNode: Node | undefined,
   root: YAMLMap,
   values: Values,
   defaults: StepDefaults,
-): { steps: StepDefinition[]; places: StepPlaces } {
+): StepsRead {
   const at = values.at;
   if (stepsNode === undefined) throw new FlowError(at(root), 'missing required field "steps"');
   if (!isSeq(stepsNode) || stepsNode.items.length === 0) {
@@ -237,10 +356,19 @@ function readSteps(
   if (stepsNode.items.length > LIMITS.steps) {
     throw new FlowError(at(stepsNode), `${stepsNode.items.length} steps, over the limit of ${LIMITS.steps}`);
   }
+  return collectSteps(
+    (stepsNode.items as Node[]).map((item) => () => ({ item: values.deref(item), values })),
+    defaults,
+  );
+}
+
+/** Each step read in turn (`items` give each one's node when called), refusing a repeated id. */
+function collectSteps(items: (() => { item: Node | undefined; values: Values })[], defaults: StepDefaults): StepsRead {
   const steps: StepDefinition[] = [];
   const places: StepPlaces = new Map();
-  for (const item of stepsNode.items as Node[]) {
-    const step = readStep(values.deref(item), values, defaults);
+  for (const next of items) {
+    const { item, values } = next();
+    const step = readStep(item, values, defaults);
     const previous = places.get(step.definition.id);
     if (previous) {
       throw new FlowError(

@@ -15,6 +15,8 @@ export type At = (node: Node | null | undefined, stepId?: string) => Place;
 export class Values {
   private targets = new Map<Alias, Node>();
   private expanded = 0;
+  /** Whether the document has an anchor or an alias anywhere. */
+  readonly anchored: boolean = false;
 
   constructor(doc: Document.Parsed, readonly at: At) {
     const anchors = new Map<string, Node>();
@@ -23,6 +25,7 @@ export class Values {
     while (stack.length > 0) {
       const node = stack.pop();
       if (isAlias(node)) {
+        this.anchored = true;
         const target = anchors.get(node.source);
         if (target) this.targets.set(node, target);
       } else if (isPair(node)) {
@@ -32,7 +35,10 @@ export class Values {
           // `command: && x` is the anchor "&" on "x" to YAML: the text written would be lost.
           throw new FlowError(at(node), `"&&" at the start of a value is read by YAML as an anchor; quote the value`);
         }
-        if (node.anchor) anchors.set(node.anchor, node);
+        if (node.anchor) {
+          this.anchored = true;
+          anchors.set(node.anchor, node);
+        }
         if (!isScalar(node)) { for (let i = node.items.length - 1; i >= 0; i--) stack.push(node.items[i]); }
       }
     }

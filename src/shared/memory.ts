@@ -56,3 +56,23 @@ let calls = 0;
 export function collectGarbageIfGrownEvery(): void {
   if (++calls % CHECK_EVERY === 0) collectGarbageIfGrown();
 }
+
+/** The used heap that makes {@link collectLoadingGarbageEvery} collect; null until its first check. */
+let loadingThreshold: number | null = null;
+let loadingCalls = 0;
+
+/**
+ * For a process that makes garbage before it drives (a large flow file read one step at a time): a
+ * regular collection once the heap has grown by 4 MiB, checked every 64 calls. It keeps its own
+ * measure, so a driver's first {@link collectGarbageIfGrown} still gives back what loading left.
+ */
+export function collectLoadingGarbageEvery(): void {
+  if (!collect || ++loadingCalls % CHECK_EVERY !== 0) return;
+  const used = Deno.memoryUsage().heapUsed;
+  if (loadingThreshold !== null && used >= loadingThreshold) {
+    collect({ type: "major", execution: "sync", flavor: "regular" });
+  }
+  if (loadingThreshold === null || used >= loadingThreshold) {
+    loadingThreshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
+  }
+}

@@ -1,18 +1,7 @@
 /** Generated input: random token strings either parse or fail with WhenSyntaxError, never anything else. */
 import assert from "node:assert/strict";
 import { evaluateWhen, formatWhen, parseWhen, WhenSyntaxError } from "../../src/flow/when.ts";
-
-/** A small deterministic generator (mulberry32) so a failure can be replayed from its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as random } from "../helpers.ts";
 
 const PIECES = ["A", "B", "c_1", "d.e", "f-g", "!", "&&", "||", "(", ")", "&", "|", " ", "", "$", "9", "-x", "\t", "é"];
 
