@@ -1,4 +1,6 @@
 /** The one place that writes to the terminal. Renderers elsewhere return strings. */
+import { jsonPieces } from "./json_pieces.ts";
+
 const encoder = new TextEncoder();
 
 /** Why stdout could not be written (a full disk under `>> log`), once that happened; then it is not written again. */
@@ -59,8 +61,20 @@ export function writeStderr(text: string): void {
 
 /** Pretty JSON on stdout: the machine-readable answer of most commands. */
 export function printJson(value: unknown): void {
-  writeStdout(JSON.stringify(value, null, 2) + "\n");
+  // Written in pieces of 32k characters (at most 96 KiB as UTF-8): a 10k-step run's text is megabytes (json_pieces.ts).
+  let pending = "";
+  for (const piece of jsonPieces(value)) {
+    pending += piece;
+    if (pending.length >= WRITE_CHARS) {
+      writeStdout(pending);
+      pending = "";
+    }
+  }
+  writeStdout(pending + "\n");
 }
+
+/** How much JSON text printJson gathers before each write. */
+const WRITE_CHARS = 32 * 1024;
 
 /** The single-line JSON error every failure prints on stderr. */
 export function printError(message: string, extra: Record<string, unknown> = {}): void {

@@ -106,15 +106,21 @@ export function bindFlow(
 ): FlowDefinition {
   const values = resolveParamValues(flow, given);
   const mayBeFilled = (text: string) => unknown.size > 0 && paramReferences(text).some((name) => unknown.has(name));
+  // Without parameters only a cwd can change (made absolute): a step without one is kept as it is, not
+  // copied (10k copies of steps, commands and envs were ~5 MiB of a foreground start's driver).
+  const substituted = flow.params.length > 0;
   const bindStep = (step: StepDefinition): StepDefinition => {
     const cwd = step.cwd === null ? null : substituteParams(step.cwd, values);
-    const bound = {
+    const absoluteCwd = cwd === null ? null : absolutePath(flowDir, cwd);
+    const bound = !substituted && absoluteCwd === step.cwd ? step : {
       ...step,
-      command: step.command.map((arg) => substituteParams(arg, values)),
-      env: Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)])),
-      cwd: cwd === null ? null : absolutePath(flowDir, cwd),
+      command: substituted ? step.command.map((arg) => substituteParams(arg, values)) : step.command,
+      env: substituted
+        ? Object.fromEntries(Object.entries(step.env).map(([k, v]) => [k, substituteParams(v, values)]))
+        : step.env,
+      cwd: absoluteCwd,
     };
-    checkBoundStep(bound, step, { cwd, substituted: flow.params.length > 0, mayBeFilled });
+    checkBoundStep(bound, step, { cwd, substituted, mayBeFilled });
     return bound;
   };
   return { ...flow, steps: flow.steps.map(bindStep), paramValues: values };

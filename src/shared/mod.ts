@@ -30,7 +30,12 @@ export {
 } from "./process.ts";
 export { forEachBounded } from "./bounded.ts";
 export { concatBytes } from "./bytes.ts";
-export { collectGarbageIfGrown, collectGarbageIfGrownEvery, collectLoadingGarbageEvery } from "./memory.ts";
+export {
+  collectGarbageIfGrown,
+  collectGarbageIfGrownEvery,
+  collectLoadingGarbageEvery,
+  releaseGarbage,
+} from "./memory.ts";
 export { isNoSpace, makeDirectory, pathExists } from "./files.ts";
 export { basename, dirname, fileUrlToPath, isAbsolute, join, normalize, resolve } from "./posix_path.ts";
 export {

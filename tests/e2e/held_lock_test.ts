@@ -217,10 +217,11 @@ flowTest(
   "wait --timeout keeps its deadline when the state file must first be migrated under a held write lock",
   async (env) => {
     await env.json(["start", "--run-key", "old", env.flow("two.yaml", TWO_STEPS)]);
-    // The file as the previous schema version left it (migration 6 undone): a follower cannot read it
+    // The file as an older schema version left it (migrations 7 and 6 undone): a follower cannot read it
     // read-only, and opens it for writing to migrate it, which needs the write lock.
     const sqlite = new DatabaseSync(stateFile(env));
-    sqlite.exec(`ALTER TABLE flow_runs DROP COLUMN not_before;
+    sqlite.exec(`DROP TABLE flow_definition_parts;
+      ALTER TABLE flow_runs DROP COLUMN not_before;
       ALTER TABLE flow_steps DROP COLUMN retry_history;
       UPDATE schema_meta SET value = '5' WHERE key = 'schema_version'`);
     sqlite.close();
