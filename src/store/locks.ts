@@ -283,10 +283,22 @@ export async function isDriverHeld(dbPath: string, runKey: string): Promise<bool
  * wait for what they cannot see end). The probe takes the lock for an instant when it is free.
  */
 export function isCancelHeld(dbPath: string, runKey: string): boolean {
+  return isLockHeld(dbPath, runKey, "cancel");
+}
+
+/**
+ * Whether a `start -d`, `resume -d` or `retry -d` is launching the run's driver: some process holds
+ * its launch gate (see {@link isCancelHeld} for what the probe does and when it says false).
+ */
+export function isLaunchHeld(dbPath: string, runKey: string): boolean {
+  return isLockHeld(dbPath, runKey, "launch");
+}
+
+function isLockHeld(dbPath: string, runKey: string, kind: "cancel" | "launch"): boolean {
   let file: Deno.FsFile;
   try {
     // flock needs no write access: a reader of a state directory it may not write to can look too.
-    file = Deno.openSync(lockFilePath(dbPath, runKey, "cancel"), { read: true });
+    file = Deno.openSync(lockFilePath(dbPath, runKey, kind), { read: true });
   } catch {
     return false;
   }

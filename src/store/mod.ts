@@ -34,6 +34,7 @@ export {
   FileLocks,
   isCancelHeld,
   isDriverHeld,
+  isLaunchHeld,
   LOCK_KINDS,
   lockFilePath,
 } from "./locks.ts";

@@ -205,3 +205,27 @@ flowTest(
   },
   { ignore: Deno.build.os !== "linux" },
 );
+
+flowTest(
+  builtin,
+  "a retry while a start -d is launching the run's driver says a driver is being launched, not that nobody drives it",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+    // The start -d has created the run and holds the launch gate; no driver holds the run yet.
+    const start = await spawnStopped(env, ["start", "-d", "--run-key", "r", file], "launch:gate-taken");
+    const pending = await env.status("r");
+    assert.deepEqual([pending.status, pending.driver], ["PENDING", null], "created, not yet driven");
+    const retry = await env.run(["retry", "--run-key", "r"]);
+    assert.equal(retry.code, 2, retry.stderr);
+    const { error } = errorLine(retry);
+    assert.match(error, /is PENDING: only a run that has ended can be retried; its driver is being launched/);
+    assert.doesNotMatch(error, /nobody drives it/);
+    const result = await start.finish();
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).detached, true);
+    await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
+    assert.deepEqual(lines(log), ["a"]);
+  },
+  { ignore: Deno.build.os !== "linux" },
+);

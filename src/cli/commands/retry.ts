@@ -10,7 +10,7 @@ import { printJson } from "../output.ts";
 import { exitCodeOf, settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
-import { isDriverHeld } from "../../store/mod.ts";
+import { isDriverHeld, isLaunchHeld } from "../../store/mod.ts";
 import { unusableBecause } from "../../executor/mod.ts";
 import { detachConfirmed } from "./start.ts";
 
@@ -141,12 +141,15 @@ async function retryPlan(
 async function refuseUnretryable(session: Session, record: RunRecord, program: string, stepId: string | undefined) {
   const runKey = record.state.runKey;
   const status = record.state.status;
+  // A driver being launched (start -d, resume -d, retry -d) holds the launch gate, not yet the driver lock.
+  const whoDrives = async () =>
+    await isDriverHeld(session.dbPath, runKey)
+      ? ""
+      : isLaunchHeld(session.dbPath, runKey)
+      ? `; its driver is being launched: follow it with '${program} wait --run-key ${runKey}'`
+      : `; nobody drives it: carry it on with '${program} wait --run-key ${runKey} --advance'`;
   if (isLiveRun(status)) {
-    const driven = await isDriverHeld(session.dbPath, runKey);
-    throw new UserError(
-      `run ${runKey} is ${status}: only a run that has ended can be retried` +
-        (driven ? "" : `; nobody drives it: carry it on with '${program} wait --run-key ${runKey} --advance'`),
-    );
+    throw new UserError(`run ${runKey} is ${status}: only a run that has ended can be retried${await whoDrives()}`);
   }
   if (status === "SUCCEEDED" && stepId === undefined) {
     throw new UserError(`run ${runKey} SUCCEEDED: name the step to run again with --step`);
