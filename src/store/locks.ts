@@ -15,11 +15,18 @@ import { safeFileName, stateHome } from "./paths.ts";
 const LOCK_RETRY: Backoff = { first: 0.02, factor: 2, ceiling: 0.1 };
 
 export class FileLocks {
+  /**
+   * The state file's real directory, resolved once: resolving it walks every part of its path with a
+   * readlink, twice for each lock taken (a driver takes the start gate for every step).
+   */
+  private home: string | undefined;
+
   constructor(readonly dbPath: string) {}
 
   private path(runKey: string, kind: LockKind): string {
-    makeDirectory(join(stateHome(this.dbPath), "locks"));
-    return lockFilePath(this.dbPath, runKey, kind);
+    this.home ??= stateHome(this.dbPath);
+    makeDirectory(join(this.home, "locks"));
+    return lockFileIn(this.home, runKey, kind);
   }
 
   /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
@@ -128,7 +135,12 @@ export type LockKind = typeof LOCK_KINDS[number];
 
 /** The path of one of a run's lock files, without creating anything. */
 export function lockFilePath(dbPath: string, runKey: string, kind: LockKind): string {
-  return join(stateHome(dbPath), "locks", `${safeFileName(runKey)}.${kind}.lock`);
+  return lockFileIn(stateHome(dbPath), runKey, kind);
+}
+
+/** {@link lockFilePath} in the state file's real directory `home`. */
+function lockFileIn(home: string, runKey: string, kind: LockKind): string {
+  return join(home, "locks", `${safeFileName(runKey)}.${kind}.lock`);
 }
 
 /** The path of a run's driver lock file, without creating anything. */
