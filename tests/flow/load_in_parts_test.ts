@@ -154,3 +154,20 @@ Deno.test("2,000 mutations of generated layouts read the same in parts as whole"
   // Many mutants stay valid and in the layout, so the comparison is made on them.
   assert.ok(inParts > 400, `only ${inParts} mutants were read in parts`);
 });
+
+/** Inputs where the parts reader once differed from the whole reader, each checked by {@link compare}. */
+const FOUND: [string, string][] = [
+  // A %TAG directive in the head renames a handle for the whole document, not for a step parsed alone.
+  [
+    "%TAG !! renames the secondary handle",
+    "%TAG !! tag:example.com,2000:\n---\nflow_id: x\nsteps:\n- id: a\n  command: !!str echo\n",
+  ],
+];
+
+Deno.test("inputs where reading in parts once differed read the same as whole", () => {
+  for (const [label, text] of FOUND) {
+    compare(text, "found.yaml", label);
+    const big = text + "#".repeat(64 * 1024) + "\n";
+    compare(big, "found.yaml", `${label} (large)`);
+  }
+});
