@@ -92,6 +92,8 @@ function readInParts(text: string, fileName: string, afterStep?: () => void): Fl
   const lines = lineCounterOf(source);
   const head = parseChecked(layout.head, fileName, isJson);
   checkYamlVersion(head.doc, layout.head, fileName, head.lineCounter);
+  // A %TAG directive names a tag handle for the whole document; a step parsed alone would not know it.
+  if (hasTagDirective(head.doc)) return null;
   const { cutAt, shift } = layout;
   const values = new Values(head.doc, placeAt(fileName, lines, (at) => at < cutAt ? at : at + shift));
   const root = values.deref(head.doc.contents);
@@ -115,6 +117,12 @@ function readInParts(text: string, fileName: string, afterStep?: () => void): Fl
       defaults,
     );
   });
+}
+
+/** Whether the document's directives name a tag handle other than the default `!!`. */
+function hasTagDirective(doc: Document.Parsed): boolean {
+  const tags = Object.entries(doc.directives?.tags ?? {});
+  return tags.some(([handle, prefix]) => handle !== "!!" || prefix !== "tag:yaml.org,2002:");
 }
 
 /** A flow from its root mapping; `readStepsOf` reads the steps from the `steps` field's node. */

@@ -151,7 +151,13 @@ function stepsArrayStart(source: string): number {
   return found;
 }
 
+/** A CR not followed by LF: white space to JSON, but not to YAML, which parses the file. */
+const LONE_CR = /\r(?!\n)/;
+
 function jsonLayout(source: string): StepsLayout | null {
+  // The white space between the steps is cut out with them, so whatever YAML would make of a lone
+  // CR there is left to the whole-document parse.
+  if (LONE_CR.test(source)) return null;
   const open = stepsArrayStart(source);
   if (open < 0) return null;
   const items: Span[] = [];

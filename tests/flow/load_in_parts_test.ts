@@ -154,3 +154,28 @@ Deno.test("2,000 mutations of generated layouts read the same in parts as whole"
   // Many mutants stay valid and in the layout, so the comparison is made on them.
   assert.ok(inParts > 400, `only ${inParts} mutants were read in parts`);
 });
+
+/** Inputs where the parts reader once differed from the whole reader, each checked by {@link compare}. */
+const FOUND: [string, string, string][] = [
+  // A %TAG directive in the head renames a handle for the whole document, not for a step parsed alone.
+  [
+    "%TAG !! renames the secondary handle",
+    "found.yaml",
+    "%TAG !! tag:example.com,2000:\n---\nflow_id: x\nsteps:\n- id: a\n  command: !!str echo\n",
+  ],
+  // A lone CR is white space to JSON, not to YAML; between the steps it was cut out with them.
+  ["lone CR before ]", "found.json", '{"flow_id":"f","steps":[{"id":"a","command":"x"}\r]}'],
+  ["lone CR after [", "found.json", '{"flow_id":"f","steps":[\r{"id":"a","command":"x"}]}'],
+  ["lone CR before ,", "found.json", '{"flow_id":"f","steps":[{"id":"a","command":"x"}\r,{"id":"b","command":"x"}]}'],
+  ["lone CR after ,", "found.json", '{"flow_id":"f","steps":[{"id":"a","command":"x"},\r{"id":"b","command":"x"}]}'],
+];
+
+Deno.test("inputs where reading in parts once differed read the same as whole", () => {
+  for (const [label, name, text] of FOUND) {
+    compare(text, name, label);
+    const big = name.endsWith(".json")
+      ? text.replace("{", `{${" ".repeat(64 * 1024)}`)
+      : text + "#".repeat(64 * 1024) + "\n";
+    compare(big, name, `${label} (large)`);
+  }
+});
