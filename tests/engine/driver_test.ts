@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type { Job, JobStatus, RunState, StartResult } from "../../src/domain/mod.ts";
 import { cancelRun, createRun, Driver, type DriverOptions, loadRun, type StartGate } from "../../src/engine/mod.ts";
 import { type AbortOptions, type Executor, ExecutorError, type JobRef } from "../../src/executor/mod.ts";
-import { definitionHash, loadFlow } from "../../src/flow/mod.ts";
+import { definitionHash, loadFlow, normalizeFlow } from "../../src/flow/mod.ts";
 import { openDatabase, RunStore, storeWaitReason } from "../../src/store/mod.ts";
 
 import { loadYamlLibrary } from "../../src/flow/mod.ts";
@@ -860,4 +860,32 @@ steps:
   } finally {
     clearInterval(noise);
   }
+});
+
+Deno.test("a created run is driven with its stored definition read back, not the caller's flow as the loader made it", () => {
+  using db = {
+    handle: openDatabase(":memory:"),
+    [Symbol.dispose]() {
+      this.handle.close();
+    },
+  };
+  const runs = new RunStore(db.handle);
+  const flow = loadFlow(
+    "flow_id: f\nsteps:\n  - {id: a, command: [echo, a]}\n  - {id: b, command: [echo, b], depends_on: [a], env: {X: y}}\n",
+    "f.yaml",
+  );
+  // A hash no other test uses: the process keeps one parsed definition per hash.
+  const hash = `${definitionHash(flow)}-stored-copy`;
+  const record = createRun(runs, {
+    runKey: "k",
+    flow,
+    definitionHash: hash,
+    flowFile: null,
+    executor: { kind: "builtin" },
+  }, 1);
+  // The loader's objects (with the places of each step in the file) are not kept for the whole run.
+  assert.notEqual(record.state.flow, flow);
+  assert.ok(record.state.flow.steps.every((step, i) => step !== flow.steps[i]));
+  assert.deepEqual(normalizeFlow(record.state.flow), normalizeFlow(flow));
+  assert.equal(loadRun(runs, "k")!.state.flow, record.state.flow, "one parsed copy per definition");
 });
