@@ -7,9 +7,16 @@ import { listenForInterrupt } from "../interrupt.ts";
 import { printError, printJson, printWarning } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
+import { timerDelay } from "../../shared/mod.ts";
 
 /** How long cancel waits for the start gate before it says so. */
 const GATE_NOTICE_MS = 3000;
+/**
+ * After a first Ctrl-C, how long past the grace an external orchesjob's abort call is still waited
+ * for: orchesjob's `abort` sends its SIGKILL at the end of the grace and answers at once, so a call
+ * still under way by then has hung, and waiting on it (up to the call limit) sends nothing.
+ */
+const ABORT_CALL_MARGIN_SEC = 5;
 
 export const cancelCommand: Command = {
   spec: {
@@ -40,6 +47,9 @@ export const cancelCommand: Command = {
     // Listening from the start, before the state file is opened, leaves no moment where a signal would
     // kill it with no word.
     let committed = false;
+    let session: Session | null = null;
+    let giveUp: ReturnType<typeof setTimeout> | undefined;
+    using _giveUp = { [Symbol.dispose]: () => clearTimeout(giveUp) };
     using _interrupt = listenForInterrupt((count) => {
       if (!committed || count > 1) {
         printError(
@@ -51,17 +61,22 @@ export const cancelCommand: Command = {
         Deno.exit(ExitCode.interrupted);
       }
       printWarning(`cancel: interrupted; finishing the aborts first (SIGKILL after at most ${grace} s)`);
+      // An abort call that hangs past the grace is given up (its step says the job may still run),
+      // rather than held until the call limit after the operator asked to stop.
+      giveUp = setTimeout(() => session?.stopCalls(), timerDelay(grace + ABORT_CALL_MARGIN_SEC));
+      Deno.unrefTimer(giveUp);
     });
     // Another process's write lock (an admin's sqlite3 shell) is waited out in short tries, in which a
     // Ctrl-C is heard (the run unchanged), where opening failed with exit 70 after the busy timeout.
-    using session = await Session.open(context, {}, null);
+    using opened = await Session.open(context, {}, null);
+    session = opened;
     // A write lock taken since the file was opened is waited out as well, in short tries in which a
     // Ctrl-C is heard (the run unchanged), before the commit.
-    const undelivered = await session.writing(
-      () => cancelAndAbort(session, runKey, grace, () => (committed = true)),
+    const undelivered = await opened.writing(
+      () => cancelAndAbort(opened, runKey, grace, () => (committed = true)),
     );
     // Exit 3 for a run that a clean deleted meanwhile (it had ended), as for any run not found.
-    printJson(runJson(session.runAgain(runKey)));
+    printJson(runJson(opened.runAgain(runKey)));
     return undelivered > 0 ? ExitCode.abortFailed : ExitCode.ok;
   },
 };
