@@ -268,3 +268,22 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * SIGKILLs every process (but this one) whose command line or environment mentions `text` (a test's
+ * own temporary directory), Linux only: a test that fails, or is killed, with a step still waiting
+ * for a file in its directory would leave that command polling for ever once the directory is gone.
+ */
+export function killProcessesMentioning(text: string): void {
+  if (Deno.build.os !== "linux") return;
+  for (const entry of Deno.readDirSync("/proc")) {
+    const pid = Number(entry.name);
+    if (!Number.isInteger(pid) || pid === Deno.pid) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+      if (cmdline.includes(text) || Deno.readTextFileSync(`/proc/${pid}/environ`).includes(text)) {
+        Deno.kill(pid, "SIGKILL");
+      }
+    } catch { /* gone, or not ours to read */ }
+  }
+}

@@ -5,7 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, type CliResult, eventually, REPO, TEST_ENV, writeJobWrapper } from "../helpers.ts";
+import {
+  CLI,
+  type CliResult,
+  eventually,
+  killProcessesMentioning,
+  REPO,
+  TEST_ENV,
+  writeJobWrapper,
+} from "../helpers.ts";
 
 export type ExecutorMode = "builtin" | "external";
 
@@ -22,6 +30,7 @@ export class FlowEnv implements Disposable {
   }
 
   [Symbol.dispose](): void {
+    killProcessesMentioning(this.home);
     Deno.removeSync(this.home, { recursive: true });
   }
 
