@@ -350,8 +350,9 @@ export class BuiltinRunner implements Executor {
    * does not know (yet) is reported as "something changed".
    */
   watch(onChange: (runKeys?: readonly string[]) => void): Disposable | null {
+    // Any kind but reads and removals: FSEvents (macOS) may report a creation as "any" or "other".
     const ended = (kind: Deno.FsEvent["kind"], path: string) =>
-      (kind === "create" || kind === "modify") && path.endsWith(".exit");
+      kind !== "access" && kind !== "remove" && path.endsWith(".exit");
     const dir = endedDirectory(this.dir);
     try {
       makeDirectory(dir);
