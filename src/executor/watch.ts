@@ -4,7 +4,8 @@
  * coalesced, late or lost (a full kernel queue, a network file system), so callers keep polling.
  *
  * Test hooks (read here, so no test-only option reaches the engine):
- * - ORCHESJOB_FLOW_TEST_NOTIFY_LOG=FILE appends one line per hint ("delivered" or "lost") to FILE;
+ * - ORCHESJOB_FLOW_TEST_NOTIFY_LOG=FILE appends one line per hint ("delivered" or "lost") to FILE,
+ *   and one per event the watcher woke for but passed over ("ignored"): what a watch costs;
  * - ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS=1 drops every hint, as a lost notification would be.
  */
 
@@ -27,11 +28,18 @@ export function watchDirectory(
   }
   const log = Deno.env.get("ORCHESJOB_FLOW_TEST_NOTIFY_LOG");
   const lose = Deno.env.get("ORCHESJOB_FLOW_TEST_LOSE_NOTIFICATIONS") === "1";
+  const logName = `/${log?.slice(log.lastIndexOf("/") + 1)}`;
   (async () => {
     try {
       for await (const event of watcher) {
         const paths = event.paths.filter((path) => relevant(event.kind, path));
-        if (paths.length === 0) continue;
+        if (paths.length === 0) {
+          // Not the log's own writes (a log inside the watched directory): each would log another.
+          if (log && !event.paths.every((path) => path.endsWith(logName))) {
+            Deno.writeTextFileSync(log, `ignored ${event.kind} ${event.paths.join(" ")}\n`, { append: true });
+          }
+          continue;
+        }
         if (log) {
           Deno.writeTextFileSync(log, `${lose ? "lost" : "delivered"} ${event.kind} ${event.paths.join(" ")}\n`, {
             append: true,

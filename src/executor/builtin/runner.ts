@@ -27,7 +27,15 @@ import {
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import { type LiveGroup, processHolding, processStartTicks, processStartTime, signal } from "./processes.ts";
 import { AbortWatch, aliveNow, type Probe, type WatchedJob } from "./abort_watch.ts";
-import { bashPath, jobFiles, type JobLaunch, type Launch, launchSupervisors, readIntFile } from "./supervisor.ts";
+import {
+  bashPath,
+  endedDirectory,
+  jobFiles,
+  type JobLaunch,
+  type Launch,
+  launchSupervisors,
+  readIntFile,
+} from "./supervisor.ts";
 import { LaunchServer } from "./launch_server.ts";
 import { watchDirectory } from "../watch.ts";
 
@@ -333,14 +341,25 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * A supervisor writes `<job>.exit` as the job's last act, so an event on an `.exit` path means that
-   * job just ended (maybe another run's: the caller ignores run keys not its own). The file's creation
-   * and its write are two events: a round woken by the first may find it still empty, and the second
-   * wakes another. A job id the table does not know (yet) is reported as "something changed".
+   * A supervisor makes `ended/<job>.exit` as the job's last act, once `<job>.exit` is complete, so an
+   * event there means that job just ended (maybe another run's: the caller ignores run keys not its
+   * own). Only that directory is watched: the jobs directory has an event for each write() to any
+   * job's output, and watching it made every driver of the state file wake for each (an idle driver
+   * spent 65% of a core while another run's step printed 100k lines). Supervisors of earlier versions
+   * make no such file: polling finds their ends. Removals (`clean`) are no news. A job id the table
+   * does not know (yet) is reported as "something changed".
    */
   watch(onChange: (runKeys?: readonly string[]) => void): Disposable | null {
-    const ended = (kind: Deno.FsEvent["kind"], path: string) => kind !== "access" && path.endsWith(".exit");
-    return watchDirectory(this.dir, ended, (paths) => {
+    // Any kind but reads and removals: FSEvents (macOS) may report a creation as "any" or "other".
+    const ended = (kind: Deno.FsEvent["kind"], path: string) =>
+      kind !== "access" && kind !== "remove" && path.endsWith(".exit");
+    const dir = endedDirectory(this.dir);
+    try {
+      makeDirectory(dir);
+    } catch {
+      return null; // a read-only home, a full disk: polling alone
+    }
+    return watchDirectory(dir, ended, (paths) => {
       const runKeys: string[] = [];
       try {
         for (const path of paths) {

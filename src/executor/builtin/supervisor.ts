@@ -13,7 +13,8 @@
  *      job's stderr file, exit status -1),
  *   4. starts the command, with the step's environment variables (the supervisor keeps its own),
  *      stdin /dev/null and stdout/stderr to the job's files,
- *   5. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`.
+ *   5. writes the command's PID to `<job>.target`, waits, and writes its exit status to `<job>.exit`,
+ *      then makes the empty `ended/<job>.exit`, the hint that drivers watch for.
  * Nothing is forked or executed that the job does not need (no `mkdir`, no subshell to look the
  * program up): on a small VM each process costs 1-2 ms, which was most of a short job's cost.
  * Each file is one short line written by one write() into a new file, and readers take a file only
@@ -145,6 +146,7 @@ supervise() {
   if [ "$rc" -gt 128 ] && [ "$rc" -le 192 ]; then rc=$((128 - rc)); fi
   crash_point supervisor:before-exit-file
   put "$job" exit "$rc"
+  ended "$job"
   exit 0
 }
 # The job was aborted: its abort file is there, or the trap in supervise() caught its SIGTERM.
@@ -157,7 +159,15 @@ fail() {
   printf '%s\n' "orchesjob-flow: $1" >| "$dir/$job.stderr"
   : >| "$dir/$job.stdout"
   put "$job" exit -1
+  ended "$job"
   exit 0
+}
+# Says that the job ended, once its exit file is complete: an empty file in ended/, the directory
+# that drivers watch. Not the exit file itself: in the jobs directory every write() of every job's
+# output is an event, which would wake every driver of the state file. Best effort (no ended/ yet:
+# polling finds the end); 'true', not ':', whose failed redirection could end a POSIX shell.
+ended() {
+  { true >| "$dir/ended/$1.exit"; } 2> /dev/null
 }
 # Claims a job: creates its claim file, or fails if anything is there already (O_EXCL fails on any
 # existing path, an earlier version's claim directory too): another supervisor owns the job.
@@ -248,6 +258,14 @@ export function scriptShell(): string[] {
   return bash === null ? ["/bin/sh"] : [bash, "-p"];
 }
 
+/**
+ * Where supervisors say that a job ended, and the one directory drivers watch: the jobs directory
+ * itself has an event for every write() to a job's output, of every run of the state file.
+ */
+export function endedDirectory(jobsDir: string): string {
+  return `${jobsDir}/ended`;
+}
+
 /** Job file paths under the jobs directory. */
 export function jobFiles(dir: string, jobId: string) {
   const base = `${dir}/${jobId}`;
@@ -267,6 +285,8 @@ export function jobFiles(dir: string, jobId: string) {
     abort: `${base}.abort`,
     /** How the job was launched (environment, directory; JSON, mode 0600), for a relaunch. */
     launch: `${base}.launch`,
+    /** An empty file made once `exit` is complete: the hint that drivers watch for (see endedDirectory). */
+    ended: `${endedDirectory(dir)}/${jobId}.exit`,
   };
 }
 
