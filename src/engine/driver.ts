@@ -58,6 +58,11 @@ const GAVE_UP = Symbol("gave up");
 const SLICE_SECONDS = 0.25;
 /** Jobs started (and status calls made) at once; `max_parallel`, when flows get it, caps this further. */
 export const START_CONCURRENCY = 8;
+/**
+ * After an external orchesjob's `status --running` failed (an error, or a hang until the call limit),
+ * how long rounds ask each running step by its key instead, before the list is tried again.
+ */
+const LIST_PAUSE_SECONDS = 60;
 /** Starts per hold of the start gate, so a cancel waits for one batch at most. */
 const START_BATCH = 64;
 
@@ -127,6 +132,8 @@ export class Driver {
   private readonly abortRetry = new Map<string, { at: number; pause: number }>();
   /** Until when (performance.now()) failed attempts' errors go without their stderr line: a `logs` call hung. */
   private stderrSkippedUntil = 0;
+  /** When (clock seconds) to ask an external orchesjob for its running jobs again after that call failed. */
+  private listAgainAt = 0;
   /** Run keys the executor hinted at since the last round looked (see drive). */
   private hinted = new Set<string>();
   /** A hint that named no job: the next round looks at every running step. */
@@ -484,12 +491,14 @@ export class Driver {
     if (ask.length === 0) return observations;
     const { executor } = this.options;
     let active: Map<string, Job> | null = null;
-    if (executor.kind === "orchesjob" && ask.length > 1) {
+    if (executor.kind === "orchesjob" && ask.length > 1 && this.clock.now() >= this.listAgainAt) {
       try {
         active = new Map((await executor.running()).map((job) => [job.run_key ?? "", job]));
       } catch (error) {
         if (!(error instanceof ExecutorError)) throw error;
         active = null; // fall back to one call per step
+        // A list call that hangs takes the call limit (60 s) each time: every round took that long.
+        this.listAgainAt = this.clock.now() + LIST_PAUSE_SECONDS;
       }
     }
     // The built-in runner answers at once (no process per call), one step after another: a status

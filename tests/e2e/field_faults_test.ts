@@ -89,7 +89,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * key asked for: {} (empty), null, a string, an array, a status outside the contract (pending), another
  * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `status --running`
  * only: answer [null], and let `status --run-key` work (runningnull) or answer null too (allnull), each
- * call's key (or `running`) noted in `calls.log`. On `start`: start the job, then print null (startnull),
+ * call's key (or `running`) noted in `calls.log`; or hang, noted there too, and let `status --run-key`
+ * work (runninghang). On `start`: start the job, then print null (startnull),
  * or make the job and then exit 137 as a shell reports a SIGKILL (startdies), or make the job and then
  * really die by SIGKILL (startkilled), or die by SIGKILL before making it (startkilledfirst); each death
  * is noted in `died` with the fake's PID. Or, once, exit 130 before making it, as the `job` wrapper does when
@@ -132,6 +133,8 @@ case "$1:$mode" in
     if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; echo '[null]'; exit 0; fi
     echo "$3" >> '${join(dir, "calls.log")}'
     if [ "$mode" = allnull ]; then echo null; exit 0; fi ;;
+  status:runninghang)
+    if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; exec sleep 600; fi ;;
   abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
@@ -1063,5 +1066,34 @@ flowTest(
     const [, h, m, sec] = table.match(/^a\s+OK SUCCEEDED\s+\S+\s+(\d\d):(\d\d):(\d\d)\s/m) ?? [];
     const shown = Number(h) * 3600 + Number(m) * 60 + Number(sec);
     assert.ok(Math.abs(shown - (a.finished_at - a.started_at)) <= 1, `table shows ${shown} s\n${table}`);
+  },
+);
+
+flowTest(
+  builtin,
+  "a status --running that hangs is not waited for in every round: the keys are asked instead for a while",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = twoWaitingSteps(env);
+    // Each call is cut off after 1 s: a list call that hangs costs a round that second.
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "rh", file], {
+      ORCHESJOB_FLOW_CALL_TIMEOUT: "1",
+    });
+    await env.waitFor(
+      "rh",
+      "a and b have RUNNING jobs",
+      (run) => ["a", "b"].every((id) => step(run, id).orchesjob_status?.status === "RUNNING"),
+    );
+    fake.mode("runninghang");
+    await eventually("the list was asked for, and hung", () => fakeCalls(env).includes("running"));
+    // Rounds go on meanwhile (every 0.1 s at most): with the list asked each round, each took 1 s more.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    release(env);
+    const result = await stderrOf(driver);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(statuses(JSON.parse(result.stdout)), { a: "SUCCEEDED", b: "SUCCEEDED" });
+    const lists = countLines(join(env.home, "calls.log"))["running"];
+    assert.equal(lists, 1, `status --running was asked ${lists} times`);
+    for (const key of ["rh:a:1", "rh:b:1"]) assert.equal((await env.jobs(key)).length, 1, `${key} started once`);
   },
 );
