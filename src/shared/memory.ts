@@ -28,36 +28,52 @@ const GROWTH_BYTES = 4 * 1024 * 1024;
  * first ~11 s, then 90 MiB; it now holds ~75-88 MiB from its first round on.
  */
 const FIRST_COLLECTION_BYTES = 8 * 1024 * 1024;
-/** Null until the first call. */
-let threshold: number | null = null;
+/**
+ * One process's bound on its heap: a full collection whenever the used heap has grown by
+ * {@link GROWTH_BYTES} since the last. Its first check only takes the measure, unless `releaseFirst`
+ * and the heap is already over {@link FIRST_COLLECTION_BYTES}: then it collects at once, giving the
+ * pages back.
+ */
+class HeapBound {
+  /** Null until the first check. */
+  private threshold: number | null = null;
+  private calls = 0;
+
+  constructor(private readonly releaseFirst: boolean) {}
+
+  check(): void {
+    if (!collect) return;
+    const used = Deno.memoryUsage().heapUsed;
+    const first = this.threshold === null;
+    if (first && !(this.releaseFirst && used >= FIRST_COLLECTION_BYTES)) {
+      this.threshold = used + GROWTH_BYTES;
+      return;
+    }
+    if (!first && used < this.threshold!) return;
+    collect({ type: "major", execution: "sync", flavor: first ? "last-resort" : "regular" });
+    this.threshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
+  }
+
+  /** {@link check} once per {@link CHECK_EVERY} calls: for loops over many steps. */
+  checkEvery(): void {
+    if (++this.calls % CHECK_EVERY === 0) this.check();
+  }
+}
+
+/** Calls per check from the loops that check every so many steps. */
+const CHECK_EVERY = 64;
+
+/** A driver's bound; its first check gives back what reading a large file or run left. */
+const driving = new HeapBound(true);
+/**
+ * The bound while a large flow file is read a step at a time: a measure of its own, so that the
+ * driver's first check still gives back what loading left.
+ */
+const loading = new HeapBound(false);
 
 export function collectGarbageIfGrown(): void {
-  if (!collect) return;
-  const used = Deno.memoryUsage().heapUsed;
-  const first = threshold === null;
-  if (first && used < FIRST_COLLECTION_BYTES) {
-    threshold = used + GROWTH_BYTES;
-    return;
-  }
-  if (!first && used < threshold!) return;
-  collect({ type: "major", execution: "sync", flavor: first ? "last-resort" : "regular" });
-  threshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
+  driving.check();
 }
-
-/**
- * A memory-reducing collection now, if the heap is over 8 MiB: for a process between two large pieces
- * of work (a large flow file read and hashed, before its run is created), so that the second does not
- * pile on the first's garbage. Leaves {@link collectGarbageIfGrown}'s measure as it is.
- */
-export function releaseGarbage(): void {
-  if (collect && Deno.memoryUsage().heapUsed >= FIRST_COLLECTION_BYTES) {
-    collect({ type: "major", execution: "sync", flavor: "last-resort" });
-  }
-}
-
-/** Calls per {@link collectGarbageIfGrown} from {@link collectGarbageIfGrownEvery}. */
-const CHECK_EVERY = 64;
-let calls = 0;
 
 /**
  * {@link collectGarbageIfGrown} once per 64 calls: for loops over many steps within one round. A round
@@ -65,25 +81,24 @@ let calls = 0;
  * heap grow by all of that round's garbage.
  */
 export function collectGarbageIfGrownEvery(): void {
-  if (++calls % CHECK_EVERY === 0) collectGarbageIfGrown();
+  driving.checkEvery();
 }
-
-/** The used heap that makes {@link collectLoadingGarbageEvery} collect; null until its first check. */
-let loadingThreshold: number | null = null;
-let loadingCalls = 0;
 
 /**
  * For a process that makes garbage before it drives (a large flow file read one step at a time): a
- * regular collection once the heap has grown by 4 MiB, checked every 64 calls. It keeps its own
- * measure, so a driver's first {@link collectGarbageIfGrown} still gives back what loading left.
+ * regular collection once the heap has grown by 4 MiB, checked every 64 calls.
  */
 export function collectLoadingGarbageEvery(): void {
-  if (!collect || ++loadingCalls % CHECK_EVERY !== 0) return;
-  const used = Deno.memoryUsage().heapUsed;
-  if (loadingThreshold !== null && used >= loadingThreshold) {
-    collect({ type: "major", execution: "sync", flavor: "regular" });
-  }
-  if (loadingThreshold === null || used >= loadingThreshold) {
-    loadingThreshold = Deno.memoryUsage().heapUsed + GROWTH_BYTES;
+  loading.checkEvery();
+}
+
+/**
+ * A memory-reducing collection now, if the heap is over 8 MiB: for a process between two large pieces
+ * of work (a large flow file read and hashed, before its run is created), so that the second does not
+ * pile on the first's garbage. Leaves the bounds' measures as they are.
+ */
+export function releaseGarbage(): void {
+  if (collect && Deno.memoryUsage().heapUsed >= FIRST_COLLECTION_BYTES) {
+    collect({ type: "major", execution: "sync", flavor: "last-resort" });
   }
 }

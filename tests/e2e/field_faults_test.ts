@@ -90,7 +90,7 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * key's finished job (otherkey); each call of `status` adds a line to `status.log`. On `status --running`
  * only: answer [null], and let `status --run-key` work (runningnull) or answer null too (allnull), each
  * call's key (or `running`) noted in `calls.log`; or hang, noted there too, and let `status --run-key`
- * work (runninghang). On `start`: start the job, then print null (startnull),
+ * work, each key noted (runninghang). On `start`: start the job, then print null (startnull),
  * or make the job and then exit 137 as a shell reports a SIGKILL (startdies), or make the job and then
  * really die by SIGKILL (startkilled), or die by SIGKILL before making it (startkilledfirst); each death
  * is noted in `died` with the fake's PID. Or, once, exit 130 before making it, as the `job` wrapper does when
@@ -134,7 +134,8 @@ case "$1:$mode" in
     echo "$3" >> '${join(dir, "calls.log")}'
     if [ "$mode" = allnull ]; then echo null; exit 0; fi ;;
   status:runninghang)
-    if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; exec sleep 600; fi ;;
+    if [ "$2" = --running ]; then echo running >> '${join(dir, "calls.log")}'; exec sleep 600; fi
+    echo "$3" >> '${join(dir, "calls.log")}' ;;
   abort:abortdaemon) setsid sleep 60 & echo $! > '${join(dir, "daemon.pid")}' ;;
 esac
 exec '${env.wrapper}' "$@"
@@ -1088,6 +1089,9 @@ flowTest(
     await eventually("the list was asked for, and hung", () => fakeCalls(env).includes("running"));
     // Rounds go on meanwhile (every 0.1 s at most): with the list asked each round, each took 1 s more.
     await new Promise((resolve) => setTimeout(resolve, 3000));
+    // The situation under test: several rounds after the hung list, each asking the keys themselves.
+    const keyAsks = countLines(join(env.home, "calls.log"))["rh:a:1"] ?? 0;
+    assert.ok(keyAsks >= 3, `only ${keyAsks} rounds asked for a by its key while the list was not asked`);
     release(env);
     const result = await stderrOf(driver);
     assert.equal(result.code, 0, result.stderr);

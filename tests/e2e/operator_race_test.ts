@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
+import { type CliResult, errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { spawnStopped } from "./stop_point.ts";
 import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
@@ -13,6 +13,20 @@ import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.t
 /** `args` spawned and stopped at `store:load-run-read`: in its first read of a run, between the run row and the steps. */
 function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
   return spawnStopped(env, args, "store:load-run-read");
+}
+
+/** `clean` deletes run r, and only it, while `reader` is stopped in its read of that run. */
+async function cleanWhileReading(env: FlowEnv, reader: { pid: number }, what: string): Promise<void> {
+  const cleaned = await env.json(["clean", "--older-than", "0"]);
+  assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
+  assert.ok(isStopped(reader.pid), what);
+}
+
+/** `command` ended as one whose run r was deleted under it: exit 3, one JSON line, nothing on stdout. */
+function assertDeletedUnder(result: CliResult, command: string): void {
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(errorLine(result).error, new RegExp(`^${command}: run r was deleted while this command followed it`));
+  assert.equal(result.stdout, "");
 }
 
 flowTest(
@@ -62,9 +76,7 @@ flowTest(
       env.flow("one.yaml", 'flow_id: one\nsteps:\n  - {id: a, command: ["true"]}\n'),
     ]);
     const reader = await stoppedInFirstLoad(env, ["status", "--run-key", "r"]);
-    const cleaned = await env.json(["clean", "--older-than", "0"]);
-    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
-    assert.ok(isStopped(reader.pid), "clean deleted the run while status was reading it");
+    await cleanWhileReading(env, reader, "clean deleted the run while status was reading it");
     const result = await reader.finish();
     // Before the fix: exit 65, `run "r" is damaged in the state file: flow_runs.definition was removed ...`.
     assert.equal(result.code, 0, result.stderr);
@@ -90,14 +102,9 @@ flowTest(
     await eventually("the cancelled run's driver exits", () => !processAlive(started.pid));
     // The operator cancels again, and the cancel has read the run when clean deletes it.
     const cancel = await stoppedInFirstLoad(env, ["cancel", "--run-key", "r"]);
-    const cleaned = await env.json(["clean", "--older-than", "0"]);
-    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
-    assert.ok(isStopped(cancel.pid), "clean deleted the run while the cancel was reading it");
-    const result = await cancel.finish();
+    await cleanWhileReading(env, cancel, "clean deleted the run while the cancel was reading it");
     // Before the fix: exit 70, `cancel: internal error: Cannot read properties of undefined (reading 'state')`.
-    assert.equal(result.code, 3, result.stderr);
-    assert.match(errorLine(result).error, /^cancel: run r was deleted while this command followed it/);
-    assert.equal(result.stdout, "");
+    assertDeletedUnder(await cancel.finish(), "cancel");
   },
   { ignore: Deno.build.os !== "linux" },
 );
@@ -139,14 +146,9 @@ flowTest(
     // cancels it and cleans it away.
     const resume = await stoppedInFirstLoad(env, ["resume", "-q", "--run-key", "r"]);
     assert.equal((await env.json(["cancel", "--run-key", "r"])).status, "CANCELLED");
-    const cleaned = await env.json(["clean", "--older-than", "0"]);
-    assert.deepEqual(cleaned.runs.map((run: { run_key: string }) => run.run_key), ["r"]);
-    assert.ok(isStopped(resume.pid), "the run went while resume was reading it");
-    const result = await resume.finish();
+    await cleanWhileReading(env, resume, "the run went while resume was reading it");
     // Before the fix: exit 70, `resume: internal error: run r disappeared` (its driver found no run).
-    assert.equal(result.code, 3, result.stderr);
-    assert.match(errorLine(result).error, /^resume: run r was deleted while this command followed it/);
-    assert.equal(result.stdout, "");
+    assertDeletedUnder(await resume.finish(), "resume");
   },
   { ignore: Deno.build.os !== "linux" },
 );
