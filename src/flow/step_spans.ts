@@ -12,10 +12,7 @@
  * The head is the text without the steps, an empty `[]` in their place. Pure; scans by character
  * code, so that it leaves no string per line behind.
  */
-export interface Span {
-  start: number;
-  end: number;
-}
+import type { Span } from "./yaml_bang.ts";
 
 export interface StepsLayout {
   /** The text with its steps cut out and an empty `[]` at {@link placeholderAt}. */
