@@ -32,10 +32,12 @@ export type StopPoint =
   | "session:opened"
   | "store:load-run-read"
   | "launch:gate-taken"
-  | "launch:holder-seen";
+  | "launch:holder-seen"
+  | "cancel:after-commit"
+  | "cancel:ended-read";
 
 let configured: string | undefined | null = null;
-let stopAt: string | undefined | null = null;
+let stopAt: Set<string> | null = null;
 
 /** SIGKILLs this process if the tests asked for a crash at `point`. */
 export function crashPoint(point: CrashPoint): void {
@@ -48,14 +50,13 @@ export function crashPoint(point: CrashPoint): void {
 
 /**
  * SIGSTOPs this process the first time it passes `point`, if the tests asked for a stop there
- * (`ORCHESJOB_FLOW_STOP_AT`), after appending the point's name and this PID to
- * `ORCHESJOB_FLOW_CRASH_LOG`: the test acts in that window (takes a lock, commits a change), then
- * sends SIGCONT. Unset, a point costs one environment read.
+ * (`ORCHESJOB_FLOW_STOP_AT`, one point or several separated by commas), after appending the point's
+ * name and this PID to `ORCHESJOB_FLOW_CRASH_LOG`: the test acts in that window (takes a lock, commits
+ * a change), then sends SIGCONT. Unset, a point costs one environment read.
  */
 export function stopPoint(point: StopPoint): void {
-  if (stopAt === null) stopAt = readEnv(STOP_AT_VARIABLE);
-  if (stopAt !== point) return;
-  stopAt = undefined; // once
+  if (stopAt === null) stopAt = new Set(readEnv(STOP_AT_VARIABLE)?.split(",") ?? []);
+  if (!stopAt.delete(point)) return; // each once
   const log = readEnv(CRASH_LOG_VARIABLE);
   if (log) Deno.writeTextFileSync(log, `${point} ${Deno.pid}\n`, { append: true });
   Deno.kill(Deno.pid, "SIGSTOP");
