@@ -84,6 +84,11 @@ export interface RetryRound {
   user: string | null;
 }
 
+/** The run's current round: 1 until a `retry` reopens it, each retry starting the next. */
+export function currentRound(rounds: readonly RetryRound[]): number {
+  return rounds.at(-1)?.round ?? 1;
+}
+
 /**
  * The working directory and environment of a run's first `start`. Every attempt of every step runs
  * with them, whoever drives the run and from wherever. Persisted in the 0600 state file.

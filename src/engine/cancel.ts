@@ -1,7 +1,16 @@
 /** Cancelling a run: commit CANCELLED, then abort the jobs of its running steps. */
-import { isActiveJob, isTerminalStep, type Job, type RunState, stepRunKey } from "../domain/mod.ts";
+import {
+  currentRound,
+  isActiveJob,
+  isLiveRun,
+  isTerminalStep,
+  type Job,
+  type RunRecord,
+  type RunState,
+  stepRunKey,
+} from "../domain/mod.ts";
 import { type Executor, ExecutorError } from "../executor/mod.ts";
-import { type Clock, crashPoint, systemClock } from "../shared/mod.ts";
+import { type Clock, crashPoint, stopPoint, systemClock } from "../shared/mod.ts";
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
@@ -21,6 +30,11 @@ interface CancelPorts {
   onAbortFailed?: (stepId: string, error: string) => void;
   /** Told once CANCELLED is committed, before the aborts: from then on only this call ends the jobs. */
   onCommitted?: () => void;
+  /**
+   * Told when a `retry` reopened the run after this cancel committed and its aborted steps ended (a
+   * retry waits for that): the run is the retry's new round, which this cancel leaves alone.
+   */
+  onReopened?: (run: RunRecord) => void;
 }
 
 /**
@@ -41,13 +55,25 @@ export async function cancelRun(
   } as const;
   // Committed under the start gate: once this commit is visible, no driver can start a job for the
   // run (the driver checks the run under the same gate before every start).
-  await gate.withStartGate(runKey, () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON));
+  const committed = await gate.withStartGate(
+    runKey,
+    () => runs.cancel(runKey, transitions, clock.now(), CANCEL_REASON),
+  );
   crashPoint("cancel:after-commit");
+  stopPoint("cancel:after-commit");
   ports.onCommitted?.();
   // Gone: a `clean` deleted the run, which had ended (a cancel repeated on a CANCELLED run), after it
   // looked for a cancel under way and before this one took its lock. Nothing is left to abort.
-  const run = loadRun(runs, runKey)?.state;
-  if (run?.status !== "CANCELLED") return run ?? null;
+  const record = loadRun(runs, runKey);
+  if (record?.state.status !== "CANCELLED") {
+    // Live again: only a retry takes a CANCELLED run back (possible at once when nothing was running).
+    if (committed && record && isLiveRun(record.state.status)) ports.onReopened?.(record);
+    return record?.state ?? null;
+  }
+  const run = record.state;
+  // The round this cancel ended. A retry may reopen the run as soon as the last abort is recorded,
+  // and its new driver start steps at once: every later write of this cancel is for this round only.
+  const round = currentRound(record.rounds);
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
       abortStep({ ...ports, clock }, run, step, graceSeconds)
@@ -55,7 +81,11 @@ export async function cancelRun(
   );
   // The run ended when its last step did: running steps end after the cancel is committed.
   const ended = loadRun(runs, runKey)?.state;
+  stopPoint("cancel:ended-read");
   if (!ended) return null;
+  // Both writes are guarded by the round read above, in the statement itself: what was read here may
+  // be stale already. Unguarded, the end time set a run a retry had just reopened back to CANCELLED,
+  // with its new driver's steps RUNNING and nobody left to record or abort their jobs.
   const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
   const settled = settledOutcome(ended);
   if (settled !== null) {
@@ -64,11 +94,13 @@ export async function cancelRun(
     moveRun(runs, runKey, RUN_TRANSITIONS.settleCancel, settled, {
       finishedAt: Math.max(last, ended.startedAt),
       error: null,
-    });
+    }, round);
   } else if (ended.finishedAt !== null && last > ended.finishedAt) {
-    moveRun(runs, runKey, RUN_TRANSITIONS.cancel, "CANCELLED", { finishedAt: last });
+    moveRun(runs, runKey, RUN_TRANSITIONS.stampCancel, "CANCELLED", { finishedAt: last }, round);
   }
-  return loadRun(runs, runKey)?.state ?? null;
+  const now = loadRun(runs, runKey);
+  if (now && currentRound(now.rounds) !== round) ports.onReopened?.(now);
+  return now?.state ?? null;
 }
 
 /** SUCCEEDED or FAILED when every step of the cancelled run ended otherwise than CANCELLED; else null. */

@@ -32,10 +32,14 @@ export interface RunRepository {
   /** Creates the run (PENDING, every step PENDING) unless it exists; returns the stored run either way. */
   create(run: NewRun, now: number): StoredRun;
   runStatus(runKey: string): RunStatus | undefined;
-  /** Sets the run's status (and end time and error, when given) if it is in one of `from`. */
+  /**
+   * Sets the run's status (and end time and error, when given) if it is in one of `from` and, when
+   * `round` is given, still in that round (`currentRound`: each `retry` starts the next). The check
+   * and the write are one statement, so a retry's reopening cannot come between them.
+   */
   updateRun(
     runKey: string,
-    guard: { from: readonly RunStatus[] },
+    guard: { from: readonly RunStatus[]; round?: number },
     change: { status: RunStatus; finishedAt?: number; error?: string | null },
   ): boolean;
   /**

@@ -49,6 +49,11 @@ export const RUN_TRANSITIONS = {
   settleCancel: { from: ["CANCELLED"], to: ["SUCCEEDED", "FAILED"] },
   /** A cancelled run may be cancelled again (it aborts whatever the first cancel left RUNNING). */
   cancel: { from: [...LIVE_RUN_STATUSES, "CANCELLED"], to: ["CANCELLED"] },
+  /**
+   * A cancel's last write, once its aborted steps have ended: the run's end time. Only on the run
+   * still CANCELLED: a live one is a retry's, reopened since (and guarded by round as well).
+   */
+  stampCancel: { from: ["CANCELLED"], to: ["CANCELLED"] },
   /** `retry` reopens an ended run (SCHEDULED while its time is to come); a driver then takes it as a start would. */
   reopen: { from: TERMINAL_RUN_STATUSES, to: ["PENDING", "SCHEDULED"] },
   /** A driving run's error shows a passing store fault (held write lock, full disk) while it lasts. */
@@ -73,14 +78,19 @@ export function moveStep<T extends Transition<StepStatus>>(
   return runs.updateStep(runKey, stepId, { from: transition.from, ...guard }, { ...change, status: to });
 }
 
-/** Moves a run along `transition` to `to` (which the table must allow). */
+/**
+ * Moves a run along `transition` to `to` (which the table must allow), only in `round` when given
+ * (see RunRepository.updateRun). Returns false when the run was not where the transition starts.
+ */
 export function moveRun<T extends Transition<RunStatus>>(
   runs: RunRepository,
   runKey: string,
   transition: T,
   to: Target<T>,
   change: { finishedAt?: number; error?: string | null } = {},
+  round?: number,
 ): boolean {
   if (!transition.to.includes(to)) throw new Error(`run transition to ${to} is not in the table`);
-  return runs.updateRun(runKey, { from: transition.from }, { ...change, status: to });
+  const guard = round === undefined ? { from: transition.from } : { from: transition.from, round };
+  return runs.updateRun(runKey, guard, { ...change, status: to });
 }

@@ -343,19 +343,24 @@ export class RunStore {
 
   updateRun(
     runKey: string,
-    guard: { from: readonly RunStatus[] },
+    guard: { from: readonly RunStatus[]; round?: number },
     change: { status: RunStatus; finishedAt?: number; error?: string | null },
   ): boolean {
     const sets: string[] = ["status = ?"];
     const values: Value[] = [change.status];
     if (change.finishedAt !== undefined) sets.push("finished_at = ?"), values.push(change.finishedAt);
     if (change.error !== undefined) sets.push("error = ?"), values.push(change.error);
+    const conditions = ["run_key = ?", `status IN ${sqlList(guard.from)}`];
+    const args: Value[] = [runKey];
+    if (guard.round !== undefined) {
+      // In the statement itself: a reopening commits its status and its round row together, so this
+      // one statement sees both or neither (round 1 has no row: see currentRound).
+      conditions.push("COALESCE((SELECT MAX(round) FROM flow_rounds WHERE run_key = flow_runs.run_key), 1) = ?");
+      args.push(guard.round);
+    }
     return changed(
-      prepared(
-        this.db,
-        `UPDATE flow_runs SET ${sets.join(", ")} WHERE run_key = ? AND status IN ${sqlList(guard.from)}`,
-      )
-        .run(...values, runKey),
+      prepared(this.db, `UPDATE flow_runs SET ${sets.join(", ")} WHERE ${conditions.join(" AND ")}`)
+        .run(...values, ...args),
     );
   }
 

@@ -1,4 +1,5 @@
 /** `cancel`: the run becomes CANCELLED; running steps are aborted through the executor. */
+import { currentRound, isLiveRun, type RunRecord } from "../../domain/mod.ts";
 import { cancelRun } from "../../engine/mod.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -35,7 +36,8 @@ export const cancelCommand: Command = {
     ],
     notes: "A run that already SUCCEEDED or FAILED is left as it is. Exit 0 when the command completes;\n" +
       "5 when the run is CANCELLED but some abort could not be delivered (the job may still be running;\n" +
-      "its step's error names the orchesjob run key). --orchesjob-bin replaces the run's recorded binary.",
+      "its step's error names the orchesjob run key). A run a retry reopened once the aborts were recorded\n" +
+      "is left to that retry (a warning says so). --orchesjob-bin replaces the run's recorded binary.",
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
@@ -112,9 +114,21 @@ async function cancelAndAbort(session: Session, runKey: string, grace: number, o
           undelivered++;
           printError(error, { run_key: runKey, step: stepId });
         },
+        // This cancel did all it had to (the commit, the aborts) before the retry: the retry's round
+        // stands, and the command completes (exit 0). Said, as its JSON no longer shows CANCELLED.
+        onReopened: (run) => printWarning(reopenedWarning(run)),
       },
       runKey,
       grace,
     ));
   return undelivered;
+}
+
+/** What `cancel` says of a run a `retry` reopened once the cancel had ended its steps. */
+function reopenedWarning(run: RunRecord): string {
+  const { runKey, status } = run.state;
+  const said = `cancel: run ${runKey} was reopened by a retry (round ${currentRound(run.rounds)}) after this ` +
+    "cancel had ended its steps; ";
+  return said +
+    (isLiveRun(status) ? `it is ${status} again: cancel it again to stop that round` : `it is ${status} now`);
 }
