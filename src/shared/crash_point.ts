@@ -32,7 +32,8 @@ export type StopPoint =
   | "session:opened"
   | "store:load-run-read"
   | "launch:gate-taken"
-  | "launch:holder-seen";
+  | "launch:holder-seen"
+  | "locks:unlink-opened";
 
 let configured: string | undefined | null = null;
 let stopAt: string | undefined | null = null;

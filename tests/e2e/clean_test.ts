@@ -152,6 +152,30 @@ flowTest(builtin, "clean never touches an unfinished run: one driven, one whose 
   }
 });
 
+flowTest(
+  builtin,
+  "clean deletes a run but leaves its lock file that a process holds (a start -d of the key again) to a later clean",
+  async (env) => {
+    await env.json(["start", "-q", "--run-key", "r", env.flow("two.yaml", TWO_STEPS)]);
+    const launch = join(env.home, "locks", "r.launch.lock");
+    const cleaned = await (async () => {
+      // As a `start -d` of a new run of the key holds it while it launches the driver.
+      using held = Deno.openSync(launch, { create: true, write: true });
+      held.lockSync(true);
+      const cleaned = await env.json(["clean", "--older-than", "0"]);
+      // Before: unlinked under its holder, so a second start -d made a new file and launched beside it.
+      assert.ok(existsSync(launch), "the held lock file is still at its path");
+      assert.equal(Deno.statSync(launch).ino, held.statSync().ino);
+      return cleaned;
+    })();
+    assert.deepEqual(cleaned.runs.map((run: Json) => run.run_key), ["r"]);
+    assert.deepEqual(files(env, "locks"), ["r.launch.lock"], "the driver and gate lock files went");
+    const later = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(later.lock_files, [launch], "once let go, it goes as a run's that no longer exists");
+    assert.deepEqual(files(env, "locks"), []);
+  },
+);
+
 flowTest(builtin, "clean: bad input is exit 2 with one JSON line", async (env) => {
   const cases: [string[], RegExp][] = [
     [["clean"], /^clean: --older-than is required/],

@@ -15,6 +15,7 @@ import {
   type RunFilter,
   StateFileUnavailableError,
   type StepAttempts,
+  unlinkFreeLockFile,
 } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, CommandContext } from "../command.ts";
@@ -100,7 +101,7 @@ export const cleanCommand: Command = {
       if (typeof outcome === "string") skipped.push({ run_key: candidate.runKey, reason: outcome });
       else deleted.push(outcome);
     }
-    const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
+    const lockFilesRemoved = cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
     printJson({
       dry_run: cleaner.dryRun,
       finished_before: before,
@@ -227,8 +228,15 @@ class Cleaner {
     this.remove(logs.stderr);
     crashPoint("clean:files-removed");
     session.store.delete(runKey, TERMINAL_RUN_STATUSES);
-    // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
-    for (const path of locks) this.remove(path);
+    // Each lock file is unlinked only while held, and only if it is still the file at its path: a
+    // process that opens the path afterwards creates a fresh one. The driver lock is held since the
+    // start; the others are taken now, and one that a process holds (a start or cancel of a new run of
+    // the same key, made since the row went) stays for a later clean.
+    const remove = (path: string) => this.remove(path);
+    lock!.unlink(remove);
+    for (const kind of LOCK_KINDS) {
+      if (kind !== "driver") unlinkFreeLockFile(lockFilePath(session.dbPath, runKey, kind), remove);
+    }
     return entry;
   }
 }
@@ -268,7 +276,7 @@ function lockFiles(dbPath: string, runKey: string): string[] {
  * Lock files left by runs that have finished or no longer exist, removed when nobody holds them
  * (those of the runs deleted above are already gone). A live run's lock files are kept.
  */
-async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): Promise<string[]> {
+function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): string[] {
   const { dryRun } = cleaner;
   const dir = join(stateHome(session.dbPath), "locks");
   let names: string[];
@@ -286,19 +294,8 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
     if (status !== undefined && !isTerminalRun(status)) continue;
     if ([...deletedNow].some((key) => safeFileName(key) === match[1]) && dryRun) continue; // listed with its run
     const path = join(dir, name);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(path, { write: true });
-    } catch {
-      continue; // gone meanwhile
-    }
-    try {
-      if (!(await file.tryLock(true))) continue; // held: a driver, a retry, a cancel is at work
-      cleaner.remove(path);
-      removed.push(path);
-    } finally {
-      file.close();
-    }
+    // Left when held (a driver, a retry, a cancel is at work) or gone meanwhile (another clean).
+    if (unlinkFreeLockFile(path, (path) => cleaner.remove(path)) === "removed") removed.push(path);
   }
   return removed;
 }
