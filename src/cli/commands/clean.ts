@@ -25,6 +25,13 @@ import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
 import { detachedLogs } from "./start.ts";
 
+/**
+ * How old a `.launch` file with no job row must be for `clean` to remove it. A start commits its row
+ * within one transaction of writing the file, which waits for another process's write lock at most the
+ * busy timeout (15 s) before it fails and removes the file: one an hour old is a dead start's.
+ */
+const ORPHAN_LAUNCH_AGE_SECONDS = 3600;
+
 interface DeletedRun {
   run_key: string;
   flow_id: string;
@@ -60,8 +67,10 @@ export const cleanCommand: Command = {
     notes: [
       "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
       "with a job still active or a step still RUNNING (a cancel killed half done). Lock files are also removed,",
-      "when nobody holds them, for runs that have finished and for runs that no longer exist. Prints what it",
-      "deleted (or would delete) as JSON. Exit 0; 1 if some file could not be removed (listed in errors).",
+      "when nobody holds them, for runs that have finished and for runs that no longer exist, and so are the",
+      "built-in runner's .launch files that no job points to (a start killed before it stored its job) once",
+      "an hour old. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some file could not be",
+      "removed (listed in errors).",
     ].join("\n"),
   },
   async run(context, args) {
@@ -102,11 +111,13 @@ export const cleanCommand: Command = {
       else deleted.push(outcome);
     }
     const lockFilesRemoved = cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
+    const launchFiles = cleaner.orphanLaunchFiles();
     printJson({
       dry_run: cleaner.dryRun,
       finished_before: before,
       runs: deleted,
       lock_files: lockFilesRemoved,
+      launch_files: launchFiles,
       skipped,
       errors: cleaner.errors,
     });
@@ -176,13 +187,22 @@ class Cleaner {
     this.jobs = new JobAdmin(session.db, jobsDirectory(session.dbPath));
   }
 
-  remove(path: string): void {
-    if (this.dryRun) return;
+  /** Removes the file at `path` (a dry run: nothing); false when it could not (listed in errors). */
+  remove(path: string): boolean {
+    if (this.dryRun) return true;
     try {
       Deno.removeSync(path);
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) this.errors.push(`${path}: ${(error as Error).message}`);
+      if (error instanceof Deno.errors.NotFound) return true;
+      this.errors.push(`${path}: ${(error as Error).message}`);
+      return false;
     }
+    return true;
+  }
+
+  /** Removes the built-in runner's `.launch` files that no job points to (see JobAdmin.orphanLaunchFiles). */
+  orphanLaunchFiles(): string[] {
+    return this.jobs.orphanLaunchFiles(ORPHAN_LAUNCH_AGE_SECONDS).filter((path) => this.remove(path));
   }
 
   /** Deletes the finished run and what belongs to it; returns what went, or why it was left alone. */
