@@ -16,6 +16,7 @@ export const CRASH_LOG_VARIABLE = "ORCHESJOB_FLOW_CRASH_LOG";
 /** Every named point, so a test can iterate over them and a typo is a type error. */
 export type CrashPoint =
   | "driver:after-intent"
+  | "runner:launch-written"
   | "runner:after-job-row"
   | "runner:after-supervisor-spawn"
   | "driver:before-job-recorded"
@@ -34,7 +35,8 @@ export type StopPoint =
   | "launch:gate-taken"
   | "launch:holder-seen"
   | "cancel:after-commit"
-  | "cancel:ended-read";
+  | "cancel:ended-read"
+  | "locks:unlink-opened";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -8,7 +8,7 @@
  * - The cancel lock: held by a `cancel` from before it commits CANCELLED until it has recorded how the
  *   aborted steps ended, so readers can tell a cancel under way from one that died half done.
  */
-import { type Backoff, join, makeDirectory, nextPause, sleepUnless } from "../shared/mod.ts";
+import { type Backoff, join, makeDirectory, nextPause, sleepUnless, stopPoint } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 /** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
@@ -30,18 +30,19 @@ export class FileLocks {
   }
 
   /** Takes the driver lock if nobody holds it; null when another process (or handle) drives the run. */
-  async tryDriverLock(runKey: string): Promise<Disposable | null> {
-    const file = await lockAtPath(this.path(runKey, "driver"), false);
+  async tryDriverLock(runKey: string): Promise<HeldLock | null> {
+    const path = this.path(runKey, "driver");
+    const file = await lockAtPath(path, false);
     if (file === null) return null;
     noteHolder(file);
-    return { [Symbol.dispose]: () => file.close() };
+    return new HeldLock(file, path);
   }
 
   /**
    * Tries for the driver lock a few times: a holder may be only a passing `tick` or another `start -d`
    * checking whether the run is driven. Gives up (null) at once when `stop` says so (a signal).
    */
-  async waitForDriverLock(runKey: string, seconds: number, stop = () => false): Promise<Disposable | null> {
+  async waitForDriverLock(runKey: string, seconds: number, stop = () => false): Promise<HeldLock | null> {
     const deadline = performance.now() + seconds * 1000;
     for (let pause = nextPause(LOCK_RETRY);; pause = nextPause(LOCK_RETRY, pause)) {
       if (stop()) return null;
@@ -85,6 +86,57 @@ export class FileLocks {
   private async holding<T>(runKey: string, kind: "gate" | "launch", fn: () => Promise<T> | T): Promise<T> {
     using _held = (await lockAtPath(this.path(runKey, kind), true))!;
     return await fn();
+  }
+}
+
+/** A lock this process holds, on the file at `path` (which it was when taken). */
+export class HeldLock implements Disposable {
+  constructor(private readonly file: Deno.FsFile, readonly path: string) {}
+
+  /**
+   * Unlinks the lock file while holding it, through `remove`, if it is still the file at its path
+   * (it is unless a process that does not take the lock removed it by hand): never a file that
+   * another process made at the path since, and may hold. False when it was no longer there.
+   */
+  unlink(remove: (path: string) => void): boolean {
+    if (!sameFile(this.file.statSync(), this.path)) return false;
+    remove(this.path);
+    return true;
+  }
+
+  [Symbol.dispose](): void {
+    this.file.close();
+  }
+}
+
+/**
+ * Unlinks the lock file at `path` (through `remove`) if nobody holds it: takes its lock without
+ * waiting, and unlinks it while holding it, once it is sure the file it locked is still the one at
+ * the path. A lock file opened just before another `clean` unlinked it, and locked after a driver
+ * made a new one at the path and took that, is free (nobody holds the orphan): unlinking the path
+ * then took the driver's file away from under it, and the next driver made a third one and drove the
+ * run beside it. "held" when a process holds it, "gone" when there is no file at the path.
+ */
+export function unlinkFreeLockFile(path: string, remove: (path: string) => void): "removed" | "held" | "gone" {
+  for (;;) {
+    let file: Deno.FsFile;
+    try {
+      // Never created here: a lock file that is gone stays gone.
+      file = Deno.openSync(path, { write: true });
+    } catch {
+      return "gone"; // or not ours to open: left as it is
+    }
+    try {
+      stopPoint("locks:unlink-opened");
+      if (!file.tryLockSync(true)) return "held";
+      if (sameFile(file.statSync(), path)) {
+        remove(path);
+        return "removed";
+      }
+    } finally {
+      file.close();
+    }
+    // Replaced since it was opened: the file now at the path is looked at afresh.
   }
 }
 
@@ -196,7 +248,10 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
     exclusive = false;
   }
   try {
-    return (await file.tryLock(exclusive)) ? null : { pid: null };
+    if (!(await file.tryLock(exclusive))) return { pid: null };
+    // Free, but maybe a file `clean` unlinked after this opened it: then the one at the path is asked.
+    if (!sameFile(file.statSync(), path)) return await driverHolder(dbPath, runKey);
+    return null;
   } finally {
     file.close();
   }
@@ -307,18 +362,23 @@ export function isLaunchHeld(dbPath: string, runKey: string): boolean {
 }
 
 function isLockHeld(dbPath: string, runKey: string, kind: "cancel" | "launch"): boolean {
-  let file: Deno.FsFile;
-  try {
-    // flock needs no write access: a reader of a state directory it may not write to can look too.
-    file = Deno.openSync(lockFilePath(dbPath, runKey, kind), { read: true });
-  } catch {
-    return false;
-  }
-  try {
-    return !file.tryLockSync(true);
-  } catch {
-    return false;
-  } finally {
-    file.close();
+  const path = lockFilePath(dbPath, runKey, kind);
+  for (;;) {
+    let file: Deno.FsFile;
+    try {
+      // flock needs no write access: a reader of a state directory it may not write to can look too.
+      file = Deno.openSync(path, { read: true });
+    } catch {
+      return false;
+    }
+    try {
+      if (!file.tryLockSync(true)) return true;
+      // Free, but maybe a file `clean` unlinked after this opened it: then the one at the path is asked.
+      if (sameFile(file.statSync(), path)) return false;
+    } catch {
+      return false;
+    } finally {
+      file.close();
+    }
   }
 }

@@ -32,11 +32,13 @@ export {
   type DriverHolder,
   driverHolder,
   FileLocks,
+  type HeldLock,
   isCancelHeld,
   isDriverHeld,
   isLaunchHeld,
   LOCK_KINDS,
   lockFilePath,
+  unlinkFreeLockFile,
 } from "./locks.ts";
 export { jobsDirectory, resolveDbPath, safeFileName, stateHome, StateLocationError } from "./paths.ts";
 export { type RunFilter, RunStore, type RunSummary, type StepAttempts } from "./runs.ts";

@@ -152,6 +152,61 @@ flowTest(builtin, "clean never touches an unfinished run: one driven, one whose 
   }
 });
 
+flowTest(
+  builtin,
+  "clean deletes a run but leaves its lock file that a process holds (a start -d of the key again) to a later clean",
+  async (env) => {
+    await env.json(["start", "-q", "--run-key", "r", env.flow("two.yaml", TWO_STEPS)]);
+    const launch = join(env.home, "locks", "r.launch.lock");
+    const cleaned = await (async () => {
+      // As a `start -d` of a new run of the key holds it while it launches the driver.
+      using held = Deno.openSync(launch, { create: true, write: true });
+      held.lockSync(true);
+      const cleaned = await env.json(["clean", "--older-than", "0"]);
+      // Before: unlinked under its holder, so a second start -d made a new file and launched beside it.
+      assert.ok(existsSync(launch), "the held lock file is still at its path");
+      assert.equal(Deno.statSync(launch).ino, held.statSync().ino);
+      return cleaned;
+    })();
+    assert.deepEqual(cleaned.runs.map((run: Json) => run.run_key), ["r"]);
+    assert.deepEqual(files(env, "locks"), ["r.launch.lock"], "the driver and gate lock files went");
+    const later = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(later.lock_files, [launch], "once let go, it goes as a run's that no longer exists");
+    assert.deepEqual(files(env, "locks"), []);
+  },
+);
+
+flowTest(
+  builtin,
+  "clean removes a .launch file that a start killed before storing its job left, once it is an hour old",
+  async (env) => {
+    await env.json(["start", "-q", "--run-key", "kept", env.flow("two.yaml", TWO_STEPS)]);
+    const launches = () => files(env, "jobs").filter((name) => name.endsWith(".launch"));
+    const keptJobs = [...await env.jobs("kept:a:1"), ...await env.jobs("kept:b:1")].map((job: Json) => job.job_id);
+    assert.deepEqual(launches(), keptJobs.map((id: string) => `${id}.launch`).sort());
+    // Killed between writing the job's .launch and committing its row: the file, and no job.
+    const crashed = await runCrashingAt(env, "runner:launch-written", ["job", "start", "--run-key", "k", "--", "true"]);
+    assert.equal(crashed.log.length, 1);
+    assert.equal((await env.run(["job", "status", "--run-key", "k"])).code, 3, "no job was stored");
+    const [orphan] = launches().filter((name) => !keptJobs.includes(name.slice(0, -".launch".length)));
+    assert.ok(orphan, "the killed start left its .launch");
+    const orphanPath = join(env.home, "jobs", orphan);
+    // Young, it may be a start's whose row is on its way: left.
+    assert.deepEqual((await env.json(["clean", "--older-than", "1d"])).launch_files, []);
+    assert.ok(existsSync(orphanPath));
+    const hoursAgo = Date.now() / 1000 - 7200;
+    for (const name of launches()) Deno.utimeSync(join(env.home, "jobs", name), hoursAgo, hoursAgo);
+    const dry = await env.json(["clean", "--older-than", "1d", "--dry-run"]);
+    assert.deepEqual(dry.launch_files, [orphanPath]);
+    assert.ok(existsSync(orphanPath), "a dry run removes nothing");
+    // Before: nothing ever removed it (it holds the start's environment).
+    const cleaned = await env.json(["clean", "--older-than", "1d"]);
+    assert.deepEqual([cleaned.launch_files, cleaned.errors], [[orphanPath], []]);
+    assert.deepEqual(launches(), keptJobs.map((id: string) => `${id}.launch`).sort(), "the stored jobs' stay");
+    assert.equal((await env.status("kept")).status, "SUCCEEDED");
+  },
+);
+
 flowTest(builtin, "clean: bad input is exit 2 with one JSON line", async (env) => {
   const cases: [string[], RegExp][] = [
     [["clean"], /^clean: --older-than is required/],

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type CliResult, errorLine, eventually, isStopped, processAlive } from "../helpers.ts";
+import { type CliResult, errorLine, eventually, hasOpen, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { spawnStopped } from "./stop_point.ts";
 import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
@@ -228,6 +228,65 @@ flowTest(
     assert.equal(JSON.parse(result.stdout).detached, true);
     await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
     assert.deepEqual(lines(log), ["a"]);
+  },
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  builtin,
+  "a clean that opened a lock file another clean then unlinked never unlinks the file a retry made again and holds",
+  async (env) => {
+    const fixed = join(env.home, "fixed");
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "hold.yaml",
+      `flow_id: hold\nsteps:\n  - {id: a, command: ${
+        JSON.stringify(`[ -f '${fixed}' ] && while [ ! -f '${go}' ]; do sleep 0.05; done`)
+      }}\n`,
+    );
+    await env.json(["start", "-q", "--run-key", "r", file], 1);
+    const driverLock = join(env.home, "locks", "r.driver.lock");
+    // The driver lock is then the only lock file, so the one the stopped clean opens is that one.
+    for (const name of Deno.readDirSync(join(env.home, "locks"))) {
+      if (name.name !== "r.driver.lock") Deno.removeSync(join(env.home, "locks", name.name));
+    }
+    const old = Deno.statSync(driverLock).ino;
+    // The run is too recent to delete: both cleans only remove the lock files of finished runs.
+    // Clean #2 has opened the driver lock file (nobody holds it: the run FAILED) and stops there...
+    const second = await spawnStopped(env, ["clean", "--older-than", "1d"], "locks:unlink-opened");
+    assert.ok(hasOpen(second.pid, driverLock), "the stopped clean has the run's driver lock file open");
+    // ... clean #1 unlinks it, and a retry makes it again and drives the run, holding it.
+    const first = await env.json(["clean", "--older-than", "1d"]);
+    assert.deepEqual(first.lock_files, [driverLock]);
+    Deno.writeTextFileSync(fixed, "");
+    const retry = env.spawn(["retry", "-q", "--run-key", "r"]);
+    const retried = retry.output();
+    await env.waitFor(
+      "r",
+      "a running again",
+      (run) => step(run, "a").status === "RUNNING" && step(run, "a").attempt_no === 2,
+    );
+    const driven = async () =>
+      (await env.json(["list"])).find((run: { run_key: string }) => run.run_key === "r").driver;
+    assert.deepEqual(await driven(), { pid: retry.pid });
+    const made = Deno.statSync(driverLock).ino;
+    assert.notEqual(made, old, "the driver lock file the retry holds is a new one");
+    assert.ok(isStopped(second.pid), "clean #2 is still stopped");
+    assert.ok(hasOpen(second.pid, `${driverLock} (deleted)`), "with the unlinked file open, not the retry's");
+    const cleaned = await second.finish();
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+    // Before the fix: it locked the unlinked file (free) and unlinked the path, the retry's file; then a
+    // third process (a driver) made a new file there and held "the" driver lock beside the retry.
+    {
+      using third = Deno.openSync(driverLock, { create: true, write: true });
+      assert.equal(third.tryLockSync(true), false, "a third process cannot take the run's driver lock");
+    }
+    assert.equal(Deno.statSync(driverLock).ino, made, "the retry's lock file is still at the path");
+    assert.deepEqual(await driven(), { pid: retry.pid });
+    assert.deepEqual(JSON.parse(cleaned.stdout).lock_files, []);
+    Deno.writeTextFileSync(go, "");
+    const result = await retried;
+    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
   },
   { ignore: Deno.build.os !== "linux" },
 );

@@ -414,3 +414,28 @@ Deno.test({
     }
   },
 });
+
+Deno.test("a start whose job row cannot be stored (another process's write lock) leaves no .launch file", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  // An admin's sqlite3 shell in a write transaction, on its own connection.
+  const admin = new DatabaseSync(dbPath);
+  admin.exec("BEGIN IMMEDIATE");
+  db.exec("PRAGMA busy_timeout = 0");
+  const launches = () => [...Deno.readDirSync(jobs)].filter((entry) => entry.name.endsWith(".launch")).length;
+  try {
+    await assert.rejects(runner.start("k", ["true"], { noWait: true }), /database is locked/);
+    // Before: the start's .launch stayed, with no row ever to point to it (one per try of the start).
+    assert.equal(launches(), 0);
+  } finally {
+    admin.exec("ROLLBACK");
+    admin.close();
+  }
+  const started = await runner.start("k", ["true"], { sync: true });
+  assert.equal(started.status, "SUCCEEDED");
+  assert.equal(launches(), 1, "the stored job's .launch stays (a relaunch reads it)");
+  db.close();
+});

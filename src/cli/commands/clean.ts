@@ -15,6 +15,7 @@ import {
   type RunFilter,
   StateFileUnavailableError,
   type StepAttempts,
+  unlinkFreeLockFile,
 } from "../../store/mod.ts";
 import { jobsDirectory, safeFileName, stateHome } from "../../store/mod.ts";
 import type { Command, CommandContext } from "../command.ts";
@@ -23,6 +24,13 @@ import { printJson } from "../output.ts";
 import { Session } from "../session.ts";
 import { parseDuration } from "../time_args.ts";
 import { detachedLogs } from "./start.ts";
+
+/**
+ * How old a `.launch` file with no job row must be for `clean` to remove it. A start commits its row
+ * within one transaction of writing the file, which waits for another process's write lock at most the
+ * busy timeout (15 s) before it fails and removes the file: one an hour old is a dead start's.
+ */
+const ORPHAN_LAUNCH_AGE_SECONDS = 3600;
 
 interface DeletedRun {
   run_key: string;
@@ -59,8 +67,10 @@ export const cleanCommand: Command = {
     notes: [
       "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
       "with a job still active or a step still RUNNING (a cancel killed half done). Lock files are also removed,",
-      "when nobody holds them, for runs that have finished and for runs that no longer exist. Prints what it",
-      "deleted (or would delete) as JSON. Exit 0; 1 if some file could not be removed (listed in errors).",
+      "when nobody holds them, for runs that have finished and for runs that no longer exist, and so are the",
+      "built-in runner's .launch files that no job points to (a start killed before it stored its job) once",
+      "an hour old. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some file could not be",
+      "removed (listed in errors).",
     ].join("\n"),
   },
   async run(context, args) {
@@ -100,12 +110,14 @@ export const cleanCommand: Command = {
       if (typeof outcome === "string") skipped.push({ run_key: candidate.runKey, reason: outcome });
       else deleted.push(outcome);
     }
-    const lockFilesRemoved = await cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
+    const lockFilesRemoved = cleanLockFiles(session, new Set(deleted.map((run) => run.run_key)), cleaner);
+    const launchFiles = cleaner.orphanLaunchFiles();
     printJson({
       dry_run: cleaner.dryRun,
       finished_before: before,
       runs: deleted,
       lock_files: lockFilesRemoved,
+      launch_files: launchFiles,
       skipped,
       errors: cleaner.errors,
     });
@@ -175,13 +187,22 @@ class Cleaner {
     this.jobs = new JobAdmin(session.db, jobsDirectory(session.dbPath));
   }
 
-  remove(path: string): void {
-    if (this.dryRun) return;
+  /** Removes the file at `path` (a dry run: nothing); false when it could not (listed in errors). */
+  remove(path: string): boolean {
+    if (this.dryRun) return true;
     try {
       Deno.removeSync(path);
     } catch (error) {
-      if (!(error instanceof Deno.errors.NotFound)) this.errors.push(`${path}: ${(error as Error).message}`);
+      if (error instanceof Deno.errors.NotFound) return true;
+      this.errors.push(`${path}: ${(error as Error).message}`);
+      return false;
     }
+    return true;
+  }
+
+  /** Removes the built-in runner's `.launch` files that no job points to (see JobAdmin.orphanLaunchFiles). */
+  orphanLaunchFiles(): string[] {
+    return this.jobs.orphanLaunchFiles(ORPHAN_LAUNCH_AGE_SECONDS).filter((path) => this.remove(path));
   }
 
   /** Deletes the finished run and what belongs to it; returns what went, or why it was left alone. */
@@ -227,8 +248,15 @@ class Cleaner {
     this.remove(logs.stderr);
     crashPoint("clean:files-removed");
     session.store.delete(runKey, TERMINAL_RUN_STATUSES);
-    // Unlinked while held: a driver that opens the path afterwards creates a fresh lock file.
-    for (const path of locks) this.remove(path);
+    // Each lock file is unlinked only while held, and only if it is still the file at its path: a
+    // process that opens the path afterwards creates a fresh one. The driver lock is held since the
+    // start; the others are taken now, and one that a process holds (a start or cancel of a new run of
+    // the same key, made since the row went) stays for a later clean.
+    const remove = (path: string) => this.remove(path);
+    lock!.unlink(remove);
+    for (const kind of LOCK_KINDS) {
+      if (kind !== "driver") unlinkFreeLockFile(lockFilePath(session.dbPath, runKey, kind), remove);
+    }
     return entry;
   }
 }
@@ -268,7 +296,7 @@ function lockFiles(dbPath: string, runKey: string): string[] {
  * Lock files left by runs that have finished or no longer exist, removed when nobody holds them
  * (those of the runs deleted above are already gone). A live run's lock files are kept.
  */
-async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): Promise<string[]> {
+function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>, cleaner: Cleaner): string[] {
   const { dryRun } = cleaner;
   const dir = join(stateHome(session.dbPath), "locks");
   let names: string[];
@@ -286,19 +314,8 @@ async function cleanLockFiles(session: Session, deletedNow: ReadonlySet<string>,
     if (status !== undefined && !isTerminalRun(status)) continue;
     if ([...deletedNow].some((key) => safeFileName(key) === match[1]) && dryRun) continue; // listed with its run
     const path = join(dir, name);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(path, { write: true });
-    } catch {
-      continue; // gone meanwhile
-    }
-    try {
-      if (!(await file.tryLock(true))) continue; // held: a driver, a retry, a cancel is at work
-      cleaner.remove(path);
-      removed.push(path);
-    } finally {
-      file.close();
-    }
+    // Left when held (a driver, a retry, a cancel is at work) or gone meanwhile (another clean).
+    if (unlinkFreeLockFile(path, (path) => cleaner.remove(path)) === "removed") removed.push(path);
   }
   return removed;
 }

@@ -147,6 +147,34 @@ export class JobAdmin {
     return errors;
   }
 
+  /**
+   * The `.launch` files that no job row points to and that were written at least `minAgeSeconds` ago.
+   * A start writes its job's `.launch` before the transaction that stores the row; a process killed in
+   * between leaves the file (it holds the start's environment) with nothing to ever remove it. A file
+   * younger than `minAgeSeconds` may be a start's whose transaction is still waiting for the write
+   * lock, and is not listed.
+   */
+  orphanLaunchFiles(minAgeSeconds: number): string[] {
+    let names: string[];
+    try {
+      names = Array.from(Deno.readDirSync(this.runner.dir), (entry) => entry.name);
+    } catch {
+      return []; // no jobs directory: no job ever started
+    }
+    const before = Date.now() - minAgeSeconds * 1000;
+    return names.filter((name) => {
+      if (!name.endsWith(".launch")) return false;
+      try {
+        const written = Deno.statSync(`${this.runner.dir}/${name}`).mtime;
+        if (written === null || written.getTime() > before) return false;
+      } catch {
+        return false; // gone meanwhile
+      }
+      // Read after the age: the row of a start that wrote the file this long ago is committed by now.
+      return this.table.job(name.slice(0, -".launch".length)) === undefined;
+    }).map((name) => `${this.runner.dir}/${name}`);
+  }
+
   /** Removes a job's files; returns how many could not be removed (a missing file is fine). */
   private removeFiles(jobId: string): number {
     let errors = 0;

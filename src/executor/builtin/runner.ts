@@ -402,7 +402,17 @@ export class BuiltinRunner implements Executor {
       throw error;
     }
     this.launched.set(jobId, performance.now());
-    const admission = transaction(this.db, () => this.admit(request, strict, jobId));
+    crashPoint("runner:launch-written");
+    let admission: Admission;
+    try {
+      admission = transaction(this.db, () => this.admit(request, strict, jobId));
+    } catch (error) {
+      // Nothing was committed (another process's write lock, a full disk): no row will point to the
+      // file, and the caller's next try (a wait for the write lock, a driver's next round) writes its
+      // own under a new id. A crash before the commit leaves it: `clean` removes it once it is old.
+      removeQuietly(files.launch);
+      throw error;
+    }
     let row = admission.row;
     if (!admission.accepted) removeQuietly(files.launch);
     if (admission.accepted) {
