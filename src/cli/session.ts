@@ -347,6 +347,16 @@ export class Session implements Disposable {
           attempt_no: attemptNo,
           executor_error: faultJson(fault),
         }),
+      // Once per failed list call, which is not asked again for `pauseSec`: not once per round.
+      onListFault: ({ runKey, fault, pauseSec }) =>
+        printWarning(
+          `status --running failed; running steps are asked by run key for ${pauseSec} s: ${fault.message}`,
+          {
+            run_key: runKey,
+            list_again_in_sec: pauseSec,
+            executor_error: faultJson(fault),
+          },
+        ),
     }, record.state.runKey);
   }
 

@@ -1092,12 +1092,30 @@ flowTest(
     // The situation under test: several rounds after the hung list, each asking the keys themselves.
     const keyAsks = countLines(join(env.home, "calls.log"))["rh:a:1"] ?? 0;
     assert.ok(keyAsks >= 3, `only ${keyAsks} rounds asked for a by its key while the list was not asked`);
+    // The failure is visible meanwhile, as the run's error (JSON and table), and fails nothing.
+    const note =
+      /^orchesjob status --running failing \(1 failed call\): .*fake-orchesjob status did not answer within 1 s; /;
+    const during = await env.status("rh");
+    assert.match(during.error ?? "", note);
+    for (const id of ["a", "b"]) {
+      assert.deepEqual([step(during, id).status, step(during, id).executor_error], ["RUNNING", null]);
+    }
+    const table = await env.run(["status", "--run-key", "rh", "--format", "table"]);
+    assert.match(table.stdout, /\nWarning: orchesjob status --running failing \(1 failed call\): /);
     release(env);
     const result = await stderrOf(driver);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(statuses(JSON.parse(result.stdout)), { a: "SUCCEEDED", b: "SUCCEEDED" });
     const lists = countLines(join(env.home, "calls.log"))["running"];
     assert.equal(lists, 1, `status --running was asked ${lists} times`);
+    // Said once on the driver's stderr (one JSON line), not once per round of the pause.
+    const lines = result.stderr.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0].warning,
+      /^status --running failed; running steps are asked by run key for 60 s: .*did not answer/,
+    );
+    assert.deepEqual([lines[0].run_key, lines[0].list_again_in_sec, lines[0].executor_error.count], ["rh", 60, 1]);
     for (const key of ["rh:a:1", "rh:b:1"]) assert.equal((await env.jobs(key)).length, 1, `${key} started once`);
   },
 );
