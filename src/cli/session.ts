@@ -1,6 +1,6 @@
 /** What the run commands share: the state file, the run repository and locks, and each run's executor. */
 import type { RunRecord, StepState } from "../domain/mod.ts";
-import { Driver, loadRun, type RunRepository } from "../engine/mod.ts";
+import { Driver, type DriverOptions, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
 import { epochNow, pathExists, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
@@ -339,14 +339,7 @@ export class Session implements Disposable {
           retry_in_sec: retryInSec,
         });
       },
-      // The driver's stderr: the terminal of a foreground start, the stderr log of a detached one.
-      onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
-        printError(`executor call failed: ${fault.message}`, {
-          run_key: runKey,
-          step: stepId,
-          attempt_no: attemptNo,
-          executor_error: faultJson(fault),
-        }),
+      ...executorReports,
     }, record.state.runKey);
   }
 
@@ -357,6 +350,27 @@ export class Session implements Disposable {
     this.db.close();
   }
 }
+
+/**
+ * How a driver's executor troubles are told, on its stderr (the terminal of a foreground start, the
+ * stderr log of a detached one): each failed call about a step, and each failed `status --running`
+ * (once per pause of the list, not once per round).
+ */
+const executorReports: Pick<DriverOptions, "onExecutorError" | "onListFault"> = {
+  onExecutorError: ({ runKey, stepId, attemptNo, fault }) =>
+    printError(`executor call failed: ${fault.message}`, {
+      run_key: runKey,
+      step: stepId,
+      attempt_no: attemptNo,
+      executor_error: faultJson(fault),
+    }),
+  onListFault: ({ runKey, fault, pauseSec }) =>
+    printWarning(`status --running failed; running steps are asked by run key for ${pauseSec} s: ${fault.message}`, {
+      run_key: runKey,
+      list_again_in_sec: pauseSec,
+      executor_error: faultJson(fault),
+    }),
+};
 
 function sessionDbPath(context: CommandContext): string {
   return resolveDbPath(context.globals.db, (name) => Deno.env.get(name));

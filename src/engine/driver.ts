@@ -90,6 +90,12 @@ export interface DriverOptions {
   onStoreWait?: (event: { runKey: string; reason: string; since: number; retryInSec: number }) => void;
   /** Told of every failed executor call about a step, after it is recorded (the CLI prints it). */
   onExecutorError?: (event: { runKey: string; stepId: string; attemptNo: number; fault: ExecutorFault }) => void;
+  /**
+   * Told of a failed `status --running` of an external orchesjob, after the run's error shows it: once
+   * per failure, so once per {@link LIST_PAUSE_SECONDS} at most (the CLI prints it). `fault` counts the
+   * failed list calls since the list last answered; `pauseSec`: how long the keys are asked instead.
+   */
+  onListFault?: (event: { runKey: string; fault: ExecutorFault; pauseSec: number }) => void;
 }
 
 export interface TickResult {
@@ -134,14 +140,24 @@ export class Driver {
   private stderrSkippedUntil = 0;
   /** When (clock seconds) to ask an external orchesjob for its running jobs again after that call failed. */
   private listAgainAt = 0;
+  /** The failed `status --running` calls since the list last answered, or null while it answers. */
+  private listFault: ExecutorFault | null = null;
   /** Run keys the executor hinted at since the last round looked (see drive). */
   private hinted = new Set<string>();
   /** A hint that named no job: the next round looks at every running step. */
   private hintedAll = false;
-  /** While the store fails with a passing fault: since when, the current backoff, and whether the run shows it. */
+  /** While the store fails with a passing fault: since when, and the current backoff. */
   private waitingSince: number | null = null;
   private storeWait: number | null = null;
-  private shownWait = false;
+  /**
+   * Passing troubles shown as the run's error while they last (the error of a RUNNING run is only
+   * ever such a note): a store fault being waited out, a failing list call. `shownNote` is what the
+   * store holds as far as this driver knows (read with the run, so a note a dead driver left is
+   * cleared too).
+   */
+  private storeNote: string | null = null;
+  private listNote: string | null = null;
+  private shownNote: string | null = null;
 
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
@@ -163,6 +179,7 @@ export class Driver {
       return { run: this.state, index: this.index };
     }
     this.state = this.load();
+    if (this.state.status === "RUNNING") this.shownNote = this.state.error;
     this.index = new RunIndex(this.state);
     this.stale = false;
     this.startedJobs.clear();
@@ -386,7 +403,7 @@ export class Driver {
     this.options.checkStore?.();
     try {
       const result = await this.round(only);
-      if (this.waitingSince !== null) this.endStoreWait();
+      this.endStoreWait();
       return result;
     } catch (error) {
       if (!this.noteStoreWait(error, backoff)) throw error;
@@ -408,7 +425,7 @@ export class Driver {
   async advanceOrWait(): Promise<TickResult | null> {
     try {
       const result = await this.advance();
-      if (this.waitingSince !== null) this.endStoreWait();
+      this.endStoreWait();
       return result;
     } catch (error) {
       if (!this.noteStoreWait(error, this.backoff())) throw error;
@@ -440,18 +457,28 @@ export class Driver {
 
   /** The wait is shown as the run's error while it lasts, when the store takes that one write. */
   private showStoreWait(message: string): void {
+    this.storeNote = message;
     try {
-      this.shownWait ||= moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: message });
+      this.showNotes();
     } catch { /* the same fault: stderr says it */ }
   }
 
+  /** After a round the store took: no wait to show (and a note a dead driver left is cleared). */
   private endStoreWait(): void {
     this.waitingSince = null;
     this.storeWait = null;
-    if (this.shownWait) {
-      moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: null });
-      this.shownWait = false;
-    }
+    this.storeNote = null;
+    this.showNotes();
+  }
+
+  /** Writes the notes that hold now as the run's error (null when none does), unless it shows them already. */
+  private showNotes(): void {
+    const note = [this.storeNote, this.listNote].filter((n) => n !== null).join("; ") || null;
+    if (note === this.shownNote) return;
+    const moved = moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: note });
+    // A run no longer RUNNING (cancelled, ended) has an error of its own, which is not a note to write over.
+    this.shownNote = note;
+    if (moved && this.state) this.state.error = note;
   }
 
   /**
@@ -494,11 +521,14 @@ export class Driver {
     if (executor.kind === "orchesjob" && ask.length > 1 && this.clock.now() >= this.listAgainAt) {
       try {
         active = new Map((await executor.running()).map((job) => [job.run_key ?? "", job]));
+        this.listAnswered();
       } catch (error) {
         if (!(error instanceof ExecutorError)) throw error;
         active = null; // fall back to one call per step
         // A list call that hangs takes the call limit (60 s) each time: every round took that long.
         this.listAgainAt = this.clock.now() + LIST_PAUSE_SECONDS;
+        // Killed because this driver is stopping: nothing is wrong with the list.
+        if (error.kind !== "stopped") this.listFailed(error);
       }
     }
     // The built-in runner answers at once (no process per call), one step after another: a status
@@ -524,6 +554,38 @@ export class Driver {
       }
     });
     return observations;
+  }
+
+  /**
+   * A failed `status --running`: shown as the run's error until the list answers again, and reported
+   * (once per failure: the list is not asked again for {@link LIST_PAUSE_SECONDS}). Nothing fails
+   * because of it: the steps are asked by key meanwhile, and their own failures count as usual.
+   */
+  private listFailed(error: ExecutorError): void {
+    const now = this.clock.now();
+    const previous = this.listFault;
+    const fault: ExecutorFault = {
+      message: error.message,
+      exitCode: error.exitCode,
+      stderrTail: error.stderrTail,
+      firstAt: previous?.firstAt ?? now,
+      lastAt: now,
+      count: (previous?.count ?? 0) + 1,
+    };
+    this.listFault = fault;
+    const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
+    this.listNote = `orchesjob status --running failing (${calls}): ${error.message}; ` +
+      `running steps are asked by run key, the list again in ${LIST_PAUSE_SECONDS} s`;
+    // Recorded before it is reported, as a step's executor_error is.
+    this.showNotes();
+    this.options.onListFault?.({ runKey: this.runKey, fault, pauseSec: LIST_PAUSE_SECONDS });
+  }
+
+  /** The list answers: what showed its failure is over. */
+  private listAnswered(): void {
+    this.listFault = null;
+    this.listNote = null;
+    this.showNotes();
   }
 
   /**

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { CLI, cli, errorLine, eventually, processAlive } from "../helpers.ts";
+import { CLI, cli, collectText, errorLine, eventually, processAlive } from "../helpers.ts";
 import { countLines } from "./fault_helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
@@ -97,7 +97,8 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
  * a signal stops it (startinterrupted; the mode is then cleared). On
  * `abort`: exit 1 (abortfail), answer "not found" (abortgone), or first start `sleep 60` in a session
  * of its own that holds the call's pipes open, its PID in `daemon.pid` (abortdaemon). On `logs`: hang
- * after writing its PID to `logs.pid` (logshang). On both status
+ * after writing its PID to `logs.pid` (logshang), or exit 1 as a locked database would, noting its
+ * caller's PID in `logsfail.log` (logsfail). On both status
  * and abort: exit 1 (allfail).
  */
 function writeFakeOrchesjob(env: FlowEnv, dir = env.home): { bin: string; mode: (m: string) => void } {
@@ -122,6 +123,9 @@ case "$1:$mode" in
   status:exit1 | status:allfail) echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
   status:hang) echo $$ > '${join(dir, "hang.pid")}'; exec sleep 600 ;;
   logs:logshang) echo $$ > '${join(dir, "logs.pid")}'; exec sleep 600 ;;
+  logs:logsfail) echo "$PPID" >> '${
+      join(dir, "logsfail.log")
+    }'; echo "sqlite3.OperationalError: database is locked" >&2; exit 1 ;;
   status:cleaned) echo '{"error": "job not found"}' >&2; exit 3 ;;
   abort:abortfail | abort:allfail) echo "abort: database is locked" >&2; exit 1 ;;
   abort:abortgone) echo '{"error": "job not found"}' >&2; exit 3 ;;
@@ -1092,12 +1096,129 @@ flowTest(
     // The situation under test: several rounds after the hung list, each asking the keys themselves.
     const keyAsks = countLines(join(env.home, "calls.log"))["rh:a:1"] ?? 0;
     assert.ok(keyAsks >= 3, `only ${keyAsks} rounds asked for a by its key while the list was not asked`);
+    // The failure is visible meanwhile, as the run's error (JSON and table), and fails nothing.
+    const note =
+      /^orchesjob status --running failing \(1 failed call\): .*fake-orchesjob status did not answer within 1 s; /;
+    const during = await env.status("rh");
+    assert.match(during.error ?? "", note);
+    for (const id of ["a", "b"]) {
+      assert.deepEqual([step(during, id).status, step(during, id).executor_error], ["RUNNING", null]);
+    }
+    const table = await env.run(["status", "--run-key", "rh", "--format", "table"]);
+    assert.match(table.stdout, /\nWarning: orchesjob status --running failing \(1 failed call\): /);
     release(env);
     const result = await stderrOf(driver);
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(statuses(JSON.parse(result.stdout)), { a: "SUCCEEDED", b: "SUCCEEDED" });
     const lists = countLines(join(env.home, "calls.log"))["running"];
     assert.equal(lists, 1, `status --running was asked ${lists} times`);
+    // Said once on the driver's stderr (one JSON line), not once per round of the pause.
+    const lines = result.stderr.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0].warning,
+      /^status --running failed; running steps are asked by run key for 60 s: .*did not answer/,
+    );
+    assert.deepEqual([lines[0].run_key, lines[0].list_again_in_sec, lines[0].executor_error.count], ["rh", 60, 1]);
     for (const key of ["rh:a:1", "rh:b:1"]) assert.equal((await env.jobs(key)).length, 1, `${key} started once`);
+  },
+);
+
+/** How many `logs` calls of the process `pid` the fake failed in mode logsfail. */
+function failedLogsCalls(env: FlowEnv, pid: number): number {
+  return countLines(join(env.home, "logsfail.log"))[String(pid)] ?? 0;
+}
+
+/** A one-step flow whose step prints `tick 1`, runs until the file `release` appears, then prints `tick 2`. */
+function talkingFlow(env: FlowEnv, extra = ""): string {
+  const wait = `echo tick 1; while [ ! -e '${join(env.home, "release")}' ]; do sleep 0.05; done; echo tick 2`;
+  return env.flow("talk.yaml", `flow_id: talk\n${extra}steps:\n  - {id: a, command: ${JSON.stringify(wait)}}\n`);
+}
+
+/** The JSON lines a process wrote on stderr. */
+function jsonLines(text: string): Record<string, unknown>[] {
+  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line));
+}
+
+flowTest(
+  builtin,
+  "logs --follow rides out orchesjob calls that fail for a while: one warning per streak, then the output to its end",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = talkingFlow(env);
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "lf", file]);
+    await jobPidOf(env, "lf");
+    fake.mode("logsfail");
+    const follow = ["logs", "--run-key", "lf", "--step", "a", "--stream", "stdout", "--follow"];
+    const follower = env.spawn(follow);
+    const [stdout, stderr] = [collectText(follower.stdout), collectText(follower.stderr)];
+    // A second follower, interrupted while it waits to try again.
+    const quitter = env.spawn(follow);
+    const quitterErr = collectText(quitter.stderr);
+    let ended = false;
+    follower.status.then(() => ended = true);
+    // The situation under test: several calls of the follower failed in a row, and it goes on.
+    await eventually("3 failed logs calls of the follower", () => {
+      if (ended) throw new Error(`the follower ended at a failed call: ${stderr.text}`);
+      return failedLogsCalls(env, follower.pid) >= 3;
+    }, 60);
+    await eventually("the quitter failed twice", () => failedLogsCalls(env, quitter.pid) >= 2, 60);
+    quitter.kill("SIGINT");
+    assert.equal((await quitter.status).code, 130, quitterErr.text);
+    await quitter.stdout.cancel();
+    const quit = jsonLines(await quitterErr.done);
+    assert.equal(quit.length, 2, quitterErr.text);
+    assert.match(quit[0].warning as string, /^cannot read the job, retrying: /);
+    assert.match(quit[1].error as string, /^logs: interrupted/);
+    assert.equal(stdout.text, "", "nothing could be read yet");
+    fake.mode("");
+    await eventually("tick 1 is followed", () => stdout.text === "tick 1\n", 60);
+    // A second streak of failures, later: warned of again, once.
+    const before = failedLogsCalls(env, follower.pid);
+    fake.mode("logsfail");
+    await eventually("2 more failed calls", () => failedLogsCalls(env, follower.pid) >= before + 2, 60);
+    fake.mode("");
+    release(env);
+    const status = await follower.status;
+    assert.equal(status.code, 0, stderr.text);
+    assert.equal(await stdout.done, "tick 1\ntick 2\n");
+    const warnings = jsonLines(await stderr.done);
+    assert.equal(warnings.length, 2, `one warning per streak of failures: ${stderr.text}`);
+    for (const warning of warnings) {
+      assert.deepEqual(Object.keys(warning), ["warning", "retry_for_sec"]);
+      assert.match(
+        warning.warning as string,
+        /^cannot read the job, retrying: .*fake-orchesjob logs exited 1: sqlite3\.OperationalError: database is locked$/,
+      );
+      assert.equal(warning.retry_for_sec, 600, "the flow's executor_unavailable_sec (default)");
+    }
+    assert.equal((await stderrOf(driver)).code, 0);
+  },
+);
+
+flowTest(
+  builtin,
+  "logs --follow gives up with exit 1 once orchesjob calls kept failing for executor_unavailable_sec",
+  async (env) => {
+    const fake = writeFakeOrchesjob(env);
+    const file = talkingFlow(env, "executor_unavailable_sec: 1\n");
+    const driver = env.spawn(["--orchesjob-bin", fake.bin, "start", "--run-key", "lg", file]);
+    await jobPidOf(env, "lg");
+    fake.mode("logsfail");
+    const follower = env.spawn(["logs", "--run-key", "lg", "--step", "a", "--follow"]);
+    const result = await stderrOf(follower);
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(failedLogsCalls(env, follower.pid) >= 2, "it tried again before giving up");
+    const [warning, error, ...rest] = jsonLines(result.stderr);
+    assert.deepEqual(rest, []);
+    assert.deepEqual(warning.retry_for_sec, 1);
+    assert.match(
+      error.error as string,
+      /^logs: cannot read the job: orchesjob unusable for \d+ s \(\d+ failed calls; limit 1 s\): .*logs exited 1: .*database is locked$/,
+    );
+    fake.mode("");
+    assert.equal(step(await env.status("lg"), "a").status, "RUNNING", "following is only reading");
+    release(env);
+    assert.equal((await stderrOf(driver)).code, 0);
   },
 );

@@ -733,6 +733,69 @@ steps:
   assert.equal(env.step("a").executorError, null, "a new attempt starts clean");
 });
 
+Deno.test("a failing status --running shows as the run's error, is told once per pause, fails nothing, and clears once the list answers", async () => {
+  using env = setup(`flow_id: f
+executor_unavailable_sec: 1
+steps:
+  - {id: a, command: [work]}
+  - {id: b, command: [work]}
+`);
+  Object.assign(env.executor, { kind: "orchesjob" });
+  const told: { count: number; firstAt: number; error: string | null }[] = [];
+  const driver = () =>
+    new Driver({
+      runs: env.runs,
+      gate: env.gate,
+      executor: env.executor,
+      clock: env.clock,
+      pollIntervalSec: 1,
+      onListFault: ({ fault }) => told.push({ count: fault.count, firstAt: fault.firstAt, error: env.state().error }),
+    }, "k");
+  const one = driver();
+  await one.tick(); // starts a and b
+  let lists = 0;
+  let failing = true;
+  const running = env.executor.running.bind(env.executor);
+  env.executor.running = () => {
+    lists++;
+    const locked = new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
+    return failing ? Promise.reject(locked) : running();
+  };
+  const keyAsks = () => env.executor.calls.filter((c) => c === "status k:a:1").length;
+  await one.tick();
+  assert.equal(lists, 1, "the list was asked, and failed");
+  assert.equal(keyAsks(), 1, "then a was asked by its key");
+  const note = /^orchesjob status --running failing \(1 failed call\): orchesjob status exited 1: database is locked; /;
+  assert.match(env.state().error ?? "", note);
+  assert.equal(told.length, 1);
+  assert.match(told[0].error ?? "", note, "recorded before it was told");
+  // Rounds within the pause (past executor_unavailable_sec): the keys answer, so nothing fails, and the
+  // list is neither asked nor told of again.
+  for (let round = 0; round < 5; round++) {
+    env.clock.t += 10;
+    await one.tick();
+  }
+  assert.equal(lists, 1);
+  assert.equal(keyAsks(), 6, "each round asked a by its key");
+  assert.equal(told.length, 1, "told once per pause, not once per round");
+  for (const id of ["a", "b"]) {
+    assert.deepEqual([env.step(id).status, env.step(id).executorError], ["RUNNING", null], id);
+  }
+  // After the pause the list is asked again and fails again: told again, the failures counted.
+  env.clock.t += 11;
+  await one.tick();
+  assert.equal(lists, 2);
+  assert.deepEqual(told.map(({ count, firstAt }) => [count, firstAt]), [[1, 1000], [2, 1000]]);
+  assert.match(env.state().error ?? "", /^orchesjob status --running failing \(2 failed calls\)/);
+  // A driver that stopped meanwhile left the note: the next one clears it once the list answers.
+  failing = false;
+  await driver().tick();
+  assert.equal(lists, 3);
+  assert.equal(env.state().error, null, "cleared once the list answers");
+  assert.equal(told.length, 2);
+  assert.equal(env.state().status, "RUNNING");
+});
+
 Deno.test("a full disk under the driver is waited out with backoff, shown as the run's error, then cleared", async () => {
   using t = setup(`flow_id: f\nsteps:\n  - {id: a, command: [work]}\n  - {id: b, when: a, command: [next]}\n`);
   let full = 0;

@@ -1,10 +1,18 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
-import { isActiveJob, isTerminalRun, type Job, type RunRecord, stepRunKey } from "../../domain/mod.ts";
+import {
+  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+  isActiveJob,
+  isTerminalRun,
+  type Job,
+  type RunRecord,
+  stepRunKey,
+  type StepState,
+} from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/mod.ts";
-import { concatBytes, sleepUnless } from "../../shared/mod.ts";
-import { wholeNumberOption } from "../args.ts";
-import type { Command } from "../command.ts";
+import { type Backoff, concatBytes, nextPause, sleepUnless } from "../../shared/mod.ts";
+import { type ParsedArgs, wholeNumberOption } from "../args.ts";
+import type { Command, CommandContext } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printWarning, stdoutGone, writeBytes, writeStderrBytes } from "../output.ts";
 import { resumeHint } from "../render/mod.ts";
@@ -32,7 +40,8 @@ export const logsCommand: Command = {
       { name: "tail", value: "number", metavar: "N", help: "Only the last N lines of each stream." },
     ],
     notes: "Exit 0 when the output was printed; 3 for an unknown run key or an attempt that has not started;\n" +
-      "2 for bad input; 1 when the executor could not be asked; 130 when --follow is interrupted.",
+      "2 for bad input; 1 when the executor could not be asked (with --follow: when its calls kept failing\n" +
+      "for the flow's executor_unavailable_sec, default 600 s); 130 when --follow is interrupted.",
   },
   async run(context, args) {
     const runKey = runKeyOf(context, args);
@@ -47,17 +56,7 @@ export const logsCommand: Command = {
     using interrupt = listenForInterrupt();
     using session = await Session.open(context, { readOnly: true, readIfReadOnly: true }, interrupt);
     let record = session.run(runKey);
-    const step = stepOf(record, stepId);
-    let attempt: number;
-    if (args.options.attempt !== undefined) {
-      attempt = wholeNumberOption(args, "attempt", 1, 1);
-      if (attempt > step.attemptNo) {
-        throw new UserError(
-          `step ${stepId} has ${step.attemptNo === 0 ? "not started" : `attempts 1 to ${step.attemptNo}`}`,
-          ExitCode.notFound,
-        );
-      }
-    } else attempt = step.attemptNo;
+    let attempt = attemptAsked(args, stepOf(record, stepId));
     const interval = Math.min(context.globals.pollInterval, 0.5);
     if (attempt === 0) {
       if (!follow) throw new UserError(`step ${stepId} has not started`, ExitCode.notFound);
@@ -68,13 +67,17 @@ export const logsCommand: Command = {
     const jobKey = stepRunKey(runKey, stepId, attempt);
     // The job the run recorded for this attempt, if any: its output was there once.
     const recorded = stepOf(record, stepId).job;
-    const reader = new LogReader(session.executorFor(record), jobKey, recorded?.run_key === jobKey ? recorded : null);
+    // A follower rides out passing failures of the executor's calls (see followerPatience).
+    const asker = new Asker(follow ? followerPatience(record, interval, context, interrupt.requested) : null);
+    const ask: Ask = (call) => asker.ask(call);
+    const executor = session.executorFor(record);
+    const reader = new LogReader(executor, jobKey, ask, recorded?.run_key === jobKey ? recorded : null);
     const offsets: Record<Stream, number | undefined> = { stdout: undefined, stderr: undefined };
     // Once the attempt is over, one more pass reads what a pass that overlapped its end may have missed.
     let over = false;
     for (;;) {
       // The job's status is read before its output, so once it says "ended" this read has everything.
-      const job = follow && !over ? await ask(() => reader.executor.status(jobKey)) : null;
+      const job = follow && !over ? await ask(() => executor.status(jobKey)) : null;
       for (const stream of streams) {
         // One stream goes to stdout (to pipe into grep); both keep them apart on stdout and stderr.
         const write = streams.length === 2 && stream === "stderr" ? writeStderrBytes : writeBytes;
@@ -94,14 +97,53 @@ export const logsCommand: Command = {
   },
 };
 
+/** The attempt asked for (--attempt, which must have started), or the step's latest (0: none yet). */
+function attemptAsked(args: ParsedArgs, step: StepState): number {
+  if (args.options.attempt === undefined) return step.attemptNo;
+  const attempt = wholeNumberOption(args, "attempt", 1, 1);
+  if (attempt > step.attemptNo) {
+    throw new UserError(
+      `step ${step.id} has ${step.attemptNo === 0 ? "not started" : `attempts 1 to ${step.attemptNo}`}`,
+      ExitCode.notFound,
+    );
+  }
+  return attempt;
+}
+
+/**
+ * A follower's patience with failing executor calls: what the driver rides out (orchesjob's "database
+ * is locked" under load) for as long as the driver would before failing the attempt (the flow's
+ * executor_unavailable_sec), retried from the follow's own pause up to the poll interval.
+ */
+function followerPatience(
+  record: RunRecord,
+  interval: number,
+  context: CommandContext,
+  interrupted: () => boolean,
+): Patience {
+  return {
+    limitSec: record.state.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+    backoff: { first: interval, factor: 2, ceiling: Math.max(interval, context.globals.pollInterval) },
+    interrupted,
+  };
+}
+
 /**
  * Reads a job's output in pieces of at most {@link CHUNK_BYTES} from the built-in runner, each written
  * as it comes (a file of gigabytes is not read whole first); orchesjob's `logs` prints everything at
  * each call, so with it one call reads all.
  */
 class LogReader {
-  /** `recorded`: the job the run recorded for this attempt (null: none, or not known for an earlier attempt). */
-  constructor(readonly executor: Executor, readonly jobKey: string, readonly recorded: Job | null = null) {}
+  /**
+   * `ask`: how each executor call is made ({@link Asker}). `recorded`: the job the run recorded for
+   * this attempt (null: none, or not known for an earlier attempt).
+   */
+  constructor(
+    readonly executor: Executor,
+    readonly jobKey: string,
+    readonly ask: Ask,
+    readonly recorded: Job | null = null,
+  ) {}
 
   /**
    * Writes the stream from `from` to its current end; returns the offset reached. `stop`: the reader
@@ -141,11 +183,11 @@ class LogReader {
 
   private async read(stream: Stream, from: number): Promise<Uint8Array> {
     const range = this.whole ? { from } : { from, max: CHUNK_BYTES };
-    const bytes = await ask(() => this.executor.logs({ runKey: this.jobKey }, stream, range));
+    const bytes = await this.ask(() => this.executor.logs({ runKey: this.jobKey }, stream, range));
     if (bytes !== null) return bytes;
     // No output file: fine while the job is starting; an error once it has ended (removed by hand?).
     // A job aborted before its command started (or whose supervisor died first) never had files.
-    const job = await ask(() => this.executor.status(this.jobKey));
+    const job = await this.ask(() => this.executor.status(this.jobKey));
     // The run saw this attempt's job, and the executor no longer knows it: it was cleaned (`job clean`
     // or orchesjob's own clean), and its output with it. Printing nothing would look like a step that
     // wrote nothing.
@@ -163,6 +205,7 @@ class LogReader {
 }
 
 type Writer = (bytes: Uint8Array) => void;
+type Ask = <T>(call: () => Promise<T>) => Promise<T>;
 
 /** How many newlines `bytes` holds (indexOf scans natively: a byte loop in JS took seconds per 300 MB). */
 function newlinesIn(bytes: Uint8Array): number {
@@ -207,18 +250,63 @@ function ended(job: Job | null, runStatus: string | undefined): boolean {
   return runStatus === undefined || isTerminalRun(runStatus as never);
 }
 
-/** Executor failures are the operator's to see, as one JSON line with exit 1. */
-async function ask<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof ExecutorError) {
-      // A call killed by an interrupt is the interrupt's exit, not a failure of the executor.
-      if (error.kind === "stopped") throw new UserError(`interrupted: ${error.message}`, ExitCode.interrupted);
-      // An output file this process may not read says so itself ("cannot read F: permission denied").
-      throw new UserError(error.kind === "unreadable" ? error.message : `cannot read the job: ${error.message}`, 1);
+/** How long a follower goes on asking an executor whose calls fail, and how it paces the retries. */
+type Patience = { limitSec: number; backoff: Backoff; interrupted: () => boolean };
+
+/**
+ * Makes the executor calls. A failure is the operator's to see, as one JSON line with exit 1. A
+ * follower (with `patience`) first rides out the failures that pass (a non-zero exit such as
+ * orchesjob's "database is locked", an unreadable answer, a call past its limit, a death by a
+ * signal): it says so once per streak of failures, as one JSON warning, and tries the call again
+ * with backoff; only a streak that lasts `limitSec` ends it with exit 1. A missing binary or an
+ * unreadable file does not pass by waiting, and an interrupt ends it at once (130).
+ */
+class Asker {
+  /** The current streak of failed calls: since when (performance.now()), how many, and the last pause. */
+  private streak: { since: number; count: number; pause?: number } | null = null;
+
+  constructor(private readonly patience: Patience | null) {}
+
+  async ask<T>(call: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        const result = await call();
+        this.streak = null;
+        return result;
+      } catch (error) {
+        if (!(error instanceof ExecutorError)) throw error;
+        // A call killed by an interrupt is the interrupt's exit, not a failure of the executor.
+        if (error.kind === "stopped") throw new UserError(`interrupted: ${error.message}`, ExitCode.interrupted);
+        // An output file this process may not read says so itself ("cannot read F: permission denied").
+        if (error.kind === "unreadable") throw new UserError(error.message, 1);
+        if (this.patience === null || error.kind === "missing") {
+          throw new UserError(`cannot read the job: ${error.message}`, 1);
+        }
+        await this.wait(this.patience, error);
+      }
     }
-    throw error;
+  }
+
+  /** Counts a failed call of a follower, and waits before the next one; throws once the streak lasted too long. */
+  private async wait({ limitSec, backoff, interrupted }: Patience, error: ExecutorError): Promise<void> {
+    const now = performance.now();
+    const streak = this.streak ??= { since: now, count: 0 };
+    streak.count++;
+    const failingSec = (now - streak.since) / 1000;
+    if (failingSec >= limitSec) {
+      const calls = streak.count === 1 ? "1 failed call" : `${streak.count} failed calls`;
+      throw new UserError(
+        `cannot read the job: orchesjob unusable for ${Math.round(failingSec)} s (${calls}; limit ${limitSec} s): ` +
+          error.message,
+        1,
+      );
+    }
+    if (streak.count === 1) {
+      printWarning(`cannot read the job, retrying: ${error.message}`, { retry_for_sec: limitSec });
+    }
+    streak.pause = nextPause(backoff, streak.pause);
+    await sleepUnless(Math.min(streak.pause, limitSec - failingSec), interrupted);
+    if (interrupted()) throw new UserError(`interrupted while retrying: ${error.message}`, ExitCode.interrupted);
   }
 }
 

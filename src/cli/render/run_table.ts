@@ -61,6 +61,9 @@ export function renderRunTable(
     statusLine(run, color),
     timesLine(run, now),
     ...driverLine(run, driver).map(visible),
+    // A live run's error is a passing trouble of its driver's (a store fault waited out, a failing
+    // orchesjob list call): the run goes on, but whoever watches it should know.
+    ...(isLiveRun(run.status) && run.error !== null ? [visible(`Warning: ${run.error}`)] : []),
     ...rounds.slice(-1).map((last) =>
       visible(
         `Retried: ${rounds.length} time${rounds.length === 1 ? "" : "s"}, last ${localDateTime(last.at)}` +
