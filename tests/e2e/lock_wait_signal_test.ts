@@ -1,16 +1,21 @@
 /**
- * A foreground driver whose rounds are lost to a write lock another process holds while its jobs end:
- * each ended job rang the driver's bell (a file event), and the pause after a lost round, cut short by
- * the bell, gave no turn of the event loop in which to hear a signal; every lost round also waited out
- * one slice of the lock per running step. A Ctrl-C then took about 9 s to be heard (5 of 6 trials of a
- * 6-job fan-out with a join and a chain after it), against ~0.12 s now. The lock is held as in
- * held_lock_test.ts.
+ * Signals while a driver or a command waits for a lock are heard in the wait, not at its end:
+ * - A foreground driver whose rounds are lost to a write lock another process holds while its jobs end:
+ *   each ended job rang the driver's bell (a file event), and the pause after a lost round, cut short by
+ *   the bell, gave no turn of the event loop in which to hear a signal; every lost round also waited out
+ *   one slice of the lock per running step. A Ctrl-C then took about 9 s to be heard (5 of 6 trials of a
+ *   6-job fan-out with a join and a chain after it), against ~0.12 s now.
+ * - The background driver (`_drive`, what `start -d` launches) tries for the run's driver lock for 2 s:
+ *   a SIGTERM then was heard only at the wait's end, which said another process drives the run (75).
+ * The write lock is held as in held_lock_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
-import { eventually } from "../helpers.ts";
+import { catchesSignal, eventually, isStopped, processAlive } from "../helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
+import { TWO_STEPS } from "./operator_env.ts";
+import { readLog } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
 
 const STEPS = 6;
@@ -63,5 +68,50 @@ flowTest(
     // none of those ends (its rounds were lost to the lock), not one that had nothing left to write.
     const run = await env.status("k");
     for (let i = 0; i < STEPS; i++) assert.equal(step(run, `f${i}`).status, "RUNNING", `f${i}'s end was not recorded`);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "SIGTERM to a background driver waiting for its run's driver lock: 130 at once, the run as stored",
+  async (env) => {
+    const log = join(env.home, "stop.log");
+    // start -d's driver stops (test-only SIGSTOP) just before its wait for the driver lock, which the
+    // test then takes, as a passing tick would; its SIGTERM comes once it runs again, in that wait.
+    const starting = env.spawn(["start", "--run-key", "d", "-d", env.flow("two.yaml", TWO_STEPS)], {
+      ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    const output = starting.output();
+    let pid = 0;
+    await eventually("the background driver stopped before its wait for the driver lock", () => {
+      pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
+      return pid !== 0 && isStopped(pid);
+    });
+    try {
+      using _held = await env.holdDriverLock("d");
+      Deno.kill(pid, "SIGCONT");
+      await eventually("the driver waits for the lock", () => !isStopped(pid));
+      assert.ok(catchesSignal(pid, 15), "the driver listens for SIGTERM");
+      Deno.kill(pid, "SIGTERM");
+      const started = await output;
+      // Still held here: the driver ended in its wait, not at its end (75, "another process drives it").
+      assert.equal(processAlive(pid), false, "the driver has exited");
+      const stdout = JSON.parse(new TextDecoder().decode(started.stdout));
+      assert.equal(started.code, 130, new TextDecoder().decode(started.stderr));
+      assert.deepEqual([stdout.detached, stdout.pid, stdout.exit_code, stdout.status], [false, pid, 130, "PENDING"]);
+      assert.equal(
+        stdout.error,
+        "the background driver exited 130: _drive: interrupted while waiting for run d's driver lock; run d is unchanged",
+      );
+      const run = await env.status("d");
+      // Still held by the test, as all along: the driver never took it.
+      assert.deepEqual([run.status, run.driver, step(run, "a").status], ["PENDING", { pid: Deno.pid }, "PENDING"]);
+    } finally {
+      if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+    // The run stays resumable.
+    const resumed = await env.json(["resume", "--run-key", "d", "-q"]);
+    assert.equal(resumed.status, "SUCCEEDED");
   },
 );
