@@ -7,16 +7,18 @@
  *   6-job fan-out with a join and a chain after it), against ~0.12 s now.
  * - The background driver (`_drive`, what `start -d` launches) tries for the run's driver lock for 2 s:
  *   a SIGTERM then was heard only at the wait's end, which said another process drives the run (75).
+ * - A `start` or `retry` whose write meets a write lock taken after its probe of the lock: the write
+ *   waited in SQLite for the busy timeout (15 s), which blocks the process, signals unheard.
  * The write lock is held as in held_lock_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathExists } from "../../src/shared/mod.ts";
 import { catchesSignal, eventually, isStopped, processAlive } from "../helpers.ts";
-import { flowTest, step } from "./flow_env.ts";
-import { TWO_STEPS } from "./operator_env.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { FAILING, TWO_STEPS } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
-import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
+import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 const STEPS = 6;
 /**
@@ -113,5 +115,66 @@ flowTest(
     // The run stays resumable.
     const resumed = await env.json(["resume", "--run-key", "d", "-q"]);
     assert.equal(resumed.status, "SUCCEEDED");
+  },
+);
+
+/**
+ * `args` spawned to stop (test-only SIGSTOP) between its probe of the state file's write lock and its
+ * write, the window in which the test then takes the lock.
+ */
+async function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
+  const log = join(env.home, `stop-${args[0]}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "session:lock-probed", ORCHESJOB_FLOW_CRASH_LOG: log });
+  let exited = false;
+  const output = child.output().finally(() => (exited = true));
+  await eventually(
+    `${args[0]} stopped before its write`,
+    () => exited || (readLog(log) === `session:lock-probed ${child.pid}\n` && isStopped(child.pid)),
+  );
+  assert.equal(exited, false);
+  return { child, output, exited: () => exited };
+}
+
+flowTest(
+  ["builtin"],
+  "a signal to start or retry whose write meets a write lock taken after their probe: 130 with the lock still held",
+  async (env) => {
+    assert.equal((await env.run(["start", "--run-key", "f", "-q", env.flow("failing.yaml", FAILING)])).code, 1);
+    const start = await stoppedBeforeWrite(env, ["start", "--run-key", "s", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const retry = await stoppedBeforeWrite(env, ["retry", "--run-key", "f", "-q"]);
+    await using _kill = {
+      async [Symbol.asyncDispose]() {
+        for (const { child, exited } of [start, retry]) if (!exited()) child.kill("SIGKILL");
+        await Promise.allSettled([start.output, retry.output]);
+      },
+    };
+    // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the
+    // lock when it is let go, and the signal would be heard only then.
+    await using lock = await holdWriteLock(env, 12);
+    for (const { child } of [start, retry]) Deno.kill(child.pid, "SIGCONT");
+    await eventually("both run again", () => [start, retry].every(({ child }) => !isStopped(child.pid)));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // their writes meet the lock
+    assert.equal(start.exited(), false, "start ended while the lock was held");
+    assert.equal(retry.exited(), false, "retry ended while the lock was held");
+    assertLockHeld(env);
+    start.child.kill("SIGINT");
+    retry.child.kill("SIGTERM");
+    const [started, retried] = [await start.output, await retry.output];
+    assert.equal(lock.released(), false, "the signals were heard only once the lock was let go");
+    assertLockHeld(env);
+    const state = stateFile(env);
+    for (
+      const [result, error] of [
+        [started, `start: interrupted while waiting for state database ${state}'s write lock; nothing was stored`],
+        [retried, `retry: interrupted while waiting for state database ${state}'s write lock; run f is unchanged`],
+      ] as const
+    ) {
+      assert.deepEqual([result.signal, result.code, result.stdout.length], [null, 130, 0]);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(result.stderr)), { error });
+    }
+    // The interrupted writes did not happen: no run s, run f as it ended.
+    assert.equal((await env.run(["status", "--run-key", "s"])).code, 3, "run s was not created");
+    const failed = await env.status("f");
+    assert.deepEqual([failed.status, step(failed, "a").attempt_no], ["FAILED", 1]);
   },
 );
