@@ -2,7 +2,7 @@
 import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
+import { checkUsable, chooseExecutor, createExecutor, type Executor, JOB_TABLES } from "../executor/mod.ts";
 import { epochNow, pathExists, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
@@ -382,7 +382,11 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
     }
   }
   try {
-    return { db: openDatabase(path, lockWaitMs), refused: null };
+    // The built-in runner's tables are migrated with the file's own, in the same short, retried waits
+    // for the write lock. Left to the runner, a first driver of a state file (start -d's first run, a
+    // tick) migrated them once the file was open, under a lock taken meanwhile: blocked in SQLite's
+    // wait for the busy timeout, signals unheard, then exit 70.
+    return { db: openDatabase(path, lockWaitMs, [JOB_TABLES]), refused: null };
   } catch (error) {
     if (options.readIfLocked && isLockHeld(error)) return { db: readOnlyUnlessBehind(path, error), refused: null };
     if (!(options.readIfReadOnly || options.follower) || !(error instanceof StateFileReadOnlyError)) throw error;

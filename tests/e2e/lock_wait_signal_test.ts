@@ -9,14 +9,18 @@
  *   a SIGTERM then was heard only at the wait's end, which said another process drives the run (75).
  * - A `start` or `retry` whose write meets a write lock taken after its probe of the lock: the write
  *   waited in SQLite for the busy timeout (15 s), which blocks the process, signals unheard.
+ * - A first driver of a state file without the built-in runner's tables (one of an older version) made
+ *   them once the file was open: under a write lock taken meanwhile, SQLite's wait held it for the busy
+ *   timeout, signals unheard, then it failed (exit 70).
  * The write lock is held as in held_lock_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { pathExists } from "../../src/shared/mod.ts";
 import { catchesSignal, eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
-import { FAILING, TWO_STEPS } from "./operator_env.ts";
+import { FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
@@ -176,5 +180,50 @@ flowTest(
     assert.equal((await env.run(["status", "--run-key", "s"])).code, 3, "run s was not created");
     const failed = await env.status("f");
     assert.deepEqual([failed.status, step(failed, "a").attempt_no], ["FAILED", 1]);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "SIGTERM to a first driver of a state file without the runner's tables, under a write lock taken after it opened the file: 130",
+  async (env) => {
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    // The state file as a version before the runner's tables were made at opening left it, no job run yet.
+    const old = new DatabaseSync(stateFile(env));
+    old.exec(`DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_keys; DROP TABLE IF EXISTS job_unlocks;
+      DELETE FROM schema_meta WHERE key = 'builtin_jobs_schema_version'`);
+    old.close();
+    const log = join(env.home, "stop.log");
+    // The busy timeout shortened: the old driver failed once it had passed, with the lock still held.
+    const driver = env.spawn(["_drive", "--run-key", "u"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "2000",
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    let exited = false;
+    const output = driver.output().finally(() => (exited = true));
+    await using _kill = {
+      async [Symbol.asyncDispose]() {
+        if (!exited) driver.kill("SIGKILL");
+        await output.catch(() => {});
+      },
+    };
+    await eventually(
+      "the driver stopped once it opened the state file",
+      () => exited || (readLog(log) === `session:opened ${driver.pid}\n` && isStopped(driver.pid)),
+    );
+    assert.equal(exited, false);
+    await using lock = await holdWriteLock(env, 60);
+    Deno.kill(driver.pid, "SIGCONT");
+    await eventually("the driver runs again", () => exited || !isStopped(driver.pid));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // it meets the lock
+    assertLockHeld(env);
+    driver.kill("SIGTERM");
+    const result = await output;
+    assert.equal(lock.released(), false);
+    assertLockHeld(env);
+    assert.deepEqual([result.signal, result.code], [null, 130], new TextDecoder().decode(result.stderr));
+    const run = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.deepEqual([run.status, step(run, "a").status], ["PENDING", "PENDING"]);
   },
 );
