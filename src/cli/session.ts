@@ -2,7 +2,7 @@
 import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, type DriverOptions, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { checkUsable, chooseExecutor, createExecutor, type Executor } from "../executor/mod.ts";
+import { checkUsable, chooseExecutor, createExecutor, type Executor, JOB_TABLES } from "../executor/mod.ts";
 import { epochNow, pathExists, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
@@ -174,18 +174,20 @@ export class Session implements Disposable {
   /**
    * Runs `work`, the command's writes, waiting out another process's write lock that its first write
    * meets (see {@link writeWaiting}); when `stop` says so during that wait, exit 130 with the message
-   * `interrupted`. Without `stop`, only the lock ends the wait (a command whose own signal listener
-   * decides, as `cancel`'s).
+   * `interrupted`. With `stop`, `work` must write once (one transaction) unless it is `rerunnable`:
+   * its writes wait for the lock in slices, and a try that the lock stopped is run again only if it
+   * stored nothing. Without `stop`, only the lock ends the wait, and `work` may write several times
+   * (a command whose own signal listener decides, as `cancel`'s).
    */
   async writing<T>(
     work: () => Promise<T> | T,
-    { stop = () => false, interrupted = "", rerunnable = false }: {
+    { stop, interrupted = "", rerunnable = false }: {
       stop?: () => boolean;
       interrupted?: string;
       rerunnable?: boolean;
     } = {},
   ): Promise<T> {
-    const done = await writeWaiting(this.db, this.dbPath, work, stop, rerunnable);
+    const done = await writeWaiting(this.db, this.dbPath, work, stop ?? (() => false), rerunnable, stop !== undefined);
     if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
     return done.value;
   }
@@ -394,7 +396,11 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
     }
   }
   try {
-    return { db: openDatabase(path, lockWaitMs), refused: null };
+    // The built-in runner's tables are migrated with the file's own, in the same short, retried waits
+    // for the write lock. Left to the runner, a first driver of a state file (start -d's first run, a
+    // tick) migrated them once the file was open, under a lock taken meanwhile: blocked in SQLite's
+    // wait for the busy timeout, signals unheard, then exit 70.
+    return { db: openDatabase(path, lockWaitMs, [JOB_TABLES]), refused: null };
   } catch (error) {
     if (options.readIfLocked && isLockHeld(error)) return { db: readOnlyUnlessBehind(path, error), refused: null };
     if (!(options.readIfReadOnly || options.follower) || !(error instanceof StateFileReadOnlyError)) throw error;
@@ -485,6 +491,11 @@ async function retryWhileLocked<T>(
  * lock stopped before it changed anything is run again from the start (nothing was stored), and so is
  * one that had changed something when `rerunnable` says the work may be run again (an abort resumes,
  * a clean finds what is left). Returns what `work` gave, or null when stopped.
+ *
+ * `sliced`: `work`'s own statements wait for the lock one slice too, not the busy timeout. A lock taken
+ * between the probe and `work`'s write (or between two of its writes) otherwise held this process in
+ * SQLite's wait for up to 15 s, signals unheard (a Ctrl-C of `start` heard only once the lock went).
+ * Only for work whose lost try is run again: one that writes once (it stored nothing), or rerunnable.
  */
 export async function writeWaiting<T>(
   db: Database,
@@ -492,6 +503,7 @@ export async function writeWaiting<T>(
   work: () => Promise<T> | T,
   stop: () => boolean,
   rerunnable = false,
+  sliced = false,
 ): Promise<{ value: T } | null> {
   let changesBefore = 0;
   const locked = (error: unknown) =>
@@ -500,8 +512,15 @@ export async function writeWaiting<T>(
     path,
     async () => {
       if (!isReadOnly(db)) probeWriteLock(db, LOCK_WAIT_SLICE_MS);
+      stopPoint("session:lock-probed");
       changesBefore = changesMade(db);
-      return await work();
+      if (!sliced) return await work();
+      limitLockWait(db, LOCK_WAIT_SLICE_MS);
+      try {
+        return await work();
+      } finally {
+        limitLockWait(db, busyTimeoutMs());
+      }
     },
     locked,
     stop,

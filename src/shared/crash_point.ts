@@ -31,6 +31,8 @@ export type CrashPoint =
 /** Every named stop point (see {@link stopPoint}). */
 export type StopPoint =
   | "session:opened"
+  | "session:lock-probed"
+  | "drive:lock-wait"
   | "store:load-run-read"
   | "launch:gate-taken"
   | "launch:holder-seen"

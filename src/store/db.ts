@@ -168,13 +168,20 @@ export function busyTimeoutMs(): number {
   return raw && Number.isInteger(ms) && ms >= 0 ? ms : 15000;
 }
 
+/** Another component's tables in the state file (the built-in runner's): what {@link migrate} takes. */
+export interface SchemaPart {
+  key: string;
+  migrations: readonly string[];
+}
+
 /**
- * Opens (creating if needed) the state file and brings its schema up to date. Opening takes the write
- * lock (a probe, and migrations), waiting `lockWaitMs` for it (default: the busy timeout); statements
- * then wait the busy timeout. SQLite's wait blocks the whole process, signals and timers included: a
- * command that must stay responsive opens in short waits and retries ({@link StateFileUnavailableError}).
+ * Opens (creating if needed) the state file and brings its schema up to date, and that of `parts`.
+ * Opening takes the write lock (a probe, and migrations), waiting `lockWaitMs` for it (default: the
+ * busy timeout); statements then wait the busy timeout. SQLite's wait blocks the whole process, signals
+ * and timers included: a command that must stay responsive opens in short waits and retries
+ * ({@link StateFileUnavailableError}).
  */
-export function openDatabase(path: string, lockWaitMs = busyTimeoutMs()): Database {
+export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: readonly SchemaPart[] = []): Database {
   let db: DatabaseSync | undefined;
   try {
     if (path !== ":memory:") {
@@ -207,6 +214,7 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs()): Databa
       if ((mode & 0o600) !== mode) Deno.chmodSync(path, mode & 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
     migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs });
+    for (const part of parts) migrate(db, part.key, part.migrations, { lockWaitMs });
     db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
     return db;
   } catch (error) {

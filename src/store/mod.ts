@@ -19,6 +19,7 @@ export {
   openDatabaseReadOnly,
   prepared,
   probeWriteLock,
+  type SchemaPart,
   StateFileBehindError,
   StateFileChangedError,
   StateFileError,

@@ -1,17 +1,28 @@
 /**
- * A foreground driver whose rounds are lost to a write lock another process holds while its jobs end:
- * each ended job rang the driver's bell (a file event), and the pause after a lost round, cut short by
- * the bell, gave no turn of the event loop in which to hear a signal; every lost round also waited out
- * one slice of the lock per running step. A Ctrl-C then took about 9 s to be heard (5 of 6 trials of a
- * 6-job fan-out with a join and a chain after it), against ~0.12 s now. The lock is held as in
- * held_lock_test.ts.
+ * Signals while a driver or a command waits for a lock are heard in the wait, not at its end:
+ * - A foreground driver whose rounds are lost to a write lock another process holds while its jobs end:
+ *   each ended job rang the driver's bell (a file event), and the pause after a lost round, cut short by
+ *   the bell, gave no turn of the event loop in which to hear a signal; every lost round also waited out
+ *   one slice of the lock per running step. A Ctrl-C then took about 9 s to be heard (5 of 6 trials of a
+ *   6-job fan-out with a join and a chain after it), against ~0.12 s now.
+ * - The background driver (`_drive`, what `start -d` launches) tries for the run's driver lock for 2 s:
+ *   a SIGTERM then was heard only at the wait's end, which said another process drives the run (75).
+ * - A `start` or `retry` whose write meets a write lock taken after its probe of the lock: the write
+ *   waited in SQLite for the busy timeout (15 s), which blocks the process, signals unheard.
+ * - A first driver of a state file without the built-in runner's tables (one of an older version) made
+ *   them once the file was open: under a write lock taken meanwhile, SQLite's wait held it for the busy
+ *   timeout, signals unheard, then it failed (exit 70).
+ * The write lock is held as in held_lock_test.ts.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { pathExists } from "../../src/shared/mod.ts";
-import { eventually } from "../helpers.ts";
-import { flowTest, step } from "./flow_env.ts";
-import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
+import { catchesSignal, eventually, isStopped, processAlive } from "../helpers.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
+import { FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { readLog } from "./stop_point.ts";
+import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 const STEPS = 6;
 /**
@@ -63,5 +74,156 @@ flowTest(
     // none of those ends (its rounds were lost to the lock), not one that had nothing left to write.
     const run = await env.status("k");
     for (let i = 0; i < STEPS; i++) assert.equal(step(run, `f${i}`).status, "RUNNING", `f${i}'s end was not recorded`);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "SIGTERM to a background driver waiting for its run's driver lock: 130 at once, the run as stored",
+  async (env) => {
+    const log = join(env.home, "stop.log");
+    // start -d's driver stops (test-only SIGSTOP) just before its wait for the driver lock, which the
+    // test then takes, as a passing tick would; its SIGTERM comes once it runs again, in that wait.
+    const starting = env.spawn(["start", "--run-key", "d", "-d", env.flow("two.yaml", TWO_STEPS)], {
+      ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    const output = starting.output();
+    let pid = 0;
+    await eventually("the background driver stopped before its wait for the driver lock", () => {
+      pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
+      return pid !== 0 && isStopped(pid);
+    });
+    try {
+      using _held = await env.holdDriverLock("d");
+      Deno.kill(pid, "SIGCONT");
+      await eventually("the driver waits for the lock", () => !isStopped(pid));
+      assert.ok(catchesSignal(pid, 15), "the driver listens for SIGTERM");
+      Deno.kill(pid, "SIGTERM");
+      const started = await output;
+      // Still held here: the driver ended in its wait, not at its end (75, "another process drives it").
+      assert.equal(processAlive(pid), false, "the driver has exited");
+      const stdout = JSON.parse(new TextDecoder().decode(started.stdout));
+      assert.equal(started.code, 130, new TextDecoder().decode(started.stderr));
+      assert.deepEqual([stdout.detached, stdout.pid, stdout.exit_code, stdout.status], [false, pid, 130, "PENDING"]);
+      assert.equal(
+        stdout.error,
+        "the background driver exited 130: _drive: interrupted while waiting for run d's driver lock; run d is unchanged",
+      );
+      const run = await env.status("d");
+      // Still held by the test, as all along: the driver never took it.
+      assert.deepEqual([run.status, run.driver, step(run, "a").status], ["PENDING", { pid: Deno.pid }, "PENDING"]);
+    } finally {
+      if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+    // The run stays resumable.
+    const resumed = await env.json(["resume", "--run-key", "d", "-q"]);
+    assert.equal(resumed.status, "SUCCEEDED");
+  },
+);
+
+/**
+ * `args` spawned to stop (test-only SIGSTOP) between its probe of the state file's write lock and its
+ * write, the window in which the test then takes the lock.
+ */
+async function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
+  const log = join(env.home, `stop-${args[0]}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "session:lock-probed", ORCHESJOB_FLOW_CRASH_LOG: log });
+  let exited = false;
+  const output = child.output().finally(() => (exited = true));
+  await eventually(
+    `${args[0]} stopped before its write`,
+    () => exited || (readLog(log) === `session:lock-probed ${child.pid}\n` && isStopped(child.pid)),
+  );
+  assert.equal(exited, false);
+  return { child, output, exited: () => exited };
+}
+
+flowTest(
+  ["builtin"],
+  "a signal to start or retry whose write meets a write lock taken after their probe: 130 with the lock still held",
+  async (env) => {
+    assert.equal((await env.run(["start", "--run-key", "f", "-q", env.flow("failing.yaml", FAILING)])).code, 1);
+    const start = await stoppedBeforeWrite(env, ["start", "--run-key", "s", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    const retry = await stoppedBeforeWrite(env, ["retry", "--run-key", "f", "-q"]);
+    await using _kill = {
+      async [Symbol.asyncDispose]() {
+        for (const { child, exited } of [start, retry]) if (!exited()) child.kill("SIGKILL");
+        await Promise.allSettled([start.output, retry.output]);
+      },
+    };
+    // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the
+    // lock when it is let go, and the signal would be heard only then.
+    await using lock = await holdWriteLock(env, 12);
+    for (const { child } of [start, retry]) Deno.kill(child.pid, "SIGCONT");
+    await eventually("both run again", () => [start, retry].every(({ child }) => !isStopped(child.pid)));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // their writes meet the lock
+    assert.equal(start.exited(), false, "start ended while the lock was held");
+    assert.equal(retry.exited(), false, "retry ended while the lock was held");
+    assertLockHeld(env);
+    start.child.kill("SIGINT");
+    retry.child.kill("SIGTERM");
+    const [started, retried] = [await start.output, await retry.output];
+    assert.equal(lock.released(), false, "the signals were heard only once the lock was let go");
+    assertLockHeld(env);
+    const state = stateFile(env);
+    for (
+      const [result, error] of [
+        [started, `start: interrupted while waiting for state database ${state}'s write lock; nothing was stored`],
+        [retried, `retry: interrupted while waiting for state database ${state}'s write lock; run f is unchanged`],
+      ] as const
+    ) {
+      assert.deepEqual([result.signal, result.code, result.stdout.length], [null, 130, 0]);
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(result.stderr)), { error });
+    }
+    // The interrupted writes did not happen: no run s, run f as it ended.
+    assert.equal((await env.run(["status", "--run-key", "s"])).code, 3, "run s was not created");
+    const failed = await env.status("f");
+    assert.deepEqual([failed.status, step(failed, "a").attempt_no], ["FAILED", 1]);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "SIGTERM to a first driver of a state file without the runner's tables, under a write lock taken after it opened the file: 130",
+  async (env) => {
+    await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
+    // The state file as a version before the runner's tables were made at opening left it, no job run yet.
+    const old = new DatabaseSync(stateFile(env));
+    old.exec(`DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_keys; DROP TABLE IF EXISTS job_unlocks;
+      DELETE FROM schema_meta WHERE key = 'builtin_jobs_schema_version'`);
+    old.close();
+    const log = join(env.home, "stop.log");
+    // The busy timeout shortened: the old driver failed once it had passed, with the lock still held.
+    const driver = env.spawn(["_drive", "--run-key", "u"], {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "2000",
+      ORCHESJOB_FLOW_STOP_AT: "session:opened",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    let exited = false;
+    const output = driver.output().finally(() => (exited = true));
+    await using _kill = {
+      async [Symbol.asyncDispose]() {
+        if (!exited) driver.kill("SIGKILL");
+        await output.catch(() => {});
+      },
+    };
+    await eventually(
+      "the driver stopped once it opened the state file",
+      () => exited || (readLog(log) === `session:opened ${driver.pid}\n` && isStopped(driver.pid)),
+    );
+    assert.equal(exited, false);
+    await using lock = await holdWriteLock(env, 60);
+    Deno.kill(driver.pid, "SIGCONT");
+    await eventually("the driver runs again", () => exited || !isStopped(driver.pid));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // it meets the lock
+    assertLockHeld(env);
+    driver.kill("SIGTERM");
+    const result = await output;
+    assert.equal(lock.released(), false);
+    assertLockHeld(env);
+    assert.deepEqual([result.signal, result.code], [null, 130], new TextDecoder().decode(result.stderr));
+    const run = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.deepEqual([run.status, step(run, "a").status], ["PENDING", "PENDING"]);
   },
 );

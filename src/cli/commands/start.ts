@@ -297,12 +297,11 @@ async function confirmLaunch(
       return { kind: "driving" };
     }
     if (exit !== null) {
-      // The driver exits with the run's code (0, 1, 4) once it drove it to the end, or 130 when
-      // stopped; 75 means another process holds the run.
+      // The driver exits with the run's code (0, 1, 4) once it drove it to the end; 75 means another
+      // process holds the run. 130 (a signal) is a driver gone before it was seen holding the run:
+      // stopped in its wait for the driver lock, or as it began; either way nothing drives the run.
       const code: number = exit;
-      if ([ExitCode.ok, ExitCode.flowFailed, ExitCode.cancelled, ExitCode.interrupted].includes(code as never)) {
-        return { kind: "driving" };
-      }
+      if ([ExitCode.ok, ExitCode.flowFailed, ExitCode.cancelled].includes(code as never)) return { kind: "driving" };
       if (code === ExitCode.notConfirmed) return { kind: "elsewhere" };
       return { kind: "failed", code, error: lastError(launched.report.stderr_log, launched.stderrOffset, code) };
     }

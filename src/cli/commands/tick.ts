@@ -1,7 +1,7 @@
 /** Hidden commands: `tick` (advance a run once) and `_drive` (the detached driver's entry point). */
 import { isTerminalRun } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { sleepUnless } from "../../shared/mod.ts";
+import { sleepUnless, stopPoint } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printJson } from "../output.ts";
@@ -11,6 +11,9 @@ import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
 /** How long tick waits before it tries again a round that another process's write lock cut short. */
 const LOCK_RETRY_SECONDS = 0.25;
+
+/** How long the background driver tries for the run's driver lock before it leaves the run to its holder. */
+const DRIVER_LOCK_WAIT_SECONDS = 2;
 
 export const tickCommand: Command = {
   spec: {
@@ -70,7 +73,17 @@ export const driveCommand: Command = {
     // Made before the driver lock is taken: a driver that cannot be made (a bad setting) exits without
     // ever holding the run, so the `start -d` that launched it never takes it for a working driver.
     const driver = session.driver(record, interrupt.requested);
-    using lock = await session.locks.waitForDriverLock(runKey, 2);
+    stopPoint("drive:lock-wait");
+    // A holder may be only passing (a tick, another start -d looking): tried for 2 s. A signal ends
+    // the wait at once: it was heard only at the wait's end, which then said another process drives
+    // the run (75), to a driver asked to stop before it ever held it.
+    using lock = await session.locks.waitForDriverLock(runKey, DRIVER_LOCK_WAIT_SECONDS, interrupt.requested);
+    if (interrupt.requested()) {
+      throw new UserError(
+        `interrupted while waiting for run ${runKey}'s driver lock; run ${runKey} is unchanged`,
+        ExitCode.interrupted,
+      );
+    }
     // Another driver holds the run: it will finish the job. The distinct code tells the `start -d`
     // that launched this process that it is not the one driving.
     if (!lock) return ExitCode.notConfirmed;

@@ -4,7 +4,16 @@
  */
 import { ACTIVE_JOB_STATUSES, type Job, type JobStatus } from "../../domain/mod.ts";
 import { isoLocal } from "../../shared/mod.ts";
-import { changed, checkMigrated, type Database, isReadOnly, migrate, prepared, sqlList } from "../../store/mod.ts";
+import {
+  changed,
+  checkMigrated,
+  type Database,
+  isReadOnly,
+  migrate,
+  prepared,
+  type SchemaPart,
+  sqlList,
+} from "../../store/mod.ts";
 import { JobError } from "../executor.ts";
 
 /**
@@ -75,13 +84,19 @@ export interface UnlockRow {
   expires_at: number | null;
 }
 
+/**
+ * The runner's tables as a part of the state file's schema, for whoever opens the file for writing to
+ * migrate with its own (see Session): a {@link JobTable} then only reads that they are up to date.
+ */
+export const JOB_TABLES: SchemaPart = { key: "builtin_jobs_schema_version", migrations: JOB_MIGRATIONS };
+
 const ACTIVE = sqlList(ACTIVE_JOB_STATUSES);
 
 export class JobTable {
   constructor(readonly db: Database) {
     // A state file opened read-only is read as it is, never migrated.
-    if (isReadOnly(db)) checkMigrated(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
-    else migrate(db, "builtin_jobs_schema_version", JOB_MIGRATIONS);
+    if (isReadOnly(db)) checkMigrated(db, JOB_TABLES.key, JOB_TABLES.migrations);
+    else migrate(db, JOB_TABLES.key, JOB_TABLES.migrations);
   }
 
   currentJob(runKey: string): JobRow | undefined {
