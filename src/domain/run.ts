@@ -40,6 +40,22 @@ export interface ExecutorFault {
   count: number;
 }
 
+/** One more failed call after `previous` (null: the first of a row), failing at `now` with what it said. */
+export function addFailedCall(
+  previous: ExecutorFault | null,
+  failed: { message: string; exitCode: number | null; stderrTail: string },
+  now: number,
+): ExecutorFault {
+  return {
+    message: failed.message,
+    exitCode: failed.exitCode,
+    stderrTail: failed.stderrTail,
+    firstAt: previous?.firstAt ?? now,
+    lastAt: now,
+    count: (previous?.count ?? 0) + 1,
+  };
+}
+
 /** A failed attempt and the delay drawn for its retry (stored, so a resume never draws again). Persisted. */
 export interface RetryRecord {
   attempt_no: number;

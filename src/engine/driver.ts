@@ -4,6 +4,7 @@
  */
 import { type Executor, ExecutorError } from "../executor/mod.ts";
 import {
+  addFailedCall,
   type ExecutorFault,
   isActiveJob,
   isTerminalRun,
@@ -562,16 +563,7 @@ export class Driver {
    * because of it: the steps are asked by key meanwhile, and their own failures count as usual.
    */
   private listFailed(error: ExecutorError): void {
-    const now = this.clock.now();
-    const previous = this.listFault;
-    const fault: ExecutorFault = {
-      message: error.message,
-      exitCode: error.exitCode,
-      stderrTail: error.stderrTail,
-      firstAt: previous?.firstAt ?? now,
-      lastAt: now,
-      count: (previous?.count ?? 0) + 1,
-    };
+    const fault = addFailedCall(this.listFault, error, this.clock.now());
     this.listFault = fault;
     const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
     this.listNote = `orchesjob status --running failing (${calls}): ${error.message}; ` +
@@ -606,17 +598,9 @@ export class Driver {
 
   /** Adds a failed executor call to the step's executor_error (first time kept, count and last time updated). */
   private recordFault(step: StepState, error: ExecutorError, attemptNo = step.attemptNo): void {
-    const now = this.clock.now();
     // A new attempt starts with no recorded error (its intent cleared it).
     const previous = attemptNo === step.attemptNo ? step.executorError : null;
-    const fault: ExecutorFault = {
-      message: error.message,
-      exitCode: error.exitCode,
-      stderrTail: error.stderrTail,
-      firstAt: previous?.firstAt ?? now,
-      lastAt: now,
-      count: (previous?.count ?? 0) + 1,
-    };
+    const fault = addFailedCall(previous, error, this.clock.now());
     if (this.record(step.id, { executorError: fault }, attemptNo)) {
       this.options.onExecutorError?.({ runKey: this.runKey, stepId: step.id, attemptNo, fault });
     }
