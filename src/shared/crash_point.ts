@@ -38,6 +38,7 @@ export type StopPoint =
   | "launch:holder-seen"
   | "cancel:after-commit"
   | "cancel:ended-read"
+  | "follow:cancel-probe"
   | "locks:unlink-opened";
 
 let configured: string | undefined | null = null;

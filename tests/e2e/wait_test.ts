@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { catchesSignal, errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
+import { spawnStopped } from "./stop_point.ts";
 import { both, builtin, FAILING, STUBBORN, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 /** A flow whose first step runs until the file `go` exists, then a second step. */
@@ -258,6 +259,29 @@ flowTest(
     assert.equal(start.output.code, 4);
     assert.equal(step(JSON.parse(start.stdout), "a").status, "CANCELLED");
     assert.equal((await cancel.output()).code, 0);
+    assert.equal((await starter.output()).code, 4);
+  },
+);
+
+flowTest(
+  builtin,
+  "a cancel that ends between a reader's read of the run and its look at the cancel lock: the reader reads it again",
+  async (env) => {
+    const { pid, starter, file } = await stubbornRun(env, "s");
+    const first = await cancelInGrace(env, "s", pid, 600);
+    // The stop point is passed only by a reader that read the run CANCELLED with a step RUNNING, before
+    // it looks whether a cancel holds the run's cancel lock: here, the cancel in its grace.
+    const reader = await spawnStopped(env, ["start", "--run-key", "s", file], "follow:cancel-probe");
+    // Meanwhile the cancel ends the step (a second cancel cuts the grace short), records it and lets go.
+    assert.equal((await env.run(["cancel", "--run-key", "s", "--grace-seconds", "0"])).code, 0);
+    assert.equal((await first.output()).code, 0);
+    assert.ok(!processAlive(pid), "the second cancel's SIGKILL ended the command");
+    assert.equal(step(await env.status("s"), "a").status, "CANCELLED", "recorded before the reader goes on");
+    // The lock is free now: the run the reader read before is stale, and is not what it prints.
+    const start = await reader.finish();
+    assert.equal(start.code, 4, start.stderr);
+    const final = JSON.parse(start.stdout);
+    assert.deepEqual([final.status, step(final, "a").status], ["CANCELLED", "CANCELLED"]);
     assert.equal((await starter.output()).code, 4);
   },
 );

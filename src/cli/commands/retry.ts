@@ -92,8 +92,8 @@ export const retryCommand: Command = {
       // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
       const final = await settledRun(session, session.run(runKey), interrupt.requested);
       live.stop();
-      printJson(runJson(final));
-      return exitCodeOf(session, final);
+      printJson(runJson(final.record));
+      return exitCodeOf(final);
     } finally {
       lock?.[Symbol.dispose]();
     }

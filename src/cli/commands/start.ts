@@ -172,8 +172,8 @@ export async function continueRun(
     using listening = options.interrupt ? null : listenForInterrupt();
     const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
-    printJson(runJson(final));
-    return exitCodeOf(session, final);
+    printJson(runJson(final.record));
+    return exitCodeOf(final);
   }
   if (options.detach) return await detachConfirmed(session, record.state.runKey, options.pollInterval);
   return await driveInForeground(session, record, options.pollInterval, options.table, options.interrupt!);
@@ -357,8 +357,8 @@ async function driveInForeground(
         // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
         const final = await settledRun(session, session.run(runKey), interrupt.requested);
         live.stop();
-        printJson(runJson(final));
-        return exitCodeOf(session, final);
+        printJson(runJson(final.record));
+        return exitCodeOf(final);
       }
     }
     const seen = await waitUntilFinished(session, runKey, pollInterval, interrupt.requested, { rounds: 1 });
@@ -366,8 +366,8 @@ async function driveInForeground(
     if (interrupt.requested() || isTerminalRun(status)) {
       const final = await settledRun(session, seen, interrupt.requested);
       live.stop();
-      printJson(runJson(final));
-      return interrupt.requested() ? ExitCode.interrupted : exitCodeOf(session, final);
+      printJson(runJson(final.record));
+      return interrupt.requested() ? ExitCode.interrupted : exitCodeOf(final);
     }
   }
 }

@@ -92,7 +92,7 @@ export const driveCommand: Command = {
     await driver.drive();
     // A cancel ends the drive at its commit: its aborts are seen to their end before the final JSON.
     const final = await settledRun(session, session.run(runKey), interrupt.requested);
-    printJson(runJson(final));
-    return exitCodeOf(session, final);
+    printJson(runJson(final.record));
+    return exitCodeOf(final);
   },
 };

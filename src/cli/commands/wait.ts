@@ -8,7 +8,7 @@ import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { cancelUnderWay, exitCodeOf } from "../follow.ts";
+import { exitCodeOf, lookAtCancel } from "../follow.ts";
 import { writeStdout } from "../output.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -59,16 +59,17 @@ export const waitCommand: Command = {
     using session = await Session.openUntil(context, { readOnly: true, follower: true }, interrupt, timedOut);
     // The run could not be read before the deadline: its status is not known.
     if (session === null) return printOutcome(runKey, null, ExitCode.timedOut);
-    let record = session.run(runKey);
+    // The run as last read, with whether a cancel of it was under way then.
+    let seen = lookAtCancel(session, session.run(runKey));
     // At the deadline a call to orchesjob under way (--advance) is killed too: a hung one would
     // otherwise keep a sensor's `wait --timeout` going for up to the call limit past its time.
     const left = Math.max(0, deadline - performance.now());
     const limit = left <= MAX_TIMER_MS ? setTimeout(() => session.stopCalls(), left) : undefined;
     using _limit = { [Symbol.dispose]: () => clearTimeout(limit) };
     // A run being cancelled has not ended until the cancel has recorded its aborted steps.
-    const ended = () => isTerminalRun(record.state.status) && !cancelUnderWay(session, record);
+    const ended = () => isTerminalRun(seen.record.state.status) && !seen.cancelling;
     while (!ended() && !stop()) {
-      if (advance && !isTerminalRun(record.state.status)) {
+      if (advance && !isTerminalRun(seen.record.state.status)) {
         // Whoever drove the run may be gone: take over while nobody holds it, until the deadline.
         using lock = await session.tryDriverLock(
           runKey,
@@ -77,21 +78,17 @@ export const waitCommand: Command = {
         );
         if (lock) {
           await session.driver(session.runAgain(runKey), stop, deadline).drive();
-          record = session.runAgain(runKey);
+          seen = lookAtCancel(session, session.runAgain(runKey));
           continue;
         }
       }
-      const pause = isTerminalRun(record.state.status) ? Math.min(interval, 0.1) : interval;
+      const pause = isTerminalRun(seen.record.state.status) ? Math.min(interval, 0.1) : interval;
       await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
-      record = session.runAgain(runKey);
+      seen = lookAtCancel(session, session.runAgain(runKey));
     }
-    const status = record.state.status;
+    const status = seen.record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.
-    const code = ended()
-      ? exitCodeOf(session, record)
-      : interrupt.requested()
-      ? ExitCode.interrupted
-      : ExitCode.timedOut;
+    const code = ended() ? exitCodeOf(seen) : interrupt.requested() ? ExitCode.interrupted : ExitCode.timedOut;
     return printOutcome(runKey, status, code);
   },
 };
