@@ -248,12 +248,19 @@ flowTest(
   "while a cancel is under way, wait --timeout times out and a new foreground start waits",
   async (env) => {
     const { pid, starter, file } = await stubbornRun(env, "f");
-    const cancel = await cancelInGrace(env, "f", pid, 4);
-    const restarted = exitSeenWith(env.spawn(["start", "--run-key", "f", file]), pid);
+    // A grace no load on the machine outlasts (a short one ran out before a slow `wait --timeout 1`
+    // did): a second cancel cuts it short once wait has timed out and the new start is waiting.
+    const cancel = await cancelInGrace(env, "f", pid, 600);
+    const restart = env.spawn(["start", "--run-key", "f", file]);
+    let exited = false;
+    const restarted = exitSeenWith(restart, pid).finally(() => (exited = true));
     const waited = await env.run(["wait", "--run-key", "f", "--interval", "0.1", "--timeout", "1"]);
     assert.ok(processAlive(pid), "wait's timeout came first");
     assert.equal(waited.code, 124, waited.stderr);
     assert.deepEqual(JSON.parse(waited.stdout), { run_key: "f", status: "CANCELLED", exit_code: 124, timed_out: true });
+    const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
+    await eventually("the new start has read the run", () => exited || hasOpen(restart.pid, db));
+    assert.equal((await env.run(["cancel", "--run-key", "f", "--grace-seconds", "0"])).code, 0);
     const start = await restarted;
     assert.equal(start.aliveAtExit, false, "the start issued after the commit returned while the command still ran");
     assert.equal(start.output.code, 4);
