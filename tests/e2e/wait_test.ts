@@ -187,7 +187,8 @@ flowTest(
     const db = Deno.realPathSync(join(env.home, "orchesjob-flow.sqlite3"));
     await eventually("wait and watch have read the run", () => hasOpen(waiter.pid, db) && hasOpen(watcher.pid, db));
     const [waited, watched, started] = [waiter, watcher, starter].map((child) => exitSeenWith(child, pid));
-    const cancel = await cancelInGrace(env, "c", pid, 2);
+    // A grace long enough that the command is still alive when the commit is seen, on a loaded machine.
+    const cancel = await cancelInGrace(env, "c", pid, 8);
     assert.equal((await cancel.output()).code, 0);
 
     const wait = await waited;
