@@ -38,7 +38,8 @@ export type StopPoint =
   | "launch:holder-seen"
   | "cancel:after-commit"
   | "cancel:ended-read"
-  | "locks:unlink-opened";
+  | "locks:unlink-opened"
+  | "clean:files-removed";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;
