@@ -259,6 +259,21 @@ export class Session implements Disposable {
     return this.run(runKey);
   }
 
+  /**
+   * {@link rebind} for a command that a signal stops: the new executor's write (one statement) waits
+   * for another process's write lock in short tries, where `stop` is heard (exit 130, saying the run
+   * is unchanged), as the command's other first writes do. In SQLite's own wait a write lock taken
+   * since the file was opened held `retry`, `resume` or `watch` for the busy timeout, signals unheard.
+   */
+  async rebindWaiting(record: RunRecord, stop: () => boolean): Promise<RunRecord> {
+    if (!this.context.globals.orchesjobBin) return this.rebind(record);
+    return await this.writing(() => this.rebind(record), {
+      stop,
+      interrupted: `interrupted while waiting for state database ${this.dbPath}'s write lock; ` +
+        `run ${record.state.runKey} is unchanged`,
+    });
+  }
+
   /** The runs `filter` selects, newest first, from their plain columns (load each with `run`). */
   list(filter: RunFilter): RunSummary[] {
     return this.store.list(filter);

@@ -516,10 +516,14 @@ export class Driver {
       }
     }
     this.startedJobs.clear();
-    if (ask.length === 0) return observations;
     const { executor } = this.options;
+    const listDue = executor.kind === "orchesjob" && this.clock.now() >= this.listAgainAt;
+    // Past its pause, a list this round does not need (a step or none to ask) has no failure to show:
+    // its note stayed for as long as one step ran on (hours), saying the list would be asked again.
+    if (listDue && ask.length <= 1 && this.listNote !== null) this.listNotNeeded();
+    if (ask.length === 0) return observations;
     let active: Map<string, Job> | null = null;
-    if (executor.kind === "orchesjob" && ask.length > 1 && this.clock.now() >= this.listAgainAt) {
+    if (listDue && ask.length > 1) {
       try {
         active = new Map((await executor.running()).map((job) => [job.run_key ?? "", job]));
         this.listAnswered();
@@ -571,6 +575,15 @@ export class Driver {
     // Recorded before it is reported, as a step's executor_error is.
     this.showNotes();
     this.options.onListFault?.({ runKey: this.runKey, fault, pauseSec: LIST_PAUSE_SECONDS });
+  }
+
+  /**
+   * The list is not asked (no more than one step to ask): its note goes, as nothing shows that it still
+   * fails. Its failures still count, since it has not answered: a list that fails again says so.
+   */
+  private listNotNeeded(): void {
+    this.listNote = null;
+    this.showNotes();
   }
 
   /** The list answers: what showed its failure is over. */

@@ -39,7 +39,8 @@ export type StopPoint =
   | "cancel:after-commit"
   | "cancel:ended-read"
   | "follow:cancel-probe"
-  | "locks:unlink-opened";
+  | "locks:unlink-opened"
+  | "clean:files-removed";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

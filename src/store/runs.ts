@@ -410,7 +410,10 @@ export class RunStore {
       const moved = changed(
         prepared(
           this.db,
-          `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?)
+          // A live run's error is only ever its driver's note of a passing trouble (a store wait, a
+          // failing list call), which ends with the driving: left, it read as the cancelled run's error.
+          `UPDATE flow_runs SET status = ?, finished_at = COALESCE(finished_at, ?),
+             error = CASE WHEN status IN ${LIVE_RUNS} THEN NULL ELSE error END
            WHERE run_key = ? AND status IN ${sqlList(run.from)}`,
         ).run(run.to, at, runKey),
       );

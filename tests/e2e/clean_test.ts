@@ -6,6 +6,8 @@ import { errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, FAILING, SLEEPING, STUBBORN, TWO_STEPS } from "./operator_env.ts";
 import { runCrashingAt } from "./fault_helpers.ts";
+import { spawnStopped } from "./stop_point.ts";
+import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
 
 function files(env: FlowEnv, dir: string): string[] {
   try {
@@ -319,3 +321,34 @@ async function cleanAfterHalfCancel(env: FlowEnv, driverPid: number, pid: number
   assert.ok(!processAlive(pid), "the second cancel ended the command");
   assert.deepEqual((await env.json(["clean", "--older-than", "0"])).runs.map((r: Json) => r.run_key), ["c"]);
 }
+
+flowTest(
+  builtin,
+  "a clean whose deletion of a run meets a write lock and is tried again reports what it deleted in the first try",
+  async (env) => {
+    const started = await env.json(["start", "--run-key", "ok1", "-d", env.flow("two.yaml", TWO_STEPS)]);
+    await env.waitFor("ok1", "it ends", (run) => run.status === "SUCCEEDED");
+    await undriven(env, "ok1");
+    const jobs = [...await env.jobs("ok1:a:1"), ...await env.jobs("ok1:b:1")].map((job: Json) => job.job_id);
+    assert.equal(jobs.length, 2);
+    // Stopped once it removed the run's jobs (files and rows) and driver logs, before the run's row.
+    const clean = await spawnStopped(env, ["clean", "--older-than", "0"], "clean:files-removed");
+    assert.deepEqual(await env.jobs("ok1:a:1"), [], "the first try deleted the jobs");
+    assert.equal(existsSync(started.stdout_log), false, "and the driver logs");
+    {
+      // The row's deletion meets the lock (in a slice of the wait) and the deletion is tried again.
+      await using _lock = await holdWriteLock(env, 60);
+      Deno.kill(clean.pid, "SIGCONT");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      assertLockHeld(env);
+      assert.equal((await env.status("ok1")).status, "SUCCEEDED", "the row is still there: the try was lost");
+    }
+    const result = await clean.finish();
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal((await env.run(["status", "--run-key", "ok1"])).code, 3, "the run is gone");
+    assert.deepEqual(report.runs.map((run: Json) => run.run_key), ["ok1"]);
+    assert.deepEqual(report.runs[0].jobs.sort(), jobs.sort(), "the jobs it deleted");
+    assert.ok(report.runs[0].files.includes(started.stdout_log), `the driver logs it deleted: ${report.runs[0].files}`);
+  },
+);

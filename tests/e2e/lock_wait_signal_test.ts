@@ -227,3 +227,73 @@ flowTest(
     assert.deepEqual([run.status, step(run, "a").status], ["PENDING", "PENDING"]);
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a signal to retry or resume whose --orchesjob-bin write meets a write lock taken after they opened the file: 130 with the lock still held",
+  async (env) => {
+    // Runs on an external orchesjob (the `job` wrapper), which --orchesjob-bin then replaces.
+    const external = (args: string[]) => ["--orchesjob-bin", env.wrapper, ...args];
+    assert.equal(
+      (await env.run(external(["start", "--run-key", "f", "-q", env.flow("failing.yaml", FAILING)]))).code,
+      1,
+    );
+    {
+      // Run u is created and left undriven: its start -d finds its driver lock taken.
+      using _lock = await env.holdDriverLock("u");
+      const created = await env.json(external(["start", "--run-key", "u", "-d", env.flow("two.yaml", TWO_STEPS)]));
+      assert.deepEqual([created.detached, created.status], [false, "PENDING"]);
+    }
+    const other = join(env.home, "other-orchesjob");
+    Deno.copyFileSync(env.wrapper, other);
+    Deno.chmodSync(other, 0o755);
+    const log = join(env.home, "stop.log");
+    const commands = [
+      ["retry", "--run-key", "f", "-q"],
+      ["resume", "--run-key", "u", "-q"],
+    ].map((args) => {
+      // Each stops (test-only SIGSTOP) once it has opened the state file, before its first write.
+      const child = env.spawn(["--orchesjob-bin", other, ...args], {
+        ORCHESJOB_FLOW_STOP_AT: "session:opened",
+        ORCHESJOB_FLOW_CRASH_LOG: log,
+      });
+      let exited = false;
+      const output = child.output().finally(() => (exited = true));
+      return { name: args[0], child, output, exited: () => exited };
+    });
+    await using _kill = {
+      async [Symbol.asyncDispose]() {
+        for (const { child, exited } of commands) if (!exited()) child.kill("SIGKILL");
+        await Promise.allSettled(commands.map(({ output }) => output));
+      },
+    };
+    await eventually(
+      "each stopped once it opened the state file",
+      () =>
+        commands.every(({ child, exited }) =>
+          exited() || (readLog(log).includes(`session:opened ${child.pid}\n`) && isStopped(child.pid))
+        ),
+    );
+    for (const { name, exited } of commands) assert.equal(exited(), false, `${name} ended before its stop`);
+    // Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the
+    // lock when it is let go, and the signal would be heard only then.
+    await using lock = await holdWriteLock(env, 12);
+    for (const { child } of commands) Deno.kill(child.pid, "SIGCONT");
+    await eventually("all run again", () => commands.every(({ child }) => !isStopped(child.pid)));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // their writes meet the lock
+    for (const { name, exited } of commands) assert.equal(exited(), false, `${name} ended while the lock was held`);
+    assertLockHeld(env);
+    for (const { child } of commands) child.kill("SIGTERM");
+    const results = await Promise.all(commands.map(({ output }) => output));
+    assert.equal(lock.released(), false, "the signals were heard only once the lock was let go");
+    assertLockHeld(env);
+    for (const [i, result] of results.entries()) {
+      const stderr = new TextDecoder().decode(result.stderr);
+      assert.deepEqual([result.signal, result.code], [null, 130], `${commands[i].name}: ${stderr}`);
+      assert.match(stderr, /interrupted while waiting for state database .*'s write lock; run [fu] is unchanged/);
+    }
+    // Nothing was written: both runs keep their executor, f its end.
+    const [failed, undriven] = [await env.status("f"), await env.status("u")];
+    assert.deepEqual([failed.status, failed.executor.bin, undriven.executor.bin], ["FAILED", env.wrapper, env.wrapper]);
+  },
+);

@@ -796,6 +796,59 @@ steps:
   assert.equal(env.state().status, "RUNNING");
 });
 
+Deno.test("a failing status --running's note goes once the list is no longer needed", async () => {
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, command: [work]}
+`);
+  Object.assign(env.executor, { kind: "orchesjob" });
+  const one = new Driver(
+    { runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock, pollIntervalSec: 1 },
+    "k",
+  );
+  await one.tick(); // starts a and b
+  let lists = 0;
+  env.executor.running = () => {
+    lists++;
+    return Promise.reject(new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked"));
+  };
+  await one.tick();
+  assert.equal(lists, 1);
+  assert.match(env.state().error ?? "", /^orchesjob status --running failing \(1 failed call\)/);
+  // b ends: from now on only a runs, asked by its key, and the list is never asked again.
+  env.executor.finish("k:b:1", "SUCCEEDED", 0);
+  env.clock.t += 10;
+  await one.tick();
+  assert.equal(env.step("b").status, "SUCCEEDED");
+  assert.match(env.state().error ?? "", /^orchesjob status --running failing/, "within the pause: still said");
+  // Past the pause, rounds that need no list: nothing is failing any more, and the run must not say so
+  // for as long as a runs (hours), nor keep that note once it ends otherwise than by its driver.
+  for (let round = 0; round < 3; round++) {
+    env.clock.t += 60;
+    await one.tick();
+  }
+  assert.equal(lists, 1, "the list was not needed, so not asked");
+  assert.equal(env.state().error, null, "the note of a list no longer asked is gone");
+});
+
+Deno.test("a driver's note still showing when the run is cancelled is not the CANCELLED run's error", async () => {
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work]}
+  - {id: b, command: [work]}
+`);
+  Object.assign(env.executor, { kind: "orchesjob" });
+  env.executor.running = () =>
+    Promise.reject(new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked"));
+  const one = env.driver();
+  await one.tick(); // starts a and b
+  await one.tick(); // the list fails
+  assert.match(env.state().error ?? "", /^orchesjob status --running failing/, "the note shows");
+  await cancelRun({ runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock }, "k", 0);
+  assert.deepEqual([env.state().status, env.state().error], ["CANCELLED", null]);
+});
+
 Deno.test("a full disk under the driver is waited out with backoff, shown as the run's error, then cleared", async () => {
   using t = setup(`flow_id: f\nsteps:\n  - {id: a, command: [work]}\n  - {id: b, when: a, command: [next]}\n`);
   let full = 0;

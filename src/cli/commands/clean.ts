@@ -6,7 +6,7 @@
 import { isActiveJob, isTerminalRun, type RunStatus, stepRunKey, TERMINAL_RUN_STATUSES } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { JobAdmin } from "../../executor/mod.ts";
-import { crashPoint, epochNow, join, pathExists } from "../../shared/mod.ts";
+import { crashPoint, epochNow, join, pathExists, stopPoint } from "../../shared/mod.ts";
 import {
   driverHolder,
   isCancelHeld,
@@ -182,6 +182,11 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
 class Cleaner {
   readonly errors: string[] = [];
   private readonly jobs: JobAdmin;
+  /**
+   * What earlier tries at deleting a run removed: a try that another process's write lock cut short
+   * (at the row, in a slice of the wait) is run again, and finds gone what the first one removed.
+   */
+  private readonly removedBefore = new Map<string, Pick<DeletedRun, "jobs" | "files">>();
 
   constructor(readonly session: Session, readonly dryRun: boolean) {
     this.jobs = new JobAdmin(session.db, jobsDirectory(session.dbPath));
@@ -237,6 +242,12 @@ class Cleaner {
       files: [logs.stdout, logs.stderr, ...locks].filter(pathExists),
     };
     if (dryRun) return entry;
+    const before = this.removedBefore.get(runKey);
+    if (before) {
+      entry.jobs = [...new Set([...before.jobs, ...entry.jobs])];
+      entry.files = [...new Set([...before.files, ...entry.files])];
+    }
+    this.removedBefore.set(runKey, { jobs: entry.jobs, files: entry.files });
     // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
     // a finished run with fewer files, which the next clean finds and finishes, never files that
     // nothing points to any more.
@@ -247,6 +258,7 @@ class Cleaner {
     this.remove(logs.stdout);
     this.remove(logs.stderr);
     crashPoint("clean:files-removed");
+    stopPoint("clean:files-removed");
     session.store.delete(runKey, TERMINAL_RUN_STATUSES);
     // Each lock file is unlinked only while held, and only if it is still the file at its path: a
     // process that opens the path afterwards creates a fresh one. The driver lock is held since the

@@ -24,7 +24,8 @@ export const resumeCommand: Command = {
     // In the foreground, listening before the state file is opened (see start).
     using interrupt = detach ? null : listenForInterrupt();
     using session = await Session.open(context, {}, interrupt);
-    const record = session.rebind(session.run(runKey));
+    // --orchesjob-bin's write waits out another process's write lock in short tries (a signal: 130).
+    const record = await session.rebindWaiting(session.run(runKey), () => interrupt?.requested() ?? false);
     return await continueRun(session, record, {
       detach,
       table: args.options.quiet !== true,

@@ -64,7 +64,7 @@ export const retryCommand: Command = {
       // must be usable, or the reopened attempts would only fail on it.
       const record = session.run(runKey);
       const steps = await retryPlan(session, record, context.program, stepId, downstream);
-      requireUsable(session.rebind(record), context.program);
+      requireUsable(await session.rebindWaiting(record, interrupt.requested), context.program);
       // The reopening commits before any job starts (intent before action): if this process dies
       // right after it, the run is PENDING with its steps reopened, no attempt started, and
       // `wait --advance` (or `watch --advance`, or `start` with the same file) carries it on.

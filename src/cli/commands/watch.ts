@@ -52,7 +52,7 @@ export const watchCommand: Command = {
     if (advance && context.globals.orchesjobBin && !(await session.openForWriting(interrupt.requested))) {
       return ExitCode.interrupted;
     }
-    const first = advance ? session.rebind(session.run(runKey)) : session.run(runKey);
+    const first = advance ? await session.rebindWaiting(session.run(runKey), interrupt.requested) : session.run(runKey);
     using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow());
