@@ -5,8 +5,12 @@
  *   watch --advance, tick) for as long as it drives.
  * - The start gate: held briefly around "check the run is live, then start a job" and around
  *   "commit the cancel", so no job can start after a cancel is committed.
+ * - The launch gate: held by a `start -d`, `resume -d` or `retry -d` while it launches the run's
+ *   background driver and sees it hold the run, so concurrent ones take turns.
  * - The cancel lock: held by a `cancel` from before it commits CANCELLED until it has recorded how the
  *   aborted steps ended, so readers can tell a cancel under way from one that died half done.
+ * `clean` unlinks a lock file only while it holds it and it is still the file at its path; whoever
+ * locks or probes one checks the same, so nobody acts on an unlinked file (see {@link lockAtPath}).
  */
 import { type Backoff, join, makeDirectory, nextPause, sleepUnless, stopPoint } from "../shared/mod.ts";
 import { safeFileName, stateHome } from "./paths.ts";
