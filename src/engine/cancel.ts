@@ -62,17 +62,17 @@ export async function cancelRun(
   crashPoint("cancel:after-commit");
   stopPoint("cancel:after-commit");
   ports.onCommitted?.();
-  // Gone: a `clean` deleted the run, which had ended (a cancel repeated on a CANCELLED run), after it
-  // looked for a cancel under way and before this one took its lock. Nothing is left to abort.
   const record = loadRun(runs, runKey);
   if (record?.state.status !== "CANCELLED") {
-    // Live again: only a retry takes a CANCELLED run back (possible at once when nothing was running).
+    // Nothing is left to abort. Gone: a `clean` deleted the run, which had ended (a cancel repeated on
+    // a CANCELLED run), after it looked for a cancel under way and before this one took its lock. Or
+    // live again: only a retry takes a CANCELLED run back (possible at once when nothing was running).
     if (committed && record && isLiveRun(record.state.status)) ports.onReopened?.(record);
     return record?.state ?? null;
   }
   const run = record.state;
   // The round this cancel ended. A retry may reopen the run as soon as the last abort is recorded,
-  // and its new driver start steps at once: every later write of this cancel is for this round only.
+  // and its new driver starts steps at once: every later write of this cancel is for this round only.
   const round = currentRound(record.rounds);
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
