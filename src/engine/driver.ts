@@ -476,8 +476,9 @@ export class Driver {
   private showNotes(): void {
     const note = [this.storeNote, this.listNote].filter((n) => n !== null).join("; ") || null;
     if (note === this.shownNote) return;
+    // Only on a RUNNING run: one no longer RUNNING (cancelled, ended) has an error of its own, which is
+    // not a note to write over (and not written again each round).
     const moved = moveRun(this.options.runs, this.runKey, RUN_TRANSITIONS.note, "RUNNING", { error: note });
-    // A run no longer RUNNING (cancelled, ended) has an error of its own, which is not a note to write over.
     this.shownNote = note;
     if (moved && this.state) this.state.error = note;
   }
