@@ -553,7 +553,6 @@ export function stepOf(record: RunRecord, stepId: string): StepState {
   );
 }
 
-/** The `--run-key` option of every run command. */
 /** `-d`: start, resume and retry drive the run in a background process. */
 export const DETACH_OPTION: OptionSpec = {
   name: "detach",
@@ -568,6 +567,7 @@ export const QUIET_OPTION: OptionSpec = {
   help: "No live table on stderr (shown only when stderr is a terminal).",
 };
 
+/** The `--run-key` option of every run command. */
 export const RUN_KEY_OPTION: OptionSpec = {
   name: "run-key",
   value: "string",
