@@ -133,7 +133,9 @@ function setup(flowText = FLOW) {
     { runKey: "k", flow, definitionHash: definitionHash(flow), flowFile: null, executor: { kind: "builtin" } },
     clock.now(),
   );
-  const driver = () => new Driver({ runs, gate, executor, clock, pollIntervalSec: 1 }, "k");
+  /** A driver of run k on the fake executor and clock, polling every second; `extra` adds options. */
+  const driver = (extra: Partial<DriverOptions> = {}) =>
+    new Driver({ runs, gate, executor, clock, pollIntervalSec: 1, ...extra }, "k");
   const state = (): RunState => loadRun(runs, "k")!.state;
   const step = (id: string) => state().steps.find((s) => s.id === id)!;
   return { db, runs, executor, gate, clock, driver, state, step, [Symbol.dispose]: () => db.close() };
@@ -690,15 +692,7 @@ steps:
   - {id: a, command: [work], retries: 1}
 `);
   const told: number[] = [];
-  const driver = () =>
-    new Driver({
-      runs: env.runs,
-      gate: env.gate,
-      executor: env.executor,
-      clock: env.clock,
-      pollIntervalSec: 1,
-      onExecutorError: ({ fault }) => told.push(fault.count),
-    }, "k");
+  const driver = () => env.driver({ onExecutorError: ({ fault }) => told.push(fault.count) });
   await driver().tick(); // starts attempt 1
   const locked = () => new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
   env.executor.statusFaults.push(locked(), locked());
@@ -733,6 +727,11 @@ steps:
   assert.equal(env.step("a").executorError, null, "a new attempt starts clean");
 });
 
+/** What a `status --running` of an orchesjob whose database is locked fails with. */
+function listLocked(): ExecutorError {
+  return new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
+}
+
 Deno.test("a failing status --running shows as the run's error, is told once per pause, fails nothing, and clears once the list answers", async () => {
   using env = setup(`flow_id: f
 executor_unavailable_sec: 1
@@ -743,14 +742,9 @@ steps:
   Object.assign(env.executor, { kind: "orchesjob" });
   const told: { count: number; firstAt: number; error: string | null }[] = [];
   const driver = () =>
-    new Driver({
-      runs: env.runs,
-      gate: env.gate,
-      executor: env.executor,
-      clock: env.clock,
-      pollIntervalSec: 1,
+    env.driver({
       onListFault: ({ fault }) => told.push({ count: fault.count, firstAt: fault.firstAt, error: env.state().error }),
-    }, "k");
+    });
   const one = driver();
   await one.tick(); // starts a and b
   let lists = 0;
@@ -758,8 +752,7 @@ steps:
   const running = env.executor.running.bind(env.executor);
   env.executor.running = () => {
     lists++;
-    const locked = new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked");
-    return failing ? Promise.reject(locked) : running();
+    return failing ? Promise.reject(listLocked()) : running();
   };
   const keyAsks = () => env.executor.calls.filter((c) => c === "status k:a:1").length;
   await one.tick();
@@ -803,15 +796,12 @@ steps:
   - {id: b, command: [work]}
 `);
   Object.assign(env.executor, { kind: "orchesjob" });
-  const one = new Driver(
-    { runs: env.runs, gate: env.gate, executor: env.executor, clock: env.clock, pollIntervalSec: 1 },
-    "k",
-  );
+  const one = env.driver();
   await one.tick(); // starts a and b
   let lists = 0;
   env.executor.running = () => {
     lists++;
-    return Promise.reject(new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked"));
+    return Promise.reject(listLocked());
   };
   await one.tick();
   assert.equal(lists, 1);
@@ -839,8 +829,7 @@ steps:
   - {id: b, command: [work]}
 `);
   Object.assign(env.executor, { kind: "orchesjob" });
-  env.executor.running = () =>
-    Promise.reject(new ExecutorError("orchesjob status exited 1: database is locked", "exit", 1, "locked"));
+  env.executor.running = () => Promise.reject(listLocked());
   const one = env.driver();
   await one.tick(); // starts a and b
   await one.tick(); // the list fails
