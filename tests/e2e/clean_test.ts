@@ -331,8 +331,11 @@ flowTest(
     await undriven(env, "ok1");
     const jobs = [...await env.jobs("ok1:a:1"), ...await env.jobs("ok1:b:1")].map((job: Json) => job.job_id);
     assert.equal(jobs.length, 2);
-    // Stopped once it removed the run's jobs (files and rows) and driver logs, before the run's row.
-    const clean = await spawnStopped(env, ["clean", "--older-than", "0"], "clean:files-removed");
+    // Stopped once it removed the run's jobs (files and rows) and driver logs, before the run's row. A
+    // short busy timeout: its wait for the lock is said on stderr within the test's hold of the lock.
+    const clean = await spawnStopped(env, ["clean", "--older-than", "0"], "clean:files-removed", {
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "300",
+    });
     assert.deepEqual(await env.jobs("ok1:a:1"), [], "the first try deleted the jobs");
     assert.equal(existsSync(started.stdout_log), false, "and the driver logs");
     {
@@ -345,6 +348,9 @@ flowTest(
     }
     const result = await clean.finish();
     assert.equal(result.code, 0, result.stderr);
+    // Said only when a try is lost to the lock: the first one, past its look for the lock when it
+    // stopped, met it at the row (else its report would hold all it removed, fix or not).
+    assert.match(result.stderr, /is locked by another process; waiting until it lets go/, "the first try was lost");
     const report = JSON.parse(result.stdout);
     assert.equal((await env.run(["status", "--run-key", "ok1"])).code, 3, "the run is gone");
     assert.deepEqual(report.runs.map((run: Json) => run.run_key), ["ok1"]);
