@@ -190,9 +190,11 @@ flowTest(
     await undrivenRun(env, "u", env.flow("two.yaml", TWO_STEPS));
     // The state file as a version before the runner's tables were made at opening left it, no job run yet.
     const old = new DatabaseSync(stateFile(env));
-    old.exec(`DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_keys; DROP TABLE IF EXISTS job_unlocks;
-      DELETE FROM schema_meta WHERE key = 'builtin_jobs_schema_version'`);
+    old.exec(`DROP TABLE IF EXISTS jobs; DROP TABLE IF EXISTS job_keys; DROP TABLE IF EXISTS job_unlocks`);
+    // The runner's version gone too (else nothing is migrated and the test has no first driver to test).
+    const forgotten = old.prepare("DELETE FROM schema_meta WHERE key = 'builtin_jobs_schema_version'").run();
     old.close();
+    assert.equal(forgotten.changes, 1, "the file had the runner's schema version, now gone");
     const log = join(env.home, "stop.log");
     // The busy timeout shortened: the old driver failed once it had passed, with the lock still held.
     const driver = env.spawn(["_drive", "--run-key", "u"], {
