@@ -9,6 +9,7 @@ import { JobAdmin } from "../../executor/mod.ts";
 import { crashPoint, epochNow, join, pathExists, stopPoint } from "../../shared/mod.ts";
 import {
   driverHolder,
+  type HeldLock,
   isCancelHeld,
   LOCK_KINDS,
   lockFilePath,
@@ -242,12 +243,7 @@ class Cleaner {
       files: [logs.stdout, logs.stderr, ...locks].filter(pathExists),
     };
     if (dryRun) return entry;
-    const before = this.removedBefore.get(runKey);
-    if (before) {
-      entry.jobs = [...new Set([...before.jobs, ...entry.jobs])];
-      entry.files = [...new Set([...before.files, ...entry.files])];
-    }
-    this.removedBefore.set(runKey, { jobs: entry.jobs, files: entry.files });
+    this.addEarlierTries(entry);
     // What belongs to the run goes first and the run's row last: a clean interrupted half-way leaves
     // a finished run with fewer files, which the next clean finds and finishes, never files that
     // nothing points to any more.
@@ -260,16 +256,32 @@ class Cleaner {
     crashPoint("clean:files-removed");
     stopPoint("clean:files-removed");
     session.store.delete(runKey, TERMINAL_RUN_STATUSES);
-    // Each lock file is unlinked only while held, and only if it is still the file at its path: a
-    // process that opens the path afterwards creates a fresh one. The driver lock is held since the
-    // start; the others are taken now, and one that a process holds (a start or cancel of a new run of
-    // the same key, made since the row went) stays for a later clean.
-    const remove = (path: string) => this.remove(path);
-    lock!.unlink(remove);
-    for (const kind of LOCK_KINDS) {
-      if (kind !== "driver") unlinkFreeLockFile(lockFilePath(session.dbPath, runKey, kind), remove);
-    }
+    this.unlinkLockFiles(runKey, lock!);
     return entry;
+  }
+
+  /** Adds to `entry` what earlier tries at deleting its run removed, and keeps the sum for a later try. */
+  private addEarlierTries(entry: DeletedRun): void {
+    const before = this.removedBefore.get(entry.run_key);
+    if (before) {
+      entry.jobs = [...new Set([...before.jobs, ...entry.jobs])];
+      entry.files = [...new Set([...before.files, ...entry.files])];
+    }
+    this.removedBefore.set(entry.run_key, { jobs: entry.jobs, files: entry.files });
+  }
+
+  /**
+   * Unlinks the deleted run's lock files, each only while held, and only if it is still the file at its
+   * path: a process that opens the path afterwards creates a fresh one. The driver lock (`driverLock`)
+   * is held since the deletion began; the others are taken now, and one that a process holds (a start
+   * or cancel of a new run of the same key, made since the row went) stays for a later clean.
+   */
+  private unlinkLockFiles(runKey: string, driverLock: HeldLock): void {
+    const remove = (path: string) => this.remove(path);
+    driverLock.unlink(remove);
+    for (const kind of LOCK_KINDS) {
+      if (kind !== "driver") unlinkFreeLockFile(lockFilePath(this.session.dbPath, runKey, kind), remove);
+    }
   }
 }
 
