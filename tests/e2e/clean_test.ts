@@ -172,6 +172,9 @@ flowTest(
     })();
     assert.deepEqual(cleaned.runs.map((run: Json) => run.run_key), ["r"]);
     assert.deepEqual(files(env, "locks"), ["r.launch.lock"], "the driver and gate lock files went");
+    const reported = cleaned.runs[0].files as string[];
+    assert.ok(reported.some((path) => path.endsWith("r.driver.lock")), "the files it did delete are listed");
+    assert.ok(!reported.includes(launch), "the held lock file it kept is not listed as deleted");
     const later = await env.json(["clean", "--older-than", "0"]);
     assert.deepEqual(later.lock_files, [launch], "once let go, it goes as a run's that no longer exists");
     assert.deepEqual(files(env, "locks"), []);

@@ -256,7 +256,10 @@ class Cleaner {
     crashPoint("clean:files-removed");
     stopPoint("clean:files-removed");
     session.store.delete(runKey, TERMINAL_RUN_STATUSES);
-    this.unlinkLockFiles(runKey, lock!);
+    const kept = this.unlinkLockFiles(runKey, lock!);
+    // A lock file left for a later clean (its holder) is not among what was deleted.
+    entry.files = entry.files.filter((path) => !kept.includes(path));
+    this.removedBefore.set(runKey, { jobs: entry.jobs, files: entry.files });
     return entry;
   }
 
@@ -274,14 +277,18 @@ class Cleaner {
    * Unlinks the deleted run's lock files, each only while held, and only if it is still the file at its
    * path: a process that opens the path afterwards creates a fresh one. The driver lock (`driverLock`)
    * is held since the deletion began; the others are taken now, and one that a process holds (a start
-   * or cancel of a new run of the same key, made since the row went) stays for a later clean.
+   * or cancel of a new run of the same key, made since the row went) stays for a later clean. Returns
+   * the paths left so.
    */
-  private unlinkLockFiles(runKey: string, driverLock: HeldLock): void {
+  private unlinkLockFiles(runKey: string, driverLock: HeldLock): string[] {
     const remove = (path: string) => this.remove(path);
-    driverLock.unlink(remove);
+    const kept: string[] = [];
+    if (!driverLock.unlink(remove)) kept.push(driverLock.path);
     for (const kind of LOCK_KINDS) {
-      if (kind !== "driver") unlinkFreeLockFile(lockFilePath(this.session.dbPath, runKey, kind), remove);
+      const path = lockFilePath(this.session.dbPath, runKey, kind);
+      if (kind !== "driver" && unlinkFreeLockFile(path, remove) === "held") kept.push(path);
     }
+    return kept;
   }
 }
 
