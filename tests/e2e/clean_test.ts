@@ -196,6 +196,11 @@ flowTest(
     const [orphan] = launches().filter((name) => !keptJobs.includes(name.slice(0, -".launch".length)));
     assert.ok(orphan, "the killed start left its .launch");
     const orphanPath = join(env.home, "jobs", orphan);
+    // A job of another state file beside this one (they share jobs/): not this file's, and claimed.
+    const beside = ["--db", join(env.home, "beside.sqlite3")];
+    const besideJob = await env.json(["job", "start", "--run-key", "beside", ...beside, "--", "true"]);
+    const besideLaunch = `${besideJob.job_id}.launch`;
+    assert.ok(launches().includes(besideLaunch) && existsSync(join(env.home, "jobs", `${besideJob.job_id}.claim`)));
     // Young, it may be a start's whose row is on its way: left.
     assert.deepEqual((await env.json(["clean", "--older-than", "1d"])).launch_files, []);
     assert.ok(existsSync(orphanPath));
@@ -207,7 +212,11 @@ flowTest(
     // Before: nothing ever removed it (it holds the start's environment).
     const cleaned = await env.json(["clean", "--older-than", "1d"]);
     assert.deepEqual([cleaned.launch_files, cleaned.errors], [[orphanPath], []]);
-    assert.deepEqual(launches(), keptJobs.map((id: string) => `${id}.launch`).sort(), "the stored jobs' stay");
+    assert.deepEqual(
+      launches(),
+      [...keptJobs.map((id: string) => `${id}.launch`), besideLaunch].sort(),
+      "the stored jobs' stay, and so does a claimed job's of another state file",
+    );
     assert.equal((await env.status("kept")).status, "SUCCEEDED");
   },
 );

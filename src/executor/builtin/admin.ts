@@ -4,7 +4,7 @@
  * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
  */
 import { type AbortResult, isActiveJob, type Job, type JobStatus, type StartResult } from "../../domain/mod.ts";
-import { crashPoint, isoLocal, nowSeconds } from "../../shared/mod.ts";
+import { crashPoint, isoLocal, nowSeconds, pathExists } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
@@ -152,7 +152,9 @@ export class JobAdmin {
    * A start writes its job's `.launch` before the transaction that stores the row; a process killed in
    * between leaves the file (it holds the start's environment) with nothing to ever remove it. A file
    * younger than `minAgeSeconds` may be a start's whose transaction is still waiting for the write
-   * lock, and is not listed.
+   * lock, and is not listed. Nor is one whose job was claimed: that start stored its row, if not in
+   * this state file then in another one beside it (state files in one directory share `jobs/`), whose
+   * job it is.
    */
   orphanLaunchFiles(minAgeSeconds: number): string[] {
     let names: string[];
@@ -170,8 +172,10 @@ export class JobAdmin {
       } catch {
         return false; // gone meanwhile
       }
+      const jobId = name.slice(0, -".launch".length);
+      if (pathExists(jobFiles(this.runner.dir, jobId).claim)) return false;
       // Read after the age: the row of a start that wrote the file this long ago is committed by now.
-      return this.table.job(name.slice(0, -".launch".length)) === undefined;
+      return this.table.job(jobId) === undefined;
     }).map((name) => `${this.runner.dir}/${name}`);
   }
 
