@@ -17,7 +17,14 @@ import {
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkExecutorOptions, checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
-import { type DriverHolder, driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
+import {
+  type DriverHolder,
+  driverHolder,
+  lockFilePath,
+  resolveDbPath,
+  safeFileName,
+  stateHome,
+} from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
@@ -68,6 +75,7 @@ export const startCommand: Command = {
     // A second foreground start of a run that another process drives follows it like `wait`: under a
     // held write lock it waits for the lock, as long as that lasts, rather than fail after the busy timeout.
     using session = await Session.open(context, {}, interrupt);
+    await refuseForeignDriver(session, runKey);
     // A write lock taken since the file was opened is waited out before the run is created, in short
     // tries in which a signal is heard (130, nothing stored).
     // Let go of once the run is created: the flow as loaded is not what the driver uses (createRun keeps
@@ -131,6 +139,28 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
     );
   }
   return existing ? session.rebind(record) : record;
+}
+
+/**
+ * Refuses to create a run whose key's driver lock another process holds. Lock files and a detached
+ * driver's logs are named by run key in the state file's directory, which every state file there
+ * shares (`--db /tmp/a.db` and `--db /tmp/b.db`): created, the run would be reported as driven by the
+ * other file's driver, and `start -d` would launch nothing. A run of this file holds its driver lock
+ * only once it is stored here, so a holder of the lock of a run this file does not have (read again
+ * after the look, in case another `start` of this file has just created it) drives another file's run.
+ */
+async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
+  if (session.load(runKey) !== undefined) return;
+  const holder = await driverHolder(session.dbPath, runKey);
+  if (holder === null || holder.unknown !== undefined || session.load(runKey) !== undefined) return;
+  const home = stateHome(session.dbPath);
+  throw new UserError(
+    `run key ${runKey} is in use in ${home} by another state file: ${
+      holder.pid === null ? "a process" : `process ${holder.pid}`
+    } holds its driver lock ${lockFilePath(session.dbPath, runKey, "driver")}, and this state file has no such run ` +
+      `(state files in one directory share their lock files and detached logs by run key); ` +
+      "use another run key, or give each state file a directory of its own; nothing was stored",
+  );
 }
 
 /**
