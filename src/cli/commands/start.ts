@@ -2,6 +2,7 @@
 import { type FlowDefinition, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { createRun, loadRun } from "../../engine/mod.ts";
 import {
+  CLOSE_INHERITED_FDS,
   epochNow,
   join,
   makeDirectory,
@@ -422,8 +423,8 @@ export function detachedLogs(dbPath: string, runKey: string) {
 
 /**
  * Starts `orchesjob-flow _drive` in a new session (it outlives the SSH session or terminal that ran
- * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
- * redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
+ * `start -d`), stdin from /dev/null, output appended to the run's log files, and no other descriptor
+ * of the caller's. A shell does the redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
  * what confirming the launch needs: how the child ends, and where its new stderr starts.
  */
 function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
@@ -435,9 +436,11 @@ function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
   } catch { /* a new log */ }
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
   const { pid, status } = spawnDetachedChild([
-    "/bin/sh",
+    // bash where there is one: only bash closes an inherited descriptor above 9 (CLOSE_INHERITED_FDS);
+    // -p, so that no BASH_ENV or exported function of the caller's runs in it.
+    ...(pathExists("/bin/bash") ? ["/bin/bash", "-p"] : ["/bin/sh"]),
     "-c",
-    'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
+    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"`,
     "orchesjob-flow-detach",
     logs.stdout,
     logs.stderr,
