@@ -33,7 +33,9 @@ Deno.test("start of a run key that another state file of the directory drives: e
       assert.equal(refused.stdout, "");
       assert.match(
         errorLine(refused).error,
-        new RegExp(`^start: run key X is in use in .* by another state file: process ${driver} holds its driver lock`),
+        new RegExp(
+          `^start: run key X is in use in .* by another state file: process ${driver} drives its run there, holding the driver lock`,
+        ),
       );
       const bStatus = await cli([...b, "status", "--run-key", "X"]);
       assert.equal(bStatus.code, 3, `b.sqlite3 stored run X: ${bStatus.stdout}`);

@@ -21,9 +21,11 @@ import { definitionHash } from "../../flow/mod.ts";
 import {
   type DriverHolder,
   driverHolder,
+  driverStateFile,
   lockFilePath,
   resolveDbPath,
   safeFileName,
+  stateFileIdentity,
   stateHome,
 } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
@@ -143,24 +145,24 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
 }
 
 /**
- * Refuses to create a run whose key's driver lock another process holds. Lock files and a detached
- * driver's logs are named by run key in the state file's directory, which every state file there
- * shares (`--db /tmp/a.db` and `--db /tmp/b.db`): created, the run would be reported as driven by the
- * other file's driver, and `start -d` would launch nothing. A run of this file holds its driver lock
- * only once it is stored here, so a holder of the lock of a run this file does not have (read again
- * after the look, in case another `start` of this file has just created it) drives another file's run.
+ * Refuses to create a run whose key's driver lock a driver of another state file holds. Lock files and
+ * a detached driver's logs are named by run key in the state file's directory, which every state file
+ * there shares (`--db /tmp/a.db` and `--db /tmp/b.db`): created, the run would be reported as driven by
+ * the other file's driver, and `start -d` would launch nothing. A driver notes its state file in the
+ * lock file (Linux; see noteHolder in locks.ts); a holder without that note is taken to be of this file.
  */
 async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
   if (session.load(runKey) !== undefined) return;
+  const theirs = driverStateFile(session.dbPath, runKey);
+  const own = stateFileIdentity(session.dbPath);
+  if (theirs === null || own === null || (theirs.dev === own.dev && theirs.ino === own.ino)) return;
   const holder = await driverHolder(session.dbPath, runKey);
-  if (holder === null || holder.unknown !== undefined || session.load(runKey) !== undefined) return;
-  const home = stateHome(session.dbPath);
   throw new UserError(
-    `run key ${runKey} is in use in ${home} by another state file: ${
-      holder.pid === null ? "a process" : `process ${holder.pid}`
-    } holds its driver lock ${lockFilePath(session.dbPath, runKey, "driver")}, and this state file has no such run ` +
-      `(state files in one directory share their lock files and detached logs by run key); ` +
-      "use another run key, or give each state file a directory of its own; nothing was stored",
+    `run key ${runKey} is in use in ${stateHome(session.dbPath)} by another state file: ` +
+      `${holder?.pid ? `process ${holder.pid}` : "a process"} drives its run there, holding the driver lock ` +
+      `${lockFilePath(session.dbPath, runKey, "driver")} (state files in one directory share their lock files ` +
+      "and detached logs by run key); use another run key, or give each state file a directory of its own; " +
+      "nothing was stored",
   );
 }
 
