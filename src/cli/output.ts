@@ -36,6 +36,14 @@ export function lostStdout(reset = false): string | null {
   return lost;
 }
 
+/**
+ * Whether stdout is a pipe nobody reads any more (`| head`): a command that only shows a run may stop.
+ * Not a write that failed otherwise (a full disk), which must not stop a driver (see writeAll).
+ */
+export function stdoutClosedPipe(): boolean {
+  return stdoutClosed;
+}
+
 /** Whether stdout is gone (a closed pipe, a lost file): a command that follows output may stop. */
 export function stdoutGone(): boolean {
   return stdoutClosed || stdoutLost !== null;

@@ -17,6 +17,7 @@ export { parsePythonIsoTime } from "./py_isoformat.ts";
 export { MAX_TIMER_MS, sleep, sleepUnless, timerDelay, within } from "./sleep.ts";
 export { type Backoff, nextPause } from "./backoff.ts";
 export {
+  CLOSE_INHERITED_FDS,
   type Finished,
   keepAll,
   keepLast,

@@ -258,6 +258,26 @@ export function runToEndSync(argv: readonly string[], options: Pick<RunOptions, 
   }
 }
 
+/**
+ * Shell code (sh or bash) that closes every descriptor above 2 that the shell inherited. Deno closes
+ * its own descriptors in a child (they are close-on-exec), but not those this process inherited from
+ * its caller: a lock (`exec 9>lock; flock 9`), a pipe that a CI runner or `( … ) | cat` waits on to
+ * end. A detached driver and every job would hold them for as long as they run, so `start -d`'s caller
+ * or its lock would wait for the whole run. Only bash can close a descriptor above 9 (`exec 12>&-` is a
+ * command named 12 to dash, which then exits): under sh those stay open. Where there is no /dev/fd the
+ * glob stays a word and nothing is closed.
+ */
+export const CLOSE_INHERITED_FDS = [
+  "for fd in /dev/fd/*; do",
+  "  fd=${fd##*/}",
+  "  case $fd in",
+  "    [0-2] | *[!0-9]*) ;;",
+  '    [3-9]) eval "exec $fd>&-" ;;',
+  '    *) [ -z "${BASH_VERSION-}" ] || eval "exec $fd>&-" ;;',
+  "  esac",
+  "done",
+].join("\n");
+
 export type DetachedOptions = Pick<RunOptions, "env" | "clearEnv" | "cwd">;
 
 /**

@@ -4,7 +4,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname, isNoSpace, join, makeDirectory, readEnv } from "../shared/mod.ts";
-import { realStatePath } from "./paths.ts";
+import { DB_FILE_NAME, realStatePath } from "./paths.ts";
 import { MIGRATIONS } from "./schema.ts";
 
 export type Database = DatabaseSync;
@@ -146,6 +146,28 @@ function writeSynced(path: string, bytes: Uint8Array): void {
  */
 export const SQLITE_MAX_PATH_BYTES = 504;
 
+/**
+ * Refuses what is at `path` when it cannot be a state file, before SQLite opens it: a directory (`--db`
+ * given the state directory, such as systemd's StateDirectory, instead of the file in it), which SQLite
+ * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
+ * read-only file; and a zero-length file (see {@link createIfMissing}).
+ */
+function refuseNonStateFile(path: string): void {
+  const info = Deno.statSync(path);
+  if (info.isDirectory) {
+    throw new StateFileError(
+      `cannot open state database ${path}: it is a directory; --db takes the state file's path, ` +
+        `such as ${join(path, DB_FILE_NAME)}`,
+    );
+  }
+  if (info.size === 0) {
+    throw new StateFileError(
+      `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
+        "restore it from a backup, or remove it to start with no runs at all",
+    );
+  }
+}
+
 /** The page cache of each connection, in KiB (see openDatabase). */
 const CACHE_KIB = 512;
 
@@ -188,12 +210,7 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
       checkPathLength(path);
       makeDirectory(dirname(path));
       createIfMissing(path);
-      if (Deno.statSync(path).size === 0) {
-        throw new StateFileError(
-          `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
-            "restore it from a backup, or remove it to start with no runs at all",
-        );
-      }
+      refuseNonStateFile(path);
     }
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${lockWaitMs}`);
@@ -322,12 +339,7 @@ export function openDatabaseReadOnly(path: string): Database {
   let db: DatabaseSync | undefined;
   try {
     checkPathLength(path);
-    if (Deno.statSync(path).size === 0) {
-      throw new StateFileError(
-        `state database ${path} is empty (zero bytes): it was truncated or copied incompletely; ` +
-          "restore it from a backup, or remove it to start with no runs at all",
-      );
-    }
+    refuseNonStateFile(path);
     try {
       db = new DatabaseSync(path, { readOnly: true });
       db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);

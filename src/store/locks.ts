@@ -13,6 +13,7 @@
  * locks or probes one checks the same, so nobody acts on an unlinked file (see {@link lockAtPath}).
  */
 import { type Backoff, join, makeDirectory, nextPause, sleepUnless, stopPoint } from "../shared/mod.ts";
+import { type FileIdentity, stateFileIdentity } from "./db.ts";
 import { safeFileName, stateHome } from "./paths.ts";
 
 /** Retrying a held driver lock: soon at first (a passing `tick` lets go quickly), then every 0.1 s. */
@@ -38,7 +39,7 @@ export class FileLocks {
     const path = this.path(runKey, "driver");
     const file = await lockAtPath(path, false);
     if (file === null) return null;
-    noteHolder(file);
+    noteHolder(file, stateFileIdentity(this.dbPath));
     return new HeldLock(file, path);
   }
 
@@ -232,7 +233,7 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
     throw error;
   }
   const noted = notedHolder(path, info);
-  if (noted) return noted;
+  if (noted) return { pid: noted.pid };
   const listed = flockHolder(info);
   if (listed !== undefined) return listed;
   let file: Deno.FsFile;
@@ -272,13 +273,16 @@ function unknownHolder(path: string): DriverHolder {
  * (3-15 ms a process on a busy machine). The note is only a hint: {@link notedHolder} believes it only
  * when the kernel confirms that this descriptor of this process holds a flock on this very file.
  */
-function noteHolder(file: Deno.FsFile): void {
+function noteHolder(file: Deno.FsFile, stateFile: FileIdentity | null): void {
   if (Deno.build.os !== "linux") return;
   try {
     const info = file.statSync();
     const fd = lockingDescriptor("self", info);
+    // "<pid> <fd> <dev>:<ino>", the last the state file's identity (readers of an earlier version do
+    // not take this note, and ask /proc/locks instead).
+    const state = stateFile === null ? "" : ` ${stateFile.dev}:${stateFile.ino}`;
     file.truncateSync(0);
-    file.writeSync(new TextEncoder().encode(fd === null ? "" : `${Deno.pid} ${fd}\n`));
+    file.writeSync(new TextEncoder().encode(fd === null ? "" : `${Deno.pid} ${fd}${state}\n`));
   } catch { /* no note: driverHolder reads /proc/locks */ }
 }
 
@@ -303,12 +307,29 @@ function holdsFlock(pid: string, fd: string, info: Deno.FileInfo): boolean {
   return fdinfo.split("\n").some((line) => /^lock:\s+\d+:\s+FLOCK\s+\S+\s+\S+\s+\d+\s+(\S+)\s/.exec(line)?.[1] === id);
 }
 
+/**
+ * The state file whose run the holder of a run's driver lock drives, as the holder's note names it,
+ * or null: no holder, or one without such a note (not Linux, an earlier version, a bare flock). State
+ * files in one directory share lock files by run key, so this may be another state file than `dbPath`.
+ */
+export function driverStateFile(dbPath: string, runKey: string): FileIdentity | null {
+  const path = driverLockPath(dbPath, runKey);
+  try {
+    return notedHolder(path, Deno.statSync(path))?.stateFile ?? null;
+  } catch {
+    return null;
+  }
+}
+
 /** The holder the lock file names, if the kernel says that process's descriptor holds a flock on the file. */
-function notedHolder(path: string, info: Deno.FileInfo): DriverHolder | null {
+function notedHolder(path: string, info: Deno.FileInfo): { pid: number; stateFile?: FileIdentity } | null {
   if (Deno.build.os !== "linux" || info.dev === null || info.ino === null || info.size === 0) return null;
   try {
-    const note = /^(\d+) (\d+)\n$/.exec(Deno.readTextFileSync(path));
-    if (note && holdsFlock(note[1], note[2], info)) return { pid: Number(note[1]) };
+    const note = /^(\d+) (\d+)(?: (\d+):(\d+))?\n$/.exec(Deno.readTextFileSync(path));
+    if (note && holdsFlock(note[1], note[2], info)) {
+      const stateFile = note[3] === undefined ? {} : { stateFile: { dev: Number(note[3]), ino: Number(note[4]) } };
+      return { pid: Number(note[1]), ...stateFile };
+    }
   } catch { /* no such process or descriptor: ask /proc/locks */ }
   return null;
 }

@@ -32,6 +32,7 @@ export {
 export {
   type DriverHolder,
   driverHolder,
+  driverStateFile,
   FileLocks,
   type HeldLock,
   isCancelHeld,

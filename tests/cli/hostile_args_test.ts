@@ -65,6 +65,14 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     "flow_id: p\nparams: {A: null}\nsteps:\n  - {id: a, command: [echo, '${params.A}']}\n",
   );
   const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
+  // Commands that open the state file, each its own way (read-only, for writing, to clean).
+  const stateCommands = [
+    ["status", "--run-key", "k0"],
+    ["list"],
+    ["start", "--run-key", "k1", flow],
+    ["cancel", "--run-key", "k0"],
+    ["clean", "--older-than", "0"],
+  ];
   const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
   const setup: Case[] = [{ argv: [...quick, "start", "--run-key", "k0", "-q", flow], exit: 0, error: null }];
   const cases: Case[] = [
@@ -272,7 +280,12 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["validate", flow, flow], exit: 2, error: "unexpected argument" },
     // State files that are not state files; a missing directory is not created by a read.
     { argv: ["--db", flow, "status", "--run-key", "k0"], exit: 2, error: "file is not a database" },
-    { argv: ["--db", dir.path, "status", "--run-key", "k0"], exit: 2, error: "cannot open state database" },
+    // The state directory given for the state file: said as such, not "disk I/O error" or "read-only here".
+    ...stateCommands.map((argv) => ({
+      argv: ["--db", dir.path, ...argv],
+      exit: 2,
+      error: `${argv[0]}: cannot open state database ${dir.path}: it is a directory; --db takes the state file's path`,
+    })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
     // Run keys with invisible or undecodable characters, and one that is not there.
     { argv: ["start", "--run-key", "a\u0085b", flow], exit: 2, error: "contains U+0085" },

@@ -3,8 +3,8 @@
  * the kernel confirms it; a stale, forged or missing note falls back to /proc/locks (or the try-lock probe).
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { driverHolder, FileLocks, lockFilePath } from "../../src/store/mod.ts";
+import { dirname, join } from "node:path";
+import { driverHolder, driverStateFile, FileLocks, lockFilePath } from "../../src/store/mod.ts";
 import { eventually } from "../helpers.ts";
 
 async function withHome(fn: (dbPath: string) => Promise<void>): Promise<void> {
@@ -26,7 +26,7 @@ Deno.test("the driver lock's holder is found, and nobody once it is released", a
     assert.deepEqual(await driverHolder(dbPath, "r"), { pid: Deno.build.os === "linux" ? Deno.pid : null });
     if (Deno.build.os === "linux") {
       // The holder's note: this process and the descriptor that holds the flock.
-      const note = /^(\d+) (\d+)\n$/.exec(Deno.readTextFileSync(lockFilePath(dbPath, "r", "driver")));
+      const note = /^(\d+) (\d+)(?: \d+:\d+)?\n$/.exec(Deno.readTextFileSync(lockFilePath(dbPath, "r", "driver")));
       assert.ok(note, "a note was written");
       assert.equal(Number(note[1]), Deno.pid);
       assert.match(Deno.readTextFileSync(`/proc/self/fdinfo/${note[2]}`), /^lock:\s+\d+:\s+FLOCK\s/m);
@@ -132,6 +132,28 @@ Deno.test({
       fresh.close();
       await waiter;
       assert.ok(entered, "it enters once the new file's holder lets go");
+    });
+  },
+});
+
+Deno.test({
+  name: "the driver's note names its state file: another state file of the directory is told apart",
+  ignore: Deno.build.os !== "linux", // notes and /proc are Linux's
+  async fn() {
+    await withHome(async (dbPath) => {
+      Deno.writeTextFileSync(dbPath, "x");
+      const other = join(dirname(dbPath), "other.sqlite3");
+      Deno.writeTextFileSync(other, "y");
+      assert.equal(driverStateFile(dbPath, "r"), null, "no lock file: no state file");
+      const lock = await new FileLocks(dbPath).tryDriverLock("r");
+      assert.ok(lock);
+      const info = Deno.statSync(dbPath);
+      assert.deepEqual(driverStateFile(dbPath, "r"), { dev: info.dev, ino: info.ino });
+      // The same lock file, seen from the other state file: the holder drives dbPath's run.
+      assert.deepEqual(driverStateFile(other, "r"), { dev: info.dev, ino: info.ino });
+      assert.deepEqual(await driverHolder(other, "r"), { pid: Deno.pid });
+      lock[Symbol.dispose]();
+      assert.equal(driverStateFile(dbPath, "r"), null, "the note of a released lock is not believed");
     });
   },
 });

@@ -2,6 +2,7 @@
 import { type FlowDefinition, isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { createRun, loadRun } from "../../engine/mod.ts";
 import {
+  CLOSE_INHERITED_FDS,
   epochNow,
   join,
   makeDirectory,
@@ -17,7 +18,16 @@ import {
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { checkExecutorOptions, checkUsable, chooseExecutor } from "../../executor/mod.ts";
 import { definitionHash } from "../../flow/mod.ts";
-import { type DriverHolder, driverHolder, resolveDbPath, safeFileName, stateHome } from "../../store/mod.ts";
+import {
+  type DriverHolder,
+  driverHolder,
+  driverStateFile,
+  lockFilePath,
+  resolveDbPath,
+  safeFileName,
+  stateFileIdentity,
+  stateHome,
+} from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
 import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
 import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
@@ -68,6 +78,7 @@ export const startCommand: Command = {
     // A second foreground start of a run that another process drives follows it like `wait`: under a
     // held write lock it waits for the lock, as long as that lasts, rather than fail after the busy timeout.
     using session = await Session.open(context, {}, interrupt);
+    await refuseForeignDriver(session, runKey);
     // A write lock taken since the file was opened is waited out before the run is created, in short
     // tries in which a signal is heard (130, nothing stored).
     // Let go of once the run is created: the flow as loaded is not what the driver uses (createRun keeps
@@ -131,6 +142,28 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
     );
   }
   return existing ? session.rebind(record) : record;
+}
+
+/**
+ * Refuses to create a run whose key's driver lock a driver of another state file holds. Lock files and
+ * a detached driver's logs are named by run key in the state file's directory, which every state file
+ * there shares (`--db /tmp/a.db` and `--db /tmp/b.db`): created, the run would be reported as driven by
+ * the other file's driver, and `start -d` would launch nothing. A driver notes its state file in the
+ * lock file (Linux; see noteHolder in locks.ts); a holder without that note is taken to be of this file.
+ */
+async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
+  if (session.load(runKey) !== undefined) return;
+  const theirs = driverStateFile(session.dbPath, runKey);
+  const own = stateFileIdentity(session.dbPath);
+  if (theirs === null || own === null || (theirs.dev === own.dev && theirs.ino === own.ino)) return;
+  const holder = await driverHolder(session.dbPath, runKey);
+  throw new UserError(
+    `run key ${runKey} is in use in ${stateHome(session.dbPath)} by another state file: ` +
+      `${holder?.pid ? `process ${holder.pid}` : "a process"} drives its run there, holding the driver lock ` +
+      `${lockFilePath(session.dbPath, runKey, "driver")} (state files in one directory share their lock files ` +
+      "and detached logs by run key); use another run key, or give each state file a directory of its own; " +
+      "nothing was stored",
+  );
 }
 
 /**
@@ -392,8 +425,8 @@ export function detachedLogs(dbPath: string, runKey: string) {
 
 /**
  * Starts `orchesjob-flow _drive` in a new session (it outlives the SSH session or terminal that ran
- * `start -d`), stdin from /dev/null and output appended to the run's log files. A shell does the
- * redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
+ * `start -d`), stdin from /dev/null, output appended to the run's log files, and no other descriptor
+ * of the caller's. A shell does the redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
  * what confirming the launch needs: how the child ends, and where its new stderr starts.
  */
 function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
@@ -405,9 +438,11 @@ function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
   } catch { /* a new log */ }
   const driver = [...selfCommand(), "--db", resolve(dbPath), "--poll-interval", String(pollInterval)];
   const { pid, status } = spawnDetachedChild([
-    "/bin/sh",
+    // bash where there is one: only bash closes an inherited descriptor above 9 (CLOSE_INHERITED_FDS);
+    // -p, so that no BASH_ENV or exported function of the caller's runs in it.
+    ...(pathExists("/bin/bash") ? ["/bin/bash", "-p"] : ["/bin/sh"]),
     "-c",
-    'out=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"',
+    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"`,
     "orchesjob-flow-detach",
     logs.stdout,
     logs.stderr,

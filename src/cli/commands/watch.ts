@@ -5,7 +5,7 @@ import { ExitCode, runExitCode } from "../errors.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { printWarning, useColor, writeStdout } from "../output.ts";
+import { printWarning, stdoutClosedPipe, useColor, writeStdout } from "../output.ts";
 import { resumeHint, RunView, type ViewMode } from "../render/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import type { Driver } from "../../engine/mod.ts";
@@ -56,7 +56,11 @@ export const watchCommand: Command = {
     using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow());
-    const final = await waitUntilFinished(session, runKey, interval, interrupt.requested, {
+    // A reader that went away (`watch … | head`) ends the watch at the next table it was to get, as
+    // `logs --follow` ends: nobody reads it any more. The run goes on, or stays resumable (130). Not a
+    // table lost otherwise (stdout on a full disk): a watch that drives the run goes on driving it.
+    const stop = () => interrupt.requested() || stdoutClosedPipe();
+    const final = await waitUntilFinished(session, runKey, interval, stop, {
       async onRefresh(record) {
         show(record);
         if (!isTerminalRun(record.state.status)) await driving.advance();

@@ -29,7 +29,7 @@
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL. The
  * batch's own shell is in no job's group and exits once every job is under way.
  */
-import { pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
+import { CLOSE_INHERITED_FDS, pathExists, resolve, spawnDetached } from "../../shared/mod.ts";
 
 export const SUPERVISOR_NAME = "orchesjob-flow-supervisor";
 
@@ -215,6 +215,8 @@ launch_jobs() {
  * exactly as the shell sees it.
  */
 export const SUPERVISOR_SCRIPT = SUPERVISOR_FUNCTIONS + String.raw`
+# Nothing of the caller's (a lock, a pipe its caller waits on) stays open in the jobs.
+${CLOSE_INHERITED_FDS}
 dir=$1 count=$2 mark=
 shift 2
 # noclobber: '>' now creates a new file or fails (O_EXCL), which makes the claim atomic; every other
@@ -232,6 +234,8 @@ if [ "$count" -eq 1 ]; then launch_jobs inline "$@"; else set -m; launch_jobs fo
  */
 export const SERVER_SCRIPT = SUPERVISOR_FUNCTIONS + String.raw`
 dir=$1 mark=" $2"
+# Nothing of the caller's (a lock, a pipe its caller waits on) stays open in the jobs.
+${CLOSE_INHERITED_FDS}
 set -C -m
 exec 3<&0 0< /dev/null
 while IFS= read -r -d '' -u 3 left; do
