@@ -426,8 +426,9 @@ export function detachedLogs(dbPath: string, runKey: string) {
 /**
  * Starts `orchesjob-flow _drive` in a new session (it outlives the SSH session or terminal that ran
  * `start -d`), stdin from /dev/null, output appended to the run's log files, and no other descriptor
- * of the caller's. A shell does the redirection and then `exec`s, so the PID reported is the driver's own. Returns, besides the report,
- * what confirming the launch needs: how the child ends, and where its new stderr starts.
+ * of the caller's. A shell does the redirection and then `exec`s, so the PID reported is the driver's
+ * own. Returns, besides the report, what confirming the launch needs: how the child ends, and where
+ * its new stderr starts.
  */
 function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
   const logs = detachedLogs(dbPath, runKey);
@@ -442,7 +443,9 @@ function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
     // -p, so that no BASH_ENV or exported function of the caller's runs in it.
     ...(pathExists("/bin/bash") ? ["/bin/bash", "-p"] : ["/bin/sh"]),
     "-c",
-    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err"`,
+    // A log that cannot be opened fails the exec: sh exits 2, bash goes on, so it exits 127 here. Never 1,
+    // which a driver that took the run returns for a FAILED run (confirmLaunch counts it as driving).
+    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err" || exit 127`,
     "orchesjob-flow-detach",
     logs.stdout,
     logs.stderr,
