@@ -44,5 +44,12 @@ export function parseSince(text: string, option: string, now: number): number {
     if (typeof at !== "number") throw new UserError(`option ${option} ${JSON.stringify(text)} ${at.problem}`);
     return at;
   }
+  // Neither a time nor a number: the message names both forms (parseDuration's names only the one).
+  if (!/^\d/.test(trimmed)) {
+    throw new UserError(
+      `option ${option} needs a duration such as 90s, 15m, 6h or 7d, or an ISO 8601 time such as 2026-01-01 or ` +
+        `2026-01-01T08:00:00Z, got ${JSON.stringify(text)}`,
+    );
+  }
   return now - parseDuration(trimmed, option);
 }

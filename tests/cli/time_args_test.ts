@@ -45,6 +45,11 @@ Deno.test("since: now minus a duration, or an ISO 8601 date or time", () => {
   );
   assert.match(thrown(() => parseSince("2026-04-31T10:00:00Z", "--since", 0), UserError).message, /April 2026 has 30/);
   assert.throws(() => parseSince("9".repeat(400) + "d", "--since", 0), UserError);
+  // A word is neither form: the message offers both (it named only durations, though a time is taken too).
+  assert.match(
+    thrown(() => parseSince("yesterday", "--since", 0), UserError).message,
+    /duration such as .* ISO 8601 time/,
+  );
 });
 
 Deno.test("suggestions: a unique prefix first, then a near typo, never a far guess", () => {
