@@ -443,9 +443,11 @@ function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
     // -p, so that no BASH_ENV or exported function of the caller's runs in it.
     ...(pathExists("/bin/bash") ? ["/bin/bash", "-p"] : ["/bin/sh"]),
     "-c",
-    // A log that cannot be opened fails the exec: sh exits 2, bash goes on, so it exits 127 here. Never 1,
-    // which a driver that took the run returns for a FAILED run (confirmLaunch counts it as driving).
-    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err" || exit 127`,
+    // A log that cannot be opened fails the exec, and the wrapper exits 127. Never 1, which a driver that
+    // took the run returns for a FAILED run (confirmLaunch counts it as driving). `command` keeps the
+    // shell going past the failed redirection: without it sh exits 2, and bash in POSIX mode (the
+    // caller's POSIXLY_CORRECT, which -p does not ignore) exits 1.
+    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; command exec "$@" < /dev/null >> "$out" 2>> "$err" || exit 127`,
     "orchesjob-flow-detach",
     logs.stdout,
     logs.stderr,
