@@ -66,6 +66,8 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   );
   const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
   const fifo = join(dir.path, "state.fifo");
+  const loop = join(dir.path, "loop.sqlite3");
+  Deno.symlinkSync(loop, loop);
   new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
   // Commands that open the state file, each its own way (read-only, for writing, to clean).
   const stateCommands = [
@@ -299,6 +301,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
         }: cannot open state database ${path}: it is not a regular file; --db takes the state file's path`,
       }))
     ),
+    // A state file that cannot be looked at (here a symbolic link loop; a directory this user cannot
+    // search likewise) is an error to say, not a file with no runs ([] and "run not found" before).
+    ...[["list"], ["status", "--run-key", "k0"], ["watch", "--run-key", "k0"]].map((argv) => ({
+      argv: ["--db", loop, ...argv],
+      exit: 2,
+      error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
+    })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
     // Run keys with invisible or undecodable characters, and one that is not there.
     { argv: ["start", "--run-key", "a\u0085b", flow], exit: 2, error: "contains U+0085" },
