@@ -152,17 +152,26 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
  * lock file (Linux; see noteHolder in locks.ts); a holder without that note is taken to be of this file.
  */
 async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
-  if (session.load(runKey) !== undefined) return;
+  if (session.load(runKey) !== undefined || !drivenFromAnotherFile(session, runKey)) return;
+  throw await foreignDriverError(session, runKey, "nothing was stored");
+}
+
+/** Whether the holder of the run key's driver lock noted another state file than the session's (see noteHolder). */
+function drivenFromAnotherFile(session: Session, runKey: string): boolean {
   const theirs = driverStateFile(session.dbPath, runKey);
   const own = stateFileIdentity(session.dbPath);
-  if (theirs === null || own === null || (theirs.dev === own.dev && theirs.ino === own.ino)) return;
+  return theirs !== null && own !== null && (theirs.dev !== own.dev || theirs.ino !== own.ino);
+}
+
+/** The refusal of a run key whose driver lock a driver of another state file holds; `outcome`: what became of this run. */
+async function foreignDriverError(session: Session, runKey: string, outcome: string): Promise<UserError> {
   const holder = await driverHolder(session.dbPath, runKey);
-  throw new UserError(
+  return new UserError(
     `run key ${runKey} is in use in ${stateHome(session.dbPath)} by another state file: ` +
       `${holder?.pid ? `process ${holder.pid}` : "a process"} drives its run there, holding the driver lock ` +
       `${lockFilePath(session.dbPath, runKey, "driver")} (state files in one directory share their lock files ` +
       "and detached logs by run key); use another run key, or give each state file a directory of its own; " +
-      "nothing was stored",
+      outcome,
   );
 }
 
@@ -278,6 +287,16 @@ function launchUnderGate(
   return session.locks.withLaunchGate(runKey, async () => {
     stopPoint("launch:gate-taken");
     const holder = holdsLock ? null : await lastingHolder(session.dbPath, runKey);
+    // A driver of another state file (one that created the run key at the same time, after this start's
+    // refuseForeignDriver): it drives its own run, and nothing can drive this one while it holds the lock.
+    if (holder !== null && drivenFromAnotherFile(session, runKey)) {
+      throw await foreignDriverError(
+        session,
+        runKey,
+        `this state file's run ${runKey} cannot be driven until that driver lets go (then resume it with ` +
+          `'orchesjob-flow resume -d --run-key ${runKey}', or cancel it)`,
+      );
+    }
     const now = session.run(runKey);
     if (holder !== null || isTerminalRun(now.state.status)) {
       printJson({ ...runJson(now), detached: false, driver: holder });
