@@ -398,7 +398,7 @@ function sessionDbPath(context: CommandContext): string {
  * if it is. `lockWaitMs`: how long opening for writing waits for another process's write lock.
  */
 function openState(path: string, options: SessionOptions, lockWaitMs?: number): OpenedState {
-  if ((options.readOnly || options.queryOnly || options.follower) && !pathExists(path)) {
+  if ((options.readOnly || options.queryOnly || options.follower) && stateFileMissing(path)) {
     return { db: openDatabase(":memory:"), refused: null };
   }
   if (options.queryOnly) return { db: openDatabaseReadOnly(path), refused: null };
@@ -420,6 +420,20 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
     if (options.readIfLocked && isLockHeld(error)) return { db: readOnlyUnlessBehind(path, error), refused: null };
     if (!(options.readIfReadOnly || options.follower) || !(error instanceof StateFileReadOnlyError)) throw error;
     return { db: openDatabaseReadOnly(path), refused: error };
+  }
+}
+
+/**
+ * Whether no state file is at `path`, so a reader has no runs to show. Only a path that is not there:
+ * one this process may not look at (a directory it cannot search) or cannot resolve (a symbolic link
+ * loop) is an error to say, not a file with no runs (`list` printed [], `status` "run not found").
+ */
+export function stateFileMissing(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
   }
 }
 

@@ -150,7 +150,7 @@ export const SQLITE_MAX_PATH_BYTES = 504;
  * Refuses what is at `path` when it cannot be a state file, before SQLite opens it: a directory (`--db`
  * given the state directory, such as systemd's StateDirectory, instead of the file in it), which SQLite
  * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
- * read-only file; and a zero-length file (see {@link createIfMissing}).
+ * read-only file; a device or a FIFO; and a zero-length file (see {@link createIfMissing}).
  */
 function refuseNonStateFile(path: string): void {
   const info = Deno.statSync(path);
@@ -158,6 +158,14 @@ function refuseNonStateFile(path: string): void {
     throw new StateFileError(
       `cannot open state database ${path}: it is a directory; --db takes the state file's path, ` +
         `such as ${join(path, DB_FILE_NAME)}`,
+    );
+  }
+  // A device or a FIFO (`--db /dev/null` for "keep no state"): it reads as zero bytes, and the advice for
+  // an empty file below (remove it) would be harmful there.
+  if (!info.isFile) {
+    throw new StateFileError(
+      `cannot open state database ${path}: it is not a regular file; --db takes the state file's path ` +
+        "(it need not exist yet)",
     );
   }
   if (info.size === 0) {

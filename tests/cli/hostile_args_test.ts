@@ -65,6 +65,10 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     "flow_id: p\nparams: {A: null}\nsteps:\n  - {id: a, command: [echo, '${params.A}']}\n",
   );
   const missingDir = join(dir.path, "no-such-dir", "state.sqlite3");
+  const fifo = join(dir.path, "state.fifo");
+  const loop = join(dir.path, "loop.sqlite3");
+  Deno.symlinkSync(loop, loop);
+  new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
   // Commands that open the state file, each its own way (read-only, for writing, to clean).
   const stateCommands = [
     ["status", "--run-key", "k0"],
@@ -285,6 +289,24 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       argv: ["--db", dir.path, ...argv],
       exit: 2,
       error: `${argv[0]}: cannot open state database ${dir.path}: it is a directory; --db takes the state file's path`,
+    })),
+    // A device or a FIFO (--db /dev/null, for "no state"): said as such, never "remove it", which on
+    // /dev/null would break the machine (as root it can). Not opened either: a FIFO would hang.
+    ...["/dev/null", fifo].flatMap((path) =>
+      stateCommands.map((argv) => ({
+        argv: ["--db", path, ...argv],
+        exit: 2,
+        error: `${
+          argv[0]
+        }: cannot open state database ${path}: it is not a regular file; --db takes the state file's path`,
+      }))
+    ),
+    // A state file that cannot be looked at (here a symbolic link loop; a directory this user cannot
+    // search likewise) is an error to say, not a file with no runs ([] and "run not found" before).
+    ...[["list"], ["status", "--run-key", "k0"], ["watch", "--run-key", "k0"]].map((argv) => ({
+      argv: ["--db", loop, ...argv],
+      exit: 2,
+      error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
     })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
     // Run keys with invisible or undecodable characters, and one that is not there.

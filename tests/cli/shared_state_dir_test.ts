@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, errorLine, eventually, tempDir, writeFile } from "../helpers.ts";
+import { CLI, cli, errorLine, eventually, isStopped, tempDir, TEST_ENV, writeFile } from "../helpers.ts";
 
 Deno.test("start of a run key that another state file of the directory drives: exit 2, nothing stored", async () => {
   using dir = tempDir();
@@ -51,6 +51,69 @@ Deno.test("start of a run key that another state file of the directory drives: e
     assert.equal(Deno.readTextFileSync(marks), "run\nrun\n");
   } finally {
     Deno.writeTextFileSync(go, "");
+    await eventually("no driver left", async () => {
+      const runs = await cli([...a, "list"]);
+      return JSON.parse(runs.stdout).every((run: { driver: unknown }) => run.driver === null);
+    });
+  }
+});
+
+Deno.test("start -d of a run key created in two state files at once: the one whose driver lost says so, not detached: false", async () => {
+  using dir = tempDir();
+  const go = join(dir.path, "go");
+  const flow = writeFile(
+    dir.path,
+    "flow.yaml",
+    `flow_id: shared\nsteps:\n  - id: a\n    command: "while [ ! -f '${go}' ]; do sleep 0.05; done"\n`,
+  );
+  const a = ["--db", join(dir.path, "a.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
+  const b = ["--db", join(dir.path, "b.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
+  const stops = join(dir.path, "stops.log");
+  const spawn = (args: string[], env: Record<string, string> = {}) =>
+    new Deno.Command(CLI[0], {
+      args: [...CLI.slice(1), ...args],
+      env: { ...TEST_ENV, ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  // a's start -d has created its run X and stops under its launch gate, before it launches a driver.
+  const first = spawn([...a, "start", "-d", "--run-key", "X", flow], {
+    ORCHESJOB_FLOW_STOP_AT: "launch:gate-taken",
+    ORCHESJOB_FLOW_CRASH_LOG: stops,
+  });
+  const firstOut = first.output();
+  try {
+    await eventually("a's start -d stopped under its launch gate", () => {
+      try {
+        return Deno.readTextFileSync(stops) === `launch:gate-taken ${first.pid}\n` && isStopped(first.pid);
+      } catch {
+        return false;
+      }
+    });
+    // b's start -d finds no driver of X yet: it creates its own run X and waits for the launch gate,
+    // which state files in one directory share by run key.
+    const second = spawn([...b, "start", "-d", "--run-key", "X", flow]);
+    const secondOut = second.output();
+    await eventually("b stored its run X", async () => (await cli([...b, "status", "--run-key", "X"])).code === 0);
+    Deno.kill(first.pid, "SIGCONT");
+    const detached = await firstOut;
+    assert.equal(detached.code, 0, decode(detached.stderr));
+    const driver = JSON.parse(decode(detached.stdout)).pid;
+    assert.equal(JSON.parse(decode(detached.stdout)).detached, true);
+    // b gets the gate once a's driver holds X's lock: that driver drives a's run, not b's.
+    const result = await secondOut;
+    const [code, stdout, stderr] = [result.code, decode(result.stdout), decode(result.stderr)];
+    assert.equal(code, 2, `b's start -d: ${stdout}${stderr}`);
+    assert.match(
+      JSON.parse(stderr.trim()).error,
+      new RegExp(`^start: run key X is in use in .* by another state file: process ${driver} drives its run there`),
+    );
+  } finally {
+    Deno.writeTextFileSync(go, "");
+    try {
+      Deno.kill(first.pid, "SIGCONT");
+    } catch { /* ended */ }
     await eventually("no driver left", async () => {
       const runs = await cli([...a, "list"]);
       return JSON.parse(runs.stdout).every((run: { driver: unknown }) => run.driver === null);

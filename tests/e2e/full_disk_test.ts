@@ -83,14 +83,21 @@ onSmallFilesystem(
   inodesRunOut,
 );
 
+onSmallFilesystem(
+  "builtin",
+  "no inode left for a job's output files, its supervisor's bash in POSIX mode (POSIXLY_CORRECT): the job waits too",
+  "size=8m,nr_inodes=64",
+  (env, mount) => inodesRunOut(env, mount, { POSIXLY_CORRECT: "1" }),
+);
+
 /**
  * Starts job `k` (a command that appends `k` to `log`) with room left for its launch file and its
  * claim only, none for its output files; `taken` holds the files that took the other inodes, and
  * `db` the connection that keeps SQLite's WAL and its index in place meanwhile (SQLite removes them
  * when the last connection closes, and could not make them again).
  */
-async function startWithoutRoom(env: FlowEnv, mount: string) {
-  const on = { ORCHESJOB_FLOW_HOME: mount };
+async function startWithoutRoom(env: FlowEnv, mount: string, extraEnv: Record<string, string> = {}) {
+  const on = { ...extraEnv, ORCHESJOB_FLOW_HOME: mount };
   const log = join(env.home, "ran");
   const job = (args: string[]) => env.run(["job", ...args], on);
   // The state file and the jobs directory exist before the inodes run out.
@@ -105,8 +112,8 @@ async function startWithoutRoom(env: FlowEnv, mount: string) {
   return { job, log, taken, jobId, db };
 }
 
-async function inodesRunOut(env: FlowEnv, mount: string): Promise<void> {
-  const { job, log, jobId, db } = await startWithoutRoom(env, mount);
+async function inodesRunOut(env: FlowEnv, mount: string, extraEnv: Record<string, string> = {}): Promise<void> {
+  const { job, log, jobId, db } = await startWithoutRoom(env, mount, extraEnv);
   using _db = db;
   const jobs = join(mount, "jobs");
   const has = (suffix: string) => {

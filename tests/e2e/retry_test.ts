@@ -333,3 +333,22 @@ flowTest(
     assert.equal((await env.status("r")).driver, null);
   },
 );
+
+flowTest(
+  builtin,
+  "retry -d under POSIXLY_CORRECT reports a background driver that could not open its log as failed, not driving",
+  async (env) => {
+    const file = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');
+    await env.json(["start", "--run-key", "r", file], 1);
+    Deno.mkdirSync(join(env.home, "logs", "orchesjob-flow-r.stderr.log"), { recursive: true });
+    // POSIXLY_CORRECT puts bash, the driver's wrapper, in POSIX mode, where a failed redirection of
+    // `exec` ends the shell at once with 1: the code of a driver whose run FAILED.
+    const result = await env.run(["retry", "-d", "--run-key", "r"], { POSIXLY_CORRECT: "1" });
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.detached, false, result.stdout);
+    assert.notEqual(result.code, 0, result.stdout);
+    assert.notEqual(report.exit_code, 1, "the wrapper's own failure, not a driver's FAILED run");
+    assert.equal(report.status, "PENDING", "reopened, and nobody drives it");
+    assert.equal((await env.status("r")).driver, null);
+  },
+);

@@ -1,12 +1,12 @@
 /** `list`: the runs in the state file, newest first, filtered by status, flow and start time. */
 import { DamagedRunError, isTerminalRun, RUN_STATUSES, type RunStatus } from "../../domain/mod.ts";
-import { epochNow, pathExists } from "../../shared/mod.ts";
+import { epochNow } from "../../shared/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import { resolveDbPath, type RunSummary } from "../../store/mod.ts";
 import type { Command } from "../command.ts";
 import { printJson, printWarning, writeStdout } from "../output.ts";
 import { damagedRunJson, listedRunJson, type ListEntry, renderRunList } from "../render/mod.ts";
-import { Session } from "../session.ts";
+import { Session, stateFileMissing } from "../session.ts";
 import { parseSince } from "../time_args.ts";
 import { wholeNumberOption } from "../args.ts";
 import { UserError } from "../errors.ts";
@@ -55,7 +55,7 @@ export const listCommand: Command = {
     let listed: ListEntry[] = [];
     // Listing never creates a state file: no file means no runs.
     const dbPath = resolveDbPath(context.globals.db, (name) => Deno.env.get(name));
-    if (pathExists(dbPath)) {
+    if (!stateFileMissing(dbPath)) {
       using session = new Session(context, { queryOnly: true });
       const summaries = session.list({
         statuses: args.options.status as RunStatus[] | undefined,

@@ -152,17 +152,26 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
  * lock file (Linux; see noteHolder in locks.ts); a holder without that note is taken to be of this file.
  */
 async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
-  if (session.load(runKey) !== undefined) return;
+  if (session.load(runKey) !== undefined || !drivenFromAnotherFile(session, runKey)) return;
+  throw await foreignDriverError(session, runKey, "nothing was stored");
+}
+
+/** Whether the holder of the run key's driver lock noted another state file than the session's (see noteHolder). */
+function drivenFromAnotherFile(session: Session, runKey: string): boolean {
   const theirs = driverStateFile(session.dbPath, runKey);
   const own = stateFileIdentity(session.dbPath);
-  if (theirs === null || own === null || (theirs.dev === own.dev && theirs.ino === own.ino)) return;
+  return theirs !== null && own !== null && (theirs.dev !== own.dev || theirs.ino !== own.ino);
+}
+
+/** The refusal of a run key whose driver lock a driver of another state file holds; `outcome`: what became of this run. */
+async function foreignDriverError(session: Session, runKey: string, outcome: string): Promise<UserError> {
   const holder = await driverHolder(session.dbPath, runKey);
-  throw new UserError(
+  return new UserError(
     `run key ${runKey} is in use in ${stateHome(session.dbPath)} by another state file: ` +
       `${holder?.pid ? `process ${holder.pid}` : "a process"} drives its run there, holding the driver lock ` +
       `${lockFilePath(session.dbPath, runKey, "driver")} (state files in one directory share their lock files ` +
       "and detached logs by run key); use another run key, or give each state file a directory of its own; " +
-      "nothing was stored",
+      outcome,
   );
 }
 
@@ -278,6 +287,16 @@ function launchUnderGate(
   return session.locks.withLaunchGate(runKey, async () => {
     stopPoint("launch:gate-taken");
     const holder = holdsLock ? null : await lastingHolder(session.dbPath, runKey);
+    // A driver of another state file (one that created the run key at the same time, after this start's
+    // refuseForeignDriver): it drives its own run, and nothing can drive this one while it holds the lock.
+    if (holder !== null && drivenFromAnotherFile(session, runKey)) {
+      throw await foreignDriverError(
+        session,
+        runKey,
+        `this state file's run ${runKey} cannot be driven until that driver lets go (then resume it with ` +
+          `'orchesjob-flow resume -d --run-key ${runKey}', or cancel it)`,
+      );
+    }
     const now = session.run(runKey);
     if (holder !== null || isTerminalRun(now.state.status)) {
       printJson({ ...runJson(now), detached: false, driver: holder });
@@ -443,9 +462,11 @@ function launchDriver(dbPath: string, runKey: string, pollInterval: number) {
     // -p, so that no BASH_ENV or exported function of the caller's runs in it.
     ...(pathExists("/bin/bash") ? ["/bin/bash", "-p"] : ["/bin/sh"]),
     "-c",
-    // A log that cannot be opened fails the exec: sh exits 2, bash goes on, so it exits 127 here. Never 1,
-    // which a driver that took the run returns for a FAILED run (confirmLaunch counts it as driving).
-    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; exec "$@" < /dev/null >> "$out" 2>> "$err" || exit 127`,
+    // A log that cannot be opened fails the exec, and the wrapper exits 127. Never 1, which a driver that
+    // took the run returns for a FAILED run (confirmLaunch counts it as driving). `command` keeps the
+    // shell going past the failed redirection: without it sh exits 2, and bash in POSIX mode (the
+    // caller's POSIXLY_CORRECT, which -p does not ignore) exits 1.
+    `${CLOSE_INHERITED_FDS}\nout=$1 err=$2; shift 2; command exec "$@" < /dev/null >> "$out" 2>> "$err" || exit 127`,
     "orchesjob-flow-detach",
     logs.stdout,
     logs.stderr,

@@ -102,8 +102,10 @@ supervise() {
   crash_point supervisor:before-output-files
   # The output files are made here first, retried like put() while that fails (a full disk, no inodes
   # left): a redirection that failed in the command's subshell below would end it with status 1 before
-  # the command ran, and that 1 would be taken for the command's own exit status.
-  until { : >| "$dir/$job.stdout" && : >| "$dir/$job.stderr"; } 2> /dev/null; do
+  # the command ran, and that 1 would be taken for the command's own exit status. 'true', not ':': a
+  # failed redirection of a special builtin ends sh, and bash in POSIX mode (a POSIXLY_CORRECT in the
+  # environment, which -p does not ignore), and the job was then LOST.
+  until { true >| "$dir/$job.stdout" && true >| "$dir/$job.stderr"; } 2> /dev/null; do
     [ -d "$dir" ] || exit 1
     # Aborted while it waited: the command never starts.
     aborted && exit 0
@@ -157,7 +159,7 @@ aborted() {
 # as orchesjob does for a command it could not start.
 fail() {
   printf '%s\n' "orchesjob-flow: $1" >| "$dir/$job.stderr"
-  : >| "$dir/$job.stdout"
+  true >| "$dir/$job.stdout"
   put "$job" exit -1
   ended "$job"
   exit 0
@@ -170,9 +172,10 @@ ended() {
   { true >| "$dir/ended/$1.exit"; } 2> /dev/null
 }
 # Claims a job: creates its claim file, or fails if anything is there already (O_EXCL fails on any
-# existing path, an earlier version's claim directory too): another supervisor owns the job.
+# existing path, an earlier version's claim directory too): another supervisor owns the job. 'true',
+# as above: the claim's failure is an answer, not the end of the shell.
 claim() {
-  { : > "$dir/$1.claim"; } 2> /dev/null
+  { true > "$dir/$1.claim"; } 2> /dev/null
 }
 # Launches the jobs whose words are the arguments: "inline" (one job: this shell leads its session
 # and process group already, and supervises it), or "fork" (bash only: each job in a subshell that
