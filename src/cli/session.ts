@@ -3,7 +3,7 @@ import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, type DriverOptions, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
 import { checkUsable, chooseExecutor, createExecutor, type Executor, JOB_TABLES } from "../executor/mod.ts";
-import { epochNow, pathExists, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
+import { epochNow, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
   changesMade,
