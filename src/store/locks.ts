@@ -131,18 +131,32 @@ export function unlinkFreeLockFile(path: string, remove: (path: string) => void)
     } catch {
       return "gone"; // or not ours to open: left as it is
     }
-    try {
-      stopPoint("locks:unlink-opened");
-      if (!file.tryLockSync(true)) return "held";
-      if (sameFile(file.statSync(), path)) {
-        remove(path);
-        return "removed";
-      }
-    } finally {
-      file.close();
-    }
-    // Replaced since it was opened: the file now at the path is looked at afresh.
+    const outcome = whileLockedInPlace(file, path, true, () => {
+      remove(path);
+      return "removed" as const;
+    }, () => stopPoint("locks:unlink-opened"));
+    if (outcome !== "replaced") return outcome;
   }
+}
+
+/**
+ * Takes the lock on `file`, just opened at `path`, without waiting, and closes it once done. When
+ * nobody held it and it is still the file at the path, runs `free` while holding it and gives what
+ * that returns; "held" when a process holds it; "replaced" when `clean` unlinked it after it was
+ * opened (the file now at the path is to be looked at afresh). `opened` runs first (a stop point).
+ * {@link lockAtPath} is the same check for a lock that is kept, and may be waited for.
+ */
+function whileLockedInPlace<T>(
+  file: Deno.FsFile,
+  path: string,
+  exclusive: boolean,
+  free: () => T,
+  opened = () => {},
+): T | "held" | "replaced" {
+  using _file = file;
+  opened();
+  if (!file.tryLockSync(exclusive)) return "held";
+  return sameFile(file.statSync(), path) ? free() : "replaced";
 }
 
 /**
@@ -252,14 +266,11 @@ export async function driverHolder(dbPath: string, runKey: string): Promise<Driv
     }
     exclusive = false;
   }
-  try {
-    if (!(await file.tryLock(exclusive))) return { pid: null };
-    // Free, but maybe a file `clean` unlinked after this opened it: then the one at the path is asked.
-    if (!sameFile(file.statSync(), path)) return await driverHolder(dbPath, runKey);
-    return null;
-  } finally {
-    file.close();
-  }
+  const outcome = whileLockedInPlace(file, path, exclusive, () => null);
+  if (outcome === "held") return { pid: null };
+  // Free, but a file `clean` unlinked after this opened it: then the one at the path is asked.
+  if (outcome === "replaced") return await driverHolder(dbPath, runKey);
+  return null;
 }
 
 /** A driver lock this process may not look at: whether a process holds it cannot be told. */
@@ -396,14 +407,13 @@ function isLockHeld(dbPath: string, runKey: string, kind: "cancel" | "launch"): 
     } catch {
       return false;
     }
+    let outcome: boolean | "held" | "replaced";
     try {
-      if (!file.tryLockSync(true)) return true;
-      // Free, but maybe a file `clean` unlinked after this opened it: then the one at the path is asked.
-      if (sameFile(file.statSync(), path)) return false;
+      outcome = whileLockedInPlace(file, path, true, () => false);
     } catch {
       return false;
-    } finally {
-      file.close();
     }
+    // Replaced: a file `clean` unlinked after this opened it; then the one at the path is asked.
+    if (outcome !== "replaced") return outcome === "held";
   }
 }
