@@ -164,19 +164,22 @@ export class JobAdmin {
       return []; // no jobs directory: no job ever started
     }
     const before = Date.now() - minAgeSeconds * 1000;
-    return names.filter((name) => {
-      if (!name.endsWith(".launch")) return false;
-      try {
-        const written = Deno.statSync(`${this.runner.dir}/${name}`).mtime;
-        if (written === null || written.getTime() > before) return false;
-      } catch {
-        return false; // gone meanwhile
-      }
+    const orphans: string[] = [];
+    for (const name of names) {
+      if (!name.endsWith(".launch")) continue;
       const jobId = name.slice(0, -".launch".length);
-      if (pathExists(jobFiles(this.runner.dir, jobId).claim)) return false;
+      const files = jobFiles(this.runner.dir, jobId);
+      try {
+        const written = Deno.statSync(files.launch).mtime;
+        if (written === null || written.getTime() > before) continue;
+      } catch {
+        continue; // gone meanwhile
+      }
+      if (pathExists(files.claim)) continue;
       // Read after the age: the row of a start that wrote the file this long ago is committed by now.
-      return this.table.job(jobId) === undefined;
-    }).map((name) => `${this.runner.dir}/${name}`);
+      if (this.table.job(jobId) === undefined) orphans.push(files.launch);
+    }
+    return orphans;
   }
 
   /** Removes a job's files; returns how many could not be removed (a missing file is fine). */
