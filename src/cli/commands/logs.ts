@@ -1,6 +1,6 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
 import {
-  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+  executorUnavailableLimit,
   isActiveJob,
   isTerminalRun,
   type Job,
@@ -122,7 +122,7 @@ function followerPatience(
   interrupted: () => boolean,
 ): Patience {
   return {
-    limitSec: record.state.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+    limitSec: executorUnavailableLimit(record.state.flow),
     backoff: { first: interval, factor: 2, ceiling: Math.max(interval, context.globals.pollInterval) },
     interrupted,
   };
