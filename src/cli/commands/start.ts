@@ -89,7 +89,7 @@ export const startCommand: Command = {
       () => createOrFind(session, context.globals, creating!),
       {
         stop: () => interrupt?.requested() ?? false,
-        interrupted: `interrupted while waiting for state database ${session.dbPath}'s write lock; nothing was stored`,
+        interrupted: session.interruptedInLockWait("nothing was stored"),
       },
     );
     creating = null;
