@@ -26,7 +26,7 @@ export async function waitUntilFinished(
   options: { onRefresh?: (record: RunRecord) => void | Promise<void>; rounds?: number } = {},
 ): Promise<RunRecord> {
   for (let round = 0;; round++) {
-    const { record, cancelling } = lookAtCancel(session, round === 0 ? session.run(runKey) : session.runAgain(runKey));
+    const { record, cancelling } = seenRun(session, round === 0 ? session.run(runKey) : session.runAgain(runKey));
     await options.onRefresh?.(record);
     if ((isTerminalRun(record.state.status) && !cancelling) || interrupted() || round === options.rounds) return record;
     await sleepUnless(cancelling ? Math.min(interval, CANCEL_SETTLE_SECONDS) : interval, interrupted);
@@ -34,17 +34,18 @@ export async function waitUntilFinished(
 }
 
 /**
- * `record` (just read) as a reader may take it, and whether a cancel of it is under way: `cancel`
- * commits CANCELLED first (so no job starts after it), then aborts the steps it found RUNNING, whose
- * commands may live through their grace, and records how each ended (a job that had finished may even
- * turn the run SUCCEEDED). A cancel that died half done holds no lock any more: its steps stay RUNNING
- * until a cancel is run again, and readers do not wait for that.
+ * The run as a reader sees it: `record` (just read), or the run read again when a cancel let go
+ * meanwhile (below), and whether a cancel of it is under way: `cancel` commits CANCELLED first (so no
+ * job starts after it), then aborts the steps it found RUNNING, whose commands may live through their
+ * grace, and records how each ended (a job that had finished may even turn the run SUCCEEDED). A
+ * cancel that died half done holds no lock any more: its steps stay RUNNING until a cancel is run
+ * again, and readers do not wait for that.
  *
  * The lock is looked at after the run was read: a cancel that recorded its steps and let go of its lock
  * in between left `record` stale, its steps RUNNING though they ended. So once the lock is seen free,
  * the run is read again, which then holds all such a cancel recorded (it records before it lets go).
  */
-export function lookAtCancel(session: Session, record: RunRecord): SeenRun {
+export function seenRun(session: Session, record: RunRecord): SeenRun {
   const { state } = record;
   if (state.status !== "CANCELLED" || !state.steps.some((step) => step.status === "RUNNING")) {
     return { record, cancelling: false };
@@ -57,7 +58,7 @@ export function lookAtCancel(session: Session, record: RunRecord): SeenRun {
 /** The run once a cancel under way has recorded how its aborted steps ended (or an interrupt). */
 export async function settledRun(session: Session, record: RunRecord, interrupted: () => boolean): Promise<SeenRun> {
   for (;;) {
-    const seen = lookAtCancel(session, record);
+    const seen = seenRun(session, record);
     if (!seen.cancelling || interrupted()) return seen;
     await sleepUnless(CANCEL_SETTLE_SECONDS, interrupted);
     record = session.runAgain(record.state.runKey);

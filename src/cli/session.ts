@@ -269,9 +269,13 @@ export class Session implements Disposable {
     if (!this.context.globals.orchesjobBin) return this.rebind(record);
     return await this.writing(() => this.rebind(record), {
       stop,
-      interrupted: `interrupted while waiting for state database ${this.dbPath}'s write lock; ` +
-        `run ${record.state.runKey} is unchanged`,
+      interrupted: this.interruptedInLockWait(`run ${record.state.runKey} is unchanged`),
     });
+  }
+
+  /** What {@link writing} says when `stop` ended its wait for the write lock; `outcome`: what became of the run. */
+  interruptedInLockWait(outcome: string): string {
+    return `interrupted while waiting for state database ${this.dbPath}'s write lock; ${outcome}`;
   }
 
   /** The runs `filter` selects, newest first, from their plain columns (load each with `run`). */

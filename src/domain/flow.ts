@@ -59,6 +59,11 @@ export interface FlowDefinition {
 /** The default of `executor_unavailable_sec`: ten minutes. */
 export const DEFAULT_EXECUTOR_UNAVAILABLE_SEC = 600;
 
+/** How long the executor may stay unusable for the flow's running steps: its `executor_unavailable_sec`, or the default. */
+export function executorUnavailableLimit(flow: FlowDefinition): number {
+  return flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC;
+}
+
 /**
  * The definition as stored with a run and printed by `validate`; field names follow the flow file's.
  * Persisted: a run started by an older build must still read back. Fields added after the first

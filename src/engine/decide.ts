@@ -7,7 +7,7 @@
 import { evaluateWhen } from "../flow/mod.ts";
 import { retryDelay } from "./retry_delay.ts";
 import {
-  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+  executorUnavailableLimit,
   isActiveJob,
   isTerminalStep,
   type Job,
@@ -86,7 +86,7 @@ export function decide(
   const round: Round = {
     now,
     random,
-    unavailableLimit: run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+    unavailableLimit: executorUnavailableLimit(run.flow),
   };
   // Under max_parallel, ready steps are collected and granted slots in file order after the loop.
   const ready: StepState[] = [];
@@ -332,7 +332,7 @@ export function nextDue(
     const began = step.job === null ? null : timedFrom(step, step.job);
     if (timeout !== null && began !== null) consider(began + timeout);
     if (step.executorError !== null) {
-      consider(step.executorError.firstAt + (run.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC));
+      consider(step.executorError.firstAt + executorUnavailableLimit(run.flow));
     }
   }
   return due;

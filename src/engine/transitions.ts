@@ -91,6 +91,5 @@ export function moveRun<T extends Transition<RunStatus>>(
   round?: number,
 ): boolean {
   if (!transition.to.includes(to)) throw new Error(`run transition to ${to} is not in the table`);
-  const guard = round === undefined ? { from: transition.from } : { from: transition.from, round };
-  return runs.updateRun(runKey, guard, { ...change, status: to });
+  return runs.updateRun(runKey, { from: transition.from, round }, { ...change, status: to });
 }

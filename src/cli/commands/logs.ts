@@ -1,6 +1,8 @@
 /** `logs`: what a step's attempt wrote, through the run's executor (orchesjob `logs`, or the built-in files). */
 import {
-  DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+  addFailedCall,
+  type ExecutorFault,
+  executorUnavailableLimit,
   isActiveJob,
   isTerminalRun,
   type Job,
@@ -122,7 +124,7 @@ function followerPatience(
   interrupted: () => boolean,
 ): Patience {
   return {
-    limitSec: record.state.flow.executorUnavailableSec ?? DEFAULT_EXECUTOR_UNAVAILABLE_SEC,
+    limitSec: executorUnavailableLimit(record.state.flow),
     backoff: { first: interval, factor: 2, ceiling: Math.max(interval, context.globals.pollInterval) },
     interrupted,
   };
@@ -262,8 +264,11 @@ type Patience = { limitSec: number; backoff: Backoff; interrupted: () => boolean
  * unreadable file does not pass by waiting, and an interrupt ends it at once (130).
  */
 class Asker {
-  /** The current streak of failed calls: since when (performance.now()), how many, and the last pause. */
-  private streak: { since: number; count: number; pause?: number } | null = null;
+  /**
+   * The current streak of failed calls, counted as a step's executor_error is (in performance.now()
+   * seconds), and its last pause.
+   */
+  private streak: { fault: ExecutorFault; pause: number } | null = null;
 
   constructor(private readonly patience: Patience | null) {}
 
@@ -289,22 +294,21 @@ class Asker {
 
   /** Counts a failed call of a follower, and waits before the next one; throws once the streak lasted too long. */
   private async wait({ limitSec, backoff, interrupted }: Patience, error: ExecutorError): Promise<void> {
-    const now = performance.now();
-    const streak = this.streak ??= { since: now, count: 0 };
-    streak.count++;
-    const failingSec = (now - streak.since) / 1000;
+    const now = performance.now() / 1000;
+    const fault = addFailedCall(this.streak?.fault ?? null, error, now);
+    const streak = this.streak = { fault, pause: nextPause(backoff, this.streak?.pause) };
+    const failingSec = now - fault.firstAt;
     if (failingSec >= limitSec) {
-      const calls = streak.count === 1 ? "1 failed call" : `${streak.count} failed calls`;
+      const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
       throw new UserError(
         `cannot read the job: orchesjob unusable for ${Math.round(failingSec)} s (${calls}; limit ${limitSec} s): ` +
           error.message,
         1,
       );
     }
-    if (streak.count === 1) {
+    if (fault.count === 1) {
       printWarning(`cannot read the job, retrying: ${error.message}`, { retry_for_sec: limitSec });
     }
-    streak.pause = nextPause(backoff, streak.pause);
     await sleepUnless(Math.min(streak.pause, limitSec - failingSec), interrupted);
     if (interrupted()) throw new UserError(`interrupted while retrying: ${error.message}`, ExitCode.interrupted);
   }

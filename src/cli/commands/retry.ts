@@ -74,8 +74,7 @@ export const retryCommand: Command = {
         () => reopenRun(session.runs, record.state, steps, Deno.env.get("USER") || null, epochNow()),
         {
           stop: interrupt.requested,
-          interrupted:
-            `interrupted while waiting for state database ${session.dbPath}'s write lock; run ${runKey} is unchanged`,
+          interrupted: session.interruptedInLockWait(`run ${runKey} is unchanged`),
         },
       );
       if (!round) throw new UserError(`run ${runKey} changed while it was being reopened; look at it and try again`);

@@ -89,7 +89,7 @@ export const startCommand: Command = {
       () => createOrFind(session, context.globals, creating!),
       {
         stop: () => interrupt?.requested() ?? false,
-        interrupted: `interrupted while waiting for state database ${session.dbPath}'s write lock; nothing was stored`,
+        interrupted: session.interruptedInLockWait("nothing was stored"),
       },
     );
     creating = null;
@@ -152,7 +152,9 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
  * lock file (Linux; see noteHolder in locks.ts); a holder without that note is taken to be of this file.
  */
 async function refuseForeignDriver(session: Session, runKey: string): Promise<void> {
-  if (session.load(runKey) !== undefined || !drivenFromAnotherFile(session, runKey)) return;
+  // The lock file's note first, then the run's status alone: loading the whole run (every step of it)
+  // here read a run that start resumes twice, createOrFind reading it again.
+  if (!drivenFromAnotherFile(session, runKey) || session.runs.runStatus(runKey) !== undefined) return;
   throw await foreignDriverError(session, runKey, "nothing was stored");
 }
 

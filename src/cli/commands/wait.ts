@@ -8,7 +8,7 @@ import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { exitCodeOf, lookAtCancel } from "../follow.ts";
+import { exitCodeOf, seenRun } from "../follow.ts";
 import { writeStdout } from "../output.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -60,7 +60,7 @@ export const waitCommand: Command = {
     // The run could not be read before the deadline: its status is not known.
     if (session === null) return printOutcome(runKey, null, ExitCode.timedOut);
     // The run as last read, with whether a cancel of it was under way then.
-    let seen = lookAtCancel(session, session.run(runKey));
+    let seen = seenRun(session, session.run(runKey));
     // At the deadline a call to orchesjob under way (--advance) is killed too: a hung one would
     // otherwise keep a sensor's `wait --timeout` going for up to the call limit past its time.
     const left = Math.max(0, deadline - performance.now());
@@ -78,13 +78,13 @@ export const waitCommand: Command = {
         );
         if (lock) {
           await session.driver(session.runAgain(runKey), stop, deadline).drive();
-          seen = lookAtCancel(session, session.runAgain(runKey));
+          seen = seenRun(session, session.runAgain(runKey));
           continue;
         }
       }
       const pause = isTerminalRun(seen.record.state.status) ? Math.min(interval, 0.1) : interval;
       await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
-      seen = lookAtCancel(session, session.runAgain(runKey));
+      seen = seenRun(session, session.runAgain(runKey));
     }
     const status = seen.record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.
