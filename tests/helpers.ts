@@ -221,6 +221,21 @@ export function isStopped(pid: number): boolean {
   }
 }
 
+/**
+ * True while the main thread of `pid` sleeps in nanosleep or clock_nanosleep (Linux, x86_64 or
+ * aarch64: /proc/PID/syscall), as it does only in SQLite's busy handler, a statement's wait for a lock
+ * another process holds (the event loop's waits are epoll's). Elsewhere it cannot tell, and answers true.
+ */
+export function inLockBusyWait(pid: number): boolean {
+  const sleeps = { x86_64: ["35", "230"], aarch64: ["101", "115"] }[Deno.build.arch];
+  if (Deno.build.os !== "linux" || sleeps === undefined) return true;
+  try {
+    return sleeps.includes(Deno.readTextFileSync(`/proc/${pid}/syscall`).split(" ")[0]);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether this process may steer the next PID (root, Linux: /proc/sys/kernel/ns_last_pid is writable). */
 export function canSteerPids(): boolean {
   try {
