@@ -221,6 +221,53 @@ export function isStopped(pid: number): boolean {
   }
 }
 
+/** The number of the system call the main thread of `pid` is in (Linux: /proc/PID/syscall), or null. */
+function mainThreadSyscall(pid: number): string | null {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/syscall`).split(" ")[0];
+  } catch {
+    return null;
+  }
+}
+
+/** On this machine's architecture (Linux, x86_64 or aarch64), the numbers of the calls named. */
+function syscallNumbers(calls: { x86_64: string[]; aarch64: string[] }): string[] | undefined {
+  return Deno.build.os === "linux" ? calls[Deno.build.arch as "x86_64" | "aarch64"] : undefined;
+}
+
+/**
+ * True while the main thread of `pid` sleeps in nanosleep or clock_nanosleep, as it does only in
+ * SQLite's busy handler, a statement's wait for a lock another process holds (the event loop's waits
+ * are epoll's). Where it cannot tell (not Linux on x86_64 or aarch64), it answers true.
+ */
+export function inLockBusyWait(pid: number): boolean {
+  const sleeps = syscallNumbers({ x86_64: ["35", "230"], aarch64: ["101", "115"] });
+  return sleeps === undefined || sleeps.includes(mainThreadSyscall(pid) ?? "");
+}
+
+/**
+ * True while the main thread of `pid` waits in the event loop (epoll), not running JavaScript nor
+ * in a blocking call. Where it cannot tell (not Linux on x86_64 or aarch64), it answers true.
+ */
+export function inEventLoopWait(pid: number): boolean {
+  const waits = syscallNumbers({ x86_64: ["232", "281"], aarch64: ["22"] });
+  return waits === undefined || waits.includes(mainThreadSyscall(pid) ?? "");
+}
+
+/** The PIDs of the children of `pid`, of all its threads (Linux: /proc/PID/task/TID/children). */
+export function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  try {
+    for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/children`).trim();
+      if (text !== "") children.push(...text.split(" ").map(Number));
+    }
+  } catch {
+    // Gone, or a thread gone meanwhile: what was read.
+  }
+  return children;
+}
+
 /** Whether this process may steer the next PID (root, Linux: /proc/sys/kernel/ns_last_pid is writable). */
 export function canSteerPids(): boolean {
   try {

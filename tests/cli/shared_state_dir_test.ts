@@ -7,17 +7,25 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLI, cli, errorLine, eventually, isStopped, tempDir, TEST_ENV, writeFile } from "../helpers.ts";
 
+/**
+ * Two state files in `dir` (the global options of each, `a` and `b`), and a one-step flow whose step
+ * runs `before`, then waits until the file `go` appears.
+ */
+function twoStateFiles(dir: string, before = "") {
+  const go = join(dir, "go");
+  const flow = writeFile(
+    dir,
+    "flow.yaml",
+    `flow_id: shared\nsteps:\n  - id: a\n    command: "${before}while [ ! -f '${go}' ]; do sleep 0.05; done"\n`,
+  );
+  const db = (file: string) => ["--db", join(dir, file), "--executor", "builtin", "--poll-interval", "0.1"];
+  return { go, flow, a: db("a.sqlite3"), b: db("b.sqlite3") };
+}
+
 Deno.test("start of a run key that another state file of the directory drives: exit 2, nothing stored", async () => {
   using dir = tempDir();
-  const go = join(dir.path, "go");
   const marks = join(dir.path, "marks");
-  const flow = writeFile(
-    dir.path,
-    "flow.yaml",
-    `flow_id: shared\nsteps:\n  - id: a\n    command: "echo run >> '${marks}'; while [ ! -f '${go}' ]; do sleep 0.05; done"\n`,
-  );
-  const a = ["--db", join(dir.path, "a.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
-  const b = ["--db", join(dir.path, "b.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
+  const { go, flow, a, b } = twoStateFiles(dir.path, `echo run >> '${marks}'; `);
   try {
     const detached = await cli([...a, "start", "-d", "--run-key", "X", flow]);
     assert.equal(detached.code, 0, detached.stderr);
@@ -60,14 +68,7 @@ Deno.test("start of a run key that another state file of the directory drives: e
 
 Deno.test("start -d of a run key created in two state files at once: the one whose driver lost says so, not detached: false", async () => {
   using dir = tempDir();
-  const go = join(dir.path, "go");
-  const flow = writeFile(
-    dir.path,
-    "flow.yaml",
-    `flow_id: shared\nsteps:\n  - id: a\n    command: "while [ ! -f '${go}' ]; do sleep 0.05; done"\n`,
-  );
-  const a = ["--db", join(dir.path, "a.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
-  const b = ["--db", join(dir.path, "b.sqlite3"), "--executor", "builtin", "--poll-interval", "0.1"];
+  const { go, flow, a, b } = twoStateFiles(dir.path);
   const stops = join(dir.path, "stops.log");
   const spawn = (args: string[], env: Record<string, string> = {}) =>
     new Deno.Command(CLI[0], {

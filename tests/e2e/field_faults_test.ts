@@ -6,7 +6,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { CLI, cli, collectText, errorLine, eventually, processAlive } from "../helpers.ts";
+import {
+  childrenOf,
+  CLI,
+  cli,
+  collectText,
+  errorLine,
+  eventually,
+  inEventLoopWait,
+  isStopped,
+  processAlive,
+} from "../helpers.ts";
 import { countLines } from "./fault_helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 
@@ -1152,8 +1162,9 @@ flowTest(
     const follow = ["logs", "--run-key", "lf", "--step", "a", "--stream", "stdout", "--follow"];
     const follower = env.spawn(follow);
     const [stdout, stderr] = [collectText(follower.stdout), collectText(follower.stderr)];
-    // A second follower, interrupted while it waits to try again.
-    const quitter = env.spawn(follow);
+    // A second follower, interrupted while it waits to try again: polling slower than the tests' 0.1 s,
+    // its pauses after a failed call grow to 1 s and more, a window the interrupt can be sent in.
+    const quitter = env.spawn(["--poll-interval", "2", ...follow]);
     const quitterErr = collectText(quitter.stderr);
     let ended = false;
     follower.status.then(() => ended = true);
@@ -1163,13 +1174,24 @@ flowTest(
       return failedLogsCalls(env, follower.pid) >= 3;
     }, 60);
     await eventually("the quitter failed twice", () => failedLogsCalls(env, quitter.pid) >= 2, 60);
-    quitter.kill("SIGINT");
+    // The situation under test: the interrupt comes while it waits to try again, not during a call
+    // (which is interrupted too). Caught stopped (SIGSTOP) with no call under way (no child) and
+    // its main thread in the event loop's wait, it is interrupted there.
+    await eventually("the quitter interrupted in its wait between calls", async () => {
+      Deno.kill(quitter.pid, "SIGSTOP");
+      await eventually("the quitter stopped", () => isStopped(quitter.pid));
+      const between = childrenOf(quitter.pid).length === 0 && inEventLoopWait(quitter.pid);
+      if (between) quitter.kill("SIGINT");
+      Deno.kill(quitter.pid, "SIGCONT");
+      return between;
+    });
     assert.equal((await quitter.status).code, 130, quitterErr.text);
     await quitter.stdout.cancel();
     const quit = jsonLines(await quitterErr.done);
     assert.equal(quit.length, 2, quitterErr.text);
     assert.match(quit[0].warning as string, /^cannot read the job, retrying: /);
     assert.match(quit[1].error as string, /^logs: interrupted/);
+    assert.match(quit[1].error as string, /^logs: interrupted while retrying: /, quitterErr.text);
     assert.equal(stdout.text, "", "nothing could be read yet");
     fake.mode("");
     await eventually("tick 1 is followed", () => stdout.text === "tick 1\n", 60);

@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { pathExists } from "../../src/shared/mod.ts";
-import { catchesSignal, eventually, isStopped, processAlive } from "../helpers.ts";
+import { catchesSignal, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
@@ -157,7 +157,12 @@ flowTest(
     await using lock = await holdWriteLock(env, 12);
     for (const { child } of [start, retry]) Deno.kill(child.pid, "SIGCONT");
     await eventually("both run again", () => [start, retry].every(({ child }) => !isStopped(child.pid)));
-    await new Promise((resolve) => setTimeout(resolve, 300)); // their writes meet the lock
+    // The situation under test: their writes met the lock (each waits in SQLite's busy handler),
+    // rather than a signal heard before either had tried to write.
+    await eventually(
+      "both writes wait for the lock",
+      () => [start, retry].every(({ child }) => inLockBusyWait(child.pid)),
+    );
     assert.equal(start.exited(), false, "start ended while the lock was held");
     assert.equal(retry.exited(), false, "retry ended while the lock was held");
     assertLockHeld(env);
@@ -218,7 +223,9 @@ flowTest(
     await using lock = await holdWriteLock(env, 60);
     Deno.kill(driver.pid, "SIGCONT");
     await eventually("the driver runs again", () => exited || !isStopped(driver.pid));
-    await new Promise((resolve) => setTimeout(resolve, 500)); // it meets the lock
+    // The situation under test: it met the lock (it waits in SQLite's busy handler).
+    await eventually("the driver waits for the lock", () => exited || inLockBusyWait(driver.pid));
+    assert.equal(exited, false, "the driver ended while the lock was held");
     assertLockHeld(env);
     driver.kill("SIGTERM");
     const result = await output;
@@ -282,7 +289,12 @@ flowTest(
     await using lock = await holdWriteLock(env, 12);
     for (const { child } of commands) Deno.kill(child.pid, "SIGCONT");
     await eventually("all run again", () => commands.every(({ child }) => !isStopped(child.pid)));
-    await new Promise((resolve) => setTimeout(resolve, 500)); // their writes meet the lock
+    // The situation under test: their writes met the lock (each waits in SQLite's busy handler), not
+    // a signal heard before either had tried to write (which gives the same message).
+    await eventually(
+      "both writes wait for the lock",
+      () => commands.every(({ child, exited }) => exited() || inLockBusyWait(child.pid)),
+    );
     for (const { name, exited } of commands) assert.equal(exited(), false, `${name} ended while the lock was held`);
     assertLockHeld(env);
     for (const { child } of commands) child.kill("SIGTERM");

@@ -187,6 +187,22 @@ flowTest(
   { ignore: Deno.build.os !== "linux" },
 );
 
+/**
+ * `result`, that of a `start -d` or `resume -d` of run r, launched its driver, which ran the run's one
+ * step (logging "a" to `log`) once, to the run's end.
+ */
+async function assertDetachedToEnd(
+  env: FlowEnv,
+  result: { code: number; stdout: string; stderr: string },
+  log: string,
+) {
+  assert.equal(result.code, 0, result.stderr);
+  const report = JSON.parse(result.stdout);
+  assert.equal(report.detached, true, JSON.stringify(report));
+  await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
+  assert.deepEqual(lines(log), ["a"]);
+}
+
 flowTest(
   builtin,
   "resume -d of an undriven run is not put off by a process holding the driver lock for a moment: it launches a driver",
@@ -198,12 +214,7 @@ flowTest(
     const passerBy = await env.holdDriverLock("r");
     const resume = await spawnStopped(env, ["resume", "-d", "--run-key", "r"], "launch:holder-seen");
     passerBy[Symbol.dispose]();
-    const result = await resume.finish();
-    assert.equal(result.code, 0, result.stderr);
-    const report = JSON.parse(result.stdout);
-    assert.equal(report.detached, true, JSON.stringify(report));
-    await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
-    assert.deepEqual(lines(log), ["a"]);
+    await assertDetachedToEnd(env, await resume.finish(), log);
   },
   { ignore: Deno.build.os !== "linux" },
 );
@@ -223,11 +234,7 @@ flowTest(
     const { error } = errorLine(retry);
     assert.match(error, /is PENDING: only a run that has ended can be retried; its driver is being launched/);
     assert.doesNotMatch(error, /nobody drives it/);
-    const result = await start.finish();
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(JSON.parse(result.stdout).detached, true);
-    await env.waitFor("r", "the run ends", (run) => run.status === "SUCCEEDED" && run.driver === null);
-    assert.deepEqual(lines(log), ["a"]);
+    await assertDetachedToEnd(env, await start.finish(), log);
   },
   { ignore: Deno.build.os !== "linux" },
 );

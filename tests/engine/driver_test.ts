@@ -142,6 +142,16 @@ function setup(flowText = FLOW) {
 }
 
 /**
+ * {@link setup} of two independent steps a and b, on an executor that says it is an external
+ * orchesjob (whose `status --running` the driver asks); `head` adds lines before the steps.
+ */
+function setupExternal(head = "") {
+  const env = setup(`flow_id: f\n${head}steps:\n  - {id: a, command: [work]}\n  - {id: b, command: [work]}\n`);
+  Object.assign(env.executor, { kind: "orchesjob" });
+  return env;
+}
+
+/**
  * Drives `env`'s run for `seconds` of real time (the driver really sleeps between rounds, poll interval
  * 1 s), then interrupts it; returns the last state. For counting the calls a fault makes in that time.
  */
@@ -492,12 +502,7 @@ Deno.test("a cancelled DELAYED step keeps no next attempt time", async () => {
 });
 
 Deno.test("status --running entries that are not active, or another job, are not taken for the step's job", async () => {
-  using env = setup(`flow_id: f
-steps:
-  - {id: a, command: [work]}
-  - {id: b, command: [work]}
-`);
-  Object.assign(env.executor, { kind: "orchesjob" });
+  using env = setupExternal();
   await env.driver().tick();
   assert.deepEqual([env.step("a").status, env.step("b").status], ["RUNNING", "RUNNING"]);
   // A runner out of its contract lists a finished job under a's key, and another job under b's.
@@ -733,13 +738,7 @@ function listLocked(): ExecutorError {
 }
 
 Deno.test("a failing status --running shows as the run's error, is told once per pause, fails nothing, and clears once the list answers", async () => {
-  using env = setup(`flow_id: f
-executor_unavailable_sec: 1
-steps:
-  - {id: a, command: [work]}
-  - {id: b, command: [work]}
-`);
-  Object.assign(env.executor, { kind: "orchesjob" });
+  using env = setupExternal("executor_unavailable_sec: 1\n");
   const told: { count: number; firstAt: number; error: string | null }[] = [];
   const driver = () =>
     env.driver({
@@ -790,12 +789,7 @@ steps:
 });
 
 Deno.test("a failing status --running's note goes once the list is no longer needed", async () => {
-  using env = setup(`flow_id: f
-steps:
-  - {id: a, command: [work]}
-  - {id: b, command: [work]}
-`);
-  Object.assign(env.executor, { kind: "orchesjob" });
+  using env = setupExternal();
   const one = env.driver();
   await one.tick(); // starts a and b
   let lists = 0;
@@ -823,12 +817,7 @@ steps:
 });
 
 Deno.test("a driver's note still showing when the run is cancelled is not the CANCELLED run's error", async () => {
-  using env = setup(`flow_id: f
-steps:
-  - {id: a, command: [work]}
-  - {id: b, command: [work]}
-`);
-  Object.assign(env.executor, { kind: "orchesjob" });
+  using env = setupExternal();
   env.executor.running = () => Promise.reject(listLocked());
   const one = env.driver();
   await one.tick(); // starts a and b
