@@ -38,6 +38,8 @@ export type FieldKind =
   | { type: "when" }
   /** A step id (checked against the id rule). */
   | { type: "step-id" }
+  /** The flow's id: visible text of a bounded length (checked by the loader's own reader). */
+  | { type: "flow-id" }
   /** The list of steps. */
   | { type: "steps" };
 
@@ -51,7 +53,7 @@ export interface FieldSpec {
 }
 
 export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
-  { name: "flow_id", kind: { type: "string", nonBlank: true }, required: true, description: "Name of the flow." },
+  { name: "flow_id", kind: { type: "flow-id" }, required: true, description: "Name of the flow." },
   { name: "steps", kind: { type: "steps" }, required: true, description: "Non-empty list of steps." },
   {
     name: "executor_unavailable_sec",
