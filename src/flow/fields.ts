@@ -280,9 +280,11 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
       return `${spec.name}.${key} must be a string, got null (write "" for an empty value, or leave ${key} out)`;
     }
     if (!ok) {
+      // Quoting helps a number or a boolean only: a quoted list or mapping is its YAML text, not its items.
+      const hint = typeof item === "object" ? "" : `; quote it ("${clipped(String(item))}")`;
       return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${
         shown(item)
-      }; quote it ("${clipped(String(item))}")`;
+      }${hint}`;
     }
   }
   return null;
