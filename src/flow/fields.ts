@@ -38,6 +38,8 @@ export type FieldKind =
   | { type: "when" }
   /** A step id (checked against the id rule). */
   | { type: "step-id" }
+  /** The flow's id: visible text of a bounded length (checked by the loader's own reader). */
+  | { type: "flow-id" }
   /** The list of steps. */
   | { type: "steps" };
 
@@ -51,7 +53,7 @@ export interface FieldSpec {
 }
 
 export const FLOW_FIELD_TABLE: readonly FieldSpec[] = [
-  { name: "flow_id", kind: { type: "string", nonBlank: true }, required: true, description: "Name of the flow." },
+  { name: "flow_id", kind: { type: "flow-id" }, required: true, description: "Name of the flow." },
   { name: "steps", kind: { type: "steps" }, required: true, description: "Non-empty list of steps." },
   {
     name: "executor_unavailable_sec",
@@ -278,9 +280,11 @@ function checkMap(spec: FieldSpec, value: unknown): string | null {
       return `${spec.name}.${key} must be a string, got null (write "" for an empty value, or leave ${key} out)`;
     }
     if (!ok) {
+      // Quoting helps a number or a boolean only: a quoted list or mapping is its YAML text, not its items.
+      const hint = typeof item === "object" ? "" : `; quote it ("${clipped(String(item))}")`;
       return `${spec.name}.${key} must be a string${spec.kind.type === "params" ? " or null" : ""}, got ${
         shown(item)
-      }; quote it ("${clipped(String(item))}")`;
+      }${hint}`;
     }
   }
   return null;

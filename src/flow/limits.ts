@@ -48,6 +48,8 @@ export const LIMITS = {
 /**
  * Characters refused in flow ids (run keys refuse these and more: run_key.ts): controls (C0, DEL, C1 such as NEL), format
  * characters (bidi overrides and isolates, zero-width spaces and joiners, the BOM), line and
- * paragraph separators, lone surrogates, and U+FFFD (what invalid UTF-8 decodes to).
+ * paragraph separators, lone surrogates, and U+FFFD (what invalid UTF-8 decodes to). The class's
+ * text is shared with the schema's `flow_id` pattern.
  */
-export const INVISIBLE_OR_CONTROL = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}\uFFFD]/u;
+export const INVISIBLE_OR_CONTROL_CLASS = "\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}\\p{Cs}\\uFFFD";
+export const INVISIBLE_OR_CONTROL = new RegExp(`[${INVISIBLE_OR_CONTROL_CLASS}]`, "u");

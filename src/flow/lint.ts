@@ -4,7 +4,7 @@
  * and `timeout_sec` shorter than `start_timeout_sec`. Pure.
  */
 import type { FlowDefinition, StepDefinition, WhenExpr } from "../domain/mod.ts";
-import { allSucceeded, evaluateWhen, formatWhen, referencedIds } from "./when.ts";
+import { evaluateWhen, formatWhen, referencedIds } from "./when.ts";
 
 export interface FlowWarning {
   stepId: string;
@@ -58,11 +58,26 @@ function nodeCount(expr: WhenExpr): number {
   return count;
 }
 
-/** `when` written beside `depends_on`: the derived success chain is not a `when` of the user's. */
+/**
+ * `when` that says more than `depends_on` alone would: not the derived success chain, nor one the
+ * user wrote to mean the same ("all of these succeeded", in any order: `B && A` beside `[A, B]`).
+ */
 function hasOwnWhen(step: StepDefinition): boolean {
   if (step.condition === null) return false;
-  const derived = allSucceeded(step.dependsOn);
-  return derived === null || formatWhen(derived) !== formatWhen(step.condition);
+  const ids = conjunctionIds(step.condition);
+  return ids === null || ids.size !== step.dependsOn.length || !step.dependsOn.every((id) => ids.has(id));
+}
+
+/** The ids of `A && B && …` (steps that must all succeed), or null for any other condition. Iterative: chains are long. */
+function conjunctionIds(expr: WhenExpr): Set<string> | null {
+  const ids = new Set<string>();
+  const pending = [expr];
+  for (let node = pending.pop(); node !== undefined; node = pending.pop()) {
+    if (node.kind === "ref") ids.add(node.id);
+    else if (node.kind === "and") pending.push(node.right, node.left);
+    else return null;
+  }
+  return ids;
 }
 
 export function lintFlow(flow: FlowDefinition): FlowWarning[] {

@@ -152,6 +152,13 @@ Deno.test("the new fields reject bad values with position and step", () => {
       step("    env: {PORT: 8080}\n"),
       'flow.yaml:5:10: step "A": env.PORT must be a string, got 8080; quote it ("8080")',
     ],
+    // A list or a mapping gets no hint to quote it: "[a, b]" in quotes is that text, not a and b.
+    [step("    env: {A: {x: 1}}\n"), 'flow.yaml:5:10: step "A": env.A must be a string, got {"x":1}'],
+    [step("    env: {A: [a, b]}\n"), 'flow.yaml:5:10: step "A": env.A must be a string, got ["a","b"]'],
+    [
+      "flow_id: f\nparams: {X: [a]}\nsteps: [{id: A, command: [a]}]\n",
+      'flow.yaml:2:9: params.X must be a string or null, got ["a"]',
+    ],
     [
       step("    env: {1X: a}\n"),
       'flow.yaml:5:10: step "A": env: invalid variable name "1X" (1-256 ASCII letters, digits and _, not starting with a digit)',

@@ -313,7 +313,7 @@ Deno.test("a huge value in an error is cut to its first characters and its lengt
     ],
     [
       `${HEAD}  - {id: d, command: [x], env: {X: [${big}]}}\n`,
-      /env\.X must be a string, got \["a{118}… \(200004 characters\); quote it \("a{120}… \(200000 characters\)"\)$/,
+      /env\.X must be a string, got \["a{118}… \(200004 characters\)$/,
     ],
   ];
   for (const [text, pattern] of cases) {

@@ -48,6 +48,20 @@ Deno.test("depends_on entries a when already waits for are warned about; depends
   );
 });
 
+Deno.test("a when that means what its depends_on alone would, in any order or repetition, is not warned about", () => {
+  const steps = `  - {id: A, command: [x]}
+  - {id: B, command: [x]}
+  - {id: C, command: [x]}
+`;
+  for (const when of ["A && B", "B && A", "(B && A)", "B && A && B"]) {
+    assert.deepEqual(lint(`${steps}  - {id: D, depends_on: [A, B], when: "${when}", command: [x]}\n`), [], when);
+  }
+  // Not the same: one more step, one less, or not a plain "all of these succeeded".
+  for (const when of ["B && A && C", "A", "B && !A", "(B || A) && A"]) {
+    assert.notDeepEqual(lint(`${steps}  - {id: D, depends_on: [A, B], when: "${when}", command: [x]}\n`), [], when);
+  }
+});
+
 Deno.test("timeout_sec shorter than start_timeout_sec is warned about; the examples are clean", () => {
   assert.deepEqual(lint("  - {id: A, command: [x], timeout_sec: 2, start_timeout_sec: 10}\n"), [
     "A: timeout_sec (2) is shorter than start_timeout_sec (10): the attempt may time out before it has started",

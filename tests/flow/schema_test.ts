@@ -10,6 +10,7 @@ import { loadFlow } from "../../src/flow/load.ts";
 import { type FieldSpec, FLOW_FIELD_TABLE, STEP_FIELD_TABLE } from "../../src/flow/fields.ts";
 import { flowSchema } from "../../src/flow/schema.ts";
 import { quoteBangWhenValues } from "../../src/flow/yaml_bang.ts";
+import { LIMITS } from "../../src/flow/limits.ts";
 import { REPO } from "../helpers.ts";
 import { loadYamlLibrary } from "../../src/flow/mod.ts";
 
@@ -69,7 +70,16 @@ function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
   const { kind } = spec;
   switch (kind.type) {
     case "string":
-      return { good: ["x", "/a b", " x "], bad: ["", "  ", "a\u0000b", "\u0000", 3, ["x"]] };
+      return {
+        good: ["x", "/a b", " x ", "x".repeat(LIMITS.pathBytes)],
+        bad: ["", "  ", "a\u0000b", "\u0000", 3, ["x"], "x".repeat(LIMITS.pathBytes + 1)],
+      };
+    case "flow-id":
+      return {
+        good: ["x", "nightly build", "café", "x".repeat(LIMITS.flowIdChars)],
+        // A control character (NEL), a zero-width space, a BOM, and one character too many.
+        bad: ["", "  ", "a\u0000b", "a\u0085b", "a\u200bb", "\ufeffa", 3, "x".repeat(LIMITS.flowIdChars + 1)],
+      };
     case "number":
     case "integer": {
       const low = kind.minimum ?? kind.exclusiveMinimum ?? 0;
@@ -89,7 +99,8 @@ function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
     case "integer-list":
       return { good: [[1], [0, -1, 75]], bad: [[], [1.5], ["1"], 1] };
     case "id-list":
-      return { good: [[], ["other"]], bad: ["other", [1], [""]] };
+      // `depends_on: [12, true]` names the steps "12" and "true".
+      return { good: [[], ["other"], [12, true]], bad: ["other", [""], [" other"], ["é"], [-1]] };
     case "string-map":
       return {
         good: [{}, { A: "x", _b2: "" }],
@@ -98,11 +109,20 @@ function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
     case "params":
       return { good: [{}, { A: "x", B: null }], bad: [{ A: 1 }, { "1A": "x" }, { A: "\u0000" }, ["A"]] };
     case "command":
-      return { good: ["echo hi", ["echo", "hi"]], bad: ["", " ", [], [""], ["echo", 1], 3] };
+      return {
+        good: ["echo hi", ["echo", "hi"], ["echo", ""]],
+        // A program of blanks, and NUL anywhere: the loader refuses both, in a string or a list.
+        bad: ["", " ", [], [""], [" "], ["\t"], ["echo", 1], 3, "echo \u0000", ["\u0000"], ["echo", "a\u0000"]],
+      };
     case "when":
-      return { good: ["other", "!other"], bad: ["", 3] };
+      // `when: 12` and `when: true` name the steps "12" and "true", as written (README "when").
+      return {
+        good: ["other", "!other", "(other || 12) && !true", 12, true],
+        bad: ["", -1, "other\u00a0", "\u200bother", "é", "other\u0000", "x".repeat(LIMITS.whenChars + 1)],
+      };
     case "step-id":
-      return { good: ["a", "A_1.b-c"], bad: ["", "-a", "a:b", "x".repeat(129)] };
+      // `id: 12` is the id "12" (README "Reading YAML strictly").
+      return { good: ["a", "A_1.b-c", 7, 1.5], bad: ["", "-a", "a:b", "x".repeat(129), -1, true] };
     case "steps":
       return { good: [], bad: [[], "x"] };
   }
@@ -111,7 +131,12 @@ function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
 Deno.test("the schema and the loader accept and refuse the same values, field by field", () => {
   const base = () => ({
     flow_id: "f",
-    steps: [{ id: "other", command: ["true"] }, { id: "s", command: ["true"] }] as Record<string, unknown>[],
+    steps: [
+      { id: "other", command: ["true"] },
+      { id: "s", command: ["true"] },
+      { id: "12", command: ["true"] },
+      { id: "true", command: ["true"] },
+    ] as Record<string, unknown>[],
   });
   let checked = 0;
   for (const [table, level] of [[FLOW_FIELD_TABLE, "flow"], [STEP_FIELD_TABLE, "step"]] as const) {
