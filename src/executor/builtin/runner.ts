@@ -13,6 +13,7 @@ import {
   nowSeconds,
   pathExists,
   sleep,
+  stopPoint,
 } from "../../shared/mod.ts";
 import { type Database, isReadOnly, transaction } from "../../store/mod.ts";
 import {
@@ -405,6 +406,7 @@ export class BuiltinRunner implements Executor {
     }
     this.launched.set(jobId, performance.now());
     crashPoint("runner:launch-written");
+    stopPoint("runner:launch-written");
     let admission: Admission;
     try {
       admission = transaction(this.db, () => this.admit(request, strict, jobId));
@@ -445,11 +447,16 @@ export class BuiltinRunner implements Executor {
 
   /**
    * Inside the start's transaction: an active job is reported, not doubled; a strict start of a
-   * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row.
+   * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row. A
+   * rerun is refused when its key's job is active: the caller found it finished before this
+   * transaction, but a start or another rerun may have made one since, which must not run twice.
    */
   private admit(request: RunRequest, strict: boolean, jobId: string): Admission {
     const runKey = request.kind === "start" ? request.runKey : request.source.run_key;
     const current = this.row({ runKey });
+    if (request.kind === "rerun" && current && isActiveJob(current.status)) {
+      throw new JobError(`Cannot rerun active job: status=${current.status}`, "invalidState");
+    }
     let overrideUsed = false;
     let rerunReason = request.kind === "rerun" ? request.reason : null;
     if (request.kind === "start" && current) {
