@@ -40,7 +40,8 @@ export type StopPoint =
   | "cancel:ended-read"
   | "follow:cancel-probe"
   | "locks:unlink-opened"
-  | "clean:files-removed";
+  | "clean:files-removed"
+  | "runner:launch-written";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -30,8 +30,8 @@ export class JobAdmin {
     return toJob(this.row(ref));
   }
 
-  private row(ref: JobRef): JobRow {
-    const row = this.runner.row(ref);
+  private row(ref: JobRef, relaunch = true): JobRow {
+    const row = this.runner.row(ref, relaunch);
     if (row) return row;
     throw new JobError("jobId" in ref ? `Job not found: ${ref.jobId}` : "run_key not found", "notFound");
   }
@@ -54,7 +54,8 @@ export class JobAdmin {
 
   /** orchesjob `abort` of the named job, which must be active. */
   abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
-    const row = this.row(ref);
+    // Not relaunched: a job nobody launched is aborted as it is, its command never started.
+    const row = this.row(ref, false);
     if (!isActiveJob(row.status)) {
       throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");
     }

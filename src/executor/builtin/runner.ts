@@ -13,6 +13,7 @@ import {
   nowSeconds,
   pathExists,
   sleep,
+  stopPoint,
 } from "../../shared/mod.ts";
 import { type Database, isReadOnly, transaction } from "../../store/mod.ts";
 import {
@@ -130,9 +131,11 @@ export class BuiltinRunner implements Executor {
    * decided LOST only once nothing of it can still run: its supervisor is dead and its process group
    * (the command and whatever it spawned) is empty. A dead supervisor whose command lives on keeps the
    * job active, so a retry never runs beside it. A job never claimed by a supervisor (its launcher died
-   * after committing the row) is launched again here: the claim makes that idempotent.
+   * after committing the row) is launched again here (the claim makes that idempotent), unless the
+   * reader is an abort (`relaunch` false): launched then, the command could start before the abort's
+   * file is there to stop it, and be run only to be killed.
    */
-  reconcile(row: JobRow): JobRow {
+  reconcile(row: JobRow, relaunch = true): JobRow {
     if (!isActiveJob(row.status)) {
       if (row.status === "ABORTED" && !this.readOnly) this.resumeAbort(row);
       return row;
@@ -152,7 +155,7 @@ export class BuiltinRunner implements Executor {
       } else if (pathExists(files.claim)) {
         alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
       } else {
-        if (!this.readOnly) this.relaunch(row);
+        if (relaunch && !this.readOnly) this.relaunch(row);
         alive = true;
       }
       // The supervisor writes its result before it exits, so read the result again after seeing it
@@ -309,10 +312,10 @@ export class BuiltinRunner implements Executor {
     return this.table.job(row.job_id) ?? row;
   }
 
-  /** The run key's current job, or a job by id, reconciled. */
-  row(ref: JobRef): JobRow | undefined {
+  /** The run key's current job, or a job by id, reconciled (see {@link reconcile} for `relaunch`). */
+  row(ref: JobRef, relaunch = true): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
-    return row && this.reconcile(row);
+    return row && this.reconcile(row, relaunch);
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -403,6 +406,7 @@ export class BuiltinRunner implements Executor {
     }
     this.launched.set(jobId, performance.now());
     crashPoint("runner:launch-written");
+    stopPoint("runner:launch-written");
     let admission: Admission;
     try {
       admission = transaction(this.db, () => this.admit(request, strict, jobId));
@@ -443,11 +447,16 @@ export class BuiltinRunner implements Executor {
 
   /**
    * Inside the start's transaction: an active job is reported, not doubled; a strict start of a
-   * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row.
+   * finished key needs an unused, unexpired unlock (which it uses up); otherwise a STARTING row. A
+   * rerun is refused when its key's job is active: the caller found it finished before this
+   * transaction, but a start or another rerun may have made one since, which must not run twice.
    */
   private admit(request: RunRequest, strict: boolean, jobId: string): Admission {
     const runKey = request.kind === "start" ? request.runKey : request.source.run_key;
     const current = this.row({ runKey });
+    if (request.kind === "rerun" && current && isActiveJob(current.status)) {
+      throw new JobError(`Cannot rerun active job: status=${current.status}`, "invalidState");
+    }
     let overrideUsed = false;
     let rerunReason = request.kind === "rerun" ? request.reason : null;
     if (request.kind === "start" && current) {
@@ -505,7 +514,8 @@ export class BuiltinRunner implements Executor {
   // ---- stopping ----
 
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
-    const row = this.row({ runKey });
+    // Not relaunched: a job nobody launched is aborted as it is, its command never started.
+    const row = this.row({ runKey }, false);
     if (!row) return null;
     // Aborted already, by a process that died during the grace (a driver timing the job out): this
     // abort finishes that one, its SIGKILL due at the earlier of the two deadlines. Nothing else would
