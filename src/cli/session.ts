@@ -87,6 +87,8 @@ export class Session implements Disposable {
   private executors = new Map<string, Executor>();
   /** Aborted by {@link Session.stopCalls}: the executors' calls under way are killed. */
   private readonly calls = new AbortController();
+  /** How many {@link laterWrite}s wait for another process's write lock. */
+  private lockWaits = 0;
 
   constructor(readonly context: CommandContext, options: SessionOptions = {}, opened?: OpenedState) {
     this.dbPath = sessionDbPath(context);
@@ -176,8 +178,8 @@ export class Session implements Disposable {
    * meets (see {@link writeWaiting}); when `stop` says so during that wait, exit 130 with the message
    * `interrupted`. With `stop`, `work` must write once (one transaction) unless it is `rerunnable`:
    * its writes wait for the lock in slices, and a try that the lock stopped is run again only if it
-   * stored nothing. Without `stop`, only the lock ends the wait, and `work` may write several times
-   * (a command whose own signal listener decides, as `cancel`'s).
+   * stored nothing; its later writes, if any, go through {@link laterWrite}. Without `stop`, only the
+   * lock ends the wait, and `work` may write several times.
    */
   async writing<T>(
     work: () => Promise<T> | T,
@@ -190,6 +192,42 @@ export class Session implements Disposable {
     const done = await writeWaiting(this.db, this.dbPath, work, stop ?? (() => false), rerunnable, stop !== undefined);
     if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
     return done.value;
+  }
+
+  /**
+   * Runs `write`, one of a command's writes after its first, inside {@link writing} with a stop (so its
+   * statements wait for another process's write lock one slice): a try the lock stopped is run again
+   * after a pause, for as long as the lock is held, until `stop` says so after such a try: then exit
+   * 130 with `interrupted`, which says what the command stored and what finishes it. SQLite's own wait
+   * held a command that writes several times (`cancel`) deaf to signals for the busy timeout when a
+   * lock was taken between two of its writes. `write` must store nothing when the lock stops it (one
+   * transaction), or be whole again when run again; {@link waitingForLock} is true while a try waits.
+   */
+  async laterWrite<T>(
+    write: () => Promise<T> | T,
+    { stop, interrupted }: { stop: () => boolean; interrupted: string },
+  ): Promise<T> {
+    let waiting = false;
+    const locked = (error: unknown) => {
+      const held = storeWaitReason(error) === LOCK_HELD_REASON;
+      if (held && !waiting) this.lockWaits++;
+      waiting ||= held;
+      return held;
+    };
+    try {
+      // Not stopped before a first try: a signal heard earlier (cancel's first Ctrl-C, which lets its
+      // aborts finish) stops only a write that the lock holds up.
+      const done = await retryWhileLocked(this.dbPath, async () => await write(), locked, () => waiting && stop());
+      if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
+      return done.value;
+    } finally {
+      if (waiting) this.lockWaits--;
+    }
+  }
+
+  /** Whether a {@link laterWrite} is waiting for another process's write lock (a try of it met the lock). */
+  get waitingForLock(): boolean {
+    return this.lockWaits > 0;
   }
 
   /** Refuses (exit 2, {@link StateFileReadOnlyError}) what `needs` to write a state file opened read-only. */
@@ -528,7 +566,8 @@ async function retryWhileLocked<T>(
  * `sliced`: `work`'s own statements wait for the lock one slice too, not the busy timeout. A lock taken
  * between the probe and `work`'s write (or between two of its writes) otherwise held this process in
  * SQLite's wait for up to 15 s, signals unheard (a Ctrl-C of `start` heard only once the lock went).
- * Only for work whose lost try is run again: one that writes once (it stored nothing), or rerunnable.
+ * Only for work whose lost try is run again: one that writes once (it stored nothing), or rerunnable,
+ * or one whose writes after its first wait out the lock themselves ({@link Session.laterWrite}).
  */
 export async function writeWaiting<T>(
   db: Database,

@@ -35,6 +35,13 @@ interface CancelPorts {
    * retry waits for that): the run is the retry's new round, which this cancel leaves alone.
    */
   onReopened?: (run: RunRecord) => void;
+  /**
+   * Makes each write after the commit: an abort (the built-in runner records it before it signals),
+   * a step's end, the run's end time. The CLI's waits out another process's write lock in short tries,
+   * where a signal is heard (a second cancel finishes what is left); by default it is just made. A try
+   * that the lock stopped stored nothing, or, an abort, signalled nothing yet: it may be made again.
+   */
+  write?: <T>(work: () => Promise<T> | T) => Promise<T>;
 }
 
 /**
@@ -49,6 +56,7 @@ export async function cancelRun(
 ): Promise<RunState | null> {
   const { runs, gate } = ports;
   const clock = ports.clock ?? systemClock;
+  const write = ports.write ?? (async (work) => await work());
   const transitions = {
     run: { from: RUN_TRANSITIONS.cancel.from, to: "CANCELLED" },
     steps: { from: STEP_TRANSITIONS.cancelWaiting.from, to: "CANCELLED" },
@@ -76,31 +84,46 @@ export async function cancelRun(
   const round = currentRound(record.rounds);
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
-      abortStep({ ...ports, clock }, run, step, graceSeconds)
+      abortStep({ ...ports, clock, write }, run, step, graceSeconds)
     ),
   );
   // The run ended when its last step did: running steps end after the cancel is committed.
   const ended = loadRun(runs, runKey)?.state;
   stopPoint("cancel:ended-read");
   if (!ended) return null;
-  // Both writes are guarded by the round read above, in the statement itself: what was read here may
-  // be stale already. Unguarded, the end time set a run a retry had just reopened back to CANCELLED,
-  // with its new driver's steps RUNNING and nobody left to record or abort their jobs.
-  const last = Math.max(...ended.steps.map((step) => step.finishedAt ?? 0));
-  const settled = settledOutcome(ended);
-  if (settled !== null) {
-    // Nothing was cancelled (say, a driver died and its last job finished before this cancel): the
-    // run is not CANCELLED, which `retry` would have nothing to reopen in, but ends as its steps say.
-    moveRun(runs, runKey, RUN_TRANSITIONS.settleCancel, settled, {
-      finishedAt: Math.max(last, ended.startedAt),
-      error: null,
-    }, round);
-  } else if (ended.finishedAt !== null && last > ended.finishedAt) {
-    moveRun(runs, runKey, RUN_TRANSITIONS.stampCancel, "CANCELLED", { finishedAt: last }, round);
-  }
+  await recordEnd(runs, ended, round, write);
   const now = loadRun(runs, runKey);
   if (now && currentRound(now.rounds) !== round) ports.onReopened?.(now);
   return now?.state ?? null;
+}
+
+/**
+ * The cancelled run's end: as its steps say when none was cancelled, else the time its last step
+ * ended. Both writes are guarded by the run's `round` (the one the cancel ended), in the statement
+ * itself: `run`, as read, may be stale already. Unguarded, the end time set a run a retry had just
+ * reopened back to CANCELLED, with its new driver's steps RUNNING and nobody left to record or abort
+ * their jobs.
+ */
+async function recordEnd(
+  runs: RunRepository,
+  run: RunState,
+  round: number,
+  write: Required<CancelPorts>["write"],
+): Promise<void> {
+  const last = Math.max(...run.steps.map((step) => step.finishedAt ?? 0));
+  const settled = settledOutcome(run);
+  if (settled !== null) {
+    // Nothing was cancelled (say, a driver died and its last job finished before this cancel): the
+    // run is not CANCELLED, which `retry` would have nothing to reopen in, but ends as its steps say.
+    await write(() =>
+      moveRun(runs, run.runKey, RUN_TRANSITIONS.settleCancel, settled, {
+        finishedAt: Math.max(last, run.startedAt),
+        error: null,
+      }, round)
+    );
+  } else if (run.finishedAt !== null && last > run.finishedAt) {
+    await write(() => moveRun(runs, run.runKey, RUN_TRANSITIONS.stampCancel, "CANCELLED", { finishedAt: last }, round));
+  }
 }
 
 /** SUCCEEDED or FAILED when every step of the cancelled run ended otherwise than CANCELLED; else null. */
@@ -120,12 +143,12 @@ export function abortUndelivered(step: RunState["steps"][number]): boolean {
  * deliver) and ends the step with what the abort says.
  */
 async function abortStep(
-  ports: CancelPorts & { clock: Clock },
+  ports: CancelPorts & Required<Pick<CancelPorts, "write">> & { clock: Clock },
   run: RunState,
   step: RunState["steps"][number],
   graceSeconds: number,
 ): Promise<void> {
-  const { runs, executor, clock } = ports;
+  const { runs, executor, clock, write } = ports;
   const runKey = run.runKey;
   const key = stepRunKey(runKey, step.id, step.attemptNo);
   const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
@@ -134,7 +157,9 @@ async function abortStep(
   let job: Job | null;
   let failure: string | null = null;
   try {
-    job = await executor.abort(key, { graceSeconds, reason: CANCEL_REASON });
+    // Made again whole when another process's write lock stops it: the built-in runner records the
+    // abort before it signals, and a try that the lock stopped has signalled nothing.
+    job = await write(() => executor.abort(key, { graceSeconds, reason: CANCEL_REASON }));
     // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
     // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
     // made nothing.
@@ -150,22 +175,27 @@ async function abortStep(
     // The cancel completes even when the abort did not get through: the step is CANCELLED and says
     // that its job may still be running, under which run key, so the operator can stop it.
     const message = `${UNDELIVERED}${failure}; the job may still be running (orchesjob run key ${key})`;
-    moveStep(runs, where, transition, "CANCELLED", {
-      finishedAt: again ? step.finishedAt : clock.now(),
-      error: message,
-    });
+    await write(() =>
+      moveStep(runs, where, transition, "CANCELLED", {
+        finishedAt: again ? step.finishedAt : clock.now(),
+        error: message,
+      })
+    );
     ports.onAbortFailed?.(step.id, message);
     return;
   }
   if (again) {
     // The step stays CANCELLED (the run was cancelled while it ran), now with its job's end known.
-    moveStep(runs, where, transition, "CANCELLED", { error: CANCEL_REASON, job: job ?? step.job });
+    await write(() => moveStep(runs, where, transition, "CANCELLED", { error: CANCEL_REASON, job: job ?? step.job }));
     return;
   }
   const succeeded = job?.status === "SUCCEEDED";
-  moveStep(runs, where, transition, succeeded ? "SUCCEEDED" : "CANCELLED", {
-    finishedAt: attemptEnd(step, job, clock.now()),
-    error: succeeded ? null : CANCEL_REASON,
-    job: job ?? step.job,
-  });
+  const end = clock.now();
+  await write(() =>
+    moveStep(runs, where, transition, succeeded ? "SUCCEEDED" : "CANCELLED", {
+      finishedAt: attemptEnd(step, job, end),
+      error: succeeded ? null : CANCEL_REASON,
+      job: job ?? step.job,
+    })
+  );
 }

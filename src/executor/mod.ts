@@ -23,4 +23,4 @@ export {
   findOnPath,
   unusableBecause,
 } from "./select.ts";
-export { BuiltinRunner, type CleanSelectable, JOB_TABLES, JobAdmin } from "./builtin/mod.ts";
+export { BuiltinRunner, type CleanSelectable, JOB_TABLES, JobAdmin, type JobRow } from "./builtin/mod.ts";

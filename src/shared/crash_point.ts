@@ -36,6 +36,7 @@ export type StopPoint =
   | "store:load-run-read"
   | "launch:gate-taken"
   | "launch:holder-seen"
+  | "runner:after-job-row"
   | "cancel:after-commit"
   | "cancel:ended-read"
   | "follow:cancel-probe"

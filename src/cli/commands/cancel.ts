@@ -52,7 +52,10 @@ export const cancelCommand: Command = {
     let session: Session | null = null;
     let giveUp: ReturnType<typeof setTimeout> | undefined;
     using _giveUp = { [Symbol.dispose]: () => clearTimeout(giveUp) };
-    using _interrupt = listenForInterrupt((count) => {
+    using interrupt = listenForInterrupt((count) => {
+      // A write after the commit that another process's write lock holds up ends at its next try (130,
+      // saying what is left for a second cancel): the aborts cannot be finished while the lock is held.
+      if (committed && session?.waitingForLock) return;
       if (!committed || count > 1) {
         printError(
           committed
@@ -73,9 +76,13 @@ export const cancelCommand: Command = {
     using opened = await Session.open(context, {}, null);
     session = opened;
     // A write lock taken since the file was opened is waited out as well, in short tries in which a
-    // Ctrl-C is heard (the run unchanged), before the commit.
+    // Ctrl-C is heard: before the commit (the run unchanged), and between the writes after it (see
+    // cancelAndAbort). In SQLite's own wait, one taken after the commit held the process for the busy
+    // timeout, deaf to signals.
+    const record = await opened.rebindWaiting(opened.run(runKey), interrupt.requested);
     const undelivered = await opened.writing(
-      () => cancelAndAbort(opened, runKey, grace, () => (committed = true)),
+      () => cancelAndAbort(opened, record, grace, interrupt.requested, () => (committed = true)),
+      { stop: interrupt.requested, interrupted: opened.interruptedInLockWait(`run ${runKey} is unchanged`) },
     );
     // Exit 3 for a run that a clean deleted meanwhile (it had ended), as for any run not found.
     printJson(runJson(opened.runAgain(runKey)));
@@ -86,9 +93,21 @@ export const cancelCommand: Command = {
 /**
  * Commits the cancel and aborts the run's running steps, as {@link cancelRun} does, with what the
  * command says meanwhile; `onCommitted` once it is committed. Returns how many aborts were not delivered.
+ * Each write after the commit waits out another process's write lock in short tries; when
+ * `interrupted` says so in that wait: 130, the run CANCELLED, and a second cancel finishes the rest
+ * (it aborts the steps still RUNNING, records their ends, and the run's end time).
  */
-async function cancelAndAbort(session: Session, runKey: string, grace: number, onCommitted: () => void) {
-  const record = session.rebind(session.run(runKey));
+async function cancelAndAbort(
+  session: Session,
+  record: RunRecord,
+  grace: number,
+  interrupted: () => boolean,
+  onCommitted: () => void,
+) {
+  const runKey = record.state.runKey;
+  const left = session.interruptedInLockWait(
+    `run ${runKey} is CANCELLED, but its aborts may not all be done or recorded: cancel it again to finish them`,
+  );
   // The commit waits for the run's start gate, which a driver holds while it starts a batch of jobs
   // (a stopped one, Ctrl-Z, holds it until it is continued): a long wait is said, not silent.
   const slow = setTimeout(
@@ -117,6 +136,7 @@ async function cancelAndAbort(session: Session, runKey: string, grace: number, o
         // This cancel did all it had to (the commit, the aborts) before the retry: the retry's round
         // stands, and the command completes (exit 0). Said, as its JSON no longer shows CANCELLED.
         onReopened: (run) => printWarning(reopenedWarning(run)),
+        write: (work) => session.laterWrite(work, { stop: interrupted, interrupted: left }),
       },
       runKey,
       grace,

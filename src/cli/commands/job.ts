@@ -3,7 +3,7 @@
  * fields and exit codes, so `exec orchesjob-flow job "$@"` can stand in for `orchesjob`.
  */
 import { JobExit } from "../../domain/mod.ts";
-import { type CleanSelectable, JobAdmin, type JobRef } from "../../executor/mod.ts";
+import { type CleanSelectable, JobAdmin, type JobRef, type JobRow } from "../../executor/mod.ts";
 import { changesMade, jobsDirectory, RunStore } from "../../store/mod.ts";
 import { LONGEST_DURATION_SEC, parsePythonIsoTime } from "../../shared/mod.ts";
 import { LIMITS } from "../../flow/mod.ts";
@@ -138,10 +138,12 @@ const READING = new Set(["status", "logs"]);
 /**
  * What may be run again from the start when a write lock taken after the state file was opened cut it
  * short after it had changed something: an abort resumes (its deadline is stored), a clean finds what
- * is left, a reader (which then reads read-only) only recorded what it found. Not a start or a rerun,
- * which would then start the command a second time.
+ * is left, an unlock is put again, a reader (which then reads read-only) only recorded what it found.
+ * Not a start or a rerun, which would then start the command a second time: once their job is stored,
+ * their later writes (what the job's files show, while they wait for it to start or end) are tried
+ * again at their next look instead (see BuiltinRunner.waitFor).
  */
-const RERUNNABLE = new Set(["abort", "clean", "status", "logs"]);
+const RERUNNABLE = new Set(["abort", "clean", "unlock", "status", "logs"]);
 
 /**
  * The state file's session for a `job` subcommand. Another process's write lock (an admin's sqlite3
@@ -185,12 +187,19 @@ export const jobCommand: Command = {
     const db = (parsed.options.db as string | undefined) ?? context.globals.db;
     // A signal ends `job` at once, as its default action did, but with one JSON line: at an await, so
     // never inside a transaction (what was committed stays; a job stored and not yet launched is
-    // launched by the next read of it). In a wait for another process's write lock nothing was stored.
+    // launched by the next read of it). In a wait for another process's write lock nothing was stored,
+    // or, for a start or rerun, only its job: the line names it, and what to do next.
     let session: Session | null = null;
+    let admin: JobAdmin | null = null;
     let changes = 0;
     using interrupt = listenForInterrupt(() => {
-      const stored = session !== null && changesMade(session.db) !== changes;
-      printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
+      const job = admin?.runner.admitted ?? null;
+      if (job !== null) {
+        printError(interruptedAfterJob(name, job), { job_id: job.job_id, run_key: job.run_key });
+      } else {
+        const stored = session !== null && changesMade(session.db) !== changes;
+        printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
+      }
       Deno.exit(ExitCode.interrupted);
     });
     using opened = await openSession(context, db, name, interrupt);
@@ -199,11 +208,13 @@ export const jobCommand: Command = {
     // A write lock taken after the file was opened is waited out too; a reader whose recording meets
     // one does not wait: it answers from a read-only look. The wait's first look comes before its first
     // try, so a reader stops at the second, after one try met the lock: the probe of the lock before
-    // the work (a lock taken right after the file was opened) as well as the work's own writes.
+    // the work (a lock taken right after the file was opened) as well as the work's own writes. Every
+    // statement waits for the lock one slice (sliced), then the try is lost and made again, so a
+    // signal is heard between tries: in SQLite's wait for the busy timeout it went unheard.
     let looks = 0;
-    const work = () => HANDLERS[name](new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
+    const work = () => HANDLERS[name](admin = new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
     const stop = () => READING.has(name) && looks++ > 0;
-    const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name));
+    const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name), true);
     if (done === null) {
       using reader = await openSession(context, db, name, interrupt, { queryOnly: true });
       await HANDLERS[name](new JobAdmin(reader.db, jobsDirectory(reader.dbPath)), parsed);
@@ -211,6 +222,22 @@ export const jobCommand: Command = {
     return ExitCode.ok;
   },
 };
+
+/**
+ * What `job start` or `job rerun` says when a signal stops it once its job is stored: the job is
+ * launched (or, had this process died first, the next read of it launches it), so it is followed,
+ * not started again; a second rerun would run the command once more.
+ */
+function interruptedAfterJob(name: string, job: JobRow): string {
+  const what = job.rerun_of_job_id !== null && name === "rerun"
+    ? `job ${job.job_id}, a rerun of ${job.rerun_of_job_id},`
+    : `job ${job.job_id}`;
+  const again = name === "rerun"
+    ? "do not rerun again, which would run the command once more"
+    : `\`job start --run-key ${job.run_key}\` again returns it while it is active`;
+  return `job ${name}: interrupted; ${what} of run key ${job.run_key} is stored: ` +
+    `\`job status --job-id ${job.job_id}\` reports it (and launches it if it was not launched); ${again}`;
+}
 
 /** Each subcommand prints its answer; refusals are thrown (JobError or UserError) and mapped to codes. */
 type Handler = (admin: JobAdmin, args: ParsedArgs) => Promise<void> | void;

@@ -15,7 +15,7 @@ import {
   sleep,
   stopPoint,
 } from "../../shared/mod.ts";
-import { type Database, isReadOnly, transaction } from "../../store/mod.ts";
+import { type Database, isReadOnly, LOCK_HELD_REASON, storeWaitReason, transaction } from "../../store/mod.ts";
 import {
   type AbortOptions,
   type Executor,
@@ -107,6 +107,11 @@ export class BuiltinRunner implements Executor {
   private server: LaunchServer | null = null;
   /** The graces of this process's aborts, looked at together (one pass over /proc per round). */
   private readonly graces = new AbortWatch();
+  /**
+   * The job this runner's last start or rerun stored (committed), from its commit on: what a command
+   * interrupted after it (`job start` in a wait for the write lock) names as stored.
+   */
+  admitted: JobRow | null = null;
 
   /**
    * A state file opened read-only (`status`-like commands on a read-only file): jobs are reported as
@@ -420,12 +425,14 @@ export class BuiltinRunner implements Executor {
     let row = admission.row;
     if (!admission.accepted) removeQuietly(files.launch);
     if (admission.accepted) {
+      this.admitted = row;
       // Intent before action: the STARTING row is committed before the supervisor exists. A crash
       // from here until the supervisor claims the job leaves a row with no claim, and the next read
       // launches it (the claim makes launching idempotent): never a lost start, never a process
       // nobody knows about. The supervisor's PID is recorded from the file it writes once it owns
       // the job, not from the spawn: a relaunched supervisor that lost the claim owns nothing.
       crashPoint("runner:after-job-row");
+      stopPoint("runner:after-job-row");
       const failure = await this.launch(row, launch);
       if (failure !== null) throw new ExecutorError(`cannot launch the job: ${failure}`, "exit");
       crashPoint("runner:after-supervisor-spawn");
@@ -495,16 +502,22 @@ export class BuiltinRunner implements Executor {
     return { row, accepted: true, overrideUsed };
   }
 
-  /** Polls the supervisor's files (cheap) until `done` holds for the reconciled row or time runs out. */
+  /**
+   * Polls the supervisor's files (cheap) until `done` holds for the reconciled row or time runs out.
+   * A poll whose recording another process's write lock stops (its statement waits as long as the
+   * connection's busy timeout says: one slice for `job start`) is lost, the row as last recorded, and
+   * the next poll tries again: between polls a signal is heard, where SQLite's wait for the busy
+   * timeout held `job start` deaf once its job was stored.
+   */
   private async waitFor(row: JobRow, done: (row: JobRow) => boolean, timeoutSec: number): Promise<JobRow> {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
-    let current = this.reconcile(row);
+    let current = recordedUnlessLocked(() => this.reconcile(row)) ?? row;
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
       if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
-        current = this.row({ jobId: row.job_id }) ?? current;
+        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id })) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
     }
@@ -599,6 +612,16 @@ async function terminate(job: WatchedJob | null, graces: AbortWatch, target: num
   flags.sent_kill_target = target !== null && killed;
   await graces.until(job, performance.now() + 2000, 0.02);
   return flags;
+}
+
+/** What `read` gives, or undefined when another process's write lock stopped what it records. */
+function recordedUnlessLocked(read: () => JobRow | undefined): JobRow | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (storeWaitReason(error) === LOCK_HELD_REASON) return undefined;
+    throw error;
+  }
 }
 
 function statMtime(path: string): number | null {

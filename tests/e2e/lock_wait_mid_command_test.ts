@@ -1,0 +1,204 @@
+/**
+ * Signals to a command that writes several times, when another process takes the state file's write
+ * lock between two of its writes: each later write waits for the lock in short tries, so the signal is
+ * heard in the wait (130, one JSON line saying what was stored and what finishes it), not once SQLite's
+ * wait for the busy timeout (15 s) has ended, which blocked the process, signals unheard:
+ * - `cancel` once its commit is stored (then it records each abort, each step's end, the run's end);
+ * - `job start` and `job rerun` once their job row is stored (then they record what the job's files show).
+ * Each command stops (test-only SIGSTOP) right after its first write, the test takes the lock (as in
+ * held_lock_test.ts), continues it, and signals it once it waits in SQLite's busy handler. The lock
+ * still held when it has exited is the proof that it did not wait the lock out. Then the documented
+ * follow-up finishes the work, no step done twice.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { eventually, inLockBusyWait, isStopped } from "../helpers.ts";
+import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
+import { builtin, lines, undrivenRun } from "./operator_env.ts";
+import { readLog } from "./stop_point.ts";
+import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
+
+/**
+ * Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the lock
+ * when it is let go, and the signal would be heard only then.
+ */
+const HOLD_SECONDS = 12;
+
+/** `args` spawned to stop (test-only SIGSTOP) at `point`, right after its first write. */
+async function stoppedAfterWrite(env: FlowEnv, args: string[], point: string) {
+  const log = join(env.home, `stop-${args[0]}-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: point, ORCHESJOB_FLOW_CRASH_LOG: log });
+  let exited = false;
+  const output = child.output().finally(() => (exited = true));
+  await eventually(
+    `${args.join(" ")} stopped at ${point}`,
+    () => exited || (readLog(log) === `${point} ${child.pid}\n` && isStopped(child.pid)),
+  );
+  assert.equal(exited, false, `${args[0]} ended before its stop`);
+  return { child, output, exited: () => exited };
+}
+
+/**
+ * Takes the write lock while `command` is stopped, continues it, sends `signal` once its next write
+ * waits for the lock, and checks that it exited 130 with the lock still held and one JSON line on
+ * stderr, which it returns. The lock is let go before it returns.
+ */
+async function interruptInLockWait(
+  env: FlowEnv,
+  command: Awaited<ReturnType<typeof stoppedAfterWrite>>,
+  signal: Deno.Signal,
+): Promise<Json> {
+  const { child, output, exited } = command;
+  try {
+    await using lock = await holdWriteLock(env, HOLD_SECONDS);
+    Deno.kill(child.pid, "SIGCONT");
+    // The situation under test: its next write met the lock (it waits in SQLite's busy handler).
+    await eventually("its next write waits for the lock", () => exited() || inLockBusyWait(child.pid));
+    assert.equal(exited(), false, "it ended while the lock was held");
+    assertLockHeld(env);
+    child.kill(signal);
+    const result = await output;
+    assert.equal(lock.released(), false, "the signal was heard only once the lock was let go");
+    assertLockHeld(env);
+    const stderr = new TextDecoder().decode(result.stderr);
+    assert.deepEqual([result.signal, result.code], [null, 130], stderr);
+    assert.equal(result.stdout.length, 0, "no answer on stdout");
+    assert.equal(stderr.split("\n").filter(Boolean).length, 1, `one line on stderr: ${stderr}`);
+    return JSON.parse(stderr);
+  } finally {
+    if (!exited()) child.kill("SIGKILL");
+    await output.catch(() => {});
+  }
+}
+
+/** The built-in runner's rows of `runKey`'s jobs, read straight from the state file (no job is relaunched). */
+function jobRows(env: FlowEnv, runKey: string): { job_id: string; status: string }[] {
+  const db = new DatabaseSync(stateFile(env), { readOnly: true });
+  try {
+    return db.prepare("SELECT job_id, status FROM jobs WHERE run_key = ? ORDER BY attempt_no").all(runKey) as {
+      job_id: string;
+      status: string;
+    }[];
+  } finally {
+    db.close();
+  }
+}
+
+flowTest(
+  builtin,
+  "SIGINT to a cancel whose abort meets a write lock taken after its commit: 130 with the lock held, a second cancel finishes",
+  async (env) => {
+    const log = join(env.home, "ran");
+    // Says each SIGTERM it gets: the job is aborted once, by the second cancel.
+    const command = `echo start >> '${log}'; trap "echo term >> '${log}'; exit 143" TERM; while :; do sleep 0.1; done`;
+    const file = env.flow("long.yaml", `flow_id: long\nsteps:\n  - {id: long, command: ${JSON.stringify(command)}}\n`);
+    // Nobody drives the run: a tick starts its step, and nothing else writes meanwhile.
+    await undrivenRun(env, "k", file);
+    assert.equal(step(await env.json(["tick", "--run-key", "k"]), "long").status, "RUNNING");
+    await eventually("the step's command runs", () => lines(log).length === 1);
+
+    const cancel = await stoppedAfterWrite(
+      env,
+      ["cancel", "--run-key", "k", "--grace-seconds", "1"],
+      "cancel:after-commit",
+    );
+    const committed = await env.status("k");
+    assert.deepEqual([committed.status, step(committed, "long").status], ["CANCELLED", "RUNNING"], "the commit");
+    const error = await interruptInLockWait(env, cancel, "SIGINT");
+    assert.deepEqual(error, {
+      error: `cancel: interrupted while waiting for state database ${stateFile(env)}'s write lock; run k is ` +
+        "CANCELLED, but its aborts may not all be done or recorded: cancel it again to finish them",
+    });
+    // It waited to record the abort, which comes before its signal: the job was not signalled.
+    assert.deepEqual(lines(log), ["start"]);
+    const between = await env.status("k");
+    assert.deepEqual([between.status, step(between, "long").status], ["CANCELLED", "RUNNING"]);
+
+    // The documented follow-up: a second cancel aborts the step, once.
+    const again = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+    assert.deepEqual([again.status, statuses(again)], ["CANCELLED", { long: "CANCELLED" }]);
+    assert.notEqual(again.finished_at, null);
+    assert.deepEqual(jobRows(env, "k:long:1").map((job) => job.status), ["ABORTED"]);
+    await eventually("the job's command ended", () => lines(log).length === 2);
+    assert.deepEqual(lines(log), ["start", "term"], "started once, aborted once");
+  },
+);
+
+flowTest(
+  builtin,
+  "SIGTERM to a job start whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
+  async (env) => {
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const start = await stoppedAfterWrite(
+      env,
+      ["job", "start", "--run-key", "j", "--", ...command],
+      "runner:after-job-row",
+    );
+    // Stored before its launch (intent before action): read from the file, as a `job status` would launch it.
+    const [stored] = jobRows(env, "j");
+    assert.deepEqual(stored?.status, "STARTING");
+    const error = await interruptInLockWait(env, start, "SIGTERM");
+    const id = stored.job_id;
+    assert.deepEqual(error, {
+      error: `job start: interrupted; job ${id} of run key j is stored: \`job status --job-id ${id}\` reports it ` +
+        "(and launches it if it was not launched); `job start --run-key j` again returns it while it is active",
+      job_id: id,
+      run_key: "j",
+    });
+
+    // The documented follow-up: a start again returns the job, not a second one; it ends once.
+    const again = await env.json(["job", "start", "--run-key", "j", "--", ...command]);
+    assert.deepEqual([again.job_id, again.accepted, again.existing], [id, false, true]);
+    Deno.writeTextFileSync(go, "");
+    await eventually(
+      "the job ended",
+      async () => (await env.json(["job", "status", "--job-id", id])).status.match(/^(STARTING|RUNNING)$/) === null,
+    );
+    assert.equal((await env.json(["job", "status", "--job-id", id])).status, "SUCCEEDED");
+    assert.deepEqual(jobRows(env, "j").map((job) => job.job_id), [id]);
+    assert.deepEqual(lines(log), ["ran"], "its command ran once");
+  },
+);
+
+flowTest(
+  builtin,
+  "SIGINT to a job rerun whose recording meets a write lock taken after its job row: 130 with the lock held, the rerun runs once",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const first = await env.json([
+      "job",
+      "start",
+      "--sync",
+      "--run-key",
+      "r",
+      "--",
+      "sh",
+      "-c",
+      `echo ran >> '${log}'`,
+    ]);
+    assert.equal(first.status, "SUCCEEDED");
+    const rerun = await stoppedAfterWrite(env, ["job", "rerun", "--run-key", "r"], "runner:after-job-row");
+    const stored = jobRows(env, "r")[1];
+    assert.deepEqual(stored?.status, "STARTING");
+    const error = await interruptInLockWait(env, rerun, "SIGINT");
+    const id = stored.job_id;
+    assert.deepEqual(error, {
+      error: `job rerun: interrupted; job ${id}, a rerun of ${first.job_id}, of run key r is stored: ` +
+        `\`job status --job-id ${id}\` reports it (and launches it if it was not launched); ` +
+        "do not rerun again, which would run the command once more",
+      job_id: id,
+      run_key: "r",
+    });
+
+    // The documented follow-up: `job status` reports the rerun, which ran once.
+    await eventually(
+      "the rerun ended",
+      async () => (await env.json(["job", "status", "--job-id", id])).status.match(/^(STARTING|RUNNING)$/) === null,
+    );
+    assert.equal((await env.json(["job", "status", "--job-id", id])).status, "SUCCEEDED");
+    assert.deepEqual(jobRows(env, "r").map((job) => job.job_id), [first.job_id, id]);
+    assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
+  },
+);
