@@ -402,13 +402,7 @@ export class BuiltinRunner implements Executor {
       baseEnv: options.baseEnv ?? Deno.env.toObject(),
       cwd: options.cwd ?? Deno.cwd(),
     };
-    try {
-      Deno.writeTextFileSync(files.launch, JSON.stringify(launch), { mode: 0o600 });
-    } catch (error) {
-      // A full disk can leave the file made and empty: no row will ever point to it.
-      removeQuietly(files.launch);
-      throw error;
-    }
+    writeLaunchFile(files.launch, launch);
     this.launched.set(jobId, performance.now());
     crashPoint("runner:launch-written");
     stopPoint("runner:launch-written");
@@ -578,6 +572,17 @@ export class BuiltinRunner implements Executor {
     const flags = await terminate(job, this.graces, target, options.graceSeconds);
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
+  }
+}
+
+/** Writes a job's launch file (mode 0600: it holds the job's environment). */
+function writeLaunchFile(path: string, launch: Launch): void {
+  try {
+    Deno.writeTextFileSync(path, JSON.stringify(launch), { mode: 0o600 });
+  } catch (error) {
+    // A full disk can leave the file made and empty: no row will ever point to it.
+    removeQuietly(path);
+    throw error;
   }
 }
 
