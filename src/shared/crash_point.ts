@@ -41,7 +41,8 @@ export type StopPoint =
   | "follow:cancel-probe"
   | "locks:unlink-opened"
   | "clean:files-removed"
-  | "runner:launch-written";
+  | "runner:launch-written"
+  | "admin:unlock-write";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;
