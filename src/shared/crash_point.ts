@@ -42,7 +42,8 @@ export type StopPoint =
   | "locks:unlink-opened"
   | "clean:files-removed"
   | "runner:launch-written"
-  | "admin:unlock-write";
+  | "admin:unlock-write"
+  | "job-clean:select";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CLI, cli, eventually, isStopped, tempDir, TEST_ENV } from "../helpers.ts";
-import { readLog } from "./stop_point.ts";
+import { FlowEnv, type Json, step } from "./flow_env.ts";
+import { readLog, spawnStopped } from "./stop_point.ts";
 
 Deno.test({
   name: "a rerun that found its key's job finished, and a start then made one, is refused: one job runs",
@@ -119,3 +120,52 @@ async function spawnStoppedJob(home: string, args: string[], point: string, env:
     },
   };
 }
+
+Deno.test({
+  name: "a job clean that chose its jobs after a retry reopened their run keeps the run's ended, unrecorded job",
+  ignore: Deno.build.os !== "linux",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const ok = join(env.home, "ok");
+    const go = join(env.home, "go");
+    // Fails until `ok` exists; then runs until `go` does.
+    const command = `[ -f '${ok}' ] || exit 1; while [ ! -f '${go}' ]; do sleep 0.05; done`;
+    const flow = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: s, command: ${JSON.stringify(command)}}\n`);
+    assert.equal((await env.json(["start", "--run-key", "r", flow], 1)).status, "FAILED");
+    Deno.writeTextFileSync(ok, "");
+
+    // The clean stops before it chooses its jobs (before the fix, after its look at which runs are unfinished).
+    const clean = await spawnStopped(env, ["job", "clean", "--all"], "job-clean:select");
+    // Meanwhile a retry reopens the run; its attempt 2 runs, and its driver is stopped before it sees the end.
+    const retry = env.spawn(["retry", "--run-key", "r"]);
+    const retryOutput = retry.output();
+    await env.waitFor("r", "attempt 2's job running", (run: Json) => {
+      const s = step(run, "s");
+      return s.attempt_no === 2 && s.orchesjob_status?.status === "RUNNING";
+    });
+    Deno.kill(retry.pid, "SIGSTOP");
+    await eventually("the retry's driver is stopped", () => isStopped(retry.pid));
+    Deno.writeTextFileSync(go, "");
+    await eventually("attempt 2's job has ended", async () => (await env.jobs("r:s:2"))[0]?.status === "SUCCEEDED");
+    const ran = await env.status("r");
+    assert.equal(step(ran, "s").status, "RUNNING", "the situation under test: an ended job its step has not recorded");
+
+    const cleaned = await clean.finish();
+    Deno.kill(retry.pid, "SIGCONT");
+    const retried = await retryOutput;
+    assert.equal(cleaned.code, 0, cleaned.stderr);
+    const report = JSON.parse(cleaned.stdout);
+    assert.deepEqual(
+      (report.items ?? []).map((item: Json) => item.run_key),
+      [],
+      "the clean deleted jobs of a run a retry had reopened",
+    );
+    assert.deepEqual(report.skipped.map((item: Json) => item.run_key).sort(), ["r:s:1", "r:s:2"]);
+    assert.equal(retried.code, 0, new TextDecoder().decode(retried.stderr));
+    const final = await env.status("r");
+    assert.equal(final.status, "SUCCEEDED");
+    assert.equal(step(final, "s").orchesjob_status.status, "SUCCEEDED");
+  },
+});

@@ -97,10 +97,11 @@ export class JobAdmin {
     };
   }
 
-  /** Deletes finished jobs matching `select` with their files; a dry run only reports them. */
   /**
-   * Deletes the selected finished jobs, except those `keep` gives a reason to keep (a job of a flow
-   * run that has not finished: deleting it would make its step look never started), unless `force`.
+   * Deletes the selected finished jobs with their files (a dry run only reports them), except those
+   * `keep` gives a reason to keep (a job of a flow run that has not finished: deleting it would make
+   * its step look never started), unless `force`. `keep` is asked only after the jobs are chosen, so
+   * what it reads is no older than the choice (see the `job clean` command).
    */
   clean(
     select: (job: CleanSelectable) => boolean,
@@ -109,6 +110,7 @@ export class JobAdmin {
     keep: (runKey: string) => string | null = () => null,
     force = false,
   ) {
+    stopPoint("job-clean:select");
     const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
     const skipped = force ? [] : selected.flatMap((row) => {
       const reason = keep(row.run_key);
