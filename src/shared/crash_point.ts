@@ -42,7 +42,9 @@ export type StopPoint =
   | "follow:cancel-probe"
   | "locks:unlink-opened"
   | "clean:files-removed"
-  | "runner:launch-written";
+  | "runner:launch-written"
+  | "admin:unlock-write"
+  | "job-clean:select";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -333,8 +333,15 @@ const HANDLERS: Record<string, Handler> = {
 
   clean(admin, args) {
     const { select, runKey } = cleanSelection(args);
-    const prefixes = new RunStore(admin.runner.db).unfinishedStepKeyPrefixes();
+    // The unfinished runs are read when `keep` is first asked, after the clean has chosen its finished
+    // jobs, not before: a run a retry reopened between the two looks, and whose new attempt's job
+    // ended before its driver recorded it, was taken as finished, and that job deleted under its
+    // RUNNING step (which then failed as "cleaned while running", or started again). Read after, a
+    // job chosen finished whose run is not live now was recorded by its step; a later reopening
+    // uses new attempts, under new run keys.
+    let prefixes: string[] | undefined;
     const keep = (jobRunKey: string) => {
+      prefixes ??= new RunStore(admin.runner.db).unfinishedStepKeyPrefixes();
       const prefix = prefixes.find((p) => jobRunKey.startsWith(p));
       return prefix === undefined
         ? null

@@ -4,7 +4,7 @@
  * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
  */
 import { type AbortResult, isActiveJob, type Job, type JobStatus, type StartResult } from "../../domain/mod.ts";
-import { crashPoint, isoLocal, nowSeconds, pathExists } from "../../shared/mod.ts";
+import { crashPoint, isoLocal, nowSeconds, pathExists, stopPoint } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
@@ -73,13 +73,19 @@ export class JobAdmin {
 
   /** Lets the next strict start of a finished run key run once more (until `ttlSeconds`, if given). */
   unlock(runKey: string, reason: string | null, ttlSeconds: number | null) {
-    const current = this.row({ runKey });
-    if (isActiveJob(current.status)) {
-      throw new JobError(`Cannot unlock active job: status=${current.status}`, "invalidState");
-    }
+    stopPoint("admin:unlock-write");
     const now = nowSeconds();
     const expires = ttlSeconds === null ? null : now + ttlSeconds;
-    this.table.putUnlock({ run_key: runKey, allowed_at: now, used_at: null, reason, expires_at: expires });
+    // The key's job is looked at in the transaction that stores the unlock: looked at before it, a
+    // start (or rerun) committed in between left an unlock stored beside a running job, which
+    // orchesjob refuses (exit 4), and a clean in between one for a key it had just removed (exit 3).
+    transaction(this.runner.db, () => {
+      const current = this.row({ runKey });
+      if (isActiveJob(current.status)) {
+        throw new JobError(`Cannot unlock active job: status=${current.status}`, "invalidState");
+      }
+      this.table.putUnlock({ run_key: runKey, allowed_at: now, used_at: null, reason, expires_at: expires });
+    });
     return {
       unlocked: true,
       run_key: runKey,
@@ -91,10 +97,11 @@ export class JobAdmin {
     };
   }
 
-  /** Deletes finished jobs matching `select` with their files; a dry run only reports them. */
   /**
-   * Deletes the selected finished jobs, except those `keep` gives a reason to keep (a job of a flow
-   * run that has not finished: deleting it would make its step look never started), unless `force`.
+   * Deletes the selected finished jobs with their files (a dry run only reports them), except those
+   * `keep` gives a reason to keep (a job of a flow run that has not finished: deleting it would make
+   * its step look never started), unless `force`. `keep` is asked only after the jobs are chosen, so
+   * what it reads is no older than the choice (see the `job clean` command).
    */
   clean(
     select: (job: CleanSelectable) => boolean,
@@ -103,6 +110,7 @@ export class JobAdmin {
     keep: (runKey: string) => string | null = () => null,
     force = false,
   ) {
+    stopPoint("job-clean:select");
     const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
     const skipped = force ? [] : selected.flatMap((row) => {
       const reason = keep(row.run_key);
