@@ -169,8 +169,22 @@ interface Ran {
 async function run(args: string[], limit: number, gen = crypto.randomUUID().slice(0, 8)): Promise<Ran> {
   const name = args[0] + (args.includes("-d") ? " -d" : "");
   count(`cmd ${name}`);
-  const child = new Deno.Command(CLI[0], {
-    args: [...CLI.slice(1), "--db", DB, "--poll-interval", "0.1", "--executor", "builtin", ...args],
+  // Each command leads a process group of its own, as a shell's job would: in the soak's group, a
+  // stopped command would get the kernel's SIGHUP for an orphaned group with stopped members whenever
+  // another member exited (the soak runs under nohup, its group orphaned), a fault of this harness.
+  const child = new Deno.Command("perl", {
+    args: [
+      "-e",
+      "setpgrp(0, 0); exec @ARGV or die",
+      ...CLI,
+      "--db",
+      DB,
+      "--poll-interval",
+      "0.1",
+      "--executor",
+      "builtin",
+      ...args,
+    ],
     cwd: HOME,
     env: { ...TEST_ENV, CHAOS_GEN: gen, CHAOS_MARKS: MARKS },
     stdin: "null",
@@ -204,12 +218,23 @@ async function run(args: string[], limit: number, gen = crypto.randomUUID().slic
   if (out.signal !== null) {
     count(`signal ${out.signal}`);
     if (!ours) violation("unexpected-signal", { args, signal: out.signal, stderr: stderr.slice(-400) });
+    // A command listens for SIGTERM from its start; only `deno run` loading it (before any of it runs)
+    // dies of it, which takes well under 8 s even on a loaded machine.
+    if (out.signal === "SIGTERM" && termed && limit > 8) {
+      violation("died-of-sigterm", { args, limit, stderr: stderr.slice(-400) });
+    }
   } else {
     count(`exit ${name} ${out.code}`);
     if (BAD_CODES.has(out.code) || !ALLOWED_CODES.has(out.code)) {
       violation("bad-exit-code", { args, code: out.code, stderr: stderr.slice(-600) });
     }
-    if (out.code === 130 && !termed && !ours) violation("unexplained-130", { args, stderr: stderr.slice(-400) });
+    if (out.code === 130 && !termed && !ours) {
+      let error: unknown = stdout.slice(-400);
+      try {
+        error = JSON.parse(stdout).error; // -d: what became of the background driver
+      } catch { /* not one JSON value */ }
+      violation("unexplained-130", { args, stderr: stderr.slice(-400), error });
+    }
   }
   return { code: out.code, signal: out.signal, stdout, stderr };
 }
