@@ -233,7 +233,10 @@ async function run(args: string[], limit: number, gen = crypto.randomUUID().slic
       try {
         error = JSON.parse(stdout).error; // -d: what became of the background driver
       } catch { /* not one JSON value */ }
-      violation("unexplained-130", { args, stderr: stderr.slice(-400), error });
+      // A -d whose background driver the fault loop killed before it took the run says so (130).
+      if (!String(error).includes("background driver was killed by SIGKILL")) {
+        violation("unexplained-130", { args, stderr: stderr.slice(-400), error });
+      }
     }
   }
   return { code: out.code, signal: out.signal, stdout, stderr };
