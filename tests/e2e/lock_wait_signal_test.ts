@@ -122,6 +122,40 @@ flowTest(
   },
 );
 
+flowTest(
+  ["builtin"],
+  "a background driver SIGKILLed before it took its run: start -d exits 130 (not Deno's 137) and says so",
+  async (env) => {
+    const log = join(env.home, "stop.log");
+    // start -d's driver stops (test-only SIGSTOP) just before its wait for the driver lock; the test then
+    // kills it as an OOM killer or an operator's kill -9 would, while start -d waits to see it drive.
+    const starting = env.spawn(["start", "--run-key", "k", "-d", env.flow("two.yaml", TWO_STEPS)], {
+      ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    const output = starting.output();
+    let pid = 0;
+    await eventually("the background driver stopped before its wait for the driver lock", () => {
+      pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
+      return pid !== 0 && isStopped(pid);
+    });
+    Deno.kill(pid, "SIGKILL");
+    const started = await output;
+    assert.equal(processAlive(pid), false, "the driver was killed");
+    const stdout = JSON.parse(new TextDecoder().decode(started.stdout));
+    assert.deepEqual([started.signal, started.code], [null, 130], new TextDecoder().decode(started.stderr));
+    assert.deepEqual([stdout.detached, stdout.pid, stdout.exit_code, stdout.status], [false, pid, 130, "PENDING"]);
+    assert.equal(
+      stdout.error,
+      "the background driver was killed by SIGKILL before it was seen holding the run; nothing drives it",
+    );
+    // Nothing drives the run, which stays resumable.
+    assert.equal((await env.status("k")).driver, null);
+    const resumed = await env.json(["resume", "--run-key", "k", "-q"]);
+    assert.equal(resumed.status, "SUCCEEDED");
+  },
+);
+
 /**
  * `args` spawned to stop (test-only SIGSTOP) between its probe of the state file's write lock and its
  * write, the window in which the test then takes the lock.

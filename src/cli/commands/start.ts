@@ -338,7 +338,13 @@ async function confirmLaunch(
   launched: ReturnType<typeof launchDriver>,
 ): Promise<LaunchOutcome> {
   let exit: number | null = null;
-  launched.status.then((status) => exit = status.code, () => exit = -1);
+  let signal: Deno.Signal | null = null;
+  // A driver killed by a signal it cannot catch (SIGKILL: an OOM kill, an operator's kill -9) has no
+  // code of its own; Deno's 128+N (137) is no exit code of this program: it counts as interrupted.
+  launched.status.then((status) => {
+    signal = status.signal;
+    exit = signal === null ? status.code : ExitCode.interrupted;
+  }, () => exit = -1);
   const waitSeconds = launchWaitSeconds();
   const deadline = performance.now() + waitSeconds * 1000;
   for (;;) {
@@ -357,6 +363,13 @@ async function confirmLaunch(
       const code: number = exit;
       if ([ExitCode.ok, ExitCode.flowFailed, ExitCode.cancelled].includes(code as never)) return { kind: "driving" };
       if (code === ExitCode.notConfirmed) return { kind: "elsewhere" };
+      if (signal !== null) {
+        return {
+          kind: "failed",
+          code,
+          error: `the background driver was killed by ${signal} before it was seen holding the run; nothing drives it`,
+        };
+      }
       return { kind: "failed", code, error: lastError(launched.report.stderr_log, launched.stderrOffset, code) };
     }
     if (late) break;
