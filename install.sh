@@ -68,6 +68,8 @@ case $version in
   *) die "--version must look like v1.2.3, got '$version'" ;;
 esac
 case $base_url in
+  file:///* | file://localhost/*) ;;
+  file://*) die "--base-url file:// needs an absolute path such as file:///srv/releases, got '$base_url'" ;;
   *://?*) ;;
   *) die "--base-url needs a URL such as https://example.com/releases, got '$base_url'" ;;
 esac
@@ -129,6 +131,16 @@ else
 fi
 
 fetch() {
+  # A file:// URL (a release directory copied onto the host) is read here: wget knows no file://, so
+  # a host with wget alone could not install from one, and neither tool is needed for it.
+  case $1 in
+    file://*)
+      src=${1#file://}
+      case $src in localhost/*) src=${src#localhost} ;; esac
+      cp -- "$src" "$2"
+      return
+      ;;
+  esac
   if command -v curl > /dev/null 2>&1; then
     curl -fsSL -o "$2" "$1"
   elif command -v wget > /dev/null 2>&1; then

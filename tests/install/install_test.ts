@@ -61,6 +61,24 @@ function exists(path: string): boolean {
   }
 }
 
+/** A directory of links to every program on the real PATH except `missing`, for a PATH without them. */
+function pathWithout(bin: string, missing: string[]): string {
+  Deno.mkdirSync(bin);
+  for (const entry of (Deno.env.get("PATH") ?? "").split(":")) {
+    let names: string[] = [];
+    try {
+      names = [...Deno.readDirSync(entry)].map((e) => e.name);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      if (missing.includes(name) || exists(join(bin, name))) continue;
+      Deno.symlinkSync(join(entry, name), join(bin, name));
+    }
+  }
+  return bin;
+}
+
 function setUp(dir: string, tags = ["latest"]) {
   const releases = join(dir, "releases");
   const prefix = join(dir, "prefix");
@@ -217,20 +235,7 @@ Deno.test({
     const s = setUp(dir.path);
     await s.ready;
     // A PATH with every program of the real one except sha256sum.
-    const bin = join(dir.path, "path");
-    Deno.mkdirSync(bin);
-    for (const entry of (Deno.env.get("PATH") ?? "").split(":")) {
-      let names: string[] = [];
-      try {
-        names = [...Deno.readDirSync(entry)].map((e) => e.name);
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (name === "sha256sum" || exists(join(bin, name))) continue;
-        Deno.symlinkSync(join(entry, name), join(bin, name));
-      }
-    }
+    const bin = pathWithout(join(dir.path, "path"), ["sha256sum"]);
     const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Darwin", ORCHESJOB_FLOW_UNAME_M: "arm64" };
     const ok = await install(["--prefix", s.prefix], env, bin);
     assert.equal(ok.code, 0, ok.stderr);
@@ -242,6 +247,31 @@ Deno.test({
     assert.match(bad.stderr, /checksum mismatch/);
     assert.ok(!exists(s.prefix));
   },
+});
+
+Deno.test("install.sh reads a file:// --base-url itself: a host with neither curl nor wget installs from it", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  // wget knows no file:// (and is all a minimal host may have): the script must not hand such a URL to it.
+  const bin = pathWithout(join(dir.path, "path"), ["curl", "wget"]);
+  assert.ok(!exists(join(bin, "curl")) && !exists(join(bin, "wget")) && exists(join(bin, "cp")));
+  const base = `file://${s.releases}`;
+  const result = await install(["--base-url", base, "--prefix", s.prefix], env, bin);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+  // file://localhost/ is the same directory; a host name (file://srv/…, a relative path meant) is refused.
+  Deno.removeSync(s.prefix, { recursive: true });
+  const local = await install(["--base-url", `file://localhost${s.releases}`, "--prefix", s.prefix], env, bin);
+  assert.equal(local.code, 0, local.stderr);
+  const relative = await install(["--base-url", "file://releases", "--prefix", s.prefix], env, bin);
+  assert.equal(relative.code, 1);
+  assert.match(relative.stderr, /--base-url file:\/\/ needs an absolute path such as file:\/\/\/srv\/releases/);
+  // With neither program, an https URL still says what is missing.
+  const https = await install(["--base-url", "https://example.invalid/releases", "--prefix", s.prefix], env, bin);
+  assert.equal(https.code, 1);
+  assert.match(https.stderr, /neither curl nor wget is installed/);
 });
 
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
