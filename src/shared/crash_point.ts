@@ -44,7 +44,8 @@ export type StopPoint =
   | "clean:files-removed"
   | "runner:launch-written"
   | "admin:unlock-write"
-  | "job-clean:select";
+  | "job-clean:select"
+  | "runner:abort-grace";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

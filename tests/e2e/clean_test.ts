@@ -334,6 +334,81 @@ async function cleanAfterHalfCancel(env: FlowEnv, driverPid: number, pid: number
   assert.deepEqual((await env.json(["clean", "--older-than", "0"])).runs.map((r: Json) => r.run_key), ["c"]);
 }
 
+/** A detached run of STUBBORN (a command that ignores SIGTERM) whose driver is killed: only a cancel holds it. */
+async function stubbornUndriven(env: FlowEnv): Promise<{ pid: number; jobId: string }> {
+  const detached = await env.json(["start", "-d", "--run-key", "c", env.flow("stubborn.yaml", STUBBORN)]);
+  const run = await env.waitFor("c", "a runs", (run) => step(run, "a").orchesjob_status?.target_pid > 0);
+  Deno.kill(detached.pid, "SIGKILL");
+  await eventually("the driver is gone", () => !processAlive(detached.pid));
+  return { pid: step(run, "a").orchesjob_status.target_pid, jobId: step(run, "a").orchesjob_status.job_id };
+}
+
+/** `job clean`'s report, which must keep the job `jobId` as an abort not done. */
+function assertAbortKept(report: Json, jobId: string): void {
+  // Before the fix: deleted (items), with its files, the abort's deadline and the supervisor's claim.
+  assert.deepEqual(report.items ?? [], [], "job clean deleted the ABORTED job of an abort in its grace");
+  assert.deepEqual(report.skipped, [{
+    job_id: jobId,
+    run_key: "c:a:1",
+    reason: "its abort is not done: its process group still runs (SIGKILL at the abort's deadline)",
+  }]);
+}
+
+flowTest(
+  builtin,
+  "job clean in a cancel's grace keeps the aborted job: the cancel still sends its SIGKILL",
+  async (env) => {
+    const { pid, jobId } = await stubbornUndriven(env);
+    try {
+      // The cancel stops itself between its SIGTERM (which the command ignores) and its SIGKILL. No
+      // reader runs before the clean: past the deadline, a reader of the job sends the SIGKILL itself.
+      const cancel = await spawnStopped(
+        env,
+        ["cancel", "--run-key", "c", "--grace-seconds", "10"],
+        "runner:abort-grace",
+      );
+      assert.ok(processAlive(pid), "the command lives on in the grace");
+      const deadline = Number(Deno.readTextFileSync(join(env.home, "jobs", `${jobId}.abort`)));
+      assertAbortKept(await env.json(["job", "clean", "--all"]), jobId);
+      assert.ok(Date.now() / 1000 < deadline, "the situation under test: the clean ran in the abort's grace");
+      assert.deepEqual((await env.jobs("c:a:1")).map((job: Json) => job.status), ["ABORTED"]);
+      assert.equal((await env.status("c")).status, "CANCELLED", "the run has finished: no flow run keeps the job");
+      assert.ok(existsSync(join(env.home, "jobs", `${jobId}.abort`)), "the abort's deadline is kept");
+      // Before the fix the cancel, its job's files gone, took the group for ended: no SIGKILL, exit 5
+      // ("abort left job … RUNNING"), and the command ran on.
+      const cancelled = await cancel.finish();
+      assert.equal(cancelled.code, 0, cancelled.stderr);
+      await eventually("the cancel's SIGKILL ended the command", () => !processAlive(pid));
+      const later = await env.json(["job", "clean", "--all"]);
+      assert.deepEqual(later.items.map((item: Json) => item.job_id), [jobId], "a clean after the abort deletes it");
+    } finally {
+      if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+);
+
+flowTest(builtin, "job clean keeps the aborted job of a cancel killed in its grace, even with --force", async (env) => {
+  const { pid, jobId } = await stubbornUndriven(env);
+  try {
+    // The cancel dies between its SIGTERM (which the command ignores) and its SIGKILL, due in a minute.
+    await runCrashingAt(env, "runner:abort-grace", ["cancel", "--run-key", "c", "--grace-seconds", "60"]);
+    assert.deepEqual((await env.jobs("c:a:1")).map((job: Json) => job.status), ["ABORTED"]);
+    assert.equal((await env.status("c")).status, "CANCELLED");
+    assert.ok(processAlive(pid), "the command lives on in the grace");
+    assertAbortKept(await env.json(["job", "clean", "--all"]), jobId);
+    assertAbortKept(await env.json(["job", "clean", "--job-id", jobId, "--force"]), jobId);
+    // The job and its deadline are still there: a second cancel finishes the abort. Before the fix it
+    // found no job ("orchesjob no longer knows run key c:a:1", exit 5) and the command ran on.
+    const again = await env.run(["cancel", "--run-key", "c", "--grace-seconds", "0"]);
+    assert.equal(again.code, 0, again.stderr);
+    await eventually("the second cancel ended the command", () => !processAlive(pid));
+    const later = await env.json(["job", "clean", "--all"]);
+    assert.deepEqual(later.items.map((item: Json) => item.job_id), [jobId]);
+  } finally {
+    if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+  }
+});
+
 flowTest(
   builtin,
   "a clean whose deletion of a run meets a write lock and is tried again reports what it deleted in the first try",

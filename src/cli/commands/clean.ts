@@ -67,7 +67,8 @@ export const cleanCommand: Command = {
     ],
     notes: [
       "A run that is PENDING or RUNNING, or whose driver lock a process holds, is never touched; nor is a run",
-      "with a job still active or a step still RUNNING (a cancel killed half done). Lock files are also removed,",
+      "with a job still active or a step still RUNNING (a cancel killed half done), or an ABORTED job whose",
+      "processes still run (an abort in its grace). Lock files are also removed,",
       "when nobody holds them, for runs that have finished and for runs that no longer exist, and so are the",
       "built-in runner's .launch files that no job points to (a start killed before it stored its job) once",
       "an hour old. Prints what it deleted (or would delete) as JSON. Exit 0; 1 if some file could not be",
@@ -171,7 +172,7 @@ async function makeRoom(context: CommandContext, select: RunFilter, errors: stri
     const steps = reader.store.stepAttempts(run.runKey);
     if (runningStep(steps)) continue;
     const { keys, jobs: found } = jobsOfRun(jobs, run.runKey, steps);
-    if (found.some((job) => isActiveJob(job.status))) continue;
+    if (found.some((job) => isActiveJob(job.status) || job.aborting)) continue;
     for (const key of keys) {
       const failed = jobs.removeFinishedFiles(key);
       if (failed > 0) errors.push(unremoved(key, failed));
@@ -232,6 +233,10 @@ class Cleaner {
     const { keys, jobs } = jobsOfRun(this.jobs, runKey, steps);
     const active = jobs.find((job) => isActiveJob(job.status));
     if (active) return `job ${active.run_key} is still ${active.status}`;
+    // An abort in its grace (or one whose aborting process died in it) still has a living process
+    // group, which only the job's files let a later reader SIGKILL at the deadline (see JobAdmin.clean).
+    const aborting = jobs.find((job) => job.aborting);
+    if (aborting) return `job ${aborting.run_key} is ABORTED but its processes still run (its abort is not done)`;
     const logs = detachedLogs(session.dbPath, runKey);
     const locks = lockFiles(session.dbPath, runKey);
     const entry: DeletedRun = {

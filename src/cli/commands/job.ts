@@ -114,7 +114,7 @@ const SUBCOMMANDS: Record<string, CommandSpec> = {
       {
         name: "force",
         help: "Also delete jobs of flow runs that have not finished (they are skipped otherwise: their steps " +
-          "would look never started).",
+          "would look never started). An aborted job whose processes still run (an abort in its grace) is always kept.",
       },
     ],
   },

@@ -14,6 +14,9 @@ import { jobFiles } from "./supervisor.ts";
 /** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
 export type CleanSelectable = Pick<Job, "job_id" | "started_at" | "finished_at">;
 
+/** Why `clean` keeps an aborted job whose process group still lives. */
+const ABORT_UNDER_WAY = "its abort is not done: its process group still runs (SIGKILL at the abort's deadline)";
+
 export class JobAdmin {
   readonly runner: BuiltinRunner;
 
@@ -45,10 +48,11 @@ export class JobAdmin {
    * Every job of the run key as id and status (reconciled), newest attempt first: what cleaning needs,
    * read without the stored command, so that a job whose command column is damaged can go too.
    */
-  statuses(runKey: string): Pick<Job, "job_id" | "run_key" | "status">[] {
+  statuses(runKey: string): (Pick<Job, "job_id" | "run_key" | "status"> & { aborting: boolean })[] {
     return this.table.jobsOfKey(runKey).map((row) => {
-      const { job_id, run_key, status } = this.runner.reconcile(row);
-      return { job_id, run_key, status: status as JobStatus };
+      const current = this.runner.reconcile(row);
+      const { job_id, run_key, status } = current;
+      return { job_id, run_key, status: status as JobStatus, aborting: this.runner.abortUnderWay(current) };
     });
   }
 
@@ -101,7 +105,11 @@ export class JobAdmin {
    * Deletes the selected finished jobs with their files (a dry run only reports them), except those
    * `keep` gives a reason to keep (a job of a flow run that has not finished: deleting it would make
    * its step look never started), unless `force`. `keep` is asked only after the jobs are chosen, so
-   * what it reads is no older than the choice (see the `job clean` command).
+   * what it reads is no older than the choice (see the `job clean` command). An aborted job whose
+   * process group still lives (an abort in its grace, or one whose aborting process died in it) is
+   * kept even with `force`: deleted, its files took the SIGKILL's deadline and the group's identity
+   * with them, and a command that ignores SIGTERM ran on for ever, the abort itself taking the group
+   * for gone. A later clean, once the abort is done, deletes it.
    */
   clean(
     select: (job: CleanSelectable) => boolean,
@@ -112,8 +120,10 @@ export class JobAdmin {
   ) {
     stopPoint("job-clean:select");
     const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
-    const skipped = force ? [] : selected.flatMap((row) => {
-      const reason = keep(row.run_key);
+    const skipped = selected.flatMap((row) => {
+      // Read through reconcile, which finishes an abort whose deadline has passed (its SIGKILL).
+      const aborting = this.runner.abortUnderWay(this.runner.reconcile(row));
+      const reason = aborting ? ABORT_UNDER_WAY : force ? null : keep(row.run_key);
       return reason === null ? [] : [{ job_id: row.job_id, run_key: row.run_key, reason }];
     });
     const skippedIds = new Set(skipped.map((item) => item.job_id));

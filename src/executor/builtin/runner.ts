@@ -302,6 +302,20 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
+   * Whether an aborted job's abort is not done: its process group (the supervisor, or a command that
+   * ignores SIGTERM) may still live, and the job's files (the deadline in `.abort`, the supervisor in
+   * `.claim`) are what lets a later reader send its SIGKILL, and what the aborting process itself
+   * knows the group by. A caller about to delete the job (`clean`) must keep it until this says no,
+   * and reads it through {@link reconcile} first, so that a deadline that has passed gets its SIGKILL.
+   */
+  abortUnderWay(row: JobRow): boolean {
+    if (row.status !== "ABORTED") return false;
+    const files = jobFiles(this.dir, row.job_id);
+    const worker = workerOf(row, files);
+    return worker !== null && isJobGroupAlive(worker, row, files);
+  }
+
+  /**
    * Until an aborted job's process group is gone (SIGKILL at its deadline, or after `graceSeconds` if
    * that comes first): a new attempt must not start beside a previous one that is still dying.
    * Returns the row read again.
@@ -607,6 +621,7 @@ async function terminate(job: WatchedJob | null, graces: AbortWatch, target: num
   flags.sent_term_target = target !== null && termed;
   flags.sent_term_worker = signal(worker, "SIGTERM");
   crashPoint("runner:abort-grace");
+  stopPoint("runner:abort-grace");
   let killed = false;
   // The SIGKILL is sent by the look that found the group still the job's at the grace's end, in its turn.
   const kill = () => {
