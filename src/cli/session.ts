@@ -2,7 +2,14 @@
 import type { RunRecord, StepState } from "../domain/mod.ts";
 import { Driver, type DriverOptions, loadRun, type RunRepository } from "../engine/mod.ts";
 import { ExitCode, UserError } from "./errors.ts";
-import { checkUsable, chooseExecutor, createExecutor, type Executor, JOB_TABLES } from "../executor/mod.ts";
+import {
+  checkUsable,
+  chooseExecutor,
+  createExecutor,
+  type Executor,
+  ExecutorError,
+  JOB_TABLES,
+} from "../executor/mod.ts";
 import { epochNow, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
@@ -209,7 +216,7 @@ export class Session implements Disposable {
   ): Promise<T> {
     let waiting = false;
     const locked = (error: unknown) => {
-      const held = storeWaitReason(error) === LOCK_HELD_REASON;
+      const held = stateFileFault(error) === LOCK_HELD_REASON;
       if (held && !waiting) this.lockWaits++;
       waiting ||= held;
       return held;
@@ -387,7 +394,7 @@ export class Session implements Disposable {
         limit();
         if (this.identity) checkStateFile(this.dbPath, this.identity);
       },
-      storeWaitReason,
+      storeWaitReason: stateFileFault,
       onStoreWait: ({ runKey, reason, since, retryInSec }) => {
         // The driver's note of the wait in the run is the next statement: it must not wait either.
         limit();
@@ -555,6 +562,16 @@ async function retryWhileLocked<T>(
 }
 
 /**
+ * Why `error` is a passing fault of the state file (its write lock held, a full disk), or null. An
+ * executor's failure is never one, whatever its text: an external orchesjob saying "database is
+ * locked" speaks of its own database, and taken for the state file's lock, a cancel retried that
+ * failed abort for ever (as long as orchesjob kept failing), instead of reporting it (exit 5).
+ */
+function stateFileFault(error: unknown): string | null {
+  return error instanceof ExecutorError ? null : storeWaitReason(error);
+}
+
+/**
  * Runs `work`, a command's writes to `db` (the state file at `path`), first waiting out another
  * process's write lock taken since the file was opened: its first write used to meet it, and SQLite's
  * wait blocked this process (signals unheard) for the busy timeout, then failed with exit 70. The lock
@@ -579,7 +596,7 @@ export async function writeWaiting<T>(
 ): Promise<{ value: T } | null> {
   let changesBefore = 0;
   const locked = (error: unknown) =>
-    storeWaitReason(error) === LOCK_HELD_REASON && (rerunnable || changesMade(db) === changesBefore);
+    stateFileFault(error) === LOCK_HELD_REASON && (rerunnable || changesMade(db) === changesBefore);
   return await retryWhileLocked(
     path,
     async () => {
