@@ -73,6 +73,14 @@ export interface SessionOptions {
    * they answer at once (what a job's files show, not recorded), as for a file this process may not write.
    */
   readIfLocked?: boolean;
+  /**
+   * For a command that only reads but records what it reads on the way (logs: a built-in job's end):
+   * once the file is open, a statement waits for another process's write lock one slice, not the busy
+   * timeout, and the built-in runner skips a record that the lock stops, answering what the job's files
+   * show (the next reader records it). In SQLite's wait for the busy timeout, a lock taken after the
+   * file was opened held `logs` deaf to signals, then failed it.
+   */
+  recordUnlessLocked?: boolean;
 }
 
 /** An open state file, and why it is read-only if it was refused for writing. */
@@ -97,9 +105,15 @@ export class Session implements Disposable {
   /** How many {@link laterWrite}s wait for another process's write lock. */
   private lockWaits = 0;
 
+  /** See {@link SessionOptions.recordUnlessLocked}. */
+  private readonly recordUnlessLocked: boolean;
+
   constructor(readonly context: CommandContext, options: SessionOptions = {}, opened?: OpenedState) {
     this.dbPath = sessionDbPath(context);
     this.opened = opened ?? openState(this.dbPath, options);
+    this.recordUnlessLocked = options.recordUnlessLocked ?? false;
+    // Its only writes are records it may skip: none need wait longer for the lock.
+    if (this.recordUnlessLocked) limitLockWait(this.db, LOCK_WAIT_SLICE_MS);
     this.identity = stateFileIdentity(this.dbPath);
     this.runStore = new RunStore(this.db);
     this.locks = new FileLocks(this.dbPath);
@@ -342,6 +356,7 @@ export class Session implements Disposable {
         callTimeoutSec(),
         runEnv,
         this.calls.signal,
+        this.recordUnlessLocked,
       );
       this.executors.set(id, executor);
     }

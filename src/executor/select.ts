@@ -91,8 +91,9 @@ export function findOnPath(name: string, path: string): string | undefined {
 }
 
 /**
- * An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`. An
- * external one is called with `runEnv`, the environment the run was created with, when it has one.
+ * An executor for `spec`; the built-in one keeps its tables in `db` and its files in `jobsDir`, and
+ * with `recordUnlessLocked` skips a record that another process's write lock stops (see BuiltinRunner).
+ * An external one is called with `runEnv`, the environment the run was created with, when it has one.
  */
 export function createExecutor(
   spec: ExecutorSpec,
@@ -101,9 +102,10 @@ export function createExecutor(
   callTimeoutSec = 60,
   runEnv?: Record<string, string>,
   stop?: AbortSignal,
+  recordUnlessLocked = false,
 ): Executor {
   // A driver launches many jobs over its life: through one launch server (see launch_server.ts).
-  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir, { launchServer: true });
+  if (spec.kind === "builtin") return new BuiltinRunner(db, jobsDir, { launchServer: true, recordUnlessLocked });
   const home = runEnv === undefined ? Deno.env.get("ORCHESJOB_HOME") : runEnv.ORCHESJOB_HOME;
   return new ExternalExecutor(spec.bin!, callTimeoutSec, home || undefined, runEnv, stop);
 }

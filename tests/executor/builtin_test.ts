@@ -6,6 +6,7 @@ import { BuiltinRunner } from "../../src/executor/mod.ts";
 import { nowSeconds } from "../../src/shared/time.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 import { jobsDirectory, openDatabase } from "../../src/store/mod.ts";
+import { jobFiles } from "../../src/executor/builtin/supervisor.ts";
 import type { JobRow } from "../../src/executor/builtin/job_table.ts";
 import { MIGRATIONS } from "../../src/store/schema.ts";
 import { eventually, processAlive, tempDir } from "../helpers.ts";
@@ -437,5 +438,34 @@ Deno.test("a start whose job row cannot be stored (another process's write lock)
   const started = await runner.start("k", ["true"], { sync: true });
   assert.equal(started.status, "SUCCEEDED");
   assert.equal(launches(), 1, "the stored job's .launch stays (a relaunch reads it)");
+  db.close();
+});
+
+Deno.test("a reader that records unless locked answers what a job's files show under another process's write lock", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs, { recordUnlessLocked: true });
+  // A job that ended while nobody read it: its result is in its files only.
+  runner.table.insertJob(row("ended", { status: "RUNNING" }));
+  Deno.writeTextFileSync(jobFiles(jobs, "ended").exit, "0\n");
+  const admin = new DatabaseSync(dbPath);
+  admin.exec("BEGIN IMMEDIATE");
+  db.exec("PRAGMA busy_timeout = 0");
+  try {
+    assert.equal((await runner.status("ended"))?.status, "SUCCEEDED", "what the files show");
+    assert.equal(runner.table.job("ended")?.status, "RUNNING", "not recorded under the lock");
+  } finally {
+    admin.exec("ROLLBACK");
+  }
+  // A failure that is not the lock is thrown, not taken for an unrecorded read.
+  admin.exec("CREATE TRIGGER refuse BEFORE UPDATE ON jobs BEGIN SELECT RAISE(ABORT, 'refused'); END");
+  assert.throws(() => runner.row({ runKey: "ended" }), /refused/);
+  admin.exec("DROP TRIGGER refuse");
+  admin.close();
+  // The next read records it.
+  assert.equal((await runner.status("ended"))?.status, "SUCCEEDED");
+  assert.equal(runner.table.job("ended")?.status, "SUCCEEDED", "recorded once the lock went");
   db.close();
 });

@@ -56,7 +56,13 @@ export const logsCommand: Command = {
     // Listening before the state file is opened (see wait); once opened, a signal also kills a call to
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
-    using session = await Session.open(context, { readOnly: true, readIfReadOnly: true }, interrupt);
+    // What the built-in runner finds as it reads the job (its end) is recorded unless another process's
+    // write lock stops it: then the output is printed all the same, and the next reader records it.
+    using session = await Session.open(
+      context,
+      { readOnly: true, readIfReadOnly: true, recordUnlessLocked: true },
+      interrupt,
+    );
     let record = session.run(runKey);
     let attempt = attemptAsked(args, stepOf(record, stepId));
     const interval = Math.min(context.globals.pollInterval, 0.5);

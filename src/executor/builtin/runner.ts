@@ -122,8 +122,17 @@ export class BuiltinRunner implements Executor {
   /**
    * `launchServer`: launch through one long-lived server (see launch_server.ts) rather than a spawn per
    * batch; for a process that launches many jobs over its life (a driver), not for one-off commands.
+   * `recordUnlessLocked`: a reader's record of what a job's files show (its end, its PIDs, a launch that
+   * failed) that another process's write lock stops (its statement waits as long as the connection's
+   * busy timeout says: one slice for `logs`) is skipped, and the read answers what the files show,
+   * unrecorded: the files stay, and the next reader records it. For a command that only reads and
+   * records on the way (`logs`), which SQLite's wait for the busy timeout held deaf to signals.
    */
-  constructor(readonly db: Database, readonly dir: string, readonly options: { launchServer?: boolean } = {}) {
+  constructor(
+    readonly db: Database,
+    readonly dir: string,
+    readonly options: { launchServer?: boolean; recordUnlessLocked?: boolean } = {},
+  ) {
     this.table = new JobTable(db);
     this.readOnly = isReadOnly(db);
     if (!this.readOnly) makeDirectory(dir);
@@ -182,7 +191,9 @@ export class BuiltinRunner implements Executor {
     if (Object.keys(changes).length === 0) return row;
     if (this.readOnly) return { ...row, ...changes };
     // Conditional on the row still being active: an abort committed meanwhile wins.
-    if (this.table.updateActive(row.job_id, changes)) return { ...row, ...changes };
+    const recorded = this.recordUnlessLocked(() => this.table.updateActive(row.job_id, changes));
+    // Not recorded for a held lock (undefined): what the files show, which the next reader records.
+    if (recorded !== false) return { ...row, ...changes };
     return this.table.job(row.job_id) ?? row;
   }
 
@@ -193,7 +204,19 @@ export class BuiltinRunner implements Executor {
     this.launched.set(row.job_id, performance.now());
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
     const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
-    if (failure !== null) this.failLaunch(row, failure);
+    // Unrecorded under a lock (see recordUnlessLocked), the job stays STARTING with nobody claiming it:
+    // the next reader launches it again (after this process's pause), or records that it cannot.
+    if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure));
+  }
+
+  /**
+   * What `write` gave, or undefined when another process's write lock stopped it and this runner records
+   * only unless locked (see the constructor): `write` is one statement, which stored nothing then. Any
+   * other failure (a full disk, a damaged file) is thrown, as without that mode: it is not retried here.
+   */
+  private recordUnlessLocked<T>(write: () => T): T | undefined {
+    if (!this.options.recordUnlessLocked) return write();
+    return recordedUnlessLocked(write);
   }
 
   /**
@@ -634,8 +657,11 @@ async function terminate(job: WatchedJob | null, graces: AbortWatch, target: num
   return flags;
 }
 
-/** What `read` gives, or undefined when another process's write lock stopped what it records. */
-function recordedUnlessLocked(read: () => JobRow | undefined): JobRow | undefined {
+/**
+ * What `read` gives, or undefined when another process's write lock stopped what it records: a SQLite
+ * statement of this runner's own that says so (an executor's failure never comes through here).
+ */
+function recordedUnlessLocked<T>(read: () => T): T | undefined {
   try {
     return read();
   } catch (error) {
