@@ -21,7 +21,7 @@ import { pathExists } from "../../src/shared/mod.ts";
 import { catchesSignal, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
-import { readLog } from "./stop_point.ts";
+import { readLog, spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 const STEPS = 6;
@@ -160,17 +160,8 @@ flowTest(
  * `args` spawned to stop (test-only SIGSTOP) between its probe of the state file's write lock and its
  * write, the window in which the test then takes the lock.
  */
-async function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
-  const log = join(env.home, `stop-${args[0]}.log`);
-  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "session:lock-probed", ORCHESJOB_FLOW_CRASH_LOG: log });
-  let exited = false;
-  const output = child.output().finally(() => (exited = true));
-  await eventually(
-    `${args[0]} stopped before its write`,
-    () => exited || (readLog(log) === `session:lock-probed ${child.pid}\n` && isStopped(child.pid)),
-  );
-  assert.equal(exited, false);
-  return { child, output, exited: () => exited };
+function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
+  return spawnStoppedChild(env, args, "session:lock-probed");
 }
 
 flowTest(
