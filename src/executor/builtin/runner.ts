@@ -714,7 +714,6 @@ function readClaim(
   }
 }
 
-/** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
 /**
  * When an aborted job's process group is to be SIGKILLed: its abort file's deadline, or, when the
  * abort found no room for that file, {@link FALLBACK_GRACE_SECONDS} after the abort while its
@@ -776,6 +775,7 @@ function jobGroup(worker: number, row: JobRow, files: ReturnType<typeof jobFiles
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
 const FALLBACK_GRACE_SECONDS = 5;
 
+/** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
 function workerOf(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
   return row.worker_pid ?? readClaim(files)?.pid ?? readIntFile(files.worker);
 }
