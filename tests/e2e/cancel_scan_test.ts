@@ -3,7 +3,8 @@
  * look: on a loaded host with a thousand processes a pass over /proc took a tenth of a second, and a
  * cancel of 100 steps, making two passes per job one after another, took from half a minute to
  * minutes. Counted through the test hook ORCHESJOB_FLOW_TEST_SCAN_LOG (one line per pass, with the
- * number of process groups it answered for), not timed.
+ * number of process groups it answered for), not timed. So does a `job clean` of many aborted jobs,
+ * which keeps those whose group still lives.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -60,5 +61,25 @@ flowTest(
     assert.equal(most, JOBS, `no pass answered for every job: ${answered.length} passes, for ${most} groups at most`);
   },
   // Elsewhere a signal probes each group: there is no pass over /proc to share.
+  { ignore: Deno.build.os !== "linux" },
+);
+
+flowTest(
+  ["builtin"],
+  "a job clean of many aborted jobs looks at /proc once for all of them, not twice per job",
+  async (env) => {
+    for (let i = 0; i < JOBS; i++) {
+      assert.equal((await env.json(["job", "start", "--run-key", `k${i}`, "--", "sleep", "100"])).status, "RUNNING");
+      assert.equal((await env.json(["job", "abort", "--run-key", `k${i}`, "--grace-seconds", "0"])).status, "ABORTED");
+    }
+    const log = join(env.home, "scans.log");
+    const cleaned = await env.json(["job", "clean", "--all"], 0, { ORCHESJOB_FLOW_TEST_SCAN_LOG: log });
+    // The situation under test: every job was ABORTED and its abort done (its group gone), which only
+    // a pass over /proc tells, so every one was deleted.
+    assert.equal(cleaned.items.length, JOBS, JSON.stringify(cleaned));
+    assert.equal(cleaned.skipped, undefined);
+    // Two passes per job, one after another, made this 2 × JOBS lines of `scan 1`.
+    assert.deepEqual(Deno.readTextFileSync(log).trim().split("\n"), [`scan ${JOBS}`]);
+  },
   { ignore: Deno.build.os !== "linux" },
 );

@@ -4,34 +4,28 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, cli, eventually, isStopped, tempDir, TEST_ENV } from "../helpers.ts";
+import { eventually, isStopped } from "../helpers.ts";
 import { FlowEnv, type Json, step } from "./flow_env.ts";
-import { readLog, spawnStopped } from "./stop_point.ts";
+import { spawnStopped } from "./stop_point.ts";
 
 Deno.test({
   name: "a rerun that found its key's job finished, and a start then made one, is refused: one job runs",
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,
   async fn() {
-    using home = tempDir();
-    const env = { ORCHESJOB_FLOW_HOME: home.path };
-    const runs = join(home.path, "runs");
+    using env = new FlowEnv("builtin");
+    const job = async (args: string[], extraEnv: Record<string, string> = {}) =>
+      await env.run(["job", ...args], extraEnv);
+    const runs = join(env.home, "runs");
     // Each run of the command notes its PID; NAP (from the environment of whoever starts it) says how long it runs.
     const command = ["sh", "-c", `echo "$$" >> '${runs}'; exec sleep "$NAP"`];
-    const first = await cli(["job", "start", "--sync", "--run-key", "k", "--", ...command], {
-      env: { ...env, NAP: "0" },
-    });
+    const first = await job(["start", "--sync", "--run-key", "k", "--", ...command], { NAP: "0" });
     assert.equal(JSON.parse(first.stdout).status, "SUCCEEDED", first.stderr);
 
     // The rerun finds the key's job finished, then stops before the transaction that stores its job.
-    const rerun = await spawnStoppedJob(
-      home.path,
-      ["rerun", "--run-key", "k"],
-      "runner:launch-written",
-      { ...env, NAP: "30" },
-    );
+    const rerun = await spawnStopped(env, ["job", "rerun", "--run-key", "k"], "runner:launch-written", { NAP: "30" });
     // Meanwhile a start of the key (finished, so it may) makes a job that runs.
-    const started = await cli(["job", "start", "--run-key", "k", "--", ...command], { env: { ...env, NAP: "30" } });
+    const started = await job(["start", "--run-key", "k", "--", ...command], { NAP: "30" });
     const running = JSON.parse(started.stdout);
     assert.equal(running.accepted, true, started.stderr);
     assert.equal(running.status, "RUNNING");
@@ -40,12 +34,12 @@ Deno.test({
     try {
       assert.equal(output.code, 4, `the rerun made a second job beside the running one: ${output.stderr}`);
       assert.deepEqual(JSON.parse(output.stderr), { error: "Cannot rerun active job: status=RUNNING" });
-      const active = JSON.parse((await cli(["job", "status", "--running"], { env })).stdout);
-      assert.deepEqual(active.map((job: { job_id: string }) => job.job_id), [running.job_id]);
-      assert.equal(JSON.parse((await cli(["job", "status", "--run-key", "k", "--all"], { env })).stdout).length, 2);
+      const active = JSON.parse((await job(["status", "--running"])).stdout);
+      assert.deepEqual(active.map((row: { job_id: string }) => row.job_id), [running.job_id]);
+      assert.equal(JSON.parse((await job(["status", "--run-key", "k", "--all"])).stdout).length, 2);
     } finally {
-      for (const job of JSON.parse((await cli(["job", "status", "--running"], { env })).stdout)) {
-        await cli(["job", "abort", "--job-id", job.job_id, "--grace-seconds", "0"], { env });
+      for (const { job_id } of JSON.parse((await job(["status", "--running"])).stdout)) {
+        await job(["abort", "--job-id", job_id, "--grace-seconds", "0"]);
       }
     }
     assert.equal(Deno.readTextFileSync(runs).trim().split("\n").length, 2, "the first job and the start's");
@@ -57,20 +51,19 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
   sanitizeResources: false,
   async fn() {
-    using home = tempDir();
-    const env = { ORCHESJOB_FLOW_HOME: home.path };
-    const first = await cli(["job", "start", "--sync", "--strict", "--run-key", "k", "--", "true"], { env });
+    using env = new FlowEnv("builtin");
+    const job = async (args: string[]) => await env.run(["job", ...args]);
+    const first = await job(["start", "--sync", "--strict", "--run-key", "k", "--", "true"]);
     assert.equal(JSON.parse(first.stdout).status, "SUCCEEDED", first.stderr);
 
     // The unlock stops right before the write that stores it (before the fix, after its look at the job).
-    const unlock = await spawnStoppedJob(
-      home.path,
-      ["unlock", "--run-key", "k", "--reason", "again"],
-      "admin:unlock-write",
+    const unlock = await spawnStopped(
       env,
+      ["job", "unlock", "--run-key", "k", "--reason", "again"],
+      "admin:unlock-write",
     );
     // Meanwhile a plain start of the key (finished, so it may) makes a job that runs.
-    const started = await cli(["job", "start", "--run-key", "k", "--", "sleep", "30"], { env });
+    const started = await job(["start", "--run-key", "k", "--", "sleep", "30"]);
     const running = JSON.parse(started.stdout);
     assert.equal(running.accepted, true, started.stderr);
     assert.equal(running.status, "RUNNING");
@@ -81,45 +74,14 @@ Deno.test({
       assert.deepEqual(JSON.parse(output.stderr), { error: "Cannot unlock active job: status=RUNNING" });
       assert.equal(output.stdout, "");
     } finally {
-      await cli(["job", "abort", "--job-id", running.job_id, "--grace-seconds", "0"], { env });
+      await job(["abort", "--job-id", running.job_id, "--grace-seconds", "0"]);
     }
     // Nothing was stored: the key's job has ended, and a strict start still finds no unlock to use.
-    const strict = JSON.parse(
-      (await cli(["job", "start", "--strict", "--run-key", "k", "--", "true"], { env })).stdout,
-    );
+    const strict = JSON.parse((await job(["start", "--strict", "--run-key", "k", "--", "true"])).stdout);
     assert.equal(strict.accepted, false, "a strict start used an unlock stored while the job ran");
     assert.equal(strict.job_id, running.job_id);
   },
 });
-
-/**
- * Spawns `orchesjob-flow job ARGS` to stop at `point`; resolves once it is stopped there (its line in
- * the stop log, and stopped in /proc). `finish` continues it and waits for its end.
- */
-async function spawnStoppedJob(home: string, args: string[], point: string, env: Record<string, string>) {
-  const log = join(home, `stop-${crypto.randomUUID()}.log`);
-  const child = new Deno.Command(CLI[0], {
-    args: [...CLI.slice(1), "job", ...args],
-    env: { ...TEST_ENV, ...env, ORCHESJOB_FLOW_STOP_AT: point, ORCHESJOB_FLOW_CRASH_LOG: log },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const output = child.output();
-  await eventually(
-    `job ${args[0]} stopped at ${point}`,
-    () => readLog(log) === `${point} ${child.pid}\n` && isStopped(child.pid),
-  );
-  return {
-    pid: child.pid,
-    async finish() {
-      Deno.kill(child.pid, "SIGCONT");
-      const result = await output;
-      const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-      return { code: result.code, stdout: decode(result.stdout), stderr: decode(result.stderr) };
-    },
-  };
-}
 
 Deno.test({
   name: "a job clean that chose its jobs after a retry reopened their run keeps the run's ended, unrecorded job",

@@ -13,10 +13,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { eventually, inLockBusyWait, isStopped } from "../helpers.ts";
+import { eventually, inLockBusyWait } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
-import { readLog } from "./stop_point.ts";
+import { spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 /**
@@ -25,20 +25,6 @@ import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
  */
 const HOLD_SECONDS = 12;
 
-/** `args` spawned to stop (test-only SIGSTOP) at `point`, right after its first write. */
-async function stoppedAfterWrite(env: FlowEnv, args: string[], point: string) {
-  const log = join(env.home, `stop-${args[0]}-${crypto.randomUUID()}.log`);
-  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: point, ORCHESJOB_FLOW_CRASH_LOG: log });
-  let exited = false;
-  const output = child.output().finally(() => (exited = true));
-  await eventually(
-    `${args.join(" ")} stopped at ${point}`,
-    () => exited || (readLog(log) === `${point} ${child.pid}\n` && isStopped(child.pid)),
-  );
-  assert.equal(exited, false, `${args[0]} ended before its stop`);
-  return { child, output, exited: () => exited };
-}
-
 /**
  * Takes the write lock while `command` is stopped, continues it, sends `signal` once its next write
  * waits for the lock, and checks that it exited 130 with the lock still held and one JSON line on
@@ -46,7 +32,7 @@ async function stoppedAfterWrite(env: FlowEnv, args: string[], point: string) {
  */
 async function interruptInLockWait(
   env: FlowEnv,
-  command: Awaited<ReturnType<typeof stoppedAfterWrite>>,
+  command: Awaited<ReturnType<typeof spawnStoppedChild>>,
   signal: Deno.Signal,
 ): Promise<Json> {
   const { child, output, exited } = command;
@@ -98,7 +84,7 @@ flowTest(
     assert.equal(step(await env.json(["tick", "--run-key", "k"]), "long").status, "RUNNING");
     await eventually("the step's command runs", () => lines(log).length === 1);
 
-    const cancel = await stoppedAfterWrite(
+    const cancel = await spawnStoppedChild(
       env,
       ["cancel", "--run-key", "k", "--grace-seconds", "1"],
       "cancel:after-commit",
@@ -131,7 +117,7 @@ flowTest(
   async (env) => {
     const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
     const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
-    const start = await stoppedAfterWrite(
+    const start = await spawnStoppedChild(
       env,
       ["job", "start", "--run-key", "j", "--", ...command],
       "runner:after-job-row",
@@ -179,7 +165,7 @@ flowTest(
       `echo ran >> '${log}'`,
     ]);
     assert.equal(first.status, "SUCCEEDED");
-    const rerun = await stoppedAfterWrite(env, ["job", "rerun", "--run-key", "r"], "runner:after-job-row");
+    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--run-key", "r"], "runner:after-job-row");
     const stored = jobRows(env, "r")[1];
     assert.deepEqual(stored?.status, "STARTING");
     const error = await interruptInLockWait(env, rerun, "SIGINT");

@@ -21,7 +21,7 @@ import { pathExists } from "../../src/shared/mod.ts";
 import { catchesSignal, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
-import { readLog } from "./stop_point.ts";
+import { readLog, spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 const STEPS = 6;
@@ -77,23 +77,33 @@ flowTest(
   },
 );
 
+/**
+ * `start -d` of `runKey` (TWO_STEPS), its background driver stopped (test-only SIGSTOP) just before its
+ * wait for the run's driver lock: resolves once it is stopped there, with `start -d`'s output to come
+ * and the driver's PID.
+ */
+async function backgroundDriverStopped(env: FlowEnv, runKey: string) {
+  const log = join(env.home, `stop-${runKey}.log`);
+  const starting = env.spawn(["start", "--run-key", runKey, "-d", env.flow("two.yaml", TWO_STEPS)], {
+    ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
+    ORCHESJOB_FLOW_CRASH_LOG: log,
+  });
+  const output = starting.output();
+  let pid = 0;
+  await eventually("the background driver stopped before its wait for the driver lock", () => {
+    pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
+    return pid !== 0 && isStopped(pid);
+  });
+  return { output, pid };
+}
+
 flowTest(
   ["builtin"],
   "SIGTERM to a background driver waiting for its run's driver lock: 130 at once, the run as stored",
   async (env) => {
-    const log = join(env.home, "stop.log");
-    // start -d's driver stops (test-only SIGSTOP) just before its wait for the driver lock, which the
-    // test then takes, as a passing tick would; its SIGTERM comes once it runs again, in that wait.
-    const starting = env.spawn(["start", "--run-key", "d", "-d", env.flow("two.yaml", TWO_STEPS)], {
-      ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
-      ORCHESJOB_FLOW_CRASH_LOG: log,
-    });
-    const output = starting.output();
-    let pid = 0;
-    await eventually("the background driver stopped before its wait for the driver lock", () => {
-      pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
-      return pid !== 0 && isStopped(pid);
-    });
+    // The test takes the driver lock while the driver is stopped, as a passing tick would; its SIGTERM
+    // comes once it runs again, in that wait.
+    const { output, pid } = await backgroundDriverStopped(env, "d");
     try {
       using _held = await env.holdDriverLock("d");
       Deno.kill(pid, "SIGCONT");
@@ -126,19 +136,9 @@ flowTest(
   ["builtin"],
   "a background driver SIGKILLed before it took its run: start -d exits 130 (not Deno's 137) and says so",
   async (env) => {
-    const log = join(env.home, "stop.log");
-    // start -d's driver stops (test-only SIGSTOP) just before its wait for the driver lock; the test then
-    // kills it as an OOM killer or an operator's kill -9 would, while start -d waits to see it drive.
-    const starting = env.spawn(["start", "--run-key", "k", "-d", env.flow("two.yaml", TWO_STEPS)], {
-      ORCHESJOB_FLOW_STOP_AT: "drive:lock-wait",
-      ORCHESJOB_FLOW_CRASH_LOG: log,
-    });
-    const output = starting.output();
-    let pid = 0;
-    await eventually("the background driver stopped before its wait for the driver lock", () => {
-      pid = Number(/^drive:lock-wait (\d+)\n$/.exec(readLog(log))?.[1] ?? 0);
-      return pid !== 0 && isStopped(pid);
-    });
+    // The test kills the stopped driver as an OOM killer or an operator's kill -9 would, while start -d
+    // waits to see it drive.
+    const { output, pid } = await backgroundDriverStopped(env, "k");
     Deno.kill(pid, "SIGKILL");
     const started = await output;
     assert.equal(processAlive(pid), false, "the driver was killed");
@@ -160,17 +160,8 @@ flowTest(
  * `args` spawned to stop (test-only SIGSTOP) between its probe of the state file's write lock and its
  * write, the window in which the test then takes the lock.
  */
-async function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
-  const log = join(env.home, `stop-${args[0]}.log`);
-  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: "session:lock-probed", ORCHESJOB_FLOW_CRASH_LOG: log });
-  let exited = false;
-  const output = child.output().finally(() => (exited = true));
-  await eventually(
-    `${args[0]} stopped before its write`,
-    () => exited || (readLog(log) === `session:lock-probed ${child.pid}\n` && isStopped(child.pid)),
-  );
-  assert.equal(exited, false);
-  return { child, output, exited: () => exited };
+function stoppedBeforeWrite(env: FlowEnv, args: string[]) {
+  return spawnStoppedChild(env, args, "session:lock-probed");
 }
 
 flowTest(

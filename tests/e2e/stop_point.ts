@@ -64,3 +64,21 @@ export async function spawnStoppedAt(
     },
   };
 }
+
+/**
+ * `args` spawned to stop at `point`, for a test that signals the process itself (`child`) and must see
+ * whether it ended on its own meanwhile (`exited`): resolves once it is stopped there, and fails if it
+ * ended before getting there.
+ */
+export async function spawnStoppedChild(env: FlowEnv, args: string[], point: string) {
+  const log = join(env.home, `stop-${crypto.randomUUID()}.log`);
+  const child = env.spawn(args, { ORCHESJOB_FLOW_STOP_AT: point, ORCHESJOB_FLOW_CRASH_LOG: log });
+  let exited = false;
+  const output = child.output().finally(() => (exited = true));
+  await eventually(
+    `${args.join(" ")} stopped at ${point}`,
+    () => exited || (readLog(log) === `${point} ${child.pid}\n` && isStopped(child.pid)),
+  );
+  assert.equal(exited, false, `${args[0]} ended before its stop at ${point}`);
+  return { child, output, exited: () => exited };
+}

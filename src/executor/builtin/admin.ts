@@ -49,11 +49,15 @@ export class JobAdmin {
    * read without the stored command, so that a job whose command column is damaged can go too.
    */
   statuses(runKey: string): (Pick<Job, "job_id" | "run_key" | "status"> & { aborting: boolean })[] {
-    return this.table.jobsOfKey(runKey).map((row) => {
-      const current = this.runner.reconcile(row);
-      const { job_id, run_key, status } = current;
-      return { job_id, run_key, status: status as JobStatus, aborting: this.runner.abortUnderWay(current) };
-    });
+    // An ended job is as stored: reconcile would only resume its abort, which abortsUnderWay does.
+    const rows = this.table.jobsOfKey(runKey).map((row) => isActiveJob(row.status) ? this.runner.reconcile(row) : row);
+    const aborting = this.runner.abortsUnderWay(rows);
+    return rows.map(({ job_id, run_key, status }) => ({
+      job_id,
+      run_key,
+      status: status as JobStatus,
+      aborting: aborting.has(job_id),
+    }));
   }
 
   /** orchesjob `abort` of the named job, which must be active. */
@@ -120,10 +124,9 @@ export class JobAdmin {
   ) {
     stopPoint("job-clean:select");
     const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
+    const aborting = this.runner.abortsUnderWay(selected);
     const skipped = selected.flatMap((row) => {
-      // Read through reconcile, which finishes an abort whose deadline has passed (its SIGKILL).
-      const aborting = this.runner.abortUnderWay(this.runner.reconcile(row));
-      const reason = aborting ? ABORT_UNDER_WAY : force ? null : keep(row.run_key);
+      const reason = aborting.has(row.job_id) ? ABORT_UNDER_WAY : force ? null : keep(row.run_key);
       return reason === null ? [] : [{ job_id: row.job_id, run_key: row.run_key, reason }];
     });
     const skippedIds = new Set(skipped.map((item) => item.job_id));

@@ -26,8 +26,15 @@ import {
   type StartOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
-import { type LiveGroup, processHolding, processStartTicks, processStartTime, signal } from "./processes.ts";
-import { AbortWatch, aliveNow, type Probe, type WatchedJob } from "./abort_watch.ts";
+import {
+  type LiveGroup,
+  liveGroups,
+  processHolding,
+  processStartTicks,
+  processStartTime,
+  signal,
+} from "./processes.ts";
+import { AbortWatch, aliveNow, lookSays, type Probe, type WatchedJob } from "./abort_watch.ts";
 import {
   bashPath,
   endedDirectory,
@@ -325,17 +332,35 @@ export class BuiltinRunner implements Executor {
   }
 
   /**
-   * Whether an aborted job's abort is not done: its process group (the supervisor, or a command that
-   * ignores SIGTERM) may still live, and the job's files (the deadline in `.abort`, the supervisor in
-   * `.claim`) are what lets a later reader send its SIGKILL, and what the aborting process itself
-   * knows the group by. A caller about to delete the job (`clean`) must keep it until this says no,
-   * and reads it through {@link reconcile} first, so that a deadline that has passed gets its SIGKILL.
+   * The ids of those of `rows` that are aborted jobs whose abort is not done: their process group (the
+   * supervisor, or a command that ignores SIGTERM) may still live, and the job's files (the deadline in
+   * `.abort`, the supervisor in `.claim`) are what lets a later reader send its SIGKILL, and what the
+   * aborting process itself knows the group by. A caller about to delete jobs (`clean`) keeps these.
+   * Such an abort is resumed first (see {@link resumeAbort}: a deadline that has passed gets its
+   * SIGKILL), then looked at again. Each look is one pass over /proc for all the jobs (see AbortWatch),
+   * not one per job: a clean of a thousand aborted jobs made two thousand.
    */
-  abortUnderWay(row: JobRow): boolean {
-    if (row.status !== "ABORTED") return false;
-    const files = jobFiles(this.dir, row.job_id);
-    const worker = workerOf(row, files);
-    return worker !== null && isJobGroupAlive(worker, row, files);
+  abortsUnderWay(rows: readonly JobRow[]): Set<string> {
+    let living = this.groupsLiving(rows.filter((row) => row.status === "ABORTED"));
+    if (!this.readOnly && living.length > 0) {
+      for (const row of living) this.resumeAbort(row);
+      living = this.groupsLiving(living);
+    }
+    return new Set(living.map((row) => row.job_id));
+  }
+
+  /** Those of `rows` whose process group still lives, by one look each and one pass over /proc for all. */
+  private groupsLiving(rows: readonly JobRow[]): JobRow[] {
+    const looks = rows.flatMap((row) => {
+      const files = jobFiles(this.dir, row.job_id);
+      const worker = workerOf(row, files);
+      if (worker === null) return [];
+      const job = jobGroup(worker, row, files);
+      return [{ row, job, probe: job.probe() }];
+    });
+    const asked = looks.filter(({ probe }) => probe === "group").map(({ job }) => job.group);
+    const seen = asked.length > 0 ? liveGroups(asked) : new Map<number, LiveGroup>();
+    return looks.filter(({ job, probe }) => lookSays(job, probe, seen.get(job.group))).map(({ row }) => row);
   }
 
   /**
@@ -740,7 +765,6 @@ function readClaim(
   }
 }
 
-/** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
 /**
  * When an aborted job's process group is to be SIGKILLed: its abort file's deadline, or, when the
  * abort found no room for that file, {@link FALLBACK_GRACE_SECONDS} after the abort while its
@@ -802,6 +826,7 @@ function jobGroup(worker: number, row: JobRow, files: ReturnType<typeof jobFiles
 /** The grace of an abort that could not record its own: the default of `abort --grace-seconds`. */
 const FALLBACK_GRACE_SECONDS = 5;
 
+/** The job's supervisor PID: recorded, or from the claim file (read only until recorded), or an earlier version's own file. */
 function workerOf(row: JobRow, files: ReturnType<typeof jobFiles>): number | null {
   return row.worker_pid ?? readClaim(files)?.pid ?? readIntFile(files.worker);
 }
