@@ -1,12 +1,12 @@
 /** The CLI: global options, the command table, and the one boundary where errors become JSON + exit code. */
 import { JobExit } from "../domain/mod.ts";
-import { storeWaitReason } from "../store/mod.ts";
 import { ExitCode, exitCodeFor, UserError } from "./errors.ts";
 import { formatHelp, parseArgs, suggestName } from "./args.ts";
 import type { Command } from "./command.ts";
 import { COMMANDS } from "./commands/mod.ts";
 import { GLOBAL_SPEC, GLOBALS_AFTER_COMMAND, resolveGlobals } from "./globals.ts";
 import { lostStdout, printError, printJson, writeStdout } from "./output.ts";
+import { stateFileFault } from "./session.ts";
 import { formatVersion, versionInfo } from "./version.ts";
 
 export const PROGRAM = "orchesjob-flow";
@@ -139,7 +139,7 @@ async function runCommand(argv: readonly string[]): Promise<number> {
       return code;
     }
     // A full disk or a lock held past the busy timeout: the environment, said as such.
-    const passing = storeWaitReason(error);
+    const passing = stateFileFault(error);
     if (passing !== null) {
       printError(named(`state database unusable: ${passing}`));
       return ExitCode.internal;

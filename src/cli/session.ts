@@ -582,7 +582,7 @@ async function retryWhileLocked<T>(
  * locked" speaks of its own database, and taken for the state file's lock, a cancel retried that
  * failed abort for ever (as long as orchesjob kept failing), instead of reporting it (exit 5).
  */
-function stateFileFault(error: unknown): string | null {
+export function stateFileFault(error: unknown): string | null {
   return error instanceof ExecutorError ? null : storeWaitReason(error);
 }
 
