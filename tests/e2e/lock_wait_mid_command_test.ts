@@ -18,6 +18,7 @@ import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
+import { pathExists, sleep } from "../../src/shared/mod.ts";
 
 /**
  * Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the lock
@@ -199,6 +200,50 @@ flowTest(
     );
     assert.equal((await env.json(["job", "status", "--job-id", id])).status, "SUCCEEDED");
     assert.deepEqual(jobRows(env, "r").map((job) => job.job_id), [first.job_id, id]);
+    assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
+  },
+);
+
+flowTest(
+  builtin,
+  "job rerun whose reading of its source records the source's end, then meets a write lock: it waits the lock out and reruns once",
+  async (env) => {
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const first = await env.json(["job", "start", "--run-key", "r", "--", ...command]);
+    assert.equal(first.status, "RUNNING");
+    // The job ends while nobody reads it: its row still says RUNNING, its files say it ended.
+    Deno.writeTextFileSync(go, "");
+    await eventually("the job's end is in its files", () => pathExists(join(env.home, "jobs", `${first.job_id}.exit`)));
+    assert.deepEqual(jobRows(env, "r").map((job) => job.status), ["RUNNING"]);
+    // The rerun reads its source (recording its end: a change), then stops before its job's transaction.
+    const rerun = await stoppedAfterWrite(env, ["job", "rerun", "--job-id", first.job_id], "runner:launch-written");
+    // The situation under test: the rerun's try has already changed the state file when the lock stops it.
+    assert.deepEqual(jobRows(env, "r").map((job) => job.status), ["SUCCEEDED"], "the rerun recorded the source's end");
+    const { child, output, exited } = rerun;
+    try {
+      await using _lock = await holdWriteLock(env, HOLD_SECONDS);
+      Deno.kill(child.pid, "SIGCONT");
+      await eventually("its job's transaction waits for the lock", () => exited() || inLockBusyWait(child.pid));
+      // Several slices of the wait: a try the lock cut short is made again, not given up.
+      await sleep(2);
+      assert.equal(exited(), false, "it gave up while the lock was held");
+      assertLockHeld(env);
+    } finally {
+      if (exited()) {
+        const result = await output;
+        assert.fail(`exit ${result.code}: ${new TextDecoder().decode(result.stderr)}`);
+      }
+    }
+    const result = await output;
+    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+    const again = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(again.rerun_of_job_id, first.job_id);
+    await eventually(
+      "the rerun ended",
+      async () => (await env.json(["job", "status", "--job-id", again.job_id])).status === "SUCCEEDED",
+    );
+    assert.deepEqual(jobRows(env, "r").map((job) => job.job_id), [first.job_id, again.job_id]);
     assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
   },
 );
