@@ -222,8 +222,9 @@ export class Session implements Disposable {
       return held;
     };
     try {
-      // Not stopped before a first try: a signal heard earlier (cancel's first Ctrl-C, which lets its
-      // aborts finish) stops only a write that the lock holds up.
+      // Not stopped before a first try: only a write that the lock holds up is stopped (cancel's
+      // `stop` says only whether a signal came in such a wait, not a first Ctrl-C, which lets the
+      // aborts finish).
       const done = await retryWhileLocked(this.dbPath, async () => await write(), locked, () => waiting && stop());
       if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
       return done.value;

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { eventually, inLockBusyWait, isStopped } from "../helpers.ts";
+import { collectText, eventually, inLockBusyWait, isStopped } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
@@ -247,3 +247,71 @@ flowTest(
     assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
   },
 );
+
+flowTest(
+  builtin,
+  "a first SIGINT to a cancel, then a write lock taken during an abort's grace: the cancel still sends that SIGKILL, waiting the lock out",
+  async (env) => {
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    // `stubborn` ignores SIGTERM (the grace's SIGKILL ends it); `slow` ends at its SIGTERM once `go` is there.
+    const stubborn =
+      `echo stubborn >> '${log}'; trap "echo stubborn-term >> '${log}'" TERM; while :; do sleep 0.1; done`;
+    const slow = `echo slow >> '${log}'; trap "echo slow-term >> '${log}'; ` +
+      `while [ ! -e '${go}' ]; do sleep 0.05; done; exit 143" TERM; while :; do sleep 0.1; done`;
+    const file = env.flow(
+      "two.yaml",
+      `flow_id: two\nsteps:\n  - {id: stubborn, command: ${JSON.stringify(stubborn)}}\n` +
+        `  - {id: slow, command: ${JSON.stringify(slow)}}\n`,
+    );
+    await undrivenRun(env, "k", file);
+    await env.json(["tick", "--run-key", "k"]);
+    await eventually("both commands run", () => lines(log).length === 2);
+
+    const cancel = env.spawn(["cancel", "--run-key", "k", "--grace-seconds", "8"]);
+    const stderr = collectText(cancel.stderr);
+    let exited = false;
+    const status = cancel.status.finally(() => (exited = true));
+    try {
+      await eventually("both jobs got their SIGTERM", () => exited || lines(log).length === 4);
+      // The first Ctrl-C, heard while both aborts are in their grace: it lets the aborts finish.
+      cancel.kill("SIGINT");
+      await eventually(
+        "the first SIGINT was heard",
+        () => exited || stderr.text.includes("finishing the aborts first"),
+      );
+      {
+        await using lock = await holdWriteLock(env, 60);
+        // `slow` ends: its step's end is the next write, which meets the lock (during stubborn's grace).
+        Deno.writeTextFileSync(go, "");
+        await eventually("the step's end waits for the lock", () => exited || inLockBusyWait(cancel.pid));
+        // Several slices of the wait, still in stubborn's grace: a try the lock cut short is made again.
+        await sleep(2);
+        assert.equal(exited, false, `it exited during the grace, before the SIGKILL: ${stderr.text}`);
+        assert.equal(lock.released(), false);
+      }
+      // The lock let go: the cancel records the ends, and stubborn gets its SIGKILL at the grace's end.
+      const { code } = await status;
+      assert.equal(code, 0, stderr.text);
+      const run = await env.status("k");
+      assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { stubborn: "CANCELLED", slow: "CANCELLED" }]);
+      assert.deepEqual(jobRows(env, "k:stubborn:1").map((job) => job.status), ["ABORTED"]);
+      const target = (await env.json(["job", "status", "--run-key", "k:stubborn:1"])).target_pid as number;
+      // Killed (SIGKILL): gone, or a zombie until it is reaped.
+      await eventually("stubborn's command was killed", () => !running(target));
+    } finally {
+      if (!exited) cancel.kill("SIGKILL");
+      await status;
+      await stderr.done;
+    }
+  },
+);
+
+/** Whether `pid` is a process that still runs (not gone, not a zombie): Linux, from /proc. */
+function running(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return false;
+  }
+}
