@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { collectText, eventually, inLockBusyWait, isStopped } from "../helpers.ts";
+import { collectText, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
 import { readLog } from "./stop_point.ts";
@@ -296,8 +296,7 @@ flowTest(
       assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { stubborn: "CANCELLED", slow: "CANCELLED" }]);
       assert.deepEqual(jobRows(env, "k:stubborn:1").map((job) => job.status), ["ABORTED"]);
       const target = (await env.json(["job", "status", "--run-key", "k:stubborn:1"])).target_pid as number;
-      // Killed (SIGKILL): gone, or a zombie until it is reaped.
-      await eventually("stubborn's command was killed", () => !running(target));
+      await eventually("stubborn's command was killed", () => !processAlive(target));
     } finally {
       if (!exited) cancel.kill("SIGKILL");
       await status;
@@ -305,13 +304,3 @@ flowTest(
     }
   },
 );
-
-/** Whether `pid` is a process that still runs (not gone, not a zombie): Linux, from /proc. */
-function running(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return !stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
-  } catch {
-    return false;
-  }
-}
