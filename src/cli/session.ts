@@ -236,8 +236,9 @@ export class Session implements Disposable {
       return held;
     };
     try {
-      // Not stopped before a first try: a signal heard earlier (cancel's first Ctrl-C, which lets its
-      // aborts finish) stops only a write that the lock holds up.
+      // Not stopped before a first try: only a write that the lock holds up is stopped (cancel's
+      // `stop` says only whether a signal came in such a wait, not a first Ctrl-C, which lets the
+      // aborts finish).
       const done = await retryWhileLocked(this.dbPath, async () => await write(), locked, () => waiting && stop());
       if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
       return done.value;
@@ -593,7 +594,9 @@ export function stateFileFault(error: unknown): string | null {
  * is looked for in short tries, in which `stop` (a signal) is heard: then null. A try of `work` that a
  * lock stopped before it changed anything is run again from the start (nothing was stored), and so is
  * one that had changed something when `rerunnable` says the work may be run again (an abort resumes,
- * a clean finds what is left). Returns what `work` gave, or null when stopped.
+ * a clean finds what is left; asked after the try, for work that may be run again up to a point: a
+ * `job rerun` until its job is stored, whose reading of its source may record that job's end first).
+ * Returns what `work` gave, or null when stopped.
  *
  * `sliced`: `work`'s own statements wait for the lock one slice too, not the busy timeout. A lock taken
  * between the probe and `work`'s write (or between two of its writes) otherwise held this process in
@@ -606,12 +609,13 @@ export async function writeWaiting<T>(
   path: string,
   work: () => Promise<T> | T,
   stop: () => boolean,
-  rerunnable = false,
+  rerunnable: boolean | (() => boolean) = false,
   sliced = false,
 ): Promise<{ value: T } | null> {
   let changesBefore = 0;
+  const again = typeof rerunnable === "function" ? rerunnable : () => rerunnable;
   const locked = (error: unknown) =>
-    stateFileFault(error) === LOCK_HELD_REASON && (rerunnable || changesMade(db) === changesBefore);
+    stateFileFault(error) === LOCK_HELD_REASON && (again() || changesMade(db) === changesBefore);
   return await retryWhileLocked(
     path,
     async () => {

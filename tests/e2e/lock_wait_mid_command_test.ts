@@ -13,11 +13,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { eventually, inLockBusyWait } from "../helpers.ts";
+import { collectText, eventually, inLockBusyWait, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
 import { spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
+import { pathExists, sleep } from "../../src/shared/mod.ts";
 
 /**
  * Held for less than the busy timeout (15 s): a write that waited the whole busy timeout gets the lock
@@ -186,5 +187,106 @@ flowTest(
     assert.equal((await env.json(["job", "status", "--job-id", id])).status, "SUCCEEDED");
     assert.deepEqual(jobRows(env, "r").map((job) => job.job_id), [first.job_id, id]);
     assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
+  },
+);
+
+flowTest(
+  builtin,
+  "job rerun whose reading of its source records the source's end, then meets a write lock: it waits the lock out and reruns once",
+  async (env) => {
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const first = await env.json(["job", "start", "--run-key", "r", "--", ...command]);
+    assert.equal(first.status, "RUNNING");
+    // The job ends while nobody reads it: its row still says RUNNING, its files say it ended.
+    Deno.writeTextFileSync(go, "");
+    await eventually("the job's end is in its files", () => pathExists(join(env.home, "jobs", `${first.job_id}.exit`)));
+    assert.deepEqual(jobRows(env, "r").map((job) => job.status), ["RUNNING"]);
+    // The rerun reads its source (recording its end: a change), then stops before its job's transaction.
+    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--job-id", first.job_id], "runner:launch-written");
+    // The situation under test: the rerun's try has already changed the state file when the lock stops it.
+    assert.deepEqual(jobRows(env, "r").map((job) => job.status), ["SUCCEEDED"], "the rerun recorded the source's end");
+    const { child, output, exited } = rerun;
+    try {
+      await using _lock = await holdWriteLock(env, HOLD_SECONDS);
+      Deno.kill(child.pid, "SIGCONT");
+      await eventually("its job's transaction waits for the lock", () => exited() || inLockBusyWait(child.pid));
+      // Several slices of the wait: a try the lock cut short is made again, not given up.
+      await sleep(2);
+      assert.equal(exited(), false, "it gave up while the lock was held");
+      assertLockHeld(env);
+    } finally {
+      if (exited()) {
+        const result = await output;
+        assert.fail(`exit ${result.code}: ${new TextDecoder().decode(result.stderr)}`);
+      }
+    }
+    const result = await output;
+    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+    const again = JSON.parse(new TextDecoder().decode(result.stdout));
+    assert.equal(again.rerun_of_job_id, first.job_id);
+    await eventually(
+      "the rerun ended",
+      async () => (await env.json(["job", "status", "--job-id", again.job_id])).status === "SUCCEEDED",
+    );
+    assert.deepEqual(jobRows(env, "r").map((job) => job.job_id), [first.job_id, again.job_id]);
+    assert.deepEqual(lines(log), ["ran", "ran"], "the first start and the rerun, once each");
+  },
+);
+
+flowTest(
+  builtin,
+  "a first SIGINT to a cancel, then a write lock taken during an abort's grace: the cancel still sends that SIGKILL, waiting the lock out",
+  async (env) => {
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    // `stubborn` ignores SIGTERM (the grace's SIGKILL ends it); `slow` ends at its SIGTERM once `go` is there.
+    const stubborn =
+      `echo stubborn >> '${log}'; trap "echo stubborn-term >> '${log}'" TERM; while :; do sleep 0.1; done`;
+    const slow = `echo slow >> '${log}'; trap "echo slow-term >> '${log}'; ` +
+      `while [ ! -e '${go}' ]; do sleep 0.05; done; exit 143" TERM; while :; do sleep 0.1; done`;
+    const file = env.flow(
+      "two.yaml",
+      `flow_id: two\nsteps:\n  - {id: stubborn, command: ${JSON.stringify(stubborn)}}\n` +
+        `  - {id: slow, command: ${JSON.stringify(slow)}}\n`,
+    );
+    await undrivenRun(env, "k", file);
+    await env.json(["tick", "--run-key", "k"]);
+    await eventually("both commands run", () => lines(log).length === 2);
+
+    const cancel = env.spawn(["cancel", "--run-key", "k", "--grace-seconds", "8"]);
+    const stderr = collectText(cancel.stderr);
+    let exited = false;
+    const status = cancel.status.finally(() => (exited = true));
+    try {
+      await eventually("both jobs got their SIGTERM", () => exited || lines(log).length === 4);
+      // The first Ctrl-C, heard while both aborts are in their grace: it lets the aborts finish.
+      cancel.kill("SIGINT");
+      await eventually(
+        "the first SIGINT was heard",
+        () => exited || stderr.text.includes("finishing the aborts first"),
+      );
+      {
+        await using lock = await holdWriteLock(env, 60);
+        // `slow` ends: its step's end is the next write, which meets the lock (during stubborn's grace).
+        Deno.writeTextFileSync(go, "");
+        await eventually("the step's end waits for the lock", () => exited || inLockBusyWait(cancel.pid));
+        // Several slices of the wait, still in stubborn's grace: a try the lock cut short is made again.
+        await sleep(2);
+        assert.equal(exited, false, `it exited during the grace, before the SIGKILL: ${stderr.text}`);
+        assert.equal(lock.released(), false);
+      }
+      // The lock let go: the cancel records the ends, and stubborn gets its SIGKILL at the grace's end.
+      const { code } = await status;
+      assert.equal(code, 0, stderr.text);
+      const run = await env.status("k");
+      assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { stubborn: "CANCELLED", slow: "CANCELLED" }]);
+      assert.deepEqual(jobRows(env, "k:stubborn:1").map((job) => job.status), ["ABORTED"]);
+      const target = (await env.json(["job", "status", "--run-key", "k:stubborn:1"])).target_pid as number;
+      await eventually("stubborn's command was killed", () => !processAlive(target));
+    } finally {
+      if (!exited) cancel.kill("SIGKILL");
+      await status;
+      await stderr.done;
+    }
   },
 );

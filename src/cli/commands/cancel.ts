@@ -49,13 +49,21 @@ export const cancelCommand: Command = {
     // Listening from the start, before the state file is opened, leaves no moment where a signal would
     // kill it with no word.
     let committed = false;
+    // A signal heard while a write after the commit waits for another process's write lock: that write
+    // stops at its next try. Not one heard before such a wait: a first Ctrl-C lets the aborts finish
+    // (their SIGKILL needs no lock); taken for a stop, a write of another step that then met a lock
+    // ended the cancel (130) before the SIGKILL, and a job that ignores SIGTERM ran on.
+    let heardInLockWait = false;
     let session: Session | null = null;
     let giveUp: ReturnType<typeof setTimeout> | undefined;
     using _giveUp = { [Symbol.dispose]: () => clearTimeout(giveUp) };
     using interrupt = listenForInterrupt((count) => {
       // A write after the commit that another process's write lock holds up ends at its next try (130,
       // saying what is left for a second cancel): the aborts cannot be finished while the lock is held.
-      if (committed && session?.waitingForLock) return;
+      if (committed && session?.waitingForLock) {
+        heardInLockWait = true;
+        return;
+      }
       if (!committed || count > 1) {
         printError(
           committed
@@ -81,7 +89,7 @@ export const cancelCommand: Command = {
     // timeout, deaf to signals.
     const record = await opened.rebindWaiting(opened.run(runKey), interrupt.requested);
     const undelivered = await opened.writing(
-      () => cancelAndAbort(opened, record, grace, interrupt.requested, () => (committed = true)),
+      () => cancelAndAbort(opened, record, grace, () => heardInLockWait, () => (committed = true)),
       { stop: interrupt.requested, interrupted: opened.interruptedInLockWait(`run ${runKey} is unchanged`) },
     );
     // Exit 3 for a run that a clean deleted meanwhile (it had ended), as for any run not found.
@@ -94,7 +102,7 @@ export const cancelCommand: Command = {
  * Commits the cancel and aborts the run's running steps, as {@link cancelRun} does, with what the
  * command says meanwhile; `onCommitted` once it is committed. Returns how many aborts were not delivered.
  * Each write after the commit waits out another process's write lock in short tries; when
- * `interrupted` says so in that wait: 130, the run CANCELLED, and a second cancel finishes the rest
+ * `interrupted` (a signal heard in such a wait) says so: 130, the run CANCELLED, and a second cancel finishes the rest
  * (it aborts the steps still RUNNING, records their ends, and the run's end time).
  */
 async function cancelAndAbort(

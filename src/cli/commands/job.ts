@@ -139,8 +139,8 @@ const READING = new Set(["status", "logs"]);
  * What may be run again from the start when a write lock taken after the state file was opened cut it
  * short after it had changed something: an abort resumes (its deadline is stored), a clean finds what
  * is left, an unlock is put again, a reader (which then reads read-only) only recorded what it found.
- * Not a start or a rerun, which would then start the command a second time: once their job is stored,
- * their later writes (what the job's files show, while they wait for it to start or end) are tried
+ * A start or a rerun only until its job is stored (before, it recorded at most what it read of jobs):
+ * after, it would start the command a second time; its later writes (what the job's files show, while they wait for it to start or end) are tried
  * again at their next look instead (see BuiltinRunner.waitFor).
  */
 const RERUNNABLE = new Set(["abort", "clean", "unlock", "status", "logs"]);
@@ -214,7 +214,10 @@ export const jobCommand: Command = {
     let looks = 0;
     const work = () => HANDLERS[name](admin = new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
     const stop = () => READING.has(name) && looks++ > 0;
-    const done = await writeWaiting(opened.db, opened.dbPath, work, stop, RERUNNABLE.has(name), true);
+    // A start or rerun whose job is not stored is made again (a rerun that had recorded its source's
+    // end, as it read it, exited 1 "database is locked" after a slice of the wait, having started nothing).
+    const rerunnable = () => RERUNNABLE.has(name) || (admin?.runner.admitted ?? null) === null;
+    const done = await writeWaiting(opened.db, opened.dbPath, work, stop, rerunnable, true);
     if (done === null) {
       using reader = await openSession(context, db, name, interrupt, { queryOnly: true });
       await HANDLERS[name](new JobAdmin(reader.db, jobsDirectory(reader.dbPath)), parsed);
