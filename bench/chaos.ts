@@ -19,7 +19,18 @@
  *   4. every exit code is a documented one (README "Exit codes"); 65, 70 and 74 count as violations,
  *      since nothing here damages or replaces the state file.
  *
- *   deno task chaos --minutes 10 [--actors 4] [--keys 4] [--seed N] [--faults all|kill|stop|lock|none] [--keep]
+ * With `--external` (or `--orchesjob-bin PATH`), steps run through the external executor path: the CLI's
+ * orchesjob is a bash wrapper around this project's `orchesjob-flow job` (its own state file in
+ * `orchesjob-home/`; or around PATH) that, until the faults stop, fails a call with "database is locked"
+ * (exit 1), answers non-JSON, hangs 2-8 s, or SIGKILLs itself, before forwarding it or after (the call
+ * took effect, its answer is lost or late); the fault loop also kills orchesjob calls and holds
+ * orchesjob's write lock. Every command has a watchdog (`--watchdog`, 120 s; a foreground driver:
+ * 30 s after its SIGTERM): one that outlives it is a violation, with its process tree, its run's steps
+ * and the last orchesjob calls. `--mix detached` runs mostly `start -d`, `resume -d` and `retry -d`;
+ * a -d that exits 130 carries its driver's log and what the fault loop did to the driver.
+ *
+ *   deno task chaos --minutes 10 [--actors 4] [--keys 4] [--seed N] [--faults all|kill|stop|lock|none]
+ *     [--external | --orchesjob-bin PATH] [--wrapper-faults none] [--mix detached] [--watchdog S] [--keep]
  *
  * Exit 1 when an invariant broke (each violation is printed as a JSON line), else 0.
  */
