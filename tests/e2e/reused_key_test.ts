@@ -89,3 +89,23 @@ flowTest(
     assert.deepEqual(countLines(log), { a: 2 }, "the command ran once in each run");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a run key used again after clean: a cancel of an attempt killed after its intent does not take the earlier run's job's end",
+  async (env) => {
+    const { bin, log, start } = setUp(env, true);
+    const earlier = await firstRunCleaned(env, bin, start);
+    await runCrashingAt(env, "driver:after-intent", start);
+    const crashed = step(await env.status("k"), "a");
+    assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
+    assert.equal((await jobStatus(bin, "k:a:1")).job_id, earlier, "the attempt's key names the earlier job");
+
+    // The abort by the attempt's key reaches the earlier run's job, which ended SUCCEEDED.
+    const cancelled = await env.json(["cancel", "--run-key", "k"]);
+    assert.equal(cancelled.status, "CANCELLED", JSON.stringify(cancelled));
+    const a = step(cancelled, "a");
+    assert.deepEqual([a.status, a.orchesjob_status], ["CANCELLED", null], JSON.stringify(a));
+    assert.deepEqual(countLines(log), { a: 1 }, "the command ran in the first run only");
+  },
+);
