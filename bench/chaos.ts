@@ -658,6 +658,17 @@ async function logScanner() {
 // ---------------------------------------------------------------------------------------------------
 // The end: resume everything, then check
 
+/** Whether the external orchesjob says the job of `key` is active. */
+function activeNow(key: string): boolean {
+  const out = new Deno.Command(WRAPPER, { args: ["status", "--run-key", key], env: TEST_ENV, stdout: "piped" })
+    .outputSync();
+  try {
+    return ["STARTING", "RUNNING"].includes(JSON.parse(new TextDecoder().decode(out.stdout)).status);
+  } catch {
+    return true;
+  }
+}
+
 function sql(query: string, db = DB): string {
   const out = new Deno.Command("sqlite3", { args: ["-readonly", "-json", db, query], stdout: "piped", stderr: "piped" })
     .outputSync();
@@ -713,7 +724,9 @@ async function finish() {
     "SELECT job_id, run_key, status FROM jobs WHERE status IN ('STARTING', 'RUNNING')",
     EXTERNAL ? JOB_DB : DB,
   );
-  if (active.length > 0) violation("active-jobs-left", { jobs: active });
+  // orchesjob's table says what the last call found: a job that ended since is asked (the faults are off).
+  const stillActive = EXTERNAL ? active.filter((job) => activeNow(String(job.run_key))) : active;
+  if (stillActive.length > 0) violation("active-jobs-left", { jobs: stillActive });
   await sleep(3);
   const left = processes();
   if (left.length > 0) {
