@@ -62,3 +62,14 @@ export interface AbortResult extends Job {
   sent_kill_target: boolean;
   sent_kill_worker: boolean;
 }
+
+/**
+ * Whether `job`, found under an attempt's run key while the attempt has no job recorded, was made
+ * before the attempt's intent (`intentAt`, epoch seconds) and so is not this attempt's: a job of an
+ * earlier run with the same run key, deleted by `clean` while an external orchesjob keeps its jobs
+ * (`<run>:<step>:<n>` comes again). orchesjob's times are whole seconds (rounded down), a job made
+ * after the intent never has an earlier second, and one of the same second is taken as the attempt's.
+ */
+export function madeBeforeIntent(job: Job, intentAt: number | null): boolean {
+  return intentAt !== null && job.started_at < Math.floor(intentAt);
+}

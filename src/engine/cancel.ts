@@ -5,6 +5,7 @@ import {
   isLiveRun,
   isTerminalStep,
   type Job,
+  madeBeforeIntent,
   type RunRecord,
   type RunState,
   stepRunKey,
@@ -160,6 +161,11 @@ async function abortStep(
     // Made again whole when another process's write lock stops it: the built-in runner records the
     // abort before it signals, and a try that the lock stopped has signalled nothing.
     job = await write(() => executor.abort(key, { graceSeconds, reason: CANCEL_REASON }));
+    // A job of this key that orchesjob made before the attempt's intent, for an attempt with no job
+    // recorded, is an earlier run's under the same run key (deleted by clean; an external orchesjob
+    // keeps its jobs): its end is not this step's, which it made SUCCEEDED although its command never
+    // ran. This attempt's start never reached orchesjob: nothing of it to abort.
+    if (job !== null && step.job === null && madeBeforeIntent(job, step.startedAt)) job = null;
     // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
     // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
     // made nothing.

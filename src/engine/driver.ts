@@ -10,6 +10,7 @@ import {
   isTerminalRun,
   type Job,
   JobExit,
+  madeBeforeIntent,
   type RunState,
   stepRunKey,
   type StepState,
@@ -544,12 +545,7 @@ export class Driver {
     await forEachBounded(ask, concurrency, async ({ stepId, key }) => {
       collectGarbageIfGrownEvery();
       const step = index.step(stepId);
-      // The list names active jobs only: an entry that is not active, or is another job than the one
-      // this attempt recorded, is no answer (a runner out of its contract); the key is asked itself.
-      const listed = active?.get(key);
-      const trusted = listed !== undefined && isActiveJob(listed.status) &&
-        (step.job === null || listed.job_id === step.job.job_id);
-      const job = trusted ? listed : await this.statusOrFault(step, key);
+      const job = await this.jobOfAttempt(step, key, active);
       if (job === undefined) return;
       observations.set(stepId, job);
       // The executor answers again: the recorded error is over, unless it was a start that failed and
@@ -560,6 +556,28 @@ export class Driver {
       }
     });
     return observations;
+  }
+
+  /**
+   * The job of a RUNNING step's attempt: from the `status --running` list when it names it, else asked
+   * by key (undefined: the call failed). The list names active jobs only: an entry that is not active,
+   * or is another job than the one this attempt recorded, is no answer (a runner out of its contract).
+   */
+  private async jobOfAttempt(
+    step: StepState,
+    key: string,
+    active: Map<string, Job> | null,
+  ): Promise<Job | null | undefined> {
+    const listed = active?.get(key);
+    const trusted = listed !== undefined && isActiveJob(listed.status) &&
+      (step.job === null || listed.job_id === step.job.job_id);
+    const job = trusted ? listed : await this.statusOrFault(step, key);
+    // An attempt with no job recorded (its start's answer lost, or its driver killed after the intent)
+    // follows the job found under its key, unless orchesjob made that job before the intent: an earlier
+    // run's with this run key (deleted by clean; an external orchesjob keeps its jobs), whose result it
+    // would take as its own although its command never ran. The start is made instead (see startJob).
+    if (job && step.job === null && madeBeforeIntent(job, step.startedAt)) return null;
+    return job;
   }
 
   /**
@@ -814,6 +832,15 @@ export class Driver {
       this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
       return "progressed";
     }
+    // orchesjob answered with a job of this key that ended before the attempt's intent, refusing a new
+    // one (strict): an earlier run's, under the same run key (deleted by clean; an external orchesjob
+    // keeps its jobs). Taken as this attempt's, its result made the step succeed or fail although its
+    // command never ran. The attempt fails, saying why, with no job.
+    const intentAt = this.index!.step(stepId).startedAt;
+    if (!isActiveJob(job.status) && madeBeforeIntent(job, intentAt)) {
+      this.record(stepId, { error: `start refused: ${earlierRunJob(job)}` }, attemptNo);
+      return "progressed";
+    }
     crashPoint("driver:before-job-recorded");
     if (!this.record(stepId, { job }, attemptNo)) return "started";
     this.startedJobs.set(stepId, job);
@@ -927,3 +954,11 @@ export class Driver {
 }
 
 type Effect = "progressed" | "started" | "none";
+
+/** Why a job that orchesjob gives for an attempt's key, made before the attempt, is not the attempt's. */
+function earlierRunJob(job: Job): string {
+  return `orchesjob has run key ${job.run_key} from before this attempt (job ${job.job_id}, ${job.status}, ` +
+    `started ${job.started_at_iso}): an earlier run's, under the same run key (an external orchesjob keeps its ` +
+    "jobs when clean deletes the run); with strict it does not run the key again; use a new run key, or " +
+    `'orchesjob unlock --run-key ${job.run_key}'`;
+}
