@@ -149,34 +149,13 @@ async function abortStep(
   step: RunState["steps"][number],
   graceSeconds: number,
 ): Promise<void> {
-  const { runs, executor, clock, write } = ports;
+  const { runs, clock, write } = ports;
   const runKey = run.runKey;
   const key = stepRunKey(runKey, step.id, step.attemptNo);
   const where = { runKey, stepId: step.id, attemptNo: step.attemptNo, evenIfRunEnded: true };
   const again = step.status === "CANCELLED";
   const transition = again ? STEP_TRANSITIONS.reabort : STEP_TRANSITIONS.cancelRunning;
-  let job: Job | null;
-  let failure: string | null = null;
-  try {
-    // Made again whole when another process's write lock stops it: the built-in runner records the
-    // abort before it signals, and a try that the lock stopped has signalled nothing.
-    job = await write(() => executor.abort(key, { graceSeconds, reason: CANCEL_REASON }));
-    // A job of this key that orchesjob made before the attempt's intent, for an attempt with no job
-    // recorded, is an earlier run's under the same run key (deleted by clean; an external orchesjob
-    // keeps its jobs): its end is not this step's, which it made SUCCEEDED although its command never
-    // ran. This attempt's start never reached orchesjob: nothing of it to abort.
-    if (job !== null && step.job === null && madeBeforeIntent(job, step.startedAt)) job = null;
-    // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
-    // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
-    // made nothing.
-    if (job === null && step.job !== null) failure = `orchesjob no longer knows run key ${key}`;
-    // An answer that leaves the job active ended nothing (a runner out of its contract).
-    if (job !== null && isActiveJob(job.status)) failure = `orchesjob abort left job ${job.job_id} ${job.status}`;
-  } catch (error) {
-    if (!(error instanceof ExecutorError)) throw error;
-    job = null;
-    failure = error.message;
-  }
+  const { job, failure } = await abortJobOf(ports, key, step, graceSeconds);
   if (failure !== null) {
     // The cancel completes even when the abort did not get through: the step is CANCELLED and says
     // that its job may still be running, under which run key, so the operator can stop it.
@@ -204,4 +183,37 @@ async function abortStep(
       job: job ?? step.job,
     })
   );
+}
+
+/** The abort of one step's job: what it says of the job, or why it did not get through (`failure`). */
+async function abortJobOf(
+  ports: CancelPorts & Required<Pick<CancelPorts, "write">>,
+  key: string,
+  step: RunState["steps"][number],
+  graceSeconds: number,
+): Promise<{ job: Job | null; failure: string | null }> {
+  const { executor, write } = ports;
+  let job: Job | null;
+  let failure: string | null = null;
+  try {
+    // Made again whole when another process's write lock stops it: the built-in runner records the
+    // abort before it signals, and a try that the lock stopped has signalled nothing.
+    job = await write(() => executor.abort(key, { graceSeconds, reason: CANCEL_REASON }));
+    // A job of this key that orchesjob made before the attempt's intent, for an attempt with no job
+    // recorded, is an earlier run's under the same run key (deleted by clean; an external orchesjob
+    // keeps its jobs): its end is not this step's, which it made SUCCEEDED although its command never
+    // ran. This attempt's start never reached orchesjob: nothing of it to abort.
+    if (job !== null && step.job === null && madeBeforeIntent(job, step.startedAt)) job = null;
+    // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
+    // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
+    // made nothing.
+    if (job === null && step.job !== null) failure = `orchesjob no longer knows run key ${key}`;
+    // An answer that leaves the job active ended nothing (a runner out of its contract).
+    if (job !== null && isActiveJob(job.status)) failure = `orchesjob abort left job ${job.job_id} ${job.status}`;
+  } catch (error) {
+    if (!(error instanceof ExecutorError)) throw error;
+    job = null;
+    failure = error.message;
+  }
+  return { job, failure };
 }
