@@ -59,6 +59,12 @@ async function interruptInLockWait(
   }
 }
 
+/** A job's command that notes each run in `log` ("ran") and ends once the file `go` is there. */
+function gatedJob(env: FlowEnv) {
+  const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+  return { log, go, command: ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`] };
+}
+
 /** The built-in runner's rows of `runKey`'s jobs, read straight from the state file (no job is relaunched). */
 function jobRows(env: FlowEnv, runKey: string): { job_id: string; status: string }[] {
   const db = new DatabaseSync(stateFile(env), { readOnly: true });
@@ -116,8 +122,7 @@ flowTest(
   builtin,
   "SIGTERM to a job start whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
   async (env) => {
-    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
-    const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const { log, go, command } = gatedJob(env);
     const start = await spawnStoppedChild(
       env,
       ["job", "start", "--run-key", "j", "--", ...command],
@@ -194,8 +199,7 @@ flowTest(
   builtin,
   "job rerun whose reading of its source records the source's end, then meets a write lock: it waits the lock out and reruns once",
   async (env) => {
-    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
-    const command = ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const { log, go, command } = gatedJob(env);
     const first = await env.json(["job", "start", "--run-key", "r", "--", ...command]);
     assert.equal(first.status, "RUNNING");
     // The job ends while nobody reads it: its row still says RUNNING, its files say it ended.

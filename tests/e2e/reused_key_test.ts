@@ -31,6 +31,20 @@ function setUp(env: FlowEnv, strict: boolean) {
   return { bin, log, start: ["--orchesjob-bin", bin, "start", "-q", "--run-key", "k", file] };
 }
 
+/**
+ * The first run of key k, cleaned; then the same key again, its driver killed after the attempt's intent,
+ * before orchesjob heard of it. Checks that the attempt is RUNNING with no job while its orchesjob key
+ * still names the earlier run's job, which it returns.
+ */
+async function reusedAndCrashedAfterIntent(env: FlowEnv, bin: string, start: string[]): Promise<string> {
+  const earlier = await firstRunCleaned(env, bin, start);
+  await runCrashingAt(env, "driver:after-intent", start);
+  const crashed = step(await env.status("k"), "a");
+  assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
+  assert.equal((await jobStatus(bin, "k:a:1")).job_id, earlier, "the attempt's key names the earlier job");
+  return earlier;
+}
+
 /** Runs `k` to SUCCEEDED, cleans it, and waits for a later second than its job's start (orchesjob's times are whole seconds). */
 async function firstRunCleaned(env: FlowEnv, bin: string, start: string[]): Promise<string> {
   const first = await env.json(start);
@@ -76,12 +90,7 @@ flowTest(
   "a run key used again after clean: an attempt killed after its intent does not take the earlier run's job",
   async (env) => {
     const { bin, log, start } = setUp(env, false);
-    const earlier = await firstRunCleaned(env, bin, start);
-    // The same key again; its driver dies after the attempt's intent, before orchesjob hears of it.
-    await runCrashingAt(env, "driver:after-intent", start);
-    const crashed = step(await env.status("k"), "a");
-    assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
-    assert.equal((await jobStatus(bin, "k:a:1")).job_id, earlier, "the attempt's key names the earlier job");
+    const earlier = await reusedAndCrashedAfterIntent(env, bin, start);
 
     const final = await env.json(start);
     assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
@@ -95,11 +104,7 @@ flowTest(
   "a run key used again after clean: a cancel of an attempt killed after its intent does not take the earlier run's job's end",
   async (env) => {
     const { bin, log, start } = setUp(env, true);
-    const earlier = await firstRunCleaned(env, bin, start);
-    await runCrashingAt(env, "driver:after-intent", start);
-    const crashed = step(await env.status("k"), "a");
-    assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
-    assert.equal((await jobStatus(bin, "k:a:1")).job_id, earlier, "the attempt's key names the earlier job");
+    await reusedAndCrashedAfterIntent(env, bin, start);
 
     // The abort by the attempt's key reaches the earlier run's job, which ended SUCCEEDED.
     const cancelled = await env.json(["cancel", "--run-key", "k"]);
