@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
-import { flowTest, statuses, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { both, builtin, lines, logged } from "./operator_env.ts";
 import { waitForFile } from "./fault_helpers.ts";
 
@@ -316,14 +316,21 @@ flowTest(
   },
 );
 
+/**
+ * Run r FAILED, and its driver's stderr log unopenable (a directory in its place): the shell of a
+ * background driver launched for it exits at once.
+ */
+async function failedRunWithUnopenableLog(env: FlowEnv): Promise<void> {
+  const file = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');
+  await env.json(["start", "--run-key", "r", file], 1);
+  Deno.mkdirSync(join(env.home, "logs", "orchesjob-flow-r.stderr.log"), { recursive: true });
+}
+
 flowTest(
   builtin,
   "retry -d reports detached: false with the driver's exit when its background driver fails",
   async (env) => {
-    const file = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');
-    await env.json(["start", "--run-key", "r", file], 1);
-    // The driver's stderr log cannot be opened (a directory in its place): its shell exits at once.
-    Deno.mkdirSync(join(env.home, "logs", "orchesjob-flow-r.stderr.log"), { recursive: true });
+    await failedRunWithUnopenableLog(env);
     const result = await env.run(["retry", "-d", "--run-key", "r"]);
     assert.notEqual(result.code, 0, result.stdout);
     const report = JSON.parse(result.stdout);
@@ -338,9 +345,7 @@ flowTest(
   builtin,
   "retry -d under POSIXLY_CORRECT reports a background driver that could not open its log as failed, not driving",
   async (env) => {
-    const file = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');
-    await env.json(["start", "--run-key", "r", file], 1);
-    Deno.mkdirSync(join(env.home, "logs", "orchesjob-flow-r.stderr.log"), { recursive: true });
+    await failedRunWithUnopenableLog(env);
     // POSIXLY_CORRECT puts bash, the driver's wrapper, in POSIX mode, where a failed redirection of
     // `exec` ends the shell at once with 1: the code of a driver whose run FAILED.
     const result = await env.run(["retry", "-d", "--run-key", "r"], { POSIXLY_CORRECT: "1" });
