@@ -45,7 +45,9 @@ export type StopPoint =
   | "runner:launch-written"
   | "admin:unlock-write"
   | "job-clean:select"
-  | "runner:abort-grace";
+  | "runner:abort-grace"
+  | "runner:abort-file-written"
+  | "runner:after-supervisor-spawn";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -16,7 +16,7 @@ import { DatabaseSync } from "node:sqlite";
 import { collectText, eventually, inLockBusyWait, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
-import { spawnStoppedChild } from "./stop_point.ts";
+import { spawnStopped, spawnStoppedAt, spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 import { pathExists, sleep } from "../../src/shared/mod.ts";
 
@@ -292,5 +292,160 @@ flowTest(
       await status;
       await stderr.done;
     }
+  },
+);
+
+/** The path of one of the built-in runner's files of job `jobId` (`abort`, `claim`, `stdout`...). */
+function jobFile(env: FlowEnv, jobId: string, suffix: string): string {
+  return join(env.home, "jobs", `${jobId}.${suffix}`);
+}
+
+/** What a `job abort` of `jobId` (run key `runKey`) says when a signal stops it between its abort file and its record. */
+function abortBegun(jobId: string, runKey: string): Json {
+  return {
+    error: `job abort: interrupted; the abort of job ${jobId} of run key ${runKey} is begun but not recorded: ` +
+      "its SIGKILL deadline is written, so a job not yet starting its command never starts it (it then ends " +
+      "ABORTED), but the job is not ABORTED in the state file and this abort sent no signal: " +
+      `\`job abort --job-id ${jobId}\` again records the abort and stops the command`,
+    job_id: jobId,
+    run_key: runKey,
+  };
+}
+
+flowTest(
+  builtin,
+  "SIGINT to a job abort of a STARTING job, waiting for a write lock taken after its abort file: 130 saying the abort is begun, not recorded; the command never runs and the job ends ABORTED",
+  async (env) => {
+    const { log, command } = gatedJob(env);
+    // The job is stored and not launched: its start stops before it spawns the supervisor.
+    const start = await spawnStoppedAt(
+      env,
+      ["job", "start", "--run-key", "j", "--start-timeout", "0", "--", ...command],
+      ["runner:after-job-row", "runner:after-supervisor-spawn"],
+    );
+    const [stored] = jobRows(env, "j");
+    assert.equal(stored?.status, "STARTING");
+    const id = stored.job_id;
+    const abort = await spawnStoppedChild(
+      env,
+      ["job", "abort", "--job-id", id, "--reason", "why"],
+      "runner:abort-file-written",
+    );
+    // The situation under test: the abort file is written, the ABORTED record is not.
+    assert.ok(pathExists(jobFile(env, id, "abort")), "the abort file is written");
+    const error = await interruptInLockWait(env, abort, "SIGINT");
+    assert.deepEqual(error, abortBegun(id, "j"));
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["STARTING"], "the abort is not recorded");
+
+    // The start goes on: it launches the supervisor, which claims the job, finds the abort file and
+    // quits; the start stops again before it reads the job.
+    await start.next("runner:after-supervisor-spawn");
+    const supervisor = await supervisorGone(env, id);
+    assert.equal(pathExists(jobFile(env, id, "stdout")), false, `${supervisor} quit before the command's output files`);
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["STARTING"], "nobody recorded its end yet");
+
+    // The documented follow-up records the first abort (its time and reason); there is nothing to signal.
+    const again = await env.json(["job", "abort", "--job-id", id, "--reason", "again"]);
+    assert.deepEqual(
+      [again.status, again.abort_reason, again.exit_code, again.target_pid, again.aborted],
+      ["ABORTED", "why", null, null, true],
+      "ABORTED with the abort's reason, not LOST",
+    );
+    assert.deepEqual(
+      [again.sent_term_target, again.sent_term_worker, again.sent_kill_target, again.sent_kill_worker],
+      [false, false, false, false],
+    );
+    assert.equal(again.aborted_at, again.finished_at);
+    assert.equal((await env.json(["job", "status", "--job-id", id])).status, "ABORTED");
+    assert.deepEqual(lines(log), [], "the command never ran");
+    // Once recorded, an abort gets orchesjob's answer for an ended job.
+    const third = await env.run(["job", "abort", "--job-id", id]);
+    assert.deepEqual([third.code, JSON.parse(third.stderr)], [4, {
+      error: `Job is not running: ${id} status=ABORTED`,
+    }]);
+    const started = await start.finish();
+    assert.equal(started.code, 0, started.stderr);
+    assert.deepEqual([JSON.parse(started.stdout).status, JSON.parse(started.stdout).job_id], ["ABORTED", id]);
+  },
+);
+
+/** Waits until job `jobId`'s supervisor has claimed it and exited; returns its PID. */
+async function supervisorGone(env: FlowEnv, jobId: string): Promise<number> {
+  let pid = 0;
+  await eventually("the job's supervisor claimed it and exited", () => {
+    const claim = /^(\d+)/.exec(readText(jobFile(env, jobId, "claim")));
+    pid = claim ? Number(claim[1]) : 0;
+    return pid > 0 && !processAlive(pid);
+  });
+  return pid;
+}
+
+function readText(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+flowTest(
+  builtin,
+  "a job abort of a STARTING job whose supervisor quits at its abort file, and whose ABORTED a reader records first: the abort answers 0 with its reason, not 4",
+  async (env) => {
+    const { log, command } = gatedJob(env);
+    const start = await spawnStopped(
+      env,
+      ["job", "start", "--run-key", "j", "--start-timeout", "0", "--", ...command],
+      "runner:after-job-row",
+    );
+    const [stored] = jobRows(env, "j");
+    const id = stored.job_id;
+    const abort = await spawnStopped(
+      env,
+      ["job", "abort", "--job-id", id, "--reason", "why"],
+      "runner:abort-file-written",
+    );
+    assert.equal((await start.finish()).code, 0);
+    await supervisorGone(env, id);
+    // The situation under test: a reader (this one, or the start's last look) records the job's end
+    // between the abort's file and its record.
+    const read = await env.json(["job", "status", "--job-id", id]);
+    assert.deepEqual([read.status, read.abort_reason], ["ABORTED", "why"]);
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["ABORTED"], "recorded while the abort is stopped");
+    const { code, stdout, stderr } = await abort.finish();
+    assert.equal(code, 0, stderr);
+    const answer = JSON.parse(stdout);
+    assert.deepEqual([answer.job_id, answer.status, answer.abort_reason, answer.aborted], [id, "ABORTED", "why", true]);
+    assert.deepEqual(lines(log), [], "the command never ran");
+  },
+);
+
+flowTest(
+  builtin,
+  "SIGTERM to a job abort of a RUNNING job, waiting for a write lock taken after its abort file: 130, the command runs on unsignalled, and a second job abort ends it ABORTED",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const script = `echo ran >> '${log}'; trap "echo term >> '${log}'; exit 143" TERM; while :; do sleep 0.05; done`;
+    const first = await env.json(["job", "start", "--run-key", "r", "--", "sh", "-c", script]);
+    assert.equal(first.status, "RUNNING");
+    const id = first.job_id as string;
+    await eventually("the command runs", () => lines(log).length === 1);
+    const abort = await spawnStoppedChild(
+      env,
+      ["job", "abort", "--run-key", "r", "--reason", "why"],
+      "runner:abort-file-written",
+    );
+    assert.ok(pathExists(jobFile(env, id, "abort")), "the abort file is written");
+    const error = await interruptInLockWait(env, abort, "SIGTERM");
+    assert.deepEqual(error, abortBegun(id, "r"));
+    // The abort signals only once its record is committed: the command runs on, the job RUNNING.
+    const between = await env.json(["job", "status", "--job-id", id]);
+    assert.deepEqual([between.status, between.abort_reason], ["RUNNING", null]);
+
+    // The documented follow-up: a second abort records the abort and stops the command, once.
+    const again = await env.json(["job", "abort", "--job-id", id, "--reason", "again"]);
+    assert.deepEqual([again.status, again.abort_reason, again.sent_term_target], ["ABORTED", "again", true]);
+    await eventually("the command got its SIGTERM", () => lines(log).length === 2);
+    assert.deepEqual(lines(log), ["ran", "term"], "started once, signalled once (by the second abort)");
   },
 );

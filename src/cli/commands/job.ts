@@ -193,13 +193,7 @@ export const jobCommand: Command = {
     let admin: JobAdmin | null = null;
     let changes = 0;
     using interrupt = listenForInterrupt(() => {
-      const job = admin?.runner.admitted ?? null;
-      if (job !== null) {
-        printError(interruptedAfterJob(name, job), { job_id: job.job_id, run_key: job.run_key });
-      } else {
-        const stored = session !== null && changesMade(session.db) !== changes;
-        printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
-      }
+      printInterrupted(name, admin, session !== null && changesMade(session.db) !== changes);
       Deno.exit(ExitCode.interrupted);
     });
     using opened = await openSession(context, db, name, interrupt);
@@ -212,7 +206,7 @@ export const jobCommand: Command = {
     // statement waits for the lock one slice (sliced), then the try is lost and made again, so a
     // signal is heard between tries: in SQLite's wait for the busy timeout it went unheard.
     let looks = 0;
-    const work = () => HANDLERS[name](admin = new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
+    const work = () => HANDLERS[name](admin = nextAdmin(opened, admin), parsed);
     const stop = () => READING.has(name) && looks++ > 0;
     // A start or rerun whose job is not stored is made again (a rerun that had recorded its source's
     // end, as it read it, exited 1 "database is locked" after a slice of the wait, having started nothing).
@@ -240,6 +234,45 @@ function interruptedAfterJob(name: string, job: JobRow): string {
     : `\`job start --run-key ${job.run_key}\` again returns it while it is active`;
   return `job ${name}: interrupted; ${what} of run key ${job.run_key} is stored: ` +
     `\`job status --job-id ${job.job_id}\` reports it (and launches it if it was not launched); ${again}`;
+}
+
+/**
+ * The one line a `job` subcommand that a signal stops prints: the job its start or rerun stored, the abort
+ * it began and did not record, or whether it `stored` anything.
+ */
+function printInterrupted(name: string, admin: JobAdmin | null, stored: boolean): void {
+  const job = admin?.runner.admitted ?? null;
+  const aborting = admin?.runner.abortUnrecorded ?? null;
+  if (job !== null) {
+    printError(interruptedAfterJob(name, job), { job_id: job.job_id, run_key: job.run_key });
+  } else if (aborting !== null) {
+    printError(interruptedAbort(aborting), { job_id: aborting.job_id, run_key: aborting.run_key });
+  } else {
+    printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
+  }
+}
+
+/**
+ * A new JobAdmin for a try of the work: an abort that an earlier try began and did not record (its abort
+ * file written, then the write lock met) is still begun and not recorded, until a try records it.
+ */
+function nextAdmin(session: Session, previous: JobAdmin | null): JobAdmin {
+  const admin = new JobAdmin(session.db, jobsDirectory(session.dbPath));
+  admin.runner.abortUnrecorded = previous?.runner.abortUnrecorded ?? null;
+  return admin;
+}
+
+/**
+ * What `job abort` says when a signal stops it once it wrote the job's abort file (its SIGKILL deadline)
+ * and before its ABORTED record was committed: a supervisor not going yet finds that file and quits
+ * before the command (the job then ends ABORTED, with this abort's reason, see BuiltinRunner.reconcile);
+ * a command already running was not signalled (signals come after the record) and runs on.
+ */
+function interruptedAbort(job: JobRow): string {
+  return `job abort: interrupted; the abort of job ${job.job_id} of run key ${job.run_key} is begun but not ` +
+    "recorded: its SIGKILL deadline is written, so a job not yet starting its command never starts it (it then " +
+    "ends ABORTED), but the job is not ABORTED in the state file and this abort sent no signal: " +
+    `\`job abort --job-id ${job.job_id}\` again records the abort and stops the command`;
 }
 
 /** Each subcommand prints its answer; refusals are thrown (JobError or UserError) and mapped to codes. */

@@ -64,6 +64,13 @@ export class JobAdmin {
   abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
     // Not relaunched: a job nobody launched is aborted as it is, its command never started.
     const row = this.row(ref, false);
+    if (this.runner.recordedAborts.has(row.job_id)) {
+      // This read recorded the abort that an earlier one began and never recorded (a `job abort`
+      // interrupted in between, whose message says that this records it): the job never started its
+      // command, its supervisor is gone, and there is nothing to signal.
+      const noSignal = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false };
+      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignal, sent_kill_worker: false });
+    }
     if (!isActiveJob(row.status)) {
       throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");
     }

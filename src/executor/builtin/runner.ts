@@ -119,6 +119,13 @@ export class BuiltinRunner implements Executor {
    * interrupted after it (`job start` in a wait for the write lock) names as stored.
    */
   admitted: JobRow | null = null;
+  /**
+   * The job whose abort this runner began (its abort file is written) and has not recorded (ABORTED not
+   * committed): what a `job abort` interrupted in a wait for the write lock names as begun, not recorded.
+   */
+  abortUnrecorded: JobRow | null = null;
+  /** Jobs this runner recorded ABORTED from an abort file whose abort never recorded it (see reconcile). */
+  readonly recordedAborts = new Set<string>();
 
   /**
    * A state file opened read-only (`status`-like commands on a read-only file): jobs are reported as
@@ -148,13 +155,15 @@ export class BuiltinRunner implements Executor {
   // ---- reading, with reconciliation of what supervisors wrote ----
 
   /**
-   * Folds the supervisor's files into an active job's row: RUNNING, a result, or LOST. A job is
+   * Folds the supervisor's files into an active job's row: RUNNING, a result, ABORTED or LOST. A job is
    * decided LOST only once nothing of it can still run: its supervisor is dead and its process group
    * (the command and whatever it spawned) is empty. A dead supervisor whose command lives on keeps the
    * job active, so a retry never runs beside it. A job never claimed by a supervisor (its launcher died
    * after committing the row) is launched again here (the claim makes that idempotent), unless the
    * reader is an abort (`relaunch` false): launched then, the command could start before the abort's
-   * file is there to stop it, and be run only to be killed.
+   * file is there to stop it, and be run only to be killed. A job with an abort file whose command never
+   * started and whose supervisor is gone (or never came) ends ABORTED, not LOST: an abort stopped it,
+   * one that wrote its file but never its record (see {@link abortJob}), and the record is made here.
    */
   reconcile(row: JobRow, relaunch = true): JobRow {
     if (!isActiveJob(row.status)) {
@@ -162,6 +171,9 @@ export class BuiltinRunner implements Executor {
       return row;
     }
     const files = jobFiles(this.dir, row.job_id);
+    // Looked at before the claim (read by workerOf, then in jobLives): a supervisor that claims the job
+    // after that look looks for the abort file after claiming, so it finds it and never starts the command.
+    const abortBegun = pathExists(files.abort);
     const now = nowSeconds();
     const changes: Partial<JobRow> = {};
     const worker = workerOf(row, files);
@@ -169,20 +181,16 @@ export class BuiltinRunner implements Executor {
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
     let exit = readExit(files);
-    if (exit === null) {
-      let alive: boolean;
-      if (worker !== null) {
-        alive = isJobGroupAlive(worker, row, files);
-      } else if (pathExists(files.claim)) {
-        alive = now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
-      } else {
-        if (relaunch && !this.readOnly) this.relaunch(row);
-        alive = true;
-      }
+    if (exit === null && !this.jobLives(row, files, worker, { relaunch, abortBegun })) {
       // The supervisor writes its result before it exits, so read the result again after seeing it
-      // dead: only "dead and still no result" is LOST.
-      if (!alive) exit = readExit(files);
-      if (!alive && exit === null) Object.assign(changes, { status: "LOST", finished_at: now, updated_at: now });
+      // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
+      exit = readExit(files);
+      if (exit === null) {
+        const end = abortBegun && target === null
+          ? abortRecordOf(files, now)
+          : { status: "LOST" as const, finished_at: now, updated_at: now };
+        Object.assign(changes, end);
+      }
     }
     if (exit !== null) {
       const finished = Math.floor(statMtime(files.exit) ?? now);
@@ -199,9 +207,37 @@ export class BuiltinRunner implements Executor {
     if (this.readOnly) return { ...row, ...changes };
     // Conditional on the row still being active: an abort committed meanwhile wins.
     const recorded = this.recordUnlessLocked(() => this.table.updateActive(row.job_id, changes));
+    if (recorded === true && changes.status === "ABORTED") this.abortedByFile(row);
     // Not recorded for a held lock (undefined): what the files show, which the next reader records.
     if (recorded !== false) return { ...row, ...changes };
     return this.table.job(row.job_id) ?? row;
+  }
+
+  /**
+   * Whether an active job without a result may still run: its supervisor or its process group lives, or
+   * it was claimed so recently that its supervisor may not have written its PID yet, or nobody claimed
+   * it yet: then it is launched again when `relaunch` says so; unless `abortBegun` (its abort file was
+   * there before the claim was looked for): whatever supervisor claims it now finds that file and quits
+   * before the command, so the job is taken as ended, and not launched.
+   */
+  private jobLives(
+    row: JobRow,
+    files: ReturnType<typeof jobFiles>,
+    worker: number | null,
+    { relaunch, abortBegun }: { relaunch: boolean; abortBegun: boolean },
+  ): boolean {
+    if (worker !== null) return isJobGroupAlive(worker, row, files);
+    const now = nowSeconds();
+    if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
+    if (abortBegun) return false;
+    if (relaunch && !this.readOnly) this.relaunch(row);
+    return true;
+  }
+
+  /** Notes that this runner recorded the abort of `row` that an abort file showed (see {@link reconcile}). */
+  private abortedByFile(row: JobRow): void {
+    this.recordedAborts.add(row.job_id);
+    if (this.abortUnrecorded?.job_id === row.job_id) this.abortUnrecorded = null;
   }
 
   /** Spawns a supervisor for a committed job nobody claimed, unless this process did so just now. */
@@ -492,6 +528,7 @@ export class BuiltinRunner implements Executor {
       const failure = await this.launch(row, launch);
       if (failure !== null) throw new ExecutorError(`cannot launch the job: ${failure}`, "exit");
       crashPoint("runner:after-supervisor-spawn");
+      stopPoint("runner:after-supervisor-spawn");
     }
     if (options.sync) row = await this.waitFor(row, (r) => !isActiveJob(r.status), Infinity);
     else if (!options.noWait) {
@@ -604,10 +641,19 @@ export class BuiltinRunner implements Executor {
   async abortJob(row: JobRow, options: AbortOptions): Promise<AbortResult> {
     const now = nowSeconds();
     const files = jobFiles(this.dir, row.job_id);
-    // The deadline is written first: with it, any later read can finish this abort if we die during
-    // the grace (see resumeAbort), and a supervisor not yet going never starts the command.
+    const record: AbortRecord = { aborted_at: now, reason: options.reason ?? null };
+    const deadline = now + Math.ceil(options.graceSeconds);
+    // The record-to-be first (its time and reason), then the deadline, then the record: whoever finds
+    // the abort file with the job still active (this process stopped before its record) has the
+    // abort's own time and reason to record the job ABORTED with, once the abort kept its command
+    // from starting (see reconcile).
+    writeAbortRecord(files.abortRecord, record);
+    // The deadline is written before the record: with it, any later read can finish this abort if we die
+    // during the grace (see resumeAbort), and a supervisor not yet going never starts the command.
     try {
-      Deno.writeTextFileSync(files.abort, `${now + Math.ceil(options.graceSeconds)}\n`);
+      Deno.writeTextFileSync(files.abort, `${deadline}\n`);
+      // Begun, not recorded: until the commit below, a signal that stops this process says so.
+      this.abortUnrecorded = row;
     } catch (error) {
       // No room for the file (a disk out of inodes). A job whose supervisor is going is aborted all
       // the same: this process signals it, and a reader after its death takes the deadline from the
@@ -615,6 +661,7 @@ export class BuiltinRunner implements Executor {
       // would look for that file. The error stands then, and the abort can be asked again.
       if (!isNoSpace(error) || workerOf(row, files) === null) throw error;
     }
+    stopPoint("runner:abort-file-written");
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
     // replace it, and a strict start already sees the run key as used.
     const recorded = this.table.updateActive(row.job_id, {
@@ -622,12 +669,16 @@ export class BuiltinRunner implements Executor {
       finished_at: now,
       aborted_at: now,
       updated_at: now,
-      abort_reason: options.reason ?? null,
+      abort_reason: record.reason,
     });
     if (!recorded) {
       const latest = this.row({ jobId: row.job_id }) ?? row;
-      throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
+      // Recorded by a reader that found this abort's file (the supervisor quit at it): this abort's own.
+      const ours = latest.status === "ABORTED" && latest.abort_reason === record.reason &&
+        readIntFile(files.abort) === deadline;
+      if (!ours) throw new JobError(`Job is not running: ${row.job_id} status=${latest.status}`, "invalidState");
     }
+    this.abortUnrecorded = null;
     const worker = workerOf(row, files);
     const target = row.target_pid ?? readIntFile(files.target);
     const job = worker === null ? null : jobGroup(worker, row, files);
@@ -635,6 +686,41 @@ export class BuiltinRunner implements Executor {
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
+}
+
+/** What an abort records (see {@link BuiltinRunner.abortJob}): when, and why. */
+interface AbortRecord {
+  aborted_at: number;
+  reason: string | null;
+}
+
+/**
+ * Writes an abort's record-to-be, one line of JSON. Best effort: it serves only a reader that finds the
+ * abort unrecorded, which without it records the abort file's time and no reason.
+ */
+function writeAbortRecord(path: string, record: AbortRecord): void {
+  try {
+    Deno.writeTextFileSync(path, `${JSON.stringify(record)}\n`);
+  } catch {
+    removeQuietly(path);
+  }
+}
+
+/**
+ * The ABORTED record of an abort that wrote its file but not its record (see reconcile): its time and
+ * reason from its record file, or, without a whole one, the abort file's time and no reason.
+ */
+function abortRecordOf(files: ReturnType<typeof jobFiles>, now: number): Partial<JobRow> {
+  let record: Partial<AbortRecord> = {};
+  try {
+    const text = Deno.readTextFileSync(files.abortRecord);
+    if (text.endsWith("\n")) record = JSON.parse(text);
+  } catch {
+    // none, or half written: the abort file's time
+  }
+  const at = typeof record.aborted_at === "number" ? record.aborted_at : Math.floor(statMtime(files.abort) ?? now);
+  const reason = typeof record.reason === "string" ? record.reason : null;
+  return { status: "ABORTED", finished_at: at, aborted_at: at, updated_at: now, abort_reason: reason };
 }
 
 /** Writes a job's launch file (mode 0600: it holds the job's environment). */

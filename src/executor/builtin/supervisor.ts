@@ -290,6 +290,11 @@ export function jobFiles(dir: string, jobId: string) {
     claim: `${base}.claim`,
     /** An abort's SIGKILL deadline (epoch seconds): present once the job was aborted. */
     abort: `${base}.abort`,
+    /**
+     * What the abort will record (JSON: aborted_at, reason), written just before `abort`: for a reader
+     * that finds the abort file with the job still active (the aborting process stopped before its record).
+     */
+    abortRecord: `${base}.abort-record`,
     /** How the job was launched (environment, directory; JSON, mode 0600), for a relaunch. */
     launch: `${base}.launch`,
     /** An empty file made once `exit` is complete: the hint that drivers watch for (see endedDirectory). */
