@@ -4,7 +4,8 @@
  * heard in the wait (130, one JSON line saying what was stored and what finishes it), not once SQLite's
  * wait for the busy timeout (15 s) has ended, which blocked the process, signals unheard:
  * - `cancel` once its commit is stored (then it records each abort, each step's end, the run's end);
- * - `job start` and `job rerun` once their job row is stored (then they record what the job's files show).
+ * - `job start` and `job rerun` once their job row is stored (then they record what the job's files show);
+ * - `job abort` once its abort file is written (then it records ABORTED): the abort is begun, not recorded.
  * Each command stops (test-only SIGSTOP) right after its first write, the test takes the lock (as in
  * held_lock_test.ts), continues it, and signals it once it waits in SQLite's busy handler. The lock
  * still held when it has exited is the proof that it did not wait the lock out. Then the documented

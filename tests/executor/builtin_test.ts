@@ -469,3 +469,34 @@ Deno.test("a reader that records unless locked answers what a job's files show u
   assert.equal(runner.table.job("ended")?.status, "SUCCEEDED", "recorded once the lock went");
   db.close();
 });
+
+Deno.test("an abort file without its abort's record: a job whose command never started is ABORTED, one whose command started is LOST", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const jobs = jobsDirectory(dbPath);
+  const runner = new BuiltinRunner(db, jobs);
+  const abortedAt = new Date(Date.now() - 60_000);
+  // Aborts that wrote their deadline (and no record file: a disk full for it) and stopped before their record.
+  for (
+    const [jobId, fields] of [["unstarted", { status: "STARTING" }], ["started", { target_pid: 999_999 }]] as const
+  ) {
+    runner.table.insertJob(row(jobId, fields));
+    const { abort, claim, abortRecord } = jobFiles(jobs, jobId);
+    Deno.writeTextFileSync(abort, `${nowSeconds() + 5}\n`);
+    Deno.utimeSync(abort, abortedAt, abortedAt);
+    // Its supervisor came, found the abort file (or not), and is gone: this test process's PID is no supervisor.
+    Deno.writeTextFileSync(claim, `${Deno.pid}\n`);
+    assert.equal(pathExists(abortRecord), false);
+  }
+  const unstarted = await runner.status("unstarted");
+  const at = Math.floor(abortedAt.getTime() / 1000);
+  assert.deepEqual(
+    [unstarted?.status, unstarted?.aborted_at, unstarted?.finished_at, unstarted?.abort_reason, unstarted?.exit_code],
+    ["ABORTED", at, at, null, null],
+    "the abort file's time, no reason",
+  );
+  // Its command started (a PID recorded): the abort did not keep it from running, and its result is unknown.
+  assert.equal((await runner.status("started"))?.status, "LOST");
+  db.close();
+});
