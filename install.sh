@@ -68,6 +68,7 @@ case $version in
   *) die "--version must look like v1.2.3, got '$version'" ;;
 esac
 case $base_url in
+  file://*%00*) die "--base-url: a file:// URL cannot contain %00 (a NUL byte), got '$base_url'" ;;
   file:///* | file://localhost/*) ;;
   file://*) die "--base-url file:// needs an absolute path such as file:///srv/releases, got '$base_url'" ;;
   *://?*) ;;
@@ -130,13 +131,34 @@ else
   url=$base_url/download/$version
 fi
 
+# Sets src to the path of a file:// URL, percent-decoded: file:///srv/my%20dir is the directory
+# "/srv/my dir", as curl and browsers read it. awk turns each %XX into an octal escape for printf %b
+# (POSIX printf knows no \x) and doubles every backslash of the path itself, so none of those is read
+# as an escape; a % not followed by two hex digits stays as written. %00 (a NUL byte) cannot be in a
+# path.
+file_url_path() {
+  escaped=$(encoded=${1#file://} LC_ALL=C awk 'BEGIN {
+    s = ENVIRON["encoded"]; hex = "0123456789abcdef"
+    for (i = 1; i <= length(s); i++) {
+      c = substr(s, i, 1); pair = tolower(substr(s, i + 1, 2))
+      if (c == "%" && pair ~ /^[0-9a-f][0-9a-f]$/) {
+        n = (index(hex, substr(pair, 1, 1)) - 1) * 16 + index(hex, substr(pair, 2, 1)) - 1
+        if (n == 0) exit 1
+        printf "\\0%03o", n; i += 2
+      } else if (c == "\\") printf "\\\\"
+      else printf "%s", c
+    }
+  }') || die "a file:// URL cannot contain %00, got '$1'"
+  src=$(printf '%b' "$escaped")
+  case $src in localhost/*) src=${src#localhost} ;; esac
+}
+
 fetch() {
   # A file:// URL (a release directory copied onto the host) is read here: wget knows no file://, so
   # a host with wget alone could not install from one, and neither tool is needed for it.
   case $1 in
     file://*)
-      src=${1#file://}
-      case $src in localhost/*) src=${src#localhost} ;; esac
+      file_url_path "$1"
       cp -- "$src" "$2"
       return
       ;;

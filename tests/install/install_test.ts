@@ -274,6 +274,32 @@ Deno.test("install.sh reads a file:// --base-url itself: a host with neither cur
   assert.match(https.stderr, /neither curl nor wget is installed/);
 });
 
+Deno.test('install.sh percent-decodes a file:// --base-url, as curl would: file:///srv/my%20dir is "/srv/my dir"', async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  // The release directory's name has a space, a percent sign, a backslash and a non-ASCII letter.
+  const releases = join(dir.path, "my rel 100% \\ é");
+  await s.ready;
+  Deno.renameSync(s.releases, releases);
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const encoded = `file://${releases.split("/").map(encodeURIComponent).join("/")}`;
+  assert.match(encoded, /my%20rel%20100%25%20%5C%20%C3%A9$/);
+  const result = await install(["--base-url", encoded, "--prefix", s.prefix], env);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+  // Lower-case hex, file://localhost/, and the path written as it is (a lone % is no escape) all work.
+  const lowerHex = encoded.replace(/%[0-9A-F]{2}/g, (escape) => escape.toLowerCase());
+  for (const url of [lowerHex, `file://localhost${releases}`]) {
+    Deno.removeSync(s.prefix, { recursive: true });
+    const again = await install(["--base-url", url, "--prefix", s.prefix], env);
+    assert.equal(again.code, 0, `${url}: ${again.stderr}`);
+    assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+  }
+  const nul = await install(["--base-url", `file://${dir.path}/a%00b`, "--prefix", s.prefix], env);
+  assert.equal(nul.code, 1);
+  assert.match(nul.stderr, /^install\.sh: --base-url: a file:\/\/ URL cannot contain %00/);
+});
+
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
