@@ -300,6 +300,59 @@ Deno.test('install.sh percent-decodes a file:// --base-url, as curl would: file:
   assert.match(nul.stderr, /^install\.sh: --base-url: a file:\/\/ URL cannot contain %00/);
 });
 
+/** Runs install.sh as `curl … | sh -s -- ARGS` does: the script (here, `script`) on sh's standard input. */
+async function installFromStdin(script: Uint8Array, args: string[], env: Record<string, string>): Promise<Run> {
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-s", "--", ...args],
+    clearEnv: true,
+    env: { PATH: Deno.env.get("PATH") ?? "", ...env },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(script);
+  await writer.close();
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+Deno.test("install.sh piped to sh and cut short runs none of itself and fails, wherever the cut falls", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const script = Deno.readFileSync(SCRIPT);
+  const whole = await installFromStdin(script, ["--prefix", s.prefix], env);
+  assert.equal(whole.code, 0, whole.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), standIn("orchesjob-flow-linux-x64", "latest"));
+  Deno.removeSync(s.prefix, { recursive: true });
+  // Cuts at every line end from the second line on (the first two lines are the shebang and the trap
+  // that reports a cut; a cut inside them runs nothing either), and at every byte of the last line,
+  // the one that calls main: a cut there must not call it with fewer arguments.
+  const newline = 10;
+  const lineEnds = [...script.keys()].filter((i) => script[i] === newline).map((i) => i + 1);
+  const lastLine = lineEnds.at(-2)!;
+  const cuts = [
+    ...lineEnds.slice(1, -1),
+    ...Array.from({ length: script.length - 1 - lastLine }, (_, i) => lastLine + i),
+  ];
+  assert.ok(cuts.length > 200, `${cuts.length} cuts`);
+  for (const cut of cuts) {
+    const result = await installFromStdin(script.subarray(0, cut), ["--prefix", s.prefix], env);
+    const where = `cut after byte ${cut}: ${result.stderr}`;
+    assert.notEqual(result.code, 0, where);
+    assert.match(
+      result.stderr,
+      /install\.sh: this script ends early \(its download was cut short\?\); nothing installed\n$/,
+      where,
+    );
+    assert.ok(!exists(s.prefix), where);
+    assert.deepEqual([...Deno.readDirSync(s.tmp)], [], where);
+  }
+});
+
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
