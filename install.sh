@@ -170,7 +170,14 @@ fetch() {
   if command -v curl > /dev/null 2>&1; then
     curl -fsSL -o "$2" "$1"
   elif command -v wget > /dev/null 2>&1; then
-    wget -q -O "$2" "$1"
+    # GNU wget retries a download cut short 20 times, waiting up to 10 s between tries and silent under
+    # -q: minutes of nothing, then the same failure. One try, as curl makes; rerunning the script is
+    # safe. (busybox wget makes one try and knows no --tries.)
+    if wget --version 2> /dev/null | grep -q 'GNU Wget'; then
+      wget -q --tries=1 -O "$2" "$1"
+    else
+      wget -q -O "$2" "$1"
+    fi
   else
     die "neither curl nor wget is installed"
   fi

@@ -353,6 +353,79 @@ Deno.test("install.sh piped to sh and cut short runs none of itself and fails, w
   }
 });
 
+/**
+ * A release server on 127.0.0.1 that announces each asset's full length but sends half of it and
+ * closes the connection (a download cut mid-body), every time but SHA256SUMS. It counts the requests
+ * for each path, and answers a second request for the same path with 404 so that a retrying client
+ * stops at once.
+ */
+function cuttingServer(releases: string) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const requests = new Map<string, number>();
+  const encoder = new TextEncoder();
+  const serve = async (conn: Deno.Conn) => {
+    const buffer = new Uint8Array(8192);
+    let head = "";
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) return conn.close();
+      head += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const path = head.split(" ")[1];
+    requests.set(path, (requests.get(path) ?? 0) + 1);
+    let body: Uint8Array | undefined;
+    try {
+      body = requests.get(path) === 1 ? Deno.readFileSync(join(releases, path)) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (!body) {
+      await conn.write(encoder.encode("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+      return conn.close();
+    }
+    const sent = path.endsWith("SHA256SUMS") ? body : body.subarray(0, body.length >> 1);
+    await conn.write(encoder.encode(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`));
+    await conn.write(sent);
+    conn.close();
+  };
+  const done = (async () => {
+    for await (const conn of listener) serve(conn).catch(() => {});
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    requests,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await done.catch(() => {});
+    },
+  };
+}
+
+Deno.test({
+  name: "install.sh with wget alone fails at once on a download cut mid-body: one try, as with curl",
+  ignore: !["/usr/bin/wget", "/bin/wget"].some(exists),
+  async fn() {
+    using dir = tempDir();
+    const s = setUp(dir.path);
+    await s.ready;
+    await using server = cuttingServer(s.releases);
+    const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+    const bin = pathWithout(join(dir.path, "path"), ["curl"]);
+    assert.ok(!exists(join(bin, "curl")) && exists(join(bin, "wget")));
+    const result = await install(["--base-url", server.url, "--prefix", s.prefix], env, bin);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /download of http:\/\/127\.0\.0\.1:\d+\/latest\/download\/orchesjob-flow-linux-x64 failed/,
+    );
+    // The download was cut (the server sent half the body once), and wget did not ask again: GNU wget
+    // retries a cut download 20 times by default, for minutes, silently under -q.
+    assert.deepEqual([...server.requests], [["/latest/download/orchesjob-flow-linux-x64", 1]]);
+    assert.ok(!exists(s.prefix));
+    assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
+  },
+});
+
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
