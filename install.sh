@@ -224,8 +224,12 @@ put_in_place() {
   # before it replaces anything (a wrong asset on a mirror, a glibc too old): a binary that does not
   # would break every cron line and timer that calls it, where the old one worked.
   new=$bindir/.$program.new.$$
-  install -m 0755 "$tmp/$asset" "$new" ||
+  # cp and chmod, not install(1): busybox builds without its install applet (Debian's, for one) are
+  # what some edge hosts have.
+  if ! cp "$tmp/$asset" "$new" || ! chmod 0755 "$new"; then
+    rm -f "$new"
     die "cannot write to $bindir (try sudo, or --prefix \$HOME/.local)"
+  fi
   if ! version_line=$("$new" --version 2>&1); then
     rm -f "$new"
     printf '%s\n' "$version_line" >&2

@@ -40,9 +40,14 @@ interface Run {
   stderr: string;
 }
 
-async function install(args: string[], env: Record<string, string>, path = Deno.env.get("PATH") ?? ""): Promise<Run> {
-  const output = await new Deno.Command("/bin/sh", {
-    args: [SCRIPT, ...args],
+async function install(
+  args: string[],
+  env: Record<string, string>,
+  path = Deno.env.get("PATH") ?? "",
+  shell = ["/bin/sh"],
+): Promise<Run> {
+  const output = await new Deno.Command(shell[0], {
+    args: [...shell.slice(1), SCRIPT, ...args],
     clearEnv: true,
     env: { PATH: path, HOME: env.TMPDIR ?? "/nonexistent", ...env },
     stdout: "piped",
@@ -424,6 +429,41 @@ Deno.test({
     assert.ok(!exists(s.prefix));
     assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
   },
+});
+
+/** Where busybox is installed: a directory holding a link to it for each of its applets, and nothing else. */
+function busyboxOnly(bin: string): string | undefined {
+  const busybox = ["/usr/bin/busybox", "/bin/busybox"].find(exists);
+  if (!busybox) return undefined;
+  const list = new Deno.Command(busybox, { args: ["--list"], stdout: "piped" }).outputSync();
+  Deno.mkdirSync(bin);
+  for (const applet of new TextDecoder().decode(list.stdout).split("\n").filter(Boolean)) {
+    Deno.symlinkSync(busybox, join(bin, applet));
+  }
+  return bin;
+}
+
+Deno.test("install.sh needs no install(1): a PATH without it, and busybox's applets alone, install 0755", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const expected = standIn("orchesjob-flow-linux-x64", "latest");
+  const withoutInstall = pathWithout(join(dir.path, "path"), ["install"]);
+  assert.ok(!exists(join(withoutInstall, "install")) && exists(join(withoutInstall, "cp")));
+  const result = await install(["--prefix", s.prefix], env, withoutInstall);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), expected);
+  assert.equal(Deno.statSync(s.installed).mode! & 0o777, 0o755);
+  // An edge host with busybox alone: its shell, its cp, awk, sha256sum, mktemp (Debian's busybox has no
+  // install applet). The stand-in binary's #!/bin/sh is the host's.
+  const busybox = busyboxOnly(join(dir.path, "busybox"));
+  if (!busybox) return;
+  Deno.removeSync(s.prefix, { recursive: true });
+  const onBusybox = await install(["--prefix", s.prefix], env, busybox, [join(busybox, "sh")]);
+  assert.equal(onBusybox.code, 0, onBusybox.stderr);
+  assert.equal(Deno.readTextFileSync(s.installed), expected);
+  assert.equal(Deno.statSync(s.installed).mode! & 0o777, 0o755);
 });
 
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
