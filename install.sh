@@ -193,10 +193,17 @@ sha256() {
   fi
 }
 
+# On every exit: the downloads go, and so does a new binary not yet renamed into place (an interrupt
+# between writing it and renaming it would otherwise leave a hidden copy in PREFIX/bin each time).
+clean_up() {
+  rm -rf "$tmp"
+  if [ -n "$new" ]; then rm -f "$new"; fi
+}
+
 # Sets tmp, downloads the asset and SHA256SUMS into it, and checks the one against the other.
 download_and_verify() {
   tmp=$(mktemp -d "${TMPDIR:-/tmp}/$program-install.XXXXXX")
-  trap 'rm -rf "$tmp"' EXIT
+  trap clean_up EXIT
   trap 'exit 1' HUP INT TERM
 
   say "downloading $asset ($version) from $url"
@@ -239,6 +246,7 @@ put_in_place() {
     rm -f "$new"
     die "cannot replace $target"
   }
+  new=
   say "installed $target"
   printf '%s\n' "$version_line"
 }
@@ -246,6 +254,7 @@ put_in_place() {
 main() {
   # The whole script has been read: from here on, an exit is the script's own.
   trap - EXIT
+  new=
   base_url=${ORCHESJOB_FLOW_BASE_URL:-https://github.com/rmuraki/orchesjob-flow/releases}
   version=latest
   prefix=/usr/local

@@ -466,6 +466,33 @@ Deno.test("install.sh needs no install(1): a PATH without it, and busybox's appl
   assert.equal(Deno.statSync(s.installed).mode! & 0o777, 0o755);
 });
 
+Deno.test("install.sh interrupted between writing the new binary and renaming it leaves only the old one", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  const release = join(s.releases, "latest", "download");
+  await s.ready;
+  // The stop point: the new binary's --version check (between the write and the rename) sends SIGTERM
+  // to install.sh, as a Ctrl-C or a killed SSH session would, and leaves a mark that it ran.
+  const reached = join(dir.path, "reached");
+  const interrupting = `#!/bin/sh\necho "$PPID" > '${reached}'\nkill -TERM "$PPID"\necho new\n`;
+  Deno.writeTextFileSync(join(release, "orchesjob-flow-linux-x64"), interrupting);
+  Deno.writeTextFileSync(
+    join(release, "SHA256SUMS"),
+    `${await sha256(new TextEncoder().encode(interrupting))}  orchesjob-flow-linux-x64\n`,
+  );
+  Deno.mkdirSync(join(s.prefix, "bin"), { recursive: true });
+  Deno.writeTextFileSync(s.installed, "old\n");
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const result = await install(["--prefix", s.prefix], env);
+  assert.ok(exists(reached), "the new binary ran, so it had been written beside the old one");
+  assert.equal(result.code, 1, result.stderr);
+  // The signal stopped the script itself (not only the check, which would report the binary as broken).
+  assert.doesNotMatch(result.stderr, /does not run on this host|installed/);
+  assert.equal(Deno.readTextFileSync(s.installed), "old\n");
+  assert.deepEqual([...Deno.readDirSync(join(s.prefix, "bin"))].map((e) => e.name), ["orchesjob-flow"]);
+  assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
+});
+
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
