@@ -163,20 +163,22 @@ fetch() {
   case $1 in
     file://*)
       file_url_path "$1"
-      cp -- "$src" "$2"
+      cp -- "$src" "$2" 2> "$tmp/why"
       return
       ;;
   esac
   if command -v curl > /dev/null 2>&1; then
-    curl -fsSL -o "$2" "$1"
+    curl -fsSL -o "$2" "$1" 2> "$tmp/why"
   elif command -v wget > /dev/null 2>&1; then
     # GNU wget retries a download cut short 20 times, waiting up to 10 s between tries and silent under
     # -q: minutes of nothing, then the same failure. One try, as curl makes; rerunning the script is
-    # safe. (busybox wget makes one try and knows no --tries.)
+    # safe. Not -q: its last line says why a download failed ("Connection closed at byte N", "ERROR
+    # 404"), which -q and -nv leave out. (busybox wget makes one try, knows no --tries, and its -q keeps
+    # the errors.)
     if wget --version 2> /dev/null | grep -q 'GNU Wget'; then
-      wget -q --tries=1 -O "$2" "$1"
+      wget --progress=dot:mega --tries=1 -O "$2" "$1" 2> "$tmp/why"
     else
-      wget -q -O "$2" "$1"
+      wget -q -O "$2" "$1" 2> "$tmp/why"
     fi
   else
     die "neither curl nor wget is installed"
@@ -193,6 +195,13 @@ sha256() {
   fi
 }
 
+# A failed command's own reason (the last line it wrote to $tmp/why, or to the file given), so that each
+# failure is told on one line, ours, instead of the tool's line followed by ours.
+why() {
+  reason=$(grep . "${1:-$tmp/why}" 2> /dev/null | tail -n 1 || true)
+  printf '%s' "${reason:-no reason given}"
+}
+
 # On every exit: the downloads go, and so does a new binary not yet renamed into place (an interrupt
 # between writing it and renaming it would otherwise leave a hidden copy in PREFIX/bin each time).
 clean_up() {
@@ -202,13 +211,14 @@ clean_up() {
 
 # Sets tmp, downloads the asset and SHA256SUMS into it, and checks the one against the other.
 download_and_verify() {
-  tmp=$(mktemp -d "${TMPDIR:-/tmp}/$program-install.XXXXXX")
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/$program-install.XXXXXX" 2> /dev/null) ||
+    die "cannot create a temporary directory in ${TMPDIR:-/tmp} (set TMPDIR to a writable directory); nothing installed"
   trap clean_up EXIT
   trap 'exit 1' HUP INT TERM
 
   say "downloading $asset ($version) from $url"
-  fetch "$url/$asset" "$tmp/$asset" || die "download of $url/$asset failed"
-  fetch "$url/SHA256SUMS" "$tmp/SHA256SUMS" || die "download of $url/SHA256SUMS failed"
+  fetch "$url/$asset" "$tmp/$asset" || die "download of $url/$asset failed ($(why)); nothing installed"
+  fetch "$url/SHA256SUMS" "$tmp/SHA256SUMS" || die "download of $url/SHA256SUMS failed ($(why)); nothing installed"
 
   # SHA256SUMS lines: "<hex>  <name>" (a "*" before the name marks binary mode).
   expected=$(awk -v name="$asset" '$2 == name || $2 == "*" name { print $1; exit }' "$tmp/SHA256SUMS")
@@ -225,7 +235,7 @@ put_in_place() {
   target=$bindir/$program
   # A directory there would take the binary inside it (mv into a directory) instead of being replaced.
   [ ! -d "$target" ] || die "$target is a directory; remove it first. Nothing installed"
-  mkdir -p "$bindir" || die "cannot create $bindir (try sudo, or --prefix \$HOME/.local)"
+  mkdir -p "$bindir" 2> "$tmp/why" || die "cannot create $bindir ($(why)); nothing installed (as a user who may not write there, use --prefix \$HOME/.local)"
   # Install under a temporary name in the same directory, then rename over the old binary: a running
   # driver keeps its (old) file, and no reader ever sees half a binary. The new binary must run here
   # before it replaces anything (a wrong asset on a mirror, a glibc too old): a binary that does not
@@ -233,22 +243,21 @@ put_in_place() {
   new=$bindir/.$program.new.$$
   # cp and chmod, not install(1): busybox builds without its install applet (Debian's, for one) are
   # what some edge hosts have.
-  if ! cp "$tmp/$asset" "$new" || ! chmod 0755 "$new"; then
+  if ! cp "$tmp/$asset" "$new" 2> "$tmp/why" || ! chmod 0755 "$new" 2> "$tmp/why"; then
     rm -f "$new"
-    die "cannot write to $bindir (try sudo, or --prefix \$HOME/.local)"
+    die "cannot write to $bindir ($(why)); nothing installed (as a user who may not write there, use --prefix \$HOME/.local)"
   fi
-  if ! version_line=$("$new" --version 2>&1); then
+  if ! "$new" --version > "$tmp/version" 2>&1; then
     rm -f "$new"
-    printf '%s\n' "$version_line" >&2
-    die "the downloaded $asset does not run on this host; nothing installed"
+    die "the downloaded $asset does not run on this host ($(why "$tmp/version")); nothing installed"
   fi
-  mv -f "$new" "$target" || {
+  mv -f "$new" "$target" 2> "$tmp/why" || {
     rm -f "$new"
-    die "cannot replace $target"
+    die "cannot replace $target ($(why)); the old one is kept"
   }
   new=
   say "installed $target"
-  printf '%s\n' "$version_line"
+  cat "$tmp/version"
 }
 
 main() {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO, tempDir } from "../helpers.ts";
+import { REPO, tempDir, writeFile } from "../helpers.ts";
 
 const SCRIPT = join(REPO, "install.sh");
 const ASSETS = ["linux-x64", "linux-arm64", "macos-x64", "macos-arm64"].map((s) => `orchesjob-flow-${s}`);
@@ -55,6 +55,15 @@ async function install(
   }).output();
   const decoder = new TextDecoder();
   return { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+}
+
+/** A failure is told on one line of the script's own, after at most its progress line: no tool's lines. */
+function assertOneFailureLine(result: Run, message: RegExp): void {
+  assert.equal(result.code, 1, result.stderr);
+  const lines = result.stderr.trimEnd().split("\n");
+  assert.match(lines.at(-1)!, message, result.stderr);
+  for (const line of lines.slice(0, -1)) assert.match(line, /^install\.sh: downloading /, result.stderr);
+  assert.match(lines.at(-1)!, /^install\.sh: /, result.stderr);
 }
 
 function exists(path: string): boolean {
@@ -418,9 +427,8 @@ Deno.test({
     const bin = pathWithout(join(dir.path, "path"), ["curl"]);
     assert.ok(!exists(join(bin, "curl")) && exists(join(bin, "wget")));
     const result = await install(["--base-url", server.url, "--prefix", s.prefix], env, bin);
-    assert.equal(result.code, 1, result.stderr);
-    assert.match(
-      result.stderr,
+    assertOneFailureLine(
+      result,
       /download of http:\/\/127\.0\.0\.1:\d+\/latest\/download\/orchesjob-flow-linux-x64 failed/,
     );
     // The download was cut (the server sent half the body once), and wget did not ask again: GNU wget
@@ -493,6 +501,74 @@ Deno.test("install.sh interrupted between writing the new binary and renaming it
   assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
 });
 
+Deno.test("each install.sh failure is one line of its own that carries the tool's reason, and exits 1", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  await using server = cuttingServer(s.releases);
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  const missing = await install(["--base-url", `file://${dir.path}/nowhere`, "--prefix", s.prefix], env);
+  assertOneFailureLine(
+    missing,
+    /download of file:.*\/nowhere\/.* failed \(cp: .*No such file or directory\); nothing installed$/,
+  );
+  const noTmp = await install(["--prefix", s.prefix], { ...env, TMPDIR: join(dir.path, "no-such-dir") });
+  assertOneFailureLine(
+    noTmp,
+    /cannot create a temporary directory in .*no-such-dir \(set TMPDIR to a writable directory\)/,
+  );
+  const file = writeFile(dir.path, "a-file", "");
+  const underFile = await install(["--prefix", file], env);
+  assertOneFailureLine(underFile, /cannot create .*a-file\/bin \(mkdir: .*Not a directory\); nothing installed/);
+  if (["/usr/bin/curl", "/bin/curl"].some(exists)) {
+    const notFound = await install(["--base-url", server.url, "--version", "v9.9.9", "--prefix", s.prefix], env);
+    assertOneFailureLine(
+      notFound,
+      /download of .*\/download\/v9\.9\.9\/orchesjob-flow-linux-x64 failed \(curl: \(22\).*404\)/,
+    );
+    const cut = await install(["--base-url", server.url, "--prefix", s.prefix], env);
+    assertOneFailureLine(cut, /download of .*\/latest\/download\/orchesjob-flow-linux-x64 failed \(curl: \(18\)/);
+    assert.equal(server.requests.get("/latest/download/orchesjob-flow-linux-x64"), 1, "the download was cut");
+  }
+  assert.ok(!exists(s.prefix));
+  assert.deepEqual([...Deno.readDirSync(s.tmp)], []);
+});
+
+Deno.test("install.sh into a PREFIX/bin it may not write fails on one line, and leaves the old binary", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const bin = join(s.prefix, "bin");
+  Deno.mkdirSync(bin, { recursive: true });
+  Deno.writeTextFileSync(s.installed, "old\n");
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  let result: Run;
+  if (Deno.uid() === 0) {
+    // Root writes through a mode of 0555: the directory is made read-only by a read-only bind mount,
+    // in a mount namespace of the test's own.
+    if (!exists("/usr/bin/unshare")) return;
+    const script = `mount --bind '${bin}' '${bin}' && mount -o remount,bind,ro '${bin}' && exec /bin/sh "$@"`;
+    const output = await new Deno.Command("unshare", {
+      args: ["-m", "/bin/sh", "-c", script, "sh", SCRIPT, "--prefix", s.prefix],
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: s.tmp, ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    result = { code: output.code, stdout: decoder.decode(output.stdout), stderr: decoder.decode(output.stderr) };
+    assertOneFailureLine(result, /cannot write to .*\/bin \(cp: .*Read-only file system\); nothing installed/);
+  } else {
+    Deno.chmodSync(bin, 0o555);
+    result = await install(["--prefix", s.prefix], env);
+    Deno.chmodSync(bin, 0o755);
+    assertOneFailureLine(result, /cannot write to .*\/bin \(cp: .*Permission denied\); nothing installed/);
+  }
+  assert.match(result.stderr, /use --prefix \$HOME\/\.local/);
+  assert.equal(Deno.readTextFileSync(s.installed), "old\n");
+  assert.deepEqual([...Deno.readDirSync(bin)].map((e) => e.name), ["orchesjob-flow"]);
+});
+
 Deno.test("install.sh refuses a directory where the binary goes, and a --prefix that looks like an option", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
@@ -529,7 +605,10 @@ Deno.test("a downloaded binary that does not run on this host is not installed, 
   const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
   const result = await install(["--prefix", s.prefix], env);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /the downloaded orchesjob-flow-linux-x64 does not run on this host; nothing installed/);
+  assertOneFailureLine(
+    result,
+    /the downloaded orchesjob-flow-linux-x64 does not run on this host \(.+\); nothing installed/,
+  );
   assert.equal(Deno.readTextFileSync(s.installed), standIn("old", "v0"), "the old binary is kept");
   assert.deepEqual([...Deno.readDirSync(join(s.prefix, "bin"))].map((e) => e.name), ["orchesjob-flow"]);
 });
