@@ -229,12 +229,26 @@ download_and_verify() {
   fi
 }
 
-# Puts the verified asset in place as PREFIX/bin/orchesjob-flow.
-put_in_place() {
+# Sets bindir and target, and refuses a PREFIX/bin that cannot take the binary before anything is
+# downloaded (minutes, over some edge links). The nearest directory on the way that exists (PREFIX/bin
+# itself, or the one mkdir -p would start in) must be writable and searchable: test -w asks access(2),
+# which says no on a read-only file system even to root. Nothing is created here, so that a failed
+# download or checksum leaves no trace; put_in_place still reports what this cannot foresee.
+check_target() {
   bindir=$prefix/bin
   target=$bindir/$program
   # A directory there would take the binary inside it (mv into a directory) instead of being replaced.
   [ ! -d "$target" ] || die "$target is a directory; remove it first. Nothing installed"
+  dir=$bindir
+  while [ ! -e "$dir" ] && [ "$(dirname -- "$dir")" != "$dir" ]; do dir=$(dirname -- "$dir"); done
+  [ -d "$dir" ] || die "cannot create $bindir ($dir is not a directory); nothing installed"
+  if [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+    die "cannot write to $dir (no permission, or a read-only file system); nothing installed (as a user who may not write there, use --prefix \$HOME/.local)"
+  fi
+}
+
+# Puts the verified asset in place as PREFIX/bin/orchesjob-flow.
+put_in_place() {
   mkdir -p "$bindir" 2> "$tmp/why" || die "cannot create $bindir ($(why)); nothing installed (as a user who may not write there, use --prefix \$HOME/.local)"
   # Install under a temporary name in the same directory, then rename over the old binary: a running
   # driver keeps its (old) file, and no reader ever sees half a binary. The new binary must run here
@@ -275,6 +289,7 @@ main() {
   else
     url=$base_url/download/$version
   fi
+  check_target
   download_and_verify
   put_in_place
 }
