@@ -83,6 +83,9 @@ check_args() {
   [ -n "$prefix" ] || die "--prefix must not be empty"
   case $prefix in
     -*) die "--prefix needs a directory, got the option-like '$prefix' (write ./$prefix for a directory of that name)" ;;
+    # No shell expands a ~ after "--prefix=" or in quotes: "~/.local" would be a directory named ~ under
+    # the current one, reported as "installed ~/.local/bin/orchesjob-flow".
+    "~"*) die "--prefix '$prefix' starts with a ~ that the shell did not expand (it does not after --prefix= or in quotes); write --prefix \"\$HOME/.local\"" ;;
   esac
 }
 

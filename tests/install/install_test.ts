@@ -589,6 +589,32 @@ Deno.test("install.sh refuses a directory where the binary goes, and a --prefix 
   assert.match(optionLike.stderr, /--prefix needs a directory, got the option-like '-p'/);
 });
 
+Deno.test("install.sh refuses a --prefix whose ~ the shell left unexpanded, rather than install under ./~", async () => {
+  using dir = tempDir();
+  const s = setUp(dir.path);
+  await s.ready;
+  const env = { ...s.env, ORCHESJOB_FLOW_UNAME_S: "Linux", ORCHESJOB_FLOW_UNAME_M: "x86_64" };
+  // What a shell passes for --prefix=~/.local (no shell expands ~ there), run from a directory of its own.
+  const unexpanded = new Deno.Command("/bin/sh", { args: ["-c", "printf %s --prefix=~/.local"], stdout: "piped" });
+  const arg = new TextDecoder().decode(unexpanded.outputSync().stdout);
+  assert.equal(arg, "--prefix=~/.local", "the shell left the ~ as it is");
+  const cwd = join(dir.path, "cwd");
+  Deno.mkdirSync(cwd);
+  for (const args of [[arg], ["--prefix", "~/.local"], ["--prefix", "~root"]]) {
+    const output = await new Deno.Command("/bin/sh", {
+      args: [SCRIPT, ...args],
+      cwd,
+      clearEnv: true,
+      env: { PATH: Deno.env.get("PATH") ?? "", HOME: s.tmp, ...env },
+      stderr: "piped",
+    }).output();
+    const result = { code: output.code, stdout: "", stderr: new TextDecoder().decode(output.stderr) };
+    assertOneFailureLine(result, /--prefix '~[^']*' starts with a ~ that the shell did not expand/);
+    assert.match(result.stderr, /write --prefix "\$HOME\/\.local"$/m);
+  }
+  assert.deepEqual([...Deno.readDirSync(cwd)], [], "no directory named ~");
+});
+
 Deno.test("a downloaded binary that does not run on this host is not installed, and the old one is kept", async () => {
   using dir = tempDir();
   const s = setUp(dir.path);
