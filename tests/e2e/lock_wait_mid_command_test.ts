@@ -13,10 +13,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { collectText, eventually, inLockBusyWait, processAlive } from "../helpers.ts";
+import { collectText, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
-import { spawnStoppedChild } from "./stop_point.ts";
+import { readLog, spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 import { pathExists, sleep } from "../../src/shared/mod.ts";
 
@@ -287,6 +287,67 @@ flowTest(
       assert.deepEqual(jobRows(env, "k:stubborn:1").map((job) => job.status), ["ABORTED"]);
       const target = (await env.json(["job", "status", "--run-key", "k:stubborn:1"])).target_pid as number;
       await eventually("stubborn's command was killed", () => !processAlive(target));
+    } finally {
+      if (!exited) cancel.kill("SIGKILL");
+      await status;
+      await stderr.done;
+    }
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel of several running steps whose aborts all meet a write lock taken after its commit: the lock's wait is said once, not once per step",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const loop = (id: string) => JSON.stringify(`echo ${id} >> '${log}'; while :; do sleep 0.1; done`);
+    const file = env.flow(
+      "three.yaml",
+      `flow_id: three\nsteps:\n${["a", "b", "c"].map((id) => `  - {id: ${id}, command: ${loop(id)}}\n`).join("")}`,
+    );
+    await undrivenRun(env, "k", file);
+    await env.json(["tick", "--run-key", "k"]);
+    await eventually("the three commands run", () => lines(log).length === 3);
+
+    // A busy timeout of 0: each wait is said at its first try the lock stops, so that three waits said
+    // apart show at once, not after some time the test would have to guess.
+    const stopLog = join(env.home, "stop.log");
+    const cancel = env.spawn(["cancel", "--run-key", "k", "--grace-seconds", "1"], {
+      ORCHESJOB_FLOW_STOP_AT: "cancel:after-commit",
+      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "0",
+    });
+    const stderr = collectText(cancel.stderr);
+    const stdout = collectText(cancel.stdout);
+    let exited = false;
+    const status = cancel.status.finally(() => (exited = true));
+    try {
+      await eventually(
+        "the cancel stopped after its commit",
+        () => exited || (readLog(stopLog) === `cancel:after-commit ${cancel.pid}\n` && isStopped(cancel.pid)),
+      );
+      {
+        await using lock = await holdWriteLock(env, 60);
+        Deno.kill(cancel.pid, "SIGCONT");
+        // The situation under test: the lock stops the aborts. The cancel starts the three at once,
+        // each trying its first write (the built-in runner records the abort before it signals) before
+        // any of them can say the wait; all three wait together until the lock goes.
+        await eventually("the aborts wait for the lock", () => exited || stderr.text.includes("is locked"));
+        assert.equal(exited, false, stderr.text);
+        assert.equal(lock.released(), false);
+        const jobs = ["a", "b", "c"].flatMap((id) => jobRows(env, `k:${id}:1`));
+        assert.equal(jobs.length, 3);
+        assert.ok(jobs.every((job) => job.status !== "ABORTED"), "no abort was recorded under the lock");
+      }
+      const { code } = await status;
+      assert.equal(code, 0, stderr.text);
+      await stdout.done;
+      const run = JSON.parse(stdout.text);
+      assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { a: "CANCELLED", b: "CANCELLED", c: "CANCELLED" }]);
+      assert.deepEqual(
+        (await stderr.done).split("\n").filter(Boolean).map((line) => JSON.parse(line)),
+        [{ warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go` }],
+      );
     } finally {
       if (!exited) cancel.kill("SIGKILL");
       await status;
