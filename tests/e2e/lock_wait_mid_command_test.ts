@@ -120,12 +120,14 @@ flowTest(
 
 flowTest(
   builtin,
-  "SIGTERM to a job start whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
+  "SIGTERM to a job start --sync whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
   async (env) => {
     const { log, go, command } = gatedJob(env);
+    // --sync: it follows its job to the end, each look's recording meeting the lock. Without it, the
+    // start answers what the job's files show once its command runs (see the test of --start-timeout).
     const start = await spawnStoppedChild(
       env,
-      ["job", "start", "--run-key", "j", "--", ...command],
+      ["job", "start", "--sync", "--run-key", "j", "--", ...command],
       "runner:after-job-row",
     );
     // Stored before its launch (intent before action): read from the file, as a `job status` would launch it.
@@ -156,22 +158,20 @@ flowTest(
 
 flowTest(
   builtin,
-  "SIGINT to a job rerun whose recording meets a write lock taken after its job row: 130 with the lock held, the rerun runs once",
+  "SIGINT to a job rerun --sync whose recording meets a write lock taken after its job row: 130 with the lock held, the rerun runs once",
   async (env) => {
-    const log = join(env.home, "ran");
-    const first = await env.json([
-      "job",
-      "start",
-      "--sync",
-      "--run-key",
-      "r",
-      "--",
-      "sh",
-      "-c",
-      `echo ran >> '${log}'`,
-    ]);
-    assert.equal(first.status, "SUCCEEDED");
-    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--run-key", "r"], "runner:after-job-row");
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    // Each run waits for `go`, and takes it: the rerun waits again.
+    const command = `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done; rm '${go}'`;
+    const first = await env.json(["job", "start", "--run-key", "r", "--", "sh", "-c", command]);
+    Deno.writeTextFileSync(go, "");
+    await eventually(
+      "the first job ended",
+      async () => (await env.json(["job", "status", "--job-id", first.job_id])).status === "SUCCEEDED",
+    );
+    assert.equal(pathExists(go), false);
+    // --sync: it follows its job to the end, each look's recording meeting the lock (see the start's test).
+    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--sync", "--run-key", "r"], "runner:after-job-row");
     const stored = jobRows(env, "r")[1];
     assert.deepEqual(stored?.status, "STARTING");
     const error = await interruptInLockWait(env, rerun, "SIGINT");
@@ -185,6 +185,7 @@ flowTest(
     });
 
     // The documented follow-up: `job status` reports the rerun, which ran once.
+    Deno.writeTextFileSync(go, "");
     await eventually(
       "the rerun ended",
       async () => (await env.json(["job", "status", "--job-id", id])).status.match(/^(STARTING|RUNNING)$/) === null,
@@ -353,5 +354,51 @@ flowTest(
       await status;
       await stderr.done;
     }
+  },
+);
+
+flowTest(
+  builtin,
+  "job start whose recordings after its job row all meet a write lock reports its job as its files show it (RUNNING, the command's PID), not STARTING at --start-timeout",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    const go = join(env.home, "go");
+    const command = ["sh", "-c", `echo $$ > '${pidFile}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const { child, output, exited } = await spawnStoppedChild(
+      env,
+      ["job", "start", "--run-key", "j", "--start-timeout", "5", "--", ...command],
+      "runner:after-job-row",
+    );
+    const [stored] = jobRows(env, "j");
+    assert.equal(stored?.status, "STARTING");
+    try {
+      await using lock = await holdWriteLock(env, 120);
+      Deno.kill(child.pid, "SIGCONT");
+      const result = await output;
+      const stderr = new TextDecoder().decode(result.stderr);
+      assert.equal(result.code, 0, stderr);
+      // The situation under test: the lock was held all along, so the start recorded nothing of its
+      // job after its row, which still says STARTING.
+      assert.equal(lock.released(), false);
+      assertLockHeld(env);
+      assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["STARTING"]);
+      const started = JSON.parse(new TextDecoder().decode(result.stdout));
+      const pid = Number(Deno.readTextFileSync(pidFile).trim());
+      assert.deepEqual(
+        [started.job_id, started.status, started.pid_kind, started.target_pid, started.pid],
+        [stored.job_id, "RUNNING", "target", pid, pid],
+      );
+    } finally {
+      if (!exited()) child.kill("SIGKILL");
+      await output.catch(() => {});
+    }
+    // The next reader records what the start reported; the job then ends as its command does.
+    assert.equal((await env.json(["job", "status", "--run-key", "j"])).status, "RUNNING");
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["RUNNING"]);
+    Deno.writeTextFileSync(go, "");
+    await eventually(
+      "the job ended",
+      async () => (await env.json(["job", "status", "--run-key", "j"])).status === "SUCCEEDED",
+    );
   },
 );
