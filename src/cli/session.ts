@@ -104,6 +104,8 @@ export class Session implements Disposable {
   private readonly calls = new AbortController();
   /** How many {@link laterWrite}s wait for another process's write lock. */
   private lockWaits = 0;
+  /** The notice of the wait those {@link laterWrite}s share, begun by the first of them. */
+  private lockWait: LockWaitNotice = noticeOfOneWait();
 
   /** See {@link SessionOptions.recordUnlessLocked}. */
   private readonly recordUnlessLocked: boolean;
@@ -231,15 +233,24 @@ export class Session implements Disposable {
     let waiting = false;
     const locked = (error: unknown) => {
       const held = stateFileFault(error) === LOCK_HELD_REASON;
-      if (held && !waiting) this.lockWaits++;
+      // The first of the writes waiting together begins the wait that they share.
+      if (held && !waiting && this.lockWaits++ === 0) this.lockWait = noticeOfOneWait();
       waiting ||= held;
       return held;
     };
     try {
       // Not stopped before a first try: only a write that the lock holds up is stopped (cancel's
       // `stop` says only whether a signal came in such a wait, not a first Ctrl-C, which lets the
-      // aborts finish).
-      const done = await retryWhileLocked(this.dbPath, async () => await write(), locked, () => waiting && stop());
+      // aborts finish). Said once for all the writes that wait together (cancel's aborts of several
+      // steps, made at once): each of them used to say it.
+      const done = await retryWhileLocked(
+        this.dbPath,
+        async () => await write(),
+        locked,
+        () => waiting && stop(),
+        undefined,
+        (since) => this.lockWait(since),
+      );
       if (done === null) throw new UserError(interrupted, ExitCode.interrupted);
       return done.value;
     } finally {
@@ -548,10 +559,23 @@ async function openWaiting(
 }
 
 /**
+ * When a wait for another process's write lock is said: given when the wait began, asked at each try
+ * the lock stopped, true (once) when it is time to say it.
+ */
+type LockWaitNotice = (since: number) => boolean;
+
+/** The notice of one wait alone: said once it has lasted the busy timeout. */
+function noticeOfOneWait(): LockWaitNotice {
+  let said = false;
+  return (since) => !said && performance.now() - since >= busyTimeoutMs() && (said = true);
+}
+
+/**
  * The one wait for another process's write lock: `attempt` is tried, and tried again after a pause
  * (10 ms doubling to {@link LOCK_WAIT_SLICE_MS}) for as long as it fails with an error that `locked`
  * says is that lock, until `stop` says so, or `giveUp` before a retry: then null; else what it gave.
- * Said once on stderr when the wait has lasted the busy timeout.
+ * Said once on stderr when the wait has lasted the busy timeout (`notice`: once for all the waits
+ * that share it, see {@link Session.laterWrite}).
  */
 async function retryWhileLocked<T>(
   path: string,
@@ -559,17 +583,16 @@ async function retryWhileLocked<T>(
   locked: (error: unknown) => boolean,
   stop: () => boolean,
   giveUp: () => boolean = () => false,
+  notice: LockWaitNotice = noticeOfOneWait(),
 ): Promise<{ value: T } | null> {
   const started = performance.now();
-  let said = false;
   for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, LOCK_WAIT_SLICE_MS / 1000), tried = true) {
     if (stop() || (tried && giveUp())) return null;
     try {
       return { value: await attempt() };
     } catch (error) {
       if (!locked(error)) throw error;
-      if (!said && performance.now() - started >= busyTimeoutMs()) {
-        said = true;
+      if (notice(started)) {
         printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
       }
     }

@@ -25,7 +25,12 @@ const UNDELIVERED = `${CANCEL_REASON}; abort failed: `;
 interface CancelPorts {
   runs: RunRepository;
   gate: StartGate;
-  executor: Executor;
+  /**
+   * The executor of the aborts, or how to make the run's from its record as read once the cancel is
+   * committed: the CLI's, so that a new binary recorded for the run (a `resume --orchesjob-bin`)
+   * while the cancel waited for the start gate or the write lock is the one the aborts go through.
+   */
+  executor: Executor | ((record: RunRecord) => Executor);
   clock?: Clock;
   /** Told of each running step whose abort could not be delivered (it is CANCELLED all the same). */
   onAbortFailed?: (stepId: string, error: string) => void;
@@ -44,6 +49,9 @@ interface CancelPorts {
    */
   write?: <T>(work: () => Promise<T> | T) => Promise<T>;
 }
+
+/** What the abort of one step works with: the run's executor, made. */
+type AbortPorts = CancelPorts & Required<Pick<CancelPorts, "write">> & { executor: Executor };
 
 /**
  * Cancels `runKey` (a no-op for a run that already SUCCEEDED or FAILED) and returns its state, or null
@@ -80,12 +88,13 @@ export async function cancelRun(
     return record?.state ?? null;
   }
   const run = record.state;
+  const executor = typeof ports.executor === "function" ? ports.executor(record) : ports.executor;
   // The round this cancel ended. A retry may reopen the run as soon as the last abort is recorded,
   // and its new driver starts steps at once: every later write of this cancel is for this round only.
   const round = currentRound(record.rounds);
   await Promise.all(
     run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
-      abortStep({ ...ports, clock, write }, run, step, graceSeconds)
+      abortStep({ ...ports, executor, clock, write }, run, step, graceSeconds)
     ),
   );
   // The run ended when its last step did: running steps end after the cancel is committed.
@@ -144,7 +153,7 @@ export function abortUndelivered(step: RunState["steps"][number]): boolean {
  * deliver) and ends the step with what the abort says.
  */
 async function abortStep(
-  ports: CancelPorts & Required<Pick<CancelPorts, "write">> & { clock: Clock },
+  ports: AbortPorts & { clock: Clock },
   run: RunState,
   step: RunState["steps"][number],
   graceSeconds: number,
@@ -187,7 +196,7 @@ async function abortStep(
 
 /** The abort of one step's job: what it says of the job, or why it did not get through (`failure`). */
 async function abortJobOf(
-  ports: CancelPorts & Required<Pick<CancelPorts, "write">>,
+  ports: AbortPorts,
   key: string,
   step: RunState["steps"][number],
   graceSeconds: number,

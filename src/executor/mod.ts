@@ -23,4 +23,11 @@ export {
   findOnPath,
   unusableBecause,
 } from "./select.ts";
-export { BuiltinRunner, type CleanSelectable, JOB_TABLES, JobAdmin, type JobRow } from "./builtin/mod.ts";
+export {
+  ABORT_NOT_DONE,
+  BuiltinRunner,
+  type CleanSelectable,
+  JOB_TABLES,
+  JobAdmin,
+  type JobRow,
+} from "./builtin/mod.ts";

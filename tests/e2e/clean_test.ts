@@ -445,3 +445,44 @@ flowTest(
     assert.ok(report.runs[0].files.includes(started.stdout_log), `the driver logs it deleted: ${report.runs[0].files}`);
   },
 );
+
+flowTest(
+  builtin,
+  "clean and job clean keep an ABORTED job whose abort is in its grace, and say why in one wording",
+  async (env) => {
+    assert.equal((await env.run(["start", "--run-key", "c", "-q", env.flow("bad.yaml", FAILING)])).code, 1);
+    // A job started by hand under the ended run's step key, which ignores SIGTERM: a `job abort` of it
+    // stops itself between its SIGTERM and its SIGKILL, due in a minute. The run's own steps had
+    // ended: a run's driver or cancel waits for such an abort, and its step ends only after it.
+    const stubborn = ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"];
+    const started = await env.json(["job", "start", "--run-key", "c:a:1", "--", ...stubborn]);
+    const pid: number = started.target_pid;
+    assert.equal(started.status, "RUNNING");
+    try {
+      const abort = await spawnStopped(
+        env,
+        ["job", "abort", "--job-id", started.job_id, "--grace-seconds", "60"],
+        "runner:abort-grace",
+      );
+      // The situation under test: the run has ended, a job of it is ABORTED, and its command still runs.
+      assert.equal((await env.status("c")).status, "FAILED");
+      assert.equal((await env.json(["job", "status", "--job-id", started.job_id])).status, "ABORTED");
+      assert.ok(processAlive(pid), "the command lives on in the grace");
+      const cleaned = await env.json(["clean", "--older-than", "0"]);
+      const jobCleaned = await env.json(["job", "clean", "--all"]);
+      const reason = "its abort is not done: its process group still runs (SIGKILL at the abort's deadline)";
+      assert.deepEqual([cleaned.runs, cleaned.skipped], [[], [{
+        run_key: "c",
+        reason: `job c:a:1 is ABORTED, but ${reason}`,
+      }]]);
+      assert.deepEqual(jobCleaned.skipped, [{ job_id: started.job_id, run_key: "c:a:1", reason }]);
+      // Once its group is gone, the run goes.
+      Deno.kill(abort.pid, "SIGKILL");
+      Deno.kill(pid, "SIGKILL");
+      await eventually("the command is gone", () => !processAlive(pid));
+      assert.deepEqual((await env.json(["clean", "--older-than", "0"])).runs.map((r: Json) => r.run_key), ["c"]);
+    } finally {
+      if (processAlive(pid)) Deno.kill(pid, "SIGKILL");
+    }
+  },
+);

@@ -14,10 +14,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { collectText, eventually, inLockBusyWait, processAlive } from "../helpers.ts";
+import { collectText, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, lines, undrivenRun } from "./operator_env.ts";
-import { spawnStopped, spawnStoppedAt, spawnStoppedChild } from "./stop_point.ts";
+import { readLog, spawnStopped, spawnStoppedAt, spawnStoppedChild } from "./stop_point.ts";
 import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 import { pathExists, sleep } from "../../src/shared/mod.ts";
 
@@ -121,12 +121,14 @@ flowTest(
 
 flowTest(
   builtin,
-  "SIGTERM to a job start whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
+  "SIGTERM to a job start --sync whose recording meets a write lock taken after its job row: 130 with the lock held, the job runs once",
   async (env) => {
     const { log, go, command } = gatedJob(env);
+    // --sync: it follows its job to the end, each look's recording meeting the lock. Without it, the
+    // start answers what the job's files show once its command runs (see the test of --start-timeout).
     const start = await spawnStoppedChild(
       env,
-      ["job", "start", "--run-key", "j", "--", ...command],
+      ["job", "start", "--sync", "--run-key", "j", "--", ...command],
       "runner:after-job-row",
     );
     // Stored before its launch (intent before action): read from the file, as a `job status` would launch it.
@@ -157,22 +159,20 @@ flowTest(
 
 flowTest(
   builtin,
-  "SIGINT to a job rerun whose recording meets a write lock taken after its job row: 130 with the lock held, the rerun runs once",
+  "SIGINT to a job rerun --sync whose recording meets a write lock taken after its job row: 130 with the lock held, the rerun runs once",
   async (env) => {
-    const log = join(env.home, "ran");
-    const first = await env.json([
-      "job",
-      "start",
-      "--sync",
-      "--run-key",
-      "r",
-      "--",
-      "sh",
-      "-c",
-      `echo ran >> '${log}'`,
-    ]);
-    assert.equal(first.status, "SUCCEEDED");
-    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--run-key", "r"], "runner:after-job-row");
+    const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
+    // Each run waits for `go`, and takes it: the rerun waits again.
+    const command = `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done; rm '${go}'`;
+    const first = await env.json(["job", "start", "--run-key", "r", "--", "sh", "-c", command]);
+    Deno.writeTextFileSync(go, "");
+    await eventually(
+      "the first job ended",
+      async () => (await env.json(["job", "status", "--job-id", first.job_id])).status === "SUCCEEDED",
+    );
+    assert.equal(pathExists(go), false);
+    // --sync: it follows its job to the end, each look's recording meeting the lock (see the start's test).
+    const rerun = await spawnStoppedChild(env, ["job", "rerun", "--sync", "--run-key", "r"], "runner:after-job-row");
     const stored = jobRows(env, "r")[1];
     assert.deepEqual(stored?.status, "STARTING");
     const error = await interruptInLockWait(env, rerun, "SIGINT");
@@ -186,6 +186,7 @@ flowTest(
     });
 
     // The documented follow-up: `job status` reports the rerun, which ran once.
+    Deno.writeTextFileSync(go, "");
     await eventually(
       "the rerun ended",
       async () => (await env.json(["job", "status", "--job-id", id])).status.match(/^(STARTING|RUNNING)$/) === null,
@@ -448,5 +449,112 @@ flowTest(
     assert.deepEqual([again.status, again.abort_reason, again.sent_term_target], ["ABORTED", "again", true]);
     await eventually("the command got its SIGTERM", () => lines(log).length === 2);
     assert.deepEqual(lines(log), ["ran", "term"], "started once, signalled once (by the second abort)");
+  },
+);
+
+flowTest(
+  builtin,
+  "cancel of several running steps whose aborts all meet a write lock taken after its commit: the lock's wait is said once, not once per step",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const loop = (id: string) => JSON.stringify(`echo ${id} >> '${log}'; while :; do sleep 0.1; done`);
+    const file = env.flow(
+      "three.yaml",
+      `flow_id: three\nsteps:\n${["a", "b", "c"].map((id) => `  - {id: ${id}, command: ${loop(id)}}\n`).join("")}`,
+    );
+    await undrivenRun(env, "k", file);
+    await env.json(["tick", "--run-key", "k"]);
+    await eventually("the three commands run", () => lines(log).length === 3);
+
+    // A busy timeout of 0: each wait is said at its first try the lock stops, so that three waits said
+    // apart show at once, not after some time the test would have to guess.
+    const stopLog = join(env.home, "stop.log");
+    const cancel = env.spawn(["cancel", "--run-key", "k", "--grace-seconds", "1"], {
+      ORCHESJOB_FLOW_STOP_AT: "cancel:after-commit",
+      ORCHESJOB_FLOW_CRASH_LOG: stopLog,
+      ORCHESJOB_FLOW_BUSY_TIMEOUT_MS: "0",
+    });
+    const stderr = collectText(cancel.stderr);
+    const stdout = collectText(cancel.stdout);
+    let exited = false;
+    const status = cancel.status.finally(() => (exited = true));
+    try {
+      await eventually(
+        "the cancel stopped after its commit",
+        () => exited || (readLog(stopLog) === `cancel:after-commit ${cancel.pid}\n` && isStopped(cancel.pid)),
+      );
+      {
+        await using lock = await holdWriteLock(env, 60);
+        Deno.kill(cancel.pid, "SIGCONT");
+        // The situation under test: the lock stops the aborts. The cancel starts the three at once,
+        // each trying its first write (the built-in runner records the abort before it signals) before
+        // any of them can say the wait; all three wait together until the lock goes.
+        await eventually("the aborts wait for the lock", () => exited || stderr.text.includes("is locked"));
+        assert.equal(exited, false, stderr.text);
+        assert.equal(lock.released(), false);
+        const jobs = ["a", "b", "c"].flatMap((id) => jobRows(env, `k:${id}:1`));
+        assert.equal(jobs.length, 3);
+        assert.ok(jobs.every((job) => job.status !== "ABORTED"), "no abort was recorded under the lock");
+      }
+      const { code } = await status;
+      assert.equal(code, 0, stderr.text);
+      await stdout.done;
+      const run = JSON.parse(stdout.text);
+      assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { a: "CANCELLED", b: "CANCELLED", c: "CANCELLED" }]);
+      assert.deepEqual(
+        (await stderr.done).split("\n").filter(Boolean).map((line) => JSON.parse(line)),
+        [{ warning: `state database ${stateFile(env)} is locked by another process; waiting until it lets go` }],
+      );
+    } finally {
+      if (!exited) cancel.kill("SIGKILL");
+      await status;
+      await stderr.done;
+    }
+  },
+);
+
+flowTest(
+  builtin,
+  "job start whose recordings after its job row all meet a write lock reports its job as its files show it (RUNNING, the command's PID), not STARTING at --start-timeout",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    const go = join(env.home, "go");
+    const command = ["sh", "-c", `echo $$ > '${pidFile}'; while [ ! -e '${go}' ]; do sleep 0.05; done`];
+    const { child, output, exited } = await spawnStoppedChild(
+      env,
+      ["job", "start", "--run-key", "j", "--start-timeout", "5", "--", ...command],
+      "runner:after-job-row",
+    );
+    const [stored] = jobRows(env, "j");
+    assert.equal(stored?.status, "STARTING");
+    try {
+      await using lock = await holdWriteLock(env, 120);
+      Deno.kill(child.pid, "SIGCONT");
+      const result = await output;
+      const stderr = new TextDecoder().decode(result.stderr);
+      assert.equal(result.code, 0, stderr);
+      // The situation under test: the lock was held all along, so the start recorded nothing of its
+      // job after its row, which still says STARTING.
+      assert.equal(lock.released(), false);
+      assertLockHeld(env);
+      assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["STARTING"]);
+      const started = JSON.parse(new TextDecoder().decode(result.stdout));
+      const pid = Number(Deno.readTextFileSync(pidFile).trim());
+      assert.deepEqual(
+        [started.job_id, started.status, started.pid_kind, started.target_pid, started.pid],
+        [stored.job_id, "RUNNING", "target", pid, pid],
+      );
+    } finally {
+      if (!exited()) child.kill("SIGKILL");
+      await output.catch(() => {});
+    }
+    // The next reader records what the start reported; the job then ends as its command does.
+    assert.equal((await env.json(["job", "status", "--run-key", "j"])).status, "RUNNING");
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["RUNNING"]);
+    Deno.writeTextFileSync(go, "");
+    await eventually(
+      "the job ended",
+      async () => (await env.json(["job", "status", "--run-key", "j"])).status === "SUCCEEDED",
+    );
   },
 );

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { type CliResult, errorLine, eventually, hasOpen, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { spawnStopped } from "./stop_point.ts";
-import { builtin, lines, logged, TWO_STEPS, undrivenRun } from "./operator_env.ts";
+import { builtin, lines, logged, SLEEPING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 /** `args` spawned and stopped at `store:load-run-read`: in its first read of a run, between the run row and the steps. */
 function stoppedInFirstLoad(env: FlowEnv, args: string[]) {
@@ -296,4 +296,45 @@ flowTest(
     assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
   },
   { ignore: Deno.build.os !== "linux" },
+);
+
+/** An orchesjob that notes each call's subcommand in `calls` ("NAME SUBCOMMAND"), then is the job wrapper. */
+function notingOrchesjob(env: FlowEnv, name: string, calls: string): string {
+  const path = join(env.home, `orchesjob-${name}`);
+  Deno.writeTextFileSync(path, `#!/bin/sh\necho "${name} $1" >> '${calls}'\nexec '${env.wrapper}' "$@"\n`);
+  Deno.chmodSync(path, 0o755);
+  return path;
+}
+
+flowTest(
+  builtin,
+  "a cancel that read the run before a resume recorded another --orchesjob-bin for it aborts through the new binary",
+  async (env) => {
+    const calls = join(env.home, "calls");
+    const [old, moved] = [notingOrchesjob(env, "old", calls), notingOrchesjob(env, "new", calls)];
+    const file = env.flow("slow.yaml", SLEEPING);
+    {
+      // Created undriven on the old binary; a tick starts its step through it.
+      using _lock = await env.holdDriverLock("k");
+      await env.json(["--orchesjob-bin", old, "start", "--run-key", "k", "-d", file]);
+    }
+    assert.equal(step(await env.json(["tick", "--run-key", "k"]), "nap").status, "RUNNING");
+    assert.deepEqual(lines(calls).filter((call) => call.endsWith(" start")), ["old start"]);
+    // Held by the test: the resume below records its binary, then finds the run driven and drives nothing.
+    using _driver = await env.holdDriverLock("k");
+    // The cancel has read the run (its executor: the old binary), and waits to commit: stopped at its
+    // look for the write lock, as it would wait for a lock another process holds.
+    const cancel = await spawnStopped(env, ["cancel", "--run-key", "k", "--grace-seconds", "1"], "session:lock-probed");
+    const resumed = await env.run(["--orchesjob-bin", moved, "resume", "--run-key", "k", "-d"]);
+    const rebound = await env.status("k");
+    // The situation under test: the run's binary was replaced while the cancel was stopped, before its commit.
+    assert.equal(rebound.executor.bin, moved, resumed.stderr);
+    assert.equal(rebound.status, "RUNNING");
+    assert.ok(isStopped(cancel.pid), "the cancel was still stopped when the binary was replaced");
+    const result = await cancel.finish();
+    assert.equal(result.code, 0, result.stderr);
+    const run = JSON.parse(result.stdout);
+    assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { nap: "CANCELLED" }]);
+    assert.deepEqual(lines(calls).filter((call) => call.endsWith(" abort")), ["new abort"]);
+  },
 );

@@ -132,7 +132,8 @@ async function cancelAndAbort(
       {
         runs: session.runs,
         gate: session.locks,
-        executor: session.executorFor(record),
+        // The run's executor as recorded once the cancel is committed, not as read before its waits.
+        executor: (committed) => session.executorFor(committed),
         onCommitted: () => {
           onCommitted();
           clearTimeout(slow);

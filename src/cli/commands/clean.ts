@@ -5,7 +5,7 @@
  */
 import { isActiveJob, isTerminalRun, type RunStatus, stepRunKey, TERMINAL_RUN_STATUSES } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
-import { JobAdmin } from "../../executor/mod.ts";
+import { ABORT_NOT_DONE, JobAdmin } from "../../executor/mod.ts";
 import { crashPoint, epochNow, join, pathExists, stopPoint } from "../../shared/mod.ts";
 import {
   driverHolder,
@@ -236,7 +236,8 @@ class Cleaner {
     // An abort in its grace (or one whose aborting process died in it) still has a living process
     // group, which only the job's files let a later reader SIGKILL at the deadline (see JobAdmin.clean).
     const aborting = jobs.find((job) => job.aborting);
-    if (aborting) return `job ${aborting.run_key} is ABORTED but its processes still run (its abort is not done)`;
+    // Worded as `job clean` words it, naming the job.
+    if (aborting) return `job ${aborting.run_key} is ABORTED, but ${ABORT_NOT_DONE}`;
     const logs = detachedLogs(session.dbPath, runKey);
     const locks = lockFiles(session.dbPath, runKey);
     const entry: DeletedRun = {

@@ -14,8 +14,11 @@ import { jobFiles } from "./supervisor.ts";
 /** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
 export type CleanSelectable = Pick<Job, "job_id" | "started_at" | "finished_at">;
 
-/** Why `clean` keeps an aborted job whose process group still lives. */
-const ABORT_UNDER_WAY = "its abort is not done: its process group still runs (SIGKILL at the abort's deadline)";
+/**
+ * Why `job clean` and `clean` keep an ABORTED job whose process group still lives: one wording for
+ * both, said of the job (`clean`, whose reasons are a run's, names the job before it).
+ */
+export const ABORT_NOT_DONE = "its abort is not done: its process group still runs (SIGKILL at the abort's deadline)";
 
 export class JobAdmin {
   readonly runner: BuiltinRunner;
@@ -133,7 +136,7 @@ export class JobAdmin {
     const selected = this.table.terminalJobs(runKey).filter((row) => select(row));
     const aborting = this.runner.abortsUnderWay(selected);
     const skipped = selected.flatMap((row) => {
-      const reason = aborting.has(row.job_id) ? ABORT_UNDER_WAY : force ? null : keep(row.run_key);
+      const reason = aborting.has(row.job_id) ? ABORT_NOT_DONE : force ? null : keep(row.run_key);
       return reason === null ? [] : [{ job_id: row.job_id, run_key: row.run_key, reason }];
     });
     const skippedIds = new Set(skipped.map((item) => item.job_id));

@@ -164,8 +164,10 @@ export class BuiltinRunner implements Executor {
    * file is there to stop it, and be run only to be killed. A job with an abort file whose command never
    * started and whose supervisor is gone (or never came) ends ABORTED, not LOST: an abort stopped it,
    * one that wrote its file but never its record (see {@link abortJob}), and the record is made here.
+   * `unlessLocked`: what another process's write lock keeps from being recorded is answered as the files
+   * show it (see the constructor's `recordUnlessLocked`).
    */
-  reconcile(row: JobRow, relaunch = true): JobRow {
+  reconcile(row: JobRow, relaunch = true, unlessLocked = this.options.recordUnlessLocked ?? false): JobRow {
     if (!isActiveJob(row.status)) {
       if (row.status === "ABORTED" && !this.readOnly) this.resumeAbort(row);
       return row;
@@ -181,7 +183,7 @@ export class BuiltinRunner implements Executor {
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
     let exit = readExit(files);
-    if (exit === null && !this.jobLives(row, files, worker, { relaunch, abortBegun })) {
+    if (exit === null && !this.jobLives(row, files, worker, { relaunch, abortBegun, unlessLocked })) {
       // The supervisor writes its result before it exits, so read the result again after seeing it
       // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
       exit = readExit(files);
@@ -206,7 +208,7 @@ export class BuiltinRunner implements Executor {
     if (Object.keys(changes).length === 0) return row;
     if (this.readOnly) return { ...row, ...changes };
     // Conditional on the row still being active: an abort committed meanwhile wins.
-    const recorded = this.recordUnlessLocked(() => this.table.updateActive(row.job_id, changes));
+    const recorded = this.recordUnlessLocked(() => this.table.updateActive(row.job_id, changes), unlessLocked);
     if (recorded === true && changes.status === "ABORTED") this.abortedByFile(row);
     // Not recorded for a held lock (undefined): what the files show, which the next reader records.
     if (recorded !== false) return { ...row, ...changes };
@@ -224,13 +226,13 @@ export class BuiltinRunner implements Executor {
     row: JobRow,
     files: ReturnType<typeof jobFiles>,
     worker: number | null,
-    { relaunch, abortBegun }: { relaunch: boolean; abortBegun: boolean },
+    { relaunch, abortBegun, unlessLocked }: { relaunch: boolean; abortBegun: boolean; unlessLocked: boolean },
   ): boolean {
     if (worker !== null) return isJobGroupAlive(worker, row, files);
     const now = nowSeconds();
     if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
     if (abortBegun) return false;
-    if (relaunch && !this.readOnly) this.relaunch(row);
+    if (relaunch && !this.readOnly) this.relaunch(row, unlessLocked);
     return true;
   }
 
@@ -241,7 +243,7 @@ export class BuiltinRunner implements Executor {
   }
 
   /** Spawns a supervisor for a committed job nobody claimed, unless this process did so just now. */
-  private relaunch(row: JobRow): void {
+  private relaunch(row: JobRow, unlessLocked: boolean): void {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
@@ -249,16 +251,16 @@ export class BuiltinRunner implements Executor {
     const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
     // Unrecorded under a lock (see recordUnlessLocked), the job stays STARTING with nobody claiming it:
     // the next reader launches it again (after this process's pause), or records that it cannot.
-    if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure));
+    if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure), unlessLocked);
   }
 
   /**
-   * What `write` gave, or undefined when another process's write lock stopped it and this runner records
-   * only unless locked (see the constructor): `write` is one statement, which stored nothing then. Any
+   * What `write` gave, or undefined when another process's write lock stopped it and the caller records
+   * only `unlessLocked` (see the constructor): `write` is one statement, which stored nothing then. Any
    * other failure (a full disk, a damaged file) is thrown, as without that mode: it is not retried here.
    */
-  private recordUnlessLocked<T>(write: () => T): T | undefined {
-    if (!this.options.recordUnlessLocked) return write();
+  private recordUnlessLocked<T>(write: () => T, unlessLocked: boolean): T | undefined {
+    if (!unlessLocked) return write();
     return recordedUnlessLocked(write);
   }
 
@@ -415,10 +417,10 @@ export class BuiltinRunner implements Executor {
     return this.table.job(row.job_id) ?? row;
   }
 
-  /** The run key's current job, or a job by id, reconciled (see {@link reconcile} for `relaunch`). */
-  row(ref: JobRef, relaunch = true): JobRow | undefined {
+  /** The run key's current job, or a job by id, reconciled (see {@link reconcile} for `relaunch`, `unlessLocked`). */
+  row(ref: JobRef, relaunch = true, unlessLocked?: boolean): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
-    return row && this.reconcile(row, relaunch);
+    return row && this.reconcile(row, relaunch, unlessLocked);
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -598,19 +600,22 @@ export class BuiltinRunner implements Executor {
   /**
    * Polls the supervisor's files (cheap) until `done` holds for the reconciled row or time runs out.
    * A poll whose recording another process's write lock stops (its statement waits as long as the
-   * connection's busy timeout says: one slice for `job start`) is lost, the row as last recorded, and
-   * the next poll tries again: between polls a signal is heard, where SQLite's wait for the busy
-   * timeout held `job start` deaf once its job was stored.
+   * connection's busy timeout says: one slice for `job start`) is not recorded, and the next poll
+   * tries again: between polls a signal is heard, where SQLite's wait for the busy timeout held `job
+   * start` deaf once its job was stored. Such a poll answers what the files show, as a reader does
+   * (`job status` under the lock): taken for the row as last recorded, a start under a lock held past
+   * its --start-timeout reported STARTING a job whose command ran (and a `--sync` start waited for the
+   * lock to go, its job ended).
    */
   private async waitFor(row: JobRow, done: (row: JobRow) => boolean, timeoutSec: number): Promise<JobRow> {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
-    let current = recordedUnlessLocked(() => this.reconcile(row)) ?? row;
+    let current = recordedUnlessLocked(() => this.reconcile(row, true, true)) ?? row;
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
       if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
-        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id })) ?? current;
+        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id }, true, true)) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
     }
