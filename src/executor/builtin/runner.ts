@@ -162,8 +162,9 @@ export class BuiltinRunner implements Executor {
    * after committing the row) is launched again here (the claim makes that idempotent), unless the
    * reader is an abort (`relaunch` false): launched then, the command could start before the abort's
    * file is there to stop it, and be run only to be killed. A job with an abort file whose command never
-   * started and whose supervisor is gone (or never came) ends ABORTED, not LOST: an abort stopped it,
-   * one that wrote its file but never its record (see {@link abortJob}), and the record is made here.
+   * started (see {@link neverStarted}: no command PID is not enough) and whose supervisor is gone (or
+   * never came) ends ABORTED, not LOST: an abort stopped it, one that wrote its file but never its record
+   * (see {@link abortJob}), and the record is made here.
    */
   reconcile(row: JobRow, relaunch = true): JobRow {
     if (!isActiveJob(row.status)) {
@@ -186,7 +187,7 @@ export class BuiltinRunner implements Executor {
       // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
       exit = readExit(files);
       if (exit === null) {
-        const end = abortBegun && target === null
+        const end = abortBegun && target === null && neverStarted(files, worker)
           ? abortRecordOf(files, now)
           : { status: "LOST" as const, finished_at: now, updated_at: now };
         Object.assign(changes, end);
@@ -686,6 +687,17 @@ export class BuiltinRunner implements Executor {
     const after = this.table.job(row.job_id) ?? row;
     return { ...toJob(after), aborted: true, ...flags };
   }
+}
+
+/**
+ * Whether the command of a job whose supervisor is gone (or never came) and that left no command PID
+ * certainly never started: its supervisor never wrote its PID (it writes it before its first look for an
+ * abort, and forks the command only after its last), or it said that it quit at an abort before the
+ * command (`unstarted`). No PID alone says nothing: a supervisor killed between forking the command and
+ * writing its PID leaves none, and that command ran (or runs on, out of the job's group).
+ */
+function neverStarted(files: ReturnType<typeof jobFiles>, worker: number | null): boolean {
+  return worker === null || pathExists(files.unstarted);
 }
 
 /** What an abort records (see {@link BuiltinRunner.abortJob}): when, and why. */
