@@ -11,7 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { eventually, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest } from "./flow_env.ts";
 import { builtin, lines } from "./operator_env.ts";
-import { readLog, spawnStoppedChild } from "./stop_point.ts";
+import { readLog, spawnStopped, spawnStoppedChild } from "./stop_point.ts";
 import { stateFile } from "./write_lock.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 
@@ -71,3 +71,45 @@ flowTest(
     );
   },
 );
+
+flowTest(
+  builtin,
+  "a job aborted before its supervisor came, then cleaned: the supervisor its starter launches after the clean never runs the command",
+  async (env) => {
+    const ran = join(env.home, "ran");
+    // The job is stored and not launched: its start stops before it spawns the supervisor.
+    const start = await spawnStopped(
+      env,
+      ["job", "start", "--run-key", "j", "--start-timeout", "0", "--", "sh", "-c", `echo ran >> '${ran}'`],
+      "runner:after-job-row",
+    );
+    const aborted = await env.json(["job", "abort", "--run-key", "j"]);
+    assert.deepEqual([aborted.status, aborted.worker_pid], ["ABORTED", null], "aborted before any supervisor came");
+    const id = aborted.job_id as string;
+    const cleaned = await env.json(["job", "clean", "--job-id", id]);
+    assert.equal(cleaned.deleted, 1, JSON.stringify(cleaned));
+    // The start goes on: it spawns the job's supervisor, which must find that the job is not to run.
+    const finished = await start.finish();
+    assert.equal(finished.code, 0, finished.stderr);
+    // The situation under test: the supervisor came after the clean, and claimed the job (nothing was
+    // there to stop it). It was spawned (the start returned) with the job id on its command line, and
+    // exits once the command (if it runs) has ended.
+    await eventually("the supervisor came and went", () => mentioning(id).length === 0);
+    assert.ok(pathExists(join(env.home, "jobs", `${id}.claim`)), "the supervisor claimed the job after the clean");
+    assert.deepEqual(lines(ran), [], "the command of a job aborted (and cleaned) never runs");
+  },
+);
+
+/** The PIDs of the processes whose command line mentions `text`. */
+function mentioning(text: string): number[] {
+  return [...Deno.readDirSync("/proc")].flatMap(({ name }) => {
+    if (!/^\d+$/.test(name)) return [];
+    try {
+      return Deno.readTextFileSync(`/proc/${name}/cmdline`).includes(text) && processAlive(Number(name))
+        ? [Number(name)]
+        : [];
+    } catch {
+      return [];
+    }
+  });
+}
