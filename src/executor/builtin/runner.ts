@@ -246,8 +246,13 @@ export class BuiltinRunner implements Executor {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
+    const files = jobFiles(this.dir, row.job_id);
+    const launch = readLaunchFile(files.launch);
+    // A supervisor starts no command without the launch file (its absence is a cleaned job's, see
+    // supervisor.ts): a job stored without one (by an earlier version) gets one, as it is launched here.
+    ensureLaunchFile(files.launch);
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
-    const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
+    const failure = this.spawn([{ row, launch }]);
     // Unrecorded under a lock (see recordUnlessLocked), the job stays STARTING with nobody claiming it:
     // the next reader launches it again (after this process's pause), or records that it cannot.
     if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure));
@@ -829,6 +834,15 @@ function removeQuietly(path: string): void {
     Deno.removeSync(path);
   } catch {
     // never written
+  }
+}
+
+/** Makes an empty launch file (`{}`: launched as the reader is) where there is none; best effort. */
+function ensureLaunchFile(path: string): void {
+  try {
+    Deno.writeTextFileSync(path, "{}", { createNew: true, mode: 0o600 });
+  } catch {
+    // there already (the usual case), or no room: a supervisor then starts no command, and the job ends LOST
   }
 }
 

@@ -115,6 +115,11 @@ supervise() {
   # Aborted since the first look (its abort file, or its SIGTERM caught by the trap above): the
   # command must not start now, when the abort may already have found no command to kill.
   aborted && unstarted
+  # Cleaned: the job's launch file (written before its row) is gone. job clean removes it before the abort
+  # file and the claim, so a supervisor that claims the job after a clean (its starter stopped between
+  # its commit and its spawn, or a second launch of it), or that found the abort file gone just above,
+  # finds it gone here: the command of a job recorded ended, then deleted, never runs.
+  [ -e "$dir/$job.launch" ] || exit 0
   stop_point supervisor:before-command
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
