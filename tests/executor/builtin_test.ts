@@ -470,7 +470,7 @@ Deno.test("a reader that records unless locked answers what a job's files show u
   db.close();
 });
 
-Deno.test("an abort file without its abort's record: a job whose command never started is ABORTED, one whose command started is LOST", async () => {
+Deno.test("an abort file without its abort's record: a job whose command never started is ABORTED, one whose command started (or may have) is LOST", async () => {
   using dir = tempDir();
   const dbPath = join(dir.path, "state.sqlite3");
   const db = openDatabase(dbPath);
@@ -479,14 +479,20 @@ Deno.test("an abort file without its abort's record: a job whose command never s
   const abortedAt = new Date(Date.now() - 60_000);
   // Aborts that wrote their deadline (and no record file: a disk full for it) and stopped before their record.
   for (
-    const [jobId, fields] of [["unstarted", { status: "STARTING" }], ["started", { target_pid: 999_999 }]] as const
+    const [jobId, fields] of [
+      ["unstarted", { status: "STARTING" }],
+      ["started", { target_pid: 999_999 }],
+      ["forked", { status: "STARTING" }],
+    ] as const
   ) {
     runner.table.insertJob(row(jobId, fields));
-    const { abort, claim, abortRecord } = jobFiles(jobs, jobId);
+    const { abort, claim, abortRecord, unstarted } = jobFiles(jobs, jobId);
     Deno.writeTextFileSync(abort, `${nowSeconds() + 5}\n`);
     Deno.utimeSync(abort, abortedAt, abortedAt);
     // Its supervisor came, found the abort file (or not), and is gone: this test process's PID is no supervisor.
     Deno.writeTextFileSync(claim, `${Deno.pid}\n`);
+    // The one that found it said so as it quit.
+    if (jobId === "unstarted") Deno.writeTextFileSync(unstarted, "");
     assert.equal(pathExists(abortRecord), false);
   }
   const unstarted = await runner.status("unstarted");
@@ -498,5 +504,8 @@ Deno.test("an abort file without its abort's record: a job whose command never s
   );
   // Its command started (a PID recorded): the abort did not keep it from running, and its result is unknown.
   assert.equal((await runner.status("started"))?.status, "LOST");
+  // No command PID, and its supervisor did not say that it quit at the abort: it may have been killed
+  // between forking the command and writing its PID, and that command ran.
+  assert.equal((await runner.status("forked"))?.status, "LOST");
   db.close();
 });

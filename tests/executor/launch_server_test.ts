@@ -12,6 +12,8 @@ Deno.test("a launch server launches the jobs it is sent, and leaves when its inp
     jobId: id,
     command: ["sh", "-c", `printf '%s' "$1"`, "x", `out ${id}`],
   }));
+  // Each job's launch file, as the runner writes it before the job's row: without it, a job is a cleaned one.
+  for (const { jobId } of jobs) Deno.writeTextFileSync(join(dir.path, `${jobId}.launch`), "{}");
   assert.equal(await server.send(jobs), true);
   await eventually("three jobs ended", () => jobs.every(({ jobId }) => pathExists(join(dir.path, `${jobId}.exit`))));
   for (const { jobId } of jobs) {

@@ -214,10 +214,17 @@ export class JobAdmin {
     return orphans;
   }
 
-  /** Removes a job's files; returns how many could not be removed (a missing file is fine). */
+  /**
+   * Removes a job's files; returns how many could not be removed (a missing file is fine). The launch
+   * file goes first, before the abort file and the claim: a supervisor that comes late (its starter
+   * stopped between committing the row and spawning it, or a second launch of the job) looks for the
+   * abort file, then for the launch file, before it starts the command: it finds one or the other,
+   * and quits (see supervisor.ts), where it found neither claim nor abort file and ran the command.
+   */
   private removeFiles(jobId: string): number {
     let errors = 0;
-    for (const path of Object.values(jobFiles(this.runner.dir, jobId))) {
+    const { launch, ...others } = jobFiles(this.runner.dir, jobId);
+    for (const path of [launch, ...Object.values(others)]) {
       try {
         Deno.removeSync(path);
       } catch (error) {

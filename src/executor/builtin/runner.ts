@@ -162,8 +162,9 @@ export class BuiltinRunner implements Executor {
    * after committing the row) is launched again here (the claim makes that idempotent), unless the
    * reader is an abort (`relaunch` false): launched then, the command could start before the abort's
    * file is there to stop it, and be run only to be killed. A job with an abort file whose command never
-   * started and whose supervisor is gone (or never came) ends ABORTED, not LOST: an abort stopped it,
-   * one that wrote its file but never its record (see {@link abortJob}), and the record is made here.
+   * started (see {@link neverStarted}: no command PID is not enough) and whose supervisor is gone (or
+   * never came) ends ABORTED, not LOST: an abort stopped it, one that wrote its file but never its record
+   * (see {@link abortJob}), and the record is made here.
    * `unlessLocked`: what another process's write lock keeps from being recorded is answered as the files
    * show it (see the constructor's `recordUnlessLocked`).
    */
@@ -188,7 +189,7 @@ export class BuiltinRunner implements Executor {
       // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
       exit = readExit(files);
       if (exit === null) {
-        const end = abortBegun && target === null
+        const end = abortBegun && target === null && neverStarted(files, worker)
           ? abortRecordOf(files, now)
           : { status: "LOST" as const, finished_at: now, updated_at: now };
         Object.assign(changes, end);
@@ -247,8 +248,13 @@ export class BuiltinRunner implements Executor {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
     this.launched.set(row.job_id, performance.now());
+    const files = jobFiles(this.dir, row.job_id);
+    const launch = readLaunchFile(files.launch);
+    // A supervisor starts no command without the launch file (its absence is a cleaned job's, see
+    // supervisor.ts): a job stored without one (by an earlier version) gets one, as it is launched here.
+    ensureLaunchFile(files.launch);
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
-    const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
+    const failure = this.spawn([{ row, launch }]);
     // Unrecorded under a lock (see recordUnlessLocked), the job stays STARTING with nobody claiming it:
     // the next reader launches it again (after this process's pause), or records that it cannot.
     if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure), unlessLocked);
@@ -693,6 +699,17 @@ export class BuiltinRunner implements Executor {
   }
 }
 
+/**
+ * Whether the command of a job whose supervisor is gone (or never came) and that left no command PID
+ * certainly never started: its supervisor never wrote its PID (it writes it before its first look for an
+ * abort, and forks the command only after its last), or it said that it quit at an abort before the
+ * command (`unstarted`). No PID alone says nothing: a supervisor killed between forking the command and
+ * writing its PID leaves none, and that command ran (or runs on, out of the job's group).
+ */
+function neverStarted(files: ReturnType<typeof jobFiles>, worker: number | null): boolean {
+  return worker === null || pathExists(files.unstarted);
+}
+
 /** What an abort records (see {@link BuiltinRunner.abortJob}): when, and why. */
 interface AbortRecord {
   aborted_at: number;
@@ -822,6 +839,15 @@ function removeQuietly(path: string): void {
     Deno.removeSync(path);
   } catch {
     // never written
+  }
+}
+
+/** Makes an empty launch file (`{}`: launched as the reader is) where there is none; best effort. */
+function ensureLaunchFile(path: string): void {
+  try {
+    Deno.writeTextFileSync(path, "{}", { createNew: true, mode: 0o600 });
+  } catch {
+    // there already (the usual case), or no room: a supervisor then starts no command, and the job ends LOST
   }
 }
 

@@ -22,8 +22,9 @@
  * disk) is retried every second until it succeeds: the result is kept by the living supervisor rather
  * than lost. (Supervisors of earlier versions wrote `<name>.tmp` and renamed it, and claimed with a
  * directory; both are still read.)
- * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command; one
- * aborted while it was starting the command has the command ended by its supervisor at once.
+ * A job aborted before its supervisor got going (`<job>.abort` exists) never starts its command (its
+ * supervisor makes `<job>.unstarted` as it quits); one aborted while it was starting the command has
+ * the command ended by its supervisor at once.
  * SQLite is never touched here: the next status read reconciles these files into the database.
  * The command shares its supervisor's process group, so signalling the group reaches the command and
  * all its descendants; the supervisor survives SIGTERM (to record the result) but not SIGKILL. The
@@ -87,7 +88,7 @@ supervise() {
   # alive to record how the command ended; SIGKILL still ends it, and then the job is LOST.
   trap 'terminated=1' TERM
   # Aborted before it got going: never start the command.
-  aborted && exit 0
+  aborted && unstarted
   # The job's working directory (a relative program path below is then relative to it).
   if [ -n "$cwd" ]; then cd -- "$cwd" 2> /dev/null || fail "cannot change directory to '$cwd'"; fi
   # Can the program be executed at all? It is looked up with the step's PATH, set here only for the
@@ -108,12 +109,17 @@ supervise() {
   until { true >| "$dir/$job.stdout" && true >| "$dir/$job.stderr"; } 2> /dev/null; do
     [ -d "$dir" ] || exit 1
     # Aborted while it waited: the command never starts.
-    aborted && exit 0
+    aborted && unstarted
     sleep 1
   done
   # Aborted since the first look (its abort file, or its SIGTERM caught by the trap above): the
   # command must not start now, when the abort may already have found no command to kill.
-  aborted && exit 0
+  aborted && unstarted
+  # Cleaned: the job's launch file (written before its row) is gone. job clean removes it before the abort
+  # file and the claim, so a supervisor that claims the job after a clean (its starter stopped between
+  # its commit and its spawn, or a second launch of it), or that found the abort file gone just above,
+  # finds it gone here: the command of a job recorded ended, then deleted, never runs.
+  [ -e "$dir/$job.launch" ] || exit 0
   stop_point supervisor:before-command
   # The command gets the default SIGINT, SIGQUIT and SIGTERM dispositions back (a background job of a
   # non-interactive shell starts with SIGINT and SIGQUIT ignored; bash can undo that, sh may not).
@@ -149,6 +155,14 @@ supervise() {
   crash_point supervisor:before-exit-file
   put "$job" exit "$rc"
   ended "$job"
+  exit 0
+}
+# Quits at an abort, before the command: says so first (an empty file, best effort, before the exit).
+# A reader that finds this supervisor gone, no command PID and no result takes the job for ABORTED only
+# with that file: a supervisor killed between forking the command and writing its PID leaves no PID
+# either, and that command ran (the job is LOST). 'true', as in ended().
+unstarted() {
+  { true >| "$dir/$job.unstarted"; } 2> /dev/null
   exit 0
 }
 # The job was aborted: its abort file is there, or the trap in supervise() caught its SIGTERM.
@@ -295,6 +309,11 @@ export function jobFiles(dir: string, jobId: string) {
      * that finds the abort file with the job still active (the aborting process stopped before its record).
      */
     abortRecord: `${base}.abort-record`,
+    /**
+     * Made (empty) by a supervisor that quit at an abort before starting the command, as it quit: what
+     * tells that job, without a command PID, from one whose supervisor died after starting the command.
+     */
+    unstarted: `${base}.unstarted`,
     /** How the job was launched (environment, directory; JSON, mode 0600), for a relaunch. */
     launch: `${base}.launch`,
     /** An empty file made once `exit` is complete: the hint that drivers watch for (see endedDirectory). */
