@@ -315,3 +315,29 @@ flowTest(builtin, "logs --follow of a step in a run nobody drives says so once, 
   assert.equal((await stderr.done).slice(notice.length), "", "the notice came once");
   await follower.stdout.cancel();
 });
+
+flowTest(
+  builtin,
+  "logs --follow of a step the run ended without: exit 3 and one JSON line, not 0 and nothing",
+  async (env) => {
+    const file = env.flow(
+      "two.yaml",
+      `flow_id: two\nsteps:\n  - {id: a, command: ["true"]}\n  - {id: b, when: a, command: ["true"]}\n`,
+    );
+    await undrivenRun(env, "e", file);
+    const follower = env.spawn(["logs", "--run-key", "e", "--step", "b", "--follow"]);
+    const stderr = collectText(follower.stderr);
+    // Its notice says it is waiting for b to start; then the run ends without it.
+    await eventually("the follower waits", () => stderr.text.includes("Driver: none"), 10);
+    assert.equal((await env.json(["cancel", "--run-key", "e"])).status, "CANCELLED");
+    const expected = "logs: step b has not started, and will not: run e ended CANCELLED (step b is CANCELLED)";
+    assert.equal((await follower.status).code, 3);
+    const lines = (await stderr.done).trim().split("\n");
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.deepEqual(JSON.parse(lines[1]), { error: expected });
+    assert.equal(await new Response(follower.stdout).text(), "");
+    // A follow begun once the run has ended says so at once.
+    const late = await env.run(["logs", "--run-key", "e", "--step", "b", "--follow"]);
+    assert.deepEqual([late.code, late.stdout, errorLine(late).error], [3, "", expected]);
+  },
+);
