@@ -26,6 +26,7 @@ import {
   LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
+  openStandIn,
   probeWriteLock,
   resolveDbPath,
   type RunFilter,
@@ -81,6 +82,13 @@ export interface SessionOptions {
    * file was opened held `logs` deaf to signals, then failed it.
    */
   recordUnlessLocked?: boolean;
+  /**
+   * For commands that act only on runs already stored (retry, cancel, resume, tick, clean): a missing
+   * state file is not created, nor its directory, as for `readOnly`: it has no runs, so the run is
+   * unknown (exit 3) and `clean` has nothing to delete. A mistyped `--db` or home left an empty state
+   * file (and a `jobs/` directory) behind, for a command that then said "run not found".
+   */
+  storedRuns?: boolean;
 }
 
 /** An open state file, and why it is read-only if it was refused for writing. */
@@ -463,8 +471,8 @@ function sessionDbPath(context: CommandContext): string {
  * if it is. `lockWaitMs`: how long opening for writing waits for another process's write lock.
  */
 function openState(path: string, options: SessionOptions, lockWaitMs?: number): OpenedState {
-  if ((options.readOnly || options.queryOnly || options.follower) && stateFileMissing(path)) {
-    return { db: openDatabase(":memory:"), refused: null };
+  if ((options.readOnly || options.queryOnly || options.follower || options.storedRuns) && stateFileMissing(path)) {
+    return { db: openStandIn(path, [JOB_TABLES]), refused: null };
   }
   if (options.queryOnly) return { db: openDatabaseReadOnly(path), refused: null };
   if (options.follower) {

@@ -370,6 +370,17 @@ export function openDatabaseReadOnly(path: string): Database {
 }
 
 /**
+ * An empty database in memory that stands in for a state file not at `path`, for a command that only
+ * reads it or acts on runs already stored: every run is unknown. Counted as read-only, so that nothing
+ * made for it (the built-in runner's jobs directory) creates a directory or file beside `path`.
+ */
+export function openStandIn(path: string, parts: readonly SchemaPart[] = []): Database {
+  const db = openDatabase(":memory:", undefined, parts);
+  readOnlyConnections.set(db, path);
+  return db;
+}
+
+/**
  * For a connection opened read-only, in place of {@link migrate}: refuses a file whose `key` in
  * `schema_meta` does not count exactly `migrations` (older, which this process cannot migrate, or newer).
  */

@@ -17,6 +17,7 @@ export {
   migrate,
   openDatabase,
   openDatabaseReadOnly,
+  openStandIn,
   prepared,
   probeWriteLock,
   type SchemaPart,

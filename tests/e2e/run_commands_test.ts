@@ -310,8 +310,8 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
-  // `tick` creates the state file (`status` only reads: it would not).
-  assert.equal((await env.run(["--db", newer, "tick", "--run-key", "x"])).code, 3);
+  // A run's `start` creates the state file (`status`, `tick` and the like find no run in a missing one).
+  await env.json(["--db", newer, "start", "--run-key", "x", "-q", env.flow("two.yaml", TWO_STEPS)]);
   const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
   sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
   sqlite.close();

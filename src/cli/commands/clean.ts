@@ -142,7 +142,7 @@ async function cleaningSession(
   interrupt: Interrupt,
 ): Promise<Session> {
   try {
-    return await Session.open(context, dryRun ? { follower: true } : {}, interrupt);
+    return await Session.open(context, dryRun ? { follower: true } : { storedRuns: true }, interrupt);
   } catch (error) {
     if (!(error instanceof StateFileUnavailableError) || (error.why !== "full" && !dryRun)) throw error;
     if (dryRun) return new Session(context, { queryOnly: true });

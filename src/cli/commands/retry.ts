@@ -51,7 +51,7 @@ export const retryCommand: Command = {
     // Listening before the state file is opened (see start); once opened, a signal also kills a call to
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
-    using session = await Session.open(context, {}, interrupt);
+    using session = await Session.open(context, { storedRuns: true }, interrupt);
     // Refused at once, before the wait for the lock, when the run cannot be retried as it is now.
     await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
 
