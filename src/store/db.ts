@@ -238,8 +238,8 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
       const mode = Deno.statSync(path).mode! & 0o777;
       if ((mode & 0o600) !== mode) Deno.chmodSync(path, mode & 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
-    migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs });
-    for (const part of parts) migrate(db, part.key, part.migrations, { lockWaitMs });
+    migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs, path });
+    for (const part of parts) migrate(db, part.key, part.migrations, { lockWaitMs, path });
     db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
     return db;
   } catch (error) {
@@ -421,13 +421,14 @@ export function migrate(
   db: Database,
   key: string,
   migrations: readonly string[],
-  options: { probeWrite?: boolean; lockWaitMs?: number } = {},
+  options: { probeWrite?: boolean; lockWaitMs?: number; path?: string } = {},
 ): void {
   if (!options.probeWrite && storedVersion(db, key) === migrations.length) return;
-  retryWhileBusy(() => migrateOnce(db, key, migrations), options.lockWaitMs ?? busyTimeoutMs());
+  retryWhileBusy(() => migrateOnce(db, key, migrations, options.path), options.lockWaitMs ?? busyTimeoutMs());
 }
 
-function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {
+/** `path`: the file, named in the error for a newer schema (as a read-only opening names it). */
+function migrateOnce(db: Database, key: string, migrations: readonly string[], path?: string): void {
   // In a write transaction (BEGIN IMMEDIATE waits on the busy timeout; a bare statement's lock
   // upgrade may fail at once).
   transaction(db, () => {
@@ -445,7 +446,7 @@ function migrateOnce(db: Database, key: string, migrations: readonly string[]): 
     throw new StateFileError(
       `state database ${
         key.replaceAll("_", " ")
-      } ${current()} is newer than this orchesjob-flow understands (${migrations.length})`,
+      } ${current()} is newer than this orchesjob-flow understands (${migrations.length})${path ? `: ${path}` : ""}`,
     );
   }
   while (current() < migrations.length) {
