@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { both, builtin, lines, logged, undrivenRun } from "./operator_env.ts";
+import { both, builtin, lines, logged, STUBBORN, undrivenRun } from "./operator_env.ts";
+import { spawnStopped } from "./stop_point.ts";
 import { waitForFile } from "./fault_helpers.ts";
 
 flowTest(both, "retry of a run whose middle step failed reruns only that step and its downstream", async (env) => {
@@ -182,6 +183,29 @@ flowTest(
     const whole = await env.json(["retry", "--run-key", "k", "-q"]);
     assert.deepEqual([whole.status, statuses(whole)], ["SUCCEEDED", { a: "SUCCEEDED", b: "SUCCEEDED" }]);
     assert.deepEqual(lines(log), ["b", "a"]);
+  },
+);
+
+flowTest(
+  builtin,
+  "retry while a cancel is still in its grace says the cancel is under way, not 'cancel first'",
+  async (env) => {
+    const file = env.flow("stubborn.yaml", STUBBORN);
+    await env.json(["start", "--run-key", "g", "-d", file]);
+    await env.waitFor("g", "a running", (run) => step(run, "a").status === "RUNNING");
+    // The cancel stops in its abort's grace: the run is CANCELLED, step a still RUNNING, the cancel lock held.
+    const cancel = await spawnStopped(env, ["cancel", "--run-key", "g", "--grace-seconds", "1"], "runner:abort-grace");
+    const during = await env.status("g");
+    assert.deepEqual([during.status, step(during, "a").status], ["CANCELLED", "RUNNING"]);
+    const refused = await env.run(["retry", "--run-key", "g"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(
+      errorLine(refused).error,
+      "retry: run g: step a is still RUNNING (its job may be alive); its cancel is still aborting it " +
+        "(SIGKILL at the end of the grace); retry once the cancel has ended",
+    );
+    assert.equal((await cancel.finish()).code, 0);
+    assert.equal(step(await env.status("g"), "a").status, "CANCELLED");
   },
 );
 
