@@ -28,6 +28,7 @@ import {
   openDatabaseReadOnly,
   openStandIn,
   probeWriteLock,
+  refuseFileOnPath,
   resolveDbPath,
   type RunFilter,
   RunStore,
@@ -499,13 +500,15 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
 /**
  * Whether no state file is at `path`, so a reader has no runs to show. Only a path that is not there:
  * one this process may not look at (a directory it cannot search) or cannot resolve (a symbolic link
- * loop) is an error to say, not a file with no runs (`list` printed [], `status` "run not found").
+ * loop) is an error to say, not a file with no runs (`list` printed [], `status` "run not found"), and
+ * so is one that runs through a file (see refuseFileOnPath).
  */
 export function stateFileMissing(path: string): boolean {
   try {
     Deno.statSync(path);
     return false;
   } catch (error) {
+    if (error instanceof Deno.errors.NotADirectory) refuseFileOnPath(path);
     return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
   }
 }

@@ -152,6 +152,30 @@ export const SQLITE_MAX_PATH_BYTES = 504;
  * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
  * read-only file; a device or a FIFO; and a zero-length file (see {@link createIfMissing}).
  */
+/**
+ * Refuses a state file's path that runs through a file that is not a directory (`ORCHESJOB_FLOW_HOME`
+ * set to a file, `--db flow.yaml/state.sqlite3`): no state file can ever be there. Readers took it for
+ * a missing file (list printed [], status said "run not found") and `start` said "File exists: mkdir".
+ */
+export function refuseFileOnPath(path: string): void {
+  for (let dir = dirname(path);; dir = dirname(dir)) {
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(dir);
+    } catch {
+      if (dirname(dir) === dir) return;
+      continue; // not there (to be made), or not for this process to look at (said when it is opened)
+    }
+    if (!info.isDirectory) {
+      throw new StateFileError(
+        `cannot open state database ${path}: ${dir} is not a directory (check --db, ` +
+          "ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME)",
+      );
+    }
+    return;
+  }
+}
+
 function refuseNonStateFile(path: string): void {
   const info = Deno.statSync(path);
   if (info.isDirectory) {
@@ -216,6 +240,7 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
   try {
     if (path !== ":memory:") {
       checkPathLength(path);
+      refuseFileOnPath(path);
       makeDirectory(dirname(path));
       createIfMissing(path);
       refuseNonStateFile(path);

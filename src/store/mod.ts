@@ -20,6 +20,7 @@ export {
   openStandIn,
   prepared,
   probeWriteLock,
+  refuseFileOnPath,
   type SchemaPart,
   StateFileBehindError,
   StateFileChangedError,

@@ -332,6 +332,15 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
     })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
+    // A state path through a file (ORCHESJOB_FLOW_HOME set to a file): no state file can be there. The
+    // readers took it for a missing one ([], "run not found"), start said "File exists: mkdir".
+    ...[...stateCommands, ["retry", "--run-key", "k0"], ["logs", "--run-key", "k0", "--step", "a"]].map((argv) => ({
+      argv: ["--db", join(flow, "orchesjob-flow.sqlite3"), ...argv],
+      exit: 2,
+      error: `${argv[0]}: cannot open state database ${
+        join(flow, "orchesjob-flow.sqlite3")
+      }: ${flow} is not a directory`,
+    })),
     // Run keys with invisible or undecodable characters, and one that is not there.
     { argv: ["start", "--run-key", "a\u0085b", flow], exit: 2, error: "contains U+0085" },
     { argv: ["start", "--run-key", "a\u200bb", flow], exit: 2, error: "contains U+200B" },
