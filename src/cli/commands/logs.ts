@@ -5,6 +5,7 @@ import {
   executorUnavailableLimit,
   isActiveJob,
   isTerminalRun,
+  isTerminalStep,
   type Job,
   type RunRecord,
   stepRunKey,
@@ -239,14 +240,21 @@ async function startOf(
   let warned = false;
   for (;;) {
     const record = session.run(runKey);
-    const attempt = stepOf(record, stepId).attemptNo;
-    if (attempt > 0) return { record, attempt };
-    // The run ended without it (SKIPPED, CANCELLED): what `logs` says of a step that has not started,
-    // not a follow that printed nothing and exit 0, which a script takes for an attempt that succeeded.
+    const step = stepOf(record, stepId);
+    if (step.attemptNo > 0) return { record, attempt: step.attemptNo };
+    // The run ended without it, or it ended unstarted (SKIPPED) while the run goes on: what `logs` says
+    // of a step that has not started, not a follow that printed nothing and exit 0 (which a script
+    // takes for an attempt that succeeded) once the run ended, however long that took.
     if (isTerminalRun(record.state.status)) {
       throw new UserError(
         `step ${stepId} has not started, and will not: run ${runKey} ended ${record.state.status} ` +
-          `(step ${stepId} is ${stepOf(record, stepId).status})`,
+          `(step ${stepId} is ${step.status})`,
+        ExitCode.notFound,
+      );
+    }
+    if (isTerminalStep(step.status)) {
+      throw new UserError(
+        `step ${stepId} has not started, and will not: it is ${step.status} (run ${runKey} is ${record.state.status})`,
         ExitCode.notFound,
       );
     }
