@@ -71,12 +71,27 @@ function topLevelHelp(): string {
   });
 }
 
+/**
+ * Refuses a global option whose value was left out, so that it took the command's name (`--db status
+ * --run-key k`, `--db list`): then "missing command" or "unknown option --run-key" blamed the rest. A
+ * file of that name is still reached as `./status`.
+ */
+function swallowedCommand(option: string, value: string | undefined, next: string | undefined): void {
+  if (value === undefined || !ALL_COMMANDS.some((c) => c.spec.name === value)) return;
+  if (next !== undefined && !next.startsWith("-")) return;
+  throw new UserError(
+    `${value}: option ${option} needs a value before the command, got the command's name (for a file of that ` +
+      `name: ${option} ./${value})`,
+  );
+}
+
 /** Splits argv at the first word that is not a global option (or its value). */
 function splitGlobal(argv: readonly string[]): { global: string[]; command?: string; rest: string[] } {
   const valued = new Set(GLOBAL_SPEC.options.filter((o) => o.value).map((o) => `--${o.name}`));
   let i = 0;
   while (i < argv.length && argv[i].startsWith("-")) {
     if (argv[i] === "--") break;
+    if (valued.has(argv[i])) swallowedCommand(argv[i], argv[i + 1], argv[i + 2]);
     i += valued.has(argv[i]) ? 2 : 1;
   }
   return { global: argv.slice(0, i), command: argv[i], rest: argv.slice(i + 1) };

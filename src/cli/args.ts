@@ -84,6 +84,14 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
         continue;
       }
       if (eq < 0 && i + 1 >= argv.length) throw new UserError(`${where}option --${option.name} needs a value`);
+      if (eq < 0 && namesOption(argv[i + 1], byLong, byShort)) {
+        // `--run-key --format table`: the value was left out, and taking the next option for it
+        // blamed what follows ("unexpected argument table", "no step --follow").
+        throw new UserError(
+          `${where}option --${option.name} needs a value, got the option ${argv[i + 1]} ` +
+            `(for a value written so: --${option.name}=${argv[i + 1]})`,
+        );
+      }
       // Global options keep "the last one wins", so a wrapper's defaults can be overridden.
       const once = spec.name !== "" && spec.options.includes(option);
       setValue(parsed, option, eq >= 0 ? arg.slice(eq + 1) : argv[++i], where, once);
@@ -97,6 +105,17 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: rea
   }
   if (!parsed.help) checkPositionals(spec, parsed.positionals, where);
   return parsed;
+}
+
+/** Whether `arg` is one of the options in the maps (or help): never a value, as written alone. */
+function namesOption(
+  arg: string,
+  byLong: ReadonlyMap<string, OptionSpec>,
+  byShort: ReadonlyMap<string, OptionSpec>,
+): boolean {
+  if (arg === "--help" || arg === "-h") return true;
+  if (arg.startsWith("--")) return byLong.has(arg.slice(2).split("=")[0]);
+  return /^-[A-Za-z]+$/.test(arg) && [...arg.slice(1)].every((c) => byShort.has(c));
 }
 
 function checkPositionals(spec: CommandSpec, positionals: readonly string[], where: string): void {

@@ -26,7 +26,9 @@ import {
   LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
+  openStandIn,
   probeWriteLock,
+  refuseFileOnPath,
   resolveDbPath,
   type RunFilter,
   RunStore,
@@ -81,6 +83,13 @@ export interface SessionOptions {
    * file was opened held `logs` deaf to signals, then failed it.
    */
   recordUnlessLocked?: boolean;
+  /**
+   * For commands that act only on runs already stored (retry, cancel, resume, tick, clean): a missing
+   * state file is not created, nor its directory, as for `readOnly`: it has no runs, so the run is
+   * unknown (exit 3) and `clean` has nothing to delete. A mistyped `--db` or home left an empty state
+   * file (and a `jobs/` directory) behind, for a command that then said "run not found".
+   */
+  storedRuns?: boolean;
 }
 
 /** An open state file, and why it is read-only if it was refused for writing. */
@@ -474,8 +483,8 @@ function sessionDbPath(context: CommandContext): string {
  * if it is. `lockWaitMs`: how long opening for writing waits for another process's write lock.
  */
 function openState(path: string, options: SessionOptions, lockWaitMs?: number): OpenedState {
-  if ((options.readOnly || options.queryOnly || options.follower) && stateFileMissing(path)) {
-    return { db: openDatabase(":memory:"), refused: null };
+  if ((options.readOnly || options.queryOnly || options.follower || options.storedRuns) && stateFileMissing(path)) {
+    return { db: openStandIn(path, [JOB_TABLES]), refused: null };
   }
   if (options.queryOnly) return { db: openDatabaseReadOnly(path), refused: null };
   if (options.follower) {
@@ -502,13 +511,15 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
 /**
  * Whether no state file is at `path`, so a reader has no runs to show. Only a path that is not there:
  * one this process may not look at (a directory it cannot search) or cannot resolve (a symbolic link
- * loop) is an error to say, not a file with no runs (`list` printed [], `status` "run not found").
+ * loop) is an error to say, not a file with no runs (`list` printed [], `status` "run not found"), and
+ * so is one that runs through a file (see refuseFileOnPath).
  */
 export function stateFileMissing(path: string): boolean {
   try {
     Deno.statSync(path);
     return false;
   } catch (error) {
+    if (error instanceof Deno.errors.NotADirectory) refuseFileOnPath(path);
     return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
   }
 }

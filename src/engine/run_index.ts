@@ -150,7 +150,7 @@ export class RunIndex {
     this.step(id).job = null;
     this.ended++;
     if (status === "SUCCEEDED") this.succeeded.add(id);
-    if (status === "FAILED") this.failed++;
+    if (isUnsuccessful(status)) this.failed++;
     const position = this.positions.get(id)!;
     for (let at = this.firstWaiter[position]; at < this.firstWaiter[position + 1]; at++) {
       this.fresh.add(this.run.steps[this.waiters[at]].id);
@@ -164,6 +164,15 @@ export class RunIndex {
     if (!isTerminalStep(status)) return;
     this.ended--;
     if (status === "SUCCEEDED") this.succeeded.delete(id);
-    if (status === "FAILED") this.failed--;
+    if (isUnsuccessful(status)) this.failed--;
   }
+}
+
+/**
+ * A step that ended without success, which makes the run FAILED once every step has ended. A CANCELLED
+ * step counts: a run only finishes with one when a `retry --step` reopened other steps of a cancelled
+ * run, and its command never ran to its end, so the run has not succeeded (a default `retry` reopens it).
+ */
+function isUnsuccessful(status: StepStatus): boolean {
+  return status === "FAILED" || status === "CANCELLED";
 }

@@ -152,6 +152,30 @@ export const SQLITE_MAX_PATH_BYTES = 504;
  * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
  * read-only file; a device or a FIFO; and a zero-length file (see {@link createIfMissing}).
  */
+/**
+ * Refuses a state file's path that runs through a file that is not a directory (`ORCHESJOB_FLOW_HOME`
+ * set to a file, `--db flow.yaml/state.sqlite3`): no state file can ever be there. Readers took it for
+ * a missing file (list printed [], status said "run not found") and `start` said "File exists: mkdir".
+ */
+export function refuseFileOnPath(path: string): void {
+  for (let dir = dirname(path);; dir = dirname(dir)) {
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(dir);
+    } catch {
+      if (dirname(dir) === dir) return;
+      continue; // not there (to be made), or not for this process to look at (said when it is opened)
+    }
+    if (!info.isDirectory) {
+      throw new StateFileError(
+        `cannot open state database ${path}: ${dir} is not a directory (check --db, ` +
+          "ORCHESJOB_FLOW_HOME, ORCHESJOB_HOME)",
+      );
+    }
+    return;
+  }
+}
+
 function refuseNonStateFile(path: string): void {
   const info = Deno.statSync(path);
   if (info.isDirectory) {
@@ -216,6 +240,7 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
   try {
     if (path !== ":memory:") {
       checkPathLength(path);
+      refuseFileOnPath(path);
       makeDirectory(dirname(path));
       createIfMissing(path);
       refuseNonStateFile(path);
@@ -238,8 +263,8 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
       const mode = Deno.statSync(path).mode! & 0o777;
       if ((mode & 0o600) !== mode) Deno.chmodSync(path, mode & 0o600);
     } catch { /* not ours to change (another user's file we can still use) */ }
-    migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs });
-    for (const part of parts) migrate(db, part.key, part.migrations, { lockWaitMs });
+    migrate(db, "schema_version", MIGRATIONS, { probeWrite: true, lockWaitMs, path });
+    for (const part of parts) migrate(db, part.key, part.migrations, { lockWaitMs, path });
     db.exec(`PRAGMA busy_timeout = ${busyTimeoutMs()}`);
     return db;
   } catch (error) {
@@ -370,6 +395,17 @@ export function openDatabaseReadOnly(path: string): Database {
 }
 
 /**
+ * An empty database in memory that stands in for a state file not at `path`, for a command that only
+ * reads it or acts on runs already stored: every run is unknown. Counted as read-only, so that nothing
+ * made for it (the built-in runner's jobs directory) creates a directory or file beside `path`.
+ */
+export function openStandIn(path: string, parts: readonly SchemaPart[] = []): Database {
+  const db = openDatabase(":memory:", undefined, parts);
+  readOnlyConnections.set(db, path);
+  return db;
+}
+
+/**
  * For a connection opened read-only, in place of {@link migrate}: refuses a file whose `key` in
  * `schema_meta` does not count exactly `migrations` (older, which this process cannot migrate, or newer).
  */
@@ -410,13 +446,14 @@ export function migrate(
   db: Database,
   key: string,
   migrations: readonly string[],
-  options: { probeWrite?: boolean; lockWaitMs?: number } = {},
+  options: { probeWrite?: boolean; lockWaitMs?: number; path?: string } = {},
 ): void {
   if (!options.probeWrite && storedVersion(db, key) === migrations.length) return;
-  retryWhileBusy(() => migrateOnce(db, key, migrations), options.lockWaitMs ?? busyTimeoutMs());
+  retryWhileBusy(() => migrateOnce(db, key, migrations, options.path), options.lockWaitMs ?? busyTimeoutMs());
 }
 
-function migrateOnce(db: Database, key: string, migrations: readonly string[]): void {
+/** `path`: the file, named in the error for a newer schema (as a read-only opening names it). */
+function migrateOnce(db: Database, key: string, migrations: readonly string[], path?: string): void {
   // In a write transaction (BEGIN IMMEDIATE waits on the busy timeout; a bare statement's lock
   // upgrade may fail at once).
   transaction(db, () => {
@@ -434,7 +471,7 @@ function migrateOnce(db: Database, key: string, migrations: readonly string[]): 
     throw new StateFileError(
       `state database ${
         key.replaceAll("_", " ")
-      } ${current()} is newer than this orchesjob-flow understands (${migrations.length})`,
+      } ${current()} is newer than this orchesjob-flow understands (${migrations.length})${path ? `: ${path}` : ""}`,
     );
   }
   while (current() < migrations.length) {

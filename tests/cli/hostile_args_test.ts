@@ -98,6 +98,29 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: 'option --run-key given twice ("k1" and "k2")',
     },
     { argv: ["start", "--run-key"], exit: 2, error: "start: option --run-key needs a value" },
+    // A value left out: the next option is not taken for it, and what follows is not blamed.
+    {
+      argv: ["status", "--run-key", "--format", "table"],
+      exit: 2,
+      error: "status: option --run-key needs a value, got the option --format (for a value written so: --run-key=",
+    },
+    {
+      argv: ["logs", "--run-key", "k0", "--step", "-f"],
+      exit: 2,
+      error: "logs: option --step needs a value, got the option -f",
+    },
+    {
+      argv: ["--db", "status", "--run-key", "k0"],
+      exit: 2,
+      error: "status: option --db needs a value before the command, got the command's name (for a file of that name: " +
+        "--db ./status)",
+    },
+    { argv: ["--db", "list"], exit: 2, error: "list: option --db needs a value before the command" },
+    {
+      argv: ["watch", "--run-key", "k0", "--advance", "--no-advance"],
+      exit: 2,
+      error: "watch: --advance and --no-advance contradict each other",
+    },
     // Global options that contradict each other: the built-in runner would ignore the path without a word.
     {
       argv: ["--orchesjob-bin", "/bin/true", "--executor", "builtin", "start", "--run-key", "k1", flow],
@@ -309,6 +332,15 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
     })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
+    // A state path through a file (ORCHESJOB_FLOW_HOME set to a file): no state file can be there. The
+    // readers took it for a missing one ([], "run not found"), start said "File exists: mkdir".
+    ...[...stateCommands, ["retry", "--run-key", "k0"], ["logs", "--run-key", "k0", "--step", "a"]].map((argv) => ({
+      argv: ["--db", join(flow, "orchesjob-flow.sqlite3"), ...argv],
+      exit: 2,
+      error: `${argv[0]}: cannot open state database ${
+        join(flow, "orchesjob-flow.sqlite3")
+      }: ${flow} is not a directory`,
+    })),
     // Run keys with invisible or undecodable characters, and one that is not there.
     { argv: ["start", "--run-key", "a\u0085b", flow], exit: 2, error: "contains U+0085" },
     { argv: ["start", "--run-key", "a\u200bb", flow], exit: 2, error: "contains U+200B" },

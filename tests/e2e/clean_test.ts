@@ -486,3 +486,22 @@ flowTest(
     }
   },
 );
+
+flowTest(
+  builtin,
+  "clean --older-than 0 deletes every finished run, also one whose end is ahead of the clock",
+  async (env) => {
+    await env.json(["start", "--run-key", "ahead", "-q", env.flow("two.yaml", TWO_STEPS)]);
+    // The clock stepped back (NTP, a VM restored) since the run ended: its end is an hour ahead of now.
+    const sqlite = new (await import("node:sqlite")).DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+    sqlite.exec("UPDATE flow_runs SET finished_at = finished_at + 3600 WHERE run_key = 'ahead'");
+    sqlite.close();
+    const ended = (await env.status("ahead")).finished_at;
+    assert.ok(ended > Date.now() / 1000 + 3000, "the run's end is ahead of the clock");
+    // A time limit is a limit: an hour ago, the run had not ended by its own account.
+    assert.deepEqual((await env.json(["clean", "--older-than", "1s"])).runs, []);
+    const cleaned = await env.json(["clean", "--older-than", "0"]);
+    assert.deepEqual(cleaned.runs.map((run: Json) => run.run_key), ["ahead"]);
+    assert.equal((await env.run(["status", "--run-key", "ahead"])).code, 3);
+  },
+);

@@ -91,6 +91,28 @@ flowTest(builtin, "read-only commands create no directory or database, and name 
   assert.equal(existsSync(home), false, `list created ${home}`);
 });
 
+flowTest(
+  builtin,
+  "commands that act on stored runs create no state file or directory where there is none (a mistyped --db)",
+  async (env) => {
+    const home = join(env.home, "mistyped");
+    const file = join(home, "orchesjob-flow.sqlite3");
+    const onRun = [["retry"], ["retry", "--step", "a"], ["cancel"], ["resume"], ["resume", "-d"], ["tick"]];
+    for (const args of onRun) {
+      const result = await env.run(["--db", file, ...args, "--run-key", "k"]);
+      assert.equal(result.code, 3, result.stderr);
+      assert.equal(errorLine(result).error, `${args[0]}: run not found: k (state file ${file})`);
+      assert.equal(existsSync(home), false, `${args.join(" ")} created ${home}`);
+    }
+    for (const dryRun of [[], ["--dry-run"]]) {
+      const result = await env.run(["--db", file, "clean", "--older-than", "0", ...dryRun]);
+      assert.equal(result.code, 0, result.stderr);
+      assert.deepEqual(JSON.parse(result.stdout).runs, []);
+      assert.equal(existsSync(home), false, `clean ${dryRun.join(" ")} created ${home}`);
+    }
+  },
+);
+
 /**
  * A fake orchesjob: the real one (the `orchesjob-flow job` wrapper) unless the file `mode` in `dir`
  * says to misbehave on `status`: print no JSON (nojson), exit 1 as a locked database would (exit1),

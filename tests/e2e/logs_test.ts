@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { existsSync } from "node:fs";
-import { CLI, collectText, errorLine, eventually, REPO } from "../helpers.ts";
+import { CLI, type CliResult, collectText, errorLine, eventually, REPO } from "../helpers.ts";
 import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
 import { both, builtin, undrivenRun } from "./operator_env.ts";
@@ -315,3 +315,71 @@ flowTest(builtin, "logs --follow of a step in a run nobody drives says so once, 
   assert.equal((await stderr.done).slice(notice.length), "", "the notice came once");
   await follower.stdout.cancel();
 });
+
+flowTest(
+  builtin,
+  "logs --follow of a step the run ended without: exit 3 and one JSON line, not 0 and nothing",
+  async (env) => {
+    const file = env.flow(
+      "two.yaml",
+      `flow_id: two\nsteps:\n  - {id: a, command: ["true"]}\n  - {id: b, when: a, command: ["true"]}\n`,
+    );
+    await undrivenRun(env, "e", file);
+    const follower = env.spawn(["logs", "--run-key", "e", "--step", "b", "--follow"]);
+    const stderr = collectText(follower.stderr);
+    // Its notice says it is waiting for b to start; then the run ends without it.
+    await eventually("the follower waits", () => stderr.text.includes("Driver: none"), 10);
+    assert.equal((await env.json(["cancel", "--run-key", "e"])).status, "CANCELLED");
+    const expected = "logs: step b has not started, and will not: run e ended CANCELLED (step b is CANCELLED)";
+    assert.equal((await follower.status).code, 3);
+    const lines = (await stderr.done).trim().split("\n");
+    assert.equal(lines.length, 2, lines.join("\n"));
+    assert.deepEqual(JSON.parse(lines[1]), { error: expected });
+    assert.equal(await new Response(follower.stdout).text(), "");
+    // A follow begun once the run has ended says so at once.
+    const late = await env.run(["logs", "--run-key", "e", "--step", "b", "--follow"]);
+    assert.deepEqual([late.code, late.stdout, errorLine(late).error], [3, "", expected]);
+  },
+);
+
+flowTest(
+  builtin,
+  "logs --follow of a step SKIPPED while the run goes on: exit 3 at once, not a wait for the run's end",
+  async (env) => {
+    const go = join(env.home, "go");
+    const file = env.flow(
+      "skip.yaml",
+      `flow_id: skip
+steps:
+  - {id: a, command: ["false"]}
+  - {id: b, when: a, command: ["true"]}
+  - {id: long, command: ${JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done`)}}
+`,
+    );
+    await env.json(["start", "--run-key", "s", "-d", file]);
+    try {
+      const live = await env.waitFor(
+        "s",
+        "b skipped, long running",
+        (run) => step(run, "b").status === "SKIPPED" && step(run, "long").status === "RUNNING",
+      );
+      assert.equal(live.status, "RUNNING");
+      // Before, it waited for the run's end, which only the file `go` brings: a follower still waiting
+      // after the generous bound of `eventually` fails the test (and the finally ends the run).
+      let follow: CliResult | null = null;
+      const following = env.run(["logs", "--run-key", "s", "--step", "b", "--follow"]);
+      following.then((done) => (follow = done));
+      await eventually("the follower ends by itself while the run goes on", () => follow !== null, 60);
+      follow = await following;
+      assert.deepEqual([follow.code, follow.stdout, errorLine(follow).error], [
+        3,
+        "",
+        "logs: step b has not started, and will not: it is SKIPPED (run s is RUNNING)",
+      ]);
+      assert.equal((await env.status("s")).status, "RUNNING", "it did not wait for the run's end");
+    } finally {
+      Deno.writeTextFileSync(go, "");
+    }
+    await env.waitFor("s", "the run ends", (run) => run.status === "FAILED");
+  },
+);

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { errorLine, eventually, hasOpen, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
-import { both, builtin, lines, logged } from "./operator_env.ts";
+import { both, builtin, lines, logged, STUBBORN, undrivenRun } from "./operator_env.ts";
+import { spawnStopped } from "./stop_point.ts";
 import { waitForFile } from "./fault_helpers.ts";
 
 flowTest(both, "retry of a run whose middle step failed reruns only that step and its downstream", async (env) => {
@@ -160,6 +161,53 @@ steps:
   assert.equal(step(done, "first").run_key, "c:first:1");
   assert.deepEqual(done.rounds.map((r: { steps: string[] }) => r.steps), [["hold", "after"]]);
 });
+
+flowTest(
+  builtin,
+  "retry --step of a CANCELLED run: a step the cancel left CANCELLED keeps the run from SUCCEEDED",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow(
+      "pair.yaml",
+      `flow_id: pair\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n  - {id: b, command: ${logged(log, "b")}}\n`,
+    );
+    await undrivenRun(env, "k", file);
+    const cancelled = await env.json(["cancel", "--run-key", "k"]);
+    assert.deepEqual([cancelled.status, statuses(cancelled)], ["CANCELLED", { a: "CANCELLED", b: "CANCELLED" }]);
+    // Only b: a stays CANCELLED, its command never ran, so the run did not succeed.
+    const partial = await env.json(["retry", "--run-key", "k", "--step", "b", "-q"], 1);
+    assert.deepEqual([partial.status, statuses(partial)], ["FAILED", { a: "CANCELLED", b: "SUCCEEDED" }]);
+    assert.deepEqual(lines(log), ["b"]);
+    assert.equal((await env.run(["status", "--run-key", "k"])).code, 0);
+    // The default retry picks up the step left CANCELLED; then the run has succeeded.
+    const whole = await env.json(["retry", "--run-key", "k", "-q"]);
+    assert.deepEqual([whole.status, statuses(whole)], ["SUCCEEDED", { a: "SUCCEEDED", b: "SUCCEEDED" }]);
+    assert.deepEqual(lines(log), ["b", "a"]);
+  },
+);
+
+flowTest(
+  builtin,
+  "retry while a cancel is still in its grace says the cancel is under way, not 'cancel first'",
+  async (env) => {
+    const file = env.flow("stubborn.yaml", STUBBORN);
+    await env.json(["start", "--run-key", "g", "-d", file]);
+    await env.waitFor("g", "a running", (run) => step(run, "a").status === "RUNNING");
+    // The cancel stops in its abort's grace: the run is CANCELLED, step a still RUNNING, the cancel lock held.
+    const cancel = await spawnStopped(env, ["cancel", "--run-key", "g", "--grace-seconds", "1"], "runner:abort-grace");
+    const during = await env.status("g");
+    assert.deepEqual([during.status, step(during, "a").status], ["CANCELLED", "RUNNING"]);
+    const refused = await env.run(["retry", "--run-key", "g"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(
+      errorLine(refused).error,
+      "retry: run g: step a is still RUNNING (its job may be alive); its cancel is still aborting it " +
+        "(SIGKILL at the end of the grace); retry once the cancel has ended",
+    );
+    assert.equal((await cancel.finish()).code, 0);
+    assert.equal(step(await env.status("g"), "a").status, "CANCELLED");
+  },
+);
 
 flowTest(builtin, "retry refuses what it cannot do, with one JSON line and no change", async (env) => {
   const failing = env.flow("bad.yaml", 'flow_id: bad\nsteps:\n  - {id: load, command: ["false"]}\n');

@@ -310,14 +310,20 @@ flowTest(builtin, "a state file that cannot be used is a clear exit-2 error, not
   assert.match(errorLine(dirAsDb).error, /^status: cannot open state database /);
   // A database written by a newer orchesjob-flow is refused rather than misread.
   const newer = join(env.home, "newer.sqlite3");
-  // `tick` creates the state file (`status` only reads: it would not).
-  assert.equal((await env.run(["--db", newer, "tick", "--run-key", "x"])).code, 3);
+  // A run's `start` creates the state file (`status`, `tick` and the like find no run in a missing one).
+  await env.json(["--db", newer, "start", "--run-key", "x", "-q", env.flow("two.yaml", TWO_STEPS)]);
   const sqlite = new (await import("node:sqlite")).DatabaseSync(newer);
   sqlite.exec("UPDATE schema_meta SET value = '999' WHERE key = 'schema_version'");
   sqlite.close();
-  const refused = await env.run(["--db", newer, "status", "--run-key", "x"]);
-  assert.equal(refused.code, 2);
-  assert.match(errorLine(refused).error, /schema version 999 is newer than this orchesjob-flow understands/);
+  // Each names the file, whether it opens it read-only or for writing.
+  const readOnly = ["status", "--run-key", "x"];
+  for (const args of [readOnly, ["retry", "--run-key", "x", "--step", "a"], ["clean", "--older-than", "0"]]) {
+    const refused = await env.run(["--db", newer, ...args]);
+    assert.equal(refused.code, 2, refused.stderr);
+    const { error } = errorLine(refused);
+    assert.ok(error.startsWith(`${args[0]}: state database schema version 999 is newer than this`), error);
+    assert.ok(error.endsWith(`understands (${error.match(/\((\d+)\)/)![1]}): ${newer}`), error);
+  }
 });
 
 flowTest(both, "a waiting foreground start takes over when the other driver goes away unfinished", async (env) => {

@@ -81,7 +81,7 @@ export const cancelCommand: Command = {
     });
     // Another process's write lock (an admin's sqlite3 shell) is waited out in short tries, in which a
     // Ctrl-C is heard (the run unchanged), where opening failed with exit 70 after the busy timeout.
-    using opened = await Session.open(context, {}, null);
+    using opened = await Session.open(context, { storedRuns: true }, null);
     session = opened;
     // A write lock taken since the file was opened is waited out as well, in short tries in which a
     // Ctrl-C is heard: before the commit (the run unchanged), and between the writes after it (see

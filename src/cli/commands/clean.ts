@@ -78,8 +78,12 @@ export const cleanCommand: Command = {
   async run(context, args) {
     const olderThan = args.options["older-than"] as string | undefined;
     if (olderThan === undefined) throw new UserError("--older-than is required (for everything finished: 0)");
-    const before = epochNow() - parseDuration(olderThan, "--older-than");
+    const age = parseDuration(olderThan, "--older-than");
+    const before = epochNow() - age;
     const statuses = (args.options.status as RunStatus[] | undefined) ?? TERMINAL_RUN_STATUSES;
+    // `0` is every finished run, as documented, not only those whose end is behind this clock: after
+    // the clock stepped back (NTP, a restored VM), a run's stored end may be ahead of now.
+    const select: RunFilter = { statuses, finishedBefore: age === 0 ? undefined : before };
     const dryRun = args.options["dry-run"] === true;
     const roomErrors: string[] = [];
     // Another process's write lock (an admin's sqlite3 shell) is waited out, to open the state file and
@@ -96,14 +100,14 @@ export const cleanCommand: Command = {
     using session = await cleaningSession(
       context,
       dryRun,
-      { statuses, finishedBefore: before },
+      select,
       roomErrors,
       interrupt,
     );
     const cleaner = new Cleaner(session, dryRun);
     cleaner.errors.push(...roomErrors);
     const skipped: { run_key: string; reason: string }[] = [];
-    for (const candidate of session.list({ statuses, finishedBefore: before })) {
+    for (const candidate of session.list(select)) {
       if (interrupt.requested()) throw stopped();
       const outcome = await session.writing(
         () => cleaner.deleteRun(candidate.runKey),
@@ -142,7 +146,7 @@ async function cleaningSession(
   interrupt: Interrupt,
 ): Promise<Session> {
   try {
-    return await Session.open(context, dryRun ? { follower: true } : {}, interrupt);
+    return await Session.open(context, dryRun ? { follower: true } : { storedRuns: true }, interrupt);
   } catch (error) {
     if (!(error instanceof StateFileUnavailableError) || (error.why !== "full" && !dryRun)) throw error;
     if (dryRun) return new Session(context, { queryOnly: true });

@@ -5,6 +5,7 @@ import {
   executorUnavailableLimit,
   isActiveJob,
   isTerminalRun,
+  isTerminalStep,
   type Job,
   type RunRecord,
   stepRunKey,
@@ -227,7 +228,7 @@ const CHUNK_BYTES = 4 << 20;
 
 /**
  * `--follow` of a step that has not started: waits until it has (its run and attempt), or returns the
- * exit code when the run ends first or the wait is interrupted.
+ * exit code when the wait is interrupted; a run that ends first is exit 3, as for a step not started.
  */
 async function startOf(
   session: Session,
@@ -239,9 +240,24 @@ async function startOf(
   let warned = false;
   for (;;) {
     const record = session.run(runKey);
-    const attempt = stepOf(record, stepId).attemptNo;
-    if (attempt > 0) return { record, attempt };
-    if (isTerminalRun(record.state.status)) return ExitCode.ok;
+    const step = stepOf(record, stepId);
+    if (step.attemptNo > 0) return { record, attempt: step.attemptNo };
+    // The run ended without it, or it ended unstarted (SKIPPED) while the run goes on: what `logs` says
+    // of a step that has not started, not a follow that printed nothing and exit 0 (which a script
+    // takes for an attempt that succeeded) once the run ended, however long that took.
+    if (isTerminalRun(record.state.status)) {
+      throw new UserError(
+        `step ${stepId} has not started, and will not: run ${runKey} ended ${record.state.status} ` +
+          `(step ${stepId} is ${step.status})`,
+        ExitCode.notFound,
+      );
+    }
+    if (isTerminalStep(step.status)) {
+      throw new UserError(
+        `step ${stepId} has not started, and will not: it is ${step.status} (run ${runKey} is ${record.state.status})`,
+        ExitCode.notFound,
+      );
+    }
     if (!warned && !await driverHolder(session.dbPath, runKey)) {
       // Nothing will start it until someone drives the run: said once, as `watch` does.
       printWarning(`Driver: none; step ${stepId} starts once the run is resumed: ${resumeHint(runKey)}`);

@@ -23,7 +23,7 @@ export const resumeCommand: Command = {
     const detach = args.options.detach === true;
     // In the foreground, listening before the state file is opened (see start).
     using interrupt = detach ? null : listenForInterrupt();
-    using session = await Session.open(context, {}, interrupt);
+    using session = await Session.open(context, { storedRuns: true }, interrupt);
     // --orchesjob-bin's write waits out another process's write lock in short tries (a signal: 130).
     const record = await session.rebindWaiting(session.run(runKey), () => interrupt?.requested() ?? false);
     return await continueRun(session, record, {

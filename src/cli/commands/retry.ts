@@ -10,7 +10,7 @@ import { printJson } from "../output.ts";
 import { exitCodeOf, settledRun } from "../follow.ts";
 import { runJson } from "../render/mod.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
-import { isDriverHeld, isLaunchHeld } from "../../store/mod.ts";
+import { isCancelHeld, isDriverHeld, isLaunchHeld } from "../../store/mod.ts";
 import { unusableBecause } from "../../executor/mod.ts";
 import { detachConfirmed } from "./start.ts";
 
@@ -51,7 +51,7 @@ export const retryCommand: Command = {
     // Listening before the state file is opened (see start); once opened, a signal also kills a call to
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
-    using session = await Session.open(context, {}, interrupt);
+    using session = await Session.open(context, { storedRuns: true }, interrupt);
     // Refused at once, before the wait for the lock, when the run cannot be retried as it is now.
     await retryPlan(session, session.run(runKey), context.program, stepId, downstream);
 
@@ -155,9 +155,12 @@ async function refuseUnretryable(session: Session, record: RunRecord, program: s
   }
   const stillRunning = record.state.steps.find((step) => step.status === "RUNNING");
   if (stillRunning) {
-    throw new UserError(
-      `run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); cancel the run first`,
-    );
+    // A cancel in its grace holds the step so until the SIGKILL: "cancel the run first" had it cancel
+    // a run whose cancel was under way.
+    const why = isCancelHeld(session.dbPath, runKey)
+      ? "its cancel is still aborting it (SIGKILL at the end of the grace); retry once the cancel has ended"
+      : "cancel the run first";
+    throw new UserError(`run ${runKey}: step ${stillRunning.id} is still RUNNING (its job may be alive); ${why}`);
   }
   // A cancel that could not deliver its abort left the job perhaps running: a retry would run the step
   // beside it. Cancelling again tries that abort again.

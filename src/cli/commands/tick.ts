@@ -31,7 +31,7 @@ export const tickCommand: Command = {
     // failed with exit 70 after the busy timeout. What it stored before a signal stays: each write is
     // whole, and the run is advanced again by the next tick (or any driver) from what is stored.
     using interrupt = listenForInterrupt();
-    using session = await Session.open(context, {}, interrupt);
+    using session = await Session.open(context, { storedRuns: true }, interrupt);
     const record = session.run(runKey);
     {
       using lock = await session.locks.tryDriverLock(runKey);

@@ -1,7 +1,7 @@
 /** `watch`: redraw (or append) the run's table until it ends, driving it when nobody else does (unless --no-advance). */
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
 import { epochNow } from "../../shared/mod.ts";
-import { ExitCode, runExitCode } from "../errors.ts";
+import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -42,6 +42,10 @@ export const watchCommand: Command = {
     // Cursor and clear-screen codes only ever go to a terminal.
     const terminal = Deno.stdout.isTerminal();
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
+    // Which one was meant is not for us to guess (--no-advance won wherever it stood): one drives the run, one never does.
+    if (args.options.advance === true && args.options["no-advance"] === true) {
+      throw new UserError("--advance and --no-advance contradict each other; give one of them");
+    }
     // Listening before the state file is opened (see wait); once opened, a signal also kills a call to
     // orchesjob under way, which could otherwise hold this process for up to the call limit.
     using interrupt = listenForInterrupt();
