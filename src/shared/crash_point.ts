@@ -45,7 +45,8 @@ export type StopPoint =
   | "runner:launch-written"
   | "admin:unlock-write"
   | "job-clean:select"
-  | "runner:abort-grace";
+  | "runner:abort-grace"
+  | "runner:launch-failed";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;
