@@ -208,6 +208,8 @@ export class BuiltinRunner implements Executor {
   private relaunch(row: JobRow): void {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
+    // Sent to this process's launch server, which is working through what it was sent: not yet.
+    if (this.server?.holds(row.job_id, RELAUNCH_PAUSE_SECONDS)) return;
     this.launched.set(row.job_id, performance.now());
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
     const failure = this.spawn([{ row, launch: readLaunchFile(jobFiles(this.dir, row.job_id).launch) }]);
