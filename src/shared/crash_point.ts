@@ -47,7 +47,8 @@ export type StopPoint =
   | "job-clean:select"
   | "runner:abort-grace"
   | "runner:abort-file-written"
-  | "runner:after-supervisor-spawn";
+  | "runner:after-supervisor-spawn"
+  | "runner:launch-failed";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -299,15 +299,16 @@ export function spawnDetachedChild(
 }
 
 /**
- * {@link spawnDetached} with its stdin a pipe from us: returns its PID and the pipe's writer. Closing
- * the pipe (or our exit, or death) ends its input. It does not keep this process alive.
+ * {@link spawnDetached} with its stdin a pipe from us: returns its PID, the pipe's writer and how it
+ * ended (settles only if it ends while we live). Closing the pipe (or our exit, or death) ends its
+ * input. It does not keep this process alive.
  */
 export function spawnDetachedWithInput(
   argv: readonly string[],
   options: DetachedOptions = {},
-): { pid: number; input: WritableStreamDefaultWriter<Uint8Array> } {
+): { pid: number; input: WritableStreamDefaultWriter<Uint8Array>; status: Promise<Deno.CommandStatus> } {
   const child = detachedChild(argv, options, "piped");
-  return { pid: child.pid, input: child.stdin.getWriter() };
+  return { pid: child.pid, input: child.stdin.getWriter(), status: child.status };
 }
 
 function detachedChild(argv: readonly string[], options: DetachedOptions, stdin: "null" | "piped"): Deno.ChildProcess {

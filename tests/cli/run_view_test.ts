@@ -112,3 +112,36 @@ Deno.test("append mode's heartbeat shows the run key's control characters as esc
   assert.match(out[1], / run r\\x1b\[2J: RUNNING, /);
   assert.ok(out.every((text) => !text.includes("\x1b")));
 });
+
+Deno.test("append mode: a run of more than 50 steps gets whole tables first and last, only the changed rows between", () => {
+  const ids = Array.from({ length: 60 }, (_, i) => `s${String(i).padStart(2, "0")}`);
+  const flow = loadFlow(
+    `flow_id: big\nsteps:\n${ids.map((id) => `  - {id: ${id}, command: [x]}`).join("\n")}\n`,
+    "b.yaml",
+  );
+  const big = (status: "RUNNING" | "SUCCEEDED", changed: Record<string, Partial<StepState>>): RunRecord => ({
+    ...record({}),
+    state: {
+      ...record({}).state,
+      flow,
+      status,
+      steps: ids.map((id) => stepState(id, changed[id] ?? { status: "RUNNING", attemptNo: 1, startedAt: 1000 })),
+    },
+  });
+  const out: string[] = [];
+  const view = new RunView((text) => out.push(text), { mode: "append", color: false });
+  const rows = (table: string) => table.split("\n").filter((line) => /^s\d\d /.test(line)).map((l) => l.split(" ")[0]);
+  view.show(big("RUNNING", {}), 1000);
+  assert.equal(rows(out[0]).length, 60, "the first table is whole");
+  const s07 = { status: "SUCCEEDED" as const, attemptNo: 1, startedAt: 1000, finishedAt: 1010 };
+  view.show(big("RUNNING", { s07 }), 1010);
+  assert.deepEqual(rows(out[1]), ["s07"], "only the step that changed");
+  assert.match(out[1], /Steps: 1\/60 done, 59 running, 0 failed/);
+  assert.match(out[1], /\n\(59 other steps: no change since the last table\)\n/);
+  view.show(big("RUNNING", { s07, s08: s07, s09: s07 }), 1011);
+  assert.deepEqual(rows(out[2]), ["s08", "s09"]);
+  const done = Object.fromEntries(ids.map((id) => [id, s07]));
+  view.show(big("SUCCEEDED", done), 1012);
+  assert.equal(rows(out[3]).length, 60, "the last table is whole");
+  assert.doesNotMatch(out[3], /other step/);
+});

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { flowTest, statuses } from "./flow_env.ts";
-import { eventually, processAlive } from "../helpers.ts";
+import { eventually, isStopped, processAlive } from "../helpers.ts";
 import { assertNoJobProcesses, countLines, logged, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -133,3 +133,94 @@ steps:
     await assertNoJobProcesses(env.home);
   },
 );
+
+/** How many jobs of the state home are claimed. */
+function claimCount(home: string): number {
+  return [...Deno.readDirSync(join(home, "jobs"))].filter((entry) => entry.name.endsWith(".claim")).length;
+}
+
+flowTest(
+  builtin,
+  "a server working through a backlog longer than the relaunch pause keeps its jobs: the driver relaunches none beside it",
+  async (env) => {
+    if (!linux) return; // the server is found, stopped and paced through /proc
+    const release = join(env.home, "release");
+    const fan = Array.from({ length: 30 }, (_, i) => `  - {id: f${i}, when: a, command: "true"}`);
+    const file = env.flow(
+      "backlog.yaml",
+      `flow_id: backlog\nsteps:\n  - {id: a, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}\n${
+        fan.join("\n")
+      }\n`,
+    );
+    const driver = env.spawn(["start", "--run-key", "k", file]);
+    await eventually("step a claimed", () => {
+      try {
+        return claims(env.home).length === 1;
+      } catch {
+        return false; // no jobs directory yet
+      }
+    });
+    const [first] = claims(env.home);
+    assert.ok(first.mark, "step a was launched by a server");
+    const [server] = sessionLeadersWith(first.mark);
+    assert.ok(server, "the server is running");
+    // The server works slowly from here on: a fork at a time, as on a small machine with a fan-out of a
+    // thousand, where it took 10-20 s; paced here so that its backlog outlasts the relaunch pause (5 s).
+    Deno.kill(server, "SIGSTOP");
+    await eventually("the server is stopped", () => isStopped(server));
+    Deno.writeTextFileSync(release, "");
+    const launches = () => [...Deno.readDirSync(join(env.home, "jobs"))].filter((e) => e.name.endsWith(".launch"));
+    await eventually("the fan-out's jobs are stored", () => launches().length === 31);
+    const sentAt = performance.now();
+    const unclaimedAfterPause = await paceServer(server, env.home, 31, sentAt);
+    const output = await driver.output();
+    assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+    const marks = claims(env.home).map((claim) => claim.mark);
+    assert.equal(marks.length, 31);
+    assert.deepEqual(
+      marks.filter((mark) => mark !== first.mark),
+      [],
+      "jobs the server held were launched beside it (claims without its mark)",
+    );
+    // The situation under test: jobs sent to the server were still unclaimed after the relaunch pause.
+    assert.ok(unclaimedAfterPause > 0, "the backlog did not outlast the relaunch pause");
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+/** Sends `signal` to `pid`; false when it is gone (a server whose driver ended leaves). */
+function signalled(pid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Lets the stopped server `pid` work slowly until `jobs` jobs of `home` are claimed: continued for an
+ * instant every 0.2 s (a job now and then), and, when it has claimed none for 1.5 s, until it claims
+ * one more: it keeps claiming, well within the relaunch pause (5 s), but its backlog outlasts it.
+ * Returns how many jobs were still unclaimed 5.5 s after `sentAt` (0: the backlog did not last).
+ */
+async function paceServer(pid: number, home: string, jobs: number, sentAt: number): Promise<number> {
+  let count = claimCount(home);
+  let progressAt = performance.now();
+  let unclaimedAfterPause = 0;
+  try {
+    while (count < jobs && signalled(pid, "SIGCONT")) {
+      while (performance.now() - progressAt > 1500 && claimCount(home) === count && processAlive(pid)) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      if (!signalled(pid, "SIGSTOP")) break;
+      await eventually("the server is stopped", () => isStopped(pid) || !processAlive(pid));
+      if (claimCount(home) > count) [count, progressAt] = [claimCount(home), performance.now()];
+      if (performance.now() - sentAt > 5500 && unclaimedAfterPause === 0) unclaimedAfterPause = jobs - count;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  } finally {
+    signalled(pid, "SIGCONT");
+  }
+  return unclaimedAfterPause;
+}

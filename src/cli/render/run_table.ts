@@ -46,7 +46,8 @@ export function duration(seconds: number | null): string {
 
 /**
  * The table; `driver` (when known) is who drives the run now: a live run without one gets a line
- * saying how to resume it.
+ * saying how to resume it. `only`: the positions of the steps to show rows for (the others are
+ * counted on one line); the status line still counts every step.
  */
 export function renderRunTable(
   run: RunState,
@@ -54,9 +55,59 @@ export function renderRunTable(
   color: boolean,
   rounds: readonly RetryRound[] = [],
   driver?: DriverHolder | null,
+  only?: ReadonlySet<number>,
 ): string {
+  const lines = headLines(run, now, color, rounds, driver);
+  const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
+  const rows = run.steps.flatMap((step, position) =>
+    only === undefined || only.has(position) ? [{ step, position }] : []
+  )
+    .map(({ step, position }) => {
+      const end = step.finishedAt ?? (isTerminalStep(step.status) ? null : now);
+      const elapsed = step.startedAt === null || end === null ? null : end - step.startedAt;
+      const waiting = step.status === "DELAYED" && step.nextAttemptAt !== null
+        ? `retry in ${Math.max(0, Math.ceil(step.nextAttemptAt - now))} s`
+        : null;
+      return {
+        status: step.status,
+        cells: [
+          step.id,
+          `${MARKERS[step.status]} ${step.status}`,
+          // Attempts made / attempts allowed so far (each retry round allows retries + 1 more).
+          `${step.attemptNo}/${step.attemptBase + stepDefinitionAt(run, position).retries + 1}`,
+          duration(elapsed),
+          step.job?.status ?? "-",
+          step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
+          [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
+        ].map(visible),
+      };
+    });
+  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
+  const widths = header.map((h) => h.length);
+  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
+  const format = (cells: string[], status?: string) =>
+    cells.map((cell, i) => {
+      const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i]);
+      return i === 1 && status ? paint(padded, status, color) : padded;
+    }).join("  ").trimEnd();
+  lines.push(format(header));
+  lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
+  for (const row of rows) lines.push(format(row.cells, row.status));
+  const hidden = run.steps.length - rows.length;
+  if (hidden > 0) lines.push(`(${hidden} other step${hidden === 1 ? "" : "s"}: no change since the last table)`);
+  return lines.join("\n") + "\n";
+}
+
+/** The lines above the steps: the flow and run, status, times, driver, warning, retries. */
+function headLines(
+  run: RunState,
+  now: number,
+  color: boolean,
+  rounds: readonly RetryRound[],
+  driver: DriverHolder | null | undefined,
+): string[] {
   // Everything taken from the state is passed through visible() before colour codes are added.
-  const lines = [
+  return [
     visible(`Flow: ${run.flow.flowId}  Run: ${run.runKey}`),
     statusLine(run, color),
     timesLine(run, now),
@@ -72,39 +123,6 @@ export function renderRunTable(
     ),
     "",
   ];
-  const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
-  const rows = run.steps.map((step, position) => {
-    const end = step.finishedAt ?? (isTerminalStep(step.status) ? null : now);
-    const elapsed = step.startedAt === null || end === null ? null : end - step.startedAt;
-    const waiting = step.status === "DELAYED" && step.nextAttemptAt !== null
-      ? `retry in ${Math.max(0, Math.ceil(step.nextAttemptAt - now))} s`
-      : null;
-    return {
-      status: step.status,
-      cells: [
-        step.id,
-        `${MARKERS[step.status]} ${step.status}`,
-        // Attempts made / attempts allowed so far (each retry round allows retries + 1 more).
-        `${step.attemptNo}/${step.attemptBase + stepDefinitionAt(run, position).retries + 1}`,
-        duration(elapsed),
-        step.job?.status ?? "-",
-        step.attemptNo === 0 ? "-" : stepRunKey(run.runKey, step.id, step.attemptNo),
-        [step.error, executorTrouble(step, now), waiting].filter(Boolean).join("; "),
-      ].map(visible),
-    };
-  });
-  // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
-  const widths = header.map((h) => h.length);
-  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
-  const format = (cells: string[], status?: string) =>
-    cells.map((cell, i) => {
-      const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i]);
-      return i === 1 && status ? paint(padded, status, color) : padded;
-    }).join("  ").trimEnd();
-  lines.push(format(header));
-  lines.push(format(widths.map((w, i) => "-".repeat(i === widths.length - 1 ? Math.max(5, header[i].length) : w))));
-  for (const row of rows) lines.push(format(row.cells, row.status));
-  return lines.join("\n") + "\n";
 }
 
 /**

@@ -3,7 +3,7 @@
  * (CI, a pipe), appended only when something changed plus a short heartbeat at most once a minute.
  * Writes through the function it is given; prints nothing itself.
  */
-import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
+import { isLiveRun, isTerminalStep, type RunRecord, type StepState } from "../../domain/mod.ts";
 import { localDateTime } from "../../shared/mod.ts";
 import { renderRunTable } from "./run_table.ts";
 import { visible } from "./visible.ts";
@@ -24,8 +24,17 @@ export interface RunViewOptions {
   heartbeatSec?: number;
 }
 
+/**
+ * Append mode prints a table of at most this many steps whole; a larger run's tables (but the first
+ * and the last) show only the steps that changed: a 4000-step run printed 4000 lines at every change,
+ * 40,000 lines in 20 s, which no CI log should hold.
+ */
+export const WHOLE_TABLE_STEPS = 50;
+
 export class RunView {
   private lastSignature: string | null = null;
+  /** Append mode: each step's signature in the last table printed. */
+  private lastSteps: string[] | null = null;
   private lastPrintAt = -Infinity;
   private drawnLines = 0;
 
@@ -33,13 +42,17 @@ export class RunView {
 
   /** Shows the run as it is at `now` (epoch seconds). */
   show(record: RunRecord, now: number): void {
-    const table = renderRunTable(record.state, now, this.options.color, record.rounds);
-    if (this.options.mode === "screen") return this.redraw(table);
+    if (this.options.mode === "screen") {
+      return this.redraw(renderRunTable(record.state, now, this.options.color, record.rounds));
+    }
     const signature = runSignature(record);
     if (signature !== this.lastSignature) {
       this.lastSignature = signature;
       this.lastPrintAt = now;
-      this.write(table + "\n");
+      const steps = record.state.steps.map(stepSignature);
+      const only = isLiveRun(record.state.status) ? changedSteps(this.lastSteps, steps) : undefined;
+      this.lastSteps = steps;
+      this.write(renderRunTable(record.state, now, this.options.color, record.rounds, undefined, only) + "\n");
     } else if (now - this.lastPrintAt >= (this.options.heartbeatSec ?? 60)) {
       this.lastPrintAt = now;
       this.write(heartbeat(record, now));
@@ -64,11 +77,24 @@ export class RunView {
 /** What a person following the run cares about; elapsed times alone do not count as a change. */
 export function runSignature(record: RunRecord): string {
   const run = record.state;
-  return JSON.stringify([
-    run.status,
-    run.error,
-    run.steps.map((s) => [s.id, s.status, s.attemptNo, s.job?.status ?? null, s.error, s.nextAttemptAt]),
-  ]);
+  return JSON.stringify([run.status, run.error, run.steps.map(stepSignature)]);
+}
+
+function stepSignature(s: StepState): string {
+  return JSON.stringify([s.id, s.status, s.attemptNo, s.job?.status ?? null, s.error, s.nextAttemptAt]);
+}
+
+/**
+ * The positions of the steps whose signature changed since `last`, for a table of only those; none
+ * (the whole table) for a first table, a run of at most WHOLE_TABLE_STEPS steps, or other steps.
+ */
+function changedSteps(last: readonly string[] | null, steps: readonly string[]): Set<number> | undefined {
+  if (last === null || steps.length <= WHOLE_TABLE_STEPS || last.length !== steps.length) return undefined;
+  const changed = new Set<number>();
+  steps.forEach((step, position) => {
+    if (step !== last[position]) changed.add(position);
+  });
+  return changed;
 }
 
 function heartbeat(record: RunRecord, now: number): string {

@@ -9,8 +9,8 @@
  * job unclaimed, and the next reader launches it again (the claim makes that idempotent), as after a
  * launcher that died between committing the row and spawning.
  */
-import { resolve, spawnDetachedWithInput, within } from "../../shared/mod.ts";
-import { type JobLaunch, jobWords, scriptShell, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
+import { pathExists, resolve, spawnDetachedWithInput, within } from "../../shared/mod.ts";
+import { jobFiles, type JobLaunch, jobWords, scriptShell, SERVER_SCRIPT, SUPERVISOR_NAME } from "./supervisor.ts";
 
 /**
  * A send that takes longer than this means a server that does not read (stopped, or stuck): it is
@@ -18,6 +18,10 @@ import { type JobLaunch, jobWords, scriptShell, SERVER_SCRIPT, SUPERVISOR_NAME }
  * waits at all is unusual.)
  */
 const SEND_TIMEOUT_SECONDS = 5;
+/** How many of the jobs sent after the first unclaimed one a look at the server's progress reads. */
+const PROGRESS_WINDOW = 8;
+/** Looks at the server's progress are this far apart at least (each is a few stat calls). */
+const PROGRESS_LOOK_MS = 50;
 
 export class LaunchServer implements Disposable {
   /** On the server's command line and in each claim it makes: how a reader knows its processes. */
@@ -25,14 +29,65 @@ export class LaunchServer implements Disposable {
   readonly pid: number;
   private readonly input: WritableStreamDefaultWriter<Uint8Array>;
   private usable = true;
+  private exited = false;
+  /** The jobs sent, in order, from `head` on: those not yet seen claimed (or passed over). */
+  private queue: string[] = [];
+  private head = 0;
+  /** The ids in `queue` from `head` on. */
+  private readonly waiting = new Set<string>();
+  /** When the server was last sent jobs or seen to claim one, and when that was last looked at. */
+  private progressAt = performance.now();
+  private lookedAt = -Infinity;
 
   /** Only where there is bash (`bashPath()`): the script reads its input with bash's `read -d`. */
-  constructor(dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
+  constructor(private readonly dir: string, readonly environmentKey: string, baseEnv?: Record<string, string>) {
     const argv = [...scriptShell(), "-c", SERVER_SCRIPT, SUPERVISOR_NAME, resolve(dir), this.mark];
-    ({ pid: this.pid, input: this.input } = spawnDetachedWithInput(argv, {
+    let status: Promise<Deno.CommandStatus>;
+    ({ pid: this.pid, input: this.input, status } = spawnDetachedWithInput(argv, {
       env: baseEnv,
       clearEnv: baseEnv !== undefined,
     }));
+    status.finally(() => (this.exited = true)).catch(() => {});
+  }
+
+  /**
+   * Whether the job is still this server's to launch, so that nobody else should: it was sent here,
+   * the server lives, has not been seen to claim it or any job sent after it (it launches them in
+   * order), and has claimed one or been sent one within `pauseSeconds`. A server works through what
+   * it was sent at a fork a job: a fan-out of a thousand is a backlog of 10-20 s on a small machine,
+   * and relaunching its tail beside it (a spawn each, whose process handle the driver holds as long
+   * as the job runs) cost CPU the server needed and a file descriptor a job: a 1000-step fan-out
+   * under `ulimit -n 256` ran out of them. A job the server passed over (its fork failed) or a server
+   * that stopped claiming (stopped, stuck) or is gone leaves its jobs to a relaunch, as before.
+   */
+  holds(jobId: string, pauseSeconds: number): boolean {
+    if (this.exited || !this.waiting.has(jobId)) return false;
+    this.lookAtProgress();
+    return this.waiting.has(jobId) && performance.now() - this.progressAt < pauseSeconds * 1000;
+  }
+
+  /**
+   * Moves past the jobs the server claimed (and those it passed over to claim a later one); at most
+   * every PROGRESS_LOOK_MS unless `force`.
+   */
+  private lookAtProgress(force = false): void {
+    if (!force && performance.now() - this.lookedAt < PROGRESS_LOOK_MS) return;
+    this.lookedAt = performance.now();
+    for (;;) {
+      let claimed = -1;
+      const end = Math.min(this.queue.length, this.head + PROGRESS_WINDOW);
+      for (let i = this.head; i < end; i++) {
+        if (pathExists(jobFiles(this.dir, this.queue[i]).claim)) claimed = i;
+      }
+      if (claimed < 0) break;
+      for (let i = this.head; i <= claimed; i++) this.waiting.delete(this.queue[i]);
+      this.head = claimed + 1;
+      this.progressAt = this.lookedAt;
+    }
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
   }
 
   /**
@@ -48,6 +103,13 @@ export class LaunchServer implements Disposable {
       const words = jobWords(job);
       return [String(words.length), ...words].map((word) => `${word}\0`).join("");
     }).join("");
+    // What it was sent is looked at now and then, not only by relaunches, so that it stays short.
+    if (this.waiting.size >= 4096) this.lookAtProgress(true);
+    for (const job of jobs) {
+      this.queue.push(job.jobId);
+      this.waiting.add(job.jobId);
+    }
+    this.progressAt = performance.now();
     const written = this.input.write(new TextEncoder().encode(text)).then(() => true, () => false);
     if (await within(written, SEND_TIMEOUT_SECONDS, false)) return true;
     this[Symbol.dispose]();

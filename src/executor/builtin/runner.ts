@@ -247,6 +247,8 @@ export class BuiltinRunner implements Executor {
   private relaunch(row: JobRow, unlessLocked: boolean): void {
     const last = this.launched.get(row.job_id);
     if (last !== undefined && performance.now() - last < RELAUNCH_PAUSE_SECONDS * 1000) return;
+    // Sent to this process's launch server, which is working through what it was sent: not yet.
+    if (this.server?.holds(row.job_id, RELAUNCH_PAUSE_SECONDS)) return;
     this.launched.set(row.job_id, performance.now());
     const files = jobFiles(this.dir, row.job_id);
     const launch = readLaunchFile(files.launch);
@@ -349,10 +351,28 @@ export class BuiltinRunner implements Executor {
     }
   }
 
-  /** Records a job that could not be launched as FAILED (exit code -1, the reason in its stderr file). */
-  private failLaunch(row: JobRow, message: string): string {
+  /**
+   * Records a job that could not be launched as FAILED (exit code -1, the reason in its stderr file),
+   * once it is sure no supervisor runs it: a failed spawn says only that this spawn failed. The job may
+   * have reached a launch server all the same (a send given up as late, whose server then read it), or
+   * another reader may have relaunched it meanwhile; a supervisor may claim it later still. So the job
+   * is claimed here first, as a supervisor claims it (O_EXCL): claimed, no supervisor can ever start its
+   * command; already claimed, a supervisor owns it and it is no failure (null). A claim that cannot be
+   * made (out of descriptors like the spawn) leaves the job unclaimed, STARTING, for a later read to
+   * launch (null too). The exit file is written before the row, as a supervisor's would be, so a
+   * reader finds the failure even when the row's write is skipped (see recordUnlessLocked).
+   */
+  private failLaunch(row: JobRow, message: string): string | null {
+    stopPoint("runner:launch-failed");
+    const files = jobFiles(this.dir, row.job_id);
+    try {
+      Deno.writeTextFileSync(files.claim, "", { createNew: true });
+    } catch {
+      return null;
+    }
     const now = nowSeconds();
     Deno.writeTextFileSync(row.stderr_file, `orchesjob-flow: cannot start the job: ${message}\n`);
+    Deno.writeTextFileSync(files.exit, "-1\n");
     this.table.updateActive(row.job_id, { status: "FAILED", exit_code: -1, finished_at: now, updated_at: now });
     return message;
   }
