@@ -240,8 +240,13 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
   try {
     if (path !== ":memory:") {
       checkPathLength(path);
-      refuseFileOnPath(path);
-      makeDirectory(dirname(path));
+      try {
+        makeDirectory(dirname(path));
+      } catch (error) {
+        // A path through a file fails here ("File exists: mkdir"): said as such, looked for only then.
+        refuseFileOnPath(path);
+        throw error;
+      }
       createIfMissing(path);
       refuseNonStateFile(path);
     }
