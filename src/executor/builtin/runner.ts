@@ -184,7 +184,15 @@ export class BuiltinRunner implements Executor {
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
     let exit = readExit(files);
-    if (exit === null && !this.jobLives(row, files, worker, { relaunch, abortBegun, unlessLocked })) {
+    let lives = exit === null ? jobLives(row, files, worker, now) : true;
+    if (lives === null) {
+      // Nobody claimed it yet: launched again when `relaunch` says so; unless its abort began (its file
+      // was there before the claim was looked for): whatever supervisor claims it now finds that file and
+      // quits before the command, so the job is taken as ended, and not launched.
+      if (!abortBegun && relaunch && !this.readOnly) this.relaunch(row, unlessLocked);
+      lives = !abortBegun;
+    }
+    if (!lives) {
       // The supervisor writes its result before it exits, so read the result again after seeing it
       // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
       exit = readExit(files);
@@ -214,27 +222,6 @@ export class BuiltinRunner implements Executor {
     // Not recorded for a held lock (undefined): what the files show, which the next reader records.
     if (recorded !== false) return { ...row, ...changes };
     return this.table.job(row.job_id) ?? row;
-  }
-
-  /**
-   * Whether an active job without a result may still run: its supervisor or its process group lives, or
-   * it was claimed so recently that its supervisor may not have written its PID yet, or nobody claimed
-   * it yet: then it is launched again when `relaunch` says so; unless `abortBegun` (its abort file was
-   * there before the claim was looked for): whatever supervisor claims it now finds that file and quits
-   * before the command, so the job is taken as ended, and not launched.
-   */
-  private jobLives(
-    row: JobRow,
-    files: ReturnType<typeof jobFiles>,
-    worker: number | null,
-    { relaunch, abortBegun, unlessLocked }: { relaunch: boolean; abortBegun: boolean; unlessLocked: boolean },
-  ): boolean {
-    if (worker !== null) return isJobGroupAlive(worker, row, files);
-    const now = nowSeconds();
-    if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
-    if (abortBegun) return false;
-    if (relaunch && !this.readOnly) this.relaunch(row, unlessLocked);
-    return true;
   }
 
   /** Notes that this runner recorded the abort of `row` that an abort file showed (see {@link reconcile}). */
@@ -708,6 +695,22 @@ export class BuiltinRunner implements Executor {
  */
 function neverStarted(files: ReturnType<typeof jobFiles>, worker: number | null): boolean {
   return worker === null || pathExists(files.unstarted);
+}
+
+/**
+ * Whether an active job without a result may still run: its supervisor or its process group lives, or
+ * it was claimed so recently that its supervisor may not have written its PID yet; null when nobody
+ * claimed it yet (see {@link BuiltinRunner.reconcile}, which launches it again or takes it as ended).
+ */
+function jobLives(
+  row: JobRow,
+  files: ReturnType<typeof jobFiles>,
+  worker: number | null,
+  now: number,
+): boolean | null {
+  if (worker !== null) return isJobGroupAlive(worker, row, files);
+  if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
+  return null;
 }
 
 /** What an abort records (see {@link BuiltinRunner.abortJob}): when, and why. */
