@@ -86,6 +86,15 @@ interface Admission {
 }
 
 /**
+ * How a read reconciles a job (see {@link BuiltinRunner.reconcile}): `relaunch` (default true) an unclaimed
+ * job, and record `unlessLocked` (default: the constructor's `recordUnlessLocked`).
+ */
+export interface ReadOptions {
+  relaunch?: boolean;
+  unlessLocked?: boolean;
+}
+
+/**
  * A job waiting for the next launch, and whom to tell how it went: null (launched), the reason it
  * could not be, or (`failed`) an error that kept it from being recorded (a store fault).
  */
@@ -168,7 +177,10 @@ export class BuiltinRunner implements Executor {
    * `unlessLocked`: what another process's write lock keeps from being recorded is answered as the files
    * show it (see the constructor's `recordUnlessLocked`).
    */
-  reconcile(row: JobRow, relaunch = true, unlessLocked = this.options.recordUnlessLocked ?? false): JobRow {
+  reconcile(
+    row: JobRow,
+    { relaunch = true, unlessLocked = this.options.recordUnlessLocked ?? false }: ReadOptions = {},
+  ): JobRow {
     if (!isActiveJob(row.status)) {
       if (row.status === "ABORTED" && !this.readOnly) this.resumeAbort(row);
       return row;
@@ -411,9 +423,9 @@ export class BuiltinRunner implements Executor {
   }
 
   /** The run key's current job, or a job by id, reconciled (see {@link reconcile} for `relaunch`, `unlessLocked`). */
-  row(ref: JobRef, relaunch = true, unlessLocked?: boolean): JobRow | undefined {
+  row(ref: JobRef, options: ReadOptions = {}): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
-    return row && this.reconcile(row, relaunch, unlessLocked);
+    return row && this.reconcile(row, options);
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -603,12 +615,12 @@ export class BuiltinRunner implements Executor {
   private async waitFor(row: JobRow, done: (row: JobRow) => boolean, timeoutSec: number): Promise<JobRow> {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
-    let current = recordedUnlessLocked(() => this.reconcile(row, true, true)) ?? row;
+    let current = recordedUnlessLocked(() => this.reconcile(row, { unlessLocked: true })) ?? row;
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
       if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
-        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id }, true, true)) ?? current;
+        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id }, { unlessLocked: true })) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
     }
@@ -619,7 +631,7 @@ export class BuiltinRunner implements Executor {
 
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     // Not relaunched: a job nobody launched is aborted as it is, its command never started.
-    const row = this.row({ runKey }, false);
+    const row = this.row({ runKey }, { relaunch: false });
     if (!row) return null;
     // Aborted already, by a process that died during the grace (a driver timing the job out): this
     // abort finishes that one, its SIGKILL due at the earlier of the two deadlines. Nothing else would
