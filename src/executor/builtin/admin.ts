@@ -8,7 +8,7 @@ import { crashPoint, isoLocal, nowSeconds, pathExists, stopPoint } from "../../s
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
-import { BuiltinRunner, type ReadOptions, type RunOptions } from "./runner.ts";
+import { BuiltinRunner, noSignals, type ReadOptions, type RunOptions } from "./runner.ts";
 import { jobFiles } from "./supervisor.ts";
 
 /** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
@@ -71,8 +71,7 @@ export class JobAdmin {
       // This read recorded the abort that an earlier one began and never recorded (a `job abort`
       // interrupted in between, whose message says that this records it): the job never started its
       // command, its supervisor is gone, and there is nothing to signal.
-      const noSignal = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false };
-      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignal, sent_kill_worker: false });
+      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignals() });
     }
     if (!isActiveJob(row.status)) {
       throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");

@@ -771,6 +771,11 @@ function writeLaunchFile(path: string, launch: Launch): void {
   }
 }
 
+/** An abort's signal flags (orchesjob's), none sent yet. */
+export function noSignals() {
+  return { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
+}
+
 /**
  * SIGTERM to the supervisor's process group, then SIGKILL after `graceSeconds`. The supervisor leads
  * its own session and process group; the command and everything it spawned are in that group.
@@ -780,7 +785,7 @@ function writeLaunchFile(path: string, launch: Launch): void {
  * with those of every other abort of this process (`graces`).
  */
 async function terminate(job: WatchedJob | null, graces: AbortWatch, target: number | null, graceSeconds: number) {
-  const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
+  const flags = noSignals();
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
   // This look is the abort's own, in the turn of the SIGTERM it allows.
   if (job === null || !aliveNow(job)) return flags;
