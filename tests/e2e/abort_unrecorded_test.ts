@@ -7,24 +7,12 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { eventually, isStopped, processAlive } from "../helpers.ts";
-import { type FlowEnv, flowTest } from "./flow_env.ts";
-import { builtin, lines } from "./operator_env.ts";
+import { flowTest } from "./flow_env.ts";
+import { builtin, jobFile, lines, supervisorGone } from "./operator_env.ts";
 import { readLog, spawnStopped, spawnStoppedChild } from "./stop_point.ts";
-import { stateFile } from "./write_lock.ts";
+import { jobRows } from "./write_lock.ts";
 import { pathExists } from "../../src/shared/mod.ts";
-
-/** The built-in runner's stored status of job `jobId`, read straight from the state file (nothing reconciled). */
-function storedStatus(env: FlowEnv, jobId: string): string | undefined {
-  const db = new DatabaseSync(stateFile(env), { readOnly: true });
-  try {
-    const row = db.prepare("SELECT status FROM jobs WHERE job_id = ?").get(jobId) as { status: string } | undefined;
-    return row?.status;
-  } finally {
-    db.close();
-  }
-}
 
 flowTest(
   builtin,
@@ -56,11 +44,11 @@ flowTest(
     await abort.output;
     // The situation under test: the abort file is there, the job is not recorded ABORTED, no command
     // PID is known, and the supervisor dies without recording one.
-    assert.ok(pathExists(join(env.home, "jobs", `${id}.abort`)), "the abort file is written");
-    assert.equal(storedStatus(env, id), "STARTING", "the abort is not recorded");
+    assert.ok(pathExists(jobFile(env, id, "abort")), "the abort file is written");
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["STARTING"], "the abort is not recorded");
     Deno.kill(supervisor, "SIGKILL");
     await eventually("the supervisor is gone", () => !processAlive(supervisor));
-    assert.equal(pathExists(join(env.home, "jobs", `${id}.target`)), false, "no command PID recorded");
+    assert.equal(pathExists(jobFile(env, id, "target")), false, "no command PID recorded");
 
     const read = await env.json(["job", "status", "--job-id", id]);
     assert.deepEqual(lines(ran), ["ran"], "the command ran, once");
@@ -92,24 +80,9 @@ flowTest(
     const finished = await start.finish();
     assert.equal(finished.code, 0, finished.stderr);
     // The situation under test: the supervisor came after the clean, and claimed the job (nothing was
-    // there to stop it). It was spawned (the start returned) with the job id on its command line, and
-    // exits once the command (if it runs) has ended.
-    await eventually("the supervisor came and went", () => mentioning(id).length === 0);
-    assert.ok(pathExists(join(env.home, "jobs", `${id}.claim`)), "the supervisor claimed the job after the clean");
+    // there to stop it): the clean removed the claim, so the claim waited for here is its own. It exits
+    // once the command (if it runs) has ended.
+    await supervisorGone(env, id);
     assert.deepEqual(lines(ran), [], "the command of a job aborted (and cleaned) never runs");
   },
 );
-
-/** The PIDs of the processes whose command line mentions `text`. */
-function mentioning(text: string): number[] {
-  return [...Deno.readDirSync("/proc")].flatMap(({ name }) => {
-    if (!/^\d+$/.test(name)) return [];
-    try {
-      return Deno.readTextFileSync(`/proc/${name}/cmdline`).includes(text) && processAlive(Number(name))
-        ? [Number(name)]
-        : [];
-    } catch {
-      return [];
-    }
-  });
-}

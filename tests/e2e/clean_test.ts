@@ -2,12 +2,13 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { errorLine, eventually, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { builtin, FAILING, SLEEPING, STUBBORN, TWO_STEPS } from "./operator_env.ts";
 import { runCrashingAt } from "./fault_helpers.ts";
 import { spawnStopped } from "./stop_point.ts";
-import { assertLockHeld, holdWriteLock } from "./write_lock.ts";
+import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
 
 function files(env: FlowEnv, dir: string): string[] {
   try {
@@ -493,7 +494,7 @@ flowTest(
   async (env) => {
     await env.json(["start", "--run-key", "ahead", "-q", env.flow("two.yaml", TWO_STEPS)]);
     // The clock stepped back (NTP, a VM restored) since the run ended: its end is an hour ahead of now.
-    const sqlite = new (await import("node:sqlite")).DatabaseSync(join(env.home, "orchesjob-flow.sqlite3"));
+    const sqlite = new DatabaseSync(stateFile(env));
     sqlite.exec("UPDATE flow_runs SET finished_at = finished_at + 3600 WHERE run_key = 'ahead'");
     sqlite.close();
     const ended = (await env.status("ahead")).finished_at;

@@ -13,12 +13,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { collectText, eventually, inLockBusyWait, isStopped, processAlive } from "../helpers.ts";
 import { type FlowEnv, flowTest, type Json, statuses, step } from "./flow_env.ts";
-import { builtin, lines, undrivenRun } from "./operator_env.ts";
+import { builtin, jobFile, lines, supervisorGone, undrivenRun } from "./operator_env.ts";
 import { readLog, spawnStopped, spawnStoppedAt, spawnStoppedChild } from "./stop_point.ts";
-import { assertLockHeld, holdWriteLock, stateFile } from "./write_lock.ts";
+import { assertLockHeld, holdWriteLock, jobRows, stateFile } from "./write_lock.ts";
 import { pathExists, sleep } from "../../src/shared/mod.ts";
 
 /**
@@ -64,19 +63,6 @@ async function interruptInLockWait(
 function gatedJob(env: FlowEnv) {
   const [log, go] = [join(env.home, "ran"), join(env.home, "go")];
   return { log, go, command: ["sh", "-c", `echo ran >> '${log}'; while [ ! -e '${go}' ]; do sleep 0.05; done`] };
-}
-
-/** The built-in runner's rows of `runKey`'s jobs, read straight from the state file (no job is relaunched). */
-function jobRows(env: FlowEnv, runKey: string): { job_id: string; status: string }[] {
-  const db = new DatabaseSync(stateFile(env), { readOnly: true });
-  try {
-    return db.prepare("SELECT job_id, status FROM jobs WHERE run_key = ? ORDER BY attempt_no").all(runKey) as {
-      job_id: string;
-      status: string;
-    }[];
-  } finally {
-    db.close();
-  }
 }
 
 flowTest(
@@ -297,11 +283,6 @@ flowTest(
   },
 );
 
-/** The path of one of the built-in runner's files of job `jobId` (`abort`, `claim`, `stdout`...). */
-function jobFile(env: FlowEnv, jobId: string, suffix: string): string {
-  return join(env.home, "jobs", `${jobId}.${suffix}`);
-}
-
 /** What a `job abort` of `jobId` (run key `runKey`) says when a signal stops it between its abort file and its record. */
 function abortBegun(jobId: string, runKey: string): Json {
   return {
@@ -370,25 +351,6 @@ flowTest(
     assert.deepEqual([JSON.parse(started.stdout).status, JSON.parse(started.stdout).job_id], ["ABORTED", id]);
   },
 );
-
-/** Waits until job `jobId`'s supervisor has claimed it and exited; returns its PID. */
-async function supervisorGone(env: FlowEnv, jobId: string): Promise<number> {
-  let pid = 0;
-  await eventually("the job's supervisor claimed it and exited", () => {
-    const claim = /^(\d+)/.exec(readText(jobFile(env, jobId, "claim")));
-    pid = claim ? Number(claim[1]) : 0;
-    return pid > 0 && !processAlive(pid);
-  });
-  return pid;
-}
-
-function readText(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch {
-    return "";
-  }
-}
 
 flowTest(
   builtin,

@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { CLI, type CliResult, collectText, errorLine, eventually, REPO } from "../helpers.ts";
 import { runCrashingAt, waitForFile } from "./fault_helpers.ts";
 import { flowTest, step } from "./flow_env.ts";
-import { both, builtin, undrivenRun } from "./operator_env.ts";
+import { both, builtin, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 
 /** Attempt n prints five lines on stdout and two on stderr, then fails; one retry, so two attempts. */
 function noisyFlow(counter: string): string {
@@ -320,11 +320,7 @@ flowTest(
   builtin,
   "logs --follow of a step the run ended without: exit 3 and one JSON line, not 0 and nothing",
   async (env) => {
-    const file = env.flow(
-      "two.yaml",
-      `flow_id: two\nsteps:\n  - {id: a, command: ["true"]}\n  - {id: b, when: a, command: ["true"]}\n`,
-    );
-    await undrivenRun(env, "e", file);
+    await undrivenRun(env, "e", env.flow("two.yaml", TWO_STEPS));
     const follower = env.spawn(["logs", "--run-key", "e", "--step", "b", "--follow"]);
     const stderr = collectText(follower.stderr);
     // Its notice says it is waiting for b to start; then the run ends without it.

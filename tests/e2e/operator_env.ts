@@ -1,6 +1,9 @@
 /** Flows and helpers shared by the operator commands' end-to-end tests (list, logs, retry, clean, wait). */
 import assert from "node:assert/strict";
+import { join } from "node:path";
+import { eventually, processAlive } from "../helpers.ts";
 import type { FlowEnv, Json } from "./flow_env.ts";
+import { readLog } from "./stop_point.ts";
 
 export const builtin = ["builtin"] as const;
 export const both = ["builtin", "external"] as const;
@@ -50,4 +53,20 @@ export async function undrivenRun(env: FlowEnv, runKey: string, file: string): P
   assert.equal(created.detached, false);
   assert.equal(created.status, "PENDING");
   return created;
+}
+
+/** The path of one of the built-in runner's files of job `jobId` (`abort`, `claim`, `stdout`...). */
+export function jobFile(env: FlowEnv, jobId: string, suffix: string): string {
+  return join(env.home, "jobs", `${jobId}.${suffix}`);
+}
+
+/** Waits until job `jobId`'s supervisor has claimed it and exited; returns its PID. */
+export async function supervisorGone(env: FlowEnv, jobId: string): Promise<number> {
+  let pid = 0;
+  await eventually("the job's supervisor claimed it and exited", () => {
+    const claim = /^(\d+)/.exec(readLog(jobFile(env, jobId, "claim")));
+    pid = claim ? Number(claim[1]) : 0;
+    return pid > 0 && !processAlive(pid);
+  });
+  return pid;
 }

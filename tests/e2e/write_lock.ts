@@ -61,3 +61,16 @@ export function assertLockHeld(env: FlowEnv): void {
     probe.close();
   }
 }
+
+/** The built-in runner's rows of `runKey`'s jobs, read straight from the state file (no job is relaunched). */
+export function jobRows(env: FlowEnv, runKey: string): { job_id: string; status: string }[] {
+  const db = new DatabaseSync(stateFile(env), { readOnly: true });
+  try {
+    return db.prepare("SELECT job_id, status FROM jobs WHERE run_key = ? ORDER BY attempt_no").all(runKey) as {
+      job_id: string;
+      status: string;
+    }[];
+  } finally {
+    db.close();
+  }
+}

@@ -206,7 +206,9 @@ export const jobCommand: Command = {
     // statement waits for the lock one slice (sliced), then the try is lost and made again, so a
     // signal is heard between tries: in SQLite's wait for the busy timeout it went unheard.
     let looks = 0;
-    const work = () => HANDLERS[name](admin = nextAdmin(opened, admin), parsed);
+    // One JobAdmin for every try: what an earlier try began (an abort whose file it wrote and whose
+    // record met the lock, a relaunch, a re-sent SIGTERM) is known to the next.
+    const work = () => HANDLERS[name](admin ??= new JobAdmin(opened.db, jobsDirectory(opened.dbPath)), parsed);
     const stop = () => READING.has(name) && looks++ > 0;
     // A start or rerun whose job is not stored is made again (a rerun that had recorded its source's
     // end, as it read it, exited 1 "database is locked" after a slice of the wait, having started nothing).
@@ -250,16 +252,6 @@ function printInterrupted(name: string, admin: JobAdmin | null, stored: boolean)
   } else {
     printError(`job ${name}: interrupted; ${stored ? "what it stored stays stored" : "nothing was stored"}`);
   }
-}
-
-/**
- * A new JobAdmin for a try of the work: an abort that an earlier try began and did not record (its abort
- * file written, then the write lock met) is still begun and not recorded, until a try records it.
- */
-function nextAdmin(session: Session, previous: JobAdmin | null): JobAdmin {
-  const admin = new JobAdmin(session.db, jobsDirectory(session.dbPath));
-  admin.runner.abortUnrecorded = previous?.runner.abortUnrecorded ?? null;
-  return admin;
 }
 
 /**

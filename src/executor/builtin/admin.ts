@@ -8,7 +8,7 @@ import { crashPoint, isoLocal, nowSeconds, pathExists, stopPoint } from "../../s
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
-import { BuiltinRunner, type RunOptions } from "./runner.ts";
+import { BuiltinRunner, noSignals, type ReadOptions, type RunOptions } from "./runner.ts";
 import { jobFiles } from "./supervisor.ts";
 
 /** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
@@ -36,8 +36,8 @@ export class JobAdmin {
     return toJob(this.row(ref));
   }
 
-  private row(ref: JobRef, relaunch = true): JobRow {
-    const row = this.runner.row(ref, relaunch);
+  private row(ref: JobRef, options: ReadOptions = {}): JobRow {
+    const row = this.runner.row(ref, options);
     if (row) return row;
     throw new JobError("jobId" in ref ? `Job not found: ${ref.jobId}` : "run_key not found", "notFound");
   }
@@ -66,13 +66,12 @@ export class JobAdmin {
   /** orchesjob `abort` of the named job, which must be active. */
   abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
     // Not relaunched: a job nobody launched is aborted as it is, its command never started.
-    const row = this.row(ref, false);
+    const row = this.row(ref, { relaunch: false });
     if (this.runner.recordedAborts.has(row.job_id)) {
       // This read recorded the abort that an earlier one began and never recorded (a `job abort`
       // interrupted in between, whose message says that this records it): the job never started its
       // command, its supervisor is gone, and there is nothing to signal.
-      const noSignal = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false };
-      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignal, sent_kill_worker: false });
+      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignals() });
     }
     if (!isActiveJob(row.status)) {
       throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");

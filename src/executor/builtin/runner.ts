@@ -86,6 +86,15 @@ interface Admission {
 }
 
 /**
+ * How a read reconciles a job (see {@link BuiltinRunner.reconcile}): `relaunch` (default true) an unclaimed
+ * job, and record `unlessLocked` (default: the constructor's `recordUnlessLocked`).
+ */
+export interface ReadOptions {
+  relaunch?: boolean;
+  unlessLocked?: boolean;
+}
+
+/**
  * A job waiting for the next launch, and whom to tell how it went: null (launched), the reason it
  * could not be, or (`failed`) an error that kept it from being recorded (a store fault).
  */
@@ -168,7 +177,10 @@ export class BuiltinRunner implements Executor {
    * `unlessLocked`: what another process's write lock keeps from being recorded is answered as the files
    * show it (see the constructor's `recordUnlessLocked`).
    */
-  reconcile(row: JobRow, relaunch = true, unlessLocked = this.options.recordUnlessLocked ?? false): JobRow {
+  reconcile(
+    row: JobRow,
+    { relaunch = true, unlessLocked = this.options.recordUnlessLocked ?? false }: ReadOptions = {},
+  ): JobRow {
     if (!isActiveJob(row.status)) {
       if (row.status === "ABORTED" && !this.readOnly) this.resumeAbort(row);
       return row;
@@ -184,7 +196,15 @@ export class BuiltinRunner implements Executor {
     const target = row.target_pid ?? readIntFile(files.target);
     if (target !== null && row.target_pid === null) changes.target_pid = target;
     let exit = readExit(files);
-    if (exit === null && !this.jobLives(row, files, worker, { relaunch, abortBegun, unlessLocked })) {
+    let lives = exit === null ? jobLives(row, files, worker, now) : true;
+    if (lives === null) {
+      // Nobody claimed it yet: launched again when `relaunch` says so; unless its abort began (its file
+      // was there before the claim was looked for): whatever supervisor claims it now finds that file and
+      // quits before the command, so the job is taken as ended, and not launched.
+      if (!abortBegun && relaunch && !this.readOnly) this.relaunch(row, unlessLocked);
+      lives = !abortBegun;
+    }
+    if (!lives) {
       // The supervisor writes its result before it exits, so read the result again after seeing it
       // dead: only "dead and still no result" is LOST, or ABORTED when an abort kept the command from starting.
       exit = readExit(files);
@@ -214,27 +234,6 @@ export class BuiltinRunner implements Executor {
     // Not recorded for a held lock (undefined): what the files show, which the next reader records.
     if (recorded !== false) return { ...row, ...changes };
     return this.table.job(row.job_id) ?? row;
-  }
-
-  /**
-   * Whether an active job without a result may still run: its supervisor or its process group lives, or
-   * it was claimed so recently that its supervisor may not have written its PID yet, or nobody claimed
-   * it yet: then it is launched again when `relaunch` says so; unless `abortBegun` (its abort file was
-   * there before the claim was looked for): whatever supervisor claims it now finds that file and quits
-   * before the command, so the job is taken as ended, and not launched.
-   */
-  private jobLives(
-    row: JobRow,
-    files: ReturnType<typeof jobFiles>,
-    worker: number | null,
-    { relaunch, abortBegun, unlessLocked }: { relaunch: boolean; abortBegun: boolean; unlessLocked: boolean },
-  ): boolean {
-    if (worker !== null) return isJobGroupAlive(worker, row, files);
-    const now = nowSeconds();
-    if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
-    if (abortBegun) return false;
-    if (relaunch && !this.readOnly) this.relaunch(row, unlessLocked);
-    return true;
   }
 
   /** Notes that this runner recorded the abort of `row` that an abort file showed (see {@link reconcile}). */
@@ -444,9 +443,9 @@ export class BuiltinRunner implements Executor {
   }
 
   /** The run key's current job, or a job by id, reconciled (see {@link reconcile} for `relaunch`, `unlessLocked`). */
-  row(ref: JobRef, relaunch = true, unlessLocked?: boolean): JobRow | undefined {
+  row(ref: JobRef, options: ReadOptions = {}): JobRow | undefined {
     const row = "jobId" in ref ? this.table.job(ref.jobId) : this.table.currentJob(ref.runKey);
-    return row && this.reconcile(row, relaunch, unlessLocked);
+    return row && this.reconcile(row, options);
   }
 
   async status(runKey: string): Promise<Job | null> {
@@ -636,12 +635,12 @@ export class BuiltinRunner implements Executor {
   private async waitFor(row: JobRow, done: (row: JobRow) => boolean, timeoutSec: number): Promise<JobRow> {
     const deadline = performance.now() + timeoutSec * 1000;
     const files = jobFiles(this.dir, row.job_id);
-    let current = recordedUnlessLocked(() => this.reconcile(row, true, true)) ?? row;
+    let current = recordedUnlessLocked(() => this.reconcile(row, { unlessLocked: true })) ?? row;
     for (let pause = nextPause(START_WAIT); !done(current) && performance.now() < deadline;) {
       await sleep(Math.min(pause, (deadline - performance.now()) / 1000));
       // Stat the supervisor's files each time (cheap); reconcile through SQLite once they say something.
       if (pathExists(files.target) || pathExists(files.exit) || pause >= START_WAIT.ceiling) {
-        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id }, true, true)) ?? current;
+        current = recordedUnlessLocked(() => this.row({ jobId: row.job_id }, { unlessLocked: true })) ?? current;
       }
       pause = nextPause(START_WAIT, pause);
     }
@@ -652,7 +651,7 @@ export class BuiltinRunner implements Executor {
 
   async abort(runKey: string, options: AbortOptions): Promise<Job | null> {
     // Not relaunched: a job nobody launched is aborted as it is, its command never started.
-    const row = this.row({ runKey }, false);
+    const row = this.row({ runKey }, { relaunch: false });
     if (!row) return null;
     // Aborted already, by a process that died during the grace (a driver timing the job out): this
     // abort finishes that one, its SIGKILL due at the earlier of the two deadlines. Nothing else would
@@ -730,6 +729,22 @@ function neverStarted(files: ReturnType<typeof jobFiles>, worker: number | null)
   return worker === null || pathExists(files.unstarted);
 }
 
+/**
+ * Whether an active job without a result may still run: its supervisor or its process group lives, or
+ * it was claimed so recently that its supervisor may not have written its PID yet; null when nobody
+ * claimed it yet (see {@link BuiltinRunner.reconcile}, which launches it again or takes it as ended).
+ */
+function jobLives(
+  row: JobRow,
+  files: ReturnType<typeof jobFiles>,
+  worker: number | null,
+  now: number,
+): boolean | null {
+  if (worker !== null) return isJobGroupAlive(worker, row, files);
+  if (pathExists(files.claim)) return now - (statMtime(files.claim) ?? now) < ORPHAN_GRACE_SECONDS;
+  return null;
+}
+
 /** What an abort records (see {@link BuiltinRunner.abortJob}): when, and why. */
 interface AbortRecord {
   aborted_at: number;
@@ -776,6 +791,11 @@ function writeLaunchFile(path: string, launch: Launch): void {
   }
 }
 
+/** An abort's signal flags (orchesjob's), none sent yet. */
+export function noSignals() {
+  return { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
+}
+
 /**
  * SIGTERM to the supervisor's process group, then SIGKILL after `graceSeconds`. The supervisor leads
  * its own session and process group; the command and everything it spawned are in that group.
@@ -785,7 +805,7 @@ function writeLaunchFile(path: string, launch: Launch): void {
  * with those of every other abort of this process (`graces`).
  */
 async function terminate(job: WatchedJob | null, graces: AbortWatch, target: number | null, graceSeconds: number) {
-  const flags = { sent_term_target: false, sent_term_worker: false, sent_kill_target: false, sent_kill_worker: false };
+  const flags = noSignals();
   // The group, not only the supervisor: a command outliving a killed supervisor is still the job's.
   // This look is the abort's own, in the turn of the SIGTERM it allows.
   if (job === null || !aliveNow(job)) return flags;
