@@ -147,12 +147,6 @@ function writeSynced(path: string, bytes: Uint8Array): void {
 export const SQLITE_MAX_PATH_BYTES = 504;
 
 /**
- * Refuses what is at `path` when it cannot be a state file, before SQLite opens it: a directory (`--db`
- * given the state directory, such as systemd's StateDirectory, instead of the file in it), which SQLite
- * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
- * read-only file; a device or a FIFO; and a zero-length file (see {@link createIfMissing}).
- */
-/**
  * Refuses a state file's path that runs through a file that is not a directory (`ORCHESJOB_FLOW_HOME`
  * set to a file, `--db flow.yaml/state.sqlite3`): no state file can ever be there. Readers took it for
  * a missing file (list printed [], status said "run not found") and `start` said "File exists: mkdir".
@@ -176,6 +170,12 @@ export function refuseFileOnPath(path: string): void {
   }
 }
 
+/**
+ * Refuses what is at `path` when it cannot be a state file, before SQLite opens it: a directory (`--db`
+ * given the state directory, such as systemd's StateDirectory, instead of the file in it), which SQLite
+ * reports as "disk I/O error" or "unable to open database file", and which would then be taken for a
+ * read-only file; a device or a FIFO; and a zero-length file (see {@link createIfMissing}).
+ */
 function refuseNonStateFile(path: string): void {
   const info = Deno.statSync(path);
   if (info.isDirectory) {
