@@ -88,15 +88,16 @@ export async function cancelRun(
     return record?.state ?? null;
   }
   const run = record.state;
-  const executor = typeof ports.executor === "function" ? ports.executor(record) : ports.executor;
   // The round this cancel ended. A retry may reopen the run as soon as the last abort is recorded,
   // and its new driver starts steps at once: every later write of this cancel is for this round only.
   const round = currentRound(record.rounds);
-  await Promise.all(
-    run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step)).map((step) =>
-      abortStep({ ...ports, executor, clock, write }, run, step, graceSeconds)
-    ),
-  );
+  const aborted = run.steps.filter((step) => step.status === "RUNNING" || abortUndelivered(step));
+  if (aborted.length > 0) {
+    // Made only for steps to abort: made after the commit, an executor that cannot be made (the built-in
+    // runner's jobs directory) failed a cancel that had nothing left to do, with the run CANCELLED.
+    const executor = typeof ports.executor === "function" ? ports.executor(record) : ports.executor;
+    await Promise.all(aborted.map((step) => abortStep({ ...ports, executor, clock, write }, run, step, graceSeconds)));
+  }
   // The run ended when its last step did: running steps end after the cancel is committed.
   const ended = loadRun(runs, runKey)?.state;
   stopPoint("cancel:ended-read");

@@ -37,6 +37,24 @@ flowTest(builtin, "an internal error (an unusable locks directory) exits 70 with
   assert.match(errorLine(result).error, /^start: internal error: /);
 });
 
+flowTest(
+  builtin,
+  "a cancel with no step to abort needs no executor: an unusable jobs directory does not fail it once committed",
+  async (env) => {
+    const file = env.flow("flow.yaml", ONE_STEP);
+    using _lock = await env.holdDriverLock("k");
+    assert.equal((await env.json(["start", "--run-key", "k", "-d", file])).status, "PENDING");
+    // A file where the jobs directory belongs: the built-in runner cannot be made.
+    Deno.writeTextFileSync(join(env.home, "jobs"), "");
+    const result = await env.run(["cancel", "--run-key", "k"]);
+    // The situation under test: the cancel was committed, its step never started (nothing to abort).
+    const run = await env.status("k");
+    assert.deepEqual([run.status, statuses(run)], ["CANCELLED", { a: "CANCELLED" }]);
+    assert.equal(result.code, 0, `the cancel is done, not an internal error: ${result.stderr}`);
+    assert.equal(JSON.parse(result.stdout).status, "CANCELLED");
+  },
+);
+
 flowTest(builtin, "a first start with an unusable orchesjob exits 2 and stores no run", async (env) => {
   const file = env.flow("flow.yaml", ONE_STEP);
   const notExecutable = env.flow("not-executable", "#!/bin/sh\n");

@@ -520,3 +520,49 @@ flowTest(
     );
   },
 );
+
+flowTest(
+  builtin,
+  "a job start --sync that answers SUCCEEDED from its job's files under a write lock, while a job abort waits between its abort file and its record: the state file records that end, the abort answers 4",
+  async (env) => {
+    const { log, go, command } = gatedJob(env);
+    const start = env.spawn(["job", "start", "--run-key", "j", "--sync", "--", ...command]);
+    const answered = start.output();
+    await eventually(
+      "the command runs, recorded RUNNING",
+      () => lines(log).length === 1 && jobRows(env, "j")[0]?.status === "RUNNING",
+    );
+    const id = jobRows(env, "j")[0].job_id;
+    // The abort read the job RUNNING and wrote its abort file; its ABORTED record is still to come.
+    const abort = await spawnStopped(env, ["job", "abort", "--job-id", id], "runner:abort-file-written");
+    assert.ok(pathExists(jobFile(env, id, "abort")), "the abort file is written");
+    let result: Deno.CommandOutput;
+    {
+      await using lock = await holdWriteLock(env, 60);
+      // The command ends on its own, before any signal: its end is in its files, and the lock keeps the
+      // start from recording it.
+      Deno.writeTextFileSync(go, "");
+      result = await answered;
+      // The situation under test: the start answered while the lock was held, from the job's files.
+      assert.equal(lock.released(), false, "the start answered only once the lock was let go");
+      assertLockHeld(env);
+    }
+    const stdout = new TextDecoder().decode(result.stdout);
+    assert.equal(result.code, 0, new TextDecoder().decode(result.stderr));
+    const told = JSON.parse(stdout);
+    assert.deepEqual([told.job_id, told.status, told.exit_code], [id, "SUCCEEDED", 0]);
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["RUNNING"], "the start recorded nothing");
+
+    // The abort goes on once the lock is let go: the job had ended before it, as the start said.
+    const aborted = await abort.finish();
+    assert.deepEqual([aborted.code, aborted.stderr.trim()], [
+      4,
+      JSON.stringify({
+        error: `Job is not running: ${id} status=SUCCEEDED`,
+      }),
+    ], `its answer: ${aborted.stdout}`);
+    assert.deepEqual(jobRows(env, "j").map((job) => job.status), ["SUCCEEDED"], "what the start answered");
+    assert.equal((await env.json(["job", "status", "--job-id", id])).status, "SUCCEEDED");
+    assert.deepEqual(lines(log), ["ran"]);
+  },
+);

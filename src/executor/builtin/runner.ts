@@ -693,14 +693,18 @@ export class BuiltinRunner implements Executor {
     }
     stopPoint("runner:abort-file-written");
     // The ABORTED record is committed before any signal: the supervisor's late result can then never
-    // replace it, and a strict start already sees the run key as used.
-    const recorded = this.table.updateActive(row.job_id, {
-      status: "ABORTED",
-      finished_at: now,
-      aborted_at: now,
-      updated_at: now,
-      abort_reason: record.reason,
-    });
+    // replace it, and a strict start already sees the run key as used. Only while the command has not
+    // ended on its own, looked at under the write lock: a reader that a lock kept from recording that end
+    // answered it from the files all the same (a `job start --sync`, `job status`), and ABORTED recorded
+    // after the wait for that lock contradicted it. Ended, the job is recorded as it ended (below).
+    const recorded = transaction(this.db, () =>
+      !pathExists(files.exit) && this.table.updateActive(row.job_id, {
+        status: "ABORTED",
+        finished_at: now,
+        aborted_at: now,
+        updated_at: now,
+        abort_reason: record.reason,
+      }));
     if (!recorded) {
       const latest = this.row({ jobId: row.job_id }) ?? row;
       // Recorded by a reader that found this abort's file (the supervisor quit at it): this abort's own.
