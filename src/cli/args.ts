@@ -45,6 +45,11 @@ export interface ParsedArgs {
   positionals: string[];
   remainder: string[];
   help: boolean;
+  /**
+   * Each number option's value as the operator typed it: errors quote it, not the number it became
+   * (`99999999999999999999` is 100000000000000000000 to JavaScript, `1e3` is 1000).
+   */
+  typed?: Record<string, string>;
 }
 
 /**
@@ -52,7 +57,7 @@ export interface ParsedArgs {
  * are accepted as well but not shown in the command's help (global options given after the command).
  */
 export function parseArgs(spec: CommandSpec, argv: readonly string[], extra: readonly OptionSpec[] = []): ParsedArgs {
-  const parsed: ParsedArgs = { options: {}, positionals: [], remainder: [], help: false };
+  const parsed: ParsedArgs = { options: {}, positionals: [], remainder: [], help: false, typed: {} };
   const all = [...spec.options, ...extra];
   const byLong = new Map(all.map((o) => [o.name, o]));
   const byShort = new Map(all.filter((o) => o.short).map((o) => [o.short!, o]));
@@ -145,11 +150,16 @@ function setValue(parsed: ParsedArgs, option: OptionSpec, raw: string, where: st
   const value = valueOf(option, raw, previous, where);
   if (once && !option.multiple && !option.repeatable && previous !== undefined && previous !== value) {
     // `--run-key a ... --run-key b`: which one was meant is not for us to guess.
-    throw new UserError(
-      `${where}option --${option.name} given twice (${JSON.stringify(previous)} and ${JSON.stringify(value)})`,
-    );
+    const before = JSON.stringify(parsed.typed?.[option.name] ?? previous);
+    throw new UserError(`${where}option --${option.name} given twice (${before} and ${JSON.stringify(raw)})`);
   }
   parsed.options[option.name] = value;
+  if (option.value === "number") (parsed.typed ??= {})[option.name] = raw;
+}
+
+/** A number option's value as typed, quoted, for an error (the number itself when none was typed). */
+function typedValue(parsed: ParsedArgs, name: string): string {
+  return JSON.stringify(parsed.typed?.[name] ?? String(parsed.options[name]));
 }
 
 /** An option's value from `raw`; a repeatable option adds to what it had (`previous`). */
@@ -250,11 +260,17 @@ export function secondsOption(
   const n = value as number;
   if (n === 0 && range.zero) return 0;
   if (n < SHORTEST_SECONDS) {
-    throw new UserError(`option --${name} must be ${range.zero ? "0 or " : ""}at least ${SHORTEST_SECONDS}, got ${n}`);
+    throw new UserError(
+      `option --${name} must be ${range.zero ? "0 or " : ""}at least ${SHORTEST_SECONDS}, got ${
+        typedValue(parsed, name)
+      }`,
+    );
   }
   if (range.max !== undefined && n > range.max) {
     throw new UserError(
-      `option --${name} must be at most ${range.max}${range.unit ? ` (${range.unit})` : ""}, got ${n}`,
+      `option --${name} must be at most ${range.max}${range.unit ? ` (${range.unit})` : ""}, got ${
+        typedValue(parsed, name)
+      }`,
     );
   }
   return n;
@@ -265,7 +281,9 @@ export function wholeNumberOption(parsed: ParsedArgs, name: string, fallback: nu
   const value = parsed.options[name];
   if (value === undefined) return fallback;
   const n = value as number;
-  if (!Number.isSafeInteger(n)) throw new UserError(`option --${name} must be a whole number, got ${n}`);
-  if (n < min) throw new UserError(`option --${name} must be >= ${min}, got ${n}`);
+  if (!Number.isSafeInteger(n)) {
+    throw new UserError(`option --${name} must be a whole number, got ${typedValue(parsed, name)}`);
+  }
+  if (n < min) throw new UserError(`option --${name} must be >= ${min}, got ${typedValue(parsed, name)}`);
   return n;
 }

@@ -53,10 +53,13 @@ export const GLOBALS_AFTER_COMMAND: readonly OptionSpec[] = GLOBAL_SPEC.options.
 
 /** Global options from the words before the command, overridden by any given after it. */
 export function resolveGlobals(before: ParsedArgs, after?: ParsedArgs): GlobalOptions {
-  const merged: ParsedArgs = { ...before, options: { ...before.options } };
+  const merged: ParsedArgs = { ...before, options: { ...before.options }, typed: { ...before.typed } };
   for (const option of GLOBALS_AFTER_COMMAND) {
     const value = after?.options[option.name];
-    if (value !== undefined) merged.options[option.name] = value;
+    if (value === undefined) continue;
+    merged.options[option.name] = value;
+    const typed = after?.typed?.[option.name];
+    if (typed !== undefined) merged.typed![option.name] = typed;
   }
   const pollInterval = secondsOption(merged, "poll-interval", 5.0, { max: A_DAY_SEC, unit: "a day" });
   return {

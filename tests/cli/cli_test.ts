@@ -164,7 +164,7 @@ Deno.test("usage and validation errors are one JSON line on stderr with exit 2",
     [["frobnicate"], /^unknown command "frobnicate"/],
     [["--bogus", "example"], /^example: unknown option --bogus/],
     [["--poll-interval", "abc", "example"], /^example: option --poll-interval needs a number, got "abc"/],
-    [["--poll-interval", "0", "example"], /^example: option --poll-interval must be at least 0.01, got 0/],
+    [["--poll-interval", "0", "example"], /^example: option --poll-interval must be at least 0.01, got "0"/],
     [["--executor", "docker", "example"], /^example: option --executor must be one of auto, orchesjob, builtin/],
     [["--db"], /^option --db needs a value/],
     [["validate"], /^validate: missing FLOW_FILE/],
@@ -221,10 +221,10 @@ Deno.test("mistyped commands and options get a suggestion; every error names its
     [["status", "--run-key", "x", "--dbb", "f"], /^status: unknown option --dbb; did you mean --db\?$/],
     [["status"], /^status: --run-key is required$/],
     [["cancel"], /^cancel: --run-key is required$/],
-    [["watch", "--run-key", "x", "--interval", "0"], /^watch: option --interval must be at least 0.01, got 0$/],
+    [["watch", "--run-key", "x", "--interval", "0"], /^watch: option --interval must be at least 0.01, got "0"$/],
     [
       ["status", "--run-key", "x", "--poll-interval", "0"],
-      /^status: option --poll-interval must be at least 0.01, got 0$/,
+      /^status: option --poll-interval must be at least 0.01, got "0"$/,
     ],
   ];
   for (const [args, pattern] of cases) {

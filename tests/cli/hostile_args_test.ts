@@ -164,15 +164,15 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     {
       argv: ["--poll-interval", "0", "status", "--run-key", "k0"],
       exit: 2,
-      error: "option --poll-interval must be at least 0.01, got 0",
+      error: 'option --poll-interval must be at least 0.01, got "0"',
     },
     // Numbers so small they are > 0 only on paper: a loop that sleeps 1e-320 s spins the CPU.
     {
       argv: ["--poll-interval", "1e-320", "start", "--run-key", "k1", flow],
       exit: 2,
-      error: "option --poll-interval must be at least 0.01, got 1e-320",
+      error: 'option --poll-interval must be at least 0.01, got "1e-320"',
     },
-    { argv: ["status", "--run-key", "k0", "--poll-interval", "0.009"], exit: 2, error: "at least 0.01, got 0.009" },
+    { argv: ["status", "--run-key", "k0", "--poll-interval", "0.009"], exit: 2, error: 'at least 0.01, got "0.009"' },
     {
       argv: ["wait", "--run-key", "k0", "--interval", "1e-320"],
       exit: 2,
@@ -196,13 +196,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     {
       argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e-320"],
       exit: 2,
-      error: "cancel: option --grace-seconds must be 0 or at least 0.01, got 1e-320",
+      error: 'cancel: option --grace-seconds must be 0 or at least 0.01, got "1e-320"',
     },
     { argv: ["cancel", "--run-key", "k0", "--grace-seconds", "1e300"], exit: 2, error: "must be at most 86400" },
     {
       argv: ["job", "abort", "--run-key", "x", "--grace-seconds", "1e-7"],
       exit: 2,
-      error: "--grace-seconds must be 0 or at least 0.01, got 1e-7",
+      error: '--grace-seconds must be 0 or at least 0.01, got "1e-7"',
     },
     {
       argv: ["job", "start", "--run-key", "x", "--start-timeout", "1e-320", "--", "true"],
@@ -222,8 +222,22 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     {
       argv: ["list", "--limit", "99999999999999999999"],
       exit: 2,
-      error: "list: option --limit must be a whole number",
+      error: 'list: option --limit must be a whole number, got "99999999999999999999"',
     },
+    // Each number is quoted as typed, not as the number JavaScript made of it (1e+20, 1000, 0.0000001).
+    {
+      argv: ["logs", "--run-key", "k0", "--step", "a", "--attempt", "99999999999999999999"],
+      exit: 2,
+      error: 'logs: option --attempt must be a whole number, got "99999999999999999999"',
+    },
+    { argv: ["list", "--limit", "-1e0"], exit: 2, error: 'option --limit must be >= 0, got "-1e0"' },
+    { argv: ["watch", "--run-key", "k0", "--interval", "1e6"], exit: 2, error: '(a day), got "1e6"' },
+    {
+      argv: ["status", "--run-key", "k0", "--poll-interval", "0.0000001"],
+      exit: 2,
+      error: 'at least 0.01, got "0.0000001"',
+    },
+    { argv: ["list", "--limit", "1e3", "--limit", "5"], exit: 2, error: 'given twice ("1e3" and "5")' },
     { argv: ["list", "--limit", "-1"], exit: 2, error: "option --limit must be >= 0" },
     { argv: ["logs", "--run-key", "k0", "--step", "a", "--attempt", "0"], exit: 2, error: "--attempt must be >= 1" },
     { argv: ["wait", "--run-key", "k0", "--timeout", "NaN"], exit: 2, error: "--timeout needs a number" },

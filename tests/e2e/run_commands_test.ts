@@ -122,8 +122,8 @@ flowTest(builtin, "bad input to run commands is exit 2 with one JSON line, and l
     [["start", "--run-key", "keep", join(env.home, "missing.yaml")], /cannot read flow file/],
     [["status", "--run-key", "keep", "--format", "xml"], /--format must be one of json, table/],
     [["watch", "--run-key", "keep", "--mode", "tv"], /--mode must be one of screen, append/],
-    [["watch", "--run-key", "keep", "--interval", "0"], /--interval must be at least 0.01, got 0/],
-    [["cancel", "--run-key", "keep", "--grace-seconds", "-1"], /--grace-seconds must be 0 or at least 0.01, got -1/],
+    [["watch", "--run-key", "keep", "--interval", "0"], /--interval must be at least 0.01, got "0"/],
+    [["cancel", "--run-key", "keep", "--grace-seconds", "-1"], /--grace-seconds must be 0 or at least 0.01, got "-1"/],
     [["--executor", "orchesjob", "start", "--run-key", "other", file], /no orchesjob found/],
   ];
   for (const [args, pattern] of cases) {

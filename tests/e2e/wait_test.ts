@@ -87,7 +87,7 @@ flowTest(builtin, "wait --advance leaves a run that another process drives to th
 flowTest(builtin, "wait: bad input is exit 2, an unknown run exit 3, each one JSON line", async (env) => {
   const cases: [string[], number, RegExp][] = [
     [["wait"], 2, /^wait: --run-key is required$/],
-    [["wait", "--run-key", "x", "--timeout", "0"], 2, /^wait: option --timeout must be at least 0.01, got 0/],
+    [["wait", "--run-key", "x", "--timeout", "0"], 2, /^wait: option --timeout must be at least 0.01, got "0"/],
     [["wait", "--run-key", "x", "--timeout", "soon"], 2, /^wait: option --timeout needs a number/],
     [["wait", "--run-key", "x", "--advanced"], 2, /^wait: unknown option --advanced; did you mean --advance\?$/],
     [["wait", "--run-key", "nope"], 3, /^wait: run not found: nope/],
