@@ -126,9 +126,11 @@ async function runCommand(argv: readonly string[]): Promise<number> {
     if (parsedGlobal.options.format !== undefined) {
       throw new UserError("--format before the command only applies to --version; put it after the command");
     }
+    // No command is a usage error like any other: one JSON line on stderr, exit 2, nothing on stdout
+    // (a script reading stdout must not take the help for a command's output).
+    if (command === undefined && !parsedGlobal.help) throw new UserError(`missing command (see ${PROGRAM} --help)`);
     if (parsedGlobal.help || command === undefined) {
       writeStdout(topLevelHelp());
-      if (command === undefined && !parsedGlobal.help) throw new UserError("missing command (see --help)");
       return ExitCode.ok;
     }
     const found = findCommand(command);

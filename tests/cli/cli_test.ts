@@ -182,6 +182,17 @@ Deno.test("usage and validation errors are one JSON line on stderr with exit 2",
   }
 });
 
+Deno.test("no command is a usage error like the others: one JSON line on stderr, exit 2, nothing on stdout", async () => {
+  for (const args of [[], ["--db", "x.sqlite"], ["--poll-interval", "3"]]) {
+    const result = await cli(args);
+    assert.equal(result.code, 2, args.join(" "));
+    assert.equal(result.stdout, "", `${args.join(" ")}: the help is not printed on stdout`);
+    assert.deepEqual(result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line)), [
+      { error: "missing command (see orchesjob-flow --help)" },
+    ]);
+  }
+});
+
 Deno.test("-V, version and help [COMMAND] work", async () => {
   const config = JSON.parse(Deno.readTextFileSync(join(REPO, "deno.json")));
   const line = `orchesjob-flow ${config.version} (deno ${Deno.version.deno}, ${Deno.build.target}, not compiled)\n`;
