@@ -145,3 +145,65 @@ Deno.test("append mode: a run of more than 50 steps gets whole tables first and 
   assert.equal(rows(out[3]).length, 60, "the last table is whole");
   assert.doesNotMatch(out[3], /other step/);
 });
+
+/** Terminal columns, worked out apart from the code under test: CJK and emoji take 2, combining marks 0. */
+function columns(text: string): number {
+  return [...text].reduce(
+    (w, c) => w + (/\p{M}/u.test(c) ? 0 : /[\u3000-\u9fff\u{1F300}-\u{1FAFF}]/u.test(c) ? 2 : 1),
+    0,
+  );
+}
+
+/** A colour code (the only ESC a table has: visible() escapes the text's). */
+const COLOUR = new RegExp(`${"\x1b"}\\[[0-9;]*m`, "g");
+
+/** The column at which `marker` starts on `line`. */
+function columnOf(line: string, marker: string): number {
+  assert.ok(line.includes(marker), `${JSON.stringify(line)} lacks ${marker}`);
+  return columns(line.slice(0, line.indexOf(marker)));
+}
+
+Deno.test("tables line up by terminal columns: wide characters take two, combining marks none", () => {
+  const base = record({ status: "FAILED", attemptNo: 1, startedAt: 1000, finishedAt: 1001, error: "boom" });
+  const keys = ["日次バッチ", "🚀launch", "cafe\u0301-e\u0301te\u0301", "plain"];
+  const runs = keys.map((runKey) => ({ record: { ...base, state: { ...base.state, runKey } }, driver: null }));
+  // list: the Flow column starts at one column on every line, whatever the run keys before it.
+  const list = renderRunList(runs, 2000).split("\n").slice(2, 8);
+  assert.equal(list.length, 6);
+  const flowAt = columnOf(list[0], "Flow");
+  for (const line of list.slice(2)) assert.equal(columnOf(line, " f "), flowAt - 1, line);
+  // status: the Error column (after the Run key column, `KEY:STEP:ATTEMPT`) starts at one column too.
+  for (const { record } of runs.slice(0, 3)) {
+    const lines = renderRunTable(record.state, 2000, false).split("\n");
+    const header = lines.find((line) => line.startsWith("Step "))!;
+    const row = lines.find((line) => line.startsWith("a "))!;
+    assert.ok(row.includes(record.state.runKey), row);
+    assert.equal(columnOf(row, "boom"), columnOf(header, "Error"), `${header}\n${row}`);
+  }
+  // An in-place redraw cuts lines by columns too: a wide line would wrap and leave the redraw short.
+  const inPlace: string[] = [];
+  new RunView((text) => inPlace.push(text), { mode: "screen", color: true, inPlace: true, columns: 30 })
+    .show({ ...base, state: { ...base.state, runKey: "日次バッチ日次バッチ日次" } }, 2000);
+  for (const line of inPlace[0].trimEnd().split("\n")) {
+    assert.ok(columns(line.replace(COLOUR, "")) < 30, `wraps: ${JSON.stringify(line)}`);
+  }
+  // A cut never splits a colour code, nor drops the reset after it (the colour would run on).
+  const narrow: string[] = [];
+  new RunView((text) => narrow.push(text), { mode: "screen", color: true, inPlace: true, columns: 20 })
+    .show(record({ status: "RUNNING", attemptNo: 1, startedAt: 1000 }), 2000);
+  const cut = narrow[0].trimEnd().split("\n");
+  assert.ok(cut.some((line) => line.includes("\x1b[33m")), "a coloured cell was cut");
+  for (const line of cut) {
+    assert.equal(line.replace(COLOUR, "").includes("\x1b"), false, `a broken code: ${JSON.stringify(line)}`);
+    assert.equal(line.includes("\x1b[33m"), line.includes("\x1b[0m"), `no reset: ${JSON.stringify(line)}`);
+    assert.ok(line.replace(COLOUR, "").length < 20, `wraps: ${JSON.stringify(line)}`);
+  }
+});
+
+Deno.test("tables of plain ASCII are padded as before (String.padEnd)", () => {
+  const run = record({ status: "SUCCEEDED", attemptNo: 1, startedAt: 1000, finishedAt: 1001 });
+  const lines = renderRunTable(run.state, 2000, false).split("\n");
+  const header = lines.find((line) => line.startsWith("Step "))!;
+  assert.equal(header, "Step  Status        Attempt  Elapsed   orchesjob  Run key  Error");
+  assert.ok(lines.includes("a     OK SUCCEEDED  1/1      00:00:01  -          r:a:1"), lines.join("\n"));
+});

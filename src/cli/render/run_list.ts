@@ -5,6 +5,7 @@ import type { DriverHolder, RunSummary } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
 import { duration } from "./run_table.ts";
 import { visible } from "./visible.ts";
+import { displayWidth, padToWidth } from "./width.ts";
 
 export interface ListedRun {
   record: RunRecord;
@@ -77,8 +78,9 @@ export function renderRunList(runs: readonly ListEntry[], now: number): string {
   });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
   const widths = header.map((h) => h.length);
-  for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
+  // Columns are measured in terminal columns: a run key in Japanese takes two a character.
+  for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i], displayWidth(cell)));
+  const line = (cells: string[]) => cells.map((c, i) => padToWidth(c, widths[i])).join("  ").trimEnd();
   const lines = [
     `Runs: ${runs.length}  Times: ${localZoneLabel(now)}`,
     "",

@@ -12,6 +12,7 @@ import {
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 import type { DriverHolder } from "../../store/mod.ts";
 import { visible } from "./visible.ts";
+import { displayWidth, padToWidth } from "./width.ts";
 
 const MARKERS: Record<StepStatus | "CANCELLED", string> = {
   PENDING: ".",
@@ -84,10 +85,11 @@ export function renderRunTable(
     });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
   const widths = header.map((h) => h.length);
-  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], cell.length));
+  // Columns are measured in terminal columns: a step id in Japanese takes two a character.
+  for (const row of rows) row.cells.forEach((cell, i) => widths[i] = Math.max(widths[i], displayWidth(cell)));
   const format = (cells: string[], status?: string) =>
     cells.map((cell, i) => {
-      const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i]);
+      const padded = i === cells.length - 1 ? cell : padToWidth(cell, widths[i]);
       return i === 1 && status ? paint(padded, status, color) : padded;
     }).join("  ").trimEnd();
   lines.push(format(header));

@@ -7,6 +7,7 @@ import { isLiveRun, isTerminalStep, type RunRecord, type StepState } from "../..
 import { localDateTime } from "../../shared/mod.ts";
 import { renderRunTable } from "./run_table.ts";
 import { visible } from "./visible.ts";
+import { cutToWidth, displayWidth } from "./width.ts";
 
 export type ViewMode = "screen" | "append";
 
@@ -66,7 +67,9 @@ export class RunView {
     }
     const width = this.options.columns;
     const lines = table.replace(/\n$/, "").split("\n").map((line) =>
-      width !== undefined && line.length >= width ? line.slice(0, Math.max(1, width - 1)) : line
+      // Measured in terminal columns: a line of wide characters wraps sooner than its length says,
+      // and a wrapped line would leave the cursor-up count short.
+      width !== undefined && displayWidth(line) >= width ? cutToWidth(line, Math.max(1, width - 1)) : line
     );
     const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A\r\x1b[J` : "";
     this.drawnLines = lines.length;
