@@ -62,7 +62,7 @@ flowTest(builtin, "damaged run: its commands exit 65 naming it; list shows it; c
   assert.equal(runs[0].status, "SUCCEEDED");
   assert.match(runs[0].damaged, /flow_steps\.orchesjob_status of step "a" is not JSON/);
   assert.equal(runs[1].damaged, undefined);
-  assert.deepEqual(runs[1].step_counts, { total: 2, done: 2, running: 0, failed: 0 });
+  assert.deepEqual(runs[1].step_counts, { total: 2, done: 2, running: 0, failed: 0, cancelled: 0 });
   const table = await env.run(["list", "--format", "table"]);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /\nbad +two +DAMAGED \(SUCCEEDED\) /);

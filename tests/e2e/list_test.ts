@@ -25,8 +25,8 @@ flowTest(builtin, "list: newest first, filters by status, flow, time and limit; 
     const holder = Deno.build.os === "linux" ? detached.pid : null;
     assert.deepEqual(all[0].driver, { pid: holder }, "r1 is held by its detached driver");
     assert.equal(all[1].driver, null);
-    assert.deepEqual(all[1].step_counts, { total: 1, done: 1, running: 0, failed: 1 });
-    assert.deepEqual(all[0].step_counts, { total: 1, done: 0, running: 1, failed: 0 });
+    assert.deepEqual(all[1].step_counts, { total: 1, done: 1, running: 0, failed: 1, cancelled: 0 });
+    assert.deepEqual(all[0].step_counts, { total: 1, done: 0, running: 1, failed: 0, cancelled: 0 });
     // Each object is what status prints, without steps.
     const { steps: _steps, ...statusOfS1 } = await env.status("s1");
     const { step_counts: _c, ...listedS1 } = all[2];
@@ -51,13 +51,13 @@ flowTest(builtin, "list: newest first, filters by status, flow, time and limit; 
     const table = await env.run(["list", "--format", "table"]);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^Runs: 3 {2}Times: \S+/);
-    assert.match(table.stdout, /Run key +Flow +Status +Started +Elapsed +Done +Failed +Driver/);
+    assert.match(table.stdout, /Run key +Flow +Status +Started +Elapsed +Done +Failed +Cancelled +Driver/);
     assert.match(
       table.stdout,
-      /\nr1 +slow +RUNNING +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d\d:\d\d:\d\d +0\/1 +0 +(pid \d+|yes)\n/,
+      /\nr1 +slow +RUNNING +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d\d:\d\d:\d\d +0\/1 +0 +0 +(pid \d+|yes)\n/,
     );
     if (holder !== null) assert.ok(table.stdout.includes(` pid ${holder}\n`));
-    assert.match(table.stdout, /\nf1 +bad +FAILED .* 1\/1 +1 +-\n/);
+    assert.match(table.stdout, /\nf1 +bad +FAILED .* 1\/1 +1 +0 +-\n/);
 
     for (
       const [args, pattern] of [

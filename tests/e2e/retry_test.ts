@@ -179,6 +179,14 @@ flowTest(
     assert.deepEqual([partial.status, statuses(partial)], ["FAILED", { a: "CANCELLED", b: "SUCCEEDED" }]);
     assert.deepEqual(lines(log), ["b"]);
     assert.equal((await env.run(["status", "--run-key", "k"])).code, 0);
+    // FAILED with no FAILED step: the counts say what it is instead of "0 failed" alone.
+    const [listed] = await env.json(["list"]);
+    assert.deepEqual(listed.step_counts, { total: 2, done: 2, running: 0, failed: 0, cancelled: 1 });
+    const table = await env.run(["status", "--run-key", "k", "--format", "table"]);
+    assert.match(table.stdout, /\nStatus: X FAILED {2}Steps: 2\/2 done, 0 running, 0 failed, 1 cancelled\n/);
+    const listTable = await env.run(["list", "--format", "table"]);
+    assert.match(listTable.stdout, / +Done +Failed +Cancelled +Driver\n/);
+    assert.match(listTable.stdout, /\nk +pair +FAILED .* 2\/2 +0 +1 +-\n/);
     // The default retry picks up the step left CANCELLED; then the run has succeeded.
     const whole = await env.json(["retry", "--run-key", "k", "-q"]);
     assert.deepEqual([whole.status, statuses(whole)], ["SUCCEEDED", { a: "SUCCEEDED", b: "SUCCEEDED" }]);

@@ -37,6 +37,7 @@ export const listCommand: Command = {
       { name: "steps", help: "Include each run's steps in the JSON, as status prints them (not with --format table)." },
     ],
     notes: "The JSON is an array of the objects status prints (without steps unless --steps), plus step_counts " +
+      "(total, done, running, failed, cancelled) " +
       'and driver ({"pid": ...} while a process drives the run, else null). A run whose record in the state file ' +
       'is damaged is listed with its plain columns and "damaged" (why), with a warning on stderr. Exit 0, also ' +
       "when nothing matches.",

@@ -1,9 +1,9 @@
 /** `list`: runs as JSON objects (status's, steps optional) or as one table line each. Pure. */
-import { isTerminalStep, type RunRecord } from "../../domain/mod.ts";
+import type { RunRecord } from "../../domain/mod.ts";
 import { localDateTime, localZoneLabel } from "../../shared/mod.ts";
 import type { DriverHolder, RunSummary } from "../../store/mod.ts";
 import { runJson } from "./run_json.ts";
-import { duration } from "./run_table.ts";
+import { countSteps, duration } from "./run_table.ts";
 import { visible } from "./visible.ts";
 import { displayWidth, padToWidth } from "./width.ts";
 
@@ -22,14 +22,9 @@ export interface DamagedRun {
 
 export type ListEntry = ListedRun | DamagedRun;
 
+/** `step_counts`: total, done, running, failed, and (added later, so last) cancelled. */
 export function stepCounts(record: RunRecord) {
-  const steps = record.state.steps;
-  return {
-    total: steps.length,
-    done: steps.filter((s) => isTerminalStep(s.status)).length,
-    running: steps.filter((s) => s.status === "RUNNING").length,
-    failed: steps.filter((s) => s.status === "FAILED").length,
-  };
+  return countSteps(record.state.steps);
 }
 
 /** A damaged run as `list` prints it: its plain columns, `damaged` (why the rest cannot be read), the driver. */
@@ -57,7 +52,7 @@ export function listedRunJson({ record, driver }: ListedRun, withSteps: boolean)
 }
 
 export function renderRunList(runs: readonly ListEntry[], now: number): string {
-  const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Driver"];
+  const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Cancelled", "Driver"];
   const rows = runs.map((entry) => {
     if ("damage" in entry) return damagedRow(entry).map(visible);
     const { record, driver } = entry;
@@ -73,6 +68,7 @@ export function renderRunList(runs: readonly ListEntry[], now: number): string {
       run.status === "SCHEDULED" ? "-" : duration((run.finishedAt ?? now) - run.startedAt),
       `${counts.done}/${counts.total}`,
       String(counts.failed),
+      String(counts.cancelled),
       driverCell(driver),
     ].map(visible);
   });
@@ -103,6 +99,7 @@ function damagedRow({ summary, driver }: DamagedRun): string[] {
     summary.flowId,
     `DAMAGED (${summary.status})`,
     localDateTime(summary.startedAt),
+    "-",
     "-",
     "-",
     "-",

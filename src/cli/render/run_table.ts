@@ -140,17 +140,37 @@ function timesLine(run: RunState, now: number): string {
   }  Elapsed: ${elapsed}  ${zone}`;
 }
 
+/**
+ * A run's steps counted: `done` (ended: SUCCEEDED, FAILED, SKIPPED or CANCELLED), `running`, `failed`,
+ * `cancelled`. CANCELLED steps are counted apart from failed ones: a run that a `retry --step` of a
+ * cancelled run leaves FAILED may have no FAILED step, only the CANCELLED ones it did not run again.
+ */
+export function countSteps(steps: readonly StepState[]) {
+  const count = (status: StepStatus) => steps.filter((s) => s.status === status).length;
+  return {
+    total: steps.length,
+    done: steps.filter((s) => isTerminalStep(s.status)).length,
+    running: count("RUNNING"),
+    failed: count("FAILED"),
+    cancelled: count("CANCELLED"),
+  };
+}
+
+/** `N/M done, N running, N failed`, and `, N cancelled` when there are any (the table and the heartbeat). */
+export function stepCountsText(steps: readonly StepState[]): string {
+  const { total, done, running, failed, cancelled } = countSteps(steps);
+  return `${done}/${total} done, ${running} running, ${failed} failed${
+    cancelled > 0 ? `, ${cancelled} cancelled` : ""
+  }`;
+}
+
 /** The run's status, step counts, and for a deferred run when it begins. */
 function statusLine(run: RunState, color: boolean): string {
-  const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
-  const running = run.steps.filter((s) => s.status === "RUNNING").length;
-  const failed = run.steps.filter((s) => s.status === "FAILED").length;
   const runMarker = MARKERS[run.status as StepStatus] ?? ".";
   const begins = run.status === "SCHEDULED" ? `  Begins: ${localDateTime(run.notBefore)}` : "";
-  return `Status: ${
-    paint(visible(`${runMarker} ${run.status}`), run.status, color)
-  }  Steps: ${done}/${run.steps.length} done, ` +
-    `${running} running, ${failed} failed${begins}`;
+  return `Status: ${paint(visible(`${runMarker} ${run.status}`), run.status, color)}  Steps: ${
+    stepCountsText(run.steps)
+  }${begins}`;
 }
 
 /** The Error cell's note about an executor that stopped answering for this step. */

@@ -3,9 +3,9 @@
  * (CI, a pipe), appended only when something changed plus a short heartbeat at most once a minute.
  * Writes through the function it is given; prints nothing itself.
  */
-import { isLiveRun, isTerminalStep, type RunRecord, type StepState } from "../../domain/mod.ts";
+import { isLiveRun, type RunRecord, type StepState } from "../../domain/mod.ts";
 import { localDateTime } from "../../shared/mod.ts";
-import { renderRunTable } from "./run_table.ts";
+import { renderRunTable, stepCountsText } from "./run_table.ts";
 import { visible } from "./visible.ts";
 import { cutToWidth, displayWidth } from "./width.ts";
 
@@ -102,11 +102,7 @@ function changedSteps(last: readonly string[] | null, steps: readonly string[]):
 
 function heartbeat(record: RunRecord, now: number): string {
   const run = record.state;
-  const done = run.steps.filter((s) => isTerminalStep(s.status)).length;
-  const running = run.steps.filter((s) => s.status === "RUNNING").length;
-  const failed = run.steps.filter((s) => s.status === "FAILED").length;
-  return `${localDateTime(now)} ${
-    visible(`run ${run.runKey}: ${run.status}`)
-  }, ${done}/${run.steps.length} done, ${running} running, ` +
-    `${failed} failed (no change)\n`;
+  return `${localDateTime(now)} ${visible(`run ${run.runKey}: ${run.status}`)}, ${
+    stepCountsText(run.steps)
+  } (no change)\n`;
 }
