@@ -337,7 +337,9 @@ export class BuiltinRunner implements Executor {
     } catch {
       return false;
     }
-    return this.server.environmentKey === key && await this.server.send(batch.map(jobLaunch));
+    if (this.server.environmentKey !== key || !await this.server.send(batch.map(jobLaunch))) return false;
+    stopPoint("runner:sent-to-server");
+    return true;
   }
 
   /** Spawns one supervisor for `batch` (one environment); null, or why it could not be spawned. */
@@ -346,6 +348,7 @@ export class BuiltinRunner implements Executor {
       launchSupervisors(this.dir, batch.map(jobLaunch), batch[0].launch.baseEnv);
       return null;
     } catch (error) {
+      stopPoint("runner:launch-failed");
       return error instanceof Error ? error.message : String(error);
     }
   }
@@ -362,7 +365,6 @@ export class BuiltinRunner implements Executor {
    * reader finds the failure even when the row's write is skipped (see recordUnlessLocked).
    */
   private failLaunch(row: JobRow, message: string): string | null {
-    stopPoint("runner:launch-failed");
     const files = jobFiles(this.dir, row.job_id);
     try {
       Deno.writeTextFileSync(files.claim, "", { createNew: true });
