@@ -48,7 +48,8 @@ export type StopPoint =
   | "runner:abort-grace"
   | "runner:abort-file-written"
   | "runner:after-supervisor-spawn"
-  | "runner:launch-failed";
+  | "runner:launch-failed"
+  | "runner:sent-to-server";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

@@ -19,6 +19,7 @@ export { type Backoff, nextPause } from "./backoff.ts";
 export {
   CLOSE_INHERITED_FDS,
   type Finished,
+  isShortage,
   keepAll,
   keepLast,
   type OutputSink,

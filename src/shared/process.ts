@@ -281,6 +281,15 @@ export const CLOSE_INHERITED_FDS = [
 export type DetachedOptions = Pick<RunOptions, "env" | "clearEnv" | "cwd">;
 
 /**
+ * Whether a spawn failed for want of something this process or the system runs short of (file
+ * descriptors, processes, memory), which a later spawn may well have: not a fault of what was spawned.
+ */
+export function isShortage(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === "EMFILE" || code === "ENFILE" || code === "EAGAIN" || code === "ENOMEM";
+}
+
+/**
  * Starts `argv` in a new session (so it survives the terminal or SSH session that started us) with
  * stdin, stdout and stderr on /dev/null, and returns its PID. It is reaped if it ends while we live,
  * and does not keep this process alive.

@@ -7,9 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { eventually } from "../helpers.ts";
-import { FlowEnv } from "./flow_env.ts";
-import { spawnStopped } from "./stop_point.ts";
+import { CLI, eventually, isStopped, REPO } from "../helpers.ts";
+import { FlowEnv, statuses } from "./flow_env.ts";
+import { countLines, logged } from "./fault_helpers.ts";
+import { readLog, spawnStopped } from "./stop_point.ts";
+import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 
 Deno.test("a reader whose relaunch fails leaves a job that another supervisor claimed meanwhile to it", async () => {
   using env = new FlowEnv("builtin");
@@ -84,4 +86,69 @@ Deno.test("a job whose launch fails, and that nobody else claimed, is FAILED and
   const again = JSON.parse((await env.run(["job", "status", "--run-key", "k"])).stdout);
   assert.equal(again.status, "FAILED");
   assert.throws(() => Deno.statSync(out), Deno.errors.NotFound);
+});
+
+/** The CLI with `args` under `ulimit -n files` (soft and hard: Deno raises its soft limit to the hard one). */
+function spawnWithFiles(env: FlowEnv, files: number, args: string[], extraEnv: Record<string, string>) {
+  return new Deno.Command("bash", {
+    args: ["-c", `ulimit -n ${files} && exec "$@"`, "bash", ...CLI, ...env.globals(), ...args],
+    cwd: REPO,
+    env: env.env(extraEnv),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+Deno.test({
+  name: "a reader whose relaunch runs out of descriptors leaves the job to the live launch server that holds it",
+  ignore: Deno.build.os !== "linux" || bashPath() === null,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    using env = new FlowEnv("builtin");
+    const ran = join(env.home, "ran");
+    const steps = Array.from({ length: 60 }, (_, i) => `  - {id: s${i}, command: ${logged(ran, `s${i}`)}}`);
+    const file = env.flow("fan.yaml", `flow_id: fan\nsteps:\n${steps.join("\n")}\n`);
+    // The driver stops once its launch server has the whole fan-out (one batch, one write), and the
+    // server before it launches any: a backlog the driver's own relaunches leave alone.
+    const log = join(env.home, "stops.log");
+    const driver = env.spawn(["start", "--run-key", "k", file], {
+      ORCHESJOB_FLOW_STOP_AT: "runner:sent-to-server,server:before-launch",
+      ORCHESJOB_FLOW_CRASH_LOG: log,
+    });
+    const output = driver.output();
+    const stopped = () => [...readLog(log).matchAll(/^(\S+) (\d+)$/gm)].map((line) => [line[1], Number(line[2])]);
+    await eventually("the driver and its server stopped", () => {
+      const seen = new Map(stopped() as [string, number][]);
+      return seen.size === 2 && [...seen.values()].every(isStopped);
+    });
+    const server = new Map(stopped() as [string, number][]).get("server:before-launch")!;
+    const jobsDir = join(env.home, "jobs");
+    const claims = () => [...Deno.readDirSync(jobsDir)].filter((entry) => entry.name.endsWith(".claim")).length;
+    assert.equal(claims(), 0, "nothing launched yet");
+
+    // A reader meanwhile, short of descriptors: each supervisor it spawns holds one until it is reaped,
+    // so its relaunches of the 60 jobs nobody claimed run out of them partway.
+    const readerLog = join(env.home, "reader.log");
+    const reader = spawnWithFiles(env, 64, ["job", "status", "--running"], {
+      ORCHESJOB_FLOW_STOP_AT: "runner:launch-failed",
+      ORCHESJOB_FLOW_CRASH_LOG: readerLog,
+    });
+    const readerOutput = reader.output();
+    await eventually("the reader's relaunch failed", () => /^runner:launch-failed \d+$/m.test(readLog(readerLog)));
+    Deno.kill(reader.pid, "SIGCONT");
+    const read = await readerOutput;
+    assert.equal(read.code, 0, new TextDecoder().decode(read.stderr));
+
+    // The server goes on with its backlog, and the driver with its run.
+    Deno.kill(server, "SIGCONT");
+    Deno.kill(driver.pid, "SIGCONT");
+    const result = await output;
+    const final = JSON.parse(new TextDecoder().decode(result.stdout));
+    const failed = Object.entries(statuses(final)).filter(([, status]) => status !== "SUCCEEDED");
+    assert.deepEqual(failed, [], `steps a failed relaunch failed, that the server would have run: ${failed.length}`);
+    assert.equal(result.code, 0);
+    assert.deepEqual(Object.values(countLines(ran)), Array(60).fill(1), "each step ran once");
+  },
 });

@@ -8,6 +8,7 @@ import {
   type Backoff,
   crashPoint,
   isNoSpace,
+  isShortage,
   makeDirectory,
   nextPause,
   nowSeconds,
@@ -92,6 +93,12 @@ interface Admission {
 export interface ReadOptions {
   relaunch?: boolean;
   unlessLocked?: boolean;
+}
+
+/** Why a supervisor spawn failed, and whether for want of descriptors, processes or memory. */
+interface SpawnFailure {
+  message: string;
+  shortage: boolean;
 }
 
 /**
@@ -256,9 +263,15 @@ export class BuiltinRunner implements Executor {
     ensureLaunchFile(files.launch);
     // At once, not at the end of the turn: the reader may be a CLI command about to exit.
     const failure = this.spawn([{ row, launch }]);
+    // A relaunch is a second launch: the job's own may be on its way still (a driver's launch server
+    // working through a backlog, see LaunchServer.holds). One that failed for want of descriptors or
+    // processes says nothing of the job, only of this reader (a `job status --running` relaunching a
+    // fan-out of hundreds runs out of descriptors partway): the job stays STARTING, unclaimed, for
+    // that launch or the next read. Only a spawn that failed for the job's own sake fails it.
+    if (failure === null || failure.shortage) return;
     // Unrecorded under a lock (see recordUnlessLocked), the job stays STARTING with nobody claiming it:
     // the next reader launches it again (after this process's pause), or records that it cannot.
-    if (failure !== null) this.recordUnlessLocked(() => this.failLaunch(row, failure), unlessLocked);
+    this.recordUnlessLocked(() => this.failLaunch(row, failure.message), unlessLocked);
   }
 
   /**
@@ -316,7 +329,7 @@ export class BuiltinRunner implements Executor {
         try {
           // A batch that failed is tried job by job: only a job that cannot be launched fails.
           const alone = failure === null || jobs.length === 1 ? failure : this.spawn([job]);
-          job.launched(alone === null ? null : this.failLaunch(job.row, alone));
+          job.launched(alone === null ? null : this.failLaunch(job.row, alone.message));
         } catch (error) {
           job.failed(error);
         }
@@ -337,16 +350,22 @@ export class BuiltinRunner implements Executor {
     } catch {
       return false;
     }
-    return this.server.environmentKey === key && await this.server.send(batch.map(jobLaunch));
+    if (this.server.environmentKey !== key || !await this.server.send(batch.map(jobLaunch))) return false;
+    stopPoint("runner:sent-to-server");
+    return true;
   }
 
-  /** Spawns one supervisor for `batch` (one environment); null, or why it could not be spawned. */
-  private spawn(batch: readonly Pick<PendingLaunch, "row" | "launch">[]): string | null {
+  /**
+   * Spawns one supervisor for `batch` (one environment); null, or why it could not be spawned, and
+   * whether that was for want of a resource (see isShortage) rather than the jobs' own sake.
+   */
+  private spawn(batch: readonly Pick<PendingLaunch, "row" | "launch">[]): SpawnFailure | null {
     try {
       launchSupervisors(this.dir, batch.map(jobLaunch), batch[0].launch.baseEnv);
       return null;
     } catch (error) {
-      return error instanceof Error ? error.message : String(error);
+      stopPoint("runner:launch-failed");
+      return { message: error instanceof Error ? error.message : String(error), shortage: isShortage(error) };
     }
   }
 
@@ -362,7 +381,6 @@ export class BuiltinRunner implements Executor {
    * reader finds the failure even when the row's write is skipped (see recordUnlessLocked).
    */
   private failLaunch(row: JobRow, message: string): string | null {
-    stopPoint("runner:launch-failed");
     const files = jobFiles(this.dir, row.job_id);
     try {
       Deno.writeTextFileSync(files.claim, "", { createNew: true });

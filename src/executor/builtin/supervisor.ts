@@ -59,9 +59,10 @@ crash_point() {
   kill -9 "$worker"
 }
 # Test-only stop points: SIGSTOP this job's supervisor at the point, for a test to act in that window
-# (it logs like crash_point, and the test sends SIGCONT).
+# (it logs like crash_point, and the test sends SIGCONT). ORCHESJOB_FLOW_STOP_AT may name several,
+# separated by commas, as for the CLI's own (a test stops a driver and its launch server together).
 stop_point() {
-  [ "$ORCHESJOB_FLOW_STOP_AT" = "$1" ] || return 0
+  case ",$ORCHESJOB_FLOW_STOP_AT," in *",$1,"*) ;; *) return 0 ;; esac
   [ -z "$ORCHESJOB_FLOW_CRASH_LOG" ] || printf '%s %s\n' "$1" "$worker" >> "$ORCHESJOB_FLOW_CRASH_LOG"
   kill -STOP "$worker"
 }
@@ -250,7 +251,7 @@ if [ "$count" -eq 1 ]; then launch_jobs inline "$@"; else set -m; launch_jobs fo
  * are not on the server's command line, so each claim also holds MARK, a token that is.
  */
 export const SERVER_SCRIPT = SUPERVISOR_FUNCTIONS + String.raw`
-dir=$1 mark=" $2"
+dir=$1 mark=" $2" read_one=
 # Nothing of the caller's (a lock, a pipe its caller waits on) stays open in the jobs.
 ${CLOSE_INHERITED_FDS}
 set -C -m
@@ -263,6 +264,8 @@ while IFS= read -r -d '' -u 3 left; do
   done
   # A record cut short: whoever wrote it is gone.
   [ "$left" -eq 0 ] || exit 0
+  # Test-only: the server stops (itself) before it launches the first job it read (see stop_point).
+  [ -n "$read_one" ] || { read_one=1 worker=$$; stop_point server:before-launch; }
   launch_jobs fork "$@"
 done
 `;
