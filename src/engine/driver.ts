@@ -50,6 +50,11 @@ const FIRST_PAUSE_SECONDS = { builtin: 0.02, orchesjob: 0.1 } as const;
 const HINTED_FIRST_PAUSE_SECONDS = 0.25;
 /** The first pause before a failed abort of a timed-out step is tried again; it doubles up to the poll interval. */
 const ABORT_RETRY_FIRST_SECONDS = 0.5;
+/**
+ * How long the unlock of a run key that orchesjob has from an earlier run lasts (see unlockAndStart):
+ * the start right after it uses it; one that no start uses (an orphaned call that arrived late) lapses.
+ */
+const UNLOCK_TTL_SECONDS = 3600;
 /** How long a failed attempt's error waits for the last line of its stderr (a `logs` call) before going without it. */
 const STDERR_WAIT_SECONDS = 5;
 /** After a `logs` call that did not answer within that wait, how long failed attempts go without asking. */
@@ -795,51 +800,25 @@ export class Driver {
    * made to wait for RUNNING: the next poll (or its change hint) reports that.
    */
   private async startJob(stepId: string, attemptNo: number): Promise<Effect> {
-    const definition = this.index!.definition(stepId);
-    const runLaunch = this.state!.launch;
-    const step = stepLaunch(this.state!, definition, attemptNo);
-    // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
-    // A step's own cwd (made absolute when the run was created) wins over the run's directory.
-    const cwd = step.cwd ?? runLaunch?.cwd;
-    let job: Job;
-    try {
-      job = await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), step.command, {
-        strict: definition.strict,
-        env: step.env,
-        ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
-        ...(runLaunch ? { baseEnv: runLaunch.env } : {}),
-        ...(cwd === undefined ? {} : { cwd }),
-        noWait: true,
-      });
-    } catch (error) {
-      if (!(error instanceof ExecutorError)) throw error;
-      // Killed because this driver is stopping: whether the job started is for the next driver to
-      // find out (the intent is committed), and nothing is wrong with the executor.
-      if (error.kind === "stopped") return "none";
-      // A timeout, an unreadable answer, a death by a signal, a general error (orchesjob's exit 1: a
-      // locked or full database, a traceback, maybe after the job was created) or the job wrapper's
-      // exit for a signal (130) leaves it unknown whether the job started: the next poll finds out, and
-      // a start that keeps failing counts toward the flow's executor_unavailable_sec. A missing
-      // binary, invalid arguments (exit 2) or a launch that failed mean it did not and will not:
-      // record why (an attempt with an error and no job), and the next decide fails or retries it.
-      if (
-        error.kind === "timeout" || error.kind === "output" || error.kind === "signal" ||
-        (error.kind === "exit" && (error.exitCode === JobExit.general || error.exitCode === JobExit.interrupted))
-      ) {
-        this.recordFault(this.index!.step(stepId), error, attemptNo);
-        return "none";
-      }
-      this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
-      return "progressed";
-    }
+    let job = await this.callStart(stepId, attemptNo);
+    if (typeof job === "string") return job;
     // orchesjob answered with a job of this key that ended before the attempt's intent, refusing a new
-    // one (strict): an earlier run's, under the same run key (deleted by clean; an external orchesjob
-    // keeps its jobs). Taken as this attempt's, its result made the step succeed or fail although its
-    // command never ran. The attempt fails, saying why, with no job.
+    // one (every start is strict): an earlier run's, under the same run key (deleted by clean; an
+    // external orchesjob keeps its jobs). Taken as this attempt's, its result made the step succeed or
+    // fail although its command never ran. A strict step's attempt fails, saying why, with no job; a
+    // step that is not strict has the key unlocked and started again, which makes its one job.
     const intentAt = this.index!.step(stepId).startedAt;
     if (!isActiveJob(job.status) && madeBeforeIntent(job, intentAt)) {
-      this.record(stepId, { error: `start refused: ${earlierRunJob(job)}` }, attemptNo);
-      return "progressed";
+      if (this.index!.definition(stepId).strict) {
+        this.record(stepId, { error: `start refused: ${earlierRunJob(job)}` }, attemptNo);
+        return "progressed";
+      }
+      job = await this.unlockAndStart(stepId, attemptNo, job);
+      if (typeof job === "string") return job;
+      if (!isActiveJob(job.status) && madeBeforeIntent(job, intentAt)) {
+        this.record(stepId, { error: `start refused after an unlock: ${earlierRunJob(job)}` }, attemptNo);
+        return "progressed";
+      }
     }
     crashPoint("driver:before-job-recorded");
     if (!this.record(stepId, { job }, attemptNo)) return "started";
@@ -847,6 +826,83 @@ export class Driver {
     // A job that had already ended (a quick command, or an earlier start of the same key) is decided
     // on at once: the next round takes it from here, without asking again.
     return isActiveJob(job.status) ? "started" : "progressed";
+  }
+
+  /**
+   * One `start` of the attempt's key: its job, or (a failed call, recorded) the round's effect.
+   *
+   * Always `--strict`, whatever the step's `strict`: a start of a key whose job has ended then returns
+   * that job instead of making another. Without it, a start repeated for the same attempt ran its
+   * command twice: a call orphaned by its driver's death (calls run in their own process group, and
+   * outlive it, e.g. waiting for orchesjob's write lock) reached orchesjob after the next driver had
+   * made the attempt's job and that job had ended, and orchesjob made a second one. orchesjob's
+   * idempotency by run key without --strict holds only while the job is active.
+   */
+  private async callStart(stepId: string, attemptNo: number): Promise<Job | Effect> {
+    const definition = this.index!.definition(stepId);
+    const runLaunch = this.state!.launch;
+    const step = stepLaunch(this.state!, definition, attemptNo);
+    // The run's directory and environment, not the driver's: a resume from elsewhere changes nothing.
+    // A step's own cwd (made absolute when the run was created) wins over the run's directory.
+    const cwd = step.cwd ?? runLaunch?.cwd;
+    try {
+      return await this.options.executor.start(stepRunKey(this.runKey, stepId, attemptNo), step.command, {
+        strict: true,
+        env: step.env,
+        ...(definition.startTimeoutSec === null ? {} : { startTimeoutSec: definition.startTimeoutSec }),
+        ...(runLaunch ? { baseEnv: runLaunch.env } : {}),
+        ...(cwd === undefined ? {} : { cwd }),
+        noWait: true,
+      });
+    } catch (error) {
+      return this.callFailed(stepId, attemptNo, error);
+    }
+  }
+
+  /**
+   * A step that is not strict, whose key orchesjob has from an earlier run (`earlier`): the key is
+   * unlocked, then started again (strict), which uses the unlock to make one new job. Intent before
+   * action holds throughout: the attempt's intent is committed, so a driver killed between the two
+   * calls leaves the next one to find the earlier job again (made before the intent) and start the key,
+   * which uses the stored unlock. A repeated unlock replaces the first, and only a start that makes a
+   * job uses one up, so however the calls repeat (orphaned ones included) there is one job. An unlock
+   * that arrives after that job ended stays unused: nothing starts the key again for this attempt (its
+   * job is found by status from then on), and it lapses after {@link UNLOCK_TTL_SECONDS}.
+   */
+  private async unlockAndStart(stepId: string, attemptNo: number, earlier: Job): Promise<Job | Effect> {
+    const key = stepRunKey(this.runKey, stepId, attemptNo);
+    const reason = `orchesjob-flow run ${this.runKey}, step ${stepId} attempt ${attemptNo} (not strict): ` +
+      `job ${earlier.job_id} of this run key is an earlier run's`;
+    try {
+      // False (the key's job is active, or the key unknown): the start below needs no unlock.
+      await this.options.executor.unlock(key, { reason, ttlSec: UNLOCK_TTL_SECONDS });
+    } catch (error) {
+      return this.callFailed(stepId, attemptNo, error);
+    }
+    return await this.callStart(stepId, attemptNo);
+  }
+
+  /** A `start` or `unlock` call that failed: recorded as a fault or as the attempt's error (see below). */
+  private callFailed(stepId: string, attemptNo: number, error: unknown): Effect {
+    if (!(error instanceof ExecutorError)) throw error;
+    // Killed because this driver is stopping: whether the job started is for the next driver to
+    // find out (the intent is committed), and nothing is wrong with the executor.
+    if (error.kind === "stopped") return "none";
+    // A timeout, an unreadable answer, a death by a signal, a general error (orchesjob's exit 1: a
+    // locked or full database, a traceback, maybe after the job was created) or the job wrapper's
+    // exit for a signal (130) leaves it unknown whether the job started: the next poll finds out, and
+    // a start that keeps failing counts toward the flow's executor_unavailable_sec. A missing
+    // binary, invalid arguments (exit 2) or a launch that failed mean it did not and will not:
+    // record why (an attempt with an error and no job), and the next decide fails or retries it.
+    if (
+      error.kind === "timeout" || error.kind === "output" || error.kind === "signal" ||
+      (error.kind === "exit" && (error.exitCode === JobExit.general || error.exitCode === JobExit.interrupted))
+    ) {
+      this.recordFault(this.index!.step(stepId), error, attemptNo);
+      return "none";
+    }
+    this.record(stepId, { error: `start failed: ${error.message}` }, attemptNo);
+    return "progressed";
   }
 
   /**

@@ -22,6 +22,12 @@ export interface StartOptions {
   noWait?: boolean;
 }
 
+/** An unlock's reason (orchesjob records it as the new job's rerun_reason) and how long it lasts. */
+export interface UnlockOptions {
+  reason: string;
+  ttlSec: number;
+}
+
 export interface AbortOptions {
   graceSeconds: number;
   reason?: string;
@@ -63,6 +69,12 @@ export interface Executor {
   readonly startConcurrency?: number;
   /** Starts `command` under `runKey`, or returns the job already there (idempotent by run key). */
   start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult>;
+  /**
+   * orchesjob's `unlock`: the next `start` with `strict` of the run key, whose job has ended, makes a
+   * new job (once: the start that makes it uses the unlock up; a repeat unlock replaces it). False,
+   * not an error, when the key's job is active or the key is unknown: a start then needs no unlock.
+   */
+  unlock(runKey: string, options: UnlockOptions): Promise<boolean>;
   /** The run key's current job; null when nothing was ever started under it. */
   status(runKey: string): Promise<Job | null>;
   /** Every active (STARTING or RUNNING) job, after dead supervisors are turned LOST. */

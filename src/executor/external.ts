@@ -12,6 +12,7 @@ import {
   type LogRange,
   logWindow,
   type StartOptions,
+  type UnlockOptions,
 } from "./executor.ts";
 import { type Job, JobExit, type StartResult } from "../domain/mod.ts";
 import { jobProblem } from "./job_shape.ts";
@@ -82,6 +83,13 @@ export class ExternalExecutor implements Executor {
       : command;
     const { json } = await this.call([...args, "--", ...wrapped], [], this.launch(options.baseEnv));
     return this.checked("start", json, runKey) as StartResult;
+  }
+
+  async unlock(runKey: string, options: UnlockOptions): Promise<boolean> {
+    const args = ["unlock", "--run-key", runKey, "--reason", options.reason, "--ttl", String(options.ttlSec)];
+    // Exit 3 (no such key) and 4 (its job is active): nothing to unlock, and a start needs none.
+    const result = await this.call(args, [JobExit.notFound, JobExit.invalidState]);
+    return result.code === 0;
   }
 
   async status(runKey: string): Promise<Job | null> {

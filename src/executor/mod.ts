@@ -12,6 +12,7 @@ export {
   type LogRange,
   logWindow,
   type StartOptions,
+  type UnlockOptions,
 } from "./executor.ts";
 export { ExternalExecutor } from "./external.ts";
 export {

@@ -133,7 +133,13 @@ export const STEP_FIELD_TABLE: readonly FieldSpec[] = [
     kind: { type: "number", exclusiveMinimum: 0, limit: LIMITS.seconds },
     description: "Runtime limit of an attempt.",
   },
-  { name: "strict", kind: { type: "boolean" }, default: true, description: "Start with orchesjob's --strict." },
+  {
+    name: "strict",
+    kind: { type: "boolean" },
+    default: true,
+    description:
+      "A run key orchesjob has from an earlier run (used again after clean): true fails the attempt, false unlocks it and runs the step. Every start is orchesjob's --strict.",
+  },
   {
     name: "start_timeout_sec",
     // As `job start --start-timeout` takes it: a wait shorter than 10 ms is no wait, and the value

@@ -91,6 +91,4 @@ flowTest(
     assert.equal(jobs.length, 1, `one job under the attempt's key: ${JSON.stringify(jobs)}`);
     assert.equal(step(await env.status("k"), "a").orchesjob_status.job_id, jobs[0].job_id);
   },
-  // Reproduces the defect (the command runs twice); ignored until the driver's fix is in.
-  { ignore: true },
 );

@@ -94,7 +94,11 @@ flowTest(
 
     const final = await env.json(start);
     assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
-    assert.notEqual(step(final, "a").orchesjob_status.job_id, earlier, "the attempt has a job of its own");
+    const job = step(final, "a").orchesjob_status;
+    assert.notEqual(job.job_id, earlier, "the attempt has a job of its own");
+    // Every start is strict: the job is made with the unlock the driver stored for the earlier run's key.
+    assert.match(job.rerun_reason, new RegExp(`step a attempt 1 \\(not strict\\): job ${earlier} of this run key`));
+    assert.equal(job.rerun_of_job_id, earlier);
     assert.deepEqual(countLines(log), { a: 2 }, "the command ran once in each run");
   },
 );

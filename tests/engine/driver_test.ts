@@ -37,6 +37,11 @@ class FakeExecutor implements Executor {
     return Promise.resolve({ ...job, accepted: !existing, existing: !!existing } as StartResult);
   }
 
+  unlock(runKey: string): Promise<boolean> {
+    this.calls.push(`unlock ${runKey}`);
+    return Promise.resolve(this.jobs.has(runKey));
+  }
+
   status(runKey: string): Promise<Job | null> {
     this.calls.push(`status ${runKey}`);
     const fault = this.statusFaults.shift();

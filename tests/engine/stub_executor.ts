@@ -28,6 +28,10 @@ export class StubExecutor implements Executor {
     return { ...job, accepted: !existing, existing, mode: "async", strict: false, strict_override_used: false };
   }
 
+  unlock(runKey: string): Promise<boolean> {
+    return Promise.resolve(this.starts.has(runKey));
+  }
+
   /** The job of a started key, made afresh on each call: holding 10k jobs would weigh on the driver's RSS. */
   private job(runKey: string, command: readonly string[]): Job {
     const now = Math.floor(Date.now() / 1000);

@@ -509,3 +509,22 @@ Deno.test("an abort file without its abort's record: a job whose command never s
   assert.equal((await runner.status("forked"))?.status, "LOST");
   db.close();
 });
+
+Deno.test("unlock (the Executor's): false for an unknown key; one for a finished key lets one strict start make a job", async () => {
+  using dir = tempDir();
+  const dbPath = join(dir.path, "state.sqlite3");
+  const db = openDatabase(dbPath);
+  const runner = new BuiltinRunner(db, jobsDirectory(dbPath));
+  const options = { reason: "earlier run's key", ttlSec: 3600 };
+  assert.equal(await runner.unlock("none", options), false);
+  runner.table.insertJob(row("done", { status: "SUCCEEDED", exit_code: 0, finished_at: nowSeconds() }));
+  const refused = await runner.start("done", ["true"], { strict: true, noWait: true });
+  assert.deepEqual([refused.accepted, refused.job_id], [false, "done"], "strict, no unlock: the finished job");
+  assert.equal(await runner.unlock("done", options), true);
+  const made = await runner.start("done", ["true"], { strict: true, noWait: true });
+  assert.deepEqual([made.accepted, made.strict_override_used, made.rerun_reason], [true, true, "earlier run's key"]);
+  await eventually("the new job ends", async () => (await runner.status("done"))?.status === "SUCCEEDED");
+  const again = await runner.start("done", ["true"], { strict: true, noWait: true });
+  assert.deepEqual([again.accepted, again.job_id], [false, made.job_id], "the unlock is used up");
+  db.close();
+});

@@ -69,6 +69,28 @@ Deno.test("races are answers, not errors: status exit 3 is 'never started'; abor
   assert.deepEqual(await new ExternalExecutor(finished).abort("k", { graceSeconds: 1 }), job("k", "SUCCEEDED"));
 });
 
+Deno.test("unlock: its arguments as orchesjob takes them; exit 3 (no key) and 4 (active job) are false, not errors", async () => {
+  using dir = tempDir();
+  const argsFile = join(dir.path, "args");
+  const answer = (code: number) =>
+    script(dir.path, `unlock-${code}`, `printf '%s\\n' "$@" > '${argsFile}'; echo '{"unlocked": true}'; exit ${code}`);
+  const options = { reason: "why not", ttlSec: 3600 };
+  assert.equal(await new ExternalExecutor(answer(0)).unlock("k:a:1", options), true);
+  assert.deepEqual(Deno.readTextFileSync(argsFile).trim().split("\n"), [
+    "unlock",
+    "--run-key",
+    "k:a:1",
+    "--reason",
+    "why not",
+    "--ttl",
+    "3600",
+  ]);
+  assert.equal(await new ExternalExecutor(answer(3)).unlock("k:a:1", options), false);
+  assert.equal(await new ExternalExecutor(answer(4)).unlock("k:a:1", options), false);
+  const usage = await failure(new ExternalExecutor(answer(2)).unlock("k:a:1", options));
+  assert.deepEqual([usage.kind, usage.exitCode], ["exit", 2]);
+});
+
 /** A job of orchesjob's contract (the fields the engine reads), under `runKey` with `status`. */
 function job(runKey: string | null, status: string): Record<string, unknown> {
   return {

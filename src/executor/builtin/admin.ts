@@ -4,11 +4,11 @@
  * unlocks, and cleaning finished jobs. Refusals are {@link JobError}s with orchesjob's reasons.
  */
 import { type AbortResult, isActiveJob, type Job, type JobStatus, type StartResult } from "../../domain/mod.ts";
-import { crashPoint, isoLocal, nowSeconds, pathExists, stopPoint } from "../../shared/mod.ts";
+import { crashPoint, isoLocal, pathExists, stopPoint } from "../../shared/mod.ts";
 import { type Database, transaction } from "../../store/mod.ts";
 import { type AbortOptions, JobError, type JobRef } from "../executor.ts";
 import { type JobRow, toJob } from "./job_table.ts";
-import { BuiltinRunner, noSignals, type ReadOptions, type RunOptions } from "./runner.ts";
+import { BuiltinRunner, noSignals, type ReadOptions, type RunOptions, type UnlockResult } from "./runner.ts";
 import { jobFiles } from "./supervisor.ts";
 
 /** What `clean` chooses finished jobs by: plain columns, so a job whose command is damaged can be cleaned. */
@@ -89,29 +89,9 @@ export class JobAdmin {
   }
 
   /** Lets the next strict start of a finished run key run once more (until `ttlSeconds`, if given). */
-  unlock(runKey: string, reason: string | null, ttlSeconds: number | null) {
+  unlock(runKey: string, reason: string | null, ttlSeconds: number | null): UnlockResult {
     stopPoint("admin:unlock-write");
-    const now = nowSeconds();
-    const expires = ttlSeconds === null ? null : now + ttlSeconds;
-    // The key's job is looked at in the transaction that stores the unlock: looked at before it, a
-    // start (or rerun) committed in between left an unlock stored beside a running job, which
-    // orchesjob refuses (exit 4), and a clean in between one for a key it had just removed (exit 3).
-    transaction(this.runner.db, () => {
-      const current = this.row({ runKey });
-      if (isActiveJob(current.status)) {
-        throw new JobError(`Cannot unlock active job: status=${current.status}`, "invalidState");
-      }
-      this.table.putUnlock({ run_key: runKey, allowed_at: now, used_at: null, reason, expires_at: expires });
-    });
-    return {
-      unlocked: true,
-      run_key: runKey,
-      reason,
-      allowed_at: now,
-      allowed_at_iso: isoLocal(now),
-      expires_at: expires,
-      expires_at_iso: isoLocal(expires),
-    };
+    return this.runner.storeUnlock(runKey, reason, ttlSeconds);
   }
 
   /**

@@ -8,6 +8,7 @@ import {
   type Backoff,
   crashPoint,
   isNoSpace,
+  isoLocal,
   isShortage,
   makeDirectory,
   nextPause,
@@ -25,6 +26,7 @@ import {
   type JobRef,
   type LogRange,
   type StartOptions,
+  type UnlockOptions,
 } from "../executor.ts";
 import { type JobRow, JobTable, toJob } from "./job_table.ts";
 import {
@@ -110,6 +112,17 @@ interface PendingLaunch {
   launch: Launch;
   launched: (failure: string | null) => void;
   failed: (error: unknown) => void;
+}
+
+/** What `unlock` prints (orchesjob's fields, in its order). */
+export interface UnlockResult {
+  unlocked: true;
+  run_key: string;
+  reason: string | null;
+  allowed_at: number;
+  allowed_at_iso: string | null;
+  expires_at: number | null;
+  expires_at_iso: string | null;
 }
 
 export class BuiltinRunner implements Executor {
@@ -663,6 +676,50 @@ export class BuiltinRunner implements Executor {
       pause = nextPause(START_WAIT, pause);
     }
     return current;
+  }
+
+  // ---- unlocking ----
+
+  /** The Executor's unlock: false, not an error, when the key is unknown or its job active. */
+  unlock(runKey: string, options: UnlockOptions): Promise<boolean> {
+    try {
+      this.storeUnlock(runKey, options.reason, options.ttlSec);
+      return Promise.resolve(true);
+    } catch (error) {
+      if (error instanceof JobError && (error.reason === "notFound" || error.reason === "invalidState")) {
+        return Promise.resolve(false);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * orchesjob `unlock`: lets the next strict start of the finished run key make a job (until
+   * `ttlSeconds`, if given). A JobError when the key is unknown or its job active.
+   */
+  storeUnlock(runKey: string, reason: string | null, ttlSeconds: number | null): UnlockResult {
+    const now = nowSeconds();
+    const expires = ttlSeconds === null ? null : now + ttlSeconds;
+    // The key's job is looked at in the transaction that stores the unlock: looked at before it, a
+    // start (or rerun) committed in between left an unlock stored beside a running job, which
+    // orchesjob refuses (exit 4), and a clean in between one for a key it had just removed (exit 3).
+    transaction(this.db, () => {
+      const current = this.row({ runKey });
+      if (current === undefined) throw new JobError("run_key not found", "notFound");
+      if (isActiveJob(current.status)) {
+        throw new JobError(`Cannot unlock active job: status=${current.status}`, "invalidState");
+      }
+      this.table.putUnlock({ run_key: runKey, allowed_at: now, used_at: null, reason, expires_at: expires });
+    });
+    return {
+      unlocked: true,
+      run_key: runKey,
+      reason,
+      allowed_at: now,
+      allowed_at_iso: isoLocal(now),
+      expires_at: expires,
+      expires_at_iso: isoLocal(expires),
+    };
   }
 
   // ---- stopping ----
