@@ -1,7 +1,7 @@
 /**
- * An external orchesjob's `start` call orphaned by its driver's death: calls with a time limit run in
- * their own process group, so a SIGKILLed driver leaves its call running (e.g. waiting for orchesjob's
- * write lock). The next driver finds no job under the attempt's key and starts it; the orphan's call
+ * An external orchesjob's call orphaned by its driver's death: calls with a time limit run in their own
+ * process group, so a SIGKILLed driver leaves its call running (e.g. waiting for orchesjob's write
+ * lock). The next driver finds no job of the attempt under its key and starts it; the orphan's call
  * arrives after that job ended. Without `--strict`, orchesjob makes a new job of a key whose job is
  * terminal: the attempt's command ran twice (found by `deno task chaos --external`).
  */
@@ -12,26 +12,35 @@ import { eventually, processAlive, TEST_ENV, writeJobWrapper } from "../helpers.
 import { countLines, logged, waitForFile } from "./fault_helpers.ts";
 
 /**
- * orchesjob (the `job` wrapper, with a home of its own) behind a wrapper whose first `start` writes its
- * PID to `pidFile` and waits for `release` before it goes on: a call held back, which outlives its driver.
+ * orchesjob (the `job` wrapper, with a home of its own) behind a wrapper whose `nth` call of
+ * `subcommand` writes its PID to `pidFile` and waits for `release` before it goes on: a call held
+ * back, which outlives its driver.
  */
-function heldFirstStart(env: FlowEnv) {
+function heldCall(env: FlowEnv, subcommand: "start" | "unlock", nth: number) {
   const jobHome = join(env.home, "orchesjob");
   Deno.mkdirSync(jobHome);
   const inner = writeJobWrapper(jobHome, jobHome);
-  const [claim, pidFile, release] = ["first-start", "held.pid", "release"].map((name) => join(env.home, name));
+  const [calls, callLog, pidFile, release] = ["calls", "calls.log", "held.pid", "release"].map((name) =>
+    join(env.home, name)
+  );
+  Deno.mkdirSync(calls);
   const bin = join(env.home, "held-orchesjob");
   Deno.writeTextFileSync(
     bin,
     "#!/bin/sh\n" +
-      `if [ "$1" = start ] && mkdir '${claim}' 2>/dev/null; then\n` +
-      `  echo $$ > '${pidFile}.tmp' && mv '${pidFile}.tmp' '${pidFile}'\n` +
-      `  ${waitForFile(release)}\n` +
+      `echo "$1" >> '${callLog}'\n` +
+      `if [ "$1" = ${subcommand} ]; then\n` +
+      // Numbers the calls: mkdir makes each number once, whatever runs at the same time.
+      `  i=1; while ! mkdir '${calls}'/$i 2>/dev/null; do i=$((i + 1)); done\n` +
+      `  if [ $i = ${nth} ]; then\n` +
+      `    echo $$ > '${pidFile}.tmp' && mv '${pidFile}.tmp' '${pidFile}'\n` +
+      `    ${waitForFile(release)}\n` +
+      "  fi\n" +
       "fi\n" +
       `exec '${inner}' "$@"\n`,
   );
   Deno.chmodSync(bin, 0o755);
-  return { bin, inner, pidFile, release };
+  return { bin, inner, callLog, pidFile, release };
 }
 
 /** Every job orchesjob has under `key`, newest first. */
@@ -46,49 +55,94 @@ async function jobsOf(bin: string, key: string): Promise<Json[]> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
+/** A flow of one step `a`, not strict, that logs each run of its command to the returned `log`. */
+function oneStep(env: FlowEnv): { file: string; log: string } {
+  const log = join(env.home, "ran");
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`);
+  return { file, log };
+}
+
+/**
+ * Driver A starts run k and is SIGKILLed while its held call waits; the call outlives it. Driver B
+ * resumes the run to SUCCEEDED while the call still waits; then the call goes on, and returns.
+ * Returns the subcommands called (in order) when A was killed.
+ */
+async function orphanedCallArrivesLate(env: FlowEnv, held: ReturnType<typeof heldCall>, file: string) {
+  const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
+  await eventually("driver A's call is under way (held)", () => {
+    try {
+      return Deno.readTextFileSync(held.pidFile).trim() !== "";
+    } catch {
+      return false;
+    }
+  });
+  const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
+  driverA.kill("SIGKILL");
+  assert.equal((await driverA.status).signal, "SIGKILL");
+  const calledByA = Deno.readTextFileSync(held.callLog).split("\n").filter(Boolean);
+  assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
+  const crashed = step(await env.status("k"), "a");
+  assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
+
+  const resumed = await env.json(["resume", "-q", "--run-key", "k"]);
+  assert.equal(resumed.status, "SUCCEEDED", JSON.stringify(resumed));
+  assert.ok(processAlive(orphan), "the orphaned call was still held when driver B's job ended");
+
+  Deno.writeTextFileSync(held.release, "");
+  await eventually("the orphaned call has returned", () => !processAlive(orphan));
+  await eventually(
+    "no job of k:a:1 is active",
+    async () => (await jobsOf(held.inner, "k:a:1")).every((job) => !["STARTING", "RUNNING"].includes(job.status)),
+  );
+  return calledByA;
+}
+
 flowTest(
   ["builtin"],
   "external orchesjob: a start orphaned by its killed driver, arriving after the next driver's job ended, does not run the command again",
   async (env) => {
-    const { bin, inner, pidFile, release } = heldFirstStart(env);
-    const log = join(env.home, "ran");
-    const file = env.flow(
-      "one.yaml",
-      `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`,
-    );
-
-    // Driver A commits the intent and calls start, which is held: A is SIGKILLed, its call lives on.
-    const driverA = env.spawn(["--orchesjob-bin", bin, "start", "-q", "--run-key", "k", file]);
-    await eventually("driver A's start call is under way (held)", () => {
-      try {
-        return Deno.readTextFileSync(pidFile).trim() !== "";
-      } catch {
-        return false;
-      }
-    });
-    const orphan = Number(Deno.readTextFileSync(pidFile).trim());
-    driverA.kill("SIGKILL");
-    assert.equal((await driverA.status).signal, "SIGKILL");
-    assert.ok(processAlive(orphan), "driver A's start call outlives driver A (an orphan)");
-    const crashed = step(await env.status("k"), "a");
-    assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
-
-    // Driver B finds no job under k:a:1, starts it, and the run ends while the orphan still waits.
-    const resumed = await env.json(["resume", "-q", "--run-key", "k"]);
-    assert.equal(resumed.status, "SUCCEEDED", JSON.stringify(resumed));
-    assert.ok(processAlive(orphan), "the orphaned call was still held when driver B's job ended");
-    assert.deepEqual(countLines(log), { a: 1 });
-
-    // The orphan's call now reaches orchesjob, whose job of the key has ended.
-    Deno.writeTextFileSync(release, "");
-    await eventually("the orphaned start call has returned", () => !processAlive(orphan));
-    await eventually(
-      "no job of k:a:1 is active",
-      async () => (await jobsOf(inner, "k:a:1")).every((job) => !["STARTING", "RUNNING"].includes(job.status)),
-    );
+    const held = heldCall(env, "start", 1);
+    const { file, log } = oneStep(env);
+    await orphanedCallArrivesLate(env, held, file);
     assert.deepEqual(countLines(log), { a: 1 }, "the attempt's command ran once");
-    const jobs = await jobsOf(inner, "k:a:1");
+    const jobs = await jobsOf(held.inner, "k:a:1");
     assert.equal(jobs.length, 1, `one job under the attempt's key: ${JSON.stringify(jobs)}`);
     assert.equal(step(await env.status("k"), "a").orchesjob_status.job_id, jobs[0].job_id);
   },
 );
+
+/** Runs k to SUCCEEDED (call numbers: start 1), cleans it, and waits for a later second than its job's start. */
+async function firstRunCleaned(env: FlowEnv, bin: string, file: string): Promise<Json> {
+  const first = await env.json(["--orchesjob-bin", bin, "start", "-q", "--run-key", "k", file]);
+  assert.equal(first.status, "SUCCEEDED", JSON.stringify(first));
+  await env.json(["clean", "--older-than", "0"]);
+  const earlier = step(first, "a").orchesjob_status;
+  await eventually("a second has passed since the earlier job", () => Date.now() / 1000 >= earlier.started_at + 1);
+  return earlier;
+}
+
+for (
+  // The calls other than status up to the held one, last: the first run's start, then driver A's
+  // start (the earlier run's job back), its unlock, and its start after the unlock.
+  const [subcommand, nth, what, calls] of [
+    ["unlock", 1, "its unlock", ["start", "start", "unlock"]],
+    ["start", 3, "its start after the unlock", ["start", "start", "unlock", "start"]],
+  ] as const
+) {
+  flowTest(
+    ["builtin"],
+    `external orchesjob, a run key used again after clean, step not strict: ${what} orphaned by its killed driver makes no second job`,
+    async (env) => {
+      const held = heldCall(env, subcommand, nth);
+      const { file, log } = oneStep(env);
+      const earlier = await firstRunCleaned(env, held.bin, file);
+      const calledByA = await orphanedCallArrivesLate(env, held, file);
+      assert.deepEqual(calledByA.filter((call) => call !== "status"), calls, "driver A was killed in the call held");
+      assert.deepEqual(countLines(log), { a: 2 }, "the command ran once in each run");
+      const jobs = await jobsOf(held.inner, "k:a:1");
+      assert.deepEqual(jobs.map((job) => job.job_id).slice(1), [earlier.job_id]);
+      assert.equal(jobs.length, 2, `the earlier run's job and this attempt's: ${JSON.stringify(jobs)}`);
+      assert.equal(step(await env.status("k"), "a").orchesjob_status.job_id, jobs[0].job_id);
+    },
+  );
+}
