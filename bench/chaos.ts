@@ -198,7 +198,7 @@ const FLOWS: Record<string, StepSpec[]> = {
 };
 // On the external path a run key comes again after clean while orchesjob keeps its jobs: a strict step
 // (the default) is then refused (its key ran before), so the first two flows' steps are not strict,
-// and their attempts get new jobs under the old keys.
+// and their attempts get new jobs under the old keys (the driver unlocks such a key, then starts it, strict).
 const NOT_STRICT = new Set(EXTERNAL ? ["chain", "fanout"] : []);
 const FLOW_FILES: string[] = Object.entries(FLOWS).map(([name, steps]) => {
   const file = join(HOME, `${name}.json`);
