@@ -599,13 +599,16 @@ async function retryWhileLocked<T>(
   const started = performance.now();
   for (let pause = 0.01, tried = false;; pause = Math.min(pause * 2, LOCK_WAIT_SLICE_MS / 1000), tried = true) {
     if (stop() || (tried && giveUp())) return null;
+    // Said before a try that goes on waiting, not after the one that met the lock: a reader that stops
+    // at its second look (and answers from a read-only look) never waits, and a slow first try on a
+    // loaded machine made it say that it did.
+    if (tried && notice(started)) {
+      printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
+    }
     try {
       return { value: await attempt() };
     } catch (error) {
       if (!locked(error)) throw error;
-      if (notice(started)) {
-        printWarning(`state database ${path} is locked by another process; waiting until it lets go`);
-      }
     }
     await sleepUnless(pause, () => stop() || giveUp());
   }

@@ -40,6 +40,8 @@ export type StopPoint =
   | "cancel:after-commit"
   | "cancel:ended-read"
   | "follow:cancel-probe"
+  | "follow:run-read"
+  | "status:run-read"
   | "locks:unlink-opened"
   | "clean:files-removed"
   | "runner:launch-written"

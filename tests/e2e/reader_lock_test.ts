@@ -15,7 +15,7 @@ flowTest(
   builtin,
   "job status and job logs answer at once under a write lock taken right after they opened the state file",
   async (env) => {
-    const started = await env.run(["job", "start", "--run-key", "j1", "--", "sh", "-c", "echo out; sleep 30"]);
+    const started = await env.run(["job", "start", "--run-key", "j1", "--", "sh", "-c", "echo out; sleep 300"]);
     assert.equal(started.code, 0, started.stderr);
     const db = stateFile(env);
     const log = join(env.home, "stop.log");

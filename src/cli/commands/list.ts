@@ -83,11 +83,11 @@ export const listCommand: Command = {
  * null for a run deleted since it was selected (a `clean` ran meanwhile).
  */
 async function listEntry(session: Session, summary: RunSummary): Promise<ListEntry | null> {
-  // A run that has ended has no driver (see status).
+  // A run that has ended has no driver; asked before the run is loaded (see status).
   const driver = isTerminalRun(summary.status) ? null : await driverHolder(session.dbPath, summary.runKey);
   try {
     const record = session.load(summary.runKey);
-    return record ? { record, driver } : null;
+    return record ? { record, driver: isTerminalRun(record.state.status) ? null : driver } : null;
   } catch (error) {
     if (!(error instanceof DamagedRunError)) throw error;
     return { summary, damage: error.message, driver };

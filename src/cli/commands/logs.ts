@@ -13,7 +13,7 @@ import {
 } from "../../domain/mod.ts";
 import { ExitCode, UserError } from "../errors.ts";
 import { type Executor, ExecutorError } from "../../executor/mod.ts";
-import { type Backoff, concatBytes, nextPause, sleepUnless } from "../../shared/mod.ts";
+import { type Backoff, concatBytes, nextPause, sleepUnless, stopPoint } from "../../shared/mod.ts";
 import { type ParsedArgs, wholeNumberOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
@@ -223,6 +223,12 @@ function newlinesIn(bytes: Uint8Array): number {
   return count;
 }
 
+/** Whether the run is stored and has not ended, as read now. */
+function runGoesOn(session: Session, runKey: string): boolean {
+  const status = session.runs.runStatus(runKey);
+  return status !== undefined && !isTerminalRun(status);
+}
+
 /** How much of a job's output is read at once. */
 const CHUNK_BYTES = 4 << 20;
 
@@ -258,8 +264,10 @@ async function startOf(
         ExitCode.notFound,
       );
     }
-    if (!warned && !await driverHolder(session.dbPath, runKey)) {
-      // Nothing will start it until someone drives the run: said once, as `watch` does.
+    stopPoint("follow:run-read");
+    if (!warned && !await driverHolder(session.dbPath, runKey) && runGoesOn(session, runKey)) {
+      // Nothing will start it until someone drives the run: said once, as `watch` does. Unless the driver
+      // ended the run and let go of its lock since the run was read: the next look says how it ended.
       printWarning(`Driver: none; step ${stepId} starts once the run is resumed: ${resumeHint(runKey)}`);
       warned = true;
     }

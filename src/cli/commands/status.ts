@@ -1,6 +1,6 @@
 /** `status`: the run's state as JSON (for automation) or as a table (for people). */
 import { isTerminalRun } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { epochNow, stopPoint } from "../../shared/mod.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { printJson, useColor, writeStdout } from "../output.ts";
@@ -26,15 +26,21 @@ export const statusCommand: Command = {
   async run(context, args) {
     const runKey = runKeyOf(context, args);
     using session = new Session(context, { queryOnly: true });
-    const record = session.run(runKey);
-    const state = record.state;
     if (args.options.format === "mermaid") {
+      const state = session.run(runKey).state;
       writeStdout(renderGraph(state.flow, "mermaid", new Map(state.steps.map((step) => [step.id, step.status]))));
       return ExitCode.ok;
     }
     // Who drives the run now: a live run with no driver advances only when someone resumes it. A run
-    // that has ended has no driver, and not looking spares a read of /proc/locks.
-    const driver = isTerminalRun(state.status) ? null : await driverHolder(session.dbPath, runKey);
+    // that has ended has no driver, and not looking spares a read of /proc/locks. Asked before the run
+    // is read: a driver lets go only once it has stored the run's end, so a run read afterwards that
+    // is still live was really left without one ("Driver: none" was said of a run that had just ended).
+    const before = session.runs.runStatus(runKey);
+    stopPoint("status:run-read");
+    const holder = before === undefined || isTerminalRun(before) ? null : await driverHolder(session.dbPath, runKey);
+    const record = session.run(runKey);
+    const state = record.state;
+    const driver = isTerminalRun(state.status) ? null : holder;
     if (args.options.format === "table") {
       writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds, driver));
     } else printJson({ ...runJson(record), driver });

@@ -1,6 +1,6 @@
 /** `watch`: redraw (or append) the run's table until it ends, driving it when nobody else does (unless --no-advance). */
 import { isTerminalRun, type RunRecord } from "../../domain/mod.ts";
-import { epochNow } from "../../shared/mod.ts";
+import { epochNow, stopPoint } from "../../shared/mod.ts";
 import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -95,7 +95,12 @@ class TakeOver implements Disposable {
   async advance(): Promise<void> {
     const runKey = this.record.state.runKey;
     if (!this.driver) {
+      stopPoint("follow:run-read");
       if ((await driverHolder(this.session.dbPath, runKey)) !== null) return;
+      // The driver may have ended the run and let go of its lock since this refresh read the run: then
+      // nobody needs to drive it, and the next refresh shows its end (it was said to have no driver).
+      const status = this.session.runs.runStatus(runKey);
+      if (status === undefined || isTerminalRun(status)) return;
       // From a state file this process may not write, the run cannot be driven: said once, as an error.
       if (this.enabled) {
         if (!(await this.session.openForWriting(this.interrupted))) return;
