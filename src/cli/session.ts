@@ -442,6 +442,15 @@ export class Session implements Disposable {
         });
       },
       ...executorReports,
+      onClockStep: ({ runKey, stepSec, running, delayed }) =>
+        printWarning(
+          stepSec === null
+            ? "times stored ahead of the wall clock (it stepped back since): running timeouts count from now, " +
+              "delayed retries wait their delay from now"
+            : `the wall clock stepped by ${stepSec > 0 ? "+" : ""}${Math.round(stepSec)} s; ` +
+              "running timeouts and delayed retries keep the time they had left",
+          { run_key: runKey, step_sec: stepSec === null ? null : Math.round(stepSec * 1000) / 1000, running, delayed },
+        ),
     }, record.state.runKey);
   }
 

@@ -24,6 +24,7 @@ import {
   forEachBounded,
   nextPause,
   sleepUnless,
+  stopPoint,
   systemClock,
   within,
 } from "../shared/mod.ts";
@@ -33,6 +34,7 @@ import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { stepLaunch } from "./launch.ts";
 import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
+import { boundedSteps, ClockStepWatch, shifted, shiftedSteps } from "./clock_step.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
@@ -79,6 +81,11 @@ export interface DriverOptions {
   executor: Executor;
   /** The time; tests pass their own. */
   clock?: Clock;
+  /**
+   * A monotonic clock (milliseconds), to tell the wall clock's steps (see clock_step.ts): by default
+   * performance.now() with the system clock, and none with a clock a test passes.
+   */
+  monotonicMs?: () => number;
   /** The longest pause between polls (--poll-interval). */
   pollIntervalSec: number;
   /** Checked between steps of work; when it returns true the driver stops, leaving the run resumable. */
@@ -103,6 +110,12 @@ export interface DriverOptions {
    * failed list calls since the list last answered; `pauseSec`: how long the keys are asked instead.
    */
   onListFault?: (event: { runKey: string; fault: ExecutorFault; pauseSec: number }) => void;
+  /**
+   * Told of a step of the wall clock (`stepSec`) and of the in-flight steps whose times moved with it,
+   * or (`stepSec` null) of those whose stored times lay ahead of the clock at the first round and
+   * were brought back to it (see boundedSteps). The CLI prints it.
+   */
+  onClockStep?: (event: { runKey: string; stepSec: number | null; running: string[]; delayed: string[] }) => void;
 }
 
 export interface TickResult {
@@ -166,8 +179,19 @@ export class Driver {
   private listNote: string | null = null;
   private shownNote: string | null = null;
 
+  /** Tells the wall clock's steps, when there is a monotonic clock to tell them by. */
+  private readonly clockWatch: { watch: ClockStepWatch; monotonicMs: () => number } | null;
+  /**
+   * Per attempt (its step run key): the clock steps since its job started, in seconds. The executor
+   * reports the job's start on the wall clock of that time; timeout_sec counts from it when it came
+   * after the attempt's intent, so it moves with the intent (see followClockStep).
+   */
+  private readonly jobStartShift = new Map<string, number>();
+
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
+    const monotonicMs = options.monotonicMs ?? (options.clock ? null : () => performance.now());
+    this.clockWatch = monotonicMs === null ? null : { watch: new ClockStepWatch(), monotonicMs };
   }
 
   private load(): RunState {
@@ -247,7 +271,8 @@ export class Driver {
     this.throwAbortFailure();
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
-    const observations = await this.observe(run, index, only);
+    this.followClockStep(index);
+    const observations = this.withJobStartsShifted(index, await this.observe(run, index, only));
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
     const effects: Effect[] = [];
@@ -373,6 +398,55 @@ export class Driver {
     let due = nextDue(state, this.index ?? undefined, waiting);
     for (const [, at] of retries) due = due === null ? at : Math.min(due, at);
     return due;
+  }
+
+  /**
+   * After a step of the wall clock, the in-flight times move by the step, stored first (a driver
+   * that takes over reads them), then in memory: a running attempt's timeout and executor fault, a
+   * delayed retry, a failed abort's retry time and the list's pause keep what they had left. At the
+   * first round, stored times that lie ahead of the clock are brought back to it (see boundedSteps).
+   */
+  private followClockStep(index: RunIndex): void {
+    if (this.clockWatch === null) return;
+    const now = this.clock.now();
+    const stepSec = this.clockWatch.watch.look(now, this.clockWatch.monotonicMs());
+    if (stepSec === 0) return;
+    const steps = [...index.running, ...index.delayed].map((id) => index.step(id));
+    const writes = stepSec === null ? boundedSteps(steps, now) : shiftedSteps(steps, stepSec);
+    const running: string[] = [];
+    const delayed: string[] = [];
+    for (const { stepId, attemptNo, status, change } of writes) {
+      const transition = status === "RUNNING" ? STEP_TRANSITIONS.record : STEP_TRANSITIONS.redelay;
+      if (!this.move({ stepId, attemptNo }, transition, status, change)) continue;
+      (status === "RUNNING" ? running : delayed).push(stepId);
+      const key = stepRunKey(this.runKey, stepId, attemptNo);
+      if (status === "RUNNING" && stepSec !== null) {
+        this.jobStartShift.set(key, (this.jobStartShift.get(key) ?? 0) + stepSec);
+      }
+    }
+    if (stepSec === null) {
+      if (writes.length > 0) this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
+      return;
+    }
+    for (const retry of this.abortRetry.values()) retry.at = shifted(retry.at, stepSec);
+    this.listAgainAt = shifted(this.listAgainAt, stepSec);
+    if (this.listFault !== null) {
+      const { firstAt, lastAt } = this.listFault;
+      this.listFault = { ...this.listFault, firstAt: shifted(firstAt, stepSec), lastAt: shifted(lastAt, stepSec) };
+    }
+    this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
+  }
+
+  /** The observed jobs, with the start of those that started before a clock step moved as their intent was. */
+  private withJobStartsShifted(index: RunIndex, observations: Observations): Observations {
+    if (this.jobStartShift.size === 0) return observations;
+    const result = new Map(observations);
+    for (const [stepId, job] of observations) {
+      const shift = job && this.jobStartShift.get(stepRunKey(this.runKey, stepId, index.step(stepId).attemptNo));
+      if (!job || !shift || typeof job.started_at !== "number") continue;
+      result.set(stepId, { ...job, started_at: job.started_at + shift });
+    }
+    return result;
   }
 
   /** When the failed abort of the step's current attempt may be tried again; -Infinity: no such wait. */
@@ -735,6 +809,7 @@ export class Driver {
       }],
       ...(action.job ? { job: action.job } : {}),
     });
+    stopPoint("driver:retry-recorded");
   }
 
   /** Records what happened to a RUNNING step's current attempt, without changing its status. */

@@ -24,6 +24,8 @@ export const STEP_TRANSITIONS = {
   /** What happened to the attempt, status unchanged: a job observed, a timeout's reason, a refused start. */
   record: { from: ["RUNNING"], to: ["RUNNING"] },
   succeed: { from: ["RUNNING"], to: ["SUCCEEDED"] },
+  /** A delayed retry's time moved with a step of the wall clock (see clock_step.ts). */
+  redelay: { from: ["DELAYED"], to: ["DELAYED"] },
   /** A failed attempt with retries left: PENDING, or DELAYED until its retry time (decide chooses). */
   retry: { from: ["RUNNING"], to: WAITING_STEP_STATUSES },
   fail: { from: ["RUNNING"], to: ["FAILED"] },

@@ -51,7 +51,8 @@ export type StopPoint =
   | "runner:abort-file-written"
   | "runner:after-supervisor-spawn"
   | "runner:launch-failed"
-  | "runner:sent-to-server";
+  | "runner:sent-to-server"
+  | "driver:retry-recorded";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

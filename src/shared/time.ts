@@ -2,6 +2,7 @@
  * Clocks and date formats. Flow times are epoch seconds with millisecond precision; orchesjob's are
  * whole epoch seconds.
  */
+import { readEnv } from "./env.ts";
 
 /** What the engine asks for the time, so tests can set it. */
 export interface Clock {
@@ -9,15 +10,35 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * Test-only: the file named by this variable holds a number of seconds added to this process's wall
+ * clock, read again at each look, so a test can step the clock of running processes (NTP, a VM
+ * restored) without touching the machine's. Nothing sets it outside tests; unset, it costs one
+ * environment read per process.
+ */
+export const CLOCK_OFFSET_FILE_VARIABLE = "ORCHESJOB_FLOW_TEST_CLOCK_OFFSET_FILE";
+let offsetFile: string | undefined | null = null;
+
+/** The wall clock in epoch milliseconds: Date.now(), shifted by the test hook when it is set. */
+function wallMs(): number {
+  if (offsetFile === null) offsetFile = readEnv(CLOCK_OFFSET_FILE_VARIABLE);
+  if (offsetFile === undefined) return Date.now();
+  let offset = 0;
+  try {
+    offset = Number(Deno.readTextFileSync(offsetFile).trim()) || 0;
+  } catch { /* no file yet: no offset */ }
+  return Date.now() + offset * 1000;
+}
+
 export function epochNow(): number {
-  return Math.round(Date.now()) / 1000;
+  return Math.round(wallMs()) / 1000;
 }
 
 export const systemClock: Clock = { now: epochNow };
 
 /** Whole seconds since the epoch, as orchesjob stores them. */
 export function nowSeconds(): number {
-  return Math.floor(Date.now() / 1000);
+  return Math.floor(wallMs() / 1000);
 }
 
 /** The local calendar date, wall time and UTC offset of an instant. */

@@ -988,3 +988,25 @@ Deno.test("a created run is driven with its stored definition read back, not the
   assert.deepEqual(normalizeFlow(record.state.flow), normalizeFlow(flow));
   assert.equal(loadRun(runs, "k")!.state.flow, record.state.flow, "one parsed copy per definition");
 });
+
+Deno.test("a clock step back moves the executor's job start with the attempt's: timeout_sec keeps its length", async () => {
+  using env = setup();
+  let monotonicMs = 0;
+  const driver = env.driver({ monotonicMs: () => monotonicMs });
+  await driver.tick(); // a starts at 1000; its job's own start, later than the intent, is 1001
+  env.executor.jobs.set("k:a:1", { ...env.executor.jobs.get("k:a:1")!, started_at: 1001 });
+  [env.clock.t, monotonicMs] = [1003, 3000];
+  await driver.tick();
+  // 4 s after the start the clock steps 3 s back: 1001 where 1004 was due.
+  [env.clock.t, monotonicMs] = [1001, 4000];
+  await driver.tick();
+  assert.equal(env.step("a").startedAt, 997, "the intent moved with the clock");
+  [env.clock.t, monotonicMs] = [1002.5, 5500];
+  await driver.tick();
+  assert.equal(env.step("a").error, null, "4.5 s since the job's start: not timed out");
+  // 5 s since the job's start. Counted from its start as reported (1001), it would be 2 s.
+  [env.clock.t, monotonicMs] = [1003, 6000];
+  await driver.tick();
+  assert.equal(env.step("a").error, "timed out after 5 s");
+  assert.ok(env.executor.calls.some((call) => call.startsWith("abort k:a:1")));
+});

@@ -417,7 +417,7 @@ export class BuiltinRunner implements Executor {
     const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return;
-    if (nowSeconds() >= deadline) {
+    if (abortTimeLeft(row, deadline) <= 0) {
       signal(-worker, "SIGKILL");
     } else if (!this.reterminated.has(row.job_id)) {
       this.reterminated.add(row.job_id);
@@ -468,7 +468,7 @@ export class BuiltinRunner implements Executor {
     const deadline = abortDeadline(row, files);
     const worker = workerOf(row, files);
     if (deadline === null || worker === null || !isJobGroupAlive(worker, row, files)) return row;
-    const grace = Math.min(graceSeconds, Math.max(0, deadline - nowSeconds()));
+    const grace = Math.min(graceSeconds, abortTimeLeft(row, deadline));
     await terminate(jobGroup(worker, row, files), this.graces, row.target_pid, grace);
     return this.table.job(row.job_id) ?? row;
   }
@@ -1012,6 +1012,18 @@ function abortDeadline(row: JobRow, files: ReturnType<typeof jobFiles>): number 
   const worker = workerOf(row, files);
   if (worker === null || !isJobGroupAlive(worker, row, files)) return null;
   return Math.ceil(row.aborted_at) + FALLBACK_GRACE_SECONDS;
+}
+
+/**
+ * What is left of an aborted job's grace (seconds, 0 when none) by its deadline, which is on the wall
+ * clock of the abort's time. A deadline further ahead than the grace itself (its distance from the
+ * abort's time, whole seconds) can only mean the clock stepped back since: it counts as passed, or a
+ * command that ignores SIGTERM would get its SIGKILL that much later (an hour, after an hour's step).
+ */
+function abortTimeLeft(row: JobRow, deadline: number): number {
+  const left = deadline - nowSeconds();
+  const grace = row.aborted_at === null ? left : deadline - row.aborted_at;
+  return left > grace + 1 ? 0 : Math.max(0, left);
 }
 
 /**

@@ -1,0 +1,165 @@
+/**
+ * Steps of the wall clock while a run is in flight (NTP, a VM restored, `date -s`), through the
+ * test-only clock offset (ORCHESJOB_FLOW_TEST_CLOCK_OFFSET_FILE): a running step's timeout and a
+ * delayed retry keep the time they had left.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CRASH_AT_VARIABLE } from "../../src/shared/crash_point.ts";
+import { collectText, eventually, processAlive } from "../helpers.ts";
+import { flowTest, step } from "./flow_env.ts";
+import { spawnStopped } from "./stop_point.ts";
+
+const OFFSET_VARIABLE = "ORCHESJOB_FLOW_TEST_CLOCK_OFFSET_FILE";
+const NOTICE = "the wall clock stepped by";
+
+flowTest(["builtin"], "a step of the clock an hour forward does not time out a running step", async (env) => {
+  const offset = join(env.home, "clock-offset");
+  const release = join(env.home, "release");
+  const file = env.flow(
+    "forward.yaml",
+    `flow_id: forward
+steps:
+  - {id: a, timeout_sec: 600, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}
+`,
+  );
+  const child = env.spawn(["start", "--run-key", "r", file], { [OFFSET_VARIABLE]: offset });
+  const stderr = collectText(child.stderr);
+  const stdout = collectText(child.stdout);
+  const before = await env.waitFor(
+    "r",
+    "a's job running",
+    (run) => step(run, "a").orchesjob_status?.status === "RUNNING",
+  );
+  Deno.writeTextFileSync(offset, "3600");
+  // The driver's next round sees the step (its notice), or, without the fix, times the step out.
+  await eventually("the step seen, or a timed out", async () => {
+    if (stderr.text.includes(NOTICE)) return true;
+    return step(await env.status("r"), "a").error !== null;
+  });
+  Deno.writeTextFileSync(release, "");
+  assert.equal((await child.status).code, 0, await stderr.done);
+  const run = JSON.parse(await stdout.done);
+  assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+  assert.equal(step(run, "a").attempt_no, 1);
+  const notice = JSON.parse((await stderr.done).split("\n").find((line) => line.includes(NOTICE))!);
+  assert.deepEqual([Math.round(notice.step_sec), notice.running, notice.delayed], [3600, ["a"], []]);
+  // The attempt's start moved with the clock (it is on the new wall clock, as every later time is).
+  assert.ok(step(run, "a").started_at >= step(before, "a").started_at + 3599);
+});
+
+flowTest(["builtin"], "a step of the clock an hour back does not lengthen a retry delay", async (env) => {
+  const offset = join(env.home, "clock-offset");
+  const mark = join(env.home, "failed-once");
+  const file = env.flow(
+    "back.yaml",
+    `flow_id: back
+steps:
+  - {id: a, retries: 1, retry_delay_sec: 2, command: "[ -e '${mark}' ] || { touch '${mark}'; exit 1; }"}
+`,
+  );
+  // Stopped just after its first attempt's failure was recorded, DELAYED for 2 s: the clock steps then.
+  const stopped = await spawnStopped(env, ["start", "--run-key", "r", file], "driver:retry-recorded", {
+    [OFFSET_VARIABLE]: offset,
+  });
+  const delayed = await env.status("r");
+  assert.equal(step(delayed, "a").status, "DELAYED");
+  Deno.writeTextFileSync(offset, "-3600");
+  const finished = stopped.finish();
+  // Without the fix, the retry waits an hour and two seconds.
+  const run = await env.waitFor("r", "the run ended", (run) => run.status !== "RUNNING");
+  assert.equal(run.status, "SUCCEEDED");
+  assert.equal(step(run, "a").attempt_no, 2);
+  const { code, stderr } = await finished;
+  assert.equal(code, 0, stderr);
+  const notice = JSON.parse(stderr.split("\n").find((line) => line.includes(NOTICE))!);
+  assert.deepEqual([Math.round(notice.step_sec), notice.running, notice.delayed], [-3600, [], ["a"]]);
+});
+
+flowTest(["builtin"], "a step of the clock an hour back does not put off a running step's timeout", async (env) => {
+  const offset = join(env.home, "clock-offset");
+  const file = env.flow(
+    "timeout.yaml",
+    `flow_id: timeout
+steps:
+  - {id: a, timeout_sec: 2, command: "sleep 600"}
+`,
+  );
+  // Stopped between the attempt's intent and its command's start: the clock steps back then.
+  const stopped = await spawnStopped(env, ["start", "--run-key", "r", file], "runner:after-job-row", {
+    [OFFSET_VARIABLE]: offset,
+  });
+  Deno.writeTextFileSync(offset, "-3600");
+  const finished = stopped.finish();
+  // Without the fix, the attempt times out an hour and two seconds after its start.
+  const run = await env.waitFor("r", "the run ended", (run) => run.status !== "RUNNING");
+  assert.equal(run.status, "FAILED");
+  assert.match(step(run, "a").error, /timed out after 2 s/);
+  const { code, stderr } = await finished;
+  assert.equal(code, 1, stderr);
+  const notice = JSON.parse(stderr.split("\n").find((line) => line.includes(NOTICE))!);
+  assert.deepEqual([Math.round(notice.step_sec), notice.running, notice.delayed], [-3600, ["a"], []]);
+});
+
+flowTest(
+  ["builtin"],
+  "a delayed retry stored ahead of a clock that stepped back with no driver waits its delay",
+  async (env) => {
+    const offset = join(env.home, "clock-offset");
+    const mark = join(env.home, "failed-once");
+    const file = env.flow(
+      "resumed.yaml",
+      `flow_id: resumed
+steps:
+  - {id: a, retries: 1, retry_delay_sec: 2, command: "[ -e '${mark}' ] || { touch '${mark}'; exit 1; }"}
+`,
+    );
+    const stopped = await spawnStopped(env, ["start", "--run-key", "r", file], "driver:retry-recorded");
+    Deno.kill(stopped.pid, "SIGKILL");
+    await stopped.finish();
+    const delayed = await env.status("r");
+    assert.equal(step(delayed, "a").status, "DELAYED");
+    // The clock steps back while no driver runs: the stored retry time is an hour and 2 s ahead.
+    Deno.writeTextFileSync(offset, "-3600");
+    const resumed = env.spawn(["resume", "--run-key", "r"], { [OFFSET_VARIABLE]: offset });
+    const stderr = collectText(resumed.stderr);
+    // Without the fix, the retry waits an hour and two seconds.
+    const run = await env.waitFor("r", "the run ended", (run) => run.status !== "RUNNING");
+    assert.equal(run.status, "SUCCEEDED");
+    assert.equal(step(run, "a").attempt_no, 2);
+    assert.equal((await resumed.status).code, 0, await stderr.done);
+    const notice = JSON.parse((await stderr.done).split("\n").find((line) => line.includes("stored ahead"))!);
+    assert.deepEqual([notice.step_sec, notice.running, notice.delayed], [null, [], ["a"]]);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "an abort's deadline left ahead of a clock that stepped back is not waited for an hour",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    const marker = join(env.home, "second");
+    // Attempt 1 ignores SIGTERM, so only the SIGKILL at its abort's deadline ends it; attempt 2 succeeds.
+    const script = `if [ -e '${pidFile}' ]; then touch '${marker}'; exit 0; fi; echo $$ > '${pidFile}'; ` +
+      "trap '' TERM; while :; do sleep 0.1; done";
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    // The driver dies in the timeout's abort grace, after SIGTERM, before its SIGKILL.
+    const crashed = await env.run(["start", "--run-key", "k", file], { [CRASH_AT_VARIABLE]: "runner:abort-grace" });
+    assert.equal(crashed.code, 137, crashed.stderr);
+    const pid = Number(Deno.readTextFileSync(pidFile).trim());
+    assert.ok(processAlive(pid), "the timed-out command outlived its driver");
+    // The clock steps back an hour: the abort's deadline (5 s of grace) now lies an hour ahead.
+    const offset = join(env.home, "clock-offset");
+    Deno.writeTextFileSync(offset, "-3600");
+    const resumed = env.spawn(["start", "--run-key", "k", file], { [OFFSET_VARIABLE]: offset });
+    // Without the fix, attempt 2 waits for attempt 1's SIGKILL an hour away.
+    const run = await env.waitFor("k", "the run ended", (run) => run.status !== "RUNNING");
+    assert.equal(run.status, "SUCCEEDED", JSON.stringify(run));
+    assert.equal(step(run, "a").attempt_no, 2);
+    assert.equal((await resumed.output()).code, 0);
+    assert.ok(!processAlive(pid), "attempt 1 was killed");
+  },
+);
