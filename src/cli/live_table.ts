@@ -29,7 +29,7 @@ export function liveTable(session: Session, runKey: string, wanted: boolean): Li
   const view = new RunView(writeStderr, { mode: "screen", inPlace: true, color, columns });
   const draw = () => {
     try {
-      view.show(session.run(runKey), epochNow());
+      view.show(session.run(runKey), epochNow(), performance.now() / 1000);
     } catch { /* the table is a courtesy: it never stops the run */ }
   };
   draw();

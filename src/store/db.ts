@@ -316,13 +316,14 @@ function writeProblem(path: string): string | null {
  */
 function retryWhileBusy<T>(step: () => T, lockWaitMs: number): T {
   // Opening waits out other processes' locks as long as a statement does (the busy timeout), unless told otherwise.
-  const deadline = Date.now() + lockWaitMs;
+  // Monotonic: a step of the wall clock neither ends the wait at once nor makes it last an hour.
+  const deadline = performance.now() + lockWaitMs;
   const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let wait = 5;; wait = Math.min(wait * 2, 200)) {
     try {
       return step();
     } catch (error) {
-      if (!isBusy(error) || Date.now() >= deadline) throw error;
+      if (!isBusy(error) || performance.now() >= deadline) throw error;
       Atomics.wait(pause, 0, 0, wait);
     }
   }

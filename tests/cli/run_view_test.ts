@@ -60,6 +60,18 @@ Deno.test("append mode: a table on change only, a heartbeat after a minute of si
   assert.ok(out.every((text) => !text.includes("\x1b")));
 });
 
+Deno.test("append mode paces its heartbeat by the monotonic time given, not by a wall clock that stepped back", () => {
+  const out: string[] = [];
+  const view = new RunView((text) => out.push(text), { mode: "append", color: false });
+  const running = record({ status: "RUNNING", attemptNo: 1, startedAt: 1000 });
+  view.show(running, 5000, 10);
+  view.show(running, 5059 - 3600, 69); // the wall clock stepped an hour back meanwhile
+  assert.equal(out.length, 1);
+  view.show(running, 5060 - 3600, 70);
+  assert.equal(out.length, 2, "a minute of silence by the monotonic time: a heartbeat");
+  assert.match(out[1], /\(no change\)/);
+});
+
 Deno.test("screen mode: a full redraw, or in place (cursor up, clear down) with lines cut to the width", () => {
   const full: string[] = [];
   new RunView((text) => full.push(text), { mode: "screen", color: false }).show(record({}), 1000);

@@ -59,7 +59,7 @@ export const watchCommand: Command = {
     const first = advance ? await session.rebindWaiting(session.run(runKey), interrupt.requested) : session.run(runKey);
     using driving = new TakeOver(session, first, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
-    const show = (record: RunRecord) => view.show(record, epochNow());
+    const show = (record: RunRecord) => view.show(record, epochNow(), performance.now() / 1000);
     // A reader that went away (`watch … | head`) ends the watch at the next table it was to get, as
     // `logs --follow` ends: nobody reads it any more. The run goes on, or stays resumable (130). Not a
     // table lost otherwise (stdout on a full disk): a watch that drives the run goes on driving it.

@@ -41,21 +41,25 @@ export class RunView {
 
   constructor(private readonly write: (text: string) => void, private readonly options: RunViewOptions) {}
 
-  /** Shows the run as it is at `now` (epoch seconds). */
-  show(record: RunRecord, now: number): void {
+  /**
+   * Shows the run as it is at `now` (epoch seconds). `at` paces the heartbeat: a monotonic time in
+   * seconds (the CLI's), so that a step of the wall clock back does not silence a CI log for as long
+   * (a CI that kills a job after minutes without output would kill it), or `now` by default.
+   */
+  show(record: RunRecord, now: number, at: number = now): void {
     if (this.options.mode === "screen") {
       return this.redraw(renderRunTable(record.state, now, this.options.color, record.rounds));
     }
     const signature = runSignature(record);
     if (signature !== this.lastSignature) {
       this.lastSignature = signature;
-      this.lastPrintAt = now;
+      this.lastPrintAt = at;
       const steps = record.state.steps.map(stepSignature);
       const only = isLiveRun(record.state.status) ? changedSteps(this.lastSteps, steps) : undefined;
       this.lastSteps = steps;
       this.write(renderRunTable(record.state, now, this.options.color, record.rounds, undefined, only) + "\n");
-    } else if (now - this.lastPrintAt >= (this.options.heartbeatSec ?? 60)) {
-      this.lastPrintAt = now;
+    } else if (at - this.lastPrintAt >= (this.options.heartbeatSec ?? 60)) {
+      this.lastPrintAt = at;
       this.write(heartbeat(record, now));
     }
   }
