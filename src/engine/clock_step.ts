@@ -43,6 +43,18 @@ export interface ShiftedStep {
   change: StepChange;
 }
 
+/**
+ * Whether a running attempt's start (its intent's time) may move with the clock: only once its job is
+ * recorded. Until then the intent's time also tells the attempt's own job from an earlier run's under
+ * the same run key (made before the intent, see madeBeforeIntent): moved forward past its own job's
+ * start, the attempt took its job for an earlier run's and unlocked and started the key again, running
+ * the command twice; moved back (bounded), an earlier run's job made in between read as its own. Its
+ * timeout then keeps the wall clock's step, for as long as the start is unknown.
+ */
+function intentMovable(step: StepState): boolean {
+  return step.startedAt !== null && step.job !== null;
+}
+
 /** `at` moved by `shift` seconds, to the millisecond as flow times are. */
 export function shifted(at: number, shift: number): number {
   return Math.round((at + shift) * 1000) / 1000;
@@ -64,10 +76,11 @@ export function shiftedSteps(
   const writes: ShiftedStep[] = [];
   for (const step of steps) {
     const { id: stepId, attemptNo } = step;
-    if (step.status === "RUNNING" && step.startedAt !== null) {
-      const change: StepChange = { startedAt: shifted(step.startedAt, shift) };
+    if (step.status === "RUNNING") {
+      const change: StepChange = {};
+      if (intentMovable(step)) change.startedAt = shifted(step.startedAt!, shift);
       if (step.executorError !== null) change.executorError = shiftedFault(step.executorError, shift);
-      writes.push({ stepId, attemptNo, status: "RUNNING", change });
+      if (Object.keys(change).length > 0) writes.push({ stepId, attemptNo, status: "RUNNING", change });
     } else if (step.status === "DELAYED" && step.nextAttemptAt !== null) {
       writes.push({
         stepId,
@@ -95,7 +108,7 @@ export function boundedSteps(steps: Iterable<StepState>, now: number): ShiftedSt
     const { id: stepId, attemptNo } = step;
     if (step.status === "RUNNING") {
       const change: StepChange = {};
-      if (step.startedAt !== null && ahead(step.startedAt)) change.startedAt = now;
+      if (intentMovable(step) && ahead(step.startedAt!)) change.startedAt = now;
       const fault = step.executorError;
       if (fault !== null && ahead(fault.lastAt)) change.executorError = { ...fault, firstAt: now, lastAt: now };
       if (Object.keys(change).length > 0) writes.push({ stepId, attemptNo, status: "RUNNING", change });
