@@ -26,18 +26,16 @@ const skip = unavailable();
 const ignore = skip !== null;
 const named = (name: string) => skip === null ? name : `${name} (skipped: ${skip})`;
 
-/** The previous release, unpacked once for this file's tests into a directory of its own. */
-let previous: string | null = null;
-function previousRelease(): string {
-  if (previous !== null) return previous;
-  const dir = Deno.makeTempDirSync({ prefix: "ojf-previous-" });
+/** The previous release, unpacked from git into `dir`. */
+function unpackPrevious(dir: string): string {
   const tar = join(dir, "release.tar");
   const archive = new Deno.Command("git", { args: ["-C", REPO, "archive", "-o", tar, PREVIOUS] }).outputSync();
   assert.ok(archive.success, new TextDecoder().decode(archive.stderr));
-  const unpack = new Deno.Command("tar", { args: ["-xf", tar, "-C", dir] }).outputSync();
+  const root = join(dir, "release");
+  Deno.mkdirSync(root);
+  const unpack = new Deno.Command("tar", { args: ["-xf", tar, "-C", root] }).outputSync();
   assert.ok(unpack.success, new TextDecoder().decode(unpack.stderr));
-  previous = dir;
-  return dir;
+  return root;
 }
 
 /** A state home and a directory of markers (one directory per attempt of a step: `<step>.<n>`). */
@@ -46,6 +44,7 @@ class UpgradeEnv implements Disposable {
   readonly home = join(this.dir.path, "home");
   readonly marks = join(this.dir.path, "marks");
   readonly env: Record<string, string>;
+  readonly previous = unpackPrevious(this.dir.path);
 
   constructor() {
     Deno.mkdirSync(this.marks);
@@ -59,7 +58,7 @@ class UpgradeEnv implements Disposable {
 
   /** The previous release, with its own configuration and lock file. */
   async old(args: string[]): Promise<CliResult> {
-    const root = previousRelease();
+    const root = this.previous;
     const output = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", "--no-prompt", "--config", join(root, "deno.json"), join(root, "main.ts"), ...args],
       cwd: this.dir.path,
@@ -104,7 +103,8 @@ class UpgradeEnv implements Disposable {
 /** A step that makes its attempt's marker, waits for the file `gate` (if any), then exits `code`. */
 function gatedStep(id: string, after: string | null, gate: string | null, code = 0): string {
   const mark = `mkdir "$M/${id}.$(ls -d "$M/${id}".* 2>/dev/null | wc -l | tr -d ' ')"`;
-  const wait = gate === null ? "" : `; while [ ! -e "$M/${gate}" ]; do sleep 0.05; done`;
+  // Also ends once the markers are gone (a failed test's directory removed): never a loop left behind.
+  const wait = gate === null ? "" : `; while [ -d "$M" ] && [ ! -e "$M/${gate}" ]; do sleep 0.05; done`;
   const needs = after === null ? "" : `\n    depends_on: [${after}]`;
   return `  - id: ${id}${needs}\n    command: ${JSON.stringify(`${mark}${wait}; exit ${code}`)}\n`;
 }
@@ -226,5 +226,34 @@ Deno.test({
     }
     const after = JSON.parse(ok(await env.run(["status", "--run-key", "r"]), "status after the rollback").stdout);
     assert.deepEqual(after.steps.map((s: { status: string }) => s.status), ["SUCCEEDED", "FAILED", "SKIPPED"]);
+  },
+});
+
+Deno.test({
+  name: named("jobs that the previous release's job start launched are read, aborted and cleaned by this build"),
+  ignore,
+  async fn() {
+    using env = new UpgradeEnv();
+    const gated = `mkdir "$M/j1.0"; while [ -d "$M" ] && [ ! -e "$M/never" ]; do sleep 0.05; done`;
+    ok(await env.old(["job", "start", "--run-key", "j1", "--", "/bin/sh", "-c", gated]), "the previous job start");
+    ok(await env.old(["job", "start", "--run-key", "j2", "--", "/bin/sh", "-c", "exit 7"]), "the previous job start");
+    await eventually("j1's command runs", () => env.markers().includes("j1.0"));
+    const running = JSON.parse(ok(await env.run(["job", "status", "--run-key", "j1"]), "job status").stdout);
+    assert.equal(running.status, "RUNNING");
+    assert.ok(processAlive(running.target_pid));
+    await eventually("j2 ended with its exit code", async () => {
+      const ended = JSON.parse(ok(await env.run(["job", "status", "--run-key", "j2"]), "job status").stdout);
+      return ended.status === "FAILED" && ended.exit_code === 7;
+    });
+    assert.equal(env.schemaVersion(), 6, "job status only read the file");
+    const aborted = JSON.parse(ok(await env.run(["job", "abort", "--run-key", "j1"]), "job abort").stdout);
+    assert.equal(aborted.status, "ABORTED");
+    await eventually("j1's command was ended", () => !processAlive(running.target_pid));
+    const cleaned = JSON.parse(ok(await env.run(["job", "clean", "--all"]), "job clean").stdout);
+    assert.equal(cleaned.deleted, 2, JSON.stringify(cleaned));
+    const left = [...Deno.readDirSync(join(env.home, "jobs"))].filter((e) => e.isFile).map((e) => e.name);
+    assert.deepEqual(left, [], "every job file was removed");
+    const gone = await env.run(["job", "status", "--run-key", "j1"]);
+    assert.equal(gone.code, 3, gone.stdout + gone.stderr);
   },
 });
