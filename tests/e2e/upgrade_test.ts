@@ -187,6 +187,10 @@ Deno.test({
     const other = env.flow("other.yaml", `flow_id: other\nsteps:\n${gatedStep("x", null, null)}`);
     ok(await env.run(["--executor", "builtin", "start", "-q", "--run-key", "other", other]), "start of another run");
     assert.equal(env.schemaVersion(), 7, "this build's start migrated the file");
+    // Cron fires this build for the run itself: the same file hashes the same, and its driver keeps it.
+    const again = JSON.parse(ok(await env.run(["start", "-d", "--run-key", "r", flow]), "start -d of the run").stdout);
+    assert.equal(again.detached, false, JSON.stringify(again));
+    assert.equal(again.driver?.pid, pid, "the previous release's driver still drives the run");
     // The previous release's driver, its connection open across the migration, goes on to step b.
     env.open("open1");
     await eventually(
