@@ -252,7 +252,13 @@ Deno.test({
     assert.equal(env.schemaVersion(), 6, "job status only read the file");
     const aborted = JSON.parse(ok(await env.run(["job", "abort", "--run-key", "j1"]), "job abort").stdout);
     assert.equal(aborted.status, "ABORTED");
-    await eventually("j1's command was ended", () => !processAlive(running.target_pid));
+    // The command and its supervisor (the group's leader): job clean keeps an aborted job whose group lives.
+    await eventually("j1's process group is gone", () => ![running.target_pid, running.worker_pid].some(processAlive));
+    assert.equal(env.schemaVersion(), 7, "job abort, a writer, migrated the file");
+    // j2's end, seen above but not recorded (read-only), is recorded by a job status now: job clean
+    // chooses only jobs whose end is recorded.
+    const recorded = JSON.parse(ok(await env.run(["job", "status", "--run-key", "j2"]), "job status").stdout);
+    assert.equal(recorded.exit_code, 7);
     const cleaned = JSON.parse(ok(await env.run(["job", "clean", "--all"]), "job clean").stdout);
     assert.equal(cleaned.deleted, 2, JSON.stringify(cleaned));
     const left = [...Deno.readDirSync(join(env.home, "jobs"))].filter((e) => e.isFile).map((e) => e.name);
