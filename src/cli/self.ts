@@ -32,10 +32,26 @@ export const V8_FLAGS = "--max-semi-space-size=1,--expose-gc,--no-concurrent-rec
 
 /** The argv prefix that runs this program again with the same code. */
 export function selfCommand(): string[] {
-  if (isCompiled()) return [Deno.execPath()];
+  if (isCompiled()) return [executableToRerun(Deno.execPath(), Deno.pid)];
   const args = [Deno.execPath(), "run", "--allow-all", "--no-prompt", `--v8-flags=${V8_FLAGS}`];
   const config = fileUrlToPath(new URL("../../deno.json", import.meta.url));
   if (pathExists(config)) args.push("--config", config);
   args.push(fileUrlToPath(Deno.mainModule));
   return args;
+}
+
+/** What Linux appends to the path of a running executable whose file was unlinked or renamed over. */
+const DELETED = " (deleted)";
+
+/**
+ * The file to run this program again from, given its executable's path as the kernel reports it. An
+ * upgrade renames the new binary over the running one (install.sh), and Linux then names the running
+ * file `<path> (deleted)`, a path that no longer exists: a `start -d` under way across the rename
+ * failed to launch its driver (127, the run left undriven). `/proc/<pid>/exe` still opens the file this
+ * process runs, as long as it lives, and `start -d` lives until its driver has taken the run: the driver
+ * runs the same code as the command that stored the run, not a newer binary that may read the run or
+ * its arguments differently.
+ */
+export function executableToRerun(execPath: string, pid: number): string {
+  return execPath.endsWith(DELETED) && Deno.build.os === "linux" ? `/proc/${pid}/exe` : execPath;
 }

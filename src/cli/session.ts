@@ -26,6 +26,7 @@ import {
   LOCK_HELD_REASON,
   openDatabase,
   openDatabaseReadOnly,
+  openOlderReadOnly,
   openStandIn,
   probeWriteLock,
   refuseFileOnPath,
@@ -504,6 +505,10 @@ function openState(path: string, options: SessionOptions, lockWaitMs?: number): 
       if (!(error instanceof StateFileBehindError)) throw error;
     }
   }
+  // A file of the previous release (its runs maybe still driven by it) is read, not migrated, by a
+  // command that would only record what it reads: a migration the previous release then refuses.
+  const older = options.readIfLocked || options.recordUnlessLocked ? openOlderReadOnly(path) : null;
+  if (older !== null) return { db: older, refused: null };
   try {
     // The built-in runner's tables are migrated with the file's own, in the same short, retried waits
     // for the write lock. Left to the runner, a first driver of a state file (start -d's first run, a

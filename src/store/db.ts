@@ -5,7 +5,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { dirname, isNoSpace, join, makeDirectory, readEnv } from "../shared/mod.ts";
 import { DB_FILE_NAME, realStatePath } from "./paths.ts";
-import { MIGRATIONS } from "./schema.ts";
+import { MIGRATIONS, READABLE_FROM } from "./schema.ts";
 
 export type Database = DatabaseSync;
 
@@ -390,7 +390,8 @@ export function openDatabaseReadOnly(path: string): Database {
       });
     }
     readOnlyConnections.set(db, path);
-    checkMigrated(db, "schema_version", MIGRATIONS);
+    // An older file that this version can read is read as it is (see READABLE_FROM): not migrated.
+    checkMigrated(db, "schema_version", MIGRATIONS, READABLE_FROM);
     return db;
   } catch (error) {
     db?.close();
@@ -398,6 +399,22 @@ export function openDatabaseReadOnly(path: string): Database {
     const message = error instanceof Error ? error.message : String(error);
     throw passingFault(error, path) ?? new StateFileError(`cannot open state database ${path}: ${message}`);
   }
+}
+
+/**
+ * The state file opened read-only when its schema is older than this version's but readable as it is
+ * (see READABLE_FROM), else null (up to date, or not readable so: whoever opens it next says why). For
+ * a command that only reads but would record on the way (logs, job status): on such a file it answers
+ * without recording, rather than migrate it for a record (a migration the previous release refuses).
+ */
+export function openOlderReadOnly(path: string): Database | null {
+  let db: Database | undefined;
+  try {
+    db = openDatabaseReadOnly(path);
+    if (storedVersion(db, "schema_version") < MIGRATIONS.length) return db;
+  } catch { /* not readable so: opened for writing, which says why */ }
+  db?.close();
+  return null;
 }
 
 /**
@@ -413,9 +430,15 @@ export function openStandIn(path: string, parts: readonly SchemaPart[] = []): Da
 
 /**
  * For a connection opened read-only, in place of {@link migrate}: refuses a file whose `key` in
- * `schema_meta` does not count exactly `migrations` (older, which this process cannot migrate, or newer).
+ * `schema_meta` counts more than `migrations` (newer), or fewer than `readableFrom` (older than its
+ * readers can read unmigrated, and this process cannot migrate it).
  */
-export function checkMigrated(db: Database, key: string, migrations: readonly string[]): void {
+export function checkMigrated(
+  db: Database,
+  key: string,
+  migrations: readonly string[],
+  readableFrom = migrations.length,
+): void {
   const path = readOnlyConnections.get(db) ?? "";
   const found = storedVersion(db, key);
   const what = key === "schema_version" ? "schema version" : key.replaceAll("_", " ");
@@ -424,7 +447,7 @@ export function checkMigrated(db: Database, key: string, migrations: readonly st
       `state database ${what} ${found} is newer than this orchesjob-flow understands (${migrations.length}): ${path}`,
     );
   }
-  if (found !== migrations.length) {
+  if (found < readableFrom) {
     throw new StateFileBehindError(
       `state database ${path} has ${what} ${found}, this orchesjob-flow reads ${migrations.length}; ` +
         "run a writing command (start, resume) once with write access to migrate it",

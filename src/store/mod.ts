@@ -17,6 +17,7 @@ export {
   migrate,
   openDatabase,
   openDatabaseReadOnly,
+  openOlderReadOnly,
   openStandIn,
   prepared,
   probeWriteLock,

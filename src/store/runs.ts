@@ -259,8 +259,11 @@ export class RunStore {
       const row = prepared(this.db, "SELECT definition FROM flow_runs WHERE run_key = ? AND definition_hash = ?")
         .get(runKey, definitionHash) as { definition: string } | undefined;
       if (!row) return undefined;
-      const parts = prepared(this.db, "SELECT text FROM flow_definition_parts WHERE run_key = ? ORDER BY part");
       const texts = [row.definition];
+      // A file of schema 6, read unmigrated (READABLE_FROM), has no parts table: the previous release
+      // kept every definition whole in its row.
+      if (!hasDefinitionParts(this.db)) return row.definition;
+      const parts = prepared(this.db, "SELECT text FROM flow_definition_parts WHERE run_key = ? ORDER BY part");
       for (const part of parts.iterate(runKey)) texts.push((part as { text: string }).text);
       return texts.join("");
     });
@@ -569,4 +572,13 @@ class ColumnReader {
     const place = typeof where === "string" ? where : where();
     throw new DamagedRunError(this.runKey, place, `is ${JSON.stringify(value)}, not one of ${known.join(", ")}`);
   }
+}
+
+/**
+ * Whether the file has the table of definition parts (migration 7). Looked up at each read, not once
+ * per connection: another process may migrate the file while a reader keeps it open.
+ */
+function hasDefinitionParts(db: Database): boolean {
+  return prepared(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'flow_definition_parts'")
+    .get() !== undefined;
 }

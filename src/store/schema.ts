@@ -62,3 +62,13 @@ export const MIGRATIONS: readonly string[] = [
   );
   `,
 ];
+
+/**
+ * The oldest schema version that a read-only connection reads as it is, unmigrated: every migration
+ * after it only adds what the readers do without when it is missing (7: a table of definition parts,
+ * which a file of version 6 never needed, see RunStore). Why readers must not migrate: after an
+ * upgrade, runs of the previous release are still in flight; `status`, `list` and the other readers
+ * must show them, and must not write the file, which the previous release then refuses as newer (a
+ * rollback). A migration that readers cannot do without raises this to its own version.
+ */
+export const READABLE_FROM = 6;

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DamagedRunError, type NormalizedFlow } from "../../src/domain/mod.ts";
 import { normalizeFlow } from "../../src/flow/normalize.ts";
-import { type Database, openDatabase, RunStore } from "../../src/store/mod.ts";
+import { type Database, openDatabase, openDatabaseReadOnly, RunStore } from "../../src/store/mod.ts";
 import { DEFINITION_PART_CHARS } from "../../src/store/definition_text.ts";
 import { tempDir } from "../helpers.ts";
 import { chainFlow } from "../engine/flows.ts";
@@ -105,4 +105,27 @@ Deno.test("parts left behind by a run deleted without foreign keys are not read 
     const small = createWithEcho(runs, "r", "small", "h2");
     assert.deepEqual(new RunStore(other).load("r")!.definition(), small);
   });
+});
+
+Deno.test("a reader of a file of schema 6 (no parts table) reads its runs, and a long one once a writer migrated it", () => {
+  using dir = tempDir();
+  const path = join(dir.path, "state.sqlite3");
+  const writer = openDatabase(path);
+  const short = createWithEcho(new RunStore(writer), "old", "short", "h1");
+  // The file as the release of schema 6 left it.
+  writer.exec("DROP TABLE flow_definition_parts; UPDATE schema_meta SET value = '6' WHERE key = 'schema_version'");
+  writer.close();
+  const reader = openDatabaseReadOnly(path);
+  try {
+    const runs = new RunStore(reader);
+    assert.deepEqual(runs.load("old")!.definition(), short);
+    // Another process migrates the file and stores a long definition while the reader keeps it open.
+    const migrating = openDatabase(path);
+    const long = createWithEcho(new RunStore(migrating), "new", "x".repeat(DEFINITION_PART_CHARS * 2), "h2");
+    migrating.close();
+    assert.deepEqual(runs.load("new")!.definition(), long, "the parts are read once the table is there");
+    assert.deepEqual(runs.load("old")!.definition(), short);
+  } finally {
+    reader.close();
+  }
 });
