@@ -211,3 +211,50 @@ exec '${env.wrapper}' "$@"
     assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a step of the clock back while an attempt's job is unknown does not make it take its own job for an earlier run's",
+  async (env) => {
+    // The first start steps this test's clock an hour back, makes the job, waits for it to end and is
+    // SIGKILLed: the attempt has no job recorded, and its own job's start is an hour before its intent's
+    // time. Unless the intent's time moves back with the clock, that job reads as an earlier run's under
+    // the same key (made before the intent), and the key is unlocked and started again: the command ran
+    // twice.
+    const offset = join(env.home, "clock-offset");
+    const once = join(env.home, "start-failed-once");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${once}' ]; then
+  : > '${once}'
+  echo -3600 > '${offset}'
+  '${env.wrapper}' "$@" > /dev/null
+  while '${env.wrapper}' status --run-key "$3" | grep -Eq '"status": "(STARTING|RUNNING)"'; do sleep 0.05; done
+  kill -KILL $$
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const log = join(env.home, "ran");
+    const file = env.flow(
+      "one.yaml",
+      `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`,
+    );
+    const run = await env.run(["--orchesjob-bin", fake, "start", "-q", "--run-key", "k", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    assert.match(
+      run.stderr,
+      /fake-orchesjob start was killed by signal SIGKILL/,
+      `the start's answer was lost: ${run.stderr}${run.stdout}`,
+    );
+    assert.match(run.stderr, new RegExp(NOTICE), "the driver saw the step");
+    assert.deepEqual(countLines(log), { a: 1 }, "the command ran once");
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.equal(step(JSON.parse(run.stdout), "a").status, "SUCCEEDED");
+    assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
+  },
+);
