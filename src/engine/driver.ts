@@ -420,7 +420,10 @@ export class Driver {
       if (!this.move({ stepId, attemptNo }, transition, status, change)) continue;
       (status === "RUNNING" ? running : delayed).push(stepId);
       const key = stepRunKey(this.runKey, stepId, attemptNo);
-      if (status === "RUNNING" && stepSec !== null) {
+      // Only with its intent: a job start moved past an intent that stays (its job unknown through a
+      // step forward) would be a start made after the step put an hour ahead, past the clock, and its
+      // timeout would count from the intent, an hour before on the clock: aborted at once.
+      if (status === "RUNNING" && stepSec !== null && change.startedAt !== undefined) {
         this.jobStartShift.set(key, (this.jobStartShift.get(key) ?? 0) + stepSec);
       }
     }

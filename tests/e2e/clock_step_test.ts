@@ -258,3 +258,64 @@ exec '${env.wrapper}' "$@"
     assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a step of the clock forward while an attempt's start keeps failing does not time out the job it then makes",
+  async (env) => {
+    // The first start fails (exit 1: a fault, the start is tried again). The second steps this test's
+    // clock an hour forward, makes the job and fails too (its answer lost): the attempt has a fault and no
+    // job when the driver sees the step. Its intent stays (its job unknown), and its fault moves. The
+    // job it then finds started after the step: timeout_sec counts from that start, not from the intent
+    // an hour before on the clock, and not from that start moved an hour further (past the clock).
+    const offset = join(env.home, "clock-offset");
+    const release = join(env.home, "release");
+    const calls = join(env.home, "start-calls");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${calls}' ]; then
+  : > '${calls}'
+  exit 1
+fi
+if [ "$1" = start ] && [ ! -e '${calls}.2' ]; then
+  : > '${calls}.2'
+  echo 3600 > '${offset}'
+  '${env.wrapper}' "$@" > /dev/null
+  exit 1
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const file = env.flow(
+      "slow.yaml",
+      `flow_id: slow
+steps:
+  - {id: a, timeout_sec: 600, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}
+`,
+    );
+    const child = env.spawn(["--orchesjob-bin", fake, "start", "--run-key", "r", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    const stderr = collectText(child.stderr);
+    const stdout = collectText(child.stdout);
+    // The job recorded (found by status after the lost answer), or, without the fix, timed out.
+    await env.waitFor("r", "a's job recorded", (run) => step(run, "a").orchesjob_status !== null);
+    assert.ok(Deno.statSync(`${calls}.2`).isFile, "the second start was made");
+    await eventually("a round past the job's record", async () => {
+      const run = await env.status("r");
+      return step(run, "a").orchesjob_status?.status === "RUNNING" || step(run, "a").error !== null;
+    });
+    Deno.writeTextFileSync(release, "");
+    const code = (await child.status).code;
+    const run = JSON.parse(await stdout.done);
+    const notice = JSON.parse((await stderr.done).split("\n").find((line) => line.includes(NOTICE))!);
+    assert.deepEqual([Math.round(notice.step_sec), notice.running], [3600, ["a"]], "the step seen, a's fault moved");
+    assert.match(await stderr.done, /"count":2/, "both starts failed");
+    assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+    assert.equal(step(run, "a").attempt_no, 1);
+    assert.equal(code, 0, await stderr.done);
+  },
+);
