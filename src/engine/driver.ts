@@ -272,7 +272,12 @@ export class Driver {
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     this.followClockStep(index);
-    const observations = this.withJobStartsShifted(index, await this.observe(run, index, only));
+    const observed = await this.observe(run, index, only);
+    // Status calls take a while (seconds, when orchesjob waits for its lock): a step meanwhile is seen
+    // here again, before the decision reads the clock, or it measured the in-flight times on the
+    // stepped clock: a step forward aborted a running step at once.
+    this.followClockStep(index);
+    const observations = this.withJobStartsShifted(index, observed);
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
     const effects: Effect[] = [];
@@ -862,6 +867,9 @@ export class Driver {
    * orchesjob never saw it; orchesjob's idempotency by run key does the rest.
    */
   private intend(start: { stepId: string; attemptNo: number }): boolean {
+    // A step since the round's look (a batch's start calls before) is seen before the intent reads the
+    // clock: seen at the next round, it moved this intent, made on the stepped clock, a second time.
+    this.followClockStep(this.index!);
     return this.move({ stepId: start.stepId }, STEP_TRANSITIONS.start, "RUNNING", {
       attemptNo: start.attemptNo,
       startedAt: this.clock.now(),

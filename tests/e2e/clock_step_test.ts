@@ -319,3 +319,55 @@ steps:
     assert.equal(code, 0, await stderr.done);
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a step of the clock forward while the driver asks a running job's status does not time it out",
+  async (env) => {
+    // The step comes inside a round, between the driver's look at the clocks at its start and its
+    // decision: its status call (not a \`status\` of this test's, which has no clock offset) steps this
+    // test's clock an hour forward before it answers. The decision
+    // must not count that hour as time the step ran (timeout_sec 600: it would be aborted at once).
+    const offset = join(env.home, "clock-offset");
+    const release = join(env.home, "release");
+    const trigger = join(env.home, "step-now");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = status ] && [ -n "$${OFFSET_VARIABLE}" ] && [ -e '${trigger}' ] && [ ! -e '${trigger}.done' ]; then
+  : > '${trigger}.done'
+  echo 3600 > '${offset}'
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const file = env.flow(
+      "slow.yaml",
+      `flow_id: slow
+steps:
+  - {id: a, timeout_sec: 600, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}
+`,
+    );
+    const child = env.spawn(["--orchesjob-bin", fake, "start", "--run-key", "r", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    const stderr = collectText(child.stderr);
+    const stdout = collectText(child.stdout);
+    await env.waitFor("r", "a's job running", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    Deno.writeTextFileSync(trigger, "");
+    // The driver's next status call steps the clock. A round sees the step (its notice): the one that
+    // asked, or (without the fix) the next one, after the asking one timed a out (the reason recorded
+    // before the abort goes out, and before the next round). Until a ends, a timeout cannot be missed.
+    await eventually("the step seen", () => stderr.text.includes(NOTICE));
+    assert.ok(Deno.statSync(`${trigger}.done`).isFile, "a status call stepped the clock");
+    assert.equal(step(await env.status("r"), "a").error, null, "not timed out");
+    Deno.writeTextFileSync(release, "");
+    const code = (await child.status).code;
+    const run = JSON.parse(await stdout.done);
+    assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+    assert.equal(step(run, "a").attempt_no, 1);
+    assert.equal(code, 0, await stderr.done);
+  },
+);

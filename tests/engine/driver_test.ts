@@ -1010,3 +1010,26 @@ Deno.test("a clock step back moves the executor's job start with the attempt's: 
   assert.equal(env.step("a").error, "timed out after 5 s");
   assert.ok(env.executor.calls.some((call) => call.startsWith("abort k:a:1")));
 });
+
+Deno.test("a clock step during a batch of starts moves the intents made before it, not those made after", async () => {
+  // 65 steps: one round's starts come in two batches (64, then 1), the second's intent after the
+  // first's start calls, during which the clock steps an hour back.
+  const steps = Array.from({ length: 65 }, (_, i) => `  - {id: s${i}, command: [work], timeout_sec: 600}`);
+  using env = setup(`flow_id: f\nsteps:\n${steps.join("\n")}\n`);
+  let monotonicMs = 0;
+  const start = env.executor.start.bind(env.executor);
+  env.executor.start = (...args) => {
+    if (env.executor.starts().length === 0) env.clock.t -= 3600;
+    return start(...args);
+  };
+  const driver = env.driver({ monotonicMs: () => monotonicMs });
+  await driver.tick();
+  assert.equal(env.executor.starts().length, 65, "every step started in one round");
+  assert.equal(env.step("s0").startedAt, -2600, "an intent made before the step moved with it");
+  [env.clock.t, monotonicMs] = [-2599, 1000];
+  await driver.tick();
+  for (const id of ["s0", "s64"]) {
+    assert.equal(env.step(id).error, null, `${id} not timed out`);
+    assert.equal(env.step(id).startedAt, -2600, `${id}'s intent on the clock as it is`);
+  }
+});
