@@ -83,6 +83,11 @@ export function shiftedSteps(
     if (step.status === "RUNNING") {
       const change: StepChange = {};
       if (intentMovable(step, shift)) change.startedAt = shifted(step.startedAt!, shift);
+      // Its job's start as recorded moves too: a driver that takes over tells the step from it (see
+      // Driver.withJobStartsShifted), as the executor reports the start on the clock of that time.
+      if (step.job !== null && typeof step.job.started_at === "number") {
+        change.job = { ...step.job, started_at: shifted(step.job.started_at, shift) };
+      }
       if (step.executorError !== null) change.executorError = shiftedFault(step.executorError, shift);
       if (Object.keys(change).length > 0) writes.push({ stepId, attemptNo, status: "RUNNING", change });
     } else if (step.status === "DELAYED" && step.nextAttemptAt !== null) {

@@ -445,14 +445,24 @@ export class Driver {
     this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
   }
 
-  /** The observed jobs, with the start of those that started before a clock step moved as their intent was. */
+  /**
+   * The observed jobs, with the start of those that started before a clock step moved as their intent
+   * was: by the steps this driver saw, or else by the difference from the start recorded with the
+   * attempt's job, which a step moves (see shiftedSteps): a driver that takes over after a step did
+   * not see it, and counted timeout_sec from the start as the executor reports it, on the clock
+   * before the step (after an hour back, an hour more).
+   */
   private withJobStartsShifted(index: RunIndex, observations: Observations): Observations {
-    if (this.jobStartShift.size === 0) return observations;
     const result = new Map(observations);
     for (const [stepId, job] of observations) {
-      const shift = job && this.jobStartShift.get(stepRunKey(this.runKey, stepId, index.step(stepId).attemptNo));
-      if (!job || !shift || typeof job.started_at !== "number") continue;
-      result.set(stepId, { ...job, started_at: job.started_at + shift });
+      if (!job || typeof job.started_at !== "number") continue;
+      const step = index.step(stepId);
+      const recorded = step.job;
+      const shift = this.jobStartShift.get(stepRunKey(this.runKey, stepId, step.attemptNo)) ??
+        (recorded?.job_id === job.job_id && typeof recorded.started_at === "number"
+          ? recorded.started_at - job.started_at
+          : 0);
+      if (shift !== 0) result.set(stepId, { ...job, started_at: shifted(job.started_at, shift) });
     }
     return result;
   }

@@ -31,7 +31,12 @@ Deno.test("a step moves a running attempt's start and fault, and a delayed retry
       stepId: "r",
       attemptNo: 2,
       status: "RUNNING",
-      change: { startedAt: -2610, executorError: { ...fault, firstAt: -2600, lastAt: -2590 } },
+      // Its job's start as recorded too (a driver that takes over reads it).
+      change: {
+        startedAt: -2610,
+        executorError: { ...fault, firstAt: -2600, lastAt: -2590 },
+        job: { ...job, started_at: -2610 },
+      },
     },
     { stepId: "d", attemptNo: 1, status: "DELAYED", change: { nextAttemptAt: -2580 } },
     {

@@ -1033,3 +1033,22 @@ Deno.test("a clock step during a batch of starts moves the intents made before i
     assert.equal(env.step(id).startedAt, -2600, `${id}'s intent on the clock as it is`);
   }
 });
+
+Deno.test("a driver that takes over after a clock step counts timeout_sec from the job start as it was moved", async () => {
+  using env = setup(`flow_id: f\nsteps:\n  - {id: a, command: [work], timeout_sec: 5000}\n`);
+  let monotonicMs = 0;
+  const first = env.driver({ monotonicMs: () => monotonicMs });
+  await first.tick(); // a starts at 1000, its job too
+  env.executor.jobs.set("k:a:1", { ...env.executor.jobs.get("k:a:1")!, started_at: 1000, updated_at: 2 });
+  [env.clock.t, monotonicMs] = [1010, 10_000];
+  await first.tick(); // its job recorded, started at 1000
+  assert.equal(env.step("a").job?.started_at, 1000);
+  [env.clock.t, monotonicMs] = [-2589, 11_000]; // an hour back
+  await first.tick();
+  assert.deepEqual([env.step("a").startedAt, env.step("a").job?.started_at], [-2600, -2600], "moved with the clock");
+  // Its driver dies; another takes over 5001 s after the start (the executor still says 1000).
+  const second = env.driver({ monotonicMs: () => monotonicMs });
+  env.clock.t = 2401;
+  await second.tick();
+  assert.equal(env.step("a").error, "timed out after 5000 s");
+});
