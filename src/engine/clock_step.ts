@@ -17,6 +17,27 @@ import type { StepChange } from "./ports.ts";
  */
 export const CLOCK_STEP_TOLERANCE_SEC = 1;
 
+/**
+ * The most time between the two monotonic reads around a wall-clock read for a pair to count
+ * (milliseconds): a pause between the reads (a SIGSTOP, a loaded machine) would otherwise read as a
+ * step the size of the pause, and move every in-flight time by it, for good.
+ */
+export const CLOCK_READ_SLACK_MS = 100;
+
+/**
+ * The wall clock (epoch seconds) and the monotonic one (milliseconds) read together: the wall read
+ * between two monotonic ones that lie within {@link CLOCK_READ_SLACK_MS}, else null (three tries).
+ */
+export function readClocks(wall: () => number, monoMs: () => number): { wall: number; monoMs: number } | null {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const before = monoMs();
+    const at = wall();
+    const after = monoMs();
+    if (after - before <= CLOCK_READ_SLACK_MS) return { wall: at, monoMs: (before + after) / 2 };
+  }
+  return null;
+}
+
 /** Compares the wall clock with the monotonic one at each look. */
 export class ClockStepWatch {
   private last: { wall: number; monoMs: number } | null = null;

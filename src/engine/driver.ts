@@ -34,7 +34,7 @@ import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { stepLaunch } from "./launch.ts";
 import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
-import { boundedSteps, ClockStepWatch, shifted, shiftedSteps } from "./clock_step.ts";
+import { boundedSteps, ClockStepWatch, readClocks, shifted, shiftedSteps } from "./clock_step.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
@@ -413,8 +413,11 @@ export class Driver {
    */
   private followClockStep(index: RunIndex): void {
     if (this.clockWatch === null) return;
-    const now = this.clock.now();
-    const stepSec = this.clockWatch.watch.look(now, this.clockWatch.monotonicMs());
+    // Read together, or not looked at this time (a pause between the reads is no step).
+    const clocks = readClocks(() => this.clock.now(), this.clockWatch.monotonicMs);
+    if (clocks === null) return;
+    const now = clocks.wall;
+    const stepSec = this.clockWatch.watch.look(now, clocks.monoMs);
     if (stepSec === 0) return;
     const steps = [...index.running, ...index.delayed].map((id) => index.step(id));
     const writes = stepSec === null ? boundedSteps(steps, now) : shiftedSteps(steps, stepSec);

@@ -1052,3 +1052,24 @@ Deno.test("a driver that takes over after a clock step counts timeout_sec from t
   await second.tick();
   assert.equal(env.step("a").error, "timed out after 5000 s");
 });
+
+Deno.test("a pause between the driver's reads of the wall and monotonic clocks is no clock step", async () => {
+  using env = setup();
+  // One time for both clocks: a pause (a SIGSTOP, a loaded machine) moves both alike.
+  let real = 1000;
+  let pauseAfterWallRead = false;
+  env.clock.now = () => {
+    const wall = real;
+    if (pauseAfterWallRead) [real, pauseAfterWallRead] = [real + 5, false];
+    return wall;
+  };
+  const steps: unknown[] = [];
+  const driver = env.driver({ monotonicMs: () => real * 1000, onClockStep: (event) => steps.push(event) });
+  await driver.tick(); // a starts at 1000
+  real = 1001;
+  pauseAfterWallRead = true; // 5 s pass between the next round's first wall read and what follows
+  await driver.tick();
+  assert.ok(!pauseAfterWallRead && real === 1006, "the pause came");
+  assert.deepEqual(steps, [], "no step told");
+  assert.equal(env.step("a").startedAt, 1000, "the intent stays");
+});
