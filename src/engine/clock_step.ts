@@ -17,6 +17,27 @@ import type { StepChange } from "./ports.ts";
  */
 export const CLOCK_STEP_TOLERANCE_SEC = 1;
 
+/**
+ * The most time between the two monotonic reads around a wall-clock read for a pair to count
+ * (milliseconds): a pause between the reads (a SIGSTOP, a loaded machine) would otherwise read as a
+ * step the size of the pause, and move every in-flight time by it, for good.
+ */
+export const CLOCK_READ_SLACK_MS = 100;
+
+/**
+ * The wall clock (epoch seconds) and the monotonic one (milliseconds) read together: the wall read
+ * between two monotonic ones that lie within {@link CLOCK_READ_SLACK_MS}, else null (three tries).
+ */
+export function readClocks(wall: () => number, monoMs: () => number): { wall: number; monoMs: number } | null {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const before = monoMs();
+    const at = wall();
+    const after = monoMs();
+    if (after - before <= CLOCK_READ_SLACK_MS) return { wall: at, monoMs: (before + after) / 2 };
+  }
+  return null;
+}
+
 /** Compares the wall clock with the monotonic one at each look. */
 export class ClockStepWatch {
   private last: { wall: number; monoMs: number } | null = null;
@@ -44,15 +65,19 @@ export interface ShiftedStep {
 }
 
 /**
- * Whether a running attempt's start (its intent's time) may move with the clock: only once its job is
- * recorded. Until then the intent's time also tells the attempt's own job from an earlier run's under
- * the same run key (made before the intent, see madeBeforeIntent): moved forward past its own job's
- * start, the attempt took its job for an earlier run's and unlocked and started the key again, running
- * the command twice; moved back (bounded), an earlier run's job made in between read as its own. Its
- * timeout then keeps the wall clock's step, for as long as the start is unknown.
+ * Whether a running attempt's start (its intent's time) may move with a clock step of `shift` seconds
+ * (null: bounded at a first round, by an unknown step back). Once its job is recorded, always. Until
+ * then the intent's time also tells the attempt's own job from an earlier run's under the same run key
+ * (made before the intent, see madeBeforeIntent). Moved forward past its own job's start, the attempt
+ * took its job for an earlier run's and unlocked and started the key again, running the command twice:
+ * it stays, and its timeout keeps the step for as long as the start is unknown. A step back moves it
+ * back all the same: a job its start makes after the step has a start earlier than the intent by up to
+ * the step, and read as an earlier run's, which ran the command twice in the same way. The doubt left
+ * is an earlier run's job made within the step before the intent, which reads as the attempt's (see
+ * README, "Steps of the wall clock"). Bounded, by a step of unknown size, it stays.
  */
-function intentMovable(step: StepState): boolean {
-  return step.startedAt !== null && step.job !== null;
+function intentMovable(step: StepState, shift: number | null): boolean {
+  return step.startedAt !== null && (step.job !== null || (shift !== null && shift < 0));
 }
 
 /** `at` moved by `shift` seconds, to the millisecond as flow times are. */
@@ -78,7 +103,12 @@ export function shiftedSteps(
     const { id: stepId, attemptNo } = step;
     if (step.status === "RUNNING") {
       const change: StepChange = {};
-      if (intentMovable(step)) change.startedAt = shifted(step.startedAt!, shift);
+      if (intentMovable(step, shift)) change.startedAt = shifted(step.startedAt!, shift);
+      // Its job's start as recorded moves too: a driver that takes over tells the step from it (see
+      // Driver.withJobStartsShifted), as the executor reports the start on the clock of that time.
+      if (step.job !== null && typeof step.job.started_at === "number") {
+        change.job = { ...step.job, started_at: shifted(step.job.started_at, shift) };
+      }
       if (step.executorError !== null) change.executorError = shiftedFault(step.executorError, shift);
       if (Object.keys(change).length > 0) writes.push({ stepId, attemptNo, status: "RUNNING", change });
     } else if (step.status === "DELAYED" && step.nextAttemptAt !== null) {
@@ -108,7 +138,7 @@ export function boundedSteps(steps: Iterable<StepState>, now: number): ShiftedSt
     const { id: stepId, attemptNo } = step;
     if (step.status === "RUNNING") {
       const change: StepChange = {};
-      if (intentMovable(step) && ahead(step.startedAt!)) change.startedAt = now;
+      if (intentMovable(step, null) && ahead(step.startedAt!)) change.startedAt = now;
       const fault = step.executorError;
       if (fault !== null && ahead(fault.lastAt)) change.executorError = { ...fault, firstAt: now, lastAt: now };
       if (Object.keys(change).length > 0) writes.push({ stepId, attemptNo, status: "RUNNING", change });

@@ -34,7 +34,7 @@ import type { RunRepository, StartGate, StepChange } from "./ports.ts";
 import { stepLaunch } from "./launch.ts";
 import { RunIndex } from "./run_index.ts";
 import { loadRun } from "./runs.ts";
-import { boundedSteps, ClockStepWatch, shifted, shiftedSteps } from "./clock_step.ts";
+import { boundedSteps, ClockStepWatch, readClocks, shifted, shiftedSteps } from "./clock_step.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS, type Transition } from "./transitions.ts";
 
 /** Grace between SIGTERM and SIGKILL when a step's timeout_sec is exceeded. */
@@ -272,7 +272,12 @@ export class Driver {
     const { run, index } = this.current();
     if (isTerminalRun(run.status)) return { state: run, progressed: false, started: false };
     this.followClockStep(index);
-    const observations = this.withJobStartsShifted(index, await this.observe(run, index, only));
+    const observed = await this.observe(run, index, only);
+    // Status calls take a while (seconds, when orchesjob waits for its lock): a step meanwhile is seen
+    // here again, before the decision reads the clock, or it measured the in-flight times on the
+    // stepped clock: a step forward aborted a running step at once.
+    this.followClockStep(index);
+    const observations = this.withJobStartsShifted(index, observed);
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
     const effects: Effect[] = [];
@@ -408,8 +413,11 @@ export class Driver {
    */
   private followClockStep(index: RunIndex): void {
     if (this.clockWatch === null) return;
-    const now = this.clock.now();
-    const stepSec = this.clockWatch.watch.look(now, this.clockWatch.monotonicMs());
+    // Read together, or not looked at this time (a pause between the reads is no step).
+    const clocks = readClocks(() => this.clock.now(), this.clockWatch.monotonicMs);
+    if (clocks === null) return;
+    const now = clocks.wall;
+    const stepSec = this.clockWatch.watch.look(now, clocks.monoMs);
     if (stepSec === 0) return;
     const steps = [...index.running, ...index.delayed].map((id) => index.step(id));
     const writes = stepSec === null ? boundedSteps(steps, now) : shiftedSteps(steps, stepSec);
@@ -420,7 +428,10 @@ export class Driver {
       if (!this.move({ stepId, attemptNo }, transition, status, change)) continue;
       (status === "RUNNING" ? running : delayed).push(stepId);
       const key = stepRunKey(this.runKey, stepId, attemptNo);
-      if (status === "RUNNING" && stepSec !== null) {
+      // Only with its intent: a job start moved past an intent that stays (its job unknown through a
+      // step forward) would be a start made after the step put an hour ahead, past the clock, and its
+      // timeout would count from the intent, an hour before on the clock: aborted at once.
+      if (status === "RUNNING" && stepSec !== null && change.startedAt !== undefined) {
         this.jobStartShift.set(key, (this.jobStartShift.get(key) ?? 0) + stepSec);
       }
     }
@@ -437,14 +448,24 @@ export class Driver {
     this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
   }
 
-  /** The observed jobs, with the start of those that started before a clock step moved as their intent was. */
+  /**
+   * The observed jobs, with the start of those that started before a clock step moved as their intent
+   * was: by the steps this driver saw, or else by the difference from the start recorded with the
+   * attempt's job, which a step moves (see shiftedSteps): a driver that takes over after a step did
+   * not see it, and counted timeout_sec from the start as the executor reports it, on the clock
+   * before the step (after an hour back, an hour more).
+   */
   private withJobStartsShifted(index: RunIndex, observations: Observations): Observations {
-    if (this.jobStartShift.size === 0) return observations;
     const result = new Map(observations);
     for (const [stepId, job] of observations) {
-      const shift = job && this.jobStartShift.get(stepRunKey(this.runKey, stepId, index.step(stepId).attemptNo));
-      if (!job || !shift || typeof job.started_at !== "number") continue;
-      result.set(stepId, { ...job, started_at: job.started_at + shift });
+      if (!job || typeof job.started_at !== "number") continue;
+      const step = index.step(stepId);
+      const recorded = step.job;
+      const shift = this.jobStartShift.get(stepRunKey(this.runKey, stepId, step.attemptNo)) ??
+        (recorded?.job_id === job.job_id && typeof recorded.started_at === "number"
+          ? recorded.started_at - job.started_at
+          : 0);
+      if (shift !== 0) result.set(stepId, { ...job, started_at: shifted(job.started_at, shift) });
     }
     return result;
   }
@@ -859,6 +880,9 @@ export class Driver {
    * orchesjob never saw it; orchesjob's idempotency by run key does the rest.
    */
   private intend(start: { stepId: string; attemptNo: number }): boolean {
+    // A step since the round's look (a batch's start calls before) is seen before the intent reads the
+    // clock: seen at the next round, it moved this intent, made on the stepped clock, a second time.
+    this.followClockStep(this.index!);
     return this.move({ stepId: start.stepId }, STEP_TRANSITIONS.start, "RUNNING", {
       attemptNo: start.attemptNo,
       startedAt: this.clock.now(),

@@ -211,3 +211,163 @@ exec '${env.wrapper}' "$@"
     assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a step of the clock back while an attempt's job is unknown does not make it take its own job for an earlier run's",
+  async (env) => {
+    // The first start steps this test's clock an hour back, makes the job, waits for it to end and is
+    // SIGKILLed: the attempt has no job recorded, and its own job's start is an hour before its intent's
+    // time. Unless the intent's time moves back with the clock, that job reads as an earlier run's under
+    // the same key (made before the intent), and the key is unlocked and started again: the command ran
+    // twice.
+    const offset = join(env.home, "clock-offset");
+    const once = join(env.home, "start-failed-once");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${once}' ]; then
+  : > '${once}'
+  echo -3600 > '${offset}'
+  '${env.wrapper}' "$@" > /dev/null
+  while '${env.wrapper}' status --run-key "$3" | grep -Eq '"status": "(STARTING|RUNNING)"'; do sleep 0.05; done
+  kill -KILL $$
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const log = join(env.home, "ran");
+    const file = env.flow(
+      "one.yaml",
+      `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`,
+    );
+    const run = await env.run(["--orchesjob-bin", fake, "start", "-q", "--run-key", "k", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    assert.match(
+      run.stderr,
+      /fake-orchesjob start was killed by signal SIGKILL/,
+      `the start's answer was lost: ${run.stderr}${run.stdout}`,
+    );
+    assert.match(run.stderr, new RegExp(NOTICE), "the driver saw the step");
+    assert.deepEqual(countLines(log), { a: 1 }, "the command ran once");
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.equal(step(JSON.parse(run.stdout), "a").status, "SUCCEEDED");
+    assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "a step of the clock forward while an attempt's start keeps failing does not time out the job it then makes",
+  async (env) => {
+    // The first start fails (exit 1: a fault, the start is tried again). The second steps this test's
+    // clock an hour forward, makes the job and fails too (its answer lost): the attempt has a fault and no
+    // job when the driver sees the step. Its intent stays (its job unknown), and its fault moves. The
+    // job it then finds started after the step: timeout_sec counts from that start, not from the intent
+    // an hour before on the clock, and not from that start moved an hour further (past the clock).
+    const offset = join(env.home, "clock-offset");
+    const release = join(env.home, "release");
+    const calls = join(env.home, "start-calls");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${calls}' ]; then
+  : > '${calls}'
+  exit 1
+fi
+if [ "$1" = start ] && [ ! -e '${calls}.2' ]; then
+  : > '${calls}.2'
+  echo 3600 > '${offset}'
+  '${env.wrapper}' "$@" > /dev/null
+  exit 1
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const file = env.flow(
+      "slow.yaml",
+      `flow_id: slow
+steps:
+  - {id: a, timeout_sec: 600, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}
+`,
+    );
+    const child = env.spawn(["--orchesjob-bin", fake, "start", "--run-key", "r", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    const stderr = collectText(child.stderr);
+    const stdout = collectText(child.stdout);
+    // The job recorded (found by status after the lost answer), or, without the fix, timed out.
+    await env.waitFor("r", "a's job recorded", (run) => step(run, "a").orchesjob_status !== null);
+    assert.ok(Deno.statSync(`${calls}.2`).isFile, "the second start was made");
+    await eventually("a round past the job's record", async () => {
+      const run = await env.status("r");
+      return step(run, "a").orchesjob_status?.status === "RUNNING" || step(run, "a").error !== null;
+    });
+    Deno.writeTextFileSync(release, "");
+    const code = (await child.status).code;
+    const run = JSON.parse(await stdout.done);
+    const notice = JSON.parse((await stderr.done).split("\n").find((line) => line.includes(NOTICE))!);
+    assert.deepEqual([Math.round(notice.step_sec), notice.running], [3600, ["a"]], "the step seen, a's fault moved");
+    assert.match(await stderr.done, /"count":2/, "both starts failed");
+    assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+    assert.equal(step(run, "a").attempt_no, 1);
+    assert.equal(code, 0, await stderr.done);
+  },
+);
+
+flowTest(
+  ["builtin"],
+  "a step of the clock forward while the driver asks a running job's status does not time it out",
+  async (env) => {
+    // The step comes inside a round, between the driver's look at the clocks at its start and its
+    // decision: its status call (not a \`status\` of this test's, which has no clock offset) steps this
+    // test's clock an hour forward before it answers. The decision
+    // must not count that hour as time the step ran (timeout_sec 600: it would be aborted at once).
+    const offset = join(env.home, "clock-offset");
+    const release = join(env.home, "release");
+    const trigger = join(env.home, "step-now");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = status ] && [ -n "$${OFFSET_VARIABLE}" ] && [ -e '${trigger}' ] && [ ! -e '${trigger}.done' ]; then
+  : > '${trigger}.done'
+  echo 3600 > '${offset}'
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const file = env.flow(
+      "slow.yaml",
+      `flow_id: slow
+steps:
+  - {id: a, timeout_sec: 600, command: "while [ ! -e '${release}' ]; do sleep 0.05; done"}
+`,
+    );
+    const child = env.spawn(["--orchesjob-bin", fake, "start", "--run-key", "r", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    const stderr = collectText(child.stderr);
+    const stdout = collectText(child.stdout);
+    await env.waitFor("r", "a's job running", (run) => step(run, "a").orchesjob_status?.status === "RUNNING");
+    Deno.writeTextFileSync(trigger, "");
+    // The driver's next status call steps the clock. A round sees the step (its notice): the one that
+    // asked, or (without the fix) the next one, after the asking one timed a out (the reason recorded
+    // before the abort goes out, and before the next round). Until a ends, a timeout cannot be missed.
+    await eventually("the step seen", () => stderr.text.includes(NOTICE));
+    assert.ok(Deno.statSync(`${trigger}.done`).isFile, "a status call stepped the clock");
+    assert.equal(step(await env.status("r"), "a").error, null, "not timed out");
+    Deno.writeTextFileSync(release, "");
+    const code = (await child.status).code;
+    const run = JSON.parse(await stdout.done);
+    assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+    assert.equal(step(run, "a").attempt_no, 1);
+    assert.equal(code, 0, await stderr.done);
+  },
+);

@@ -22,7 +22,8 @@ Deno.test("a step moves a running attempt's start and fault, and a delayed retry
     stepState("r", { status: "RUNNING", attemptNo: 2, startedAt: 990, executorError: fault, job }),
     stepState("d", { status: "DELAYED", attemptNo: 1, nextAttemptAt: 1020 }),
     stepState("p", { status: "PENDING" }),
-    // Its job unknown: the intent's time tells its own job from an earlier run's, and stays (its fault moves).
+    // Its job unknown: the intent's time tells its own job from an earlier run's. It moves back with the
+    // clock (a job made after the step is the attempt's), not forward (its job made before would not be).
     stepState("u", { status: "RUNNING", attemptNo: 1, startedAt: 995, executorError: fault }),
   ];
   assert.deepEqual(shiftedSteps(steps, -3600), [
@@ -30,14 +31,27 @@ Deno.test("a step moves a running attempt's start and fault, and a delayed retry
       stepId: "r",
       attemptNo: 2,
       status: "RUNNING",
-      change: { startedAt: -2610, executorError: { ...fault, firstAt: -2600, lastAt: -2590 } },
+      // Its job's start as recorded too (a driver that takes over reads it).
+      change: {
+        startedAt: -2610,
+        executorError: { ...fault, firstAt: -2600, lastAt: -2590 },
+        job: { ...job, started_at: -2610 },
+      },
     },
     { stepId: "d", attemptNo: 1, status: "DELAYED", change: { nextAttemptAt: -2580 } },
     {
       stepId: "u",
       attemptNo: 1,
       status: "RUNNING",
-      change: { executorError: { ...fault, firstAt: -2600, lastAt: -2590 } },
+      change: { startedAt: -2605, executorError: { ...fault, firstAt: -2600, lastAt: -2590 } },
+    },
+  ]);
+  assert.deepEqual(shiftedSteps([steps[3]], 3600), [
+    {
+      stepId: "u",
+      attemptNo: 1,
+      status: "RUNNING",
+      change: { executorError: { ...fault, firstAt: 4600, lastAt: 4610 } },
     },
   ]);
 });

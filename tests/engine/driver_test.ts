@@ -1010,3 +1010,66 @@ Deno.test("a clock step back moves the executor's job start with the attempt's: 
   assert.equal(env.step("a").error, "timed out after 5 s");
   assert.ok(env.executor.calls.some((call) => call.startsWith("abort k:a:1")));
 });
+
+Deno.test("a clock step during a batch of starts moves the intents made before it, not those made after", async () => {
+  // 65 steps: one round's starts come in two batches (64, then 1), the second's intent after the
+  // first's start calls, during which the clock steps an hour back.
+  const steps = Array.from({ length: 65 }, (_, i) => `  - {id: s${i}, command: [work], timeout_sec: 600}`);
+  using env = setup(`flow_id: f\nsteps:\n${steps.join("\n")}\n`);
+  let monotonicMs = 0;
+  const start = env.executor.start.bind(env.executor);
+  env.executor.start = (...args) => {
+    if (env.executor.starts().length === 0) env.clock.t -= 3600;
+    return start(...args);
+  };
+  const driver = env.driver({ monotonicMs: () => monotonicMs });
+  await driver.tick();
+  assert.equal(env.executor.starts().length, 65, "every step started in one round");
+  assert.equal(env.step("s0").startedAt, -2600, "an intent made before the step moved with it");
+  [env.clock.t, monotonicMs] = [-2599, 1000];
+  await driver.tick();
+  for (const id of ["s0", "s64"]) {
+    assert.equal(env.step(id).error, null, `${id} not timed out`);
+    assert.equal(env.step(id).startedAt, -2600, `${id}'s intent on the clock as it is`);
+  }
+});
+
+Deno.test("a driver that takes over after a clock step counts timeout_sec from the job start as it was moved", async () => {
+  using env = setup(`flow_id: f\nsteps:\n  - {id: a, command: [work], timeout_sec: 5000}\n`);
+  let monotonicMs = 0;
+  const first = env.driver({ monotonicMs: () => monotonicMs });
+  await first.tick(); // a starts at 1000, its job too
+  env.executor.jobs.set("k:a:1", { ...env.executor.jobs.get("k:a:1")!, started_at: 1000, updated_at: 2 });
+  [env.clock.t, monotonicMs] = [1010, 10_000];
+  await first.tick(); // its job recorded, started at 1000
+  assert.equal(env.step("a").job?.started_at, 1000);
+  [env.clock.t, monotonicMs] = [-2589, 11_000]; // an hour back
+  await first.tick();
+  assert.deepEqual([env.step("a").startedAt, env.step("a").job?.started_at], [-2600, -2600], "moved with the clock");
+  // Its driver dies; another takes over 5001 s after the start (the executor still says 1000).
+  const second = env.driver({ monotonicMs: () => monotonicMs });
+  env.clock.t = 2401;
+  await second.tick();
+  assert.equal(env.step("a").error, "timed out after 5000 s");
+});
+
+Deno.test("a pause between the driver's reads of the wall and monotonic clocks is no clock step", async () => {
+  using env = setup();
+  // One time for both clocks: a pause (a SIGSTOP, a loaded machine) moves both alike.
+  let real = 1000;
+  let pauseAfterWallRead = false;
+  env.clock.now = () => {
+    const wall = real;
+    if (pauseAfterWallRead) [real, pauseAfterWallRead] = [real + 5, false];
+    return wall;
+  };
+  const steps: unknown[] = [];
+  const driver = env.driver({ monotonicMs: () => real * 1000, onClockStep: (event) => steps.push(event) });
+  await driver.tick(); // a starts at 1000
+  real = 1001;
+  pauseAfterWallRead = true; // 5 s pass between the next round's first wall read and what follows
+  await driver.tick();
+  assert.ok(!pauseAfterWallRead && real === 1006, "the pause came");
+  assert.deepEqual(steps, [], "no step told");
+  assert.equal(env.step("a").startedAt, 1000, "the intent stays");
+});
