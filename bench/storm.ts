@@ -11,7 +11,9 @@
  * every 0.2 s; `cancel` of two live runs then `retry -d` of them, and `retry` of the runs that FAILED.
  * Then each run that has not ended is resumed once, and the invariants are checked:
  *   - every run ends, every attempt of every step ran exactly once (a `mkdir` marker per attempt);
- *   - exit codes are the documented ones (no 70), every stderr line (also detached drivers' logs) is
+ *   - exit codes are the documented ones (no 70; a `start -d` may exit 75 when its driver, starved of
+ *     CPU, has not taken the run within the wait: listed in the report, and that run must end all the
+ *     same), every stderr line (also detached drivers' logs) is
  *     one JSON object, nothing says "database is locked";
  *   - of the 10 `start -d` of one key exactly one reports `"detached": true`; all 10 foreground `start`
  *     of another key exit 0; of a third key started 3 ways at once (`start -d`, foreground `start`,
@@ -228,9 +230,16 @@ const doomed = (key: string) => Number(key.slice(1)) % 10 === 3;
 const allKeys = [...detachedKeys, ...foregroundKeys, "dup-d", "dup-f", "dup-m"];
 const KEYS = new Set(allKeys);
 
+/**
+ * Run keys whose `start -d` exited 75: its driver neither took the run nor exited within the wait (15 s),
+ * which a starved CPU can stretch. Documented, so no violation; the run must still end without a `resume`.
+ */
+const unconfirmed: string[] = [];
+
 async function startDetached(key: string) {
   const file = doomed(key) ? DOOMED_FLOW : cancelled.includes(key) ? GATED_FLOW : STORM_FLOW;
-  const ran = await run(["start", "-d", "--run-key", key, file]);
+  const ran = await run(["start", "-d", "--run-key", key, file], new Set([...ALLOWED, 75]));
+  if (ran.code === 75) unconfirmed.push(key);
   if (ran.code !== 0) return;
   const out = JSON.parse(ran.stdout);
   if (out.detached !== true) violation("not-detached", { key, out: ran.stdout.slice(0, 400) });
@@ -439,6 +448,7 @@ function report(wallSeconds: number, attempts: number, idle: number[]) {
       max_fds_per_driver: peaks.fds,
       peak_rss_all_drivers_mib: Math.round(peaks.rssKib / 1024),
       peak_drivers: peaks.drivers,
+      start_d_unconfirmed_75: unconfirmed,
       slowest,
       exits: Object.fromEntries([...exits].filter(([kind]) => !kind.startsWith("status --run-key --format table"))),
       load: Deno.loadavg(),
