@@ -50,3 +50,4 @@ export {
   stopPoint,
 } from "./crash_point.ts";
 export { readEnv } from "./env.ts";
+export { runQueueWaitMs } from "./run_queue.ts";

@@ -2,7 +2,7 @@
  * `deno task test` runs the test files in parallel, as threads of one process, then the files in
  * tests/serial/ one at a time. Files that run together share that process's environment, working
  * directory and umask, and the host's next PID: a file that changes one of them, or steers PIDs
- * through /proc/sys/kernel/ns_last_pid, belongs in tests/serial/.
+ * through /proc/sys/kernel/ns_last_pid, or pins a busy loop to a CPU, belongs in tests/serial/.
  */
 import assert from "node:assert/strict";
 import { join, relative } from "node:path";
@@ -14,6 +14,8 @@ const ALONE_ONLY: [RegExp, string][] = [
   [/Deno\.chdir\(/, "changes the working directory"],
   [/Deno\.umask\(/, "changes the umask"],
   [/ns_last_pid|canSteerPids\(\)/, "steers the next PID"],
+  // A busy loop pinned to a CPU starves every test running beside it, and their load spoils its own count.
+  [/"taskset"/, "pins processes to a CPU"],
 ];
 
 /** The TypeScript files under `dir`, recursively (fixtures are data, not tests). */

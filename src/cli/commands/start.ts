@@ -11,6 +11,7 @@ import {
   readEnv,
   releaseGarbage,
   resolve,
+  runQueueWaitMs,
   sleep,
   spawnDetachedChild,
   stopPoint,
@@ -346,11 +347,11 @@ async function confirmLaunch(
     exit = signal === null ? status.code : ExitCode.interrupted;
   }, () => exit = -1);
   const waitSeconds = launchWaitSeconds();
-  const deadline = performance.now() + waitSeconds * 1000;
+  const clock = driverClock(launched.report.pid, waitSeconds * 1000);
   for (;;) {
     // One look after the deadline too: this process may have been stopped (SIGSTOP, a paused VM, a
     // loaded host) past it while the driver took the run.
-    const late = performance.now() >= deadline;
+    const late = clock.late();
     const holder = await driverHolder(dbPath, runKey);
     // Without /proc/locks the holder's PID is unknown; under the launch gate it is most likely ours.
     if (holder !== null && (holder.pid === launched.report.pid || (holder.pid === null && exit === null))) {
@@ -380,6 +381,30 @@ async function confirmLaunch(
     code: null,
     error: `the background driver (pid ${launched.report.pid}) neither took the run nor exited within ` +
       `${waitSeconds} s; see ${launched.report.stderr_log}`,
+  };
+}
+
+/** At most this many times the launch wait passes on the wall clock, however starved the driver. */
+const STARVED_WAIT_FACTOR = 20;
+
+/**
+ * The launch wait's clock: wall time less the time the driver's threads spent waiting for a CPU (on
+ * Linux; elsewhere wall time), up to {@link STARVED_WAIT_FACTOR} times the wait. On a host where a cron
+ * storm starts a hundred Deno processes at once, a sound driver waited over 15 s of wall time for the
+ * CPU to load its modules, and `start -d` exited 75 while its driver then took the run (`deno task
+ * storm`). A driver that is stuck (stopped, waiting for a lock) waits for no CPU: its wait passes as before.
+ */
+function driverClock(pid: number, waitMs: number): { late(): boolean } {
+  const started = performance.now();
+  // The sum drops when a thread ends: keep the most seen.
+  let starved = 0;
+  return {
+    late() {
+      const wall = performance.now() - started;
+      if (wall >= waitMs * STARVED_WAIT_FACTOR) return true;
+      starved = Math.max(starved, runQueueWaitMs(pid) ?? 0);
+      return wall - Math.min(wall, starved) >= waitMs;
+    },
   };
 }
 
