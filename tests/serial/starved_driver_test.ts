@@ -2,9 +2,9 @@
  * A cron storm (`deno task storm`: 100 `start -d` at once on 2 cores) left background drivers waiting
  * for the CPU past `start -d`'s 15 s wait for them: 7 of 100 `start -d` exited 75 (`"detached": false`,
  * not confirmed) while their drivers, sound, took the runs moments later. Here one driver is starved for
- * real (pinned to one CPU beside a busy loop, at nice 15) with the wait shortened to 2 s: `start -d`
+ * real (pinned to one CPU beside a busy loop, at nice 15) with the wait shortened to 4 s: `start -d`
  * must count only the time the driver did not spend waiting for a CPU, and confirm it. In tests/serial/:
- * it pins a busy loop to a CPU, and the 2 s the driver may spend not queueing for a CPU (its reads of
+ * it pins a busy loop to a CPU, and the seconds the driver may spend not queueing for a CPU (its reads of
  * the disk, its helper threads' waits) ran out on a machine loaded by other tests.
  */
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import { type FlowEnv, flowTest, step } from "../e2e/flow_env.ts";
 import { driverHolder } from "../../src/store/mod.ts";
 import { runQueueWaitMs } from "../../src/shared/mod.ts";
 
-const LAUNCH_WAIT = 2;
+const LAUNCH_WAIT = 4;
 
 /**
  * The background driver of `runKey` once it is Deno (before, the same process is `setsid(1)`, then the
