@@ -187,6 +187,10 @@ export class Driver {
    * after the attempt's intent, so it moves with the intent (see followClockStep).
    */
   private readonly jobStartShift = new Map<string, number>();
+  /** The sum of the clock steps this driver followed, in seconds (see retry). */
+  private steppedSec = 0;
+  /** {@link steppedSec} when the round's decision read the clock. */
+  private steppedAtDecide = 0;
 
   constructor(readonly options: DriverOptions, readonly runKey: string) {
     this.clock = options.clock ?? systemClock;
@@ -278,6 +282,7 @@ export class Driver {
     // stepped clock: a step forward aborted a running step at once.
     this.followClockStep(index);
     const observations = this.withJobStartsShifted(index, observed);
+    this.steppedAtDecide = this.steppedSec;
     const actions = decide(run, observations, this.clock.now(), index);
     index.settle();
     const effects: Effect[] = [];
@@ -439,6 +444,7 @@ export class Driver {
       if (writes.length > 0) this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
       return;
     }
+    this.steppedSec += stepSec;
     for (const retry of this.abortRetry.values()) retry.at = shifted(retry.at, stepSec);
     this.listAgainAt = shifted(this.listAgainAt, stepSec);
     if (this.listFault !== null) {
@@ -446,6 +452,17 @@ export class Driver {
       this.listFault = { ...this.listFault, firstAt: shifted(firstAt, stepSec), lastAt: shifted(lastAt, stepSec) };
     }
     this.options.onClockStep?.({ runKey: this.runKey, stepSec, running, delayed });
+  }
+
+  /**
+   * The time for a write of the driver that the next look at the clocks would move: a step since the
+   * last look (during the executor call that failed, say) is followed first, so the time taken after
+   * it is not moved by that step a second time (a fault's lastAt an hour on: its executor_unavailable_sec
+   * an hour spent). Cheap when nothing stepped.
+   */
+  private lookedNow(): number {
+    if (this.index !== null) this.followClockStep(this.index);
+    return this.clock.now();
   }
 
   /**
@@ -633,7 +650,7 @@ export class Driver {
         if (!(error instanceof ExecutorError)) throw error;
         active = null; // fall back to one call per step
         // A list call that hangs takes the call limit (60 s) each time: every round took that long.
-        this.listAgainAt = this.clock.now() + LIST_PAUSE_SECONDS;
+        this.listAgainAt = this.lookedNow() + LIST_PAUSE_SECONDS;
         // Killed because this driver is stopping: nothing is wrong with the list.
         if (error.kind !== "stopped") this.listFailed(error);
       }
@@ -686,7 +703,9 @@ export class Driver {
    * because of it: the steps are asked by key meanwhile, and their own failures count as usual.
    */
   private listFailed(error: ExecutorError): void {
-    const fault = addFailedCall(this.listFault, error, this.clock.now());
+    // The time first: a step it follows moves the faults before (see lookedNow).
+    const now = this.lookedNow();
+    const fault = addFailedCall(this.listFault, error, now);
     this.listFault = fault;
     const calls = fault.count === 1 ? "1 failed call" : `${fault.count} failed calls`;
     this.listNote = `orchesjob status --running failing (${calls}): ${error.message}; ` +
@@ -730,9 +749,11 @@ export class Driver {
 
   /** Adds a failed executor call to the step's executor_error (first time kept, count and last time updated). */
   private recordFault(step: StepState, error: ExecutorError, attemptNo = step.attemptNo): void {
+    // The time first: a step it follows moves the fault recorded before (see lookedNow).
+    const now = this.lookedNow();
     // A new attempt starts with no recorded error (its intent cleared it).
     const previous = attemptNo === step.attemptNo ? step.executorError : null;
-    const fault = addFailedCall(previous, error, this.clock.now());
+    const fault = addFailedCall(previous, error, now);
     if (this.record(step.id, { executorError: fault }, attemptNo)) {
       this.options.onExecutorError?.({ runKey: this.runKey, stepId: step.id, attemptNo, fault });
     }
@@ -815,9 +836,14 @@ export class Driver {
     if (action.abort) await this.abortUnreachable(action.stepId, action.error);
     const step = index.step(action.stepId);
     const error = await this.withStderr(action.stepId, action.job, action.error);
+    // A time of the decision's clock: a step followed since (an abort beside the round looked, see
+    // lookedNow) moves it as it moved the retry times stored then, as no later look will. The history
+    // keeps the decision's times, as a step after this write leaves them.
+    const moved = this.steppedSec - this.steppedAtDecide;
+    const nextAttemptAt = action.nextAttemptAt === null ? null : shifted(action.nextAttemptAt, moved);
     // The drawn delay is stored in the same write as DELAYED, so a resume never draws again.
     this.move({ stepId: action.stepId, attemptNo: step.attemptNo }, STEP_TRANSITIONS.retry, action.next, {
-      nextAttemptAt: action.nextAttemptAt,
+      nextAttemptAt,
       error,
       retryHistory: [...step.retryHistory, {
         attempt_no: step.attemptNo,
@@ -1103,7 +1129,7 @@ export class Driver {
     const key = stepRunKey(this.runKey, stepId, attemptNo);
     const ceiling = Math.max(this.options.pollIntervalSec, ABORT_RETRY_FIRST_SECONDS);
     const pause = nextPause({ first: ABORT_RETRY_FIRST_SECONDS, factor: 2, ceiling }, this.abortRetry.get(key)?.pause);
-    this.abortRetry.set(key, { at: this.clock.now() + pause, pause });
+    this.abortRetry.set(key, { at: this.lookedNow() + pause, pause });
     this.recordFault(this.index!.step(stepId), error, attemptNo);
   }
 }

@@ -371,3 +371,75 @@ steps:
     assert.equal(code, 0, await stderr.done);
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a step of the clock forward during a start that fails does not count as time orchesjob was unusable",
+  async (env) => {
+    // Two starts fail (exit 1, no job made: tried again, counted toward executor_unavailable_sec by the
+    // span of the failed calls); the second steps this test's clock an hour forward before it exits. Its
+    // fault's last time is taken on the new clock: the step must not move it a second time, or the span
+    // is an hour and the attempt fails as "orchesjob unusable" (limit 600 s) at the next round. The
+    // third start waits for the test, which reads the fault meanwhile.
+    const offset = join(env.home, "clock-offset");
+    const calls = join(env.home, "start-call");
+    const go = join(env.home, "go");
+    const fake = join(env.home, "fake-orchesjob");
+    Deno.writeTextFileSync(
+      fake,
+      `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${calls}.1' ]; then
+  : > '${calls}.1'
+  exit 1
+fi
+if [ "$1" = start ] && [ ! -e '${calls}.2' ]; then
+  : > '${calls}.2'
+  echo 3600 > '${offset}'
+  exit 1
+fi
+if [ "$1" = start ] && [ ! -e '${calls}.3' ]; then
+  : > '${calls}.3'
+  while [ ! -e '${go}' ]; do sleep 0.05; done
+fi
+exec '${env.wrapper}' "$@"
+`,
+    );
+    Deno.chmodSync(fake, 0o755);
+    const file = env.flow(
+      "start.yaml",
+      "flow_id: start\nexecutor_unavailable_sec: 600\nsteps:\n  - {id: a, command: 'true'}\n",
+    );
+    const child = env.spawn(["--orchesjob-bin", fake, "start", "--run-key", "r", file], {
+      [OFFSET_VARIABLE]: offset,
+    });
+    const stderr = collectText(child.stderr);
+    const stdout = collectText(child.stdout);
+    // The third start made (a waits in it), or, without the fix, the attempt failed as unusable.
+    const during = await env.waitFor(
+      "r",
+      "the third start, or a failed",
+      (run) => isFile(`${calls}.3`) || step(run, "a").status === "FAILED",
+    );
+    Deno.writeTextFileSync(go, "");
+    assert.ok(isFile(`${calls}.2`), "the start that stepped the clock was made");
+    const a = step(during, "a");
+    assert.deepEqual([a.status, a.error, a.executor_error?.count], ["RUNNING", null, 2], JSON.stringify(a));
+    const { first_failure_at: first, last_failure_at: last } = a.executor_error;
+    assert.ok(last >= first && last - first < 600, `the failed calls' span is not the step: ${first} .. ${last}`);
+    const code = (await child.status).code;
+    const run = JSON.parse(await stdout.done);
+    const notice = JSON.parse((await stderr.done).split("\n").find((line) => line.includes(NOTICE))!);
+    assert.deepEqual([Math.round(notice.step_sec), notice.running], [3600, ["a"]], "the step seen, a's fault moved");
+    assert.equal(step(run, "a").status, "SUCCEEDED", step(run, "a").error);
+    assert.equal(step(run, "a").attempt_no, 1);
+    assert.equal(code, 0, await stderr.done);
+  },
+);
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}

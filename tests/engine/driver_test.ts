@@ -1073,3 +1073,97 @@ Deno.test("a pause between the driver's reads of the wall and monotonic clocks i
   assert.deepEqual(steps, [], "no step told");
   assert.equal(env.step("a").startedAt, 1000, "the intent stays");
 });
+
+Deno.test("a clock step during a failing status --running does not put off the list's next ask by the step", async () => {
+  using env = setupExternal();
+  let monotonicMs = 0;
+  const steps: (number | null)[] = [];
+  const driver = env.driver({ monotonicMs: () => monotonicMs, onClockStep: ({ stepSec }) => steps.push(stepSec) });
+  await driver.tick(); // starts a and b
+  let lists = 0;
+  env.executor.running = () => {
+    lists++;
+    if (lists === 1) env.clock.t += 3600; // the clock steps an hour forward while the call fails
+    return Promise.reject(listLocked());
+  };
+  await driver.tick();
+  assert.deepEqual([lists, steps], [1, [3600]], "the list failed, and the step was seen");
+  // 61 s on both clocks: past the list's pause (60 s), which the step must not have moved twice.
+  [env.clock.t, monotonicMs] = [env.clock.t + 61, 61_000];
+  await driver.tick();
+  assert.equal(lists, 2, "the list asked again after its pause");
+});
+
+Deno.test("a clock step during a timeout's failing abort does not put off its retry by the step", async () => {
+  using env = setup();
+  let monotonicMs = 0;
+  const driver = env.driver({ monotonicMs: () => monotonicMs });
+  await driver.tick(); // a starts at 1000 (timeout_sec 5)
+  [env.clock.t, monotonicMs] = [1005, 5000];
+  const aborts = () => env.executor.calls.filter((c) => c.startsWith("abort")).length;
+  const abort = env.executor.abort.bind(env.executor);
+  env.executor.abort = (...args) => {
+    if (aborts() === 0) {
+      env.clock.t += 3600; // the clock steps an hour forward while the abort fails
+      env.executor.abortFaults.push(new ExecutorError("orchesjob abort exited 1: database is locked", "exit", 1));
+    }
+    return abort(...args);
+  };
+  await driver.tick();
+  assert.equal(aborts(), 1);
+  const fault = env.step("a").executorError!;
+  assert.deepEqual([fault.count, fault.firstAt, env.clock.t], [1, 4605, 4605], "the abort failed after the step");
+  // 0.5 s on both clocks: the first pause is over, so the abort is tried again.
+  [env.clock.t, monotonicMs] = [env.clock.t + 0.5, 5500];
+  await driver.tick();
+  assert.equal(aborts(), 2, "the abort tried again after its pause");
+});
+
+Deno.test("a clock step an abort beside the round sees moves the retry time the round decided before it", async () => {
+  // The round decides b's retry on the clock before the step; a's failing abort, beside the round,
+  // sees the step (with its fault) before b's retry is written: that write is on the decision's clock,
+  // and no later look moves it, so it must move with the step itself.
+  using env = setup(`flow_id: f
+steps:
+  - {id: a, command: [work], timeout_sec: 5}
+  - {id: b, command: [work], retries: 1, retry_delay_sec: 10}
+`);
+  // The monotonic clock stands still: only the step moves the wall clock apart from it.
+  const monotonicMs = 0;
+  await env.driver({ monotonicMs: () => monotonicMs }).tick(); // a and b start at 1000
+  env.clock.t = 1005;
+  let release: (() => void) | null = null;
+  const abort = env.executor.abort.bind(env.executor);
+  env.executor.abort = (...args) => {
+    if (env.executor.calls.some((c) => c.startsWith("abort"))) return abort(...args);
+    env.executor.calls.push("abort (held)");
+    env.executor.finish("k:b:1", "FAILED", 1); // b fails while a's abort is under way
+    return new Promise((_, reject) => {
+      release = () => {
+        env.clock.t += 3600; // the clock steps an hour forward; then the abort fails
+        reject(new ExecutorError("orchesjob abort exited 1: database is locked", "exit", 1));
+      };
+    });
+  };
+  // b's retry asks for its stderr after the decision: a's abort fails (with the step) meanwhile.
+  env.executor.logs = async () => {
+    release?.();
+    release = null;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    return null;
+  };
+  let driving = true;
+  const driver = env.driver({
+    monotonicMs: () => monotonicMs,
+    interrupted: () => driving && env.step("b").status === "DELAYED",
+  });
+  await driver.drive();
+  assert.equal(env.step("b").status, "DELAYED");
+  assert.equal(env.step("a").executorError?.firstAt, 4605, "a's abort failed after the step");
+  // A later round's look at the clocks moves nothing more.
+  driving = false;
+  await driver.tick();
+  const b = env.step("b");
+  assert.deepEqual([b.retryHistory[0].failed_at, b.retryHistory[0].delay_sec], [1005, 10], "decided before the step");
+  assert.equal(b.nextAttemptAt, 4615, "the retry 10 s after the failure, not 3590 s before the clock");
+});
