@@ -696,7 +696,13 @@ async function finish() {
     if (known.code === 3) continue;
     const resumed = await run(["resume", "-q", "--run-key", key], 300);
     const waited = await run(["wait", "--run-key", key, "--timeout", "120", "--advance"], 300);
-    const state = JSON.parse((await run(["status", "--run-key", key], 60)).stdout);
+    let state = JSON.parse((await run(["status", "--run-key", key], 60)).stdout);
+    // A cancel the fault loop killed half done leaves steps RUNNING in a CANCELLED run: as README says,
+    // a second cancel ends them (resume and wait only say so).
+    if (state.status === "CANCELLED" && state.steps.some((s: { status: string }) => s.status === "RUNNING")) {
+      await run(["cancel", "--run-key", key, "--grace-seconds", "1"], 300);
+      state = JSON.parse((await run(["status", "--run-key", key], 60)).stdout);
+    }
     const loose = state.steps.filter((s: { status: string }) => !stepEnded.has(s.status));
     if (!ended.has(state.status) || loose.length > 0) {
       violation("not-ended", {

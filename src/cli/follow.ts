@@ -4,6 +4,7 @@ import { sleepUnless, stopPoint } from "../shared/mod.ts";
 import { isCancelHeld } from "../store/mod.ts";
 import type { Session } from "./session.ts";
 import { ExitCode, runExitCode } from "./errors.ts";
+import { printWarning } from "./output.ts";
 
 /** How often a reader looks again while a cancel of the run is under way. */
 const CANCEL_SETTLE_SECONDS = 0.1;
@@ -72,4 +73,21 @@ export async function settledRun(session: Session, record: RunRecord, interrupte
 export function exitCodeOf({ record, cancelling }: SeenRun): number {
   const status = record.state.status;
   return isTerminalRun(status) && !cancelling ? runExitCode(status) : ExitCode.interrupted;
+}
+
+/**
+ * Says on stderr (once) that a run read as ended was CANCELLED by a cancel that stopped half done (a
+ * kill, a reboot) before it ended its RUNNING steps: their commands may still run, and nothing but a
+ * second `cancel` ends them. `resume` and `wait` of such a run exited 4 and said nothing, so a script
+ * took the run for over while a step of it ran on.
+ */
+export function warnHalfCancelled({ record, cancelling }: SeenRun): void {
+  const { state } = record;
+  const running = state.steps.filter((step) => step.status === "RUNNING").map((step) => step.id);
+  if (state.status !== "CANCELLED" || cancelling || running.length === 0) return;
+  printWarning(
+    `run ${state.runKey} is CANCELLED, but its cancel stopped before it ended step(s) ${running.join(", ")}, ` +
+      `which may still run: 'orchesjob-flow cancel --run-key ${state.runKey}' ends them`,
+    { run_key: state.runKey, running },
+  );
 }

@@ -108,6 +108,14 @@ steps:
   const between = await env.status("k");
   assert.equal(between.status, "CANCELLED");
   assert.equal(step(between, "long").status, "RUNNING", "the crash left the running step to abort");
+  // resume and wait of the run say so (they exited 4 in silence, as for a run whose steps all ended).
+  const hint = "run k is CANCELLED, but its cancel stopped before it ended step(s) long, which may still run: " +
+    "'orchesjob-flow cancel --run-key k' ends them";
+  for (const args of [["resume", "-q", "--run-key", "k"], ["wait", "--run-key", "k", "--timeout", "5"]]) {
+    const told = await env.run(args);
+    assert.equal(told.code, 4, told.stderr);
+    assert.deepEqual(JSON.parse(told.stderr), { warning: hint, run_key: "k", running: ["long"] }, args[0]);
+  }
   const again = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
   assert.deepEqual(statuses(again), { long: "CANCELLED", after: "CANCELLED" });
   await driver.output();

@@ -37,7 +37,7 @@ import { printJson } from "../output.ts";
 import { runJson } from "../render/mod.ts";
 import { selfCommand } from "../self.ts";
 import { DETACH_OPTION, QUIET_OPTION, RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
-import { exitCodeOf, settledRun, waitUntilFinished } from "../follow.ts";
+import { exitCodeOf, settledRun, waitUntilFinished, warnHalfCancelled } from "../follow.ts";
 
 export const startCommand: Command = {
   spec: {
@@ -217,6 +217,7 @@ export async function continueRun(
     using listening = options.interrupt ? null : listenForInterrupt();
     const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
+    warnHalfCancelled(final);
     printJson(runJson(final.record));
     return exitCodeOf(final);
   }

@@ -8,7 +8,7 @@ import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { exitCodeOf, seenRun } from "../follow.ts";
+import { exitCodeOf, seenRun, warnHalfCancelled } from "../follow.ts";
 import { writeStdout } from "../output.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
 
@@ -89,6 +89,7 @@ export const waitCommand: Command = {
     const status = seen.record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.
     const code = ended() ? exitCodeOf(seen) : interrupt.requested() ? ExitCode.interrupted : ExitCode.timedOut;
+    if (ended()) warnHalfCancelled(seen);
     return printOutcome(runKey, status, code);
   },
 };
