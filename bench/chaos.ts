@@ -35,7 +35,7 @@
  * Exit 1 when an invariant broke (each violation is printed as a JSON line), else 0.
  */
 import { join } from "node:path";
-import { CLI, REPO, seededRandom, TEST_ENV } from "../tests/helpers.ts";
+import { CLI, jsonObjectLine, REPO, seededRandom, TEST_ENV } from "../tests/helpers.ts";
 
 // ---------------------------------------------------------------------------------------------------
 // Options
@@ -231,15 +231,12 @@ const t0 = performance.now();
 function checkStderr(text: string, where: string, command: string) {
   for (const line of text.split("\n")) {
     if (line === "") continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch { /* below */ }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    const parsed = jsonObjectLine(line);
+    if (parsed === null) {
       violation("non-json-stderr", { where, command, line: line.slice(0, 400) });
       continue;
     }
-    const text = String((parsed as Record<string, unknown>).error ?? (parsed as Record<string, unknown>).warning ?? "");
+    const text = String(parsed.error ?? parsed.warning ?? "");
     const blurred = text.replaceAll(HOME, "H").replace(/\d+(\.\d+)?/g, "N").slice(0, 160);
     messages.set(`${command}: ${blurred}`, (messages.get(`${command}: ${blurred}`) ?? 0) + 1);
   }

@@ -30,7 +30,7 @@
  * Exit 1 when an invariant broke (each violation is printed as a JSON line), else 0.
  */
 import { join } from "node:path";
-import { CLI, TEST_ENV } from "../tests/helpers.ts";
+import { CLI, jsonObjectLine, TEST_ENV } from "../tests/helpers.ts";
 
 function option(name: string, fallback: string): number {
   const at = Deno.args.indexOf(`--${name}`);
@@ -108,13 +108,7 @@ const ALLOWED = new Set([0, 1, 2, 3, 4, 5]);
 function checkStderr(text: string, where: string) {
   for (const line of text.split("\n")) {
     if (line === "") continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch { /* below */ }
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-      violation("non-json-stderr", { where, line: line.slice(0, 400) });
-    }
+    if (jsonObjectLine(line) === null) violation("non-json-stderr", { where, line: line.slice(0, 400) });
     if (/database is locked/i.test(line)) violation("database-is-locked", { where, line: line.slice(0, 400) });
   }
 }

@@ -334,3 +334,15 @@ export function killProcessesMentioning(text: string): void {
     } catch { /* gone, or not ours to read */ }
   }
 }
+
+/** The one JSON object `line` is, or null when it is anything else (no JSON, an array, a string): a stderr line's shape. */
+export function jsonObjectLine(line: string): Record<string, unknown> | null {
+  try {
+    const parsed: unknown = JSON.parse(line);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)
+      ? parsed as Record<string, unknown>
+      : null;
+  } catch {
+    return null;
+  }
+}

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CRASH_AT_VARIABLE } from "../../src/shared/crash_point.ts";
 import { collectText, eventually, processAlive } from "../helpers.ts";
-import { flowTest, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { spawnStopped } from "./stop_point.ts";
 import { countLines, logged } from "./fault_helpers.ts";
 
@@ -165,98 +165,61 @@ flowTest(
   },
 );
 
+/**
+ * A flow of one step whose first start makes the job, waits for it to end and is SIGKILLed (as a call
+ * killed with its driver's process group): its answer lost, the attempt has no job recorded when the
+ * driver sees the clock's step of `offset` seconds, made by the fake before it makes the job
+ * (`stepFirst`) or after. Unless the attempt's intent time is kept on its own job's side of the step,
+ * that job reads as an earlier run's under the same key (made before the intent), and the key is
+ * unlocked and started again: the command ran twice.
+ */
+async function assertOnceAcrossLostStart(env: FlowEnv, offset: number, stepFirst: boolean): Promise<void> {
+  const offsetFile = join(env.home, "clock-offset");
+  const once = join(env.home, "start-failed-once");
+  const fake = join(env.home, "fake-orchesjob");
+  const stepClock = `  echo ${offset} > '${offsetFile}'\n`;
+  Deno.writeTextFileSync(
+    fake,
+    `#!/bin/sh
+if [ "$1" = start ] && [ ! -e '${once}' ]; then
+  : > '${once}'
+${stepFirst ? stepClock : ""}  '${env.wrapper}' "$@" > /dev/null
+  while '${env.wrapper}' status --run-key "$3" | grep -Eq '"status": "(STARTING|RUNNING)"'; do sleep 0.05; done
+${stepFirst ? "" : stepClock}  kill -KILL $$
+fi
+exec '${env.wrapper}' "$@"
+`,
+  );
+  Deno.chmodSync(fake, 0o755);
+  const log = join(env.home, "ran");
+  const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`);
+  const run = await env.run(["--orchesjob-bin", fake, "start", "-q", "--run-key", "k", file], {
+    [OFFSET_VARIABLE]: offsetFile,
+  });
+  assert.match(
+    run.stderr,
+    /fake-orchesjob start was killed by signal SIGKILL/,
+    `the start's answer was lost: ${run.stderr}${run.stdout}`,
+  );
+  assert.match(run.stderr, new RegExp(NOTICE), "the driver saw the step");
+  assert.deepEqual(countLines(log), { a: 1 }, "the command ran once");
+  assert.equal(run.code, 0, run.stderr + run.stdout);
+  assert.equal(step(JSON.parse(run.stdout), "a").status, "SUCCEEDED");
+  assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
+}
+
+// Forward, after the job was made: the intent must not move past its own job's start.
 flowTest(
   ["builtin"],
   "a step of the clock forward while an attempt's job is unknown does not make it take its own job for an earlier run's",
-  async (env) => {
-    // The first start makes the job, waits for it to end, steps this test's clock an hour forward, and
-    // is SIGKILLed (as a call killed with its driver's process group): the attempt has no job recorded when the driver
-    // sees the step. Its intent time must not move past its own job's start, or that job reads as an
-    // earlier run's under the same key (made before the intent), and the key is unlocked and started
-    // again: the command ran twice.
-    const offset = join(env.home, "clock-offset");
-    const once = join(env.home, "start-failed-once");
-    const fake = join(env.home, "fake-orchesjob");
-    Deno.writeTextFileSync(
-      fake,
-      `#!/bin/sh
-if [ "$1" = start ] && [ ! -e '${once}' ]; then
-  : > '${once}'
-  '${env.wrapper}' "$@" > /dev/null
-  while '${env.wrapper}' status --run-key "$3" | grep -Eq '"status": "(STARTING|RUNNING)"'; do sleep 0.05; done
-  echo 3600 > '${offset}'
-  kill -KILL $$
-fi
-exec '${env.wrapper}' "$@"
-`,
-    );
-    Deno.chmodSync(fake, 0o755);
-    const log = join(env.home, "ran");
-    const file = env.flow(
-      "one.yaml",
-      `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`,
-    );
-    const run = await env.run(["--orchesjob-bin", fake, "start", "-q", "--run-key", "k", file], {
-      [OFFSET_VARIABLE]: offset,
-    });
-    assert.match(
-      run.stderr,
-      /fake-orchesjob start was killed by signal SIGKILL/,
-      `the start's answer was lost: ${run.stderr}${run.stdout}`,
-    );
-    assert.match(run.stderr, new RegExp(NOTICE), "the driver saw the step");
-    assert.deepEqual(countLines(log), { a: 1 }, "the command ran once");
-    assert.equal(run.code, 0, run.stderr + run.stdout);
-    assert.equal(step(JSON.parse(run.stdout), "a").status, "SUCCEEDED");
-    assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
-  },
+  (env) => assertOnceAcrossLostStart(env, 3600, false),
 );
 
+// Back, before the job is made: its start is an hour before the intent's time, which must move back too.
 flowTest(
   ["builtin"],
   "a step of the clock back while an attempt's job is unknown does not make it take its own job for an earlier run's",
-  async (env) => {
-    // The first start steps this test's clock an hour back, makes the job, waits for it to end and is
-    // SIGKILLed: the attempt has no job recorded, and its own job's start is an hour before its intent's
-    // time. Unless the intent's time moves back with the clock, that job reads as an earlier run's under
-    // the same key (made before the intent), and the key is unlocked and started again: the command ran
-    // twice.
-    const offset = join(env.home, "clock-offset");
-    const once = join(env.home, "start-failed-once");
-    const fake = join(env.home, "fake-orchesjob");
-    Deno.writeTextFileSync(
-      fake,
-      `#!/bin/sh
-if [ "$1" = start ] && [ ! -e '${once}' ]; then
-  : > '${once}'
-  echo -3600 > '${offset}'
-  '${env.wrapper}' "$@" > /dev/null
-  while '${env.wrapper}' status --run-key "$3" | grep -Eq '"status": "(STARTING|RUNNING)"'; do sleep 0.05; done
-  kill -KILL $$
-fi
-exec '${env.wrapper}' "$@"
-`,
-    );
-    Deno.chmodSync(fake, 0o755);
-    const log = join(env.home, "ran");
-    const file = env.flow(
-      "one.yaml",
-      `flow_id: one\nsteps:\n  - {id: a, strict: false, command: ${logged(log, "a")}}\n`,
-    );
-    const run = await env.run(["--orchesjob-bin", fake, "start", "-q", "--run-key", "k", file], {
-      [OFFSET_VARIABLE]: offset,
-    });
-    assert.match(
-      run.stderr,
-      /fake-orchesjob start was killed by signal SIGKILL/,
-      `the start's answer was lost: ${run.stderr}${run.stdout}`,
-    );
-    assert.match(run.stderr, new RegExp(NOTICE), "the driver saw the step");
-    assert.deepEqual(countLines(log), { a: 1 }, "the command ran once");
-    assert.equal(run.code, 0, run.stderr + run.stdout);
-    assert.equal(step(JSON.parse(run.stdout), "a").status, "SUCCEEDED");
-    assert.equal((await env.jobs("k:a:1")).length, 1, "one job for the attempt");
-  },
+  (env) => assertOnceAcrossLostStart(env, -3600, true),
 );
 
 flowTest(

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { isGroupAlive } from "../../src/executor/builtin/processes.ts";
 import { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint } from "../../src/shared/mod.ts";
 import { eventually } from "../helpers.ts";
-import type { FlowEnv } from "./flow_env.ts";
+import { type FlowEnv, step } from "./flow_env.ts";
 
 /** A shell command that appends `id` to `log` (one line per run), then runs `then`. */
 export function logged(log: string, id: string, then = "true"): string {
@@ -208,4 +208,24 @@ export function asNobody(argv: readonly string[], env: Record<string, string>): 
     stdout: "piped",
     stderr: "piped",
   };
+}
+
+/**
+ * A run driven by a background driver (`start -d`) whose first step `hold` runs until the file `go`
+ * exists; `next` is the flow's second step (by default `after`, which runs once `hold` succeeded).
+ * Resolves once `hold`'s job runs.
+ */
+export async function gatedRun(
+  env: FlowEnv,
+  runKey: string,
+  next = `{id: after, when: hold, command: ["true"]}`,
+): Promise<{ go: string; file: string }> {
+  const go = join(env.home, "go");
+  const file = env.flow(
+    "gated.yaml",
+    `flow_id: gated\nsteps:\n  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}\n  - ${next}\n`,
+  );
+  await env.json(["start", "--run-key", runKey, "-d", file]);
+  await env.waitFor(runKey, "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
+  return { go, file };
 }

@@ -6,29 +6,17 @@
  * a hint to resume it before saying that the step would never start.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { eventually } from "../helpers.ts";
 import { driverHolder } from "../../src/store/mod.ts";
-import { type FlowEnv, flowTest, step } from "./flow_env.ts";
-import { waitForFile } from "./fault_helpers.ts";
+import { type FlowEnv, flowTest } from "./flow_env.ts";
+import { gatedRun as gatedRunOf } from "./fault_helpers.ts";
 import { builtin } from "./operator_env.ts";
 import { spawnStopped } from "./stop_point.ts";
 import { stateFile } from "./write_lock.ts";
 
-/** A run driven in the background whose step `hold` runs until the file `go` is made. */
+/** A run driven in the background whose step `hold` runs until the file `go` is made; `never` waits on its failure. */
 async function gatedRun(env: FlowEnv, runKey: string): Promise<string> {
-  const go = join(env.home, "go");
-  const file = env.flow(
-    "gated.yaml",
-    `flow_id: gated
-steps:
-  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}
-  - {id: never, when: "!hold", command: ["true"]}
-`,
-  );
-  await env.json(["start", "--run-key", runKey, "-d", "--poll-interval", "0.1", file]);
-  await env.waitFor(runKey, "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
-  return go;
+  return (await gatedRunOf(env, runKey, `{id: never, when: "!hold", command: ["true"]}`)).go;
 }
 
 /** Lets the run end, and waits until its driver has let go of the run. */

@@ -11,7 +11,7 @@ import { catchesSignal, collectText, eventually, hasOpen, isStopped } from "../h
 import { assertLockHeld, type HeldLock, holdWriteLock, stateFile } from "./write_lock.ts";
 import { type FlowEnv, flowTest, step } from "./flow_env.ts";
 import { readLog } from "./stop_point.ts";
-import { waitForFile } from "./fault_helpers.ts";
+import { gatedRun, waitForFile } from "./fault_helpers.ts";
 import { builtin, FAILING, TWO_STEPS, undrivenRun } from "./operator_env.ts";
 import { pathExists } from "../../src/shared/mod.ts";
 
@@ -24,22 +24,6 @@ function spawnWatched(env: FlowEnv, args: string[], extraEnv: Record<string, str
   let exited = false;
   const output = child.output().finally(() => (exited = true));
   return { child, output, exited: () => exited };
-}
-
-/** A run driven by a background driver whose first step runs until the file `go` exists. */
-async function gatedRun(env: FlowEnv, runKey: string): Promise<{ go: string; file: string }> {
-  const go = join(env.home, "go");
-  const file = env.flow(
-    "gated.yaml",
-    `flow_id: gated
-steps:
-  - {id: hold, command: ${JSON.stringify(waitForFile(go))}}
-  - {id: after, when: hold, command: ["true"]}
-`,
-  );
-  await env.json(["start", "--run-key", runKey, "-d", file]);
-  await env.waitFor(runKey, "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
-  return { go, file };
 }
 
 flowTest(
