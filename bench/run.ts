@@ -577,7 +577,7 @@ no supervision and no CLI start-up (median of ${RUNS}: ${spread(bare)})`,
     unit: "ms",
     baseline: ideal,
     baseline_label: "0.5 s + CLI start-up (the fan-out goal's baseline)",
-    goal: "(report: above 1.3x baseline, the fan-out goal is below this machine's floor)",
+    goal: "(report)",
   });
   await fanOutExternal();
 }
