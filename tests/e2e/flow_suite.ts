@@ -316,6 +316,12 @@ steps:
     // Starting a finished run prints it and exits with its outcome.
     const again = await env.json(["start", "--run-key", "w", file]);
     assert.equal(again.status, "SUCCEEDED");
+    assert.equal("detached" in again, false);
+    // So does `start -d` (and `resume -d`), saying that it launched no driver.
+    for (const command of [["start", "-d", "--run-key", "w", file], ["resume", "-d", "--run-key", "w"]]) {
+      const shown = await env.json(command);
+      assert.deepEqual([shown.status, shown.detached, shown.driver], ["SUCCEEDED", false, null], command.join(" "));
+    }
   });
 
   flowTest(modes, "three concurrent start -d of one run key run each step once", async (env) => {
