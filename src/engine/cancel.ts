@@ -8,6 +8,7 @@ import {
   madeBeforeIntent,
   type RunRecord,
   type RunState,
+  stepDefinition,
   stepRunKey,
 } from "../domain/mod.ts";
 import { type Executor, ExecutorError } from "../executor/mod.ts";
@@ -15,7 +16,7 @@ import { type Clock, crashPoint, stopPoint, systemClock } from "../shared/mod.ts
 import type { RunRepository, StartGate } from "./ports.ts";
 import { loadRun } from "./runs.ts";
 import { moveRun, moveStep, RUN_TRANSITIONS, STEP_TRANSITIONS } from "./transitions.ts";
-import { attemptEnd } from "./decide.ts";
+import { attemptEnd, endBeforeCancel } from "./decide.ts";
 
 export const CANCEL_REASON = "flow cancelled";
 /** How the error of a step whose cancel could not deliver its abort begins: a repeated cancel tries again. */
@@ -184,12 +185,15 @@ async function abortStep(
     await write(() => moveStep(runs, where, transition, "CANCELLED", { error: CANCEL_REASON, job: job ?? step.job }));
     return;
   }
-  const succeeded = job?.status === "SUCCEEDED";
   const end = clock.now();
+  // A job that ended on its own before the abort reached it ends the step as it would have without
+  // the cancel (SUCCEEDED, or FAILED with no retry left); one the abort ended, or that was due a
+  // retry, is CANCELLED.
+  const own = job === null ? null : endBeforeCancel(step, stepDefinition(run, step.id), job, end);
   await write(() =>
-    moveStep(runs, where, transition, succeeded ? "SUCCEEDED" : "CANCELLED", {
+    moveStep(runs, where, transition, own?.status ?? "CANCELLED", {
       finishedAt: attemptEnd(step, job, end),
-      error: succeeded ? null : CANCEL_REASON,
+      error: own === null ? CANCEL_REASON : own.error,
       job: job ?? step.job,
     })
   );

@@ -200,6 +200,25 @@ function decideRunning(
     (sameJob(step.job, job) ? null : { kind: "observe", stepId: step.id, job });
 }
 
+/**
+ * How a cancel ends a RUNNING step whose job its abort found already ended on its own (not ABORTED by
+ * it): as a driver that had seen the end first would have. SUCCEEDED, or FAILED (with the attempt's
+ * error) when the attempt may not be retried; null when a retry was due, which the cancel forgoes
+ * (the step is CANCELLED). Without this, a job that failed for good while no driver looked was
+ * recorded as cancelled, and a cancelled run whose last job had failed ended CANCELLED, not FAILED.
+ */
+export function endBeforeCancel(
+  step: StepState,
+  definition: StepDefinition,
+  job: Job,
+  now: number,
+): { status: "SUCCEEDED"; error: null } | { status: "FAILED"; error: string } | null {
+  if (isActiveJob(job.status) || job.status === "ABORTED") return null;
+  const action = decideEnded(step, definition, job, { now, random: () => 0, unavailableLimit: Infinity });
+  if (action.kind === "succeed") return { status: "SUCCEEDED", error: null };
+  return action.kind === "fail" ? { status: "FAILED", error: action.error } : null;
+}
+
 /** The decision on an attempt whose job (`job`) ended. */
 function decideEnded(step: StepState, definition: StepDefinition, job: Job, round: Round): Action {
   if (job.status === "SUCCEEDED") {

@@ -33,7 +33,7 @@ export const STEP_TRANSITIONS = {
   /** A cancel ends waiting steps at once. */
   cancelWaiting: { from: WAITING_STEP_STATUSES, to: ["CANCELLED"] },
   /** ... and running ones once their job is aborted, or SUCCEEDED when it finished first. */
-  cancelRunning: { from: ["RUNNING"], to: ["CANCELLED", "SUCCEEDED"] },
+  cancelRunning: { from: ["RUNNING"], to: ["CANCELLED", "SUCCEEDED", "FAILED"] },
   /** A cancel repeated records what its abort of a job the first one could not reach found. */
   reabort: { from: ["CANCELLED"], to: ["CANCELLED"] },
   /** `retry` reopens an ended step for a new round of attempts. */

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { collectText, eventually, processAlive } from "../helpers.ts";
-import { type ExecutorMode, flowTest, statuses, step } from "./flow_env.ts";
+import { type ExecutorMode, flowTest, type Json, statuses, step } from "./flow_env.ts";
 import { countLines, logged } from "./fault_helpers.ts";
 
 export function registerFlowSuite(mode: ExecutorMode): void {
@@ -225,6 +225,64 @@ steps:
     },
   );
 
+  flowTest(
+    modes,
+    "cancel of jobs that ended on their own while no driver looked: a failure with no retry left is FAILED",
+    async (env) => {
+      // Each step's command waits for `go`, so that it is still running when tick has started it;
+      // then every job ends, and the cancel is the first to look at them.
+      const go = join(env.home, "go");
+      const gated = (code: number) => JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; exit ${code}`);
+      const file = env.flow(
+        "ended.yaml",
+        `flow_id: ended
+steps:
+  - {id: failed, command: ${gated(3)}}
+  - {id: retryable, retries: 2, command: ${gated(4)}}
+  - {id: ok, command: ${gated(0)}}
+  - {id: later, when: "!failed", command: ["true"]}
+`,
+      );
+      const alone = env.flow("alone.yaml", `flow_id: alone\nsteps:\n  - {id: failed, command: ${gated(3)}}\n`);
+      for (const [key, flow] of [["ce", file], ["ca", alone]]) {
+        using _lock = await env.holdDriverLock(key);
+        assert.equal((await env.json(["start", "-d", "--run-key", key, flow])).detached, false);
+      }
+      for (const key of ["ce", "ca"]) {
+        const ticked = await env.json(["tick", "--run-key", key]);
+        assert.ok(ticked.steps.every((s: Json) => s.status === (s.id === "later" ? "PENDING" : "RUNNING")), key);
+      }
+      Deno.writeTextFileSync(go, "");
+      const ended = {
+        "ce:failed:1": "FAILED",
+        "ce:retryable:1": "FAILED",
+        "ce:ok:1": "SUCCEEDED",
+        "ca:failed:1": "FAILED",
+      };
+      for (const [key, status] of Object.entries(ended)) {
+        await eventually(`${key} ends ${status}`, async () => (await env.jobs(key))[0]?.status === status);
+      }
+      for (const key of ["ce", "ca"]) {
+        const running = await env.status(key);
+        assert.ok(running.steps.some((s: Json) => s.status === "RUNNING"), `${key}: no driver recorded the ends`);
+      }
+      const cancelled = await env.json(["cancel", "--run-key", "ce"]);
+      assert.deepEqual(statuses(cancelled), {
+        failed: "FAILED",
+        retryable: "CANCELLED",
+        ok: "SUCCEEDED",
+        later: "CANCELLED",
+      });
+      assert.equal(step(cancelled, "failed").error, "orchesjob status FAILED (exit code 3)");
+      assert.equal(step(cancelled, "retryable").error, "flow cancelled");
+      assert.equal(cancelled.status, "CANCELLED");
+      // Nothing was left to cancel: the run ends as its steps say.
+      const settled = await env.json(["cancel", "--run-key", "ca"]);
+      assert.deepEqual([settled.status, step(settled, "failed").status], ["FAILED", "FAILED"]);
+      assert.equal((await env.run(["wait", "--run-key", "ca"])).code, 1);
+    },
+  );
+
   flowTest(modes, "start -d returns at once with pid and logs; watch follows the run to the end", async (env) => {
     // The first step runs until the test creates `go`, after watch has shown the unfinished run: a
     // flow of fixed-length steps could end before a loaded machine has watch running.
@@ -258,6 +316,12 @@ steps:
     // Starting a finished run prints it and exits with its outcome.
     const again = await env.json(["start", "--run-key", "w", file]);
     assert.equal(again.status, "SUCCEEDED");
+    assert.equal("detached" in again, false);
+    // So does `start -d` (and `resume -d`), saying that it launched no driver.
+    for (const command of [["start", "-d", "--run-key", "w", file], ["resume", "-d", "--run-key", "w"]]) {
+      const shown = await env.json(command);
+      assert.deepEqual([shown.status, shown.detached, shown.driver], ["SUCCEEDED", false, null], command.join(" "));
+    }
   });
 
   flowTest(modes, "three concurrent start -d of one run key run each step once", async (env) => {

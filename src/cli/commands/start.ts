@@ -218,7 +218,9 @@ export async function continueRun(
     const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
     warnHalfCancelled(final);
-    printJson(runJson(final.record));
+    // `-d` says, as for a run that ends while it waits for the launch gate, that it launched nothing:
+    // a caller that reads `detached` finds it whatever the run's state.
+    printJson(options.detach ? { ...runJson(final.record), detached: false, driver: null } : runJson(final.record));
     return exitCodeOf(final);
   }
   if (options.detach) return await detachConfirmed(session, record.state.runKey, options.pollInterval);
