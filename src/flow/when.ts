@@ -117,7 +117,8 @@ export function parseWhen(text: string): WhenExpr {
       const close = peek();
       if (close.type !== "rparen") {
         if (close.type === "end") {
-          throw new WhenSyntaxError(`missing ')' for '(' at column ${token.column}`, close.column);
+          // Said at the '(' itself (the end of the text is no place to point at).
+          throw new WhenSyntaxError("unclosed '('", token.column);
         }
         unexpected(close);
       }

@@ -62,7 +62,7 @@ Deno.test("syntax errors give the column", () => {
     ["A &&", "unexpected end of expression at column 5"],
     ["", "unexpected end of expression at column 1"],
     ["A B", "unexpected 'B' at column 3"],
-    ["(A", "missing ')' for '(' at column 1 at column 3"],
+    ["(A", "unclosed '(' at column 1"],
     ["A)", "unexpected ')' at column 2"],
     ["A & B", "'&' must be doubled ('&&') at column 3"],
     ["A | B", "'|' must be doubled ('||') at column 3"],
