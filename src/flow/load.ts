@@ -327,7 +327,7 @@ function checkYamlVersion(doc: Document.Parsed, source: string, file: string, li
 
 function readFlowId(node: Node | undefined, root: YAMLMap, values: Values): string {
   if (node === undefined) throw new FlowError(values.at(root), 'missing required field "flow_id"');
-  const flowId = values.plain(node);
+  const flowId = textAsWritten(node, values.plain(node), values, "flow_id");
   if (typeof flowId !== "string" || flowId.trim() === "") {
     throw new FlowError(values.at(node), "flow_id must be a non-empty string");
   }
@@ -504,6 +504,26 @@ interface StepFields {
   fail(node: Node | undefined, reason: string): never;
 }
 
+/**
+ * A name's value as the text written: a number that reads back as written (`id: 12`, `flow_id: 2024`)
+ * is that text; any other scalar that YAML reads as no string (`007`, `0x1F`, `1e3`, `true`) is refused
+ * with a hint to quote it. Other values are returned as they are, for the caller to refuse.
+ */
+function textAsWritten(node: Node | undefined, value: unknown, values: Values, what: string): unknown {
+  const written = isScalar(node) && typeof node.source === "string" ? node.source : undefined;
+  if (typeof value === "number" && written === String(value)) return written;
+  if (typeof value !== "string" && value !== null && written !== undefined) {
+    const key = what === "step id" ? "id" : what;
+    throw new FlowError(
+      values.at(node),
+      `${what} ${clipped(written)} is read by YAML as the ${typeof value} ${shown(value)}; write it in quotes: ${key}: "${
+        clipped(written)
+      }"`,
+    );
+  }
+  return value;
+}
+
 /** The step's id: the text written, so `id: 007` (the number 7 to YAML) is refused with a hint. */
 function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | undefined } {
   const pair = item.items.find((pair) => {
@@ -514,17 +534,7 @@ function readStepId(item: YAMLMap, values: Values): { id: string; node: Node | u
   const node = values.deref(pair.value);
   let id = values.plain(pair.value);
   if (id === null) throw new FlowError(values.at(node ?? item), 'required field "id" of a step is null');
-  const written = isScalar(node) && typeof node.source === "string" ? node.source : undefined;
-  if (typeof id === "number" && written === String(id)) {
-    id = written; // `id: 7` means "7"
-  } else if (typeof id !== "string" && id !== null && written !== undefined) {
-    throw new FlowError(
-      values.at(node),
-      `step id ${clipped(written)} is read by YAML as the ${typeof id} ${shown(id)}; write it in quotes: id: "${
-        clipped(written)
-      }"`,
-    );
-  }
+  id = textAsWritten(node, id, values, "step id");
   if (typeof id !== "string" || !STEP_ID_PATTERN.test(id) || id.length > LIMITS.stepIdChars) {
     throw new FlowError(
       values.at(node),

@@ -52,7 +52,13 @@ function kindSchema(spec: FieldSpec): Schema {
       // A character is at least one byte: the loader's limit in bytes bounds the characters too.
       return { type: "string", pattern: kind.nonBlank ? NON_BLANK_NO_NUL : NO_NUL, maxLength: LIMITS.pathBytes };
     case "flow-id":
-      return { type: "string", pattern: VISIBLE_NON_BLANK, maxLength: LIMITS.flowIdChars };
+      // A number too (`flow_id: 2024`), taken as written, as a step's id is.
+      return {
+        anyOf: [
+          { type: "string", pattern: VISIBLE_NON_BLANK, maxLength: LIMITS.flowIdChars },
+          { type: "number", exclusiveMinimum: -1e21, exclusiveMaximum: 1e21 },
+        ],
+      };
     case "number":
     case "integer": {
       const { type, limit, ...bounds } = kind;

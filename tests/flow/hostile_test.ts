@@ -200,6 +200,20 @@ Deno.test("step ids are the text written: numbers YAML would rewrite are refused
   assert.equal(loadFlow(`${HEAD}  - id: "0x1F"\n    command: [x]\n`, "f").steps[2].id, "0x1F");
 });
 
+Deno.test("a flow_id is the text written too: a number that reads back as written is taken, others refused", () => {
+  const steps = "steps:\n  - id: a\n    command: [x]\n";
+  assert.equal(loadFlow(`flow_id: 2024\n${steps}`, "f").flowId, "2024");
+  assert.equal(loadFlow(`flow_id: -5\n${steps}`, "f").flowId, "-5");
+  assert.equal(loadFlow(`{"flow_id": 77, "steps": [{"id": "a", "command": ["x"]}]}`, "f").flowId, "77");
+  assert.equal(
+    error(`flow_id: 007\n${steps}`),
+    'f.yaml:1:10: flow_id 007 is read by YAML as the number 7; write it in quotes: flow_id: "007"',
+  );
+  assert.match(error(`flow_id: 12.50\n${steps}`), /flow_id 12\.50 is read by YAML as the number 12\.5/);
+  assert.match(error(`flow_id: true\n${steps}`), /flow_id true is read by YAML as the boolean true/);
+  assert.match(error(`flow_id: [a]\n${steps}`), /flow_id must be a non-empty string/);
+});
+
 Deno.test("NUL bytes, invalid UTF-8 and a second document are errors with their position", () => {
   assert.equal(error(`${HEAD}  - id: d\0\n`), "f.yaml:7:10: NUL byte in the file");
   const bytes = new TextEncoder().encode(`${HEAD}  - id: dé\n`);

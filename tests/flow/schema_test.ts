@@ -76,9 +76,10 @@ function kindSamples(spec: FieldSpec): { good: unknown[]; bad: unknown[] } {
       };
     case "flow-id":
       return {
-        good: ["x", "nightly build", "café", "x".repeat(LIMITS.flowIdChars)],
+        // `flow_id: 2024` is the flow "2024", as written.
+        good: ["x", "nightly build", "café", "x".repeat(LIMITS.flowIdChars), 3, -5, 1.5],
         // A control character (NEL), a zero-width space, a BOM, and one character too many.
-        bad: ["", "  ", "a\u0000b", "a\u0085b", "a\u200bb", "\ufeffa", 3, "x".repeat(LIMITS.flowIdChars + 1)],
+        bad: ["", "  ", "a\u0000b", "a\u0085b", "a\u200bb", "\ufeffa", true, ["x"], "x".repeat(LIMITS.flowIdChars + 1)],
       };
     case "number":
     case "integer": {
