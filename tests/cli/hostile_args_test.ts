@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
 import { readable } from "../../src/cli/output.ts";
 
@@ -69,6 +70,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   const loop = join(dir.path, "loop.sqlite3");
   Deno.symlinkSync(loop, loop);
   new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+  // Another program's SQLite database (orchesjob's own orchesjob.db, given to --db by mistake).
+  const foreign = join(dir.path, "orchesjob.db");
+  const other = new DatabaseSync(foreign);
+  other.exec("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, run_key TEXT); INSERT INTO jobs VALUES ('j1', 'k0:a:1')");
+  other.close();
+  Deno.chmodSync(foreign, 0o644);
+  const foreignBytes = Deno.readFileSync(foreign);
   // Commands that open the state file, each its own way (read-only, for writing, to clean).
   const stateCommands = [
     ["status", "--run-key", "k0"],
@@ -338,6 +346,14 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
         }: cannot open state database ${path}: it is not a regular file; --db takes the state file's path`,
       }))
     ),
+    // Another program's database is refused as such, by readers and writers, and left as it was: it is
+    // no state file of an older version, and nothing is switched to WAL, made 0600 or added to it.
+    ...[...stateCommands, ["job", "status", "--run-key", "k0:a:1"]].map((argv) => ({
+      argv: ["--db", foreign, ...argv],
+      exit: 2,
+      error: `state database ${foreign} is not an orchesjob-flow state file: it is an SQLite database with other ` +
+        `tables ("jobs") and none of this program's`,
+    })),
     // A state file that cannot be looked at (here a symbolic link loop; a directory this user cannot
     // search likewise) is an error to say, not a file with no runs ([] and "run not found" before).
     ...[["list"], ["status", "--run-key", "k0"], ["watch", "--run-key", "k0"]].map((argv) => ({
@@ -378,6 +394,9 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   assert.deepEqual(JSON.parse(after[1].stdout), JSON.parse(before[2].stdout));
   assert.equal(JSON.parse(after[1].stdout).length, 1);
   assert.throws(() => Deno.statSync(join(dir.path, "no-such-dir")), Deno.errors.NotFound);
+  assert.deepEqual(Deno.readFileSync(foreign), foreignBytes, "another program's database changed");
+  assert.equal(Deno.statSync(foreign).mode! & 0o777, 0o644);
+  assert.throws(() => Deno.statSync(`${foreign}-wal`), Deno.errors.NotFound);
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
 });
 
