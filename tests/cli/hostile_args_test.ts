@@ -362,6 +362,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
     })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
+    // A "~" that no shell expanded (after "=", or quoted) is no directory named "~" under the working one.
+    {
+      argv: ["--db=~/s.sqlite3", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: 'start: --db "~/s.sqlite3" starts with a "~" that no shell expanded',
+    },
+    { argv: ["list", "--db", "~/s.sqlite3"], exit: 2, error: 'list: --db "~/s.sqlite3" starts with a "~"' },
     // A state path through a file (ORCHESJOB_FLOW_HOME set to a file): no state file can be there. The
     // readers took it for a missing one ([], "run not found"), start said "File exists: mkdir".
     ...[...stateCommands, ["retry", "--run-key", "k0"], ["logs", "--run-key", "k0", "--step", "a"]].map((argv) => ({
@@ -398,6 +405,29 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   assert.equal(Deno.statSync(foreign).mode! & 0o777, 0o644);
   assert.throws(() => Deno.statSync(`${foreign}-wal`), Deno.errors.NotFound);
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
+});
+
+Deno.test("a state home set to a path with an unexpanded ~ (a unit file's Environment=) is refused, and nothing is made", async () => {
+  using dir = tempDir();
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const cwd = join(dir.path, "cwd");
+  Deno.mkdirSync(cwd);
+  for (const variable of ["ORCHESJOB_FLOW_HOME", "ORCHESJOB_HOME"]) {
+    const argvs = [["--executor", "builtin", "start", "-q", "--run-key", "k", flow], ["list"], [
+      "status",
+      "--run-key",
+      "k",
+    ]];
+    const results = await runAll(argvs, { ORCHESJOB_FLOW_HOME: "", [variable]: "~/state" }, cwd);
+    results.forEach((result, i) =>
+      check(
+        { argv: argvs[i], exit: 2, error: `${variable} "~/state" starts with a "~" that no shell expanded` },
+        result,
+      )
+    );
+  }
+  assert.deepEqual([...Deno.readDirSync(cwd)], [], "no directory named ~ made in the working directory");
 });
 
 Deno.test("$ORCHESJOB_BIN with --executor builtin is no contradiction: the option overrides the environment's default", async () => {
