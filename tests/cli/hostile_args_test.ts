@@ -430,6 +430,58 @@ Deno.test("a state home set to a path with an unexpanded ~ (a unit file's Enviro
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "no directory named ~ made in the working directory");
 });
 
+Deno.test("from a working directory removed under it, start and validate say so (exit 2) and store no run", async () => {
+  using dir = tempDir();
+  const home = join(dir.path, "home");
+  const text = "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n";
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, text);
+  const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
+  const start = [...quick, "start", "--run-key"];
+  // A run that exists keeps the directory it was made in: starting it again needs no working directory.
+  check(
+    { argv: [], exit: 0, error: null },
+    (await runAll([[...start, "e", "-q", flow]], { ORCHESJOB_FLOW_HOME: home }, dir.path))[0],
+  );
+  const cases: Case[] = [
+    ...[[...start, "k", "-q", flow], [...start, "k", "-d", flow], [...start, "k", "-q", "-"]].map((argv) => ({
+      argv,
+      exit: 2,
+      error: "start: the current directory no longer exists",
+    })),
+    { argv: ["validate", "-"], exit: 2, error: "validate: the current directory no longer exists" },
+    { argv: [...start, "e", "-q", flow], exit: 0, error: null },
+  ];
+  for (const { argv, exit, error } of cases) {
+    const gone = join(dir.path, "gone");
+    Deno.mkdirSync(gone);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        "--no-prompt",
+        "--config",
+        CONFIG,
+        join(REPO, "tests", "cli", "removed_cwd_cli.ts"),
+        ...argv,
+      ],
+      cwd: gone,
+      env: { ...TEST_ENV, ORCHESJOB_FLOW_HOME: home },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(text));
+    await writer.close();
+    const output = await child.output();
+    assert.throws(() => Deno.statSync(gone), Deno.errors.NotFound, "the directory was removed");
+    check({ argv, exit, error }, { code: output.code, stderr: new TextDecoder().decode(output.stderr) });
+  }
+  const status = await runAll([["status", "--run-key", "k"]], { ORCHESJOB_FLOW_HOME: home }, dir.path);
+  check({ argv: ["status"], exit: 3, error: "run not found: k" }, status[0]);
+});
+
 Deno.test("$ORCHESJOB_BIN with --executor builtin is no contradiction: the option overrides the environment's default", async () => {
   using dir = tempDir();
   const flow = join(dir.path, "t.yaml");
