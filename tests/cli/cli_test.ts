@@ -191,6 +191,13 @@ Deno.test("no command is a usage error like the others: one JSON line on stderr,
       { error: "missing command (see orchesjob-flow --help)" },
     ]);
   }
+  // Nor a missing subcommand of job, whose stdout is the orchesjob contract's JSON.
+  const job = await cli(["job"]);
+  assert.equal(job.code, 2);
+  assert.equal(job.stdout, "", "job: the help is not printed on stdout");
+  assert.deepEqual(job.stderr.trimEnd().split("\n").map((line) => JSON.parse(line)), [
+    { error: "job: missing subcommand (see orchesjob-flow job --help)" },
+  ]);
 });
 
 Deno.test("-V, version and help [COMMAND] work", async () => {
