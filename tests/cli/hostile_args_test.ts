@@ -100,6 +100,10 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["list", "--flow", ""], exit: 2, error: "list: option --flow needs a non-empty value" },
     { argv: ["logs", "--run-key", "k0", "--step", ""], exit: 2, error: "logs: option --step needs a non-empty value" },
     { argv: ["start", "--run-key", "", flow], exit: 2, error: 'invalid run key "": it is empty' },
+    // An empty argument (an unset variable) is no file of no name, nor a command or step of no name.
+    { argv: ["start", "--run-key", "k1", ""], exit: 2, error: 'start: FLOW_FILE needs a non-empty value, got ""' },
+    { argv: ["validate", ""], exit: 2, error: 'validate: FLOW_FILE needs a non-empty value, got ""' },
+    { argv: ["help", ""], exit: 2, error: 'help: COMMAND needs a non-empty value, got ""' },
     {
       argv: ["start", "--run-key", "k1", "--run-key", "k2", flow],
       exit: 2,
