@@ -129,11 +129,16 @@ async function runCommand(argv: readonly string[]): Promise<number> {
     // No command is a usage error like any other: one JSON line on stderr, exit 2, nothing on stdout
     // (a script reading stdout must not take the help for a command's output).
     if (command === undefined && !parsedGlobal.help) throw new UserError(`missing command (see ${PROGRAM} --help)`);
-    if (parsedGlobal.help || command === undefined) {
+    if (command === undefined) {
       writeStdout(topLevelHelp());
       return ExitCode.ok;
     }
     const found = findCommand(command);
+    // `--help status` (or `-h status`) is `help status`: the list of commands said nothing of status.
+    if (parsedGlobal.help) {
+      writeStdout(formatHelp(PROGRAM, found.spec));
+      return ExitCode.ok;
+    }
     commandName = found.spec.name;
     const args = parseArgs(found.spec, rest, GLOBALS_AFTER_COMMAND);
     if (args.help) {
@@ -142,32 +147,35 @@ async function runCommand(argv: readonly string[]): Promise<number> {
     }
     return await found.run({ program: PROGRAM, globals: resolveGlobals(parsedGlobal, args) }, args);
   } catch (error) {
-    // Every error names the command it came from. `job` keeps orchesjob's own messages unchanged.
-    const where = commandName && commandName !== "job" ? `${commandName}: ` : "";
-    const named = (message: string) => message.startsWith(where) ? message : where + message;
-    const code = exitCodeFor(error);
-    // `job` exits as orchesjob does: 1 for what is not the caller's doing (a full disk, a bug).
-    if (commandName === "job" && (code === null || code === ExitCode.internal)) {
-      printError(error instanceof Error ? error.message : String(error));
-      return JobExit.general;
-    }
-    if (code !== null) {
-      printError(named((error as Error).message));
-      return code;
-    }
-    // A full disk or a lock held past the busy timeout: the environment, said as such.
-    const passing = stateFileFault(error);
-    if (passing !== null) {
-      printError(named(`state database unusable: ${passing}`));
-      return ExitCode.internal;
-    }
-    // A bug or another environment failure (a disk error): still one JSON line, with the stack only
-    // on request.
-    const message = error instanceof Error ? error.message : String(error);
-    const debug = Deno.env.get("ORCHESJOB_FLOW_DEBUG")
-      ? { stack: error instanceof Error ? error.stack : undefined }
-      : {};
-    printError(named(`internal error: ${message}`), debug);
+    return reportError(error, commandName);
+  }
+}
+
+/** The one JSON line on stderr for an error of `commandName` (if known), and the exit code it maps to. */
+function reportError(error: unknown, commandName: string | undefined): number {
+  // Every error names the command it came from. `job` keeps orchesjob's own messages unchanged.
+  const where = commandName && commandName !== "job" ? `${commandName}: ` : "";
+  const named = (message: string) => message.startsWith(where) ? message : where + message;
+  const code = exitCodeFor(error);
+  // `job` exits as orchesjob does: 1 for what is not the caller's doing (a full disk, a bug).
+  if (commandName === "job" && (code === null || code === ExitCode.internal)) {
+    printError(error instanceof Error ? error.message : String(error));
+    return JobExit.general;
+  }
+  if (code !== null) {
+    printError(named((error as Error).message));
+    return code;
+  }
+  // A full disk or a lock held past the busy timeout: the environment, said as such.
+  const passing = stateFileFault(error);
+  if (passing !== null) {
+    printError(named(`state database unusable: ${passing}`));
     return ExitCode.internal;
   }
+  // A bug or another environment failure (a disk error): still one JSON line, with the stack only
+  // on request.
+  const message = error instanceof Error ? error.message : String(error);
+  const debug = Deno.env.get("ORCHESJOB_FLOW_DEBUG") ? { stack: error instanceof Error ? error.stack : undefined } : {};
+  printError(named(`internal error: ${message}`), debug);
+  return ExitCode.internal;
 }

@@ -132,6 +132,10 @@ function checkPositionals(spec: CommandSpec, positionals: readonly string[], whe
   if (positionals.length > names.length) {
     throw new UserError(`${where}unexpected argument ${JSON.stringify(positionals[names.length])}`);
   }
+  // `start --run-key k "$FLOW"` with FLOW unset: refused as an empty option value is, not looked up as a
+  // file of no name ("cannot read flow file : no such file").
+  const empty = positionals.indexOf("");
+  if (empty >= 0) throw new UserError(`${where}${names[empty].replace(/\?$/, "")} needs a non-empty value, got ""`);
 }
 
 /** The error for an option nobody declared (`written` as typed, without any `=value`). */

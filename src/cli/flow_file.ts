@@ -10,7 +10,7 @@ import {
   parseParamArgument,
 } from "../flow/mod.ts";
 import type { FlowDefinition } from "../domain/mod.ts";
-import { collectLoadingGarbageEvery, dirname, keepAll, resolve, within } from "../shared/mod.ts";
+import { collectLoadingGarbageEvery, dirname, isAbsolute, keepAll, resolve, within } from "../shared/mod.ts";
 import { listenForInterrupt } from "./interrupt.ts";
 import type { OptionSpec, ParsedArgs } from "./args.ts";
 
@@ -94,7 +94,24 @@ export function givenParams(args: ParsedArgs): Record<string, string> {
 
 /** The flow file's directory, absolute: a relative `cwd` in the file is relative to it. */
 export function flowDirectory(path: string): string {
-  return dirname(resolve(path));
+  return dirname(isAbsolute(path) ? resolve(path) : resolve(workingDirectory(), path));
+}
+
+/**
+ * This process's working directory, where a new run's steps run (and what a relative path or a flow
+ * read from stdin is relative to). One removed since the shell entered it has no path: said so (exit
+ * 2) before anything is stored, where the NotFound of Deno.cwd() was an internal error (70) of `start`
+ * and `validate`, after `start` had opened the state file.
+ */
+export function workingDirectory(): string {
+  try {
+    return Deno.cwd();
+  } catch (error) {
+    throw new UserError(
+      `the current directory no longer exists (${error instanceof Error ? error.message : String(error)}): ` +
+        "a new run's steps run in the directory it is started from; cd to one that exists and try again",
+    );
+  }
 }
 
 /**

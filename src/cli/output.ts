@@ -112,7 +112,16 @@ export function readable(message: string): string {
   return `${message.slice(0, end)}… (${start - end} characters left out) …${message.slice(start)}`;
 }
 
-/** True when stdout is a terminal and colour is wanted (NO_COLOR unset or empty). */
+/**
+ * Whether `file` is a terminal that acts on escape codes (cursor moves, clearing, colours): not a pipe
+ * or a file, and not one that says `TERM=dumb` (Emacs' shell buffer, some CI consoles), which shows
+ * them as text: `watch` there printed `^[[H^[[2J` and the whole table at every refresh.
+ */
+export function escapeCodesWork(file: typeof Deno.stdout | typeof Deno.stderr): boolean {
+  return file.isTerminal() && Deno.env.get("TERM") !== "dumb";
+}
+
+/** True when stdout is a terminal that shows colours and colour is wanted (NO_COLOR unset or empty). */
 export function useColor(): boolean {
-  return Deno.stdout.isTerminal() && !(Deno.env.get("NO_COLOR") ?? "");
+  return escapeCodesWork(Deno.stdout) && !(Deno.env.get("NO_COLOR") ?? "");
 }

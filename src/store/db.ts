@@ -200,6 +200,27 @@ function refuseNonStateFile(path: string): void {
   }
 }
 
+/**
+ * Refuses an SQLite database of another program (`--db` given orchesjob's own `orchesjob.db`, or an
+ * application's file): one that holds tables but no `schema_meta`, which every state file has had
+ * since its first version. Opened for writing, such a file was switched to WAL, made 0600 and given
+ * this program's tables beside its own (the built-in runner's `jobs` table left out where it had one
+ * of that name, whose rows it then took for its jobs); read, it was said to be a state file of an older
+ * version, for a command that writes to migrate.
+ */
+function refuseOtherDatabase(db: DatabaseSync, path: string): void {
+  const tables = db.prepare(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+  ).all().map((row) => String(row.name));
+  if (tables.length === 0 || tables.includes("schema_meta")) return;
+  const shown = tables.slice(0, 5).map((name) => JSON.stringify(name)).join(", ");
+  throw new StateFileError(
+    `state database ${path} is not an orchesjob-flow state file: it is an SQLite database with other tables ` +
+      `(${shown}${tables.length > 5 ? `, and ${tables.length - 5} more` : ""}) and none of this program's; ` +
+      "nothing was changed in it; --db takes a state file of its own (it need not exist yet)",
+  );
+}
+
 /** The page cache of each connection, in KiB (see openDatabase). */
 const CACHE_KIB = 512;
 
@@ -252,9 +273,11 @@ export function openDatabase(path: string, lockWaitMs = busyTimeoutMs(), parts: 
     }
     db = new DatabaseSync(path);
     db.exec(`PRAGMA busy_timeout = ${lockWaitMs}`);
+    const opened = db;
+    // Before anything is changed in it: another program's database is not switched to WAL or made 0600.
+    if (path !== ":memory:") retryWhileBusy(() => refuseOtherDatabase(opened, path), lockWaitMs);
     // Switching a new file to WAL takes an exclusive lock, and SQLite answers "database is locked" at
     // once (without the busy timeout) when another process is doing the same: retried here.
-    const opened = db;
     retryWhileBusy(() => opened.exec("PRAGMA journal_mode = WAL"), lockWaitMs);
     db.exec("PRAGMA synchronous = NORMAL");
     db.exec("PRAGMA foreign_keys = ON");
@@ -390,6 +413,7 @@ export function openDatabaseReadOnly(path: string): Database {
       });
     }
     readOnlyConnections.set(db, path);
+    refuseOtherDatabase(db, path);
     // An older file that this version can read is read as it is (see READABLE_FROM): not migrated.
     checkMigrated(db, "schema_version", MIGRATIONS, READABLE_FROM);
     return db;

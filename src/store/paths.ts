@@ -16,11 +16,11 @@ export function resolveDbPath(explicit: string | undefined, env: (name: string) 
       '--db ":memory:" keeps no state past this command; give a file path (./:memory: names a file)',
     );
   }
-  if (explicit) return explicit;
+  if (explicit) return refuseUnexpandedTilde(explicit, "--db");
   const flowHome = env("ORCHESJOB_FLOW_HOME");
-  if (flowHome) return join(flowHome, DB_FILE_NAME);
+  if (flowHome) return join(refuseUnexpandedTilde(flowHome, "ORCHESJOB_FLOW_HOME"), DB_FILE_NAME);
   const jobHome = env("ORCHESJOB_HOME");
-  if (jobHome) return join(jobHome, DB_FILE_NAME);
+  if (jobHome) return join(refuseUnexpandedTilde(jobHome, "ORCHESJOB_HOME"), DB_FILE_NAME);
   // The XDG base directory spec says a relative XDG_DATA_HOME is to be ignored.
   const xdg = env("XDG_DATA_HOME");
   if (xdg && isAbsolute(xdg)) return join(xdg, "orchesjob-flow", DB_FILE_NAME);
@@ -28,6 +28,20 @@ export function resolveDbPath(explicit: string | undefined, env: (name: string) 
   if (home) return join(home, ".local", "share", "orchesjob-flow", DB_FILE_NAME);
   throw new StateLocationError(
     "no state location: HOME is not set; choose one with --db PATH, ORCHESJOB_FLOW_HOME=DIR or XDG_DATA_HOME=DIR",
+  );
+}
+
+/**
+ * `path` (from `source`), refused when it starts with a `~` that no shell expanded: `--db=~/x` (no
+ * shell expands a `~` after `=`), a quoted `"~/x"`, `ORCHESJOB_FLOW_HOME=~/x` in a unit file or a
+ * crontab. Taken as written, it named a directory `~` under the working directory: the state went
+ * there, and the same command run from another directory found no run.
+ */
+function refuseUnexpandedTilde(path: string, source: string): string {
+  if (!path.startsWith("~")) return path;
+  throw new StateLocationError(
+    `${source} ${JSON.stringify(path)} starts with a "~" that no shell expanded (one after "=" or in quotes ` +
+      `stays as written): write the home directory out ("$HOME/..."), or ./${path} for a directory named so`,
   );
 }
 

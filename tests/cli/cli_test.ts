@@ -191,6 +191,13 @@ Deno.test("no command is a usage error like the others: one JSON line on stderr,
       { error: "missing command (see orchesjob-flow --help)" },
     ]);
   }
+  // Nor a missing subcommand of job, whose stdout is the orchesjob contract's JSON.
+  const job = await cli(["job"]);
+  assert.equal(job.code, 2);
+  assert.equal(job.stdout, "", "job: the help is not printed on stdout");
+  assert.deepEqual(job.stderr.trimEnd().split("\n").map((line) => JSON.parse(line)), [
+    { error: "job: missing subcommand (see orchesjob-flow job --help)" },
+  ]);
 });
 
 Deno.test("-V, version and help [COMMAND] work", async () => {
@@ -210,6 +217,19 @@ Deno.test("-V, version and help [COMMAND] work", async () => {
   const one = await cli(["help", "status"]);
   assert.equal(one.code, 0);
   assert.equal(one.stdout, (await cli(["status", "--help"])).stdout);
+  // The help option before the command is help of that command too, not the list of commands.
+  for (
+    const args of [["--help", "status"], ["-h", "status", "--run-key", "x"], ["--db", "x.sqlite3", "-h", "status"]]
+  ) {
+    const before = await cli(args);
+    assert.equal(before.code, 0, args.join(" "));
+    assert.equal(before.stdout, one.stdout, args.join(" "));
+  }
+  const job = await cli(["--help", "job"]);
+  assert.equal(job.stdout, (await cli(["help", "job"])).stdout);
+  const unknown = await cli(["--help", "stat"]);
+  assert.equal(unknown.code, 2);
+  assert.match(errorLine(unknown).error, /^unknown command "stat"; did you mean "status"\?/);
   const wrong = await cli(["help", "stat"]);
   assert.equal(wrong.code, 2);
   assert.match(errorLine(wrong).error, /^help: unknown command "stat"; did you mean "status"\?/);

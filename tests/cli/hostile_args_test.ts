@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { CONFIG, REPO, tempDir, TEST_ENV } from "../helpers.ts";
 import { readable } from "../../src/cli/output.ts";
 
@@ -69,6 +70,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   const loop = join(dir.path, "loop.sqlite3");
   Deno.symlinkSync(loop, loop);
   new Deno.Command("mkfifo", { args: [fifo] }).outputSync();
+  // Another program's SQLite database (orchesjob's own orchesjob.db, given to --db by mistake).
+  const foreign = join(dir.path, "orchesjob.db");
+  const other = new DatabaseSync(foreign);
+  other.exec("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, run_key TEXT); INSERT INTO jobs VALUES ('j1', 'k0:a:1')");
+  other.close();
+  Deno.chmodSync(foreign, 0o644);
+  const foreignBytes = Deno.readFileSync(foreign);
   // Commands that open the state file, each its own way (read-only, for writing, to clean).
   const stateCommands = [
     ["status", "--run-key", "k0"],
@@ -92,6 +100,10 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
     { argv: ["list", "--flow", ""], exit: 2, error: "list: option --flow needs a non-empty value" },
     { argv: ["logs", "--run-key", "k0", "--step", ""], exit: 2, error: "logs: option --step needs a non-empty value" },
     { argv: ["start", "--run-key", "", flow], exit: 2, error: 'invalid run key "": it is empty' },
+    // An empty argument (an unset variable) is no file of no name, nor a command or step of no name.
+    { argv: ["start", "--run-key", "k1", ""], exit: 2, error: 'start: FLOW_FILE needs a non-empty value, got ""' },
+    { argv: ["validate", ""], exit: 2, error: 'validate: FLOW_FILE needs a non-empty value, got ""' },
+    { argv: ["help", ""], exit: 2, error: 'help: COMMAND needs a non-empty value, got ""' },
     {
       argv: ["start", "--run-key", "k1", "--run-key", "k2", flow],
       exit: 2,
@@ -338,6 +350,14 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
         }: cannot open state database ${path}: it is not a regular file; --db takes the state file's path`,
       }))
     ),
+    // Another program's database is refused as such, by readers and writers, and left as it was: it is
+    // no state file of an older version, and nothing is switched to WAL, made 0600 or added to it.
+    ...[...stateCommands, ["job", "status", "--run-key", "k0:a:1"]].map((argv) => ({
+      argv: ["--db", foreign, ...argv],
+      exit: 2,
+      error: `state database ${foreign} is not an orchesjob-flow state file: it is an SQLite database with other ` +
+        `tables ("jobs") and none of this program's`,
+    })),
     // A state file that cannot be looked at (here a symbolic link loop; a directory this user cannot
     // search likewise) is an error to say, not a file with no runs ([] and "run not found" before).
     ...[["list"], ["status", "--run-key", "k0"], ["watch", "--run-key", "k0"]].map((argv) => ({
@@ -346,6 +366,13 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
       error: `${argv[0]}: cannot open state database ${loop}: Too many levels of symbolic links`,
     })),
     { argv: ["--db", missingDir, "status", "--run-key", "k0"], exit: 3, error: "run not found: k0" },
+    // A "~" that no shell expanded (after "=", or quoted) is no directory named "~" under the working one.
+    {
+      argv: ["--db=~/s.sqlite3", "start", "--run-key", "k1", flow],
+      exit: 2,
+      error: 'start: --db "~/s.sqlite3" starts with a "~" that no shell expanded',
+    },
+    { argv: ["list", "--db", "~/s.sqlite3"], exit: 2, error: 'list: --db "~/s.sqlite3" starts with a "~"' },
     // A state path through a file (ORCHESJOB_FLOW_HOME set to a file): no state file can be there. The
     // readers took it for a missing one ([], "run not found"), start said "File exists: mkdir".
     ...[...stateCommands, ["retry", "--run-key", "k0"], ["logs", "--run-key", "k0", "--step", "a"]].map((argv) => ({
@@ -378,7 +405,85 @@ Deno.test("hurried operators' arguments are refused cleanly and change no stored
   assert.deepEqual(JSON.parse(after[1].stdout), JSON.parse(before[2].stdout));
   assert.equal(JSON.parse(after[1].stdout).length, 1);
   assert.throws(() => Deno.statSync(join(dir.path, "no-such-dir")), Deno.errors.NotFound);
+  assert.deepEqual(Deno.readFileSync(foreign), foreignBytes, "another program's database changed");
+  assert.equal(Deno.statSync(foreign).mode! & 0o777, 0o644);
+  assert.throws(() => Deno.statSync(`${foreign}-wal`), Deno.errors.NotFound);
   assert.deepEqual([...Deno.readDirSync(cwd)], [], "files written in the working directory");
+});
+
+Deno.test("a state home set to a path with an unexpanded ~ (a unit file's Environment=) is refused, and nothing is made", async () => {
+  using dir = tempDir();
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n");
+  const cwd = join(dir.path, "cwd");
+  Deno.mkdirSync(cwd);
+  for (const variable of ["ORCHESJOB_FLOW_HOME", "ORCHESJOB_HOME"]) {
+    const argvs = [["--executor", "builtin", "start", "-q", "--run-key", "k", flow], ["list"], [
+      "status",
+      "--run-key",
+      "k",
+    ]];
+    const results = await runAll(argvs, { ORCHESJOB_FLOW_HOME: "", [variable]: "~/state" }, cwd);
+    results.forEach((result, i) =>
+      check(
+        { argv: argvs[i], exit: 2, error: `${variable} "~/state" starts with a "~" that no shell expanded` },
+        result,
+      )
+    );
+  }
+  assert.deepEqual([...Deno.readDirSync(cwd)], [], "no directory named ~ made in the working directory");
+});
+
+Deno.test("from a working directory removed under it, start and validate say so (exit 2) and store no run", async () => {
+  using dir = tempDir();
+  const home = join(dir.path, "home");
+  const text = "flow_id: t\nsteps:\n  - {id: a, command: [/bin/true]}\n";
+  const flow = join(dir.path, "t.yaml");
+  Deno.writeTextFileSync(flow, text);
+  const quick = ["--poll-interval", "0.05", "--executor", "builtin"];
+  const start = [...quick, "start", "--run-key"];
+  // A run that exists keeps the directory it was made in: starting it again needs no working directory.
+  check(
+    { argv: [], exit: 0, error: null },
+    (await runAll([[...start, "e", "-q", flow]], { ORCHESJOB_FLOW_HOME: home }, dir.path))[0],
+  );
+  const cases: Case[] = [
+    ...[[...start, "k", "-q", flow], [...start, "k", "-d", flow], [...start, "k", "-q", "-"]].map((argv) => ({
+      argv,
+      exit: 2,
+      error: "start: the current directory no longer exists",
+    })),
+    { argv: ["validate", "-"], exit: 2, error: "validate: the current directory no longer exists" },
+    { argv: [...start, "e", "-q", flow], exit: 0, error: null },
+  ];
+  for (const { argv, exit, error } of cases) {
+    const gone = join(dir.path, "gone");
+    Deno.mkdirSync(gone);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-all",
+        "--no-prompt",
+        "--config",
+        CONFIG,
+        join(REPO, "tests", "cli", "removed_cwd_cli.ts"),
+        ...argv,
+      ],
+      cwd: gone,
+      env: { ...TEST_ENV, ORCHESJOB_FLOW_HOME: home },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(text));
+    await writer.close();
+    const output = await child.output();
+    assert.throws(() => Deno.statSync(gone), Deno.errors.NotFound, "the directory was removed");
+    check({ argv, exit, error }, { code: output.code, stderr: new TextDecoder().decode(output.stderr) });
+  }
+  const status = await runAll([["status", "--run-key", "k"]], { ORCHESJOB_FLOW_HOME: home }, dir.path);
+  check({ argv: ["status"], exit: 3, error: "run not found: k" }, status[0]);
 });
 
 Deno.test("$ORCHESJOB_BIN with --executor builtin is no contradiction: the option overrides the environment's default", async () => {

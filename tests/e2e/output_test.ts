@@ -26,13 +26,13 @@ const ptyModes = hasScript() ? builtin : [];
  * Runs `orchesjob-flow ARGS…` with a terminal (a pty) as stdin, stdout and stderr, except that stdout
  * goes to `stdoutFile` when given. Returns what the terminal showed and the exit code.
  */
-async function inTerminal(env: FlowEnv, args: string[], stdoutFile?: string) {
+async function inTerminal(env: FlowEnv, args: string[], stdoutFile?: string, terminal: Record<string, string> = {}) {
   const command = [...CLI, ...env.globals(), ...args].map(quote).join(" ") +
     (stdoutFile ? ` > ${quote(stdoutFile)}` : "");
   const output = await new Deno.Command("script", {
     args: ["-q", "-e", "-c", command, "/dev/null"],
     cwd: REPO,
-    env: { ...env.env(), NO_COLOR: "1", TERM: "xterm" },
+    env: { ...env.env(), NO_COLOR: "1", TERM: "xterm", ...terminal },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -92,6 +92,35 @@ flowTest(ptyModes, "watch on a terminal redraws the screen; told --mode screen i
   assert.ok(!piped.stdout.includes("\x1b"), "never screen codes into a pipe");
   assert.match(piped.stdout, /Status: OK SUCCEEDED/);
 });
+
+flowTest(
+  ptyModes,
+  "a terminal that says TERM=dumb gets no escape codes: tables are appended, without colours",
+  async (env) => {
+    const file = env.flow("two.yaml", TWO_STEPS);
+    const escape = String.fromCharCode(27);
+    const colours = { NO_COLOR: "" };
+    // The same terminal with a TERM that acts on them gets colours and screen codes.
+    await env.json(["start", "--run-key", "d", file]);
+    const xterm = await inTerminal(env, ["status", "--run-key", "d", "--format", "table"], undefined, colours);
+    assert.ok(xterm.screen.includes(`${escape}[`), xterm.screen);
+    const dumb = { ...colours, TERM: "dumb" };
+    for (const args of [["status", "--run-key", "d", "--format", "table"], ["watch", "--run-key", "d"]]) {
+      const shown = await inTerminal(env, args, undefined, dumb);
+      assert.equal(shown.code, 0, shown.screen);
+      assert.match(shown.screen, /Status: OK SUCCEEDED/);
+      assert.ok(!shown.screen.includes(escape), `${args[0]}: ${JSON.stringify(shown.screen)}`);
+    }
+    // A foreground start's live table on stderr: appended when something changed, not redrawn in place.
+    const out = join(env.home, "out.json");
+    const started = await inTerminal(env, ["start", "--run-key", "d2", file], out, dumb);
+    assert.equal(started.code, 0, started.screen);
+    assert.match(started.screen, /Flow: two {2}Run: d2/);
+    assert.match(started.screen, /Status: OK SUCCEEDED/, "the last table shows the end");
+    assert.ok(!started.screen.includes(escape), JSON.stringify(started.screen));
+    assert.equal(JSON.parse(Deno.readTextFileSync(out)).status, "SUCCEEDED");
+  },
+);
 
 flowTest(builtin, "watch into a pipe prints a table only when something changed", async (env) => {
   const go = join(env.home, "go");

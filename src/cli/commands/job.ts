@@ -173,10 +173,9 @@ export const jobCommand: Command = {
     const [name, ...rest] = args.remainder;
     const spec = name === undefined ? undefined : SUBCOMMANDS[name];
     if (!spec) {
-      if (name === undefined) {
-        writeStdout(formatHelp(context.program, JOB_SPEC));
-        throw new UserError("job: missing subcommand");
-      }
+      // As a missing command: one JSON line on stderr and nothing on stdout, where a caller of the
+      // orchesjob contract reads JSON (the help went there, before the error).
+      if (name === undefined) throw new UserError(`job: missing subcommand (see ${context.program} job --help)`);
       throw new UserError(`job: unknown subcommand ${JSON.stringify(name)}`);
     }
     const parsed = parseArgs(spec, rest, GLOBALS_AFTER_COMMAND);

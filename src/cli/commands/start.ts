@@ -30,7 +30,7 @@ import {
   stateHome,
 } from "../../store/mod.ts";
 import type { Command, GlobalOptions } from "../command.ts";
-import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME } from "../flow_file.ts";
+import { bindFlowFile, givenParams, PARAM_OPTION, readFlowFile, STDIN_NAME, workingDirectory } from "../flow_file.ts";
 import { type Interrupt, listenForInterrupt } from "../interrupt.ts";
 import { liveTable } from "../live_table.ts";
 import { printJson } from "../output.ts";
@@ -133,7 +133,7 @@ function createOrFind(session: Session, globals: GlobalOptions, start: StartInpu
     flowFile: file === "-" ? STDIN_NAME : resolve(file),
     executor: newRunExecutor(globals),
     // Kept with the run so that every step runs here, with this environment, whoever resumes it.
-    launch: { cwd: Deno.cwd(), env: Deno.env.toObject() },
+    launch: { cwd: workingDirectory(), env: Deno.env.toObject() },
     notBefore: start.notBefore,
   }, start.now);
   if (record.definitionHash !== hash) {

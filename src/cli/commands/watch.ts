@@ -5,7 +5,7 @@ import { ExitCode, runExitCode, UserError } from "../errors.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
-import { printWarning, stdoutClosedPipe, useColor, writeStdout } from "../output.ts";
+import { escapeCodesWork, printWarning, stdoutClosedPipe, useColor, writeStdout } from "../output.ts";
 import { resumeHint, RunView, type ViewMode } from "../render/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import type { Driver } from "../../engine/mod.ts";
@@ -39,8 +39,8 @@ export const watchCommand: Command = {
   async run(context, args) {
     const runKey = runKeyOf(context, args);
     const interval = secondsOption(args, "interval", 2.0, { max: A_DAY_SEC, unit: "a day" });
-    // Cursor and clear-screen codes only ever go to a terminal.
-    const terminal = Deno.stdout.isTerminal();
+    // Cursor and clear-screen codes only ever go to a terminal that acts on them (not TERM=dumb).
+    const terminal = escapeCodesWork(Deno.stdout);
     const mode: ViewMode = terminal && (args.options.mode ?? "screen") === "screen" ? "screen" : "append";
     // Which one was meant is not for us to guess (--no-advance won wherever it stood): one drives the run, one never does.
     if (args.options.advance === true && args.options["no-advance"] === true) {
