@@ -516,9 +516,9 @@ function textAsWritten(node: Node | undefined, value: unknown, values: Values, w
     const key = what === "step id" ? "id" : what;
     throw new FlowError(
       values.at(node),
-      `${what} ${clipped(written)} is read by YAML as the ${typeof value} ${shown(value)}; write it in quotes: ${key}: "${
-        clipped(written)
-      }"`,
+      `${what} ${clipped(written)} is read by YAML as the ${typeof value} ${
+        shown(value)
+      }; write it in quotes: ${key}: "${clipped(written)}"`,
     );
   }
   return value;
