@@ -1004,6 +1004,10 @@ export class Driver {
     } catch (error) {
       return this.callFailed(stepId, attemptNo, error);
     }
+    // A crash here leaves the unlock stored and no job made: the next driver finds the earlier job
+    // again (made before the intent, so not the attempt's) and starts the key, which uses this unlock
+    // to make the attempt's one job (a start refused after all is unlocked and started again here).
+    crashPoint("driver:after-unlock");
     return await this.callStart(stepId, attemptNo);
   }
 

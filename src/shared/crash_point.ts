@@ -20,6 +20,7 @@ export type CrashPoint =
   | "runner:after-job-row"
   | "runner:after-supervisor-spawn"
   | "driver:before-job-recorded"
+  | "driver:after-unlock"
   | "runner:abort-grace"
   | "supervisor:before-exit-file"
   | "supervisor:before-output-files"

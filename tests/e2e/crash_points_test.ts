@@ -46,6 +46,44 @@ for (const point of DRIVER_POINTS) {
   });
 }
 
+// With an external orchesjob (the `orchesjob-flow job` wrapper), the driver dies at its own points as
+// above; the runner's points are in orchesjob's `start` call instead.
+for (const point of ["driver:after-intent", "driver:before-job-recorded"] as const) {
+  flowTest(["external"], `crash at ${point}, then resume: every step runs once and the run succeeds`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("fan.yaml", fanOut(log));
+    await runCrashingAt(env, point, ["start", "--run-key", "k", file]);
+    const crashed = step(await env.status("k"), "a");
+    assert.deepEqual([crashed.status, crashed.orchesjob_status], ["RUNNING", null], "the crash left a mid-start");
+    const made = point === "driver:before-job-recorded" ? 1 : 0;
+    assert.equal((await env.jobs("k:a:1")).length, made, "orchesjob made a's job only if the crash came after it");
+    const final = await env.json(["start", "--run-key", "k", file]);
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+    for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  });
+}
+
+// An orchesjob `start` call SIGKILLed after its job row, or after its supervisor's spawn, every time (the
+// run's environment, which every call gets, names the point): the driver takes the call's death for an
+// unknown start and asks the key, whose job the status call launches if nothing claimed it yet.
+for (const point of ["runner:after-job-row", "runner:after-supervisor-spawn"] as const) {
+  flowTest(["external"], `every orchesjob start call killed at ${point}: each step still runs once`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("fan.yaml", fanOut(log));
+    const { log: crashes, code } = await runCrashingAt(env, point, ["start", "--run-key", "k", file], false);
+    assert.equal(code, 0, "the driver itself went on to the end");
+    assert.equal(crashes.length, 3, `one killed start call per step: ${crashes.join(", ")}`);
+    const final = await env.status("k");
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+    for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  });
+}
+
 flowTest(builtin, "crash in the supervisor before the exit file: the attempt is LOST, not run again", async (env) => {
   const log = join(env.home, "ran");
   const file = env.flow(
