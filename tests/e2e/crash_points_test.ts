@@ -46,6 +46,39 @@ for (const point of DRIVER_POINTS) {
   });
 }
 
+/** Ten steps in the first round (the built-in runner starts them together, an external orchesjob 8 at a time), then z. */
+function wideFanOut(log: string): string {
+  const roots = Array.from({ length: 10 }, (_, i) => `r${i}`);
+  return `flow_id: wide\nsteps:\n${roots.map((id) => `  - {id: ${id}, command: ${logged(log, id)}}\n`).join("")}` +
+    `  - {id: z, depends_on: [${roots.join(", ")}], command: ${logged(log, "z")}}\n`;
+}
+
+// The points above hit the start of step a, alone in its round: here they hit a round of parallel
+// starts, where some of the round's intents, job rows, spawns or answers are made and others not.
+const WIDE_POINTS: Record<"builtin" | "external", CrashPoint[]> = {
+  builtin: ["driver:after-intent", "runner:launch-written", ...DRIVER_POINTS.slice(1)],
+  external: ["driver:after-intent", "driver:before-job-recorded"],
+};
+for (const mode of ["builtin", "external"] as const) {
+  for (const point of WIDE_POINTS[mode]) {
+    flowTest([mode], `crash at ${point} in a round of 10 parallel starts: each step runs once`, async (env) => {
+      const log = join(env.home, "ran");
+      const file = env.flow("wide.yaml", wideFanOut(log));
+      await runCrashingAt(env, point, ["start", "--run-key", "k", file]);
+      const crashed = await env.status("k");
+      const running = crashed.steps.filter((s: { status: string }) => s.status === "RUNNING");
+      assert.ok(running.length >= 1, `the crash left starts under way: ${JSON.stringify(statuses(crashed))}`);
+      assert.equal(step(crashed, "z").status, "PENDING");
+      const final = await env.json(["start", "--run-key", "k", file]);
+      assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+      const once = Object.fromEntries([...Array.from({ length: 10 }, (_, i) => `r${i}`), "z"].map((id) => [id, 1]));
+      assert.deepEqual(countLines(log), once);
+      for (const id of Object.keys(once)) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+      await assertNoJobProcesses(env.home);
+    });
+  }
+}
+
 // With an external orchesjob (the `orchesjob-flow job` wrapper), the driver dies at its own points as
 // above; the runner's points are in orchesjob's `start` call instead.
 for (const point of ["driver:after-intent", "driver:before-job-recorded"] as const) {
