@@ -238,3 +238,41 @@ flowTest(
     assert.deepEqual(countLines(log), { a: 1 }, "the command ran, once");
   },
 );
+
+// A retry after its delay: the crash hits attempt 2's start, made by a `tick` (one round, as an
+// external scheduler would drive the run), then `resume` finishes the run.
+const RETRY_POINTS: Record<"builtin" | "external", CrashPoint[]> = {
+  builtin: DRIVER_POINTS,
+  external: ["driver:after-intent", "driver:before-job-recorded"],
+};
+for (const mode of ["builtin", "external"] as const) {
+  for (const point of RETRY_POINTS[mode]) {
+    flowTest([mode], `crash at ${point} in a tick's start of a delayed retry: each attempt runs once`, async (env) => {
+      const log = join(env.home, "ran");
+      const first = join(env.home, "first");
+      const script =
+        `if [ -e '${first}' ]; then echo a2 >> '${log}'; else : > '${first}'; echo a1 >> '${log}'; exit 1; fi`;
+      const file = env.flow(
+        "retry.yaml",
+        `flow_id: retry\nsteps:\n  - {id: a, retries: 1, retry_delay_sec: 3, command: ${JSON.stringify(script)}}\n`,
+      );
+      const driver = env.spawn(["start", "--run-key", "k", file]);
+      const delayed = await env.waitFor("k", "a delayed", (run) => step(run, "a").status === "DELAYED");
+      driver.kill("SIGKILL");
+      await driver.output();
+      const between = step(await env.status("k"), "a");
+      assert.deepEqual([between.status, between.attempt_no], ["DELAYED", 1], "the driver died before attempt 2");
+      const due = step(delayed, "a").next_attempt_at;
+      await eventually("the retry is due", () => Date.now() / 1000 > due + 0.2, 30);
+      await runCrashingAt(env, point, ["tick", "--run-key", "k"]);
+      const crashed = step(await env.status("k"), "a");
+      assert.deepEqual([crashed.status, crashed.attempt_no], ["RUNNING", 2], "the crash hit attempt 2's start");
+      const final = await env.json(["resume", "-q", "--run-key", "k"]);
+      assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+      assert.equal(step(final, "a").attempt_no, 2);
+      assert.deepEqual(countLines(log), { a1: 1, a2: 1 });
+      for (const key of ["k:a:1", "k:a:2"]) assert.equal((await env.jobs(key)).length, 1, key);
+      await assertNoJobProcesses(env.home);
+    });
+  }
+}
