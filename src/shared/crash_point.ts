@@ -24,6 +24,7 @@ export type CrashPoint =
   | "runner:abort-grace"
   | "supervisor:before-exit-file"
   | "supervisor:before-output-files"
+  | "server:before-launch"
   | "cancel:after-commit"
   | "retry:reopened"
   | "clean:files-removed"

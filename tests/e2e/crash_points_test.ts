@@ -9,6 +9,7 @@ import type { CrashPoint } from "../../src/shared/mod.ts";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
 import { eventually, processAlive } from "../helpers.ts";
+import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -276,3 +277,28 @@ for (const mode of ["builtin", "external"] as const) {
     });
   }
 }
+
+flowTest(
+  builtin,
+  "a launch server killed after it read a round's jobs, before it claimed any: each step runs once",
+  async (env) => {
+    if (bashPath() === null) return; // no bash: no launch server, spawned supervisors only
+    const log = join(env.home, "ran");
+    const file = env.flow("wide.yaml", wideFanOut(log));
+    // The run's environment names the point: every launch server of the run dies at its first jobs.
+    const { log: crashes, code } = await runCrashingAt(
+      env,
+      "server:before-launch",
+      ["start", "--run-key", "k", file],
+      false,
+    );
+    assert.ok(crashes.length >= 1, "a server died holding jobs it had read");
+    assert.equal(code, 0, "the driver launched the jobs its server took without it");
+    const final = await env.status("k");
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    const once = Object.fromEntries([...Array.from({ length: 10 }, (_, i) => `r${i}`), "z"].map((id) => [id, 1]));
+    assert.deepEqual(countLines(log), once);
+    for (const id of Object.keys(once)) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  },
+);
