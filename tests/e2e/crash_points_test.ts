@@ -302,3 +302,36 @@ flowTest(
     await assertNoJobProcesses(env.home);
   },
 );
+
+flowTest(
+  ["external"],
+  "every orchesjob abort call killed during a timeout's grace: attempt 1 is killed before attempt 2, each runs once",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const first = join(env.home, "first-attempt-pid");
+    // As in the built-in test above: attempt 1 ignores SIGTERM; attempt 2 records an overlap.
+    const script = `if [ ! -e '${first}' ]; then echo $$ > '${first}'; trap '' TERM; echo a1 >> '${log}'; ` +
+      `sleep 60; echo a1-survived >> '${log}'; else state=$(sed 's/.*) //' /proc/$(cat '${first}')/stat 2>/dev/null); ` +
+      `case $state in ''|Z*|X*) ;; *) echo "overlap $state" >> '${log}' ;; esac; ` +
+      `echo a2 >> '${log}'; fi`;
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    // The run's environment names the point: each `job abort` call dies in its grace, after its record.
+    const { log: crashes, code } = await runCrashingAt(
+      env,
+      "runner:abort-grace",
+      ["start", "--run-key", "k", file],
+      false,
+    );
+    assert.ok(crashes.length >= 1, "an abort call died in its grace");
+    assert.equal(code, 0);
+    const final = await env.status("k");
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.equal(step(final, "a").attempt_no, 2);
+    assert.deepEqual(countLines(log), { a1: 1, a2: 1 }, "attempt 2 ran alone, once; attempt 1 never survived");
+    assert.ok(!processAlive(Number(Deno.readTextFileSync(first).trim())), "attempt 1 is gone");
+    await assertNoJobProcesses(env.home);
+  },
+);
