@@ -199,6 +199,36 @@ async function abortStep(
   );
 }
 
+/**
+ * The command of the job a cancel makes under the key of an attempt whose start was never answered:
+ * it does nothing (`true` ignores its arguments, which say in orchesjob's job list why it is there).
+ */
+const FENCE_COMMAND = ["true", "orchesjob-flow: cancelled before its start reached orchesjob"] as const;
+
+/**
+ * An attempt with its intent committed, no job seen and none under its key: its start may still be on
+ * its way to orchesjob, in a call orphaned by its killed driver (calls outlive their caller, see
+ * Executor.startsOutliveCaller). Once this cancel ended, nothing would stop that call: its command
+ * ran for a step recorded CANCELLED with no job, and a `retry` then ran the step again as attempt 2.
+ * So the cancel takes the key first, before it says the attempt made nothing: a strict start of
+ * {@link FENCE_COMMAND}. Every start is strict, so a late call then gets that ended job back and runs
+ * nothing. orchesjob makes one job per key, whichever call comes first: if the late call came first,
+ * the answer is its job (made after the intent), which is aborted like any other and returned. Null:
+ * the attempt made nothing (the fence's own job, or an earlier run's job under the key, which a late
+ * strict call gets back as well).
+ */
+async function fenceUnansweredStart(
+  ports: AbortPorts,
+  key: string,
+  step: RunState["steps"][number],
+  graceSeconds: number,
+): Promise<Job | null> {
+  const { executor, write } = ports;
+  const fence = await write(() => executor.start(key, FENCE_COMMAND, { strict: true, noWait: true }));
+  if (fence.accepted || madeBeforeIntent(fence, step.startedAt)) return null;
+  return await write(() => executor.abort(key, { graceSeconds, reason: CANCEL_REASON }));
+}
+
 /** The abort of one step's job: what it says of the job, or why it did not get through (`failure`). */
 async function abortJobOf(
   ports: AbortPorts,
@@ -218,6 +248,9 @@ async function abortJobOf(
     // keeps its jobs): its end is not this step's, which it made SUCCEEDED although its command never
     // ran. This attempt's start never reached orchesjob: nothing of it to abort.
     if (job !== null && step.job === null && madeBeforeIntent(job, step.startedAt)) job = null;
+    if (job === null && step.job === null && executor.startsOutliveCaller) {
+      job = await fenceUnansweredStart(ports, key, step, graceSeconds);
+    }
     // "No such job" for a job this run has seen does not mean nothing runs: orchesjob lost or cleaned
     // its record, or this is another orchesjob. Only a start never answered (no job seen) may have
     // made nothing.

@@ -156,6 +156,8 @@ export class Driver {
    * attempt starts afresh. An abort that succeeds clears it.
    */
   private readonly abortRetry = new Map<string, { at: number; pause: number }>();
+  /** Attempt keys whose timeout's abort this driver saw answered with the job ended (see settleAborted). */
+  private readonly abortsEnded = new Set<string>();
   /** Until when (performance.now()) failed attempts' errors go without their stderr line: a `logs` call hung. */
   private stderrSkippedUntil = 0;
   /** When (clock seconds) to ask an external orchesjob for its running jobs again after that call failed. */
@@ -834,6 +836,7 @@ export class Driver {
   /** A failed attempt to be retried: PENDING, or DELAYED until the time decide drew. */
   private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>): Promise<void> {
     if (action.abort) await this.abortUnreachable(action.stepId, action.error);
+    if (action.job?.status === "ABORTED" && !await this.settleAborted(action.stepId, action.error)) return;
     const step = index.step(action.stepId);
     const error = await this.withStderr(action.stepId, action.job, action.error);
     // A time of the decision's clock: a step followed since (an abort beside the round looked, see
@@ -857,6 +860,37 @@ export class Driver {
       ...(action.job ? { job: action.job } : {}),
     });
     stopPoint("driver:retry-recorded");
+  }
+
+  /**
+   * Before a failed attempt whose job was ABORTED is retried, that abort is asked again, and the retry
+   * waits for its answer. orchesjob records ABORTED before it signals, so the job reads as ended while
+   * its process group may still live: the abort's sender (an orchesjob `abort` call, or the driver
+   * that made it) killed during its grace leaves the command running, maybe ignoring the SIGTERM, with
+   * nobody to send the SIGKILL. The retry then started attempt 2 beside attempt 1 (a status read of
+   * the built-in runner in this process finishes such an abort; orchesjob's `status`, the `job`
+   * wrapper's too, does not). The abort asked again finishes it: the built-in runner's waits for the
+   * group to end, its SIGKILL at the first abort's deadline; orchesjob's answers with the job if it is
+   * not running. Not asked when this driver's own abort of the attempt was answered with the job
+   * ended. False: the call failed (recorded as a fault); the step stays RUNNING, and the next round
+   * decides the retry again, which asks again.
+   */
+  private async settleAborted(stepId: string, reason: string): Promise<boolean> {
+    const { attemptNo } = this.index!.step(stepId);
+    const key = stepRunKey(this.runKey, stepId, attemptNo);
+    // This driver's own abort was answered with the job ended: it waited for the group already.
+    if (this.abortsEnded.has(key)) return true;
+    try {
+      await this.options.executor.abort(key, {
+        graceSeconds: TIMEOUT_GRACE_SECONDS,
+        reason,
+      });
+      return true;
+    } catch (error) {
+      if (!(error instanceof ExecutorError)) throw error;
+      if (error.kind !== "stopped") this.recordFault(this.index!.step(stepId), error, attemptNo);
+      return false;
+    }
   }
 
   /** Records what happened to a RUNNING step's current attempt, without changing its status. */
@@ -1004,6 +1038,10 @@ export class Driver {
     } catch (error) {
       return this.callFailed(stepId, attemptNo, error);
     }
+    // A crash here leaves the unlock stored and no job made: the next driver finds the earlier job
+    // again (made before the intent, so not the attempt's) and starts the key, which uses this unlock
+    // to make the attempt's one job (a start refused after all is unlocked and started again here).
+    crashPoint("driver:after-unlock");
     return await this.callStart(stepId, attemptNo);
   }
 
@@ -1114,6 +1152,7 @@ export class Driver {
       return false;
     }
     this.abortRetry.delete(key);
+    this.abortsEnded.add(key);
     // The timeout's reason stays even when the job ended SUCCEEDED: decide judges by the job's own
     // times whether it ended within its limit.
     this.record(stepId, { job }, attemptNo);

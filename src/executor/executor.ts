@@ -67,6 +67,12 @@ export interface Executor {
   readonly kind: ExecutorKind;
   /** How many starts a caller may have in flight at once (none: the caller's own default). */
   readonly startConcurrency?: number;
+  /**
+   * Whether a `start` call may outlive its caller and reach the executor later: an external orchesjob's
+   * calls run in their own process group, so a driver killed during one leaves it running. A key whose
+   * start was never answered may then still get a job after anyone looked (see cancel.ts).
+   */
+  readonly startsOutliveCaller?: boolean;
   /** Starts `command` under `runKey`, or returns the job already there (idempotent by run key). */
   start(runKey: string, command: readonly string[], options: StartOptions): Promise<StartResult>;
   /**

@@ -34,6 +34,7 @@ type Launch = { env?: Record<string, string>; clearEnv?: boolean; cwd?: string }
 
 export class ExternalExecutor implements Executor {
   readonly kind = "orchesjob";
+  readonly startsOutliveCaller = true;
 
   /**
    * `home`: orchesjob's state directory ($ORCHESJOB_HOME), watched for hints that a job ended.

@@ -9,6 +9,7 @@ import type { CrashPoint } from "../../src/shared/mod.ts";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
 import { flowTest, statuses, step } from "./flow_env.ts";
 import { eventually, processAlive } from "../helpers.ts";
+import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
 
 const builtin = ["builtin"] as const;
@@ -39,6 +40,77 @@ for (const point of DRIVER_POINTS) {
     assert.equal(step(crashed, "a").status, "RUNNING", "the crash left step a mid-start");
     const final = await env.json(["start", "--run-key", "k", file]);
     assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+    for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  });
+}
+
+/** Ten steps in the first round (the built-in runner starts them together, an external orchesjob 8 at a time), then z. */
+function wideFanOut(log: string): string {
+  const roots = Array.from({ length: 10 }, (_, i) => `r${i}`);
+  return `flow_id: wide\nsteps:\n${roots.map((id) => `  - {id: ${id}, command: ${logged(log, id)}}\n`).join("")}` +
+    `  - {id: z, depends_on: [${roots.join(", ")}], command: ${logged(log, "z")}}\n`;
+}
+
+// The points above hit the start of step a, alone in its round: here they hit a round of parallel
+// starts, where some of the round's intents, job rows, spawns or answers are made and others not.
+const WIDE_POINTS: Record<"builtin" | "external", CrashPoint[]> = {
+  builtin: ["driver:after-intent", "runner:launch-written", ...DRIVER_POINTS.slice(1)],
+  external: ["driver:after-intent", "driver:before-job-recorded"],
+};
+for (const mode of ["builtin", "external"] as const) {
+  for (const point of WIDE_POINTS[mode]) {
+    flowTest([mode], `crash at ${point} in a round of 10 parallel starts: each step runs once`, async (env) => {
+      const log = join(env.home, "ran");
+      const file = env.flow("wide.yaml", wideFanOut(log));
+      await runCrashingAt(env, point, ["start", "--run-key", "k", file]);
+      const crashed = await env.status("k");
+      const running = crashed.steps.filter((s: { status: string }) => s.status === "RUNNING");
+      assert.ok(running.length >= 1, `the crash left starts under way: ${JSON.stringify(statuses(crashed))}`);
+      assert.equal(step(crashed, "z").status, "PENDING");
+      const final = await env.json(["start", "--run-key", "k", file]);
+      assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+      const once = Object.fromEntries([...Array.from({ length: 10 }, (_, i) => `r${i}`), "z"].map((id) => [id, 1]));
+      assert.deepEqual(countLines(log), once);
+      for (const id of Object.keys(once)) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+      await assertNoJobProcesses(env.home);
+    });
+  }
+}
+
+// With an external orchesjob (the `orchesjob-flow job` wrapper), the driver dies at its own points as
+// above; the runner's points are in orchesjob's `start` call instead.
+for (const point of ["driver:after-intent", "driver:before-job-recorded"] as const) {
+  flowTest(["external"], `crash at ${point}, then resume: every step runs once and the run succeeds`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("fan.yaml", fanOut(log));
+    await runCrashingAt(env, point, ["start", "--run-key", "k", file]);
+    const crashed = step(await env.status("k"), "a");
+    assert.deepEqual([crashed.status, crashed.orchesjob_status], ["RUNNING", null], "the crash left a mid-start");
+    const made = point === "driver:before-job-recorded" ? 1 : 0;
+    assert.equal((await env.jobs("k:a:1")).length, made, "orchesjob made a's job only if the crash came after it");
+    const final = await env.json(["start", "--run-key", "k", file]);
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
+    assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
+    for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  });
+}
+
+// An orchesjob `start` call SIGKILLed after its job row, or after its supervisor's spawn, every time (the
+// run's environment, which every call gets, names the point): the driver takes the call's death for an
+// unknown start and asks the key, whose job the status call launches if nothing claimed it yet.
+for (const point of ["runner:after-job-row", "runner:after-supervisor-spawn"] as const) {
+  flowTest(["external"], `every orchesjob start call killed at ${point}: each step still runs once`, async (env) => {
+    const log = join(env.home, "ran");
+    const file = env.flow("fan.yaml", fanOut(log));
+    const { log: crashes, code } = await runCrashingAt(env, point, ["start", "--run-key", "k", file], false);
+    assert.equal(code, 0, "the driver itself went on to the end");
+    assert.equal(crashes.length, 3, `one killed start call per step: ${crashes.join(", ")}`);
+    const final = await env.status("k");
     assert.deepEqual(statuses(final), { a: "SUCCEEDED", b: "SUCCEEDED", c: "SUCCEEDED" });
     assert.deepEqual(countLines(log), { a: 1, b: 1, c: 1 });
     for (const id of ["a", "b", "c"]) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
@@ -165,5 +237,101 @@ flowTest(
     const final = await env.json(["start", "--run-key", "k", file]);
     assert.equal(step(final, "a").status, "SUCCEEDED", JSON.stringify(step(final, "a")));
     assert.deepEqual(countLines(log), { a: 1 }, "the command ran, once");
+  },
+);
+
+// A retry after its delay: the crash hits attempt 2's start, made by a `tick` (one round, as an
+// external scheduler would drive the run), then `resume` finishes the run.
+const RETRY_POINTS: Record<"builtin" | "external", CrashPoint[]> = {
+  builtin: DRIVER_POINTS,
+  external: ["driver:after-intent", "driver:before-job-recorded"],
+};
+for (const mode of ["builtin", "external"] as const) {
+  for (const point of RETRY_POINTS[mode]) {
+    flowTest([mode], `crash at ${point} in a tick's start of a delayed retry: each attempt runs once`, async (env) => {
+      const log = join(env.home, "ran");
+      const first = join(env.home, "first");
+      const script =
+        `if [ -e '${first}' ]; then echo a2 >> '${log}'; else : > '${first}'; echo a1 >> '${log}'; exit 1; fi`;
+      const file = env.flow(
+        "retry.yaml",
+        `flow_id: retry\nsteps:\n  - {id: a, retries: 1, retry_delay_sec: 3, command: ${JSON.stringify(script)}}\n`,
+      );
+      const driver = env.spawn(["start", "--run-key", "k", file]);
+      const delayed = await env.waitFor("k", "a delayed", (run) => step(run, "a").status === "DELAYED");
+      driver.kill("SIGKILL");
+      await driver.output();
+      const between = step(await env.status("k"), "a");
+      assert.deepEqual([between.status, between.attempt_no], ["DELAYED", 1], "the driver died before attempt 2");
+      const due = step(delayed, "a").next_attempt_at;
+      await eventually("the retry is due", () => Date.now() / 1000 > due + 0.2, 30);
+      await runCrashingAt(env, point, ["tick", "--run-key", "k"]);
+      const crashed = step(await env.status("k"), "a");
+      assert.deepEqual([crashed.status, crashed.attempt_no], ["RUNNING", 2], "the crash hit attempt 2's start");
+      const final = await env.json(["resume", "-q", "--run-key", "k"]);
+      assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+      assert.equal(step(final, "a").attempt_no, 2);
+      assert.deepEqual(countLines(log), { a1: 1, a2: 1 });
+      for (const key of ["k:a:1", "k:a:2"]) assert.equal((await env.jobs(key)).length, 1, key);
+      await assertNoJobProcesses(env.home);
+    });
+  }
+}
+
+flowTest(
+  builtin,
+  "a launch server killed after it read a round's jobs, before it claimed any: each step runs once",
+  async (env) => {
+    if (bashPath() === null) return; // no bash: no launch server, spawned supervisors only
+    const log = join(env.home, "ran");
+    const file = env.flow("wide.yaml", wideFanOut(log));
+    // The run's environment names the point: every launch server of the run dies at its first jobs.
+    const { log: crashes, code } = await runCrashingAt(
+      env,
+      "server:before-launch",
+      ["start", "--run-key", "k", file],
+      false,
+    );
+    assert.ok(crashes.length >= 1, "a server died holding jobs it had read");
+    assert.equal(code, 0, "the driver launched the jobs its server took without it");
+    const final = await env.status("k");
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    const once = Object.fromEntries([...Array.from({ length: 10 }, (_, i) => `r${i}`), "z"].map((id) => [id, 1]));
+    assert.deepEqual(countLines(log), once);
+    for (const id of Object.keys(once)) assert.equal((await env.jobs(`k:${id}:1`)).length, 1, id);
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+flowTest(
+  ["external"],
+  "every orchesjob abort call killed during a timeout's grace: attempt 1 is killed before attempt 2, each runs once",
+  async (env) => {
+    const log = join(env.home, "ran");
+    const first = join(env.home, "first-attempt-pid");
+    // As in the built-in test above: attempt 1 ignores SIGTERM; attempt 2 records an overlap.
+    const script = `if [ ! -e '${first}' ]; then echo $$ > '${first}'; trap '' TERM; echo a1 >> '${log}'; ` +
+      `sleep 60; echo a1-survived >> '${log}'; else state=$(sed 's/.*) //' /proc/$(cat '${first}')/stat 2>/dev/null); ` +
+      `case $state in ''|Z*|X*) ;; *) echo "overlap $state" >> '${log}' ;; esac; ` +
+      `echo a2 >> '${log}'; fi`;
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    // The run's environment names the point: each `job abort` call dies in its grace, after its record.
+    const { log: crashes, code } = await runCrashingAt(
+      env,
+      "runner:abort-grace",
+      ["start", "--run-key", "k", file],
+      false,
+    );
+    assert.ok(crashes.length >= 1, "an abort call died in its grace");
+    assert.equal(code, 0);
+    const final = await env.status("k");
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    assert.equal(step(final, "a").attempt_no, 2);
+    assert.deepEqual(countLines(log), { a1: 1, a2: 1 }, "attempt 2 ran alone, once; attempt 1 never survived");
+    assert.ok(!processAlive(Number(Deno.readTextFileSync(first).trim())), "attempt 1 is gone");
+    await assertNoJobProcesses(env.home);
   },
 );

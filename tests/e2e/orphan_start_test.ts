@@ -146,3 +146,46 @@ for (
     },
   );
 }
+
+flowTest(
+  ["builtin"],
+  "external orchesjob: a start orphaned by its killed driver, arriving after a cancel of the run, does not run the command",
+  async (env) => {
+    const held = heldCall(env, "start", 1);
+    const { file, log } = oneStep(env);
+    const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
+    await eventually("driver A's start call is under way (held)", () => {
+      try {
+        return Deno.readTextFileSync(held.pidFile).trim() !== "";
+      } catch {
+        return false;
+      }
+    });
+    const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
+    driverA.kill("SIGKILL");
+    assert.equal((await driverA.status).signal, "SIGKILL");
+    assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
+
+    const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+    assert.equal(cancelled.status, "CANCELLED", JSON.stringify(cancelled));
+    assert.equal(step(cancelled, "a").status, "CANCELLED");
+    assert.ok(processAlive(orphan), "the orphaned call was still held when the cancel ended");
+
+    Deno.writeTextFileSync(held.release, "");
+    await eventually("the orphaned call has returned", () => !processAlive(orphan));
+    await eventually(
+      "no job of k:a:1 is active",
+      async () => (await jobsOf(held.inner, "k:a:1")).every((job) => !["STARTING", "RUNNING"].includes(job.status)),
+    );
+    assert.deepEqual(countLines(log), {}, "nothing of the cancelled run started after its cancel");
+    // The cancel took the key with a job that does nothing, which the late strict start got back.
+    const jobs = await jobsOf(held.inner, "k:a:1");
+    assert.equal(jobs.length, 1, `one job under the attempt's key: ${JSON.stringify(jobs)}`);
+    assert.equal(jobs[0].command[0], "true", JSON.stringify(jobs[0]));
+    assert.equal(step(await env.status("k"), "a").orchesjob_status, null, "the attempt made no job of its own");
+    // A retry of the cancelled run runs the step once, as attempt 2.
+    const retried = await env.json(["retry", "-q", "--run-key", "k"]);
+    assert.equal(retried.status, "SUCCEEDED", JSON.stringify(retried));
+    assert.deepEqual(countLines(log), { a: 1 }, "the step's command ran once in all");
+  },
+);

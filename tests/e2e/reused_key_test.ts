@@ -118,3 +118,45 @@ flowTest(
     assert.deepEqual(countLines(log), { a: 1 }, "the command ran in the first run only");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "a run key used again after clean, step not strict: a driver killed between the unlock and the start leaves one job",
+  async (env) => {
+    const { bin, log, start } = setUp(env, false);
+    const earlier = await firstRunCleaned(env, bin, start);
+    await runCrashingAt(env, "driver:after-unlock", start);
+    const crashed = step(await env.status("k"), "a");
+    assert.deepEqual([crashed.status, crashed.attempt_no, crashed.orchesjob_status], ["RUNNING", 1, null]);
+    assert.equal(
+      (await jobStatus(bin, "k:a:1")).job_id,
+      earlier,
+      "the unlock made no job: the key names the earlier one",
+    );
+    assert.deepEqual(countLines(log), { a: 1 }, "nothing ran between the unlock and the crash");
+
+    const final = await env.json(start);
+    assert.equal(final.status, "SUCCEEDED", JSON.stringify(final));
+    const job = step(final, "a").orchesjob_status;
+    assert.notEqual(job.job_id, earlier, "the attempt has a job of its own");
+    assert.equal(job.rerun_of_job_id, earlier);
+    assert.deepEqual(countLines(log), { a: 2 }, "the command ran once in each run");
+    // A second look changes nothing: the attempt's key has two jobs, the earlier run's and this one.
+    assert.equal((await env.json(start)).status, "SUCCEEDED");
+    const history = await jobHistory(bin, "k:a:1");
+    assert.deepEqual(history.map((j: Json) => j.job_id).sort(), [earlier, job.job_id].sort());
+    assert.deepEqual(countLines(log), { a: 2 });
+  },
+);
+
+/** `orchesjob status --run-key KEY --all` through the wrapper: every job of the key. */
+async function jobHistory(bin: string, key: string): Promise<Json[]> {
+  const out = await new Deno.Command(bin, {
+    args: ["status", "--run-key", key, "--all"],
+    env: TEST_ENV,
+    stdout: "piped",
+  })
+    .output();
+  assert.equal(out.code, 0, `status --run-key ${key} --all exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
+}

@@ -267,3 +267,54 @@ Deno.test({
     assert.equal(gone.code, 3, gone.stdout + gone.stderr);
   },
 });
+
+Deno.test({
+  name: named(
+    "the previous release's start -d on a file this build migrated exits 2 in one line, launches no driver, and this build resumes the run, each step once",
+  ),
+  ignore,
+  async fn() {
+    using env = new UpgradeEnv();
+    const flow = env.flow(
+      "flow.yaml",
+      `flow_id: upgrade\nsteps:\n${gatedStep("a", null, "open")}${gatedStep("b", "a", null)}`,
+    );
+    const pid = await oldStartDetached(env, flow, "a.0");
+    // A reboot: the previous release's driver dies with a under way; the host is upgraded meanwhile,
+    // and this build's first write (another run) migrates the file.
+    Deno.kill(pid, "SIGKILL");
+    await eventually("the driver is gone", () => !processAlive(pid));
+    const other = env.flow("other.yaml", `flow_id: other\nsteps:\n${gatedStep("x", null, null)}`);
+    ok(await env.run(["--executor", "builtin", "start", "-q", "--run-key", "other", other]), "start of another run");
+    assert.equal(env.schemaVersion(), 7, "this build's start migrated the file");
+    const logs = join(env.home, "logs");
+    const driverLogs = () => {
+      try {
+        return [...Deno.readDirSync(logs)].map((e) => `${e.name} ${Deno.statSync(join(logs, e.name)).size}`).sort();
+      } catch {
+        return [];
+      }
+    };
+    const logsBefore = driverLogs();
+    // A cron entry still calling the previous release: its start -d, of the run and of a new one, is
+    // refused before anything is launched or stored.
+    for (const key of ["r", "fresh"]) {
+      const refused = await env.old(["--executor", "builtin", "start", "-d", "--run-key", key, flow]);
+      assert.equal(refused.code, 2, `start -d ${key}: ${refused.stdout}${refused.stderr}`);
+      assert.equal(refused.stdout, "", "no run printed");
+      assert.equal(refused.stderr.trim().split("\n").length, 1, `one line: ${refused.stderr}`);
+      assert.match(errorLine(refused).error, /schema version 7 is newer than this orchesjob-flow understands \(6\)/);
+    }
+    assert.deepEqual(driverLogs(), logsBefore, "no background driver was launched");
+    assert.equal(env.schemaVersion(), 7);
+    const listed = JSON.parse(ok(await env.run(["list"]), "list").stdout);
+    assert.deepEqual(listed.map((run: { run_key: string }) => run.run_key).sort(), ["other", "r"], "no run fresh");
+    assert.deepEqual(env.markers(), ["a.0", "x.0"], "nothing ran for the refused starts");
+    // This build takes the run over: a's job (launched by the previous release) ends, b runs, each once.
+    env.open("open");
+    const resumed = await env.run(["--poll-interval", "0.1", "resume", "--run-key", "r", "-q"]);
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.equal(JSON.parse(resumed.stdout).status, "SUCCEEDED");
+    assert.deepEqual(env.markers(), ["a.0", "b.0", "x.0"], "no step ran twice, none was lost");
+  },
+});

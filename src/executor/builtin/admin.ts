@@ -64,15 +64,22 @@ export class JobAdmin {
   }
 
   /** orchesjob `abort` of the named job, which must be active. */
-  abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
+  async abort(ref: JobRef, options: AbortOptions): Promise<AbortResult> {
     // Not relaunched: a job nobody launched is aborted as it is, its command never started.
-    const row = this.row(ref, { relaunch: false });
+    let row = this.row(ref, { relaunch: false });
     if (this.runner.recordedAborts.has(row.job_id)) {
       // This read recorded the abort that an earlier one began and never recorded (a `job abort`
       // interrupted in between, whose message says that this records it): the job never started its
       // command, its supervisor is gone, and there is nothing to signal.
-      return Promise.resolve({ ...toJob(row), aborted: true, ...noSignals() });
+      return { ...toJob(row), aborted: true, ...noSignals() };
     }
+    // ABORTED by an abort whose sender died during its grace (a driver timing the job out, or its
+    // `job abort` call): the job reads as ended while its process group may live on, and a driver
+    // retrying the step asks this abort before it starts the next attempt. So the half-done abort is
+    // finished first (the group ended, its SIGKILL at the earlier deadline), then answered as the
+    // abort of a job that is not running (exit 4), as before: a driver that is answered has no
+    // attempt left beside the next one.
+    if (row.status === "ABORTED") row = await this.runner.settleAbort(row, options.graceSeconds);
     if (!isActiveJob(row.status)) {
       throw new JobError(`Job is not running: ${row.job_id} status=${row.status}`, "invalidState");
     }

@@ -462,7 +462,7 @@ export class BuiltinRunner implements Executor {
    * that comes first): a new attempt must not start beside a previous one that is still dying.
    * Returns the row read again.
    */
-  private async settleAbort(row: JobRow, graceSeconds = Infinity): Promise<JobRow> {
+  async settleAbort(row: JobRow, graceSeconds = Infinity): Promise<JobRow> {
     if (row.status !== "ABORTED" || this.readOnly) return row;
     const files = jobFiles(this.dir, row.job_id);
     const deadline = abortDeadline(row, files);

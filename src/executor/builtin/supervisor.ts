@@ -264,8 +264,9 @@ while IFS= read -r -d '' -u 3 left; do
   done
   # A record cut short: whoever wrote it is gone.
   [ "$left" -eq 0 ] || exit 0
-  # Test-only: the server stops (itself) before it launches the first job it read (see stop_point).
-  [ -n "$read_one" ] || { read_one=1 worker=$$; stop_point server:before-launch; }
+  # Test-only: the server stops (itself), or dies, before it launches the first jobs it read (it took
+  # them off the pipe, and claimed none): see stop_point and crash_point.
+  [ -n "$read_one" ] || { read_one=1 worker=$$; stop_point server:before-launch; crash_point server:before-launch; }
   launch_jobs fork "$@"
 done
 `;
