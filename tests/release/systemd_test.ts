@@ -233,6 +233,16 @@ Deno.test("the README shows the same ExecStart and crontab line as the files, an
     /^ {2}\/usr\/local\/bin\/orchesjob-flow --db \/var\/lib\/orchesjob-flow\/orchesjob-flow\.sqlite3 start --run-key /,
   );
   assert.ok(!run[2].includes(" -d "), "systemd-run must run the foreground start");
+  // The commands it gives for the unit's runs name the unit's state file: without --db they read the
+  // caller's own one, which has no such run (exit 3).
+  const unitDb = "--db /var/lib/orchesjob-flow/orchesjob-flow.sqlite3";
+  for (const text of [readme, SERVICE]) {
+    assert.ok(
+      text.includes(`orchesjob-flow ${unitDb} resume --run-key NAME-DATE`),
+      "resume of a unit's run names its --db",
+    );
+    assert.doesNotMatch(text, /orchesjob-flow (resume|retry|status|cancel|wait|watch) --run-key NAME-DATE/);
+  }
   for (
     const words of ["loginctl enable-linger", "KillUserProcesses=yes", "KillMode=control-group", "SuccessExitStatus=4"]
   ) {
