@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, REPO, tempDir, writeFile } from "../helpers.ts";
+import { CLI, eventually, processAlive, REPO, tempDir, writeFile } from "../helpers.ts";
 
 const DIR = join(REPO, "examples", "systemd");
 const SERVICE = Deno.readTextFileSync(join(DIR, "orchesjob-flow@.service"));
@@ -38,12 +38,16 @@ function today(): string {
   return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
 }
 
-/** A stand-in for the installed binary: this checkout under deno run, on the built-in runner. */
+/**
+ * A stand-in for the installed binary: this checkout under deno run, on the built-in runner. It names
+ * Deno's cache itself, so that it runs in cron's environment too, which has no DENO_DIR.
+ */
 function fakeBinary(dir: string): string {
   const path = writeFile(
     dir,
     "orchesjob-flow",
-    `#!/bin/sh\nexec ${CLI.map((a) => `'${a}'`).join(" ")} --executor builtin --poll-interval 0.1 "$@"\n`,
+    `#!/bin/sh\nDENO_DIR='${denoDir()}'; export DENO_DIR\n` +
+      `exec ${CLI.map((a) => `'${a}'`).join(" ")} --executor builtin --poll-interval 0.1 "$@"\n`,
   );
   Deno.chmodSync(path, 0o755);
   return path;
@@ -52,6 +56,11 @@ function fakeBinary(dir: string): string {
 function env(home: string): Record<string, string> {
   const inherited = Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("ORCHESJOB"));
   return { ...Object.fromEntries(inherited), HOME: home, TMPDIR: home, DENO_DIR: denoDir() };
+}
+
+/** What cron gives a job (crontab(5)): SHELL, PATH, HOME and LOGNAME, nothing else. */
+function cronEnv(home: string): Record<string, string> {
+  return { SHELL: "/bin/sh", PATH: "/usr/bin:/bin", HOME: home, LOGNAME: Deno.env.get("LOGNAME") ?? "root" };
 }
 
 /** Deno's cache stays where it is when HOME changes (its default location depends on HOME). */
@@ -170,7 +179,7 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
   assert.equal(again.steps[0].orchesjob_status.job_id, run.steps[0].orchesjob_status.job_id);
 });
 
-Deno.test("the crontab line, as cron runs it, starts the day's run once; overlapping starts report it", async () => {
+Deno.test("the crontab line, as cron runs it (its environment only), starts the day's run once; overlapping starts report it, a killed driver is replaced", async () => {
   using dir = tempDir();
   const binary = fakeBinary(dir.path);
   Deno.mkdirSync(join(dir.path, "flows"));
@@ -191,11 +200,11 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   const log = join(dir.path, "orchesjob-flow-cron.log");
 
   const day = today();
-  const first = await sh(command, env(dir.path));
+  const first = await sh(command, cronEnv(dir.path));
   assert.equal(first.code, 0, Deno.readTextFileSync(log));
   assert.match(Deno.readTextFileSync(log), /"detached": true/);
   // The driver is still working on the step: the next line of the schedule only reports.
-  const overlap = await sh(command, env(dir.path));
+  const overlap = await sh(command, cronEnv(dir.path));
   assert.equal(overlap.code, 0, Deno.readTextFileSync(log));
   const reports = Deno.readTextFileSync(log).split(/^(?=\{)/m).map((text) => JSON.parse(text));
   assert.equal(reports.length, 2, Deno.readTextFileSync(log));
@@ -203,6 +212,15 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   assert.equal(reports[1].detached, false);
   assert.equal(reports[1].status, "RUNNING");
   assert.equal(reports[1].run_key, reports[0].run_key);
+  // A driver killed (SIGKILL, as the OOM killer would) is replaced by the next line, and the step's job,
+  // which runs on without it, is not started again.
+  Deno.kill(reports[0].pid, "SIGKILL");
+  await eventually("the killed driver is gone", () => !processAlive(reports[0].pid));
+  const next = await sh(command, cronEnv(dir.path));
+  assert.equal(next.code, 0, Deno.readTextFileSync(log));
+  const resumed = JSON.parse(Deno.readTextFileSync(log).split(/^(?=\{)/m)[2]);
+  assert.equal(resumed.detached, true, "the next line drives the run again");
+  assert.notEqual(resumed.pid, reports[0].pid);
   Deno.writeTextFileSync(go, "");
 
   const db = join(dir.path, ".local", "state", "orchesjob-flow", "orchesjob-flow.sqlite3");
