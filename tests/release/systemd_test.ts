@@ -144,13 +144,16 @@ Deno.test("the service and timer have the keys the README describes", () => {
   assert.equal(timer.get("Unit"), undefined, "the timer activates the service instance of the same name");
 });
 
-Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's run key", async () => {
-  using dir = tempDir();
-  const binary = fakeBinary(dir.path);
-  const etc = join(dir.path, "etc");
+/**
+ * The unit's ExecStart as systemd runs it for the instance daily-import, its escapes undone, with `flow`
+ * as /etc/orchesjob-flow/daily-import.yaml; the state directory made as StateDirectory= makes it.
+ */
+function unitCommand(dir: string, flow: string): { command: string; state: string } {
+  const binary = fakeBinary(dir);
+  const etc = join(dir, "etc");
   Deno.mkdirSync(etc);
-  writeFile(etc, "daily-import.yaml", FLOW);
-  const state = join(dir.path, "state");
+  writeFile(etc, "daily-import.yaml", flow);
+  const state = join(dir, "state");
   Deno.mkdirSync(join(state, "orchesjob-flow"), { recursive: true, mode: 0o700 }); // what StateDirectory= does
   const execStart = section(SERVICE, "Service").get("ExecStart")![0]
     .replaceAll("%i", "daily-import")
@@ -159,7 +162,12 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
     .replaceAll("$$", "$")
     .replace(BINARY, binary)
     .replace("/etc/orchesjob-flow/", `${etc}/`);
-  const command = execStart.match(/^\/bin\/sh -c '(.*)'$/)![1];
+  return { command: execStart.match(/^\/bin\/sh -c '(.*)'$/)![1], state };
+}
+
+Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's run key", async () => {
+  using dir = tempDir();
+  const { command, state } = unitCommand(dir.path, FLOW);
 
   const day = today();
   const first = await sh(command, env(dir.path));
@@ -177,6 +185,83 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
   // The same job, not a new one: the step ran once.
   assert.equal(again.steps[0].attempt_no, 1);
   assert.equal(again.steps[0].orchesjob_status.job_id, run.steps[0].orchesjob_status.job_id);
+});
+
+Deno.test({
+  name: "stopping the unit (SIGTERM to its whole cgroup): exit 130, and the next activation retries the killed step",
+  // The cgroup is stood in for by what its processes share: a variable in their environment (/proc).
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    using dir = tempDir();
+    const ran = join(dir.path, "ran");
+    // The first attempt runs until it is killed; the retry ends at once.
+    const once = join(dir.path, "started-once");
+    const long = `echo started >> '${ran}'; [ -f '${once}' ] || { touch '${once}'; sleep 600; }`;
+    const flow = `flow_id: daily-import
+steps:
+  - id: long
+    retries: 1
+    command: ${JSON.stringify(long)}
+  - id: after
+    depends_on: [long]
+    command: "true"
+`;
+    const { command } = unitCommand(dir.path, flow);
+    const mark = `ORCHESJOB_FLOW_TEST_CGROUP=${crypto.randomUUID()}`;
+    const unitEnv = { ...env(dir.path), [mark.split("=")[0]]: mark.split("=")[1] };
+    const service = new Deno.Command("/bin/sh", {
+      args: ["-c", command],
+      clearEnv: true,
+      env: unitEnv,
+      cwd: dir.path,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await eventually("the step runs", () => {
+      try {
+        return Deno.readTextFileSync(ran) !== "";
+      } catch {
+        return false;
+      }
+    });
+    // systemctl stop: KillMode=control-group signals every process of the unit at once, the driver, the
+    // job supervisors (each in a session of its own, still in the cgroup) and the commands.
+    const inUnit = () =>
+      [...Deno.readDirSync("/proc")].filter((entry) => /^\d+$/.test(entry.name)).map((entry) => Number(entry.name))
+        .filter((pid) => {
+          try {
+            return Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0").includes(mark);
+          } catch {
+            return false;
+          }
+        });
+    // As systemd does, the sweep is made again until it finds no process it has not signalled (one
+    // forked meanwhile by a process it had not reached yet).
+    const signalled = new Set<number>();
+    for (let fresh = inUnit(); fresh.length > 0; fresh = inUnit().filter((pid) => !signalled.has(pid))) {
+      for (const pid of fresh) {
+        signalled.add(pid);
+        try {
+          Deno.kill(pid, "SIGTERM");
+        } catch { /* gone meanwhile */ }
+      }
+    }
+    assert.ok(signalled.size >= 3, `driver, supervisor and command: ${[...signalled]}`);
+    const stopped = await service.output();
+    assert.equal(stopped.code, 130, new TextDecoder().decode(stopped.stderr));
+    await eventually("the unit's processes are gone (within TimeoutStopSec)", () => inUnit().length === 0);
+
+    // The same day's next activation (systemctl start) carries the run on: the killed attempt failed, and
+    // the step's retry runs it again.
+    const again = await sh(command, env(dir.path));
+    assert.equal(again.code, 0, again.stderr);
+    const run = JSON.parse(again.stdout);
+    assert.equal(run.status, "SUCCEEDED");
+    const step = run.steps.find((step: { id: string }) => step.id === "long");
+    assert.equal(step.attempt_no, 2, "the attempt the stop killed failed and was retried");
+    assert.match(step.retry_history[0].error, /exit code -15/);
+    assert.equal(Deno.readTextFileSync(ran), "started\nstarted\n");
+  },
 });
 
 Deno.test("the crontab line, as cron runs it (its environment only), starts the day's run once; overlapping starts report it, a killed driver is replaced", async () => {
