@@ -217,7 +217,7 @@ export async function continueRun(
     using listening = options.interrupt ? null : listenForInterrupt();
     const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
-    warnHalfCancelled(final);
+    warnHalfCancelled(final, session.givenDb);
     printJson(runJson(final.record));
     return exitCodeOf(final);
   }

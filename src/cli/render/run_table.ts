@@ -201,7 +201,12 @@ function driverLine(run: RunState, driver: DriverHolder | null | undefined, db: 
  * the systemd unit and the crontab line of the README are not there.
  */
 export function resumeHint(runKey: string, db?: string): string {
-  return `orchesjob-flow${db === undefined ? "" : ` --db ${shellWord(db)}`} resume --run-key ${shellWord(runKey)}`;
+  return runCommandHint("resume", runKey, db);
+}
+
+/** `orchesjob-flow [--db F] COMMAND --run-key K`, quoted for a POSIX shell: see {@link resumeHint}. */
+export function runCommandHint(command: string, runKey: string, db?: string): string {
+  return `orchesjob-flow${db === undefined ? "" : ` --db ${shellWord(db)}`} ${command} --run-key ${shellWord(runKey)}`;
 }
 
 function shellWord(text: string): string {
