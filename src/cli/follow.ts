@@ -5,6 +5,7 @@ import { isCancelHeld } from "../store/mod.ts";
 import type { Session } from "./session.ts";
 import { ExitCode, runExitCode } from "./errors.ts";
 import { printWarning } from "./output.ts";
+import { runCommandHint } from "./render/mod.ts";
 
 /** How often a reader looks again while a cancel of the run is under way. */
 const CANCEL_SETTLE_SECONDS = 0.1;
@@ -81,13 +82,13 @@ export function exitCodeOf({ record, cancelling }: SeenRun): number {
  * second `cancel` ends them. `resume` and `wait` of such a run exited 4 and said nothing, so a script
  * took the run for over while a step of it ran on.
  */
-export function warnHalfCancelled({ record, cancelling }: SeenRun): void {
+export function warnHalfCancelled({ record, cancelling }: SeenRun, db: string | undefined): void {
   const { state } = record;
   const running = state.steps.filter((step) => step.status === "RUNNING").map((step) => step.id);
   if (state.status !== "CANCELLED" || cancelling || running.length === 0) return;
   printWarning(
     `run ${state.runKey} is CANCELLED, but its cancel stopped before it ended step(s) ${running.join(", ")}, ` +
-      `which may still run: 'orchesjob-flow cancel --run-key ${state.runKey}' ends them`,
+      `which may still run: '${runCommandHint("cancel", state.runKey, db)}' ends them`,
     { run_key: state.runKey, running },
   );
 }

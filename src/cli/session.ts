@@ -10,7 +10,7 @@ import {
   ExecutorError,
   JOB_TABLES,
 } from "../executor/mod.ts";
-import { epochNow, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
+import { epochNow, resolve, sleep, sleepUnless, stopPoint } from "../shared/mod.ts";
 import {
   busyTimeoutMs,
   changesMade,
@@ -44,7 +44,7 @@ import type { CommandContext } from "./command.ts";
 import type { Interrupt } from "./interrupt.ts";
 import { runKeyProblem } from "../flow/mod.ts";
 import { printError, printWarning } from "./output.ts";
-import { faultJson } from "./render/mod.ts";
+import { faultJson, resumeHint } from "./render/mod.ts";
 
 export interface SessionOptions {
   /**
@@ -129,6 +129,19 @@ export class Session implements Disposable {
     this.identity = stateFileIdentity(this.dbPath);
     this.runStore = new RunStore(this.db);
     this.locks = new FileLocks(this.dbPath);
+  }
+
+  /**
+   * The state file as a hint to the operator must name it (`--db`): the absolute path of the one this
+   * command was given with `--db`, else undefined (the same environment finds the same file again).
+   */
+  get givenDb(): string | undefined {
+    return this.context.globals.db === undefined ? undefined : resolve(this.dbPath);
+  }
+
+  /** The command that resumes `runKey` in this state file, for an operator to copy. */
+  resumeHint(runKey: string): string {
+    return resumeHint(runKey, this.givenDb);
   }
 
   /**

@@ -188,6 +188,14 @@ steps:
     assert.equal(told.code, 4, told.stderr);
     assert.deepEqual(JSON.parse(told.stderr), { warning: hint, run_key: "k", running: ["long"] }, args[0]);
   }
+  // Given --db, the command it names has it too: copied, it would otherwise look in the default state file.
+  const db = join(env.home, "orchesjob-flow.sqlite3");
+  const withDb = await env.run(["--db", db, "wait", "--run-key", "k", "--timeout", "5"]);
+  assert.equal(withDb.code, 4, withDb.stderr);
+  assert.equal(
+    JSON.parse(withDb.stderr).warning,
+    hint.replace("orchesjob-flow cancel", `orchesjob-flow --db ${db} cancel`),
+  );
   const again = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
   assert.deepEqual(statuses(again), { long: "CANCELLED", after: "CANCELLED" });
   await driver.output();

@@ -16,6 +16,7 @@ import {
   inEventLoopWait,
   isStopped,
   processAlive,
+  tempDir,
 } from "../helpers.ts";
 import { countLines } from "./fault_helpers.ts";
 import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
@@ -942,6 +943,32 @@ flowTest(builtin, "status shows who drives a run; a run nobody drives says how t
   assert.equal(done.driver, null, "a run that has ended has no driver");
   assert.equal(step(done, "a").status, "SUCCEEDED");
   await eventually("the background driver exits", () => !processAlive(launched.pid));
+});
+
+flowTest(builtin, "the resume hint of a command given --db names that state file, and works as copied", async (env) => {
+  // The README's systemd unit and crontab line keep their runs in a state file of their own (--db):
+  // the hint said `orchesjob-flow resume --run-key K`, which, copied, looked in the default one (exit 3).
+  const file = waitingFlow(env);
+  await undriven(env, "ndb", file);
+  const db = join(env.home, "orchesjob-flow.sqlite3");
+  const table = await env.run(["--db", db, "status", "--run-key", "ndb", "--format", "table"]);
+  assert.equal(table.code, 0, table.stderr);
+  const hint = table.stdout.match(/^Driver: none; resume with: (.*)$/m)?.[1];
+  assert.equal(hint, `orchesjob-flow --db ${db} resume --run-key ndb`);
+  release(env);
+  // As an operator would run it: another shell, with neither ORCHESJOB_FLOW_HOME nor a state file in HOME.
+  using elsewhere = tempDir();
+  const program = CLI.map((word) => `'${word}'`).join(" ");
+  const copied = await new Deno.Command("/bin/sh", {
+    args: ["-c", hint.replace(/^orchesjob-flow /, `${program} --poll-interval 0.1 `)],
+    cwd: elsewhere.path,
+    env: { ...env.env(), ORCHESJOB_FLOW_HOME: "", HOME: elsewhere.path },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(copied.code, 0, new TextDecoder().decode(copied.stderr));
+  assert.equal(JSON.parse(new TextDecoder().decode(copied.stdout)).status, "SUCCEEDED");
 });
 
 flowTest(builtin, "watch on a run nobody drives says so once on stderr and drives it to the end", async (env) => {

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { CLI, REPO, tempDir, writeFile } from "../helpers.ts";
+import { CLI, eventually, processAlive, REPO, tempDir, writeFile } from "../helpers.ts";
 
 const DIR = join(REPO, "examples", "systemd");
 const SERVICE = Deno.readTextFileSync(join(DIR, "orchesjob-flow@.service"));
@@ -38,12 +38,16 @@ function today(): string {
   return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
 }
 
-/** A stand-in for the installed binary: this checkout under deno run, on the built-in runner. */
+/**
+ * A stand-in for the installed binary: this checkout under deno run, on the built-in runner. It names
+ * Deno's cache itself, so that it runs in cron's environment too, which has no DENO_DIR.
+ */
 function fakeBinary(dir: string): string {
   const path = writeFile(
     dir,
     "orchesjob-flow",
-    `#!/bin/sh\nexec ${CLI.map((a) => `'${a}'`).join(" ")} --executor builtin --poll-interval 0.1 "$@"\n`,
+    `#!/bin/sh\nDENO_DIR='${denoDir()}'; export DENO_DIR\n` +
+      `exec ${CLI.map((a) => `'${a}'`).join(" ")} --executor builtin --poll-interval 0.1 "$@"\n`,
   );
   Deno.chmodSync(path, 0o755);
   return path;
@@ -52,6 +56,11 @@ function fakeBinary(dir: string): string {
 function env(home: string): Record<string, string> {
   const inherited = Object.entries(Deno.env.toObject()).filter(([name]) => !name.startsWith("ORCHESJOB"));
   return { ...Object.fromEntries(inherited), HOME: home, TMPDIR: home, DENO_DIR: denoDir() };
+}
+
+/** What cron gives a job (crontab(5)): SHELL, PATH, HOME and LOGNAME, nothing else. */
+function cronEnv(home: string): Record<string, string> {
+  return { SHELL: "/bin/sh", PATH: "/usr/bin:/bin", HOME: home, LOGNAME: Deno.env.get("LOGNAME") ?? "root" };
 }
 
 /** Deno's cache stays where it is when HOME changes (its default location depends on HOME). */
@@ -135,13 +144,16 @@ Deno.test("the service and timer have the keys the README describes", () => {
   assert.equal(timer.get("Unit"), undefined, "the timer activates the service instance of the same name");
 });
 
-Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's run key", async () => {
-  using dir = tempDir();
-  const binary = fakeBinary(dir.path);
-  const etc = join(dir.path, "etc");
+/**
+ * The unit's ExecStart as systemd runs it for the instance daily-import, its escapes undone, with `flow`
+ * as /etc/orchesjob-flow/daily-import.yaml; the state directory made as StateDirectory= makes it.
+ */
+function unitCommand(dir: string, flow: string): { command: string; state: string } {
+  const binary = fakeBinary(dir);
+  const etc = join(dir, "etc");
   Deno.mkdirSync(etc);
-  writeFile(etc, "daily-import.yaml", FLOW);
-  const state = join(dir.path, "state");
+  writeFile(etc, "daily-import.yaml", flow);
+  const state = join(dir, "state");
   Deno.mkdirSync(join(state, "orchesjob-flow"), { recursive: true, mode: 0o700 }); // what StateDirectory= does
   const execStart = section(SERVICE, "Service").get("ExecStart")![0]
     .replaceAll("%i", "daily-import")
@@ -150,7 +162,12 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
     .replaceAll("$$", "$")
     .replace(BINARY, binary)
     .replace("/etc/orchesjob-flow/", `${etc}/`);
-  const command = execStart.match(/^\/bin\/sh -c '(.*)'$/)![1];
+  return { command: execStart.match(/^\/bin\/sh -c '(.*)'$/)![1], state };
+}
+
+Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's run key", async () => {
+  using dir = tempDir();
+  const { command, state } = unitCommand(dir.path, FLOW);
 
   const day = today();
   const first = await sh(command, env(dir.path));
@@ -170,7 +187,84 @@ Deno.test("the service's ExecStart, escapes undone, runs the flow once per day's
   assert.equal(again.steps[0].orchesjob_status.job_id, run.steps[0].orchesjob_status.job_id);
 });
 
-Deno.test("the crontab line, as cron runs it, starts the day's run once; overlapping starts report it", async () => {
+Deno.test({
+  name: "stopping the unit (SIGTERM to its whole cgroup): exit 130, and the next activation retries the killed step",
+  // The cgroup is stood in for by what its processes share: a variable in their environment (/proc).
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    using dir = tempDir();
+    const ran = join(dir.path, "ran");
+    // The first attempt runs until it is killed; the retry ends at once.
+    const once = join(dir.path, "started-once");
+    const long = `echo started >> '${ran}'; [ -f '${once}' ] || { touch '${once}'; sleep 600; }`;
+    const flow = `flow_id: daily-import
+steps:
+  - id: long
+    retries: 1
+    command: ${JSON.stringify(long)}
+  - id: after
+    depends_on: [long]
+    command: "true"
+`;
+    const { command } = unitCommand(dir.path, flow);
+    const mark = `ORCHESJOB_FLOW_TEST_CGROUP=${crypto.randomUUID()}`;
+    const unitEnv = { ...env(dir.path), [mark.split("=")[0]]: mark.split("=")[1] };
+    const service = new Deno.Command("/bin/sh", {
+      args: ["-c", command],
+      clearEnv: true,
+      env: unitEnv,
+      cwd: dir.path,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await eventually("the step runs", () => {
+      try {
+        return Deno.readTextFileSync(ran) !== "";
+      } catch {
+        return false;
+      }
+    });
+    // systemctl stop: KillMode=control-group signals every process of the unit at once, the driver, the
+    // job supervisors (each in a session of its own, still in the cgroup) and the commands.
+    const inUnit = () =>
+      [...Deno.readDirSync("/proc")].filter((entry) => /^\d+$/.test(entry.name)).map((entry) => Number(entry.name))
+        .filter((pid) => {
+          try {
+            return Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0").includes(mark);
+          } catch {
+            return false;
+          }
+        });
+    // As systemd does, the sweep is made again until it finds no process it has not signalled (one
+    // forked meanwhile by a process it had not reached yet).
+    const signalled = new Set<number>();
+    for (let fresh = inUnit(); fresh.length > 0; fresh = inUnit().filter((pid) => !signalled.has(pid))) {
+      for (const pid of fresh) {
+        signalled.add(pid);
+        try {
+          Deno.kill(pid, "SIGTERM");
+        } catch { /* gone meanwhile */ }
+      }
+    }
+    assert.ok(signalled.size >= 3, `driver, supervisor and command: ${[...signalled]}`);
+    const stopped = await service.output();
+    assert.equal(stopped.code, 130, new TextDecoder().decode(stopped.stderr));
+    await eventually("the unit's processes are gone (within TimeoutStopSec)", () => inUnit().length === 0);
+
+    // The same day's next activation (systemctl start) carries the run on: the killed attempt failed, and
+    // the step's retry runs it again.
+    const again = await sh(command, env(dir.path));
+    assert.equal(again.code, 0, again.stderr);
+    const run = JSON.parse(again.stdout);
+    assert.equal(run.status, "SUCCEEDED");
+    const step = run.steps.find((step: { id: string }) => step.id === "long");
+    assert.equal(step.attempt_no, 2, "the attempt the stop killed failed and was retried");
+    assert.match(step.retry_history[0].error, /exit code -15/);
+    assert.equal(Deno.readTextFileSync(ran), "started\nstarted\n");
+  },
+});
+
+Deno.test("the crontab line, as cron runs it (its environment only), starts the day's run once; overlapping starts report it, a killed driver is replaced", async () => {
   using dir = tempDir();
   const binary = fakeBinary(dir.path);
   Deno.mkdirSync(join(dir.path, "flows"));
@@ -191,11 +285,11 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   const log = join(dir.path, "orchesjob-flow-cron.log");
 
   const day = today();
-  const first = await sh(command, env(dir.path));
+  const first = await sh(command, cronEnv(dir.path));
   assert.equal(first.code, 0, Deno.readTextFileSync(log));
   assert.match(Deno.readTextFileSync(log), /"detached": true/);
   // The driver is still working on the step: the next line of the schedule only reports.
-  const overlap = await sh(command, env(dir.path));
+  const overlap = await sh(command, cronEnv(dir.path));
   assert.equal(overlap.code, 0, Deno.readTextFileSync(log));
   const reports = Deno.readTextFileSync(log).split(/^(?=\{)/m).map((text) => JSON.parse(text));
   assert.equal(reports.length, 2, Deno.readTextFileSync(log));
@@ -203,6 +297,15 @@ Deno.test("the crontab line, as cron runs it, starts the day's run once; overlap
   assert.equal(reports[1].detached, false);
   assert.equal(reports[1].status, "RUNNING");
   assert.equal(reports[1].run_key, reports[0].run_key);
+  // A driver killed (SIGKILL, as the OOM killer would) is replaced by the next line, and the step's job,
+  // which runs on without it, is not started again.
+  Deno.kill(reports[0].pid, "SIGKILL");
+  await eventually("the killed driver is gone", () => !processAlive(reports[0].pid));
+  const next = await sh(command, cronEnv(dir.path));
+  assert.equal(next.code, 0, Deno.readTextFileSync(log));
+  const resumed = JSON.parse(Deno.readTextFileSync(log).split(/^(?=\{)/m)[2]);
+  assert.equal(resumed.detached, true, "the next line drives the run again");
+  assert.notEqual(resumed.pid, reports[0].pid);
   Deno.writeTextFileSync(go, "");
 
   const db = join(dir.path, ".local", "state", "orchesjob-flow", "orchesjob-flow.sqlite3");
@@ -233,6 +336,16 @@ Deno.test("the README shows the same ExecStart and crontab line as the files, an
     /^ {2}\/usr\/local\/bin\/orchesjob-flow --db \/var\/lib\/orchesjob-flow\/orchesjob-flow\.sqlite3 start --run-key /,
   );
   assert.ok(!run[2].includes(" -d "), "systemd-run must run the foreground start");
+  // The commands it gives for the unit's runs name the unit's state file: without --db they read the
+  // caller's own one, which has no such run (exit 3).
+  const unitDb = "--db /var/lib/orchesjob-flow/orchesjob-flow.sqlite3";
+  for (const text of [readme, SERVICE]) {
+    assert.ok(
+      text.includes(`orchesjob-flow ${unitDb} resume --run-key NAME-DATE`),
+      "resume of a unit's run names its --db",
+    );
+    assert.doesNotMatch(text, /orchesjob-flow (resume|retry|status|cancel|wait|watch) --run-key NAME-DATE/);
+  }
   for (
     const words of ["loginctl enable-linger", "KillUserProcesses=yes", "KillMode=control-group", "SuccessExitStatus=4"]
   ) {

@@ -18,7 +18,6 @@ import { type ParsedArgs, wholeNumberOption } from "../args.ts";
 import type { Command, CommandContext } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { printWarning, stdoutGone, writeBytes, writeStderrBytes } from "../output.ts";
-import { resumeHint } from "../render/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session, stepOf } from "../session.ts";
 
@@ -268,7 +267,7 @@ async function startOf(
     if (!warned && !await driverHolder(session.dbPath, runKey) && runGoesOn(session, runKey)) {
       // Nothing will start it until someone drives the run: said once, as `watch` does. Unless the driver
       // ended the run and let go of its lock since the run was read: the next look says how it ended.
-      printWarning(`Driver: none; step ${stepId} starts once the run is resumed: ${resumeHint(runKey)}`);
+      printWarning(`Driver: none; step ${stepId} starts once the run is resumed: ${session.resumeHint(runKey)}`);
       warned = true;
     }
     await sleepUnless(interval, interrupted);

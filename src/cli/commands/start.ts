@@ -217,7 +217,7 @@ export async function continueRun(
     using listening = options.interrupt ? null : listenForInterrupt();
     const interrupt = options.interrupt ?? listening!;
     const final = await settledRun(session, record, interrupt.requested);
-    warnHalfCancelled(final);
+    warnHalfCancelled(final, session.givenDb);
     // `-d` says, as for a run that ends while it waits for the launch gate, that it launched nothing:
     // a caller that reads `detached` finds it whatever the run's state.
     printJson(options.detach ? { ...runJson(final.record), detached: false, driver: null } : runJson(final.record));

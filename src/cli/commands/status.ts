@@ -42,7 +42,7 @@ export const statusCommand: Command = {
     const state = record.state;
     const driver = isTerminalRun(state.status) ? null : holder;
     if (args.options.format === "table") {
-      writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds, driver));
+      writeStdout(renderRunTable(state, epochNow(), useColor(), record.rounds, driver, undefined, session.givenDb));
     } else printJson({ ...runJson(record), driver });
     return ExitCode.ok;
   },

@@ -89,7 +89,7 @@ export const waitCommand: Command = {
     const status = seen.record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.
     const code = ended() ? exitCodeOf(seen) : interrupt.requested() ? ExitCode.interrupted : ExitCode.timedOut;
-    if (ended()) warnHalfCancelled(seen);
+    if (ended()) warnHalfCancelled(seen, session.givenDb);
     return printOutcome(runKey, status, code);
   },
 };

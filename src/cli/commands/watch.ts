@@ -6,7 +6,7 @@ import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { listenForInterrupt } from "../interrupt.ts";
 import { escapeCodesWork, printWarning, stdoutClosedPipe, useColor, writeStdout } from "../output.ts";
-import { resumeHint, RunView, type ViewMode } from "../render/mod.ts";
+import { RunView, type ViewMode } from "../render/mod.ts";
 import { driverHolder } from "../../store/mod.ts";
 import type { Driver } from "../../engine/mod.ts";
 import { RUN_KEY_OPTION, runKeyOf, Session } from "../session.ts";
@@ -110,7 +110,7 @@ class TakeOver implements Disposable {
       }
       if (!this.hinted) {
         this.hinted = true;
-        printWarning(`Driver: none; resume with: ${resumeHint(runKey)}`, {
+        printWarning(`Driver: none; resume with: ${this.session.resumeHint(runKey)}`, {
           run_key: runKey,
           advancing: this.enabled,
         });

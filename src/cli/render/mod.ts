@@ -1,6 +1,6 @@
 /** Renderers: a run as JSON or as the operator's table. They return values and strings; nothing prints here. */
 export { faultJson, runJson } from "./run_json.ts";
-export { duration, renderRunTable, resumeHint } from "./run_table.ts";
+export { duration, renderRunTable, resumeHint, runCommandHint } from "./run_table.ts";
 export { GRAPH_FORMATS, type GraphFormat, renderGraph } from "./graph.ts";
 export {
   type DamagedRun,

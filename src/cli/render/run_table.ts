@@ -57,8 +57,9 @@ export function renderRunTable(
   rounds: readonly RetryRound[] = [],
   driver?: DriverHolder | null,
   only?: ReadonlySet<number>,
+  db?: string,
 ): string {
-  const lines = headLines(run, now, color, rounds, driver);
+  const lines = headLines(run, now, color, rounds, driver, db);
   const header = ["Step", "Status", "Attempt", "Elapsed", "orchesjob", "Run key", "Error"];
   const rows = run.steps.flatMap((step, position) =>
     only === undefined || only.has(position) ? [{ step, position }] : []
@@ -107,13 +108,14 @@ function headLines(
   color: boolean,
   rounds: readonly RetryRound[],
   driver: DriverHolder | null | undefined,
+  db: string | undefined,
 ): string[] {
   // Everything taken from the state is passed through visible() before colour codes are added.
   return [
     visible(`Flow: ${run.flow.flowId}  Run: ${run.runKey}`),
     statusLine(run, color),
     timesLine(run, now),
-    ...driverLine(run, driver).map(visible),
+    ...driverLine(run, driver, db).map(visible),
     // A live run's error is a passing trouble of its driver's (a store fault waited out, a failing
     // orchesjob list call): the run goes on, but whoever watches it should know.
     ...(isLiveRun(run.status) && run.error !== null ? [visible(`Warning: ${run.error}`)] : []),
@@ -185,15 +187,28 @@ function executorTrouble(step: StepState, now: number): string | null {
  * `Driver: pid N`, or for a live run nobody drives, how to resume it; `unknown` with why when this
  * process cannot look at the run's lock; nothing for an ended run.
  */
-function driverLine(run: RunState, driver: DriverHolder | null | undefined): string[] {
+function driverLine(run: RunState, driver: DriverHolder | null | undefined, db: string | undefined): string[] {
   if (driver === undefined || !isLiveRun(run.status)) return [];
-  if (driver === null) return [`Driver: none; resume with: ${resumeHint(run.runKey)}`];
+  if (driver === null) return [`Driver: none; resume with: ${resumeHint(run.runKey, db)}`];
   if (driver.unknown !== undefined) return [`Driver: unknown (${driver.unknown})`];
   return [`Driver: ${driver.pid === null ? "yes" : `pid ${driver.pid}`}`];
 }
 
-/** The command that continues a run nobody drives (the run key quoted for a POSIX shell when needed). */
-export function resumeHint(runKey: string): string {
-  const quoted = /^[A-Za-z0-9_.:@%+=,\/-]+$/.test(runKey) ? runKey : `'${runKey.replaceAll("'", "'\\''")}'`;
-  return `orchesjob-flow resume --run-key ${quoted}`;
+/**
+ * The command that continues a run nobody drives (the run key and state file quoted for a POSIX shell
+ * when needed). `db`: the state file, when the command that says so was given one with `--db`; without
+ * it the hint, copied as it is, looked for the run in the default state file (exit 3), as the runs of
+ * the systemd unit and the crontab line of the README are not there.
+ */
+export function resumeHint(runKey: string, db?: string): string {
+  return runCommandHint("resume", runKey, db);
+}
+
+/** `orchesjob-flow [--db F] COMMAND --run-key K`, quoted for a POSIX shell: see {@link resumeHint}. */
+export function runCommandHint(command: string, runKey: string, db?: string): string {
+  return `orchesjob-flow${db === undefined ? "" : ` --db ${shellWord(db)}`} ${command} --run-key ${shellWord(runKey)}`;
+}
+
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_.:@%+=,\/-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`;
 }
