@@ -24,10 +24,17 @@ export async function waitUntilFinished(
   runKey: string,
   interval: number,
   interrupted: () => boolean,
-  options: { onRefresh?: (record: RunRecord) => void | Promise<void>; rounds?: number } = {},
+  options: {
+    onRefresh?: (record: RunRecord) => void | Promise<void>;
+    rounds?: number;
+    /** The run as the caller has just read it: the first refresh's, not read again (dropped once used). */
+    first?: RunRecord;
+  } = {},
 ): Promise<RunRecord> {
   for (let round = 0;; round++) {
-    const { record, cancelling } = seenRun(session, round === 0 ? session.run(runKey) : session.runAgain(runKey));
+    const read = round === 0 ? options.first ?? session.run(runKey) : session.runAgain(runKey);
+    options.first = undefined;
+    const { record, cancelling } = seenRun(session, read);
     await options.onRefresh?.(record);
     // Each refresh reads the whole run anew (10k steps: ~4 MiB of objects), and the last one is garbage
     // at the next: left to V8, a `watch` of a live 10k-step run let its heap grow to ~50 MiB between
