@@ -3,7 +3,8 @@
  * `deno task bench:size` (also part of `deno task bench`): time and peak RSS of `validate` and of
  * `status` (JSON and table) for flows of 1k, 10k and 100k steps, each a CLI process, and of `watch
  * --no-advance` following the run (left PENDING, no driver: every refresh reads it whole) for 5 s at
- * 0.2 s refreshes, beside `status --format table` (one read and one table) as its floor. Each runs with
+ * 0.2 s refreshes, beside `status --format table` (one read and one table) as its floor, and of
+ * `list` of every run created so far (three of each size: it loads each whole for its step counts). Each runs with
  * the shipped binary's V8 flags (src/cli/self.ts). The baseline is
  * `--version` (Deno start-up) measured in the same run; figures are also given net of it, and the
  * 10k→100k ratio of the net time shows whether the cost grows linearly (10×) or worse. In-process
@@ -103,6 +104,7 @@ const home = Deno.makeTempDirSync({ prefix: "ojf-bench-size-" });
 const env = { ORCHESJOB_FLOW_HOME: home, NO_COLOR: "1" };
 const results = new Map<number, Record<string, Sample>>();
 const WATCH = `watch ${FOLLOW_SECONDS} s`;
+const LIST = "list (3 runs of each size so far)";
 const inProcess = new Map<number, Record<string, number>>();
 try {
   await measure(["--version"], env); // warm the module cache
@@ -116,6 +118,8 @@ try {
       validate: await measure(["validate", file], env),
       "status json": await measure(["status", "--run-key", runKey], env),
       "status table": await measure(["status", "--run-key", runKey, "--format", "table"], env),
+      // Every run so far: size_stages.ts leaves 3 of each size.
+      [LIST]: await measure(["list"], env),
       [WATCH]: await measure(
         ["watch", "--run-key", runKey, "--no-advance", "--interval", FOLLOW_INTERVAL],
         env,
@@ -132,7 +136,7 @@ try {
     `one CLI process per figure (wall time, CPU time, peak RSS); baseline \`--version\` ` +
       `${base.seconds.toFixed(2)} s, CPU ${base.cpuSeconds.toFixed(2)} s, ${base.rssMiB.toFixed(0)} MiB`,
   );
-  for (const command of ["validate", "status json", "status table", WATCH]) {
+  for (const command of ["validate", "status json", "status table", WATCH, LIST]) {
     console.log(`  ${command}`);
     for (const steps of SIZES) {
       const sample = results.get(steps)![command];
