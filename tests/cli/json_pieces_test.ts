@@ -24,6 +24,13 @@ Deno.test("a run with many steps is written in pieces that join into JSON.string
   assert.ok(pieces.length > 130, `written in ${pieces.length} pieces`);
   same(run, "run");
   same(run.steps, "a long array at the top");
+  // `list --steps`: a short array of runs, each holding its long array of steps.
+  const listed = [run, { ...run, run_key: "r2" }];
+  const listPieces = [...jsonPieces(listed)];
+  const longest = Math.max(...listPieces.map((piece) => piece.length));
+  assert.ok(listPieces.length > 260, `list written in ${listPieces.length} pieces, the longest ${longest} characters`);
+  same(listed, "a short array of runs with many steps");
+  same({ runs: listed }, "an object holding them");
   same({ list: Array.from({ length: 64 }, (_, i) => (i % 2 ? undefined : i)), tail: [NaN, -0, Infinity] }, "holes");
   same(Array.from({ length: 64 }, () => [Symbol("x"), () => 1, undefined]), "unwritable elements");
 });

@@ -3,7 +3,7 @@
  * Prints one line of JSON at the end, never a table.
  */
 import { isTerminalRun } from "../../domain/mod.ts";
-import { MAX_TIMER_MS, sleepUnless } from "../../shared/mod.ts";
+import { collectGarbageIfGrown, MAX_TIMER_MS, sleepUnless } from "../../shared/mod.ts";
 import { A_DAY_SEC, secondsOption } from "../args.ts";
 import type { Command } from "../command.ts";
 import { ExitCode } from "../errors.ts";
@@ -85,6 +85,8 @@ export const waitCommand: Command = {
       const pause = isTerminalRun(seen.record.state.status) ? Math.min(interval, 0.1) : interval;
       await sleepUnless(Math.min(pause, Math.max(0, (deadline - performance.now()) / 1000)), stop);
       seen = seenRun(session, session.runAgain(runKey));
+      // Each look reads the whole run anew, the last one then garbage (see waitUntilFinished).
+      collectGarbageIfGrown();
     }
     const status = seen.record.state.status;
     // A deadline or a signal that came while a cancel was still under way is not the run's end.

@@ -56,8 +56,10 @@ export const watchCommand: Command = {
     if (advance && context.globals.orchesjobBin && !(await session.openForWriting(interrupt.requested))) {
       return ExitCode.interrupted;
     }
+    // The run read here is the first refresh's (see waitUntilFinished: read twice, a 10k-step run held
+    // ~10 MiB more for the first table); nothing else keeps it.
     const first = advance ? await session.rebindWaiting(session.run(runKey), interrupt.requested) : session.run(runKey);
-    using driving = new TakeOver(session, first, advance, interrupt.requested);
+    using driving = new TakeOver(session, runKey, advance, interrupt.requested);
     const view = new RunView(writeStdout, { mode, color: useColor() });
     const show = (record: RunRecord) => view.show(record, epochNow(), performance.now() / 1000);
     // A reader that went away (`watch … | head`) ends the watch at the next table it was to get, as
@@ -65,6 +67,7 @@ export const watchCommand: Command = {
     // table lost otherwise (stdout on a full disk): a watch that drives the run goes on driving it.
     const stop = () => interrupt.requested() || stdoutClosedPipe();
     const final = await waitUntilFinished(session, runKey, interval, stop, {
+      first,
       async onRefresh(record) {
         show(record);
         if (!isTerminalRun(record.state.status)) await driving.advance();
@@ -87,13 +90,13 @@ class TakeOver implements Disposable {
 
   constructor(
     private readonly session: Session,
-    private readonly record: RunRecord,
+    private readonly runKey: string,
     private readonly enabled: boolean,
     private readonly interrupted: () => boolean,
   ) {}
 
   async advance(): Promise<void> {
-    const runKey = this.record.state.runKey;
+    const runKey = this.runKey;
     if (!this.driver) {
       stopPoint("follow:run-read");
       if ((await driverHolder(this.session.dbPath, runKey)) !== null) return;

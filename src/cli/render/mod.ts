@@ -9,6 +9,8 @@ export {
   listedRunJson,
   type ListEntry,
   renderRunList,
+  renderRunListRows,
+  runListRow,
   stepCounts,
 } from "./run_list.ts";
 export { CLEAR_SCREEN, runSignature, RunView, type RunViewOptions, type ViewMode } from "./run_view.ts";

@@ -52,33 +52,40 @@ export function listedRunJson({ record, driver }: ListedRun, withSteps: boolean)
 }
 
 export function renderRunList(runs: readonly ListEntry[], now: number): string {
+  return renderRunListRows(runs.map((entry) => runListRow(entry, now)), now);
+}
+
+/** One run's line of the table, its cells unpadded: `list` makes it as it loads each run, then lets the run go. */
+export function runListRow(entry: ListEntry, now: number): string[] {
+  if ("damage" in entry) return damagedRow(entry).map(visible);
+  const { record, driver } = entry;
+  const run = record.state;
+  const counts = stepCounts(record);
+  return [
+    run.runKey,
+    run.flow.flowId,
+    // A deferred run says when it begins, so the table needs no second look at `status`.
+    run.status === "SCHEDULED" ? `SCHEDULED until ${localDateTime(run.notBefore)}` : run.status,
+    // A run that has not begun has no start to show: its started_at is when it was created.
+    run.status === "SCHEDULED" ? "-" : localDateTime(run.startedAt),
+    run.status === "SCHEDULED" ? "-" : duration((run.finishedAt ?? now) - run.startedAt),
+    `${counts.done}/${counts.total}`,
+    String(counts.failed),
+    String(counts.cancelled),
+    driverCell(driver),
+  ].map(visible);
+}
+
+/** The table of the runs' lines ({@link runListRow}). */
+export function renderRunListRows(rows: readonly string[][], now: number): string {
   const header = ["Run key", "Flow", "Status", "Started", "Elapsed", "Done", "Failed", "Cancelled", "Driver"];
-  const rows = runs.map((entry) => {
-    if ("damage" in entry) return damagedRow(entry).map(visible);
-    const { record, driver } = entry;
-    const run = record.state;
-    const counts = stepCounts(record);
-    return [
-      run.runKey,
-      run.flow.flowId,
-      // A deferred run says when it begins, so the table needs no second look at `status`.
-      run.status === "SCHEDULED" ? `SCHEDULED until ${localDateTime(run.notBefore)}` : run.status,
-      // A run that has not begun has no start to show: its started_at is when it was created.
-      run.status === "SCHEDULED" ? "-" : localDateTime(run.startedAt),
-      run.status === "SCHEDULED" ? "-" : duration((run.finishedAt ?? now) - run.startedAt),
-      `${counts.done}/${counts.total}`,
-      String(counts.failed),
-      String(counts.cancelled),
-      driverCell(driver),
-    ].map(visible);
-  });
   // A loop, not Math.max(...rows): spreading 100k arguments overflows the stack.
   const widths = header.map((h) => h.length);
   // Columns are measured in terminal columns: a run key in Japanese takes two a character.
   for (const row of rows) row.forEach((cell, i) => widths[i] = Math.max(widths[i], displayWidth(cell)));
   const line = (cells: string[]) => cells.map((c, i) => padToWidth(c, widths[i])).join("  ").trimEnd();
   const lines = [
-    `Runs: ${runs.length}  Times: ${localZoneLabel(now)}`,
+    `Runs: ${rows.length}  Times: ${localZoneLabel(now)}`,
     "",
     line(header),
     line(widths.map((w) => "-".repeat(w))),
