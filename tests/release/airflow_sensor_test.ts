@@ -123,7 +123,11 @@ Deno.test({
     };
     await start(["start", "--run-key", "import-ok", flow("ok", "true")]);
     await start(["start", "--run-key", "import-failed", flow("failed", "exit 3")], 1);
-    const long = flow("long", `while [ ! -f '${join(dir.path, "go")}' ]; do sleep 0.05; done`);
+    // Also ends once the test's directory is gone: a step left behind must not poll for ever.
+    const long = flow(
+      "long",
+      `while [ -d '${dir.path}' ] && [ ! -f '${join(dir.path, "go")}' ]; do sleep 0.05; done`,
+    );
     await start(["start", "-d", "--run-key", "import-running", long]);
     await start(["start", "-d", "--run-key", "import-cancelled", long]);
     await start(["cancel", "--run-key", "import-cancelled", "--grace-seconds", "1"]);
@@ -149,6 +153,8 @@ Deno.test({
       stderr: "piped",
     }).output();
     Deno.writeTextFileSync(join(dir.path, "go"), "");
+    // The running one's detached driver ends it before the directory goes.
+    await start(["wait", "--run-key", "import-running", "--timeout", "60"]);
     const stderr = new TextDecoder().decode(output.stderr);
     assert.equal(output.code, 0, stderr);
     const pokes = new TextDecoder().decode(output.stdout).trim().split("\n").map((line) => JSON.parse(line));

@@ -7,7 +7,7 @@
  * FAILED and one an operator cancels, a run key that was never started, and an ssh failure (255).
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CLI, cli, collectText, eventually, REPO, tempDir, TEST_ENV, writeFile } from "../helpers.ts";
 
 const README = Deno.readTextFileSync(join(REPO, "README.md"));
@@ -86,10 +86,13 @@ async function runLoop(h: Host, shellOptions: string[], during?: (printed: () =>
 const stillRunning = (printed: () => string) =>
   eventually("the loop says the run is still running", () => /still running/.test(printed()));
 
-/** A step that runs until `go` exists, so the first waits surely time out. */
+/**
+ * A step that runs until `go` exists, so the first waits surely time out (or until the test's directory
+ * is gone: a step left behind must not poll for ever).
+ */
 const gatedFlow = (go: string, exit: number) =>
   `flow_id: import\nsteps:\n  - id: load\n    command: ${
-    JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; exit ${exit}`)
+    JSON.stringify(`while [ -d '${dirname(go)}' ] && [ ! -f '${go}' ]; do sleep 0.05; done; exit ${exit}`)
   }\n`;
 
 for (const shellOptions of [[], ["-e"]]) {

@@ -273,7 +273,10 @@ Deno.test("the crontab line, as cron runs it (its environment only), starts the 
   writeFile(
     join(dir.path, "flows"),
     "daily-import.yaml",
-    FLOW.replace('"sleep 2; echo done"', JSON.stringify(`while [ ! -f '${go}' ]; do sleep 0.05; done; echo done`)),
+    FLOW.replace(
+      '"sleep 2; echo done"',
+      JSON.stringify(`while [ -d '${dir.path}' ] && [ ! -f '${go}' ]; do sleep 0.05; done; echo done`),
+    ),
   );
   const line = CRONTAB.split("\n").find((l) => l !== "" && !l.startsWith("#"))!;
   const fields = line.split(/\s+/);
