@@ -343,3 +343,31 @@ flowTest(
     await assertNoJobProcesses(env.home);
   },
 );
+
+// The built-in runner's start is a transaction in the driver's own process (no call that outlives it,
+// unlike an external orchesjob's: see orphan_start_test), so a driver killed in its start leaves either
+// no row or a row the cancel's abort finds: nothing of the cancelled attempt runs later, and no fence is
+// needed (Executor.startsOutliveCaller is unset).
+for (const point of ["driver:after-intent", "runner:launch-written", "runner:after-job-row"] as const) {
+  flowTest(
+    builtin,
+    `driver killed at ${point}, then cancel: the attempt never runs; a retry runs it once`,
+    async (env) => {
+      const log = join(env.home, "ran");
+      const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+      await runCrashingAt(env, point, ["start", "-q", "--run-key", "k", file]);
+      assert.equal(step(await env.status("k"), "a").status, "RUNNING", "the driver died in the attempt's start");
+      const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+      assert.equal(step(cancelled, "a").status, "CANCELLED", JSON.stringify(cancelled));
+      // A later reader (status, job status) launches unclaimed rows: it must not launch the aborted one.
+      await env.status("k");
+      const jobs = await env.jobs("k:a:1");
+      assert.ok(jobs.every((job) => job.status === "ABORTED"), JSON.stringify(jobs));
+      await assertNoJobProcesses(env.home);
+      assert.deepEqual(countLines(log), {}, "nothing of the cancelled attempt ran");
+      const retried = await env.json(["retry", "-q", "--run-key", "k"]);
+      assert.equal(retried.status, "SUCCEEDED", JSON.stringify(retried));
+      assert.deepEqual(countLines(log), { a: 1 }, "the step's command ran once in all");
+    },
+  );
+}
