@@ -887,6 +887,7 @@ export class Driver {
     const key = stepRunKey(this.runKey, stepId, attemptNo);
     // This driver's own abort was answered with the job ended: it waited for the group already.
     if (this.abortsEnded.has(key)) return true;
+    stopPoint("driver:before-settle-abort");
     try {
       await this.options.executor.abort(key, {
         graceSeconds: TIMEOUT_GRACE_SECONDS,

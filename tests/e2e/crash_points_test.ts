@@ -11,6 +11,7 @@ import { flowTest, statuses, step } from "./flow_env.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
+import { spawnStopped } from "./stop_point.ts";
 
 const builtin = ["builtin"] as const;
 
@@ -371,3 +372,37 @@ for (const point of ["driver:after-intent", "runner:launch-written", "runner:aft
     },
   );
 }
+
+flowTest(
+  builtin,
+  "a cancel while a resumed driver is about to ask a timeout's half-done abort again: CANCELLED, attempt 2 never starts",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    const log = join(env.home, "ran");
+    // Attempt 1 ignores SIGTERM (only the SIGKILL at its abort's deadline ends it); attempt 2 logs.
+    const script = `if [ ! -e '${pidFile}' ]; then echo $$ > '${pidFile}'; trap '' TERM; echo a1 >> '${log}'; ` +
+      `while :; do sleep 0.1; done; else echo a2 >> '${log}'; fi`;
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    await runCrashingAt(env, "runner:abort-grace", ["start", "--run-key", "k", file]);
+    const pid = Number(Deno.readTextFileSync(pidFile).trim());
+    const resumed = await spawnStopped(env, ["resume", "-q", "--run-key", "k"], "driver:before-settle-abort");
+    // The resumed driver's status read has finished the half-done abort already (built-in runner).
+    assert.ok(!processAlive(pid), "attempt 1 ended before the driver asked its abort again");
+    const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "0"]);
+    assert.equal(cancelled.status, "CANCELLED", JSON.stringify(cancelled));
+    assert.deepEqual([step(cancelled, "a").status, step(cancelled, "a").attempt_no], ["CANCELLED", 1]);
+    const { code } = await resumed.finish();
+    assert.equal(code, 4, "the resumed driver ends with the cancelled run");
+    const final = await env.status("k");
+    assert.deepEqual([final.status, step(final, "a").status, step(final, "a").attempt_no], [
+      "CANCELLED",
+      "CANCELLED",
+      1,
+    ]);
+    assert.deepEqual(countLines(log), { a1: 1 }, "attempt 2 never started");
+    await assertNoJobProcesses(env.home);
+  },
+);
