@@ -6,6 +6,7 @@ import { type Executor, ExecutorError } from "../executor/mod.ts";
 import {
   addFailedCall,
   type ExecutorFault,
+  executorUnavailableLimit,
   isActiveJob,
   isTerminalRun,
   type Job,
@@ -158,6 +159,12 @@ export class Driver {
   private readonly abortRetry = new Map<string, { at: number; pause: number }>();
   /** Attempt keys whose timeout's abort this driver saw answered with the job ended (see settleAborted). */
   private readonly abortsEnded = new Set<string>();
+  /**
+   * Attempt keys whose abort asked again before a retry (settleAborted) has failed, with the clock time
+   * of the first failure of the streak. A successful status read clears the step's recorded fault each
+   * round, so only this bounds the streak by executor_unavailable_sec.
+   */
+  private readonly settleFailedSince = new Map<string, number>();
   /** Until when (performance.now()) failed attempts' errors go without their stderr line: a `logs` call hung. */
   private stderrSkippedUntil = 0;
   /** When (clock seconds) to ask an external orchesjob for its running jobs again after that call failed. */
@@ -836,7 +843,7 @@ export class Driver {
   /** A failed attempt to be retried: PENDING, or DELAYED until the time decide drew. */
   private async retry(index: RunIndex, action: Extract<Action, { kind: "retry" }>): Promise<void> {
     if (action.abort) await this.abortUnreachable(action.stepId, action.error);
-    if (action.job?.status === "ABORTED" && !await this.settleAborted(action.stepId, action.error)) return;
+    if (action.job?.status === "ABORTED" && !await this.settleAborted(action.stepId, action.error, action.job)) return;
     const step = index.step(action.stepId);
     const error = await this.withStderr(action.stepId, action.job, action.error);
     // A time of the decision's clock: a step followed since (an abort beside the round looked, see
@@ -875,20 +882,42 @@ export class Driver {
    * ended. False: the call failed (recorded as a fault); the step stays RUNNING, and the next round
    * decides the retry again, which asks again.
    */
-  private async settleAborted(stepId: string, reason: string): Promise<boolean> {
+  private async settleAborted(stepId: string, reason: string, job: Job): Promise<boolean> {
     const { attemptNo } = this.index!.step(stepId);
     const key = stepRunKey(this.runKey, stepId, attemptNo);
     // This driver's own abort was answered with the job ended: it waited for the group already.
     if (this.abortsEnded.has(key)) return true;
+    stopPoint("driver:before-settle-abort");
     try {
       await this.options.executor.abort(key, {
         graceSeconds: TIMEOUT_GRACE_SECONDS,
         reason,
       });
+      this.settleFailedSince.delete(key);
       return true;
     } catch (error) {
       if (!(error instanceof ExecutorError)) throw error;
-      if (error.kind !== "stopped") this.recordFault(this.index!.step(stepId), error, attemptNo);
+      if (error.kind === "stopped") return false;
+      this.recordFault(this.index!.step(stepId), error, attemptNo);
+      // An abort that keeps failing held the step RUNNING for ever (each round decided the retry
+      // again, and the status read that saw ABORTED cleared the recorded fault). Past the flow's
+      // executor_unavailable_sec the attempt fails for good instead: retrying it could start attempt
+      // 2 beside an attempt 1 that nobody could confirm ended, so it is not retried (as a job orchesjob
+      // forgot). Failing writes no start, so the ordering of intent and action is not touched.
+      const now = this.clock.now();
+      const since = this.settleFailedSince.get(key) ?? now;
+      this.settleFailedSince.set(key, since);
+      const limit = executorUnavailableLimit(this.state!.flow);
+      if (now - since >= limit) {
+        this.settleFailedSince.delete(key);
+        this.move({ stepId, attemptNo }, STEP_TRANSITIONS.fail, "FAILED", {
+          finishedAt: now,
+          error: `${reason}; its abort could not be confirmed for ${Math.round(now - since)} s ` +
+            `(limit ${limit} s): ${error.message}; not retried, as its command may still run ` +
+            `(orchesjob run key ${key})`,
+          job,
+        });
+      }
       return false;
     }
   }

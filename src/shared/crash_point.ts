@@ -54,7 +54,8 @@ export type StopPoint =
   | "runner:after-supervisor-spawn"
   | "runner:launch-failed"
   | "runner:sent-to-server"
-  | "driver:retry-recorded";
+  | "driver:retry-recorded"
+  | "driver:before-settle-abort";
 
 let configured: string | undefined | null = null;
 let stopAt: Set<string> | null = null;

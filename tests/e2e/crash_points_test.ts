@@ -11,6 +11,7 @@ import { flowTest, statuses, step } from "./flow_env.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
+import { spawnStopped } from "./stop_point.ts";
 
 const builtin = ["builtin"] as const;
 
@@ -340,6 +341,68 @@ flowTest(
     assert.equal(step(final, "a").attempt_no, 2);
     assert.deepEqual(countLines(log), { a1: 1, a2: 1 }, "attempt 2 ran alone, once; attempt 1 never survived");
     assert.ok(!processAlive(Number(Deno.readTextFileSync(first).trim())), "attempt 1 is gone");
+    await assertNoJobProcesses(env.home);
+  },
+);
+
+// The built-in runner's start is a transaction in the driver's own process (no call that outlives it,
+// unlike an external orchesjob's: see orphan_start_test), so a driver killed in its start leaves either
+// no row or a row the cancel's abort finds: nothing of the cancelled attempt runs later, and no fence is
+// needed (Executor.startsOutliveCaller is unset).
+for (const point of ["driver:after-intent", "runner:launch-written", "runner:after-job-row"] as const) {
+  flowTest(
+    builtin,
+    `driver killed at ${point}, then cancel: the attempt never runs; a retry runs it once`,
+    async (env) => {
+      const log = join(env.home, "ran");
+      const file = env.flow("one.yaml", `flow_id: one\nsteps:\n  - {id: a, command: ${logged(log, "a")}}\n`);
+      await runCrashingAt(env, point, ["start", "-q", "--run-key", "k", file]);
+      assert.equal(step(await env.status("k"), "a").status, "RUNNING", "the driver died in the attempt's start");
+      const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+      assert.equal(step(cancelled, "a").status, "CANCELLED", JSON.stringify(cancelled));
+      // A later reader (status, job status) launches unclaimed rows: it must not launch the aborted one.
+      await env.status("k");
+      const jobs = await env.jobs("k:a:1");
+      assert.ok(jobs.every((job) => job.status === "ABORTED"), JSON.stringify(jobs));
+      await assertNoJobProcesses(env.home);
+      assert.deepEqual(countLines(log), {}, "nothing of the cancelled attempt ran");
+      const retried = await env.json(["retry", "-q", "--run-key", "k"]);
+      assert.equal(retried.status, "SUCCEEDED", JSON.stringify(retried));
+      assert.deepEqual(countLines(log), { a: 1 }, "the step's command ran once in all");
+    },
+  );
+}
+
+flowTest(
+  builtin,
+  "a cancel while a resumed driver is about to ask a timeout's half-done abort again: CANCELLED, attempt 2 never starts",
+  async (env) => {
+    const pidFile = join(env.home, "pid");
+    const log = join(env.home, "ran");
+    // Attempt 1 ignores SIGTERM (only the SIGKILL at its abort's deadline ends it); attempt 2 logs.
+    const script = `if [ ! -e '${pidFile}' ]; then echo $$ > '${pidFile}'; trap '' TERM; echo a1 >> '${log}'; ` +
+      `while :; do sleep 0.1; done; else echo a2 >> '${log}'; fi`;
+    const file = env.flow(
+      "grace.yaml",
+      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
+    );
+    await runCrashingAt(env, "runner:abort-grace", ["start", "--run-key", "k", file]);
+    const pid = Number(Deno.readTextFileSync(pidFile).trim());
+    const resumed = await spawnStopped(env, ["resume", "-q", "--run-key", "k"], "driver:before-settle-abort");
+    // The resumed driver's status read has finished the half-done abort already (built-in runner).
+    assert.ok(!processAlive(pid), "attempt 1 ended before the driver asked its abort again");
+    const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "0"]);
+    assert.equal(cancelled.status, "CANCELLED", JSON.stringify(cancelled));
+    assert.deepEqual([step(cancelled, "a").status, step(cancelled, "a").attempt_no], ["CANCELLED", 1]);
+    const { code } = await resumed.finish();
+    assert.equal(code, 4, "the resumed driver ends with the cancelled run");
+    const final = await env.status("k");
+    assert.deepEqual([final.status, step(final, "a").status, step(final, "a").attempt_no], [
+      "CANCELLED",
+      "CANCELLED",
+      1,
+    ]);
+    assert.deepEqual(countLines(log), { a1: 1 }, "attempt 2 never started");
     await assertNoJobProcesses(env.home);
   },
 );

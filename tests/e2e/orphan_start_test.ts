@@ -20,15 +20,18 @@ function heldCall(env: FlowEnv, subcommand: "start" | "unlock", nth: number) {
   const jobHome = join(env.home, "orchesjob");
   Deno.mkdirSync(jobHome);
   const inner = writeJobWrapper(jobHome, jobHome);
-  const [calls, callLog, pidFile, release] = ["calls", "calls.log", "held.pid", "release"].map((name) =>
-    join(env.home, name)
-  );
+  const [calls, callLog, pidFile, release, failStarts] = ["calls", "calls.log", "held.pid", "release", "fail-starts"]
+    .map((
+      name,
+    ) => join(env.home, name));
   Deno.mkdirSync(calls);
   const bin = join(env.home, "held-orchesjob");
   Deno.writeTextFileSync(
     bin,
     "#!/bin/sh\n" +
       `echo "$1" >> '${callLog}'\n` +
+      // While `failStarts` exists, a new start fails as orchesjob's "database is locked" does (exit 1).
+      `if [ "$1" = start ] && [ -e '${failStarts}' ]; then echo 'database is locked' >&2; exit 1; fi\n` +
       `if [ "$1" = ${subcommand} ]; then\n` +
       // Numbers the calls: mkdir makes each number once, whatever runs at the same time.
       `  i=1; while ! mkdir '${calls}'/$i 2>/dev/null; do i=$((i + 1)); done\n` +
@@ -40,7 +43,7 @@ function heldCall(env: FlowEnv, subcommand: "start" | "unlock", nth: number) {
       `exec '${inner}' "$@"\n`,
   );
   Deno.chmodSync(bin, 0o755);
-  return { bin, inner, callLog, pidFile, release };
+  return { bin, inner, callLog, pidFile, release, failStarts };
 }
 
 /** Every job orchesjob has under `key`, newest first. */
@@ -189,3 +192,94 @@ flowTest(
     assert.deepEqual(countLines(log), { a: 1 }, "the step's command ran once in all");
   },
 );
+
+flowTest(
+  ["builtin"],
+  "external orchesjob: a cancel whose fence start fails exits 5, retry is refused, and a second cancel fences the key before the orphaned start arrives",
+  async (env) => {
+    const held = heldCall(env, "start", 1);
+    const { file, log } = oneStep(env);
+    const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
+    await eventually("driver A's start call is under way (held)", () => {
+      try {
+        return Deno.readTextFileSync(held.pidFile).trim() !== "";
+      } catch {
+        return false;
+      }
+    });
+    const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
+    driverA.kill("SIGKILL");
+    assert.equal((await driverA.status).signal, "SIGKILL");
+
+    // orchesjob cannot make the fence: the cancel ends all the same, and says the job may still run.
+    Deno.writeTextFileSync(held.failStarts, "");
+    const first = await env.run(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+    assert.equal(first.code, 5, first.stderr);
+    const errors = first.stderr.split("\n").filter(Boolean).map((line) => JSON.parse(line));
+    assert.ok(errors.length >= 1 && errors.every((e) => typeof e === "object"), first.stderr);
+    const a1 = step(JSON.parse(first.stdout), "a");
+    assert.equal(a1.status, "CANCELLED");
+    assert.match(a1.error, /^flow cancelled; abort failed: .*database is locked.*orchesjob run key k:a:1/, a1.error);
+    assert.ok(processAlive(orphan), "the orphaned call was still held when the cancel ended");
+    // A retry now could run attempt 2 beside the orphan's job: refused until a cancel gets through.
+    const refused = await env.run(["retry", "-q", "--run-key", "k"]);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /cancel the run again first/);
+
+    Deno.removeSync(held.failStarts);
+    const second = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+    assert.equal(second.status, "CANCELLED", JSON.stringify(second));
+    assert.equal(step(second, "a").error, "flow cancelled");
+
+    Deno.writeTextFileSync(held.release, "");
+    await eventually("the orphaned call has returned", () => !processAlive(orphan));
+    const jobs = await jobsOf(held.inner, "k:a:1");
+    assert.equal(jobs.length, 1, `one job under the attempt's key: ${JSON.stringify(jobs)}`);
+    assert.equal(jobs[0].command[0], "true", "the second cancel's fence, which the late start got back");
+    assert.deepEqual(countLines(log), {}, "nothing of the cancelled run ran");
+    const retried = await env.json(["retry", "-q", "--run-key", "k"]);
+    assert.equal(retried.status, "SUCCEEDED", JSON.stringify(retried));
+    assert.equal(step(retried, "a").attempt_no, 2);
+    assert.deepEqual(countLines(log), { a: 1 }, "the step's command ran once in all");
+  },
+);
+
+for (
+  const [subcommand, nth, what] of [["unlock", 1, "its unlock"], ["start", 3, "its start after the unlock"]] as const
+) {
+  flowTest(
+    ["builtin"],
+    `external orchesjob, a run key used again after clean, step not strict: ${what} orphaned by its killed driver, arriving after a cancel, runs nothing`,
+    async (env) => {
+      const held = heldCall(env, subcommand, nth);
+      const { file, log } = oneStep(env);
+      const earlier = await firstRunCleaned(env, held.bin, file);
+      const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
+      await eventually("driver A's call is under way (held)", () => {
+        try {
+          return Deno.readTextFileSync(held.pidFile).trim() !== "";
+        } catch {
+          return false;
+        }
+      });
+      const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
+      driverA.kill("SIGKILL");
+      assert.equal((await driverA.status).signal, "SIGKILL");
+      assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
+
+      const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
+      assert.equal(step(cancelled, "a").status, "CANCELLED", JSON.stringify(cancelled));
+      assert.ok(processAlive(orphan), "the orphaned call was still held when the cancel ended");
+      Deno.writeTextFileSync(held.release, "");
+      await eventually("the orphaned call has returned", () => !processAlive(orphan));
+      const jobs = await jobsOf(held.inner, "k:a:1");
+      assert.ok(jobs.every((job) => job.job_id === earlier.job_id || job.command[0] === "true"), JSON.stringify(jobs));
+      assert.deepEqual(countLines(log), { a: 1 }, "only the first run's command ran: the cancelled attempt's did not");
+      // A late unlock stays unused: attempt 2 has a key of its own, and runs once.
+      const retried = await env.json(["retry", "-q", "--run-key", "k"]);
+      assert.equal(retried.status, "SUCCEEDED", JSON.stringify(retried));
+      assert.equal(step(retried, "a").attempt_no, 2);
+      assert.deepEqual(countLines(log), { a: 2 }, "once in each run");
+    },
+  );
+}
