@@ -38,6 +38,13 @@ steps:
     );
     const driver = env.spawn(["start", "--run-key", "k", file]);
     await waitForLines(log, 1);
+    // The situation under test: a supervisor killed once it recorded its command's PID. (The command
+    // writes its line right after the fork, maybe before that record: a kill then leaves the job
+    // STARTING, its command unknown, a case of its own.)
+    await eventually("the job is RUNNING, its command's PID recorded", async () => {
+      const [job] = await env.jobs("k:a:1");
+      return job?.status === "RUNNING";
+    });
     const [worker] = jobGroups(env.home);
     Deno.kill(worker, "SIGKILL");
     await eventually("the supervisor is dead", () => !processAlive(worker));
