@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { CrashPoint } from "../../src/shared/mod.ts";
 import { LOST_AFTER_START } from "../../src/engine/mod.ts";
-import { flowTest, statuses, step } from "./flow_env.ts";
+import { type FlowEnv, flowTest, statuses, step } from "./flow_env.ts";
 import { eventually, processAlive } from "../helpers.ts";
 import { bashPath } from "../../src/executor/builtin/supervisor.ts";
 import { assertNoJobProcesses, countLines, logged, runCrashingAt, waitForLines } from "./fault_helpers.ts";
@@ -139,22 +139,27 @@ steps:
   await assertNoJobProcesses(env.home);
 });
 
-flowTest(builtin, "crash during a timeout's abort grace: the resume kills attempt 1 before attempt 2", async (env) => {
+/**
+ * A step with a 1 s timeout and one retry. Attempt 1 ignores SIGTERM (so only the SIGKILL after the
+ * grace ends it) and writes its PID to `first`; attempt 2 logs an overlap if attempt 1's shell is still
+ * a live process (a zombie left unreaped here counts as gone).
+ */
+function graceFlow(env: FlowEnv): { log: string; first: string; file: string } {
   const log = join(env.home, "ran");
   const first = join(env.home, "first-attempt-pid");
-  // Attempt 1 ignores SIGTERM (so only the SIGKILL after the grace ends it); attempt 2 records an
-  // overlap if attempt 1's shell is still a live process (a zombie left unreaped here counts as gone).
   const script = `if [ ! -e '${first}' ]; then echo $$ > '${first}'; trap '' TERM; echo a1 >> '${log}'; ` +
     `sleep 60; echo a1-survived >> '${log}'; else state=$(sed 's/.*) //' /proc/$(cat '${first}')/stat 2>/dev/null); ` +
     `case $state in ''|Z*|X*) ;; *) echo "overlap $state" >> '${log}' ;; esac; ` +
     `echo a2 >> '${log}'; fi`;
   const file = env.flow(
     "grace.yaml",
-    `flow_id: grace
-steps:
-  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}
-`,
+    `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
   );
+  return { log, first, file };
+}
+
+flowTest(builtin, "crash during a timeout's abort grace: the resume kills attempt 1 before attempt 2", async (env) => {
+  const { log, first, file } = graceFlow(env);
   await runCrashingAt(env, "runner:abort-grace", ["start", "--run-key", "k", file]);
   const attempt1 = Number(Deno.readTextFileSync(first).trim());
   const final = await env.json(["start", "--run-key", "k", file]);
@@ -316,17 +321,7 @@ flowTest(
   ["external"],
   "every orchesjob abort call killed during a timeout's grace: attempt 1 is killed before attempt 2, each runs once",
   async (env) => {
-    const log = join(env.home, "ran");
-    const first = join(env.home, "first-attempt-pid");
-    // As in the built-in test above: attempt 1 ignores SIGTERM; attempt 2 records an overlap.
-    const script = `if [ ! -e '${first}' ]; then echo $$ > '${first}'; trap '' TERM; echo a1 >> '${log}'; ` +
-      `sleep 60; echo a1-survived >> '${log}'; else state=$(sed 's/.*) //' /proc/$(cat '${first}')/stat 2>/dev/null); ` +
-      `case $state in ''|Z*|X*) ;; *) echo "overlap $state" >> '${log}' ;; esac; ` +
-      `echo a2 >> '${log}'; fi`;
-    const file = env.flow(
-      "grace.yaml",
-      `flow_id: grace\nsteps:\n  - {id: a, retries: 1, timeout_sec: 1, command: ${JSON.stringify(script)}}\n`,
-    );
+    const { log, first, file } = graceFlow(env);
     // The run's environment names the point: each `job abort` call dies in its grace, after its record.
     const { log: crashes, code } = await runCrashingAt(
       env,

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { isGroupAlive } from "../../src/executor/builtin/processes.ts";
 import { CRASH_AT_VARIABLE, CRASH_LOG_VARIABLE, type CrashPoint } from "../../src/shared/mod.ts";
-import { eventually } from "../helpers.ts";
-import { type FlowEnv, step } from "./flow_env.ts";
+import { eventually, TEST_ENV } from "../helpers.ts";
+import { type FlowEnv, type Json, step } from "./flow_env.ts";
 
 /** A shell command that appends `id` to `log` (one line per run), then runs `then`. */
 export function logged(log: string, id: string, then = "true"): string {
@@ -228,4 +228,16 @@ export async function gatedRun(
   await env.json(["start", "--run-key", runKey, "-d", file]);
   await env.waitFor(runKey, "hold running", (run) => step(run, "hold").orchesjob_status?.status === "RUNNING");
   return { go, file };
+}
+
+/** Every job the orchesjob at `bin` has under `key` (`status --run-key KEY --all`), newest first. */
+export async function jobsOf(bin: string, key: string): Promise<Json[]> {
+  const out = await new Deno.Command(bin, {
+    args: ["status", "--run-key", key, "--all"],
+    env: TEST_ENV,
+    stdout: "piped",
+  })
+    .output();
+  assert.equal(out.code, 0, `status --run-key ${key} --all exited ${out.code}`);
+  return JSON.parse(new TextDecoder().decode(out.stdout));
 }

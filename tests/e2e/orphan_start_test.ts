@@ -8,8 +8,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
-import { eventually, processAlive, TEST_ENV, writeJobWrapper } from "../helpers.ts";
-import { countLines, logged, waitForFile } from "./fault_helpers.ts";
+import { eventually, processAlive, writeJobWrapper } from "../helpers.ts";
+import { countLines, jobsOf, logged, waitForFile } from "./fault_helpers.ts";
 
 /**
  * orchesjob (the `job` wrapper, with a home of its own) behind a wrapper whose `nth` call of
@@ -46,18 +46,6 @@ function heldCall(env: FlowEnv, subcommand: "start" | "unlock", nth: number) {
   return { bin, inner, callLog, pidFile, release, failStarts };
 }
 
-/** Every job orchesjob has under `key`, newest first. */
-async function jobsOf(bin: string, key: string): Promise<Json[]> {
-  const out = await new Deno.Command(bin, {
-    args: ["status", "--run-key", key, "--all"],
-    env: TEST_ENV,
-    stdout: "piped",
-  })
-    .output();
-  assert.equal(out.code, 0, `status --run-key ${key} --all exited ${out.code}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
-
 /** A flow of one step `a`, not strict, that logs each run of its command to the returned `log`. */
 function oneStep(env: FlowEnv): { file: string; log: string } {
   const log = join(env.home, "ran");
@@ -66,11 +54,10 @@ function oneStep(env: FlowEnv): { file: string; log: string } {
 }
 
 /**
- * Driver A starts run k and is SIGKILLed while its held call waits; the call outlives it. Driver B
- * resumes the run to SUCCEEDED while the call still waits; then the call goes on, and returns.
- * Returns the subcommands called (in order) when A was killed.
+ * Driver A starts run k and is SIGKILLed while its held call waits (that call goes on without it);
+ * returns the held call's PID.
  */
-async function orphanedCallArrivesLate(env: FlowEnv, held: ReturnType<typeof heldCall>, file: string) {
+async function killedDuringHeldCall(env: FlowEnv, held: ReturnType<typeof heldCall>, file: string): Promise<number> {
   const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
   await eventually("driver A's call is under way (held)", () => {
     try {
@@ -79,9 +66,18 @@ async function orphanedCallArrivesLate(env: FlowEnv, held: ReturnType<typeof hel
       return false;
     }
   });
-  const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
   driverA.kill("SIGKILL");
   assert.equal((await driverA.status).signal, "SIGKILL");
+  return Number(Deno.readTextFileSync(held.pidFile).trim());
+}
+
+/**
+ * Driver A starts run k and is SIGKILLed while its held call waits; the call outlives it. Driver B
+ * resumes the run to SUCCEEDED while the call still waits; then the call goes on, and returns.
+ * Returns the subcommands called (in order) when A was killed.
+ */
+async function orphanedCallArrivesLate(env: FlowEnv, held: ReturnType<typeof heldCall>, file: string) {
+  const orphan = await killedDuringHeldCall(env, held, file);
   const calledByA = Deno.readTextFileSync(held.callLog).split("\n").filter(Boolean);
   assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
   const crashed = step(await env.status("k"), "a");
@@ -156,17 +152,7 @@ flowTest(
   async (env) => {
     const held = heldCall(env, "start", 1);
     const { file, log } = oneStep(env);
-    const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
-    await eventually("driver A's start call is under way (held)", () => {
-      try {
-        return Deno.readTextFileSync(held.pidFile).trim() !== "";
-      } catch {
-        return false;
-      }
-    });
-    const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
-    driverA.kill("SIGKILL");
-    assert.equal((await driverA.status).signal, "SIGKILL");
+    const orphan = await killedDuringHeldCall(env, held, file);
     assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
 
     const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);
@@ -199,17 +185,7 @@ flowTest(
   async (env) => {
     const held = heldCall(env, "start", 1);
     const { file, log } = oneStep(env);
-    const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
-    await eventually("driver A's start call is under way (held)", () => {
-      try {
-        return Deno.readTextFileSync(held.pidFile).trim() !== "";
-      } catch {
-        return false;
-      }
-    });
-    const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
-    driverA.kill("SIGKILL");
-    assert.equal((await driverA.status).signal, "SIGKILL");
+    const orphan = await killedDuringHeldCall(env, held, file);
 
     // orchesjob cannot make the fence: the cancel ends all the same, and says the job may still run.
     Deno.writeTextFileSync(held.failStarts, "");
@@ -254,17 +230,7 @@ for (
       const held = heldCall(env, subcommand, nth);
       const { file, log } = oneStep(env);
       const earlier = await firstRunCleaned(env, held.bin, file);
-      const driverA = env.spawn(["--orchesjob-bin", held.bin, "start", "-q", "--run-key", "k", file]);
-      await eventually("driver A's call is under way (held)", () => {
-        try {
-          return Deno.readTextFileSync(held.pidFile).trim() !== "";
-        } catch {
-          return false;
-        }
-      });
-      const orphan = Number(Deno.readTextFileSync(held.pidFile).trim());
-      driverA.kill("SIGKILL");
-      assert.equal((await driverA.status).signal, "SIGKILL");
+      const orphan = await killedDuringHeldCall(env, held, file);
       assert.ok(processAlive(orphan), "driver A's call outlives driver A (an orphan)");
 
       const cancelled = await env.json(["cancel", "--run-key", "k", "--grace-seconds", "1"]);

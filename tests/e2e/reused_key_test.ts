@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type FlowEnv, flowTest, type Json, step } from "./flow_env.ts";
 import { eventually, TEST_ENV, writeJobWrapper } from "../helpers.ts";
-import { countLines, logged, runCrashingAt } from "./fault_helpers.ts";
+import { countLines, jobsOf, logged, runCrashingAt } from "./fault_helpers.ts";
 
 /** `orchesjob status --run-key KEY` through the wrapper. */
 async function jobStatus(bin: string, key: string): Promise<Json> {
@@ -143,20 +143,8 @@ flowTest(
     assert.deepEqual(countLines(log), { a: 2 }, "the command ran once in each run");
     // A second look changes nothing: the attempt's key has two jobs, the earlier run's and this one.
     assert.equal((await env.json(start)).status, "SUCCEEDED");
-    const history = await jobHistory(bin, "k:a:1");
+    const history = await jobsOf(bin, "k:a:1");
     assert.deepEqual(history.map((j: Json) => j.job_id).sort(), [earlier, job.job_id].sort());
     assert.deepEqual(countLines(log), { a: 2 });
   },
 );
-
-/** `orchesjob status --run-key KEY --all` through the wrapper: every job of the key. */
-async function jobHistory(bin: string, key: string): Promise<Json[]> {
-  const out = await new Deno.Command(bin, {
-    args: ["status", "--run-key", key, "--all"],
-    env: TEST_ENV,
-    stdout: "piped",
-  })
-    .output();
-  assert.equal(out.code, 0, `status --run-key ${key} --all exited ${out.code}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout));
-}
